@@ -1,0 +1,127 @@
+/*
+ * fte_model.h - model configuration and parameters as named tensors.
+ *
+ * One fte_model holds the parameters of a decoder-only transformer in a single
+ * float32 allocation, exposed as named tensors.  Every linear weight is stored
+ * as PyTorch's nn.Linear stores it: (out_features, in_features), row-major.
+ * Loaders for other layouts (GPT-2's Conv1D (in, out), packed q/k/v, llama2.c
+ * grouped-by-type files) convert into this layout; exporters convert back.
+ *
+ * Canonical parameter names ({i} is the layer index, C = dim, V = vocab,
+ * D = head_dim, H = n_heads, K = n_kv_heads, F = ffn_dim, P = max_seq_len):
+ *
+ *   tok_embeddings.weight          (V, C)
+ *   pos_embeddings.weight          (P, C)        GPT-2 only
+ *   layers.{i}.attn_norm.weight    (C)
+ *   layers.{i}.attn_norm.bias      (C)           GPT-2 only (LayerNorm)
+ *   layers.{i}.attn.wq.weight      (H*D, C)
+ *   layers.{i}.attn.wq.bias        (H*D)         GPT-2, or Llama with qkv_bias
+ *   layers.{i}.attn.wk.weight      (K*D, C)
+ *   layers.{i}.attn.wk.bias        (K*D)         GPT-2, or Llama with qkv_bias
+ *   layers.{i}.attn.wv.weight      (K*D, C)
+ *   layers.{i}.attn.wv.bias        (K*D)         GPT-2, or Llama with qkv_bias
+ *   layers.{i}.attn.wo.weight      (C, H*D)
+ *   layers.{i}.attn.wo.bias        (C)           GPT-2 only
+ *   layers.{i}.ffn_norm.weight     (C)
+ *   layers.{i}.ffn_norm.bias       (C)           GPT-2 only
+ *   layers.{i}.ffn.w1.weight       (F, C)        Llama gate_proj
+ *   layers.{i}.ffn.w3.weight       (F, C)        Llama up_proj
+ *   layers.{i}.ffn.w2.weight       (C, F)        Llama down_proj
+ *   layers.{i}.ffn.fc.weight       (F, C)        GPT-2 c_fc (transposed)
+ *   layers.{i}.ffn.fc.bias         (F)           GPT-2
+ *   layers.{i}.ffn.proj.weight     (C, F)        GPT-2 c_proj (transposed)
+ *   layers.{i}.ffn.proj.bias       (C)           GPT-2
+ *   norm.weight                    (C)
+ *   norm.bias                      (C)           GPT-2 only
+ *   output.weight                  (V, C)        only when !tied_embeddings
+ *
+ * Tensors appear in fte_model_param order: embeddings, then layer by layer in
+ * the order above, then the final norm and the head.
+ */
+#ifndef FTE_MODEL_H
+#define FTE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum fte_arch {
+	FTE_ARCH_LLAMA = 1, /* RMSNorm, RoPE, GQA, SwiGLU (Llama, Mistral, Qwen2) */
+	FTE_ARCH_GPT2 = 2,  /* LayerNorm, learned positions, GELU(tanh), biases */
+};
+
+enum fte_rope_style {
+	FTE_ROPE_HALF = 0,        /* Hugging Face: rotate the two halves of a head */
+	FTE_ROPE_INTERLEAVED = 1, /* llama2.c / GGUF: rotate adjacent pairs */
+};
+
+#define FTE_MAX_LAYERS 256
+#define FTE_NAME_MAX 64
+
+typedef struct fte_config {
+	int arch;            /* enum fte_arch */
+	int n_layers;
+	int dim;             /* C: residual width */
+	int n_heads;         /* H */
+	int n_kv_heads;      /* K: == n_heads for GPT-2 and plain multi-head */
+	int head_dim;        /* D: usually dim / n_heads */
+	int ffn_dim;         /* F */
+	int vocab_size;      /* V */
+	int max_seq_len;     /* P: context length */
+	float norm_eps;      /* RMSNorm / LayerNorm epsilon */
+	float rope_theta;    /* Llama only */
+	int rope_style;      /* enum fte_rope_style, Llama only */
+	int tied_embeddings; /* output head shares tok_embeddings.weight */
+	int qkv_bias;        /* Llama only: q/k/v projections have biases */
+	int bos_id;          /* -1 when unknown */
+	int eos_id;          /* -1 when unknown */
+} fte_config;
+
+typedef struct fte_tensor {
+	char name[FTE_NAME_MAX];
+	float *data;         /* points into the model's single allocation */
+	int ndim;
+	int64_t shape[2];
+	size_t numel;
+} fte_tensor;
+
+typedef struct fte_model fte_model;
+
+/* fte_config_check validates a configuration (positive sizes, heads that
+ * divide evenly, known arch and rope style) and returns FTE_OK or FTE_EINVAL
+ * with a message that names the bad field. */
+int fte_config_check(const fte_config *cfg);
+
+/* fte_model_create allocates a model of the given shape with all parameters
+ * zero.  On success *out owns the model; free it with fte_model_free. */
+int fte_model_create(const fte_config *cfg, fte_model **out);
+
+/* fte_model_free releases a model and its parameters. NULL is allowed. */
+void fte_model_free(fte_model *m);
+
+/* fte_model_config returns the model's configuration (owned by the model). */
+const fte_config *fte_model_config(const fte_model *m);
+
+/* fte_model_num_tensors returns how many parameter tensors the model has;
+ * fte_model_tensor returns the i-th (0 <= i < num_tensors), owned by the model. */
+int fte_model_num_tensors(const fte_model *m);
+fte_tensor *fte_model_tensor(fte_model *m, int i);
+
+/* fte_model_find returns the tensor with the canonical name, or NULL. */
+fte_tensor *fte_model_find(fte_model *m, const char *name);
+
+/* fte_model_num_params returns the number of scalar parameters. */
+size_t fte_model_num_params(const fte_model *m);
+
+/* fte_model_init_random fills the parameters as GPT-2 / Llama pretraining
+ * does (normal(0, 0.02) weights, output projections scaled by
+ * 1/sqrt(2 * n_layers), norms one, biases zero), from a seeded generator, so
+ * the same seed gives the same model bit for bit. */
+int fte_model_init_random(fte_model *m, uint64_t seed);
+
+/* fte_threads_set sets how many threads the engine uses for its kernels and
+ * for OpenBLAS (n >= 1), without oversubscribing the cores; fte_threads_get
+ * returns the current count. */
+int fte_threads_set(int n);
+int fte_threads_get(void);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * kernels.h - the engine's ops, one forward/backward pair each.
+ *
+ * Argument order is fixed (llm.c style): outputs first, then inputs, then
+ * saved tensors, then sizes.  Shapes are given per argument: N = rows
+ * (B*T tokens), C = width, OC = output width, V = vocab, B = batch,
+ * T = sequence length, H = query heads, K = key/value heads, D = head size.
+ * All tensors are float32, row-major, contiguous.
+ *
+ * Backward kernels ACCUMULATE (+=) into gradient outputs, so gradients are
+ * zeroed once per step and contributions from several uses add up.  A NULL
+ * gradient output means "not needed" (frozen weight, input of the first
+ * layer) and its work is skipped.
+ *
+ * Kernels parallelise over rows with the engine's threads (fte_threads_set);
+ * large products go through cblas_sgemm.  Every kernel is checked against a
+ * double-precision reference and by finite differences in
+ * tests/test_kernels.c.
+ */
+#ifndef FTE_KERNELS_H
+#define FTE_KERNELS_H
+
+#include <stddef.h>
+
+/* out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
+void matmul_forward(float *out, const float *inp, const float *weight,
+    const float *bias, int N, int C, int OC);
+/* dinp[N,C] += dout @ weight; dweight[OC,C] += dout^T @ inp;
+ * dbias[OC] += column sums of dout. Any of the three may be NULL. */
+void matmul_backward(float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight,
+    int N, int C, int OC);
+
+/* out[N,C] = wte[tokens[n]]; tokens in [0, V). */
+void embedding_forward(float *out, const int *tokens, const float *wte,
+    int N, int C);
+/* dwte[tokens[n]] += dout[n]. */
+void embedding_backward(float *dwte, const float *dout, const int *tokens,
+    int N, int C);
+
+/* out[N,C] = inp * rstd * weight, rstd[N] = 1/sqrt(mean(inp^2) + eps).
+ * out may not alias inp. */
+void rmsnorm_forward(float *out, float *rstd, const float *inp,
+    const float *weight, int N, int C, float eps);
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout,
+    const float *inp, const float *weight, const float *rstd, int N, int C);
+
+/* out[N,C] = (inp - mean) * rstd * weight + bias; saves mean[N], rstd[N]. */
+void layernorm_forward(float *out, float *mean, float *rstd,
+    const float *inp, const float *weight, const float *bias,
+    int N, int C, float eps);
+void layernorm_backward(float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight,
+    const float *mean, const float *rstd, int N, int C);
+
+/* Rotary position embedding, in place on x[N, nh*D] (nh heads of size D),
+ * token n at position pos[n].  style is enum fte_rope_style: rotate-half
+ * pairs (i, i + D/2) or interleaved pairs (2i, 2i+1); frequency
+ * theta^(-2i/D) for pair i.  rope_backward applies the inverse rotation to
+ * the gradient, in place. */
+void rope_forward(float *x, const int *pos, int N, int nh, int D,
+    float theta, int style);
+void rope_backward(float *dx, const int *pos, int N, int nh, int D,
+    float theta, int style);
+
+/* Causal multi-head attention with grouped keys/values.
+ * q[B*T, H*D], k/v[B*T, K*D] (query head h uses kv head h / (H/K));
+ * out[B*T, H*D]; att[B, H, T, T] saves the softmax probabilities.
+ * seg[B*T] (may be NULL) gives each token's document id for packed
+ * sequences: a token attends only to earlier tokens of the same document.
+ * Scale is 1/sqrt(D). */
+void attention_forward(float *out, float *att, const float *q,
+    const float *k, const float *v, const int *seg,
+    int B, int T, int H, int K, int D);
+/* dq, dk, dv accumulate; scratch holds B*H*T*T floats. */
+void attention_backward(float *dq, float *dk, float *dv, float *scratch,
+    const float *dout, const float *q, const float *k, const float *v,
+    const float *att, int B, int T, int H, int K, int D);
+
+/* out[n] = silu(gate[n]) * up[n], n < count. */
+void swiglu_forward(float *out, const float *gate, const float *up,
+    size_t count);
+void swiglu_backward(float *dgate, float *dup, const float *dout,
+    const float *gate, const float *up, size_t count);
+
+/* GELU, tanh approximation (GPT-2's gelu_new). */
+void gelu_forward(float *out, const float *inp, size_t count);
+void gelu_backward(float *dinp, const float *dout, const float *inp,
+    size_t count);
+
+/* Softmax cross-entropy over logits[N,V]: probs[N,V] receives the softmax
+ * (may alias logits), losses[N] the per-token loss -log p[target].
+ * A token with target < 0 is not predicted: loss 0, and in backward no
+ * gradient. */
+void crossentropy_forward(float *losses, float *probs, const float *logits,
+    const int *targets, int N, int V);
+/* dlogits[N,V] += (probs - onehot(target)) * dloss[n] (dloss[n] is the
+ * weight of token n in the mean loss, 0 for masked tokens). dlogits may
+ * alias probs, in which case it is overwritten rather than accumulated. */
+void crossentropy_backward(float *dlogits, const float *probs,
+    const int *targets, const float *dloss, int N, int V);
+
+#endif
