@@ -22,6 +22,14 @@
 
 #include <stddef.h>
 
+/* fte__threads returns the engine's thread count (fte_threads_set), for the
+ * num_threads clause of every parallel region in the kernels.  Its first
+ * call also pins OpenBLAS to one thread: all parallelism is the engine's own
+ * (see the policy at the top of kernels/threads.c), so code that calls
+ * cblas_* directly from a single thread runs it single-threaded; prefer
+ * matmul_forward/backward, which split large products over the threads. */
+int fte__threads(void);
+
 /* out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
 void matmul_forward(float *out, const float *inp, const float *weight,
     const float *bias, int N, int C, int OC);

@@ -1,0 +1,173 @@
+/*
+ * attention.c - causal multi-head attention with grouped keys/values.
+ *
+ * DESIGN
+ *
+ * Layout.  q is [B*T, H*D] and k, v are [B*T, K*D], exactly as the q/k/v
+ * projections write them, so head h of batch b is a [T, D] matrix with row
+ * stride H*D (or K*D) starting at column h*D: BLAS reads it in place through
+ * its leading dimension, and no head is ever copied or transposed.  Query
+ * head h reads kv head g = h / (H/K).  att is [B, H, T, T], row i holding
+ * token i's probabilities over keys 0..T-1 (zero above the diagonal and
+ * across documents).
+ *
+ * Blocks.  Each head's T rows are cut into blocks of ATT_BLOCK queries.  A
+ * block of rows [i0, i1) only needs keys [0, i1), so its scores are one
+ * sgemm of (i1-i0) x i1 x D, and the upper triangle beyond the block is
+ * never computed (about half the work of the full T x T product).
+ *
+ * Parallel split.  OpenBLAS is single-threaded (threads.c); the threads
+ * share out work items dynamically and each item makes its own small sgemm
+ * calls.  The items write disjoint outputs, so the result does not depend
+ * on which thread ran which item.
+ *   forward        item (b, h, row block): scores, softmax, out rows.
+ *   backward 1     item (b, h, row block): dP = dO V^T, dS = P (dP - rowdot)
+ *                  into scratch, dq rows += scale dS K.
+ *   backward 2     item (b, g, key block): dk rows += scale dS^T Q and
+ *                  dv rows += P^T dO, summed over the H/K query heads of the
+ *                  group in increasing order.  Splitting by kv head and key
+ *                  block lets grouped heads share dk/dv without atomics.
+ * The two backward passes are two loops of one parallel region (a barrier
+ * between them), to keep the number of regions small.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stddef.h>
+
+#include "kernels/kernels.h"
+
+#define ATT_BLOCK 64
+
+void
+attention_forward(float *out, float *att, const float *q,
+    const float *k, const float *v, const int *seg,
+    int B, int T, int H, int K, int D)
+{
+	int nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+	int items = B * H * nblk;
+	int ldq = H * D, ldk = K * D;
+	int group = H / K;
+	float scale = 1.0f / sqrtf((float)D);
+
+#pragma omp parallel for num_threads(fte__threads()) schedule(dynamic, 1) \
+	if ((double)B * H * T * T * D > 1e5)
+	for (int it = 0; it < items; it++) {
+		int blk = it % nblk, h = (it / nblk) % H, b = it / (nblk * H);
+		int i0 = blk * ATT_BLOCK;
+		int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
+		const float *qh = q + (size_t)b * T * ldq + h * D;
+		const float *kh = k + (size_t)b * T * ldk + (h / group) * D;
+		const float *vh = v + (size_t)b * T * ldk + (h / group) * D;
+		float *ah = att + ((size_t)b * H + h) * T * T;
+		const int *sb = seg != NULL ? seg + (size_t)b * T : NULL;
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0,
+		    i1, D, scale, qh + (size_t)i0 * ldq, ldq, kh, ldk, 0.0f,
+		    ah + (size_t)i0 * T, T);
+		for (int i = i0; i < i1; i++) {
+			float *row = ah + (size_t)i * T;
+			if (sb != NULL) {
+				for (int j = 0; j < i; j++)
+					if (sb[j] != sb[i])
+						row[j] = -INFINITY;
+			}
+			/* Row i always sees itself, so max is finite. */
+			float max = row[0];
+			for (int j = 1; j <= i; j++)
+				max = row[j] > max ? row[j] : max;
+			float sum = 0.0f;
+			for (int j = 0; j <= i; j++) {
+				row[j] = expf(row[j] - max);
+				sum += row[j];
+			}
+			float inv = 1.0f / sum;
+			for (int j = 0; j <= i; j++)
+				row[j] *= inv;
+			for (int j = i + 1; j < T; j++)
+				row[j] = 0.0f;
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0,
+		    D, i1, 1.0f, ah + (size_t)i0 * T, T, vh, ldk, 0.0f,
+		    out + (size_t)b * T * ldq + (size_t)i0 * ldq + h * D, ldq);
+	}
+}
+
+void
+attention_backward(float *dq, float *dk, float *dv, float *scratch,
+    const float *dout, const float *q, const float *k, const float *v,
+    const float *att, int B, int T, int H, int K, int D)
+{
+	int nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+	int ldq = H * D, ldk = K * D;
+	int group = H / K;
+	float scale = 1.0f / sqrtf((float)D);
+
+#pragma omp parallel num_threads(fte__threads()) \
+	if ((double)B * H * T * T * D > 1e5)
+	{
+#pragma omp for schedule(dynamic, 1)
+		for (int it = 0; it < B * H * nblk; it++) {
+			int blk = it % nblk, h = (it / nblk) % H;
+			int b = it / (nblk * H);
+			int i0 = blk * ATT_BLOCK;
+			int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
+			size_t qo = (size_t)b * T * ldq + h * D;
+			size_t ko = (size_t)b * T * ldk + (h / group) * D;
+			const float *ah = att + ((size_t)b * H + h) * T * T;
+			float *sh = scratch + ((size_t)b * H + h) * T * T;
+
+			/* dP[i0:i1, 0:i1] = dO V^T */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+			    i1 - i0, i1, D, 1.0f, dout + qo + (size_t)i0 * ldq,
+			    ldq, v + ko, ldk, 0.0f, sh + (size_t)i0 * T, T);
+			/* softmax backward; zeros up to i1 keep the
+			 * block products below exact. */
+			for (int i = i0; i < i1; i++) {
+				const float *p = ah + (size_t)i * T;
+				float *s = sh + (size_t)i * T;
+				float dot = 0.0f;
+				for (int j = 0; j <= i; j++)
+					dot += p[j] * s[j];
+				for (int j = 0; j <= i; j++)
+					s[j] = p[j] * (s[j] - dot);
+				for (int j = i + 1; j < i1; j++)
+					s[j] = 0.0f;
+			}
+			if (dq != NULL)
+				cblas_sgemm(CblasRowMajor, CblasNoTrans,
+				    CblasNoTrans, i1 - i0, D, i1, scale,
+				    sh + (size_t)i0 * T, T, k + ko, ldk, 1.0f,
+				    dq + qo + (size_t)i0 * ldq, ldq);
+		}
+		if (dk != NULL || dv != NULL) {
+#pragma omp for schedule(dynamic, 1)
+			for (int it = 0; it < B * K * nblk; it++) {
+				int blk = it % nblk, g = (it / nblk) % K;
+				int b = it / (nblk * K);
+				int j0 = blk * ATT_BLOCK;
+				int j1 = j0 + ATT_BLOCK < T ? j0 + ATT_BLOCK : T;
+				size_t ko = (size_t)b * T * ldk + g * D +
+				    (size_t)j0 * ldk;
+				/* keys [j0, j1) are seen by queries [j0, T) */
+				for (int h = g * group; h < (g + 1) * group; h++) {
+					size_t qo = (size_t)b * T * ldq + h * D +
+					    (size_t)j0 * ldq;
+					size_t ao = ((size_t)b * H + h) * T * T +
+					    (size_t)j0 * T + j0;
+					if (dk != NULL)
+						cblas_sgemm(CblasRowMajor,
+						    CblasTrans, CblasNoTrans,
+						    j1 - j0, D, T - j0, scale,
+						    scratch + ao, T, q + qo, ldq,
+						    1.0f, dk + ko, ldk);
+					if (dv != NULL)
+						cblas_sgemm(CblasRowMajor,
+						    CblasTrans, CblasNoTrans,
+						    j1 - j0, D, T - j0, 1.0f,
+						    att + ao, T, dout + qo, ldq,
+						    1.0f, dv + ko, ldk);
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,85 @@
+/*
+ * threads.c - the engine's thread count.
+ *
+ * POLICY.  All parallelism in the engine is OpenMP's, and OpenBLAS always
+ * runs single-threaded (openblas_set_num_threads(1) on first use):
+ *
+ *   - kernels open `#pragma omp parallel ... num_threads(fte__threads())`
+ *     regions and split rows, columns or (batch, head, block) items among
+ *     the threads; large products are cut into one cblas_sgemm call per
+ *     thread (matmul.c) or per work item (attention.c).
+ *   - nothing calls BLAS expecting it to start threads of its own.
+ *
+ * Why one pool: Debian's OpenBLAS is the pthread build, whose workers
+ * busy-wait for a long while after each call, and libgomp's workers spin
+ * after each parallel region.  Two pools of spinning threads on two cores
+ * steal each other's cycles; a single pool cannot.  Parallel regions are
+ * kept coarse (one per kernel call, with an `if` clause so small calls stay
+ * serial) so the spin between regions is short.
+ *
+ * The count is global (not OpenMP's per-thread ICV), so a count set by the
+ * daemon's main thread holds for the training thread too.
+ *
+ * Determinism: no kernel uses atomics or a reduction whose order depends on
+ * scheduling.  Work items are independent and each writes its own outputs,
+ * so the same inputs and thread count give bit-identical results.
+ */
+#include <cblas.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "fte.h"
+#include "kernels/kernels.h"
+
+static atomic_int threads_count;
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+
+static int
+threads_max(void)
+{
+	int n = omp_get_num_procs();
+
+	return n > 0 ? n : 1;
+}
+
+static void
+threads_init(void)
+{
+	/* The default honours OMP_NUM_THREADS, within the processors. */
+	int n = omp_get_max_threads();
+
+	openblas_set_num_threads(1);
+	if (n > threads_max())
+		n = threads_max();
+	atomic_store(&threads_count, n < 1 ? 1 : n);
+}
+
+/* fte_threads_set sets the thread count; counts above the processors this
+ * process may run on are clamped to that number, so the engine never
+ * oversubscribes the cores.  Returns FTE_EINVAL for n < 1. */
+int
+fte_threads_set(int n)
+{
+	if (n < 1)
+		return fte_error_set(FTE_EINVAL,
+		    "fte_threads_set: thread count %d, need at least 1", n);
+	pthread_once(&threads_once, threads_init);
+	if (n > threads_max())
+		n = threads_max();
+	atomic_store(&threads_count, n);
+	return FTE_OK;
+}
+
+int
+fte_threads_get(void)
+{
+	return fte__threads();
+}
+
+int
+fte__threads(void)
+{
+	pthread_once(&threads_once, threads_init);
+	return atomic_load_explicit(&threads_count, memory_order_relaxed);
+}

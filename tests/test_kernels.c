@@ -1,0 +1,732 @@
+/*
+ * test_kernels.c - every kernel against a double-precision reference.
+ *
+ * For each op: (a) the float forward against a straightforward double
+ * reference written here; (b) the float backward against central finite
+ * differences of the double reference, for the scalar loss
+ * L = sum(out * wout) with random wout (wout is the dout given to backward).
+ *
+ * Errors are relative to the largest magnitude of the reference tensor,
+ * max|got - want| / max|want|, and printed per tensor.  Gradient buffers
+ * start at GRAD_BASE and every backward runs twice, so each check also
+ * proves that backward accumulates (+=) rather than overwrites.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fte.h"
+#include "ft_test.h"
+#include "kernels/kernels.h"
+
+#define TOL_FWD 1e-5
+#define TOL_GRAD 1e-5
+#define GRAD_BASE 0.25f
+
+/* ---- helpers ---- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+/* urand returns a uniform double in [-1, 1) (xorshift64*). */
+static double
+urand(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return (double)((rng * 0x2545f4914f6cdd1dull) >> 11) * 0x1.0p-52 - 1.0;
+}
+
+static void *
+xmalloc(size_t n)
+{
+	void *p = calloc(n ? n : 1, 1);
+
+	if (p == NULL) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+static float *
+fvec(size_t n, double scale)
+{
+	float *p = xmalloc(n * sizeof(float));
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = (float)(urand() * scale);
+	return p;
+}
+
+static double *
+dvec(const float *f, size_t n)
+{
+	double *p = xmalloc(n * sizeof(double));
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = f[i];
+	return p;
+}
+
+/* grad_new returns a gradient buffer holding GRAD_BASE everywhere. */
+static float *
+grad_new(size_t n)
+{
+	float *p = xmalloc(n * sizeof(float));
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = GRAD_BASE;
+	return p;
+}
+
+/* grad_once undoes GRAD_BASE and the second backward call. */
+static double *
+grad_once(const float *g, size_t n)
+{
+	double *p = xmalloc(n * sizeof(double));
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = ((double)g[i] - GRAD_BASE) / 2.0;
+	return p;
+}
+
+static double
+err_rel(const double *got, const double *want, size_t n)
+{
+	double e = 0.0, m = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!(fabs(got[i] - want[i]) <= e)) /* also catches NaN */
+			e = isnan(got[i]) ? INFINITY : fabs(got[i] - want[i]);
+		m = fmax(m, fabs(want[i]));
+	}
+	return e / (m > 0.0 ? m : 1.0);
+}
+
+static void
+report(const char *op, const char *what, double err, double tol)
+{
+	printf("%-24s %-10s max rel err %.2e\n", op, what, err);
+	CHECK(err <= tol);
+}
+
+/* check_fwd compares a float output with its double reference. */
+static void
+check_fwd(const char *op, const char *what, const float *got,
+    const double *want, size_t n)
+{
+	double *g = dvec(got, n);
+
+	report(op, what, err_rel(g, want, n), TOL_FWD);
+	free(g);
+}
+
+/* ---- references, in double ---- */
+
+enum op {
+	OP_MATMUL, OP_EMBEDDING, OP_RMSNORM, OP_LAYERNORM, OP_ROPE,
+	OP_ATTENTION, OP_SWIGLU, OP_GELU, OP_CROSSENTROPY,
+};
+
+/* One op's inputs (in double) and sizes; ref_run computes its output. */
+struct ref {
+	enum op op;
+	int N, C, OC, V, B, T, H, K, D, nh, style;
+	double eps, theta;
+	const int *ints;   /* tokens, positions or targets */
+	const int *seg;
+	double *in[4];     /* the op's inputs, in kernels.h order */
+	const double *wout; /* L = sum(out * wout) */
+	size_t nout;
+	double *out;
+	double *aux;       /* attention probabilities, softmax */
+};
+
+static void
+ref_matmul(double *out, const double *inp, const double *w,
+    const double *bias, int N, int C, int OC)
+{
+	for (int n = 0; n < N; n++)
+		for (int o = 0; o < OC; o++) {
+			double s = bias != NULL ? bias[o] : 0.0;
+			for (int c = 0; c < C; c++)
+				s += inp[n * C + c] * w[o * C + c];
+			out[n * OC + o] = s;
+		}
+}
+
+static void
+ref_norm(double *out, const double *inp, const double *w, const double *b,
+    int N, int C, double eps, int layer, double *rstd, double *mean)
+{
+	for (int n = 0; n < N; n++) {
+		const double *x = inp + n * C;
+		double m = 0.0, v = 0.0;
+		if (layer) {
+			for (int c = 0; c < C; c++)
+				m += x[c];
+			m /= C;
+		}
+		for (int c = 0; c < C; c++)
+			v += (x[c] - m) * (x[c] - m);
+		double r = 1.0 / sqrt(v / C + eps);
+		for (int c = 0; c < C; c++)
+			out[n * C + c] = (x[c] - m) * r * w[c] +
+			    (b != NULL ? b[c] : 0.0);
+		if (rstd != NULL)
+			rstd[n] = r;
+		if (mean != NULL)
+			mean[n] = m;
+	}
+}
+
+static void
+ref_rope(double *x, const int *pos, int N, int nh, int D, double theta,
+    int style)
+{
+	for (int n = 0; n < N; n++)
+		for (int h = 0; h < nh; h++)
+			for (int i = 0; i < D / 2; i++) {
+				double a = pos[n] * pow(theta, -2.0 * i / D);
+				double *p = x + (n * nh + h) * D;
+				int i0 = style == FTE_ROPE_HALF ? i : 2 * i;
+				int i1 = style == FTE_ROPE_HALF ? i + D / 2 :
+				    2 * i + 1;
+				double x0 = p[i0], x1 = p[i1];
+				p[i0] = x0 * cos(a) - x1 * sin(a);
+				p[i1] = x0 * sin(a) + x1 * cos(a);
+			}
+}
+
+static void
+ref_attention(double *out, double *att, const double *q, const double *k,
+    const double *v, const int *seg, int B, int T, int H, int K, int D)
+{
+	for (int b = 0; b < B; b++)
+		for (int h = 0; h < H; h++) {
+			int g = h / (H / K);
+			for (int i = 0; i < T; i++) {
+				double *p = att + ((b * H + h) * T + i) * T;
+				const double *qi = q + (b * T + i) * H * D + h * D;
+				double max = -INFINITY, sum = 0.0;
+				for (int j = 0; j < T; j++) {
+					const double *kj = k + (b * T + j) * K * D
+					    + g * D;
+					int ok = j <= i && (seg == NULL ||
+					    seg[b * T + j] == seg[b * T + i]);
+					double s = 0.0;
+					for (int d = 0; d < D; d++)
+						s += qi[d] * kj[d];
+					p[j] = ok ? s / sqrt(D) : -INFINITY;
+					max = fmax(max, p[j]);
+				}
+				for (int j = 0; j < T; j++)
+					sum += (p[j] = exp(p[j] - max));
+				for (int j = 0; j < T; j++)
+					p[j] /= sum;
+				for (int d = 0; d < D; d++) {
+					double s = 0.0;
+					for (int j = 0; j < T; j++)
+						s += p[j] * v[(b * T + j) * K * D
+						    + g * D + d];
+					out[(b * T + i) * H * D + h * D + d] = s;
+				}
+			}
+		}
+}
+
+static double
+ref_silu(double x)
+{
+	return x / (1.0 + exp(-x));
+}
+
+static double
+ref_gelu(double x)
+{
+	return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) *
+	    (x + 0.044715 * x * x * x)));
+}
+
+static void
+ref_crossentropy(double *losses, double *probs, const double *logits,
+    const int *targets, int N, int V)
+{
+	for (int n = 0; n < N; n++) {
+		const double *x = logits + n * V;
+		double max = x[0], sum = 0.0;
+		for (int i = 1; i < V; i++)
+			max = fmax(max, x[i]);
+		for (int i = 0; i < V; i++)
+			sum += exp(x[i] - max);
+		for (int i = 0; i < V; i++)
+			probs[n * V + i] = exp(x[i] - max) / sum;
+		losses[n] = targets[n] < 0 ? 0.0 :
+		    log(sum) - (x[targets[n]] - max);
+	}
+}
+
+static void
+ref_run(struct ref *r)
+{
+	size_t i;
+
+	switch (r->op) {
+	case OP_MATMUL:
+		ref_matmul(r->out, r->in[0], r->in[1], r->in[2], r->N, r->C,
+		    r->OC);
+		break;
+	case OP_EMBEDDING:
+		for (int n = 0; n < r->N; n++)
+			memcpy(r->out + n * r->C, r->in[0] + r->ints[n] * r->C,
+			    r->C * sizeof(double));
+		break;
+	case OP_RMSNORM:
+	case OP_LAYERNORM:
+		ref_norm(r->out, r->in[0], r->in[1], r->in[2], r->N, r->C,
+		    r->eps, r->op == OP_LAYERNORM, NULL, NULL);
+		break;
+	case OP_ROPE:
+		memcpy(r->out, r->in[0], r->nout * sizeof(double));
+		ref_rope(r->out, r->ints, r->N, r->nh, r->D, r->theta,
+		    r->style);
+		break;
+	case OP_ATTENTION:
+		ref_attention(r->out, r->aux, r->in[0], r->in[1], r->in[2],
+		    r->seg, r->B, r->T, r->H, r->K, r->D);
+		break;
+	case OP_SWIGLU:
+		for (i = 0; i < r->nout; i++)
+			r->out[i] = ref_silu(r->in[0][i]) * r->in[1][i];
+		break;
+	case OP_GELU:
+		for (i = 0; i < r->nout; i++)
+			r->out[i] = ref_gelu(r->in[0][i]);
+		break;
+	case OP_CROSSENTROPY:
+		ref_crossentropy(r->out, r->aux, r->in[0], r->ints, r->N,
+		    r->V);
+		break;
+	}
+}
+
+static double
+ref_loss(struct ref *r)
+{
+	double l = 0.0;
+
+	ref_run(r);
+	for (size_t i = 0; i < r->nout; i++)
+		l += r->out[i] * r->wout[i];
+	return l;
+}
+
+/* check_grad compares an accumulated gradient (two backward calls from
+ * GRAD_BASE) with central differences of the loss in input in[which]. */
+static void
+check_grad(const char *op, const char *what, const float *g, struct ref *r,
+    int which, size_t n)
+{
+	double *x = r->in[which];
+	double *num = xmalloc(n * sizeof(double));
+	double *got = grad_once(g, n);
+
+	for (size_t i = 0; i < n; i++) {
+		double x0 = x[i], h = 1e-5 * fmax(1.0, fabs(x0));
+		x[i] = x0 + h;
+		double lp = ref_loss(r);
+		x[i] = x0 - h;
+		double lm = ref_loss(r);
+		x[i] = x0;
+		num[i] = (lp - lm) / (2.0 * h);
+	}
+	report(op, what, err_rel(got, num, n), TOL_GRAD);
+	free(num);
+	free(got);
+}
+
+/* ---- tests ---- */
+
+static void
+test_matmul(int with_bias)
+{
+	enum { N = 5, C = 8, OC = 6 };
+	const char *name = with_bias ? "matmul+bias" : "matmul";
+	float *inp = fvec(N * C, 1), *w = fvec(OC * C, 1);
+	float *bias = with_bias ? fvec(OC, 1) : NULL;
+	float *wout = fvec(N * OC, 1), *out = fvec(N * OC, 1);
+	float *dinp = grad_new(N * C), *dw = grad_new(OC * C);
+	float *db = grad_new(OC);
+	double *dw_out = dvec(wout, N * OC);
+	struct ref r = { .op = OP_MATMUL, .N = N, .C = C, .OC = OC,
+	    .in = { dvec(inp, N * C), dvec(w, OC * C),
+	    bias ? dvec(bias, OC) : NULL },
+	    .wout = dw_out, .nout = N * OC, .out = xmalloc(N * OC * 8) };
+
+	matmul_forward(out, inp, w, bias, N, C, OC);
+	ref_run(&r);
+	check_fwd(name, "out", out, r.out, N * OC);
+	for (int rep = 0; rep < 2; rep++)
+		matmul_backward(dinp, dw, with_bias ? db : NULL, wout, inp, w,
+		    N, C, OC);
+	check_grad(name, "dinp", dinp, &r, 0, N * C);
+	check_grad(name, "dweight", dw, &r, 1, OC * C);
+	if (with_bias)
+		check_grad(name, "dbias", db, &r, 2, OC);
+
+	/* Each NULL gradient is skipped and the others are unchanged. */
+	float *dinp2 = grad_new(N * C), *dw2 = grad_new(OC * C);
+	float *db2 = grad_new(OC);
+	for (int rep = 0; rep < 2; rep++) {
+		matmul_backward(dinp2, NULL, NULL, wout, inp, w, N, C, OC);
+		matmul_backward(NULL, dw2, NULL, wout, inp, w, N, C, OC);
+		if (with_bias)
+			matmul_backward(NULL, NULL, db2, wout, inp, w, N, C,
+			    OC);
+	}
+	CHECK(memcmp(dinp2, dinp, N * C * sizeof(float)) == 0);
+	CHECK(memcmp(dw2, dw, OC * C * sizeof(float)) == 0);
+	CHECK(memcmp(db2, db, OC * sizeof(float)) == 0);
+	matmul_backward(NULL, NULL, NULL, wout, inp, w, N, C, OC);
+
+	for (int i = 0; i < 3; i++)
+		free(r.in[i]);
+	free(r.out); free(dw_out); free(inp); free(w); free(bias); free(wout);
+	free(out); free(dinp); free(dw); free(db); free(dinp2); free(dw2);
+	free(db2);
+}
+
+static void
+test_embedding(void)
+{
+	enum { N = 7, C = 8, V = 11 };
+	const int tokens[N] = { 3, 0, 10, 3, 7, 3, 0 };
+	float *wte = fvec(V * C, 1), *wout = fvec(N * C, 1);
+	float *out = fvec(N * C, 1), *dwte = grad_new(V * C);
+	double *dw_out = dvec(wout, N * C);
+	struct ref r = { .op = OP_EMBEDDING, .N = N, .C = C, .ints = tokens,
+	    .in = { dvec(wte, V * C) }, .wout = dw_out, .nout = N * C,
+	    .out = xmalloc(N * C * 8) };
+
+	embedding_forward(out, tokens, wte, N, C);
+	ref_run(&r);
+	check_fwd("embedding", "out", out, r.out, N * C);
+	embedding_backward(dwte, wout, tokens, N, C);
+	embedding_backward(dwte, wout, tokens, N, C);
+	check_grad("embedding", "dwte", dwte, &r, 0, V * C);
+	free(r.in[0]); free(r.out); free(dw_out); free(wte); free(wout);
+	free(out); free(dwte);
+}
+
+static void
+test_norm(int layer)
+{
+	enum { N = 4, C = 16 };
+	const char *name = layer ? "layernorm" : "rmsnorm";
+	const float eps = 1e-5f;
+	float *inp = fvec(N * C, 2), *w = fvec(C, 1), *b = fvec(C, 1);
+	float *wout = fvec(N * C, 1), *out = fvec(N * C, 1);
+	float mean[N], rstd[N];
+	double rmean[N], rrstd[N];
+	float *dinp = grad_new(N * C), *dw = grad_new(C), *db = grad_new(C);
+	double *dw_out = dvec(wout, N * C);
+	struct ref r = { .op = layer ? OP_LAYERNORM : OP_RMSNORM, .N = N,
+	    .C = C, .eps = eps, .in = { dvec(inp, N * C), dvec(w, C),
+	    layer ? dvec(b, C) : NULL }, .wout = dw_out, .nout = N * C,
+	    .out = xmalloc(N * C * 8) };
+
+	/* A shifted row checks that LayerNorm centres before squaring. */
+	for (int c = 0; c < C; c++)
+		inp[c] += 3.0f;
+	for (int c = 0; c < C; c++)
+		r.in[0][c] = inp[c];
+	if (layer)
+		layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps);
+	else
+		rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+	ref_norm(r.out, r.in[0], r.in[1], r.in[2], N, C, eps, layer, rrstd,
+	    rmean);
+	check_fwd(name, "out", out, r.out, N * C);
+	check_fwd(name, "rstd", rstd, rrstd, N);
+	if (layer)
+		check_fwd(name, "mean", mean, rmean, N);
+	for (int rep = 0; rep < 2; rep++) {
+		if (layer)
+			layernorm_backward(dinp, dw, db, wout, inp, w, mean,
+			    rstd, N, C);
+		else
+			rmsnorm_backward(dinp, dw, wout, inp, w, rstd, N, C);
+	}
+	check_grad(name, "dinp", dinp, &r, 0, N * C);
+	check_grad(name, "dweight", dw, &r, 1, C);
+	if (layer)
+		check_grad(name, "dbias", db, &r, 2, C);
+
+	/* NULL gradients are skipped. */
+	float *dinp2 = grad_new(N * C);
+	for (int rep = 0; rep < 2; rep++) {
+		if (layer)
+			layernorm_backward(dinp2, NULL, NULL, wout, inp, w,
+			    mean, rstd, N, C);
+		else
+			rmsnorm_backward(dinp2, NULL, wout, inp, w, rstd, N,
+			    C);
+	}
+	CHECK(memcmp(dinp2, dinp, N * C * sizeof(float)) == 0);
+
+	for (int i = 0; i < 3; i++)
+		free(r.in[i]);
+	free(r.out); free(dw_out); free(inp); free(w); free(b); free(wout);
+	free(out); free(dinp); free(dw); free(db); free(dinp2);
+}
+
+static void
+test_rope(int style)
+{
+	enum { N = 5, NH = 3, D = 8 };
+	const char *name = style == FTE_ROPE_HALF ? "rope(half)" :
+	    "rope(interleaved)";
+	const int pos[N] = { 0, 3, 1, 7, 250 };
+	const float theta = 10000.0f;
+	size_t n = N * NH * D;
+	float *x = fvec(n, 1), *wout = fvec(n, 1);
+	double *dw_out = dvec(wout, n);
+	struct ref r = { .op = OP_ROPE, .N = N, .nh = NH, .D = D,
+	    .theta = theta, .style = style, .ints = pos, .in = { dvec(x, n) },
+	    .wout = dw_out, .nout = n, .out = xmalloc(n * 8) };
+
+	rope_forward(x, pos, N, NH, D, theta, style);
+	ref_run(&r);
+	check_fwd(name, "out", x, r.out, n);
+	/* Position 0 is the identity. */
+	int same = 1;
+	for (int i = 0; i < NH * D; i++)
+		same &= x[i] == (float)r.in[0][i];
+	CHECK(same);
+	/* Backward transforms dx in place (it is not an accumulation);
+	 * check_grad expects two accumulations from GRAD_BASE. */
+	float *dx = xmalloc(n * sizeof(float));
+	memcpy(dx, wout, n * sizeof(float));
+	rope_backward(dx, pos, N, NH, D, theta, style);
+	for (size_t i = 0; i < n; i++)
+		dx[i] = GRAD_BASE + 2.0f * dx[i];
+	check_grad(name, "dx", dx, &r, 0, n);
+	free(r.in[0]); free(r.out); free(dw_out); free(x); free(wout);
+	free(dx);
+}
+
+static void
+test_attention(int B, int T, int H, int K, int D, const int *seg)
+{
+	char name[64];
+	size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * K * D;
+	size_t na = (size_t)B * H * T * T;
+	float *q = fvec(nq, 1), *k = fvec(nk, 1), *v = fvec(nk, 1);
+	float *wout = fvec(nq, 1), *out = fvec(nq, 1), *att = fvec(na, 1);
+	float *scratch = fvec(na, 1);
+	float *dq = grad_new(nq), *dk = grad_new(nk), *dv = grad_new(nk);
+	double *dw_out = dvec(wout, nq);
+	struct ref r = { .op = OP_ATTENTION, .B = B, .T = T, .H = H, .K = K,
+	    .D = D, .seg = seg, .in = { dvec(q, nq), dvec(k, nk),
+	    dvec(v, nk) }, .wout = dw_out, .nout = nq,
+	    .out = xmalloc(nq * 8), .aux = xmalloc(na * 8) };
+
+	snprintf(name, sizeof(name), "attention(T%d,H%d,K%d%s)", T, H, K,
+	    seg ? ",seg" : "");
+	attention_forward(out, att, q, k, v, seg, B, T, H, K, D);
+	ref_run(&r);
+	check_fwd(name, "out", out, r.out, nq);
+	check_fwd(name, "att", att, r.aux, na);
+	for (int rep = 0; rep < 2; rep++)
+		attention_backward(dq, dk, dv, scratch, wout, q, k, v, att,
+		    B, T, H, K, D);
+	check_grad(name, "dq", dq, &r, 0, nq);
+	check_grad(name, "dk", dk, &r, 1, nk);
+	check_grad(name, "dv", dv, &r, 2, nk);
+
+	/* NULL gradients are skipped and the others are unchanged. */
+	float *dv2 = grad_new(nk), *dq2 = grad_new(nq);
+	for (int rep = 0; rep < 2; rep++) {
+		attention_backward(NULL, NULL, dv2, scratch, wout, q, k, v,
+		    att, B, T, H, K, D);
+		attention_backward(dq2, NULL, NULL, scratch, wout, q, k, v,
+		    att, B, T, H, K, D);
+	}
+	CHECK(memcmp(dv2, dv, nk * sizeof(float)) == 0);
+	CHECK(memcmp(dq2, dq, nq * sizeof(float)) == 0);
+
+	for (int i = 0; i < 3; i++)
+		free(r.in[i]);
+	free(r.out); free(r.aux); free(dw_out); free(q); free(k); free(v);
+	free(wout); free(out); free(att); free(scratch); free(dq); free(dk);
+	free(dv); free(dv2); free(dq2);
+}
+
+static void
+test_activation(int gelu)
+{
+	enum { N = 37 };
+	const char *name = gelu ? "gelu" : "swiglu";
+	float *a = fvec(N, 4), *b = fvec(N, 2), *wout = fvec(N, 1);
+	float *out = fvec(N, 1), *da = grad_new(N), *db = grad_new(N);
+	double *dw_out = dvec(wout, N);
+	struct ref r = { .op = gelu ? OP_GELU : OP_SWIGLU,
+	    .in = { dvec(a, N), dvec(b, N) }, .wout = dw_out, .nout = N,
+	    .out = xmalloc(N * 8) };
+
+	if (gelu)
+		gelu_forward(out, a, N);
+	else
+		swiglu_forward(out, a, b, N);
+	ref_run(&r);
+	check_fwd(name, "out", out, r.out, N);
+	for (int rep = 0; rep < 2; rep++) {
+		if (gelu)
+			gelu_backward(da, wout, a, N);
+		else
+			swiglu_backward(da, db, wout, a, b, N);
+	}
+	check_grad(name, gelu ? "dinp" : "dgate", da, &r, 0, N);
+	if (!gelu) {
+		check_grad(name, "dup", db, &r, 1, N);
+		float *db2 = grad_new(N);
+		for (int rep = 0; rep < 2; rep++)
+			swiglu_backward(NULL, db2, wout, a, b, N);
+		CHECK(memcmp(db2, db, N * sizeof(float)) == 0);
+		free(db2);
+	}
+	free(r.in[0]); free(r.in[1]); free(r.out); free(dw_out); free(a);
+	free(b); free(wout); free(out); free(da); free(db);
+}
+
+static void
+test_crossentropy(const int *targets, const char *name)
+{
+	enum { N = 6, V = 11 };
+	float *logits = fvec(N * V, 4), *probs = fvec(N * V, 1);
+	float losses[N], dloss[N];
+	float *dlogits = grad_new(N * V);
+	double dl[N];
+	int valid = 0;
+
+	for (int n = 0; n < N; n++)
+		valid += targets[n] >= 0;
+	for (int n = 0; n < N; n++)
+		dl[n] = dloss[n] = targets[n] >= 0 ? 1.0f / valid : 0.0f;
+	/* A huge logit checks the max shift: no overflow, no NaN. */
+	logits[5] = 80.0f;
+	struct ref r = { .op = OP_CROSSENTROPY, .N = N, .V = V,
+	    .ints = targets, .in = { dvec(logits, N * V) }, .wout = dl,
+	    .nout = N, .out = xmalloc(N * 8), .aux = xmalloc(N * V * 8) };
+
+	crossentropy_forward(losses, probs, logits, targets, N, V);
+	ref_run(&r);
+	check_fwd(name, "losses", losses, r.out, N);
+	check_fwd(name, "probs", probs, r.aux, N * V);
+	for (int rep = 0; rep < 2; rep++)
+		crossentropy_backward(dlogits, probs, targets, dloss, N, V);
+	check_grad(name, "dlogits", dlogits, &r, 0, N * V);
+	for (int n = 0; n < N; n++) {
+		CHECK(isfinite(losses[n]));
+		if (targets[n] < 0) {
+			CHECK(losses[n] == 0.0f);
+			for (int i = 0; i < V; i++)
+				CHECK(dlogits[n * V + i] == GRAD_BASE);
+		}
+	}
+
+	/* probs may alias logits, and dlogits may alias probs (then the
+	 * gradient overwrites instead of accumulating). */
+	float *buf = xmalloc(N * V * sizeof(float));
+	float losses2[N];
+	memcpy(buf, logits, N * V * sizeof(float));
+	crossentropy_forward(losses2, buf, buf, targets, N, V);
+	CHECK(memcmp(losses2, losses, sizeof(losses)) == 0);
+	CHECK(memcmp(buf, probs, N * V * sizeof(float)) == 0);
+	crossentropy_backward(buf, buf, targets, dloss, N, V);
+	double *once = grad_once(dlogits, N * V), *alias = dvec(buf, N * V);
+	report(name, "aliased", err_rel(alias, once, N * V), TOL_FWD);
+
+	free(r.in[0]); free(r.out); free(r.aux); free(logits); free(probs);
+	free(dlogits); free(buf); free(once); free(alias);
+}
+
+/* Same inputs and thread count give bit-identical results; this also
+ * compares one thread with two (our splits keep every sum's order). */
+static void
+test_threads(void)
+{
+	enum { N = 128, C = 96, OC = 300, B = 2, T = 100, H = 4, K = 2, D = 16 };
+	int saved = fte_threads_get();
+	size_t nq = B * T * H * D, nk = B * T * K * D, na = B * H * T * T;
+	float *inp = fvec(N * C, 1), *w = fvec(OC * C, 1), *dout = fvec(N * OC, 1);
+	float *q = fvec(nq, 1), *k = fvec(nk, 1), *v = fvec(nk, 1);
+	float *datt = fvec(nq, 1), *att = xmalloc(na * 4), *o = xmalloc(nq * 4);
+	float *scratch = xmalloc(na * 4);
+	float *res[3][5];
+	const int counts[3] = { 1, 2, 2 };
+
+	CHECK(fte_threads_set(0) == FTE_EINVAL);
+	for (int run = 0; run < 3; run++) {
+		CHECK(fte_threads_set(counts[run]) == FTE_OK);
+		res[run][0] = xmalloc(N * OC * 4);
+		res[run][1] = xmalloc(N * C * 4);
+		res[run][2] = xmalloc(OC * C * 4);
+		res[run][3] = xmalloc(nq * 4);
+		res[run][4] = xmalloc(nk * 4);
+		matmul_forward(res[run][0], inp, w, NULL, N, C, OC);
+		matmul_backward(res[run][1], res[run][2], NULL, dout, inp, w,
+		    N, C, OC);
+		attention_forward(o, att, q, k, v, NULL, B, T, H, K, D);
+		attention_backward(res[run][3], res[run][4], NULL, scratch,
+		    datt, q, k, v, att, B, T, H, K, D);
+	}
+	const size_t sizes[5] = { N * OC, N * C, OC * C, nq, nk };
+	int same_count = 1, one_two = 1;
+	for (int i = 0; i < 5; i++) {
+		same_count &= memcmp(res[1][i], res[2][i], sizes[i] * 4) == 0;
+		one_two &= memcmp(res[0][i], res[1][i], sizes[i] * 4) == 0;
+	}
+	printf("threads: 2 threads twice %s, 1 vs %d threads %s\n",
+	    same_count ? "identical" : "DIFFER", fte_threads_get(),
+	    one_two ? "identical" : "DIFFER");
+	CHECK(same_count);
+	CHECK(one_two);
+	CHECK(fte_threads_set(saved) == FTE_OK);
+	for (int run = 0; run < 3; run++)
+		for (int i = 0; i < 5; i++)
+			free(res[run][i]);
+	free(inp); free(w); free(dout); free(q); free(k); free(v); free(datt);
+	free(att); free(o); free(scratch);
+}
+
+int
+main(void)
+{
+	const int seg[2 * 5] = { 0, 0, 1, 1, 1, 4, 5, 5, 5, 7 };
+	int seg100[100];
+	const int ce_some[6] = { 2, -1, 10, 0, -100, 5 };
+	const int ce_none[6] = { -1, -1, -1, -1, -1, -1 };
+
+	for (int i = 0; i < 100; i++)
+		seg100[i] = i < 30 ? 0 : i < 77 ? 1 : 2;
+	test_matmul(0);
+	test_matmul(1);
+	test_embedding();
+	test_norm(0);
+	test_norm(1);
+	test_rope(FTE_ROPE_HALF);
+	test_rope(FTE_ROPE_INTERLEAVED);
+	test_attention(2, 5, 4, 4, 8, NULL);
+	test_attention(2, 5, 4, 2, 8, NULL);
+	test_attention(2, 5, 4, 2, 8, seg);
+	test_attention(1, 100, 2, 1, 4, seg100);
+	test_activation(0);
+	test_activation(1);
+	test_crossentropy(ce_some, "crossentropy");
+	test_crossentropy(ce_none, "crossentropy(all masked)");
+	test_threads();
+	return ft_test_done();
+}
