@@ -1,0 +1,127 @@
+/*
+ * fte_io_internal.h - helpers shared by the model-format files (safetensors,
+ * Hugging Face, GGUF, PEFT) and their tests: the safetensors reader and
+ * writer, atomic file writes and float16/bfloat16 conversion.
+ *
+ * safetensors layout: an 8-byte little-endian header length N, N bytes of
+ * JSON mapping each tensor name to {"dtype", "shape", "data_offsets":
+ * [begin, end]} (offsets relative to the data section that follows the
+ * header), plus an optional "__metadata__" object of string values.
+ */
+#ifndef FTE_IO_INTERNAL_H
+#define FTE_IO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#define FTE_ST_MAX_DIMS 8
+/* The reference implementation refuses headers over 100 MB; so do we. */
+#define FTE_ST_MAX_HEADER (100u << 20)
+
+enum fte_st_dtype {
+	FTE_ST_F32, FTE_ST_F16, FTE_ST_BF16, FTE_ST_F64,
+	FTE_ST_I64, FTE_ST_I32, FTE_ST_I16, FTE_ST_I8, FTE_ST_U8, FTE_ST_BOOL,
+	FTE_ST_F8_E4M3, FTE_ST_F8_E5M2,
+	FTE_ST_NDTYPES
+};
+
+typedef struct fte_st_tensor {
+	char *name;
+	int dtype;                        /* enum fte_st_dtype */
+	int ndim;
+	int64_t shape[FTE_ST_MAX_DIMS];
+	size_t numel;
+	size_t begin, end;                /* byte span inside the data section */
+} fte_st_tensor;
+
+typedef struct fte_st_file {
+	char *path;
+	const uint8_t *data;              /* data section (after the header) */
+	size_t data_len;
+	int n_tensors;
+	fte_st_tensor *tensors;           /* in header order */
+	json_t *metadata;                 /* "__metadata__" object or NULL */
+	void *map;                        /* whole-file mapping, NULL if borrowed */
+	size_t map_len;
+} fte_st_file;
+
+/* fte_st_parse validates a safetensors image of len bytes at buf (which must
+ * outlive the result): header length against len, JSON syntax, every entry's
+ * dtype, shape, and data_offsets (in bounds, shape product * dtype size ==
+ * end - begin, no two spans overlapping).  path only names the file in
+ * messages.  On success *out describes the file; free it with fte_st_close. */
+int fte_st_parse(const char *path, const uint8_t *buf, size_t len,
+    fte_st_file **out);
+
+/* fte_st_open memory-maps the file at path and parses it as fte_st_parse. */
+int fte_st_open(const char *path, fte_st_file **out);
+
+/* fte_st_close unmaps and frees. NULL is allowed. */
+void fte_st_close(fte_st_file *f);
+
+/* fte_st_find returns the tensor called name, or NULL. */
+const fte_st_tensor *fte_st_find(const fte_st_file *f, const char *name);
+
+/* fte_st_metadata returns the __metadata__ string for key, or NULL. */
+const char *fte_st_metadata(const fte_st_file *f, const char *key);
+
+/* fte_st_dtype_name / fte_st_dtype_size describe a dtype ("F32", 4). */
+const char *fte_st_dtype_name(int dtype);
+size_t fte_st_dtype_size(int dtype);
+
+/* fte_st_read_f32 converts tensor t of f into t->numel float32 values at dst.
+ * F32, F16, BF16, F64 and the integer dtypes convert; BOOL and the F8 types
+ * give FTE_ENOTSUP. */
+int fte_st_read_f32(const fte_st_file *f, const fte_st_tensor *t, float *dst);
+
+/* One tensor to write: float32 data of shape[0..ndim) in row-major order. */
+typedef struct fte_st_entry {
+	char name[128];
+	int ndim;
+	int64_t shape[FTE_ST_MAX_DIMS];
+	const float *data;
+} fte_st_entry;
+
+/* fte_st_write writes n tensors to path as dtype (FTE_ST_F32, FTE_ST_F16 or
+ * FTE_ST_BF16, rounding to nearest even), in the given order, with
+ * __metadata__ {"format": "pt"} plus the key/value pairs of meta (NULL or a
+ * NULL-terminated list of alternating keys and values).  The file appears
+ * atomically: written to a temporary, fsynced, renamed, directory fsynced. */
+int fte_st_write(const char *path, const fte_st_entry *e, int n, int dtype,
+    const char *const *meta);
+
+/* Atomic file: write to "<path>.tmp.<pid>", then commit (fflush, fsync,
+ * rename over path, fsync the directory) or abort (remove the temporary). */
+typedef struct fte__afile {
+	FILE *fp;
+	char *path;
+	char *tmp;
+	int failed;                       /* a write failed; commit will refuse */
+} fte__afile;
+
+int fte__afile_open(fte__afile *af, const char *path);
+/* fte__afile_write appends n bytes; errors are remembered for commit. */
+void fte__afile_write(fte__afile *af, const void *p, size_t n);
+int fte__afile_commit(fte__afile *af);
+void fte__afile_abort(fte__afile *af);
+
+/* fte__json_save writes j (indented, keys in insertion order) atomically. */
+int fte__json_save(const json_t *j, const char *path);
+
+/* fte__file_copy copies src to dst atomically. */
+int fte__file_copy(const char *src, const char *dst);
+
+/* fte__json_load reads a JSON object from path, FTE_ENOENT if absent,
+ * FTE_EFORMAT with line and column if it does not parse or is not an object. */
+int fte__json_load(const char *path, json_t **out);
+
+/* IEEE half and bfloat16 conversions; to-narrow rounds to nearest even. */
+float fte__f16_to_f32(uint16_t h);
+uint16_t fte__f32_to_f16(float f);
+float fte__bf16_to_f32(uint16_t h);
+uint16_t fte__f32_to_bf16(float f);
+
+#endif

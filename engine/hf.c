@@ -1,0 +1,786 @@
+/*
+ * hf.c - Hugging Face model directories: config.json plus model.safetensors
+ * (or shards listed in model.safetensors.index.json), read into the canonical
+ * layout of fte_model.h and written back.
+ *
+ * Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (Llama
+ * with q/k/v biases) and GPT2LMHeadModel.  GPT-2 stores its linear layers as
+ * Conv1D (in, out) and packs q, k and v into one c_attn; both are undone on
+ * load and redone on save.  HF Llama q/k rows are in rotate-half order, so
+ * the model keeps rope_style FTE_ROPE_HALF; a llama2.c model (interleaved
+ * RoPE) is saved with its q/k rows permuted into rotate-half order, as
+ * transformers' convert_llama_weights_to_hf.py does.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fte.h"
+#include "fte_io_internal.h"
+
+enum hf_xform {
+	HF_COPY,      /* same layout */
+	HF_T,         /* Conv1D (in, out) <-> canonical (out, in) */
+	HF_QKV_W,     /* one third of c_attn.weight, transposed */
+	HF_QKV_B,     /* one third of c_attn.bias */
+};
+
+/* Canonical name -> HF name, per family.  A NULL entry means the family has
+ * no such tensor.  part selects q, k or v inside GPT-2's c_attn. */
+static const struct hf_name {
+	const char *canon;
+	const char *llama;
+	const char *gpt2;
+	int gpt2_xform;
+	int part;
+} hf_layer_names[] = {
+	{"attn_norm.weight", "input_layernorm.weight", "ln_1.weight", HF_COPY, 0},
+	{"attn_norm.bias", NULL, "ln_1.bias", HF_COPY, 0},
+	{"attn.wq.weight", "self_attn.q_proj.weight", "attn.c_attn.weight", HF_QKV_W, 0},
+	{"attn.wq.bias", "self_attn.q_proj.bias", "attn.c_attn.bias", HF_QKV_B, 0},
+	{"attn.wk.weight", "self_attn.k_proj.weight", "attn.c_attn.weight", HF_QKV_W, 1},
+	{"attn.wk.bias", "self_attn.k_proj.bias", "attn.c_attn.bias", HF_QKV_B, 1},
+	{"attn.wv.weight", "self_attn.v_proj.weight", "attn.c_attn.weight", HF_QKV_W, 2},
+	{"attn.wv.bias", "self_attn.v_proj.bias", "attn.c_attn.bias", HF_QKV_B, 2},
+	{"attn.wo.weight", "self_attn.o_proj.weight", "attn.c_proj.weight", HF_T, 0},
+	{"attn.wo.bias", NULL, "attn.c_proj.bias", HF_COPY, 0},
+	{"ffn_norm.weight", "post_attention_layernorm.weight", "ln_2.weight", HF_COPY, 0},
+	{"ffn_norm.bias", NULL, "ln_2.bias", HF_COPY, 0},
+	{"ffn.w1.weight", "mlp.gate_proj.weight", NULL, HF_COPY, 0},
+	{"ffn.w3.weight", "mlp.up_proj.weight", NULL, HF_COPY, 0},
+	{"ffn.w2.weight", "mlp.down_proj.weight", NULL, HF_COPY, 0},
+	{"ffn.fc.weight", NULL, "mlp.c_fc.weight", HF_T, 0},
+	{"ffn.fc.bias", NULL, "mlp.c_fc.bias", HF_COPY, 0},
+	{"ffn.proj.weight", NULL, "mlp.c_proj.weight", HF_T, 0},
+	{"ffn.proj.bias", NULL, "mlp.c_proj.bias", HF_COPY, 0},
+}, hf_top_names[] = {
+	{"tok_embeddings.weight", "model.embed_tokens.weight", "transformer.wte.weight", HF_COPY, 0},
+	{"pos_embeddings.weight", NULL, "transformer.wpe.weight", HF_COPY, 0},
+	{"norm.weight", "model.norm.weight", "transformer.ln_f.weight", HF_COPY, 0},
+	{"norm.bias", NULL, "transformer.ln_f.bias", HF_COPY, 0},
+	{"output.weight", "lm_head.weight", "lm_head.weight", HF_COPY, 0},
+};
+
+#define HF_NAME_MAX 128
+
+/* hf_name_map gives the HF name, transform and c_attn part of a canonical
+ * tensor name; FTE_ENOENT when the family has no such tensor. */
+static int
+hf_name_map(int arch, const char *canon, char *hf, int *xform, int *part)
+{
+	int gpt2 = arch == FTE_ARCH_GPT2, layer, n = 0;
+	const struct hf_name *t = hf_top_names;
+	size_t count = sizeof(hf_top_names) / sizeof(hf_top_names[0]);
+	const char *suffix = canon;
+	char prefix[48] = "";
+
+	if (sscanf(canon, "layers.%d.%n", &layer, &n) == 1 && n > 0) {
+		t = hf_layer_names;
+		count = sizeof(hf_layer_names) / sizeof(hf_layer_names[0]);
+		suffix = canon + n;
+		snprintf(prefix, sizeof(prefix), gpt2 ? "transformer.h.%d." : "model.layers.%d.", layer);
+	}
+	for (size_t i = 0; i < count; i++) {
+		const char *name = gpt2 ? t[i].gpt2 : t[i].llama;
+		if (strcmp(t[i].canon, suffix) != 0 || name == NULL)
+			continue;
+		snprintf(hf, HF_NAME_MAX, "%s%s", prefix, name);
+		*xform = gpt2 ? t[i].gpt2_xform : HF_COPY;
+		*part = t[i].part;
+		return FTE_OK;
+	}
+	return FTE_ENOENT;
+}
+
+static const struct hf_arch {
+	const char *arch_name;
+	const char *model_type;
+	int arch;
+	int qkv_bias;
+} hf_archs[] = {
+	{"LlamaForCausalLM", "llama", FTE_ARCH_LLAMA, 0},
+	{"MistralForCausalLM", "mistral", FTE_ARCH_LLAMA, 0},
+	{"Qwen2ForCausalLM", "qwen2", FTE_ARCH_LLAMA, 1},
+	{"GPT2LMHeadModel", "gpt2", FTE_ARCH_GPT2, 0},
+};
+
+/* The weight files of one directory. */
+typedef struct hf_weights {
+	int n;
+	fte_st_file **files;
+} hf_weights;
+
+static void
+hf_weights_close(hf_weights *w)
+{
+	for (int i = 0; i < w->n; i++)
+		fte_st_close(w->files[i]);
+	free(w->files);
+	w->files = NULL;
+	w->n = 0;
+}
+
+static const fte_st_tensor *
+hf_weights_find(const hf_weights *w, const char *name, const fte_st_file **file)
+{
+	for (int i = 0; i < w->n; i++) {
+		const fte_st_tensor *t = fte_st_find(w->files[i], name);
+		if (t != NULL) {
+			*file = w->files[i];
+			return t;
+		}
+	}
+	return NULL;
+}
+
+/* hf_weights_find_alias looks name up, then the tensor a __metadata__ entry
+ * names in its place (safetensors' save_model stores a shared tensor once and
+ * records "removed name": "kept name"). */
+static const fte_st_tensor *
+hf_weights_find_alias(const hf_weights *w, const char *name, const fte_st_file **file)
+{
+	const fte_st_tensor *t = hf_weights_find(w, name, file);
+
+	for (int i = 0; t == NULL && i < w->n; i++) {
+		const char *kept = fte_st_metadata(w->files[i], name);
+		if (kept != NULL && strcmp(kept, name) != 0)
+			t = hf_weights_find(w, kept, file);
+	}
+	return t;
+}
+
+static int
+hf_weights_add(hf_weights *w, const char *path)
+{
+	fte_st_file **files = realloc(w->files, sizeof(*files) * (size_t)(w->n + 1));
+	int rc;
+
+	if (files == NULL)
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+	w->files = files;
+	if ((rc = fte_st_open(path, &w->files[w->n])) != FTE_OK)
+		return rc;
+	w->n++;
+	return FTE_OK;
+}
+
+/* hf_weights_open opens model.safetensors, or every shard named by
+ * model.safetensors.index.json. */
+static int
+hf_weights_open(const char *dir, hf_weights *w)
+{
+	char path[PATH_MAX];
+	json_t *idx, *map, *v;
+	const char *key;
+	int rc = FTE_OK;
+
+	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+	if (access(path, F_OK) == 0)
+		return hf_weights_add(w, path);
+	snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
+	if ((rc = fte__json_load(path, &idx)) != FTE_OK) {
+		if (rc == FTE_ENOENT)
+			rc = fte_error_set(FTE_ENOENT, "%s: no model.safetensors or model.safetensors.index.json",
+			    dir);
+		return rc;
+	}
+	map = json_object_get(idx, "weight_map");
+	if (!json_is_object(map) || json_object_size(map) == 0) {
+		json_decref(idx);
+		return fte_error_set(FTE_EFORMAT, "%s: no weight_map object", path);
+	}
+	json_object_foreach(map, key, v) {
+		const char *file = json_string_value(v);
+		char shard[PATH_MAX];
+		int seen = 0;
+		/* a shard name is a plain file name in the same directory */
+		if (file == NULL || file[0] == '\0' || file[0] == '.' || strchr(file, '/') != NULL) {
+			rc = fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": bad shard file name",
+			    path, key);
+			break;
+		}
+		snprintf(shard, sizeof(shard), "%s/%s", dir, file);
+		for (int i = 0; i < w->n; i++)
+			seen |= strcmp(w->files[i]->path, shard) == 0;
+		if (!seen && (rc = hf_weights_add(w, shard)) != FTE_OK)
+			break;
+	}
+	/* every tensor the index lists must be in the shard it names */
+	json_object_foreach(map, key, v) {
+		const fte_st_file *f;
+		if (rc != FTE_OK)
+			break;
+		if (hf_weights_find(w, key, &f) == NULL)
+			rc = fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\" is listed but not in %s",
+			    path, key, json_string_value(v));
+	}
+	json_decref(idx);
+	if (rc != FTE_OK)
+		hf_weights_close(w);
+	return rc;
+}
+
+#define CFG_INT_MAX (1 << 28)
+
+/* Config fields: a required or defaulted positive int, an optional id. */
+static int
+cfg_int(const char *path, json_t *cfg, const char *key, int dflt, int *out)
+{
+	json_t *v = json_object_get(cfg, key);
+	json_int_t x;
+
+	if (v == NULL || json_is_null(v)) {
+		if (dflt < 0)
+			return fte_error_set(FTE_EFORMAT, "%s: missing \"%s\"", path, key);
+		*out = dflt;
+		return FTE_OK;
+	}
+	x = json_is_integer(v) ? json_integer_value(v) : 0;
+	/* the cap keeps products such as 4 * n_embd inside an int */
+	if (x <= 0 || x > CFG_INT_MAX)
+		return fte_error_set(FTE_EFORMAT, "%s: \"%s\" is not an integer in [1, %d]",
+		    path, key, CFG_INT_MAX);
+	*out = (int)x;
+	return FTE_OK;
+}
+
+static int
+cfg_real(const char *path, json_t *cfg, const char *key, double dflt, float *out)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	if (v == NULL || json_is_null(v)) {
+		*out = (float)dflt;
+		return FTE_OK;
+	}
+	if (!json_is_number(v) || !(json_number_value(v) > 0))
+		return fte_error_set(FTE_EFORMAT, "%s: \"%s\" is not a positive number",
+		    path, key);
+	*out = (float)json_number_value(v);
+	return FTE_OK;
+}
+
+/* token id from a number or the first of a list (Llama 3 lists several
+ * EOS ids); leaves *out alone when the key is absent or null. */
+static void
+cfg_token(json_t *cfg, const char *key, int *out)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	if (json_is_array(v))
+		v = json_array_get(v, 0);
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) <= INT_MAX)
+		*out = (int)json_integer_value(v);
+}
+
+static int
+cfg_bool(json_t *cfg, const char *key, int dflt)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+/* hf_config_parse fills c from config.json (and generation_config.json for
+ * BOS/EOS). */
+static int
+hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
+{
+	const struct hf_arch *a = NULL;
+	json_t *archs = json_object_get(j, "architectures");
+	const char *name = json_string_value(json_array_get(archs, 0));
+	const char *mtype = json_string_value(json_object_get(j, "model_type"));
+	char gpath[PATH_MAX];
+	json_t *gen;
+	int rc, window = 0;
+
+	for (size_t i = 0; i < sizeof(hf_archs) / sizeof(hf_archs[0]); i++)
+		if ((name && strcmp(name, hf_archs[i].arch_name) == 0) ||
+		    (!name && mtype && strcmp(mtype, hf_archs[i].model_type) == 0))
+			a = &hf_archs[i];
+	if (a == NULL)
+		return fte_error_set(FTE_ENOTSUP, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel)",
+		    path, name ? name : mtype ? mtype : "(none)");
+	memset(c, 0, sizeof(*c));
+	c->arch = a->arch;
+	c->qkv_bias = a->qkv_bias;
+	c->bos_id = c->eos_id = -1;
+	if (a->arch == FTE_ARCH_GPT2) {
+		const char *act = json_string_value(json_object_get(j, "activation_function"));
+		if ((rc = cfg_int(path, j, "n_embd", -1, &c->dim)) ||
+		    (rc = cfg_int(path, j, "n_layer", -1, &c->n_layers)) ||
+		    (rc = cfg_int(path, j, "n_head", -1, &c->n_heads)) ||
+		    (rc = cfg_int(path, j, "vocab_size", -1, &c->vocab_size)) ||
+		    (rc = cfg_int(path, j, "n_positions", 1024, &c->max_seq_len)) ||
+		    (rc = cfg_int(path, j, "n_inner", 4 * c->dim, &c->ffn_dim)) ||
+		    (rc = cfg_real(path, j, "layer_norm_epsilon", 1e-5, &c->norm_eps)))
+			return rc;
+		if (act != NULL && strcmp(act, "gelu_new") != 0 &&
+		    strcmp(act, "gelu_pytorch_tanh") != 0)
+			return fte_error_set(FTE_ENOTSUP, "%s: activation_function \"%s\" not supported (only gelu_new)",
+			    path, act);
+		if (cfg_bool(j, "scale_attn_by_inverse_layer_idx", 0) ||
+		    !cfg_bool(j, "scale_attn_weights", 1))
+			return fte_error_set(FTE_ENOTSUP, "%s: only the standard attention scale 1/sqrt(head_dim) is supported",
+			    path);
+		c->n_kv_heads = c->n_heads;
+		c->head_dim = c->dim / c->n_heads;
+		c->tied_embeddings = cfg_bool(j, "tie_word_embeddings", 1);
+	} else {
+		const char *act = json_string_value(json_object_get(j, "hidden_act"));
+		json_t *scaling = json_object_get(j, "rope_scaling");
+		if ((rc = cfg_int(path, j, "hidden_size", -1, &c->dim)) ||
+		    (rc = cfg_int(path, j, "num_hidden_layers", -1, &c->n_layers)) ||
+		    (rc = cfg_int(path, j, "num_attention_heads", -1, &c->n_heads)) ||
+		    (rc = cfg_int(path, j, "num_key_value_heads", c->n_heads, &c->n_kv_heads)) ||
+		    (rc = cfg_int(path, j, "head_dim", c->dim / c->n_heads, &c->head_dim)) ||
+		    (rc = cfg_int(path, j, "intermediate_size", -1, &c->ffn_dim)) ||
+		    (rc = cfg_int(path, j, "vocab_size", -1, &c->vocab_size)) ||
+		    (rc = cfg_int(path, j, "max_position_embeddings", 2048, &c->max_seq_len)) ||
+		    (rc = cfg_int(path, j, "sliding_window", 0, &window)) ||
+		    (rc = cfg_real(path, j, "rms_norm_eps", 1e-6, &c->norm_eps)) ||
+		    (rc = cfg_real(path, j, "rope_theta", 10000.0, &c->rope_theta)))
+			return rc;
+		if (act != NULL && strcmp(act, "silu") != 0)
+			return fte_error_set(FTE_ENOTSUP, "%s: hidden_act \"%s\" not supported (only silu)",
+			    path, act);
+		if (scaling != NULL && !json_is_null(scaling))
+			return fte_error_set(FTE_ENOTSUP, "%s: rope_scaling is not supported", path);
+		if (cfg_bool(j, "attention_bias", 0) || cfg_bool(j, "mlp_bias", 0))
+			return fte_error_set(FTE_ENOTSUP, "%s: attention_bias / mlp_bias are not supported",
+			    path);
+		/* Qwen2 ignores head_dim; it is always hidden_size / heads */
+		if (c->qkv_bias)
+			c->head_dim = c->dim / c->n_heads;
+		/* Without a sliding-window mask the attention is exact only up to
+		 * the window, so the context is capped there. */
+		if (strcmp(a->model_type, "qwen2") == 0 && !cfg_bool(j, "use_sliding_window", 0))
+			window = 0;
+		if (window > 0 && window < c->max_seq_len)
+			c->max_seq_len = window;
+		c->rope_style = FTE_ROPE_HALF;
+		c->tied_embeddings = cfg_bool(j, "tie_word_embeddings", 0);
+	}
+	cfg_token(j, "bos_token_id", &c->bos_id);
+	cfg_token(j, "eos_token_id", &c->eos_id);
+	snprintf(gpath, sizeof(gpath), "%s/generation_config.json", dir);
+	if (fte__json_load(gpath, &gen) == FTE_OK) {
+		cfg_token(gen, "bos_token_id", &c->bos_id);
+		cfg_token(gen, "eos_token_id", &c->eos_id);
+		json_decref(gen);
+	}
+	if (c->bos_id >= c->vocab_size)
+		c->bos_id = -1;
+	if (c->eos_id >= c->vocab_size)
+		c->eos_id = -1;
+	if (fte_config_check(c) != FTE_OK) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", fte_last_error());
+		return fte_error_set(FTE_EFORMAT, "%s: %s", path, msg);
+	}
+	return FTE_OK;
+}
+
+static void
+shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+	int n = snprintf(buf, len, "[");
+	for (int d = 0; d < ndim && n > 0 && (size_t)n < len; d++)
+		n += snprintf(buf + n, len - (size_t)n, "%s%lld", d ? ", " : "", (long long)shape[d]);
+	if (n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, "]");
+}
+
+/* hf_tensor_load reads the HF tensor that holds canonical tensor ct. */
+static int
+hf_tensor_load(const char *dir, const hf_weights *w, int arch, fte_tensor *ct,
+    int tied)
+{
+	char hf[HF_NAME_MAX], want[64], have[160];
+	const fte_st_file *f;
+	const fte_st_tensor *t;
+	int64_t exp[2];
+	int xform, part, exp_ndim = ct->ndim, rc;
+	float *tmp;
+
+	if (hf_name_map(arch, ct->name, hf, &xform, &part) != FTE_OK)
+		return fte_error_set(FTE_ENOTSUP, "%s: no Hugging Face name for %s", dir, ct->name);
+	t = tied || strcmp(ct->name, "output.weight") != 0 ? hf_weights_find(w, hf, &f)
+	    : hf_weights_find_alias(w, hf, &f);
+	/* old GPT-2 checkpoints have no "transformer." prefix */
+	if (t == NULL && strncmp(hf, "transformer.", 12) == 0)
+		t = hf_weights_find(w, hf + 12, &f);
+	if (t == NULL)
+		return fte_error_set(FTE_EFORMAT, "%s: missing tensor \"%s\"", dir, hf);
+	exp[0] = ct->shape[0];
+	exp[1] = ct->shape[1];
+	if (xform == HF_T || xform == HF_QKV_W) {
+		exp[0] = ct->shape[1];
+		exp[1] = ct->shape[0] * (xform == HF_QKV_W ? 3 : 1);
+	} else if (xform == HF_QKV_B) {
+		exp[0] = ct->shape[0] * 3;
+	}
+	if (t->ndim != exp_ndim || t->shape[0] != exp[0] || (exp_ndim == 2 && t->shape[1] != exp[1])) {
+		shape_str(want, sizeof(want), exp_ndim, exp);
+		shape_str(have, sizeof(have), t->ndim, t->shape);
+		return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\" has shape %s, config.json implies %s",
+		    f->path, hf, have, want);
+	}
+	if (xform == HF_COPY)
+		return fte_st_read_f32(f, t, ct->data);
+	if ((tmp = malloc(t->numel * sizeof(float))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", f->path);
+	if ((rc = fte_st_read_f32(f, t, tmp)) == FTE_OK) {
+		size_t rows = (size_t)ct->shape[0];
+		size_t cols = ct->ndim == 2 ? (size_t)ct->shape[1] : 1;
+		size_t ld = (size_t)t->shape[t->ndim - 1];   /* HF row length */
+		if (xform == HF_QKV_B) {
+			memcpy(ct->data, tmp + (size_t)part * rows, rows * sizeof(float));
+		} else {
+			/* canonical [o][i] = HF [i][part * rows + o] */
+			for (size_t o = 0; o < rows; o++)
+				for (size_t i = 0; i < cols; i++)
+					ct->data[o * cols + i] = tmp[i * ld + (size_t)part * rows + o];
+		}
+	}
+	free(tmp);
+	return rc;
+}
+
+int
+fte_hf_load(const char *dir, fte_model **out)
+{
+	char path[PATH_MAX];
+	hf_weights w = {0, NULL};
+	const fte_st_file *f;
+	fte_model *m = NULL;
+	fte_config c;
+	json_t *j;
+	double need, have = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	if ((rc = fte__json_load(path, &j)) != FTE_OK)
+		return rc;
+	rc = hf_config_parse(dir, path, j, &c);
+	json_decref(j);
+	if (rc != FTE_OK)
+		return rc;
+	if ((rc = hf_weights_open(dir, &w)) != FTE_OK)
+		return rc;
+	/* A head that is not stored is tied when the file says so by omitting
+	 * it or by aliasing it to the embedding in __metadata__. */
+	if (!c.tied_embeddings) {
+		const char *head = "lm_head.weight";
+		const char *emb = c.arch == FTE_ARCH_GPT2 ? "transformer.wte.weight" : "model.embed_tokens.weight";
+		if (hf_weights_find(&w, head, &f) == NULL) {
+			for (int i = 0; i < w.n; i++) {
+				const char *kept = fte_st_metadata(w.files[i], head);
+				if (kept != NULL && (strcmp(kept, emb) == 0 ||
+				    (strncmp(emb, "transformer.", 12) == 0 && strcmp(kept, emb + 12) == 0)))
+					c.tied_embeddings = 1;
+			}
+			if (!c.tied_embeddings && c.arch == FTE_ARCH_GPT2)
+				c.tied_embeddings = 1;
+		}
+	}
+	/* Refuse a config far larger than its weights before allocating it:
+	 * the embedding and the query projections alone must fit. */
+	need = (double)c.vocab_size * c.dim +
+	    (double)c.n_layers * c.n_heads * c.head_dim * c.dim;
+	for (int i = 0; i < w.n; i++)
+		for (int k = 0; k < w.files[i]->n_tensors; k++)
+			have += (double)w.files[i]->tensors[k].numel;
+	if (need > have) {
+		hf_weights_close(&w);
+		return fte_error_set(FTE_EFORMAT, "%s: config.json describes at least %.0f parameters but the weights hold %.0f",
+		    dir, need, have);
+	}
+	if ((rc = fte_model_create(&c, &m)) != FTE_OK) {
+		hf_weights_close(&w);
+		return rc;
+	}
+	for (int i = 0; i < fte_model_num_tensors(m) && rc == FTE_OK; i++)
+		rc = hf_tensor_load(dir, &w, c.arch, fte_model_tensor(m, i), c.tied_embeddings);
+	hf_weights_close(&w);
+	if (rc != FTE_OK) {
+		fte_model_free(m);
+		return rc;
+	}
+	*out = m;
+	return FTE_OK;
+}
+
+/* permute_rows reorders the rows of a q or k projection (weight or bias)
+ * from interleaved to rotate-half RoPE order, head by head:
+ * dst[h*D + j*D/2 + i] = src[h*D + 2*i + j]. */
+static void
+permute_rows(float *dst, const float *src, int heads, int head_dim, size_t cols)
+{
+	int half = head_dim / 2;
+
+	for (int h = 0; h < heads; h++)
+		for (int i = 0; i < half; i++)
+			for (int jj = 0; jj < 2; jj++)
+				memcpy(dst + ((size_t)h * head_dim + (size_t)jj * half + i) * cols,
+				    src + ((size_t)h * head_dim + 2 * (size_t)i + jj) * cols,
+				    cols * sizeof(float));
+}
+
+/* Temporary buffers made while building the tensor list for a save, at
+ * most one per tensor. */
+typedef struct hf_bufs {
+	int n;
+	float **p;
+} hf_bufs;
+
+static float *
+hf_bufs_alloc(hf_bufs *b, size_t numel)
+{
+	float *p = malloc(numel * sizeof(float) + 1);
+
+	if (p != NULL)
+		b->p[b->n++] = p;
+	return p;
+}
+
+static void
+hf_bufs_free(hf_bufs *b)
+{
+	for (int i = 0; i < b->n; i++)
+		free(b->p[i]);
+	free(b->p);
+}
+
+/* hf_entries_build lists m's tensors under HF names and layouts; e has room
+ * for every tensor of m. */
+static int
+hf_entries_build(fte_model *m, fte_st_entry *e, int *n, hf_bufs *bufs)
+{
+	const fte_config *c = fte_model_config(m);
+	int count = 0, gpt2 = c->arch == FTE_ARCH_GPT2;
+	int permute = !gpt2 && c->rope_style == FTE_ROPE_INTERLEAVED;
+
+	for (int i = 0; i < fte_model_num_tensors(m); i++) {
+		fte_tensor *t = fte_model_tensor(m, i);
+		fte_st_entry *x = &e[count];
+		int xform, part, rows = (int)t->shape[0];
+		size_t cols = t->ndim == 2 ? (size_t)t->shape[1] : 1;
+		float *buf;
+
+		if (hf_name_map(c->arch, t->name, x->name, &xform, &part) != FTE_OK)
+			return fte_error_set(FTE_ENOTSUP, "no Hugging Face name for %s", t->name);
+		x->ndim = t->ndim;
+		x->shape[0] = t->shape[0];
+		x->shape[1] = t->shape[1];
+		x->data = t->data;
+		if (xform == HF_QKV_W || xform == HF_QKV_B) {
+			/* c_attn is written once, when its q part comes by */
+			if (part != 0)
+				continue;
+			char base[FTE_NAME_MAX];
+			const char *kind = xform == HF_QKV_W ? "weight" : "bias";
+			int layer;
+			sscanf(t->name, "layers.%d.", &layer);
+			if ((buf = hf_bufs_alloc(bufs, t->numel * 3)) == NULL)
+				return fte_error_set(FTE_ENOMEM, "out of memory");
+			for (int p = 0; p < 3; p++) {
+				snprintf(base, sizeof(base), "layers.%d.attn.w%c.%s", layer, "qkv"[p], kind);
+				const fte_tensor *src = fte_model_find(m, base);
+				if (src == NULL)
+					return fte_error_set(FTE_EINVAL, "model has no %s", base);
+				if (xform == HF_QKV_B)
+					memcpy(buf + (size_t)p * rows, src->data, (size_t)rows * sizeof(float));
+				else
+					for (int o = 0; o < rows; o++)
+						for (size_t k = 0; k < cols; k++)
+							buf[k * 3 * (size_t)rows + (size_t)p * rows + (size_t)o] =
+							    src->data[(size_t)o * cols + k];
+			}
+			x->data = buf;
+			if (xform == HF_QKV_W) {
+				x->shape[0] = (int64_t)cols;
+				x->shape[1] = 3 * (int64_t)rows;
+			} else {
+				x->shape[0] = 3 * (int64_t)rows;
+			}
+		} else if (xform == HF_T) {
+			if ((buf = hf_bufs_alloc(bufs, t->numel)) == NULL)
+				return fte_error_set(FTE_ENOMEM, "out of memory");
+			for (int o = 0; o < rows; o++)
+				for (size_t k = 0; k < cols; k++)
+					buf[k * (size_t)rows + (size_t)o] = t->data[(size_t)o * cols + k];
+			x->data = buf;
+			x->shape[0] = (int64_t)cols;
+			x->shape[1] = rows;
+		} else if (permute && (strstr(t->name, ".attn.wq.") || strstr(t->name, ".attn.wk."))) {
+			int heads = strstr(t->name, ".attn.wq.") ? c->n_heads : c->n_kv_heads;
+			if ((buf = hf_bufs_alloc(bufs, t->numel)) == NULL)
+				return fte_error_set(FTE_ENOMEM, "out of memory");
+			permute_rows(buf, t->data, heads, c->head_dim, cols);
+			x->data = buf;
+		}
+		count++;
+	}
+	*n = count;
+	return FTE_OK;
+}
+
+/* json_float stores f as the shortest decimal that reads back as the same
+ * float, so config.json shows 1e-05 rather than 9.99999975e-06. */
+static json_t *
+json_float(float f)
+{
+	char buf[32];
+
+	for (int prec = 6; prec <= 9; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
+		if (strtof(buf, NULL) == f)
+			break;
+	}
+	return json_real(strtod(buf, NULL));
+}
+
+static json_t *
+json_token(int id)
+{
+	return id >= 0 ? json_integer(id) : json_null();
+}
+
+static json_t *
+hf_config_build(const fte_config *c)
+{
+	json_t *j;
+
+	if (c->arch == FTE_ARCH_GPT2)
+		j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:b,s:b,s:f,s:f,s:f,s:o,s:o,s:s}",
+		    "architectures", "GPT2LMHeadModel",
+		    "model_type", "gpt2",
+		    "activation_function", "gelu_new",
+		    "n_embd", c->dim, "n_head", c->n_heads, "n_layer", c->n_layers,
+		    "n_inner", c->ffn_dim, "n_positions", c->max_seq_len,
+		    "n_ctx", c->max_seq_len, "vocab_size", c->vocab_size,
+		    "layer_norm_epsilon", json_float(c->norm_eps),
+		    "tie_word_embeddings", c->tied_embeddings,
+		    "scale_attn_weights", 1,
+		    "attn_pdrop", 0.0, "embd_pdrop", 0.0, "resid_pdrop", 0.0,
+		    "bos_token_id", json_token(c->bos_id),
+		    "eos_token_id", json_token(c->eos_id),
+		    "torch_dtype", "float32");
+	else
+		j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:b,s:b,s:b,s:n,s:o,s:o,s:s}",
+		    "architectures", c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM",
+		    "model_type", c->qkv_bias ? "qwen2" : "llama",
+		    "hidden_act", "silu",
+		    "hidden_size", c->dim, "intermediate_size", c->ffn_dim,
+		    "num_hidden_layers", c->n_layers,
+		    "num_attention_heads", c->n_heads,
+		    "num_key_value_heads", c->n_kv_heads,
+		    "head_dim", c->head_dim,
+		    "max_position_embeddings", c->max_seq_len,
+		    "vocab_size", c->vocab_size,
+		    "rms_norm_eps", json_float(c->norm_eps),
+		    "rope_theta", json_float(c->rope_theta),
+		    "tie_word_embeddings", c->tied_embeddings,
+		    "attention_bias", 0, "mlp_bias", 0,
+		    "rope_scaling",
+		    "bos_token_id", json_token(c->bos_id),
+		    "eos_token_id", json_token(c->eos_id),
+		    "torch_dtype", "float32");
+	return j;
+}
+
+/* The tokenizer files a Hugging Face directory carries. */
+static const char *const hf_tokenizer_files[] = {
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+	"generation_config.json", "tokenizer.model",
+};
+
+/* hf_tokenizer_copy copies the tokenizer files found in src (a directory,
+ * or a single tokenizer file) into dir. */
+static int
+hf_tokenizer_copy(const char *src, const char *dir, int *have_gen)
+{
+	char from[PATH_MAX], to[PATH_MAX], rs[PATH_MAX], rd[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (stat(src, &st) != 0)
+		return fte_error_set(FTE_ENOENT, "%s: tokenizer not found", src);
+	if (S_ISREG(st.st_mode)) {
+		const char *base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
+		snprintf(to, sizeof(to), "%s/%s", dir, base);
+		*have_gen = strcmp(base, "generation_config.json") == 0;
+		return fte__file_copy(src, to);
+	}
+	/* copying a directory onto itself is a no-op */
+	if (realpath(src, rs) != NULL && realpath(dir, rd) != NULL && strcmp(rs, rd) == 0) {
+		snprintf(from, sizeof(from), "%s/generation_config.json", src);
+		*have_gen = access(from, F_OK) == 0;
+		return FTE_OK;
+	}
+	for (size_t i = 0; i < sizeof(hf_tokenizer_files) / sizeof(hf_tokenizer_files[0]); i++) {
+		snprintf(from, sizeof(from), "%s/%s", src, hf_tokenizer_files[i]);
+		snprintf(to, sizeof(to), "%s/%s", dir, hf_tokenizer_files[i]);
+		if (access(from, F_OK) != 0)
+			continue;
+		if ((rc = fte__file_copy(from, to)) != FTE_OK)
+			return rc;
+		if (strcmp(hf_tokenizer_files[i], "generation_config.json") == 0)
+			*have_gen = 1;
+	}
+	return FTE_OK;
+}
+
+int
+fte_hf_save(fte_model *m, const char *tokenizer_dir, const char *dir)
+{
+	const fte_config *c = fte_model_config(m);
+	char path[PATH_MAX];
+	hf_bufs bufs = {0, NULL};
+	fte_st_entry *e;
+	json_t *j;
+	int n = 0, rc, have_gen = 0;
+
+	if (c->arch == FTE_ARCH_GPT2 && c->head_dim * c->n_heads != c->dim)
+		return fte_error_set(FTE_ENOTSUP, "%s: GPT-2 needs head_dim * n_heads == dim", dir);
+	if (c->qkv_bias && c->head_dim * c->n_heads != c->dim)
+		return fte_error_set(FTE_ENOTSUP, "%s: Qwen2 needs head_dim * n_heads == dim", dir);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return fte_error_set(FTE_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+	e = calloc((size_t)fte_model_num_tensors(m), sizeof(*e));
+	bufs.p = calloc((size_t)fte_model_num_tensors(m), sizeof(*bufs.p));
+	if (e == NULL || bufs.p == NULL) {
+		free(e);
+		free(bufs.p);
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", dir);
+	}
+	rc = hf_entries_build(m, e, &n, &bufs);
+	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+	if (rc == FTE_OK)
+		rc = fte_st_write(path, e, n, FTE_ST_F32, NULL);
+	hf_bufs_free(&bufs);
+	free(e);
+	if (rc == FTE_OK && tokenizer_dir != NULL)
+		rc = hf_tokenizer_copy(tokenizer_dir, dir, &have_gen);
+	if (rc == FTE_OK && !have_gen) {
+		j = json_pack("{s:o,s:o}", "bos_token_id", json_token(c->bos_id),
+		    "eos_token_id", json_token(c->eos_id));
+		snprintf(path, sizeof(path), "%s/generation_config.json", dir);
+		rc = j ? fte__json_save(j, path) : fte_error_set(FTE_ENOMEM, "out of memory");
+		json_decref(j);
+	}
+	/* config.json last: a directory without it is not a model yet */
+	if (rc == FTE_OK) {
+		j = hf_config_build(c);
+		snprintf(path, sizeof(path), "%s/config.json", dir);
+		rc = j ? fte__json_save(j, path) : fte_error_set(FTE_ENOMEM, "%s: out of memory", dir);
+		json_decref(j);
+	}
+	return rc;
+}

@@ -1,0 +1,253 @@
+/* io_util.c - atomic file writes, JSON files and half-precision conversion
+ * for the model-format code. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fte.h"
+#include "fte_io_internal.h"
+
+int
+fte__afile_open(fte__afile *af, const char *path)
+{
+	size_t len = strlen(path) + 32;
+
+	memset(af, 0, sizeof(*af));
+	af->path = strdup(path);
+	af->tmp = malloc(len);
+	if (af->path == NULL || af->tmp == NULL) {
+		free(af->path);
+		free(af->tmp);
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+	}
+	snprintf(af->tmp, len, "%s.tmp.%ld", path, (long)getpid());
+	af->fp = fopen(af->tmp, "wb");
+	if (af->fp == NULL) {
+		int e = errno;
+		free(af->path);
+		free(af->tmp);
+		return fte_error_set(FTE_EIO, "%s: cannot create: %s", path,
+		    strerror(e));
+	}
+	return FTE_OK;
+}
+
+void
+fte__afile_write(fte__afile *af, const void *p, size_t n)
+{
+	if (!af->failed && n > 0 && fwrite(p, 1, n, af->fp) != n)
+		af->failed = errno ? errno : EIO;
+}
+
+static void
+afile_release(fte__afile *af)
+{
+	free(af->path);
+	free(af->tmp);
+	memset(af, 0, sizeof(*af));
+}
+
+void
+fte__afile_abort(fte__afile *af)
+{
+	if (af->fp != NULL)
+		fclose(af->fp);
+	if (af->tmp != NULL)
+		unlink(af->tmp);
+	afile_release(af);
+}
+
+/* fsync the directory holding path so the rename itself is durable. */
+static int
+dir_sync(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, rc = 0;
+
+	if (copy == NULL)
+		return ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+	if (fd < 0 || fsync(fd) != 0)
+		rc = errno;
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return rc;
+}
+
+int
+fte__afile_commit(fte__afile *af)
+{
+	int e = af->failed;
+
+	if (e == 0 && fflush(af->fp) != 0)
+		e = errno;
+	if (e == 0 && fsync(fileno(af->fp)) != 0)
+		e = errno;
+	if (fclose(af->fp) != 0 && e == 0)
+		e = errno;
+	af->fp = NULL;
+	if (e == 0 && rename(af->tmp, af->path) != 0)
+		e = errno;
+	if (e == 0)
+		e = dir_sync(af->path);
+	if (e != 0) {
+		int rc = fte_error_set(FTE_EIO, "%s: write failed: %s",
+		    af->path, strerror(e));
+		fte__afile_abort(af);
+		return rc;
+	}
+	afile_release(af);
+	return FTE_OK;
+}
+
+static int
+json_dump_cb(const char *buf, size_t size, void *data)
+{
+	fte__afile_write(data, buf, size);
+	return 0;
+}
+
+int
+fte__json_save(const json_t *j, const char *path)
+{
+	fte__afile af;
+	int rc;
+
+	if ((rc = fte__afile_open(&af, path)) != FTE_OK)
+		return rc;
+	if (json_dump_callback(j, json_dump_cb, &af,
+	    JSON_INDENT(2) | JSON_REAL_PRECISION(9)) != 0)
+		af.failed = EIO;
+	fte__afile_write(&af, "\n", 1);
+	return fte__afile_commit(&af);
+}
+
+int
+fte__file_copy(const char *src, const char *dst)
+{
+	char buf[65536];
+	fte__afile af;
+	size_t n;
+	FILE *in;
+	int rc;
+
+	if ((in = fopen(src, "rb")) == NULL)
+		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO,
+		    "%s: cannot open: %s", src, strerror(errno));
+	if ((rc = fte__afile_open(&af, dst)) != FTE_OK) {
+		fclose(in);
+		return rc;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fte__afile_write(&af, buf, n);
+	if (ferror(in)) {
+		fclose(in);
+		fte__afile_abort(&af);
+		return fte_error_set(FTE_EIO, "%s: read failed", src);
+	}
+	fclose(in);
+	return fte__afile_commit(&af);
+}
+
+int
+fte__json_load(const char *path, json_t **out)
+{
+	json_error_t err;
+	json_t *j;
+
+	if (access(path, F_OK) != 0)
+		return fte_error_set(FTE_ENOENT, "%s: not found", path);
+	j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+	if (j == NULL)
+		return fte_error_set(FTE_EFORMAT, "%s:%d:%d: invalid JSON: %s",
+		    path, err.line, err.column, err.text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return fte_error_set(FTE_EFORMAT, "%s: not a JSON object", path);
+	}
+	*out = j;
+	return FTE_OK;
+}
+
+float
+fte__f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+	float f;
+
+	if (exp == 0x1f) {                  /* inf or nan */
+		bits = sign | 0x7f800000 | (man << 13);
+	} else if (exp != 0) {              /* normal */
+		bits = sign | ((exp + 112) << 23) | (man << 13);
+	} else if (man == 0) {              /* zero */
+		bits = sign;
+	} else {                            /* subnormal: man * 2^-24 */
+		f = (float)man * 0x1p-24f;
+		return sign ? -f : f;
+	}
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+uint16_t
+fte__f32_to_f16(float f)
+{
+	uint32_t bits, sign, exp, man;
+
+	memcpy(&bits, &f, 4);
+	sign = (bits >> 16) & 0x8000;
+	exp = (bits >> 23) & 0xff;
+	man = bits & 0x7fffff;
+	if (exp == 0xff)                    /* inf stays inf, nan stays quiet nan */
+		return (uint16_t)(sign | 0x7c00 | (man ? 0x200 | (man >> 13) : 0));
+	if (exp > 142)                      /* >= 2^16: overflow to inf */
+		return (uint16_t)(sign | 0x7c00);
+	if (exp >= 113) {                   /* normal half */
+		uint32_t h = ((exp - 112) << 10) | (man >> 13);
+		uint32_t rest = man & 0x1fff;
+		/* round to nearest even; a carry into the exponent is correct */
+		if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+			h++;
+		return (uint16_t)(sign | h);
+	}
+	if (exp < 102)                      /* below half the smallest subnormal */
+		return (uint16_t)sign;
+	/* subnormal half: shift the full significand into place and round */
+	man |= 0x800000;
+	{
+		int shift = 126 - (int)exp;     /* 14..24 */
+		uint32_t h = man >> shift;
+		uint32_t rest = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+		if (rest > half || (rest == half && (h & 1)))
+			h++;
+		return (uint16_t)(sign | h);
+	}
+}
+
+float
+fte__bf16_to_f32(uint16_t h)
+{
+	uint32_t bits = (uint32_t)h << 16;
+	float f;
+
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+uint16_t
+fte__f32_to_bf16(float f)
+{
+	uint32_t bits;
+
+	memcpy(&bits, &f, 4);
+	if ((bits & 0x7fffffff) > 0x7f800000)       /* nan: keep it quiet */
+		return (uint16_t)((bits >> 16) | 0x40);
+	bits += 0x7fff + ((bits >> 16) & 1);
+	return (uint16_t)(bits >> 16);
+}

@@ -1,0 +1,31 @@
+/* load.c - fte_model_load: pick the reader by what is at the path. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fte.h"
+
+int
+fte_model_load(const char *path, fte_model **out)
+{
+	char cfg[PATH_MAX];
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO,
+		    "%s: cannot open model: %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(cfg, sizeof(cfg), "%s/config.json", path);
+		if (access(cfg, F_OK) != 0)
+			return fte_error_set(FTE_ENOENT, "%s: directory has no config.json (not a Hugging Face model)",
+			    path);
+		return fte_hf_load(path, out);
+	}
+	if (S_ISREG(st.st_mode))
+		return fte_llama2c_load(path, out);
+	return fte_error_set(FTE_EFORMAT, "%s: neither a model directory nor a checkpoint file",
+	    path);
+}
