@@ -34,4 +34,40 @@ int fte_tokenizer_vocab_size(const fte_tokenizer *t);
 int fte_tokenizer_bos(const fte_tokenizer *t);
 int fte_tokenizer_eos(const fte_tokenizer *t);
 
+/* Flags for the _flags variants of encode and decode. */
+enum fte_tok_flags {
+	FTE_TOK_ADD_SPECIAL = 1,   /* encode: run the post-processor (BOS, ...) */
+	FTE_TOK_PARSE_SPECIAL = 2, /* encode: special tokens written in the text
+	                            * (e.g. "<|im_end|>") become their ids */
+	FTE_TOK_SKIP_SPECIAL = 4,  /* decode: leave special tokens out */
+};
+
+/* fte_tokenizer_encode_flags is fte_tokenizer_encode with explicit flags.
+ * fte_tokenizer_encode(t, ..., add_special, ...) is FTE_TOK_PARSE_SPECIAL
+ * plus FTE_TOK_ADD_SPECIAL when add_special, as Hugging Face encodes.
+ * Without FTE_TOK_PARSE_SPECIAL, user text that spells a special token is
+ * tokenized as plain text.  Text must be valid UTF-8 for tokenizer.json
+ * tokenizers (FTE_EINVAL otherwise); llama2.c ones byte-fall-back any bytes. */
+int fte_tokenizer_encode_flags(const fte_tokenizer *t, const char *text, size_t len,
+    unsigned flags, int **ids, size_t *n_ids);
+
+/* fte_tokenizer_decode_flags is fte_tokenizer_decode with
+ * FTE_TOK_SKIP_SPECIAL allowed.  An id outside the vocabulary is FTE_ERANGE.
+ * Special tokens decode to their text ("<s>"). */
+int fte_tokenizer_decode_flags(const fte_tokenizer *t, const int *ids, size_t n_ids,
+    unsigned flags, char **text, size_t *len);
+
+/* fte_tokenizer_token returns token id's string as the vocabulary spells it
+ * (U+2581 for spaces in SentencePiece vocabularies, byte-level characters in
+ * GPT-2 ones) and its length in *len (may be NULL); NULL for an unknown id.
+ * The string belongs to the tokenizer. */
+const char *fte_tokenizer_token(const fte_tokenizer *t, int id, size_t *len);
+
+/* fte_tokenizer_token_id returns the id of an added token or vocabulary
+ * string (e.g. "<|im_end|>"), or -1. */
+int fte_tokenizer_token_id(const fte_tokenizer *t, const char *token);
+
+/* fte_tokenizer_is_special is 1 for special tokens (BOS, EOS, ChatML markers). */
+int fte_tokenizer_is_special(const fte_tokenizer *t, int id);
+
 #endif

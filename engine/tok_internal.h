@@ -1,0 +1,156 @@
+/*
+ * tok_internal.h - the tokenizer object shared by the loaders (tok_llama2c.c,
+ * tok_json.c) and the encode/decode pipeline (tok.c).  Not a public header.
+ *
+ * Every tokenizer is described as a Hugging Face style pipeline:
+ *
+ *   text -> split on added tokens -> normalizer steps -> pre-tokenizer steps
+ *        -> BPE per word -> post-processor (prefix/suffix ids)
+ *   ids  -> token strings -> decoder steps -> text
+ *
+ * A llama2.c tokenizer.bin is loaded as the equivalent SentencePiece-style
+ * pipeline (Prepend/Replace normalizer, byte fallback, the Llama decoder
+ * chain) whose BPE merges by piece score instead of by merge rank.
+ */
+#ifndef TOK_INTERNAL_H
+#define TOK_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fte.h"
+
+/* string -> int32 map with open addressing; keys are borrowed, not copied. */
+struct tok_strmap {
+	struct tok_strmap_slot {
+		const char *key;
+		uint32_t len;
+		uint32_t hash;
+		int32_t val;
+	} *slots;
+	uint32_t cap;   /* power of two, 0 when empty */
+	uint32_t n;
+};
+
+/* (left id, right id) -> (merge rank, merged id). */
+struct tok_pairmap {
+	struct tok_pair_slot {
+		uint64_t key;   /* UINT64_MAX marks an empty slot */
+		int32_t rank;
+		int32_t id;
+	} *slots;
+	uint32_t cap;
+	uint32_t n;
+};
+
+enum tok_norm_kind { TOK_NORM_PREPEND, TOK_NORM_REPLACE };
+
+struct tok_norm {
+	enum tok_norm_kind kind;
+	char *a;        /* Prepend: the prefix; Replace: the pattern */
+	char *b;        /* Replace: the content */
+};
+
+/* How a pre-tokenizer split keeps what its pattern matched (HF names). */
+enum tok_split_behavior {
+	TOK_SPLIT_ISOLATED, TOK_SPLIT_REMOVED,
+	TOK_SPLIT_MERGED_PREV, TOK_SPLIT_MERGED_NEXT,
+};
+
+struct tok_pre {
+	pcre2_code *re;
+	enum tok_split_behavior behavior;
+};
+
+enum tok_dec_kind {
+	TOK_DEC_REPLACE, TOK_DEC_BYTE_FALLBACK, TOK_DEC_FUSE, TOK_DEC_STRIP,
+	TOK_DEC_BYTE_LEVEL, TOK_DEC_METASPACE,
+};
+
+struct tok_dec {
+	enum tok_dec_kind kind;
+	char *a, *b;    /* Replace: pattern, content; Strip/Metaspace: the char */
+	int start, stop; /* Strip counts; Metaspace: start = strip first space */
+};
+
+struct tok_added {
+	char *content;
+	uint32_t len;
+	int32_t id;
+	uint8_t special, lstrip, rstrip, single_word;
+};
+
+enum tok_merge_mode { TOK_MERGE_RANK, TOK_MERGE_SCORE };
+
+struct fte_tokenizer {
+	char *path;
+	int n_vocab;            /* ids are 0 .. n_vocab-1 */
+	char **piece;           /* token string per id (NULL for a hole) */
+	uint32_t *piece_len;
+	uint8_t *special;       /* 1 for special added tokens */
+	float *score;           /* TOK_MERGE_SCORE only */
+	struct tok_strmap vocab;
+	struct tok_pairmap merges;
+	enum tok_merge_mode merge_mode;
+
+	int byte_fallback, fuse_unk, ignore_merges;
+	int unk_id;
+	int byte_id[256];       /* id of "<0xNN>", -1 if absent */
+	int byte_level;         /* words are mapped through bytes_to_unicode */
+	int bl_id[256];         /* byte-level: id of the mapped char of each byte */
+	int utf8_only;          /* input must be valid UTF-8 */
+
+	struct tok_norm *norm;
+	int n_norm;
+	/* Metaspace pre-tokenizer, applied first: replace ' ' by metaspace and
+	 * prepend it (prepend: 0 never, 1 first segment, 2 always); split
+	 * before each metaspace when meta_split. */
+	char *metaspace;
+	int meta_prepend, meta_split;
+	int prefix_space;       /* ByteLevel add_prefix_space */
+	struct tok_pre *pre;
+	int n_pre;
+
+	struct tok_added *added;
+	int n_added;
+	int32_t *added_first[256]; /* per first byte: added indices, longest first, -1 ends */
+
+	int *prefix, n_prefix;  /* post-processor */
+	int *suffix, n_suffix;
+
+	struct tok_dec *dec;
+	int n_dec;
+
+	int bos, eos;
+	char **spare;           /* vocabulary strings an added token replaced */
+	int n_spare;
+};
+
+uint32_t tok_hash(const char *s, size_t len);
+int tok_strmap_put(struct tok_strmap *m, const char *key, uint32_t len, int32_t val);
+int32_t tok_strmap_get(const struct tok_strmap *m, const char *key, size_t len);
+void tok_strmap_free(struct tok_strmap *m);
+int tok_pairmap_put(struct tok_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t id);
+const struct tok_pair_slot *tok_pairmap_get(const struct tok_pairmap *m, int32_t a, int32_t b);
+void tok_pairmap_free(struct tok_pairmap *m);
+
+/* tok_utf8_char returns the length of the valid UTF-8 sequence at s (1 to 4
+ * bytes), or 0 when the bytes there are not valid UTF-8. */
+size_t tok_utf8_char(const unsigned char *s, size_t n);
+/* tok_utf8_check returns the offset of the first invalid byte, or n. */
+size_t tok_utf8_check(const char *s, size_t n);
+
+/* tok_new allocates an empty tokenizer of n_vocab ids for path. */
+int tok_new(const char *path, int n_vocab, fte_tokenizer **out);
+/* tok_finish builds the added-token index and checks the byte tables; the
+ * loaders call it last. */
+int tok_finish(fte_tokenizer *t);
+/* tok_regex compiles a pre-tokenizer pattern (UTF, UCP, JIT). */
+int tok_regex(const fte_tokenizer *t, const char *pattern, int literal, pcre2_code **out);
+
+int tok_llama2c_load(const char *path, const unsigned char *data, size_t size, fte_tokenizer **out);
+int tok_json_load(const char *path, const char *data, size_t size, fte_tokenizer **out);
+
+#endif

@@ -1,0 +1,424 @@
+/*
+ * test_tokenizer.c - tokenizers against the real files in ../shared/assets:
+ * Hugging Face reference encodings id for id, decode(encode(x)) == x on every
+ * corpus, llama2.c tokenizer.bin against the same vocabulary's tokenizer.json,
+ * special tokens, and clear errors for broken files.
+ */
+#include <jansson.h>
+#include <stdint.h>
+
+#include "ft_test.h"
+#include "fte.h"
+
+static char *
+read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	if (buf != NULL) {
+		buf[n] = '\0';
+		*len = (size_t)n;
+	}
+	return buf;
+}
+
+static fte_tokenizer *
+load(const char *rel)
+{
+	fte_tokenizer *t = NULL;
+	int rc = fte_tokenizer_load(ft_test_asset(rel), &t);
+
+	if (rc != FTE_OK)
+		fprintf(stderr, "load %s: %s\n", rel, fte_last_error());
+	CHECK(rc == FTE_OK);
+	return t;
+}
+
+/* roundtrip checks decode(encode(text)) == text and returns the id count. */
+static size_t
+roundtrip(const fte_tokenizer *t, const char *text, size_t len, const char *what)
+{
+	int *ids = NULL;
+	size_t n = 0, out_len = 0;
+	char *out = NULL;
+	int ok = fte_tokenizer_encode(t, text, len, 0, &ids, &n) == FTE_OK &&
+	    fte_tokenizer_decode(t, ids, n, &out, &out_len) == FTE_OK;
+
+	CHECK(ok);
+	if (ok && (out_len != len || memcmp(out, text, len) != 0)) {
+		size_t i = 0;
+		while (i < len && i < out_len && out[i] == text[i])
+			i++;
+		fprintf(stderr, "%s: round trip differs at byte %zu of %zu\n", what, i, len);
+		ok = 0;
+	}
+	CHECK(ok);
+	free(ids);
+	free(out);
+	return n;
+}
+
+static void
+test_tok512(void)
+{
+	static const char *const words[] = { "\xe2\x96\x81Once", "\xe2\x96\x81upon", "\xe2\x96\x81" "a", "\xe2\x96\x81time" };
+	fte_tokenizer *t = load("llama2c/tok512.bin");
+	int *ids;
+	size_t n;
+	char *text;
+	size_t len;
+
+	if (t == NULL)
+		return;
+	CHECK(fte_tokenizer_vocab_size(t) == 512);
+	CHECK(fte_tokenizer_bos(t) == 1);
+	CHECK(fte_tokenizer_eos(t) == 2);
+	CHECK(fte_tokenizer_encode(t, "Once upon a time", 16, 1, &ids, &n) == FTE_OK);
+	CHECK(n == 5);
+	if (n == 5) {
+		CHECK(ids[0] == 1);
+		for (int i = 0; i < 4; i++)
+			CHECK_STR(fte_tokenizer_token(t, ids[i + 1], NULL), words[i]);
+		CHECK(fte_tokenizer_decode_flags(t, ids, n, FTE_TOK_SKIP_SPECIAL, &text, &len) == FTE_OK);
+		CHECK_STR(text, "Once upon a time");
+		free(text);
+		CHECK(fte_tokenizer_decode(t, ids, n, &text, &len) == FTE_OK);
+		CHECK_STR(text, "<s> Once upon a time");
+		free(text);
+	}
+	free(ids);
+	/* Characters outside the 512 pieces fall back to bytes and come back. */
+	const char odd[] = "Zo\xc3\xab's caf\xc3\xa9 \xe2\x82\xac" "5 \xf0\x9f\x98\x80\tx\n\n  y";
+	roundtrip(t, odd, sizeof(odd) - 1, "tok512 unicode");
+	/* llama2.c tokenizers take any bytes; invalid UTF-8 decodes to U+FFFD
+	 * as SentencePiece's byte fallback does. */
+	CHECK(fte_tokenizer_encode(t, "a\xff\xc3z", 4, 0, &ids, &n) == FTE_OK);
+	CHECK(fte_tokenizer_decode(t, ids, n, &text, &len) == FTE_OK);
+	CHECK_STR(text, "a\xef\xbf\xbd\xef\xbf\xbdz");
+	free(ids);
+	free(text);
+	roundtrip(t, "", 0, "tok512 empty");
+	CHECK(fte_tokenizer_decode(t, (int[]){ 512 }, 1, &text, &len) == FTE_ERANGE);
+	CHECK(fte_tokenizer_decode(t, (int[]){ -1 }, 1, &text, &len) == FTE_ERANGE);
+	fte_tokenizer_free(t);
+}
+
+static int
+ids_equal(const json_t *want, const int *ids, size_t n, const char *what)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_array_size(want) != n) {
+		fprintf(stderr, "%s: %zu ids, reference has %zu\n", what, n, json_array_size(want));
+		return 0;
+	}
+	json_array_foreach(want, i, v) {
+		if (json_integer_value(v) != ids[i]) {
+			fprintf(stderr, "%s: id %zu is %d, reference %lld\n", what, i, ids[i],
+			    (long long)json_integer_value(v));
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* test_vector encodes the reference text and compares ids and decoding. */
+static void
+test_vector(const char *tokenizer, const char *vector, int add_special)
+{
+	fte_tokenizer *t = load(tokenizer);
+	json_t *ref = json_load_file(ft_test_asset(vector), 0, NULL);
+	int *ids;
+	size_t n, len;
+	char *text;
+
+	CHECK(ref != NULL);
+	if (t == NULL || ref == NULL)
+		goto out;
+	const json_t *jt = json_object_get(ref, "text");
+	CHECK(fte_tokenizer_encode(t, json_string_value(jt), json_string_length(jt), add_special, &ids, &n) == FTE_OK);
+	CHECK(ids_equal(json_object_get(ref, "token_ids"), ids, n, vector));
+	CHECK(fte_tokenizer_decode(t, ids, n, &text, &len) == FTE_OK);
+	CHECK_STR(text, json_string_value(json_object_get(ref, "decoded_text")));
+	free(text);
+	free(ids);
+out:
+	json_decref(ref);
+	fte_tokenizer_free(t);
+}
+
+struct corpus {
+	char *text;
+	size_t len;
+	const char *name;
+};
+
+static void
+load_corpora(struct corpus *c, int *n)
+{
+	static const char *const files[] = {
+		"corpora/tinyshakespeare/input.txt", "corpora/sotu/sotu.txt",
+		"corpora/rfc/rfc2616.txt", "corpora/llamafactory/wiki_demo.txt",
+	};
+	*n = 0;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		c[*n].text = read_all(ft_test_asset(files[i]), &c[*n].len);
+		c[*n].name = files[i];
+		CHECK(c[*n].text != NULL);
+		if (c[*n].text != NULL)
+			(*n)++;
+	}
+	/* c4_demo.jsonl: the records' text fields, one after another. */
+	FILE *f = fopen(ft_test_asset("corpora/llamafactory/c4_demo.jsonl"), "r");
+	char line[1 << 16];
+	size_t cap = 1 << 20, len = 0;
+	char *all = malloc(cap);
+	CHECK(f != NULL && all != NULL);
+	while (f != NULL && all != NULL && fgets(line, sizeof(line), f) != NULL) {
+		json_t *rec = json_loads(line, 0, NULL);
+		const json_t *jt = json_object_get(rec, "text");
+		size_t l = json_string_length(jt);
+		if (len + l + 1 > cap) {
+			cap = 2 * (len + l + 1);
+			all = realloc(all, cap);
+		}
+		if (all != NULL && jt != NULL) {
+			memcpy(all + len, json_string_value(jt), l);
+			len += l;
+			all[len++] = '\n';
+		}
+		json_decref(rec);
+	}
+	if (f != NULL)
+		fclose(f);
+	CHECK(len > 100000);
+	c[*n].text = all;
+	c[*n].len = len;
+	c[*n].name = "corpora/llamafactory/c4_demo.jsonl (text)";
+	(*n)++;
+}
+
+static void
+test_roundtrips(const struct corpus *c, int nc)
+{
+	static const char *const toks[] = {
+		"hf/tiny-gpt2/tokenizer.json",
+		"tokenizers/smollm2-135m-instruct/tokenizer.json",
+		"tokenizers/tinyllama-1.1b-chat/tokenizer.json",
+		"llama2c/tokenizer.bin",
+		"llama2c/tok512.bin",
+	};
+	for (size_t k = 0; k < sizeof(toks) / sizeof(toks[0]); k++) {
+		fte_tokenizer *t = load(toks[k]);
+		if (t == NULL)
+			continue;
+		for (int i = 0; i < nc; i++) {
+			char what[512];
+			snprintf(what, sizeof(what), "%s on %s", toks[k], c[i].name);
+			size_t n = roundtrip(t, c[i].text, c[i].len, what);
+			/* Sane compression: real BPE gives 2.5-5 bytes per token. */
+			CHECK(n > 0 && c[i].len / n >= 1 && c[i].len / n < 8);
+		}
+		fte_tokenizer_free(t);
+	}
+}
+
+/* The llama2.c Llama 2 vocabulary and TinyLlama's tokenizer.json are the
+ * same SentencePiece model: one merges by score, the other by rank.  The
+ * JSON spells the 4 NBSP pieces as ASCII spaces, so NBSP is byte-fallback
+ * there and a piece in tokenizer.bin; the texts are compared without NBSP. */
+static void
+test_llama_same_ids(const struct corpus *c, int nc)
+{
+	fte_tokenizer *bin = load("llama2c/tokenizer.bin");
+	fte_tokenizer *js = load("tokenizers/tinyllama-1.1b-chat/tokenizer.json");
+	int *a, *b;
+	size_t na, nb;
+
+	if (bin == NULL || js == NULL)
+		goto out;
+	CHECK(fte_tokenizer_encode(bin, "a\xc2\xa0" "b", 4, 0, &a, &na) == FTE_OK);
+	CHECK(fte_tokenizer_encode(js, "a\xc2\xa0" "b", 4, 0, &b, &nb) == FTE_OK);
+	CHECK(na == 3 && nb == 4);      /* the quirk itself */
+	free(a);
+	free(b);
+	for (int i = 0; i < nc; i++) {
+		size_t len = c[i].len < 300000 ? c[i].len : 300000;
+		while (len > 0 && ((unsigned char)c[i].text[len] & 0xc0) == 0x80)
+			len--;  /* cut on a character boundary */
+		char *text = malloc(len + 1);
+		memcpy(text, c[i].text, len);
+		for (size_t k = 0; k + 1 < len; k++)
+			if (text[k] == '\xc2' && text[k + 1] == '\xa0')
+				text[k] = text[k + 1] = ' ';
+		CHECK(fte_tokenizer_encode(bin, text, len, 1, &a, &na) == FTE_OK);
+		CHECK(fte_tokenizer_encode(js, text, len, 1, &b, &nb) == FTE_OK);
+		size_t k = 0;
+		while (k < na && k < nb && a[k] == b[k])
+			k++;
+		if (na != nb || k != na)
+			fprintf(stderr, "%s: ids differ at %zu of %zu/%zu\n", c[i].name, k, na, nb);
+		CHECK(na == nb && k == na);
+		free(a);
+		free(b);
+		free(text);
+	}
+out:
+	fte_tokenizer_free(bin);
+	fte_tokenizer_free(js);
+}
+
+static void
+test_special(void)
+{
+	fte_tokenizer *t = load("tokenizers/smollm2-135m-instruct/tokenizer.json");
+	const char text[] = "<|im_start|>user\nHi 2024<|im_end|>\n";
+	int *ids;
+	size_t n;
+	char *out;
+	size_t len;
+
+	if (t == NULL)
+		return;
+	int start = fte_tokenizer_token_id(t, "<|im_start|>"), end = fte_tokenizer_token_id(t, "<|im_end|>");
+	CHECK(start == 1 && end == 2);
+	CHECK(fte_tokenizer_is_special(t, start));
+	CHECK(fte_tokenizer_encode(t, text, sizeof(text) - 1, 1, &ids, &n) == FTE_OK);
+	CHECK(n >= 8 && ids[0] == start);
+	int found_end = 0, digits = 0;
+	for (size_t i = 0; i < n; i++) {
+		found_end += ids[i] == end;
+		size_t l;
+		const char *p = fte_tokenizer_token(t, ids[i], &l);
+		digits += l == 1 && p[0] >= '0' && p[0] <= '9';
+	}
+	CHECK(found_end == 1);
+	CHECK(digits == 4);     /* Digits(individual_digits) */
+	CHECK(fte_tokenizer_decode_flags(t, ids, n, FTE_TOK_SKIP_SPECIAL, &out, &len) == FTE_OK);
+	CHECK_STR(out, "user\nHi 2024\n");
+	free(out);
+	free(ids);
+	/* Without PARSE_SPECIAL the markers are plain text. */
+	CHECK(fte_tokenizer_encode_flags(t, text, sizeof(text) - 1, 0, &ids, &n) == FTE_OK);
+	int found = 0;
+	for (size_t i = 0; i < n; i++)
+		found += ids[i] == start || ids[i] == end;
+	CHECK(found == 0);
+	CHECK(fte_tokenizer_decode(t, ids, n, &out, &len) == FTE_OK);
+	CHECK_STR(out, text);
+	free(out);
+	free(ids);
+	/* tokenizer.json tokenizers need valid UTF-8. */
+	CHECK(fte_tokenizer_encode(t, "a\xff", 2, 0, &ids, &n) == FTE_EINVAL);
+	fte_tokenizer_free(t);
+}
+
+/* write_tmp writes len bytes to a fresh temporary file and returns its name. */
+static const char *
+write_tmp(const char *name, const void *data, size_t len)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/test_tokenizer_%d_%s", (int)getpid(), name);
+	f = fopen(path, "wb");
+	if (f != NULL) {
+		fwrite(data, 1, len, f);
+		fclose(f);
+	}
+	return path;
+}
+
+/* expect_error loads a broken file: the error names the file and no
+ * tokenizer is returned. */
+static void
+expect_error(const char *name, const void *data, size_t len, int want, const char *needle)
+{
+	const char *path = write_tmp(name, data, len);
+	fte_tokenizer *t = (fte_tokenizer *)(uintptr_t)1;
+	int rc = fte_tokenizer_load(path, &t);
+
+	CHECK(rc == want);
+	CHECK(t == (fte_tokenizer *)(uintptr_t)1);
+	CHECK(strstr(fte_last_error(), path) != NULL);
+	if (needle != NULL && strstr(fte_last_error(), needle) == NULL) {
+		fprintf(stderr, "%s: message \"%s\" lacks \"%s\"\n", name, fte_last_error(), needle);
+		CHECK(0);
+	}
+	unlink(path);
+}
+
+static void
+test_bad_files(void)
+{
+	size_t len;
+	char *bin = read_all(ft_test_asset("llama2c/tok512.bin"), &len);
+	char buf[256];
+
+	CHECK(bin != NULL);
+	if (bin == NULL)
+		return;
+	expect_error("trunc2.bin", bin, 2, FTE_EFORMAT, "truncated");
+	expect_error("trunc10.bin", bin, 10, FTE_EFORMAT, "truncated");
+	expect_error("trunc_end.bin", bin, len - 1, FTE_EFORMAT, "truncated");
+	expect_error("trunc_mid.bin", bin, len / 2, FTE_EFORMAT, NULL);
+	/* A piece that is not UTF-8: entry 300 gets a stray 0xff. */
+	size_t off = 4;
+	for (int i = 0; i < 300; i++) {
+		int32_t l;
+		memcpy(&l, bin + off + 4, 4);
+		off += 8 + (size_t)l;
+	}
+	bin[off + 8] = (char)0xff;
+	expect_error("badutf8.bin", bin, len, FTE_EFORMAT, "UTF-8");
+	free(bin);
+
+	expect_error("empty.json", "{", 1, FTE_EFORMAT, "JSON");
+	expect_error("novocab.json", "{\"model\": {}}", 13, FTE_EFORMAT, "vocab");
+	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}");
+	expect_error("wordpiece.json", buf, strlen(buf), FTE_ENOTSUP, "WordPiece");
+	snprintf(buf, sizeof(buf), "{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
+	expect_error("nfkc.json", buf, strlen(buf), FTE_ENOTSUP, "NFKC");
+	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}");
+	expect_error("badmerge.json", buf, strlen(buf), FTE_EFORMAT, "merge 0");
+	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}, \"merges\": []}}");
+	expect_error("badid.json", buf, strlen(buf), FTE_EFORMAT, "bad id");
+	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\xff\": 0}, \"merges\": []}}");
+	expect_error("badutf8.json", buf, strlen(buf), FTE_EFORMAT, NULL);
+	fte_tokenizer *t;
+	CHECK(fte_tokenizer_load("/nonexistent/tokenizer.json", &t) == FTE_ENOENT);
+	CHECK(strstr(fte_last_error(), "/nonexistent/tokenizer.json") != NULL);
+}
+
+int
+main(void)
+{
+	struct corpus c[8];
+	int nc;
+
+	test_tok512();
+	test_vector("hf/tiny-gpt2/tokenizer.json", "tokenizers/testvectors/gpt2_encoded_tokens.json", 1);
+	test_vector("tokenizers/tinyllama-1.1b-chat/tokenizer.json", "tokenizers/testvectors/llama_encoded.json", 1);
+	test_special();
+	test_bad_files();
+	load_corpora(c, &nc);
+	test_roundtrips(c, nc);
+	test_llama_same_ids(c, nc);
+	for (int i = 0; i < nc; i++)
+		free(c[i].text);
+	return ft_test_done();
+}
