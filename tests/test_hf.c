@@ -1,0 +1,484 @@
+/* test_hf.c - Hugging Face import and export: the fixtures written by
+ * tests/fixtures/gen_hf_fixtures.py (Llama tied/untied, BF16, F16, sharded,
+ * __metadata__ alias, Qwen2 biases, GPT-2) against their PyTorch logits and
+ * probe values, the real tiny-gpt2 checkpoint against its raw file, save/load
+ * round trips, the llama2.c -> HF q/k permutation, and malformed directories. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fte.h"
+#include "fte_io_internal.h"
+#include "ft_test.h"
+
+static const char *fixtures[] = {
+	"llama_tied", "llama_bf16", "llama_f16", "llama_sharded", "llama_alias",
+	"qwen2_bias", "gpt2",
+};
+
+static double worst_rel;      /* largest logits error seen, relative */
+
+static const char *
+fixture_dir(const char *name)
+{
+	static char path[4096];
+
+	snprintf(path, sizeof(path), "%s", ft_test_fixture("hf/"));
+	strncat(path, name, sizeof(path) - strlen(path) - 1);
+	return path;
+}
+
+/* logits_compute runs the engine's forward over tokens; 0 on success. */
+static int
+logits_compute(fte_model *m, const int *tokens, int T, float *logits)
+{
+	fte_train_config tc;
+	fte_trainer *tr = NULL;
+	int targets[64];
+	float loss;
+	int rc;
+
+	fte_train_config_default(&tc);
+	tc.batch = 1;
+	tc.seq = T;
+	for (int i = 0; i < T; i++)
+		targets[i] = i + 1 < T ? tokens[i + 1] : -1;
+	if ((rc = fte_trainer_create(m, &tc, &tr)) != FTE_OK)
+		return rc;
+	fte_batch b = {tokens, targets, NULL, 1, T};
+	rc = fte_trainer_backward(tr, &b, 1, logits, &loss);
+	fte_trainer_free(tr);
+	return rc;
+}
+
+/* check_expected compares m with the fixture's probes and logits. */
+static void
+check_expected(fte_model *m, const char *name)
+{
+	char path[4096];
+	json_t *exp, *tok, *rows, *probes, *v;
+	int tokens[64], T, V = fte_model_config(m)->vocab_size;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/expected.json", fixture_dir(name));
+	exp = json_load_file(path, 0, NULL);
+	CHECK(exp != NULL);
+	if (exp == NULL)
+		return;
+	probes = json_object_get(exp, "probes");
+	CHECK(json_array_size(probes) >= 4);
+	json_array_foreach(probes, i, v) {
+		fte_tensor *t = fte_model_find(m, json_string_value(json_array_get(v, 0)));
+		int r = (int)json_integer_value(json_array_get(v, 1));
+		int c = (int)json_integer_value(json_array_get(v, 2));
+		CHECK(t != NULL);
+		if (t == NULL)
+			continue;
+		float want = (float)json_number_value(json_array_get(v, 3));
+		float got = t->ndim == 2 ? t->data[(size_t)r * (size_t)t->shape[1] + (size_t)c] : t->data[r];
+		if (got != want)
+			fprintf(stderr, "%s: %s[%d,%d] = %g, want %g\n", name, t->name, r, c, got, want);
+		CHECK(got == want);
+	}
+	tok = json_object_get(exp, "tokens");
+	rows = json_object_get(exp, "logits");
+	T = (int)json_array_size(tok);
+	for (int t = 0; t < T; t++)
+		tokens[t] = (int)json_integer_value(json_array_get(tok, (size_t)t));
+	float *logits = calloc((size_t)T * (size_t)V, sizeof(float));
+	CHECK(logits_compute(m, tokens, T, logits) == FTE_OK);
+	double maxerr = 0, maxref = 0;
+	for (int t = 0; t < T; t++)
+		for (int k = 0; k < V; k++) {
+			double ref = json_number_value(json_array_get(json_array_get(rows, (size_t)t), (size_t)k));
+			double d = fabs(logits[(size_t)t * (size_t)V + (size_t)k] - ref);
+			maxerr = d > maxerr ? d : maxerr;
+			maxref = fabs(ref) > maxref ? fabs(ref) : maxref;
+		}
+	printf("%-14s logits max abs err %.3g (max |logit| %.3g)\n", name, maxerr, maxref);
+	CHECK(maxref > 0.1);                      /* the reference is not trivial */
+	CHECK(maxerr <= 1e-4 * maxref);
+	if (maxerr / maxref > worst_rel)
+		worst_rel = maxerr / maxref;
+	free(logits);
+	json_decref(exp);
+}
+
+/* same_tensors is 1 when a and b have the same tensors, bit for bit. */
+static int
+same_tensors(fte_model *a, fte_model *b)
+{
+	if (fte_model_num_tensors(a) != fte_model_num_tensors(b))
+		return 0;
+	for (int i = 0; i < fte_model_num_tensors(a); i++) {
+		fte_tensor *x = fte_model_tensor(a, i), *y = fte_model_tensor(b, i);
+		if (strcmp(x->name, y->name) != 0 || x->numel != y->numel ||
+		    memcmp(x->data, y->data, x->numel * sizeof(float)) != 0) {
+			fprintf(stderr, "tensor %s differs\n", x->name);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int
+same_config(const fte_config *a, const fte_config *b)
+{
+	return a->arch == b->arch && a->n_layers == b->n_layers && a->dim == b->dim &&
+	    a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads &&
+	    a->head_dim == b->head_dim && a->ffn_dim == b->ffn_dim &&
+	    a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
+	    a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta &&
+	    a->rope_style == b->rope_style && a->tied_embeddings == b->tied_embeddings &&
+	    a->qkv_bias == b->qkv_bias && a->bos_id == b->bos_id && a->eos_id == b->eos_id;
+}
+
+static char tmp_root[] = "/tmp/test_hf_XXXXXX";
+
+static const char *
+tmp_path(const char *name)
+{
+	static char path[4][4096];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(path[k], sizeof(path[k]), "%s/%s", tmp_root, name);
+	return path[k];
+}
+
+static void
+test_fixtures(void)
+{
+	for (size_t f = 0; f < sizeof(fixtures) / sizeof(fixtures[0]); f++) {
+		fte_model *m = NULL, *m2 = NULL;
+		const char *out = tmp_path(fixtures[f]);
+
+		CHECK(fte_model_load(fixture_dir(fixtures[f]), &m) == FTE_OK);
+		if (m == NULL) {
+			fprintf(stderr, "%s: %s\n", fixtures[f], fte_last_error());
+			continue;
+		}
+		check_expected(m, fixtures[f]);
+		/* save and load again: bit-identical tensors, the same config */
+		CHECK(fte_hf_save(m, fixture_dir(fixtures[f]), out) == FTE_OK);
+		CHECK(fte_model_load(out, &m2) == FTE_OK);
+		if (m2 != NULL) {
+			CHECK(same_tensors(m, m2));
+			CHECK(same_config(fte_model_config(m), fte_model_config(m2)));
+		}
+		fte_model_free(m2);
+		fte_model_free(m);
+	}
+}
+
+/* The configuration details each fixture exercises. */
+static void
+test_configs(void)
+{
+	fte_model *m = NULL;
+	const fte_config *c;
+
+	if (fte_model_load(fixture_dir("llama_f16"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		/* generation_config.json wins; a list of EOS ids gives the first */
+		CHECK(c->bos_id == 1 && c->eos_id == 2);
+		CHECK(c->n_kv_heads == 2 && c->head_dim == 8 && !c->tied_embeddings);
+		CHECK(c->rope_style == FTE_ROPE_HALF);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("llama_sharded"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->rope_theta == 500000.0f && c->norm_eps == 1e-6f);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("llama_alias"), &m) == FTE_OK) {
+		CHECK(fte_model_config(m)->tied_embeddings == 1);
+		CHECK(fte_model_find(m, "output.weight") == NULL);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("qwen2_bias"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->qkv_bias == 1 && c->max_seq_len == 64 && c->rope_theta == 1e6f);
+		CHECK(fte_model_find(m, "layers.1.attn.wv.bias") != NULL);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("llama_tied"), &m) == FTE_OK) {
+		CHECK(fte_model_config(m)->tied_embeddings == 1);
+		fte_model_free(m);
+	}
+}
+
+/* tiny-gpt2: the real checkpoint, compared value by value with its file. */
+static void
+test_tiny_gpt2(void)
+{
+	const char *root = getenv("FT_ASSETS");
+	char dir[4096], path[4096];
+	fte_model *m = NULL;
+	fte_st_file *f = NULL;
+	float raw[2 * 8];
+
+	snprintf(dir, sizeof(dir), "%s/hf/tiny-gpt2", root ? root : "../shared/assets");
+	if (access(dir, R_OK) != 0) {
+		printf("SKIP: %s not found\n", dir);
+		return;
+	}
+	CHECK(fte_model_load(dir, &m) == FTE_OK);
+	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+	CHECK(fte_st_open(path, &f) == FTE_OK);
+	if (m == NULL || f == NULL) {
+		fte_model_free(m);
+		fte_st_close(f);
+		return;
+	}
+	const fte_config *c = fte_model_config(m);
+	CHECK(c->arch == FTE_ARCH_GPT2 && c->dim == 2 && c->n_heads == 2 &&
+	    c->n_layers == 2 && c->vocab_size == 50257 && c->max_seq_len == 1024 &&
+	    c->ffn_dim == 8 && c->tied_embeddings && c->bos_id == 50256 &&
+	    c->eos_id == 50256 && c->norm_eps == 1e-5f);
+	CHECK(fte_model_find(m, "output.weight") == NULL);
+	/* c_attn (2, 6) in (in, out) order splits into q, k, v (2, 2) (out, in) */
+	CHECK(fte_st_read_f32(f, fte_st_find(f, "transformer.h.1.attn.c_attn.weight"), raw) == FTE_OK);
+	fte_tensor *wq = fte_model_find(m, "layers.1.attn.wq.weight");
+	fte_tensor *wk = fte_model_find(m, "layers.1.attn.wk.weight");
+	fte_tensor *wv = fte_model_find(m, "layers.1.attn.wv.weight");
+	for (int o = 0; o < 2; o++)
+		for (int i = 0; i < 2; i++) {
+			CHECK(wq->data[o * 2 + i] == raw[i * 6 + o]);
+			CHECK(wk->data[o * 2 + i] == raw[i * 6 + 2 + o]);
+			CHECK(wv->data[o * 2 + i] == raw[i * 6 + 4 + o]);
+		}
+	CHECK(fte_st_read_f32(f, fte_st_find(f, "transformer.h.0.attn.c_attn.bias"), raw) == FTE_OK);
+	CHECK(fte_model_find(m, "layers.0.attn.wk.bias")->data[1] == raw[3]);
+	CHECK(fte_model_find(m, "layers.0.attn.wv.bias")->data[0] == raw[4]);
+	/* c_fc (2, 8) -> fc (8, 2); c_proj (8, 2) -> proj (2, 8) */
+	CHECK(fte_st_read_f32(f, fte_st_find(f, "transformer.h.0.mlp.c_fc.weight"), raw) == FTE_OK);
+	fte_tensor *fc = fte_model_find(m, "layers.0.ffn.fc.weight");
+	CHECK(fc->shape[0] == 8 && fc->shape[1] == 2);
+	CHECK(fc->data[5 * 2 + 1] == raw[1 * 8 + 5]);
+	CHECK(fte_st_read_f32(f, fte_st_find(f, "transformer.h.0.mlp.c_proj.weight"), raw) == FTE_OK);
+	CHECK(fte_model_find(m, "layers.0.ffn.proj.weight")->data[1 * 8 + 6] == raw[6 * 2 + 1]);
+	const fte_st_tensor *wte = fte_st_find(f, "transformer.wte.weight");
+	float *emb = malloc(wte->numel * sizeof(float));
+	CHECK(fte_st_read_f32(f, wte, emb) == FTE_OK);
+	CHECK(memcmp(emb, fte_model_find(m, "tok_embeddings.weight")->data,
+	    wte->numel * sizeof(float)) == 0);
+	free(emb);
+	fte_st_close(f);
+
+	/* round trip through our writer, tokenizer files copied */
+	fte_model *m2 = NULL;
+	const char *out = tmp_path("tiny-gpt2");
+	CHECK(fte_hf_save(m, dir, out) == FTE_OK);
+	CHECK(fte_model_load(out, &m2) == FTE_OK);
+	CHECK(m2 != NULL && same_tensors(m, m2));
+	CHECK(access(tmp_path("tiny-gpt2/tokenizer.json"), R_OK) == 0);
+	CHECK(access(tmp_path("tiny-gpt2/special_tokens_map.json"), R_OK) == 0);
+	fte_model_free(m2);
+	fte_model_free(m);
+}
+
+/* A llama2.c model (interleaved RoPE) is saved with q/k rows in rotate-half
+ * order: the HF model read back computes the same logits. */
+static void
+test_interleaved(void)
+{
+	fte_model *hf = NULL, *il = NULL, *back = NULL;
+	fte_config c;
+	int tokens[5] = {1, 9, 33, 2, 60}, V;
+
+	if (fte_model_load(fixture_dir("llama_bf16"), &hf) != FTE_OK) {
+		CHECK(0);
+		return;
+	}
+	c = *fte_model_config(hf);
+	c.rope_style = FTE_ROPE_INTERLEAVED;
+	CHECK(fte_model_create(&c, &il) == FTE_OK);
+	for (int i = 0; i < fte_model_num_tensors(il); i++)
+		memcpy(fte_model_tensor(il, i)->data, fte_model_tensor(hf, i)->data,
+		    fte_model_tensor(il, i)->numel * sizeof(float));
+	CHECK(fte_hf_save(il, NULL, tmp_path("interleaved")) == FTE_OK);
+	CHECK(fte_model_load(tmp_path("interleaved"), &back) == FTE_OK);
+	if (back != NULL) {
+		const int D = c.head_dim;
+		fte_tensor *q0 = fte_model_find(il, "layers.1.attn.wq.weight");
+		fte_tensor *q1 = fte_model_find(back, "layers.1.attn.wq.weight");
+		fte_tensor *k0 = fte_model_find(il, "layers.0.attn.wk.weight");
+		fte_tensor *k1 = fte_model_find(back, "layers.0.attn.wk.weight");
+		int bad = 0;
+		CHECK(fte_model_config(back)->rope_style == FTE_ROPE_HALF);
+		for (int h = 0; h < c.n_heads; h++)
+			for (int i = 0; i < D / 2; i++)
+				for (int j = 0; j < 2; j++)
+					for (int col = 0; col < c.dim; col++) {
+						bad += q1->data[(h * D + j * D / 2 + i) * c.dim + col] !=
+						    q0->data[(h * D + 2 * i + j) * c.dim + col];
+						if (h < c.n_kv_heads)
+							bad += k1->data[(h * D + j * D / 2 + i) * c.dim + col] !=
+							    k0->data[(h * D + 2 * i + j) * c.dim + col];
+					}
+		CHECK(bad == 0);
+		V = c.vocab_size;
+		float *a = calloc(5 * (size_t)V, sizeof(float)), *b = calloc(5 * (size_t)V, sizeof(float));
+		CHECK(logits_compute(il, tokens, 5, a) == FTE_OK);
+		CHECK(logits_compute(back, tokens, 5, b) == FTE_OK);
+		double maxerr = 0;
+		for (int i = 0; i < 5 * V; i++)
+			maxerr = fmax(maxerr, fabs(a[i] - b[i]));
+		printf("interleaved -> HF logits max abs diff %.3g\n", maxerr);
+		CHECK(maxerr < 1e-4);
+		free(a);
+		free(b);
+	}
+	fte_model_free(back);
+	fte_model_free(il);
+	fte_model_free(hf);
+}
+
+static void
+json_write(const char *path, json_t *j)
+{
+	CHECK(json_dump_file(j, path, 0) == 0);
+	json_decref(j);
+}
+
+static void
+text_write(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	CHECK(fp != NULL);
+	if (fp != NULL) {
+		fputs(text, fp);
+		fclose(fp);
+	}
+}
+
+/* expect_fail loads dir and checks the code and that the message names
+ * the file and contains what. */
+static void
+expect_fail(const char *dir, int err, const char *file, const char *what)
+{
+	fte_model *m = NULL;
+	int rc = fte_model_load(dir, &m);
+
+	CHECK(rc == err);
+	CHECK(m == NULL);
+	if (rc != err || strstr(fte_last_error(), file) == NULL ||
+	    strstr(fte_last_error(), what) == NULL)
+		fprintf(stderr, "  %s -> %d \"%s\" (want %d, \"%s\", \"%s\")\n", dir, rc,
+		    fte_last_error(), err, file, what);
+	CHECK(strstr(fte_last_error(), file) != NULL);
+	CHECK(strstr(fte_last_error(), what) != NULL);
+	fte_model_free(m);
+}
+
+static void
+test_bad(void)
+{
+	const char *d = tmp_path("bad");
+	char cfg[4096], st[4096];
+	fte_model *m = NULL;
+	json_t *j;
+
+	snprintf(cfg, sizeof(cfg), "%s/config.json", d);
+	snprintf(st, sizeof(st), "%s/model.safetensors", d);
+	expect_fail(tmp_path("nothing"), FTE_ENOENT, "nothing", "cannot open");
+	CHECK(mkdir(d, 0755) == 0);
+	expect_fail(d, FTE_ENOENT, "bad", "no config.json");
+
+	/* start from a good model written by us, then break one thing at a time */
+	CHECK(fte_model_load(fixture_dir("llama_tied"), &m) == FTE_OK);
+	if (m == NULL)
+		return;
+	CHECK(fte_hf_save(m, NULL, d) == FTE_OK);
+	j = json_load_file(cfg, 0, NULL);
+
+	text_write(cfg, "{\"architectures\": [\"LlamaForCausalLM\"], ");
+	expect_fail(d, FTE_EFORMAT, "config.json", "invalid JSON");
+	json_object_set_new(j, "architectures", json_pack("[s]", "BertModel"));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "BertModel");
+	json_object_set_new(j, "architectures", json_pack("[s]", "LlamaForCausalLM"));
+	json_object_set_new(j, "intermediate_size", json_integer(48));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "model.safetensors", "config.json implies [48, 32]");
+	json_object_set_new(j, "intermediate_size", json_integer(64));
+	json_object_set_new(j, "vocab_size", json_integer(1 << 24));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "bad", "describes at least");
+	json_object_set_new(j, "vocab_size", json_integer(64));
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f}", "type", "linear", "factor", 2.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling");
+	json_object_del(j, "rope_scaling");
+	json_object_del(j, "hidden_size");
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "missing \"hidden_size\"");
+	json_object_set_new(j, "hidden_size", json_integer(32));
+	json_object_set_new(j, "num_key_value_heads", json_integer(3));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "n_kv_heads");
+	json_object_set_new(j, "num_key_value_heads", json_integer(2));
+	json_write(cfg, json_deep_copy(j));
+
+	/* weights: a tensor missing, a file cut short, none at all */
+	{
+		fte_st_entry e[64];
+		int n = 0;
+		memset(e, 0, sizeof(e));
+		for (int i = 0; i < fte_model_num_tensors(m) && n < 64; i++) {
+			fte_tensor *t = fte_model_tensor(m, i);
+			if (strcmp(t->name, "norm.weight") == 0)
+				continue;
+			snprintf(e[n].name, sizeof(e[n].name), "%s", t->name);
+			e[n].ndim = t->ndim;
+			e[n].shape[0] = t->shape[0];
+			e[n].shape[1] = t->shape[1];
+			e[n].data = t->data;
+			n++;
+		}
+		CHECK(fte_st_write(st, e, n, FTE_ST_F32, NULL) == FTE_OK);
+		expect_fail(d, FTE_EFORMAT, "bad", "missing tensor \"model.embed_tokens.weight\"");
+	}
+	CHECK(truncate(st, 4000) == 0);
+	expect_fail(d, FTE_EFORMAT, "model.safetensors", "outside");
+	CHECK(unlink(st) == 0);
+	expect_fail(d, FTE_ENOENT, "bad", "no model.safetensors");
+
+	/* a shard index that points outside the directory */
+	snprintf(st, sizeof(st), "%s/model.safetensors.index.json", d);
+	text_write(st, "{\"weight_map\": {\"lm_head.weight\": \"../evil.safetensors\"}}");
+	expect_fail(d, FTE_EFORMAT, "index.json", "bad shard file name");
+	text_write(st, "{\"weight_map\": {\"lm_head.weight\": \"nope.safetensors\"}}");
+	expect_fail(d, FTE_ENOENT, "nope.safetensors", "cannot open");
+
+	/* GPT-2 variants the engine does not compute */
+	json_decref(j);
+	j = json_pack("{s:[s],s:i,s:i,s:i,s:i,s:s}", "architectures", "GPT2LMHeadModel",
+	    "n_embd", 8, "n_head", 2, "n_layer", 1, "vocab_size", 10,
+	    "activation_function", "relu");
+	json_write(cfg, j);
+	expect_fail(d, FTE_ENOTSUP, "config.json", "relu");
+	fte_model_free(m);
+}
+
+int
+main(void)
+{
+	CHECK(mkdtemp(tmp_root) != NULL);
+	test_fixtures();
+	test_configs();
+	test_interleaved();
+	test_bad();
+	printf("worst logits error relative to the largest logit: %.3g\n", worst_rel);
+	test_tiny_gpt2();
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
+	CHECK(system(cmd) == 0);
+	return ft_test_done();
+}
