@@ -1,0 +1,282 @@
+/*
+ * generate.c - inference: teacher-forced loss over a sequence, and token by
+ * token generation with a KV cache and a sampler (greedy, temperature,
+ * top-k, top-p).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fte.h"
+#include "kernels/kernels.h"
+#include "transformer.h"
+
+int
+fte_model_loss(fte_model *m, const int *tokens, int n, double *sum, int *count)
+{
+	const fte_config *c = &m->cfg;
+	fte__acts a;
+	double s;
+	int rc;
+
+	if (n < 2 || n - 1 > c->max_seq_len)
+		return fte_error_set(FTE_EINVAL, "loss: need 2 to %d tokens, got %d",
+		    c->max_seq_len + 1, n);
+	for (int i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+			return fte_error_set(FTE_EINVAL, "loss: token %d outside the vocabulary (%d)",
+			    tokens[i], c->vocab_size);
+	if ((rc = fte__acts_create(c, 1, n - 1, 0, 0.0f, 0, &a)) != FTE_OK)
+		return rc;
+	for (int i = 0; i < n - 1; i++)
+		a.dloss[i] = 1.0f;
+	s = fte__forward(m, NULL, &a, tokens, tokens + 1, NULL, 1, n - 1, NULL, NULL);
+	fte__acts_free(&a);
+	*sum = s;
+	*count = n - 1;
+	return FTE_OK;
+}
+
+void
+fte_sampler_default(fte_sampler *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->top_p = 1.0f;
+	s->seed = 1;
+	s->max_new_tokens = 256;
+	s->stop_at_eos = 1;
+	s->stop_at_bos = 1;
+}
+
+/* One position's state: the KV cache and per-token buffers. */
+typedef struct decoder {
+	float *mem;
+	float *kc, *vc;              /* (L, P, KD) */
+	float *x, *xb, *q, *atty, *tmp, *hg, *hu, *ha, *scores, *logits;
+	float mean, rstd;
+} decoder;
+
+static int
+decoder_create(const fte_config *c, decoder *d)
+{
+	size_t P = c->max_seq_len, L = c->n_layers, C = c->dim, F = c->ffn_dim;
+	size_t KD = (size_t)c->n_kv_heads * c->head_dim;
+	size_t HD = (size_t)c->n_heads * c->head_dim, V = c->vocab_size;
+	size_t big = C > F ? C : F, n = 2 * L * P * KD + 3 * C + 2 * HD + big + 3 * F + P + V;
+	float *p;
+
+	if ((p = calloc(n, sizeof(float))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "generate: cannot allocate the KV cache");
+	d->mem = p;
+	d->kc = p; p += L * P * KD;
+	d->vc = p; p += L * P * KD;
+	d->x = p; p += C;
+	d->xb = p; p += C;
+	d->q = p; p += HD;
+	d->atty = p; p += HD;
+	d->tmp = p; p += big;
+	d->hg = p; p += F;
+	d->hu = p; p += F;
+	d->ha = p; p += F;
+	d->scores = p; p += P;
+	d->logits = p;
+	return FTE_OK;
+}
+
+static void
+dnorm(const fte_config *c, decoder *d, float *out, const float *inp,
+    const float *w, const float *b)
+{
+	if (c->arch == FTE_ARCH_LLAMA)
+		rmsnorm_forward(out, &d->rstd, inp, w, 1, c->dim, c->norm_eps);
+	else
+		layernorm_forward(out, &d->mean, &d->rstd, inp, w, b, 1, c->dim, c->norm_eps);
+}
+
+/* decoder_step runs token tok at position pos, leaving logits. */
+static void
+decoder_step(const fte_model *m, decoder *d, int tok, int pos)
+{
+	const fte_config *c = &m->cfg;
+	const fte__weights *w = &m->w;
+	int C = c->dim, F = c->ffn_dim, H = c->n_heads, K = c->n_kv_heads;
+	int D = c->head_dim, HD = H * D, KD = K * D, P = c->max_seq_len;
+	float scale = 1.0f / sqrtf((float)D);
+
+	memcpy(d->x, w->tok_emb + (size_t)tok * C, (size_t)C * sizeof(float));
+	if (w->pos_emb != NULL)
+		for (int i = 0; i < C; i++)
+			d->x[i] += w->pos_emb[(size_t)pos * C + i];
+	for (int l = 0; l < c->n_layers; l++) {
+		const fte__layer *lw = &w->layer[l];
+		float *kr = d->kc + ((size_t)l * P + pos) * KD;
+		float *vr = d->vc + ((size_t)l * P + pos) * KD;
+
+		dnorm(c, d, d->xb, d->x, lw->attn_norm_w, lw->attn_norm_b);
+		matmul_forward(d->q, d->xb, lw->wq, lw->bq, 1, C, HD);
+		matmul_forward(kr, d->xb, lw->wk, lw->bk, 1, C, KD);
+		matmul_forward(vr, d->xb, lw->wv, lw->bv, 1, C, KD);
+		if (c->arch == FTE_ARCH_LLAMA) {
+			rope_forward(d->q, &pos, 1, H, D, c->rope_theta, c->rope_style);
+			rope_forward(kr, &pos, 1, K, D, c->rope_theta, c->rope_style);
+		}
+		/* one query against the cache; query head h reads kv head h/(H/K) */
+		for (int h = 0; h < H; h++) {
+			const float *qh = d->q + (size_t)h * D;
+			int kvh = h / (H / K);
+			float mx = -INFINITY, sum = 0.0f, *oh = d->atty + (size_t)h * D;
+
+			for (int t = 0; t <= pos; t++) {
+				const float *kt = d->kc + ((size_t)l * P + t) * KD + (size_t)kvh * D;
+				float s = 0.0f;
+
+				for (int i = 0; i < D; i++)
+					s += qh[i] * kt[i];
+				d->scores[t] = s * scale;
+				if (d->scores[t] > mx)
+					mx = d->scores[t];
+			}
+			for (int t = 0; t <= pos; t++) {
+				d->scores[t] = expf(d->scores[t] - mx);
+				sum += d->scores[t];
+			}
+			memset(oh, 0, (size_t)D * sizeof(float));
+			for (int t = 0; t <= pos; t++) {
+				const float *vt = d->vc + ((size_t)l * P + t) * KD + (size_t)kvh * D;
+				float p = d->scores[t] / sum;
+
+				for (int i = 0; i < D; i++)
+					oh[i] += p * vt[i];
+			}
+		}
+		matmul_forward(d->tmp, d->atty, lw->wo, lw->bo, 1, HD, C);
+		for (int i = 0; i < C; i++)
+			d->x[i] += d->tmp[i];
+		dnorm(c, d, d->xb, d->x, lw->ffn_norm_w, lw->ffn_norm_b);
+		if (c->arch == FTE_ARCH_LLAMA) {
+			matmul_forward(d->hg, d->xb, lw->w_gate, NULL, 1, C, F);
+			matmul_forward(d->hu, d->xb, lw->w_up, NULL, 1, C, F);
+			swiglu_forward(d->ha, d->hg, d->hu, (size_t)F);
+		} else {
+			matmul_forward(d->hu, d->xb, lw->w_up, lw->b_up, 1, C, F);
+			gelu_forward(d->ha, d->hu, (size_t)F);
+		}
+		matmul_forward(d->tmp, d->ha, lw->w_down, lw->b_down, 1, F, C);
+		for (int i = 0; i < C; i++)
+			d->x[i] += d->tmp[i];
+	}
+	dnorm(c, d, d->xb, d->x, w->norm_w, w->norm_b);
+	matmul_forward(d->logits, d->xb, w->output, NULL, 1, C, c->vocab_size);
+}
+
+typedef struct prob_idx {
+	float p;
+	int i;
+} prob_idx;
+
+static int
+prob_cmp(const void *a, const void *b)
+{
+	const prob_idx *x = a, *y = b;
+
+	if (x->p != y->p)
+		return x->p < y->p ? 1 : -1;
+	return x->i - y->i;
+}
+
+/* sample picks the next token from logits (V); pi is (V) scratch. */
+static int
+sample(const fte_sampler *s, float *logits, int V, prob_idx *pi, uint64_t *rng)
+{
+	float mx = -INFINITY, sum = 0.0f, cut, r, acc = 0.0f;
+	int best = 0, n = V;
+
+	for (int i = 0; i < V; i++)
+		if (logits[i] > mx) {
+			mx = logits[i];
+			best = i;
+		}
+	if (s->temperature <= 0.0f)
+		return best;
+	for (int i = 0; i < V; i++) {
+		pi[i].p = expf((logits[i] - mx) / s->temperature);
+		pi[i].i = i;
+		sum += pi[i].p;
+	}
+	for (int i = 0; i < V; i++)
+		pi[i].p /= sum;
+	qsort(pi, (size_t)V, sizeof(*pi), prob_cmp);
+	if (s->top_k > 0 && s->top_k < n)
+		n = s->top_k;
+	if (s->top_p > 0.0f && s->top_p < 1.0f) {
+		float cum = 0.0f;
+
+		for (int i = 0; i < n; i++) {
+			cum += pi[i].p;
+			if (cum >= s->top_p) {
+				n = i + 1;
+				break;
+			}
+		}
+	}
+	cut = 0.0f;
+	for (int i = 0; i < n; i++)
+		cut += pi[i].p;
+	r = fte__rng_uniform(rng) * cut;
+	for (int i = 0; i < n; i++) {
+		acc += pi[i].p;
+		if (r < acc)
+			return pi[i].i;
+	}
+	return pi[n - 1].i;
+}
+
+int
+fte_generate(fte_model *m, const int *prompt, int n_prompt,
+    const fte_sampler *s, fte_token_fn fn, void *arg, int *out, int *n_out)
+{
+	const fte_config *c = &m->cfg;
+	decoder d;
+	prob_idx *pi;
+	uint64_t rng = s->seed;
+	int rc, n = 0, tok;
+
+	if (n_prompt < 1 || n_prompt > c->max_seq_len)
+		return fte_error_set(FTE_EINVAL, "generate: prompt needs 1 to %d tokens, got %d",
+		    c->max_seq_len, n_prompt);
+	for (int i = 0; i < n_prompt; i++)
+		if (prompt[i] < 0 || prompt[i] >= c->vocab_size)
+			return fte_error_set(FTE_EINVAL, "generate: prompt token %d outside the vocabulary",
+			    prompt[i]);
+	if (s->max_new_tokens < 0 || !(s->temperature >= 0.0f) || s->top_k < 0 ||
+	    !(s->top_p > 0.0f && s->top_p <= 1.0f))
+		return fte_error_set(FTE_EINVAL,
+		    "generate: bad sampler (max_new_tokens >= 0, temperature >= 0, top_k >= 0, 0 < top_p <= 1)");
+	if ((rc = decoder_create(c, &d)) != FTE_OK)
+		return rc;
+	if ((pi = malloc((size_t)c->vocab_size * sizeof(*pi))) == NULL) {
+		free(d.mem);
+		return fte_error_set(FTE_ENOMEM, "generate: out of memory");
+	}
+	for (int i = 0; i < n_prompt - 1; i++)
+		decoder_step(m, &d, prompt[i], i);
+	tok = prompt[n_prompt - 1];
+	for (int pos = n_prompt - 1; n < s->max_new_tokens && pos < c->max_seq_len; pos++) {
+		int next;
+
+		decoder_step(m, &d, tok, pos);
+		next = sample(s, d.logits, c->vocab_size, pi, &rng);
+		if ((s->stop_at_eos && next == c->eos_id) || (s->stop_at_bos && next == c->bos_id))
+			break;
+		if (out != NULL)
+			out[n] = next;
+		n++;
+		if (fn != NULL && fn(arg, next) != 0)
+			break;
+		tok = next;
+	}
+	free(pi);
+	free(d.mem);
+	*n_out = n;
+	return FTE_OK;
+}

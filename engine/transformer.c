@@ -1,0 +1,397 @@
+/*
+ * transformer.c - forward and backward of the whole model (Llama and GPT-2)
+ * over one micro-batch, composed from the kernels in kernels/kernels.h.
+ *
+ * Shapes: N = B*T tokens, C = dim, HD = n_heads*head_dim, KD =
+ * n_kv_heads*head_dim, F = ffn_dim, V = vocab, L = layers.  Every linear
+ * layer is y = x @ W^T (+ b) (+ LoRA), W stored (out, in).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fte.h"
+#include "kernels/kernels.h"
+#include "transformer.h"
+
+static int
+imax(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+/* acts_fields lists every activation tensor with its size; with a == NULL
+ * only the sizes count. Returns the total in floats. */
+static size_t
+acts_fields(const fte_config *c, int B, int T, int r, float dropout,
+    int train, fte__acts *a)
+{
+	size_t N = (size_t)B * T, C = c->dim, L = c->n_layers;
+	size_t HD = (size_t)c->n_heads * c->head_dim;
+	size_t KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn_dim;
+	size_t V = c->vocab_size, H = c->n_heads;
+	size_t Lm = train ? L : 1, maxin = (size_t)imax(imax(c->dim, c->ffn_dim), (int)HD);
+	size_t total = 0;
+	fte__acts dummy;
+
+	if (a == NULL)
+		a = &dummy;
+#define F_(field, count) do { a->field = (float *)(uintptr_t)total; total += (count); } while (0)
+	F_(res, (train ? L + 1 : 1) * N * C);
+	F_(res_mid, Lm * N * C);
+	F_(ln1, Lm * N * C);
+	F_(ln1_mean, Lm * N);
+	F_(ln1_rstd, Lm * N);
+	F_(q, Lm * N * HD);
+	F_(k, Lm * N * KD);
+	F_(v, Lm * N * KD);
+	F_(att, Lm * B * H * T * T);
+	F_(atty, Lm * N * HD);
+	F_(ln2, Lm * N * C);
+	F_(ln2_mean, Lm * N);
+	F_(ln2_rstd, Lm * N);
+	F_(gate, c->arch == FTE_ARCH_LLAMA ? Lm * N * F : 0);
+	F_(up, Lm * N * F);
+	F_(hact, Lm * N * F);
+	F_(lnf, N * C);
+	F_(lnf_mean, N);
+	F_(lnf_rstd, N);
+	F_(logits, N * V);
+	F_(losses, N);
+	F_(dloss, N);
+	F_(tmp, N * (size_t)imax(c->dim, c->ffn_dim));
+	F_(lora_xa, r > 0 ? Lm * LORA_NMOD * N * r : 0);
+	F_(lora_mask, r > 0 && dropout > 0 ? Lm * LORA_NMOD * N * maxin : 0);
+	F_(lora_s1, r > 0 && dropout > 0 ? N * maxin : 0);
+	F_(lora_s2, r > 0 && dropout > 0 ? N * maxin : 0);
+	F_(dres, train ? N * C : 0);
+	F_(dln, train ? N * C : 0);
+	F_(dq, train ? N * HD : 0);
+	F_(dk, train ? N * KD : 0);
+	F_(dv, train ? N * KD : 0);
+	F_(datty, train ? N * HD : 0);
+	F_(dgate, train && c->arch == FTE_ARCH_LLAMA ? N * F : 0);
+	F_(dup, train ? N * F : 0);
+	F_(dhact, train ? N * F : 0);
+	F_(datt, train ? B * H * T * T : 0);
+	F_(lora_dxa, train && r > 0 ? N * r : 0);
+#undef F_
+	return total;
+}
+
+size_t
+fte__acts_floats(const fte_config *c, int B, int T, int lora_rank,
+    float lora_dropout, int train)
+{
+	return acts_fields(c, B, T, lora_rank, lora_dropout, train, NULL);
+}
+
+int
+fte__acts_create(const fte_config *c, int B, int T, int lora_rank,
+    float lora_dropout, int train, fte__acts *a)
+{
+	fte__acts x;
+	size_t n;
+	float **fields[] = { &x.res, &x.res_mid, &x.ln1, &x.ln1_mean,
+		&x.ln1_rstd, &x.q, &x.k, &x.v, &x.att, &x.atty, &x.ln2,
+		&x.ln2_mean, &x.ln2_rstd, &x.gate, &x.up, &x.hact, &x.lnf,
+		&x.lnf_mean, &x.lnf_rstd, &x.logits, &x.losses, &x.dloss, &x.tmp,
+		&x.lora_xa, &x.lora_mask, &x.lora_s1, &x.lora_s2, &x.dres, &x.dln,
+		&x.dq, &x.dk, &x.dv, &x.datty, &x.dgate, &x.dup, &x.dhact, &x.datt,
+		&x.lora_dxa };
+
+	memset(&x, 0, sizeof(x));
+	n = acts_fields(c, B, T, lora_rank, lora_dropout, train, &x);
+	/* calloc: untouched padding never holds NaN that a kernel might read */
+	x.mem = calloc(n, sizeof(float));
+	x.pos = calloc((size_t)B * T, sizeof(int));
+	if (x.mem == NULL || x.pos == NULL) {
+		free(x.mem);
+		free(x.pos);
+		return fte_error_set(FTE_ENOMEM, "activations: cannot allocate %zu MB",
+		    n * sizeof(float) >> 20);
+	}
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		*fields[i] = x.mem + (uintptr_t)*fields[i];
+	x.n_floats = n;
+	x.B = B;
+	x.T = T;
+	x.lora_rank = lora_rank;
+	x.ls = train ? 1 : 0;
+	*a = x;
+	return FTE_OK;
+}
+
+void
+fte__acts_free(fte__acts *a)
+{
+	free(a->mem);
+	free(a->pos);
+	memset(a, 0, sizeof(*a));
+}
+
+/* out[n] = a[n] + b[n]; out may alias a. */
+static void
+residual_forward(float *out, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for schedule(static) num_threads(fte__threads())
+	for (size_t i = 0; i < n; i++)
+		out[i] = a[i] + b[i];
+}
+
+static void
+norm_forward(const fte_config *c, float *out, float *mean, float *rstd,
+    const float *inp, const float *w, const float *b, int N)
+{
+	if (c->arch == FTE_ARCH_LLAMA)
+		rmsnorm_forward(out, rstd, inp, w, N, c->dim, c->norm_eps);
+	else
+		layernorm_forward(out, mean, rstd, inp, w, b, N, c->dim, c->norm_eps);
+}
+
+static void
+norm_backward(const fte_config *c, float *dinp, float *dw, float *db,
+    const float *dout, const float *inp, const float *w, const float *mean,
+    const float *rstd, int N)
+{
+	if (c->arch == FTE_ARCH_LLAMA)
+		rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, c->dim);
+	else
+		layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, c->dim);
+}
+
+/* Where adapter (l, mod) keeps its saved tensors. */
+static float *
+lora_xa(const fte__acts *a, int l, int mod)
+{
+	size_t N = (size_t)a->B * a->T;
+
+	return a->lora_xa + ((size_t)l * a->ls * LORA_NMOD + mod) * N * a->lora_rank;
+}
+
+static float *
+lora_mask(const fte_config *c, const fte__lora *lo, const fte__acts *a,
+    int l, int mod)
+{
+	size_t N = (size_t)a->B * a->T;
+	size_t maxin = (size_t)imax(imax(c->dim, c->ffn_dim), c->n_heads * c->head_dim);
+
+	if (!(lo->dropout > 0.0f))
+		return NULL;
+	return a->lora_mask + ((size_t)l * a->ls * LORA_NMOD + mod) * N * maxin;
+}
+
+/* linear_forward: out = x @ W^T + b, plus the adapter when (l, mod) has one. */
+static void
+linear_forward(const fte_model *m, const fte__lora *lo, fte__acts *a,
+    float *out, const float *x, const float *W, const float *b, int N,
+    int in, int outd, int l, int mod, uint64_t *rng)
+{
+	matmul_forward(out, x, W, b, N, in, outd);
+	if (lo != NULL && lo->a[l][mod] != NULL)
+		fte__lora_forward(out, lora_xa(a, l, mod), lora_mask(&m->cfg, lo, a, l, mod),
+		    a->lora_s1, x, lo->a[l][mod], lo->b[l][mod], N, in, outd,
+		    lo->rank, lo->scale, lo->dropout, rng);
+}
+
+static void
+linear_backward(const fte_model *m, const fte__lora *lo, const fte__lora *gl,
+    fte__acts *a, float *dx, float *dW, float *db, const float *dout,
+    const float *x, const float *W, int N, int in, int outd, int l, int mod)
+{
+	matmul_backward(dx, dW, db, dout, x, W, N, in, outd);
+	if (lo != NULL && lo->a[l][mod] != NULL)
+		fte__lora_backward(dx, gl->a[l][mod], gl->b[l][mod], a->lora_dxa,
+		    a->lora_s1, a->lora_s2, dout, x, lora_xa(a, l, mod),
+		    lora_mask(&m->cfg, lo, a, l, mod), lo->a[l][mod], lo->b[l][mod],
+		    N, in, outd, lo->rank, lo->scale);
+}
+
+/* The last layer's output (strides are those of the allocation, which may
+ * hold more tokens than the current micro-batch). */
+static float *
+res_last(const fte_config *c, const fte__acts *a)
+{
+	return a->res + (size_t)c->n_layers * a->ls * a->B * a->T * c->dim;
+}
+
+/* Per-layer slices of the saved activations. */
+typedef struct layer_acts {
+	float *x, *y, *res_mid, *ln1, *ln1_mean, *ln1_rstd, *q, *k, *v, *att;
+	float *atty, *ln2, *ln2_mean, *ln2_rstd, *gate, *up, *hact;
+} layer_acts;
+
+static void
+layer_acts_get(const fte_config *c, const fte__acts *a, int l, layer_acts *s)
+{
+	size_t N = (size_t)a->B * a->T, C = c->dim, ls = (size_t)l * a->ls;
+	size_t HD = (size_t)c->n_heads * c->head_dim;
+	size_t KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn_dim;
+	size_t TT = (size_t)a->B * c->n_heads * a->T * a->T;
+
+	s->x = a->res + ls * N * C;
+	s->y = a->res + (a->ls ? (size_t)(l + 1) : 0) * N * C;
+	s->res_mid = a->res_mid + ls * N * C;
+	s->ln1 = a->ln1 + ls * N * C;
+	s->ln1_mean = a->ln1_mean + ls * N;
+	s->ln1_rstd = a->ln1_rstd + ls * N;
+	s->q = a->q + ls * N * HD;
+	s->k = a->k + ls * N * KD;
+	s->v = a->v + ls * N * KD;
+	s->att = a->att + ls * TT;
+	s->atty = a->atty + ls * N * HD;
+	s->ln2 = a->ln2 + ls * N * C;
+	s->ln2_mean = a->ln2_mean + ls * N;
+	s->ln2_rstd = a->ln2_rstd + ls * N;
+	s->gate = c->arch == FTE_ARCH_LLAMA ? a->gate + ls * N * F : NULL;
+	s->up = a->up + ls * N * F;
+	s->hact = a->hact + ls * N * F;
+}
+
+double
+fte__forward(const fte_model *m, const fte__lora *lo, fte__acts *a,
+    const int *tokens, const int *targets, const int *segments, int B, int T,
+    float *logits_copy, uint64_t *rng)
+{
+	const fte_config *c = &m->cfg;
+	const fte__weights *w = &m->w;
+	int N = B * T, C = c->dim, F = c->ffn_dim, V = c->vocab_size;
+	int H = c->n_heads, K = c->n_kv_heads, D = c->head_dim;
+	int HD = H * D, KD = K * D, llama = c->arch == FTE_ARCH_LLAMA;
+	double sum = 0.0;
+
+	/* positions restart where a packed document begins */
+	for (int b = 0; b < B; b++)
+		for (int t = 0, p = 0; t < T; t++, p++) {
+			int i = b * T + t;
+
+			if (segments != NULL && t > 0 && segments[i] != segments[i - 1])
+				p = 0;
+			a->pos[i] = p;
+		}
+	embedding_forward(a->res, tokens, w->tok_emb, N, C);
+	if (w->pos_emb != NULL) {
+		embedding_forward(a->tmp, a->pos, w->pos_emb, N, C);
+		residual_forward(a->res, a->res, a->tmp, (size_t)N * C);
+	}
+	for (int l = 0; l < c->n_layers; l++) {
+		const fte__layer *lw = &w->layer[l];
+		layer_acts s;
+
+		layer_acts_get(c, a, l, &s);
+		norm_forward(c, s.ln1, s.ln1_mean, s.ln1_rstd, s.x, lw->attn_norm_w,
+		    lw->attn_norm_b, N);
+		linear_forward(m, lo, a, s.q, s.ln1, lw->wq, lw->bq, N, C, HD, l, LORA_Q, rng);
+		linear_forward(m, lo, a, s.k, s.ln1, lw->wk, lw->bk, N, C, KD, l, LORA_K, rng);
+		linear_forward(m, lo, a, s.v, s.ln1, lw->wv, lw->bv, N, C, KD, l, LORA_V, rng);
+		if (llama) {
+			rope_forward(s.q, a->pos, N, H, D, c->rope_theta, c->rope_style);
+			rope_forward(s.k, a->pos, N, K, D, c->rope_theta, c->rope_style);
+		}
+		attention_forward(s.atty, s.att, s.q, s.k, s.v, segments, B, T, H, K, D);
+		linear_forward(m, lo, a, a->tmp, s.atty, lw->wo, lw->bo, N, HD, C, l, LORA_O, rng);
+		residual_forward(s.res_mid, s.x, a->tmp, (size_t)N * C);
+		norm_forward(c, s.ln2, s.ln2_mean, s.ln2_rstd, s.res_mid, lw->ffn_norm_w,
+		    lw->ffn_norm_b, N);
+		if (llama) {
+			linear_forward(m, lo, a, s.gate, s.ln2, lw->w_gate, NULL, N, C, F, l, LORA_GATE, rng);
+			linear_forward(m, lo, a, s.up, s.ln2, lw->w_up, NULL, N, C, F, l, LORA_UP, rng);
+			swiglu_forward(s.hact, s.gate, s.up, (size_t)N * F);
+		} else {
+			linear_forward(m, lo, a, s.up, s.ln2, lw->w_up, lw->b_up, N, C, F, l, LORA_UP, rng);
+			gelu_forward(s.hact, s.up, (size_t)N * F);
+		}
+		linear_forward(m, lo, a, a->tmp, s.hact, lw->w_down, lw->b_down, N, F, C, l, LORA_DOWN, rng);
+		residual_forward(s.y, s.res_mid, a->tmp, (size_t)N * C);
+	}
+	norm_forward(c, a->lnf, a->lnf_mean, a->lnf_rstd, res_last(c, a),
+	    w->norm_w, w->norm_b, N);
+	matmul_forward(a->logits, a->lnf, w->output, NULL, N, C, V);
+	if (logits_copy != NULL)
+		memcpy(logits_copy, a->logits, (size_t)N * V * sizeof(float));
+	if (targets == NULL)
+		return 0.0;
+	crossentropy_forward(a->losses, a->logits, a->logits, targets, N, V);
+	for (int i = 0; i < N; i++)
+		sum += (double)a->losses[i] * a->dloss[i];
+	return sum;
+}
+
+static void
+zero(float *p, size_t n)
+{
+	memset(p, 0, n * sizeof(float));
+}
+
+void
+fte__backward(const fte_model *m, const fte__weights *g, const fte__lora *lo,
+    const fte__lora *gl, fte__acts *a, const int *tokens, const int *targets,
+    int B, int T)
+{
+	const fte_config *c = &m->cfg;
+	const fte__weights *w = &m->w;
+	int N = B * T, C = c->dim, F = c->ffn_dim, V = c->vocab_size;
+	int H = c->n_heads, K = c->n_kv_heads, D = c->head_dim;
+	int HD = H * D, KD = K * D, llama = c->arch == FTE_ARCH_LLAMA;
+	size_t NC = (size_t)N * C, NF = (size_t)N * F;
+
+	/* dlogits overwrite the probabilities in place */
+	crossentropy_backward(a->logits, a->logits, targets, a->dloss, N, V);
+	zero(a->dln, NC);
+	matmul_backward(a->dln, g->output, NULL, a->logits, a->lnf, w->output, N, C, V);
+	zero(a->dres, NC);
+	norm_backward(c, a->dres, g->norm_w, g->norm_b, a->dln, res_last(c, a),
+	    w->norm_w, a->lnf_mean, a->lnf_rstd, N);
+	for (int l = c->n_layers - 1; l >= 0; l--) {
+		const fte__layer *lw = &w->layer[l];
+		const fte__layer *lg = &g->layer[l];
+		layer_acts s;
+
+		layer_acts_get(c, a, l, &s);
+		/* MLP; dres is the gradient of this layer's output */
+		zero(a->dhact, NF);
+		linear_backward(m, lo, gl, a, a->dhact, lg->w_down, lg->b_down, a->dres,
+		    s.hact, lw->w_down, N, F, C, l, LORA_DOWN);
+		zero(a->dup, NF);
+		zero(a->dln, NC);
+		if (llama) {
+			zero(a->dgate, NF);
+			swiglu_backward(a->dgate, a->dup, a->dhact, s.gate, s.up, NF);
+			linear_backward(m, lo, gl, a, a->dln, lg->w_gate, NULL, a->dgate,
+			    s.ln2, lw->w_gate, N, C, F, l, LORA_GATE);
+			linear_backward(m, lo, gl, a, a->dln, lg->w_up, NULL, a->dup,
+			    s.ln2, lw->w_up, N, C, F, l, LORA_UP);
+		} else {
+			gelu_backward(a->dup, a->dhact, s.up, NF);
+			linear_backward(m, lo, gl, a, a->dln, lg->w_up, lg->b_up, a->dup,
+			    s.ln2, lw->w_up, N, C, F, l, LORA_UP);
+		}
+		norm_backward(c, a->dres, lg->ffn_norm_w, lg->ffn_norm_b, a->dln,
+		    s.res_mid, lw->ffn_norm_w, s.ln2_mean, s.ln2_rstd, N);
+		/* attention; dres is now the gradient of res_mid */
+		zero(a->datty, (size_t)N * HD);
+		linear_backward(m, lo, gl, a, a->datty, lg->wo, lg->bo, a->dres,
+		    s.atty, lw->wo, N, HD, C, l, LORA_O);
+		zero(a->dq, (size_t)N * HD);
+		zero(a->dk, (size_t)N * KD);
+		zero(a->dv, (size_t)N * KD);
+		attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, s.q, s.k,
+		    s.v, s.att, B, T, H, K, D);
+		if (llama) {
+			rope_backward(a->dq, a->pos, N, H, D, c->rope_theta, c->rope_style);
+			rope_backward(a->dk, a->pos, N, K, D, c->rope_theta, c->rope_style);
+		}
+		zero(a->dln, NC);
+		linear_backward(m, lo, gl, a, a->dln, lg->wq, lg->bq, a->dq, s.ln1,
+		    lw->wq, N, C, HD, l, LORA_Q);
+		linear_backward(m, lo, gl, a, a->dln, lg->wk, lg->bk, a->dk, s.ln1,
+		    lw->wk, N, C, KD, l, LORA_K);
+		linear_backward(m, lo, gl, a, a->dln, lg->wv, lg->bv, a->dv, s.ln1,
+		    lw->wv, N, C, KD, l, LORA_V);
+		norm_backward(c, a->dres, lg->attn_norm_w, lg->attn_norm_b, a->dln,
+		    s.x, lw->attn_norm_w, s.ln1_mean, s.ln1_rstd, N);
+	}
+	if (g->tok_emb != NULL)
+		embedding_backward(g->tok_emb, a->dres, tokens, N, C);
+	if (g->pos_emb != NULL)
+		embedding_backward(g->pos_emb, a->dres, a->pos, N, C);
+}

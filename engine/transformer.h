@@ -1,0 +1,184 @@
+/*
+ * transformer.h - engine-private: the model's memory layout, LoRA adapters,
+ * activations and the forward/backward pass shared by model.c,
+ * transformer.c, lora.c, train.c and generate.c.  Not installed.
+ */
+#ifndef FTE_TRANSFORMER_H
+#define FTE_TRANSFORMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fte_model.h"
+#include "fte_train.h"
+
+/* What each canonical tensor is; fte__weights_view maps slots to pointers. */
+enum fte__slot {
+	SLOT_TOK_EMB, SLOT_POS_EMB,
+	SLOT_ATTN_NORM_W, SLOT_ATTN_NORM_B,
+	SLOT_WQ, SLOT_BQ, SLOT_WK, SLOT_BK, SLOT_WV, SLOT_BV, SLOT_WO, SLOT_BO,
+	SLOT_FFN_NORM_W, SLOT_FFN_NORM_B,
+	SLOT_W_GATE, SLOT_W_UP, SLOT_B_UP, SLOT_W_DOWN, SLOT_B_DOWN,
+	SLOT_NORM_W, SLOT_NORM_B, SLOT_OUTPUT,
+};
+
+/* One layer's tensors; NULL where the architecture has none.  The MLP is
+ * gate/up/down: Llama w1/w3/w2, GPT-2 (no gate) c_fc / c_proj. */
+typedef struct fte__layer {
+	float *attn_norm_w, *attn_norm_b;
+	float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+	float *ffn_norm_w, *ffn_norm_b;
+	float *w_gate, *w_up, *b_up, *w_down, *b_down;
+} fte__layer;
+
+typedef struct fte__weights {
+	float *tok_emb, *pos_emb, *norm_w, *norm_b;
+	float *output;               /* == tok_emb when tied */
+	fte__layer layer[FTE_MAX_LAYERS];
+} fte__weights;
+
+struct fte_model {
+	fte_config cfg;
+	float *mem;                  /* all parameters, one allocation */
+	size_t n_params;
+	int n_tensors;
+	fte_tensor *tensors;
+	size_t *offset;              /* tensor i starts at mem + offset[i] */
+	unsigned char *slot, *layer; /* enum fte__slot and layer of tensor i */
+	fte__weights w;              /* views into mem */
+};
+
+/* fte__config_num_params counts a configuration's parameters (checked
+ * configuration) without allocating. */
+size_t fte__config_num_params(const fte_config *c);
+
+/* fte__weights_view points w at a buffer laid out like m's parameters
+ * (gradients and moments of full fine-tuning share the layout). */
+void fte__weights_view(const fte_model *m, float *base, fte__weights *w);
+
+/* LoRA modules in their fixed order. */
+enum { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN,
+	LORA_NMOD };
+
+/* Adapters of one model: A (r, in) and B (out, r) per enabled module. */
+typedef struct fte__lora {
+	int rank;
+	float scale;                 /* alpha / rank */
+	float dropout;
+	unsigned targets;            /* enum fte_lora_target, effective bits */
+	float *a[FTE_MAX_LAYERS][LORA_NMOD], *b[FTE_MAX_LAYERS][LORA_NMOD];
+} fte__lora;
+
+/* fte__lora_dims gives the in and out width of a module; 0 when the
+ * architecture lacks it (GPT-2 has no gate). */
+void fte__lora_dims(const fte_config *c, int mod, int *in, int *out);
+
+/* fte__lora_targets_effective drops targets the architecture lacks. */
+unsigned fte__lora_targets_effective(const fte_config *c, unsigned targets);
+
+/* fte__lora_numel counts adapter floats for rank r and targets. */
+size_t fte__lora_numel(const fte_config *c, int rank, unsigned targets);
+
+/* Base weight of a module in layer l. */
+float *fte__lora_base(const fte__layer *ly, int mod);
+
+/* fte__lora_view lays adapters out in base (fte__lora_numel floats): layer
+ * by layer, modules in enum order, A then B; sets rank, scale, dropout. */
+void fte__lora_view(const fte_config *c, const fte_lora_config *lc,
+    float *base, fte__lora *out);
+
+/* Canonical name of module mod's base weight in layer l ("layers.3.attn.wq"). */
+void fte__lora_name(const fte_config *c, int l, int mod, char *buf, size_t len);
+
+/* Activations of one micro-batch (B x T tokens, N = B*T), llm.c style: named
+ * tensors in one allocation.  res[l] is layer l's input (res[L] the last
+ * output); per-layer tensors are arrays over layers. */
+typedef struct fte__acts {
+	int B, T, lora_rank;
+	int ls;                      /* 1: per-layer tensors kept for backward;
+	                              * 0: one layer's worth reused (inference) */
+	float *mem;
+	size_t n_floats;
+	float *res;                  /* (L+1, N, C) */
+	float *res_mid;              /* (L, N, C) */
+	float *ln1, *ln1_mean, *ln1_rstd;  /* (L, N, C), (L, N), (L, N) */
+	float *q, *k, *v;            /* (L, N, H*D), (L, N, K*D) x 2, post-RoPE */
+	float *att;                  /* (L, B, H, T, T) */
+	float *atty;                 /* (L, N, H*D) */
+	float *ln2, *ln2_mean, *ln2_rstd;
+	float *gate, *up, *hact;     /* (L, N, F); gate Llama only */
+	float *lnf, *lnf_mean, *lnf_rstd;  /* (N, C), (N), (N) */
+	float *logits;               /* (N, V); softmax in place, then dlogits */
+	float *losses;               /* (N) */
+	float *dloss;                /* (N) weight of each token in the loss */
+	float *lora_xa;              /* (L, NMOD, N, r): scale * drop(x) @ A^T */
+	float *lora_mask;            /* (L, NMOD, N, maxin): 0 or 1/(1-p) */
+	float *lora_s1, *lora_s2;    /* (N, maxin) dropout scratch */
+	float *tmp;                  /* (N, max(C, F)) */
+	/* backward scratch */
+	float *dres, *dln, *dq, *dk, *dv, *datty, *dgate, *dup, *dhact;
+	float *datt;                 /* (B, H, T, T) */
+	float *lora_dxa;             /* (N, r) */
+	int *pos;                    /* (N) position of each token */
+} fte__acts;
+
+/* fte__acts_floats returns the floats activations for (B, T) need; the
+ * single source for fte_train_memory and fte__acts_create. */
+size_t fte__acts_floats(const fte_config *c, int B, int T, int lora_rank,
+    float lora_dropout, int train);
+int fte__acts_create(const fte_config *c, int B, int T, int lora_rank,
+    float lora_dropout, int train, fte__acts *a);
+void fte__acts_free(fte__acts *a);
+
+/* fte__forward runs the model on a micro-batch (tokens, targets and
+ * segments as fte_batch, targets may be NULL for logits only); lora may be
+ * NULL.  acts->dloss must already hold each token's loss weight when
+ * targets are given.  Returns the weighted loss sum; logits_copy (may be
+ * NULL) receives the logits before the softmax.  rng drives dropout. */
+double fte__forward(const fte_model *m, const fte__lora *lora, fte__acts *a,
+    const int *tokens, const int *targets, const int *segments, int B, int T,
+    float *logits_copy, uint64_t *rng);
+
+/* fte__backward accumulates gradients for the last forward: g (may have NULL
+ * tensors: frozen) and, when lora is not NULL, gl's adapter gradients. */
+void fte__backward(const fte_model *m, const fte__weights *g,
+    const fte__lora *lora, const fte__lora *gl, fte__acts *a,
+    const int *tokens, const int *targets, int B, int T);
+
+/* fte__lora_forward: out[N,outd] += scale * drop(x) @ A^T @ B^T, saving
+ * xa = scale * drop(x) @ A^T and, with dropout, the mask (0 or 1/(1-p)).
+ * s1 is (N, in) scratch used only with dropout. */
+void fte__lora_forward(float *out, float *xa, float *mask, float *s1,
+    const float *x, const float *A, const float *B, int N, int in, int outd,
+    int r, float scale, float dropout, uint64_t *rng);
+/* fte__lora_backward accumulates dx, dA and dB for the last forward (mask
+ * NULL without dropout); dxa is (N, r) scratch, s1/s2 (N, in) scratch used
+ * only with dropout. */
+void fte__lora_backward(float *dx, float *dA, float *dB, float *dxa,
+    float *s1, float *s2, const float *dout, const float *x, const float *xa,
+    const float *mask, const float *A, const float *B, int N, int in,
+    int outd, int r, float scale);
+
+/* A small seeded generator (splitmix64): its whole state is one uint64, so
+ * checkpoints can save it. */
+static inline uint64_t
+fte__rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1) with 24 bits. */
+static inline float
+fte__rng_uniform(uint64_t *s)
+{
+	return (float)(fte__rng_next(s) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* Standard normal (Box-Muller, one value per call). */
+double fte__rng_normal(uint64_t *s);
+
+#endif
