@@ -358,6 +358,34 @@ tok_finish(fte_tokenizer *t)
 	return FTE_OK;
 }
 
+void
+tok_ws_setup(fte_tokenizer *t)
+{
+	const char *x = NULL;
+
+	t->ws_split = NULL;
+	if (t->n_pre > 0 || t->byte_level || t->metaspace != NULL)
+		return;
+	for (int i = 0; i < t->n_norm; i++)
+		if (t->norm[i].kind == TOK_NORM_REPLACE && strcmp(t->norm[i].a, " ") == 0)
+			x = t->norm[i].b;
+	if (x == NULL || *x == '\0' || tok_strmap_get(&t->vocab, x, strlen(x)) < 0)
+		return;
+	size_t xl = strlen(x);
+	for (uint32_t i = 0; i < t->vocab.cap; i++) {
+		const char *k = t->vocab.slots[i].key;
+		size_t n = t->vocab.slots[i].len, j = 0;
+		if (k == NULL)
+			continue;
+		while (j + xl <= n && memcmp(k + j, x, xl) == 0)
+			j += xl;
+		for (; j + xl <= n; j++)
+			if (memcmp(k + j, x, xl) == 0)
+				return;
+	}
+	t->ws_split = x;
+}
+
 /* ---- loading ---- */
 
 static int
@@ -967,6 +995,25 @@ encode_segment(struct enc *e, const char *s, size_t n)
 	for (int i = 0; i < t->n_pre; i++)
 		if ((rc = split_words(e, norm, &t->pre[i])) != FTE_OK)
 			return rc;
+	if (t->ws_split != NULL) {
+		/* Words start where a run of space markers follows other text. */
+		const char *x = t->ws_split;
+		size_t xl = strlen(x), start = 0;
+		int prev_x = 1;
+		e->words.n = 0;
+		for (size_t i = 0; i < nn;) {
+			int is_x = i + xl <= nn && memcmp(norm + i, x, xl) == 0;
+			if (is_x && !prev_x) {
+				if ((rc = ranges_push(&e->words, start, i - start)) != FTE_OK)
+					return rc;
+				start = i;
+			}
+			prev_x = is_x;
+			i += is_x ? xl : 1;
+		}
+		if ((rc = ranges_push(&e->words, start, nn - start)) != FTE_OK)
+			return rc;
+	}
 	for (size_t w = 0; w < e->words.n; w++)
 		if ((rc = encode_word(e, norm + e->words.v[w].off, e->words.v[w].len)) != FTE_OK)
 			return rc;

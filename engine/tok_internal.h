@@ -110,6 +110,10 @@ struct fte_tokenizer {
 	char *metaspace;
 	int meta_prepend, meta_split;
 	int prefix_space;       /* ByteLevel add_prefix_space */
+	/* SentencePiece-style vocabularies with no pre-tokenizer: when no piece
+	 * has the space marker after another char, no merge crosses the start
+	 * of a marker run, so each "word" is encoded alone (and cached). */
+	const char *ws_split;
 	struct tok_pre *pre;
 	int n_pre;
 
@@ -147,6 +151,8 @@ int tok_new(const char *path, int n_vocab, fte_tokenizer **out);
 /* tok_finish builds the added-token index and checks the byte tables; the
  * loaders call it last. */
 int tok_finish(fte_tokenizer *t);
+/* tok_ws_setup decides ws_split once the vocabulary map is complete. */
+void tok_ws_setup(fte_tokenizer *t);
 /* tok_regex compiles a pre-tokenizer pattern (UTF, UCP, JIT). */
 int tok_regex(const fte_tokenizer *t, const char *pattern, int literal, pcre2_code **out);
 

@@ -541,6 +541,7 @@ load_all(fte_tokenizer *t, const json_t *root, const json_t *model)
 	    (rc = tok_finish(t)) != FTE_OK)
 		return rc;
 	find_bos_eos(t);
+	tok_ws_setup(t);
 	return FTE_OK;
 }
 

@@ -204,6 +204,7 @@ tok_llama2c_load(const char *path, const unsigned char *data, size_t size, fte_t
 		fte_tokenizer_free(t);
 		return fte_error_set(FTE_EFORMAT, "%s: neither <0xNN> byte tokens nor <unk>: cannot encode all text", path);
 	}
+	tok_ws_setup(t);
 	*out = t;
 	return FTE_OK;
 }
