@@ -1,16 +1,35 @@
 /*
  * activation.c - SwiGLU (Llama's silu(gate) * up) and GELU with the tanh
  * approximation (GPT-2's gelu_new):
- *   gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
- * Elementwise; the threads split the range into contiguous chunks.
+ *   gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+ * Since 0.5 (1 + tanh(u)) = sigmoid(2u), GELU is computed as x sigmoid(2u):
+ * the same function, one exp instead of tanh, and no cancellation in
+ * 1 + tanh(u) for negative x.
+ *
+ * Elementwise, four lanes at a time (vmath.h); the threads split the range
+ * into contiguous chunks.
  */
-#include <math.h>
 #include <stddef.h>
 
 #include "kernels/kernels.h"
+#include "kernels/vmath.h"
 
 #define ACT_PAR_MIN 32768
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_A 0.044715f
+
+static inline v4f
+sigmoid4(v4f x)
+{
+	return 1.0f / (1.0f + vexp4(-x));
+}
+
+/* gelu_u4 returns 2u, the argument of the sigmoid. */
+static inline v4f
+gelu_u4(v4f x)
+{
+	return 2.0f * GELU_K * (x + GELU_A * x * x * x);
+}
 
 void
 swiglu_forward(float *out, const float *gate, const float *up,
@@ -20,9 +39,10 @@ swiglu_forward(float *out, const float *gate, const float *up,
 
 #pragma omp parallel for num_threads(fte__threads()) schedule(static) \
 	if (count > ACT_PAR_MIN)
-	for (long i = 0; i < n; i++) {
-		float g = gate[i];
-		out[i] = g / (1.0f + expf(-g)) * up[i];
+	for (long i = 0; i < n; i += 4) {
+		v4f g = v4f_loadn(gate + i, n - i, 0.0f);
+		v4f u = v4f_loadn(up + i, n - i, 0.0f);
+		v4f_storen(out + i, g * sigmoid4(g) * u, n - i);
 	}
 }
 
@@ -34,15 +54,21 @@ swiglu_backward(float *dgate, float *dup, const float *dout,
 
 #pragma omp parallel for num_threads(fte__threads()) schedule(static) \
 	if (count > ACT_PAR_MIN)
-	for (long i = 0; i < n; i++) {
-		float g = gate[i];
-		float sig = 1.0f / (1.0f + expf(-g));
-		if (dgate != NULL)
+	for (long i = 0; i < n; i += 4) {
+		v4f g = v4f_loadn(gate + i, n - i, 0.0f);
+		v4f d = v4f_loadn(dout + i, n - i, 0.0f);
+		v4f sig = sigmoid4(g);
+		if (dgate != NULL) {
+			v4f u = v4f_loadn(up + i, n - i, 0.0f);
+			v4f dg = v4f_loadn(dgate + i, n - i, 0.0f);
 			/* silu'(g) = sig (1 + g (1 - sig)) */
-			dgate[i] += dout[i] * up[i] * sig *
-			    (1.0f + g * (1.0f - sig));
-		if (dup != NULL)
-			dup[i] += dout[i] * g * sig;
+			dg += d * u * sig * (1.0f + g * (1.0f - sig));
+			v4f_storen(dgate + i, dg, n - i);
+		}
+		if (dup != NULL) {
+			v4f du = v4f_loadn(dup + i, n - i, 0.0f);
+			v4f_storen(dup + i, du + d * g * sig, n - i);
+		}
 	}
 }
 
@@ -53,10 +79,9 @@ gelu_forward(float *out, const float *inp, size_t count)
 
 #pragma omp parallel for num_threads(fte__threads()) schedule(static) \
 	if (count > ACT_PAR_MIN)
-	for (long i = 0; i < n; i++) {
-		float x = inp[i];
-		float u = GELU_K * (x + 0.044715f * x * x * x);
-		out[i] = 0.5f * x * (1.0f + tanhf(u));
+	for (long i = 0; i < n; i += 4) {
+		v4f x = v4f_loadn(inp + i, n - i, 0.0f);
+		v4f_storen(out + i, x * sigmoid4(gelu_u4(x)), n - i);
 	}
 }
 
@@ -68,12 +93,14 @@ gelu_backward(float *dinp, const float *dout, const float *inp,
 
 #pragma omp parallel for num_threads(fte__threads()) schedule(static) \
 	if (count > ACT_PAR_MIN)
-	for (long i = 0; i < n; i++) {
-		float x = inp[i];
-		float u = GELU_K * (x + 0.044715f * x * x * x);
-		float t = tanhf(u);
-		float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-		dinp[i] += dout[i] * (0.5f * (1.0f + t) +
-		    0.5f * x * (1.0f - t * t) * du);
+	for (long i = 0; i < n; i += 4) {
+		v4f x = v4f_loadn(inp + i, n - i, 0.0f);
+		v4f d = v4f_loadn(dout + i, n - i, 0.0f);
+		v4f dx = v4f_loadn(dinp + i, n - i, 0.0f);
+		v4f s = sigmoid4(gelu_u4(x));
+		/* d/dx x sigmoid(2u) = s + x s (1 - s) 2 du/dx */
+		v4f du2 = 2.0f * GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+		dx += d * (s + x * s * (1.0f - s) * du2);
+		v4f_storen(dinp + i, dx, n - i);
 	}
 }

@@ -33,8 +33,10 @@
 #include <cblas.h>
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/vmath.h"
 
 #define ATT_BLOCK 64
 
@@ -72,19 +74,11 @@ attention_forward(float *out, float *att, const float *q,
 						row[j] = -INFINITY;
 			}
 			/* Row i always sees itself, so max is finite. */
-			float max = row[0];
-			for (int j = 1; j <= i; j++)
-				max = row[j] > max ? row[j] : max;
-			float sum = 0.0f;
-			for (int j = 0; j <= i; j++) {
-				row[j] = expf(row[j] - max);
-				sum += row[j];
-			}
-			float inv = 1.0f / sum;
-			for (int j = 0; j <= i; j++)
-				row[j] *= inv;
-			for (int j = i + 1; j < T; j++)
-				row[j] = 0.0f;
+			float max = vrow_max(row, i + 1);
+			float sum = vrow_expsum(row, row, max, i + 1);
+			vrow_axpy(row, 1.0f / sum, row, 0.0f, i + 1);
+			memset(row + i + 1, 0, (size_t)(T - i - 1) *
+			    sizeof(float));
 		}
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0,
 		    D, i1, 1.0f, ah + (size_t)i0 * T, T, vh, ldk, 0.0f,
@@ -125,13 +119,16 @@ attention_backward(float *dq, float *dk, float *dv, float *scratch,
 			for (int i = i0; i < i1; i++) {
 				const float *p = ah + (size_t)i * T;
 				float *s = sh + (size_t)i * T;
-				float dot = 0.0f;
-				for (int j = 0; j <= i; j++)
-					dot += p[j] * s[j];
-				for (int j = 0; j <= i; j++)
-					s[j] = p[j] * (s[j] - dot);
-				for (int j = i + 1; j < i1; j++)
-					s[j] = 0.0f;
+				float dot = vrow_dot(p, s, i + 1);
+				/* dS = P (dP - dot) */
+				for (int j = 0; j <= i; j += 4) {
+					long m = i + 1 - j;
+					v4f pj = v4f_loadn(p + j, m, 0.0f);
+					v4f sj = v4f_loadn(s + j, m, 0.0f);
+					v4f_storen(s + j, pj * (sj - dot), m);
+				}
+				memset(s + i + 1, 0, (size_t)(i1 - i - 1) *
+				    sizeof(float));
 			}
 			if (dq != NULL)
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,

@@ -36,6 +36,7 @@ embedding_backward(float *dwte, const float *dout, const int *tokens,
 		for (int n = 0; n < N; n++) {
 			float *w = dwte + (size_t)tokens[n] * C;
 			const float *d = dout + (size_t)n * C;
+#pragma omp simd
 			for (int c = lo; c < hi; c++)
 				w[c] += d[c];
 		}

@@ -30,6 +30,11 @@
  * matmul_forward/backward, which split large products over the threads. */
 int fte__threads(void);
 
+/* fte__colsum_add adds the column sums of x[N,C] to acc[C] (bias
+ * gradients).  Each thread sums its own columns over all rows in order, so
+ * the result is the same for any thread count. */
+void fte__colsum_add(float *acc, const float *x, int N, int C);
+
 /* out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
 void matmul_forward(float *out, const float *inp, const float *weight,
     const float *bias, int N, int C, int OC);

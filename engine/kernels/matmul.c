@@ -11,6 +11,7 @@
  */
 #include <cblas.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
 
@@ -60,11 +61,9 @@ matmul_forward(float *out, const float *inp, const float *weight,
     const float *bias, int N, int C, int OC)
 {
 	if (bias != NULL) {
-		for (int n = 0; n < N; n++) {
-			float *o = out + (size_t)n * OC;
-			for (int j = 0; j < OC; j++)
-				o[j] = bias[j];
-		}
+		for (int n = 0; n < N; n++)
+			memcpy(out + (size_t)n * OC, bias,
+			    (size_t)OC * sizeof(float));
 	}
 	gemm_split(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight,
 	    C, bias != NULL ? 1.0f : 0.0f, out, OC);
@@ -81,20 +80,26 @@ matmul_backward(float *dinp, float *dweight, float *dbias,
 	if (dweight != NULL)
 		gemm_split(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC,
 		    inp, C, 1.0f, dweight, C);
-	if (dbias != NULL) {
-		/* Each thread sums its own columns over all rows, in order. */
-		int nt = fte__threads();
-		int parts = nt < OC ? nt : 1;
+	if (dbias != NULL)
+		fte__colsum_add(dbias, dout, N, OC);
+}
+
+void
+fte__colsum_add(float *acc, const float *x, int N, int C)
+{
+	int nt = fte__threads();
+	int parts = nt < C ? nt : 1;
+
 #pragma omp parallel for num_threads(parts) schedule(static, 1) \
-	if ((size_t)N * OC > 65536)
-		for (int p = 0; p < parts; p++) {
-			int lo = (int)((long)OC * p / parts);
-			int hi = (int)((long)OC * (p + 1) / parts);
-			for (int n = 0; n < N; n++) {
-				const float *d = dout + (size_t)n * OC;
-				for (int j = lo; j < hi; j++)
-					dbias[j] += d[j];
-			}
+	if ((size_t)N * C > 65536)
+	for (int p = 0; p < parts; p++) {
+		int lo = (int)((long)C * p / parts);
+		int hi = (int)((long)C * (p + 1) / parts);
+		for (int n = 0; n < N; n++) {
+			const float *row = x + (size_t)n * C;
+#pragma omp simd
+			for (int c = lo; c < hi; c++)
+				acc[c] += row[c];
 		}
 	}
 }

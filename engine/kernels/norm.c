@@ -149,19 +149,6 @@ layernorm_backward(float *dinp, float *dweight, float *dbias,
 	}
 	if (dweight != NULL)
 		norm_dweight(dweight, dout, inp, mean, rstd, N, C);
-	if (dbias != NULL) {
-		int nt = fte__threads();
-		int parts = nt < C ? nt : 1;
-#pragma omp parallel for num_threads(parts) schedule(static, 1) \
-	if ((size_t)N * C > NORM_PAR_MIN)
-		for (int p = 0; p < parts; p++) {
-			int lo = (int)((long)C * p / parts);
-			int hi = (int)((long)C * (p + 1) / parts);
-			for (int n = 0; n < N; n++) {
-				const float *d = dout + (size_t)n * C;
-				for (int c = lo; c < hi; c++)
-					dbias[c] += d[c];
-			}
-		}
-	}
+	if (dbias != NULL)
+		fte__colsum_add(dbias, dout, N, C);
 }
