@@ -1,0 +1,895 @@
+/*
+ * ftengine.c - the engine's command-line tool: a table of subcommands, and
+ * the model, training, inference and benchmark ones (init, loss, train,
+ * generate, bench).  Options are `--name value` pairs; --json switches the
+ * output to one JSON object per line.
+ */
+#include <cblas.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fte.h"
+#include "ftengine.h"
+
+/* ---- option parsing ---- */
+
+typedef struct opts {
+	int argc;
+	char **argv;
+	const char *cmd;
+	int bad;                     /* a usage error was reported */
+} opts;
+
+/* opt_find returns the value after --name ("" for a flag), or NULL. */
+static const char *
+opt_find(opts *o, const char *name, int flag)
+{
+	for (int i = 1; i < o->argc; i++)
+		if (o->argv[i][0] == '-' && o->argv[i][1] == '-' &&
+		    strcmp(o->argv[i] + 2, name) == 0) {
+			if (flag)
+				return "";
+			if (i + 1 >= o->argc) {
+				fprintf(stderr, "ftengine %s: --%s needs a value\n", o->cmd, name);
+				o->bad = 1;
+				return NULL;
+			}
+			return o->argv[i + 1];
+		}
+	return NULL;
+}
+
+static int
+opt_flag(opts *o, const char *name)
+{
+	return opt_find(o, name, 1) != NULL;
+}
+
+static const char *
+opt_str(opts *o, const char *name, const char *def)
+{
+	const char *v = opt_find(o, name, 0);
+
+	return v != NULL ? v : def;
+}
+
+static long
+opt_int(opts *o, const char *name, long def)
+{
+	const char *v = opt_find(o, name, 0);
+	char *end;
+	long x;
+
+	if (v == NULL)
+		return def;
+	errno = 0;
+	x = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || end == v) {
+		fprintf(stderr, "ftengine %s: --%s wants an integer, got '%s'\n", o->cmd, name, v);
+		o->bad = 1;
+	}
+	return x;
+}
+
+static double
+opt_num(opts *o, const char *name, double def)
+{
+	const char *v = opt_find(o, name, 0);
+	char *end;
+	double x;
+
+	if (v == NULL)
+		return def;
+	x = strtod(v, &end);
+	if (*end != '\0' || end == v) {
+		fprintf(stderr, "ftengine %s: --%s wants a number, got '%s'\n", o->cmd, name, v);
+		o->bad = 1;
+	}
+	return x;
+}
+
+/* opts_check rejects words that are not --options of the command. */
+static int
+opts_check(opts *o, const char *const *known)
+{
+	for (int i = 1; i < o->argc; i++) {
+		const char *a = o->argv[i];
+		int ok = 0, flag = 0;
+
+		if (a[0] != '-' || a[1] != '-') {
+			fprintf(stderr, "ftengine %s: unexpected argument '%s'\n", o->cmd, a);
+			return 2;
+		}
+		for (const char *const *k = known; *k != NULL; k++) {
+			size_t n = strlen(*k);
+			int is_flag = (*k)[n - 1] == '!';
+
+			if (strncmp(a + 2, *k, n - (size_t)is_flag) == 0 &&
+			    a[2 + n - (size_t)is_flag] == '\0') {
+				ok = 1;
+				flag = is_flag;
+				break;
+			}
+		}
+		if (!ok) {
+			fprintf(stderr, "ftengine %s: unknown option '%s'\n", o->cmd, a);
+			return 2;
+		}
+		i += !flag;
+	}
+	return 0;
+}
+
+static int
+fail(const char *cmd, const char *what)
+{
+	fprintf(stderr, "ftengine %s: %s: %s\n", cmd, what, fte_last_error());
+	return 1;
+}
+
+static int
+threads_apply(opts *o)
+{
+	long n = opt_int(o, "threads", 0);
+
+	if (n > 0 && fte_threads_set((int)n) != FTE_OK)
+		return fail(o->cmd, "threads");
+	return 0;
+}
+
+static void
+json_print(json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+
+	if (s != NULL)
+		puts(s);
+	free(s);
+	json_decref(j);
+	fflush(stdout);
+}
+
+/* ---- token files: one sequence of whitespace-separated ids per line ---- */
+
+typedef struct seqs {
+	int n;
+	int *len;
+	int **ids;
+} seqs;
+
+static void
+seqs_free(seqs *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->ids[i]);
+	free(s->ids);
+	free(s->len);
+}
+
+static int
+seqs_read(const char *path, seqs *s)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, rc = FTE_OK;
+
+	memset(s, 0, sizeof(*s));
+	if (f == NULL)
+		return fte_error_set(FTE_ENOENT, "%s: cannot open: %m", path);
+	while (getline(&line, &cap, f) >= 0 && rc == FTE_OK) {
+		int n = 0, room = 64, *ids = malloc(64 * sizeof(int));
+		char *p = line, *end;
+
+		lineno++;
+		for (;;) {
+			long v;
+
+			while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == ',')
+				p++;
+			if (*p == '\0')
+				break;
+			errno = 0;
+			v = strtol(p, &end, 10);
+			if (end == p || errno != 0 || v < 0 || v > INT32_MAX) {
+				rc = fte_error_set(FTE_EFORMAT, "%s:%d: not a token id: '%.20s'", path, lineno, p);
+				break;
+			}
+			if (n == room)
+				ids = realloc(ids, (size_t)(room *= 2) * sizeof(int));
+			ids[n++] = (int)v;
+			p = end;
+		}
+		if (rc != FTE_OK || n == 0) {
+			free(ids);
+			continue;
+		}
+		s->ids = realloc(s->ids, (size_t)(s->n + 1) * sizeof(*s->ids));
+		s->len = realloc(s->len, (size_t)(s->n + 1) * sizeof(int));
+		s->ids[s->n] = ids;
+		s->len[s->n++] = n;
+	}
+	free(line);
+	fclose(f);
+	if (rc == FTE_OK && s->n == 0)
+		rc = fte_error_set(FTE_EFORMAT, "%s: no token sequences", path);
+	if (rc != FTE_OK)
+		seqs_free(s);
+	return rc;
+}
+
+/* ---- init ---- */
+
+typedef struct shape {
+	const char *name;
+	fte_config cfg;
+} shape;
+
+static const shape presets[] = {
+	{ "smollm-135m", { .arch = FTE_ARCH_LLAMA, .n_layers = 30, .dim = 576,
+		.n_heads = 9, .n_kv_heads = 3, .head_dim = 64, .ffn_dim = 1536,
+		.vocab_size = 49152, .max_seq_len = 2048, .norm_eps = 1e-5f,
+		.rope_theta = 10000.0f, .tied_embeddings = 1, .bos_id = 0, .eos_id = 0 } },
+	{ "gpt2-124m", { .arch = FTE_ARCH_GPT2, .n_layers = 12, .dim = 768,
+		.n_heads = 12, .n_kv_heads = 12, .head_dim = 64, .ffn_dim = 3072,
+		.vocab_size = 50257, .max_seq_len = 1024, .norm_eps = 1e-5f,
+		.tied_embeddings = 1, .bos_id = 50256, .eos_id = 50256 } },
+};
+
+/* shape_from_opts reads --preset or --arch/--layers/... into *c. */
+static int
+shape_from_opts(opts *o, fte_config *c)
+{
+	const char *preset = opt_str(o, "preset", NULL);
+	const char *arch = opt_str(o, "arch", NULL);
+
+	if (preset != NULL) {
+		for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
+			if (strcmp(preset, presets[i].name) == 0) {
+				*c = presets[i].cfg;
+				return 0;
+			}
+		fprintf(stderr, "ftengine %s: unknown preset '%s' (smollm-135m, gpt2-124m)\n", o->cmd, preset);
+		return 2;
+	}
+	if (arch == NULL || (strcmp(arch, "llama") != 0 && strcmp(arch, "gpt2") != 0)) {
+		fprintf(stderr, "ftengine %s: --arch llama|gpt2 (or --preset) is required\n", o->cmd);
+		return 2;
+	}
+	memset(c, 0, sizeof(*c));
+	c->arch = strcmp(arch, "llama") == 0 ? FTE_ARCH_LLAMA : FTE_ARCH_GPT2;
+	c->n_layers = (int)opt_int(o, "layers", 0);
+	c->dim = (int)opt_int(o, "dim", 0);
+	c->n_heads = (int)opt_int(o, "heads", 0);
+	c->n_kv_heads = (int)opt_int(o, "kv-heads", c->n_heads);
+	c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+	c->ffn_dim = (int)opt_int(o, "ffn", 4L * c->dim);
+	c->vocab_size = (int)opt_int(o, "vocab", 0);
+	c->max_seq_len = (int)opt_int(o, "seq-len", 1024);
+	c->norm_eps = (float)opt_num(o, "norm-eps", 1e-5);
+	c->rope_theta = (float)opt_num(o, "rope-theta", 10000.0);
+	c->tied_embeddings = c->arch == FTE_ARCH_GPT2 || opt_flag(o, "tied");
+	c->bos_id = (int)opt_int(o, "bos", -1);
+	c->eos_id = (int)opt_int(o, "eos", -1);
+	if (o->bad)
+		return 2;
+	if (fte_config_check(c) != FTE_OK) {
+		fprintf(stderr, "ftengine %s: %s\n", o->cmd, fte_last_error());
+		return 2;
+	}
+	return 0;
+}
+
+int
+ftengine_init(int argc, char **argv)
+{
+	static const char *const known[] = { "arch", "layers", "dim", "heads",
+		"kv-heads", "ffn", "vocab", "seq-len", "norm-eps", "rope-theta",
+		"tied!", "bos", "eos", "seed", "out", "preset", "json!", NULL };
+	opts o = { argc, argv, "init", 0 };
+	fte_config c;
+	fte_model *m;
+	const char *out;
+	int rc;
+
+	if ((rc = opts_check(&o, known)) != 0 || (rc = shape_from_opts(&o, &c)) != 0)
+		return rc;
+	if ((out = opt_str(&o, "out", NULL)) == NULL) {
+		fprintf(stderr, "ftengine init: --out DIR is required\n");
+		return 2;
+	}
+	if (fte_model_create(&c, &m) != FTE_OK)
+		return fail("init", "model");
+	fte_model_init_random(m, (uint64_t)opt_int(&o, "seed", 1234));
+	if (fte_hf_save(m, NULL, out) != FTE_OK) {
+		fte_model_free(m);
+		return fail("init", out);
+	}
+	if (opt_flag(&o, "json")) {
+		json_print(json_pack("{s:s, s:I}", "out", out, "params",
+		    (json_int_t)fte_model_num_params(m)));
+	} else {
+		printf("wrote %s: %zu parameters\n", out, fte_model_num_params(m));
+	}
+	fte_model_free(m);
+	return 0;
+}
+
+/* ---- loss ---- */
+
+int
+ftengine_loss(int argc, char **argv)
+{
+	static const char *const known[] = { "model", "tokens", "json!", "threads", NULL };
+	opts o = { argc, argv, "loss", 0 };
+	const char *model = opt_str(&o, "model", NULL), *tokens = opt_str(&o, "tokens", NULL);
+	fte_model *m;
+	seqs s;
+	double total = 0;
+	long count = 0;
+	int rc;
+
+	if ((rc = opts_check(&o, known)) != 0)
+		return rc;
+	if (model == NULL || tokens == NULL) {
+		fprintf(stderr, "usage: ftengine loss --model PATH --tokens FILE [--json]\n");
+		return 2;
+	}
+	if (threads_apply(&o) != 0)
+		return 1;
+	if (fte_model_load(model, &m) != FTE_OK)
+		return fail("loss", "model");
+	if (seqs_read(tokens, &s) != FTE_OK) {
+		fte_model_free(m);
+		return fail("loss", "tokens");
+	}
+	for (int i = 0; i < s.n; i++) {
+		double sum;
+		int n;
+
+		if (s.len[i] < 2)
+			continue;
+		if (fte_model_loss(m, s.ids[i], s.len[i], &sum, &n) != FTE_OK) {
+			fprintf(stderr, "ftengine loss: line %d: %s\n", i + 1, fte_last_error());
+			seqs_free(&s);
+			fte_model_free(m);
+			return 1;
+		}
+		total += sum;
+		count += n;
+	}
+	seqs_free(&s);
+	fte_model_free(m);
+	if (count == 0) {
+		fprintf(stderr, "ftengine loss: no line has two tokens\n");
+		return 1;
+	}
+	if (opt_flag(&o, "json"))
+		json_print(json_pack("{s:f, s:I}", "loss", total / count, "tokens", (json_int_t)count));
+	else
+		printf("loss %.6f over %ld tokens\n", total / count, count);
+	return 0;
+}
+
+/* ---- train ---- */
+
+/* is_dir: a Hugging Face directory also holds the tokenizer to copy. */
+static int
+is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int
+schedule_parse(const char *s, int *out)
+{
+	if (strcmp(s, "constant") == 0)
+		*out = FTE_SCHEDULE_CONSTANT;
+	else if (strcmp(s, "linear") == 0)
+		*out = FTE_SCHEDULE_LINEAR;
+	else if (strcmp(s, "cosine") == 0)
+		*out = FTE_SCHEDULE_COSINE;
+	else
+		return -1;
+	return 0;
+}
+
+int
+ftengine_train(int argc, char **argv)
+{
+	static const char *const known[] = { "model", "tokens", "steps", "lr",
+		"weight-decay", "beta1", "beta2", "eps", "clip", "schedule", "warmup",
+		"lora-rank", "lora-alpha", "lora-dropout", "lora-targets", "seed",
+		"out", "json!", "threads", "decay-norms!", NULL };
+	opts o = { argc, argv, "train", 0 };
+	const char *model = opt_str(&o, "model", NULL), *tokens = opt_str(&o, "tokens", NULL);
+	const char *out = opt_str(&o, "out", NULL);
+	fte_train_config tc;
+	fte_model *m = NULL;
+	fte_trainer *t = NULL;
+	seqs s;
+	int *tok = NULL, *tgt = NULL, T = 0, steps, rc, json = opt_flag(&o, "json");
+	fte_batch b;
+
+	if ((rc = opts_check(&o, known)) != 0)
+		return rc;
+	fte_train_config_default(&tc);
+	steps = (int)opt_int(&o, "steps", 0);
+	tc.lr = (float)opt_num(&o, "lr", -1);
+	tc.weight_decay = (float)opt_num(&o, "weight-decay", 0.0);
+	tc.decay_1d = opt_flag(&o, "decay-norms");
+	tc.beta1 = (float)opt_num(&o, "beta1", 0.9);
+	tc.beta2 = (float)opt_num(&o, "beta2", 0.999);
+	tc.eps = (float)opt_num(&o, "eps", 1e-8);
+	tc.clip = (float)opt_num(&o, "clip", 1.0);
+	tc.warmup_steps = (int)opt_int(&o, "warmup", 0);
+	tc.total_steps = steps;
+	tc.seed = (uint64_t)opt_int(&o, "seed", 1234);
+	tc.lora.rank = (int)opt_int(&o, "lora-rank", 0);
+	tc.lora.alpha = (float)opt_num(&o, "lora-alpha", 2.0 * tc.lora.rank);
+	tc.lora.dropout = (float)opt_num(&o, "lora-dropout", 0.0);
+	if (schedule_parse(opt_str(&o, "schedule", "constant"), &tc.schedule) != 0) {
+		fprintf(stderr, "ftengine train: --schedule constant|linear|cosine\n");
+		return 2;
+	}
+	if (opt_str(&o, "lora-targets", NULL) != NULL &&
+	    fte_lora_targets_parse(opt_str(&o, "lora-targets", NULL), &tc.lora.targets) != FTE_OK) {
+		fprintf(stderr, "ftengine train: %s\n", fte_last_error());
+		return 2;
+	}
+	if (o.bad || model == NULL || tokens == NULL || steps <= 0 || tc.lr < 0) {
+		fprintf(stderr, "usage: ftengine train --model PATH --tokens FILE --steps N --lr LR "
+		    "[--weight-decay W] [--beta1 B1] [--beta2 B2] [--eps E] [--clip C] "
+		    "[--schedule constant|linear|cosine] [--warmup K] [--lora-rank R "
+		    "--lora-alpha A --lora-targets LIST] [--seed S] [--out DIR] [--json]\n");
+		return 2;
+	}
+	if (threads_apply(&o) != 0)
+		return 1;
+	if (fte_model_load(model, &m) != FTE_OK)
+		return fail("train", "model");
+	if (seqs_read(tokens, &s) != FTE_OK) {
+		fte_model_free(m);
+		return fail("train", "tokens");
+	}
+	/* every line is one row of the batch; shorter rows are padded with
+	 * masked targets */
+	for (int i = 0; i < s.n; i++)
+		if (s.len[i] - 1 > T)
+			T = s.len[i] - 1;
+	tc.batch = s.n;
+	tc.seq = T;
+	rc = 1;
+	if (T < 1) {
+		fprintf(stderr, "ftengine train: lines need at least two tokens\n");
+		goto done;
+	}
+	tok = calloc((size_t)s.n * T, sizeof(int));
+	tgt = malloc((size_t)s.n * T * sizeof(int));
+	for (int i = 0; i < s.n; i++)
+		for (int j = 0; j < T; j++) {
+			int ok = j + 1 < s.len[i];
+
+			tok[i * T + j] = j < s.len[i] ? s.ids[i][j] : 0;
+			tgt[i * T + j] = ok ? s.ids[i][j + 1] : -1;
+		}
+	if (fte_trainer_create(m, &tc, &t) != FTE_OK) {
+		fail("train", "trainer");
+		goto done;
+	}
+	b = (fte_batch){ tok, tgt, NULL, s.n, T };
+	for (int i = 0; i < steps; i++) {
+		fte_step_stats st;
+
+		if (fte_trainer_step(t, &b, 1, &st) != FTE_OK) {
+			fail("train", "step");
+			goto done;
+		}
+		if (json)
+			json_print(json_pack("{s:i, s:f, s:f, s:f}", "step", i, "loss", (double)st.loss,
+			    "lr", (double)st.lr, "grad_norm", (double)st.grad_norm));
+		else
+			printf("step %d  loss %.6f  lr %.3g  grad_norm %.4f  %.0f tok/s\n", i, st.loss,
+			    st.lr, st.grad_norm, st.tokens_per_s);
+		fflush(stdout);
+	}
+	if (out != NULL) {
+		if (tc.lora.rank > 0 && fte_trainer_lora_merge(t) != FTE_OK) {
+			fail("train", "merge");
+			goto done;
+		}
+		if (fte_hf_save(m, is_dir(model) ? model : NULL, out) != FTE_OK) {
+			fail("train", out);
+			goto done;
+		}
+	}
+	rc = 0;
+done:
+	free(tok);
+	free(tgt);
+	seqs_free(&s);
+	fte_trainer_free(t);
+	fte_model_free(m);
+	return rc;
+}
+
+/* ---- generate ---- */
+
+typedef struct stream {
+	const fte_tokenizer *tok;
+	int *ids;
+	int n, cap;
+	size_t printed;              /* bytes of decoded text already written */
+	int echo;
+} stream;
+
+/* stream_token prints the text a new token adds (decoding the whole output,
+ * since a token may complete a multi-byte character or drop a leading
+ * space only in context). */
+static int
+stream_token(void *arg, int id)
+{
+	stream *s = arg;
+	char *text;
+	size_t len;
+
+	if (s->n == s->cap)
+		s->ids = realloc(s->ids, (size_t)(s->cap = s->cap * 2 + 16) * sizeof(int));
+	s->ids[s->n++] = id;
+	if (!s->echo || s->tok == NULL)
+		return 0;
+	if (fte_tokenizer_decode(s->tok, s->ids, (size_t)s->n, &text, &len) == FTE_OK) {
+		if (len > s->printed) {
+			fwrite(text + s->printed, 1, len - s->printed, stdout);
+			fflush(stdout);
+			s->printed = len;
+		}
+		free(text);
+	}
+	return 0;
+}
+
+/* ids_parse reads "1,2,3" or "1 2 3". */
+static int
+ids_parse(const char *str, int **out, int *n)
+{
+	int cap = 16, k = 0, *ids = malloc(16 * sizeof(int));
+	const char *p = str;
+	char *end;
+
+	while (*p != '\0') {
+		long v;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		v = strtol(p, &end, 10);
+		if (end == p || v < 0 || v > INT32_MAX) {
+			free(ids);
+			return -1;
+		}
+		if (k == cap)
+			ids = realloc(ids, (size_t)(cap *= 2) * sizeof(int));
+		ids[k++] = (int)v;
+		p = end;
+	}
+	*out = ids;
+	*n = k;
+	return 0;
+}
+
+/* tokenizer_default: a directory holds its tokenizer; a llama2.c file has
+ * tokenizer.bin beside it. */
+static int
+tokenizer_default(const char *model, const char *given, fte_tokenizer **out)
+{
+	char path[4096];
+	const char *slash;
+
+	if (given != NULL)
+		return fte_tokenizer_load(given, out);
+	if (is_dir(model))
+		return fte_tokenizer_load(model, out);
+	slash = strrchr(model, '/');
+	snprintf(path, sizeof(path), "%.*stokenizer.bin",
+	    slash ? (int)(slash - model + 1) : 0, model);
+	return fte_tokenizer_load(path, out);
+}
+
+int
+ftengine_generate(int argc, char **argv)
+{
+	static const char *const known[] = { "model", "tokenizer", "prompt",
+		"prompt-tokens", "max-new-tokens", "temperature", "top-k", "top-p",
+		"seed", "json!", "threads", NULL };
+	opts o = { argc, argv, "generate", 0 };
+	const char *model = opt_str(&o, "model", NULL), *prompt = opt_str(&o, "prompt", NULL);
+	const char *ptoks = opt_str(&o, "prompt-tokens", NULL);
+	int json = opt_flag(&o, "json"), *ids = NULL, n_ids = 0, n_out = 0, rc;
+	fte_tokenizer *tok = NULL;
+	fte_model *m = NULL;
+	fte_sampler s;
+	stream st = { 0 };
+
+	if ((rc = opts_check(&o, known)) != 0)
+		return rc;
+	fte_sampler_default(&s);
+	s.max_new_tokens = (int)opt_int(&o, "max-new-tokens", -1);
+	s.temperature = (float)opt_num(&o, "temperature", 0.0);
+	s.top_k = (int)opt_int(&o, "top-k", 0);
+	s.top_p = (float)opt_num(&o, "top-p", 1.0);
+	s.seed = (uint64_t)opt_int(&o, "seed", 1);
+	if (o.bad || model == NULL || (prompt == NULL) == (ptoks == NULL) || s.max_new_tokens < 0) {
+		fprintf(stderr, "usage: ftengine generate --model PATH [--tokenizer PATH] "
+		    "(--prompt TEXT | --prompt-tokens IDS) --max-new-tokens N [--temperature T] "
+		    "[--top-k K] [--top-p P] [--seed S] [--json]\n");
+		return 2;
+	}
+	if (threads_apply(&o) != 0)
+		return 1;
+	if (fte_model_load(model, &m) != FTE_OK)
+		return fail("generate", "model");
+	rc = 1;
+	if (tokenizer_default(model, opt_str(&o, "tokenizer", NULL), &tok) == FTE_OK &&
+	    fte_tokenizer_vocab_size(tok) != fte_model_config(m)->vocab_size) {
+		fte_error_set(FTE_EINVAL, "tokenizer has %d tokens, the model %d",
+		    fte_tokenizer_vocab_size(tok), fte_model_config(m)->vocab_size);
+		fte_tokenizer_free(tok);
+		tok = NULL;
+	}
+	if (tok == NULL && (prompt != NULL || opt_str(&o, "tokenizer", NULL) != NULL)) {
+		fail("generate", "tokenizer");
+		goto done;
+	}
+	if (prompt != NULL) {
+		size_t n;
+
+		if (fte_tokenizer_encode(tok, prompt, strlen(prompt), 1, &ids, &n) != FTE_OK) {
+			fail("generate", "prompt");
+			goto done;
+		}
+		n_ids = (int)n;
+	} else if (ids_parse(ptoks, &ids, &n_ids) != 0 || n_ids == 0) {
+		fprintf(stderr, "ftengine generate: --prompt-tokens wants ids like 1,2,3\n");
+		rc = 2;
+		goto done;
+	}
+	st.tok = tok;
+	st.echo = !json;
+	if (fte_generate(m, ids, n_ids, &s, stream_token, &st, NULL, &n_out) != FTE_OK) {
+		fail("generate", "generate");
+		goto done;
+	}
+	if (json) {
+		json_t *arr = json_array(), *j;
+		char *text = NULL;
+		size_t len;
+
+		for (int i = 0; i < st.n; i++)
+			json_array_append_new(arr, json_integer(st.ids[i]));
+		j = json_pack("{s:o}", "tokens", arr);
+		if (tok != NULL && fte_tokenizer_decode(tok, st.ids, (size_t)st.n, &text, &len) == FTE_OK) {
+			json_object_set_new(j, "text", json_stringn(text, len));
+			free(text);
+		}
+		json_print(j);
+	} else if (tok == NULL) {
+		for (int i = 0; i < st.n; i++)
+			printf(i ? " %d" : "%d", st.ids[i]);
+		printf("\n");
+	} else {
+		printf("\n");
+	}
+	rc = 0;
+done:
+	free(ids);
+	free(st.ids);
+	fte_tokenizer_free(tok);
+	fte_model_free(m);
+	return rc;
+}
+
+/* ---- bench ---- */
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* sgemm_peak measures FLOP/s of single-threaded sgemm on every engine
+ * thread at once, which is how the kernels use BLAS. */
+static double
+sgemm_peak(int threads)
+{
+	const int n = 512, reps = 6;
+	double best = 0;
+
+	for (int trial = 0; trial < 2; trial++) {
+		double t0 = now(), t1;
+
+#pragma omp parallel num_threads(threads)
+		{
+			float *a = calloc((size_t)n * n, sizeof(float));
+			float *b = calloc((size_t)n * n, sizeof(float));
+			float *c = calloc((size_t)n * n, sizeof(float));
+
+			for (int i = 0; i < n * n; i++) {
+				a[i] = (float)(i % 7) * 0.01f;
+				b[i] = (float)(i % 5) * 0.01f;
+			}
+			for (int r = 0; r < reps; r++)
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f,
+				    a, n, b, n, 0.0f, c, n);
+			free(a);
+			free(b);
+			free(c);
+		}
+		t1 = now();
+		if (2.0 * n * n * n * reps * threads / (t1 - t0) > best)
+			best = 2.0 * n * n * n * reps * threads / (t1 - t0);
+	}
+	return best;
+}
+
+/* step_flops: matmul FLOPs of one step, PaLM-style: 6 per weight per token
+ * for full training (forward 2, backward 4), 4 for LoRA (no weight
+ * gradients), plus attention's QK^T and AV (causal half not discounted). */
+static double
+step_flops(const fte_config *c, int B, int T, int lora)
+{
+	double C = c->dim, HD = (double)c->n_heads * c->head_dim;
+	double KD = (double)c->n_kv_heads * c->head_dim, F = c->ffn_dim;
+	double per_layer = C * HD * 2 + C * KD * 2 + F * C * (c->arch == FTE_ARCH_LLAMA ? 3 : 2);
+	double matw = per_layer * c->n_layers + (double)c->vocab_size * C;
+	double attn = 2.0 * 2.0 * T * HD * c->n_layers;   /* forward, per token */
+
+	return (double)B * T * ((lora ? 4.0 : 6.0) * matw + 3.0 * attn);
+}
+
+int
+ftengine_bench(int argc, char **argv)
+{
+	static const char *const known[] = { "preset", "arch", "layers", "dim",
+		"heads", "kv-heads", "ffn", "vocab", "seq-len", "batch", "seq", "steps",
+		"warmup", "lora-rank", "lora-targets", "threads", "json!", NULL };
+	opts o = { argc, argv, "bench", 0 };
+	fte_config c;
+	fte_train_config tc;
+	fte_memory mem;
+	fte_model *m;
+	fte_trainer *t;
+	int *tok, *tgt, B, T, steps, warm, rc;
+	uint64_t rng = 99;
+	double t0 = 0, t1, peak, flops, ms;
+	struct rusage ru;
+	fte_batch b;
+
+	if ((rc = opts_check(&o, known)) != 0 || (rc = shape_from_opts(&o, &c)) != 0)
+		return rc;
+	B = (int)opt_int(&o, "batch", 4);
+	T = (int)opt_int(&o, "seq", 256);
+	steps = (int)opt_int(&o, "steps", 5);
+	warm = (int)opt_int(&o, "warmup", 1);
+	fte_train_config_default(&tc);
+	tc.batch = B;
+	tc.seq = T;
+	tc.lr = 1e-5f;
+	tc.lora.rank = (int)opt_int(&o, "lora-rank", 0);
+	tc.lora.alpha = 2.0f * tc.lora.rank;
+	tc.lora.targets = FTE_LORA_ALL;
+	if (opt_str(&o, "lora-targets", NULL) != NULL &&
+	    fte_lora_targets_parse(opt_str(&o, "lora-targets", NULL), &tc.lora.targets) != FTE_OK) {
+		fprintf(stderr, "ftengine bench: %s\n", fte_last_error());
+		return 2;
+	}
+	if (o.bad || B < 1 || T < 1 || steps < 1 || warm < 0)
+		return 2;
+	if (threads_apply(&o) != 0)
+		return 1;
+	if (fte_train_memory(&c, &tc, &mem) != FTE_OK)
+		return fail("bench", "configuration");
+	if (fte_model_create(&c, &m) != FTE_OK)
+		return fail("bench", "model");
+	fte_model_init_random(m, 1);
+	if (fte_trainer_create(m, &tc, &t) != FTE_OK) {
+		fte_model_free(m);
+		return fail("bench", "trainer");
+	}
+	tok = malloc((size_t)B * T * sizeof(int));
+	tgt = malloc((size_t)B * T * sizeof(int));
+	for (int i = 0; i < B * T; i++) {
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		tok[i] = (int)((rng >> 33) % (uint64_t)c.vocab_size);
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		tgt[i] = (int)((rng >> 33) % (uint64_t)c.vocab_size);
+	}
+	b = (fte_batch){ tok, tgt, NULL, B, T };
+	rc = 0;
+	for (int i = 0; i < warm + steps && rc == 0; i++) {
+		if (i == warm)
+			t0 = now();
+		rc = fte_trainer_step(t, &b, 1, NULL);
+	}
+	t1 = now();
+	if (rc != FTE_OK) {
+		fail("bench", "step");
+		goto done;
+	}
+	ms = 1e3 * (t1 - t0) / steps;
+	peak = sgemm_peak(fte_threads_get());
+	flops = step_flops(&c, B, T, tc.lora.rank > 0);
+	getrusage(RUSAGE_SELF, &ru);
+	if (opt_flag(&o, "json")) {
+		json_print(json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:f}",
+		    "tokens_per_s", B * T / (ms * 1e-3), "ms_per_step", ms,
+		    "mfu", flops / (ms * 1e-3) / peak, "peak_rss_mb", ru.ru_maxrss / 1024.0,
+		    "sgemm_gflops", peak * 1e-9, "step_gflop", flops * 1e-9,
+		    "threads", fte_threads_get(), "estimate_mb", mem.total / 1048576.0));
+	} else {
+		printf("%s %s: %.1f tokens/s, %.1f ms/step, MFU %.1f%% of %.1f GFLOP/s sgemm, "
+		    "peak RSS %.0f MB (estimated %.0f MB), %d threads\n",
+		    c.arch == FTE_ARCH_LLAMA ? "llama" : "gpt2", tc.lora.rank ? "LoRA" : "full",
+		    B * T / (ms * 1e-3), ms, 100.0 * flops / (ms * 1e-3) / peak, peak * 1e-9,
+		    ru.ru_maxrss / 1024.0, mem.total / 1048576.0, fte_threads_get());
+	}
+	rc = 0;
+done:
+	free(tok);
+	free(tgt);
+	fte_trainer_free(t);
+	fte_model_free(m);
+	return rc ? 1 : 0;
+}
+
+/* ---- main ---- */
+
+typedef struct command {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} command;
+
+static const command commands[] = {
+	{ "init", ftengine_init, "create a randomly initialised model directory" },
+	{ "loss", ftengine_loss, "teacher-forced loss of a model on token lines" },
+	{ "train", ftengine_train, "fine-tune on token lines (full or LoRA)" },
+	{ "generate", ftengine_generate, "generate text with a KV cache" },
+	{ "bench", ftengine_bench, "time training steps on random weights" },
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: ftengine COMMAND [--option value ...]\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "ftengine: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
