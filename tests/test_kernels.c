@@ -683,6 +683,24 @@ test_threads(void)
 		attention_backward(res[run][3], res[run][4], NULL, scratch,
 		    datt, q, k, v, att, B, T, H, K, D);
 	}
+	/* The split products are right, not just repeatable. */
+	double *rin = dvec(inp, N * C), *rw = dvec(w, OC * C);
+	double *rout = xmalloc(N * OC * 8), *rdinp = xmalloc(N * C * 8);
+	double *rdw = xmalloc(OC * C * 8);
+	ref_matmul(rout, rin, rw, NULL, N, C, OC);
+	for (int n = 0; n < N; n++)
+		for (int c = 0; c < C; c++)
+			for (int j = 0; j < OC; j++) {
+				rdinp[n * C + c] += (double)dout[n * OC + j] *
+				    w[j * C + c];
+				rdw[j * C + c] += (double)dout[n * OC + j] *
+				    inp[n * C + c];
+			}
+	check_fwd("matmul(threads)", "out", res[2][0], rout, N * OC);
+	check_fwd("matmul(threads)", "dinp", res[2][1], rdinp, N * C);
+	check_fwd("matmul(threads)", "dweight", res[2][2], rdw, OC * C);
+	free(rin); free(rw); free(rout); free(rdinp); free(rdw);
+
 	const size_t sizes[5] = { N * OC, N * C, OC * C, nq, nk };
 	int same_count = 1, one_two = 1;
 	for (int i = 0; i < 5; i++) {
