@@ -54,7 +54,9 @@ attention_forward(float *out, float *att, const float *q,
 #pragma omp parallel for num_threads(fte__threads()) schedule(dynamic, 1) \
 	if ((double)B * H * T * T * D > 1e5)
 	for (int it = 0; it < items; it++) {
-		int blk = it % nblk, h = (it / nblk) % H, b = it / (nblk * H);
+		/* later row blocks are larger: hand them out first */
+		int blk = nblk - 1 - it % nblk, h = (it / nblk) % H;
+		int b = it / (nblk * H);
 		int i0 = blk * ATT_BLOCK;
 		int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
 		const float *qh = q + (size_t)b * T * ldq + h * D;
@@ -95,13 +97,15 @@ attention_backward(float *dq, float *dk, float *dv, float *scratch,
 	int ldq = H * D, ldk = K * D;
 	int group = H / K;
 	float scale = 1.0f / sqrtf((float)D);
+	/* dS (pass 1) feeds dq and dk; dv needs only P and dO. */
+	int items1 = dq != NULL || dk != NULL ? B * H * nblk : 0;
 
 #pragma omp parallel num_threads(fte__threads()) \
 	if ((double)B * H * T * T * D > 1e5)
 	{
 #pragma omp for schedule(dynamic, 1)
-		for (int it = 0; it < B * H * nblk; it++) {
-			int blk = it % nblk, h = (it / nblk) % H;
+		for (int it = 0; it < items1; it++) {
+			int blk = nblk - 1 - it % nblk, h = (it / nblk) % H;
 			int b = it / (nblk * H);
 			int i0 = blk * ATT_BLOCK;
 			int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
@@ -138,6 +142,7 @@ attention_backward(float *dq, float *dk, float *dv, float *scratch,
 		}
 		if (dk != NULL || dv != NULL) {
 #pragma omp for schedule(dynamic, 1)
+			/* earlier key blocks are larger and come first */
 			for (int it = 0; it < B * K * nblk; it++) {
 				int blk = it % nblk, g = (it / nblk) % K;
 				int b = it / (nblk * K);

@@ -85,7 +85,9 @@ void rope_backward(float *dx, const int *pos, int N, int nh, int D,
 void attention_forward(float *out, float *att, const float *q,
     const float *k, const float *v, const int *seg,
     int B, int T, int H, int K, int D);
-/* dq, dk, dv accumulate; scratch holds B*H*T*T floats. */
+/* dq, dk, dv accumulate (any may be NULL); scratch holds B*H*T*T floats
+ * and is overwritten.  att is attention_forward's, whose zeros outside the
+ * causal window and the document carry the masking, so no seg here. */
 void attention_backward(float *dq, float *dk, float *dv, float *scratch,
     const float *dout, const float *q, const float *k, const float *v,
     const float *att, int B, int T, int H, int K, int D);
