@@ -70,4 +70,86 @@ int fte_tokenizer_token_id(const fte_tokenizer *t, const char *token);
 /* fte_tokenizer_is_special is 1 for special tokens (BOS, EOS, ChatML markers). */
 int fte_tokenizer_is_special(const fte_tokenizer *t, int id);
 
+/*
+ * Prompt templates turn an instruction record into prompt text and response
+ * text, so that training knows which tokens to learn (the response, then
+ * EOS) and generation builds the same prompt.  Three kinds:
+ *   - Alpaca (the default): "Below is an instruction that describes a
+ *     task..." with or without the "### Input:" section;
+ *   - custom: a string with {instruction}, {input} and {output} placeholders;
+ *     the prompt is everything before {output}, the response {output} and
+ *     what follows it ({output} missing: the response follows the text);
+ *   - chat: the model's own Jinja chat_template (tokenizer_config.json),
+ *     rendered by a small Jinja subset (for/if/set, loop.*, message fields,
+ *     + and ~, comparisons, and/or/not/in, filters trim/length/upper/lower,
+ *     .strip() and friends, raise_exception) with trim_blocks and
+ *     lstrip_blocks as transformers uses.  The record becomes a user message
+ *     (instruction, then a blank line and the input if any) and an assistant
+ *     message (output); the prompt is the conversation up to the assistant
+ *     turn with add_generation_prompt, and the response is the rest.
+ */
+typedef struct fte_template fte_template;
+
+/* One instruction record; input may be NULL or "", output is ignored when
+ * building a generation prompt. */
+typedef struct fte_record {
+	const char *instruction;
+	const char *input;
+	const char *output;
+} fte_record;
+
+/* One chat message for fte_template_render_chat. */
+typedef struct fte_message {
+	const char *role;       /* "system", "user", "assistant" */
+	const char *content;
+} fte_message;
+
+/* fte_template_alpaca returns the Alpaca template in *out. */
+int fte_template_alpaca(fte_template **out);
+
+/* fte_template_custom parses a string with {instruction}, {input} and
+ * {output} placeholders (each at most once; {{ and }} write braces).
+ * Another {name} is FTE_EINVAL. */
+int fte_template_custom(const char *format, fte_template **out);
+
+/* fte_template_chat compiles Jinja chat-template source with the tokens it
+ * names as bos_token and eos_token (NULL for ""); syntax errors and
+ * unsupported constructs are FTE_EINVAL / FTE_ENOTSUP with the offset. */
+int fte_template_chat(const char *source, const char *bos_token, const char *eos_token,
+    fte_template **out);
+
+/* fte_template_chat_load reads chat_template, bos_token and eos_token from
+ * tokenizer_config.json: path is that file, a model directory, or a file in
+ * that directory (e.g. its tokenizer.json).  FTE_ENOENT if it has none. */
+int fte_template_chat_load(const char *path, fte_template **out);
+
+/* fte_template_free releases a template. NULL is allowed. */
+void fte_template_free(fte_template *tp);
+
+/* fte_template_render writes the prompt and the response text of rec as
+ * malloc'd strings (the response without EOS).  The chat kind fails with
+ * the template's own message when it raises an exception. */
+int fte_template_render(const fte_template *tp, const fte_record *rec,
+    char **prompt, char **response);
+
+/* fte_template_render_chat renders a whole conversation with a chat
+ * template (FTE_EINVAL for other kinds) into a malloc'd *text. */
+int fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t n,
+    int add_generation_prompt, char **text);
+
+/* fte_template_encode builds one training example: *ids is the encoding of
+ * prompt + response followed by the tokenizer's EOS (unless the response
+ * text already ends its turn with the EOS token, as chat templates do), and
+ * *n_prompt is how many leading ids belong to the prompt: the loss covers
+ * ids[n_prompt..].  Alpaca/custom text gets the tokenizer's BOS and treats
+ * special-token spellings in the record as text; chat text spells its own
+ * special tokens, which are parsed, and gets no extra BOS. */
+int fte_template_encode(const fte_template *tp, const fte_tokenizer *tok, const fte_record *rec,
+    int **ids, size_t *n_ids, size_t *n_prompt);
+
+/* fte_template_encode_prompt encodes the generation prompt for rec (its
+ * output is ignored), ready for the model to continue. */
+int fte_template_encode_prompt(const fte_template *tp, const fte_tokenizer *tok,
+    const fte_record *rec, int **ids, size_t *n_ids);
+
 #endif

@@ -1,0 +1,1795 @@
+/*
+ * template.c - prompt templates: Alpaca, custom placeholder strings, and the
+ * model's own Jinja chat template (a subset of Jinja, see fte_tok.h).
+ *
+ * The Jinja subset is compiled once into a tree (nodes for text, output,
+ * for, if and set; expressions with Jinja's precedence) and rendered with
+ * the conversation as `messages`.  Values live in a per-render arena.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fte.h"
+
+/* ---- arena ---- */
+
+struct arena_block {
+	struct arena_block *next;
+	size_t used, cap;
+	_Alignas(16) unsigned char data[];
+};
+
+struct arena {
+	struct arena_block *head;
+};
+
+static void *
+arena_alloc(struct arena *a, size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	if (a->head == NULL || a->head->cap - a->head->used < n) {
+		size_t cap = n > 16384 ? n : 16384;
+		struct arena_block *b = malloc(sizeof(*b) + cap);
+		if (b == NULL)
+			return NULL;
+		b->next = a->head;
+		b->used = 0;
+		b->cap = cap;
+		a->head = b;
+	}
+	void *p = a->head->data + a->head->used;
+	a->head->used += n;
+	memset(p, 0, n);
+	return p;
+}
+
+static void
+arena_free(struct arena *a)
+{
+	while (a->head != NULL) {
+		struct arena_block *b = a->head;
+		a->head = b->next;
+		free(b);
+	}
+}
+
+/* ---- values ---- */
+
+enum vtype { V_UNDEF, V_NONE, V_BOOL, V_INT, V_STR, V_LIST, V_DICT };
+
+struct val {
+	enum vtype t;
+	long long i;            /* V_BOOL, V_INT */
+	const char *s;          /* V_STR */
+	size_t n;               /* V_STR bytes; V_LIST/V_DICT items */
+	struct val *items;
+	const char **keys;      /* V_DICT */
+};
+
+static struct val
+v_str(const char *s, size_t n)
+{
+	return (struct val){ .t = V_STR, .s = s, .n = n };
+}
+
+static struct val
+v_int(enum vtype t, long long i)
+{
+	return (struct val){ .t = t, .i = i };
+}
+
+static int
+v_truthy(const struct val *v)
+{
+	switch (v->t) {
+	case V_UNDEF: case V_NONE: return 0;
+	case V_BOOL: case V_INT: return v->i != 0;
+	case V_STR: case V_LIST: case V_DICT: return v->n != 0;
+	}
+	return 0;
+}
+
+/* ---- syntax tree ---- */
+
+enum ek {
+	E_LIT, E_NAME, E_ATTR, E_INDEX, E_SLICE, E_CALL, E_METHOD, E_FILTER,
+	E_TEST, E_NOT, E_NEG, E_BIN, E_AND, E_OR, E_COND, E_LIST,
+};
+
+struct expr {
+	enum ek k;
+	char op[3];             /* E_BIN operator */
+	int negate;             /* E_TEST: "is not" */
+	struct val lit;
+	const char *name;       /* E_NAME, E_ATTR, E_METHOD, E_FILTER, E_TEST, E_CALL */
+	struct expr *a, *b, *c;
+	struct expr **args;
+	size_t nargs;
+	size_t pos;             /* source offset, for messages */
+};
+
+enum nk { N_TEXT, N_OUT, N_FOR, N_IF, N_SET };
+
+struct node;
+struct nodes {
+	struct node **v;
+	size_t n, cap;
+};
+
+struct node {
+	enum nk k;
+	const char *text;       /* N_TEXT */
+	size_t len;
+	struct expr *e;         /* N_OUT, N_FOR iterable, N_SET value, N_IF first cond */
+	const char *var;        /* N_FOR, N_SET */
+	struct expr **conds;    /* N_IF: one per branch */
+	struct nodes *bodies;   /* N_IF: one per branch; N_FOR: [0] body, [1] else */
+	size_t nb;
+	struct nodes else_body;
+	size_t pos;
+};
+
+enum tpl_kind { TPL_CUSTOM, TPL_CHAT };
+
+/* A placeholder-string template: text pieces and the fields between them. */
+enum field { F_TEXT, F_INSTRUCTION, F_INPUT, F_OUTPUT };
+
+struct seg {
+	enum field f;
+	char *text;
+};
+
+struct segs {
+	struct seg *v;
+	size_t n;
+};
+
+struct fte_template {
+	enum tpl_kind kind;
+	struct segs with_input, no_input;       /* TPL_CUSTOM */
+	char *src;                              /* TPL_CHAT */
+	char *bos, *eos;
+	struct arena ast;
+	struct nodes root;
+};
+
+/* ---- output buffer ---- */
+
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static int
+buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->n + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (p == NULL)
+			return FTE_ENOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+	return FTE_OK;
+}
+
+/* ---- Jinja source: tags and text ---- */
+
+struct parser {
+	struct fte_template *tp;
+	const char *src;
+	size_t len, pos;        /* scanning position in src */
+	/* expression tokens of the current tag */
+	const char *tag_end;
+	const char *tp_pos;     /* token scanning position */
+	int tok;                /* current token kind */
+	const char *tok_s;
+	size_t tok_n;
+	int trim_next;          /* the last tag ended with '-' or was a block */
+	int err;
+};
+
+enum { T_END, T_NAME, T_STR, T_INT, T_OP };
+
+static int
+perr(struct parser *p, int err, const char *what)
+{
+	if (p->err == FTE_OK)
+		p->err = fte_error_set(err, "chat template: %s at offset %zu", what,
+		    p->tok_s ? (size_t)(p->tok_s - p->src) : p->pos);
+	return p->err;
+}
+
+static void
+lex(struct parser *p)
+{
+	const char *s = p->tp_pos, *e = p->tag_end;
+
+	while (s < e && isspace((unsigned char)*s))
+		s++;
+	p->tok_s = s;
+	if (s >= e) {
+		p->tok = T_END;
+		p->tok_n = 0;
+		p->tp_pos = s;
+		return;
+	}
+	if (isalpha((unsigned char)*s) || *s == '_') {
+		const char *q = s;
+		while (q < e && (isalnum((unsigned char)*q) || *q == '_'))
+			q++;
+		p->tok = T_NAME;
+		p->tok_n = (size_t)(q - s);
+	} else if (isdigit((unsigned char)*s)) {
+		const char *q = s;
+		while (q < e && isdigit((unsigned char)*q))
+			q++;
+		p->tok = T_INT;
+		p->tok_n = (size_t)(q - s);
+	} else if (*s == '\'' || *s == '"') {
+		const char *q = s + 1;
+		while (q < e && *q != *s)
+			q += *q == '\\' && q + 1 < e ? 2 : 1;
+		if (q >= e) {
+			perr(p, FTE_EINVAL, "unterminated string");
+			p->tok = T_END;
+			return;
+		}
+		p->tok = T_STR;
+		p->tok_n = (size_t)(q + 1 - s);
+	} else {
+		static const char *const two[] = { "==", "!=", "<=", ">=", "//", "**" };
+		p->tok = T_OP;
+		p->tok_n = 1;
+		for (size_t i = 0; i < sizeof(two) / sizeof(two[0]); i++)
+			if (e - s >= 2 && memcmp(s, two[i], 2) == 0)
+				p->tok_n = 2;
+	}
+	p->tp_pos = s + p->tok_n;
+}
+
+static int
+is_tok(const struct parser *p, int kind, const char *s)
+{
+	return p->tok == kind && strlen(s) == p->tok_n && memcmp(p->tok_s, s, p->tok_n) == 0;
+}
+
+static int
+accept(struct parser *p, int kind, const char *s)
+{
+	if (!is_tok(p, kind, s))
+		return 0;
+	lex(p);
+	return 1;
+}
+
+static int
+expect(struct parser *p, int kind, const char *s)
+{
+	if (accept(p, kind, s))
+		return 1;
+	char msg[64];
+	snprintf(msg, sizeof(msg), "expected '%s'", s);
+	perr(p, FTE_EINVAL, msg);
+	return 0;
+}
+
+static char *
+tok_dup(struct parser *p)
+{
+	char *s = arena_alloc(&p->tp->ast, p->tok_n + 1);
+
+	if (s == NULL) {
+		perr(p, FTE_ENOMEM, "out of memory");
+		return NULL;
+	}
+	memcpy(s, p->tok_s, p->tok_n);
+	return s;
+}
+
+static struct expr *
+new_expr(struct parser *p, enum ek k)
+{
+	struct expr *e = arena_alloc(&p->tp->ast, sizeof(*e));
+
+	if (e == NULL) {
+		perr(p, FTE_ENOMEM, "out of memory");
+		return NULL;
+	}
+	e->k = k;
+	e->pos = (size_t)(p->tok_s - p->src);
+	return e;
+}
+
+/* str_literal decodes a quoted string with Python escapes into the arena. */
+static int
+str_literal(struct parser *p, struct val *out)
+{
+	const char *s = p->tok_s + 1, *e = p->tok_s + p->tok_n - 1;
+	char *r = arena_alloc(&p->tp->ast, (size_t)(e - s) + 1), *q = r;
+
+	if (r == NULL)
+		return perr(p, FTE_ENOMEM, "out of memory");
+	for (; s < e; s++) {
+		if (*s != '\\' || s + 1 >= e) {
+			*q++ = *s;
+			continue;
+		}
+		switch (*++s) {
+		case 'n': *q++ = '\n'; break;
+		case 't': *q++ = '\t'; break;
+		case 'r': *q++ = '\r'; break;
+		case '\\': *q++ = '\\'; break;
+		case '\'': *q++ = '\''; break;
+		case '"': *q++ = '"'; break;
+		default: *q++ = '\\'; *q++ = *s; break;
+		}
+	}
+	*out = v_str(r, (size_t)(q - r));
+	return FTE_OK;
+}
+
+static struct expr *parse_expr(struct parser *p);
+
+static int
+parse_args(struct parser *p, struct expr *e)
+{
+	struct expr *args[16];
+	size_t n = 0;
+
+	if (!accept(p, T_OP, ")")) {
+		do {
+			if (n == 16)
+				return perr(p, FTE_ENOTSUP, "more than 16 arguments");
+			if ((args[n++] = parse_expr(p)) == NULL)
+				return p->err;
+		} while (accept(p, T_OP, ","));
+		if (!expect(p, T_OP, ")"))
+			return p->err;
+	}
+	e->args = arena_alloc(&p->tp->ast, (n + 1) * sizeof(*e->args));
+	if (e->args == NULL)
+		return perr(p, FTE_ENOMEM, "out of memory");
+	memcpy(e->args, args, n * sizeof(*args));
+	e->nargs = n;
+	return FTE_OK;
+}
+
+static struct expr *
+parse_primary(struct parser *p)
+{
+	struct expr *e = new_expr(p, E_LIT);
+
+	if (e == NULL)
+		return NULL;
+	if (p->tok == T_STR) {
+		if (str_literal(p, &e->lit) != FTE_OK)
+			return NULL;
+		lex(p);
+		while (p->tok == T_STR) {      /* 'a' 'b' is 'ab' */
+			struct val more;
+			if (str_literal(p, &more) != FTE_OK)
+				return NULL;
+			char *s = arena_alloc(&p->tp->ast, e->lit.n + more.n + 1);
+			if (s == NULL)
+				return perr(p, FTE_ENOMEM, "out of memory"), NULL;
+			memcpy(s, e->lit.s, e->lit.n);
+			memcpy(s + e->lit.n, more.s, more.n);
+			e->lit = v_str(s, e->lit.n + more.n);
+			lex(p);
+		}
+	} else if (p->tok == T_INT) {
+		e->lit = v_int(V_INT, strtoll(p->tok_s, NULL, 10));
+		lex(p);
+	} else if (p->tok == T_NAME) {
+		if (is_tok(p, T_NAME, "true") || is_tok(p, T_NAME, "True"))
+			e->lit = v_int(V_BOOL, 1);
+		else if (is_tok(p, T_NAME, "false") || is_tok(p, T_NAME, "False"))
+			e->lit = v_int(V_BOOL, 0);
+		else if (is_tok(p, T_NAME, "none") || is_tok(p, T_NAME, "None"))
+			e->lit.t = V_NONE;
+		else {
+			e->k = E_NAME;
+			if ((e->name = tok_dup(p)) == NULL)
+				return NULL;
+		}
+		lex(p);
+		if (e->k == E_NAME && accept(p, T_OP, "(")) {
+			e->k = E_CALL;
+			if (parse_args(p, e) != FTE_OK)
+				return NULL;
+		}
+	} else if (accept(p, T_OP, "(")) {
+		e = parse_expr(p);
+		if (e == NULL || !expect(p, T_OP, ")"))
+			return NULL;
+	} else if (accept(p, T_OP, "[")) {
+		e->k = E_LIST;
+		struct expr *items[64];
+		size_t n = 0;
+		if (!accept(p, T_OP, "]")) {
+			do {
+				if (n == 64)
+					return perr(p, FTE_ENOTSUP, "list literal over 64 items"), NULL;
+				if ((items[n++] = parse_expr(p)) == NULL)
+					return NULL;
+			} while (accept(p, T_OP, ","));
+			if (!expect(p, T_OP, "]"))
+				return NULL;
+		}
+		if ((e->args = arena_alloc(&p->tp->ast, (n + 1) * sizeof(*e->args))) == NULL)
+			return perr(p, FTE_ENOMEM, "out of memory"), NULL;
+		memcpy(e->args, items, n * sizeof(*items));
+		e->nargs = n;
+	} else {
+		perr(p, FTE_EINVAL, p->tok == T_END ? "expression expected" : "unexpected token");
+		return NULL;
+	}
+	return e;
+}
+
+static struct expr *
+parse_postfix(struct parser *p)
+{
+	struct expr *e = parse_primary(p);
+
+	while (e != NULL) {
+		struct expr *x;
+		if (accept(p, T_OP, ".")) {
+			if (p->tok != T_NAME)
+				return perr(p, FTE_EINVAL, "attribute name expected"), NULL;
+			if ((x = new_expr(p, E_ATTR)) == NULL || (x->name = tok_dup(p)) == NULL)
+				return NULL;
+			lex(p);
+			x->a = e;
+			if (accept(p, T_OP, "(")) {
+				x->k = E_METHOD;
+				if (parse_args(p, x) != FTE_OK)
+					return NULL;
+			}
+		} else if (accept(p, T_OP, "[")) {
+			if ((x = new_expr(p, E_INDEX)) == NULL)
+				return NULL;
+			x->a = e;
+			if (!is_tok(p, T_OP, ":") && (x->b = parse_expr(p)) == NULL)
+				return NULL;
+			if (accept(p, T_OP, ":")) {
+				x->k = E_SLICE;
+				if (!is_tok(p, T_OP, "]") && (x->c = parse_expr(p)) == NULL)
+					return NULL;
+			}
+			if (!expect(p, T_OP, "]"))
+				return NULL;
+		} else if (accept(p, T_OP, "|")) {
+			if (p->tok != T_NAME)
+				return perr(p, FTE_EINVAL, "filter name expected"), NULL;
+			if ((x = new_expr(p, E_FILTER)) == NULL || (x->name = tok_dup(p)) == NULL)
+				return NULL;
+			lex(p);
+			x->a = e;
+			if (accept(p, T_OP, "(") && parse_args(p, x) != FTE_OK)
+				return NULL;
+		} else if (accept(p, T_NAME, "is")) {
+			if ((x = new_expr(p, E_TEST)) == NULL)
+				return NULL;
+			x->negate = accept(p, T_NAME, "not");
+			if (p->tok != T_NAME && !is_tok(p, T_NAME, "none"))
+				return perr(p, FTE_EINVAL, "test name expected"), NULL;
+			if ((x->name = tok_dup(p)) == NULL)
+				return NULL;
+			lex(p);
+			x->a = e;
+		} else {
+			break;
+		}
+		e = x;
+	}
+	return e;
+}
+
+static struct expr *
+parse_unary(struct parser *p)
+{
+	if (accept(p, T_OP, "-")) {
+		struct expr *e = new_expr(p, E_NEG);
+		if (e == NULL || (e->a = parse_unary(p)) == NULL)
+			return NULL;
+		return e;
+	}
+	return parse_postfix(p);
+}
+
+static struct expr *
+bin(struct parser *p, const char *op, struct expr *a, struct expr *b)
+{
+	struct expr *e;
+
+	if (a == NULL || b == NULL || (e = new_expr(p, E_BIN)) == NULL)
+		return NULL;
+	snprintf(e->op, sizeof(e->op), "%s", op);
+	e->a = a;
+	e->b = b;
+	return e;
+}
+
+static struct expr *
+parse_mul(struct parser *p)
+{
+	struct expr *e = parse_unary(p);
+
+	while (e != NULL) {
+		if (accept(p, T_OP, "*"))
+			e = bin(p, "*", e, parse_unary(p));
+		else if (accept(p, T_OP, "%"))
+			e = bin(p, "%", e, parse_unary(p));
+		else if (accept(p, T_OP, "//"))
+			e = bin(p, "//", e, parse_unary(p));
+		else
+			break;
+	}
+	return e;
+}
+
+static struct expr *
+parse_add(struct parser *p)
+{
+	struct expr *e = parse_mul(p);
+
+	while (e != NULL) {
+		if (accept(p, T_OP, "+"))
+			e = bin(p, "+", e, parse_mul(p));
+		else if (accept(p, T_OP, "-"))
+			e = bin(p, "-", e, parse_mul(p));
+		else
+			break;
+	}
+	return e;
+}
+
+static struct expr *
+parse_concat(struct parser *p)
+{
+	struct expr *e = parse_add(p);
+
+	while (e != NULL && accept(p, T_OP, "~"))
+		e = bin(p, "~", e, parse_add(p));
+	return e;
+}
+
+static struct expr *
+parse_compare(struct parser *p)
+{
+	static const char *const ops[] = { "==", "!=", "<=", ">=", "<", ">" };
+	struct expr *e = parse_concat(p);
+
+	while (e != NULL) {
+		size_t i;
+		for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+			if (is_tok(p, T_OP, ops[i]))
+				break;
+		if (i < sizeof(ops) / sizeof(ops[0])) {
+			lex(p);
+			e = bin(p, ops[i], e, parse_concat(p));
+		} else if (accept(p, T_NAME, "in")) {
+			e = bin(p, "in", e, parse_concat(p));
+		} else if (is_tok(p, T_NAME, "not")) {
+			/* "not in": peek at the next word, else leave "not" be */
+			struct parser save = *p;
+			lex(p);
+			if (!accept(p, T_NAME, "in")) {
+				*p = save;
+				break;
+			}
+			e = bin(p, "ni", e, parse_concat(p));
+		} else {
+			break;
+		}
+	}
+	return e;
+}
+
+static struct expr *
+parse_not(struct parser *p)
+{
+	if (accept(p, T_NAME, "not")) {
+		struct expr *e = new_expr(p, E_NOT);
+		if (e == NULL || (e->a = parse_not(p)) == NULL)
+			return NULL;
+		return e;
+	}
+	return parse_compare(p);
+}
+
+static struct expr *
+parse_logic(struct parser *p, int level)
+{
+	struct expr *e = level ? parse_not(p) : parse_logic(p, 1);
+	const char *word = level ? "and" : "or";
+
+	while (e != NULL && accept(p, T_NAME, word)) {
+		struct expr *x = new_expr(p, level ? E_AND : E_OR);
+		if (x == NULL)
+			return NULL;
+		x->a = e;
+		if ((x->b = level ? parse_not(p) : parse_logic(p, 1)) == NULL)
+			return NULL;
+		e = x;
+	}
+	return e;
+}
+
+static struct expr *
+parse_expr(struct parser *p)
+{
+	struct expr *e = parse_logic(p, 0);
+
+	if (e != NULL && accept(p, T_NAME, "if")) {
+		struct expr *x = new_expr(p, E_COND);
+		if (x == NULL)
+			return NULL;
+		x->a = e;
+		if ((x->b = parse_logic(p, 0)) == NULL)
+			return NULL;
+		if (accept(p, T_NAME, "else") && (x->c = parse_expr(p)) == NULL)
+			return NULL;
+		e = x;
+	}
+	return e;
+}
+
+static int
+nodes_push(struct parser *p, struct nodes *l, struct node *n)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		struct node **v = arena_alloc(&p->tp->ast, cap * sizeof(*v));
+		if (v == NULL)
+			return perr(p, FTE_ENOMEM, "out of memory");
+		if (l->n)
+			memcpy(v, l->v, l->n * sizeof(*v));
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = n;
+	return FTE_OK;
+}
+
+static struct node *
+new_node(struct parser *p, enum nk k)
+{
+	struct node *n = arena_alloc(&p->tp->ast, sizeof(*n));
+
+	if (n == NULL)
+		perr(p, FTE_ENOMEM, "out of memory");
+	else
+		n->k = k, n->pos = p->pos;
+	return n;
+}
+
+/* next_tag finds the next "{{", "{%" or "{#" at or after p->pos; it returns
+ * the offset (len if none) and applies lstrip_blocks to the text before. */
+static size_t
+next_tag(const struct parser *p, size_t *text_end)
+{
+	const char *s = p->src;
+	size_t i = p->pos;
+
+	for (; i + 1 < p->len; i++)
+		if (s[i] == '{' && (s[i + 1] == '{' || s[i + 1] == '%' || s[i + 1] == '#'))
+			break;
+	if (i + 1 >= p->len) {
+		*text_end = p->len;
+		return p->len;
+	}
+	size_t end = i;
+	if (i + 2 < p->len && s[i + 2] == '-') {
+		while (end > p->pos && isspace((unsigned char)s[end - 1]))
+			end--;
+	} else if (s[i + 1] != '{' && !(i + 2 < p->len && s[i + 2] == '+')) {
+		/* lstrip_blocks: blanks from the line start to a block tag go */
+		size_t j = end;
+		while (j > p->pos && (s[j - 1] == ' ' || s[j - 1] == '\t'))
+			j--;
+		if (j == 0 || s[j - 1] == '\n')
+			end = j;
+	}
+	*text_end = end;
+	return i;
+}
+
+/* parse_body parses nodes until a block tag whose first word is in stop
+ * (NULL-terminated); that word's index is returned in *which (-1 at EOF). */
+static int
+parse_body(struct parser *p, struct nodes *out, const char *const *stop, int *which)
+{
+	*which = -1;
+	while (p->pos < p->len && p->err == FTE_OK) {
+		size_t text_end, at = next_tag(p, &text_end);
+		size_t start = p->pos;
+		if (p->trim_next) {
+			/* trim_blocks: one newline after a block tag; '-': all blanks */
+			if (p->trim_next == 2)
+				while (start < text_end && isspace((unsigned char)p->src[start]))
+					start++;
+			else if (start < text_end && p->src[start] == '\n')
+				start++;
+			p->trim_next = 0;
+		}
+		if (text_end > start) {
+			struct node *n = new_node(p, N_TEXT);
+			if (n == NULL)
+				return p->err;
+			n->text = p->src + start;
+			n->len = text_end - start;
+			if (nodes_push(p, out, n) != FTE_OK)
+				return p->err;
+		}
+		if (at >= p->len) {
+			p->pos = p->len;
+			break;
+		}
+		char kind = p->src[at + 1];
+		const char *close = kind == '{' ? "}}" : kind == '%' ? "%}" : "#}";
+		const char *end = strstr(p->src + at + 2, close);
+		if (end == NULL) {
+			p->pos = at;
+			p->tok_s = p->src + at;
+			return perr(p, FTE_EINVAL, "unclosed tag");
+		}
+		const char *body = p->src + at + 2;
+		if (*body == '-' || *body == '+')
+			body++;
+		const char *body_end = end;
+		int strip_after = end > body && end[-1] == '-';
+		if (strip_after)
+			body_end--;
+		p->pos = (size_t)(end + 2 - p->src);
+		p->trim_next = strip_after ? 2 : kind == '%' || kind == '#' ? 1 : 0;
+		if (kind == '#')
+			continue;
+		p->tp_pos = body;
+		p->tag_end = body_end;
+		lex(p);
+		if (kind == '{') {
+			struct node *n = new_node(p, N_OUT);
+			if (n == NULL || (n->e = parse_expr(p)) == NULL)
+				return p->err;
+			if (p->tok != T_END)
+				return perr(p, FTE_EINVAL, "unexpected text in {{ }}");
+			if (nodes_push(p, out, n) != FTE_OK)
+				return p->err;
+			continue;
+		}
+		if (p->tok != T_NAME)
+			return perr(p, FTE_EINVAL, "statement expected");
+		for (int i = 0; stop != NULL && stop[i] != NULL; i++) {
+			if (is_tok(p, T_NAME, stop[i])) {
+				*which = i;
+				lex(p);
+				return FTE_OK;
+			}
+		}
+		if (accept(p, T_NAME, "for")) {
+			struct node *n = new_node(p, N_FOR);
+			static const char *const ends[] = { "endfor", "else", NULL };
+			int w;
+			if (n == NULL)
+				return p->err;
+			if (p->tok != T_NAME)
+				return perr(p, FTE_EINVAL, "loop variable expected");
+			if ((n->var = tok_dup(p)) == NULL)
+				return p->err;
+			lex(p);
+			if (is_tok(p, T_OP, ","))
+				return perr(p, FTE_ENOTSUP, "loops over tuples are not supported");
+			if (!expect(p, T_NAME, "in") || (n->e = parse_expr(p)) == NULL)
+				return p->err;
+			if (p->tok != T_END)
+				return perr(p, FTE_ENOTSUP, "loop filters are not supported");
+			if ((n->bodies = arena_alloc(&p->tp->ast, 2 * sizeof(*n->bodies))) == NULL)
+				return perr(p, FTE_ENOMEM, "out of memory");
+			if (parse_body(p, &n->bodies[0], ends, &w) != FTE_OK)
+				return p->err;
+			if (w == 1 && parse_body(p, &n->else_body, ends, &w) != FTE_OK)
+				return p->err;
+			if (w != 0)
+				return perr(p, FTE_EINVAL, "{% for %} without {% endfor %}");
+			if (nodes_push(p, out, n) != FTE_OK)
+				return p->err;
+		} else if (accept(p, T_NAME, "if")) {
+			struct node *n = new_node(p, N_IF);
+			static const char *const ends[] = { "endif", "elif", "else", NULL };
+			struct expr *conds[64];
+			struct nodes bodies[64];
+			int w = 1;
+			size_t nb = 0;
+			if (n == NULL)
+				return p->err;
+			memset(bodies, 0, sizeof(bodies));
+			while (w == 1) {       /* the if, then each elif */
+				if (nb == 64)
+					return perr(p, FTE_ENOTSUP, "more than 64 elif branches");
+				if ((conds[nb] = parse_expr(p)) == NULL)
+					return p->err;
+				if (parse_body(p, &bodies[nb++], ends, &w) != FTE_OK)
+					return p->err;
+			}
+			if (w == 2 && parse_body(p, &n->else_body, ends, &w) != FTE_OK)
+				return p->err;
+			if (w != 0)
+				return perr(p, FTE_EINVAL, "{% if %} without {% endif %}");
+			n->conds = arena_alloc(&p->tp->ast, nb * sizeof(*n->conds));
+			n->bodies = arena_alloc(&p->tp->ast, nb * sizeof(*n->bodies));
+			if (n->conds == NULL || n->bodies == NULL)
+				return perr(p, FTE_ENOMEM, "out of memory");
+			memcpy(n->conds, conds, nb * sizeof(*conds));
+			memcpy(n->bodies, bodies, nb * sizeof(*bodies));
+			n->nb = nb;
+			if (nodes_push(p, out, n) != FTE_OK)
+				return p->err;
+		} else if (accept(p, T_NAME, "set")) {
+			struct node *n = new_node(p, N_SET);
+			if (n == NULL)
+				return p->err;
+			if (p->tok != T_NAME)
+				return perr(p, FTE_EINVAL, "variable name expected");
+			if ((n->var = tok_dup(p)) == NULL)
+				return p->err;
+			lex(p);
+			if (!expect(p, T_OP, "=") || (n->e = parse_expr(p)) == NULL)
+				return p->err;
+			if (p->tok != T_END)
+				return perr(p, FTE_ENOTSUP, "unsupported {% set %} form");
+			if (nodes_push(p, out, n) != FTE_OK)
+				return p->err;
+		} else {
+			char msg[80];
+			snprintf(msg, sizeof(msg), "unsupported statement {%% %.*s %%}", (int)p->tok_n, p->tok_s);
+			return perr(p, FTE_ENOTSUP, msg);
+		}
+	}
+	return p->err;
+}
+
+/* ---- rendering ---- */
+
+struct var {
+	const char *name;
+	struct val v;
+};
+
+struct render {
+	struct arena ar;
+	struct var vars[256];
+	size_t nvars;
+	struct buf out;
+};
+
+static int
+rerr(int err, size_t pos, const char *what)
+{
+	return fte_error_set(err, "chat template: %s at offset %zu", what, pos);
+}
+
+static int
+var_push(struct render *r, const char *name, struct val v, size_t pos)
+{
+	if (r->nvars == sizeof(r->vars) / sizeof(r->vars[0]))
+		return rerr(FTE_ERANGE, pos, "too many variables");
+	r->vars[r->nvars++] = (struct var){ name, v };
+	return FTE_OK;
+}
+
+static struct val
+dict_get(const struct val *d, const char *key, size_t klen)
+{
+	if (d->t == V_DICT)
+		for (size_t i = 0; i < d->n; i++)
+			if (strlen(d->keys[i]) == klen && memcmp(d->keys[i], key, klen) == 0)
+				return d->items[i];
+	return (struct val){ .t = V_UNDEF };
+}
+
+/* to_str renders a value as Jinja prints it. */
+static int
+to_str(struct render *r, const struct val *v, struct val *out)
+{
+	char tmp[32];
+
+	switch (v->t) {
+	case V_UNDEF: *out = v_str("", 0); return FTE_OK;
+	case V_NONE: *out = v_str("None", 4); return FTE_OK;
+	case V_BOOL: *out = v->i ? v_str("True", 4) : v_str("False", 5); return FTE_OK;
+	case V_STR: *out = *v; return FTE_OK;
+	case V_INT: {
+		int n = snprintf(tmp, sizeof(tmp), "%lld", v->i);
+		char *s = arena_alloc(&r->ar, (size_t)n + 1);
+		if (s == NULL)
+			return FTE_ENOMEM;
+		memcpy(s, tmp, (size_t)n);
+		*out = v_str(s, (size_t)n);
+		return FTE_OK;
+	}
+	case V_LIST: case V_DICT:
+		break;
+	}
+	return fte_error_set(FTE_ENOTSUP, "chat template: printing a list or mapping is not supported");
+}
+
+static int
+concat(struct render *r, const struct val *a, const struct val *b, struct val *out)
+{
+	char *s = arena_alloc(&r->ar, a->n + b->n + 1);
+
+	if (s == NULL)
+		return FTE_ENOMEM;
+	memcpy(s, a->s, a->n);
+	memcpy(s + a->n, b->s, b->n);
+	*out = v_str(s, a->n + b->n);
+	return FTE_OK;
+}
+
+static int
+v_equal(const struct val *a, const struct val *b)
+{
+	int an = a->t == V_INT || a->t == V_BOOL, bn = b->t == V_INT || b->t == V_BOOL;
+
+	if (an && bn)
+		return a->i == b->i;
+	if (a->t == V_STR && b->t == V_STR)
+		return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+	if (a->t != b->t)
+		return 0;
+	if (a->t == V_LIST) {
+		if (a->n != b->n)
+			return 0;
+		for (size_t i = 0; i < a->n; i++)
+			if (!v_equal(&a->items[i], &b->items[i]))
+				return 0;
+	}
+	return a->t != V_DICT;  /* none == none; mappings are not compared */
+}
+
+static int eval(struct render *r, const struct expr *e, struct val *out);
+
+static int
+strip(const struct val *v, int left, int right, struct val *out)
+{
+	size_t a = 0, b = v->n;
+
+	while (left && a < b && isspace((unsigned char)v->s[a]))
+		a++;
+	while (right && b > a && isspace((unsigned char)v->s[b - 1]))
+		b--;
+	*out = v_str(v->s + a, b - a);
+	return FTE_OK;
+}
+
+static int
+change_case(struct render *r, const struct val *v, int upper, struct val *out)
+{
+	char *s = arena_alloc(&r->ar, v->n + 1);
+
+	if (s == NULL)
+		return FTE_ENOMEM;
+	for (size_t i = 0; i < v->n; i++)
+		s[i] = (char)(upper ? toupper((unsigned char)v->s[i]) : tolower((unsigned char)v->s[i]));
+	*out = v_str(s, v->n);
+	return FTE_OK;
+}
+
+/* string_op applies a str method or filter name to v. */
+static int
+string_op(struct render *r, const struct expr *e, const struct val *v, const struct val *args,
+    size_t nargs, struct val *out)
+{
+	const char *m = e->name;
+
+	if (strcmp(m, "length") == 0 || strcmp(m, "count") == 0) {
+		*out = v_int(V_INT, (long long)v->n);
+		return v->t == V_STR || v->t == V_LIST || v->t == V_DICT ? FTE_OK :
+		    rerr(FTE_EINVAL, e->pos, "length of a value that has none");
+	}
+	if (v->t != V_STR)
+		return rerr(FTE_EINVAL, e->pos, "string method on a value that is not a string");
+	if (strcmp(m, "strip") == 0 || strcmp(m, "trim") == 0)
+		return strip(v, 1, 1, out);
+	if (strcmp(m, "lstrip") == 0)
+		return strip(v, 1, 0, out);
+	if (strcmp(m, "rstrip") == 0)
+		return strip(v, 0, 1, out);
+	if (strcmp(m, "upper") == 0)
+		return change_case(r, v, 1, out);
+	if (strcmp(m, "lower") == 0)
+		return change_case(r, v, 0, out);
+	if ((strcmp(m, "startswith") == 0 || strcmp(m, "endswith") == 0) && nargs == 1 && args[0].t == V_STR) {
+		const struct val *a = &args[0];
+		int start = m[0] == 's';
+		*out = v_int(V_BOOL, a->n <= v->n &&
+		    memcmp(start ? v->s : v->s + v->n - a->n, a->s, a->n) == 0);
+		return FTE_OK;
+	}
+	char msg[96];
+	snprintf(msg, sizeof(msg), "unsupported method or filter '%s'", m);
+	return rerr(FTE_ENOTSUP, e->pos, msg);
+}
+
+static int
+eval_args(struct render *r, const struct expr *e, struct val *args)
+{
+	int rc;
+
+	for (size_t i = 0; i < e->nargs; i++)
+		if ((rc = eval(r, e->args[i], &args[i])) != FTE_OK)
+			return rc;
+	return FTE_OK;
+}
+
+static int
+eval_index(const struct expr *e, const struct val *a, const struct val *k, struct val *out)
+{
+	if (a->t == V_DICT && k->t == V_STR) {
+		*out = dict_get(a, k->s, k->n);
+		return FTE_OK;
+	}
+	if ((a->t == V_LIST || a->t == V_STR) && k->t == V_INT) {
+		long long i = k->i < 0 ? k->i + (long long)a->n : k->i;
+		if (i < 0 || i >= (long long)a->n)
+			return rerr(FTE_ERANGE, e->pos, "index out of range");
+		*out = a->t == V_LIST ? a->items[i] : v_str(a->s + i, 1);
+		return FTE_OK;
+	}
+	if (a->t == V_UNDEF) {
+		*out = *a;
+		return FTE_OK;
+	}
+	return rerr(FTE_EINVAL, e->pos, "bad subscript");
+}
+
+static long long
+clamp_index(long long i, size_t n)
+{
+	if (i < 0)
+		i += (long long)n;
+	return i < 0 ? 0 : i > (long long)n ? (long long)n : i;
+}
+
+static int
+eval_bin(struct render *r, const struct expr *e, struct val *a, struct val *b, struct val *out)
+{
+	const char *op = e->op;
+	int an = a->t == V_INT || a->t == V_BOOL, bn = b->t == V_INT || b->t == V_BOOL;
+
+	if (strcmp(op, "~") == 0) {
+		struct val x, y;
+		int rc;
+		if ((rc = to_str(r, a, &x)) != FTE_OK || (rc = to_str(r, b, &y)) != FTE_OK)
+			return rc;
+		return concat(r, &x, &y, out);
+	}
+	if (strcmp(op, "==") == 0 || strcmp(op, "!=") == 0) {
+		*out = v_int(V_BOOL, v_equal(a, b) == (op[0] == '='));
+		return FTE_OK;
+	}
+	if (strcmp(op, "in") == 0 || strcmp(op, "ni") == 0) {
+		int found = 0;
+		if (b->t == V_STR && a->t == V_STR)
+			found = memmem(b->s, b->n, a->s, a->n) != NULL || a->n == 0;
+		else if (b->t == V_LIST)
+			for (size_t i = 0; i < b->n && !found; i++)
+				found = v_equal(a, &b->items[i]);
+		else if (b->t == V_DICT && a->t == V_STR)
+			found = dict_get(b, a->s, a->n).t != V_UNDEF;
+		else
+			return rerr(FTE_EINVAL, e->pos, "'in' needs a string, list or mapping");
+		*out = v_int(V_BOOL, found == (op[0] == 'i'));
+		return FTE_OK;
+	}
+	if (op[0] == '<' || op[0] == '>') {
+		int c;
+		if (an && bn)
+			c = a->i < b->i ? -1 : a->i > b->i;
+		else if (a->t == V_STR && b->t == V_STR) {
+			c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+			if (c == 0)
+				c = a->n < b->n ? -1 : a->n > b->n;
+		} else
+			return rerr(FTE_EINVAL, e->pos, "cannot order these values");
+		*out = v_int(V_BOOL, op[1] == '=' ? (op[0] == '<' ? c <= 0 : c >= 0) : (op[0] == '<' ? c < 0 : c > 0));
+		return FTE_OK;
+	}
+	if (op[0] == '+' && a->t == V_STR && b->t == V_STR)
+		return concat(r, a, b, out);
+	if (op[0] == '+' && a->t == V_LIST && b->t == V_LIST) {
+		struct val *items = arena_alloc(&r->ar, (a->n + b->n + 1) * sizeof(*items));
+		if (items == NULL)
+			return FTE_ENOMEM;
+		memcpy(items, a->items, a->n * sizeof(*items));
+		memcpy(items + a->n, b->items, b->n * sizeof(*items));
+		*out = (struct val){ .t = V_LIST, .items = items, .n = a->n + b->n };
+		return FTE_OK;
+	}
+	if (!an || !bn)
+		return rerr(FTE_EINVAL, e->pos, "arithmetic on values that are not numbers (use ~ to join text)");
+	if ((op[0] == '%' || op[0] == '/') && b->i == 0)
+		return rerr(FTE_EINVAL, e->pos, "division by zero");
+	long long x = op[0] == '+' ? a->i + b->i : op[0] == '-' ? a->i - b->i : op[0] == '*' ? a->i * b->i :
+	    op[0] == '%' ? ((a->i % b->i) + b->i) % b->i : a->i / b->i;
+	*out = v_int(V_INT, x);
+	return FTE_OK;
+}
+
+static int
+eval(struct render *r, const struct expr *e, struct val *out)
+{
+	struct val a, b, args[16];
+	int rc;
+
+	switch (e->k) {
+	case E_LIT:
+		*out = e->lit;
+		return FTE_OK;
+	case E_NAME:
+		for (size_t i = r->nvars; i-- > 0;)
+			if (strcmp(r->vars[i].name, e->name) == 0) {
+				*out = r->vars[i].v;
+				return FTE_OK;
+			}
+		*out = (struct val){ .t = V_UNDEF };
+		return FTE_OK;
+	case E_ATTR:
+		if ((rc = eval(r, e->a, &a)) != FTE_OK)
+			return rc;
+		*out = dict_get(&a, e->name, strlen(e->name));
+		return FTE_OK;
+	case E_INDEX:
+		if ((rc = eval(r, e->a, &a)) != FTE_OK || (rc = eval(r, e->b, &b)) != FTE_OK)
+			return rc;
+		return eval_index(e, &a, &b, out);
+	case E_SLICE: {
+		struct val lo = v_int(V_INT, 0), hi;
+		if ((rc = eval(r, e->a, &a)) != FTE_OK)
+			return rc;
+		if (a.t != V_LIST && a.t != V_STR)
+			return rerr(FTE_EINVAL, e->pos, "slice of a value that is not a list or string");
+		hi = v_int(V_INT, (long long)a.n);
+		if ((e->b && (rc = eval(r, e->b, &lo)) != FTE_OK) || (e->c && (rc = eval(r, e->c, &hi)) != FTE_OK))
+			return rc;
+		if (lo.t != V_INT || hi.t != V_INT)
+			return rerr(FTE_EINVAL, e->pos, "slice bounds must be integers");
+		long long x = clamp_index(lo.i, a.n), y = clamp_index(hi.i, a.n);
+		if (y < x)
+			y = x;
+		*out = a;
+		out->n = (size_t)(y - x);
+		if (a.t == V_LIST)
+			out->items = a.items + x;
+		else
+			out->s = a.s + x;
+		return FTE_OK;
+	}
+	case E_CALL:
+		if (strcmp(e->name, "raise_exception") == 0) {
+			struct val msg = v_str("(no message)", 12);
+			if (e->nargs > 0 && (rc = eval(r, e->args[0], &a)) == FTE_OK && a.t == V_STR)
+				msg = a;
+			return fte_error_set(FTE_EINVAL, "chat template raised an exception: %.*s", (int)msg.n, msg.s);
+		}
+		{
+			char m[96];
+			snprintf(m, sizeof(m), "unsupported function '%s'", e->name);
+			return rerr(FTE_ENOTSUP, e->pos, m);
+		}
+	case E_METHOD:
+	case E_FILTER:
+		if ((rc = eval(r, e->a, &a)) != FTE_OK || (rc = eval_args(r, e, args)) != FTE_OK)
+			return rc;
+		if (e->k == E_METHOD && a.t == V_DICT && strcmp(e->name, "get") == 0 && e->nargs >= 1 && args[0].t == V_STR) {
+			*out = dict_get(&a, args[0].s, args[0].n);
+			if (out->t == V_UNDEF)
+				*out = e->nargs > 1 ? args[1] : (struct val){ .t = V_NONE };
+			return FTE_OK;
+		}
+		if (e->k == E_FILTER && strcmp(e->name, "default") == 0) {
+			*out = a.t != V_UNDEF ? a : e->nargs > 0 ? args[0] : v_str("", 0);
+			return FTE_OK;
+		}
+		if (e->k == E_FILTER && strcmp(e->name, "string") == 0)
+			return to_str(r, &a, out);
+		return string_op(r, e, &a, args, e->nargs, out);
+	case E_TEST: {
+		int res;
+		if ((rc = eval(r, e->a, &a)) != FTE_OK)
+			return rc;
+		if (strcmp(e->name, "defined") == 0)
+			res = a.t != V_UNDEF;
+		else if (strcmp(e->name, "undefined") == 0)
+			res = a.t == V_UNDEF;
+		else if (strcmp(e->name, "none") == 0)
+			res = a.t == V_NONE;
+		else if (strcmp(e->name, "string") == 0)
+			res = a.t == V_STR;
+		else if (strcmp(e->name, "number") == 0 || strcmp(e->name, "integer") == 0)
+			res = a.t == V_INT;
+		else if (strcmp(e->name, "mapping") == 0)
+			res = a.t == V_DICT;
+		else if (strcmp(e->name, "sequence") == 0 || strcmp(e->name, "iterable") == 0)
+			res = a.t == V_LIST || a.t == V_STR || a.t == V_DICT;
+		else if (strcmp(e->name, "true") == 0 || strcmp(e->name, "false") == 0)
+			res = a.t == V_BOOL && a.i == (e->name[0] == 't');
+		else {
+			char m[96];
+			snprintf(m, sizeof(m), "unsupported test 'is %s'", e->name);
+			return rerr(FTE_ENOTSUP, e->pos, m);
+		}
+		*out = v_int(V_BOOL, res != e->negate);
+		return FTE_OK;
+	}
+	case E_NOT:
+		if ((rc = eval(r, e->a, &a)) != FTE_OK)
+			return rc;
+		*out = v_int(V_BOOL, !v_truthy(&a));
+		return FTE_OK;
+	case E_NEG:
+		if ((rc = eval(r, e->a, &a)) != FTE_OK)
+			return rc;
+		if (a.t != V_INT)
+			return rerr(FTE_EINVAL, e->pos, "negation of a value that is not a number");
+		*out = v_int(V_INT, -a.i);
+		return FTE_OK;
+	case E_AND:
+	case E_OR:      /* Python semantics: the deciding operand is the result */
+		if ((rc = eval(r, e->a, &a)) != FTE_OK)
+			return rc;
+		if (v_truthy(&a) == (e->k == E_OR)) {
+			*out = a;
+			return FTE_OK;
+		}
+		return eval(r, e->b, out);
+	case E_BIN:
+		if ((rc = eval(r, e->a, &a)) != FTE_OK || (rc = eval(r, e->b, &b)) != FTE_OK)
+			return rc;
+		return eval_bin(r, e, &a, &b, out);
+	case E_COND:
+		if ((rc = eval(r, e->b, &b)) != FTE_OK)
+			return rc;
+		if (v_truthy(&b))
+			return eval(r, e->a, out);
+		if (e->c == NULL) {
+			*out = (struct val){ .t = V_UNDEF };
+			return FTE_OK;
+		}
+		return eval(r, e->c, out);
+	case E_LIST: {
+		struct val *items = arena_alloc(&r->ar, (e->nargs + 1) * sizeof(*items));
+		if (items == NULL)
+			return FTE_ENOMEM;
+		for (size_t i = 0; i < e->nargs; i++)
+			if ((rc = eval(r, e->args[i], &items[i])) != FTE_OK)
+				return rc;
+		*out = (struct val){ .t = V_LIST, .items = items, .n = e->nargs };
+		return FTE_OK;
+	}
+	}
+	return rerr(FTE_EINVAL, e->pos, "bad expression");
+}
+
+static int render_nodes(struct render *r, const struct nodes *l);
+
+static int
+render_for(struct render *r, const struct node *n)
+{
+	static const char *const keys[] = { "index", "index0", "first", "last", "length", "revindex", "revindex0" };
+	struct val seq;
+	int rc;
+
+	if ((rc = eval(r, n->e, &seq)) != FTE_OK)
+		return rc;
+	if (seq.t == V_UNDEF || seq.t == V_NONE)
+		seq = (struct val){ .t = V_LIST };
+	if (seq.t == V_DICT) {  /* iterating a mapping gives its keys */
+		struct val *items = arena_alloc(&r->ar, (seq.n + 1) * sizeof(*items));
+		if (items == NULL)
+			return FTE_ENOMEM;
+		for (size_t i = 0; i < seq.n; i++)
+			items[i] = v_str(seq.keys[i], strlen(seq.keys[i]));
+		seq = (struct val){ .t = V_LIST, .items = items, .n = seq.n };
+	}
+	if (seq.t != V_LIST)
+		return rerr(FTE_EINVAL, n->pos, "for loop over a value that is not a list");
+	if (seq.n == 0)
+		return render_nodes(r, &n->else_body);
+	size_t depth = r->nvars;
+	for (size_t i = 0; i < seq.n; i++) {
+		struct val *lv = arena_alloc(&r->ar, 7 * sizeof(*lv));
+		if (lv == NULL)
+			return FTE_ENOMEM;
+		long long len = (long long)seq.n, k = (long long)i;
+		lv[0] = v_int(V_INT, k + 1);
+		lv[1] = v_int(V_INT, k);
+		lv[2] = v_int(V_BOOL, i == 0);
+		lv[3] = v_int(V_BOOL, i + 1 == seq.n);
+		lv[4] = v_int(V_INT, len);
+		lv[5] = v_int(V_INT, len - k);
+		lv[6] = v_int(V_INT, len - k - 1);
+		struct val loop = { .t = V_DICT, .items = lv, .keys = (const char **)keys, .n = 7 };
+		r->nvars = depth;       /* a set inside the loop stays inside it */
+		if ((rc = var_push(r, n->var, seq.items[i], n->pos)) != FTE_OK ||
+		    (rc = var_push(r, "loop", loop, n->pos)) != FTE_OK ||
+		    (rc = render_nodes(r, &n->bodies[0])) != FTE_OK)
+			return rc;
+	}
+	r->nvars = depth;
+	return FTE_OK;
+}
+
+static int
+render_nodes(struct render *r, const struct nodes *l)
+{
+	struct val v, s;
+	int rc;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct node *n = l->v[i];
+		switch (n->k) {
+		case N_TEXT:
+			if (buf_add(&r->out, n->text, n->len) != FTE_OK)
+				return FTE_ENOMEM;
+			break;
+		case N_OUT:
+			if ((rc = eval(r, n->e, &v)) != FTE_OK || (rc = to_str(r, &v, &s)) != FTE_OK)
+				return rc;
+			if (buf_add(&r->out, s.s, s.n) != FTE_OK)
+				return FTE_ENOMEM;
+			break;
+		case N_FOR:
+			if ((rc = render_for(r, n)) != FTE_OK)
+				return rc;
+			break;
+		case N_IF: {
+			size_t b;
+			for (b = 0; b < n->nb; b++) {
+				if ((rc = eval(r, n->conds[b], &v)) != FTE_OK)
+					return rc;
+				if (v_truthy(&v))
+					break;
+			}
+			if ((rc = render_nodes(r, b < n->nb ? &n->bodies[b] : &n->else_body)) != FTE_OK)
+				return rc;
+			break;
+		}
+		case N_SET:
+			if ((rc = eval(r, n->e, &v)) != FTE_OK || (rc = var_push(r, n->var, v, n->pos)) != FTE_OK)
+				return rc;
+			break;
+		}
+	}
+	return FTE_OK;
+}
+
+int
+fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t n,
+    int add_generation_prompt, char **text)
+{
+	static const char *const keys[] = { "role", "content" };
+	struct render r = { 0 };
+	int rc;
+
+	if (tp == NULL || text == NULL || (msgs == NULL && n > 0))
+		return fte_error_set(FTE_EINVAL, "fte_template_render_chat: NULL argument");
+	if (tp->kind != TPL_CHAT)
+		return fte_error_set(FTE_EINVAL, "fte_template_render_chat: not a chat template");
+	struct val *list = arena_alloc(&r.ar, (n + 1) * sizeof(*list));
+	struct val *fields = arena_alloc(&r.ar, (2 * n + 1) * sizeof(*fields));
+	if (list == NULL || fields == NULL) {
+		arena_free(&r.ar);
+		return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *role = msgs[i].role ? msgs[i].role : "", *c = msgs[i].content ? msgs[i].content : "";
+		fields[2 * i] = v_str(role, strlen(role));
+		fields[2 * i + 1] = v_str(c, strlen(c));
+		list[i] = (struct val){ .t = V_DICT, .items = &fields[2 * i], .keys = (const char **)keys, .n = 2 };
+	}
+	r.vars[0] = (struct var){ "messages", { .t = V_LIST, .items = list, .n = n } };
+	r.vars[1] = (struct var){ "bos_token", v_str(tp->bos, strlen(tp->bos)) };
+	r.vars[2] = (struct var){ "eos_token", v_str(tp->eos, strlen(tp->eos)) };
+	r.vars[3] = (struct var){ "add_generation_prompt", v_int(V_BOOL, add_generation_prompt != 0) };
+	r.nvars = 4;
+	rc = render_nodes(&r, &tp->root);
+	if (rc == FTE_OK && r.out.p == NULL && buf_add(&r.out, "", 0) != FTE_OK)
+		rc = FTE_ENOMEM;
+	arena_free(&r.ar);
+	if (rc != FTE_OK) {
+		free(r.out.p);
+		return rc == FTE_ENOMEM ? fte_error_set(rc, "chat template: out of memory") : rc;
+	}
+	*text = r.out.p;
+	return FTE_OK;
+}
+
+/* ---- constructing templates ---- */
+
+static void
+segs_free(struct segs *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i].text);
+	free(s->v);
+}
+
+void
+fte_template_free(fte_template *tp)
+{
+	if (tp == NULL)
+		return;
+	segs_free(&tp->with_input);
+	segs_free(&tp->no_input);
+	free(tp->src);
+	free(tp->bos);
+	free(tp->eos);
+	arena_free(&tp->ast);
+	free(tp);
+}
+
+static int
+parse_format(const char *format, struct segs *out)
+{
+	static const char *const names[] = { NULL, "instruction", "input", "output" };
+	size_t n = strlen(format), cap = n + 2;
+	struct segs s = { calloc(cap, sizeof(struct seg)), 0 };
+	struct buf text = { 0 };
+	int seen[4] = { 0 };
+
+	if (s.v == NULL)
+		return fte_error_set(FTE_ENOMEM, "template: out of memory");
+	for (size_t i = 0; i <= n; i++) {
+		enum field f = F_TEXT;
+		size_t skip = 0;
+		if (i < n && format[i] == '{' && format[i + 1] == '{') {
+			if (buf_add(&text, "{", 1) != FTE_OK)
+				goto nomem;
+			i++;
+			continue;
+		}
+		if (i < n && format[i] == '}' && format[i + 1] == '}') {
+			if (buf_add(&text, "}", 1) != FTE_OK)
+				goto nomem;
+			i++;
+			continue;
+		}
+		if (i < n && format[i] == '{') {
+			const char *close = strchr(format + i, '}');
+			for (int k = 1; k < 4 && close != NULL; k++)
+				if ((size_t)(close - format - i - 1) == strlen(names[k]) &&
+				    memcmp(format + i + 1, names[k], strlen(names[k])) == 0)
+					f = (enum field)k;
+			if (f == F_TEXT || seen[f]++) {
+				segs_free(&s);
+				free(text.p);
+				return fte_error_set(FTE_EINVAL, "template: %s placeholder at offset %zu (use {instruction}, {input}, {output} once each; {{ for a brace)",
+				    f == F_TEXT ? "unknown" : "repeated", i);
+			}
+			skip = (size_t)(close - format - i);
+		} else if (i < n) {
+			if (buf_add(&text, format + i, 1) != FTE_OK)
+				goto nomem;
+			continue;
+		}
+		if (text.n > 0) {
+			s.v[s.n].f = F_TEXT;
+			s.v[s.n++].text = text.p;
+			text = (struct buf){ 0 };
+		}
+		if (f != F_TEXT)
+			s.v[s.n++].f = f;
+		i += skip;
+	}
+	*out = s;
+	return FTE_OK;
+nomem:
+	segs_free(&s);
+	free(text.p);
+	return fte_error_set(FTE_ENOMEM, "template: out of memory");
+}
+
+int
+fte_template_custom(const char *format, fte_template **out)
+{
+	fte_template *tp;
+	int rc;
+
+	if (format == NULL || out == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_custom: NULL argument");
+	if ((tp = calloc(1, sizeof(*tp))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "template: out of memory");
+	tp->kind = TPL_CUSTOM;
+	if ((rc = parse_format(format, &tp->with_input)) != FTE_OK ||
+	    (rc = parse_format(format, &tp->no_input)) != FTE_OK) {
+		fte_template_free(tp);
+		return rc;
+	}
+	*out = tp;
+	return FTE_OK;
+}
+
+int
+fte_template_alpaca(fte_template **out)
+{
+	static const char with_input[] =
+	    "Below is an instruction that describes a task, paired with an input that provides further context. "
+	    "Write a response that appropriately completes the request.\n\n"
+	    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n{output}";
+	static const char no_input[] =
+	    "Below is an instruction that describes a task. "
+	    "Write a response that appropriately completes the request.\n\n"
+	    "### Instruction:\n{instruction}\n\n### Response:\n{output}";
+	fte_template *tp;
+	int rc;
+
+	if (out == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_alpaca: NULL argument");
+	if ((tp = calloc(1, sizeof(*tp))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "template: out of memory");
+	tp->kind = TPL_CUSTOM;
+	if ((rc = parse_format(with_input, &tp->with_input)) != FTE_OK ||
+	    (rc = parse_format(no_input, &tp->no_input)) != FTE_OK) {
+		fte_template_free(tp);
+		return rc;
+	}
+	*out = tp;
+	return FTE_OK;
+}
+
+int
+fte_template_chat(const char *source, const char *bos_token, const char *eos_token, fte_template **out)
+{
+	fte_template *tp;
+	int which;
+
+	if (source == NULL || out == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_chat: NULL argument");
+	if ((tp = calloc(1, sizeof(*tp))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
+	tp->kind = TPL_CHAT;
+	tp->src = strdup(source);
+	tp->bos = strdup(bos_token ? bos_token : "");
+	tp->eos = strdup(eos_token ? eos_token : "");
+	if (tp->src == NULL || tp->bos == NULL || tp->eos == NULL) {
+		fte_template_free(tp);
+		return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
+	}
+	static const char *const strays[] = { "endfor", "endif", "elif", "else", NULL };
+	struct parser p = { .tp = tp, .src = tp->src, .len = strlen(tp->src) };
+	int rc = parse_body(&p, &tp->root, strays, &which);
+	if (rc == FTE_OK && which != -1) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "{%% %s %%} without its opening tag", strays[which]);
+		rc = perr(&p, FTE_EINVAL, msg);
+	}
+	if (rc != FTE_OK) {
+		fte_template_free(tp);
+		return rc;
+	}
+	*out = tp;
+	return FTE_OK;
+}
+
+static const char *
+token_text(const json_t *v)
+{
+	return json_is_object(v) ? json_string_value(json_object_get(v, "content")) : json_string_value(v);
+}
+
+int
+fte_template_chat_load(const char *path, fte_template **out)
+{
+	char file[4096];
+	struct stat st;
+	json_error_t jerr;
+
+	if (path == NULL || out == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_chat_load: NULL argument");
+	const char *base = strrchr(path, '/');
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		snprintf(file, sizeof(file), "%s/tokenizer_config.json", path);
+	else if (strcmp(base ? base + 1 : path, "tokenizer_config.json") == 0)
+		snprintf(file, sizeof(file), "%s", path);
+	else
+		snprintf(file, sizeof(file), "%.*stokenizer_config.json", base ? (int)(base - path + 1) : 0, path);
+	json_t *cfg = json_load_file(file, 0, &jerr);
+	if (cfg == NULL) {
+		if (access(file, F_OK) != 0)
+			return fte_error_set(FTE_ENOENT, "%s: %s", file, strerror(errno));
+		return fte_error_set(FTE_EFORMAT, "%s: invalid JSON at line %d: %s", file, jerr.line, jerr.text);
+	}
+	/* chat_template is a string, or a list of {name, template}. */
+	const json_t *ct = json_object_get(cfg, "chat_template");
+	const char *src = json_string_value(ct);
+	if (json_is_array(ct)) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(ct, i, v) {
+			const char *name = json_string_value(json_object_get(v, "name"));
+			if (src == NULL || (name != NULL && strcmp(name, "default") == 0))
+				src = json_string_value(json_object_get(v, "template"));
+		}
+	}
+	int rc;
+	if (src == NULL)
+		rc = fte_error_set(FTE_ENOENT, "%s: no chat_template", file);
+	else if ((rc = fte_template_chat(src, token_text(json_object_get(cfg, "bos_token")),
+	    token_text(json_object_get(cfg, "eos_token")), out)) != FTE_OK) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", fte_last_error());
+		fte_error_set(rc, "%s: %s", file, msg);
+	}
+	json_decref(cfg);
+	return rc;
+}
+
+/* ---- records ---- */
+
+static int
+render_segs(const struct segs *s, const fte_record *rec, char **prompt, char **response)
+{
+	struct buf b[2] = { { 0 }, { 0 } };
+	int part = 0, has_output = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const char *t = s->v[i].f == F_TEXT ? s->v[i].text :
+		    s->v[i].f == F_INSTRUCTION ? rec->instruction :
+		    s->v[i].f == F_INPUT ? rec->input : rec->output;
+		if (s->v[i].f == F_OUTPUT)
+			part = 1, has_output = 1;
+		if (t != NULL && buf_add(&b[part], t, strlen(t)) != FTE_OK)
+			goto nomem;
+	}
+	if (!has_output && rec->output != NULL && buf_add(&b[1], rec->output, strlen(rec->output)) != FTE_OK)
+		goto nomem;
+	for (int k = 0; k < 2; k++)
+		if (b[k].p == NULL && buf_add(&b[k], "", 0) != FTE_OK)
+			goto nomem;
+	*prompt = b[0].p;
+	*response = b[1].p;
+	return FTE_OK;
+nomem:
+	free(b[0].p);
+	free(b[1].p);
+	return fte_error_set(FTE_ENOMEM, "template: out of memory");
+}
+
+static int
+render_chat_record(const fte_template *tp, const fte_record *rec, char **prompt, char **response)
+{
+	const char *in = rec->input ? rec->input : "";
+	const char *ins = rec->instruction ? rec->instruction : "";
+	char *user = malloc(strlen(ins) + strlen(in) + 3), *full;
+	int rc;
+
+	if (user == NULL)
+		return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
+	sprintf(user, *in ? "%s\n\n%s" : "%s", ins, in);
+	fte_message msgs[2] = { { "user", user }, { "assistant", rec->output ? rec->output : "" } };
+	if ((rc = fte_template_render_chat(tp, msgs, 1, 1, prompt)) != FTE_OK) {
+		free(user);
+		return rc;
+	}
+	rc = fte_template_render_chat(tp, msgs, 2, 0, &full);
+	free(user);
+	if (rc != FTE_OK) {
+		free(*prompt);
+		return rc;
+	}
+	size_t pl = strlen(*prompt);
+	if (strncmp(full, *prompt, pl) != 0) {
+		free(*prompt);
+		free(full);
+		return fte_error_set(FTE_ENOTSUP, "chat template: the generation prompt is not a prefix of the conversation, so the response span is unknown");
+	}
+	*response = strdup(full + pl);
+	free(full);
+	if (*response == NULL) {
+		free(*prompt);
+		return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
+	}
+	return FTE_OK;
+}
+
+int
+fte_template_render(const fte_template *tp, const fte_record *rec, char **prompt, char **response)
+{
+	if (tp == NULL || rec == NULL || prompt == NULL || response == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_render: NULL argument");
+	if (tp->kind == TPL_CHAT)
+		return render_chat_record(tp, rec, prompt, response);
+	return render_segs(rec->input && *rec->input ? &tp->with_input : &tp->no_input, rec, prompt, response);
+}
+
+int
+fte_template_encode(const fte_template *tp, const fte_tokenizer *tok, const fte_record *rec,
+    int **ids, size_t *n_ids, size_t *n_prompt)
+{
+	char *prompt, *response, *full;
+	int *p_ids = NULL, *f_ids = NULL, rc;
+	size_t np, nf;
+	unsigned flags = tp != NULL && tp->kind == TPL_CHAT ? FTE_TOK_PARSE_SPECIAL : FTE_TOK_ADD_SPECIAL;
+
+	if (tok == NULL || ids == NULL || n_ids == NULL || n_prompt == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_encode: NULL argument");
+	if ((rc = fte_template_render(tp, rec, &prompt, &response)) != FTE_OK)
+		return rc;
+	size_t pl = strlen(prompt), rl = strlen(response);
+	if ((full = malloc(pl + rl + 1)) == NULL) {
+		free(prompt);
+		free(response);
+		return fte_error_set(FTE_ENOMEM, "template: out of memory");
+	}
+	memcpy(full, prompt, pl);
+	memcpy(full + pl, response, rl + 1);
+	/* The example is encoded whole, exactly as the text will be seen; the
+	 * prompt's ids up to where the two encodings part are the prompt. */
+	if ((rc = fte_tokenizer_encode_flags(tok, prompt, pl, flags, &p_ids, &np)) != FTE_OK ||
+	    (rc = fte_tokenizer_encode_flags(tok, full, pl + rl, flags, &f_ids, &nf)) != FTE_OK)
+		goto out;
+	size_t k = 0;
+	while (k < np && k < nf && p_ids[k] == f_ids[k])
+		k++;
+	int eos = fte_tokenizer_eos(tok);
+	const char *eos_text = eos >= 0 ? fte_tokenizer_token(tok, eos, NULL) : NULL;
+	int turn_ended = tp->kind == TPL_CHAT && eos_text != NULL && *eos_text && strstr(response, eos_text) != NULL;
+	int add_eos = eos >= 0 && !turn_ended;
+	if (add_eos) {
+		int *g = realloc(f_ids, (nf + 1) * sizeof(int));
+		if (g == NULL) {
+			rc = fte_error_set(FTE_ENOMEM, "template: out of memory");
+			goto out;
+		}
+		f_ids = g;
+		f_ids[nf++] = eos;
+	}
+	*ids = f_ids;
+	*n_ids = nf;
+	*n_prompt = k;
+	f_ids = NULL;
+out:
+	free(p_ids);
+	free(f_ids);
+	free(prompt);
+	free(response);
+	free(full);
+	return rc;
+}
+
+int
+fte_template_encode_prompt(const fte_template *tp, const fte_tokenizer *tok,
+    const fte_record *rec, int **ids, size_t *n_ids)
+{
+	fte_record r;
+	char *prompt, *response;
+	int rc;
+
+	if (rec == NULL || tok == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_encode_prompt: NULL argument");
+	r = *rec;
+	r.output = "";
+	if ((rc = fte_template_render(tp, &r, &prompt, &response)) != FTE_OK)
+		return rc;
+	unsigned flags = tp->kind == TPL_CHAT ? FTE_TOK_PARSE_SPECIAL : FTE_TOK_ADD_SPECIAL;
+	rc = fte_tokenizer_encode_flags(tok, prompt, strlen(prompt), flags, ids, n_ids);
+	free(prompt);
+	free(response);
+	return rc;
+}

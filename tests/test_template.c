@@ -1,0 +1,317 @@
+/*
+ * test_template.c - prompt templates: Alpaca, custom placeholder strings,
+ * and chat templates (the Jinja subset) against hand-written expected text;
+ * then training examples (prompt ids, response ids, EOS) with real tokenizers.
+ */
+#include "ft_test.h"
+#include "fte.h"
+
+static void
+check_render(const fte_template *tp, const fte_record *rec, const char *want_prompt, const char *want_response)
+{
+	char *prompt = NULL, *response = NULL;
+	int rc = fte_template_render(tp, rec, &prompt, &response);
+
+	if (rc != FTE_OK)
+		fprintf(stderr, "render: %s\n", fte_last_error());
+	CHECK(rc == FTE_OK);
+	CHECK_STR(prompt, want_prompt);
+	CHECK_STR(response, want_response);
+	free(prompt);
+	free(response);
+}
+
+static void
+test_alpaca(void)
+{
+	fte_template *tp;
+
+	CHECK(fte_template_alpaca(&tp) == FTE_OK);
+	check_render(tp, &(fte_record){ "Add the numbers.", "2 and 3", "5" },
+	    "Below is an instruction that describes a task, paired with an input that provides further context. "
+	    "Write a response that appropriately completes the request.\n\n"
+	    "### Instruction:\nAdd the numbers.\n\n### Input:\n2 and 3\n\n### Response:\n", "5");
+	const char *no_input =
+	    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+	    "### Instruction:\nSay hi.\n\n### Response:\n";
+	check_render(tp, &(fte_record){ "Say hi.", NULL, "Hi!" }, no_input, "Hi!");
+	check_render(tp, &(fte_record){ "Say hi.", "", "Hi!" }, no_input, "Hi!");
+	fte_template_free(tp);
+}
+
+static void
+test_custom(void)
+{
+	fte_template *tp;
+
+	CHECK(fte_template_custom("Q: {instruction} {input}\nA: {output}\n--", &tp) == FTE_OK);
+	check_render(tp, &(fte_record){ "Why?", "(short)", "Because." }, "Q: Why? (short)\nA: ", "Because.\n--");
+	fte_template_free(tp);
+	/* No {output}: the response follows the text; {{ }} are braces. */
+	CHECK(fte_template_custom("{{json}} {instruction}=", &tp) == FTE_OK);
+	check_render(tp, &(fte_record){ "x", NULL, "1" }, "{json} x=", "1");
+	fte_template_free(tp);
+	tp = NULL;
+	CHECK(fte_template_custom("{instruction} {name}", &tp) == FTE_EINVAL);
+	CHECK(strstr(fte_last_error(), "unknown") != NULL);
+	CHECK(fte_template_custom("{output}{output}", &tp) == FTE_EINVAL);
+	CHECK(tp == NULL);
+}
+
+static char *
+chat(const fte_template *tp, const fte_message *m, size_t n, int gen)
+{
+	char *text = NULL;
+	int rc = fte_template_render_chat(tp, m, n, gen, &text);
+
+	if (rc != FTE_OK)
+		fprintf(stderr, "render_chat: %s\n", fte_last_error());
+	CHECK(rc == FTE_OK);
+	return text;
+}
+
+static void
+check_chat(const fte_template *tp, const fte_message *m, size_t n, int gen, const char *want)
+{
+	char *text = chat(tp, m, n, gen);
+
+	CHECK_STR(text, want);
+	free(text);
+}
+
+/* TinyLlama-1.1B-Chat's own template (Zephyr style), from its config. */
+static void
+test_zephyr(void)
+{
+	fte_template *tp;
+	const char *dir = ft_test_asset("tokenizers/tinyllama-1.1b-chat");
+
+	CHECK(fte_template_chat_load(dir, &tp) == FTE_OK);
+	fte_message conv[] = { { "system", "Be brief." }, { "user", "Hi" }, { "assistant", "Hello" } };
+	check_chat(tp, conv + 1, 1, 1, "<|user|>\nHi</s>\n<|assistant|>\n");
+	check_chat(tp, conv + 1, 2, 0, "<|user|>\nHi</s>\n<|assistant|>\nHello</s>\n");
+	check_chat(tp, conv, 2, 1, "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n");
+	check_render(tp, &(fte_record){ "Add.", "2 3", "5" },
+	    "<|user|>\nAdd.\n\n2 3</s>\n<|assistant|>\n", "5</s>\n");
+	fte_template_free(tp);
+	/* The tokenizer.json path finds the config beside it. */
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+	CHECK(fte_template_chat_load(path, &tp) == FTE_OK);
+	fte_template_free(tp);
+	CHECK(fte_template_chat_load(ft_test_asset("hf/tiny-gpt2"), &tp) == FTE_ENOENT);
+	CHECK(strstr(fte_last_error(), "chat_template") != NULL);
+}
+
+static const char chatml[] =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+static void
+test_chatml(void)
+{
+	fte_template *tp;
+
+	CHECK(fte_template_chat(chatml, "<|im_start|>", "<|im_end|>", &tp) == FTE_OK);
+	fte_message m[] = { { "user", "Hi" }, { "assistant", "Hello" } };
+	check_chat(tp, m, 1, 1,
+	    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+	    "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+	fte_message s[] = { { "system", "S" }, { "user", "U" } };
+	check_chat(tp, s, 2, 0, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n");
+	check_render(tp, &(fte_record){ "Hi", NULL, "Hello" },
+	    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+	    "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "Hello<|im_end|>\n");
+	fte_template_free(tp);
+}
+
+/* Meta's Llama 2 chat template: set, slices, %, !=, .strip(), exceptions. */
+static const char llama2[] =
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
+
+static void
+test_llama2_chat(void)
+{
+	fte_template *tp;
+	char *text;
+
+	CHECK(fte_template_chat(llama2, "<s>", "</s>", &tp) == FTE_OK);
+	fte_message m[] = { { "system", "Sys" }, { "user", " Hi " }, { "assistant", "Hello" }, { "user", "Again" } };
+	check_chat(tp, m, 4, 0, "<s>[INST] <<SYS>>\nSys\n<</SYS>>\n\n Hi [/INST] Hello </s><s>[INST] Again [/INST]");
+	check_chat(tp, m + 1, 2, 0, "<s>[INST] Hi [/INST] Hello </s>");
+	fte_message bad[] = { { "user", "a" }, { "user", "b" } };
+	CHECK(fte_template_render_chat(tp, bad, 2, 0, &text) == FTE_EINVAL);
+	CHECK(strstr(fte_last_error(), "Conversation roles must alternate") != NULL);
+	fte_template_free(tp);
+}
+
+static void
+test_jinja(void)
+{
+	static const struct { const char *src, *want; } cases[] = {
+		{ "a  {{- 'b' -}}  c", "abc" },
+		{ "{{ 1 + 2 * 3 }}|{{ 7 % 3 }}|{{ -2 + 5 }}|{{ 'x' ~ 1 ~ true }}", "7|1|3|x1True" },
+		{ "{{ 'a' if 1 > 2 else 'b' }}{{ not true or 'y' }}{{ 0 and 'n' }}", "by0" },
+		{ "{{ '  pad ' | trim }}|{{ 'AbC' | lower }}|{{ 'AbC'.upper() }}|{{ [1, 2, 3] | length }}", "pad|abc|ABC|3" },
+		{ "{{ 'ell' in 'hello' }}{{ 'z' not in 'hello' }}{{ 'hello'.startswith('he') }}", "TrueTrueTrue" },
+		{ "{{ undefined_name }}|{{ undefined_name is defined }}|{{ none is none }}|{{ x | default('d') }}", "|False|True|d" },
+		{ "{% for m in messages %}{{ loop.index }}/{{ loop.length }}{% if not loop.last %},{% endif %}{% endfor %}", "1/2,2/2" },
+		{ "{% for m in messages %}{{ m.role }}{% else %}none{% endfor %}", "useruser" },
+		{ "{% for x in [] %}x{% else %}empty{% endfor %}", "empty" },
+		{ "{{ messages[-1]['content'] }}{{ messages[0].content[:1] }}", "yx" },
+		{ "{# comment #}{% set n = 2 %}{% if n == 1 %}one{% elif n == 2 %}two{% else %}many{% endif %}", "two" },
+		{ "<{% if true %}\n  x\n{% endif %}\n>", "<  x\n>" },
+		{ "  {% if true %}\nx\n  {% endif %}\ny", "x\ny" },
+		{ "{{ \"dq\\t\" + 'sq\\'' }}", "dq\tsq'" },
+	};
+	fte_message m[] = { { "user", "x" }, { "user", "y" } };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fte_template *tp;
+		int rc = fte_template_chat(cases[i].src, "<s>", "</s>", &tp);
+		if (rc != FTE_OK)
+			fprintf(stderr, "case %zu: %s\n", i, fte_last_error());
+		CHECK(rc == FTE_OK);
+		if (rc != FTE_OK)
+			continue;
+		check_chat(tp, m, 2, 0, cases[i].want);
+		fte_template_free(tp);
+	}
+	static const struct { const char *src; int err; } bad[] = {
+		{ "{% if true %}x", FTE_EINVAL },
+		{ "{{ 'x' ", FTE_EINVAL },
+		{ "{{ f( }}", FTE_EINVAL },
+		{ "{% endif %}", FTE_EINVAL },
+		{ "{% macro m() %}{% endmacro %}", FTE_ENOTSUP },
+		{ "{% for a, b in x %}{% endfor %}", FTE_ENOTSUP },
+		{ "{{ 'unterminated }}", FTE_EINVAL },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fte_template *tp = NULL;
+		CHECK(fte_template_chat(bad[i].src, NULL, NULL, &tp) == bad[i].err);
+		CHECK(tp == NULL);
+		CHECK(strstr(fte_last_error(), "offset") != NULL);
+	}
+	/* Errors found while rendering. */
+	static const char *const runtime[] = { "{{ 1 + 'a' }}", "{{ messages[5] }}", "{{ 'a'.title() }}", "{{ 1 % 0 }}" };
+	for (size_t i = 0; i < sizeof(runtime) / sizeof(runtime[0]); i++) {
+		fte_template *tp;
+		char *text = NULL;
+		CHECK(fte_template_chat(runtime[i], NULL, NULL, &tp) == FTE_OK);
+		CHECK(fte_template_render_chat(tp, m, 2, 0, &text) != FTE_OK);
+		CHECK(text == NULL);
+		fte_template_free(tp);
+	}
+}
+
+static fte_tokenizer *
+load(const char *rel)
+{
+	fte_tokenizer *t = NULL;
+
+	CHECK(fte_tokenizer_load(ft_test_asset(rel), &t) == FTE_OK);
+	return t;
+}
+
+/* check_example: the response ids decode to want_response and EOS ends
+ * the example exactly once. */
+static void
+check_example(const fte_template *tp, const fte_tokenizer *t, const fte_record *rec,
+    int want_bos, const char *want_response)
+{
+	int *ids = NULL;
+	size_t n = 0, np = 0, len;
+	char *text = NULL;
+	int eos = fte_tokenizer_eos(t), rc = fte_template_encode(tp, t, rec, &ids, &n, &np);
+
+	if (rc != FTE_OK)
+		fprintf(stderr, "encode: %s\n", fte_last_error());
+	CHECK(rc == FTE_OK);
+	if (rc != FTE_OK)
+		return;
+	CHECK(np > 0 && np < n);
+	CHECK((ids[0] == fte_tokenizer_bos(t)) == want_bos);
+	CHECK(ids[n - 1] == eos || want_response == NULL);
+	CHECK(fte_tokenizer_decode(t, ids + np, n - np, &text, &len) == FTE_OK);
+	if (want_response != NULL)
+		CHECK_STR(text, want_response);
+	free(text);
+	/* The generation prompt is the example's prompt part. */
+	int *p;
+	size_t pn;
+	CHECK(fte_template_encode_prompt(tp, t, rec, &p, &pn) == FTE_OK);
+	CHECK(pn >= np && memcmp(p, ids, np * sizeof(int)) == 0);
+	free(p);
+	free(ids);
+}
+
+static void
+test_examples(void)
+{
+	fte_template *alpaca, *chatml_tp, *zephyr;
+	fte_tokenizer *llama = load("llama2c/tokenizer.bin");
+	fte_tokenizer *gpt2 = load("hf/tiny-gpt2/tokenizer.json");
+	fte_tokenizer *smol = load("tokenizers/smollm2-135m-instruct/tokenizer.json");
+	fte_tokenizer *tiny = load("tokenizers/tinyllama-1.1b-chat/tokenizer.json");
+	fte_record rec = { "Name a color.", NULL, "Blue, like the sky." };
+
+	CHECK(fte_template_alpaca(&alpaca) == FTE_OK);
+	CHECK(fte_template_chat(chatml, "<|im_start|>", "<|im_end|>", &chatml_tp) == FTE_OK);
+	CHECK(fte_template_chat_load(ft_test_asset("tokenizers/tinyllama-1.1b-chat"), &zephyr) == FTE_OK);
+	if (llama == NULL || gpt2 == NULL || smol == NULL || tiny == NULL)
+		goto out;
+	check_example(alpaca, llama, &rec, 1, "Blue, like the sky.</s>");
+	check_example(alpaca, gpt2, &rec, 0, "Blue, like the sky.<|endoftext|>");
+	/* ChatML: the turn ends with <|im_end|>; SmolLM2's tokenizer.json
+	 * alone names <|endoftext|> as EOS, which follows. */
+	check_example(chatml_tp, smol, &rec, 0, "Blue, like the sky.<|im_end|>\n<|endoftext|>");
+	/* Zephyr's turn already ends with </s>: no second EOS. */
+	int *ids;
+	size_t n, np, eos_count = 0;
+	CHECK(fte_template_encode(zephyr, tiny, &rec, &ids, &n, &np) == FTE_OK);
+	for (size_t i = 0; i < n; i++)
+		eos_count += ids[i] == fte_tokenizer_eos(tiny);
+	CHECK(eos_count == 2);  /* after the user turn and the assistant turn */
+	CHECK(ids[0] != fte_tokenizer_bos(tiny));
+	free(ids);
+	/* Special-token spellings in a record are text for Alpaca. */
+	fte_record sneaky = { "Say </s> twice", NULL, "</s></s>" };
+	CHECK(fte_template_encode(alpaca, llama, &sneaky, &ids, &n, &np) == FTE_OK);
+	eos_count = 0;
+	for (size_t i = 0; i < n; i++)
+		eos_count += ids[i] == fte_tokenizer_eos(llama);
+	CHECK(eos_count == 1 && ids[n - 1] == fte_tokenizer_eos(llama));
+	free(ids);
+out:
+	fte_template_free(alpaca);
+	fte_template_free(chatml_tp);
+	fte_template_free(zephyr);
+	fte_tokenizer_free(llama);
+	fte_tokenizer_free(gpt2);
+	fte_tokenizer_free(smol);
+	fte_tokenizer_free(tiny);
+}
+
+int
+main(void)
+{
+	test_alpaca();
+	test_custom();
+	test_chatml();
+	test_llama2_chat();
+	test_jinja();
+	test_zephyr();
+	test_examples();
+	return ft_test_done();
+}
