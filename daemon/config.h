@@ -1,0 +1,44 @@
+/*
+ * config.h - the daemon's configuration: one table of keys (config.c) with
+ * type, default, bounds and documentation, read from a simple file of
+ * `key = value` lines and overridable from the command line.
+ */
+#ifndef FT_CONFIG_H
+#define FT_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct ft_config {
+	char state_dir[PATH_MAX];     /* SQLite state, models, datasets */
+	char socket_url[PATH_MAX];    /* nng address of the control socket */
+	char http_listen[128];        /* ADDR:PORT of the dashboard, "" = off */
+	char web_root[PATH_MAX];      /* static dashboard files */
+	int http_threads;
+	int rpc_contexts;             /* requests served concurrently */
+	int64_t rpc_max_message;      /* bytes; larger messages close the pipe */
+	int training_threads;
+	int log_level;                /* enum log_level */
+};
+
+/* config_defaults fills every key with its table default. */
+void config_defaults(struct ft_config *cfg);
+
+/* config_set parses value for key and stores it.  Returns 0, or -1 with a
+ * message in err ("unknown key", "must be between ...", ...). */
+int config_set(struct ft_config *cfg, const char *key, const char *value,
+    char *err, size_t err_len) __attribute__((warn_unused_result));
+
+/* config_load reads a config file over the current values.  Returns 0, or
+ * -1 with "path:line: problem" in err; on error cfg may be partly updated,
+ * so load into a copy when the old values must survive (SIGHUP). */
+int config_load(struct ft_config *cfg, const char *path, char *err,
+    size_t err_len) __attribute__((warn_unused_result));
+
+/* config_write prints every key with its documentation and current value,
+ * in config-file syntax (ftuned -n -v, and the default file's source). */
+void config_write(const struct ft_config *cfg, FILE *f);
+
+#endif

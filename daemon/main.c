@@ -1,0 +1,299 @@
+/*
+ * main.c - ftuned: start-up, the main loop, and shutdown.
+ *
+ * The main thread owns signals: they are blocked before any other thread
+ * starts (nng's, civetweb's) and taken synchronously with sigtimedwait, so
+ * no handler runs in signal context.  The same loop pings the systemd
+ * watchdog, which therefore stops if the main loop ever gets stuck.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ftuned.h"
+#include "log.h"
+#include "notify.h"
+#include "rpc.h"
+#include "store.h"
+#include "web.h"
+
+#define DEFAULT_CONFIG "/etc/ftuned/ftuned.conf"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: ftuned [-dnv] [-f file] [--state-dir DIR] [--socket URL] [--http ADDR:PORT]\n"
+	    "  -d               stay in the foreground and log to stderr\n"
+	    "  -n               check the configuration and exit\n"
+	    "  -v               with -n, print the resulting configuration\n"
+	    "  -f FILE          configuration file (default " DEFAULT_CONFIG " if present)\n"
+	    "  --state-dir DIR  override state_dir\n"
+	    "  --socket URL     override socket (an nng address, e.g. ipc:///tmp/ftuned.sock)\n"
+	    "  --http ADDR:PORT override http_listen (\"\" disables the dashboard)\n"
+	    "  --version        print the version and exit\n");
+}
+
+/* mkdir -p with mode for the missing components. */
+static int
+mkdirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The state directory is locked for the daemon's lifetime, so two daemons
+ * never share one; the lock file holds the pid for scripts. */
+static int
+state_lock(const char *state_dir, char *err, size_t err_len)
+{
+	char path[PATH_MAX + 16], pid[32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/ftuned.pid", state_dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, err_len, "%s: another ftuned is using this state directory", state_dir);
+		close(fd);
+		return -1;
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || write(fd, pid, strlen(pid)) < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd; /* kept open: closing would release the lock */
+}
+
+/* For ipc:// addresses, create the socket's directory. */
+static int
+socket_dir_make(const char *url, char *err, size_t err_len)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if (strncmp(url, "ipc://", 6) != 0)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", url + 6);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdirs(dir, 0755) != 0) {
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Fork into the background; the parent exits once the child is serving
+ * (or with the child's error), so scripts can use the daemon at once. */
+static int
+daemonize(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(p) != 0 || (pid = fork()) < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		_exit(read(p[0], &c, 1) == 1 && c == 'r' ? 0 : 1);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		return -1;
+	*ready_fd = p[1];
+	return 0;
+}
+
+static void
+reload(const char *config_path, int config_explicit)
+{
+	struct ft_config fresh;
+	char err[PATH_MAX + 256];
+
+	config_defaults(&fresh);
+	if ((config_explicit || access(config_path, R_OK) == 0) &&
+	    config_load(&fresh, config_path, err, sizeof(err)) != 0) {
+		log_error("SIGHUP: %s; configuration unchanged", err);
+		return;
+	}
+	log_init(fresh.log_level);
+	log_info("SIGHUP: log_level reloaded; other keys take effect at restart");
+}
+
+static int
+serve(const char *config_path, int config_explicit)
+{
+	uint64_t wd_usec = notify_watchdog_usec();
+	struct timespec tick;
+	sigset_t set;
+	siginfo_t si;
+	int sig;
+
+	/* Ping at half the watchdog interval; otherwise wake once a second. */
+	tick.tv_sec = wd_usec ? (time_t)(wd_usec / 2000000) : 1;
+	tick.tv_nsec = wd_usec ? (long)((wd_usec / 2) % 1000000) * 1000 : 0;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		sig = sigtimedwait(&set, &si, &tick);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("signal %d: shutting down", sig);
+			return 0;
+		}
+		if (sig == SIGHUP) {
+			notify_send("RELOADING=1");
+			reload(config_path, config_explicit);
+			notify_send("READY=1");
+		}
+		if (wd_usec)
+			notify_send("WATCHDOG=1");
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "state-dir", required_argument, NULL, 'S' },
+		{ "socket", required_argument, NULL, 'U' },
+		{ "http", required_argument, NULL, 'H' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = DEFAULT_CONFIG, *state_dir = NULL, *socket_url = NULL, *http = NULL;
+	int foreground = 0, check_only = 0, verbose = 0, config_explicit = 0;
+	int ch, lock_fd, ready_fd = -1, rc = 1;
+	struct rpc_server *rpc = NULL;
+	struct web_server *web = NULL;
+	char err[PATH_MAX + 256];
+	struct ftuned d;
+	sigset_t set;
+
+	while ((ch = getopt_long(argc, argv, "dnvf:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': foreground = 1; break;
+		case 'n': check_only = 1; break;
+		case 'v': verbose = 1; break;
+		case 'f': config_path = optarg; config_explicit = 1; break;
+		case 'S': state_dir = optarg; break;
+		case 'U': socket_url = optarg; break;
+		case 'H': http = optarg; break;
+		case 'V': printf("ftuned %s\n", FTUNED_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	memset(&d, 0, sizeof(d));
+	config_defaults(&d.cfg);
+	if ((config_explicit || access(config_path, R_OK) == 0) &&
+	    config_load(&d.cfg, config_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ftuned: %s\n", err);
+		return 1;
+	}
+	if ((state_dir && config_set(&d.cfg, "state_dir", state_dir, err, sizeof(err)) != 0) ||
+	    (socket_url && config_set(&d.cfg, "socket", socket_url, err, sizeof(err)) != 0) ||
+	    (http && config_set(&d.cfg, "http_listen", http, err, sizeof(err)) != 0)) {
+		fprintf(stderr, "ftuned: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		if (verbose)
+			config_write(&d.cfg, stdout);
+		printf("configuration OK\n");
+		return 0;
+	}
+	log_init(d.cfg.log_level);
+	d.training_threads = d.cfg.training_threads > 0 ? d.cfg.training_threads :
+	    (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!foreground && daemonize(&ready_fd) != 0) {
+		fprintf(stderr, "ftuned: cannot go to the background: %s\n", strerror(errno));
+		return 1;
+	}
+	/* Before any thread starts, so every thread inherits the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	d.started_ms = ftuned_now_ms();
+	if (mkdirs(d.cfg.state_dir, 0750) != 0) {
+		log_error("state_dir %s: %s", d.cfg.state_dir, strerror(errno));
+		return 1;
+	}
+	if ((lock_fd = state_lock(d.cfg.state_dir, err, sizeof(err))) < 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (store_open(d.cfg.state_dir, &d.store, err, sizeof(err)) != 0) {
+		log_error("state: %s", err);
+		goto out;
+	}
+	if (socket_dir_make(d.cfg.socket_url, err, sizeof(err)) != 0 ||
+	    rpc_server_start(&d, &rpc, err, sizeof(err)) != 0 ||
+	    web_server_start(&d, &web, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	log_info("ftuned %s serving %s, dashboard %s, state %s, pid %ld",
+	    FTUNED_VERSION, d.cfg.socket_url, d.http_url[0] ? d.http_url : "off",
+	    d.cfg.state_dir, (long)getpid());
+	notify_send("READY=1");
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "r", 1) != 1)
+			log_warn("could not signal readiness to the parent");
+		close(ready_fd);
+		ready_fd = -1;
+	}
+	rc = serve(config_path, config_explicit);
+	notify_send("STOPPING=1");
+out:
+	web_server_stop(web);
+	rpc_server_stop(rpc);
+	store_close(d.store);
+	close(lock_fd);
+	if (ready_fd >= 0)
+		close(ready_fd);
+	log_info("ftuned stopped");
+	return rc;
+}

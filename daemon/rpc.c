@@ -1,0 +1,279 @@
+/*
+ * rpc.c - control socket server and request dispatch.
+ *
+ * DESIGN: one nng rep0 socket, cfg.rpc_contexts contexts, each a two-state
+ * machine (receive, then send) driven by its aio callback, as in nng's
+ * demo/async server.  A slow handler therefore holds only its own context.
+ * Every request is decoded by ft_wire (version and RPC checked), tied to the
+ * peer's Unix uid from the IPC transport, looked up in the dispatch table
+ * by its oneof case, and answered with exactly one reply.  Messages larger
+ * than rpc_max_message are refused by nng itself, which closes the pipe.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "log.h"
+#include "rpc.h"
+
+/* Dispatch table: one row per RPC. */
+#define RPC_WRITE 0x1 /* changes state: logged at info level */
+
+static const struct rpc_method {
+	int body_case;
+	const char *name;
+	rpc_handler fn;
+	int flags;
+} methods[] = {
+	{ FT__REQUEST__BODY_PING, "Ping", rpc_ping, 0 },
+	{ FT__REQUEST__BODY_STATUS, "Status", rpc_status, 0 },
+};
+
+struct rpc_mem {
+	struct rpc_mem *next;
+};
+
+void *
+rpc_alloc(struct rpc_call *call, size_t size)
+{
+	struct rpc_mem *m = calloc(1, sizeof(*m) + size);
+
+	if (m == NULL)
+		return NULL;
+	m->next = call->mem;
+	call->mem = m;
+	return m + 1;
+}
+
+int
+rpc_error(struct rpc_call *call, Ft__Reply *rep, int code, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if ((s = rpc_alloc(call, strlen(buf) + 1)) != NULL) {
+		strcpy(s, buf);
+		rep->message = s;
+	}
+	return code;
+}
+
+static const struct rpc_method *
+method_find(int body_case)
+{
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (methods[i].body_case == body_case)
+			return &methods[i];
+	return NULL;
+}
+
+int
+rpc_dispatch(struct ftuned *d, uint64_t uid, uint64_t gid, uint64_t pid,
+    const void *msg, size_t len, uint8_t **out, size_t *out_len)
+{
+	struct rpc_call call = { .d = d, .uid = uid, .gid = gid, .pid = pid };
+	const struct rpc_method *m = NULL;
+	Ft__Reply rep = FT__REPLY__INIT;
+	Ft__Request *req = NULL;
+	uint64_t t0 = ftuned_now_ms();
+	char why[256];
+	int code, rc;
+
+	rep.protocol_version = FT_PROTOCOL_VERSION;
+	code = ft_request_decode(msg, len, &req, &rep.request_id, why, sizeof(why));
+	if (code != FT__CODE__OK) {
+		rpc_error(&call, &rep, code, "%s", why);
+		log_warn("rpc: uid %llu: %s", (unsigned long long)uid, why);
+	} else if ((m = method_find(req->body_case)) == NULL) {
+		/* Known to the wire but not served by this build. */
+		code = rpc_error(&call, &rep, FT__CODE__INVALID_ARGUMENT,
+		    "RPC %d is not served by this daemon", (int)req->body_case);
+	} else {
+		code = m->fn(&call, req, &rep);
+		if (code != FT__CODE__OK)
+			rep.body_case = FT__REPLY__BODY__NOT_SET;
+		if ((m->flags & RPC_WRITE) || code != FT__CODE__OK)
+			log_info("rpc %s uid %llu: %s%s%s (%llu ms)", m->name,
+			    (unsigned long long)uid, ft_code_name(code),
+			    rep.message ? ": " : "", rep.message ? rep.message : "",
+			    (unsigned long long)(ftuned_now_ms() - t0));
+		else
+			log_debug("rpc %s uid %llu: OK (%llu ms)", m->name,
+			    (unsigned long long)uid,
+			    (unsigned long long)(ftuned_now_ms() - t0));
+	}
+	rep.code = (Ft__Code)code;
+	rc = ft_reply_encode(&rep, out, out_len);
+	ft_request_free(req);
+	while (call.mem != NULL) {
+		struct rpc_mem *next = call.mem->next;
+
+		free(call.mem);
+		call.mem = next;
+	}
+	return rc;
+}
+
+/* One context: receive a request, send its reply, repeat. */
+struct rpc_ctx {
+	enum { CTX_RECV, CTX_SEND } state;
+	nng_ctx ctx;
+	nng_aio *aio;
+	struct rpc_server *srv;
+};
+
+struct rpc_server {
+	struct ftuned *d;
+	nng_socket sock;
+	int n_ctx;
+	struct rpc_ctx *ctxs;
+};
+
+static void
+ctx_serve(struct rpc_ctx *c, nng_msg *msg)
+{
+	nng_pipe p = nng_msg_get_pipe(msg);
+	uint64_t uid = UINT64_MAX, gid = UINT64_MAX, pid = 0;
+	uint8_t *out;
+	size_t out_len;
+	nng_msg *reply;
+
+	/* Every request is tied to a Unix user; a transport without peer
+	 * credentials gets uid UINT64_MAX, which no handler trusts. */
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0)
+		uid = UINT64_MAX;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0)
+		gid = UINT64_MAX;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) != 0)
+		pid = 0;
+	if (rpc_dispatch(c->srv->d, uid, gid, pid, nng_msg_body(msg),
+	    nng_msg_len(msg), &out, &out_len) != 0) {
+		log_error("rpc: out of memory, request dropped");
+		nng_msg_free(msg);
+		c->state = CTX_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	nng_msg_free(msg);
+	if (nng_msg_alloc(&reply, 0) != 0 || nng_msg_append(reply, out, out_len) != 0) {
+		log_error("rpc: out of memory, reply dropped");
+		free(out);
+		c->state = CTX_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	free(out);
+	nng_aio_set_msg(c->aio, reply);
+	c->state = CTX_SEND;
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+ctx_cb(void *arg)
+{
+	struct rpc_ctx *c = arg;
+	int rv = nng_aio_result(c->aio);
+
+	switch (c->state) {
+	case CTX_RECV:
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		if (rv != 0) {
+			log_warn("rpc: receive: %s", nng_strerror(rv));
+			nng_ctx_recv(c->ctx, c->aio);
+			return;
+		}
+		ctx_serve(c, nng_aio_get_msg(c->aio));
+		return;
+	case CTX_SEND:
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(c->aio));
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+				return;
+		}
+		c->state = CTX_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+}
+
+int
+rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t err_len)
+{
+	struct rpc_server *srv;
+	nng_listener l;
+	int rv;
+
+	if ((srv = calloc(1, sizeof(*srv))) == NULL ||
+	    (srv->ctxs = calloc(d->cfg.rpc_contexts, sizeof(*srv->ctxs))) == NULL) {
+		free(srv);
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	srv->d = d;
+	if ((rv = nng_rep0_open(&srv->sock)) != 0 ||
+	    (rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
+	    (size_t)d->cfg.rpc_max_message)) != 0) {
+		snprintf(err, err_len, "control socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = nng_listener_create(&l, srv->sock, d->cfg.socket_url)) != 0) {
+		snprintf(err, err_len, "%s: %s", d->cfg.socket_url, nng_strerror(rv));
+		goto fail;
+	}
+	/* Owner and group only: users in the daemon's group may connect. */
+	if (strncmp(d->cfg.socket_url, "ipc://", 6) == 0 &&
+	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660)) != 0) {
+		snprintf(err, err_len, "%s: permissions: %s", d->cfg.socket_url, nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = nng_listener_start(l, 0)) != 0) {
+		snprintf(err, err_len, "listen on %s: %s", d->cfg.socket_url, nng_strerror(rv));
+		goto fail;
+	}
+	for (int i = 0; i < d->cfg.rpc_contexts; i++) {
+		struct rpc_ctx *c = &srv->ctxs[i];
+
+		c->srv = srv;
+		if ((rv = nng_aio_alloc(&c->aio, ctx_cb, c)) != 0) {
+			snprintf(err, err_len, "control socket context: %s", nng_strerror(rv));
+			goto fail;
+		}
+		srv->n_ctx = i + 1;
+		if ((rv = nng_ctx_open(&c->ctx, srv->sock)) != 0) {
+			snprintf(err, err_len, "control socket context: %s", nng_strerror(rv));
+			goto fail;
+		}
+	}
+	for (int i = 0; i < srv->n_ctx; i++) {
+		srv->ctxs[i].state = CTX_RECV;
+		nng_ctx_recv(srv->ctxs[i].ctx, srv->ctxs[i].aio);
+	}
+	*out = srv;
+	return 0;
+fail:
+	rpc_server_stop(srv);
+	return -1;
+}
+
+void
+rpc_server_stop(struct rpc_server *srv)
+{
+	if (srv == NULL)
+		return;
+	for (int i = 0; i < srv->n_ctx; i++)
+		nng_aio_stop(srv->ctxs[i].aio);
+	nng_close(srv->sock);
+	for (int i = 0; i < srv->n_ctx; i++)
+		nng_aio_free(srv->ctxs[i].aio);
+	free(srv->ctxs);
+	free(srv);
+}

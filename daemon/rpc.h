@@ -1,0 +1,64 @@
+/*
+ * rpc.h - the control socket: an nng rep0 socket served by several
+ * contexts, and the dispatch table that maps each request to its handler.
+ *
+ * Handlers run on nng's callback threads and must finish in milliseconds;
+ * slow work is queued as a job.  A handler borrows the request, fills the
+ * reply, and allocates whatever the reply points to with rpc_alloc, which is
+ * freed after the reply is sent.
+ */
+#ifndef FT_RPC_H
+#define FT_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ft_wire.h"
+#include "ftuned.h"
+
+struct rpc_call {
+	struct ftuned *d;
+	uint64_t uid;                 /* peer credentials from the IPC socket */
+	uint64_t gid;
+	uint64_t pid;
+	struct rpc_mem *mem;          /* allocations freed after the reply */
+};
+
+/* A handler returns an FT__CODE__*; on error it sets the reply message with
+ * rpc_error. */
+typedef int (*rpc_handler)(struct rpc_call *call, const Ft__Request *req,
+    Ft__Reply *rep);
+
+/* rpc_alloc returns zeroed memory that lives until the reply is sent, or
+ * NULL when out of memory. */
+void *rpc_alloc(struct rpc_call *call, size_t size);
+
+/* rpc_error formats the reply's message and returns code. */
+int rpc_error(struct rpc_call *call, Ft__Reply *rep, int code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Handlers (rpc_<service>.c). */
+int rpc_ping(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_status(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+
+struct rpc_server;
+
+/* rpc_server_start listens on d->cfg.socket_url (mode 0660 for ipc://)
+ * and serves requests until rpc_server_stop.  Returns 0 and sets *out, or
+ * -1 with a message in err. */
+int rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err,
+    size_t err_len) __attribute__((warn_unused_result));
+
+/* rpc_server_stop stops serving, waits for handlers in flight, and frees
+ * the server. NULL is allowed. */
+void rpc_server_stop(struct rpc_server *srv);
+
+/* rpc_dispatch handles one request message: decode, check, run the
+ * handler, encode the reply.  Exposed for tests and fuzzing. On success
+ * *out is a malloc'd reply of *out_len bytes. Returns 0, or -1 when out of
+ * memory (the caller then drops the request). */
+int rpc_dispatch(struct ftuned *d, uint64_t uid, uint64_t gid, uint64_t pid,
+    const void *msg, size_t len, uint8_t **out, size_t *out_len)
+    __attribute__((warn_unused_result));
+
+#endif

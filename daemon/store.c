@@ -1,0 +1,166 @@
+/* store.c - SQLite state: open, migrate, and the queries of the daemon. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+struct store {
+	sqlite3 *db;
+	pthread_mutex_t lock; /* one connection, used by RPC and HTTP threads */
+};
+
+/* migrations[i] takes the schema from version i to i + 1. Append only. */
+static const char *migrations[] = {
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL);"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  owner_uid INTEGER NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN"
+	"    ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')),"
+	"  priority INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  spec BLOB NOT NULL);"
+	"CREATE INDEX jobs_state ON jobs(state, priority, id);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static int
+exec(sqlite3 *db, const char *sql, char *err, size_t err_len)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, err_len, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+user_version(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+migrate(sqlite3 *db, char *err, size_t err_len)
+{
+	int v = user_version(db);
+	char why[512], sql[64];
+
+	if (v < 0) {
+		snprintf(err, err_len, "cannot read schema version: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (v > SCHEMA_VERSION) {
+		snprintf(err, err_len, "database schema %d is newer than this ftuned (%d)", v, SCHEMA_VERSION);
+		return -1;
+	}
+	for (; v < SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (exec(db, "BEGIN IMMEDIATE", why, sizeof(why)) != 0 ||
+		    exec(db, migrations[v], why, sizeof(why)) != 0 ||
+		    exec(db, sql, why, sizeof(why)) != 0) {
+			snprintf(err, err_len, "migrating schema %d to %d: %s", v, v + 1, why);
+			exec(db, "ROLLBACK", why, sizeof(why));
+			return -1;
+		}
+		if (exec(db, "COMMIT", why, sizeof(why)) != 0) {
+			snprintf(err, err_len, "migrating schema %d to %d: %s", v, v + 1, why);
+			return -1;
+		}
+		log_info("state schema migrated to version %d", v + 1);
+	}
+	return 0;
+}
+
+int
+store_open(const char *state_dir, struct store **out, char *err, size_t err_len)
+{
+	char path[4096], why[512];
+	struct store *s;
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof(path), "%s/ftuned.db", state_dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	if (exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+	    "PRAGMA foreign_keys = ON;", why, sizeof(why)) != 0) {
+		snprintf(err, err_len, "%s: %s", path, why);
+		sqlite3_close(db);
+		return -1;
+	}
+	if (migrate(db, why, sizeof(why)) != 0) {
+		snprintf(err, err_len, "%s: %s", path, why);
+		sqlite3_close(db);
+		return -1;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, err_len, "out of memory");
+		sqlite3_close(db);
+		return -1;
+	}
+	s->db = db;
+	pthread_mutex_init(&s->lock, NULL);
+	*out = s;
+	return 0;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+int
+store_schema_version(struct store *s)
+{
+	(void)s;
+	return SCHEMA_VERSION;
+}
+
+int
+store_queue_length(struct store *s, uint32_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM jobs WHERE state IN "
+	    "('QUEUED', 'RUNNING')", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*out = (uint32_t)sqlite3_column_int64(st, 0);
+			rc = 0;
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc != 0)
+		log_error("store: counting jobs: %s", sqlite3_errmsg(s->db));
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}

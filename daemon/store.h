@@ -1,0 +1,33 @@
+/*
+ * store.h - the daemon's durable state in SQLite (state_dir/ftuned.db).
+ *
+ * WAL mode, foreign keys on, every change in a transaction.  The schema is
+ * versioned with PRAGMA user_version and migrated forward at open, one
+ * transaction per step, so a crash mid-migration leaves the old version.
+ */
+#ifndef FT_STORE_H
+#define FT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* store_open opens (creating if needed) the database under state_dir and
+ * migrates it to the current schema.  Returns 0 and sets *out, or -1 with a
+ * message in err. */
+int store_open(const char *state_dir, struct store **out, char *err,
+    size_t err_len) __attribute__((warn_unused_result));
+
+/* store_close closes the database. NULL is allowed. */
+void store_close(struct store *s);
+
+/* store_schema_version returns the schema version in use. */
+int store_schema_version(struct store *s);
+
+/* store_queue_length counts jobs that are queued or running. Returns 0, or
+ * -1 on a database error (logged). */
+int store_queue_length(struct store *s, uint32_t *out)
+    __attribute__((warn_unused_result));
+
+#endif

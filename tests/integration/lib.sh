@@ -1,0 +1,61 @@
+# lib.sh - helpers for integration tests: a daemon on a temporary state
+# directory and socket, and assertions that count.
+# Needs FT_BIN (build dir) and FT_SRC (source dir) from ctest.
+
+FT_TMP=$(mktemp -d /tmp/ftuned-test.XXXXXX)
+FT_STATE=$FT_TMP/state
+FT_SOCKET=ipc://$FT_TMP/run/ftuned.sock
+export FTUNED_SOCKET=$FT_SOCKET
+FT_PASSED=0
+FT_FAILED=0
+FT_PID=
+trap 'cleanup' EXIT
+
+cleanup() {
+	[ -n "$FT_PID" ] && kill -9 "$FT_PID" 2>/dev/null
+	rm -rf "$FT_TMP"
+}
+
+pass() { FT_PASSED=$((FT_PASSED + 1)); echo "ok: $1"; }
+fail() {
+	FT_FAILED=$((FT_FAILED + 1))
+	echo "FAIL: $1" >&2
+	[ -f "$FT_TMP/ftuned.log" ] && tail -20 "$FT_TMP/ftuned.log" >&2
+	finish
+}
+expect_eq() { [ "$1" = "$2" ] && pass "$3" || fail "$3: got '$1', want '$2'"; }
+expect_match() { [[ "$1" =~ $2 ]] && pass "$3" || fail "$3: '$1' does not match '$2'"; }
+
+# json_get JSON KEY: a top-level scalar, without needing jq.
+json_get() {
+	printf '%s' "$1" | tr -d '\n' | sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\)\"\{0,1\}.*/\1/p"
+}
+
+# daemon_start [extra args]: foreground daemon in the background, ready
+# when ftctl can reach it.
+daemon_start() {
+	# A copy of web/ with an extra folder, to check directory listing is off.
+	rm -rf "$FT_TMP/web" && cp -r "$FT_SRC/web" "$FT_TMP/web" && mkdir -p "$FT_TMP/web/folder"
+	printf 'web_root = %s/web\nrpc_max_message = 64K\nlog_level = debug\n' "$FT_TMP" > "$FT_TMP/ftuned.conf"
+	"$FT_BIN/daemon/ftuned" -d -f "$FT_TMP/ftuned.conf" --state-dir "$FT_STATE" \
+	    --socket "$FT_SOCKET" --http 127.0.0.1:0 "$@" >>"$FT_TMP/ftuned.log" 2>&1 &
+	FT_PID=$!
+	for _ in $(seq 1 100); do
+		"$FT_BIN/client/ftctl" --timeout 500 status >/dev/null 2>&1 && return 0
+		kill -0 "$FT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	fail "daemon did not start"
+}
+
+daemon_stop() {
+	kill -TERM "$FT_PID"
+	wait "$FT_PID"
+	FT_EXIT=$?
+	FT_PID=
+}
+
+finish() {
+	echo "$FT_PASSED passed, $FT_FAILED failed"
+	[ "$FT_FAILED" -eq 0 ] && exit 0 || exit 1
+}

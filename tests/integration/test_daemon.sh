@@ -1,0 +1,77 @@
+#!/bin/bash
+# test_daemon.sh - the walking skeleton end to end: a real ftuned on a
+# temporary state directory and socket, ftctl over nng, the dashboard over
+# HTTP, abuse of the control socket, and a clean SIGTERM shutdown.
+set -u
+. "$FT_SRC/tests/integration/lib.sh"
+
+daemon_start
+sock=$FT_SOCKET
+
+# ftctl status, human and JSON; exit codes.
+out=$("$FT_BIN/client/ftctl" status) || fail "ftctl status failed"
+expect_match "$out" "ftuned 0.1.0" "status names the version"
+json=$("$FT_BIN/client/ftctl" status --json) || fail "ftctl status --json failed"
+expect_eq "$(json_get "$json" caller_uid)" "$(id -u)" "daemon sees the caller's uid"
+expect_eq "$(json_get "$json" state_dir)" "$FT_STATE" "state dir reported"
+expect_eq "$(json_get "$json" queue_length)" "0" "empty queue"
+"$FT_BIN/client/ftctl" --socket "ipc://$FT_TMP/nobody.sock" status >/dev/null 2>&1
+expect_eq "$?" "3" "unreachable daemon exits 3"
+"$FT_BIN/client/ftctl" frobnicate >/dev/null 2>&1
+expect_eq "$?" "2" "unknown command exits 2"
+out=$("$FT_BIN/client/ftctl" help status) || fail "ftctl help status"
+expect_match "$out" "usage: ftctl status" "help for one command"
+out=$("$FT_BIN/client/ftctl" stat --json) || fail "prefix command"
+expect_match "$out" '"pid"' "prefix matching finds status"
+
+# The control socket is not world-accessible.
+perm=$(stat -c %a "${sock#ipc://}")
+expect_eq "$perm" "660" "socket mode"
+
+# Dashboard and API.
+url=$(json_get "$json" http_url)
+expect_match "$url" "^http://127.0.0.1:[0-9]+/$" "dashboard on loopback"
+api=$(curl -sf "${url}api/v1/status") || fail "GET /api/v1/status"
+expect_eq "$(json_get "$api" pid)" "$(json_get "$json" pid)" "API and RPC agree"
+page=$(curl -sf "$url") || fail "GET /"
+expect_match "$page" "<title>ftuned</title>" "dashboard page"
+expect_eq "$(curl -s -o /dev/null -w '%{http_code}' "${url}api/v1/nothing")" "404" "unknown API is 404"
+expect_match "$(curl -s "${url}api/v1/nothing")" '"error"' "404 is JSON"
+expect_eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "${url}api/v1/status")" "405" "API is read-only"
+expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --path-as-is "${url}../../../etc/passwd")" "404" "no path outside web/"
+expect_match "$(curl -sI "$url")" "Content-Security-Policy: default-src 'self'; script-src 'self'" "CSP header"
+expect_eq "$(curl -s -o /dev/null -w '%{http_code}' "${url}folder/")" "403" "no directory listing"
+
+# Bad messages on the control socket; the daemon keeps serving.
+"$FT_BIN/tests/rpc_abuse" "$sock" 65536 || fail "rpc_abuse"
+pass "control socket survives abuse"
+
+# A second daemon on the same state directory is refused.
+"$FT_BIN/daemon/ftuned" -d -f "$FT_TMP/ftuned.conf" --state-dir "$FT_STATE" --socket "ipc://$FT_TMP/second.sock" --http "" 2>"$FT_TMP/second.log"
+expect_eq "$?" "1" "second daemon on the same state refused"
+expect_match "$(cat "$FT_TMP/second.log")" "another ftuned is using this state directory" "reason given"
+
+# Bad configuration: -n names the line.
+printf 'state_dir = /tmp\nbogus_key = 1\n' > "$FT_TMP/bad.conf"
+msg=$("$FT_BIN/daemon/ftuned" -n -f "$FT_TMP/bad.conf" 2>&1)
+expect_eq "$?" "1" "ftuned -n rejects a bad config"
+expect_match "$msg" "bad.conf:2: unknown key 'bogus_key'" "error names the line"
+"$FT_BIN/daemon/ftuned" -n -f "$FT_TMP/ftuned.conf" >/dev/null || fail "ftuned -n on a good config"
+pass "ftuned -n accepts a good config"
+
+# SIGHUP reloads, SIGTERM stops cleanly.
+kill -HUP "$FT_PID"
+sleep 0.3
+"$FT_BIN/client/ftctl" status >/dev/null || fail "status after SIGHUP"
+pass "serving after SIGHUP"
+daemon_stop
+expect_eq "$FT_EXIT" "0" "clean exit on SIGTERM"
+[ ! -e "${sock#ipc://}" ] || fail "socket removed at exit"
+pass "socket removed"
+
+# State persists: a restart on the same directory sees the same schema.
+daemon_start
+json=$("$FT_BIN/client/ftctl" status --json) || fail "status after restart"
+expect_eq "$(json_get "$json" schema_version)" "1" "schema kept across restart"
+daemon_stop
+finish
