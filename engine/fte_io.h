@@ -31,4 +31,82 @@ int fte_hf_load(const char *dir, fte_model **out);
  * is not NULL. */
 int fte_hf_save(fte_model *m, const char *tokenizer_dir, const char *dir);
 
+/* A vocabulary as GGUF stores it, independent of the tokenizer code: token
+ * strings as the vocabulary spells them (U+2581 for spaces in SentencePiece
+ * vocabularies, byte-level characters in GPT-2 ones), one score and one
+ * llama.cpp token type per token, and the BPE merges as "a b" strings. */
+enum fte_vocab_kind {
+	FTE_VOCAB_SPM = 1,      /* SentencePiece-style: tokenizer.ggml.model "llama" */
+	FTE_VOCAB_BPE = 2,      /* byte-level BPE: tokenizer.ggml.model "gpt2" */
+};
+
+enum fte_token_type {       /* llama.cpp's llama_token_type values */
+	FTE_TOKEN_NORMAL = 1,
+	FTE_TOKEN_UNKNOWN = 2,
+	FTE_TOKEN_CONTROL = 3,
+	FTE_TOKEN_USER_DEFINED = 4,
+	FTE_TOKEN_UNUSED = 5,
+	FTE_TOKEN_BYTE = 6,
+};
+
+typedef struct fte_vocab {
+	int kind;               /* enum fte_vocab_kind */
+	int n_tokens;
+	char **tokens;          /* n_tokens NUL-terminated UTF-8 strings */
+	float *scores;          /* higher merges first (SPM); 0 for BPE */
+	int *types;             /* enum fte_token_type */
+	int n_merges;
+	char **merges;          /* BPE only: "left right", in merge order */
+	int bos_id, eos_id, unk_id, pad_id;   /* -1 when none */
+	int add_bos;            /* the tokenizer prepends BOS */
+	char pre[32];           /* BPE pre-tokenizer name for llama.cpp
+	                         * (tokenizer.ggml.pre): "gpt-2", "smollm" */
+} fte_vocab;
+
+/* fte_vocab_load reads the vocabulary of a tokenizer.json (BPE, byte-level
+ * or SentencePiece-style), a llama2.c tokenizer.bin, or a directory holding
+ * tokenizer.json.  SentencePiece-style tokenizer.json files carry no scores,
+ * so a merged token scores -(its merge rank) and others -(n_merges + id),
+ * which keeps the merge order.  FTE_EFORMAT for malformed files or invalid
+ * UTF-8, FTE_ENOTSUP for other tokenizer models.  Free with fte_vocab_free. */
+int fte_vocab_load(const char *path, fte_vocab **out);
+void fte_vocab_free(fte_vocab *v);
+
+enum fte_gguf_dtype {
+	FTE_GGUF_F32 = 0,       /* general.file_type 0 (ALL_F32) */
+	FTE_GGUF_F16 = 1,       /* general.file_type 1 (MOSTLY_F16): matrices
+	                         * F16, norms and biases F32 */
+};
+
+/* fte_gguf_save writes a Llama-architecture model with its vocabulary as a
+ * GGUF v3 file that llama.cpp loads (keys and tensor names are listed at the
+ * top of gguf.c).  q/k rows are written in llama.cpp's interleaved RoPE order,
+ * permuted from rotate-half when the model is rope_style FTE_ROPE_HALF.  The
+ * vocabulary may be shorter than the model's (padding tokens are added) but
+ * not longer.  BOS/EOS come from the model config when set, else from the
+ * vocabulary.  Written atomically.  FTE_ENOTSUP for GPT-2 models. */
+int fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path,
+    int dtype);
+
+/* LoRA adapters to export, as the trainer holds them (fte_trainer_trainable
+ * with rank > 0): tensors named "layers.{i}.<module>.lora_A.weight" (r, in)
+ * and "...lora_B.weight" (out, r), <module> one of attn.wq, attn.wk, attn.wv,
+ * attn.wo, ffn.w1, ffn.w3, ffn.w2 (Llama) or attn.wq/wk/wv/wo, ffn.fc,
+ * ffn.proj (GPT-2).  The update is (alpha / rank) * B @ A. */
+typedef struct fte_peft_adapter {
+	int rank;
+	float alpha;
+	float dropout;
+	const char *base_model;      /* base_model_name_or_path; may be NULL */
+	int n_tensors;
+	fte_tensor *const *tensors;
+} fte_peft_adapter;
+
+/* fte_peft_save writes the adapters as a PEFT directory (adapter_config.json
+ * and adapter_model.safetensors, F32) for the base model m as fte_hf_save
+ * writes it: Hugging Face module names, q/k rows permuted like the base for
+ * llama2.c models, GPT-2's q/k/v adapters combined into one c_attn adapter.
+ * FTE_EINVAL for names or shapes that do not fit m. */
+int fte_peft_save(fte_model *m, const fte_peft_adapter *a, const char *dir);
+
 #endif

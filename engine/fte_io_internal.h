@@ -124,4 +124,61 @@ uint16_t fte__f32_to_f16(float f);
 float fte__bf16_to_f32(uint16_t h);
 uint16_t fte__f32_to_bf16(float f);
 
+/* GGUF reader (gguf.c), enough to check and inspect GGUF files: header,
+ * metadata, tensor infos and F32/F16 tensor data, every size and offset
+ * checked against the file. */
+enum fte_gguf_type {
+	FTE_GGUF_UINT8, FTE_GGUF_INT8, FTE_GGUF_UINT16, FTE_GGUF_INT16,
+	FTE_GGUF_UINT32, FTE_GGUF_INT32, FTE_GGUF_FLOAT32, FTE_GGUF_BOOL,
+	FTE_GGUF_STRING, FTE_GGUF_ARRAY, FTE_GGUF_UINT64, FTE_GGUF_INT64,
+	FTE_GGUF_FLOAT64,
+};
+
+typedef struct fte_gguf_kv {
+	char *key;
+	int type;                         /* enum fte_gguf_type */
+	int arr_type;                     /* element type of an ARRAY */
+	uint64_t n;                       /* ARRAY length (1 otherwise) */
+	const uint8_t *val;               /* value bytes (after the array header) */
+} fte_gguf_kv;
+
+typedef struct fte_gguf_tensor {
+	char *name;
+	int ndim;
+	int64_t ne[4];                    /* ne[0] varies fastest (columns) */
+	int type;                         /* ggml type: 0 F32, 1 F16, ... */
+	uint64_t offset;                  /* from the start of the data section */
+	size_t numel;
+} fte_gguf_tensor;
+
+typedef struct fte_gguf_file {
+	char *path;
+	uint32_t version;
+	int n_kv;
+	fte_gguf_kv *kv;
+	int n_tensors;
+	fte_gguf_tensor *tensors;
+	uint32_t alignment;
+	const uint8_t *data;
+	size_t data_len;
+	void *map;
+	size_t map_len;
+} fte_gguf_file;
+
+int fte_gguf_open(const char *path, fte_gguf_file **out);
+void fte_gguf_close(fte_gguf_file *f);
+const fte_gguf_kv *fte_gguf_kv_find(const fte_gguf_file *f, const char *key);
+const fte_gguf_tensor *fte_gguf_tensor_find(const fte_gguf_file *f, const char *name);
+/* Scalar values converted to int64 / double; 0 when the type does not fit. */
+int64_t fte_gguf_kv_int(const fte_gguf_kv *kv);
+double fte_gguf_kv_float(const fte_gguf_kv *kv);
+/* fte_gguf_kv_str gives the i-th string of a STRING (i == 0) or an array of
+ * strings, with its length in *len; NULL when out of range. */
+const char *fte_gguf_kv_str(const fte_gguf_kv *kv, uint64_t i, uint64_t *len);
+/* fte_gguf_kv_arr_num gives the i-th element of a numeric array as double. */
+double fte_gguf_kv_arr_num(const fte_gguf_kv *kv, uint64_t i);
+/* fte_gguf_read_f32 converts an F32 or F16 tensor to float32 (ENOTSUP for
+ * quantized types). */
+int fte_gguf_read_f32(const fte_gguf_file *f, const fte_gguf_tensor *t, float *dst);
+
 #endif

@@ -467,6 +467,164 @@ test_bad(void)
 	fte_model_free(m);
 }
 
+/* merged_check verifies an exported adapter against the trainer's own merge:
+ * for every adapted module, base + (alpha / r) * B @ A (transposed for
+ * GPT-2's Conv1D) must equal the merged model's weight, all three read back
+ * from the files as transformers + PEFT would. */
+static void
+merged_check(const char *base_dir, const char *merged_dir, const char *adapter_dir,
+    float scale, int conv1d, int *n_modules)
+{
+	char path[4096];
+	fte_st_file *base = NULL, *merged = NULL, *ad = NULL;
+	double maxerr = 0;
+
+	snprintf(path, sizeof(path), "%s/model.safetensors", base_dir);
+	CHECK(fte_st_open(path, &base) == FTE_OK);
+	snprintf(path, sizeof(path), "%s/model.safetensors", merged_dir);
+	CHECK(fte_st_open(path, &merged) == FTE_OK);
+	snprintf(path, sizeof(path), "%s/adapter_model.safetensors", adapter_dir);
+	CHECK(fte_st_open(path, &ad) == FTE_OK);
+	*n_modules = 0;
+	for (int i = 0; ad != NULL && base != NULL && merged != NULL && i < ad->n_tensors; i++) {
+		const fte_st_tensor *ta = &ad->tensors[i], *tb, *tw, *tm;
+		const char *pre = "base_model.model.";
+		char module[256], name[300];
+		size_t len = strlen(ta->name);
+		if (len < 15 || strcmp(ta->name + len - 14, ".lora_A.weight") != 0)
+			continue;
+		CHECK(strncmp(ta->name, pre, strlen(pre)) == 0);
+		snprintf(module, sizeof(module), "%.*s", (int)(len - 14 - strlen(pre)), ta->name + strlen(pre));
+		snprintf(name, sizeof(name), "%s%s.lora_B.weight", pre, module);
+		tb = fte_st_find(ad, name);
+		snprintf(name, sizeof(name), "%s.weight", module);
+		tw = fte_st_find(base, name);
+		tm = fte_st_find(merged, name);
+		CHECK(tb != NULL && tw != NULL && tm != NULL);
+		if (tb == NULL || tw == NULL || tm == NULL)
+			continue;
+		int r = (int)ta->shape[0], in = (int)ta->shape[1], out = (int)tb->shape[0];
+		CHECK(tb->shape[1] == r);
+		CHECK(conv1d ? tw->shape[0] == in && tw->shape[1] == out
+		    : tw->shape[0] == out && tw->shape[1] == in);
+		float *A = malloc(ta->numel * 4), *B = malloc(tb->numel * 4);
+		float *W = malloc(tw->numel * 4), *M = malloc(tm->numel * 4);
+		CHECK(fte_st_read_f32(ad, ta, A) == FTE_OK && fte_st_read_f32(ad, tb, B) == FTE_OK &&
+		    fte_st_read_f32(base, tw, W) == FTE_OK && fte_st_read_f32(merged, tm, M) == FTE_OK);
+		for (int o = 0; o < out; o++)
+			for (int k = 0; k < in; k++) {
+				double d = 0;
+				for (int q = 0; q < r; q++)
+					d += (double)B[o * r + q] * A[q * in + k];
+				size_t at = conv1d ? (size_t)k * out + o : (size_t)o * in + k;
+				maxerr = fmax(maxerr, fabs(W[at] + scale * d - M[at]));
+			}
+		free(A);
+		free(B);
+		free(W);
+		free(M);
+		(*n_modules)++;
+	}
+	printf("%s: %d adapted modules, merge vs adapter max abs err %.3g\n", adapter_dir,
+	    *n_modules, maxerr);
+	CHECK(maxerr < 1e-5);
+	fte_st_close(ad);
+	fte_st_close(merged);
+	fte_st_close(base);
+}
+
+/* PEFT export: adapters from a real LoRA trainer (filled with values, since
+ * B starts at zero), checked against the trainer's merge. */
+static void
+peft_case(fte_model *m, const char *tag, int conv1d, int want_modules)
+{
+	fte_train_config tc;
+	fte_trainer *tr = NULL;
+	char base[4096], merged[4096], adapter[4096], cfgpath[4200];
+	int n, n_modules = 0;
+	uint32_t seed = 12345;
+
+	snprintf(base, sizeof(base), "%s", tmp_path("peft_base"));
+	snprintf(merged, sizeof(merged), "%s_%s", tmp_path("peft_merged"), tag);
+	snprintf(adapter, sizeof(adapter), "%s_%s", tmp_path("peft_adapter"), tag);
+	fte_train_config_default(&tc);
+	tc.seq = 8;
+	tc.lora.rank = 4;
+	tc.lora.alpha = 8;
+	tc.lora.targets = FTE_LORA_ALL;
+	CHECK(fte_trainer_create(m, &tc, &tr) == FTE_OK);
+	if (tr == NULL)
+		return;
+	n = fte_trainer_num_trainable(tr);
+	fte_tensor **ts = calloc((size_t)n, sizeof(*ts));
+	for (int i = 0; i < n; i++) {
+		fte_tensor *g;
+		CHECK(fte_trainer_trainable(tr, i, &ts[i], &g) == FTE_OK);
+		for (size_t k = 0; k < ts[i]->numel; k++) {
+			seed = seed * 1664525u + 1013904223u;
+			ts[i]->data[k] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
+		}
+	}
+	fte_peft_adapter ad = {tc.lora.rank, tc.lora.alpha, 0.0f, "base", n, ts};
+	CHECK(fte_peft_save(m, &ad, adapter) == FTE_OK);
+	CHECK(fte_hf_save(m, NULL, base) == FTE_OK);
+	CHECK(fte_trainer_lora_merge(tr) == FTE_OK);
+	CHECK(fte_hf_save(m, NULL, merged) == FTE_OK);
+	merged_check(base, merged, adapter, tc.lora.alpha / tc.lora.rank, conv1d, &n_modules);
+	CHECK(n_modules == want_modules);
+
+	snprintf(cfgpath, sizeof(cfgpath), "%s/adapter_config.json", adapter);
+	json_t *j = json_load_file(cfgpath, 0, NULL);
+	CHECK(j != NULL);
+	CHECK_STR(json_string_value(json_object_get(j, "peft_type")), "LORA");
+	CHECK_STR(json_string_value(json_object_get(j, "task_type")), "CAUSAL_LM");
+	CHECK(json_integer_value(json_object_get(j, "r")) == 4);
+	CHECK(json_number_value(json_object_get(j, "lora_alpha")) == 8.0);
+	CHECK(json_is_true(json_object_get(j, "fan_in_fan_out")) == conv1d);
+	CHECK(json_array_size(json_object_get(j, "target_modules")) == (conv1d ? 3 : 7));
+	if (conv1d) {
+		CHECK(json_integer_value(json_object_get(json_object_get(j, "rank_pattern"), "c_attn")) == 12);
+		CHECK(json_number_value(json_object_get(json_object_get(j, "alpha_pattern"), "c_attn")) == 24.0);
+	}
+	json_decref(j);
+
+	/* a tensor that does not fit the model is refused */
+	fte_tensor bad = *ts[0];
+	bad.shape[0] = 3;
+	fte_tensor *badv[1] = {&bad};
+	fte_peft_adapter ad2 = {tc.lora.rank, tc.lora.alpha, 0.0f, NULL, 1, badv};
+	CHECK(fte_peft_save(m, &ad2, adapter) == FTE_EINVAL);
+	CHECK(strstr(fte_last_error(), "lora_A") != NULL);
+	free(ts);
+	fte_trainer_free(tr);
+}
+
+static void
+test_peft(void)
+{
+	fte_model *m = NULL, *il = NULL;
+	fte_config c;
+
+	CHECK(fte_model_load(fixture_dir("llama_bf16"), &m) == FTE_OK);
+	if (m == NULL)
+		return;
+	c = *fte_model_config(m);
+	c.rope_style = FTE_ROPE_INTERLEAVED;
+	CHECK(fte_model_create(&c, &il) == FTE_OK);
+	for (int i = 0; i < fte_model_num_tensors(il); i++)
+		memcpy(fte_model_tensor(il, i)->data, fte_model_tensor(m, i)->data,
+		    fte_model_tensor(il, i)->numel * sizeof(float));
+	peft_case(m, "llama", 0, 2 * 7);
+	peft_case(il, "interleaved", 0, 2 * 7);
+	fte_model_free(il);
+	fte_model_free(m);
+	m = NULL;
+	CHECK(fte_model_load(fixture_dir("gpt2"), &m) == FTE_OK);
+	if (m != NULL)
+		peft_case(m, "gpt2", 1, 2 * 4);
+	fte_model_free(m);
+}
+
 int
 main(void)
 {
@@ -475,6 +633,7 @@ main(void)
 	test_configs();
 	test_interleaved();
 	test_bad();
+	test_peft();
 	printf("worst logits error relative to the largest logit: %.3g\n", worst_rel);
 	test_tiny_gpt2();
 	char cmd[256];

@@ -1,0 +1,696 @@
+/*
+ * gguf.c - GGUF v3 export for llama.cpp / ollama, and a reader to check it.
+ *
+ * Layout (little-endian; ggml docs/gguf.md):
+ *   "GGUF", uint32 version 3, uint64 tensor count, uint64 KV count,
+ *   KVs: string key, uint32 type, value (arrays: uint32 element type,
+ *        uint64 count, elements); a string is uint64 length + bytes,
+ *   tensor infos: string name, uint32 n_dims, uint64 ne[n_dims] (ne[0] the
+ *        fastest-varying, so a PyTorch (out, in) matrix is ne = {in, out}),
+ *        uint32 ggml type (0 F32, 1 F16), uint64 offset in the data section,
+ *   zero padding to general.alignment, then the data, each tensor padded.
+ *
+ * Keys written (Llama architecture, as llama.cpp's llama.cpp/src reads them):
+ *   general.architecture            string  "llama"
+ *   general.name                    string  output file name without ".gguf"
+ *   general.alignment               uint32  32
+ *   general.file_type               uint32  0 all F32, 1 mostly F16
+ *   llama.vocab_size                uint32
+ *   llama.context_length            uint32  max_seq_len
+ *   llama.embedding_length          uint32  dim
+ *   llama.block_count               uint32  n_layers
+ *   llama.feed_forward_length       uint32  ffn_dim
+ *   llama.rope.dimension_count      uint32  head_dim
+ *   llama.rope.freq_base            float32 rope_theta
+ *   llama.attention.head_count      uint32
+ *   llama.attention.head_count_kv   uint32
+ *   llama.attention.key_length      uint32  head_dim
+ *   llama.attention.value_length    uint32  head_dim
+ *   llama.attention.layer_norm_rms_epsilon float32
+ *   tokenizer.ggml.model            string  "llama" (SentencePiece) or "gpt2"
+ *   tokenizer.ggml.pre              string  "default" (llama), vocab->pre (gpt2)
+ *   tokenizer.ggml.tokens           [string]
+ *   tokenizer.ggml.scores           [float32]
+ *   tokenizer.ggml.token_type       [int32]  enum fte_token_type
+ *   tokenizer.ggml.merges           [string] "a b" (gpt2 only)
+ *   tokenizer.ggml.bos_token_id / eos_token_id / unknown_token_id /
+ *   padding_token_id                uint32   when known
+ *   tokenizer.ggml.add_bos_token    bool
+ *
+ * Tensors: token_embd.weight, blk.N.{attn_norm, attn_q, attn_k, attn_v,
+ * attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight (attn_q/k/v.bias
+ * for Qwen2-style biases), output_norm.weight, output.weight (absent when the
+ * embedding is tied; llama.cpp then reuses token_embd).  llama.cpp applies
+ * RoPE to adjacent pairs, so rotate-half q/k rows are permuted as
+ * convert_hf_to_gguf.py does: gguf[h*D + 2i + j] = hf[h*D + j*D/2 + i].
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fte.h"
+#include "fte_io_internal.h"
+
+#define GGUF_ALIGN 32
+#define GGML_F32 0
+#define GGML_F16 1
+#define GGML_BF16 30
+
+/* ---- writer ---- */
+
+/* A growable byte buffer for the metadata and tensor infos. */
+typedef struct gbuf {
+	uint8_t *p;
+	size_t n, cap;
+	int oom;
+	uint64_t count;          /* KVs or tensor infos added */
+} gbuf;
+
+static void
+gb_put(gbuf *b, const void *p, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->n + n)
+			cap *= 2;
+		uint8_t *q = realloc(b->p, cap);
+		if (q == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+}
+
+static void gb_u32(gbuf *b, uint32_t v) { gb_put(b, &v, 4); }
+static void gb_u64(gbuf *b, uint64_t v) { gb_put(b, &v, 8); }
+
+static void
+gb_str(gbuf *b, const char *s)
+{
+	gb_u64(b, strlen(s));
+	gb_put(b, s, strlen(s));
+}
+
+static void
+kv_key(gbuf *b, const char *key, uint32_t type)
+{
+	gb_str(b, key);
+	gb_u32(b, type);
+	b->count++;
+}
+
+static void kv_u32(gbuf *b, const char *k, uint32_t v) { kv_key(b, k, FTE_GGUF_UINT32); gb_u32(b, v); }
+static void kv_f32(gbuf *b, const char *k, float v) { kv_key(b, k, FTE_GGUF_FLOAT32); gb_put(b, &v, 4); }
+static void kv_str(gbuf *b, const char *k, const char *v) { kv_key(b, k, FTE_GGUF_STRING); gb_str(b, v); }
+
+static void
+kv_bool(gbuf *b, const char *k, int v)
+{
+	uint8_t x = v != 0;
+
+	kv_key(b, k, FTE_GGUF_BOOL);
+	gb_put(b, &x, 1);
+}
+
+static void
+kv_array(gbuf *b, const char *k, uint32_t type, uint64_t n)
+{
+	kv_key(b, k, FTE_GGUF_ARRAY);
+	gb_u32(b, type);
+	gb_u64(b, n);
+}
+
+/* One tensor to write: float32 source rows, possibly a permuted copy. */
+typedef struct gguf_out {
+	char name[64];
+	int ndim;
+	int64_t ne[2];
+	int type;
+	const float *data;
+	float *owned;
+	size_t numel;
+	uint64_t offset;
+} gguf_out;
+
+static const struct {
+	const char *canon, *gguf;
+} gguf_names[] = {
+	{"attn_norm.weight", "attn_norm.weight"},
+	{"attn.wq.weight", "attn_q.weight"}, {"attn.wq.bias", "attn_q.bias"},
+	{"attn.wk.weight", "attn_k.weight"}, {"attn.wk.bias", "attn_k.bias"},
+	{"attn.wv.weight", "attn_v.weight"}, {"attn.wv.bias", "attn_v.bias"},
+	{"attn.wo.weight", "attn_output.weight"},
+	{"ffn_norm.weight", "ffn_norm.weight"},
+	{"ffn.w1.weight", "ffn_gate.weight"},
+	{"ffn.w3.weight", "ffn_up.weight"},
+	{"ffn.w2.weight", "ffn_down.weight"},
+};
+
+static int
+gguf_name(const char *canon, char *out, size_t len)
+{
+	int layer, n = 0;
+
+	if (strcmp(canon, "tok_embeddings.weight") == 0)
+		return snprintf(out, len, "token_embd.weight"), FTE_OK;
+	if (strcmp(canon, "norm.weight") == 0)
+		return snprintf(out, len, "output_norm.weight"), FTE_OK;
+	if (strcmp(canon, "output.weight") == 0)
+		return snprintf(out, len, "output.weight"), FTE_OK;
+	if (sscanf(canon, "layers.%d.%n", &layer, &n) == 1 && n > 0)
+		for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
+			if (strcmp(canon + n, gguf_names[i].canon) == 0)
+				return snprintf(out, len, "blk.%d.%s", layer, gguf_names[i].gguf), FTE_OK;
+	return FTE_ENOENT;
+}
+
+/* permute_to_interleaved reorders q/k rows (weight or bias) from rotate-half
+ * to adjacent-pair order, head by head. */
+static void
+permute_to_interleaved(float *dst, const float *src, int heads, int D, size_t cols)
+{
+	for (int h = 0; h < heads; h++)
+		for (int i = 0; i < D / 2; i++)
+			for (int j = 0; j < 2; j++)
+				memcpy(dst + ((size_t)h * D + 2 * (size_t)i + j) * cols,
+				    src + ((size_t)h * D + (size_t)j * (D / 2) + i) * cols,
+				    cols * sizeof(float));
+}
+
+static void
+gguf_outs_free(gguf_out *o, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(o[i].owned);
+	free(o);
+}
+
+/* gguf_outs_build lists m's tensors under GGUF names, q/k permuted when the
+ * model is rotate-half, and gives each its offset in the data section. */
+static int
+gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
+{
+	const fte_config *c = fte_model_config(m);
+	int n = fte_model_num_tensors(m);
+	gguf_out *o = calloc((size_t)n, sizeof(*o));
+	uint64_t off = 0;
+
+	if (o == NULL)
+		return fte_error_set(FTE_ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		fte_tensor *t = fte_model_tensor(m, i);
+		size_t cols = t->ndim == 2 ? (size_t)t->shape[1] : 1;
+		int is_q = strstr(t->name, ".attn.wq.") != NULL, is_k = strstr(t->name, ".attn.wk.") != NULL;
+
+		if (gguf_name(t->name, o[i].name, sizeof(o[i].name)) != FTE_OK) {
+			gguf_outs_free(o, n);
+			return fte_error_set(FTE_ENOTSUP, "no GGUF name for %s", t->name);
+		}
+		o[i].ndim = t->ndim;
+		o[i].ne[0] = (int64_t)cols;       /* ggml: ne[0] is the row length */
+		o[i].ne[1] = t->shape[0];
+		if (t->ndim == 1)
+			o[i].ne[0] = t->shape[0];
+		o[i].type = dtype == FTE_GGUF_F16 && t->ndim == 2 ? GGML_F16 : GGML_F32;
+		o[i].numel = t->numel;
+		o[i].data = t->data;
+		if ((is_q || is_k) && c->rope_style == FTE_ROPE_HALF) {
+			if ((o[i].owned = malloc(t->numel * sizeof(float))) == NULL) {
+				gguf_outs_free(o, n);
+				return fte_error_set(FTE_ENOMEM, "out of memory");
+			}
+			permute_to_interleaved(o[i].owned, t->data, is_q ? c->n_heads : c->n_kv_heads,
+			    c->head_dim, cols);
+			o[i].data = o[i].owned;
+		}
+		o[i].offset = off;
+		off += (t->numel * (o[i].type == GGML_F16 ? 2 : 4) + GGUF_ALIGN - 1) /
+		    GGUF_ALIGN * GGUF_ALIGN;
+	}
+	*out = o;
+	*n_out = n;
+	return FTE_OK;
+}
+
+static void
+gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *name,
+    int dtype)
+{
+	int V = c->vocab_size, bos = c->bos_id >= 0 ? c->bos_id : v->bos_id;
+	int eos = c->eos_id >= 0 ? c->eos_id : v->eos_id;
+	char pad[32];
+
+	kv_str(b, "general.architecture", "llama");
+	kv_str(b, "general.name", name);
+	kv_u32(b, "general.alignment", GGUF_ALIGN);
+	kv_u32(b, "general.file_type", dtype == FTE_GGUF_F16 ? 1 : 0);
+	kv_u32(b, "llama.vocab_size", (uint32_t)V);
+	kv_u32(b, "llama.context_length", (uint32_t)c->max_seq_len);
+	kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
+	kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
+	kv_u32(b, "llama.feed_forward_length", (uint32_t)c->ffn_dim);
+	kv_u32(b, "llama.rope.dimension_count", (uint32_t)c->head_dim);
+	kv_f32(b, "llama.rope.freq_base", c->rope_theta);
+	kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
+	kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+	kv_u32(b, "llama.attention.key_length", (uint32_t)c->head_dim);
+	kv_u32(b, "llama.attention.value_length", (uint32_t)c->head_dim);
+	kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+
+	kv_str(b, "tokenizer.ggml.model", v->kind == FTE_VOCAB_SPM ? "llama" : "gpt2");
+	kv_str(b, "tokenizer.ggml.pre", v->kind == FTE_VOCAB_SPM || v->pre[0] == '\0' ?
+	    "default" : v->pre);
+	/* a vocabulary shorter than the embedding is padded, as the HF
+	 * converter does */
+	kv_array(b, "tokenizer.ggml.tokens", FTE_GGUF_STRING, (uint64_t)V);
+	for (int i = 0; i < V; i++) {
+		snprintf(pad, sizeof(pad), "[PAD%d]", i);
+		gb_str(b, i < v->n_tokens ? v->tokens[i] : pad);
+	}
+	kv_array(b, "tokenizer.ggml.scores", FTE_GGUF_FLOAT32, (uint64_t)V);
+	for (int i = 0; i < V; i++) {
+		float s = i < v->n_tokens ? v->scores[i] : 0.0f;
+		gb_put(b, &s, 4);
+	}
+	kv_array(b, "tokenizer.ggml.token_type", FTE_GGUF_INT32, (uint64_t)V);
+	for (int i = 0; i < V; i++) {
+		int32_t t = i < v->n_tokens ? v->types[i] : FTE_TOKEN_UNUSED;
+		gb_put(b, &t, 4);
+	}
+	if (v->kind == FTE_VOCAB_BPE) {
+		kv_array(b, "tokenizer.ggml.merges", FTE_GGUF_STRING, (uint64_t)v->n_merges);
+		for (int i = 0; i < v->n_merges; i++)
+			gb_str(b, v->merges[i]);
+	}
+	if (bos >= 0 && bos < V)
+		kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+	if (eos >= 0 && eos < V)
+		kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+	if (v->unk_id >= 0 && v->unk_id < V)
+		kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk_id);
+	if (v->pad_id >= 0 && v->pad_id < V)
+		kv_u32(b, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad_id);
+	kv_bool(b, "tokenizer.ggml.add_bos_token", v->add_bos);
+}
+
+int
+fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
+{
+	const fte_config *c = fte_model_config(m);
+	static const uint8_t zeros[GGUF_ALIGN];
+	gbuf meta = {0}, infos = {0};
+	gguf_out *o = NULL;
+	fte__afile af;
+	char name[256];
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	uint64_t pos;
+	uint16_t half[1024];
+	int n = 0, rc;
+
+	if (c->arch != FTE_ARCH_LLAMA)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export supports Llama-architecture models only",
+		    path);
+	if (dtype != FTE_GGUF_F32 && dtype != FTE_GGUF_F16)
+		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32 or F16", path);
+	if (vocab == NULL || vocab->n_tokens > c->vocab_size)
+		return fte_error_set(FTE_EINVAL, "%s: %s", path, vocab == NULL ? "no vocabulary given"
+		    : "the vocabulary is larger than the model's embedding");
+	snprintf(name, sizeof(name), "%s", base);
+	if (strlen(name) > 5 && strcmp(name + strlen(name) - 5, ".gguf") == 0)
+		name[strlen(name) - 5] = '\0';
+	if ((rc = gguf_outs_build(m, dtype, &o, &n)) != FTE_OK)
+		return rc;
+	gguf_meta_build(&meta, c, vocab, name, dtype);
+	for (int i = 0; i < n; i++) {
+		gb_str(&infos, o[i].name);
+		gb_u32(&infos, (uint32_t)o[i].ndim);
+		for (int d = 0; d < o[i].ndim; d++)
+			gb_u64(&infos, (uint64_t)o[i].ne[d]);
+		gb_u32(&infos, (uint32_t)o[i].type);
+		gb_u64(&infos, o[i].offset);
+	}
+	if (meta.oom || infos.oom) {
+		rc = fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	if ((rc = fte__afile_open(&af, path)) != FTE_OK)
+		goto out;
+	fte__afile_write(&af, "GGUF", 4);
+	{
+		uint32_t version = 3;
+		uint64_t nt = (uint64_t)n;
+		fte__afile_write(&af, &version, 4);
+		fte__afile_write(&af, &nt, 8);
+		fte__afile_write(&af, &meta.count, 8);
+	}
+	fte__afile_write(&af, meta.p, meta.n);
+	fte__afile_write(&af, infos.p, infos.n);
+	pos = 24 + meta.n + infos.n;
+	fte__afile_write(&af, zeros, (GGUF_ALIGN - pos % GGUF_ALIGN) % GGUF_ALIGN);
+	for (int i = 0; i < n; i++) {
+		size_t bytes = o[i].numel * (o[i].type == GGML_F16 ? 2 : 4);
+		if (o[i].type == GGML_F32) {
+			fte__afile_write(&af, o[i].data, bytes);
+		} else {
+			for (size_t j = 0; j < o[i].numel; j += 1024) {
+				size_t k, cnt = o[i].numel - j < 1024 ? o[i].numel - j : 1024;
+				for (k = 0; k < cnt; k++)
+					half[k] = fte__f32_to_f16(o[i].data[j + k]);
+				fte__afile_write(&af, half, cnt * 2);
+			}
+		}
+		fte__afile_write(&af, zeros, (GGUF_ALIGN - bytes % GGUF_ALIGN) % GGUF_ALIGN);
+	}
+	rc = fte__afile_commit(&af);
+out:
+	free(meta.p);
+	free(infos.p);
+	gguf_outs_free(o, n);
+	return rc;
+}
+
+/* ---- reader ---- */
+
+typedef struct cursor {
+	const uint8_t *p;
+	size_t n, off;
+} cursor;
+
+static int
+cur_take(cursor *c, void *dst, size_t n)
+{
+	if (c->n - c->off < n)
+		return -1;
+	memcpy(dst, c->p + c->off, n);
+	c->off += n;
+	return 0;
+}
+
+/* cur_str reads a GGUF string; *s points into the file. */
+static int
+cur_str(cursor *c, const char **s, uint64_t *len)
+{
+	if (cur_take(c, len, 8) != 0 || c->n - c->off < *len)
+		return -1;
+	*s = (const char *)c->p + c->off;
+	c->off += (size_t)*len;
+	return 0;
+}
+
+static size_t
+type_size(int t)
+{
+	static const size_t sz[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+	return t >= 0 && t <= FTE_GGUF_FLOAT64 ? sz[t] : 0;
+}
+
+void
+fte_gguf_close(fte_gguf_file *f)
+{
+	if (f == NULL)
+		return;
+	for (int i = 0; i < f->n_kv; i++)
+		free(f->kv[i].key);
+	for (int i = 0; i < f->n_tensors; i++)
+		free(f->tensors[i].name);
+	free(f->kv);
+	free(f->tensors);
+	if (f->map != NULL)
+		munmap(f->map, f->map_len);
+	free(f->path);
+	free(f);
+}
+
+/* gguf_kv_parse reads one KV's value at the cursor, checking its extent. */
+static int
+gguf_kv_parse(cursor *c, fte_gguf_kv *kv)
+{
+	uint32_t type, at;
+	uint64_t n = 1;
+
+	if (cur_take(c, &type, 4) != 0)
+		return -1;
+	kv->type = (int)type;
+	kv->arr_type = -1;
+	if (type == FTE_GGUF_ARRAY) {
+		if (cur_take(c, &at, 4) != 0 || cur_take(c, &n, 8) != 0 ||
+		    at == FTE_GGUF_ARRAY || at > FTE_GGUF_FLOAT64)
+			return -1;
+		kv->arr_type = (int)at;
+		type = at;
+	} else if (type > FTE_GGUF_FLOAT64) {
+		return -1;
+	}
+	kv->n = n;
+	kv->val = c->p + c->off;
+	if (type == FTE_GGUF_STRING) {
+		for (uint64_t i = 0; i < n; i++) {
+			const char *s;
+			uint64_t len;
+			if (cur_str(c, &s, &len) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (n > (c->n - c->off) / type_size((int)type))
+		return -1;
+	c->off += (size_t)n * type_size((int)type);
+	return 0;
+}
+
+static int
+gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
+{
+	cursor c = {p, len, 0};
+	uint64_t nt, nkv;
+	char magic[4];
+
+	f->alignment = GGUF_ALIGN;
+	if (cur_take(&c, magic, 4) != 0 || memcmp(magic, "GGUF", 4) != 0)
+		return fte_error_set(FTE_EFORMAT, "%s: not a GGUF file (bad magic)", f->path);
+	if (cur_take(&c, &f->version, 4) != 0 || cur_take(&c, &nt, 8) != 0 ||
+	    cur_take(&c, &nkv, 8) != 0)
+		return fte_error_set(FTE_EFORMAT, "%s: truncated header", f->path);
+	if (f->version < 2 || f->version > 3)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF version %u not supported", f->path, f->version);
+	/* each KV and tensor info takes at least 12 bytes: bound the counts */
+	if (nkv > len / 12 || nt > len / 12)
+		return fte_error_set(FTE_EFORMAT, "%s: counts exceed the file", f->path);
+	f->kv = calloc((size_t)nkv + 1, sizeof(*f->kv));
+	f->tensors = calloc((size_t)nt + 1, sizeof(*f->tensors));
+	if (f->kv == NULL || f->tensors == NULL)
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", f->path);
+	for (uint64_t i = 0; i < nkv; i++) {
+		const char *key;
+		uint64_t klen;
+		fte_gguf_kv *kv = &f->kv[f->n_kv];
+		if (cur_str(&c, &key, &klen) != 0 || (kv->key = strndup(key, (size_t)klen)) == NULL)
+			return fte_error_set(FTE_EFORMAT, "%s: metadata %llu: bad key", f->path,
+			    (unsigned long long)i);
+		f->n_kv++;
+		if (gguf_kv_parse(&c, kv) != 0)
+			return fte_error_set(FTE_EFORMAT, "%s: metadata \"%s\": bad or truncated value",
+			    f->path, kv->key);
+		if (strcmp(kv->key, "general.alignment") == 0) {
+			int64_t a = fte_gguf_kv_int(kv);
+			if (a <= 0 || a > 65536 || (a & (a - 1)) != 0)
+				return fte_error_set(FTE_EFORMAT, "%s: general.alignment %lld is not a power of two",
+				    f->path, (long long)a);
+			f->alignment = (uint32_t)a;
+		}
+	}
+	for (uint64_t i = 0; i < nt; i++) {
+		fte_gguf_tensor *t = &f->tensors[f->n_tensors];
+		const char *name;
+		uint64_t nlen, ne;
+		uint32_t nd, type;
+		if (cur_str(&c, &name, &nlen) != 0 || (t->name = strndup(name, (size_t)nlen)) == NULL)
+			return fte_error_set(FTE_EFORMAT, "%s: tensor %llu: bad name", f->path,
+			    (unsigned long long)i);
+		f->n_tensors++;
+		if (cur_take(&c, &nd, 4) != 0 || nd < 1 || nd > 4)
+			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": bad dimension count",
+			    f->path, t->name);
+		t->ndim = (int)nd;
+		t->numel = 1;
+		for (uint32_t d = 0; d < nd; d++) {
+			if (cur_take(&c, &ne, 8) != 0 || ne > (uint64_t)len || (ne && t->numel > len / ne))
+				return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": bad shape",
+				    f->path, t->name);
+			t->ne[d] = (int64_t)ne;
+			t->numel *= (size_t)ne;
+		}
+		if (cur_take(&c, &type, 4) != 0 || cur_take(&c, &t->offset, 8) != 0)
+			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": truncated info",
+			    f->path, t->name);
+		t->type = (int)type;
+	}
+	c.off = (c.off + f->alignment - 1) / f->alignment * f->alignment;
+	if (c.off > len)
+		return fte_error_set(FTE_EFORMAT, "%s: no data section", f->path);
+	f->data = p + c.off;
+	f->data_len = len - c.off;
+	for (int i = 0; i < f->n_tensors; i++) {
+		fte_gguf_tensor *t = &f->tensors[i];
+		size_t esz = t->type == GGML_F32 ? 4 : t->type == GGML_F16 || t->type == GGML_BF16 ? 2 : 0;
+		if (t->offset % f->alignment != 0 || t->offset > f->data_len ||
+		    (esz && t->numel > (f->data_len - t->offset) / esz))
+			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": data outside the file",
+			    f->path, t->name);
+	}
+	return FTE_OK;
+}
+
+int
+fte_gguf_open(const char *path, fte_gguf_file **out)
+{
+	fte_gguf_file *f;
+	struct stat st;
+	void *map;
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO, "%s: cannot open: %s",
+		    path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 24) {
+		close(fd);
+		return fte_error_set(FTE_EFORMAT, "%s: not a GGUF file (too short)", path);
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return fte_error_set(FTE_EIO, "%s: mmap failed: %s", path, strerror(errno));
+	if ((f = calloc(1, sizeof(*f))) == NULL || (f->path = strdup(path)) == NULL) {
+		free(f);
+		munmap(map, (size_t)st.st_size);
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+	}
+	f->map = map;
+	f->map_len = (size_t)st.st_size;
+	if ((rc = gguf_parse(f, map, (size_t)st.st_size)) != FTE_OK) {
+		fte_gguf_close(f);
+		return rc;
+	}
+	*out = f;
+	return FTE_OK;
+}
+
+const fte_gguf_kv *
+fte_gguf_kv_find(const fte_gguf_file *f, const char *key)
+{
+	for (int i = 0; i < f->n_kv; i++)
+		if (strcmp(f->kv[i].key, key) == 0)
+			return &f->kv[i];
+	return NULL;
+}
+
+const fte_gguf_tensor *
+fte_gguf_tensor_find(const fte_gguf_file *f, const char *name)
+{
+	for (int i = 0; i < f->n_tensors; i++)
+		if (strcmp(f->tensors[i].name, name) == 0)
+			return &f->tensors[i];
+	return NULL;
+}
+
+static double
+num_at(int type, const uint8_t *p)
+{
+	union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
+	    float f32; uint64_t u64; int64_t i64; double f64; } v;
+
+	memcpy(&v, p, type_size(type));
+	switch (type) {
+	case FTE_GGUF_UINT8: case FTE_GGUF_BOOL: return v.u8;
+	case FTE_GGUF_INT8: return v.i8;
+	case FTE_GGUF_UINT16: return v.u16;
+	case FTE_GGUF_INT16: return v.i16;
+	case FTE_GGUF_UINT32: return v.u32;
+	case FTE_GGUF_INT32: return v.i32;
+	case FTE_GGUF_FLOAT32: return v.f32;
+	case FTE_GGUF_UINT64: return (double)v.u64;
+	case FTE_GGUF_INT64: return (double)v.i64;
+	case FTE_GGUF_FLOAT64: return v.f64;
+	}
+	return 0;
+}
+
+int64_t
+fte_gguf_kv_int(const fte_gguf_kv *kv)
+{
+	if (kv == NULL || kv->type == FTE_GGUF_ARRAY || kv->type == FTE_GGUF_STRING)
+		return 0;
+	if (kv->type == FTE_GGUF_UINT64 || kv->type == FTE_GGUF_INT64) {
+		int64_t x;
+		memcpy(&x, kv->val, 8);
+		return x;
+	}
+	return (int64_t)num_at(kv->type, kv->val);
+}
+
+double
+fte_gguf_kv_float(const fte_gguf_kv *kv)
+{
+	if (kv == NULL || kv->type == FTE_GGUF_ARRAY || kv->type == FTE_GGUF_STRING)
+		return 0;
+	return num_at(kv->type, kv->val);
+}
+
+double
+fte_gguf_kv_arr_num(const fte_gguf_kv *kv, uint64_t i)
+{
+	if (kv == NULL || kv->type != FTE_GGUF_ARRAY || kv->arr_type == FTE_GGUF_STRING || i >= kv->n)
+		return 0;
+	return num_at(kv->arr_type, kv->val + i * type_size(kv->arr_type));
+}
+
+const char *
+fte_gguf_kv_str(const fte_gguf_kv *kv, uint64_t i, uint64_t *len)
+{
+	const uint8_t *p;
+
+	if (kv == NULL || i >= kv->n || !(kv->type == FTE_GGUF_STRING ||
+	    (kv->type == FTE_GGUF_ARRAY && kv->arr_type == FTE_GGUF_STRING)))
+		return NULL;
+	/* the strings were bounds-checked when the file was opened */
+	p = kv->val;
+	for (uint64_t k = 0;; k++) {
+		uint64_t n;
+		memcpy(&n, p, 8);
+		if (k == i) {
+			*len = n;
+			return (const char *)p + 8;
+		}
+		p += 8 + n;
+	}
+}
+
+int
+fte_gguf_read_f32(const fte_gguf_file *f, const fte_gguf_tensor *t, float *dst)
+{
+	const uint8_t *p = f->data + t->offset;
+
+	for (size_t i = 0; i < t->numel; i++) {
+		uint16_t h;
+		switch (t->type) {
+		case GGML_F32: memcpy(&dst[i], p + 4 * i, 4); break;
+		case GGML_F16: memcpy(&h, p + 2 * i, 2); dst[i] = fte__f16_to_f32(h); break;
+		case GGML_BF16: memcpy(&h, p + 2 * i, 2); dst[i] = fte__bf16_to_f32(h); break;
+		default:
+			return fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": ggml type %d not supported",
+			    f->path, t->name, t->type);
+		}
+	}
+	return FTE_OK;
+}

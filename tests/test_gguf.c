@@ -1,0 +1,455 @@
+/* test_gguf.c - GGUF export read back with our reader: metadata keys,
+ * tensor names, shapes, alignment, q/k permutation (inverted it gives the
+ * original), F16 rounding; vocabularies from tokenizer.json and tokenizer.bin;
+ * malformed inputs. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fte.h"
+#include "fte_io_internal.h"
+#include "ft_test.h"
+
+static char tmp_root[] = "/tmp/test_gguf_XXXXXX";
+
+static const char *
+tmp_path(const char *name)
+{
+	static char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_root, name);
+	return path;
+}
+
+static const char *
+asset(const char *rel)
+{
+	static char paths[4][4096];
+	static int k;
+	const char *root = getenv("FT_ASSETS");
+	char *path = paths[k++ % 4];
+
+	snprintf(path, 4096, "%s/%s", root ? root : "../shared/assets", rel);
+	if (access(path, R_OK) != 0) {
+		printf("SKIP: %s not found\n", path);
+		return NULL;
+	}
+	return path;
+}
+
+static const char *
+fixture_dir(const char *name)
+{
+	static char path[4096];
+
+	snprintf(path, sizeof(path), "%s%s", ft_test_fixture("hf/"), name);
+	return path;
+}
+
+static int64_t
+kv_int(const fte_gguf_file *f, const char *key)
+{
+	const fte_gguf_kv *kv = fte_gguf_kv_find(f, key);
+
+	if (kv == NULL)
+		fprintf(stderr, "missing key %s\n", key);
+	return kv ? fte_gguf_kv_int(kv) : -12345;
+}
+
+static int
+kv_str_is(const fte_gguf_file *f, const char *key, uint64_t i, const char *want)
+{
+	uint64_t len;
+	const char *s = fte_gguf_kv_str(fte_gguf_kv_find(f, key), i, &len);
+
+	return s != NULL && len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+/* A handmade SentencePiece-style vocabulary of n tokens. */
+static fte_vocab *
+vocab_make(int n)
+{
+	fte_vocab *v = calloc(1, sizeof(*v));
+
+	v->kind = FTE_VOCAB_SPM;
+	v->n_tokens = n;
+	v->tokens = calloc((size_t)n, sizeof(char *));
+	v->scores = calloc((size_t)n, sizeof(float));
+	v->types = calloc((size_t)n, sizeof(int));
+	for (int i = 0; i < n; i++) {
+		char buf[16];
+		snprintf(buf, sizeof(buf), "t%d", i);
+		v->tokens[i] = strdup(buf);
+		v->scores[i] = -(float)i;
+		v->types[i] = i < 3 ? FTE_TOKEN_CONTROL : FTE_TOKEN_NORMAL;
+	}
+	v->bos_id = 1;
+	v->eos_id = 2;
+	v->unk_id = 0;
+	v->pad_id = -1;
+	v->add_bos = 1;
+	return v;
+}
+
+/* gguf_row returns the canonical row that GGUF row r of a q/k projection
+ * holds: interleaved r = h*D + 2i + j comes from rotate-half h*D + j*D/2 + i. */
+static int
+half_row(int r, int D)
+{
+	int h = r / D, k = r % D;
+
+	return h * D + (k % 2) * (D / 2) + k / 2;
+}
+
+/* check_tensors reads every tensor back and compares it with the model,
+ * undoing the q/k permutation when permuted and F16 rounding when f16. */
+static void
+check_tensors(fte_model *m, const fte_gguf_file *f, int permuted, int f16)
+{
+	const fte_config *c = fte_model_config(m);
+	int bad = 0, found = 0;
+
+	for (int i = 0; i < f->n_tensors; i++) {
+		const fte_gguf_tensor *t = &f->tensors[i];
+		char canon[64];
+		int layer, n = 0;
+		const char *kind = NULL;
+		fte_tensor *ct;
+
+		CHECK(t->offset % 32 == 0);
+		if (sscanf(t->name, "blk.%d.%n", &layer, &n) == 1 && n > 0) {
+			static const char *map[][2] = {
+				{"attn_norm.weight", "attn_norm.weight"}, {"attn_q.weight", "attn.wq.weight"},
+				{"attn_k.weight", "attn.wk.weight"}, {"attn_v.weight", "attn.wv.weight"},
+				{"attn_q.bias", "attn.wq.bias"}, {"attn_k.bias", "attn.wk.bias"},
+				{"attn_v.bias", "attn.wv.bias"}, {"attn_output.weight", "attn.wo.weight"},
+				{"ffn_norm.weight", "ffn_norm.weight"}, {"ffn_gate.weight", "ffn.w1.weight"},
+				{"ffn_up.weight", "ffn.w3.weight"}, {"ffn_down.weight", "ffn.w2.weight"},
+			};
+			for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++)
+				if (strcmp(t->name + n, map[k][0]) == 0)
+					kind = map[k][1];
+			CHECK(kind != NULL);
+			if (kind == NULL)
+				continue;
+			snprintf(canon, sizeof(canon), "layers.%d.%s", layer, kind);
+		} else {
+			snprintf(canon, sizeof(canon), "%s",
+			    strcmp(t->name, "token_embd.weight") == 0 ? "tok_embeddings.weight" :
+			    strcmp(t->name, "output_norm.weight") == 0 ? "norm.weight" : t->name);
+		}
+		ct = fte_model_find(m, canon);
+		CHECK(ct != NULL);
+		if (ct == NULL)
+			continue;
+		found++;
+		/* ne[0] is the row length */
+		CHECK(t->ndim == ct->ndim);
+		CHECK(t->ne[0] == (ct->ndim == 2 ? ct->shape[1] : ct->shape[0]));
+		if (ct->ndim == 2)
+			CHECK(t->ne[1] == ct->shape[0]);
+		CHECK(t->type == (f16 && ct->ndim == 2 ? 1 : 0));
+		float *got = malloc(t->numel * sizeof(float));
+		CHECK(fte_gguf_read_f32(f, t, got) == FTE_OK);
+		int qk = strstr(canon, ".attn.wq.") || strstr(canon, ".attn.wk.");
+		size_t cols = ct->ndim == 2 ? (size_t)ct->shape[1] : 1;
+		for (size_t r = 0; r < (size_t)ct->shape[0]; r++)
+			for (size_t k = 0; k < cols; k++) {
+				size_t src = (qk && permuted ? (size_t)half_row((int)r, c->head_dim) : r) * cols + k;
+				float want = ct->data[src];
+				if (t->type == 1)
+					want = fte__f16_to_f32(fte__f32_to_f16(want));
+				bad += got[r * cols + k] != want;
+			}
+		free(got);
+	}
+	CHECK(bad == 0);
+	CHECK(found == fte_model_num_tensors(m));
+}
+
+static void
+test_hf_model(void)
+{
+	fte_model *m = NULL;
+	fte_gguf_file *f = NULL;
+	fte_vocab *v = vocab_make(60);       /* shorter than the model's 64: padded */
+
+	CHECK(fte_model_load(fixture_dir("llama_sharded"), &m) == FTE_OK);
+	if (m == NULL)
+		return;
+	CHECK(fte_gguf_save(m, v, tmp_path("m32.gguf"), FTE_GGUF_F32) == FTE_OK);
+	CHECK(fte_gguf_open(tmp_path("m32.gguf"), &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(f->version == 3);
+		CHECK(f->n_tensors == fte_model_num_tensors(m));
+		CHECK(((uintptr_t)f->data - (uintptr_t)f->map) % 32 == 0);
+		CHECK(kv_str_is(f, "general.architecture", 0, "llama"));
+		CHECK(kv_str_is(f, "general.name", 0, "m32"));
+		CHECK(kv_int(f, "general.file_type") == 0);
+		CHECK(kv_int(f, "general.alignment") == 32);
+		CHECK(kv_int(f, "llama.context_length") == 64);
+		CHECK(kv_int(f, "llama.embedding_length") == 32);
+		CHECK(kv_int(f, "llama.block_count") == 2);
+		CHECK(kv_int(f, "llama.feed_forward_length") == 64);
+		CHECK(kv_int(f, "llama.rope.dimension_count") == 8);
+		CHECK(kv_int(f, "llama.attention.head_count") == 4);
+		CHECK(kv_int(f, "llama.attention.head_count_kv") == 2);
+		CHECK(kv_int(f, "llama.vocab_size") == 64);
+		CHECK(fte_gguf_kv_find(f, "llama.attention.layer_norm_rms_epsilon")->type == FTE_GGUF_FLOAT32);
+		CHECK((float)fte_gguf_kv_float(fte_gguf_kv_find(f, "llama.attention.layer_norm_rms_epsilon")) == 1e-6f);
+		CHECK((float)fte_gguf_kv_float(fte_gguf_kv_find(f, "llama.rope.freq_base")) == 500000.0f);
+		CHECK(kv_str_is(f, "tokenizer.ggml.model", 0, "llama"));
+		CHECK(kv_str_is(f, "tokenizer.ggml.tokens", 5, "t5"));
+		CHECK(kv_str_is(f, "tokenizer.ggml.tokens", 59, "t59"));
+		CHECK(kv_str_is(f, "tokenizer.ggml.tokens", 62, "[PAD62]"));
+		CHECK(fte_gguf_kv_find(f, "tokenizer.ggml.tokens")->n == 64);
+		CHECK(fte_gguf_kv_arr_num(fte_gguf_kv_find(f, "tokenizer.ggml.scores"), 7) == -7.0);
+		CHECK(fte_gguf_kv_arr_num(fte_gguf_kv_find(f, "tokenizer.ggml.token_type"), 1) == FTE_TOKEN_CONTROL);
+		CHECK(fte_gguf_kv_arr_num(fte_gguf_kv_find(f, "tokenizer.ggml.token_type"), 63) == FTE_TOKEN_UNUSED);
+		CHECK(kv_int(f, "tokenizer.ggml.bos_token_id") == 1);
+		CHECK(kv_int(f, "tokenizer.ggml.eos_token_id") == 2);
+		CHECK(kv_int(f, "tokenizer.ggml.unknown_token_id") == 0);
+		CHECK(kv_int(f, "tokenizer.ggml.add_bos_token") == 1);
+		CHECK(fte_gguf_kv_find(f, "tokenizer.ggml.merges") == NULL);
+		const fte_gguf_tensor *t = fte_gguf_tensor_find(f, "token_embd.weight");
+		CHECK(t != NULL && t->ne[0] == 32 && t->ne[1] == 64);
+		CHECK(fte_gguf_tensor_find(f, "output.weight") != NULL);
+		CHECK(fte_gguf_tensor_find(f, "blk.1.ffn_down.weight") != NULL);
+		t = fte_gguf_tensor_find(f, "blk.0.attn_k.weight");
+		CHECK(t != NULL && t->ne[0] == 32 && t->ne[1] == 16);
+		check_tensors(m, f, 1, 0);
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	CHECK(fte_gguf_save(m, v, tmp_path("m16.gguf"), FTE_GGUF_F16) == FTE_OK);
+	CHECK(fte_gguf_open(tmp_path("m16.gguf"), &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(kv_int(f, "general.file_type") == 1);
+		check_tensors(m, f, 1, 1);
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	/* bad arguments: vocabulary too long, unknown dtype; nothing written */
+	fte_vocab_free(v);
+	v = vocab_make(65);
+	CHECK(fte_gguf_save(m, v, tmp_path("bad.gguf"), FTE_GGUF_F32) == FTE_EINVAL);
+	CHECK(fte_gguf_save(m, v, tmp_path("bad.gguf"), 7) == FTE_EINVAL);
+	CHECK(access(tmp_path("bad.gguf"), F_OK) != 0);
+	fte_vocab_free(v);
+	fte_model_free(m);
+
+	/* tied head: no output.weight; Qwen2-style biases are permuted too */
+	const char *more[] = {"llama_tied", "qwen2_bias"};
+	for (int k = 0; k < 2; k++) {
+		CHECK(fte_model_load(fixture_dir(more[k]), &m) == FTE_OK);
+		v = vocab_make(64);
+		CHECK(fte_gguf_save(m, v, tmp_path("t.gguf"), FTE_GGUF_F32) == FTE_OK);
+		CHECK(fte_gguf_open(tmp_path("t.gguf"), &f) == FTE_OK);
+		if (f != NULL) {
+			CHECK((fte_gguf_tensor_find(f, "output.weight") == NULL) == (k == 0));
+			CHECK((fte_gguf_tensor_find(f, "blk.1.attn_k.bias") != NULL) == (k == 1));
+			check_tensors(m, f, 1, 0);
+			fte_gguf_close(f);
+			f = NULL;
+		}
+		fte_vocab_free(v);
+		fte_model_free(m);
+		m = NULL;
+	}
+	CHECK(fte_model_load(fixture_dir("gpt2"), &m) == FTE_OK);
+	v = vocab_make(64);
+	CHECK(fte_gguf_save(m, v, tmp_path("g.gguf"), FTE_GGUF_F32) == FTE_ENOTSUP);
+	fte_vocab_free(v);
+	fte_model_free(m);
+}
+
+/* stories260K (llama2.c, interleaved RoPE already) with its tok512.bin */
+static void
+test_llama2c(void)
+{
+	const char *model = asset("llama2c/stories260K.bin");
+	const char *tok = asset("llama2c/tok512.bin");
+	fte_model *m = NULL;
+	fte_vocab *v = NULL;
+	fte_gguf_file *f = NULL;
+
+	if (model == NULL || tok == NULL)
+		return;
+	CHECK(fte_model_load(model, &m) == FTE_OK);
+	CHECK(fte_vocab_load(tok, &v) == FTE_OK);
+	if (m == NULL || v == NULL) {
+		fte_model_free(m);
+		fte_vocab_free(v);
+		return;
+	}
+	CHECK(v->n_tokens == 512 && v->kind == FTE_VOCAB_SPM);
+	CHECK_STR(v->tokens[1], "<s>");
+	CHECK_STR(v->tokens[2], "</s>");
+	CHECK_STR(v->tokens[3], "<0x00>");
+	CHECK(v->types[0] == FTE_TOKEN_UNKNOWN && v->types[1] == FTE_TOKEN_CONTROL &&
+	    v->types[3] == FTE_TOKEN_BYTE && v->types[300] == FTE_TOKEN_NORMAL);
+	CHECK(v->bos_id == 1 && v->eos_id == 2 && v->unk_id == 0 && v->add_bos);
+	int spaces = 0, sp_pieces = 0;
+	for (int i = 0; i < v->n_tokens; i++) {
+		spaces += strchr(v->tokens[i], ' ') != NULL;
+		sp_pieces += strncmp(v->tokens[i], "\xe2\x96\x81", 3) == 0;
+	}
+	printf("tok512: %d pieces with spaces, %d starting with U+2581\n", spaces, sp_pieces);
+	CHECK(spaces == 0 && sp_pieces > 50);
+	CHECK(fte_gguf_save(m, v, tmp_path("stories260K.gguf"), FTE_GGUF_F32) == FTE_OK);
+	CHECK(fte_gguf_open(tmp_path("stories260K.gguf"), &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(kv_int(f, "llama.embedding_length") == 64);
+		CHECK(kv_int(f, "llama.attention.head_count_kv") == 4);
+		CHECK(kv_int(f, "llama.context_length") == 512);
+		CHECK(kv_str_is(f, "tokenizer.ggml.tokens", 1, "<s>"));
+		CHECK(fte_gguf_kv_arr_num(fte_gguf_kv_find(f, "tokenizer.ggml.scores"), 300) == v->scores[300]);
+		CHECK(fte_gguf_tensor_find(f, "output.weight") == NULL);
+		check_tensors(m, f, 0, 0);       /* already interleaved: no permutation */
+		fte_gguf_close(f);
+	}
+	fte_vocab_free(v);
+	fte_model_free(m);
+}
+
+static void
+test_vocab_json(void)
+{
+	const char *path = asset("tokenizers/tinyllama-1.1b-chat/tokenizer.json");
+	const char *bin = asset("llama2c/tokenizer.bin");
+	fte_vocab *v = NULL, *b = NULL;
+
+	if (path == NULL || bin == NULL)
+		return;
+	CHECK(fte_vocab_load(path, &v) == FTE_OK);
+	CHECK(fte_vocab_load(bin, &b) == FTE_OK);
+	if (v == NULL || b == NULL) {
+		fte_vocab_free(v);
+		fte_vocab_free(b);
+		return;
+	}
+	CHECK(v->kind == FTE_VOCAB_SPM && v->n_tokens == 32000 && v->n_merges == 0);
+	CHECK(v->bos_id == 1 && v->eos_id == 2 && v->unk_id == 0 && v->add_bos == 1);
+	CHECK(v->types[1] == FTE_TOKEN_CONTROL && v->types[0] == FTE_TOKEN_UNKNOWN);
+	CHECK(v->types[3 + 0x41] == FTE_TOKEN_BYTE && v->types[29871] == FTE_TOKEN_NORMAL);
+	CHECK_STR(v->tokens[29871], "\xe2\x96\x81");
+	CHECK(b->n_tokens == 32000);
+	/* scores derived from merge ranks order tokens as SentencePiece's own
+	 * scores (tokenizer.bin) do */
+	int same = 0, pieces = 0, disagree = 0;
+	for (int i = 259; i < 32000; i++) {
+		same += strcmp(v->tokens[i], b->tokens[i]) == 0;
+		if (i > 259 && v->scores[i] > -(float)61249 && v->scores[i - 1] > -(float)61249 &&
+		    b->scores[i] > -1e8f && b->scores[i - 1] > -1e8f) {
+			pieces++;
+			disagree += (v->scores[i] - v->scores[i - 1]) * (b->scores[i] - b->scores[i - 1]) < 0;
+		}
+	}
+	printf("tinyllama vs tokenizer.bin: %d equal pieces, %d neighbours compared, %d disagree\n",
+	    same, pieces, disagree);
+	CHECK(same > 31700);
+	CHECK(pieces > 20000 && disagree == 0);
+	fte_vocab_free(v);
+	fte_vocab_free(b);
+	v = NULL;
+
+	CHECK(fte_vocab_load(asset("hf/tiny-gpt2"), &v) == FTE_OK);
+	if (v != NULL) {
+		CHECK(v->kind == FTE_VOCAB_BPE && v->n_tokens == 50257 && v->n_merges == 50000);
+		CHECK_STR(v->merges[0], "\xc4\xa0 t");
+		CHECK_STR(v->tokens[50256], "<|endoftext|>");
+		CHECK(v->eos_id == 50256 && v->add_bos == 0);
+		CHECK_STR(v->pre, "gpt-2");
+		CHECK(v->scores[100] == 0.0f);
+		fte_vocab_free(v);
+		v = NULL;
+	}
+	CHECK(fte_vocab_load(asset("tokenizers/smollm2-135m-instruct/tokenizer.json"), &v) == FTE_OK);
+	if (v != NULL) {
+		CHECK(v->kind == FTE_VOCAB_BPE && v->n_tokens == 49152 && v->n_merges == 48900);
+		CHECK_STR(v->pre, "smollm");
+		CHECK(v->types[0] == FTE_TOKEN_CONTROL);
+		fte_vocab_free(v);
+	}
+}
+
+static void
+file_write(const char *path, const void *p, size_t n)
+{
+	FILE *fp = fopen(path, "wb");
+
+	CHECK(fp != NULL);
+	if (fp != NULL) {
+		CHECK(fwrite(p, 1, n, fp) == n);
+		fclose(fp);
+	}
+}
+
+static void
+test_bad(void)
+{
+	fte_vocab *v = NULL;
+	fte_gguf_file *f = NULL;
+	/* max_len 4, then (score, len, bytes): "ab", then a token cut short */
+	static const unsigned char bin[] = {4, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 'a', 'b',
+	    0, 0, 0, 0, 3, 0, 0, 0, 'c'};
+	static const unsigned char bad_utf8[] = {4, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0xc3, 0x28};
+
+	file_write(tmp_path("cut.bin"), bin, sizeof(bin));
+	CHECK(fte_vocab_load(tmp_path("cut.bin"), &v) == FTE_EFORMAT);
+	CHECK(strstr(fte_last_error(), "cut.bin") != NULL);
+	file_write(tmp_path("utf8.bin"), bad_utf8, sizeof(bad_utf8));
+	CHECK(fte_vocab_load(tmp_path("utf8.bin"), &v) == FTE_EFORMAT);
+	CHECK(strstr(fte_last_error(), "UTF-8") != NULL);
+	const char *uni = "{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}";
+	file_write(tmp_path("uni.json"), uni, strlen(uni));
+	CHECK(fte_vocab_load(tmp_path("uni.json"), &v) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "Unigram") != NULL);
+	file_write(tmp_path("bad.json"), "{\"model\": ", 10);
+	CHECK(fte_vocab_load(tmp_path("bad.json"), &v) == FTE_EFORMAT);
+	CHECK(v == NULL);
+
+	/* GGUF files: bad magic, truncated metadata, data past the end */
+	CHECK(fte_gguf_open(tmp_path("cut.bin"), &f) == FTE_EFORMAT);
+	fte_model *m = NULL;
+	CHECK(fte_model_load(fixture_dir("llama_tied"), &m) == FTE_OK);
+	if (m == NULL)
+		return;
+	v = vocab_make(64);
+	CHECK(fte_gguf_save(m, v, tmp_path("ok.gguf"), FTE_GGUF_F32) == FTE_OK);
+	fte_vocab_free(v);
+	fte_model_free(m);
+	FILE *fp = fopen(tmp_path("ok.gguf"), "rb");
+	unsigned char *buf = malloc(1 << 20);
+	size_t n = fp ? fread(buf, 1, 1 << 20, fp) : 0;
+	if (fp)
+		fclose(fp);
+	CHECK(n > 1000);
+	size_t cuts[] = {30, 200, 2000, n - 100};
+	for (int i = 0; i < 4; i++) {
+		file_write(tmp_path("cut.gguf"), buf, cuts[i]);
+		CHECK(fte_gguf_open(tmp_path("cut.gguf"), &f) == FTE_EFORMAT);
+		CHECK(strstr(fte_last_error(), "cut.gguf") != NULL);
+	}
+	buf[8] = 0xff;                      /* a tensor count far beyond the file */
+	buf[15] = 0x7f;
+	file_write(tmp_path("cut.gguf"), buf, n);
+	CHECK(fte_gguf_open(tmp_path("cut.gguf"), &f) == FTE_EFORMAT);
+	free(buf);
+}
+
+int
+main(void)
+{
+	CHECK(mkdtemp(tmp_root) != NULL);
+	test_hf_model();
+	test_bad();
+	test_llama2c();
+	test_vocab_json();
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
+	CHECK(system(cmd) == 0);
+	return ft_test_done();
+}
