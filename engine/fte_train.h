@@ -65,13 +65,16 @@ typedef struct fte_train_config {
 	int warmup_steps;    /* lr rises linearly from 0 over these steps */
 	int total_steps;     /* for the linear and cosine schedules */
 	uint64_t seed;       /* LoRA init and dropout */
+	int recompute;       /* nonzero: keep only each layer's input and rerun
+	                      * the layer's forward in backward (about a third
+	                      * more compute, activations / n_layers) */
 	fte_lora_config lora;
 } fte_train_config;
 
 /* fte_train_config_default fills cfg with defaults: B 1, T 256, lr 1e-4,
  * betas 0.9/0.999, eps 1e-8, weight decay 0, no decay of 1-D tensors, no
- * clipping (0), constant schedule, no warmup, seed 1234, no LoRA (rank 0,
- * alpha 16, dropout 0, targets q and v). */
+ * clipping (0), constant schedule, no warmup, seed 1234, no recomputation,
+ * no LoRA (rank 0, alpha 16, dropout 0, targets q and v). */
 void fte_train_config_default(fte_train_config *cfg);
 
 /* fte_lora_targets_parse turns a comma-separated list of q,k,v,o,gate,up,

@@ -409,7 +409,7 @@ ftengine_train(int argc, char **argv)
 	static const char *const known[] = { "model", "tokens", "steps", "lr",
 		"weight-decay", "beta1", "beta2", "eps", "clip", "schedule", "warmup",
 		"lora-rank", "lora-alpha", "lora-dropout", "lora-targets", "seed",
-		"out", "json!", "threads", "decay-norms!", NULL };
+		"out", "json!", "threads", "decay-norms!", "recompute!", NULL };
 	opts o = { argc, argv, "train", 0 };
 	const char *model = opt_str(&o, "model", NULL), *tokens = opt_str(&o, "tokens", NULL);
 	const char *out = opt_str(&o, "out", NULL);
@@ -427,6 +427,7 @@ ftengine_train(int argc, char **argv)
 	tc.lr = (float)opt_num(&o, "lr", -1);
 	tc.weight_decay = (float)opt_num(&o, "weight-decay", 0.0);
 	tc.decay_1d = opt_flag(&o, "decay-norms");
+	tc.recompute = opt_flag(&o, "recompute");
 	tc.beta1 = (float)opt_num(&o, "beta1", 0.9);
 	tc.beta2 = (float)opt_num(&o, "beta2", 0.999);
 	tc.eps = (float)opt_num(&o, "eps", 1e-8);
@@ -450,7 +451,8 @@ ftengine_train(int argc, char **argv)
 		fprintf(stderr, "usage: ftengine train --model PATH --tokens FILE --steps N --lr LR "
 		    "[--weight-decay W] [--beta1 B1] [--beta2 B2] [--eps E] [--clip C] "
 		    "[--schedule constant|linear|cosine] [--warmup K] [--lora-rank R "
-		    "--lora-alpha A --lora-targets LIST] [--seed S] [--out DIR] [--json]\n");
+		    "--lora-alpha A --lora-targets LIST [--lora-dropout P]] [--seed S] "
+		    "[--decay-norms] [--recompute] [--threads K] [--out DIR] [--json]\n");
 		return 2;
 	}
 	if (threads_apply(&o) != 0)
@@ -765,7 +767,7 @@ ftengine_bench(int argc, char **argv)
 {
 	static const char *const known[] = { "preset", "arch", "layers", "dim",
 		"heads", "kv-heads", "ffn", "vocab", "seq-len", "batch", "seq", "steps",
-		"warmup", "lora-rank", "lora-targets", "threads", "json!", NULL };
+		"warmup", "lora-rank", "lora-targets", "threads", "json!", "recompute!", NULL };
 	opts o = { argc, argv, "bench", 0 };
 	fte_config c;
 	fte_train_config tc;
@@ -788,6 +790,7 @@ ftengine_bench(int argc, char **argv)
 	tc.batch = B;
 	tc.seq = T;
 	tc.lr = 1e-5f;
+	tc.recompute = opt_flag(&o, "recompute");
 	tc.lora.rank = (int)opt_int(&o, "lora-rank", 0);
 	tc.lora.alpha = 2.0f * tc.lora.rank;
 	tc.lora.targets = FTE_LORA_ALL;

@@ -26,7 +26,7 @@ fte_model_loss(fte_model *m, const int *tokens, int n, double *sum, int *count)
 		if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
 			return fte_error_set(FTE_EINVAL, "loss: token %d outside the vocabulary (%d)",
 			    tokens[i], c->vocab_size);
-	if ((rc = fte__acts_create(c, 1, n - 1, 0, 0.0f, 0, &a)) != FTE_OK)
+	if ((rc = fte__acts_create(c, 1, n - 1, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK)
 		return rc;
 	for (int i = 0; i < n - 1; i++)
 		a.dloss[i] = 1.0f;

@@ -103,7 +103,8 @@ fte_train_memory(const fte_config *mc, const fte_train_config *c, fte_memory *ou
 		return rc;
 	base = fte__config_num_params(mc);
 	tr = r > 0 ? fte__lora_numel(mc, c->lora.rank, c->lora.targets) : base;
-	acts = fte__acts_floats(mc, c->batch, c->seq, c->lora.rank, c->lora.dropout, 1);
+	acts = fte__acts_floats(mc, c->batch, c->seq, c->lora.rank, c->lora.dropout,
+	    c->recompute ? ACTS_RECOMPUTE : ACTS_TRAIN);
 	out->weights = (base + (r > 0 ? tr : 0)) * sizeof(float);
 	out->grads = tr * sizeof(float);
 	out->optimizer = 2 * tr * sizeof(float);
@@ -212,7 +213,8 @@ fte_trainer_create(fte_model *m, const fte_train_config *cfg, fte_trainer **out)
 		    t->n_floats);
 	}
 	if ((rc = fte__acts_create(&m->cfg, cfg->batch, cfg->seq, cfg->lora.rank,
-	    cfg->lora.dropout, 1, &t->acts)) != FTE_OK) {
+	    cfg->lora.dropout, cfg->recompute ? ACTS_RECOMPUTE : ACTS_TRAIN,
+	    &t->acts)) != FTE_OK) {
 		fte_trainer_free(t);
 		return rc;
 	}
@@ -342,7 +344,7 @@ backward_run(fte_trainer *t, const fte_batch *micro, int n, float *logits,
 		sum += fte__forward(t->m, lo, a, b->tokens, b->targets, b->segments,
 		    b->B, b->T, logits, &t->rng);
 		fte__backward(t->m, &t->g, lo, &t->glora, a, b->tokens, b->targets,
-		    b->B, b->T);
+		    b->segments, b->B, b->T);
 	}
 	*loss = (float)sum;
 	*tokens = (int)count;

@@ -23,13 +23,14 @@ imax(int a, int b)
  * only the sizes count. Returns the total in floats. */
 static size_t
 acts_fields(const fte_config *c, int B, int T, int r, float dropout,
-    int train, fte__acts *a)
+    int mode, fte__acts *a)
 {
+	int train = mode != ACTS_INFER;
 	size_t N = (size_t)B * T, C = c->dim, L = c->n_layers;
 	size_t HD = (size_t)c->n_heads * c->head_dim;
 	size_t KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn_dim;
 	size_t V = c->vocab_size, H = c->n_heads;
-	size_t Lm = train ? L : 1, maxin = (size_t)imax(imax(c->dim, c->ffn_dim), (int)HD);
+	size_t Lm = mode == ACTS_TRAIN ? L : 1, maxin = (size_t)imax(imax(c->dim, c->ffn_dim), (int)HD);
 	size_t total = 0;
 	fte__acts dummy;
 
@@ -80,14 +81,14 @@ acts_fields(const fte_config *c, int B, int T, int r, float dropout,
 
 size_t
 fte__acts_floats(const fte_config *c, int B, int T, int lora_rank,
-    float lora_dropout, int train)
+    float lora_dropout, int mode)
 {
-	return acts_fields(c, B, T, lora_rank, lora_dropout, train, NULL);
+	return acts_fields(c, B, T, lora_rank, lora_dropout, mode, NULL);
 }
 
 int
 fte__acts_create(const fte_config *c, int B, int T, int lora_rank,
-    float lora_dropout, int train, fte__acts *a)
+    float lora_dropout, int mode, fte__acts *a)
 {
 	fte__acts x;
 	size_t n;
@@ -100,7 +101,7 @@ fte__acts_create(const fte_config *c, int B, int T, int lora_rank,
 		&x.lora_dxa };
 
 	memset(&x, 0, sizeof(x));
-	n = acts_fields(c, B, T, lora_rank, lora_dropout, train, &x);
+	n = acts_fields(c, B, T, lora_rank, lora_dropout, mode, &x);
 	/* calloc: untouched padding never holds NaN that a kernel might read */
 	x.mem = calloc(n, sizeof(float));
 	x.pos = calloc((size_t)B * T, sizeof(int));
@@ -116,7 +117,8 @@ fte__acts_create(const fte_config *c, int B, int T, int lora_rank,
 	x.B = B;
 	x.T = T;
 	x.lora_rank = lora_rank;
-	x.ls = train ? 1 : 0;
+	x.ls = mode == ACTS_TRAIN;
+	x.res_ls = mode != ACTS_INFER;
 	*a = x;
 	return FTE_OK;
 }
@@ -211,7 +213,7 @@ linear_backward(const fte_model *m, const fte__lora *lo, const fte__lora *gl,
 static float *
 res_last(const fte_config *c, const fte__acts *a)
 {
-	return a->res + (size_t)c->n_layers * a->ls * a->B * a->T * c->dim;
+	return a->res + (size_t)c->n_layers * a->res_ls * a->B * a->T * c->dim;
 }
 
 /* Per-layer slices of the saved activations. */
@@ -228,8 +230,8 @@ layer_acts_get(const fte_config *c, const fte__acts *a, int l, layer_acts *s)
 	size_t KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn_dim;
 	size_t TT = (size_t)a->B * c->n_heads * a->T * a->T;
 
-	s->x = a->res + ls * N * C;
-	s->y = a->res + (a->ls ? (size_t)(l + 1) : 0) * N * C;
+	s->x = a->res + (size_t)l * a->res_ls * N * C;
+	s->y = a->res + (size_t)(l + 1) * a->res_ls * N * C;
 	s->res_mid = a->res_mid + ls * N * C;
 	s->ln1 = a->ln1 + ls * N * C;
 	s->ln1_mean = a->ln1_mean + ls * N;
@@ -247,6 +249,46 @@ layer_acts_get(const fte_config *c, const fte__acts *a, int l, layer_acts *s)
 	s->hact = a->hact + ls * N * F;
 }
 
+/* layer_forward runs layer l: res[l] -> res[l+1], saving what backward
+ * needs in l's slices. */
+static void
+layer_forward(const fte_model *m, const fte__lora *lo, fte__acts *a, int l,
+    const int *segments, int B, int T, uint64_t *rng)
+{
+	const fte_config *c = &m->cfg;
+	const fte__layer *lw = &m->w.layer[l];
+	int N = B * T, C = c->dim, F = c->ffn_dim;
+	int H = c->n_heads, K = c->n_kv_heads, D = c->head_dim;
+	int HD = H * D, KD = K * D, llama = c->arch == FTE_ARCH_LLAMA;
+	layer_acts s;
+
+	layer_acts_get(c, a, l, &s);
+	norm_forward(c, s.ln1, s.ln1_mean, s.ln1_rstd, s.x, lw->attn_norm_w,
+	    lw->attn_norm_b, N);
+	linear_forward(m, lo, a, s.q, s.ln1, lw->wq, lw->bq, N, C, HD, l, LORA_Q, rng);
+	linear_forward(m, lo, a, s.k, s.ln1, lw->wk, lw->bk, N, C, KD, l, LORA_K, rng);
+	linear_forward(m, lo, a, s.v, s.ln1, lw->wv, lw->bv, N, C, KD, l, LORA_V, rng);
+	if (llama) {
+		rope_forward(s.q, a->pos, N, H, D, c->rope_theta, c->rope_style);
+		rope_forward(s.k, a->pos, N, K, D, c->rope_theta, c->rope_style);
+	}
+	attention_forward(s.atty, s.att, s.q, s.k, s.v, segments, B, T, H, K, D);
+	linear_forward(m, lo, a, a->tmp, s.atty, lw->wo, lw->bo, N, HD, C, l, LORA_O, rng);
+	residual_forward(s.res_mid, s.x, a->tmp, (size_t)N * C);
+	norm_forward(c, s.ln2, s.ln2_mean, s.ln2_rstd, s.res_mid, lw->ffn_norm_w,
+	    lw->ffn_norm_b, N);
+	if (llama) {
+		linear_forward(m, lo, a, s.gate, s.ln2, lw->w_gate, NULL, N, C, F, l, LORA_GATE, rng);
+		linear_forward(m, lo, a, s.up, s.ln2, lw->w_up, NULL, N, C, F, l, LORA_UP, rng);
+		swiglu_forward(s.hact, s.gate, s.up, (size_t)N * F);
+	} else {
+		linear_forward(m, lo, a, s.up, s.ln2, lw->w_up, lw->b_up, N, C, F, l, LORA_UP, rng);
+		gelu_forward(s.hact, s.up, (size_t)N * F);
+	}
+	linear_forward(m, lo, a, a->tmp, s.hact, lw->w_down, lw->b_down, N, F, C, l, LORA_DOWN, rng);
+	residual_forward(s.y, s.res_mid, a->tmp, (size_t)N * C);
+}
+
 double
 fte__forward(const fte_model *m, const fte__lora *lo, fte__acts *a,
     const int *tokens, const int *targets, const int *segments, int B, int T,
@@ -254,9 +296,7 @@ fte__forward(const fte_model *m, const fte__lora *lo, fte__acts *a,
 {
 	const fte_config *c = &m->cfg;
 	const fte__weights *w = &m->w;
-	int N = B * T, C = c->dim, F = c->ffn_dim, V = c->vocab_size;
-	int H = c->n_heads, K = c->n_kv_heads, D = c->head_dim;
-	int HD = H * D, KD = K * D, llama = c->arch == FTE_ARCH_LLAMA;
+	int N = B * T, C = c->dim, V = c->vocab_size;
 	double sum = 0.0;
 
 	/* positions restart where a packed document begins */
@@ -274,34 +314,8 @@ fte__forward(const fte_model *m, const fte__lora *lo, fte__acts *a,
 		residual_forward(a->res, a->res, a->tmp, (size_t)N * C);
 	}
 	for (int l = 0; l < c->n_layers; l++) {
-		const fte__layer *lw = &w->layer[l];
-		layer_acts s;
-
-		layer_acts_get(c, a, l, &s);
-		norm_forward(c, s.ln1, s.ln1_mean, s.ln1_rstd, s.x, lw->attn_norm_w,
-		    lw->attn_norm_b, N);
-		linear_forward(m, lo, a, s.q, s.ln1, lw->wq, lw->bq, N, C, HD, l, LORA_Q, rng);
-		linear_forward(m, lo, a, s.k, s.ln1, lw->wk, lw->bk, N, C, KD, l, LORA_K, rng);
-		linear_forward(m, lo, a, s.v, s.ln1, lw->wv, lw->bv, N, C, KD, l, LORA_V, rng);
-		if (llama) {
-			rope_forward(s.q, a->pos, N, H, D, c->rope_theta, c->rope_style);
-			rope_forward(s.k, a->pos, N, K, D, c->rope_theta, c->rope_style);
-		}
-		attention_forward(s.atty, s.att, s.q, s.k, s.v, segments, B, T, H, K, D);
-		linear_forward(m, lo, a, a->tmp, s.atty, lw->wo, lw->bo, N, HD, C, l, LORA_O, rng);
-		residual_forward(s.res_mid, s.x, a->tmp, (size_t)N * C);
-		norm_forward(c, s.ln2, s.ln2_mean, s.ln2_rstd, s.res_mid, lw->ffn_norm_w,
-		    lw->ffn_norm_b, N);
-		if (llama) {
-			linear_forward(m, lo, a, s.gate, s.ln2, lw->w_gate, NULL, N, C, F, l, LORA_GATE, rng);
-			linear_forward(m, lo, a, s.up, s.ln2, lw->w_up, NULL, N, C, F, l, LORA_UP, rng);
-			swiglu_forward(s.hact, s.gate, s.up, (size_t)N * F);
-		} else {
-			linear_forward(m, lo, a, s.up, s.ln2, lw->w_up, lw->b_up, N, C, F, l, LORA_UP, rng);
-			gelu_forward(s.hact, s.up, (size_t)N * F);
-		}
-		linear_forward(m, lo, a, a->tmp, s.hact, lw->w_down, lw->b_down, N, F, C, l, LORA_DOWN, rng);
-		residual_forward(s.y, s.res_mid, a->tmp, (size_t)N * C);
+		a->layer_rng[l] = rng != NULL ? *rng : 0;
+		layer_forward(m, lo, a, l, segments, B, T, rng);
 	}
 	norm_forward(c, a->lnf, a->lnf_mean, a->lnf_rstd, res_last(c, a),
 	    w->norm_w, w->norm_b, N);
@@ -325,7 +339,7 @@ zero(float *p, size_t n)
 void
 fte__backward(const fte_model *m, const fte__weights *g, const fte__lora *lo,
     const fte__lora *gl, fte__acts *a, const int *tokens, const int *targets,
-    int B, int T)
+    const int *segments, int B, int T)
 {
 	const fte_config *c = &m->cfg;
 	const fte__weights *w = &m->w;
@@ -346,6 +360,12 @@ fte__backward(const fte_model *m, const fte__weights *g, const fte__lora *lo,
 		const fte__layer *lg = &g->layer[l];
 		layer_acts s;
 
+		if (!a->ls) {
+			/* recompute this layer's activations, replaying its dropout */
+			uint64_t rng = a->layer_rng[l];
+
+			layer_forward(m, lo, a, l, segments, B, T, &rng);
+		}
 		layer_acts_get(c, a, l, &s);
 		/* MLP; dres is the gradient of this layer's output */
 		zero(a->dhact, NF);

@@ -96,7 +96,11 @@ void fte__lora_name(const fte_config *c, int l, int mod, char *buf, size_t len);
 typedef struct fte__acts {
 	int B, T, lora_rank;
 	int ls;                      /* 1: per-layer tensors kept for backward;
-	                              * 0: one layer's worth reused (inference) */
+	                              * 0: one layer's worth reused (inference,
+	                              * or recomputed in backward) */
+	int res_ls;                  /* 1: every layer's input kept */
+	uint64_t layer_rng[FTE_MAX_LAYERS]; /* dropout state at each layer,
+	                              * replayed when recomputing */
 	float *mem;
 	size_t n_floats;
 	float *res;                  /* (L+1, N, C) */
@@ -122,12 +126,17 @@ typedef struct fte__acts {
 	int *pos;                    /* (N) position of each token */
 } fte__acts;
 
+/* Activation modes: inference (forward only, one layer's worth reused),
+ * training (every layer saved), training with recomputation (only layer
+ * inputs saved; backward reruns each layer's forward). */
+enum { ACTS_INFER, ACTS_TRAIN, ACTS_RECOMPUTE };
+
 /* fte__acts_floats returns the floats activations for (B, T) need; the
  * single source for fte_train_memory and fte__acts_create. */
 size_t fte__acts_floats(const fte_config *c, int B, int T, int lora_rank,
-    float lora_dropout, int train);
+    float lora_dropout, int mode);
 int fte__acts_create(const fte_config *c, int B, int T, int lora_rank,
-    float lora_dropout, int train, fte__acts *a);
+    float lora_dropout, int mode, fte__acts *a);
 void fte__acts_free(fte__acts *a);
 
 /* fte__forward runs the model on a micro-batch (tokens, targets and
@@ -139,11 +148,12 @@ double fte__forward(const fte_model *m, const fte__lora *lora, fte__acts *a,
     const int *tokens, const int *targets, const int *segments, int B, int T,
     float *logits_copy, uint64_t *rng);
 
-/* fte__backward accumulates gradients for the last forward: g (may have NULL
- * tensors: frozen) and, when lora is not NULL, gl's adapter gradients. */
+/* fte__backward accumulates gradients for the last forward (same batch
+ * arguments): g (may have NULL tensors: frozen) and, when lora is not NULL,
+ * gl's adapter gradients. */
 void fte__backward(const fte_model *m, const fte__weights *g,
     const fte__lora *lora, const fte__lora *gl, fte__acts *a,
-    const int *tokens, const int *targets, int B, int T);
+    const int *tokens, const int *targets, const int *segments, int B, int T);
 
 /* fte__lora_forward: out[N,outd] += scale * drop(x) @ A^T @ B^T, saving
  * xa = scale * drop(x) @ A^T and, with dropout, the mask (0 or 1/(1-p)).

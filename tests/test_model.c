@@ -150,10 +150,14 @@ setup_load(const char *name, setup *s)
 	s->tc.beta2 = cf[4];
 	s->tc.eps = cf[5];
 	s->tc.weight_decay = cf[6];
-	s->tc.decay_1d = 1;        /* torch.optim.AdamW decays every tensor */
 	s->tc.lora.rank = ci[15];
 	s->tc.lora.targets = (unsigned)ci[16];
 	s->tc.lora.alpha = cf[7];
+	s->tc.schedule = ci[18];
+	s->tc.warmup_steps = ci[19];
+	s->tc.total_steps = ci[20];
+	s->tc.decay_1d = ci[21];
+	s->tc.clip = cf[8];
 	s->tokens = fx_get(&s->fx, "tokens")->data;
 	s->targets = fx_get(&s->fx, "targets")->data;
 	s->segments = s->packed ? fx_get(&s->fx, "segments")->data : NULL;
@@ -206,6 +210,27 @@ trainer_from(setup *s, fte_model *m)
 				memcpy(p->data, init, p->numel * sizeof(float));
 		}
 	return t;
+}
+
+/* check_merge: the merged model alone gives the adapted model's logits. */
+static void
+check_merge(setup *s, fte_model *m, fte_trainer *t)
+{
+	size_t nl = (size_t)s->B * s->T * s->mc.vocab_size;
+	float *a = malloc(nl * sizeof(float)), *b = malloc(nl * sizeof(float)), la, lb;
+	fte_train_config full = s->tc;
+	fte_trainer *t2;
+
+	CHECK(fte_trainer_backward(t, &s->batch, 1, a, &la) == FTE_OK);
+	CHECK(fte_trainer_lora_merge(t) == FTE_OK);
+	full.lora.rank = 0;
+	CHECK(fte_trainer_create(m, &full, &t2) == FTE_OK);
+	CHECK(fte_trainer_backward(t2, &s->batch, 1, b, &lb) == FTE_OK);
+	CHECK(rel_err("merged model logits", b, a, nl, 1) <= 1e-5);
+	CHECK(fte_trainer_lora_merge(t2) == FTE_EINVAL);
+	fte_trainer_free(t2);
+	free(a);
+	free(b);
 }
 
 /* check_case: logits, loss, gradients and the loss curve against PyTorch. */
@@ -273,6 +298,7 @@ check_case(const char *name)
 		CHECK(memcmp(base_copy, fte_model_tensor(m, 0)->data,
 		    fte_model_num_params(m) * sizeof(float)) == 0);
 		free(base_copy);
+		check_merge(&s, m, t);
 	}
 	free(logits);
 	fte_trainer_free(t);
@@ -320,6 +346,52 @@ check_all_masked(void)
 		CHECK(st.loss == 0.0f && st.tokens == 0 && isfinite(st.grad_norm));
 		CHECK(isfinite(fte_model_tensor(m, 0)->data[0]));
 	}
+	fte_trainer_free(t);
+	fte_model_free(m);
+	fixture_free(&s.fx);
+}
+
+static int
+progress_stop_at_2(void *arg, const fte_step_stats *st)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	return st->step == 2;
+}
+
+/* The abort flag stops a step before it changes anything; the progress
+ * callback sees every step and can cancel. */
+static void
+check_abort_progress(void)
+{
+	setup s;
+	fte_model *m;
+	fte_trainer *t;
+	atomic_int flag = 0;
+	int calls = 0;
+	float *copy;
+	size_t n;
+
+	printf("abort flag and progress callback\n");
+	if (setup_load("llama", &s) != 0 || (m = model_from(&s)) == NULL ||
+	    (t = trainer_from(&s, m)) == NULL) {
+		CHECK(0);
+		return;
+	}
+	fte_trainer_set_progress(t, progress_stop_at_2, &calls);
+	fte_trainer_set_abort(t, &flag);
+	CHECK(fte_trainer_step(t, &s.batch, 1, NULL) == FTE_OK);
+	CHECK(fte_trainer_step(t, &s.batch, 1, NULL) == FTE_ECANCELED);
+	CHECK(calls == 2 && fte_trainer_steps(t) == 2);
+	n = fte_model_num_params(m);
+	copy = malloc(n * sizeof(float));
+	memcpy(copy, fte_model_tensor(m, 0)->data, n * sizeof(float));
+	atomic_store(&flag, 1);
+	CHECK(fte_trainer_step(t, &s.batch, 1, NULL) == FTE_ECANCELED);
+	CHECK(fte_trainer_steps(t) == 2 && calls == 2);
+	CHECK(memcmp(copy, fte_model_tensor(m, 0)->data, n * sizeof(float)) == 0);
+	free(copy);
 	fte_trainer_free(t);
 	fte_model_free(m);
 	fixture_free(&s.fx);
@@ -419,6 +491,59 @@ check_resume(const char *name, float dropout)
 	fixture_free(&s.fx);
 }
 
+/* Recomputing activations in backward gives bit-identical gradients and
+ * losses (dropout masks replayed) with less activation memory. */
+static void
+check_recompute(const char *name, float dropout)
+{
+	setup s;
+	fte_model *m[2];
+	fte_trainer *t[2];
+	float loss[2][3];
+	fte_memory mem[2];
+	int same = 1;
+
+	printf("activation recomputation (%s, dropout %.1f)\n", name, dropout);
+	if (setup_load(name, &s) != 0) {
+		CHECK(0);
+		return;
+	}
+	s.tc.lora.dropout = dropout;
+	for (int i = 0; i < 2; i++) {
+		s.tc.recompute = i;
+		CHECK(fte_train_memory(&s.mc, &s.tc, &mem[i]) == FTE_OK);
+		m[i] = model_from(&s);
+		t[i] = m[i] ? trainer_from(&s, m[i]) : NULL;
+		if (t[i] == NULL) {
+			CHECK(0);
+			return;
+		}
+		for (int j = 0; j < 3; j++) {
+			fte_step_stats st;
+
+			CHECK(fte_trainer_step(t[i], &s.batch, 1, &st) == FTE_OK);
+			loss[i][j] = st.loss;
+		}
+	}
+	CHECK(memcmp(loss[0], loss[1], sizeof(loss[0])) == 0);
+	for (int k = 0; k < fte_trainer_num_trainable(t[0]); k++) {
+		fte_tensor *g0, *g1;
+
+		CHECK(fte_trainer_trainable(t[0], k, NULL, &g0) == FTE_OK);
+		CHECK(fte_trainer_trainable(t[1], k, NULL, &g1) == FTE_OK);
+		same &= memcmp(g0->data, g1->data, g0->numel * sizeof(float)) == 0;
+	}
+	CHECK(same);
+	CHECK(mem[1].activations < mem[0].activations);
+	printf("  activations %zu -> %zu bytes, losses %.7f %.7f %.7f\n", mem[0].activations,
+	    mem[1].activations, loss[1][0], loss[1][1], loss[1][2]);
+	for (int i = 0; i < 2; i++) {
+		fte_trainer_free(t[i]);
+		fte_model_free(m[i]);
+	}
+	fixture_free(&s.fx);
+}
+
 static void
 check_init_and_memory(void)
 {
@@ -465,12 +590,17 @@ main(void)
 	check_case("llama");
 	check_case("gpt2");
 	check_case("llama_packed");
+	check_case("llama_sched");
+	check_case("gpt2_sched");
 	check_case("llama_lora");
 	check_case("gpt2_lora");
 	check_all_masked();
+	check_abort_progress();
 	check_accumulation();
 	check_resume("llama", 0.0f);
 	check_resume("gpt2_lora", 0.1f);
+	check_recompute("llama_packed", 0.0f);
+	check_recompute("gpt2_lora", 0.1f);
 	check_init_and_memory();
 	return ft_test_done();
 }

@@ -1,0 +1,47 @@
+#!/bin/bash
+# bench.sh - ftengine against PyTorch on the same configurations: SmolLM-135M
+# and GPT-2 small shapes, batch 4 x 256 tokens, full fine-tuning and LoRA
+# (rank 16 on every linear layer of the blocks).  PyTorch runs when
+# /usr/bin/python3 can import torch, with OMP_WAIT_POLICY=PASSIVE (its
+# OpenMP threads otherwise spin against each other's work).
+#
+#   bench/bench.sh [path/to/ftengine]     env: STEPS (3), BATCH (4), SEQ (256), THREADS (nproc)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+FTE=${1:-$here/../build/engine/ftengine}
+STEPS=${STEPS:-3}
+BATCH=${BATCH:-4}
+SEQ=${SEQ:-256}
+THREADS=${THREADS:-$(nproc)}
+have_torch=0
+/usr/bin/python3 -c "import torch" 2>/dev/null && have_torch=1
+
+get() { sed -n "s/.*\"$1\": *\([-0-9.e]*\).*/\1/p"; }
+
+printf "%-12s %-5s %12s %10s %7s %9s | %12s %10s %9s | %6s\n" preset mode "tok/s" "ms/step" "MFU" "RSS MB" \
+    "torch tok/s" "ms/step" "RSS MB" ratio
+for preset in smollm-135m gpt2-124m; do
+	for mode in full lora; do
+		lora=()
+		[ "$mode" = lora ] && lora=(--lora-rank 16)
+		ours=$("$FTE" bench --preset "$preset" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" \
+		    --threads "$THREADS" "${lora[@]}" --lora-targets all --json)
+		tps=$(echo "$ours" | get tokens_per_s)
+		ms=$(echo "$ours" | get ms_per_step)
+		mfu=$(echo "$ours" | get mfu)
+		rss=$(echo "$ours" | get peak_rss_mb)
+		ttps="-" tms="-" trss="-" ratio="-"
+		if [ "$have_torch" = 1 ]; then
+			theirs=$(OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$here/torch_bench.py" \
+			    --preset "$preset" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" \
+			    --threads "$THREADS" "${lora[@]}" --json)
+			ttps=$(echo "$theirs" | get tokens_per_s)
+			tms=$(echo "$theirs" | get ms_per_step)
+			trss=$(echo "$theirs" | get peak_rss_mb)
+			ratio=$(awk -v a="$tps" -v b="$ttps" 'BEGIN { printf "%.2fx", a / b }')
+			ttps=$(printf "%.1f" "$ttps"); tms=$(printf "%.0f" "$tms"); trss=$(printf "%.0f" "$trss")
+		fi
+		printf "%-12s %-5s %12.1f %10.0f %6.1f%% %9.0f | %12s %10s %9s | %6s\n" "$preset" "$mode" \
+		    "$tps" "$ms" "$(awk -v m="$mfu" 'BEGIN { print 100 * m }')" "$rss" "$ttps" "$tms" "$trss" "$ratio"
+	done
+done

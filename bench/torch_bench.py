@@ -1,0 +1,178 @@
+#!/usr/bin/python3
+"""PyTorch reference for `ftengine bench`: the same shapes, batch and steps,
+full fine-tuning with AdamW or LoRA (frozen base, adapters on every linear
+layer of the blocks), eager mode as Hugging Face runs on a CPU.
+
+    OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_bench.py \
+        --preset smollm-135m --batch 4 --seq 256 --steps 3 [--lora-rank 16] [--json]
+
+Prints tokens/s, ms/step and peak RSS (one JSON line with --json).
+"""
+import argparse
+import json
+import math
+import resource
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PRESETS = {
+    "smollm-135m": dict(arch="llama", layers=30, dim=576, heads=9, kv_heads=3, ffn=1536, vocab=49152),
+    "gpt2-124m": dict(arch="gpt2", layers=12, dim=768, heads=12, kv_heads=12, ffn=3072, vocab=50257),
+}
+
+
+class Linear(nn.Module):
+    """nn.Linear with an optional LoRA adapter (PEFT's lora.Linear)."""
+
+    def __init__(self, i, o, bias, rank, alpha):
+        super().__init__()
+        self.base = nn.Linear(i, o, bias=bias)
+        self.rank = rank
+        if rank:
+            self.base.requires_grad_(False)
+            self.A = nn.Parameter(torch.empty(rank, i))
+            nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+            self.B = nn.Parameter(torch.zeros(o, rank))
+            self.scale = alpha / rank
+
+    def forward(self, x):
+        y = self.base(x)
+        if self.rank:
+            y = y + (x @ self.A.T @ self.B.T) * self.scale
+        return y
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class Block(nn.Module):
+    def __init__(self, c, rank, alpha):
+        super().__init__()
+        self.c = c
+        C, H, K, D, Fd = c["dim"], c["heads"], c["kv_heads"], c["dim"] // c["heads"], c["ffn"]
+        gpt2 = c["arch"] == "gpt2"
+        self.n1 = nn.LayerNorm(C) if gpt2 else RMSNorm(C)
+        self.n2 = nn.LayerNorm(C) if gpt2 else RMSNorm(C)
+        self.q = Linear(C, H * D, gpt2, rank, alpha)
+        self.k = Linear(C, K * D, gpt2, rank, alpha)
+        self.v = Linear(C, K * D, gpt2, rank, alpha)
+        self.o = Linear(H * D, C, gpt2, rank, alpha)
+        if gpt2:
+            self.up = Linear(C, Fd, True, rank, alpha)
+        else:
+            self.gate = Linear(C, Fd, False, rank, alpha)
+            self.up = Linear(C, Fd, False, rank, alpha)
+        self.down = Linear(Fd, C, gpt2, rank, alpha)
+
+    def forward(self, x, cos, sin, mask):
+        B, T, _ = x.shape
+        H, K = self.c["heads"], self.c["kv_heads"]
+        D = self.c["dim"] // H
+        h = self.n1(x)
+        q = self.q(h).view(B, T, H, D).transpose(1, 2)
+        k = self.k(h).view(B, T, K, D).transpose(1, 2)
+        v = self.v(h).view(B, T, K, D).transpose(1, 2)
+        if cos is not None:
+            def rot(t):
+                t1, t2 = t[..., : D // 2], t[..., D // 2:]
+                return t * cos + torch.cat([-t2, t1], -1) * sin
+            q, k = rot(q), rot(k)
+        if K != H:
+            k = k.repeat_interleave(H // K, dim=1)
+            v = v.repeat_interleave(H // K, dim=1)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(D)
+        att = att.masked_fill(mask, float("-inf")).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, H * D)
+        x = x + self.o(y)
+        h = self.n2(x)
+        if self.c["arch"] == "gpt2":
+            a = F.gelu(self.up(h), approximate="tanh")
+        else:
+            a = F.silu(self.gate(h)) * self.up(h)
+        return x + self.down(a)
+
+
+class Model(nn.Module):
+    def __init__(self, c, seq, rank, alpha):
+        super().__init__()
+        self.c = c
+        self.emb = nn.Embedding(c["vocab"], c["dim"])
+        self.pos = nn.Embedding(seq, c["dim"]) if c["arch"] == "gpt2" else None
+        self.blocks = nn.ModuleList(Block(c, rank, alpha) for _ in range(c["layers"]))
+        self.norm = nn.LayerNorm(c["dim"]) if c["arch"] == "gpt2" else RMSNorm(c["dim"])
+        if rank:
+            for p in (self.emb, self.norm, self.pos):
+                if p is not None:
+                    p.requires_grad_(False)
+            for b in self.blocks:
+                b.n1.requires_grad_(False)
+                b.n2.requires_grad_(False)
+        D = c["dim"] // c["heads"]
+        inv = 10000.0 ** (-torch.arange(0, D, 2).float() / D)
+        ang = torch.arange(seq).float()[:, None] * inv[None]
+        self.cos = torch.cat([ang.cos(), ang.cos()], -1) if self.pos is None else None
+        self.sin = torch.cat([ang.sin(), ang.sin()], -1) if self.pos is None else None
+        self.mask = torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1)
+
+    def forward(self, tokens):
+        T = tokens.shape[1]
+        x = self.emb(tokens)
+        if self.pos is not None:
+            x = x + self.pos.weight[:T]
+        cos = self.cos[:T] if self.cos is not None else None
+        sin = self.sin[:T] if self.sin is not None else None
+        for b in self.blocks:
+            x = b(x, cos, sin, self.mask[:T, :T])
+        return self.norm(x) @ self.emb.weight.T    # tied head
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--lora-rank", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    c = PRESETS[a.preset]
+    model = Model(c, a.seq, a.lora_rank, 2.0 * a.lora_rank)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    tokens = torch.randint(0, c["vocab"], (a.batch, a.seq))
+    targets = torch.randint(0, c["vocab"], (a.batch, a.seq))
+    for i in range(a.warmup + a.steps):
+        if i == a.warmup:
+            t0 = time.perf_counter()
+        loss = F.cross_entropy(model(tokens).view(-1, c["vocab"]), targets.view(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    ms = 1e3 * (time.perf_counter() - t0) / a.steps
+    out = {"tokens_per_s": a.batch * a.seq / (ms * 1e-3), "ms_per_step": ms,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+           "threads": torch.get_num_threads()}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print("torch %s %s: %.1f tokens/s, %.1f ms/step, peak RSS %.0f MB" % (
+            a.preset, "LoRA" if a.lora_rank else "full", out["tokens_per_s"], ms, out["peak_rss_mb"]))
+
+
+if __name__ == "__main__":
+    main()
