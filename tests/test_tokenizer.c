@@ -4,11 +4,13 @@
  * corpus, llama2.c tokenizer.bin against the same vocabulary's tokenizer.json,
  * special tokens, and clear errors for broken files.
  */
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdint.h>
 
 #include "ft_test.h"
 #include "fte.h"
+#include "ftengine.h"
 
 static char *
 read_all(const char *path, size_t *len)
@@ -404,6 +406,79 @@ test_bad_files(void)
 	CHECK(strstr(fte_last_error(), "/nonexistent/tokenizer.json") != NULL);
 }
 
+/* run_cli runs an ftengine subcommand with input on stdin and returns its
+ * exit status; its stdout is in *out (malloc'd). */
+static int
+run_cli(int (*fn)(int, char **), int argc, char **argv, const char *input, char **out)
+{
+	char in_path[64], out_path[64];
+	size_t len;
+	int rc;
+
+	snprintf(in_path, sizeof(in_path), "/tmp/test_tokenizer_%d_in", (int)getpid());
+	snprintf(out_path, sizeof(out_path), "/tmp/test_tokenizer_%d_out", (int)getpid());
+	FILE *f = fopen(in_path, "wb");
+	if (f == NULL)
+		return -1;
+	fputs(input, f);
+	fclose(f);
+	fflush(stdout);
+	int saved_in = dup(0), saved_out = dup(1);
+	int fi = open(in_path, O_RDONLY), fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fi, 0);
+	dup2(fo, 1);
+	close(fi);
+	close(fo);
+	clearerr(stdin);
+	rc = fn(argc, argv);
+	fflush(stdout);
+	dup2(saved_in, 0);
+	dup2(saved_out, 1);
+	close(saved_in);
+	close(saved_out);
+	clearerr(stdin);
+	*out = read_all(out_path, &len);
+	unlink(in_path);
+	unlink(out_path);
+	return rc;
+}
+
+static void
+test_cli(void)
+{
+	char *tok = (char *)ft_test_asset("llama2c/tok512.bin");
+	char *out = NULL;
+
+	CHECK(run_cli(ftengine_tokenize, 3, (char *[]){ "tokenize", "--tokenizer", tok, NULL },
+	    "Once upon a time", &out) == 0);
+	CHECK_STR(out, "1 403 407 261 378\n");
+	free(out);
+	CHECK(run_cli(ftengine_tokenize, 4, (char *[]){ "tokenize", "--tokenizer", tok, "--no-special", NULL },
+	    "Once upon a time", &out) == 0);
+	CHECK_STR(out, "403 407 261 378\n");
+	free(out);
+	CHECK(run_cli(ftengine_tokenize, 4, (char *[]){ "tokenize", "--json", "--tokenizer", tok, NULL },
+	    "Once", &out) == 0);
+	CHECK_STR(out, "{\"ids\":[1,403],\"tokens\":[\"<s>\",\"\u2581Once\"]}\n");
+	free(out);
+	CHECK(run_cli(ftengine_detokenize, 3, (char *[]){ "detokenize", "--tokenizer", tok, NULL },
+	    "[403, 407, 261, 378]\n", &out) == 0);
+	CHECK_STR(out, "Once upon a time");
+	free(out);
+	CHECK(run_cli(ftengine_detokenize, 4, (char *[]){ "detokenize", "--tokenizer", tok, "--skip-special", NULL },
+	    "1 403 2", &out) == 0);
+	CHECK_STR(out, "Once");
+	free(out);
+	CHECK(run_cli(ftengine_detokenize, 3, (char *[]){ "detokenize", "--tokenizer", tok, NULL }, "1 x", &out) == 1);
+	free(out);
+	CHECK(run_cli(ftengine_detokenize, 3, (char *[]){ "detokenize", "--tokenizer", tok, NULL }, "99999", &out) == 1);
+	free(out);
+	CHECK(run_cli(ftengine_tokenize, 2, (char *[]){ "tokenize", "--bogus", NULL }, "", &out) == 2);
+	free(out);
+	CHECK(run_cli(ftengine_tokenize, 3, (char *[]){ "tokenize", "--tokenizer", "/nonexistent", NULL }, "", &out) == 1);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -415,6 +490,7 @@ main(void)
 	test_vector("tokenizers/tinyllama-1.1b-chat/tokenizer.json", "tokenizers/testvectors/llama_encoded.json", 1);
 	test_special();
 	test_bad_files();
+	test_cli();
 	load_corpora(c, &nc);
 	test_roundtrips(c, nc);
 	test_llama_same_ids(c, nc);
