@@ -1,0 +1,26 @@
+#!/bin/bash
+# setup.sh - install the Debian 12 packages that ftuned needs to build,
+# test and run. Idempotent: apt-get skips what is already installed.
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config git
+	libnng-dev libprotobuf-c-dev protobuf-c-compiler
+	libopenblas-dev libsodium-dev libcivetweb-dev
+	libsqlite3-dev libjansson-dev libpcre2-dev
+	curl clang systemd
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "setup: all packages present"
+	exit 0
+fi
+sudo=
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
