@@ -532,32 +532,48 @@ typedef struct stream {
 	int n, cap;
 	size_t printed;              /* bytes of decoded text already written */
 	int echo;
+	const char *stop;            /* stop sequence (text), or NULL */
+	char *text;                  /* decoded output, cut before the stop */
+	size_t len;
 } stream;
 
-/* stream_token prints the text a new token adds (decoding the whole output,
- * since a token may complete a multi-byte character or drop a leading
- * space only in context). */
+/* stream_token decodes the whole output again (a token may complete a
+ * multi-byte character, or drop a leading space only in context), prints
+ * what is new and stops at the stop sequence, which is not printed. */
 static int
 stream_token(void *arg, int id)
 {
 	stream *s = arg;
-	char *text;
-	size_t len;
+	char *hit = NULL;
+	size_t keep;
 
 	if (s->n == s->cap)
 		s->ids = realloc(s->ids, (size_t)(s->cap = s->cap * 2 + 16) * sizeof(int));
 	s->ids[s->n++] = id;
-	if (!s->echo || s->tok == NULL)
+	if (s->tok == NULL)
 		return 0;
-	if (fte_tokenizer_decode(s->tok, s->ids, (size_t)s->n, &text, &len) == FTE_OK) {
-		if (len > s->printed) {
-			fwrite(text + s->printed, 1, len - s->printed, stdout);
-			fflush(stdout);
-			s->printed = len;
-		}
-		free(text);
+	free(s->text);
+	s->text = NULL;
+	if (fte_tokenizer_decode(s->tok, s->ids, (size_t)s->n, &s->text, &s->len) != FTE_OK)
+		return 0;
+	if (s->stop != NULL && *s->stop != '\0' && (hit = strstr(s->text, s->stop)) != NULL) {
+		s->len = (size_t)(hit - s->text);
+		s->text[s->len] = '\0';
 	}
-	return 0;
+	/* hold back a tail that may be the start of the stop sequence */
+	keep = s->len;
+	if (hit == NULL && s->stop != NULL)
+		for (size_t k = strlen(s->stop) - 1; k > 0; k--)
+			if (keep >= k && strncmp(s->text + keep - k, s->stop, k) == 0) {
+				keep -= k;
+				break;
+			}
+	if (s->echo && keep > s->printed) {
+		fwrite(s->text + s->printed, 1, keep - s->printed, stdout);
+		fflush(stdout);
+		s->printed = keep;
+	}
+	return hit != NULL;
 }
 
 /* ids_parse reads "1,2,3" or "1 2 3". */
@@ -613,7 +629,7 @@ ftengine_generate(int argc, char **argv)
 {
 	static const char *const known[] = { "model", "tokenizer", "prompt",
 		"prompt-tokens", "max-new-tokens", "temperature", "top-k", "top-p",
-		"seed", "json!", "threads", NULL };
+		"seed", "stop", "json!", "threads", NULL };
 	opts o = { argc, argv, "generate", 0 };
 	const char *model = opt_str(&o, "model", NULL), *prompt = opt_str(&o, "prompt", NULL);
 	const char *ptoks = opt_str(&o, "prompt-tokens", NULL);
@@ -634,7 +650,7 @@ ftengine_generate(int argc, char **argv)
 	if (o.bad || model == NULL || (prompt == NULL) == (ptoks == NULL) || s.max_new_tokens < 0) {
 		fprintf(stderr, "usage: ftengine generate --model PATH [--tokenizer PATH] "
 		    "(--prompt TEXT | --prompt-tokens IDS) --max-new-tokens N [--temperature T] "
-		    "[--top-k K] [--top-p P] [--seed S] [--json]\n");
+		    "[--top-k K] [--top-p P] [--seed S] [--stop TEXT] [--json]\n");
 		return 2;
 	}
 	if (threads_apply(&o) != 0)
@@ -668,34 +684,39 @@ ftengine_generate(int argc, char **argv)
 	}
 	st.tok = tok;
 	st.echo = !json;
+	st.stop = opt_str(&o, "stop", NULL);
+	if (st.stop != NULL && (tok == NULL || *st.stop == '\0')) {
+		fprintf(stderr, "ftengine generate: --stop needs a tokenizer and some text\n");
+		rc = 2;
+		goto done;
+	}
 	if (fte_generate(m, ids, n_ids, &s, stream_token, &st, NULL, &n_out) != FTE_OK) {
 		fail("generate", "generate");
 		goto done;
 	}
 	if (json) {
 		json_t *arr = json_array(), *j;
-		char *text = NULL;
-		size_t len;
 
 		for (int i = 0; i < st.n; i++)
 			json_array_append_new(arr, json_integer(st.ids[i]));
 		j = json_pack("{s:o}", "tokens", arr);
-		if (tok != NULL && fte_tokenizer_decode(tok, st.ids, (size_t)st.n, &text, &len) == FTE_OK) {
-			json_object_set_new(j, "text", json_stringn(text, len));
-			free(text);
-		}
+		if (st.text != NULL)
+			json_object_set_new(j, "text", json_stringn(st.text, st.len));
 		json_print(j);
 	} else if (tok == NULL) {
 		for (int i = 0; i < st.n; i++)
 			printf(i ? " %d" : "%d", st.ids[i]);
 		printf("\n");
 	} else {
+		if (st.len > st.printed)   /* a held-back tail that was no stop */
+			fwrite(st.text + st.printed, 1, st.len - st.printed, stdout);
 		printf("\n");
 	}
 	rc = 0;
 done:
 	free(ids);
 	free(st.ids);
+	free(st.text);
 	fte_tokenizer_free(tok);
 	fte_model_free(m);
 	return rc;
@@ -872,6 +893,8 @@ static const command commands[] = {
 	{ "train", ftengine_train, "fine-tune on token lines (full or LoRA)" },
 	{ "generate", ftengine_generate, "generate text with a KV cache" },
 	{ "bench", ftengine_bench, "time training steps on random weights" },
+	{ "tokenize", ftengine_tokenize, "text to token ids" },
+	{ "detokenize", ftengine_detokenize, "token ids to text" },
 };
 
 static void

@@ -43,6 +43,10 @@ if [ -n "${FT_ASSETS:-}" ] && [ -f "$FT_ASSETS/llama2c/stories260K.bin" ]; then
 	out=$("$FTE" generate --model "$FT_ASSETS/llama2c/stories260K.bin" \
 	    --tokenizer "$FT_ASSETS/llama2c/tok512.bin" --prompt-tokens 1 --max-new-tokens 30 --json)
 	check 'echo "$out" | grep -q "Once upon a time, there was a little girl named Lily"'
+	out=$("$FTE" generate --model "$FT_ASSETS/llama2c/stories260K.bin" \
+	    --tokenizer "$FT_ASSETS/llama2c/tok512.bin" --prompt "Once upon a time" \
+	    --max-new-tokens 60 --stop " park" --json)
+	check 'echo "$out" | grep -q "\"text\":\", there was a little girl named Lily. She loved to play outside in the\""'
 fi
 echo "$fails failed"
 [ "$fails" -eq 0 ]
