@@ -92,6 +92,16 @@ state_lock(const char *state_dir, char *err, size_t err_len)
 	return fd; /* kept open: closing would release the lock */
 }
 
+/* Removed while the lock is still held, so no other daemon's file goes. */
+static void
+unlink_pidfile(const char *state_dir)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/ftuned.pid", state_dir);
+	unlink(path);
+}
+
 /* For ipc:// addresses, create the socket's directory. */
 static int
 socket_dir_make(const char *url, char *err, size_t err_len)
@@ -291,6 +301,7 @@ out:
 	web_server_stop(web);
 	rpc_server_stop(rpc);
 	store_close(d.store);
+	unlink_pidfile(d.cfg.state_dir);
 	close(lock_fd);
 	if (ready_fd >= 0)
 		close(ready_fd);
