@@ -31,6 +31,11 @@ int fte_hf_load(const char *dir, fte_model **out);
  * is not NULL. */
 int fte_hf_save(fte_model *m, const char *tokenizer_dir, const char *dir);
 
+/* fte_hf_save_dtype is fte_hf_save with the weights stored as dtype (enum
+ * fte_dtype; config.json's torch_dtype says which). */
+int fte_hf_save_dtype(fte_model *m, const char *tokenizer_dir, const char *dir,
+    int dtype);
+
 /* A vocabulary as GGUF stores it, independent of the tokenizer code: token
  * strings as the vocabulary spells them (U+2581 for spaces in SentencePiece
  * vocabularies, byte-level characters in GPT-2 ones), one score and one
@@ -72,14 +77,16 @@ typedef struct fte_vocab {
 int fte_vocab_load(const char *path, fte_vocab **out);
 void fte_vocab_free(fte_vocab *v);
 
-enum fte_gguf_dtype {
-	FTE_GGUF_F32 = 0,       /* general.file_type 0 (ALL_F32) */
-	FTE_GGUF_F16 = 1,       /* general.file_type 1 (MOSTLY_F16): matrices
-	                         * F16, norms and biases F32 */
+/* Storage precision of exported weights (computation is always float32). */
+enum fte_dtype {
+	FTE_DTYPE_F32 = 0,
+	FTE_DTYPE_F16 = 1,      /* IEEE half, rounded to nearest even */
+	FTE_DTYPE_BF16 = 2,     /* bfloat16, rounded to nearest even */
 };
 
 /* fte_gguf_save writes a Llama-architecture model with its vocabulary as a
- * GGUF v3 file that llama.cpp loads (keys and tensor names are listed at the
+ * GGUF v3 file that llama.cpp loads, in FTE_DTYPE_F32 (general.file_type 0)
+ * or FTE_DTYPE_F16 (file_type 1: matrices F16, norms and biases F32) (keys and tensor names are listed at the
  * top of gguf.c).  q/k rows are written in llama.cpp's interleaved RoPE order,
  * permuted from rotate-half when the model is rope_style FTE_ROPE_HALF.  The
  * vocabulary may be shorter than the model's (padding tokens are added) but

@@ -221,7 +221,7 @@ gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
 		o[i].ne[1] = t->shape[0];
 		if (t->ndim == 1)
 			o[i].ne[0] = t->shape[0];
-		o[i].type = dtype == FTE_GGUF_F16 && t->ndim == 2 ? GGML_F16 : GGML_F32;
+		o[i].type = dtype == FTE_DTYPE_F16 && t->ndim == 2 ? GGML_F16 : GGML_F32;
 		o[i].numel = t->numel;
 		o[i].data = t->data;
 		if ((is_q || is_k) && c->rope_style == FTE_ROPE_HALF) {
@@ -253,7 +253,7 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	kv_str(b, "general.architecture", "llama");
 	kv_str(b, "general.name", name);
 	kv_u32(b, "general.alignment", GGUF_ALIGN);
-	kv_u32(b, "general.file_type", dtype == FTE_GGUF_F16 ? 1 : 0);
+	kv_u32(b, "general.file_type", dtype == FTE_DTYPE_F16 ? 1 : 0);
 	kv_u32(b, "llama.vocab_size", (uint32_t)V);
 	kv_u32(b, "llama.context_length", (uint32_t)c->max_seq_len);
 	kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
@@ -320,7 +320,7 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 	if (c->arch != FTE_ARCH_LLAMA)
 		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export supports Llama-architecture models only",
 		    path);
-	if (dtype != FTE_GGUF_F32 && dtype != FTE_GGUF_F16)
+	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32 or F16", path);
 	if (vocab == NULL || vocab->n_tokens > c->vocab_size)
 		return fte_error_set(FTE_EINVAL, "%s: %s", path, vocab == NULL ? "no vocabulary given"

@@ -179,8 +179,11 @@ hf_weights_open(const char *dir, hf_weights *w)
 	int rc = FTE_OK;
 
 	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-	if (access(path, F_OK) == 0)
-		return hf_weights_add(w, path);
+	if (access(path, F_OK) == 0) {
+		if ((rc = hf_weights_add(w, path)) != FTE_OK)
+			hf_weights_close(w);
+		return rc;
+	}
 	snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
 	if ((rc = fte__json_load(path, &idx)) != FTE_OK) {
 		if (rc == FTE_ENOENT)
@@ -653,7 +656,7 @@ json_token(int id)
 }
 
 static json_t *
-hf_config_build(const fte_config *c)
+hf_config_build(const fte_config *c, const char *torch_dtype)
 {
 	json_t *j;
 
@@ -671,7 +674,7 @@ hf_config_build(const fte_config *c)
 		    "attn_pdrop", 0.0, "embd_pdrop", 0.0, "resid_pdrop", 0.0,
 		    "bos_token_id", json_token(c->bos_id),
 		    "eos_token_id", json_token(c->eos_id),
-		    "torch_dtype", "float32");
+		    "torch_dtype", torch_dtype);
 	else
 		j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:b,s:b,s:b,s:n,s:o,s:o,s:s}",
 		    "architectures", c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM",
@@ -691,7 +694,7 @@ hf_config_build(const fte_config *c)
 		    "rope_scaling",
 		    "bos_token_id", json_token(c->bos_id),
 		    "eos_token_id", json_token(c->eos_id),
-		    "torch_dtype", "float32");
+		    "torch_dtype", torch_dtype);
 	return j;
 }
 
@@ -740,6 +743,17 @@ hf_tokenizer_copy(const char *src, const char *dir, int *have_gen)
 int
 fte_hf_save(fte_model *m, const char *tokenizer_dir, const char *dir)
 {
+	return fte_hf_save_dtype(m, tokenizer_dir, dir, FTE_DTYPE_F32);
+}
+
+int
+fte_hf_save_dtype(fte_model *m, const char *tokenizer_dir, const char *dir, int dtype)
+{
+	static const struct { int st; const char *torch; } dtypes[] = {
+		[FTE_DTYPE_F32] = {FTE_ST_F32, "float32"},
+		[FTE_DTYPE_F16] = {FTE_ST_F16, "float16"},
+		[FTE_DTYPE_BF16] = {FTE_ST_BF16, "bfloat16"},
+	};
 	const fte_config *c = fte_model_config(m);
 	char path[PATH_MAX];
 	hf_bufs bufs = {0, NULL};
@@ -747,6 +761,8 @@ fte_hf_save(fte_model *m, const char *tokenizer_dir, const char *dir)
 	json_t *j;
 	int n = 0, rc, have_gen = 0;
 
+	if (dtype < FTE_DTYPE_F32 || dtype > FTE_DTYPE_BF16)
+		return fte_error_set(FTE_EINVAL, "%s: unknown dtype %d", dir, dtype);
 	if (c->arch == FTE_ARCH_GPT2 && c->head_dim * c->n_heads != c->dim)
 		return fte_error_set(FTE_ENOTSUP, "%s: GPT-2 needs head_dim * n_heads == dim", dir);
 	if (c->qkv_bias && c->head_dim * c->n_heads != c->dim)
@@ -763,7 +779,7 @@ fte_hf_save(fte_model *m, const char *tokenizer_dir, const char *dir)
 	rc = hf_entries_build(m, e, &n, &bufs);
 	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
 	if (rc == FTE_OK)
-		rc = fte_st_write(path, e, n, FTE_ST_F32, NULL);
+		rc = fte_st_write(path, e, n, dtypes[dtype].st, NULL);
 	hf_bufs_free(&bufs);
 	free(e);
 	if (rc == FTE_OK && tokenizer_dir != NULL)
@@ -777,7 +793,7 @@ fte_hf_save(fte_model *m, const char *tokenizer_dir, const char *dir)
 	}
 	/* config.json last: a directory without it is not a model yet */
 	if (rc == FTE_OK) {
-		j = hf_config_build(c);
+		j = hf_config_build(c, dtypes[dtype].torch);
 		snprintf(path, sizeof(path), "%s/config.json", dir);
 		rc = j ? fte__json_save(j, path) : fte_error_set(FTE_ENOMEM, "%s: out of memory", dir);
 		json_decref(j);

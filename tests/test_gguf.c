@@ -179,7 +179,7 @@ test_hf_model(void)
 	CHECK(fte_model_load(fixture_dir("llama_sharded"), &m) == FTE_OK);
 	if (m == NULL)
 		return;
-	CHECK(fte_gguf_save(m, v, tmp_path("m32.gguf"), FTE_GGUF_F32) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, tmp_path("m32.gguf"), FTE_DTYPE_F32) == FTE_OK);
 	CHECK(fte_gguf_open(tmp_path("m32.gguf"), &f) == FTE_OK);
 	if (f != NULL) {
 		CHECK(f->version == 3);
@@ -223,7 +223,7 @@ test_hf_model(void)
 		fte_gguf_close(f);
 		f = NULL;
 	}
-	CHECK(fte_gguf_save(m, v, tmp_path("m16.gguf"), FTE_GGUF_F16) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, tmp_path("m16.gguf"), FTE_DTYPE_F16) == FTE_OK);
 	CHECK(fte_gguf_open(tmp_path("m16.gguf"), &f) == FTE_OK);
 	if (f != NULL) {
 		CHECK(kv_int(f, "general.file_type") == 1);
@@ -234,7 +234,7 @@ test_hf_model(void)
 	/* bad arguments: vocabulary too long, unknown dtype; nothing written */
 	fte_vocab_free(v);
 	v = vocab_make(65);
-	CHECK(fte_gguf_save(m, v, tmp_path("bad.gguf"), FTE_GGUF_F32) == FTE_EINVAL);
+	CHECK(fte_gguf_save(m, v, tmp_path("bad.gguf"), FTE_DTYPE_F32) == FTE_EINVAL);
 	CHECK(fte_gguf_save(m, v, tmp_path("bad.gguf"), 7) == FTE_EINVAL);
 	CHECK(access(tmp_path("bad.gguf"), F_OK) != 0);
 	fte_vocab_free(v);
@@ -245,7 +245,7 @@ test_hf_model(void)
 	for (int k = 0; k < 2; k++) {
 		CHECK(fte_model_load(fixture_dir(more[k]), &m) == FTE_OK);
 		v = vocab_make(64);
-		CHECK(fte_gguf_save(m, v, tmp_path("t.gguf"), FTE_GGUF_F32) == FTE_OK);
+		CHECK(fte_gguf_save(m, v, tmp_path("t.gguf"), FTE_DTYPE_F32) == FTE_OK);
 		CHECK(fte_gguf_open(tmp_path("t.gguf"), &f) == FTE_OK);
 		if (f != NULL) {
 			CHECK((fte_gguf_tensor_find(f, "output.weight") == NULL) == (k == 0));
@@ -260,7 +260,7 @@ test_hf_model(void)
 	}
 	CHECK(fte_model_load(fixture_dir("gpt2"), &m) == FTE_OK);
 	v = vocab_make(64);
-	CHECK(fte_gguf_save(m, v, tmp_path("g.gguf"), FTE_GGUF_F32) == FTE_ENOTSUP);
+	CHECK(fte_gguf_save(m, v, tmp_path("g.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
 	fte_vocab_free(v);
 	fte_model_free(m);
 }
@@ -298,7 +298,7 @@ test_llama2c(void)
 	}
 	printf("tok512: %d pieces with spaces, %d starting with U+2581\n", spaces, sp_pieces);
 	CHECK(spaces == 0 && sp_pieces > 50);
-	CHECK(fte_gguf_save(m, v, tmp_path("stories260K.gguf"), FTE_GGUF_F32) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, tmp_path("stories260K.gguf"), FTE_DTYPE_F32) == FTE_OK);
 	CHECK(fte_gguf_open(tmp_path("stories260K.gguf"), &f) == FTE_OK);
 	if (f != NULL) {
 		CHECK(kv_int(f, "llama.embedding_length") == 64);
@@ -418,7 +418,7 @@ test_bad(void)
 	if (m == NULL)
 		return;
 	v = vocab_make(64);
-	CHECK(fte_gguf_save(m, v, tmp_path("ok.gguf"), FTE_GGUF_F32) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, tmp_path("ok.gguf"), FTE_DTYPE_F32) == FTE_OK);
 	fte_vocab_free(v);
 	fte_model_free(m);
 	FILE *fp = fopen(tmp_path("ok.gguf"), "rb");

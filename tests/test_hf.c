@@ -625,6 +625,36 @@ test_peft(void)
 	fte_model_free(m);
 }
 
+/* Half-precision export: a model whose values are already BF16 (or F16)
+ * comes back bit for bit; config.json names the dtype. */
+static void
+test_save_dtype(void)
+{
+	static const struct { const char *fixture; int dtype; const char *torch; } cases[] = {
+		{"llama_bf16", FTE_DTYPE_BF16, "bfloat16"},
+		{"llama_f16", FTE_DTYPE_F16, "float16"},
+	};
+
+	for (int k = 0; k < 2; k++) {
+		fte_model *m = NULL, *m2 = NULL;
+		const char *out = tmp_path(cases[k].torch);
+		char cfg[4200];
+		CHECK(fte_model_load(fixture_dir(cases[k].fixture), &m) == FTE_OK);
+		if (m == NULL)
+			continue;
+		CHECK(fte_hf_save_dtype(m, NULL, out, cases[k].dtype) == FTE_OK);
+		CHECK(fte_model_load(out, &m2) == FTE_OK);
+		CHECK(m2 != NULL && same_tensors(m, m2));
+		snprintf(cfg, sizeof(cfg), "%s/config.json", out);
+		json_t *j = json_load_file(cfg, 0, NULL);
+		CHECK_STR(json_string_value(json_object_get(j, "torch_dtype")), cases[k].torch);
+		json_decref(j);
+		CHECK(fte_hf_save_dtype(m, NULL, out, 9) == FTE_EINVAL);
+		fte_model_free(m2);
+		fte_model_free(m);
+	}
+}
+
 int
 main(void)
 {
@@ -634,6 +664,7 @@ main(void)
 	test_interleaved();
 	test_bad();
 	test_peft();
+	test_save_dtype();
 	printf("worst logits error relative to the largest logit: %.3g\n", worst_rel);
 	test_tiny_gpt2();
 	char cmd[256];
