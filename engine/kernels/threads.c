@@ -23,6 +23,17 @@
  * (one per kernel call, with an `if` clause so small calls stay serial) so
  * libgomp's spin between regions is short.
  *
+ * libgomp's workers still spin for a few milliseconds after every region
+ * (300000 pause loops unless OMP_WAIT_POLICY or GOMP_SPINCOUNT says
+ * otherwise), and it reads that setting once, when it loads, so the engine
+ * cannot change it.  On an otherwise idle machine the spin only burns an
+ * idle core; when other processes compete for the cores it makes every
+ * region's barrier wait for descheduled spinners.  On the shared 2-core
+ * development machine (load 3-4) `ftengine bench` on a 4-layer Llama ran
+ * 0.55-1.2 s/step with OMP_WAIT_POLICY=PASSIVE against 1.1-2.5 s/step with
+ * the default in five of six paired runs (the sixth went the other way).
+ * Programs that share their cores should run with OMP_WAIT_POLICY=PASSIVE.
+ *
  * The count is global (not OpenMP's per-thread ICV), so a count set by the
  * daemon's main thread holds for the training thread too.
  *
