@@ -31,7 +31,7 @@
  * region's barrier wait for descheduled spinners.  On the shared 2-core
  * development machine (load 3-4) `ftengine bench` on a 4-layer Llama ran
  * 0.55-1.2 s/step with OMP_WAIT_POLICY=PASSIVE against 1.1-2.5 s/step with
- * the default in five of six paired runs (the sixth went the other way).
+ * the default in six of seven paired runs (the seventh went the other way).
  * Programs that share their cores should run with OMP_WAIT_POLICY=PASSIVE.
  *
  * The count is global (not OpenMP's per-thread ICV), so a count set by the
