@@ -13,6 +13,12 @@ typedef struct fte_tokenizer fte_tokenizer;
  * model directory that holds tokenizer.json.  On success *out owns it. */
 int fte_tokenizer_load(const char *path, fte_tokenizer **out);
 
+/* fte_tokenizer_load_memory parses size bytes of a tokenizer.json or
+ * tokenizer.bin; name labels error messages.  No tokenizer_config.json is
+ * consulted, so BOS/EOS come from the post-processor and well-known names. */
+int fte_tokenizer_load_memory(const char *name, const void *data, size_t size,
+    fte_tokenizer **out);
+
 /* fte_tokenizer_free releases a tokenizer. NULL is allowed. */
 void fte_tokenizer_free(fte_tokenizer *t);
 

@@ -283,7 +283,7 @@ tok_regex(const fte_tokenizer *t, const char *pattern, int literal, pcre2_code *
 {
 	int err;
 	PCRE2_SIZE off;
-	uint32_t opt = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+	uint32_t opt = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
 	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opt, &err, &off, NULL);
 
 	if (re == NULL) {
@@ -426,13 +426,26 @@ read_file(const char *path, char **data, size_t *size)
 	return FTE_OK;
 }
 
+static int
+load_memory(const char *name, const char *data, size_t size, int with_config, fte_tokenizer **out)
+{
+	size_t i = 0;
+
+	while (i < size && isspace((unsigned char)data[i]))
+		i++;
+	/* A tokenizer.bin starts with an int32 max_token_length, never '{'. */
+	if (i < size && data[i] == '{')
+		return tok_json_load(name, data, size, with_config, out);
+	return tok_llama2c_load(name, (const unsigned char *)data, size, out);
+}
+
 int
 fte_tokenizer_load(const char *path, fte_tokenizer **out)
 {
 	struct stat st;
 	char file[4096];
 	char *data = NULL;
-	size_t size = 0, i = 0;
+	size_t size = 0;
 	int rc;
 
 	if (path == NULL || out == NULL)
@@ -448,15 +461,17 @@ fte_tokenizer_load(const char *path, fte_tokenizer **out)
 	}
 	if ((rc = read_file(file, &data, &size)) != FTE_OK)
 		return rc;
-	while (i < size && isspace((unsigned char)data[i]))
-		i++;
-	/* A tokenizer.bin starts with an int32 max_token_length, never '{'. */
-	if (i < size && data[i] == '{')
-		rc = tok_json_load(file, data, size, out);
-	else
-		rc = tok_llama2c_load(file, (const unsigned char *)data, size, out);
+	rc = load_memory(file, data, size, 1, out);
 	free(data);
 	return rc;
+}
+
+int
+fte_tokenizer_load_memory(const char *name, const void *data, size_t size, fte_tokenizer **out)
+{
+	if (name == NULL || (data == NULL && size > 0) || out == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_tokenizer_load_memory: NULL argument");
+	return load_memory(name, data, size, 0, out);
 }
 
 /* ---- encoding ---- */

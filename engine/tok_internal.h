@@ -157,6 +157,8 @@ void tok_ws_setup(fte_tokenizer *t);
 int tok_regex(const fte_tokenizer *t, const char *pattern, int literal, pcre2_code **out);
 
 int tok_llama2c_load(const char *path, const unsigned char *data, size_t size, fte_tokenizer **out);
-int tok_json_load(const char *path, const char *data, size_t size, fte_tokenizer **out);
+/* tok_json_load parses a tokenizer.json; with_config also reads BOS/EOS
+ * from the tokenizer_config.json beside path. */
+int tok_json_load(const char *path, const char *data, size_t size, int with_config, fte_tokenizer **out);
 
 #endif

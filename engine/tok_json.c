@@ -505,7 +505,7 @@ config_token(const fte_tokenizer *t, const json_t *cfg, const char *key)
  * BOS is the post-processor's first token and both fall back to well-known
  * names. */
 static void
-find_bos_eos(fte_tokenizer *t)
+find_bos_eos(fte_tokenizer *t, int with_config)
 {
 	static const char *const bos_names[] = { "<s>", "<|begin_of_text|>", "<|endoftext|>", NULL };
 	static const char *const eos_names[] = { "</s>", "<|end_of_text|>", "<|endoftext|>", NULL };
@@ -515,7 +515,7 @@ find_bos_eos(fte_tokenizer *t)
 
 	snprintf(cfg_path, sizeof(cfg_path), "%.*s%stokenizer_config.json",
 	    slash ? (int)(slash - t->path) : 0, t->path, slash ? "/" : "");
-	cfg = json_load_file(cfg_path, 0, NULL);
+	cfg = with_config ? json_load_file(cfg_path, 0, NULL) : NULL;
 	if (cfg != NULL) {
 		t->bos = config_token(t, cfg, "bos_token");
 		t->eos = config_token(t, cfg, "eos_token");
@@ -528,7 +528,7 @@ find_bos_eos(fte_tokenizer *t)
 }
 
 static int
-load_all(fte_tokenizer *t, const json_t *root, const json_t *model)
+load_all(fte_tokenizer *t, const json_t *root, const json_t *model, int with_config)
 {
 	int rc;
 
@@ -540,13 +540,13 @@ load_all(fte_tokenizer *t, const json_t *root, const json_t *model)
 	    (rc = load_decoder(t, json_object_get(root, "decoder"))) != FTE_OK ||
 	    (rc = tok_finish(t)) != FTE_OK)
 		return rc;
-	find_bos_eos(t);
+	find_bos_eos(t, with_config);
 	tok_ws_setup(t);
 	return FTE_OK;
 }
 
 int
-tok_json_load(const char *path, const char *data, size_t size, fte_tokenizer **out)
+tok_json_load(const char *path, const char *data, size_t size, int with_config, fte_tokenizer **out)
 {
 	json_error_t jerr;
 	json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
@@ -597,7 +597,7 @@ tok_json_load(const char *path, const char *data, size_t size, fte_tokenizer **o
 	if ((rc = tok_new(path, n, &t)) != FTE_OK)
 		goto out;
 	t->utf8_only = 1;
-	if ((rc = load_all(t, root, model)) != FTE_OK) {
+	if ((rc = load_all(t, root, model, with_config)) != FTE_OK) {
 		fte_tokenizer_free(t);
 		goto out;
 	}

@@ -406,6 +406,56 @@ test_bad_files(void)
 	CHECK(strstr(fte_last_error(), "/nonexistent/tokenizer.json") != NULL);
 }
 
+/* mini_encode loads one of the fuzz seed tokenizers and checks the ids and
+ * decoding of one text. */
+static void
+mini_encode(const char *file, const char *text, unsigned flags, const int *want, size_t n_want,
+    const char *want_text)
+{
+	char path[4096];
+	fte_tokenizer *t;
+	int *ids;
+	size_t n, len;
+	char *out;
+
+	snprintf(path, sizeof(path), "%s", ft_test_fixture("../fuzz/corpus/tokenizer_json/"));
+	strncat(path, file, sizeof(path) - strlen(path) - 1);
+	if (fte_tokenizer_load(path, &t) != FTE_OK) {
+		fprintf(stderr, "%s\n", fte_last_error());
+		CHECK(0);
+		return;
+	}
+	CHECK(fte_tokenizer_encode_flags(t, text, strlen(text), flags, &ids, &n) == FTE_OK);
+	CHECK(n == n_want && memcmp(ids, want, n * sizeof(int)) == 0);
+	if (n != n_want || memcmp(ids, want, n * sizeof(int)) != 0) {
+		fprintf(stderr, "%s \"%s\":", file, text);
+		for (size_t i = 0; i < n; i++)
+			fprintf(stderr, " %d", ids[i]);
+		fprintf(stderr, "\n");
+	}
+	CHECK(fte_tokenizer_decode(t, ids, n, &out, &len) == FTE_OK);
+	CHECK_STR(out, want_text);
+	free(out);
+	free(ids);
+	fte_tokenizer_free(t);
+}
+
+/* Hand-made tokenizers exercise what the real files do not: merge order
+ * by rank, byte fallback inside a word, unk fusing, Metaspace with
+ * prepend_scheme "first", Split regex, ignore_merges. */
+static void
+test_mini(void)
+{
+	unsigned all = FTE_TOK_ADD_SPECIAL | FTE_TOK_PARSE_SPECIAL;
+
+	mini_encode("sentencepiece.json", "ab Hello", all, (int[]){ 1, 267, 269, 268, 262, 114 }, 6, "<s> ab Hello");
+	mini_encode("sentencepiece.json", "ab Hello", 0, (int[]){ 267, 269, 268, 262, 114 }, 5, "ab Hello");
+	mini_encode("metaspace.json", "xyz", all, (int[]){ 1, 259, 0 }, 3, "<s> <unk>");
+	mini_encode("metaspace.json", "a 12345", 0, (int[]){ 265, 259, 0, 0 }, 4, "a <unk><unk>");
+	mini_encode("bytelevel.json", "hello the 42", 0, (int[]){ 261, 258, 32, 52, 50 }, 5, "hello the 42");
+	mini_encode("bytelevel.json", "he<|endoftext|>", all, (int[]){ 257, 262 }, 2, "he<|endoftext|>");
+}
+
 /* run_cli runs an ftengine subcommand with input on stdin and returns its
  * exit status; its stdout is in *out (malloc'd). */
 static int
@@ -490,6 +540,7 @@ main(void)
 	test_vector("tokenizers/tinyllama-1.1b-chat/tokenizer.json", "tokenizers/testvectors/llama_encoded.json", 1);
 	test_special();
 	test_bad_files();
+	test_mini();
 	test_cli();
 	load_corpora(c, &nc);
 	test_roundtrips(c, nc);

@@ -1,0 +1,69 @@
+/*
+ * fuzz_tokenizer_json.c - libFuzzer target for the tokenizer.json loader
+ * and, when the input loads, the encode/decode pipeline it describes.
+ *
+ * With clang and -DFT_FUZZ=ON this is a libFuzzer binary:
+ *   ./fuzz_tokenizer_json ../tests/fuzz/corpus/tokenizer_json
+ * Built with FT_FUZZ_REPLAY it is a plain program that runs each file named
+ * on its command line once (the seed corpus, as a regular test).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fte.h"
+
+static const char sample[] =
+    "Hello, world! 12345 caf\xc3\xa9 \xe2\x96\x81 <s> </s> <|endoftext|>\n\t  x \xf0\x9f\x98\x80";
+
+static void
+roundtrip(const fte_tokenizer *t, const char *text, size_t len, unsigned flags)
+{
+	int *ids;
+	size_t n, out_len;
+	char *out;
+
+	if (fte_tokenizer_encode_flags(t, text, len, flags, &ids, &n) != FTE_OK)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] < 0 || ids[i] >= fte_tokenizer_vocab_size(t))
+			abort();        /* encode must only produce real ids */
+	if (fte_tokenizer_decode(t, ids, n, &out, &out_len) == FTE_OK)
+		free(out);
+	free(ids);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fte_tokenizer *t;
+
+	if (fte_tokenizer_load_memory("fuzz.json", data, size, &t) != FTE_OK)
+		return 0;
+	roundtrip(t, sample, sizeof(sample) - 1, FTE_TOK_ADD_SPECIAL | FTE_TOK_PARSE_SPECIAL);
+	roundtrip(t, (const char *)data, size < 4096 ? size : 4096, FTE_TOK_PARSE_SPECIAL);
+	fte_tokenizer_free(t);
+	return 0;
+}
+
+#ifdef FT_FUZZ_REPLAY
+int
+main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		FILE *f = fopen(argv[i], "rb");
+		static uint8_t buf[1 << 20];
+		size_t n;
+		if (f == NULL) {
+			fprintf(stderr, "%s: cannot open\n", argv[i]);
+			return 1;
+		}
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		LLVMFuzzerTestOneInput(buf, n);
+	}
+	printf("%d inputs replayed\n", argc - 1);
+	return 0;
+}
+#endif
