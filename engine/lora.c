@@ -163,8 +163,20 @@ fte__lora_forward(float *out, float *xa, float *mask, float *s1,
 	matmul_forward(xa, x, A, NULL, N, in, r);
 	for (size_t i = 0; i < nr; i++)
 		xa[i] *= scale;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, outd, r, 1.0f,
-	    xa, r, B, r, 1.0f, out, outd);
+	/* out += xa @ B^T: matmul_forward would overwrite out, so split the
+	 * accumulating sgemm by rows over the engine's threads (BLAS itself
+	 * runs single-threaded, kernels/threads.c) */
+	{
+		int parts = fte__threads() < N ? fte__threads() : N;
+
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+		for (int p = 0; p < parts; p++) {
+			int lo = (int)((long)N * p / parts), hi = (int)((long)N * (p + 1) / parts);
+
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, outd, r,
+			    1.0f, xa + (size_t)lo * r, r, B, r, 1.0f, out + (size_t)lo * outd, outd);
+		}
+	}
 }
 
 void

@@ -15,10 +15,8 @@ static const char *expected =
     "Once upon a time, there was a little girl named Lily. She loved to play "
     "outside in the park. One day, she saw a big, red ball.";
 
-static const char *shakespeare =
-    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
-    "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die "
-    "than to famish?\n";
+/* The opening of the tinyshakespeare corpus (read from the assets). */
+static char shakespeare[400];
 
 static void
 check_generate(fte_model *m, fte_tokenizer *tok)
@@ -190,6 +188,14 @@ main(void)
 
 	snprintf(mp, sizeof(mp), "%s", model_path);
 	snprintf(tp, sizeof(tp), "%s", ft_test_asset("llama2c/tok512.bin"));
+	{
+		FILE *f = fopen(ft_test_asset("corpora/tinyshakespeare/input.txt"), "rb");
+		size_t k = f ? fread(shakespeare, 1, sizeof(shakespeare) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		CHECK(k == sizeof(shakespeare) - 1);
+	}
 	fte_threads_set(2);
 	CHECK(fte_llama2c_load(mp, &m) == FTE_OK);
 	CHECK(fte_tokenizer_load(tp, &tok) == FTE_OK);
