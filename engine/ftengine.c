@@ -409,7 +409,7 @@ ftengine_train(int argc, char **argv)
 	static const char *const known[] = { "model", "tokens", "steps", "lr",
 		"weight-decay", "beta1", "beta2", "eps", "clip", "schedule", "warmup",
 		"lora-rank", "lora-alpha", "lora-dropout", "lora-targets", "seed",
-		"out", "json!", "threads", "decay-norms!", "recompute!", NULL };
+		"out", "json!", "threads", "decay-norms!", "recompute!", "micro-batch", NULL };
 	opts o = { argc, argv, "train", 0 };
 	const char *model = opt_str(&o, "model", NULL), *tokens = opt_str(&o, "tokens", NULL);
 	const char *out = opt_str(&o, "out", NULL);
@@ -418,7 +418,8 @@ ftengine_train(int argc, char **argv)
 	fte_trainer *t = NULL;
 	seqs s;
 	int *tok = NULL, *tgt = NULL, T = 0, steps, rc, json = opt_flag(&o, "json");
-	fte_batch b;
+	int micro, n_micro;
+	fte_batch *mb = NULL;
 
 	if ((rc = opts_check(&o, known)) != 0)
 		return rc;
@@ -452,7 +453,8 @@ ftengine_train(int argc, char **argv)
 		    "[--weight-decay W] [--beta1 B1] [--beta2 B2] [--eps E] [--clip C] "
 		    "[--schedule constant|linear|cosine] [--warmup K] [--lora-rank R "
 		    "--lora-alpha A --lora-targets LIST [--lora-dropout P]] [--seed S] "
-		    "[--decay-norms] [--recompute] [--threads K] [--out DIR] [--json]\n");
+		    "[--decay-norms] [--recompute] [--micro-batch ROWS] [--threads K] [--out DIR] "
+		    "[--json]\n");
 		return 2;
 	}
 	if (threads_apply(&o) != 0)
@@ -468,7 +470,12 @@ ftengine_train(int argc, char **argv)
 	for (int i = 0; i < s.n; i++)
 		if (s.len[i] - 1 > T)
 			T = s.len[i] - 1;
-	tc.batch = s.n;
+	/* rows per micro-batch: the step accumulates gradients over all lines */
+	micro = (int)opt_int(&o, "micro-batch", s.n);
+	if (micro < 1 || micro > s.n)
+		micro = s.n;
+	n_micro = (s.n + micro - 1) / micro;
+	tc.batch = micro;
 	tc.seq = T;
 	rc = 1;
 	if (T < 1) {
@@ -488,11 +495,17 @@ ftengine_train(int argc, char **argv)
 		fail("train", "trainer");
 		goto done;
 	}
-	b = (fte_batch){ tok, tgt, NULL, s.n, T };
+	mb = calloc((size_t)n_micro, sizeof(*mb));
+	for (int j = 0; j < n_micro; j++) {
+		int rows = s.n - j * micro < micro ? s.n - j * micro : micro;
+
+		mb[j] = (fte_batch){ tok + (size_t)j * micro * T, tgt + (size_t)j * micro * T,
+			NULL, rows, T };
+	}
 	for (int i = 0; i < steps; i++) {
 		fte_step_stats st;
 
-		if (fte_trainer_step(t, &b, 1, &st) != FTE_OK) {
+		if (fte_trainer_step(t, mb, n_micro, &st) != FTE_OK) {
 			fail("train", "step");
 			goto done;
 		}
@@ -516,6 +529,7 @@ ftengine_train(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	free(mb);
 	free(tok);
 	free(tgt);
 	seqs_free(&s);

@@ -24,6 +24,11 @@ last=$(field loss 8 < "$dir/train.json")
 check 'awk -v a="$first" -v b="$loss0" "BEGIN { exit !((a - b) ^ 2 < 1e-10) }"'
 check 'awk -v a="$last" -v b="$first" "BEGIN { exit !(a < b) }"'
 loss2=$("$FTE" loss --model "$dir/m2" --tokens "$dir/toks" --json | field loss)
+# one row per micro-batch (gradient accumulation) gives the same first steps
+"$FTE" train --model "$dir/m" --tokens "$dir/toks" --steps 8 --lr 1e-2 --clip 0 \
+    --micro-batch 1 --json > "$dir/micro.json"
+mlast=$(field loss 8 < "$dir/micro.json")
+check 'awk -v a="$mlast" -v b="$last" "BEGIN { exit !((a - b) ^ 2 < 1e-8) }"'
 check 'awk -v a="$loss2" -v b="$last" "BEGIN { exit !(a < b) }"'
 "$FTE" train --model "$dir/m" --tokens "$dir/toks" --steps 8 --lr 3e-2 --lora-rank 4 \
     --lora-alpha 8 --lora-targets q,k,v,o,gate,up,down --json --out "$dir/m3" > "$dir/lora.json"

@@ -544,6 +544,78 @@ check_recompute(const char *name, float dropout)
 	fixture_free(&s.fx);
 }
 
+/* Bad input is an error with a message, never a crash or a silent result. */
+static void
+check_errors(void)
+{
+	setup s;
+	fte_model *m;
+	fte_trainer *t, *tl;
+	fte_train_config tc;
+	fte_batch b;
+	fte_sampler smp;
+	int bad[16], out[4], n = 0;
+	unsigned bits = 0;
+	char path[] = "/tmp/fte_test_err_XXXXXX";
+	int fd = mkstemp(path);
+	float loss;
+
+	printf("errors\n");
+	if (fd < 0 || setup_load("gpt2", &s) != 0 || (m = model_from(&s)) == NULL ||
+	    (t = trainer_from(&s, m)) == NULL) {
+		CHECK(0);
+		return;
+	}
+	close(fd);
+	memcpy(bad, s.tokens, sizeof(bad));
+	bad[3] = s.mc.vocab_size;
+	b = s.batch;
+	b.tokens = bad;
+	CHECK(fte_trainer_step(t, &b, 1, NULL) == FTE_EINVAL);
+	CHECK(strstr(fte_last_error(), "outside the vocabulary") != NULL);
+	b = s.batch;
+	b.B = s.B + 1;
+	CHECK(fte_trainer_backward(t, &b, 1, NULL, &loss) == FTE_EINVAL);
+	CHECK(fte_trainer_steps(t) == 0);
+
+	tc = s.tc;
+	tc.seq = s.mc.max_seq_len + 1;
+	CHECK(fte_trainer_create(m, &tc, &tl) == FTE_EINVAL);
+	tc = s.tc;
+	tc.lora.rank = 2;
+	tc.lora.dropout = 1.0f;
+	CHECK(fte_trainer_create(m, &tc, &tl) == FTE_EINVAL);
+	tc.lora.dropout = 0.0f;
+	tc.lora.targets = FTE_LORA_GATE;   /* GPT-2 has no gate */
+	CHECK(fte_trainer_create(m, &tc, &tl) == FTE_EINVAL);
+	CHECK(fte_lora_targets_parse("q,zz", &bits) == FTE_EINVAL);
+	CHECK(strstr(fte_last_error(), "zz") != NULL);
+	CHECK(fte_lora_targets_parse("all", &bits) == FTE_OK && bits == FTE_LORA_ALL);
+	CHECK(fte_lora_targets_parse("q,V", &bits) == FTE_OK && bits == (FTE_LORA_Q | FTE_LORA_V));
+
+	/* a LoRA checkpoint does not fit a full fine-tuning trainer */
+	tc.lora.targets = FTE_LORA_Q | FTE_LORA_V;
+	CHECK(fte_trainer_create(m, &tc, &tl) == FTE_OK);
+	CHECK(fte_trainer_save(tl, path, 0) == FTE_OK);
+	CHECK(fte_trainer_restore(t, path, NULL) == FTE_EFORMAT);
+	CHECK(strstr(fte_last_error(), "another model shape") != NULL);
+	CHECK(fte_trainer_restore(tl, path, NULL) == FTE_OK);
+	CHECK(fte_trainer_restore(tl, "/nonexistent/ckpt", NULL) == FTE_EIO);
+	fte_trainer_free(tl);
+	unlink(path);
+
+	fte_sampler_default(&smp);
+	smp.max_new_tokens = 4;
+	CHECK(fte_generate(m, bad + 3, 1, &smp, NULL, NULL, out, &n) == FTE_EINVAL);
+	smp.top_p = 0.0f;
+	CHECK(fte_generate(m, s.tokens, 2, &smp, NULL, NULL, out, &n) == FTE_EINVAL);
+	smp.top_p = 1.0f;
+	CHECK(fte_generate(m, s.tokens, 2, &smp, NULL, NULL, out, &n) == FTE_OK && n == 4);
+	fte_trainer_free(t);
+	fte_model_free(m);
+	fixture_free(&s.fx);
+}
+
 static void
 check_init_and_memory(void)
 {
@@ -601,6 +673,7 @@ main(void)
 	check_resume("gpt2_lora", 0.1f);
 	check_recompute("llama_packed", 0.0f);
 	check_recompute("gpt2_lora", 0.1f);
+	check_errors();
 	check_init_and_memory();
 	return ft_test_done();
 }
