@@ -9,8 +9,11 @@
 
 typedef struct fte_tokenizer fte_tokenizer;
 
-/* fte_tokenizer_load reads a tokenizer.json, a llama2.c tokenizer.bin, or a
- * model directory that holds tokenizer.json.  On success *out owns it. */
+/* fte_tokenizer_load reads a tokenizer.json, a llama2.c tokenizer.bin,
+ * OpenAI's GPT-2 encoder.json + vocab.bpe (either path names the pair), or a
+ * directory holding one of those (tokenizer.json first).  BOS/EOS come from
+ * tokenizer_config.json beside the file when there is one.  On success *out
+ * owns it; broken files fail with a message naming the file. */
 int fte_tokenizer_load(const char *path, fte_tokenizer **out);
 
 /* fte_tokenizer_load_memory parses size bytes of a tokenizer.json or

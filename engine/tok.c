@@ -452,13 +452,29 @@ fte_tokenizer_load(const char *path, fte_tokenizer **out)
 		return fte_error_set(FTE_EINVAL, "fte_tokenizer_load: NULL argument");
 	if (stat(path, &st) != 0)
 		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO, "%s: %s", path, strerror(errno));
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
 	if (S_ISDIR(st.st_mode)) {
 		snprintf(file, sizeof(file), "%s/tokenizer.json", path);
-		if (stat(file, &st) != 0)
-			snprintf(file, sizeof(file), "%s/tokenizer.bin", path);
+		if (stat(file, &st) == 0)
+			goto read;
+		snprintf(file, sizeof(file), "%s/encoder.json", path);
+		if (stat(file, &st) == 0) {
+			char bpe[4096];
+			snprintf(bpe, sizeof(bpe), "%s/vocab.bpe", path);
+			return tok_gpt2_load(file, bpe, out);
+		}
+		snprintf(file, sizeof(file), "%s/tokenizer.bin", path);
+	} else if (strcmp(base, "encoder.json") == 0 || strcmp(base, "vocab.bpe") == 0) {
+		/* OpenAI's GPT-2 pair: either file names both. */
+		char bpe[4096];
+		snprintf(file, sizeof(file), "%.*sencoder.json", (int)(base - path), path);
+		snprintf(bpe, sizeof(bpe), "%.*svocab.bpe", (int)(base - path), path);
+		return tok_gpt2_load(file, bpe, out);
 	} else {
 		snprintf(file, sizeof(file), "%s", path);
 	}
+read:
 	if ((rc = read_file(file, &data, &size)) != FTE_OK)
 		return rc;
 	rc = load_memory(file, data, size, 1, out);

@@ -156,6 +156,8 @@ void tok_ws_setup(fte_tokenizer *t);
 /* tok_regex compiles a pre-tokenizer pattern (UTF, UCP, JIT). */
 int tok_regex(const fte_tokenizer *t, const char *pattern, int literal, pcre2_code **out);
 
+/* tok_gpt2_load reads OpenAI's GPT-2 encoder.json + vocab.bpe pair. */
+int tok_gpt2_load(const char *encoder, const char *bpe, fte_tokenizer **out);
 int tok_llama2c_load(const char *path, const unsigned char *data, size_t size, fte_tokenizer **out);
 /* tok_json_load parses a tokenizer.json; with_config also reads BOS/EOS
  * from the tokenizer_config.json beside path. */

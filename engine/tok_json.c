@@ -10,7 +10,9 @@
  * Anything else is FTE_ENOTSUP naming the type, never silently ignored.
  * BOS/EOS come from tokenizer_config.json next to the file when present.
  */
+#include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -545,43 +547,31 @@ load_all(fte_tokenizer *t, const json_t *root, const json_t *model, int with_con
 	return FTE_OK;
 }
 
-int
-tok_json_load(const char *path, const char *data, size_t size, int with_config, fte_tokenizer **out)
+/* build makes the tokenizer a parsed tokenizer.json describes. */
+static int
+build(const char *path, const json_t *root, int with_config, fte_tokenizer **out)
 {
-	json_error_t jerr;
-	json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
 	fte_tokenizer *t = NULL;
 	int rc, n = 0;
-
-	if (root == NULL)
-		return fte_error_set(FTE_EFORMAT, "%s: invalid JSON at line %d column %d: %s",
-		    path, jerr.line, jerr.column, jerr.text);
 	const json_t *model = json_object_get(root, "model");
 	const json_t *vocab = json_object_get(model, "vocab");
 	const json_t *added = json_object_get(root, "added_tokens");
 	const char *type = str_or(model, "type", NULL);
-	if (!json_is_object(model) || !json_is_object(vocab)) {
-		rc = fte_error_set(FTE_EFORMAT, "%s: no model.vocab object: not a tokenizer.json", path);
-		goto out;
-	}
-	if (type != NULL && strcmp(type, "BPE") != 0) {
-		rc = fte_error_set(FTE_ENOTSUP, "%s: model type %s is not supported (only BPE)", path, type);
-		goto out;
-	}
-	if (added != NULL && !json_is_array(added) && !json_is_null(added)) {
-		rc = fte_error_set(FTE_EFORMAT, "%s: added_tokens is not an array", path);
-		goto out;
-	}
+
+	if (!json_is_object(model) || !json_is_object(vocab))
+		return fte_error_set(FTE_EFORMAT, "%s: no model.vocab object: not a tokenizer.json", path);
+	if (type != NULL && strcmp(type, "BPE") != 0)
+		return fte_error_set(FTE_ENOTSUP, "%s: model type %s is not supported (only BPE)", path, type);
+	if (added != NULL && !json_is_array(added) && !json_is_null(added))
+		return fte_error_set(FTE_EFORMAT, "%s: added_tokens is not an array", path);
 	/* Size the id space: the largest id in the vocabulary or added tokens. */
 	const char *key;
 	json_t *v;
 	size_t i;
 	json_object_foreach((json_t *)vocab, key, v) {
 		json_int_t id = json_integer_value(v);
-		if (!json_is_integer(v) || id < 0 || id >= (1 << 24)) {
-			rc = fte_error_set(FTE_EFORMAT, "%s: vocabulary entry \"%s\" has a bad id", path, key);
-			goto out;
-		}
+		if (!json_is_integer(v) || id < 0 || id >= (1 << 24))
+			return fte_error_set(FTE_EFORMAT, "%s: vocabulary entry \"%s\" has a bad id", path, key);
 		if (id >= n)
 			n = (int)id + 1;
 	}
@@ -590,19 +580,86 @@ tok_json_load(const char *path, const char *data, size_t size, int with_config, 
 		if (id >= n && id < (1 << 24))
 			n = (int)id + 1;
 	}
-	if (n == 0) {
-		rc = fte_error_set(FTE_EFORMAT, "%s: empty vocabulary", path);
-		goto out;
-	}
+	if (n == 0)
+		return fte_error_set(FTE_EFORMAT, "%s: empty vocabulary", path);
 	if ((rc = tok_new(path, n, &t)) != FTE_OK)
-		goto out;
+		return rc;
 	t->utf8_only = 1;
 	if ((rc = load_all(t, root, model, with_config)) != FTE_OK) {
 		fte_tokenizer_free(t);
-		goto out;
+		return rc;
 	}
 	*out = t;
-out:
+	return FTE_OK;
+}
+
+int
+tok_json_load(const char *path, const char *data, size_t size, int with_config, fte_tokenizer **out)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (root == NULL)
+		return fte_error_set(FTE_EFORMAT, "%s: invalid JSON at line %d column %d: %s",
+		    path, jerr.line, jerr.column, jerr.text);
+	int rc = build(path, root, with_config, out);
 	json_decref(root);
+	return rc;
+}
+
+/* tok_gpt2_load reads OpenAI's encoder.json (token -> id) and vocab.bpe
+ * ("#version" line, then one "a b" merge per line) as the equivalent
+ * tokenizer.json: ByteLevel pre-tokenizer and decoder, <|endoftext|> special. */
+int
+tok_gpt2_load(const char *encoder, const char *bpe, fte_tokenizer **out)
+{
+	json_error_t jerr;
+	json_t *enc = json_load_file(encoder, JSON_REJECT_DUPLICATES, &jerr), *merges = json_array(), *root = NULL;
+	FILE *f = fopen(bpe, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = FTE_OK;
+
+	if (enc == NULL) {
+		rc = fte_error_set(FTE_EFORMAT, "%s: invalid JSON at line %d: %s", encoder, jerr.line, jerr.text);
+		goto out;
+	}
+	if (f == NULL) {
+		rc = fte_error_set(FTE_ENOENT, "%s: cannot open: %s", bpe, strerror(errno));
+		goto out;
+	}
+	while ((n = getline(&line, &cap, f)) > 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0 || strncmp(line, "#version", 8) == 0)
+			continue;
+		json_t *m = json_stringn(line, (size_t)n);
+		if (m == NULL) {
+			rc = fte_error_set(FTE_EFORMAT, "%s: merge line is not valid UTF-8", bpe);
+			goto out;
+		}
+		json_array_append_new(merges, m);
+	}
+	root = json_pack("{s:{s:s, s:O, s:O}, s:{s:s, s:b}, s:{s:s}, s:[]}",
+	    "model", "type", "BPE", "vocab", enc, "merges", merges,
+	    "pre_tokenizer", "type", "ByteLevel", "add_prefix_space", 0,
+	    "decoder", "type", "ByteLevel", "added_tokens");
+	if (root == NULL) {
+		rc = fte_error_set(FTE_ENOMEM, "%s: out of memory", encoder);
+		goto out;
+	}
+	json_t *eot = json_object_get(enc, "<|endoftext|>");
+	if (json_is_integer(eot))
+		json_array_append_new(json_object_get(root, "added_tokens"),
+		    json_pack("{s:O, s:s, s:b}", "id", eot, "content", "<|endoftext|>", "special", 1));
+	rc = build(encoder, root, 1, out);
+out:
+	if (f != NULL)
+		fclose(f);
+	free(line);
+	json_decref(root);
+	json_decref(merges);
+	json_decref(enc);
 	return rc;
 }

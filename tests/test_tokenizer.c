@@ -219,6 +219,7 @@ test_roundtrips(const struct corpus *c, int nc)
 {
 	static const char *const toks[] = {
 		"hf/tiny-gpt2/tokenizer.json",
+		"tokenizers/gpt2/vocab.bpe",
 		"tokenizers/smollm2-135m-instruct/tokenizer.json",
 		"tokenizers/tinyllama-1.1b-chat/tokenizer.json",
 		"llama2c/tokenizer.bin",
@@ -538,6 +539,8 @@ main(void)
 	test_tok512();
 	test_vector("hf/tiny-gpt2/tokenizer.json", "tokenizers/testvectors/gpt2_encoded_tokens.json", 1);
 	test_vector("tokenizers/tinyllama-1.1b-chat/tokenizer.json", "tokenizers/testvectors/llama_encoded.json", 1);
+	test_vector("tokenizers/gpt2/encoder.json", "tokenizers/testvectors/gpt2_encoded_tokens.json", 1);
+	test_vector("tokenizers/gpt2", "tokenizers/testvectors/gpt2_encoded_tokens.json", 1);
 	test_special();
 	test_bad_files();
 	test_mini();
