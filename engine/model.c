@@ -264,13 +264,16 @@ fte_model_num_params(const fte_model *m)
 	return m->n_params;
 }
 
-double
-fte__rng_normal(uint64_t *s)
+/* normal_pair draws two independent standard normals (Box-Muller). */
+static void
+normal_pair(uint64_t *s, double *a, double *b)
 {
 	double u1 = ((double)(fte__rng_next(s) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
 	double u2 = (double)(fte__rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
+	double r = sqrt(-2.0 * log(u1));
 
-	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+	*a = r * cos(2.0 * M_PI * u2);
+	*b = r * sin(2.0 * M_PI * u2);
 }
 
 int
@@ -285,8 +288,14 @@ fte_model_init_random(fte_model *m, uint64_t seed)
 		float std = (s == SLOT_WO || s == SLOT_W_DOWN) ? proj_std : 0.02f;
 
 		if (t->ndim == 2) {
-			for (size_t j = 0; j < t->numel; j++)
-				t->data[j] = (float)(std * fte__rng_normal(&rng));
+			for (size_t j = 0; j < t->numel; j += 2) {
+				double x, y;
+
+				normal_pair(&rng, &x, &y);
+				t->data[j] = (float)(std * x);
+				if (j + 1 < t->numel)
+					t->data[j + 1] = (float)(std * y);
+			}
 		} else {
 			int norm = s == SLOT_ATTN_NORM_W || s == SLOT_FFN_NORM_W || s == SLOT_NORM_W;
 

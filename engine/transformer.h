@@ -188,7 +188,4 @@ fte__rng_uniform(uint64_t *s)
 	return (float)(fte__rng_next(s) >> 40) * (1.0f / 16777216.0f);
 }
 
-/* Standard normal (Box-Muller, one value per call). */
-double fte__rng_normal(uint64_t *s);
-
 #endif
