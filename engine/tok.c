@@ -573,7 +573,6 @@ struct enc {
 	size_t n_bufs, bufs_cap;
 	char *map;                      /* scratch for ignore_merges lookups */
 	size_t map_cap;
-	int segment;                    /* index of the text segment */
 };
 
 static int
@@ -859,7 +858,7 @@ str_replace(const char *s, size_t n, const char *pat, const char *rep, size_t *o
 /* normalize runs the normalizer steps (and the string-rewriting parts of the
  * pre-tokenizers) on one segment; the result is kept until the call ends. */
 static int
-normalize(struct enc *e, const char *s, size_t n, const char **out, size_t *out_n)
+normalize(struct enc *e, const char *s, size_t n, size_t offset, const char **out, size_t *out_n)
 {
 	const fte_tokenizer *t = e->t;
 	char *cur = malloc(n + 1);
@@ -899,7 +898,9 @@ normalize(struct enc *e, const char *s, size_t n, const char **out, size_t *out_
 		if (next == NULL)
 			return FTE_ENOMEM;
 		cur = next;
-		int pre = t->meta_prepend == 2 || (t->meta_prepend == 1 && e->segment == 0);
+		/* "first": only a segment that starts the text (HF checks the
+		 * original offset, so text after a leading special token has none). */
+		int pre = t->meta_prepend == 2 || (t->meta_prepend == 1 && offset == 0);
 		if (pre && len > 0 && (len < ml || memcmp(cur, t->metaspace, ml) != 0)) {
 			next = malloc(len + ml + 1);
 			if (next == NULL) {
@@ -1008,7 +1009,7 @@ split_words(struct enc *e, const char *s, const struct tok_pre *p)
 }
 
 static int
-encode_segment(struct enc *e, const char *s, size_t n)
+encode_segment(struct enc *e, const char *s, size_t n, size_t offset)
 {
 	const fte_tokenizer *t = e->t;
 	const char *norm;
@@ -1017,9 +1018,8 @@ encode_segment(struct enc *e, const char *s, size_t n)
 
 	if (n == 0)
 		return FTE_OK;
-	if ((rc = normalize(e, s, n, &norm, &nn)) != FTE_OK)
+	if ((rc = normalize(e, s, n, offset, &norm, &nn)) != FTE_OK)
 		return rc;
-	e->segment++;
 	e->words.n = 0;
 	if ((rc = ranges_push(&e->words, 0, nn)) != FTE_OK)
 		return rc;
@@ -1121,12 +1121,12 @@ encode_all(struct enc *e, const char *text, size_t len, unsigned flags)
 		if (a->rstrip)
 			while (next < len && isspace((unsigned char)text[next]))
 				next++;
-		if ((rc = encode_segment(e, text + seg, end - seg)) != FTE_OK ||
+		if ((rc = encode_segment(e, text + seg, end - seg, seg)) != FTE_OK ||
 		    (rc = ids_push(&e->out, a->id)) != FTE_OK)
 			return rc;
 		seg = i = next;
 	}
-	if ((rc = encode_segment(e, text + seg, len - seg)) != FTE_OK)
+	if ((rc = encode_segment(e, text + seg, len - seg, seg)) != FTE_OK)
 		return rc;
 	if ((flags & FTE_TOK_ADD_SPECIAL))
 		for (int k = 0; k < t->n_suffix; k++)

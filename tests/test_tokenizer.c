@@ -453,6 +453,8 @@ test_mini(void)
 	mini_encode("sentencepiece.json", "ab Hello", 0, (int[]){ 267, 269, 268, 262, 114 }, 5, "ab Hello");
 	mini_encode("metaspace.json", "xyz", all, (int[]){ 1, 259, 0 }, 3, "<s> <unk>");
 	mini_encode("metaspace.json", "a 12345", 0, (int[]){ 265, 259, 0, 0 }, 4, "a <unk><unk>");
+	/* prepend_scheme "first": no metaspace for text after a leading <s>. */
+	mini_encode("metaspace.json", "<s>a a", FTE_TOK_PARSE_SPECIAL, (int[]){ 1, 260, 265 }, 3, "<s>a a");
 	mini_encode("bytelevel.json", "hello the 42", 0, (int[]){ 261, 258, 32, 52, 50 }, 5, "hello the 42");
 	mini_encode("bytelevel.json", "he<|endoftext|>", all, (int[]){ 257, 262 }, 2, "he<|endoftext|>");
 }
