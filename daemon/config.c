@@ -47,6 +47,16 @@ static const struct cfg_key keys[] = {
 	  "Threads for training; 0 means one per online CPU." },
 	{ "log_level", NUM(CFG_LOGLEVEL, log_level), "info", 0, 0,
 	  "Minimum level logged: debug, info, warn or error." },
+	{ "import_roots", STR(import_roots), "/srv/ftuned/import", 0, 0,
+	  "Colon-separated directories that model imports may read from (symlinks resolved)." },
+	{ "admin_group", STR(admin_group), "", 0, 0,
+	  "Unix group whose members may act on every user's jobs, models and datasets." },
+	{ "max_queued_per_user", NUM(CFG_INT, max_queued_per_user), "16", 1, 100000,
+	  "Jobs one user may have queued or running at once." },
+	{ "memory_budget", NUM(CFG_SIZE, memory_budget), "0", 0, (int64_t)1 << 50,
+	  "Memory a training job may use (suffix K, M, G); 0 means three quarters of RAM." },
+	{ "checkpoint_keep", NUM(CFG_INT, checkpoint_keep), "2", 1, 100,
+	  "Checkpoints kept per job; older ones are deleted." },
 };
 
 static const struct cfg_key *

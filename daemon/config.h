@@ -21,6 +21,11 @@ struct ft_config {
 	int64_t rpc_max_message;      /* bytes; larger messages close the pipe */
 	int training_threads;
 	int log_level;                /* enum log_level */
+	char import_roots[PATH_MAX];  /* ':'-separated dirs model imports may read */
+	char admin_group[64];         /* members may act on every user's things */
+	int max_queued_per_user;
+	int64_t memory_budget;        /* bytes a training job may use; 0 = 3/4 of RAM */
+	int checkpoint_keep;          /* checkpoints kept per job */
 };
 
 /* config_defaults fills every key with its table default. */

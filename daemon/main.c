@@ -23,6 +23,7 @@
 #include "ftuned.h"
 #include "log.h"
 #include "notify.h"
+#include "registry.h"
 #include "rpc.h"
 #include "store.h"
 #include "web.h"
@@ -277,6 +278,10 @@ main(int argc, char **argv)
 	}
 	if (store_open(d.cfg.state_dir, &d.store, err, sizeof(err)) != 0) {
 		log_error("state: %s", err);
+		goto out;
+	}
+	if (registry_init(&d, err, sizeof(err)) != 0) {
+		log_error("registry: %s", err);
 		goto out;
 	}
 	if (socket_dir_make(d.cfg.socket_url, err, sizeof(err)) != 0 ||

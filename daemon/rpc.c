@@ -12,6 +12,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <grp.h>
+#include <pwd.h>
 #include <string.h>
 
 #include <nng/nng.h>
@@ -31,6 +33,10 @@ static const struct rpc_method {
 } methods[] = {
 	{ FT__REQUEST__BODY_PING, "Ping", rpc_ping, 0 },
 	{ FT__REQUEST__BODY_STATUS, "Status", rpc_status, 0 },
+	{ FT__REQUEST__BODY_MODEL_IMPORT, "ModelImport", rpc_model_import, RPC_WRITE },
+	{ FT__REQUEST__BODY_MODEL_LIST, "ModelList", rpc_model_list, 0 },
+	{ FT__REQUEST__BODY_MODEL_SHOW, "ModelShow", rpc_model_show, 0 },
+	{ FT__REQUEST__BODY_MODEL_REMOVE, "ModelRemove", rpc_model_remove, RPC_WRITE },
 };
 
 struct rpc_mem {
@@ -47,6 +53,46 @@ rpc_alloc(struct rpc_call *call, size_t size)
 	m->next = call->mem;
 	call->mem = m;
 	return m + 1;
+}
+
+char *
+rpc_strdup(struct rpc_call *call, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *p = rpc_alloc(call, n + 1);
+
+	if (p != NULL && n > 0)
+		memcpy(p, s, n);
+	return p;
+}
+
+int
+rpc_caller_is_admin(const struct rpc_call *call)
+{
+	const char *group = call->d->cfg.admin_group;
+	struct passwd pw, *pwp;
+	struct group gr, *grp;
+	char buf[4096];
+
+	if (call->uid == 0)
+		return 1;
+	if (group[0] == '\0' || getgrnam_r(group, &gr, buf, sizeof(buf), &grp) != 0 || grp == NULL)
+		return 0;
+	if (call->gid == grp->gr_gid)
+		return 1;
+	{
+		gid_t gid = grp->gr_gid;
+		char pbuf[4096];
+
+		if (getpwuid_r((uid_t)call->uid, &pw, pbuf, sizeof(pbuf), &pwp) != 0 || pwp == NULL)
+			return 0;
+		if (pwp->pw_gid == gid)
+			return 1;
+		for (char **m = grp->gr_mem; *m; m++)
+			if (strcmp(*m, pwp->pw_name) == 0)
+				return 1;
+	}
+	return 0;
 }
 
 int

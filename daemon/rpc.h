@@ -33,6 +33,13 @@ typedef int (*rpc_handler)(struct rpc_call *call, const Ft__Request *req,
  * NULL when out of memory. */
 void *rpc_alloc(struct rpc_call *call, size_t size);
 
+/* rpc_strdup copies s into call memory ("" for NULL); NULL when out of
+ * memory. */
+char *rpc_strdup(struct rpc_call *call, const char *s);
+
+/* rpc_caller_is_admin is 1 for root and members of cfg.admin_group. */
+int rpc_caller_is_admin(const struct rpc_call *call);
+
 /* rpc_error formats the reply's message and returns code. */
 int rpc_error(struct rpc_call *call, Ft__Reply *rep, int code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -40,6 +47,10 @@ int rpc_error(struct rpc_call *call, Ft__Reply *rep, int code,
 /* Handlers (rpc_<service>.c). */
 int rpc_ping(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_status(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_model_import(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_model_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_model_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_model_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 
 struct rpc_server;
 

@@ -28,6 +28,72 @@ static const char *migrations[] = {
 	"  created_at INTEGER NOT NULL,"
 	"  spec BLOB NOT NULL);"
 	"CREATE INDEX jobs_state ON jobs(state, priority, id);",
+
+	/* 1 -> 2: model and dataset registries, job details, metrics, logs. */
+	"CREATE TABLE models ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  owner_uid INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('base', 'tuned')),"
+	"  format TEXT NOT NULL CHECK (format IN ('hf', 'llama2c')),"
+	"  arch TEXT NOT NULL,"
+	"  params INTEGER NOT NULL,"
+	"  config TEXT NOT NULL,"
+	"  entry TEXT NOT NULL,"
+	"  tokenizer TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  base_id INTEGER REFERENCES models(id),"
+	"  job_id INTEGER,"
+	"  lineage TEXT NOT NULL DEFAULT '{}');"
+	"CREATE TABLE model_files ("
+	"  model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  PRIMARY KEY (model_id, name));"
+	"CREATE INDEX model_files_hash ON model_files(hash);"
+	"CREATE TABLE datasets ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  owner_uid INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('instruct', 'text')),"
+	"  hash TEXT NOT NULL,"
+	"  records INTEGER NOT NULL,"
+	"  validation_records INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  stats TEXT NOT NULL,"
+	"  report TEXT NOT NULL);"
+	"ALTER TABLE jobs ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE jobs ADD COLUMN base_id INTEGER REFERENCES models(id);"
+	"ALTER TABLE jobs ADD COLUMN dataset_id INTEGER REFERENCES datasets(id);"
+	"ALTER TABLE jobs ADD COLUMN stage TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE jobs ADD COLUMN step INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN total_steps INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN started_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN finished_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN error TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE jobs ADD COLUMN result_model_id INTEGER REFERENCES models(id);"
+	"ALTER TABLE jobs ADD COLUMN memory_bytes INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN checkpoint_step INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN loss REAL;"
+	"ALTER TABLE jobs ADD COLUMN val_loss REAL;"
+	"ALTER TABLE jobs ADD COLUMN base_val_loss REAL;"
+	"ALTER TABLE jobs ADD COLUMN tokens_per_s REAL;"
+	"CREATE TABLE metrics ("
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  step INTEGER NOT NULL,"
+	"  loss REAL, lr REAL, grad_norm REAL, tokens_per_s REAL, val_loss REAL,"
+	"  PRIMARY KEY (job_id, step));"
+	"CREATE TABLE job_logs ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  time INTEGER NOT NULL,"
+	"  level TEXT NOT NULL,"
+	"  message TEXT NOT NULL);"
+	"CREATE INDEX job_logs_job ON job_logs(job_id, seq);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -135,6 +201,19 @@ store_close(struct store *s)
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+sqlite3 *
+store_lock(struct store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	return s->db;
+}
+
+void
+store_unlock(struct store *s)
+{
+	pthread_mutex_unlock(&s->lock);
 }
 
 int

@@ -22,6 +22,12 @@ int store_open(const char *state_dir, struct store **out, char *err,
 /* store_close closes the database. NULL is allowed. */
 void store_close(struct store *s);
 
+/* store_lock returns the connection for the caller's exclusive use until
+ * store_unlock; modules (registry.c, datasets.c, queue.c) run their own
+ * statements and transactions on it. */
+struct sqlite3 *store_lock(struct store *s);
+void store_unlock(struct store *s);
+
 /* store_schema_version returns the schema version in use. */
 int store_schema_version(struct store *s);
 

@@ -1,0 +1,693 @@
+/* registry.c - model registry: import, tuned-model registration, lookup,
+ * removal, and hash verification.  See registry.h for the storage layout. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "fsutil.h"
+#include "fte.h"
+#include "ft_wire.h"
+#include "log.h"
+#include "registry.h"
+
+/* Files of a Hugging Face directory worth keeping, besides the weights. */
+static const char *hf_files[] = {
+	"config.json", "generation_config.json", "tokenizer.json",
+	"tokenizer_config.json", "special_tokens_map.json",
+	"model.safetensors.index.json",
+};
+
+static void
+path_join(char *out, const char *a, const char *b)
+{
+	snprintf(out, PATH_MAX, "%s/%s", a, b);
+}
+
+int
+registry_init(struct ftuned *d, char *err, size_t err_len)
+{
+	char blobs[PATH_MAX], models[PATH_MAX], path[PATH_MAX];
+	sqlite3 *db;
+	DIR *dir;
+	struct dirent *e;
+
+	path_join(blobs, d->cfg.state_dir, "blobs");
+	path_join(models, d->cfg.state_dir, "models");
+	if (fs_mkdirs(blobs, 0750) != 0 || fs_mkdirs(models, 0750) != 0) {
+		snprintf(err, err_len, "%s: %s", models, strerror(errno));
+		return -1;
+	}
+	if ((dir = opendir(models)) == NULL) {
+		snprintf(err, err_len, "%s: %s", models, strerror(errno));
+		return -1;
+	}
+	db = store_lock(d->store);
+	while ((e = readdir(dir)) != NULL) {
+		sqlite3_stmt *st;
+		int known = 0;
+		char *end;
+		long long id;
+
+		if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || strcmp(e->d_name, "..") == 0))
+			continue;
+		id = strtoll(e->d_name, &end, 10);
+		if (*end == '\0' && sqlite3_prepare_v2(db, "SELECT 1 FROM models WHERE id = ?",
+		    -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, id);
+			known = sqlite3_step(st) == SQLITE_ROW;
+			sqlite3_finalize(st);
+		}
+		if (!known) {
+			path_join(path, models, e->d_name);
+			log_warn("registry: removing %s, left by an interrupted import", path);
+			fs_rm_rf(path);
+		}
+	}
+	store_unlock(d->store);
+	closedir(dir);
+	return 0;
+}
+
+int
+registry_name_check(const char *name, char *err, size_t err_len)
+{
+	size_t n = strlen(name), digits = 0;
+
+	if (n == 0 || n > REGISTRY_NAME_MAX || name[0] == '.') {
+		snprintf(err, err_len, "name must be 1 to %d characters, not starting with '.'",
+		    REGISTRY_NAME_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-') {
+			snprintf(err, err_len, "name may hold only letters, digits, '.', '_' and '-'");
+			return -1;
+		}
+		digits += isdigit(c) != 0;
+	}
+	if (digits == n) {
+		snprintf(err, err_len, "name '%s' is all digits, which would read as an id", name);
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+config_to_json(const fte_config *c)
+{
+	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:b,s:b,s:i,s:i}",
+	    "arch", c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama",
+	    "n_layers", c->n_layers, "dim", c->dim, "n_heads", c->n_heads,
+	    "n_kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim", c->ffn_dim,
+	    "vocab_size", c->vocab_size, "max_seq_len", c->max_seq_len,
+	    "norm_eps", (double)c->norm_eps, "rope_theta", (double)c->rope_theta,
+	    "rope_style", c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half",
+	    "tied_embeddings", c->tied_embeddings, "qkv_bias", c->qkv_bias,
+	    "bos_id", c->bos_id, "eos_id", c->eos_id);
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	return s;
+}
+
+/* One file to put in a model directory: where it comes from, its name there. */
+struct import_file {
+	char src[PATH_MAX];
+	char name[128];
+	char hash[FS_HASH_HEX];
+	uint64_t size;
+};
+
+/* Lists the files of an HF directory or a llama2.c checkpoint. */
+static int
+import_files_list(const char *path, int is_dir, const char *tokenizer,
+    struct import_file **out, size_t *n_out, char *entry, char *tok_name,
+    char *err, size_t err_len)
+{
+	struct import_file *f = calloc(64, sizeof(*f));
+	size_t n = 0;
+	char p[PATH_MAX];
+
+	if (f == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	if (is_dir) {
+		DIR *dir;
+		struct dirent *e;
+
+		for (size_t i = 0; i < sizeof(hf_files) / sizeof(hf_files[0]); i++) {
+			path_join(p, path, hf_files[i]);
+			if (access(p, R_OK) == 0) {
+				snprintf(f[n].src, PATH_MAX, "%s", p);
+				snprintf(f[n++].name, sizeof(f->name), "%s", hf_files[i]);
+			}
+		}
+		if ((dir = opendir(path)) == NULL) {
+			snprintf(err, err_len, "%s: %s", path, strerror(errno));
+			free(f);
+			return -1;
+		}
+		while ((e = readdir(dir)) != NULL && n < 64) {
+			size_t len = strlen(e->d_name);
+
+			if (len > 12 && len < sizeof(f->name) &&
+			    strcmp(e->d_name + len - 12, ".safetensors") == 0) {
+				path_join(f[n].src, path, e->d_name);
+				snprintf(f[n++].name, sizeof(f->name), "%s", e->d_name);
+			}
+		}
+		closedir(dir);
+		strcpy(entry, ".");
+		strcpy(tok_name, "tokenizer.json");
+	} else {
+		char dirbuf[PATH_MAX], *slash;
+
+		snprintf(f[n].src, PATH_MAX, "%s", path);
+		strcpy(f[n++].name, "model.bin");
+		if (tokenizer != NULL && tokenizer[0] != '\0') {
+			snprintf(p, sizeof(p), "%s", tokenizer);
+		} else {
+			snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+			slash = strrchr(dirbuf, '/');
+			*slash = '\0';
+			path_join(p, dirbuf, "tokenizer.bin");
+			if (access(p, R_OK) != 0) {
+				snprintf(err, err_len, "%s: a llama2.c checkpoint needs its tokenizer.bin: "
+				    "none beside it, name one with --tokenizer", path);
+				free(f);
+				return -1;
+			}
+		}
+		snprintf(f[n].src, PATH_MAX, "%s", p);
+		strcpy(f[n++].name, "tokenizer.bin");
+		strcpy(entry, "model.bin");
+		strcpy(tok_name, "tokenizer.bin");
+	}
+	*out = f;
+	*n_out = n;
+	return 0;
+}
+
+/* Stores files as blobs, links them into state/models/<id>, inserts rows.
+ * Called inside a transaction on db. */
+static int
+model_store(struct ftuned *d, sqlite3 *db, int64_t id, struct import_file *f,
+    size_t n, char *err, size_t err_len)
+{
+	char blobs[PATH_MAX], tmpdir[PATH_MAX], dir[PATH_MAX], blob[PATH_MAX], link_path[PATH_MAX];
+	sqlite3_stmt *st;
+
+	path_join(blobs, d->cfg.state_dir, "blobs");
+	snprintf(dir, sizeof(dir), "%s/models/%lld", d->cfg.state_dir, (long long)id);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/models/.%lld.tmp", d->cfg.state_dir, (long long)id);
+	fs_rm_rf(tmpdir);
+	if (fs_mkdirs(tmpdir, 0750) != 0) {
+		snprintf(err, err_len, "%s: %s", tmpdir, strerror(errno));
+		return -1;
+	}
+	if (sqlite3_prepare_v2(db, "INSERT INTO model_files (model_id, name, hash, size) "
+	    "VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (fs_store_blob(f[i].src, blobs, f[i].hash, &f[i].size, err, err_len) != 0)
+			goto fail;
+		path_join(blob, blobs, f[i].hash);
+		path_join(link_path, tmpdir, f[i].name);
+		if (link(blob, link_path) != 0) {
+			snprintf(err, err_len, "%s: %s", link_path, strerror(errno));
+			goto fail;
+		}
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, f[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, f[i].hash, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)f[i].size);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
+			goto fail;
+		}
+	}
+	sqlite3_finalize(st);
+	if (fs_fsync_dir(tmpdir, 1) != 0 || rename(tmpdir, dir) != 0 || fs_fsync_dir(dir, 0) != 0) {
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+		fs_rm_rf(tmpdir);
+		return -1;
+	}
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	fs_rm_rf(tmpdir);
+	return -1;
+}
+
+/* Registers a model whose files are listed in f, in one transaction. */
+static int
+model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
+    const char *format, const fte_model *m, const char *entry, const char *tok_name,
+    int64_t base_id, int64_t job_id, const char *lineage, struct import_file *f,
+    size_t n, int64_t *id_out, char *err, size_t err_len)
+{
+	const fte_config *c = fte_model_config(m);
+	char *config = config_to_json(c);
+	sqlite3_stmt *st = NULL;
+	uint64_t size = 0;
+	int64_t id;
+	int code = FT__CODE__INTERNAL;
+	sqlite3 *db = store_lock(d->store);
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
+		goto out;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM models WHERE name = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			snprintf(err, err_len, "a model named '%s' exists", name);
+			code = FT__CODE__ALREADY_EXISTS;
+			goto rollback;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (sqlite3_prepare_v2(db, "INSERT INTO models (name, owner_uid, created_at, kind, format, "
+	    "arch, params, config, entry, tokenizer, size, base_id, job_id, lineage) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, format, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)fte_model_num_params(m));
+	sqlite3_bind_text(st, 8, config ? config : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, entry, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, tok_name, -1, SQLITE_STATIC);
+	if (base_id > 0)
+		sqlite3_bind_int64(st, 11, base_id);
+	if (job_id > 0)
+		sqlite3_bind_int64(st, 12, job_id);
+	sqlite3_bind_text(st, 13, lineage ? lineage : "{}", -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
+		goto rollback;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	id = sqlite3_last_insert_rowid(db);
+	if (model_store(d, db, id, f, n, err, err_len) != 0)
+		goto rollback;
+	for (size_t i = 0; i < n; i++)
+		size += f[i].size;
+	if (sqlite3_prepare_v2(db, "UPDATE models SET size = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 2, id);
+	if (sqlite3_step(st) != SQLITE_DONE || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		char dir[PATH_MAX];
+
+		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
+		snprintf(dir, sizeof(dir), "%s/models/%lld", d->cfg.state_dir, (long long)id);
+		fs_rm_rf(dir);
+		goto rollback;
+	}
+	sqlite3_finalize(st);
+	*id_out = id;
+	code = FT__CODE__OK;
+	goto out;
+rollback:
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	store_unlock(d->store);
+	free(config);
+	return code;
+}
+
+static const char *
+base_name_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash && slash[1] ? slash + 1 : path;
+}
+
+int
+registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
+    const char *name, const char *tokenizer, int64_t *id, char *err, size_t err_len)
+{
+	char real[PATH_MAX], tok_real[PATH_MAX], entry[16], tok_name[32], auto_name[REGISTRY_NAME_MAX + 1];
+	struct import_file *f = NULL;
+	fte_tokenizer *tok = NULL;
+	fte_model *m = NULL;
+	struct stat sb;
+	size_t n = 0;
+	int rc, is_dir;
+
+	if (fs_path_inside(path, d->cfg.import_roots, real, err, err_len) != 0)
+		return FT__CODE__PERMISSION_DENIED;
+	if (tokenizer && tokenizer[0] &&
+	    fs_path_inside(tokenizer, d->cfg.import_roots, tok_real, err, err_len) != 0)
+		return FT__CODE__PERMISSION_DENIED;
+	if (stat(real, &sb) != 0) {
+		snprintf(err, err_len, "%s: %s", real, strerror(errno));
+		return FT__CODE__NOT_FOUND;
+	}
+	is_dir = S_ISDIR(sb.st_mode);
+	if (name == NULL || name[0] == '\0') {
+		/* Default name: the file or directory name, without .bin. */
+		snprintf(auto_name, sizeof(auto_name), "%s", base_name_of(real));
+		char *dot = strrchr(auto_name, '.');
+		if (dot && strcmp(dot, ".bin") == 0)
+			*dot = '\0';
+		name = auto_name;
+	}
+	if (registry_name_check(name, err, err_len) != 0)
+		return FT__CODE__INVALID_ARGUMENT;
+	if (import_files_list(real, is_dir, tokenizer && tokenizer[0] ? tok_real : NULL, &f, &n,
+	    entry, tok_name, err, err_len) != 0)
+		return FT__CODE__INVALID_ARGUMENT;
+	/* The engine's loaders check every size and offset before reading. */
+	if ((rc = fte_model_load(real, &m)) != FTE_OK) {
+		snprintf(err, err_len, "not a loadable model: %s", fte_last_error());
+		free(f);
+		return FT__CODE__INVALID_ARGUMENT;
+	}
+	{
+		char tok_path[PATH_MAX];
+
+		if (is_dir)
+			path_join(tok_path, real, tok_name);
+		else
+			snprintf(tok_path, sizeof(tok_path), "%s", f[n - 1].src);
+		if (fte_tokenizer_load(tok_path, &tok) != FTE_OK) {
+			snprintf(err, err_len, "no usable tokenizer: %s", fte_last_error());
+			fte_model_free(m);
+			free(f);
+			return FT__CODE__INVALID_ARGUMENT;
+		}
+		if (fte_tokenizer_vocab_size(tok) > fte_model_config(m)->vocab_size) {
+			snprintf(err, err_len, "tokenizer has %d tokens but the model only %d",
+			    fte_tokenizer_vocab_size(tok), fte_model_config(m)->vocab_size);
+			fte_tokenizer_free(tok);
+			fte_model_free(m);
+			free(f);
+			return FT__CODE__INVALID_ARGUMENT;
+		}
+		fte_tokenizer_free(tok);
+	}
+	rc = model_insert(d, uid, name, "base", is_dir ? "hf" : "llama2c", m, entry, tok_name,
+	    0, 0, NULL, f, n, id, err, err_len);
+	if (rc == FT__CODE__OK)
+		log_info("registry: uid %u imported %s as model %lld '%s'", uid, real,
+		    (long long)*id, name);
+	fte_model_free(m);
+	free(f);
+	return rc;
+}
+
+int
+registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
+    const char *name, int64_t base_id, int64_t job_id, const char *lineage,
+    int64_t *id, char *err, size_t err_len)
+{
+	char entry[16], tok_name[32];
+	struct import_file *f = NULL;
+	fte_model *m = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (import_files_list(src_dir, 1, NULL, &f, &n, entry, tok_name, err, err_len) != 0)
+		return FT__CODE__INTERNAL;
+	/* A tuned llama2.c model keeps its tokenizer.bin beside the HF files. */
+	{
+		char p[PATH_MAX];
+
+		path_join(p, src_dir, "tokenizer.bin");
+		if (access(p, R_OK) == 0 && n < 64) {
+			snprintf(f[n].src, PATH_MAX, "%s", p);
+			strcpy(f[n++].name, "tokenizer.bin");
+			path_join(p, src_dir, "tokenizer.json");
+			if (access(p, R_OK) != 0)
+				strcpy(tok_name, "tokenizer.bin");
+		}
+	}
+	if (fte_model_load(src_dir, &m) != FTE_OK) {
+		snprintf(err, err_len, "tuned model does not load: %s", fte_last_error());
+		free(f);
+		return FT__CODE__INTERNAL;
+	}
+	rc = model_insert(d, uid, name, "tuned", "hf", m, entry, tok_name, base_id, job_id,
+	    lineage, f, n, id, err, err_len);
+	fte_model_free(m);
+	free(f);
+	return rc;
+}
+
+static void
+row_to_info(struct ftuned *d, sqlite3 *db, sqlite3_stmt *st, struct model_info *m)
+{
+	const char *s;
+	sqlite3_stmt *fs;
+
+	memset(m, 0, sizeof(*m));
+	m->id = sqlite3_column_int64(st, 0);
+	snprintf(m->name, sizeof(m->name), "%s", sqlite3_column_text(st, 1));
+	m->owner_uid = (uint32_t)sqlite3_column_int64(st, 2);
+	m->created_at = sqlite3_column_int64(st, 3);
+	snprintf(m->kind, sizeof(m->kind), "%s", sqlite3_column_text(st, 4));
+	snprintf(m->format, sizeof(m->format), "%s", sqlite3_column_text(st, 5));
+	snprintf(m->arch, sizeof(m->arch), "%s", sqlite3_column_text(st, 6));
+	m->params = (uint64_t)sqlite3_column_int64(st, 7);
+	m->config_json = strdup((const char *)sqlite3_column_text(st, 8));
+	snprintf(m->dir, sizeof(m->dir), "%s/models/%lld", d->cfg.state_dir, (long long)m->id);
+	s = (const char *)sqlite3_column_text(st, 9);
+	if (strcmp(s, ".") == 0)
+		snprintf(m->entry, sizeof(m->entry), "%s", m->dir);
+	else
+		snprintf(m->entry, sizeof(m->entry), "%s/%s", m->dir, s);
+	snprintf(m->tokenizer, sizeof(m->tokenizer), "%s/%s", m->dir, sqlite3_column_text(st, 10));
+	m->size = (uint64_t)sqlite3_column_int64(st, 11);
+	m->base_id = sqlite3_column_int64(st, 12);
+	m->job_id = sqlite3_column_int64(st, 13);
+	m->lineage_json = strdup((const char *)sqlite3_column_text(st, 14));
+	if (sqlite3_column_type(st, 15) != SQLITE_NULL)
+		snprintf(m->base_name, sizeof(m->base_name), "%s", sqlite3_column_text(st, 15));
+	if (sqlite3_prepare_v2(db, "SELECT name, hash, size FROM model_files WHERE model_id = ? "
+	    "ORDER BY name", -1, &fs, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(fs, 1, m->id);
+	while (sqlite3_step(fs) == SQLITE_ROW) {
+		struct model_file *nf = realloc(m->files, (m->n_files + 1) * sizeof(*nf));
+
+		if (nf == NULL)
+			break;
+		m->files = nf;
+		snprintf(nf[m->n_files].name, sizeof(nf->name), "%s", sqlite3_column_text(fs, 0));
+		snprintf(nf[m->n_files].hash, sizeof(nf->hash), "%s", sqlite3_column_text(fs, 1));
+		nf[m->n_files++].size = (uint64_t)sqlite3_column_int64(fs, 2);
+	}
+	sqlite3_finalize(fs);
+}
+
+#define MODEL_COLUMNS "m.id, m.name, m.owner_uid, m.created_at, m.kind, m.format, m.arch, " \
+	"m.params, m.config, m.entry, m.tokenizer, m.size, m.base_id, m.job_id, m.lineage, b.name"
+#define MODEL_FROM " FROM models m LEFT JOIN models b ON b.id = m.base_id "
+
+int
+registry_model_find(struct ftuned *d, const char *name_or_id, struct model_info *out)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	char *end;
+	long long id = strtoll(name_or_id, &end, 10);
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT " MODEL_COLUMNS MODEL_FROM
+	    "WHERE m.name = ? OR m.id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name_or_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, *name_or_id && *end == '\0' ? id : -1);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			row_to_info(d, db, st, out);
+			rc = 0;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return rc;
+}
+
+int
+registry_model_list(struct ftuned *d, struct model_info **out, size_t *n)
+{
+	sqlite3 *db = store_lock(d->store);
+	struct model_info *list = NULL;
+	sqlite3_stmt *st;
+	size_t count = 0;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT " MODEL_COLUMNS MODEL_FROM "ORDER BY m.id", -1, &st,
+	    NULL) == SQLITE_OK) {
+		rc = 0;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			struct model_info *nl = realloc(list, (count + 1) * sizeof(*nl));
+
+			if (nl == NULL) {
+				rc = -1;
+				break;
+			}
+			list = nl;
+			row_to_info(d, db, st, &list[count++]);
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	*out = list;
+	*n = count;
+	return rc;
+}
+
+static long long
+count_rows(sqlite3 *db, const char *sql, int64_t id)
+{
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* Deletes blobs that no model file names any more. */
+static void
+blobs_collect(struct ftuned *d, sqlite3 *db, const struct model_info *m)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < m->n_files; i++) {
+		sqlite3_stmt *st;
+		int used = 1;
+
+		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM model_files WHERE hash = ?", -1, &st,
+		    NULL) != SQLITE_OK)
+			continue;
+		sqlite3_bind_text(st, 1, m->files[i].hash, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			used = sqlite3_column_int(st, 0) > 0;
+		sqlite3_finalize(st);
+		if (!used) {
+			snprintf(path, sizeof(path), "%s/blobs/%s", d->cfg.state_dir, m->files[i].hash);
+			unlink(path);
+		}
+	}
+}
+
+int
+registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *name,
+    int force, char *err, size_t err_len)
+{
+	struct model_info m;
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	long long jobs, children;
+	int code = FT__CODE__OK;
+
+	if (registry_model_find(d, name, &m) != 0) {
+		snprintf(err, err_len, "no model '%s'", name);
+		return FT__CODE__NOT_FOUND;
+	}
+	if (m.owner_uid != uid && !admin) {
+		snprintf(err, err_len, "model '%s' belongs to uid %u", m.name, m.owner_uid);
+		model_info_free(&m);
+		return FT__CODE__PERMISSION_DENIED;
+	}
+	db = store_lock(d->store);
+	jobs = count_rows(db, "SELECT count(*) FROM jobs WHERE base_id = ? AND state IN "
+	    "('QUEUED', 'RUNNING')", m.id);
+	children = count_rows(db, "SELECT count(*) FROM models WHERE base_id = ?", m.id);
+	if (jobs > 0) {
+		/* A running job holds the files open; even force waits for it. */
+		snprintf(err, err_len, "model '%s' is used by %lld queued or running job%s; cancel "
+		    "them first", m.name, jobs, jobs == 1 ? "" : "s");
+		code = FT__CODE__FAILED_PRECONDITION;
+	} else if (children > 0 && !force) {
+		snprintf(err, err_len, "%lld tuned model%s derive from '%s'; remove them first or "
+		    "use --force", children, children == 1 ? "" : "s", m.name);
+		code = FT__CODE__FAILED_PRECONDITION;
+	} else if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE models SET base_id = NULL WHERE base_id = ?1; "
+	    , -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
+		code = FT__CODE__INTERNAL;
+	} else {
+		sqlite3_bind_int64(st, 1, m.id);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (sqlite3_prepare_v2(db, "DELETE FROM models WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, m.id);
+			sqlite3_step(st);
+			sqlite3_finalize(st);
+		}
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			code = FT__CODE__INTERNAL;
+		} else {
+			fs_rm_rf(m.dir);
+			blobs_collect(d, db, &m);
+			log_info("registry: uid %u removed model %lld '%s'", uid, (long long)m.id, m.name);
+		}
+	}
+	store_unlock(d->store);
+	model_info_free(&m);
+	return code;
+}
+
+int
+registry_model_verify(const struct model_info *m, char *err, size_t err_len)
+{
+	char path[PATH_MAX], hex[FS_HASH_HEX];
+	uint64_t size;
+
+	for (size_t i = 0; i < m->n_files; i++) {
+		snprintf(path, sizeof(path), "%s/%s", m->dir, m->files[i].name);
+		if (fs_hash_file(path, hex, &size, err, err_len) != 0)
+			return -1;
+		if (strcmp(hex, m->files[i].hash) != 0 || size != m->files[i].size) {
+			snprintf(err, err_len, "%s: content does not match the registry's hash "
+			    "(corrupted); re-import the model", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+model_info_free(struct model_info *m)
+{
+	free(m->config_json);
+	free(m->lineage_json);
+	free(m->files);
+	m->config_json = m->lineage_json = NULL;
+	m->files = NULL;
+}

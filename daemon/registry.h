@@ -1,0 +1,94 @@
+/*
+ * registry.h - the model registry: base models imported from Hugging Face
+ * directories and llama2.c checkpoints, and tuned models made by jobs.
+ *
+ * Files live once in a content-addressed store (state_dir/blobs/<BLAKE2b>)
+ * and are hard-linked into each model's directory (state_dir/models/<id>),
+ * so a model directory is what the engine loads, and the same weights are
+ * stored once.  Rows point only at complete files: the directory is built
+ * under a temporary name and renamed in place before the row commits.
+ */
+#ifndef FT_REGISTRY_H
+#define FT_REGISTRY_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ftuned.h"
+
+#define REGISTRY_NAME_MAX 100
+
+struct model_file {
+	char name[128];
+	char hash[65];
+	uint64_t size;
+};
+
+struct model_info {
+	int64_t id;
+	char name[REGISTRY_NAME_MAX + 1];
+	uint32_t owner_uid;
+	int64_t created_at;
+	char kind[8];               /* base, tuned */
+	char format[8];             /* hf, llama2c */
+	char arch[8];               /* llama, gpt2 */
+	uint64_t params;
+	uint64_t size;
+	char *config_json;          /* malloc'd */
+	char *lineage_json;         /* malloc'd */
+	char dir[PATH_MAX];         /* absolute model directory */
+	char entry[PATH_MAX];       /* absolute path fte_model_load takes */
+	char tokenizer[PATH_MAX];   /* absolute path fte_tokenizer_load takes */
+	int64_t base_id;            /* 0 for base models */
+	char base_name[REGISTRY_NAME_MAX + 1];
+	int64_t job_id;
+	struct model_file *files;   /* malloc'd */
+	size_t n_files;
+};
+
+/* registry_init creates the store's directories and removes model
+ * directories that no committed row names (left by a crash). */
+int registry_init(struct ftuned *d, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* registry_name_check: 1..100 of [A-Za-z0-9._-], not only digits (those
+ * are ids), not starting with '.'.  0 or -1 with a message. */
+int registry_name_check(const char *name, char *err, size_t err_len);
+
+/* registry_model_import validates path with the engine's loader (and the
+ * tokenizer), stores its files and registers a base model owned by uid.
+ * Returns an FT__CODE__* with a message in err on failure. */
+int registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
+    const char *name, const char *tokenizer, int64_t *id, char *err,
+    size_t err_len);
+
+/* registry_model_add registers the model directory src_dir (HF layout, as
+ * a job writes it) as a tuned model of base_id made by job_id, with the
+ * lineage JSON; the files are moved into the store. FT__CODE__*. */
+int registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
+    const char *name, int64_t base_id, int64_t job_id, const char *lineage,
+    int64_t *id, char *err, size_t err_len);
+
+/* registry_model_find looks a model up by name or id.  0 and *out filled
+ * (release with model_info_free), or -1 when there is none. */
+int registry_model_find(struct ftuned *d, const char *name_or_id,
+    struct model_info *out);
+
+/* registry_model_list returns every model, oldest first (free each with
+ * model_info_free, then the array). */
+int registry_model_list(struct ftuned *d, struct model_info **out, size_t *n);
+
+/* registry_model_remove deletes a model the caller may delete (owner or
+ * admin).  Refused while a queued or running job uses it or a tuned model
+ * derives from it, unless force.  FT__CODE__*. */
+int registry_model_remove(struct ftuned *d, uint32_t uid, int admin,
+    const char *name, int force, char *err, size_t err_len);
+
+/* registry_model_verify rehashes the model's files and compares them with
+ * the registry: a corrupted file is found before it is used.  0 or -1. */
+int registry_model_verify(const struct model_info *m, char *err, size_t err_len);
+
+void model_info_free(struct model_info *m);
+
+#endif
