@@ -909,6 +909,8 @@ static const command commands[] = {
 	{ "bench", ftengine_bench, "time training steps on random weights" },
 	{ "tokenize", ftengine_tokenize, "text to token ids" },
 	{ "detokenize", ftengine_detokenize, "token ids to text" },
+	{ "inspect", ftengine_inspect, "print a model file's configuration and tensors" },
+	{ "export", ftengine_export, "convert a model to another format" },
 };
 
 static void
