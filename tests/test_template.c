@@ -156,6 +156,47 @@ test_llama2_chat(void)
 	fte_template_free(tp);
 }
 
+/* Llama 3's template: a filter inside concatenation, bos_token by index. */
+static const char llama3[] =
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}"
+    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
+/* Qwen2.5-style: whitespace control everywhere, tools branch not taken,
+ * attribute access, undefined fields, "not", index arithmetic. */
+static const char qwen[] =
+    "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- for tool in tools %}\n        {{- tool | tojson }}\n    {%- endfor %}\n"
+    "{%- else %}\n    {%- if messages[0]['role'] == 'system' %}\n        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n"
+    "    {%- else %}\n        {{- '<|im_start|>system\\nYou are Qwen.<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n"
+    "{%- for message in messages %}\n"
+    "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or (message.role == \"assistant\" and not message.tool_calls) %}\n"
+    "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n"
+    "    {%- elif message.role == \"tool\" %}\n"
+    "        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != \"tool\") %}\n            {{- '<|im_start|>user' }}\n        {%- endif %}\n"
+    "    {%- endif %}\n{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n";
+
+static void
+test_more_templates(void)
+{
+	fte_template *tp;
+	fte_message m[] = { { "system", "S" }, { "user", " Hi\n" }, { "assistant", "Yo" } };
+
+	CHECK(fte_template_chat(llama3, "<|begin_of_text|>", "<|eot_id|>", &tp) == FTE_OK);
+	check_chat(tp, m + 1, 2, 1,
+	    "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+	    "<|start_header_id|>assistant<|end_header_id|>\n\nYo<|eot_id|>"
+	    "<|start_header_id|>assistant<|end_header_id|>\n\n");
+	fte_template_free(tp);
+	CHECK(fte_template_chat(qwen, NULL, "<|im_end|>", &tp) == FTE_OK);
+	check_chat(tp, m, 3, 0,
+	    "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n Hi\n<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n");
+	check_chat(tp, m + 1, 1, 1,
+	    "<|im_start|>system\nYou are Qwen.<|im_end|>\n<|im_start|>user\n Hi\n<|im_end|>\n<|im_start|>assistant\n");
+	fte_template_free(tp);
+}
+
 static void
 test_jinja(void)
 {
@@ -310,6 +351,7 @@ main(void)
 	test_custom();
 	test_chatml();
 	test_llama2_chat();
+	test_more_templates();
 	test_jinja();
 	test_zephyr();
 	test_examples();
