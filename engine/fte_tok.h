@@ -1,6 +1,14 @@
 /*
  * fte_tok.h - tokenizers: Hugging Face tokenizer.json (byte-level and
- * SentencePiece-style BPE) and llama2.c tokenizer.bin, behind one interface.
+ * SentencePiece-style BPE) and llama2.c tokenizer.bin, behind one interface;
+ * and prompt templates (below).
+ *
+ * A loaded tokenizer is never modified: encode and decode may run on it from
+ * several threads at once.  Encoding follows Hugging Face tokenizers: added
+ * tokens are split out first, the normalizer runs on each remaining piece,
+ * then the pre-tokenizer, BPE and the post-processor.  Hugging Face BPE with
+ * neither byte_fallback nor an unk token drops characters missing from the
+ * vocabulary; so does this one.
  */
 #ifndef FTE_TOK_H
 #define FTE_TOK_H
@@ -34,7 +42,10 @@ int fte_tokenizer_encode(const fte_tokenizer *t, const char *text, size_t len,
 
 /* fte_tokenizer_decode turns ids back into text, as the tokenizer's decoder
  * does (byte fallback, metaspace, skipping nothing).  On success *text is a
- * malloc'd NUL-terminated string of *len bytes, owned by the caller. */
+ * malloc'd NUL-terminated string of *len bytes, owned by the caller.  Byte
+ * fallback tokens that do not form UTF-8 become U+FFFD as in Hugging Face;
+ * byte-level tokens give their bytes as they are (a partial character at
+ * the end of a prefix of ids stays partial). */
 int fte_tokenizer_decode(const fte_tokenizer *t, const int *ids, size_t n_ids,
     char **text, size_t *len);
 
