@@ -81,7 +81,8 @@ hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
 {
 	crypto_generichash_state st;
 	unsigned char digest[32];
-	static _Thread_local unsigned char buf[1 << 16];
+	const size_t buf_len = 1 << 16;
+	unsigned char *buf;
 	uint64_t total = 0;
 	ssize_t n;
 	int fd;
@@ -90,8 +91,14 @@ hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
 		snprintf(err, err_len, "%s: %s", src, strerror(errno));
 		return -1;
 	}
+	/* On the heap: civetweb's and nng's threads have small stacks. */
+	if ((buf = malloc(buf_len)) == NULL) {
+		snprintf(err, err_len, "out of memory");
+		close(fd);
+		return -1;
+	}
 	crypto_generichash_init(&st, NULL, 0, sizeof(digest));
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+	while ((n = read(fd, buf, buf_len)) > 0) {
 		crypto_generichash_update(&st, buf, (size_t)n);
 		total += (uint64_t)n;
 		if (dst_fd >= 0) {
@@ -100,6 +107,7 @@ hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
 
 				if (w < 0) {
 					snprintf(err, err_len, "writing a copy of %s: %s", src, strerror(errno));
+					free(buf);
 					close(fd);
 					return -1;
 				}
@@ -107,6 +115,7 @@ hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
 			}
 		}
 	}
+	free(buf);
 	if (n < 0) {
 		snprintf(err, err_len, "%s: %s", src, strerror(errno));
 		close(fd);
