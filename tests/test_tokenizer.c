@@ -6,6 +6,7 @@
  */
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "ft_test.h"
@@ -407,6 +408,51 @@ test_bad_files(void)
 	CHECK(strstr(fte_last_error(), "/nonexistent/tokenizer.json") != NULL);
 }
 
+struct job {
+	const fte_tokenizer *t;
+	const char *text;
+	size_t len;
+	int *ids;
+	size_t n;
+	int rc;
+};
+
+static void *
+encode_job(void *arg)
+{
+	struct job *j = arg;
+
+	j->rc = fte_tokenizer_encode(j->t, j->text, j->len, 1, &j->ids, &j->n);
+	return NULL;
+}
+
+/* One tokenizer shared by threads gives each the same ids as one thread. */
+static void
+test_threads(const struct corpus *c)
+{
+	fte_tokenizer *t = load("hf/tiny-gpt2/tokenizer.json");
+	struct job jobs[4];
+	pthread_t th[4];
+	size_t len = c->len < 100000 ? c->len : 100000;
+
+	if (t == NULL)
+		return;
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (struct job){ t, c->text, len, NULL, 0, -1 };
+		CHECK(pthread_create(&th[i], NULL, encode_job, &jobs[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++) {
+		CHECK(jobs[i].rc == FTE_OK);
+		CHECK(jobs[i].n == jobs[0].n && jobs[i].n > 0 &&
+		    memcmp(jobs[i].ids, jobs[0].ids, jobs[0].n * sizeof(int)) == 0);
+	}
+	for (int i = 0; i < 4; i++)
+		free(jobs[i].ids);
+	fte_tokenizer_free(t);
+}
+
 /* mini_encode loads one of the fuzz seed tokenizers and checks the ids and
  * decoding of one text. */
 static void
@@ -550,6 +596,7 @@ main(void)
 	load_corpora(c, &nc);
 	test_roundtrips(c, nc);
 	test_llama_same_ids(c, nc);
+	test_threads(&c[0]);
 	for (int i = 0; i < nc; i++)
 		free(c[i].text);
 	return ft_test_done();
