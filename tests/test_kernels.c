@@ -11,6 +11,7 @@
  * start at GRAD_BASE and every backward runs twice, so each check also
  * proves that backward accumulates (+=) rather than overwrites.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -729,6 +730,96 @@ test_threads(void)
 	free(att); free(o); free(scratch);
 }
 
+/* ---- the thread pool ---- */
+
+struct pool_probe {
+	int *hits;          /* per item: how many times it ran */
+	int n;
+	int nested_ok;      /* a nested call ran all its items */
+};
+
+static void
+pool_inner(void *arg, int i)
+{
+	((int *)arg)[i]++;
+}
+
+static void
+pool_item(void *arg, int i)
+{
+	struct pool_probe *p = arg;
+
+	p->hits[i]++;
+	if (i == p->n / 2) {
+		/* nested calls run on the calling thread */
+		int inner[64] = { 0 }, all = 1;
+		fte__parallel_for(64, 1e9, pool_inner, inner);
+		for (int j = 0; j < 64; j++)
+			all &= inner[j] == 1;
+		p->nested_ok = all;
+	}
+}
+
+static void
+pool_range(void *arg, int lo, int hi)
+{
+	struct pool_probe *p = arg;
+
+	for (int i = lo; i < hi; i++)
+		p->hits[i]++;
+}
+
+/* pool_check runs n items (and a range over n) and says whether every
+ * index ran exactly once per call. */
+static int
+pool_check(int n, int rounds)
+{
+	struct pool_probe p = { xmalloc(n * sizeof(int)), n, 0 };
+	int ok = 1;
+
+	for (int r = 0; r < rounds; r++) {
+		fte__parallel_for(n, 1e9, pool_item, &p);
+		fte__parallel_range(n, 1e9, pool_range, &p);
+	}
+	for (int i = 0; i < n; i++)
+		ok &= p.hits[i] == 2 * rounds;
+	ok &= p.nested_ok;
+	free(p.hits);
+	return ok;
+}
+
+static void *
+pool_thread(void *arg)
+{
+	*(int *)arg = pool_check(1000, 200);
+	return NULL;
+}
+
+static void
+test_pool(void)
+{
+	int saved = fte_threads_get();
+	int ok[2] = { 0, 0 };
+	pthread_t t;
+
+	for (int count = 1; count <= 3; count++) {
+		CHECK(fte_threads_set(count) == FTE_OK);
+		CHECK(pool_check(1, 1));
+		CHECK(pool_check(7, 50));
+		CHECK(pool_check(1000, 20));
+	}
+	/* Two callers at once: one gets the pool, the other runs its items
+	 * itself, and both finish with every item run once. */
+	CHECK(fte_threads_set(2) == FTE_OK);
+	CHECK(pthread_create(&t, NULL, pool_thread, &ok[0]) == 0);
+	ok[1] = pool_check(1000, 200);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(ok[0] && ok[1]);
+	CHECK(fte_threads_set(saved) == FTE_OK);
+	printf("pool: items run once each at 1-3 threads, nested and from two "
+	    "threads at once\n");
+}
+
 int
 main(void)
 {
@@ -755,5 +846,6 @@ main(void)
 	test_crossentropy(ce_some, "crossentropy");
 	test_crossentropy(ce_none, "crossentropy(all masked)");
 	test_threads();
+	test_pool();
 	return ft_test_done();
 }

@@ -7,14 +7,13 @@
  * 1 + tanh(u) for negative x.
  *
  * Elementwise, four lanes at a time (vmath.h); the threads split the range
- * into contiguous chunks.
+ * into contiguous chunks of four-element groups.
  */
 #include <stddef.h>
 
 #include "kernels/kernels.h"
 #include "kernels/vmath.h"
 
-#define ACT_PAR_MIN 32768
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_A 0.044715f
 
@@ -31,18 +30,64 @@ gelu_u4(v4f x)
 	return 2.0f * GELU_K * (x + GELU_A * x * x * x);
 }
 
+/* One call's arguments (inp is SwiGLU's gate, dinp its dgate); the
+ * threads split groups of four elements. */
+struct act {
+	float *out, *dinp, *dup;
+	const float *inp, *up, *dout;
+	long n;
+};
+
+static int
+act_groups(size_t count)
+{
+	return (int)((count + 3) / 4);
+}
+
+static void
+swiglu_fwd_groups(void *arg, int lo, int hi)
+{
+	const struct act *a = arg;
+	long n = a->n;
+
+	for (long i = 4L * lo; i < n && i < 4L * hi; i += 4) {
+		v4f g = v4f_loadn(a->inp + i, n - i, 0.0f);
+		v4f u = v4f_loadn(a->up + i, n - i, 0.0f);
+		v4f_storen(a->out + i, g * sigmoid4(g) * u, n - i);
+	}
+}
+
 void
 swiglu_forward(float *out, const float *gate, const float *up,
     size_t count)
 {
-	long n = (long)count;
+	struct act a = { .out = out, .inp = gate, .up = up, .n = (long)count };
 
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if (count > ACT_PAR_MIN)
-	for (long i = 0; i < n; i += 4) {
-		v4f g = v4f_loadn(gate + i, n - i, 0.0f);
-		v4f u = v4f_loadn(up + i, n - i, 0.0f);
-		v4f_storen(out + i, g * sigmoid4(g) * u, n - i);
+	fte__parallel_range(act_groups(count), 30.0 * count,
+	    swiglu_fwd_groups, &a);
+}
+
+static void
+swiglu_bwd_groups(void *arg, int lo, int hi)
+{
+	const struct act *a = arg;
+	long n = a->n;
+
+	for (long i = 4L * lo; i < n && i < 4L * hi; i += 4) {
+		v4f g = v4f_loadn(a->inp + i, n - i, 0.0f);
+		v4f d = v4f_loadn(a->dout + i, n - i, 0.0f);
+		v4f sig = sigmoid4(g);
+		if (a->dinp != NULL) {
+			v4f u = v4f_loadn(a->up + i, n - i, 0.0f);
+			v4f dg = v4f_loadn(a->dinp + i, n - i, 0.0f);
+			/* silu'(g) = sig (1 + g (1 - sig)) */
+			dg += d * u * sig * (1.0f + g * (1.0f - sig));
+			v4f_storen(a->dinp + i, dg, n - i);
+		}
+		if (a->dup != NULL) {
+			v4f du = v4f_loadn(a->dup + i, n - i, 0.0f);
+			v4f_storen(a->dup + i, du + d * g * sig, n - i);
+		}
 	}
 }
 
@@ -50,38 +95,50 @@ void
 swiglu_backward(float *dgate, float *dup, const float *dout,
     const float *gate, const float *up, size_t count)
 {
-	long n = (long)count;
+	struct act a = { .dinp = dgate, .dup = dup, .inp = gate, .up = up,
+	    .dout = dout, .n = (long)count };
 
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if (count > ACT_PAR_MIN)
-	for (long i = 0; i < n; i += 4) {
-		v4f g = v4f_loadn(gate + i, n - i, 0.0f);
-		v4f d = v4f_loadn(dout + i, n - i, 0.0f);
-		v4f sig = sigmoid4(g);
-		if (dgate != NULL) {
-			v4f u = v4f_loadn(up + i, n - i, 0.0f);
-			v4f dg = v4f_loadn(dgate + i, n - i, 0.0f);
-			/* silu'(g) = sig (1 + g (1 - sig)) */
-			dg += d * u * sig * (1.0f + g * (1.0f - sig));
-			v4f_storen(dgate + i, dg, n - i);
-		}
-		if (dup != NULL) {
-			v4f du = v4f_loadn(dup + i, n - i, 0.0f);
-			v4f_storen(dup + i, du + d * g * sig, n - i);
-		}
+	if (dgate != NULL || dup != NULL)
+		fte__parallel_range(act_groups(count), 40.0 * count,
+		    swiglu_bwd_groups, &a);
+}
+
+static void
+gelu_fwd_groups(void *arg, int lo, int hi)
+{
+	const struct act *a = arg;
+	long n = a->n;
+
+	for (long i = 4L * lo; i < n && i < 4L * hi; i += 4) {
+		v4f x = v4f_loadn(a->inp + i, n - i, 0.0f);
+		v4f_storen(a->out + i, x * sigmoid4(gelu_u4(x)), n - i);
 	}
 }
 
 void
 gelu_forward(float *out, const float *inp, size_t count)
 {
-	long n = (long)count;
+	struct act a = { .out = out, .inp = inp, .n = (long)count };
 
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if (count > ACT_PAR_MIN)
-	for (long i = 0; i < n; i += 4) {
-		v4f x = v4f_loadn(inp + i, n - i, 0.0f);
-		v4f_storen(out + i, x * sigmoid4(gelu_u4(x)), n - i);
+	fte__parallel_range(act_groups(count), 35.0 * count, gelu_fwd_groups,
+	    &a);
+}
+
+static void
+gelu_bwd_groups(void *arg, int lo, int hi)
+{
+	const struct act *a = arg;
+	long n = a->n;
+
+	for (long i = 4L * lo; i < n && i < 4L * hi; i += 4) {
+		v4f x = v4f_loadn(a->inp + i, n - i, 0.0f);
+		v4f d = v4f_loadn(a->dout + i, n - i, 0.0f);
+		v4f dx = v4f_loadn(a->dinp + i, n - i, 0.0f);
+		v4f s = sigmoid4(gelu_u4(x));
+		/* d/dx x sigmoid(2u) = s + x s (1 - s) 2 du/dx */
+		v4f du2 = 2.0f * GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+		dx += d * (s + x * s * (1.0f - s) * du2);
+		v4f_storen(a->dinp + i, dx, n - i);
 	}
 }
 
@@ -89,18 +146,9 @@ void
 gelu_backward(float *dinp, const float *dout, const float *inp,
     size_t count)
 {
-	long n = (long)count;
+	struct act a = { .dinp = dinp, .inp = inp, .dout = dout,
+	    .n = (long)count };
 
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if (count > ACT_PAR_MIN)
-	for (long i = 0; i < n; i += 4) {
-		v4f x = v4f_loadn(inp + i, n - i, 0.0f);
-		v4f d = v4f_loadn(dout + i, n - i, 0.0f);
-		v4f dx = v4f_loadn(dinp + i, n - i, 0.0f);
-		v4f s = sigmoid4(gelu_u4(x));
-		/* d/dx x sigmoid(2u) = s + x s (1 - s) 2 du/dx */
-		v4f du2 = 2.0f * GELU_K * (1.0f + 3.0f * GELU_A * x * x);
-		dx += d * (s + x * s * (1.0f - s) * du2);
-		v4f_storen(dinp + i, dx, n - i);
-	}
+	fte__parallel_range(act_groups(count), 45.0 * count, gelu_bwd_groups,
+	    &a);
 }

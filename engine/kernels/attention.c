@@ -16,10 +16,10 @@
  * sgemm of (i1-i0) x i1 x D, and the upper triangle beyond the block is
  * never computed (about half the work of the full T x T product).
  *
- * Parallel split.  OpenBLAS is single-threaded (threads.c); the threads
- * share out work items dynamically and each item makes its own small sgemm
- * calls.  The items write disjoint outputs, so the result does not depend
- * on which thread ran which item.
+ * Parallel split.  OpenBLAS is single-threaded (threads.c); the pool's
+ * threads share out work items dynamically and each item makes its own
+ * small sgemm calls.  The items write disjoint outputs, so the result does
+ * not depend on which thread ran which item.
  *   forward        item (b, h, row block): scores, softmax, out rows.
  *   backward 1     item (b, h, row block): dP = dO V^T, dS = P (dP - rowdot)
  *                  into scratch, dq rows += scale dS K.
@@ -27,8 +27,8 @@
  *                  dv rows += P^T dO, summed over the H/K query heads of the
  *                  group in increasing order.  Splitting by kv head and key
  *                  block lets grouped heads share dk/dv without atomics.
- * The two backward passes are two loops of one parallel region (a barrier
- * between them), to keep the number of regions small.
+ * The two backward passes are two jobs of the thread pool, one after the
+ * other.
  */
 #include <cblas.h>
 #include <math.h>
@@ -40,51 +40,147 @@
 
 #define ATT_BLOCK 64
 
+/* One call's arguments and the sizes derived from them. */
+struct att {
+	float *out, *att, *dq, *dk, *dv, *scratch;
+	const float *q, *k, *v, *dout, *catt;
+	const int *seg;
+	int B, T, H, K, D;
+	int nblk, ldq, ldk, group;
+	float scale;
+};
+
+static void
+att_init(struct att *a, int B, int T, int H, int K, int D)
+{
+	a->B = B;
+	a->T = T;
+	a->H = H;
+	a->K = K;
+	a->D = D;
+	a->nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+	a->ldq = H * D;
+	a->ldk = K * D;
+	a->group = H / K;
+	a->scale = 1.0f / sqrtf((float)D);
+}
+
+/* att_fwd_item: scores, softmax and output rows of one (b, h, row block). */
+static void
+att_fwd_item(void *arg, int it)
+{
+	const struct att *a = arg;
+	int T = a->T, D = a->D, ldq = a->ldq, ldk = a->ldk;
+	/* later row blocks are larger: hand them out first */
+	int blk = a->nblk - 1 - it % a->nblk, h = (it / a->nblk) % a->H;
+	int b = it / (a->nblk * a->H);
+	int i0 = blk * ATT_BLOCK;
+	int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
+	const float *qh = a->q + (size_t)b * T * ldq + h * D;
+	const float *kh = a->k + (size_t)b * T * ldk + (h / a->group) * D;
+	const float *vh = a->v + (size_t)b * T * ldk + (h / a->group) * D;
+	float *ah = a->att + ((size_t)b * a->H + h) * T * T;
+	const int *sb = a->seg != NULL ? a->seg + (size_t)b * T : NULL;
+
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, D,
+	    a->scale, qh + (size_t)i0 * ldq, ldq, kh, ldk, 0.0f,
+	    ah + (size_t)i0 * T, T);
+	for (int i = i0; i < i1; i++) {
+		float *row = ah + (size_t)i * T;
+		if (sb != NULL) {
+			for (int j = 0; j < i; j++)
+				if (sb[j] != sb[i])
+					row[j] = -INFINITY;
+		}
+		/* Row i always sees itself, so max is finite. */
+		float max = vrow_max(row, i + 1);
+		float sum = vrow_expsum(row, row, max, i + 1);
+		vrow_axpy(row, 1.0f / sum, row, 0.0f, i + 1);
+		memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, D, i1,
+	    1.0f, ah + (size_t)i0 * T, T, vh, ldk, 0.0f,
+	    a->out + (size_t)b * T * ldq + (size_t)i0 * ldq + h * D, ldq);
+}
+
 void
 attention_forward(float *out, float *att, const float *q,
     const float *k, const float *v, const int *seg,
     int B, int T, int H, int K, int D)
 {
-	int nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
-	int items = B * H * nblk;
-	int ldq = H * D, ldk = K * D;
-	int group = H / K;
-	float scale = 1.0f / sqrtf((float)D);
+	struct att a = { .out = out, .att = att, .q = q, .k = k, .v = v,
+	    .seg = seg };
 
-#pragma omp parallel for num_threads(fte__threads()) schedule(dynamic, 1) \
-	if ((double)B * H * T * T * D > 1e5)
-	for (int it = 0; it < items; it++) {
-		/* later row blocks are larger: hand them out first */
-		int blk = nblk - 1 - it % nblk, h = (it / nblk) % H;
-		int b = it / (nblk * H);
-		int i0 = blk * ATT_BLOCK;
-		int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-		const float *qh = q + (size_t)b * T * ldq + h * D;
-		const float *kh = k + (size_t)b * T * ldk + (h / group) * D;
-		const float *vh = v + (size_t)b * T * ldk + (h / group) * D;
-		float *ah = att + ((size_t)b * H + h) * T * T;
-		const int *sb = seg != NULL ? seg + (size_t)b * T : NULL;
+	att_init(&a, B, T, H, K, D);
+	fte__parallel_for(B * H * a.nblk, 2.0 * B * H * T * T * D,
+	    att_fwd_item, &a);
+}
 
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0,
-		    i1, D, scale, qh + (size_t)i0 * ldq, ldq, kh, ldk, 0.0f,
-		    ah + (size_t)i0 * T, T);
-		for (int i = i0; i < i1; i++) {
-			float *row = ah + (size_t)i * T;
-			if (sb != NULL) {
-				for (int j = 0; j < i; j++)
-					if (sb[j] != sb[i])
-						row[j] = -INFINITY;
-			}
-			/* Row i always sees itself, so max is finite. */
-			float max = vrow_max(row, i + 1);
-			float sum = vrow_expsum(row, row, max, i + 1);
-			vrow_axpy(row, 1.0f / sum, row, 0.0f, i + 1);
-			memset(row + i + 1, 0, (size_t)(T - i - 1) *
-			    sizeof(float));
+/* att_bwd_rows_item: for one (b, h, row block), dS into scratch and dq. */
+static void
+att_bwd_rows_item(void *arg, int it)
+{
+	const struct att *a = arg;
+	int T = a->T, D = a->D, ldq = a->ldq, ldk = a->ldk;
+	int blk = a->nblk - 1 - it % a->nblk, h = (it / a->nblk) % a->H;
+	int b = it / (a->nblk * a->H);
+	int i0 = blk * ATT_BLOCK;
+	int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
+	size_t qo = (size_t)b * T * ldq + h * D;
+	size_t ko = (size_t)b * T * ldk + (h / a->group) * D;
+	const float *ah = a->catt + ((size_t)b * a->H + h) * T * T;
+	float *sh = a->scratch + ((size_t)b * a->H + h) * T * T;
+
+	/* dP[i0:i1, 0:i1] = dO V^T */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, D,
+	    1.0f, a->dout + qo + (size_t)i0 * ldq, ldq, a->v + ko, ldk, 0.0f,
+	    sh + (size_t)i0 * T, T);
+	/* softmax backward; zeros up to i1 keep the block products exact */
+	for (int i = i0; i < i1; i++) {
+		const float *p = ah + (size_t)i * T;
+		float *s = sh + (size_t)i * T;
+		float dot = vrow_dot(p, s, i + 1);
+		/* dS = P (dP - dot) */
+		for (int j = 0; j <= i; j += 4) {
+			long m = i + 1 - j;
+			v4f pj = v4f_loadn(p + j, m, 0.0f);
+			v4f sj = v4f_loadn(s + j, m, 0.0f);
+			v4f_storen(s + j, pj * (sj - dot), m);
 		}
+		memset(s + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
+	}
+	if (a->dq != NULL)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0,
-		    D, i1, 1.0f, ah + (size_t)i0 * T, T, vh, ldk, 0.0f,
-		    out + (size_t)b * T * ldq + (size_t)i0 * ldq + h * D, ldq);
+		    D, i1, a->scale, sh + (size_t)i0 * T, T, a->k + ko, ldk,
+		    1.0f, a->dq + qo + (size_t)i0 * ldq, ldq);
+}
+
+/* att_bwd_keys_item: for one (b, kv head g, key block), dk and dv rows,
+ * summed over the group's query heads in increasing order. */
+static void
+att_bwd_keys_item(void *arg, int it)
+{
+	const struct att *a = arg;
+	int T = a->T, D = a->D, ldq = a->ldq, ldk = a->ldk;
+	/* earlier key blocks are larger and come first */
+	int blk = it % a->nblk, g = (it / a->nblk) % a->K;
+	int b = it / (a->nblk * a->K);
+	int j0 = blk * ATT_BLOCK;
+	int j1 = j0 + ATT_BLOCK < T ? j0 + ATT_BLOCK : T;
+	size_t ko = (size_t)b * T * ldk + g * D + (size_t)j0 * ldk;
+
+	/* keys [j0, j1) are seen by queries [j0, T) */
+	for (int h = g * a->group; h < (g + 1) * a->group; h++) {
+		size_t qo = (size_t)b * T * ldq + h * D + (size_t)j0 * ldq;
+		size_t ao = ((size_t)b * a->H + h) * T * T + (size_t)j0 * T + j0;
+		if (a->dk != NULL)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+			    j1 - j0, D, T - j0, a->scale, a->scratch + ao, T,
+			    a->q + qo, ldq, 1.0f, a->dk + ko, ldk);
+		if (a->dv != NULL)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+			    j1 - j0, D, T - j0, 1.0f, a->catt + ao, T,
+			    a->dout + qo, ldq, 1.0f, a->dv + ko, ldk);
 	}
 }
 
@@ -93,83 +189,14 @@ attention_backward(float *dq, float *dk, float *dv, float *scratch,
     const float *dout, const float *q, const float *k, const float *v,
     const float *att, int B, int T, int H, int K, int D)
 {
-	int nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
-	int ldq = H * D, ldk = K * D;
-	int group = H / K;
-	float scale = 1.0f / sqrtf((float)D);
+	struct att a = { .dq = dq, .dk = dk, .dv = dv, .scratch = scratch,
+	    .dout = dout, .q = q, .k = k, .v = v, .catt = att };
+	double work = 2.0 * B * H * T * T * D;
+
+	att_init(&a, B, T, H, K, D);
 	/* dS (pass 1) feeds dq and dk; dv needs only P and dO. */
-	int items1 = dq != NULL || dk != NULL ? B * H * nblk : 0;
-
-#pragma omp parallel num_threads(fte__threads()) \
-	if ((double)B * H * T * T * D > 1e5)
-	{
-#pragma omp for schedule(dynamic, 1)
-		for (int it = 0; it < items1; it++) {
-			int blk = nblk - 1 - it % nblk, h = (it / nblk) % H;
-			int b = it / (nblk * H);
-			int i0 = blk * ATT_BLOCK;
-			int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-			size_t qo = (size_t)b * T * ldq + h * D;
-			size_t ko = (size_t)b * T * ldk + (h / group) * D;
-			const float *ah = att + ((size_t)b * H + h) * T * T;
-			float *sh = scratch + ((size_t)b * H + h) * T * T;
-
-			/* dP[i0:i1, 0:i1] = dO V^T */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-			    i1 - i0, i1, D, 1.0f, dout + qo + (size_t)i0 * ldq,
-			    ldq, v + ko, ldk, 0.0f, sh + (size_t)i0 * T, T);
-			/* softmax backward; zeros up to i1 keep the
-			 * block products below exact. */
-			for (int i = i0; i < i1; i++) {
-				const float *p = ah + (size_t)i * T;
-				float *s = sh + (size_t)i * T;
-				float dot = vrow_dot(p, s, i + 1);
-				/* dS = P (dP - dot) */
-				for (int j = 0; j <= i; j += 4) {
-					long m = i + 1 - j;
-					v4f pj = v4f_loadn(p + j, m, 0.0f);
-					v4f sj = v4f_loadn(s + j, m, 0.0f);
-					v4f_storen(s + j, pj * (sj - dot), m);
-				}
-				memset(s + i + 1, 0, (size_t)(i1 - i - 1) *
-				    sizeof(float));
-			}
-			if (dq != NULL)
-				cblas_sgemm(CblasRowMajor, CblasNoTrans,
-				    CblasNoTrans, i1 - i0, D, i1, scale,
-				    sh + (size_t)i0 * T, T, k + ko, ldk, 1.0f,
-				    dq + qo + (size_t)i0 * ldq, ldq);
-		}
-		if (dk != NULL || dv != NULL) {
-#pragma omp for schedule(dynamic, 1)
-			/* earlier key blocks are larger and come first */
-			for (int it = 0; it < B * K * nblk; it++) {
-				int blk = it % nblk, g = (it / nblk) % K;
-				int b = it / (nblk * K);
-				int j0 = blk * ATT_BLOCK;
-				int j1 = j0 + ATT_BLOCK < T ? j0 + ATT_BLOCK : T;
-				size_t ko = (size_t)b * T * ldk + g * D +
-				    (size_t)j0 * ldk;
-				/* keys [j0, j1) are seen by queries [j0, T) */
-				for (int h = g * group; h < (g + 1) * group; h++) {
-					size_t qo = (size_t)b * T * ldq + h * D +
-					    (size_t)j0 * ldq;
-					size_t ao = ((size_t)b * H + h) * T * T +
-					    (size_t)j0 * T + j0;
-					if (dk != NULL)
-						cblas_sgemm(CblasRowMajor,
-						    CblasTrans, CblasNoTrans,
-						    j1 - j0, D, T - j0, scale,
-						    scratch + ao, T, q + qo, ldq,
-						    1.0f, dk + ko, ldk);
-					if (dv != NULL)
-						cblas_sgemm(CblasRowMajor,
-						    CblasTrans, CblasNoTrans,
-						    j1 - j0, D, T - j0, 1.0f,
-						    att + ao, T, dout + qo, ldq,
-						    1.0f, dv + ko, ldk);
-				}
-			}
-		}
-	}
+	if (dq != NULL || dk != NULL)
+		fte__parallel_for(B * H * a.nblk, work, att_bwd_rows_item, &a);
+	if (dk != NULL || dv != NULL)
+		fte__parallel_for(B * K * a.nblk, work, att_bwd_keys_item, &a);
 }

@@ -10,35 +10,53 @@
 
 #include "kernels/kernels.h"
 
+struct embedding {
+	float *dst;
+	const float *src;
+	const int *tokens;
+	int N, C;
+};
+
+static void
+embedding_rows(void *arg, int lo, int hi)
+{
+	const struct embedding *a = arg;
+
+	for (int n = lo; n < hi; n++)
+		memcpy(a->dst + (size_t)n * a->C,
+		    a->src + (size_t)a->tokens[n] * a->C,
+		    (size_t)a->C * sizeof(float));
+}
+
 void
 embedding_forward(float *out, const int *tokens, const float *wte,
     int N, int C)
 {
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if ((size_t)N * C > 65536)
-	for (int n = 0; n < N; n++)
-		memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C,
-		    (size_t)C * sizeof(float));
+	struct embedding a = { out, wte, tokens, N, C };
+
+	fte__parallel_range(N, (double)N * C, embedding_rows, &a);
+}
+
+/* embedding_cols adds columns [lo, hi) of every token's gradient row. */
+static void
+embedding_cols(void *arg, int lo, int hi)
+{
+	const struct embedding *a = arg;
+
+	for (int n = 0; n < a->N; n++) {
+		float *w = a->dst + (size_t)a->tokens[n] * a->C;
+		const float *d = a->src + (size_t)n * a->C;
+#pragma omp simd
+		for (int c = lo; c < hi; c++)
+			w[c] += d[c];
+	}
 }
 
 void
 embedding_backward(float *dwte, const float *dout, const int *tokens,
     int N, int C)
 {
-	int nt = fte__threads();
-	int parts = nt < C ? nt : 1;
+	struct embedding a = { dwte, dout, tokens, N, C };
 
-#pragma omp parallel for num_threads(parts) schedule(static, 1) \
-	if ((size_t)N * C > 65536)
-	for (int p = 0; p < parts; p++) {
-		int lo = (int)((long)C * p / parts);
-		int hi = (int)((long)C * (p + 1) / parts);
-		for (int n = 0; n < N; n++) {
-			float *w = dwte + (size_t)tokens[n] * C;
-			const float *d = dout + (size_t)n * C;
-#pragma omp simd
-			for (int c = lo; c < hi; c++)
-				w[c] += d[c];
-		}
-	}
+	fte__parallel_range(C, (double)N * C, embedding_cols, &a);
 }

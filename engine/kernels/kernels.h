@@ -12,8 +12,9 @@
  * gradient output means "not needed" (frozen weight, input of the first
  * layer) and its work is skipped.
  *
- * Kernels parallelise over rows with the engine's threads (fte_threads_set);
- * large products go through cblas_sgemm.  Every kernel is checked against a
+ * Kernels parallelise over rows, columns or work items with the engine's
+ * thread pool (fte_threads_set, fte__parallel_for below); large products go
+ * through cblas_sgemm, one call per thread or item.  Every kernel is checked against a
  * double-precision reference and by finite differences in
  * tests/test_kernels.c.
  */
@@ -22,13 +23,37 @@
 
 #include <stddef.h>
 
-/* fte__threads returns the engine's thread count (fte_threads_set), for the
- * num_threads clause of every parallel region in the kernels.  Its first
- * call also pins OpenBLAS to one thread: all parallelism is the engine's own
- * (see the policy at the top of kernels/threads.c), so code that calls
- * cblas_* directly from a single thread runs it single-threaded; prefer
- * matmul_forward/backward, which split large products over the threads. */
+/* ---- the engine's threads (kernels/threads.c) ---- */
+
+#define FTE_THREADS_MAX 256
+
+/* fte__threads returns the engine's thread count (fte_threads_set).  Its
+ * first call also pins OpenBLAS to one thread: all parallelism is the
+ * engine's own pool (see the policy at the top of kernels/threads.c), so
+ * code that calls cblas_* directly runs it single-threaded; prefer
+ * matmul_forward/backward, which split large products over the threads.
+ * Engine code should not open OpenMP parallel regions either: libgomp's
+ * spinning workers would compete with the pool's. */
 int fte__threads(void);
+
+typedef void (*fte__item_fn)(void *ctx, int i);
+typedef void (*fte__range_fn)(void *ctx, int lo, int hi);
+
+/* fte__parallel_for calls fn(ctx, i) once for every i in [0, n) on the
+ * engine's threads, the caller's included, and returns when all calls have
+ * returned.  Items are handed out in increasing order as threads free up;
+ * they must be independent (each writing its own outputs), which also
+ * makes the result independent of the scheduling.  Runs every item on the
+ * caller when work (about the float operations of the whole call) is too
+ * small to pay for waking threads, when the count is 1, when called from
+ * inside an item, or while another thread's call holds the pool. */
+void fte__parallel_for(int n, double work, fte__item_fn fn, void *ctx);
+
+/* fte__parallel_range splits [0, n) into one contiguous range per thread
+ * (boundaries fixed by n and the thread count) and calls fn(ctx, lo, hi)
+ * for each, as fte__parallel_for does; or fn(ctx, 0, n) on the caller in
+ * the same cases. */
+void fte__parallel_range(int n, double work, fte__range_fn fn, void *ctx);
 
 /* fte__colsum_add adds the column sums of x[N,C] to acc[C] (bias
  * gradients).  Each thread sums its own columns over all rows in order, so

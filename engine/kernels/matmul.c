@@ -18,42 +18,59 @@
 /* Products smaller than this many multiply-adds run in one call. */
 #define MATMUL_SPLIT_MIN (64 * 64 * 64)
 
-/* gemm_split computes C = alpha * op(A) @ op(B) + beta * C (row-major,
- * M x N result, inner size Kd) with one sgemm per thread. */
+/* C = alpha * op(A) @ op(B) + beta * C, row-major, M x N result, inner
+ * size Kd; by_rows says which output dimension is cut among threads. */
+struct gemm {
+	enum CBLAS_TRANSPOSE ta, tb;
+	int M, N, Kd;
+	float alpha;
+	const float *A;
+	int lda;
+	const float *B;
+	int ldb;
+	float beta;
+	float *C;
+	int ldc;
+	int by_rows;
+};
+
+/* gemm_part computes output rows (or columns) [lo, hi). */
+static void
+gemm_part(void *arg, int lo, int hi)
+{
+	const struct gemm *g = arg;
+
+	if (g->by_rows) {
+		const float *a = g->ta == CblasNoTrans ?
+		    g->A + (size_t)lo * g->lda : g->A + lo;
+		cblas_sgemm(CblasRowMajor, g->ta, g->tb, hi - lo, g->N, g->Kd,
+		    g->alpha, a, g->lda, g->B, g->ldb, g->beta,
+		    g->C + (size_t)lo * g->ldc, g->ldc);
+	} else {
+		const float *b = g->tb == CblasNoTrans ?
+		    g->B + lo : g->B + (size_t)lo * g->ldb;
+		cblas_sgemm(CblasRowMajor, g->ta, g->tb, g->M, hi - lo, g->Kd,
+		    g->alpha, g->A, g->lda, b, g->ldb, g->beta, g->C + lo,
+		    g->ldc);
+	}
+}
+
+/* gemm_split runs a product as one sgemm per thread. */
 static void
 gemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N,
     int Kd, float alpha, const float *A, int lda, const float *B, int ldb,
     float beta, float *C, int ldc)
 {
-	int nt = fte__threads();
+	/* Cut M (sharing B, Kd x N) when B is the smaller operand. */
+	struct gemm g = { ta, tb, M, N, Kd, alpha, A, lda, B, ldb, beta, C,
+	    ldc, N <= M };
+	double macs = (double)M * N * Kd;
 
-	if (nt == 1 || (double)M * N * Kd < MATMUL_SPLIT_MIN) {
-		cblas_sgemm(CblasRowMajor, ta, tb, M, N, Kd, alpha, A, lda, B,
-		    ldb, beta, C, ldc);
-		return;
-	}
-	/* Split M (share B, Kd x N) when B is the smaller operand. */
-	int by_rows = N <= M;
-	int len = by_rows ? M : N;
-	int parts = nt < len ? nt : len;
-
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-	for (int p = 0; p < parts; p++) {
-		int lo = (int)((long)len * p / parts);
-		int hi = (int)((long)len * (p + 1) / parts);
-		if (by_rows) {
-			const float *a = ta == CblasNoTrans ?
-			    A + (size_t)lo * lda : A + lo;
-			cblas_sgemm(CblasRowMajor, ta, tb, hi - lo, N, Kd,
-			    alpha, a, lda, B, ldb, beta, C + (size_t)lo * ldc,
-			    ldc);
-		} else {
-			const float *b = tb == CblasNoTrans ?
-			    B + lo : B + (size_t)lo * ldb;
-			cblas_sgemm(CblasRowMajor, ta, tb, M, hi - lo, Kd,
-			    alpha, A, lda, b, ldb, beta, C + lo, ldc);
-		}
-	}
+	if (macs < MATMUL_SPLIT_MIN)
+		gemm_part(&g, 0, g.by_rows ? M : N);
+	else
+		fte__parallel_range(g.by_rows ? M : N, 2.0 * macs, gemm_part,
+		    &g);
 }
 
 void
@@ -84,22 +101,30 @@ matmul_backward(float *dinp, float *dweight, float *dbias,
 		fte__colsum_add(dbias, dout, N, OC);
 }
 
+struct colsum {
+	float *acc;
+	const float *x;
+	int N, C;
+};
+
+/* colsum_cols sums columns [lo, hi) over all rows, in row order. */
+static void
+colsum_cols(void *arg, int lo, int hi)
+{
+	const struct colsum *a = arg;
+
+	for (int n = 0; n < a->N; n++) {
+		const float *row = a->x + (size_t)n * a->C;
+#pragma omp simd
+		for (int c = lo; c < hi; c++)
+			a->acc[c] += row[c];
+	}
+}
+
 void
 fte__colsum_add(float *acc, const float *x, int N, int C)
 {
-	int nt = fte__threads();
-	int parts = nt < C ? nt : 1;
+	struct colsum a = { acc, x, N, C };
 
-#pragma omp parallel for num_threads(parts) schedule(static, 1) \
-	if ((size_t)N * C > 65536)
-	for (int p = 0; p < parts; p++) {
-		int lo = (int)((long)C * p / parts);
-		int hi = (int)((long)C * (p + 1) / parts);
-		for (int n = 0; n < N; n++) {
-			const float *row = x + (size_t)n * C;
-#pragma omp simd
-			for (int c = lo; c < hi; c++)
-				acc[c] += row[c];
-		}
-	}
+	fte__parallel_range(C, (double)N * C, colsum_cols, &a);
 }

@@ -12,53 +12,86 @@
 
 #include "kernels/kernels.h"
 
-/* Kernels on fewer elements than this stay on one thread. */
-#define NORM_PAR_MIN 32768
+/* One call's arguments.  mean is NULL for RMSNorm. */
+struct norm {
+	float *out, *mean, *rstd;            /* forward outputs */
+	float *dinp, *dweight;               /* backward outputs */
+	const float *inp, *weight, *bias, *dout;
+	const float *smean, *srstd;          /* saved by forward */
+	int N, C;
+	float eps;
+};
+
+static void
+rmsnorm_rows(void *arg, int lo, int hi)
+{
+	const struct norm *a = arg;
+	int C = a->C;
+
+	for (int n = lo; n < hi; n++) {
+		const float *x = a->inp + (size_t)n * C;
+		float *o = a->out + (size_t)n * C;
+		float ss = 0.0f;
+#pragma omp simd reduction(+:ss)
+		for (int c = 0; c < C; c++)
+			ss += x[c] * x[c];
+		float r = 1.0f / sqrtf(ss / C + a->eps);
+#pragma omp simd
+		for (int c = 0; c < C; c++)
+			o[c] = x[c] * r * a->weight[c];
+		a->rstd[n] = r;
+	}
+}
 
 void
 rmsnorm_forward(float *out, float *rstd, const float *inp,
     const float *weight, int N, int C, float eps)
 {
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if ((size_t)N * C > NORM_PAR_MIN)
-	for (int n = 0; n < N; n++) {
-		const float *x = inp + (size_t)n * C;
-		float *o = out + (size_t)n * C;
-		float ss = 0.0f;
-#pragma omp simd reduction(+:ss)
-		for (int c = 0; c < C; c++)
-			ss += x[c] * x[c];
-		float r = 1.0f / sqrtf(ss / C + eps);
+	struct norm a = { .out = out, .rstd = rstd, .inp = inp,
+	    .weight = weight, .N = N, .C = C, .eps = eps };
+
+	fte__parallel_range(N, 3.0 * N * C, rmsnorm_rows, &a);
+}
+
+/* norm_dweight_cols adds to dweight[lo, hi) the sum over rows of
+ * dout * xhat, xhat = (inp - mean) * rstd (mean 0 for RMSNorm). */
+static void
+norm_dweight_cols(void *arg, int lo, int hi)
+{
+	const struct norm *a = arg;
+	int C = a->C;
+
+	for (int n = 0; n < a->N; n++) {
+		const float *x = a->inp + (size_t)n * C;
+		const float *d = a->dout + (size_t)n * C;
+		float m = a->smean != NULL ? a->smean[n] : 0.0f;
+		float r = a->srstd[n];
 #pragma omp simd
-		for (int c = 0; c < C; c++)
-			o[c] = x[c] * r * weight[c];
-		rstd[n] = r;
+		for (int c = lo; c < hi; c++)
+			a->dweight[c] += d[c] * ((x[c] - m) * r);
 	}
 }
 
-/* dweight[c] += sum over rows of dout * xhat, where xhat = (inp - mean) *
- * rstd (mean NULL for RMSNorm), split by columns. */
 static void
-norm_dweight(float *dweight, const float *dout, const float *inp,
-    const float *mean, const float *rstd, int N, int C)
+rmsnorm_dinp_rows(void *arg, int lo, int hi)
 {
-	int nt = fte__threads();
-	int parts = nt < C ? nt : 1;
+	const struct norm *a = arg;
+	int C = a->C;
 
-#pragma omp parallel for num_threads(parts) schedule(static, 1) \
-	if ((size_t)N * C > NORM_PAR_MIN)
-	for (int p = 0; p < parts; p++) {
-		int lo = (int)((long)C * p / parts);
-		int hi = (int)((long)C * (p + 1) / parts);
-		for (int n = 0; n < N; n++) {
-			const float *x = inp + (size_t)n * C;
-			const float *d = dout + (size_t)n * C;
-			float m = mean != NULL ? mean[n] : 0.0f;
-			float r = rstd[n];
+	for (int n = lo; n < hi; n++) {
+		const float *x = a->inp + (size_t)n * C;
+		const float *d = a->dout + (size_t)n * C;
+		float *dx = a->dinp + (size_t)n * C;
+		float r = a->srstd[n];
+		float dot = 0.0f;
+#pragma omp simd reduction(+:dot)
+		for (int c = 0; c < C; c++)
+			dot += d[c] * a->weight[c] * x[c];
+		/* d rstd / d x_c = -rstd^3 x_c / C */
+		float k = dot * r * r * r / C;
 #pragma omp simd
-			for (int c = lo; c < hi; c++)
-				dweight[c] += d[c] * ((x[c] - m) * r);
-		}
+		for (int c = 0; c < C; c++)
+			dx[c] += r * a->weight[c] * d[c] - k * x[c];
 	}
 }
 
@@ -66,39 +99,24 @@ void
 rmsnorm_backward(float *dinp, float *dweight, const float *dout,
     const float *inp, const float *weight, const float *rstd, int N, int C)
 {
-	if (dinp != NULL) {
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if ((size_t)N * C > NORM_PAR_MIN)
-		for (int n = 0; n < N; n++) {
-			const float *x = inp + (size_t)n * C;
-			const float *d = dout + (size_t)n * C;
-			float *dx = dinp + (size_t)n * C;
-			float r = rstd[n];
-			float dot = 0.0f;
-#pragma omp simd reduction(+:dot)
-			for (int c = 0; c < C; c++)
-				dot += d[c] * weight[c] * x[c];
-			/* d rstd / d x_c = -rstd^3 x_c / C */
-			float k = dot * r * r * r / C;
-#pragma omp simd
-			for (int c = 0; c < C; c++)
-				dx[c] += r * weight[c] * d[c] - k * x[c];
-		}
-	}
+	struct norm a = { .dinp = dinp, .dweight = dweight, .inp = inp,
+	    .weight = weight, .dout = dout, .srstd = rstd, .N = N, .C = C };
+
+	if (dinp != NULL)
+		fte__parallel_range(N, 6.0 * N * C, rmsnorm_dinp_rows, &a);
 	if (dweight != NULL)
-		norm_dweight(dweight, dout, inp, NULL, rstd, N, C);
+		fte__parallel_range(C, 3.0 * N * C, norm_dweight_cols, &a);
 }
 
-void
-layernorm_forward(float *out, float *mean, float *rstd,
-    const float *inp, const float *weight, const float *bias,
-    int N, int C, float eps)
+static void
+layernorm_rows(void *arg, int lo, int hi)
 {
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if ((size_t)N * C > NORM_PAR_MIN)
-	for (int n = 0; n < N; n++) {
-		const float *x = inp + (size_t)n * C;
-		float *o = out + (size_t)n * C;
+	const struct norm *a = arg;
+	int C = a->C;
+
+	for (int n = lo; n < hi; n++) {
+		const float *x = a->inp + (size_t)n * C;
+		float *o = a->out + (size_t)n * C;
 		float s = 0.0f;
 #pragma omp simd reduction(+:s)
 		for (int c = 0; c < C; c++)
@@ -108,12 +126,51 @@ layernorm_forward(float *out, float *mean, float *rstd,
 #pragma omp simd reduction(+:v)
 		for (int c = 0; c < C; c++)
 			v += (x[c] - m) * (x[c] - m);
-		float r = 1.0f / sqrtf(v / C + eps);
+		float r = 1.0f / sqrtf(v / C + a->eps);
 #pragma omp simd
 		for (int c = 0; c < C; c++)
-			o[c] = (x[c] - m) * r * weight[c] + bias[c];
-		mean[n] = m;
-		rstd[n] = r;
+			o[c] = (x[c] - m) * r * a->weight[c] + a->bias[c];
+		a->mean[n] = m;
+		a->rstd[n] = r;
+	}
+}
+
+void
+layernorm_forward(float *out, float *mean, float *rstd,
+    const float *inp, const float *weight, const float *bias,
+    int N, int C, float eps)
+{
+	struct norm a = { .out = out, .mean = mean, .rstd = rstd, .inp = inp,
+	    .weight = weight, .bias = bias, .N = N, .C = C, .eps = eps };
+
+	fte__parallel_range(N, 6.0 * N * C, layernorm_rows, &a);
+}
+
+static void
+layernorm_dinp_rows(void *arg, int lo, int hi)
+{
+	const struct norm *a = arg;
+	int C = a->C;
+
+	for (int n = lo; n < hi; n++) {
+		const float *x = a->inp + (size_t)n * C;
+		const float *d = a->dout + (size_t)n * C;
+		float *dx = a->dinp + (size_t)n * C;
+		float m = a->smean[n], r = a->srstd[n];
+		float dsum = 0.0f, dxsum = 0.0f;
+#pragma omp simd reduction(+:dsum, dxsum)
+		for (int c = 0; c < C; c++) {
+			float dn = a->weight[c] * d[c];
+			dsum += dn;
+			dxsum += dn * (x[c] - m) * r;
+		}
+		dsum /= C;
+		dxsum /= C;
+#pragma omp simd
+		for (int c = 0; c < C; c++) {
+			float xhat = (x[c] - m) * r;
+			dx[c] += (a->weight[c] * d[c] - dsum - xhat * dxsum) * r;
+		}
 	}
 }
 
@@ -122,33 +179,14 @@ layernorm_backward(float *dinp, float *dweight, float *dbias,
     const float *dout, const float *inp, const float *weight,
     const float *mean, const float *rstd, int N, int C)
 {
-	if (dinp != NULL) {
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if ((size_t)N * C > NORM_PAR_MIN)
-		for (int n = 0; n < N; n++) {
-			const float *x = inp + (size_t)n * C;
-			const float *d = dout + (size_t)n * C;
-			float *dx = dinp + (size_t)n * C;
-			float m = mean[n], r = rstd[n];
-			float dsum = 0.0f, dxsum = 0.0f;
-#pragma omp simd reduction(+:dsum, dxsum)
-			for (int c = 0; c < C; c++) {
-				float dn = weight[c] * d[c];
-				dsum += dn;
-				dxsum += dn * (x[c] - m) * r;
-			}
-			dsum /= C;
-			dxsum /= C;
-#pragma omp simd
-			for (int c = 0; c < C; c++) {
-				float xhat = (x[c] - m) * r;
-				dx[c] += (weight[c] * d[c] - dsum - xhat * dxsum)
-				    * r;
-			}
-		}
-	}
+	struct norm a = { .dinp = dinp, .dweight = dweight, .inp = inp,
+	    .weight = weight, .dout = dout, .smean = mean, .srstd = rstd,
+	    .N = N, .C = C };
+
+	if (dinp != NULL)
+		fte__parallel_range(N, 10.0 * N * C, layernorm_dinp_rows, &a);
 	if (dweight != NULL)
-		norm_dweight(dweight, dout, inp, mean, rstd, N, C);
+		fte__parallel_range(C, 4.0 * N * C, norm_dweight_cols, &a);
 	if (dbias != NULL)
 		fte__colsum_add(dbias, dout, N, C);
 }

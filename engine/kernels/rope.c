@@ -15,25 +15,31 @@
 #include "fte_model.h"
 #include "kernels/kernels.h"
 
-/* rope_rotate turns every pair by +angle (sign 1) or -angle (sign -1). */
-static void
-rope_rotate(float *x, const int *pos, int N, int nh, int D, float theta,
-    int style, float sign)
-{
-	int half = D / 2;
-	/* Pair i is (i, i + half) or (2i, 2i + 1). */
-	int stride = style == FTE_ROPE_INTERLEAVED ? 2 : 1;
-	int off = style == FTE_ROPE_INTERLEAVED ? 1 : half;
+struct rope {
+	float *x;
+	const int *pos;
+	int nh, D, style;
+	float theta, sign;
+};
 
-#pragma omp parallel for num_threads(fte__threads()) schedule(static) \
-	if ((size_t)N * nh * D > 65536)
-	for (int n = 0; n < N; n++) {
-		float *row = x + (size_t)n * nh * D;
+/* rope_rows turns every pair of tokens [lo, hi) by +angle (sign 1) or
+ * -angle (sign -1). */
+static void
+rope_rows(void *arg, int lo, int hi)
+{
+	const struct rope *a = arg;
+	int D = a->D, half = D / 2;
+	/* Pair i is (i, i + half) or (2i, 2i + 1). */
+	int stride = a->style == FTE_ROPE_INTERLEAVED ? 2 : 1;
+	int off = a->style == FTE_ROPE_INTERLEAVED ? 1 : half;
+
+	for (int n = lo; n < hi; n++) {
+		float *row = a->x + (size_t)n * a->nh * D;
 		for (int i = 0; i < half; i++) {
-			float inv_freq = 1.0f / powf(theta, (float)(2 * i) / D);
-			float angle = (float)pos[n] * inv_freq;
-			float c = cosf(angle), s = sign * sinf(angle);
-			for (int h = 0; h < nh; h++) {
+			float inv_freq = 1.0f / powf(a->theta, (float)(2 * i) / D);
+			float angle = (float)a->pos[n] * inv_freq;
+			float c = cosf(angle), s = a->sign * sinf(angle);
+			for (int h = 0; h < a->nh; h++) {
 				float *p = row + (size_t)h * D + i * stride;
 				float x0 = p[0], x1 = p[off];
 				p[0] = x0 * c - x1 * s;
@@ -47,7 +53,9 @@ void
 rope_forward(float *x, const int *pos, int N, int nh, int D, float theta,
     int style)
 {
-	rope_rotate(x, pos, N, nh, D, theta, style, 1.0f);
+	struct rope a = { x, pos, nh, D, style, theta, 1.0f };
+
+	fte__parallel_range(N, 3.0 * N * nh * D, rope_rows, &a);
 }
 
 void
@@ -55,5 +63,7 @@ rope_backward(float *dx, const int *pos, int N, int nh, int D, float theta,
     int style)
 {
 	/* The rotation is orthogonal: its gradient is the inverse turn. */
-	rope_rotate(dx, pos, N, nh, D, theta, style, -1.0f);
+	struct rope a = { dx, pos, nh, D, style, theta, -1.0f };
+
+	fte__parallel_range(N, 3.0 * N * nh * D, rope_rows, &a);
 }
