@@ -1458,7 +1458,12 @@ fte_tokenizer_token_id(const fte_tokenizer *t, const char *token)
 	for (int i = 0; i < t->n_added; i++)
 		if (t->added[i].len == n && memcmp(t->added[i].content, token, n) == 0)
 			return t->added[i].id;
-	return tok_strmap_get(&t->vocab, token, n);
+	int id = tok_strmap_get(&t->vocab, token, n);
+	unsigned v;
+	/* llama2.c byte pieces are kept out of the merge vocabulary. */
+	if (id < 0 && byte_token(token, n, &v))
+		id = t->byte_id[v];
+	return id;
 }
 
 int

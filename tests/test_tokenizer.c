@@ -114,6 +114,9 @@ test_tok512(void)
 	free(ids);
 	free(text);
 	roundtrip(t, "", 0, "tok512 empty");
+	CHECK(fte_tokenizer_token_id(t, "<0x0A>") == 3 + 10);
+	CHECK(fte_tokenizer_token_id(t, "</s>") == 2);
+	CHECK(fte_tokenizer_token_id(t, "no such piece") == -1);
 	CHECK(fte_tokenizer_decode(t, (int[]){ 512 }, 1, &text, &len) == FTE_ERANGE);
 	CHECK(fte_tokenizer_decode(t, (int[]){ -1 }, 1, &text, &len) == FTE_ERANGE);
 	fte_tokenizer_free(t);
