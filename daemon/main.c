@@ -22,6 +22,7 @@
 #include "config.h"
 #include "ftuned.h"
 #include "log.h"
+#include "datasets.h"
 #include "notify.h"
 #include "registry.h"
 #include "rpc.h"
@@ -280,8 +281,8 @@ main(int argc, char **argv)
 		log_error("state: %s", err);
 		goto out;
 	}
-	if (registry_init(&d, err, sizeof(err)) != 0) {
-		log_error("registry: %s", err);
+	if (registry_init(&d, err, sizeof(err)) != 0 || datasets_init(&d, err, sizeof(err)) != 0) {
+		log_error("state: %s", err);
 		goto out;
 	}
 	if (socket_dir_make(d.cfg.socket_url, err, sizeof(err)) != 0 ||

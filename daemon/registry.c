@@ -634,21 +634,26 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 		snprintf(err, err_len, "%lld tuned model%s derive from '%s'; remove them first or "
 		    "use --force", children, children == 1 ? "" : "s", m.name);
 		code = FT__CODE__FAILED_PRECONDITION;
-	} else if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "UPDATE models SET base_id = NULL WHERE base_id = ?1; "
-	    , -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
-		code = FT__CODE__INTERNAL;
 	} else {
-		sqlite3_bind_int64(st, 1, m.id);
-		sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (sqlite3_prepare_v2(db, "DELETE FROM models WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, m.id);
-			sqlite3_step(st);
-			sqlite3_finalize(st);
+		/* Finished jobs and derived models keep their lineage JSON; only
+		 * the row links to the removed model are cleared. */
+		static const char *sql[] = {
+			"UPDATE models SET base_id = NULL WHERE base_id = ?",
+			"UPDATE jobs SET base_id = NULL WHERE base_id = ?",
+			"UPDATE jobs SET result_model_id = NULL WHERE result_model_id = ?",
+			"DELETE FROM models WHERE id = ?",
+		};
+		int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+
+		for (size_t i = 0; ok && i < sizeof(sql) / sizeof(sql[0]); i++) {
+			ok = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) == SQLITE_OK;
+			if (ok) {
+				sqlite3_bind_int64(st, 1, m.id);
+				ok = sqlite3_step(st) == SQLITE_DONE;
+				sqlite3_finalize(st);
+			}
 		}
-		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 			snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			code = FT__CODE__INTERNAL;

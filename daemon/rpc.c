@@ -37,6 +37,11 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_MODEL_LIST, "ModelList", rpc_model_list, 0 },
 	{ FT__REQUEST__BODY_MODEL_SHOW, "ModelShow", rpc_model_show, 0 },
 	{ FT__REQUEST__BODY_MODEL_REMOVE, "ModelRemove", rpc_model_remove, RPC_WRITE },
+	{ FT__REQUEST__BODY_DATA_ADD, "DataAdd", rpc_data_add, RPC_WRITE },
+	{ FT__REQUEST__BODY_DATA_VALIDATE, "DataValidate", rpc_data_validate, 0 },
+	{ FT__REQUEST__BODY_DATA_LIST, "DataList", rpc_data_list, 0 },
+	{ FT__REQUEST__BODY_DATA_SHOW, "DataShow", rpc_data_show, 0 },
+	{ FT__REQUEST__BODY_DATA_REMOVE, "DataRemove", rpc_data_remove, RPC_WRITE },
 };
 
 struct rpc_mem {
@@ -98,15 +103,17 @@ rpc_caller_is_admin(const struct rpc_call *call)
 int
 rpc_error(struct rpc_call *call, Ft__Reply *rep, int code, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 	char *s;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if ((s = rpc_alloc(call, strlen(buf) + 1)) != NULL) {
-		strcpy(s, buf);
+	if (n >= 0 && (s = rpc_alloc(call, (size_t)n + 1)) != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+		va_end(ap);
 		rep->message = s;
 	}
 	return code;
