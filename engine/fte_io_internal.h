@@ -165,11 +165,16 @@ typedef struct fte_gguf_file {
 	size_t map_len;
 } fte_gguf_file;
 
+/* fte_gguf_parse validates a GGUF image of len bytes at buf (which must
+ * outlive the result); fte_gguf_open memory-maps path and parses it. */
+int fte_gguf_parse(const char *path, const uint8_t *buf, size_t len,
+    fte_gguf_file **out);
 int fte_gguf_open(const char *path, fte_gguf_file **out);
 void fte_gguf_close(fte_gguf_file *f);
 const fte_gguf_kv *fte_gguf_kv_find(const fte_gguf_file *f, const char *key);
 const fte_gguf_tensor *fte_gguf_tensor_find(const fte_gguf_file *f, const char *name);
-/* Scalar values converted to int64 / double; 0 when the type does not fit. */
+/* Scalar values converted to int64 / double; 0 when the type or value
+ * does not fit. */
 int64_t fte_gguf_kv_int(const fte_gguf_kv *kv);
 double fte_gguf_kv_float(const fte_gguf_kv *kv);
 /* fte_gguf_kv_str gives the i-th string of a STRING (i == 0) or an array of

@@ -553,6 +553,24 @@ gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
 }
 
 int
+fte_gguf_parse(const char *path, const uint8_t *buf, size_t len, fte_gguf_file **out)
+{
+	fte_gguf_file *f;
+	int rc;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL || (f->path = strdup(path)) == NULL) {
+		free(f);
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+	}
+	if ((rc = gguf_parse(f, buf, len)) != FTE_OK) {
+		fte_gguf_close(f);
+		return rc;
+	}
+	*out = f;
+	return FTE_OK;
+}
+
+int
 fte_gguf_open(const char *path, fte_gguf_file **out)
 {
 	fte_gguf_file *f;
@@ -636,7 +654,9 @@ fte_gguf_kv_int(const fte_gguf_kv *kv)
 		memcpy(&x, kv->val, 8);
 		return x;
 	}
-	return (int64_t)num_at(kv->type, kv->val);
+	double d = num_at(kv->type, kv->val);
+	/* a float that no int64 holds (or NaN) reads as 0, not as UB */
+	return d >= -0x1p63 && d < 0x1p63 ? (int64_t)d : 0;
 }
 
 double
