@@ -1,132 +1,370 @@
 /*
- * ftctl.c - the ftuned command-line client.
+ * ftctl.c - the ftuned command-line client: the command table, option
+ * parsing, help and bash completion generated from the table, and the
+ * status and ping commands.  The model, data and job commands live in
+ * cmd_model.c, cmd_data.c and cmd_job.c.
  *
- * Commands are rows of one table (name, usage, help, function); global
- * options may stand anywhere on the line.  Exit status: 0 success, 1 the
- * daemon refused the request, 2 usage error, 3 the daemon is unreachable.
+ * Commands are matched by prefix ("j sub" is "job submit"); global options
+ * may stand anywhere on the line.  Exit status: 0 success, 1 the daemon
+ * refused the request, 2 usage error, 3 the daemon is unreachable.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
-#include <jansson.h>
-
-#include "call.h"
+#include "ftctl.h"
 
 #define FTCTL_VERSION "0.1.0"
 #define DEFAULT_SOCKET "ipc:///run/ftuned/ftuned.sock"
 
-enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
-
-struct opts {
-	const char *socket;
-	int json;
-	int timeout_ms;
-};
-
-struct command {
-	const char *name;
-	const char *usage;
-	const char *help;
-	int (*fn)(const struct opts *o, int argc, char **argv);
-};
-
-static int cmd_status(const struct opts *o, int argc, char **argv);
-static int cmd_ping(const struct opts *o, int argc, char **argv);
-static int cmd_help(const struct opts *o, int argc, char **argv);
+static int cmd_status(const struct opts *o, void *args, int argc, char **argv);
+static int cmd_ping(const struct opts *o, void *args, int argc, char **argv);
+static int cmd_completion(const struct opts *o, void *args, int argc, char **argv);
+static int cmd_help(const struct opts *o, void *args, int argc, char **argv);
 
 static const struct command commands[] = {
-	{ "status", "status", "Show the daemon's version, uptime, state directory, queue and your uid.", cmd_status },
-	{ "ping", "ping [TEXT]", "Check that the daemon answers; prints the round trip.", cmd_ping },
-	{ "help", "help [COMMAND]", "Show help for all commands or one.", cmd_help },
+	{ "status", "", 0, 0, ARG_NONE,
+	  "Show the daemon's version, uptime, queue and your uid.",
+	  NULL, 0, cmd_status, NULL },
+	{ "ping", "[TEXT]", 0, 1, ARG_NONE,
+	  "Check that the daemon answers; prints the round trip.",
+	  NULL, 0, cmd_ping, NULL },
+	{ "model", "", 0, 0, ARG_NONE, "Base and tuned models in the registry.",
+	  NULL, 0, NULL, model_commands },
+	{ "data", "", 0, 0, ARG_NONE, "Training datasets in the registry.",
+	  NULL, 0, NULL, data_commands },
+	{ "job", "", 0, 0, ARG_NONE, "Fine-tuning jobs in the training queue.",
+	  NULL, 0, NULL, job_commands },
+	{ "completion", "bash", 1, 1, ARG_NONE,
+	  "Print a bash completion script for ftctl.\n"
+	  "Load it with: source <(ftctl completion bash)",
+	  NULL, 0, cmd_completion, NULL },
+	{ "help", "[COMMAND [SUBCOMMAND]]", 0, 2, ARG_COMMAND,
+	  "Show help for all commands or one.", NULL, 0, cmd_help, NULL },
+	{ NULL, NULL, 0, 0, ARG_NONE, NULL, NULL, 0, NULL, NULL },
 };
-#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static void
-usage(FILE *f)
-{
-	fprintf(f, "usage: ftctl [--socket URL] [--json] [--timeout MS] COMMAND [ARGS]\n\ncommands:\n");
-	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-20s %s\n", commands[i].usage, commands[i].help);
-	fprintf(f, "\nThe daemon is found through --socket, then $FTUNED_SOCKET, then %s.\n"
-	    "Exit status: 0 ok, 1 refused by the daemon, 2 usage error, 3 daemon unreachable.\n",
-	    DEFAULT_SOCKET);
-}
-
-/* Prefix matching, as relayctl does: "stat" finds "status". */
+/* command_find matches word against a table by prefix, as relayctl does:
+ * "stat" finds "status".  NULL when nothing or more than one matches. */
 static const struct command *
-command_find(const char *name)
+command_find(const struct command *table, const char *word)
 {
 	const struct command *found = NULL;
-	size_t n = strlen(name);
+	size_t n = strlen(word);
 
-	for (size_t i = 0; i < N_COMMANDS; i++) {
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
-		if (strncmp(commands[i].name, name, n) == 0) {
+	for (const struct command *c = table; c->name != NULL; c++) {
+		if (strcmp(c->name, word) == 0)
+			return c;
+		if (n > 0 && strncmp(c->name, word, n) == 0) {
 			if (found != NULL)
-				return NULL; /* ambiguous */
-			found = &commands[i];
+				return NULL;
+			found = c;
 		}
 	}
 	return found;
 }
 
-/* call sends the request; on a refusal it prints the daemon's reason. */
-static int
-call(const struct opts *o, Ft__Request *req, Ft__Reply **rep)
+static void
+command_names(FILE *f, const struct command *table)
 {
-	char err[512];
+	for (const struct command *c = table; c->name != NULL; c++)
+		fprintf(f, " %s", c->name);
+	fprintf(f, "\n");
+}
 
-	if (ft_call(o->socket, req, o->timeout_ms, rep, err, sizeof(err)) != 0) {
-		fprintf(stderr, "ftctl: %s\n", err);
-		return EXIT_UNREACHABLE;
+static const char *
+option_value_name(const struct ftctl_option *opt)
+{
+	return opt->choices != NULL ? opt->choices : opt->metavar;
+}
+
+/* usage_line writes "model import PATH [--name NAME] ..." for c, which
+ * belongs to group (NULL at the top level).  Required options come first;
+ * up to three optional ones are spelled out, more become [OPTIONS]. */
+static void
+usage_line(char *buf, size_t len, const struct command *group, const struct command *c)
+{
+	size_t pos = 0;
+	int optional = 0;
+
+#define APPEND(...) pos += (size_t)snprintf(buf + pos, pos < len ? len - pos : 0, __VA_ARGS__)
+	if (group != NULL)
+		APPEND("%s ", group->name);
+	APPEND("%s", c->name);
+	if (c->args != NULL && c->args[0] != '\0')
+		APPEND(" %s", c->args);
+	for (const struct ftctl_option *opt = c->options; opt && opt->name; opt++) {
+		if (opt->flags & OPT_REQUIRED)
+			APPEND(" --%s %s", opt->name, option_value_name(opt));
+		else
+			optional++;
 	}
-	if ((*rep)->code != FT__CODE__OK) {
-		if (o->json) {
-			json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code",
-			    ft_code_name((*rep)->code), "message", (*rep)->message);
-			json_dumpf(j, stdout, JSON_INDENT(2));
-			printf("\n");
-			json_decref(j);
+	if (optional > 3) {
+		APPEND(" [OPTIONS]");
+	} else {
+		for (const struct ftctl_option *opt = c->options; opt && opt->name; opt++) {
+			if (opt->flags & OPT_REQUIRED)
+				continue;
+			if (opt->type == OPT_FLAG)
+				APPEND(" [--%s]", opt->name);
+			else
+				APPEND(" [--%s %s]", opt->name, option_value_name(opt));
 		}
-		fprintf(stderr, "ftctl: %s: %s\n", ft_code_name((*rep)->code), (*rep)->message);
-		ft_reply_free(*rep);
-		return EXIT_REFUSED;
 	}
-	return EXIT_OK;
+	if (c->sub != NULL)
+		APPEND(" COMMAND");
+#undef APPEND
+	if (pos >= len && len > 0)
+		buf[len - 1] = '\0';
 }
 
+/* usage_entry prints one command of the overview: usage, then the first
+ * line of its help, on the next line when the usage is long. */
 static void
-json_print(json_t *j)
+usage_entry(FILE *f, const struct command *group, const struct command *c)
 {
-	json_dumpf(j, stdout, JSON_INDENT(2));
-	printf("\n");
-	json_decref(j);
-}
+	char line[512];
+	const char *nl = strchr(c->help, '\n');
+	int n = nl != NULL ? (int)(nl - c->help) : (int)strlen(c->help);
 
-static void
-duration_format(uint64_t ms, char *buf, size_t len)
-{
-	uint64_t s = ms / 1000;
-
-	if (s >= 86400)
-		snprintf(buf, len, "%llud %lluh", (unsigned long long)(s / 86400),
-		    (unsigned long long)(s % 86400 / 3600));
-	else if (s >= 3600)
-		snprintf(buf, len, "%lluh %llum", (unsigned long long)(s / 3600),
-		    (unsigned long long)(s % 3600 / 60));
-	else if (s >= 60)
-		snprintf(buf, len, "%llum %llus", (unsigned long long)(s / 60),
-		    (unsigned long long)(s % 60));
+	if (n > term_width() - 33)
+		n = term_width() - 33;
+	usage_line(line, sizeof(line), group, c);
+	if (strlen(line) > 30)
+		fprintf(f, "  %s\n  %-30s %.*s\n", line, "", n, c->help);
 	else
-		snprintf(buf, len, "%llu.%llus", (unsigned long long)s,
-		    (unsigned long long)(ms % 1000 / 100));
+		fprintf(f, "  %-30s %.*s\n", line, n, c->help);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: ftctl [--socket URL] [--json] [--timeout MS] COMMAND [ARGS]\n\ncommands:\n");
+	for (const struct command *c = commands; c->name != NULL; c++) {
+		if (c->sub == NULL) {
+			usage_entry(f, NULL, c);
+			continue;
+		}
+		for (const struct command *s = c->sub; s->name != NULL; s++)
+			usage_entry(f, c, s);
+	}
+	fprintf(f, "\nCommands and subcommands may be shortened to a unique prefix.\n"
+	    "`ftctl help COMMAND` shows a command's options; every command takes --json.\n"
+	    "The daemon is found through --socket, then $FTUNED_SOCKET, then %s.\n"
+	    "Exit status: 0 ok, 1 refused by the daemon, 2 usage error, 3 daemon unreachable.\n",
+	    DEFAULT_SOCKET);
+}
+
+/* command_usage prints "usage: ftctl ..." for a command or a group. */
+static void
+command_usage(FILE *f, const struct command *group, const struct command *c)
+{
+	char line[512];
+
+	if (c->sub != NULL) {
+		fprintf(f, "usage: ftctl %s COMMAND\n\n%s commands:\n", c->name, c->name);
+		for (const struct command *s = c->sub; s->name != NULL; s++)
+			usage_entry(f, c, s);
+		return;
+	}
+	usage_line(line, sizeof(line), group, c);
+	fprintf(f, "usage: ftctl %s\n", line);
+}
+
+/* command_help prints the usage, the whole help text and every option. */
+static void
+command_help(FILE *f, const struct command *group, const struct command *c)
+{
+	command_usage(f, group, c);
+	if (c->sub != NULL)
+		return;
+	fprintf(f, "\n%s\n", c->help);
+	if (c->options != NULL && c->options[0].name != NULL) {
+		fprintf(f, "\noptions:\n");
+		for (const struct ftctl_option *opt = c->options; opt->name; opt++) {
+			char left[80];
+
+			if (opt->type == OPT_FLAG)
+				snprintf(left, sizeof(left), "--%s", opt->name);
+			else
+				snprintf(left, sizeof(left), "--%s %s", opt->name, option_value_name(opt));
+			if (strlen(left) > 26)
+				fprintf(f, "  %s\n  %-26s %s%s\n", left, "", opt->help,
+				    opt->flags & OPT_REQUIRED ? " (required)" : "");
+			else
+				fprintf(f, "  %-26s %s%s\n", left, opt->help,
+				    opt->flags & OPT_REQUIRED ? " (required)" : "");
+		}
+	}
+	fprintf(f, "\nglobal options: --json (machine-readable output), --socket URL, --timeout MS\n");
+}
+
+/* choice_take accepts word when it is one of choices in any case, and
+ * rewrites it in place to the table's spelling ("running" -> "RUNNING"). */
+static int
+choice_take(const char *choices, char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = choices; *p != '\0';) {
+		size_t k = strcspn(p, "|");
+
+		if (k == n && strncasecmp(p, word, n) == 0) {
+			memcpy(word, p, n);
+			return 1;
+		}
+		p += k + (p[k] == '|');
+	}
+	return 0;
+}
+
+/* option_set stores value into the field of args that opt names.  Returns
+ * 0, or FTCTL_USAGE after saying what is wrong with the value. */
+static int
+option_set(const char *cmdname, const struct ftctl_option *opt, char *value, char *args)
+{
+	void *dst = args + opt->offset;
+	char *end;
+
+	errno = 0;
+	switch (opt->type) {
+	case OPT_FLAG:
+		*(int *)dst = 1;
+		return 0;
+	case OPT_STR:
+		if (opt->choices != NULL && !choice_take(opt->choices, value)) {
+			fprintf(stderr, "ftctl: %s: --%s must be one of %s, not '%s'\n",
+			    cmdname, opt->name, opt->choices, value);
+			return FTCTL_USAGE;
+		}
+		*(const char **)dst = value;
+		return 0;
+	case OPT_U32:
+	case OPT_U64: {
+		unsigned long long v = strtoull(value, &end, 10);
+
+		if (value[0] == '\0' || value[0] == '-' || value[0] == '+' || *end != '\0' ||
+		    errno == ERANGE || (opt->type == OPT_U32 && v > UINT32_MAX)) {
+			fprintf(stderr, "ftctl: %s: --%s takes a whole number from 0 to %llu, not '%s'\n",
+			    cmdname, opt->name, opt->type == OPT_U32 ? (unsigned long long)UINT32_MAX :
+			    (unsigned long long)UINT64_MAX, value);
+			return FTCTL_USAGE;
+		}
+		if (opt->type == OPT_U32)
+			*(uint32_t *)dst = (uint32_t)v;
+		else
+			*(uint64_t *)dst = v;
+		return 0;
+	}
+	case OPT_I32: {
+		long long v = strtoll(value, &end, 10);
+
+		if (value[0] == '\0' || *end != '\0' || errno == ERANGE ||
+		    v < INT32_MIN || v > INT32_MAX) {
+			fprintf(stderr, "ftctl: %s: --%s takes an integer, not '%s'\n",
+			    cmdname, opt->name, value);
+			return FTCTL_USAGE;
+		}
+		*(int32_t *)dst = (int32_t)v;
+		return 0;
+	}
+	case OPT_FLOAT:
+	case OPT_DOUBLE: {
+		double v = strtod(value, &end);
+
+		if (value[0] == '\0' || *end != '\0' || !isfinite(v) ||
+		    (opt->type == OPT_FLOAT && fabs(v) > 3.4e38)) {
+			fprintf(stderr, "ftctl: %s: --%s takes a number such as 0.5 or 1e-4, not '%s'\n",
+			    cmdname, opt->name, value);
+			return FTCTL_USAGE;
+		}
+		if (opt->type == OPT_FLOAT)
+			*(float *)dst = (float)v;
+		else
+			*(double *)dst = v;
+		return 0;
+	}
+	}
+	return FTCTL_USAGE;
+}
+
+/* options_parse fills args from words[0..n), leaving the positionals in
+ * pos (*npos of them).  "--opt VALUE" and "--opt=VALUE" both work; "--"
+ * ends the options.  Returns 0 or FTCTL_USAGE after saying why. */
+static int
+options_parse(const char *cmdname, const struct command *c, char **words, int n,
+    char *args, char **pos, int *npos)
+{
+	const struct ftctl_option *opts = c->options;
+	int seen[64] = { 0 }, rest = 0, rc;
+
+	*npos = 0;
+	for (int k = 0; opts != NULL && opts[k].name != NULL; k++)
+		if (opts[k].type == OPT_STR)
+			*(const char **)(args + opts[k].offset) = "";
+	for (int i = 0; i < n; i++) {
+		char *w = words[i], *value = NULL, *eq;
+		const struct ftctl_option *opt = NULL;
+		size_t len;
+
+		if (rest || strncmp(w, "--", 2) != 0 || w[2] == '\0') {
+			if (!rest && strcmp(w, "--") == 0)
+				rest = 1;
+			else
+				pos[(*npos)++] = words[i];
+			continue;
+		}
+		eq = strchr(w + 2, '=');
+		len = eq != NULL ? (size_t)(eq - w - 2) : strlen(w + 2);
+		for (int k = 0; opts != NULL && opts[k].name != NULL; k++)
+			if (strlen(opts[k].name) == len && strncmp(opts[k].name, w + 2, len) == 0)
+				opt = &opts[k];
+		if (opt == NULL) {
+			fprintf(stderr, "ftctl: %s: unknown option %.*s\n", cmdname, (int)len + 2, w);
+			return FTCTL_USAGE;
+		}
+		if (opt->type == OPT_FLAG) {
+			if (eq != NULL) {
+				fprintf(stderr, "ftctl: %s: --%s takes no value\n", cmdname, opt->name);
+				return FTCTL_USAGE;
+			}
+		} else if (eq != NULL) {
+			value = eq + 1;
+		} else if (i + 1 < n) {
+			value = words[++i];
+		} else {
+			fprintf(stderr, "ftctl: %s: --%s needs a value (%s)\n", cmdname,
+			    opt->name, option_value_name(opt));
+			return FTCTL_USAGE;
+		}
+		if ((rc = option_set(cmdname, opt, value, args)) != 0)
+			return rc;
+		if (opt - opts < 64)
+			seen[opt - opts] = 1;
+	}
+	for (int k = 0; opts != NULL && opts[k].name != NULL && k < 64; k++)
+		if ((opts[k].flags & OPT_REQUIRED) && !seen[k]) {
+			fprintf(stderr, "ftctl: %s: --%s %s is required\n", cmdname,
+			    opts[k].name, option_value_name(&opts[k]));
+			return FTCTL_USAGE;
+		}
+	if (*npos < c->min_args) {
+		fprintf(stderr, "ftctl: %s: missing %s\n", cmdname, c->args);
+		return FTCTL_USAGE;
+	}
+	if (*npos > c->max_args) {
+		fprintf(stderr, "ftctl: %s: unexpected argument '%s'\n", cmdname, pos[c->max_args]);
+		return FTCTL_USAGE;
+	}
+	return 0;
 }
 
 static int
-cmd_status(const struct opts *o, int argc, char **argv)
+cmd_status(const struct opts *o, void *args, int argc, char **argv)
 {
 	Ft__Request req = FT__REQUEST__INIT;
 	Ft__StatusRequest sreq = FT__STATUS_REQUEST__INIT;
@@ -135,19 +373,12 @@ cmd_status(const struct opts *o, int argc, char **argv)
 	char up[32];
 	int rc;
 
-	(void)argv;
-	if (argc != 1)
-		return EXIT_USAGE;
+	(void)args, (void)argc, (void)argv;
 	req.body_case = FT__REQUEST__BODY_STATUS;
 	req.status = &sreq;
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
 	s = rep->status;
-	if (s == NULL) {
-		fprintf(stderr, "ftctl: reply carries no status\n");
-		ft_reply_free(rep);
-		return EXIT_UNREACHABLE;
-	}
 	if (o->json) {
 		json_print(json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:I,s:s,s:s,s:I}",
 		    "version", s->version, "uptime_ms", (json_int_t)s->uptime_ms,
@@ -174,18 +405,17 @@ cmd_status(const struct opts *o, int argc, char **argv)
 }
 
 static int
-cmd_ping(const struct opts *o, int argc, char **argv)
+cmd_ping(const struct opts *o, void *args, int argc, char **argv)
 {
 	Ft__Request req = FT__REQUEST__INIT;
 	Ft__PingRequest preq = FT__PING_REQUEST__INIT;
-	const char *text = argc > 1 ? argv[1] : "ping";
+	const char *text = argc > 0 ? argv[0] : "ping";
 	struct timespec t0, t1;
 	Ft__Reply *rep;
 	double ms;
 	int rc;
 
-	if (argc > 2)
-		return EXIT_USAGE;
+	(void)args;
 	preq.payload.data = (uint8_t *)text;
 	preq.payload.len = strlen(text);
 	req.body_case = FT__REQUEST__BODY_PING;
@@ -209,21 +439,130 @@ cmd_ping(const struct opts *o, int argc, char **argv)
 	return EXIT_OK;
 }
 
-static int
-cmd_help(const struct opts *o, int argc, char **argv)
-{
-	const struct command *c;
+static const char *const arg_kind_word[] = {
+	[ARG_NONE] = "", [ARG_FILE] = "file", [ARG_MODEL] = "model",
+	[ARG_DATA] = "data", [ARG_JOB] = "job", [ARG_COMMAND] = "command",
+};
 
-	(void)o;
-	if (argc == 1) {
+/* completion_leaf writes the case branch that completes one command's
+ * options, option values and positionals. */
+static void
+completion_leaf(FILE *f, const char *indent, const struct command *c)
+{
+	int values = 0;
+
+	fprintf(f, "%s%s)\n%s\topts=\"", indent, c->name, indent);
+	for (const struct ftctl_option *opt = c->options; opt && opt->name; opt++)
+		fprintf(f, "%s--%s", opt == c->options ? "" : " ", opt->name);
+	fprintf(f, "\"; args=%s", arg_kind_word[c->arg_kind]);
+	for (const struct ftctl_option *opt = c->options; opt && opt->name; opt++) {
+		if (opt->type == OPT_FLAG)
+			continue;
+		if (!values++)
+			fprintf(f, "\n%s\tcase $prev in", indent);
+		fprintf(f, "\n%s\t--%s) ", indent, opt->name);
+		if (opt->choices != NULL) {
+			fprintf(f, "COMPREPLY=($(compgen -W \"");
+			for (const char *p = opt->choices; *p; p++)
+				fputc(*p == '|' ? ' ' : *p, f);
+			fprintf(f, "\" -- \"$cur\")); return ;;");
+		} else if (opt->flags & OPT_FILE) {
+			fprintf(f, "compopt -o filenames; COMPREPLY=($(compgen -f -- \"$cur\")); return ;;");
+		} else {
+			fprintf(f, "return ;;");
+		}
+	}
+	fprintf(f, values ? "\n%s\tesac ;;\n" : " ;;\n", indent);
+}
+
+static int
+cmd_completion(const struct opts *o, void *args, int argc, char **argv)
+{
+	FILE *f = stdout;
+
+	(void)o, (void)args, (void)argc;
+	if (strcmp(argv[0], "bash") != 0) {
+		fprintf(stderr, "ftctl: completion: only bash is supported, not '%s'\n", argv[0]);
+		return FTCTL_USAGE;
+	}
+	fprintf(f, "# bash completion for ftctl, generated by `ftctl completion bash`\n"
+	    "# from ftctl %s's command table.\n\n"
+	    "_ftctl_names() {\n"
+	    "\t# Names in the model or data registry, or job ids, from the daemon.\n"
+	    "\t\"${COMP_WORDS[0]}\" --timeout 2000 \"$1\" ls --quiet 2>/dev/null\n"
+	    "}\n\n"
+	    "_ftctl() {\n"
+	    "\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n"
+	    "\tlocal i w cmd= sub= opts= args=\n"
+	    "\tCOMPREPLY=()\n"
+	    "\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
+	    "\t\tw=${COMP_WORDS[i]}\n"
+	    "\t\tcase $w in\n"
+	    "\t\t--socket|--timeout) ((i++)) ;;\n"
+	    "\t\t-*) ;;\n"
+	    "\t\t*) if [[ -z $cmd ]]; then cmd=$w; elif [[ -z $sub ]]; then sub=$w; fi ;;\n"
+	    "\t\tesac\n"
+	    "\tdone\n"
+	    "\tcase $prev in\n"
+	    "\t--socket|--timeout) return ;;\n"
+	    "\tesac\n"
+	    "\tcase $cmd in\n", FTCTL_VERSION);
+	for (const struct command *c = commands; c->name != NULL; c++) {
+		if (c->sub == NULL) {
+			completion_leaf(f, "\t", c);
+			continue;
+		}
+		fprintf(f, "\t%s)\n\t\tcase $sub in\n", c->name);
+		for (const struct command *s = c->sub; s->name != NULL; s++)
+			completion_leaf(f, "\t\t", s);
+		fprintf(f, "\t\t*) COMPREPLY=($(compgen -W \"");
+		for (const struct command *s = c->sub; s->name != NULL; s++)
+			fprintf(f, "%s%s", s == c->sub ? "" : " ", s->name);
+		fprintf(f, "\" -- \"$cur\")); return ;;\n\t\tesac ;;\n");
+	}
+	fprintf(f, "\t*)\n\t\tCOMPREPLY=($(compgen -W \"");
+	for (const struct command *c = commands; c->name != NULL; c++)
+		fprintf(f, "%s ", c->name);
+	fprintf(f, "--json --socket --timeout --help --version\" -- \"$cur\"))\n"
+	    "\t\treturn ;;\n"
+	    "\tesac\n"
+	    "\tif [[ $cur == -* ]]; then\n"
+	    "\t\tCOMPREPLY=($(compgen -W \"$opts --json --help\" -- \"$cur\"))\n"
+	    "\t\treturn\n"
+	    "\tfi\n"
+	    "\tcase $args in\n"
+	    "\tfile) compopt -o filenames; COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n"
+	    "\tmodel|data|job) COMPREPLY=($(compgen -W \"$(_ftctl_names $args)\" -- \"$cur\")) ;;\n"
+	    "\tcommand) COMPREPLY=($(compgen -W \"");
+	for (const struct command *c = commands; c->name != NULL; c++)
+		fprintf(f, "%s%s", c == commands ? "" : " ", c->name);
+	fprintf(f, "\" -- \"$cur\")) ;;\n"
+	    "\tesac\n"
+	    "}\n"
+	    "complete -F _ftctl ftctl\n");
+	return EXIT_OK;
+}
+
+static int
+cmd_help(const struct opts *o, void *args, int argc, char **argv)
+{
+	const struct command *c = NULL, *group = NULL;
+
+	(void)o, (void)args;
+	if (argc == 0) {
 		usage(stdout);
 		return EXIT_OK;
 	}
-	if (argc != 2 || (c = command_find(argv[1])) == NULL) {
-		fprintf(stderr, "ftctl: no command '%s'\n", argc > 1 ? argv[1] : "");
+	if ((c = command_find(commands, argv[0])) != NULL && argc == 2) {
+		group = c;
+		c = c->sub != NULL ? command_find(c->sub, argv[1]) : NULL;
+	}
+	if (c == NULL) {
+		fprintf(stderr, "ftctl: no command '%s%s%s'\n", argv[0],
+		    argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
 		return EXIT_USAGE;
 	}
-	printf("usage: ftctl %s\n\n%s\n", c->usage, c->help);
+	command_help(stdout, group, c);
 	return EXIT_OK;
 }
 
@@ -231,12 +570,16 @@ int
 main(int argc, char **argv)
 {
 	struct opts o = { .socket = getenv("FTUNED_SOCKET"), .timeout_ms = 10000 };
-	char **rest = calloc((size_t)argc + 1, sizeof(char *));
-	const struct command *c;
-	int n = 0, rc;
+	char **words = calloc((size_t)argc + 1, sizeof(char *));
+	char **pos = calloc((size_t)argc + 1, sizeof(char *));
+	const struct command *c, *group = NULL;
+	char name[64], *args = NULL;
+	int n = 0, npos, help = 0, rc = EXIT_USAGE;
 
-	if (rest == NULL)
+	if (words == NULL || pos == NULL) {
+		fprintf(stderr, "ftctl: out of memory\n");
 		return EXIT_UNREACHABLE;
+	}
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			o.json = 1;
@@ -246,42 +589,70 @@ main(int argc, char **argv)
 			o.timeout_ms = atoi(argv[++i]);
 			if (o.timeout_ms <= 0) {
 				fprintf(stderr, "ftctl: --timeout takes a positive number of milliseconds\n");
-				free(rest);
-				return EXIT_USAGE;
+				goto out;
 			}
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			rest[n++] = "help";
+			help = 1;
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("ftctl %s\n", FTCTL_VERSION);
-			free(rest);
-			return EXIT_OK;
+			rc = EXIT_OK;
+			goto out;
 		} else if (strncmp(argv[i], "--", 2) == 0 && n == 0) {
 			fprintf(stderr, "ftctl: unknown option %s\n", argv[i]);
 			usage(stderr);
-			free(rest);
-			return EXIT_USAGE;
+			goto out;
 		} else {
-			rest[n++] = argv[i];
+			words[n++] = argv[i];
 		}
 	}
 	if (o.socket == NULL || o.socket[0] == '\0')
 		o.socket = DEFAULT_SOCKET;
 	if (n == 0) {
-		usage(stderr);
-		free(rest);
-		return EXIT_USAGE;
+		usage(help ? stdout : stderr);
+		rc = help ? EXIT_OK : EXIT_USAGE;
+		goto out;
 	}
-	if ((c = command_find(rest[0])) == NULL) {
-		fprintf(stderr, "ftctl: unknown or ambiguous command '%s'; commands:", rest[0]);
-		for (size_t i = 0; i < N_COMMANDS; i++)
-			fprintf(stderr, " %s", commands[i].name);
-		fprintf(stderr, "\n");
-		free(rest);
-		return EXIT_USAGE;
+	if ((c = command_find(commands, words[0])) == NULL) {
+		fprintf(stderr, "ftctl: unknown or ambiguous command '%s'; commands:", words[0]);
+		command_names(stderr, commands);
+		goto out;
 	}
-	rc = c->fn(&o, n, rest);
-	if (rc == EXIT_USAGE)
-		fprintf(stderr, "usage: ftctl %s\n", c->usage);
-	free(rest);
+	if (c->sub != NULL) {
+		group = c;
+		if (n < 2) {
+			command_usage(help ? stdout : stderr, NULL, group);
+			rc = help ? EXIT_OK : EXIT_USAGE;
+			goto out;
+		}
+		if ((c = command_find(group->sub, words[1])) == NULL) {
+			fprintf(stderr, "ftctl: unknown or ambiguous command '%s %s'; %s commands:",
+			    group->name, words[1], group->name);
+			command_names(stderr, group->sub);
+			goto out;
+		}
+	}
+	if (help) {
+		command_help(stdout, group, c);
+		rc = EXIT_OK;
+		goto out;
+	}
+	snprintf(name, sizeof(name), "%s%s%s", group ? group->name : "", group ? " " : "", c->name);
+	if ((args = calloc(1, c->args_size > 0 ? c->args_size : 1)) == NULL) {
+		fprintf(stderr, "ftctl: out of memory\n");
+		rc = EXIT_UNREACHABLE;
+		goto out;
+	}
+	rc = options_parse(name, c, words + 1 + (group != NULL), n - 1 - (group != NULL),
+	    args, pos, &npos);
+	if (rc == 0)
+		rc = c->fn(&o, args, npos, pos);
+	if (rc == FTCTL_USAGE) {
+		command_usage(stderr, group, c);
+		rc = EXIT_USAGE;
+	}
+out:
+	free(args);
+	free(pos);
+	free(words);
 	return rc;
 }

@@ -1,0 +1,441 @@
+/* cmd_data.c - ftctl data add, validate, ls, show, rm.
+ *
+ * The client reads the dataset files and sends their bytes, so the daemon
+ * never opens a path on a user's behalf; the daemon validates and answers
+ * with a report of "file:line: field: problem" lines. */
+#include <errno.h>
+#include <libgen.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ftctl.h"
+
+struct add_args {
+	const char *kind;
+	const char *name;
+	double validation_split;
+	const char *validation;
+	int skip_invalid;
+	uint64_t seed;
+};
+
+struct quiet_args {
+	int quiet;
+};
+
+struct force_args {
+	int force;
+};
+
+/* file_read reads a whole file into a malloc'd buffer. */
+static int
+file_read(const char *cmd, const char *path, uint8_t **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	uint8_t *buf;
+
+	if (f == NULL || fstat(fileno(f), &st) != 0) {
+		fprintf(stderr, "ftctl: %s: %s: %s\n", cmd, path, strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		return EXIT_USAGE;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "ftctl: %s: %s: not a regular file\n", cmd, path);
+		fclose(f);
+		return EXIT_USAGE;
+	}
+	if ((buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)) == NULL ||
+	    fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+		fprintf(stderr, "ftctl: %s: %s: %s\n", cmd, path,
+		    buf == NULL ? "file too large to hold in memory" : "read error");
+		free(buf);
+		fclose(f);
+		return EXIT_USAGE;
+	}
+	fclose(f);
+	*out = buf;
+	*len = (size_t)st.st_size;
+	return EXIT_OK;
+}
+
+/* base_name returns path's last component, in storage owned by buf. */
+static char *
+base_name(const char *path, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", path);
+	return basename(buf);
+}
+
+static void
+dataset_summary(const char *verb, const Ft__DatasetInfo *d)
+{
+	char size[32];
+
+	size_format(d->bytes, size, sizeof(size));
+	printf("%s dataset %s (id %lld): %llu records", verb, d->name, (long long)d->id,
+	    (unsigned long long)d->records);
+	if (d->validation_records > 0)
+		printf(" + %llu for validation", (unsigned long long)d->validation_records);
+	printf(", %s, %s\n", size, d->kind);
+}
+
+/* data_send runs DataAdd or DataValidate: reads the files, prints the
+ * daemon's report on stderr and a summary on stdout. */
+static int
+data_send(const struct opts *o, const struct add_args *a, const char *file, int validate)
+{
+	const char *cmd = validate ? "data validate" : "data add";
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__DataAddRequest dreq = FT__DATA_ADD_REQUEST__INIT;
+	char name[4096], vname[4096];
+	uint8_t *content = NULL, *vcontent = NULL;
+	size_t len, vlen = 0;
+	Ft__DataReply *d;
+	Ft__Reply *rep;
+	int rc;
+
+	if (a->validation[0] != '\0' && a->validation_split != 0) {
+		fprintf(stderr, "ftctl: %s: give --validation-split or --validation, not both\n", cmd);
+		return FTCTL_USAGE;
+	}
+	if ((rc = file_read(cmd, file, &content, &len)) != EXIT_OK)
+		return rc;
+	if (a->validation[0] != '\0' &&
+	    (rc = file_read(cmd, a->validation, &vcontent, &vlen)) != EXIT_OK) {
+		free(content);
+		return rc;
+	}
+	dreq.file_name = base_name(file, name, sizeof(name));
+	dreq.content.data = content;
+	dreq.content.len = len;
+	dreq.kind = (char *)a->kind;
+	dreq.name = (char *)a->name;
+	dreq.validation_split = a->validation_split;
+	if (vcontent != NULL) {
+		dreq.validation_file_name = base_name(a->validation, vname, sizeof(vname));
+		dreq.validation_content.data = vcontent;
+		dreq.validation_content.len = vlen;
+	}
+	dreq.skip_invalid = a->skip_invalid;
+	dreq.seed = a->seed;
+	if (validate) {
+		req.body_case = FT__REQUEST__BODY_DATA_VALIDATE;
+		req.data_validate = &dreq;
+	} else {
+		req.body_case = FT__REQUEST__BODY_DATA_ADD;
+		req.data_add = &dreq;
+	}
+	rc = call_raw(o, &req, &rep);
+	free(content);
+	free(vcontent);
+	if (rc != EXIT_OK) {
+		if (len + vlen > 65536)
+			fprintf(stderr, "ftctl: note: the upload was %zu bytes; a daemon whose "
+			    "rpc_max_message is smaller drops it\n", len + vlen);
+		return rc;
+	}
+	/* A refusal may still carry the report that explains it. */
+	d = validate ? rep->data_validate : rep->data_add;
+	if (d != NULL && d->report[0] != '\0' && (d->errors > 0 || d->warnings > 0 ||
+	    rep->code != FT__CODE__OK)) {
+		size_t n = strlen(d->report);
+
+		fprintf(stderr, "%s%s", d->report, d->report[n - 1] == '\n' ? "" : "\n");
+	}
+	if (rep->code != FT__CODE__OK) {
+		if (o->json && d != NULL) {
+			json_t *j = pb_json(&d->base);
+
+			json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code",
+			    ft_code_name(rep->code), "message", rep->message));
+			json_print(j);
+			fprintf(stderr, "ftctl: %s: %s\n", ft_code_name(rep->code), rep->message);
+		} else {
+			refusal_print(o, rep);
+		}
+		ft_reply_free(rep);
+		return EXIT_REFUSED;
+	}
+	if (d == NULL) {
+		fprintf(stderr, "ftctl: the daemon's reply has no body for this request "
+		    "(is ftuned older than ftctl?)\n");
+		ft_reply_free(rep);
+		return EXIT_UNREACHABLE;
+	}
+	rc = validate && d->errors > 0 && !a->skip_invalid ? EXIT_REFUSED : EXIT_OK;
+	if (o->json)
+		json_print(pb_json(&d->base));
+	else if (d->dataset != NULL)
+		dataset_summary(validate ? "valid:" : "added", d->dataset);
+	else
+		printf("%s: %llu error%s, %llu warning%s\n", file, (unsigned long long)d->errors,
+		    d->errors == 1 ? "" : "s", (unsigned long long)d->warnings,
+		    d->warnings == 1 ? "" : "s");
+	ft_reply_free(rep);
+	return rc;
+}
+
+static int
+cmd_data_add(const struct opts *o, void *args, int argc, char **argv)
+{
+	(void)argc;
+	return data_send(o, args, argv[0], 0);
+}
+
+static int
+cmd_data_validate(const struct opts *o, void *args, int argc, char **argv)
+{
+	(void)argc;
+	return data_send(o, args, argv[0], 1);
+}
+
+static int
+cmd_data_ls(const struct opts *o, void *args, int argc, char **argv)
+{
+	struct quiet_args *a = args;
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__DataListRequest dreq = FT__DATA_LIST_REQUEST__INIT;
+	static const char *const heads[] = {
+		"ID", "NAME", "KIND", "RECORDS", "VALIDATION", "SIZE", "OWNER", "CREATED",
+	};
+	Ft__DataListReply *l;
+	struct table *t;
+	Ft__Reply *rep;
+	int rc;
+
+	(void)argc, (void)argv;
+	req.body_case = FT__REQUEST__BODY_DATA_LIST;
+	req.data_list = &dreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	l = rep->data_list;
+	if (o->json) {
+		json_print(pb_json(&l->base));
+	} else if (a->quiet) {
+		for (size_t i = 0; i < l->n_datasets; i++)
+			printf("%s\n", l->datasets[i]->name);
+	} else if ((t = table_new(8, heads, "rslrrrll")) != NULL) {
+		for (size_t i = 0; i < l->n_datasets; i++) {
+			const Ft__DatasetInfo *d = l->datasets[i];
+			char id[24], recs[24], vrecs[24], size[32], owner[64], when[64];
+
+			snprintf(id, sizeof(id), "%lld", (long long)d->id);
+			snprintf(recs, sizeof(recs), "%llu", (unsigned long long)d->records);
+			snprintf(vrecs, sizeof(vrecs), "%llu", (unsigned long long)d->validation_records);
+			size_format(d->bytes, size, sizeof(size));
+			user_format(d->owner_uid, owner, sizeof(owner));
+			time_format(d->created_at, when, sizeof(when));
+			when[16] = '\0';
+			table_add(t, id, d->name, d->kind, recs, vrecs, size, owner, when);
+		}
+		table_print(t, stdout, term_width());
+	}
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+/* histogram_print draws the record-length buckets of stats_json, an array
+ * "histogram" of {"lo", "hi", "count"}, as bars scaled to the largest. */
+static void
+histogram_print(const json_t *hist, int width)
+{
+	json_int_t most = 1;
+	size_t i;
+	json_t *b;
+	int bar = width - 40;
+
+	if (bar < 10)
+		bar = 10;
+	json_array_foreach(hist, i, b) {
+		json_int_t n = json_integer_value(json_object_get(b, "count"));
+
+		if (n > most)
+			most = n;
+	}
+	json_array_foreach(hist, i, b) {
+		char lo[32], hi[32], range[80];
+		json_int_t n = json_integer_value(json_object_get(b, "count"));
+		int w = (int)((double)n * bar / (double)most + 0.5);
+
+		size_format((uint64_t)json_integer_value(json_object_get(b, "lo")), lo, sizeof(lo));
+		size_format((uint64_t)json_integer_value(json_object_get(b, "hi")), hi, sizeof(hi));
+		snprintf(range, sizeof(range), "%s - %s", lo, hi);
+		printf("    %-21s %8lld %.*s\n", range, (long long)n, w,
+		    "##################################################"
+		    "##################################################"
+		    "##################################################");
+	}
+}
+
+static void
+dataset_print(const Ft__DatasetInfo *d)
+{
+	char size[32], when[64], owner[64];
+	int width = term_width();
+	json_t *stats;
+
+	size_format(d->bytes, size, sizeof(size));
+	time_format(d->created_at, when, sizeof(when));
+	user_format(d->owner_uid, owner, sizeof(owner));
+	printf("dataset %s (id %lld)\n", d->name, (long long)d->id);
+	printf("  kind        %s\n", d->kind);
+	printf("  records     %llu training, %llu validation\n",
+	    (unsigned long long)d->records, (unsigned long long)d->validation_records);
+	printf("  size        %s (%llu bytes)\n", size, (unsigned long long)d->bytes);
+	printf("  blake2b     %s\n", d->blake2b);
+	printf("  owner       %s\n", owner);
+	printf("  created     %s\n", when);
+	if (d->stats_json[0] != '\0' && (stats = json_loads(d->stats_json, 0, NULL)) != NULL) {
+		json_t *hist = json_object_get(stats, "histogram");
+
+		if (json_is_array(hist)) {
+			json_incref(hist);
+			json_object_del(stats, "histogram");
+		}
+		printf("  stats\n");
+		json_fields_print(stdout, stats, 4);
+		if (json_is_array(hist) && json_array_size(hist) > 0) {
+			printf("  record lengths        records\n");
+			histogram_print(hist, width);
+		}
+		json_decref(hist);
+		json_decref(stats);
+	}
+	if (d->n_samples > 0)
+		printf("  samples\n");
+	for (size_t i = 0; i < d->n_samples; i++) {
+		/* One line each, cut to the terminal. */
+		char line[512];
+		size_t n = 0;
+
+		for (const char *p = d->samples[i]; *p && n < sizeof(line) - 1; p++)
+			line[n++] = *p == '\n' || *p == '\t' || *p == '\r' ? ' ' : *p;
+		line[n] = '\0';
+		if ((int)n > width - 8) {
+			n = (size_t)(width - 11);
+			while (n > 0 && ((unsigned char)line[n] & 0xC0) == 0x80)
+				n--;
+			snprintf(line + n, sizeof(line) - n, "...");
+		}
+		printf("    %zu. %s\n", i + 1, line);
+	}
+}
+
+static int
+cmd_data_show(const struct opts *o, void *args, int argc, char **argv)
+{
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__DataShowRequest dreq = FT__DATA_SHOW_REQUEST__INIT;
+	Ft__Reply *rep;
+	int rc;
+
+	(void)args, (void)argc;
+	dreq.name = argv[0];
+	req.body_case = FT__REQUEST__BODY_DATA_SHOW;
+	req.data_show = &dreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	if (o->json)
+		json_print(pb_json((const ProtobufCMessage *)rep->data_show->dataset));
+	else if (rep->data_show->dataset != NULL)
+		dataset_print(rep->data_show->dataset);
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+static int
+cmd_data_rm(const struct opts *o, void *args, int argc, char **argv)
+{
+	struct force_args *a = args;
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__DataRemoveRequest dreq = FT__DATA_REMOVE_REQUEST__INIT;
+	Ft__Reply *rep;
+	int rc;
+
+	(void)argc;
+	dreq.name = argv[0];
+	dreq.force = a->force;
+	req.body_case = FT__REQUEST__BODY_DATA_REMOVE;
+	req.data_remove = &dreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	if (o->json)
+		json_print(json_pack("{s:s,s:b}", "removed", argv[0], "forced", a->force));
+	else
+		printf("removed dataset %s\n", argv[0]);
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+static const struct ftctl_option add_options[] = {
+	{ "kind", OPT_STR, offsetof(struct add_args, kind), NULL, "instruct|text", OPT_REQUIRED,
+	  "instruction records (JSONL or JSON array) or raw text" },
+	{ "name", OPT_STR, offsetof(struct add_args, name), "NAME", NULL, 0,
+	  "name in the registry (default: the file name)" },
+	{ "validation-split", OPT_DOUBLE, offsetof(struct add_args, validation_split), "F", NULL, 0,
+	  "hold out this fraction of the records for validation, e.g. 0.1" },
+	{ "validation", OPT_STR, offsetof(struct add_args, validation), "FILE", NULL, OPT_FILE,
+	  "or take the validation records from this file" },
+	{ "skip-invalid", OPT_FLAG, offsetof(struct add_args, skip_invalid), NULL, NULL, 0,
+	  "keep the valid records of a file with errors" },
+	{ "seed", OPT_U64, offsetof(struct add_args, seed), "S", NULL, 0,
+	  "seed of the validation split's shuffle" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
+/* data validate takes the same options, less the name it would not store. */
+static const struct ftctl_option validate_options[] = {
+	{ "kind", OPT_STR, offsetof(struct add_args, kind), NULL, "instruct|text", OPT_REQUIRED,
+	  "instruction records (JSONL or JSON array) or raw text" },
+	{ "validation-split", OPT_DOUBLE, offsetof(struct add_args, validation_split), "F", NULL, 0,
+	  "hold out this fraction of the records for validation, e.g. 0.1" },
+	{ "validation", OPT_STR, offsetof(struct add_args, validation), "FILE", NULL, OPT_FILE,
+	  "or check a validation file too" },
+	{ "skip-invalid", OPT_FLAG, offsetof(struct add_args, skip_invalid), NULL, NULL, 0,
+	  "succeed when some records are valid, as data add would keep them" },
+	{ "seed", OPT_U64, offsetof(struct add_args, seed), "S", NULL, 0,
+	  "seed of the validation split's shuffle" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
+static const struct ftctl_option ls_options[] = {
+	{ "quiet", OPT_FLAG, offsetof(struct quiet_args, quiet), NULL, NULL, 0,
+	  "print only the names" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
+static const struct ftctl_option rm_options[] = {
+	{ "force", OPT_FLAG, offsetof(struct force_args, force), NULL, NULL, 0,
+	  "remove even while queued or running jobs use it" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
+const struct command data_commands[] = {
+	{ "add", "FILE", 1, 1, ARG_FILE,
+	  "Validate a dataset file and register it.\n"
+	  "instruct: JSONL or a JSON array of {\"instruction\", \"input\", \"output\"} or chat\n"
+	  "{\"messages\": [...]} records; text: plain text (documents split at blank lines)\n"
+	  "or JSONL {\"text\"}.  ftctl reads the file and sends its bytes.  Every bad record\n"
+	  "is reported as file:line: field: problem on stderr; a file with errors is not\n"
+	  "stored unless --skip-invalid.",
+	  add_options, sizeof(struct add_args), cmd_data_add, NULL },
+	{ "validate", "FILE", 1, 1, ARG_FILE,
+	  "Check a dataset file as data add would, storing nothing.\n"
+	  "Exits 1 when the file has errors.",
+	  validate_options, sizeof(struct add_args), cmd_data_validate, NULL },
+	{ "ls", "", 0, 0, ARG_NONE, "List the registered datasets.",
+	  ls_options, sizeof(struct quiet_args), cmd_data_ls, NULL },
+	{ "show", "NAME", 1, 1, ARG_DATA,
+	  "Show a dataset: records, size, hash, lengths, samples.\n"
+	  "NAME may also be the dataset's id.",
+	  NULL, 0, cmd_data_show, NULL },
+	{ "rm", "NAME", 1, 1, ARG_DATA,
+	  "Remove a dataset, unless jobs use it.\n"
+	  "--force removes it even while a queued or running job uses it.",
+	  rm_options, sizeof(struct force_args), cmd_data_rm, NULL },
+	{ NULL, NULL, 0, 0, ARG_NONE, NULL, NULL, 0, NULL, NULL },
+};

@@ -1,0 +1,235 @@
+/* cmd_model.c - ftctl model import, ls, show, rm. */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ftctl.h"
+
+struct import_args {
+	const char *name;
+	const char *tokenizer;
+};
+
+struct quiet_args {
+	int quiet;
+};
+
+struct force_args {
+	int force;
+};
+
+/* The daemon opens the files itself, so it is sent absolute paths. */
+static int
+path_absolute(const char *what, const char *path, char *out)
+{
+	if (realpath(path, out) == NULL) {
+		fprintf(stderr, "ftctl: model import: %s %s: %s\n", what, path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static void
+model_print(const Ft__ModelInfo *m)
+{
+	char size[32], params[32], when[64], owner[64];
+	json_t *j;
+
+	size_format(m->size, size, sizeof(size));
+	count_format(m->params, params, sizeof(params));
+	time_format(m->created_at, when, sizeof(when));
+	user_format(m->owner_uid, owner, sizeof(owner));
+	printf("model %s (id %lld)\n", m->name, (long long)m->id);
+	printf("  kind       %s, %s format, %s\n", m->kind, m->format, m->arch);
+	printf("  params     %s (%llu)\n", params, (unsigned long long)m->params);
+	printf("  size       %s in %zu file%s\n", size, m->n_files, m->n_files == 1 ? "" : "s");
+	printf("  tokenizer  %s\n", m->tokenizer[0] ? m->tokenizer : "-");
+	printf("  owner      %s\n", owner);
+	printf("  created    %s\n", when);
+	if (m->base_model[0] != '\0')
+		printf("  base       %s\n", m->base_model);
+	if (m->job_id != 0)
+		printf("  job        %lld\n", (long long)m->job_id);
+	if (m->n_files > 0) {
+		printf("  files\n");
+		for (size_t i = 0; i < m->n_files; i++) {
+			size_format(m->files[i]->size, size, sizeof(size));
+			printf("    %-24s %9s  blake2b %s\n", m->files[i]->name, size,
+			    m->files[i]->blake2b);
+		}
+	}
+	if (m->config_json[0] != '\0' && (j = json_loads(m->config_json, 0, NULL)) != NULL) {
+		printf("  config\n");
+		json_fields_print(stdout, j, 4);
+		json_decref(j);
+	}
+	if (m->lineage_json[0] != '\0' && (j = json_loads(m->lineage_json, 0, NULL)) != NULL) {
+		printf("  lineage\n");
+		json_fields_print(stdout, j, 4);
+		json_decref(j);
+	}
+}
+
+static int
+cmd_model_import(const struct opts *o, void *args, int argc, char **argv)
+{
+	struct import_args *a = args;
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__ModelImportRequest mreq = FT__MODEL_IMPORT_REQUEST__INIT;
+	char path[PATH_MAX], tok[PATH_MAX];
+	Ft__Reply *rep;
+	int rc;
+
+	(void)argc;
+	if ((rc = path_absolute("model", argv[0], path)) != EXIT_OK)
+		return rc;
+	mreq.path = path;
+	mreq.name = (char *)a->name;
+	if (a->tokenizer[0] != '\0') {
+		if ((rc = path_absolute("tokenizer", a->tokenizer, tok)) != EXIT_OK)
+			return rc;
+		mreq.tokenizer = tok;
+	}
+	req.body_case = FT__REQUEST__BODY_MODEL_IMPORT;
+	req.model_import = &mreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	if (o->json)
+		json_print(pb_json((const ProtobufCMessage *)rep->model_import->model));
+	else if (rep->model_import->model != NULL)
+		model_print(rep->model_import->model);
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+static int
+cmd_model_ls(const struct opts *o, void *args, int argc, char **argv)
+{
+	struct quiet_args *a = args;
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__ModelListRequest mreq = FT__MODEL_LIST_REQUEST__INIT;
+	static const char *const heads[] = {
+		"ID", "NAME", "KIND", "ARCH", "PARAMS", "SIZE", "BASE", "OWNER", "CREATED",
+	};
+	Ft__ModelListReply *l;
+	struct table *t;
+	Ft__Reply *rep;
+	int rc;
+
+	(void)argc, (void)argv;
+	req.body_case = FT__REQUEST__BODY_MODEL_LIST;
+	req.model_list = &mreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	l = rep->model_list;
+	if (o->json) {
+		json_print(pb_json(&l->base));
+	} else if (a->quiet) {
+		for (size_t i = 0; i < l->n_models; i++)
+			printf("%s\n", l->models[i]->name);
+	} else if ((t = table_new(9, heads, "rsllrrsll")) != NULL) {
+		for (size_t i = 0; i < l->n_models; i++) {
+			const Ft__ModelInfo *m = l->models[i];
+			char id[24], params[32], size[32], owner[64], when[64];
+
+			snprintf(id, sizeof(id), "%lld", (long long)m->id);
+			count_format(m->params, params, sizeof(params));
+			size_format(m->size, size, sizeof(size));
+			user_format(m->owner_uid, owner, sizeof(owner));
+			time_format(m->created_at, when, sizeof(when));
+			when[16] = '\0'; /* minutes are enough in a table */
+			table_add(t, id, m->name, m->kind, m->arch, params, size,
+			    m->base_model[0] ? m->base_model : "-", owner, when);
+		}
+		table_print(t, stdout, term_width());
+	}
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+static int
+cmd_model_show(const struct opts *o, void *args, int argc, char **argv)
+{
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__ModelShowRequest mreq = FT__MODEL_SHOW_REQUEST__INIT;
+	Ft__Reply *rep;
+	int rc;
+
+	(void)args, (void)argc;
+	mreq.name = argv[0];
+	req.body_case = FT__REQUEST__BODY_MODEL_SHOW;
+	req.model_show = &mreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	if (o->json)
+		json_print(pb_json((const ProtobufCMessage *)rep->model_show->model));
+	else if (rep->model_show->model != NULL)
+		model_print(rep->model_show->model);
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+static int
+cmd_model_rm(const struct opts *o, void *args, int argc, char **argv)
+{
+	struct force_args *a = args;
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__ModelRemoveRequest mreq = FT__MODEL_REMOVE_REQUEST__INIT;
+	Ft__Reply *rep;
+	int rc;
+
+	(void)argc;
+	mreq.name = argv[0];
+	mreq.force = a->force;
+	req.body_case = FT__REQUEST__BODY_MODEL_REMOVE;
+	req.model_remove = &mreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	if (o->json)
+		json_print(json_pack("{s:s,s:b}", "removed", argv[0], "forced", a->force));
+	else
+		printf("removed model %s\n", argv[0]);
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+static const struct ftctl_option import_options[] = {
+	{ "name", OPT_STR, offsetof(struct import_args, name), "NAME", NULL, 0,
+	  "name in the registry (default: the file or directory name)" },
+	{ "tokenizer", OPT_STR, offsetof(struct import_args, tokenizer), "FILE", NULL, OPT_FILE,
+	  "llama2.c tokenizer.bin (default: the one beside the checkpoint)" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
+static const struct ftctl_option ls_options[] = {
+	{ "quiet", OPT_FLAG, offsetof(struct quiet_args, quiet), NULL, NULL, 0,
+	  "print only the names" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
+static const struct ftctl_option rm_options[] = {
+	{ "force", OPT_FLAG, offsetof(struct force_args, force), NULL, NULL, 0,
+	  "remove even while jobs or tuned models use it" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
+const struct command model_commands[] = {
+	{ "import", "PATH", 1, 1, ARG_FILE,
+	  "Register a base model: a Hugging Face directory or llama2.c file.\n"
+	  "The daemon reads PATH itself (sent as an absolute path), validates it with\n"
+	  "the engine's loader and stores it once per content hash.",
+	  import_options, sizeof(struct import_args), cmd_model_import, NULL },
+	{ "ls", "", 0, 0, ARG_NONE, "List the registered models.",
+	  ls_options, sizeof(struct quiet_args), cmd_model_ls, NULL },
+	{ "show", "NAME", 1, 1, ARG_MODEL,
+	  "Show a model: parameters, files and hashes, config, lineage.\n"
+	  "NAME may also be the model's id.",
+	  NULL, 0, cmd_model_show, NULL },
+	{ "rm", "NAME", 1, 1, ARG_MODEL,
+	  "Remove a model, unless jobs or tuned models use it.\n"
+	  "--force removes it even while a queued or running job or a tuned model uses it.",
+	  rm_options, sizeof(struct force_args), cmd_model_rm, NULL },
+	{ NULL, NULL, 0, 0, ARG_NONE, NULL, NULL, 0, NULL, NULL },
+};

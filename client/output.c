@@ -1,0 +1,519 @@
+/* output.c - ftctl's RPC call with error reporting, JSON from protobuf
+ * messages, human-friendly numbers and times, and tables that fit. */
+#include <math.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ftctl.h"
+
+int
+call_raw(const struct opts *o, Ft__Request *req, Ft__Reply **rep)
+{
+	char err[512];
+
+	if (ft_call(o->socket, req, o->timeout_ms, rep, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ftctl: %s\n", err);
+		return EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+}
+
+void
+refusal_print(const struct opts *o, const Ft__Reply *rep)
+{
+	if (o->json)
+		json_print(json_pack("{s:{s:s,s:s}}", "error", "code",
+		    ft_code_name(rep->code), "message", rep->message));
+	fprintf(stderr, "ftctl: %s: %s\n", ft_code_name(rep->code), rep->message);
+}
+
+int
+call(const struct opts *o, Ft__Request *req, Ft__Reply **rep)
+{
+	int rc;
+
+	if ((rc = call_raw(o, req, rep)) != EXIT_OK)
+		return rc;
+	if ((*rep)->code != FT__CODE__OK) {
+		refusal_print(o, *rep);
+		ft_reply_free(*rep);
+		return EXIT_REFUSED;
+	}
+	/* Request and reply cases share field numbers.  An Empty body may
+	 * travel as nothing, so only RPCs with content are checked. */
+	if ((int)(*rep)->body_case != (int)req->body_case &&
+	    req->body_case != FT__REQUEST__BODY_MODEL_REMOVE &&
+	    req->body_case != FT__REQUEST__BODY_DATA_REMOVE) {
+		fprintf(stderr, "ftctl: the daemon's reply has no body for this request "
+		    "(is ftuned older than ftctl?)\n");
+		ft_reply_free(*rep);
+		return EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+}
+
+void
+json_print(json_t *j)
+{
+	if (j == NULL) {
+		fprintf(stderr, "ftctl: out of memory\n");
+		return;
+	}
+	/* 15 digits: doubles print as written, floats arrive pre-rounded. */
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+	printf("\n");
+	fflush(stdout);
+	json_decref(j);
+}
+
+static size_t
+pb_scalar_size(ProtobufCType type)
+{
+	switch (type) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	default:
+		return 4;
+	}
+}
+
+/* pb_value converts one value of field f stored at p. */
+static json_t *
+pb_value(const ProtobufCFieldDescriptor *f, const void *p)
+{
+	char buf[32];
+
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return json_integer(*(const int32_t *)p);
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return json_integer(*(const uint32_t *)p);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return json_integer(*(const int64_t *)p);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return json_integer((json_int_t)*(const uint64_t *)p);
+	case PROTOBUF_C_TYPE_FLOAT:
+		if (!isfinite(*(const float *)p))
+			return json_null();
+		/* Seven digits, so 2.314f prints as 2.314, not 2.3139998912. */
+		snprintf(buf, sizeof(buf), "%.7g", *(const float *)p);
+		return json_real(strtod(buf, NULL));
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return isfinite(*(const double *)p) ? json_real(*(const double *)p) : json_null();
+	case PROTOBUF_C_TYPE_BOOL:
+		return json_boolean(*(const protobuf_c_boolean *)p);
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+		    f->descriptor, *(const int *)p);
+		return v != NULL ? json_string(v->name) : json_integer(*(const int *)p);
+	}
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *s = *(char *const *)p;
+		size_t n = strlen(f->name);
+		json_t *j;
+
+		if (s == NULL)
+			s = "";
+		if (n > 5 && strcmp(f->name + n - 5, "_json") == 0 && s[0] != '\0' &&
+		    (j = json_loads(s, JSON_DECODE_ANY, NULL)) != NULL)
+			return j;
+		return json_string(s);
+	}
+	case PROTOBUF_C_TYPE_BYTES: {
+		const ProtobufCBinaryData *b = p;
+		json_t *j = json_stringn((const char *)b->data, b->len);
+
+		/* Bytes that are not UTF-8 text are shown by their size. */
+		return j != NULL ? j : json_pack("{s:I}", "bytes", (json_int_t)b->len);
+	}
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return pb_json(*(const ProtobufCMessage *const *)p);
+	}
+	return json_null();
+}
+
+json_t *
+pb_json(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d;
+	json_t *obj = json_object();
+
+	if (m == NULL || obj == NULL)
+		return obj;
+	d = m->descriptor;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *p = (const char *)m + f->offset;
+		const char *key = f->name;
+		char name[64];
+		json_t *v;
+
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF &&
+		    *(const uint32_t *)((const char *)m + f->quantifier_offset) != f->id)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+			const char *arr = *(char *const *)p;
+
+			v = json_array();
+			for (size_t k = 0; k < n && v != NULL; k++)
+				json_array_append_new(v, pb_value(f, arr + k * pb_scalar_size(f->type)));
+		} else {
+			if (f->type == PROTOBUF_C_TYPE_MESSAGE && *(void *const *)p == NULL)
+				continue;
+			v = pb_value(f, p);
+		}
+		if (f->type == PROTOBUF_C_TYPE_STRING && v != NULL && !json_is_string(v)) {
+			/* An embedded "_json" field: named without the suffix. */
+			snprintf(name, sizeof(name), "%.*s", (int)strlen(key) - 5, key);
+			key = name;
+		}
+		json_object_set_new(obj, key, v);
+	}
+	return obj;
+}
+
+void
+size_format(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	int u = -1;
+
+	if (bytes < 1024) {
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+		return;
+	}
+	while (v >= 1024 && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, v < 10 ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+void
+count_format(uint64_t n, char *buf, size_t len)
+{
+	if (n >= 1000000000)
+		snprintf(buf, len, "%.1fB", n / 1e9);
+	else if (n >= 1000000)
+		snprintf(buf, len, "%.1fM", n / 1e6);
+	else if (n >= 1000)
+		snprintf(buf, len, "%.1fK", n / 1e3);
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)n);
+}
+
+void
+duration_format(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t s = ms / 1000;
+
+	if (s >= 86400)
+		snprintf(buf, len, "%llud %lluh", (unsigned long long)(s / 86400),
+		    (unsigned long long)(s % 86400 / 3600));
+	else if (s >= 3600)
+		snprintf(buf, len, "%lluh %llum", (unsigned long long)(s / 3600),
+		    (unsigned long long)(s % 3600 / 60));
+	else if (s >= 60)
+		snprintf(buf, len, "%llum %llus", (unsigned long long)(s / 60),
+		    (unsigned long long)(s % 60));
+	else
+		snprintf(buf, len, "%llu.%llus", (unsigned long long)s,
+		    (unsigned long long)(ms % 1000 / 100));
+}
+
+void
+clock_format(double seconds, char *buf, size_t len)
+{
+	unsigned long long s;
+
+	if (!isfinite(seconds) || seconds < 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	s = (unsigned long long)(seconds + 0.5);
+	if (s >= 3600)
+		snprintf(buf, len, "%llu:%02llu:%02llu", s / 3600, s % 3600 / 60, s % 60);
+	else
+		snprintf(buf, len, "%llu:%02llu", s / 60, s % 60);
+}
+
+void
+time_format(int64_t unix_s, char *buf, size_t len)
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+
+	if (unix_s <= 0 || localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, len, "-");
+}
+
+void
+age_format(int64_t unix_s, char *buf, size_t len)
+{
+	int64_t d = (int64_t)time(NULL) - unix_s;
+
+	if (unix_s <= 0)
+		snprintf(buf, len, "-");
+	else if (d < 60)
+		snprintf(buf, len, "%llds", (long long)(d < 0 ? 0 : d));
+	else if (d < 3600)
+		snprintf(buf, len, "%lldm", (long long)(d / 60));
+	else if (d < 86400)
+		snprintf(buf, len, "%lldh", (long long)(d / 3600));
+	else
+		snprintf(buf, len, "%lldd", (long long)(d / 86400));
+}
+
+void
+user_format(uint32_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid((uid_t)uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "%s", pw->pw_name);
+	else
+		snprintf(buf, len, "%u", uid);
+}
+
+int
+term_width(void)
+{
+	struct winsize ws;
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 &&
+	    ws.ws_col >= 20)
+		return ws.ws_col;
+	return 100;
+}
+
+#define TABLE_MAX_COLS 15
+
+struct table {
+	int ncols;
+	char align[TABLE_MAX_COLS + 1];
+	char **cells;           /* row-major, the headings first */
+	size_t nrows, cap;      /* rows including the headings */
+};
+
+/* table_row appends a row of t->ncols strings, copied. */
+static int
+table_row(struct table *t, const char *const *cells)
+{
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **c = realloc(t->cells, cap * (size_t)t->ncols * sizeof(char *));
+
+		if (c == NULL)
+			return -1;
+		t->cells = c;
+		t->cap = cap;
+	}
+	for (int i = 0; i < t->ncols; i++) {
+		char *copy = strdup(cells[i] != NULL ? cells[i] : "");
+
+		/* Tabs and newlines would break the columns. */
+		for (char *q = copy; q != NULL && *q; q++)
+			if (*q == '\n' || *q == '\t' || *q == '\r')
+				*q = ' ';
+		t->cells[t->nrows * (size_t)t->ncols + (size_t)i] = copy;
+	}
+	t->nrows++;
+	return 0;
+}
+
+struct table *
+table_new(int ncols, const char *const *heads, const char *align)
+{
+	struct table *t;
+
+	if (ncols <= 0 || ncols > TABLE_MAX_COLS || (t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	t->ncols = ncols;
+	snprintf(t->align, sizeof(t->align), "%s", align);
+	if (table_row(t, heads) != 0) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+int
+table_add(struct table *t, ...)
+{
+	const char *cells[TABLE_MAX_COLS];
+	va_list ap;
+
+	va_start(ap, t);
+	for (int i = 0; i < t->ncols; i++)
+		cells[i] = va_arg(ap, const char *);
+	va_end(ap);
+	return table_row(t, cells);
+}
+
+/* utf8_len counts code points, which is what a terminal shows. */
+static int
+utf8_len(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+/* utf8_cut returns the byte length of s's first n code points. */
+static size_t
+utf8_cut(const char *s, int n)
+{
+	size_t i = 0;
+
+	for (; s[i] && n >= 0; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80 && n-- == 0)
+			break;
+	return i;
+}
+
+void
+table_print(struct table *t, FILE *f, int width)
+{
+	int w[TABLE_MAX_COLS] = { 0 }, total = 0;
+
+	if (t == NULL)
+		return;
+	for (size_t r = 0; r < t->nrows; r++)
+		for (int c = 0; c < t->ncols; c++) {
+			const char *s = t->cells[r * (size_t)t->ncols + (size_t)c];
+			int n = s != NULL ? utf8_len(s) : 0;
+
+			if (n > w[c])
+				w[c] = n;
+		}
+	for (int c = 0; c < t->ncols; c++)
+		total += w[c] + (c > 0 ? 2 : 0);
+	/* Cut the widest shrinkable column one character at a time. */
+	while (total > width) {
+		int widest = -1;
+
+		for (int c = 0; c < t->ncols; c++)
+			if (t->align[c] == 's' && w[c] > 6 && (widest < 0 || w[c] > w[widest]))
+				widest = c;
+		if (widest < 0)
+			break;
+		w[widest]--;
+		total--;
+	}
+	for (size_t r = 0; r < t->nrows; r++) {
+		char line[4096];
+		size_t pos = 0;
+
+		for (int c = 0; c < t->ncols && pos < sizeof(line) - 1; c++) {
+			const char *s = t->cells[r * (size_t)t->ncols + (size_t)c];
+			int n, last = c == t->ncols - 1;
+
+			if (s == NULL)
+				s = "";
+			n = utf8_len(s);
+			if (c > 0)
+				pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "  ");
+			if (pos >= sizeof(line) - 1)
+				break;
+			if (n > w[c])
+				pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%.*s~",
+				    (int)utf8_cut(s, w[c] - 1), s);
+			else if (t->align[c] == 'r')
+				pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%*s%s",
+				    w[c] - n, "", s);
+			else
+				pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%s%*s",
+				    s, last ? 0 : w[c] - n, "");
+		}
+		if (pos > sizeof(line) - 1)
+			pos = sizeof(line) - 1;
+		while (pos > 0 && line[pos - 1] == ' ')
+			pos--;
+		fprintf(f, "%.*s\n", (int)pos, line);
+	}
+	for (size_t i = 0; i < t->nrows * (size_t)t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t);
+}
+
+/* json_scalar_format renders a scalar without quotes; floats briefly. */
+static void
+json_scalar_format(const json_t *v, char *buf, size_t len)
+{
+	if (json_is_string(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(buf, len, "%.6g", json_real_value(v));
+	else if (json_is_true(v))
+		snprintf(buf, len, "yes");
+	else if (json_is_false(v))
+		snprintf(buf, len, "no");
+	else if (json_is_null(v))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "...");
+}
+
+void
+json_fields_print(FILE *f, const json_t *j, int indent)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)j, key, v) {
+		char buf[256];
+
+		if (json_is_object(v)) {
+			fprintf(f, "%*s%s:\n", indent, "", key);
+			json_fields_print(f, v, indent + 2);
+			continue;
+		}
+		if (json_is_array(v)) {
+			size_t i, pos = 0;
+			json_t *e;
+			char line[1024] = "";
+
+			json_array_foreach(v, i, e) {
+				json_scalar_format(e, buf, sizeof(buf));
+				if (pos < sizeof(line))
+					pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
+					    "%s%s", i > 0 ? ", " : "", buf);
+			}
+			fprintf(f, "%*s%s: %s\n", indent, "", key, line);
+			continue;
+		}
+		json_scalar_format(v, buf, sizeof(buf));
+		fprintf(f, "%*s%s: %s\n", indent, "", key, buf);
+	}
+}
