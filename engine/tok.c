@@ -352,7 +352,9 @@ tok_finish(fte_tokenizer *t)
 			char s[2] = { (char)(0xc0 | cp >> 6), (char)(0x80 | (cp & 0x3f)) };
 			if (cp < 0x80)
 				s[0] = (char)cp;
-			t->bl_id[b] = tok_strmap_get(&t->vocab, s, cp < 0x80 ? 1 : 2);
+			t->bl_len[b] = cp < 0x80 ? 1 : 2;
+			memcpy(t->bl_char[b], s, 2);
+			t->bl_id[b] = tok_strmap_get(&t->vocab, s, t->bl_len[b]);
 		}
 	}
 	return FTE_OK;
@@ -757,11 +759,9 @@ word_whole(struct enc *e, const char *w, size_t n)
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		int id = t->bl_id[(unsigned char)w[i]];
-		if (id < 0)
-			return -1;
-		memcpy(e->map + k, t->piece[id], t->piece_len[id]);
-		k += t->piece_len[id];
+		unsigned char b = (unsigned char)w[i];
+		memcpy(e->map + k, t->bl_char[b], t->bl_len[b]);
+		k += t->bl_len[b];
 	}
 	return tok_strmap_get(&t->vocab, e->map, k);
 }

@@ -100,6 +100,8 @@ struct fte_tokenizer {
 	int byte_id[256];       /* id of "<0xNN>", -1 if absent */
 	int byte_level;         /* words are mapped through bytes_to_unicode */
 	int bl_id[256];         /* byte-level: id of the mapped char of each byte */
+	char bl_char[256][2];   /* byte-level: that char in UTF-8 ... */
+	uint8_t bl_len[256];    /* ... and its length */
 	int utf8_only;          /* input must be valid UTF-8 */
 
 	struct tok_norm *norm;
