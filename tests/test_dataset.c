@@ -1,0 +1,597 @@
+/*
+ * test_dataset.c - dataset parsing and validation (daemon/dataset.c).
+ *
+ * Hand-written bad inputs check each message exactly; the real datasets in
+ * ../shared/assets check counts and canonical hashes that were computed
+ * independently with Python (json.dumps(..., ensure_ascii=False,
+ * separators=(',', ':')) per record, hashlib.blake2b(digest_size=32)).
+ */
+#include <stdint.h>
+
+#include "dataset.h"
+#include "ft_test.h"
+
+static char err[512];
+
+/* parse runs dataset_parse on a C string and returns its result; the
+ * report's formatted text goes to *text (freed by the caller). */
+static int
+parse(const char *name, enum dataset_kind kind, const char *data, size_t len,
+    int skip, size_t max_bytes, struct dataset **ds, struct dataset_report **rep,
+    char **text)
+{
+	struct dataset_options opt = { .kind = kind, .skip_invalid = skip, .max_bytes = max_bytes };
+	int rc;
+
+	*ds = NULL;
+	rc = dataset_parse(name, data, len, &opt, ds, rep, err, sizeof(err));
+	CHECK(*rep != NULL);
+	if (text != NULL)
+		CHECK(dataset_report_format(*rep, text) == 0);
+	return rc;
+}
+
+/* bad checks that data fails to parse with exactly one error, the given
+ * message, and no dataset. */
+static void
+bad(enum dataset_kind kind, const char *data, size_t max_bytes, const char *message)
+{
+	struct dataset *ds;
+	struct dataset_report *rep;
+	char *text;
+
+	CHECK(parse("t.jsonl", kind, data, strlen(data), 0, max_bytes, &ds, &rep, &text) == -1);
+	CHECK(ds == NULL);
+	CHECK(rep->errors == 1);
+	CHECK(rep->n_issues >= 1);
+	if (rep->n_issues >= 1) {
+		char line[512];
+
+		snprintf(line, sizeof(line), "t.jsonl:%zu: %s: %s", rep->issues[0].line,
+		    rep->issues[0].field, rep->issues[0].problem);
+		CHECK_STR(line, message);
+		CHECK(strncmp(text, message, strlen(message)) == 0);
+	}
+	free(text);
+	dataset_report_free(rep);
+}
+
+static void
+test_bad_inputs(void)
+{
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"instruction\": \"a\", \"output\": \"b\"}\n"
+	    "{\"instruction\": \"c\", \"output\": \"d\"}\n"
+	    "{\"instruction\": \"e\", \"output\": }\n", 0,
+	    "t.jsonl:3: -: invalid JSON: unexpected token near '}'");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"instruction\": \"a\", \"output\": \"b\"}\n"
+	    "{\"instruction\": \"c\", \"input\": \"x\"}\n", 0,
+	    "t.jsonl:2: output: missing");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"instruction\": \"a\", \"input\": 5, \"output\": \"b\"}\n", 0,
+	    "t.jsonl:1: input: not a string (number)");
+	bad(DATASET_KIND_INSTRUCT,
+	    "\n\n{\"instruction\": \"a\", \"output\": \"\"}\n", 0,
+	    "t.jsonl:3: output: empty");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"instruction\": \"\", \"output\": \"b\"}\n", 0,
+	    "t.jsonl:1: instruction: empty");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"instruction\": \"a\", \"output\": \"b\"}\n"
+	    "{\"instruction\": \"c\", \"output\": \"d\"}\n"
+	    "\n"
+	    "{\"instruction\": \"caf\xc3\xa9\", \"output\": \"x\xff\"}\n", 0,
+	    "t.jsonl:4: -: invalid UTF-8 (byte 0xff at column 38)");
+	/* An encoded surrogate is not UTF-8 either. */
+	bad(DATASET_KIND_TEXT, "one\n\ntwo \xed\xa0\x80\n", 0,
+	    "t.jsonl:3: -: invalid UTF-8 (byte 0xed at column 5)");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"instruction\": \"abcd\", \"input\": \"ef\", \"output\": \"ghijkl\"}\n", 10,
+	    "t.jsonl:1: -: record is 12 bytes, over the limit of 10");
+	bad(DATASET_KIND_INSTRUCT, "", 0, "t.jsonl:1: -: empty file");
+	bad(DATASET_KIND_TEXT, " \n\n\t\n", 0, "t.jsonl:1: -: empty file");
+	bad(DATASET_KIND_INSTRUCT, "[1]", 0, "t.jsonl:1: -: not a JSON object (number)");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n", 0,
+	    "t.jsonl:1: messages: the last message must be from the assistant");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"},"
+	    " {\"role\": \"assistant\", \"content\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: messages: no user message");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"},"
+	    " {\"role\": \"bot\", \"content\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: messages[1].role: unknown role \"bot\" (expected system, user or assistant)");
+	bad(DATASET_KIND_INSTRUCT, "{\"messages\": {}}\n", 0,
+	    "t.jsonl:1: messages: not an array (object)");
+	bad(DATASET_KIND_INSTRUCT,
+	    "[\n"
+	    "  {\"instruction\": \"a\", \"output\": \"b\"},\n"
+	    "  {\"instruction\": \"c\",\n"
+	    "   \"output\": \"d\"},\n"
+	    "  {\n"
+	    "    \"instruction\": \"e\"\n"
+	    "  }\n"
+	    "]\n", 0,
+	    "t.jsonl:5: output: missing");
+	bad(DATASET_KIND_INSTRUCT,
+	    "[\n  {\"instruction\": \"a\", \"output\": \"b\"},\n  {\"instruction\": \"c\",\n"
+	    "   \"output\" \"d\"}\n]\n", 0,
+	    "t.jsonl:4: -: invalid JSON: ':' expected near '\"d\"'");
+	bad(DATASET_KIND_INSTRUCT, "[{\"instruction\": \"a\", \"output\": \"b\"}]\n[]\n", 0,
+	    "t.jsonl:2: -: data after the JSON array");
+	bad(DATASET_KIND_INSTRUCT, "[{\"instruction\": \"a\", \"output\": \"b\"},\n", 0,
+	    "t.jsonl:2: -: invalid JSON: the array is not closed");
+	bad(DATASET_KIND_INSTRUCT, "[{\"instruction\": \"a\", \"output\": \"b\"},\n]", 0,
+	    "t.jsonl:2: -: invalid JSON: a value is missing before ']'");
+	bad(DATASET_KIND_INSTRUCT, " [ ] ", 0, "t.jsonl:1: -: empty JSON array");
+	bad(DATASET_KIND_INSTRUCT, "{\"instruction\": \"a\", \"output\": \"b\", \"output\": \"c\"}", 0,
+	    "t.jsonl:1: -: invalid JSON: duplicate object key near '\"output\"'");
+	bad(DATASET_KIND_TEXT, "{\"text\": \"a\"}\n{\"text\": null}\n", 0,
+	    "t.jsonl:2: text: not a string (null)");
+	bad(DATASET_KIND_TEXT, "{\"text\": \"\"}\n", 0, "t.jsonl:1: text: empty");
+}
+
+static void
+test_warnings_and_report(void)
+{
+	struct dataset *ds;
+	struct dataset_report *rep;
+	char *text;
+	const char *dup =
+	    "{\"instruction\": \"a\", \"output\": \"b\"}\n"
+	    "{\"instruction\": \"a\", \"input\": \"x\", \"output\": \"b\"}\n"
+	    "{\"output\": \"b\", \"input\": \"\", \"instruction\": \"a\", \"id\": 7}\n";
+
+	/* Duplicates and unknown fields warn; the parse still succeeds. */
+	CHECK(parse("dup.jsonl", DATASET_KIND_INSTRUCT, dup, strlen(dup), 0, 0, &ds, &rep, &text) == 0);
+	CHECK(ds != NULL && dataset_count(ds) == 3);
+	CHECK_STR(text,
+	    "warning: dup.jsonl:3: id: unknown field, ignored\n"
+	    "warning: dup.jsonl:3: -: duplicate of the record on line 1\n"
+	    "dup.jsonl: 3 records, 3 valid, 0 invalid, 2 warnings\n");
+	free(text);
+	dataset_report_free(rep);
+	dataset_free(ds);
+
+	/* Chat: system kept, last user/assistant pair used, earlier turns
+	 * dropped with a warning. */
+	const char *chat =
+	    "{\"messages\": [{\"role\": \"system\", \"content\": \"be brief\"},"
+	    " {\"role\": \"user\", \"content\": \"q1\"}, {\"role\": \"assistant\", \"content\": \"a1\"},"
+	    " {\"role\": \"user\", \"content\": \"q2\"}, {\"role\": \"assistant\", \"content\": \"a2\"}]}\n"
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
+	    " {\"role\": \"assistant\", \"content\": \"hello\", \"name\": \"x\"}]}\n";
+	CHECK(parse("chat.jsonl", DATASET_KIND_INSTRUCT, chat, strlen(chat), 0, 0, &ds, &rep, &text) == 0);
+	CHECK(ds != NULL && dataset_count(ds) == 2);
+	if (ds != NULL && dataset_count(ds) == 2) {
+		const struct dataset_record *r = dataset_sample(ds, 0);
+
+		CHECK_STR(r->instruction, "q2");
+		CHECK_STR(r->input, "");
+		CHECK_STR(r->output, "a2");
+		CHECK_STR(r->system, "be brief");
+		CHECK(r->bytes == 12);
+		r = dataset_sample(ds, 1);
+		CHECK_STR(r->instruction, "hi");
+		CHECK_STR(r->output, "hello");
+		CHECK_STR(r->system, "");
+		CHECK(r->line == 2);
+		CHECK(dataset_sample(ds, 2) == NULL);
+	}
+	CHECK_STR(text,
+	    "warning: chat.jsonl:1: messages: 2 earlier messages dropped: only the last user "
+	    "message and the assistant's answer are kept\n"
+	    "warning: chat.jsonl:2: messages[1].name: unknown field, ignored\n"
+	    "chat.jsonl: 2 records, 2 valid, 0 invalid, 2 warnings\n");
+	free(text);
+	dataset_report_free(rep);
+	dataset_free(ds);
+
+	/* skip_invalid keeps the valid records and says what it skipped;
+	 * without it nothing is returned.  The cap limits what is listed, not
+	 * what is counted. */
+	const char *mixed =
+	    "{\"instruction\": \"a\", \"output\": \"b\"}\n"
+	    "not json\n"
+	    "{\"instruction\": \"c\", \"output\": \"d\"}\n"
+	    "{\"instruction\": \"e\"}\n"
+	    "[]\n"
+	    "{\"instruction\": \"f\", \"output\": \"g\"}\n";
+	struct dataset_options opt = { .kind = DATASET_KIND_INSTRUCT, .max_issues = 2 };
+
+	ds = NULL;
+	CHECK(dataset_parse("mixed.jsonl", mixed, strlen(mixed), &opt, &ds, &rep, err, sizeof(err)) == -1);
+	CHECK(ds == NULL);
+	CHECK_STR(err, "mixed.jsonl:2: -: invalid JSON: invalid token near 'not' (3 errors)");
+	CHECK(rep->records == 6 && rep->valid == 3 && rep->invalid == 3 && rep->errors == 3);
+	CHECK(dataset_report_format(rep, &text) == 0);
+	CHECK_STR(text,
+	    "mixed.jsonl:2: -: invalid JSON: invalid token near 'not'\n"
+	    "mixed.jsonl:4: output: missing\n"
+	    "... 1 more issue not shown\n"
+	    "mixed.jsonl: 6 records, 3 valid, 3 invalid, 0 warnings\n");
+	free(text);
+	dataset_report_free(rep);
+
+	opt.skip_invalid = 1;
+	CHECK(dataset_parse("mixed.jsonl", mixed, strlen(mixed), &opt, &ds, &rep, err, sizeof(err)) == 0);
+	CHECK(ds != NULL && dataset_count(ds) == 3);
+	if (ds != NULL && dataset_count(ds) == 3) {
+		CHECK_STR(dataset_sample(ds, 0)->instruction, "a");
+		CHECK_STR(dataset_sample(ds, 1)->instruction, "c");
+		CHECK_STR(dataset_sample(ds, 2)->instruction, "f");
+		CHECK(dataset_sample(ds, 2)->line == 6);
+	}
+	CHECK(dataset_report_format(rep, &text) == 0);
+	CHECK_STR(text,
+	    "mixed.jsonl:2: -: invalid JSON: invalid token near 'not'\n"
+	    "mixed.jsonl:4: output: missing\n"
+	    "... 1 more issue not shown\n"
+	    "mixed.jsonl: 6 records, 3 valid, 3 invalid, 0 warnings\n"
+	    "skipped 3 invalid records\n");
+	free(text);
+	dataset_report_free(rep);
+	dataset_free(ds);
+
+	/* With every record invalid, skipping leaves nothing and fails. */
+	CHECK(parse("x.jsonl", DATASET_KIND_INSTRUCT, "1\n2\n", 4, 1, 0, &ds, &rep, NULL) == -1);
+	CHECK(ds == NULL && rep->invalid == 2);
+	dataset_report_free(rep);
+}
+
+static void
+test_text(void)
+{
+	struct dataset *ds;
+	struct dataset_report *rep;
+	const char *doc = "\xef\xbb\xbf\n\nFirst line\nsecond line\n  \n\n\fThird \xc3\xa9\r\n\r\n\nlast";
+
+	/* Plain text: documents at blank lines, bytes kept, BOM skipped. */
+	CHECK(parse("t.txt", DATASET_KIND_TEXT, doc, strlen(doc), 0, 0, &ds, &rep, NULL) == 0);
+	CHECK(ds != NULL && dataset_count(ds) == 3);
+	if (ds != NULL && dataset_count(ds) == 3) {
+		CHECK_STR(dataset_sample(ds, 0)->text, "First line\nsecond line");
+		CHECK(dataset_sample(ds, 0)->line == 3);
+		CHECK_STR(dataset_sample(ds, 1)->text, "\fThird \xc3\xa9\r");
+		CHECK(dataset_sample(ds, 1)->line == 7);
+		CHECK_STR(dataset_sample(ds, 2)->text, "last");
+		CHECK(dataset_sample(ds, 2)->line == 10);
+		CHECK(dataset_sample(ds, 0)->instruction == NULL);
+	}
+	CHECK(rep->records == 3 && rep->warnings == 0);
+	dataset_report_free(rep);
+	dataset_free(ds);
+
+	/* A NUL byte cannot live in a record. */
+	CHECK(parse("t.txt", DATASET_KIND_TEXT, "ab\n\ncd\0ef", 9, 0, 0, &ds, &rep, NULL) == -1);
+	CHECK(rep->n_issues == 1 && rep->issues[0].line == 3);
+	CHECK_STR(rep->issues[0].problem, "NUL byte at column 3");
+	dataset_report_free(rep);
+}
+
+static int
+same_records(const struct dataset *a, const struct dataset *b)
+{
+	if (dataset_count(a) != dataset_count(b) || dataset_kind(a) != dataset_kind(b))
+		return 0;
+	for (size_t i = 0; i < dataset_count(a); i++) {
+		const struct dataset_record *x = dataset_sample(a, i), *y = dataset_sample(b, i);
+
+		if (dataset_kind(a) == DATASET_KIND_TEXT ? strcmp(x->text, y->text) != 0 :
+		    strcmp(x->instruction, y->instruction) != 0 || strcmp(x->input, y->input) != 0 ||
+		    strcmp(x->output, y->output) != 0 || strcmp(x->system, y->system) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+hash_of(const char *data, enum dataset_kind kind, char hex[65])
+{
+	struct dataset *ds;
+	struct dataset_report *rep;
+
+	strcpy(hex, "(parse failed)");
+	if (parse("h", kind, data, strlen(data), 0, 0, &ds, &rep, NULL) == 0) {
+		dataset_hash(ds, hex);
+		dataset_free(ds);
+	}
+	dataset_report_free(rep);
+}
+
+static void
+test_canonical(void)
+{
+	char h1[65], h2[65], h3[65], *buf;
+	size_t len;
+	struct dataset *ds;
+	struct dataset_report *rep;
+	const char *tricky = "{\"instruction\": \"q \\\"x\\\" \\\\ / \\u0001\\b\\f\\t\", "
+	    "\"output\": \"caf\\u00e9\\n\xf0\x9f\x98\x80\\u007f\"}";
+
+	/* Same content, different key order, whitespace and container. */
+	hash_of("{\"instruction\":\"a\",\"input\":\"i\",\"output\":\"b\"}\n"
+	    "{\"messages\":[{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\"}]}\n",
+	    DATASET_KIND_INSTRUCT, h1);
+	hash_of("[ {\"output\" : \"b\",\n \"input\": \"i\", \"instruction\": \"a\"},\n"
+	    "  {\"instruction\": \"c\", \"output\": \"d\", \"system\": \"\"}\n]\n",
+	    DATASET_KIND_INSTRUCT, h2);
+	hash_of("{\"instruction\":\"a\",\"input\":\"i\",\"output\":\"b!\"}\n"
+	    "{\"instruction\":\"c\",\"output\":\"d\"}\n", DATASET_KIND_INSTRUCT, h3);
+	CHECK_STR(h1, h2);
+	CHECK(strcmp(h1, h3) != 0);
+
+	/* Escapes: exactly what Python's json.dumps(ensure_ascii=False) gives. */
+	CHECK(parse("e", DATASET_KIND_INSTRUCT, tricky, strlen(tricky), 0, 0, &ds, &rep, NULL) == 0);
+	CHECK(dataset_write_buffer(ds, &buf, &len, err, sizeof(err)) == 0);
+	CHECK_STR(buf, "{\"instruction\":\"q \\\"x\\\" \\\\ / \\u0001\\b\\f\\t\",\"input\":\"\","
+	    "\"output\":\"caf\xc3\xa9\\n\xf0\x9f\x98\x80\x7f\",\"system\":\"\"}\n");
+	CHECK(len == strlen(buf));
+	dataset_hash(ds, h1);
+	CHECK_STR(h1, "63dc9d63e9236a910a386989a4c9db90e546be1539da81a930d3a4e147ad20cf");
+	free(buf);
+	dataset_report_free(rep);
+	dataset_free(ds);
+}
+
+/* roundtrip writes ds to a file, loads it back and checks records and hash. */
+static void
+roundtrip(const struct dataset *ds)
+{
+	char path[] = "/tmp/test_dataset_XXXXXX", h1[65], h2[65], *buf;
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	struct dataset *back = NULL;
+	size_t len;
+
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	CHECK(dataset_write_jsonl(ds, f, err, sizeof(err)) == 0);
+	fclose(f);
+	CHECK(dataset_load_jsonl(path, dataset_kind(ds), &back, err, sizeof(err)) == 0);
+	CHECK(back != NULL && same_records(ds, back));
+	dataset_hash(ds, h1);
+	if (back != NULL) {
+		dataset_hash(back, h2);
+		CHECK_STR(h1, h2);
+	}
+	/* The buffer writer gives the file's bytes. */
+	CHECK(dataset_write_buffer(ds, &buf, &len, err, sizeof(err)) == 0);
+	f = fopen(path, "rb");
+	if (f != NULL) {
+		char *file = malloc(len + 1);
+		size_t n = fread(file, 1, len + 1, f);
+
+		CHECK(n == len && memcmp(file, buf, len) == 0);
+		free(file);
+		fclose(f);
+	}
+	free(buf);
+	dataset_free(back);
+	unlink(path);
+}
+
+static void
+test_split(void)
+{
+	struct dataset *ds, *t1, *v1, *t2, *v2, *t3, *v3;
+	struct dataset_report *rep;
+	char data[64 * 40];
+	size_t n = 0;
+
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(data + n, sizeof(data) - n, "{\"text\": \"doc %d\"}\n", i);
+	CHECK(parse("s", DATASET_KIND_TEXT, data, n, 0, 0, &ds, &rep, NULL) == 0);
+	dataset_report_free(rep);
+	if (ds == NULL)
+		return;
+	CHECK(dataset_split(ds, 0.25, 42, &t1, &v1, err, sizeof(err)) == 0);
+	CHECK(dataset_split(ds, 0.25, 42, &t2, &v2, err, sizeof(err)) == 0);
+	CHECK(dataset_split(ds, 0.25, 43, &t3, &v3, err, sizeof(err)) == 0);
+	CHECK(dataset_count(v1) == 10 && dataset_count(t1) == 30);
+	CHECK(same_records(t1, t2) && same_records(v1, v2));
+	CHECK(!same_records(v1, v3));
+	{
+		/* Disjoint, complete, in original order: lines identify records. */
+		int seen[41] = { 0 };
+		size_t last = 0, ok = 1;
+
+		for (size_t i = 0; i < dataset_count(t1); i++) {
+			size_t l = dataset_sample(t1, i)->line;
+
+			ok &= l > last;
+			last = l;
+			seen[l]++;
+		}
+		last = 0;
+		for (size_t i = 0; i < dataset_count(v1); i++) {
+			size_t l = dataset_sample(v1, i)->line;
+
+			ok &= l > last;
+			last = l;
+			seen[l]++;
+		}
+		for (int l = 1; l <= 40; l++)
+			ok &= seen[l] == 1;
+		CHECK(ok);
+	}
+	dataset_free(t1), dataset_free(v1);
+	dataset_free(t2), dataset_free(v2);
+	dataset_free(t3), dataset_free(v3);
+
+	CHECK(dataset_split(ds, 0.0, 1, &t1, &v1, err, sizeof(err)) == -1);
+	CHECK_STR(err, "validation fraction 0 must be in (0, 0.5]");
+	CHECK(dataset_split(ds, 0.6, 1, &t1, &v1, err, sizeof(err)) == -1);
+	dataset_free(ds);
+
+	/* Two records: one of each, whatever the fraction. */
+	CHECK(parse("s", DATASET_KIND_TEXT, "a\n\nb\n", 5, 0, 0, &ds, &rep, NULL) == 0);
+	dataset_report_free(rep);
+	CHECK(dataset_split(ds, 0.01, 7, &t1, &v1, err, sizeof(err)) == 0);
+	CHECK(dataset_count(t1) == 1 && dataset_count(v1) == 1);
+	dataset_free(t1), dataset_free(v1), dataset_free(ds);
+	CHECK(parse("s", DATASET_KIND_TEXT, "a\n", 2, 0, 0, &ds, &rep, NULL) == 0);
+	dataset_report_free(rep);
+	CHECK(dataset_split(ds, 0.5, 7, &t1, &v1, err, sizeof(err)) == -1);
+	CHECK_STR(err, "a validation split needs at least 2 records, the dataset has 1");
+	dataset_free(ds);
+}
+
+static void
+test_stats(void)
+{
+	struct dataset *ds;
+	struct dataset_report *rep;
+	struct dataset_stats st;
+	char data[2400];
+	size_t n = 0, total = 0;
+	const size_t lens[] = { 1, 10, 100, 1000, 1000 };
+
+	for (size_t i = 0; i < 5; i++) {
+		memset(data + n, 'x', lens[i]);
+		n += lens[i];
+		data[n++] = '\n';
+		data[n++] = '\n';
+	}
+	CHECK(parse("s", DATASET_KIND_TEXT, data, n, 0, 0, &ds, &rep, NULL) == 0);
+	dataset_report_free(rep);
+	dataset_stats_compute(ds, &st);
+	CHECK(st.records == 5 && st.bytes == 2111);
+	CHECK(st.min_bytes == 1 && st.max_bytes == 1000);
+	CHECK_NEAR(st.mean_bytes, 422.2, 1e-9);
+	CHECK(st.n_buckets == DATASET_HIST_BUCKETS);
+	CHECK(st.bucket_lo[0] == 1 && st.bucket_hi[st.n_buckets - 1] == 1000);
+	for (size_t k = 0; k < st.n_buckets; k++) {
+		CHECK(st.bucket_lo[k] <= st.bucket_hi[k]);
+		if (k > 0)
+			CHECK(st.bucket_lo[k] == st.bucket_hi[k - 1] + 1);
+		total += st.bucket_count[k];
+	}
+	CHECK(total == 5);
+	/* Log spacing: 1, 10, 100 and 1000 fall in buckets 0, 3, 6 and 9. */
+	CHECK(st.bucket_count[0] == 1 && st.bucket_count[3] == 1 && st.bucket_count[6] == 1 &&
+	    st.bucket_count[9] == 2);
+	dataset_free(ds);
+
+	/* A narrow range gets one bucket per length. */
+	CHECK(parse("s", DATASET_KIND_TEXT, "ab\n\nabc\n\nab\n", 12, 0, 0, &ds, &rep, NULL) == 0);
+	dataset_report_free(rep);
+	dataset_stats_compute(ds, &st);
+	CHECK(st.n_buckets == 2 && st.bucket_count[0] == 2 && st.bucket_count[1] == 1);
+	CHECK(st.bucket_lo[1] == 3 && st.bucket_hi[1] == 3);
+	dataset_free(ds);
+}
+
+static struct dataset *
+parse_asset(const char *rel, enum dataset_kind kind, struct dataset_report **rep)
+{
+	struct dataset_options opt = { .kind = kind, .max_issues = 1000 };
+	struct dataset *ds = NULL;
+
+	if (dataset_parse_file(ft_test_asset(rel), NULL, &opt, &ds, rep, err, sizeof(err)) != 0)
+		fprintf(stderr, "%s: %s\n", rel, err);
+	return ds;
+}
+
+static void
+test_assets(void)
+{
+	struct dataset_report *rep;
+	struct dataset *ds, *t, *v;
+	struct dataset_stats st;
+	char hex[65], *text;
+
+	/* alpaca_en_demo.json: 999 records, 14 exact duplicates (Python). */
+	ds = parse_asset("datasets/alpaca_en_demo.json", DATASET_KIND_INSTRUCT, &rep);
+	CHECK(ds != NULL);
+	CHECK(rep->records == 999 && rep->valid == 999 && rep->invalid == 0 && rep->errors == 0);
+	CHECK(rep->warnings == 14 && rep->n_issues == 14);
+	CHECK(rep->issues[0].line == 1377);
+	CHECK_STR(rep->issues[0].problem, "duplicate of the record on line 587");
+	CHECK(dataset_report_format(rep, &text) == 0);
+	CHECK(strstr(text, "warning: alpaca_en_demo.json:2542: -: duplicate of the record on line 1992\n") != NULL);
+	CHECK(strstr(text, "\nalpaca_en_demo.json: 999 records, 999 valid, 0 invalid, 14 warnings\n") != NULL);
+	free(text);
+	dataset_report_free(rep);
+	if (ds != NULL) {
+		CHECK(dataset_sample(ds, 0)->line == 2 && dataset_sample(ds, 2)->line == 12);
+		dataset_hash(ds, hex);
+		CHECK_STR(hex, "b9c4312b4d559f61d5ee042fb0d83363aa24813916379ddbeaf6c3a990b8d6d3");
+		dataset_stats_compute(ds, &st);
+		CHECK(st.records == 999 && st.bytes == 787104 && st.min_bytes == 38 && st.max_bytes == 2921);
+		roundtrip(ds);
+		CHECK(dataset_split(ds, 0.1, 1, &t, &v, err, sizeof(err)) == 0);
+		CHECK(dataset_count(t) == 899 && dataset_count(v) == 100);
+		dataset_free(t);
+		dataset_free(v);
+		dataset_free(ds);
+	}
+
+	ds = parse_asset("datasets/identity.json", DATASET_KIND_INSTRUCT, &rep);
+	CHECK(ds != NULL && rep->valid == 91 && rep->warnings == 0);
+	if (ds != NULL) {
+		dataset_hash(ds, hex);
+		CHECK_STR(hex, "0fc68efbe6b13a7546950a743a12b9c050e96e7b64453ad5320a31720ce494b7");
+	}
+	dataset_report_free(rep);
+	dataset_free(ds);
+
+	/* seed_tasks.jsonl keeps outputs under "instances": not instruction
+	 * data as it stands. */
+	ds = parse_asset("datasets/seed_tasks.jsonl", DATASET_KIND_INSTRUCT, &rep);
+	CHECK(ds == NULL);
+	CHECK(rep->records == 175 && rep->invalid == 175 && rep->errors == 175);
+	CHECK(rep->warnings == 4 * 175);       /* id, name, instances, is_classification */
+	CHECK(rep->issues[0].line == 1 && !rep->issues[0].warning);
+	CHECK_STR(rep->issues[0].field, "output");
+	CHECK_STR(rep->issues[0].problem, "missing");
+	CHECK_STR(rep->issues[1].field, "id");
+	CHECK_STR(err, "seed_tasks.jsonl:1: output: missing (175 errors)");
+	dataset_report_free(rep);
+
+	/* tinyshakespeare: 7222 blank-line-separated speeches, 74 repeats. */
+	ds = parse_asset("corpora/tinyshakespeare/input.txt", DATASET_KIND_TEXT, &rep);
+	CHECK(ds != NULL && rep->valid == 7222 && rep->warnings == 74);
+	CHECK(rep->issues[0].line == 5215);
+	CHECK_STR(rep->issues[0].problem, "duplicate of the record on line 4161");
+	dataset_report_free(rep);
+	if (ds != NULL) {
+		dataset_stats_compute(ds, &st);
+		CHECK(st.bytes == 1100949 && st.min_bytes == 4 && st.max_bytes == 3080);
+		CHECK_STR(dataset_sample(ds, 0)->text,
+		    "First Citizen:\nBefore we proceed any further, hear me speak.");
+		roundtrip(ds);
+	}
+	dataset_free(ds);
+
+	ds = parse_asset("corpora/llamafactory/c4_demo.jsonl", DATASET_KIND_TEXT, &rep);
+	CHECK(ds != NULL && rep->valid == 300 && rep->warnings == 0);
+	if (ds != NULL) {
+		dataset_hash(ds, hex);
+		CHECK_STR(hex, "01ed61ae4f84937e8366d0fe5f3b464e7a095488601802bd6e8e7c24dad320f7");
+	}
+	dataset_report_free(rep);
+	dataset_free(ds);
+}
+
+int
+main(void)
+{
+	enum dataset_kind k;
+
+	CHECK(dataset_kind_parse("text", &k) == 0 && k == DATASET_KIND_TEXT);
+	CHECK(dataset_kind_parse("instruct", &k) == 0 && k == DATASET_KIND_INSTRUCT);
+	CHECK(dataset_kind_parse("chat", &k) == -1);
+	CHECK_STR(dataset_kind_name(DATASET_KIND_TEXT), "text");
+	test_bad_inputs();
+	test_warnings_and_report();
+	test_text();
+	test_canonical();
+	test_split();
+	test_stats();
+	test_assets();
+	return ft_test_done();
+}
