@@ -160,6 +160,12 @@ int fte_trainer_step(fte_trainer *t, const fte_batch *micro, int n,
 int fte_trainer_backward(fte_trainer *t, const fte_batch *micro, int n,
     float *logits, float *loss);
 
+/* fte_trainer_eval computes the mean loss over the unmasked targets of the
+ * micro-batches with the model as it trains (adapters included, dropout
+ * off), without touching gradients, optimizer or random state: validation
+ * loss during a run.  Same batch rules as fte_trainer_step. */
+int fte_trainer_eval(fte_trainer *t, const fte_batch *micro, int n, float *loss);
+
 /* fte_trainer_num_trainable returns how many trainable tensors there are;
  * fte_trainer_trainable gives the i-th parameter and its gradient (views
  * into trainer or model memory, valid until fte_trainer_free).  Full

@@ -17,6 +17,7 @@
 
 #include "fte.h"
 #include "ftengine.h"
+#include "kernels/kernels.h"
 
 /* ---- option parsing ---- */
 
@@ -747,38 +748,46 @@ now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+typedef struct peak_job {
+	float *mem;                  /* 3 n x n matrices per item */
+	int n, reps;
+} peak_job;
+
+static void
+peak_item(void *ctx, int i)
+{
+	peak_job *j = ctx;
+	size_t nn = (size_t)j->n * j->n;
+	float *a = j->mem + 3 * nn * i, *b = a + nn, *c = b + nn;
+
+	for (int r = 0; r < j->reps; r++)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, j->n, j->n, 1.0f,
+		    a, j->n, b, j->n, 0.0f, c, j->n);
+}
+
 /* sgemm_peak measures FLOP/s of single-threaded sgemm on every engine
- * thread at once, which is how the kernels use BLAS. */
+ * thread at once, which is how the kernels use BLAS; the best of a few
+ * tries. */
 static double
 sgemm_peak(int threads)
 {
-	const int n = 512, reps = 6;
+	peak_job j = { NULL, 512, 6 };
+	size_t nn = (size_t)j.n * j.n;
 	double best = 0;
 
-	for (int trial = 0; trial < 2; trial++) {
-		double t0 = now(), t1;
+	if ((j.mem = malloc(3 * nn * (size_t)threads * sizeof(float))) == NULL)
+		return 0;
+	for (size_t i = 0; i < 3 * nn * (size_t)threads; i++)
+		j.mem[i] = (float)(i % 7) * 0.01f;
+	for (int trial = 0; trial < 3; trial++) {
+		double t0 = now(), f;
 
-#pragma omp parallel num_threads(threads)
-		{
-			float *a = calloc((size_t)n * n, sizeof(float));
-			float *b = calloc((size_t)n * n, sizeof(float));
-			float *c = calloc((size_t)n * n, sizeof(float));
-
-			for (int i = 0; i < n * n; i++) {
-				a[i] = (float)(i % 7) * 0.01f;
-				b[i] = (float)(i % 5) * 0.01f;
-			}
-			for (int r = 0; r < reps; r++)
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f,
-				    a, n, b, n, 0.0f, c, n);
-			free(a);
-			free(b);
-			free(c);
-		}
-		t1 = now();
-		if (2.0 * n * n * n * reps * threads / (t1 - t0) > best)
-			best = 2.0 * n * n * n * reps * threads / (t1 - t0);
+		fte__parallel_for(threads, 1e12, peak_item, &j);
+		f = 2.0 * j.n * nn * j.reps * threads / (now() - t0);
+		if (f > best)
+			best = f;
 	}
+	free(j.mem);
 	return best;
 }
 

@@ -143,6 +143,22 @@ fte__lora_view(const fte_config *c, const fte_lora_config *lc, float *base,
 		}
 }
 
+typedef struct accum_job {
+	float *out;
+	const float *xa, *B;
+	int outd, r;
+} accum_job;
+
+static void
+accum_rows(void *ctx, int lo, int hi)
+{
+	accum_job *j = ctx;
+
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, j->outd, j->r,
+	    1.0f, j->xa + (size_t)lo * j->r, j->r, j->B, j->r, 1.0f,
+	    j->out + (size_t)lo * j->outd, j->outd);
+}
+
 void
 fte__lora_forward(float *out, float *xa, float *mask, float *s1,
     const float *x, const float *A, const float *B, int N, int in, int outd,
@@ -167,15 +183,9 @@ fte__lora_forward(float *out, float *xa, float *mask, float *s1,
 	 * accumulating sgemm by rows over the engine's threads (BLAS itself
 	 * runs single-threaded, kernels/threads.c) */
 	{
-		int parts = fte__threads() < N ? fte__threads() : N;
+		accum_job j = { out, xa, B, outd, r };
 
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-		for (int p = 0; p < parts; p++) {
-			int lo = (int)((long)N * p / parts), hi = (int)((long)N * (p + 1) / parts);
-
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, outd, r,
-			    1.0f, xa + (size_t)lo * r, r, B, r, 1.0f, out + (size_t)lo * outd, outd);
-		}
+		fte__parallel_range(N, 2.0 * N * outd * r, accum_rows, &j);
 	}
 }
 

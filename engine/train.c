@@ -364,6 +364,39 @@ fte_trainer_backward(fte_trainer *t, const fte_batch *micro, int n,
 	return FTE_OK;
 }
 
+int
+fte_trainer_eval(fte_trainer *t, const fte_batch *micro, int n, float *loss)
+{
+	fte__acts *a = &t->acts;
+	fte__lora lo = t->lora;
+	size_t count = 0;
+	double sum = 0.0;
+	int rc;
+
+	if (n <= 0)
+		return fte_error_set(FTE_EINVAL, "trainer: evaluation needs at least one micro-batch");
+	for (int j = 0; j < n; j++) {
+		size_t N = (size_t)micro[j].B * micro[j].T;
+
+		if ((rc = batch_check(t, &micro[j])) != FTE_OK)
+			return rc;
+		for (size_t i = 0; i < N; i++)
+			count += micro[j].targets[i] >= 0;
+	}
+	lo.dropout = 0.0f;   /* evaluation: no dropout, no random draws */
+	for (int j = 0; j < n; j++) {
+		const fte_batch *b = &micro[j];
+		int N = b->B * b->T;
+
+		for (int i = 0; i < N; i++)
+			a->dloss[i] = b->targets[i] >= 0 && count > 0 ? 1.0f / (float)count : 0.0f;
+		sum += fte__forward(t->m, t->lora_mode ? &lo : NULL, a, b->tokens, b->targets,
+		    b->segments, b->B, b->T, NULL, NULL);
+	}
+	*loss = (float)sum;
+	return FTE_OK;
+}
+
 /* lr_at follows Hugging Face's schedules: linear warmup from 0, then
  * constant, linear decay or half-cosine decay to 0 at total_steps. */
 static float
@@ -385,26 +418,64 @@ lr_at(const fte_train_config *c, int step)
 	return (float)(c->lr * f);
 }
 
+typedef struct norm_job {
+	const trainable *tr;
+	double *sq;                  /* per tensor */
+} norm_job;
+
+static void
+norm_item(void *ctx, int i)
+{
+	norm_job *j = ctx;
+	const float *g = j->tr[i].grad.data;
+	double s = 0.0;
+
+	for (size_t k = 0; k < j->tr[i].grad.numel; k++)
+		s += (double)g[k] * g[k];
+	j->sq[i] = s;
+}
+
+typedef struct adamw_job {
+	trainable *x;
+	float coef, decay, b1, b2, omb1, omb2, step_size, bc2_sqrt, eps;
+} adamw_job;
+
+static void
+adamw_range(void *ctx, int lo, int hi)
+{
+	const adamw_job *j = ctx;
+	float *p = j->x->param.data, *g = j->x->grad.data, *m = j->x->m, *v = j->x->v;
+
+	for (int k = lo; k < hi; k++) {
+		float gk = g[k] * j->coef, denom;
+
+		p[k] *= j->decay;
+		m[k] = m[k] * j->b1 + gk * j->omb1;
+		v[k] = v[k] * j->b2 + gk * gk * j->omb2;
+		denom = sqrtf(v[k]) / j->bc2_sqrt + j->eps;
+		p[k] += -j->step_size * (m[k] / denom);
+	}
+}
+
 /* update clips and applies one AdamW step, in float32 as torch's
- * single-tensor AdamW does (scalars computed in double, used as float). */
+ * single-tensor AdamW does (scalars computed in double, used as float).
+ * The norm is summed per tensor, then over tensors in order, so it does not
+ * depend on the thread count. */
 static int
 update(fte_trainer *t, float *lr_out, float *norm_out)
 {
 	const fte_train_config *c = &t->cfg;
-	double sq = 0.0, norm, b1t, b2t;
+	double sq = 0.0, norm, b1t, b2t, *per;
 	float lr = lr_at(c, t->step), coef = 1.0f;
-	float step_size, bc2_sqrt, b1 = c->beta1, b2 = c->beta2;
+	norm_job nj;
 
-	for (int i = 0; i < t->n_tr; i++) {
-		const float *g = t->tr[i].grad.data;
-		size_t n = t->tr[i].grad.numel;
-		double s = 0.0;
-
-#pragma omp parallel for reduction(+:s) schedule(static) num_threads(fte__threads())
-		for (size_t j = 0; j < n; j++)
-			s += (double)g[j] * g[j];
-		sq += s;
-	}
+	if ((per = malloc((size_t)t->n_tr * sizeof(double))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "trainer: out of memory");
+	nj = (norm_job){ t->tr, per };
+	fte__parallel_for(t->n_tr, 2.0 * (double)t->n_floats, norm_item, &nj);
+	for (int i = 0; i < t->n_tr; i++)
+		sq += per[i];
+	free(per);
 	norm = sqrt(sq);
 	if (!isfinite(norm))
 		return fte_error_set(FTE_ENUMERIC, "trainer: gradient norm is not finite at step %d",
@@ -414,25 +485,15 @@ update(fte_trainer *t, float *lr_out, float *norm_out)
 		coef = (float)(c->clip / (norm + 1e-6));
 	b1t = 1.0 - pow(c->beta1, t->step + 1);
 	b2t = 1.0 - pow(c->beta2, t->step + 1);
-	step_size = (float)(lr / b1t);
-	bc2_sqrt = (float)sqrt(b2t);
 	for (int i = 0; i < t->n_tr; i++) {
 		trainable *x = &t->tr[i];
-		float *p = x->param.data, *g = x->grad.data, *m = x->m, *v = x->v;
-		float decay = x->decay ? (float)(1.0 - (double)lr * c->weight_decay) : 1.0f;
-		float eps = c->eps, omb1 = (float)(1.0 - c->beta1), omb2 = (float)(1.0 - c->beta2);
-		size_t n = x->param.numel;
+		adamw_job j = { x, coef,
+			x->decay ? (float)(1.0 - (double)lr * c->weight_decay) : 1.0f,
+			c->beta1, c->beta2, (float)(1.0 - c->beta1), (float)(1.0 - c->beta2),
+			(float)(lr / b1t), (float)sqrt(b2t), c->eps };
 
-#pragma omp parallel for schedule(static) num_threads(fte__threads())
-		for (size_t j = 0; j < n; j++) {
-			float gj = g[j] * coef, denom;
-
-			p[j] *= decay;
-			m[j] = m[j] * b1 + gj * omb1;
-			v[j] = v[j] * b2 + gj * gj * omb2;
-			denom = sqrtf(v[j]) / bc2_sqrt + eps;
-			p[j] += -step_size * (m[j] / denom);
-		}
+		fte__parallel_range((int)x->param.numel, 10.0 * (double)x->param.numel,
+		    adamw_range, &j);
 	}
 	t->step++;
 	*lr_out = lr;

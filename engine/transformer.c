@@ -131,13 +131,28 @@ fte__acts_free(fte__acts *a)
 	memset(a, 0, sizeof(*a));
 }
 
-/* out[n] = a[n] + b[n]; out may alias a. */
+typedef struct residual_job {
+	float *out;
+	const float *a, *b;
+	int C;
+} residual_job;
+
 static void
-residual_forward(float *out, const float *a, const float *b, size_t n)
+residual_rows(void *ctx, int lo, int hi)
 {
-#pragma omp parallel for schedule(static) num_threads(fte__threads())
-	for (size_t i = 0; i < n; i++)
-		out[i] = a[i] + b[i];
+	residual_job *j = ctx;
+
+	for (size_t i = (size_t)lo * j->C; i < (size_t)hi * j->C; i++)
+		j->out[i] = j->a[i] + j->b[i];
+}
+
+/* out[N,C] = a + b; out may alias a. */
+static void
+residual_forward(float *out, const float *a, const float *b, int N, int C)
+{
+	residual_job j = { out, a, b, C };
+
+	fte__parallel_range(N, (double)N * C, residual_rows, &j);
 }
 
 static void
@@ -274,7 +289,7 @@ layer_forward(const fte_model *m, const fte__lora *lo, fte__acts *a, int l,
 	}
 	attention_forward(s.atty, s.att, s.q, s.k, s.v, segments, B, T, H, K, D);
 	linear_forward(m, lo, a, a->tmp, s.atty, lw->wo, lw->bo, N, HD, C, l, LORA_O, rng);
-	residual_forward(s.res_mid, s.x, a->tmp, (size_t)N * C);
+	residual_forward(s.res_mid, s.x, a->tmp, N, C);
 	norm_forward(c, s.ln2, s.ln2_mean, s.ln2_rstd, s.res_mid, lw->ffn_norm_w,
 	    lw->ffn_norm_b, N);
 	if (llama) {
@@ -286,7 +301,7 @@ layer_forward(const fte_model *m, const fte__lora *lo, fte__acts *a, int l,
 		gelu_forward(s.hact, s.up, (size_t)N * F);
 	}
 	linear_forward(m, lo, a, a->tmp, s.hact, lw->w_down, lw->b_down, N, F, C, l, LORA_DOWN, rng);
-	residual_forward(s.y, s.res_mid, a->tmp, (size_t)N * C);
+	residual_forward(s.y, s.res_mid, a->tmp, N, C);
 }
 
 double
@@ -311,7 +326,7 @@ fte__forward(const fte_model *m, const fte__lora *lo, fte__acts *a,
 	embedding_forward(a->res, tokens, w->tok_emb, N, C);
 	if (w->pos_emb != NULL) {
 		embedding_forward(a->tmp, a->pos, w->pos_emb, N, C);
-		residual_forward(a->res, a->res, a->tmp, (size_t)N * C);
+		residual_forward(a->res, a->res, a->tmp, N, C);
 	}
 	for (int l = 0; l < c->n_layers; l++) {
 		a->layer_rng[l] = rng != NULL ? *rng : 0;

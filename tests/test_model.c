@@ -259,6 +259,12 @@ check_case(const char *name)
 	nl = (size_t)s.B * s.T * s.mc.vocab_size;
 	logits = malloc(nl * sizeof(float));
 	CHECK(fte_trainer_backward(t, &s.batch, 1, logits, &loss) == FTE_OK);
+	{
+		float ev = -1;
+
+		CHECK(fte_trainer_eval(t, &s.batch, 1, &ev) == FTE_OK);
+		CHECK(ev == loss);
+	}
 	ref = fx_f(&s.fx, "%slogits", "");
 	CHECK(rel_err("logits", logits, ref, nl, 1) <= TOL_REL);
 	ref = fx_f(&s.fx, "%sloss", "");
