@@ -66,6 +66,8 @@ typedef struct fte_vocab {
 	int add_bos;            /* the tokenizer prepends BOS */
 	char pre[32];           /* BPE pre-tokenizer name for llama.cpp
 	                         * (tokenizer.ggml.pre): "gpt-2", "smollm" */
+	char *chat_template;    /* Jinja chat template from tokenizer_config.json,
+	                         * or NULL */
 } fte_vocab;
 
 /* fte_vocab_load reads the vocabulary of a tokenizer.json (BPE, byte-level

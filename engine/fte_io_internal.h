@@ -118,6 +118,10 @@ int fte__file_copy(const char *src, const char *dst);
  * FTE_EFORMAT with line and column if it does not parse or is not an object. */
 int fte__json_load(const char *path, json_t **out);
 
+/* fte__json_float makes a JSON number of f written as the shortest decimal
+ * that reads back as the same float (1e-05, not 9.99999975e-06). */
+json_t *fte__json_float(float f);
+
 /* IEEE half and bfloat16 conversions; to-narrow rounds to nearest even. */
 float fte__f16_to_f32(uint16_t h);
 uint16_t fte__f32_to_f16(float f);

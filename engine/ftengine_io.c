@@ -177,7 +177,9 @@ gguf_value_json(const fte_gguf_kv *kv)
 		}
 		return json_pack("{s:I,s:o}", "count", (json_int_t)kv->n, "first", first);
 	}
-	if (kv->type == FTE_GGUF_FLOAT32 || kv->type == FTE_GGUF_FLOAT64)
+	if (kv->type == FTE_GGUF_FLOAT32)
+		return fte__json_float((float)fte_gguf_kv_float(kv));
+	if (kv->type == FTE_GGUF_FLOAT64)
 		return json_real(fte_gguf_kv_float(kv));
 	if (kv->type == FTE_GGUF_BOOL)
 		return json_boolean(fte_gguf_kv_int(kv));
@@ -201,7 +203,7 @@ inspect_gguf(const char *path, int json)
 	for (int i = 0; i < f->n_kv; i++) {
 		json_t *v = gguf_value_json(&f->kv[i]);
 		if (!json) {
-			char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+			char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(9));
 			printf("  %-42s %s\n", f->kv[i].key, text ? text : "?");
 			free(text);
 		}
@@ -237,7 +239,7 @@ inspect_model(const char *path, int json)
 		return NULL;
 	}
 	c = fte_model_config(m);
-	out = json_pack("{s:s,s:s,s:{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:b,s:b,s:i,s:i},s:I}",
+	out = json_pack("{s:s,s:s,s:{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:s,s:b,s:b,s:i,s:i},s:I}",
 	    "path", path,
 	    "format", stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? "hf" : "llama2c",
 	    "config",
@@ -245,7 +247,7 @@ inspect_model(const char *path, int json)
 	    "n_layers", c->n_layers, "dim", c->dim, "n_heads", c->n_heads,
 	    "n_kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim", c->ffn_dim,
 	    "vocab_size", c->vocab_size, "max_seq_len", c->max_seq_len,
-	    "norm_eps", (double)c->norm_eps, "rope_theta", (double)c->rope_theta,
+	    "norm_eps", fte__json_float(c->norm_eps), "rope_theta", fte__json_float(c->rope_theta),
 	    "rope_style", c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half",
 	    "tied_embeddings", c->tied_embeddings, "qkv_bias", c->qkv_bias,
 	    "bos_id", c->bos_id, "eos_id", c->eos_id,
@@ -305,7 +307,7 @@ ftengine_inspect(int argc, char **argv)
 		return 1;
 	}
 	if (json) {
-		char *text = json_dumps(out, JSON_COMPACT);
+		char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(9));
 		printf("%s\n", text);
 		free(text);
 	}

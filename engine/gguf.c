@@ -36,6 +36,7 @@
  *   tokenizer.ggml.bos_token_id / eos_token_id / unknown_token_id /
  *   padding_token_id                uint32   when known
  *   tokenizer.ggml.add_bos_token    bool
+ *   tokenizer.chat_template         string   when tokenizer_config.json has one
  *
  * Tensors: token_embd.weight, blk.N.{attn_norm, attn_q, attn_k, attn_v,
  * attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight (attn_q/k/v.bias
@@ -301,6 +302,8 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	if (v->pad_id >= 0 && v->pad_id < V)
 		kv_u32(b, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad_id);
 	kv_bool(b, "tokenizer.ggml.add_bos_token", v->add_bos);
+	if (v->chat_template != NULL)
+		kv_str(b, "tokenizer.chat_template", v->chat_template);
 }
 
 int

@@ -634,21 +634,6 @@ hf_entries_build(fte_model *m, fte_st_entry *e, int *n, hf_bufs *bufs)
 	return FTE_OK;
 }
 
-/* json_float stores f as the shortest decimal that reads back as the same
- * float, so config.json shows 1e-05 rather than 9.99999975e-06. */
-static json_t *
-json_float(float f)
-{
-	char buf[32];
-
-	for (int prec = 6; prec <= 9; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
-		if (strtof(buf, NULL) == f)
-			break;
-	}
-	return json_real(strtod(buf, NULL));
-}
-
 static json_t *
 json_token(int id)
 {
@@ -668,7 +653,7 @@ hf_config_build(const fte_config *c, const char *torch_dtype)
 		    "n_embd", c->dim, "n_head", c->n_heads, "n_layer", c->n_layers,
 		    "n_inner", c->ffn_dim, "n_positions", c->max_seq_len,
 		    "n_ctx", c->max_seq_len, "vocab_size", c->vocab_size,
-		    "layer_norm_epsilon", json_float(c->norm_eps),
+		    "layer_norm_epsilon", fte__json_float(c->norm_eps),
 		    "tie_word_embeddings", c->tied_embeddings,
 		    "scale_attn_weights", 1,
 		    "attn_pdrop", 0.0, "embd_pdrop", 0.0, "resid_pdrop", 0.0,
@@ -687,8 +672,8 @@ hf_config_build(const fte_config *c, const char *torch_dtype)
 		    "head_dim", c->head_dim,
 		    "max_position_embeddings", c->max_seq_len,
 		    "vocab_size", c->vocab_size,
-		    "rms_norm_eps", json_float(c->norm_eps),
-		    "rope_theta", json_float(c->rope_theta),
+		    "rms_norm_eps", fte__json_float(c->norm_eps),
+		    "rope_theta", fte__json_float(c->rope_theta),
 		    "tie_word_embeddings", c->tied_embeddings,
 		    "attention_bias", 0, "mlp_bias", 0,
 		    "rope_scaling",

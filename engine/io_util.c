@@ -174,6 +174,19 @@ fte__json_load(const char *path, json_t **out)
 	return FTE_OK;
 }
 
+json_t *
+fte__json_float(float f)
+{
+	char buf[32];
+
+	for (int prec = 6; prec <= 9; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
+		if (strtof(buf, NULL) == f)
+			break;
+	}
+	return json_real(strtod(buf, NULL));
+}
+
 float
 fte__f16_to_f32(uint16_t h)
 {

@@ -293,25 +293,26 @@ int
 fte_st_read_f32(const fte_st_file *f, const fte_st_tensor *t, float *dst)
 {
 	const uint8_t *p = f->data + t->begin;
-	size_t n = t->numel, sz = st_dtypes[t->dtype].size;
+	size_t n = t->numel;
 
-	/* the data section has no alignment guarantee: memcpy every element */
-	for (size_t i = 0; i < n; i++, p += sz) {
-		switch (t->dtype) {
-		case FTE_ST_F32: memcpy(&dst[i], p, 4); break;
-		case FTE_ST_F16: { uint16_t h; memcpy(&h, p, 2); dst[i] = fte__f16_to_f32(h); break; }
-		case FTE_ST_BF16: { uint16_t h; memcpy(&h, p, 2); dst[i] = fte__bf16_to_f32(h); break; }
-		case FTE_ST_F64: { double d; memcpy(&d, p, 8); dst[i] = (float)d; break; }
-		case FTE_ST_I64: { int64_t x; memcpy(&x, p, 8); dst[i] = (float)x; break; }
-		case FTE_ST_I32: { int32_t x; memcpy(&x, p, 4); dst[i] = (float)x; break; }
-		case FTE_ST_I16: { int16_t x; memcpy(&x, p, 2); dst[i] = (float)x; break; }
-		case FTE_ST_I8: dst[i] = (float)(int8_t)*p; break;
-		case FTE_ST_U8: dst[i] = (float)*p; break;
-		default:
-			return fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": dtype %s cannot be converted to float32",
-			    f->path, t->name, st_dtypes[t->dtype].name);
-		}
+	/* the data section has no alignment guarantee: copy, never cast */
+#define ST_CONVERT(type, size, expr) \
+	for (size_t i = 0; i < n; i++) { type x; memcpy(&x, p + (size) * i, (size)); dst[i] = (expr); }
+	switch (t->dtype) {
+	case FTE_ST_F32: memcpy(dst, p, n * 4); break;
+	case FTE_ST_F16: ST_CONVERT(uint16_t, 2, fte__f16_to_f32(x)); break;
+	case FTE_ST_BF16: ST_CONVERT(uint16_t, 2, fte__bf16_to_f32(x)); break;
+	case FTE_ST_F64: ST_CONVERT(double, 8, (float)x); break;
+	case FTE_ST_I64: ST_CONVERT(int64_t, 8, (float)x); break;
+	case FTE_ST_I32: ST_CONVERT(int32_t, 4, (float)x); break;
+	case FTE_ST_I16: ST_CONVERT(int16_t, 2, (float)x); break;
+	case FTE_ST_I8: ST_CONVERT(int8_t, 1, (float)x); break;
+	case FTE_ST_U8: ST_CONVERT(uint8_t, 1, (float)x); break;
+	default:
+		return fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": dtype %s cannot be converted to float32",
+		    f->path, t->name, st_dtypes[t->dtype].name);
 	}
+#undef ST_CONVERT
 	return FTE_OK;
 }
 

@@ -28,6 +28,7 @@ fte_vocab_free(fte_vocab *v)
 	free(v->scores);
 	free(v->types);
 	free(v->merges);
+	free(v->chat_template);
 	free(v);
 }
 
@@ -322,6 +323,8 @@ vocab_specials(fte_vocab *v, const strmap *m, json_t *tok, const char *path)
 			v->pad_id = id;
 		if ((id = special_id(m, cfg, "unk_token")) >= 0)
 			v->unk_id = id;
+		if (json_is_string(json_object_get(cfg, "chat_template")))
+			v->chat_template = strdup(json_string_value(json_object_get(cfg, "chat_template")));
 		if (json_is_boolean(json_object_get(cfg, "add_bos_token")))
 			v->add_bos = json_is_true(json_object_get(cfg, "add_bos_token"));
 		json_decref(cfg);

@@ -10,6 +10,7 @@
 
 #include "fte.h"
 #include "fte_io_internal.h"
+#include "ftengine.h"
 #include "ft_test.h"
 
 static char tmp_root[] = "/tmp/test_gguf_XXXXXX";
@@ -334,6 +335,7 @@ test_vocab_json(void)
 	CHECK(v->bos_id == 1 && v->eos_id == 2 && v->unk_id == 0 && v->add_bos == 1);
 	CHECK(v->types[1] == FTE_TOKEN_CONTROL && v->types[0] == FTE_TOKEN_UNKNOWN);
 	CHECK(v->types[3 + 0x41] == FTE_TOKEN_BYTE && v->types[29871] == FTE_TOKEN_NORMAL);
+	CHECK(v->chat_template != NULL && strncmp(v->chat_template, "{% for message", 14) == 0);
 	CHECK_STR(v->tokens[29871], "\xe2\x96\x81");
 	CHECK(b->n_tokens == 32000);
 	/* scores derived from merge ranks order tokens as SentencePiece's own
@@ -440,6 +442,88 @@ test_bad(void)
 	free(buf);
 }
 
+/* run calls an ftengine subcommand with a NULL-terminated word list. */
+static int
+run(int (*fn)(int, char **), const char *const *words)
+{
+	char *argv[32];
+	int argc = 0;
+
+	while (words[argc] != NULL && argc < 31) {
+		argv[argc] = (char *)words[argc];
+		argc++;
+	}
+	argv[argc] = NULL;
+	fflush(stdout);
+	return fn(argc, argv);
+}
+
+/* ftengine export / inspect, end to end, and the chat template key. */
+static void
+test_cli(void)
+{
+	char hf[4096], gguf[4096], gguf2[4096];
+	const char *model = fixture_dir("llama_f16");
+	fte_model *a = NULL, *b = NULL;
+	fte_gguf_file *f = NULL;
+
+	snprintf(hf, sizeof(hf), "%s", tmp_path("cli_hf"));
+	snprintf(gguf, sizeof(gguf), "%s", tmp_path("cli.gguf"));
+	snprintf(gguf2, sizeof(gguf2), "%s", tmp_path("tmpl.gguf"));
+	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", model, "--format", "hf",
+	    "--dtype", "f16", "--out", hf, "--json", NULL}) == 0);
+	CHECK(fte_model_load(model, &a) == FTE_OK);
+	CHECK(fte_model_load(hf, &b) == FTE_OK);
+	CHECK(a != NULL && b != NULL);
+	for (int i = 0; a != NULL && b != NULL && i < fte_model_num_tensors(a); i++)
+		CHECK(memcmp(fte_model_tensor(a, i)->data, fte_model_tensor(b, i)->data,
+		    fte_model_tensor(a, i)->numel * sizeof(float)) == 0);
+	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", hf, "--json", NULL}) == 0);
+	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", model, NULL}) == 0);
+
+	/* gguf needs a vocabulary the size of the model's (64): a handmade one,
+	 * with a chat template that must reach tokenizer.chat_template */
+	fte_vocab *v = vocab_make(64);
+	v->chat_template = strdup("{% for m in messages %}{{ m.content }}{% endfor %}");
+	CHECK(fte_gguf_save(a, v, gguf2, FTE_DTYPE_F32) == FTE_OK);
+	CHECK(fte_gguf_open(gguf2, &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(kv_str_is(f, "tokenizer.chat_template", 0, v->chat_template));
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	fte_vocab_free(v);
+	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", gguf2, "--json", NULL}) == 0);
+
+	const char *s260 = asset("llama2c/stories260K.bin"), *t512 = asset("llama2c/tok512.bin");
+	if (s260 != NULL && t512 != NULL) {
+		char m260[4096], tk[4096];
+		snprintf(m260, sizeof(m260), "%s", s260);
+		snprintf(tk, sizeof(tk), "%s", t512);
+		CHECK(run(ftengine_export, (const char *const[]){"export", "--model", m260, "--format", "gguf",
+		    "--dtype", "f16", "--tokenizer", tk, "--out", gguf, NULL}) == 0);
+		CHECK(fte_gguf_open(gguf, &f) == FTE_OK);
+		if (f != NULL) {
+			CHECK(kv_int(f, "general.file_type") == 1 && f->n_tensors == 47);
+			CHECK(kv_str_is(f, "general.name", 0, "cli"));
+			fte_gguf_close(f);
+		}
+	}
+	/* usage errors are 2, failures 1 */
+	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", model, "--format", "onnx",
+	    "--out", hf, NULL}) == 2);
+	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", model, "--format", "gguf",
+	    "--dtype", "bf16", "--out", gguf, NULL}) == 2);
+	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", model, "--bogus", NULL}) == 2);
+	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", NULL}) == 2);
+	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", tmp_path("nope"), NULL}) == 1);
+	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", fixture_dir("gpt2"),
+	    "--format", "gguf", "--tokenizer", asset("hf/tiny-gpt2") ? asset("hf/tiny-gpt2") : "x",
+	    "--out", gguf, NULL}) == 1);
+	fte_model_free(a);
+	fte_model_free(b);
+}
+
 int
 main(void)
 {
@@ -448,6 +532,7 @@ main(void)
 	test_bad();
 	test_llama2c();
 	test_vocab_json();
+	test_cli();
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
 	CHECK(system(cmd) == 0);
