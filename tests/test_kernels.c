@@ -13,6 +13,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -815,9 +816,18 @@ test_pool(void)
 	ok[1] = pool_check(1000, 200);
 	CHECK(pthread_join(t, NULL) == 0);
 	CHECK(ok[0] && ok[1]);
+	/* A forked child runs jobs on workers of its own. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(20); /* a child waiting on its parent's workers hangs */
+		_exit(pool_check(1000, 20) ? 0 : 1);
+	}
+	int status = -1;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK(fte_threads_set(saved) == FTE_OK);
-	printf("pool: items run once each at 1-3 threads, nested and from two "
-	    "threads at once\n");
+	printf("pool: items run once each at 1-3 threads, nested, from two "
+	    "threads at once and in a forked child\n");
 }
 
 int

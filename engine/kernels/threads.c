@@ -42,7 +42,7 @@
  * same bits (test_kernels reports it) rests on OpenBLAS summing the inner
  * dimension in the same order for a block as for the whole product.
  *
- * A child of fork() must not use the pool of its parent's threads.
+ * A child of fork() starts with an empty pool and grows its own workers.
  */
 #include <cblas.h>
 #include <pthread.h>
@@ -104,6 +104,21 @@ threads_max(void)
 	return n > 0 ? (int)n : 1;
 }
 
+/* A child of fork() has none of its parent's workers: it starts with an
+ * empty pool (and fresh locks, which a parent's job may have held). */
+static void
+pool_atfork_child(void)
+{
+	pthread_mutex_init(&pool.submit, NULL);
+	pthread_mutex_init(&pool.mu, NULL);
+	pthread_cond_init(&pool.work, NULL);
+	pthread_cond_init(&pool.done, NULL);
+	pool.started = 0;
+	pool.sleepers = 0;
+	pool.waiting = 0;
+	pool_inside = 0;
+}
+
 static void
 threads_init(void)
 {
@@ -112,6 +127,7 @@ threads_init(void)
 	int n = env != NULL ? atoi(env) : 0;
 
 	openblas_set_num_threads(1);
+	pthread_atfork(NULL, NULL, pool_atfork_child);
 	if (n < 1 || n > threads_max())
 		n = threads_max();
 	atomic_store(&pool.count, n);
