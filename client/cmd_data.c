@@ -291,18 +291,19 @@ dataset_print(const Ft__DatasetInfo *d)
 	printf("  created     %s\n", when);
 	if (d->stats_json[0] != '\0' && (stats = json_loads(d->stats_json, 0, NULL)) != NULL) {
 		json_t *hist = json_object_get(stats, "histogram");
+		char lo[32], mean[32], hi[32];
 
-		if (json_is_array(hist)) {
-			json_incref(hist);
-			json_object_del(stats, "histogram");
-		}
-		printf("  stats\n");
-		json_fields_print(stdout, stats, 4);
+		size_format((uint64_t)json_integer_value(json_object_get(stats, "min_bytes")),
+		    lo, sizeof(lo));
+		size_format((uint64_t)json_number_value(json_object_get(stats, "mean_bytes")),
+		    mean, sizeof(mean));
+		size_format((uint64_t)json_integer_value(json_object_get(stats, "max_bytes")),
+		    hi, sizeof(hi));
+		printf("  lengths     min %s, mean %s, max %s per record\n", lo, mean, hi);
 		if (json_is_array(hist) && json_array_size(hist) > 0) {
-			printf("  record lengths        records\n");
+			printf("  record length          records\n");
 			histogram_print(hist, width);
 		}
-		json_decref(hist);
 		json_decref(stats);
 	}
 	if (d->n_samples > 0)

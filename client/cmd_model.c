@@ -62,12 +62,15 @@ model_print(const Ft__ModelInfo *m)
 	}
 	if (m->config_json[0] != '\0' && (j = json_loads(m->config_json, 0, NULL)) != NULL) {
 		printf("  config\n");
-		json_fields_print(stdout, j, 4);
+		json_inline_print(stdout, j, 4, term_width());
 		json_decref(j);
 	}
+	/* Base models have no lineage: "" or {}. */
 	if (m->lineage_json[0] != '\0' && (j = json_loads(m->lineage_json, 0, NULL)) != NULL) {
-		printf("  lineage\n");
-		json_fields_print(stdout, j, 4);
+		if (json_object_size(j) > 0) {
+			printf("  lineage\n");
+			json_fields_print(stdout, j, 4);
+		}
 		json_decref(j);
 	}
 }

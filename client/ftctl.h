@@ -108,6 +108,10 @@ void json_print(json_t *j);
  * nested objects indented under their key and arrays joined by commas. */
 void json_fields_print(FILE *f, const json_t *j, int indent);
 
+/* json_inline_print prints an object's scalar members as "key value"
+ * pairs separated by commas, wrapped within width columns. */
+void json_inline_print(FILE *f, const json_t *j, int indent, int width);
+
 /* Human-friendly renderings into buf. */
 void size_format(uint64_t bytes, char *buf, size_t len);     /* "1.5 MiB" */
 void count_format(uint64_t n, char *buf, size_t len);        /* "260K", "1.1B" */

@@ -26,10 +26,18 @@ call_raw(const struct opts *o, Ft__Request *req, Ft__Reply **rep)
 void
 refusal_print(const struct opts *o, const Ft__Reply *rep)
 {
+	const char *last = strrchr(rep->message, '\n');
+
 	if (o->json)
 		json_print(json_pack("{s:{s:s,s:s}}", "error", "code",
 		    ft_code_name(rep->code), "message", rep->message));
-	fprintf(stderr, "ftctl: %s: %s\n", ft_code_name(rep->code), rep->message);
+	/* A long reason (a dataset's report) is lines of detail and then
+	 * the summary, which gets the code. */
+	if (last != NULL && last[1] != '\0')
+		fprintf(stderr, "%.*s\nftctl: %s: %s\n", (int)(last - rep->message), rep->message,
+		    ft_code_name(rep->code), last + 1);
+	else
+		fprintf(stderr, "ftctl: %s: %s\n", ft_code_name(rep->code), rep->message);
 }
 
 int
@@ -516,4 +524,35 @@ json_fields_print(FILE *f, const json_t *j, int indent)
 		json_scalar_format(v, buf, sizeof(buf));
 		fprintf(f, "%*s%s: %s\n", indent, "", key, buf);
 	}
+}
+
+void
+json_inline_print(FILE *f, const json_t *j, int indent, int width)
+{
+	const char *key;
+	json_t *v;
+	int col = 0;
+
+	json_object_foreach((json_t *)j, key, v) {
+		char buf[256], item[320];
+		int n;
+
+		if (json_is_object(v) || json_is_array(v))
+			continue;
+		json_scalar_format(v, buf, sizeof(buf));
+		n = snprintf(item, sizeof(item), "%s %s", key, buf);
+		if (col > 0 && col + 2 + n > width) {
+			fprintf(f, ",\n");
+			col = 0;
+		} else if (col > 0) {
+			fprintf(f, ", ");
+			col += 2;
+		}
+		if (col == 0)
+			col = fprintf(f, "%*s", indent, "");
+		fprintf(f, "%s", item);
+		col += n;
+	}
+	if (col > 0)
+		fprintf(f, "\n");
 }
