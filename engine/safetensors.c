@@ -264,6 +264,9 @@ fte_st_open(const char *path, fte_st_file **out)
 	close(fd);
 	if (map == MAP_FAILED)
 		return fte_error_set(FTE_EIO, "%s: mmap failed: %s", path, strerror(errno));
+	/* loaders read each tensor once, front to back */
+	(void)madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+	(void)madvise(map, (size_t)st.st_size, MADV_WILLNEED);
 	if ((rc = fte_st_parse(path, map, (size_t)st.st_size, &f)) != FTE_OK) {
 		munmap(map, (size_t)st.st_size);
 		return rc;
