@@ -755,16 +755,43 @@ text_document(struct parser *p, size_t start, size_t end)
 		record_finish(p, line, f, fl);
 }
 
-/* parse_text splits plain text into documents at blank lines. */
+/* has_paragraphs tells whether a blank line separates two non-blank lines
+ * from byte i on. */
+static int
+has_paragraphs(const struct parser *p, size_t i)
+{
+	int text = 0, gap = 0;
+
+	while (i < p->len) {
+		size_t end = line_end(p, i);
+
+		if (!is_blank(p->buf + i, end - i)) {
+			if (gap)
+				return 1;
+			text = 1;
+		} else {
+			gap = text;
+		}
+		i = end + 1;
+	}
+	return 0;
+}
+
+/* parse_text splits plain text into documents at blank lines, or at every
+ * line when there is no blank line between text (one document per line, as
+ * in LLaMA-Factory's wiki_demo.txt). */
 static void
 parse_text(struct parser *p, size_t i)
 {
 	size_t doc = SIZE_MAX, doc_end = 0;
+	int per_line = !has_paragraphs(p, i);
 
 	while (i < p->len && !p->stop) {
 		size_t end = line_end(p, i);
 
-		if (is_blank(p->buf + i, end - i)) {
+		if (per_line && !is_blank(p->buf + i, end - i)) {
+			text_document(p, i, end);
+		} else if (is_blank(p->buf + i, end - i)) {
 			if (doc != SIZE_MAX)
 				text_document(p, doc, doc_end);
 			doc = SIZE_MAX;

@@ -19,9 +19,11 @@
  *   DATASET_KIND_TEXT
  *     JSONL {"text": "..."} (chosen when the first non-space byte is '{'),
  *     or plain UTF-8 text split into documents at blank lines (lines of only
- *     spaces, tabs, CR or FF), so packing for continued pre-training puts a
- *     document boundary where the text has a paragraph break.  A document
- *     keeps its bytes exactly, without the final newline.
+ *     whitespace: space, tab, CR, FF, VT), so packing for continued
+ *     pre-training puts a document boundary where the text has a paragraph
+ *     break.  Text with no blank line between non-blank lines is one
+ *     document per line instead (the usual .txt convention: one article per
+ *     line).  A document keeps its bytes exactly, without the final newline.
  *
  * A UTF-8 byte order mark at the start is skipped.  Every problem is an
  * issue "NAME:LINE: FIELD: PROBLEM" (FIELD "-" for a whole line or record);

@@ -264,6 +264,19 @@ test_text(void)
 	dataset_report_free(rep);
 	dataset_free(ds);
 
+	/* Without a blank line between text, every line is a document. */
+	doc = "\n \nline one\r\nline two\n\n";
+	CHECK(parse("t.txt", DATASET_KIND_TEXT, doc, strlen(doc), 0, 0, &ds, &rep, NULL) == 0);
+	CHECK(ds != NULL && dataset_count(ds) == 2);
+	if (ds != NULL && dataset_count(ds) == 2) {
+		CHECK_STR(dataset_sample(ds, 0)->text, "line one\r");
+		CHECK(dataset_sample(ds, 0)->line == 3);
+		CHECK_STR(dataset_sample(ds, 1)->text, "line two");
+		CHECK(dataset_sample(ds, 1)->line == 4);
+	}
+	dataset_report_free(rep);
+	dataset_free(ds);
+
 	/* A NUL byte cannot live in a record. */
 	CHECK(parse("t.txt", DATASET_KIND_TEXT, "ab\n\ncd\0ef", 9, 0, 0, &ds, &rep, NULL) == -1);
 	CHECK(rep->n_issues == 1 && rep->issues[0].line == 3);
@@ -565,6 +578,18 @@ test_assets(void)
 		    "First Citizen:\nBefore we proceed any further, hear me speak.");
 		roundtrip(ds);
 	}
+	dataset_free(ds);
+
+	/* wiki_demo.txt: one article per line, no blank lines. */
+	ds = parse_asset("corpora/llamafactory/wiki_demo.txt", DATASET_KIND_TEXT, &rep);
+	CHECK(ds != NULL && rep->valid == 30 && rep->warnings == 0);
+	if (ds != NULL) {
+		dataset_hash(ds, hex);
+		CHECK_STR(hex, "111b10bf54c6fec6bff87a6a7b61889f03dcbe9e051d1566865ba365eb3dd5d0");
+		dataset_stats_compute(ds, &st);
+		CHECK(st.bytes == 1028296 && st.min_bytes == 1007 && st.max_bytes == 109856);
+	}
+	dataset_report_free(rep);
 	dataset_free(ds);
 
 	ds = parse_asset("corpora/llamafactory/c4_demo.jsonl", DATASET_KIND_TEXT, &rep);
