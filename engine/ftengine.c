@@ -404,16 +404,43 @@ schedule_parse(const char *s, int *out)
 	return 0;
 }
 
+/* adapter_save writes the LoRA adapters as a PEFT directory (before any
+ * merge, which zeroes B). */
+static int
+adapter_save(fte_model *m, fte_trainer *t, const fte_train_config *tc,
+    const char *model, const char *dir)
+{
+	int n = fte_trainer_num_trainable(t), rc;
+	fte_tensor **ts;
+	fte_peft_adapter a;
+
+	if (tc->lora.rank == 0) {
+		fprintf(stderr, "ftengine train: --adapter-out needs --lora-rank\n");
+		return 1;
+	}
+	if ((ts = calloc((size_t)n, sizeof(*ts))) == NULL)
+		return fail("train", "adapter");
+	for (int i = 0; i < n; i++)
+		fte_trainer_trainable(t, i, &ts[i], NULL);
+	a = (fte_peft_adapter){ tc->lora.rank, tc->lora.alpha, tc->lora.dropout, model,
+		n, ts };
+	rc = fte_peft_save(m, &a, dir);
+	free(ts);
+	return rc != FTE_OK ? fail("train", dir) : 0;
+}
+
 int
 ftengine_train(int argc, char **argv)
 {
 	static const char *const known[] = { "model", "tokens", "steps", "lr",
 		"weight-decay", "beta1", "beta2", "eps", "clip", "schedule", "warmup",
 		"lora-rank", "lora-alpha", "lora-dropout", "lora-targets", "seed",
-		"out", "json!", "threads", "decay-norms!", "recompute!", "micro-batch", NULL };
+		"out", "json!", "threads", "decay-norms!", "recompute!", "micro-batch",
+		"adapter-out", NULL };
 	opts o = { argc, argv, "train", 0 };
 	const char *model = opt_str(&o, "model", NULL), *tokens = opt_str(&o, "tokens", NULL);
 	const char *out = opt_str(&o, "out", NULL);
+	const char *adapter_out = opt_str(&o, "adapter-out", NULL);
 	fte_train_config tc;
 	fte_model *m = NULL;
 	fte_trainer *t = NULL;
@@ -455,7 +482,7 @@ ftengine_train(int argc, char **argv)
 		    "[--schedule constant|linear|cosine] [--warmup K] [--lora-rank R "
 		    "--lora-alpha A --lora-targets LIST [--lora-dropout P]] [--seed S] "
 		    "[--decay-norms] [--recompute] [--micro-batch ROWS] [--threads K] [--out DIR] "
-		    "[--json]\n");
+		    "[--adapter-out DIR] [--json]\n");
 		return 2;
 	}
 	if (threads_apply(&o) != 0)
@@ -518,6 +545,8 @@ ftengine_train(int argc, char **argv)
 			    st.lr, st.grad_norm, st.tokens_per_s);
 		fflush(stdout);
 	}
+	if (adapter_out != NULL && adapter_save(m, t, &tc, model, adapter_out) != 0)
+		goto done;
 	if (out != NULL) {
 		if (tc.lora.rank > 0 && fte_trainer_lora_merge(t) != FTE_OK) {
 			fail("train", "merge");

@@ -31,7 +31,9 @@ mlast=$(field loss 8 < "$dir/micro.json")
 check 'awk -v a="$mlast" -v b="$last" "BEGIN { exit !((a - b) ^ 2 < 1e-8) }"'
 check 'awk -v a="$loss2" -v b="$last" "BEGIN { exit !(a < b) }"'
 "$FTE" train --model "$dir/m" --tokens "$dir/toks" --steps 8 --lr 3e-2 --lora-rank 4 \
-    --lora-alpha 8 --lora-targets q,k,v,o,gate,up,down --json --out "$dir/m3" > "$dir/lora.json"
+    --lora-alpha 8 --lora-targets q,k,v,o,gate,up,down --json --out "$dir/m3" \
+    --adapter-out "$dir/adapter" > "$dir/lora.json"
+check '[ -f "$dir/adapter/adapter_config.json" ] && [ -f "$dir/adapter/adapter_model.safetensors" ]'
 lfirst=$(field loss 1 < "$dir/lora.json")
 llast=$(field loss 8 < "$dir/lora.json")
 check 'awk -v a="$llast" -v b="$lfirst" "BEGIN { exit !(a < b) }"'
