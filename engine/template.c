@@ -198,8 +198,11 @@ struct parser {
 	const char *tok_s;
 	size_t tok_n;
 	int trim_next;          /* the last tag ended with '-' or was a block */
+	int depth;              /* nesting, bounded so hostile templates cannot exhaust the stack */
 	int err;
 };
+
+#define MAX_DEPTH 100
 
 enum { T_END, T_NAME, T_STR, T_INT, T_OP };
 
@@ -504,9 +507,12 @@ parse_unary(struct parser *p)
 {
 	if (accept(p, T_OP, "-")) {
 		struct expr *e = new_expr(p, E_NEG);
-		if (e == NULL || (e->a = parse_unary(p)) == NULL)
-			return NULL;
-		return e;
+		if (e == NULL || p->depth >= MAX_DEPTH)
+			return perr(p, FTE_ENOTSUP, "expression nested too deeply"), NULL;
+		p->depth++;
+		e->a = parse_unary(p);
+		p->depth--;
+		return e->a != NULL ? e : NULL;
 	}
 	return parse_postfix(p);
 }
@@ -605,9 +611,12 @@ parse_not(struct parser *p)
 {
 	if (accept(p, T_NAME, "not")) {
 		struct expr *e = new_expr(p, E_NOT);
-		if (e == NULL || (e->a = parse_not(p)) == NULL)
-			return NULL;
-		return e;
+		if (e == NULL || p->depth >= MAX_DEPTH)
+			return perr(p, FTE_ENOTSUP, "expression nested too deeply"), NULL;
+		p->depth++;
+		e->a = parse_not(p);
+		p->depth--;
+		return e->a != NULL ? e : NULL;
 	}
 	return parse_compare(p);
 }
@@ -633,7 +642,11 @@ parse_logic(struct parser *p, int level)
 static struct expr *
 parse_expr(struct parser *p)
 {
+	if (p->depth >= MAX_DEPTH)
+		return perr(p, FTE_ENOTSUP, "expression nested too deeply"), NULL;
+	p->depth++;
 	struct expr *e = parse_logic(p, 0);
+	p->depth--;
 
 	if (e != NULL && accept(p, T_NAME, "if")) {
 		struct expr *x = new_expr(p, E_COND);
@@ -709,12 +722,25 @@ next_tag(const struct parser *p, size_t *text_end)
 	return i;
 }
 
+static int parse_nodes(struct parser *p, struct nodes *out, const char *const *stop, int *which);
+
 /* parse_body parses nodes until a block tag whose first word is in stop
  * (NULL-terminated); that word's index is returned in *which (-1 at EOF). */
 static int
 parse_body(struct parser *p, struct nodes *out, const char *const *stop, int *which)
 {
 	*which = -1;
+	if (p->depth >= MAX_DEPTH)
+		return perr(p, FTE_ENOTSUP, "blocks nested too deeply");
+	p->depth++;
+	int rc = parse_nodes(p, out, stop, which);
+	p->depth--;
+	return rc;
+}
+
+static int
+parse_nodes(struct parser *p, struct nodes *out, const char *const *stop, int *which)
+{
 	while (p->pos < p->len && p->err == FTE_OK) {
 		size_t text_end, at = next_tag(p, &text_end);
 		size_t start = p->pos;

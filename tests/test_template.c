@@ -237,6 +237,8 @@ test_jinja(void)
 		{ "{% macro m() %}{% endmacro %}", FTE_ENOTSUP },
 		{ "{% for a, b in x %}{% endfor %}", FTE_ENOTSUP },
 		{ "{{ 'unterminated }}", FTE_EINVAL },
+		{ "{{ ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1"
+		  "))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))) }}", FTE_ENOTSUP },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		fte_template *tp = NULL;
