@@ -655,6 +655,63 @@ test_save_dtype(void)
 	}
 }
 
+/* The real llama2.c checkpoint exported to HF and read back must compute
+ * the logits that gen_hf_fixtures.py got by converting it independently
+ * (standard q/k permutation, HF rotate-half forward). */
+static void
+test_llama2c_export(void)
+{
+	const char *root = getenv("FT_ASSETS");
+	char src[4096], path[4096];
+	fte_model *l2c = NULL, *hf = NULL;
+	json_t *exp;
+	int tokens[16], T, V;
+
+	snprintf(src, sizeof(src), "%s/llama2c/stories260K.bin", root ? root : "../shared/assets");
+	if (access(src, R_OK) != 0) {
+		printf("SKIP: %s not found\n", src);
+		return;
+	}
+	snprintf(path, sizeof(path), "%sstories260K_hf_logits.json", ft_test_fixture("hf/"));
+	exp = json_load_file(path, 0, NULL);
+	CHECK(exp != NULL);
+	CHECK(fte_model_load(src, &l2c) == FTE_OK);
+	if (exp == NULL || l2c == NULL) {
+		json_decref(exp);
+		fte_model_free(l2c);
+		return;
+	}
+	CHECK(fte_model_config(l2c)->rope_style == FTE_ROPE_INTERLEAVED);
+	CHECK(fte_hf_save(l2c, NULL, tmp_path("stories260K")) == FTE_OK);
+	CHECK(fte_model_load(tmp_path("stories260K"), &hf) == FTE_OK);
+	T = (int)json_array_size(json_object_get(exp, "tokens"));
+	V = fte_model_config(l2c)->vocab_size;
+	for (int t = 0; t < T; t++)
+		tokens[t] = (int)json_integer_value(json_array_get(json_object_get(exp, "tokens"), (size_t)t));
+	float *a = calloc((size_t)T * V, sizeof(float)), *b = calloc((size_t)T * V, sizeof(float));
+	CHECK(logits_compute(l2c, tokens, T, a) == FTE_OK);
+	CHECK(hf != NULL && logits_compute(hf, tokens, T, b) == FTE_OK);
+	double err_l2c = 0, err_hf = 0, maxref = 0;
+	for (int t = 0; t < T; t++)
+		for (int k = 0; k < V; k++) {
+			double ref = json_number_value(json_array_get(json_array_get(
+			    json_object_get(exp, "logits"), (size_t)t), (size_t)k));
+			err_l2c = fmax(err_l2c, fabs(a[t * V + k] - ref));
+			err_hf = fmax(err_hf, fabs(b[t * V + k] - ref));
+			maxref = fmax(maxref, fabs(ref));
+		}
+	printf("stories260K: llama2.c logits err %.3g, exported HF err %.3g (max |logit| %.3g)\n",
+	    err_l2c, err_hf, maxref);
+	CHECK(maxref > 1.0);
+	CHECK(err_l2c <= 1e-4 * maxref);
+	CHECK(err_hf <= 1e-4 * maxref);
+	free(a);
+	free(b);
+	fte_model_free(hf);
+	fte_model_free(l2c);
+	json_decref(exp);
+}
+
 int
 main(void)
 {
@@ -665,6 +722,7 @@ main(void)
 	test_bad();
 	test_peft();
 	test_save_dtype();
+	test_llama2c_export();
 	printf("worst logits error relative to the largest logit: %.3g\n", worst_rel);
 	test_tiny_gpt2();
 	char cmd[256];
