@@ -243,7 +243,7 @@ dup_find(struct parser *p, uint64_t h, const char *const *f, const size_t *fl,
 		struct dup_slot *t = calloc(cap, sizeof(*t));
 
 		if (t == NULL) {
-			p->oom = 1;
+			p->oom = p->stop = 1;
 			return 0;
 		}
 		for (size_t k = 0; k < p->dup_cap; k++) {
@@ -357,12 +357,14 @@ dataset_sample(const struct dataset *ds, size_t i)
 	return i < ds->n ? &ds->rec[i] : NULL;
 }
 
-/* record_begin starts a record; it returns -1 when the record limit is
- * reached and parsing must stop. */
+/* record_begin starts a record; it returns -1 when parsing must stop (the
+ * record limit is reached or memory ran out). */
 static int
 record_begin(struct parser *p, size_t line)
 {
 	p->bad = 0;
+	if (p->stop)
+		return -1;
 	if (p->rep->records == DATASET_MAX_RECORDS) {
 		issue_add(p, line, 0, "-", "more than %d records", DATASET_MAX_RECORDS);
 		p->stop = 1;

@@ -30,8 +30,9 @@
  * LINE is the 1-based line where the record starts (JSONL: its line; JSON
  * array: the line of the element's first byte; text: the document's first
  * line), except that a JSON syntax error or invalid UTF-8 names the line of
- * the offending byte.  Duplicates and unknown fields are warnings; the rest
- * make the record invalid.
+ * the offending byte.  Duplicates (records equal in every field: instruction,
+ * input, output and system, or text) and unknown fields are warnings; the
+ * rest make the record invalid.
  *
  * The canonical form is JSONL with one compact object per record and a fixed
  * key order ({"instruction","input","output","system"} or {"text"}), so equal
