@@ -206,37 +206,35 @@ static void
 ref_attention(double *out, double *att, const double *q, const double *k,
     const double *v, const int *seg, int B, int T, int H, int K, int D)
 {
-	for (int b = 0; b < B; b++)
-		for (int h = 0; h < H; h++) {
-			int g = h / (H / K);
-			for (int i = 0; i < T; i++) {
-				double *p = att + ((b * H + h) * T + i) * T;
-				const double *qi = q + (b * T + i) * H * D + h * D;
-				double max = -INFINITY, sum = 0.0;
-				for (int j = 0; j < T; j++) {
-					const double *kj = k + (b * T + j) * K * D
-					    + g * D;
-					int ok = j <= i && (seg == NULL ||
-					    seg[b * T + j] == seg[b * T + i]);
-					double s = 0.0;
-					for (int d = 0; d < D; d++)
-						s += qi[d] * kj[d];
-					p[j] = ok ? s / sqrt(D) : -INFINITY;
-					max = fmax(max, p[j]);
-				}
-				for (int j = 0; j < T; j++)
-					sum += (p[j] = exp(p[j] - max));
-				for (int j = 0; j < T; j++)
-					p[j] /= sum;
-				for (int d = 0; d < D; d++) {
-					double s = 0.0;
-					for (int j = 0; j < T; j++)
-						s += p[j] * v[(b * T + j) * K * D
-						    + g * D + d];
-					out[(b * T + i) * H * D + h * D + d] = s;
-				}
-			}
+	/* row r = (b * H + h) * T + i: query i of head h in batch b */
+	for (int r = 0; r < B * H * T; r++) {
+		int i = r % T, h = r / T % H, b = r / (T * H), g = h / (H / K);
+		const double *qi = q + (b * T + i) * H * D + h * D;
+		const double *kb = k + b * T * K * D + g * D;
+		const double *vb = v + b * T * K * D + g * D;
+		double *p = att + (size_t)r * T;
+		double max = -INFINITY, sum = 0.0;
+
+		for (int j = 0; j < T; j++) {
+			int ok = j <= i && (seg == NULL ||
+			    seg[b * T + j] == seg[b * T + i]);
+			double s = 0.0;
+			for (int d = 0; d < D; d++)
+				s += qi[d] * kb[j * K * D + d];
+			p[j] = ok ? s / sqrt(D) : -INFINITY;
+			max = fmax(max, p[j]);
 		}
+		for (int j = 0; j < T; j++)
+			sum += (p[j] = exp(p[j] - max));
+		for (int j = 0; j < T; j++)
+			p[j] /= sum;
+		for (int d = 0; d < D; d++) {
+			double s = 0.0;
+			for (int j = 0; j < T; j++)
+				s += p[j] * vb[j * K * D + d];
+			out[(b * T + i) * H * D + h * D + d] = s;
+		}
+	}
 }
 
 static double
@@ -660,10 +658,12 @@ test_crossentropy(const int *targets, const char *name)
 static void
 test_threads(void)
 {
-	enum { N = 128, C = 96, OC = 300, B = 2, T = 100, H = 4, K = 2, D = 16 };
+	enum { N = 128, C = 96, OC = 300 };
+	enum { B = 2, T = 100, H = 4, K = 2, D = 16 };
 	int saved = fte_threads_get();
 	size_t nq = B * T * H * D, nk = B * T * K * D, na = B * H * T * T;
-	float *inp = fvec(N * C, 1), *w = fvec(OC * C, 1), *dout = fvec(N * OC, 1);
+	float *inp = fvec(N * C, 1), *w = fvec(OC * C, 1);
+	float *dout = fvec(N * OC, 1);
 	float *q = fvec(nq, 1), *k = fvec(nk, 1), *v = fvec(nk, 1);
 	float *datt = fvec(nq, 1), *att = xmalloc(na * 4), *o = xmalloc(nq * 4);
 	float *scratch = xmalloc(na * 4);

@@ -172,7 +172,8 @@ att_bwd_keys_item(void *arg, int it)
 	/* keys [j0, j1) are seen by queries [j0, T) */
 	for (int h = g * a->group; h < (g + 1) * a->group; h++) {
 		size_t qo = (size_t)b * T * ldq + h * D + (size_t)j0 * ldq;
-		size_t ao = ((size_t)b * a->H + h) * T * T + (size_t)j0 * T + j0;
+		size_t ao = ((size_t)b * a->H + h) * T * T +
+		    (size_t)j0 * T + j0;
 		if (a->dk != NULL)
 			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
 			    j1 - j0, D, T - j0, a->scale, a->scratch + ao, T,

@@ -14,9 +14,9 @@
  *
  * Kernels parallelise over rows, columns or work items with the engine's
  * thread pool (fte_threads_set, fte__parallel_for below); large products go
- * through cblas_sgemm, one call per thread or item.  Every kernel is checked against a
- * double-precision reference and by finite differences in
- * tests/test_kernels.c.
+ * through cblas_sgemm, one call per thread or item.  Every kernel is
+ * checked against a double-precision reference and by finite differences
+ * in tests/test_kernels.c.
  */
 #ifndef FTE_KERNELS_H
 #define FTE_KERNELS_H

@@ -169,7 +169,8 @@ layernorm_dinp_rows(void *arg, int lo, int hi)
 #pragma omp simd
 		for (int c = 0; c < C; c++) {
 			float xhat = (x[c] - m) * r;
-			dx[c] += (a->weight[c] * d[c] - dsum - xhat * dxsum) * r;
+			dx[c] += (a->weight[c] * d[c] - dsum - xhat * dxsum) *
+			    r;
 		}
 	}
 }

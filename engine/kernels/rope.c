@@ -36,7 +36,8 @@ rope_rows(void *arg, int lo, int hi)
 	for (int n = lo; n < hi; n++) {
 		float *row = a->x + (size_t)n * a->nh * D;
 		for (int i = 0; i < half; i++) {
-			float inv_freq = 1.0f / powf(a->theta, (float)(2 * i) / D);
+			float inv_freq = 1.0f /
+			    powf(a->theta, (float)(2 * i) / D);
 			float angle = (float)a->pos[n] * inv_freq;
 			float c = cosf(angle), s = a->sign * sinf(angle);
 			for (int h = 0; h < a->nh; h++) {
