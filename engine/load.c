@@ -11,8 +11,10 @@
 int
 fte_model_load(const char *path, fte_model **out)
 {
-	char cfg[PATH_MAX];
+	char cfg[PATH_MAX], magic[4] = {0};
 	struct stat st;
+	size_t len = strlen(path);
+	FILE *fp;
 
 	if (stat(path, &st) != 0)
 		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO,
@@ -24,8 +26,20 @@ fte_model_load(const char *path, fte_model **out)
 			    path);
 		return fte_hf_load(path, out);
 	}
-	if (S_ISREG(st.st_mode))
-		return fte_llama2c_load(path, out);
-	return fte_error_set(FTE_EFORMAT, "%s: neither a model directory nor a checkpoint file",
-	    path);
+	if (!S_ISREG(st.st_mode))
+		return fte_error_set(FTE_EFORMAT, "%s: neither a model directory nor a checkpoint file",
+		    path);
+	/* files that are models elsewhere but not checkpoints we import */
+	if ((fp = fopen(path, "rb")) != NULL) {
+		if (fread(magic, 1, 4, fp) != 4)
+			magic[0] = '\0';
+		fclose(fp);
+	}
+	if (memcmp(magic, "GGUF", 4) == 0)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF files are an export format; import the Hugging Face or llama.cpp source model",
+		    path);
+	if (len > 12 && strcmp(path + len - 12, ".safetensors") == 0)
+		return fte_error_set(FTE_ENOTSUP, "%s: a weights file alone has no configuration; give the directory holding it and config.json",
+		    path);
+	return fte_llama2c_load(path, out);
 }

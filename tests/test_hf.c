@@ -388,6 +388,11 @@ test_bad(void)
 	snprintf(cfg, sizeof(cfg), "%s/config.json", d);
 	snprintf(st, sizeof(st), "%s/model.safetensors", d);
 	expect_fail(tmp_path("nothing"), FTE_ENOENT, "nothing", "cannot open");
+	char lone[4096];
+	snprintf(lone, sizeof(lone), "%s/model.safetensors", fixture_dir("llama_tied"));
+	expect_fail(lone, FTE_ENOTSUP, "model.safetensors", "config.json");
+	text_write(tmp_path("x.gguf"), "GGUF\3\0\0\0");
+	expect_fail(tmp_path("x.gguf"), FTE_ENOTSUP, "x.gguf", "GGUF");
 	CHECK(mkdir(d, 0755) == 0);
 	expect_fail(d, FTE_ENOENT, "bad", "no config.json");
 
