@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,12 +54,34 @@ state_final(const char *state)
 	    strcmp(state, "CANCELLED") == 0;
 }
 
+/* Set by ^C during watch and logs --follow, which then end their line
+ * and say the job goes on. */
+static volatile sig_atomic_t interrupted;
+
+static void
+on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void
+interrupt_catch(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+}
+
 static void
 sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !interrupted)
 		;
 }
 
@@ -366,6 +389,8 @@ cmd_job_logs(const struct opts *o, void *args, int argc, char **argv)
 	jreq.limit = LOGS_PAGE;
 	req.body_case = FT__REQUEST__BODY_JOB_LOGS;
 	req.job_logs = &jreq;
+	if (a->follow)
+		interrupt_catch();
 	for (;;) {
 		size_t n;
 		int final;
@@ -392,6 +417,8 @@ cmd_job_logs(const struct opts *o, void *args, int argc, char **argv)
 			return EXIT_OK;
 		if (n == 0)
 			sleep_ms(POLL_MS);
+		if (interrupted)
+			return EXIT_OK;
 	}
 }
 
@@ -431,13 +458,29 @@ json_line(json_t *j)
 	json_decref(j);
 }
 
+/* metric_json is one --json line of job watch: the metric and where the
+ * job stands. */
+static void
+metric_json(const Ft__JobInfo *j, const Ft__Metric *m)
+{
+	json_t *js = pb_json(&m->base);
+
+	json_object_set_new(js, "total_steps", json_integer(j->total_steps));
+	json_object_set_new(js, "epoch", json_integer(j->epoch));
+	json_object_set_new(js, "state", json_string(j->state));
+	json_line(js);
+}
+
 static int
 cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 {
 	Ft__Request req = FT__REQUEST__INIT;
 	Ft__JobMetricsRequest jreq = FT__JOB_METRICS_REQUEST__INIT;
 	int tty = isatty(STDOUT_FILENO), width = term_width(), drawn = 0, rc, done = 0;
-	char line[512], last[512] = "";
+	Ft__Metric seen = FT__METRIC__INIT;  /* the latest metric, for the line */
+	int last_has_val = 0, have_seen = 0;
+	uint32_t last = 0;
+	char line[512], prev[512] = "";
 	float val = NAN;
 	Ft__Reply *rep = NULL;
 	Ft__JobInfo *j;
@@ -448,12 +491,15 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 	jreq.limit = METRICS_PAGE;
 	req.body_case = FT__REQUEST__BODY_JOB_METRICS;
 	req.job_metrics = &jreq;
+	interrupt_catch();
 	for (;;) {
-		const Ft__Metric *m = NULL;
-		size_t n;
+		size_t n, fresh = 0;
 
 		if (rep != NULL)
 			ft_reply_free(rep);
+		/* The validation loss of a step may land after its metric row, so
+		 * the last step seen is asked for again until it has one. */
+		jreq.after_step = last > 0 && !last_has_val ? last - 1 : last;
 		if ((rc = call(o, &req, &rep)) != EXIT_OK) {
 			if (drawn && tty)
 				printf("\n");
@@ -466,34 +512,37 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 		}
 		n = rep->job_metrics->n_metrics;
 		for (size_t i = 0; i < n; i++) {
-			m = rep->job_metrics->metrics[i];
-			jreq.after_step = m->step;
-			if (isfinite(m->val_loss))
-				val = m->val_loss;
-			if (o->json) {
-				json_t *js = pb_json(&m->base);
+			const Ft__Metric *x = rep->job_metrics->metrics[i];
+			int has_val = isfinite(x->val_loss);
 
-				json_object_set_new(js, "total_steps", json_integer(j->total_steps));
-				json_object_set_new(js, "epoch", json_integer(j->epoch));
-				json_object_set_new(js, "state", json_string(j->state));
-				json_line(js);
+			if (x->step < last || (x->step == last && (!has_val || last_has_val)))
+				continue; /* seen already */
+			seen = *x;
+			have_seen = 1;
+			fresh++;
+			last = x->step;
+			last_has_val = has_val;
+			if (has_val)
+				val = x->val_loss;
+			if (o->json) {
+				metric_json(j, x);
 			} else if (!tty) {
-				watch_line(j, m, val, line, sizeof(line));
+				watch_line(j, x, val, line, sizeof(line));
 				printf("%s\n", line);
 			}
 		}
 		if (!o->json) {
-			if (!isfinite(val) && j->val_loss > 0)
+			if (isfinite(j->val_loss) && j->val_loss > 0)
 				val = j->val_loss;
-			watch_line(j, m != NULL ? m : NULL, val, line, sizeof(line));
-			if (tty && (m != NULL || strcmp(line, last) != 0 || !drawn)) {
+			watch_line(j, have_seen ? &seen : NULL, val, line, sizeof(line));
+			if (tty && strcmp(line, prev) != 0) {
 				/* Redraw in place, cut to the terminal, clearing what was longer. */
 				printf("\r%.*s\033[K", width - 1, line);
 				drawn = 1;
-			} else if (!tty && m == NULL && strcmp(line, last) != 0) {
-				printf("%s\n", line);
+			} else if (!tty && fresh == 0 && !have_seen && strcmp(line, prev) != 0) {
+				printf("%s\n", line); /* before training: state changes */
 			}
-			snprintf(last, sizeof(last), "%s", line);
+			snprintf(prev, sizeof(prev), "%s", line);
 			fflush(stdout);
 		}
 		if (n == METRICS_PAGE)
@@ -506,6 +555,14 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 			continue;
 		}
 		sleep_ms(POLL_MS);
+		if (interrupted) {
+			if (drawn && tty)
+				printf("\n");
+			fprintf(stderr, "ftctl: stopped watching; job %lld goes on "
+			    "(ftctl job cancel %lld stops it)\n", (long long)j->id, (long long)j->id);
+			ft_reply_free(rep);
+			return EXIT_REFUSED;
+		}
 	}
 	if (drawn && tty)
 		printf("\n");
