@@ -504,7 +504,8 @@ parse_asset(const char *rel, enum dataset_kind kind, struct dataset_report **rep
 	struct dataset_options opt = { .kind = kind, .max_issues = 1000 };
 	struct dataset *ds = NULL;
 
-	if (dataset_parse_file(ft_test_asset(rel), NULL, &opt, &ds, rep, err, sizeof(err)) != 0)
+	if (dataset_parse_file(ft_test_asset(rel), NULL, &opt, &ds, rep, err, sizeof(err)) != 0 &&
+	    strstr(rel, "seed_tasks") == NULL)
 		fprintf(stderr, "%s: %s\n", rel, err);
 	return ds;
 }
