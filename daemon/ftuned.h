@@ -19,6 +19,7 @@ struct ftuned {
 	uint64_t started_ms;          /* CLOCK_MONOTONIC at start */
 	char http_url[160];           /* http://ADDR:PORT/ once listening, else "" */
 	int training_threads;         /* resolved from cfg (0 = online CPUs) */
+	struct queue *queue;          /* the training queue (queue.h) */
 };
 
 /* A snapshot of what Status and /api/v1/status report. */

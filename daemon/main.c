@@ -24,6 +24,7 @@
 #include "log.h"
 #include "datasets.h"
 #include "notify.h"
+#include "queue.h"
 #include "registry.h"
 #include "rpc.h"
 #include "store.h"
@@ -285,6 +286,10 @@ main(int argc, char **argv)
 		log_error("state: %s", err);
 		goto out;
 	}
+	if (queue_start(&d, &d.queue, err, sizeof(err)) != 0) {
+		log_error("queue: %s", err);
+		goto out;
+	}
 	if (socket_dir_make(d.cfg.socket_url, err, sizeof(err)) != 0 ||
 	    rpc_server_start(&d, &rpc, err, sizeof(err)) != 0 ||
 	    web_server_start(&d, &web, err, sizeof(err)) != 0) {
@@ -306,6 +311,7 @@ main(int argc, char **argv)
 out:
 	web_server_stop(web);
 	rpc_server_stop(rpc);
+	queue_stop(d.queue);
 	store_close(d.store);
 	unlink_pidfile(d.cfg.state_dir);
 	close(lock_fd);

@@ -696,3 +696,34 @@ model_info_free(struct model_info *m)
 	m->config_json = m->lineage_json = NULL;
 	m->files = NULL;
 }
+
+int
+registry_model_config(const struct model_info *m, fte_config *out)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(m->config_json, 0, &jerr);
+	const char *arch = NULL, *rope = NULL;
+	double eps = 0, theta = 0;
+	int tied = 0, qkv = 0;
+	fte_config c;
+
+	memset(&c, 0, sizeof(c));
+	if (j == NULL || json_unpack(j, "{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:F,s:F,s:s,s:b,s:b,s:i,s:i}",
+	    "arch", &arch, "n_layers", &c.n_layers, "dim", &c.dim, "n_heads", &c.n_heads,
+	    "n_kv_heads", &c.n_kv_heads, "head_dim", &c.head_dim, "ffn_dim", &c.ffn_dim,
+	    "vocab_size", &c.vocab_size, "max_seq_len", &c.max_seq_len, "norm_eps", &eps,
+	    "rope_theta", &theta, "rope_style", &rope, "tied_embeddings", &tied,
+	    "qkv_bias", &qkv, "bos_id", &c.bos_id, "eos_id", &c.eos_id) != 0) {
+		json_decref(j);
+		return -1;
+	}
+	c.arch = strcmp(arch, "gpt2") == 0 ? FTE_ARCH_GPT2 : FTE_ARCH_LLAMA;
+	c.rope_style = strcmp(rope, "interleaved") == 0 ? FTE_ROPE_INTERLEAVED : FTE_ROPE_HALF;
+	c.norm_eps = (float)eps;
+	c.rope_theta = (float)theta;
+	c.tied_embeddings = tied;
+	c.qkv_bias = qkv;
+	json_decref(j);
+	*out = c;
+	return 0;
+}

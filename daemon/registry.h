@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fte.h"
 #include "ftuned.h"
 
 #define REGISTRY_NAME_MAX 100
@@ -88,6 +89,10 @@ int registry_model_remove(struct ftuned *d, uint32_t uid, int admin,
 /* registry_model_verify rehashes the model's files and compares them with
  * the registry: a corrupted file is found before it is used.  0 or -1. */
 int registry_model_verify(const struct model_info *m, char *err, size_t err_len);
+
+/* registry_model_config reads the model's engine configuration back from
+ * the registry (no weights loaded).  0 or -1. */
+int registry_model_config(const struct model_info *m, fte_config *out);
 
 void model_info_free(struct model_info *m);
 

@@ -42,6 +42,12 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_DATA_LIST, "DataList", rpc_data_list, 0 },
 	{ FT__REQUEST__BODY_DATA_SHOW, "DataShow", rpc_data_show, 0 },
 	{ FT__REQUEST__BODY_DATA_REMOVE, "DataRemove", rpc_data_remove, RPC_WRITE },
+	{ FT__REQUEST__BODY_JOB_SUBMIT, "JobSubmit", rpc_job_submit, RPC_WRITE },
+	{ FT__REQUEST__BODY_JOB_LIST, "JobList", rpc_job_list, 0 },
+	{ FT__REQUEST__BODY_JOB_SHOW, "JobShow", rpc_job_show, 0 },
+	{ FT__REQUEST__BODY_JOB_CANCEL, "JobCancel", rpc_job_cancel, RPC_WRITE },
+	{ FT__REQUEST__BODY_JOB_METRICS, "JobMetrics", rpc_job_metrics, 0 },
+	{ FT__REQUEST__BODY_JOB_LOGS, "JobLogs", rpc_job_logs, 0 },
 };
 
 struct rpc_mem {
@@ -156,7 +162,7 @@ rpc_dispatch(struct ftuned *d, uint64_t uid, uint64_t gid, uint64_t pid,
 		if ((m->flags & RPC_WRITE) || code != FT__CODE__OK)
 			log_info("rpc %s uid %llu: %s%s%s (%llu ms)", m->name,
 			    (unsigned long long)uid, ft_code_name(code),
-			    rep.message ? ": " : "", rep.message ? rep.message : "",
+			    rep.message[0] ? ": " : "", rep.message,
 			    (unsigned long long)(ftuned_now_ms() - t0));
 		else
 			log_debug("rpc %s uid %llu: OK (%llu ms)", m->name,

@@ -56,6 +56,12 @@ int rpc_data_validate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *
 int rpc_data_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_data_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_data_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_job_submit(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_job_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_job_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_job_cancel(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_job_metrics(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_job_logs(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 
 struct rpc_server;
 

@@ -1,0 +1,437 @@
+/* jobs.c - job rows: insert, load, list, state changes, metrics, logs. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "jobs.h"
+#include "log.h"
+
+static const char *state_names[] = { "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED" };
+
+const char *
+job_state_name(enum job_state s)
+{
+	return state_names[s];
+}
+
+int
+jobs_insert(struct ftuned *d, uint32_t uid, const Ft__JobSpec *spec, int64_t base_id,
+    int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err, size_t err_len)
+{
+	size_t len = ft__job_spec__get_packed_size(spec);
+	uint8_t *buf = malloc(len ? len : 1);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int code = FT__CODE__INTERNAL;
+
+	if (buf == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	}
+	ft__job_spec__pack(spec, buf);
+	db = store_lock(d->store);
+	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (owner_uid, state, priority, created_at, spec, "
+	    "name, base_id, dataset_id, memory_bytes) VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?)",
+	    -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_int(st, 2, spec->priority);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+		sqlite3_bind_blob(st, 4, buf, (int)len, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, spec->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, base_id);
+		sqlite3_bind_int64(st, 7, dataset_id);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)memory_bytes);
+		if (sqlite3_step(st) == SQLITE_DONE) {
+			*id = sqlite3_last_insert_rowid(db);
+			code = FT__CODE__OK;
+		}
+		sqlite3_finalize(st);
+	}
+	if (code != FT__CODE__OK)
+		snprintf(err, err_len, "jobs: %s", sqlite3_errmsg(db));
+	store_unlock(d->store);
+	free(buf);
+	return code;
+}
+
+#define JOB_COLUMNS "j.id, j.spec, j.state, j.stage, j.owner_uid, j.created_at, j.started_at, " \
+	"j.finished_at, j.base_id, j.dataset_id, j.step, j.total_steps, j.epoch, " \
+	"j.checkpoint_step, j.loss, j.val_loss, j.base_val_loss, j.tokens_per_s, j.error, " \
+	"m.name, j.memory_bytes"
+#define JOB_FROM " FROM jobs j LEFT JOIN models m ON m.id = j.result_model_id "
+
+static double
+column_real(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+static void
+row_to_job(sqlite3_stmt *st, struct job_info *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->id = sqlite3_column_int64(st, 0);
+	j->spec = ft__job_spec__unpack(NULL, (size_t)sqlite3_column_bytes(st, 1),
+	    sqlite3_column_blob(st, 1));
+	snprintf(j->state, sizeof(j->state), "%s", sqlite3_column_text(st, 2));
+	snprintf(j->stage, sizeof(j->stage), "%s", sqlite3_column_text(st, 3));
+	j->owner_uid = (uint32_t)sqlite3_column_int64(st, 4);
+	j->created_at = sqlite3_column_int64(st, 5);
+	j->started_at = sqlite3_column_int64(st, 6);
+	j->finished_at = sqlite3_column_int64(st, 7);
+	j->base_id = sqlite3_column_int64(st, 8);
+	j->dataset_id = sqlite3_column_int64(st, 9);
+	j->step = (uint32_t)sqlite3_column_int(st, 10);
+	j->total_steps = (uint32_t)sqlite3_column_int(st, 11);
+	j->epoch = (uint32_t)sqlite3_column_int(st, 12);
+	j->checkpoint_step = (uint32_t)sqlite3_column_int(st, 13);
+	j->loss = column_real(st, 14);
+	j->val_loss = column_real(st, 15);
+	j->base_val_loss = column_real(st, 16);
+	j->tokens_per_s = column_real(st, 17);
+	snprintf(j->error, sizeof(j->error), "%s", sqlite3_column_text(st, 18));
+	if (sqlite3_column_type(st, 19) != SQLITE_NULL)
+		snprintf(j->result_model, sizeof(j->result_model), "%s", sqlite3_column_text(st, 19));
+	j->memory_bytes = (uint64_t)sqlite3_column_int64(st, 20);
+}
+
+int
+jobs_get(struct ftuned *d, int64_t id, struct job_info *out)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT " JOB_COLUMNS JOB_FROM "WHERE j.id = ?", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			row_to_job(st, out);
+			rc = out->spec != NULL ? 0 : -1;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return rc;
+}
+
+int
+jobs_list(struct ftuned *d, const char *state, uint32_t owner, int limit,
+    struct job_info **out, size_t *n)
+{
+	sqlite3 *db = store_lock(d->store);
+	struct job_info *list = NULL;
+	sqlite3_stmt *st;
+	size_t count = 0;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT " JOB_COLUMNS JOB_FROM "WHERE (?1 = '' OR j.state = ?1) "
+	    "AND (?2 < 0 OR j.owner_uid = ?2) ORDER BY j.id DESC LIMIT ?3", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, owner == UINT32_MAX ? -1 : (sqlite3_int64)owner);
+		sqlite3_bind_int(st, 3, limit);
+		rc = 0;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			struct job_info *nl = realloc(list, (count + 1) * sizeof(*nl));
+
+			if (nl == NULL) {
+				rc = -1;
+				break;
+			}
+			list = nl;
+			row_to_job(st, &list[count]);
+			if (list[count].spec != NULL)
+				count++;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	*out = list;
+	*n = count;
+	return rc;
+}
+
+static int64_t
+query_int(struct ftuned *d, const char *sql, int64_t arg)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, arg);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return v;
+}
+
+int64_t
+jobs_next(struct ftuned *d)
+{
+	return query_int(d, "SELECT id FROM jobs WHERE state = 'QUEUED' AND ?1 = ?1 "
+	    "ORDER BY priority DESC, id LIMIT 1", 0);
+}
+
+int
+jobs_count_active(struct ftuned *d, uint32_t uid)
+{
+	return (int)query_int(d, "SELECT count(*) FROM jobs WHERE owner_uid = ? AND state IN "
+	    "('QUEUED', 'RUNNING')", uid);
+}
+
+/* Runs one UPDATE with bound values; returns rows changed or -1. */
+static int
+update(struct ftuned *d, const char *sql, const char *types, ...)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	va_list ap;
+	int changed = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		va_start(ap, types);
+		for (int i = 0; types[i]; i++) {
+			switch (types[i]) {
+			case 'i': sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
+			case 's': sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
+			case 'd': {
+				double v = va_arg(ap, double);
+
+				if (isnan(v))
+					sqlite3_bind_null(st, i + 1);
+				else
+					sqlite3_bind_double(st, i + 1, v);
+				break;
+			}
+			}
+		}
+		va_end(ap);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			changed = sqlite3_changes(db);
+		sqlite3_finalize(st);
+	}
+	if (changed < 0)
+		log_error("jobs: %s", sqlite3_errmsg(db));
+	store_unlock(d->store);
+	return changed;
+}
+
+int
+jobs_set_state(struct ftuned *d, int64_t id, enum job_state to, const char *error)
+{
+	int64_t now = (int64_t)time(NULL);
+	int n;
+
+	if (to == JOB_RUNNING)
+		n = update(d, "UPDATE jobs SET state = 'RUNNING', started_at = CASE WHEN started_at = 0 "
+		    "THEN ?1 ELSE started_at END, stage = 'starting' WHERE id = ?2 AND state = 'QUEUED'",
+		    "ii", now, id);
+	else if (to == JOB_QUEUED)
+		n = update(d, "UPDATE jobs SET state = 'QUEUED', stage = '' WHERE id = ?1 AND "
+		    "state = 'RUNNING'", "i", id);
+	else
+		n = update(d, "UPDATE jobs SET state = ?1, finished_at = ?2, stage = '', error = ?3 "
+		    "WHERE id = ?4 AND state IN ('QUEUED', 'RUNNING')", "sisi", job_state_name(to),
+		    now, error ? error : "", id);
+	return n == 1 ? 0 : -1;
+}
+
+void
+jobs_set_stage(struct ftuned *d, int64_t id, const char *stage)
+{
+	update(d, "UPDATE jobs SET stage = ?1 WHERE id = ?2", "si", stage, id);
+}
+
+void
+jobs_set_progress(struct ftuned *d, int64_t id, uint32_t step, uint32_t total, uint32_t epoch,
+    double loss, double tokens_per_s)
+{
+	update(d, "UPDATE jobs SET step = ?1, total_steps = ?2, epoch = ?3, loss = ?4, "
+	    "tokens_per_s = ?5 WHERE id = ?6", "iiiddi", (int64_t)step, (int64_t)total,
+	    (int64_t)epoch, loss, tokens_per_s, id);
+}
+
+void
+jobs_set_checkpoint(struct ftuned *d, int64_t id, uint32_t step)
+{
+	update(d, "UPDATE jobs SET checkpoint_step = ?1 WHERE id = ?2", "ii", (int64_t)step, id);
+}
+
+void
+jobs_set_val_loss(struct ftuned *d, int64_t id, double val_loss, int is_base)
+{
+	update(d, is_base ? "UPDATE jobs SET base_val_loss = ?1 WHERE id = ?2" :
+	    "UPDATE jobs SET val_loss = ?1 WHERE id = ?2", "di", val_loss, id);
+}
+
+void
+jobs_set_result(struct ftuned *d, int64_t id, int64_t model_id)
+{
+	update(d, "UPDATE jobs SET result_model_id = ?1 WHERE id = ?2", "ii", model_id, id);
+}
+
+int
+jobs_requeue_running(struct ftuned *d)
+{
+	return update(d, "UPDATE jobs SET state = 'QUEUED', stage = '' WHERE state = 'RUNNING' "
+	    "AND ?1 = ?1", "i", (int64_t)0);
+}
+
+void
+jobs_metric_add(struct ftuned *d, int64_t id, uint32_t step, double loss, double lr,
+    double grad_norm, double tokens_per_s)
+{
+	update(d, "INSERT OR REPLACE INTO metrics (job_id, step, loss, lr, grad_norm, tokens_per_s) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "iidddd", id, (int64_t)step, loss, lr, grad_norm,
+	    tokens_per_s);
+}
+
+void
+jobs_metric_val(struct ftuned *d, int64_t id, uint32_t step, double val_loss)
+{
+	update(d, "INSERT INTO metrics (job_id, step, val_loss) VALUES (?1, ?2, ?3) "
+	    "ON CONFLICT (job_id, step) DO UPDATE SET val_loss = excluded.val_loss",
+	    "iid", id, (int64_t)step, val_loss);
+}
+
+int
+jobs_metrics(struct ftuned *d, int64_t id, uint32_t after_step, uint32_t limit,
+    Ft__Metric ***out, size_t *n)
+{
+	sqlite3 *db = store_lock(d->store);
+	Ft__Metric **list = NULL;
+	sqlite3_stmt *st;
+	size_t count = 0;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT step, loss, lr, grad_norm, tokens_per_s, val_loss FROM "
+	    "metrics WHERE job_id = ? AND step > ? ORDER BY step LIMIT ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, after_step);
+		sqlite3_bind_int64(st, 3, limit ? limit : 100000);
+		rc = 0;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			Ft__Metric **nl = realloc(list, (count + 1) * sizeof(*nl));
+			Ft__Metric *m = malloc(sizeof(*m));
+
+			if (nl == NULL || m == NULL) {
+				free(m);
+				if (nl != NULL)
+					list = nl;
+				rc = -1;
+				break;
+			}
+			list = nl;
+			ft__metric__init(m);
+			m->step = (uint32_t)sqlite3_column_int64(st, 0);
+			m->loss = (float)column_real(st, 1);
+			m->lr = (float)column_real(st, 2);
+			m->grad_norm = (float)column_real(st, 3);
+			m->tokens_per_s = (float)column_real(st, 4);
+			m->val_loss = (float)column_real(st, 5);
+			list[count++] = m;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	*out = list;
+	*n = count;
+	return rc;
+}
+
+void
+jobs_metrics_free(Ft__Metric **m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(m[i]);
+	free(m);
+}
+
+void
+jobs_log(struct ftuned *d, int64_t id, const char *level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (strcmp(level, "error") == 0)
+		log_error("job %lld: %s", (long long)id, msg);
+	else
+		log_info("job %lld: %s", (long long)id, msg);
+	update(d, "INSERT INTO job_logs (job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)",
+	    "iiss", id, (int64_t)time(NULL), level, msg);
+}
+
+int
+jobs_logs(struct ftuned *d, int64_t id, int64_t after, uint32_t limit, Ft__LogLine ***out,
+    size_t *n)
+{
+	sqlite3 *db = store_lock(d->store);
+	Ft__LogLine **list = NULL;
+	sqlite3_stmt *st;
+	size_t count = 0;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT seq, time, level, message FROM job_logs WHERE job_id = ? "
+	    "AND seq > ? ORDER BY seq LIMIT ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, after);
+		sqlite3_bind_int64(st, 3, limit ? limit : 1000);
+		rc = 0;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			Ft__LogLine **nl = realloc(list, (count + 1) * sizeof(*nl));
+			const char *lv = (const char *)sqlite3_column_text(st, 2);
+			const char *msg = (const char *)sqlite3_column_text(st, 3);
+			size_t lvn = strlen(lv) + 1, msgn = strlen(msg) + 1;
+			Ft__LogLine *l = malloc(sizeof(*l) + lvn + msgn);
+
+			if (nl == NULL || l == NULL) {
+				free(l);
+				if (nl != NULL)
+					list = nl;
+				rc = -1;
+				break;
+			}
+			list = nl;
+			ft__log_line__init(l);
+			l->seq = sqlite3_column_int64(st, 0);
+			l->time = sqlite3_column_int64(st, 1);
+			l->level = (char *)(l + 1);
+			memcpy(l->level, lv, lvn);
+			l->message = l->level + lvn;
+			memcpy(l->message, msg, msgn);
+			list[count++] = l;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	*out = list;
+	*n = count;
+	return rc;
+}
+
+void
+jobs_logs_free(Ft__LogLine **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+void
+job_info_free(struct job_info *j)
+{
+	if (j->spec != NULL)
+		ft__job_spec__free_unpacked(j->spec, NULL);
+	j->spec = NULL;
+}

@@ -1,0 +1,87 @@
+/*
+ * jobs.h - job rows in SQLite: the specification, state, progress,
+ * metrics and logs of training jobs.  The queue (queue.c) decides what runs;
+ * the code running a job (train_job.c) reports through these functions, so
+ * ftctl and the dashboard read progress from the same rows.
+ */
+#ifndef FT_JOBS_H
+#define FT_JOBS_H
+
+#include <stdint.h>
+
+#include "ft_wire.h"
+#include "ftuned.h"
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
+
+struct job_info {
+	int64_t id;
+	Ft__JobSpec *spec;          /* unpacked; free with job_info_free */
+	char state[12];
+	char stage[16];
+	uint32_t owner_uid;
+	int64_t created_at, started_at, finished_at;
+	int64_t base_id, dataset_id;
+	uint32_t step, total_steps, epoch, checkpoint_step;
+	double loss, val_loss, base_val_loss, tokens_per_s; /* NAN when unknown */
+	char error[512];
+	char result_model[101];
+	uint64_t memory_bytes;
+};
+
+const char *job_state_name(enum job_state s);
+
+/* jobs_insert stores a QUEUED job (spec packed as protobuf). FT__CODE__*. */
+int jobs_insert(struct ftuned *d, uint32_t uid, const Ft__JobSpec *spec, int64_t base_id,
+    int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err, size_t err_len);
+
+/* jobs_get loads one job (0) or returns -1 when there is none. */
+int jobs_get(struct ftuned *d, int64_t id, struct job_info *out);
+
+/* jobs_list returns jobs newest first, filtered by state ("" = any) and
+ * owner (UINT32_MAX = any), at most limit. */
+int jobs_list(struct ftuned *d, const char *state, uint32_t owner, int limit,
+    struct job_info **out, size_t *n);
+
+/* jobs_next returns the id of the QUEUED job to run next (priority, then
+ * submission order) or 0. */
+int64_t jobs_next(struct ftuned *d);
+
+/* jobs_count_active counts a user's QUEUED and RUNNING jobs. */
+int jobs_count_active(struct ftuned *d, uint32_t uid);
+
+/* State changes, each in its own transaction.  jobs_set_state from RUNNING
+ * or QUEUED only (a finished job never changes again); returns 0 when the
+ * row changed. */
+int jobs_set_state(struct ftuned *d, int64_t id, enum job_state to, const char *error);
+void jobs_set_stage(struct ftuned *d, int64_t id, const char *stage);
+void jobs_set_progress(struct ftuned *d, int64_t id, uint32_t step, uint32_t total,
+    uint32_t epoch, double loss, double tokens_per_s);
+void jobs_set_checkpoint(struct ftuned *d, int64_t id, uint32_t step);
+void jobs_set_val_loss(struct ftuned *d, int64_t id, double val_loss, int is_base);
+void jobs_set_result(struct ftuned *d, int64_t id, int64_t model_id);
+
+/* jobs_requeue_running puts jobs left RUNNING by a crash or shutdown back
+ * in the queue; they resume from their last checkpoint.  Returns how many. */
+int jobs_requeue_running(struct ftuned *d);
+
+/* Metrics: one row per step; a step seen again after a resume replaces its
+ * row.  jobs_metric_val adds the validation loss measured after a step
+ * (step 0: before training). */
+void jobs_metric_add(struct ftuned *d, int64_t id, uint32_t step, double loss, double lr,
+    double grad_norm, double tokens_per_s);
+void jobs_metric_val(struct ftuned *d, int64_t id, uint32_t step, double val_loss);
+int jobs_metrics(struct ftuned *d, int64_t id, uint32_t after_step, uint32_t limit,
+    Ft__Metric ***out, size_t *n);
+void jobs_metrics_free(Ft__Metric **m, size_t n);
+
+/* jobs_log appends to the job's log (and the daemon's). */
+void jobs_log(struct ftuned *d, int64_t id, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int jobs_logs(struct ftuned *d, int64_t id, int64_t after, uint32_t limit,
+    Ft__LogLine ***out, size_t *n);
+void jobs_logs_free(Ft__LogLine **l, size_t n);
+
+void job_info_free(struct job_info *j);
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * queue.c - the training queue.
+ *
+ * DESIGN: jobs live in SQLite (jobs.c); the queue is a scheduler thread
+ * that, whenever it is woken (a submission, a job ending, a cancel) or once
+ * a second, asks the executor for free slots and starts the next QUEUED job
+ * by priority, then submission order.  Starting marks the row RUNNING in
+ * the same critical section, so a cancel (which takes the same lock) sees
+ * either a queued job it can cancel in the table, or a running one it asks
+ * the executor to stop.  Nothing about a job lives only in memory: after a
+ * crash, rows left RUNNING go back to QUEUED and resume from their last
+ * checkpoint.  RPC handlers only validate and insert; all slow work happens
+ * on the executor's threads.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "datasets.h"
+#include "executor.h"
+#include "fte.h"
+#include "jobs.h"
+#include "log.h"
+#include "queue.h"
+#include "registry.h"
+
+struct queue {
+	struct ftuned *d;
+	struct executor *ex;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	int stopping;
+	int woken;
+};
+
+static void
+queue_wake(void *arg)
+{
+	struct queue *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	q->woken = 1;
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static void *
+scheduler(void *arg)
+{
+	struct queue *q = arg;
+	char err[512];
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->stopping) {
+		int64_t id;
+
+		while (q->ex->ops->slots_free(q->ex) > 0 && (id = jobs_next(q->d)) > 0) {
+			/* Claimed under the lock, so a cancel sees QUEUED or RUNNING. */
+			if (jobs_set_state(q->d, id, JOB_RUNNING, NULL) != 0)
+				break;
+			/* Started outside it: a finishing job's thread wakes us. */
+			pthread_mutex_unlock(&q->lock);
+			jobs_log(q->d, id, "info", "started on the %s executor", q->ex->ops->name);
+			if (q->ex->ops->start(q->ex, id, err, sizeof(err)) != 0) {
+				jobs_log(q->d, id, "error", "%s", err);
+				jobs_set_state(q->d, id, JOB_FAILED, err);
+			}
+			pthread_mutex_lock(&q->lock);
+		}
+		if (!q->woken) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&q->wake, &q->lock, &ts);
+		}
+		q->woken = 0;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+int
+queue_start(struct ftuned *d, struct queue **out, char *err, size_t err_len)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+	int n;
+
+	if (q == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	q->d = d;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->wake, NULL);
+	if ((n = jobs_requeue_running(d)) > 0)
+		log_info("queue: %d interrupted job%s queued again, to resume from checkpoints",
+		    n, n == 1 ? "" : "s");
+	if ((q->ex = executor_local_create(d, 1, queue_wake, q)) == NULL) {
+		snprintf(err, err_len, "cannot create the local executor");
+		free(q);
+		return -1;
+	}
+	if ((errno = pthread_create(&q->thread, NULL, scheduler, q)) != 0) {
+		snprintf(err, err_len, "scheduler thread: %s", strerror(errno));
+		q->ex->ops->shutdown(q->ex);
+		free(q);
+		return -1;
+	}
+	*out = q;
+	return 0;
+}
+
+void
+queue_stop(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stopping = 1;
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	q->ex->ops->shutdown(q->ex);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->wake);
+	free(q);
+}
+
+/* Gives an empty string field of the (unpacked, malloc-allocated) spec its
+ * default, so that free_unpacked still frees it correctly. */
+static void
+spec_default_str(char **field, const char *def)
+{
+	char *s;
+
+	if ((*field != NULL && (*field)[0] != '\0') || (s = strdup(def)) == NULL)
+		return;
+	if (*field != NULL && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = s;
+}
+
+static uint64_t
+memory_budget(const struct ftuned *d)
+{
+	if (d->cfg.memory_budget > 0)
+		return (uint64_t)d->cfg.memory_budget;
+	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 4 * 3;
+}
+
+#define BAD(...) do { snprintf(err, err_len, __VA_ARGS__); return FT__CODE__INVALID_ARGUMENT; } while (0)
+
+/* Fills defaults and range-checks every hyperparameter. */
+static int
+spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char *err, size_t err_len)
+{
+	unsigned targets;
+
+	spec_default_str(&s->type, "sft");
+	spec_default_str(&s->method, "full");
+	spec_default_str(&s->schedule, "cosine");
+	spec_default_str(&s->template_, "alpaca");
+	if (strcmp(s->type, "sft") != 0 && strcmp(s->type, "cpt") != 0)
+		BAD("--type must be sft or cpt, not '%s'", s->type);
+	if (strcmp(s->type, "sft") == 0 && strcmp(dataset_kind, "instruct") != 0)
+		BAD("an sft job needs an instruct dataset; this one holds %s", dataset_kind);
+	if (strcmp(s->type, "cpt") == 0 && strcmp(dataset_kind, "text") != 0)
+		BAD("a cpt job needs a text dataset; this one holds %s", dataset_kind);
+	if (strcmp(s->method, "full") != 0 && strcmp(s->method, "lora") != 0)
+		BAD("--method must be full or lora, not '%s'", s->method);
+	if (strcmp(s->method, "lora") == 0) {
+		if (s->lora_rank == 0)
+			s->lora_rank = 8;
+		if (s->lora_alpha == 0)
+			s->lora_alpha = 16;
+		spec_default_str(&s->lora_targets, "q,v");
+		if (s->lora_rank > 1024)
+			BAD("--lora-rank %u is out of range [1, 1024]", s->lora_rank);
+		if (!(s->lora_alpha > 0 && s->lora_alpha < 1e6f))
+			BAD("--lora-alpha must be positive");
+		if (!(s->lora_dropout >= 0 && s->lora_dropout < 1))
+			BAD("--lora-dropout must be in [0, 1)");
+		if (fte_lora_targets_parse(s->lora_targets, &targets) != FTE_OK)
+			BAD("--lora-targets: %s", fte_last_error());
+		if (mc->arch == FTE_ARCH_GPT2 && (targets & FTE_LORA_GATE))
+			BAD("--lora-targets: GPT-2 has no gate projection");
+	} else if (s->lora_rank != 0) {
+		BAD("--lora-rank needs --method lora");
+	}
+	if (s->epochs == 0)
+		s->epochs = 1;
+	if (s->epochs > 1000)
+		BAD("--epochs %u is out of range [1, 1000]", s->epochs);
+	if (s->lr == 0)
+		s->lr = strcmp(s->method, "lora") == 0 ? 2e-4f : 1e-4f;
+	if (!(s->lr > 0 && s->lr <= 1))
+		BAD("--lr must be in (0, 1]");
+	if (s->batch_size == 0)
+		s->batch_size = 4;
+	if (s->batch_size > 4096)
+		BAD("--batch-size %u is out of range [1, 4096]", s->batch_size);
+	if (s->grad_accum == 0)
+		s->grad_accum = 1;
+	if (s->grad_accum > 4096)
+		BAD("--grad-accum %u is out of range [1, 4096]", s->grad_accum);
+	if (s->seq_len == 0)
+		s->seq_len = mc->max_seq_len < 256 ? (uint32_t)mc->max_seq_len : 256;
+	if (s->seq_len < 2 || s->seq_len > (uint32_t)mc->max_seq_len)
+		BAD("--seq-len %u is out of range [2, %d] (the model's context)", s->seq_len, mc->max_seq_len);
+	if (strcmp(s->schedule, "constant") && strcmp(s->schedule, "linear") && strcmp(s->schedule, "cosine"))
+		BAD("--schedule must be constant, linear or cosine, not '%s'", s->schedule);
+	if (!(s->weight_decay >= 0 && s->weight_decay <= 1))
+		BAD("--weight-decay must be in [0, 1]");
+	if (!(s->clip >= 0 && s->clip < 1e6f))
+		BAD("--clip must be >= 0 (0 turns clipping off)");
+	if (s->warmup > 1000000 || s->eval_every > 1000000 || s->save_every > 1000000 ||
+	    s->max_steps > 10000000 || s->early_stop > 1000)
+		BAD("--warmup, --eval-every, --save-every, --max-steps or --early-stop out of range");
+	if (s->priority < -100 || s->priority > 100)
+		BAD("--priority %d is out of range [-100, 100]", s->priority);
+	if (s->seed == 0)
+		s->seed = 1;
+	if (s->name[0] != '\0' && registry_name_check(s->name, err, err_len) != 0)
+		return FT__CODE__INVALID_ARGUMENT;
+	if (strcmp(s->template_, "alpaca") != 0) {
+		fte_template *tp;
+
+		if (fte_template_custom(s->template_, &tp) != FTE_OK)
+			BAD("--template: %s", fte_last_error());
+		fte_template_free(tp);
+	}
+	return FT__CODE__OK;
+}
+
+/* The trainer configuration a spec describes (also used by train_job.c). */
+void queue_train_config(const Ft__JobSpec *s, fte_train_config *tc);
+
+void
+queue_train_config(const Ft__JobSpec *s, fte_train_config *tc)
+{
+	fte_train_config_default(tc);
+	tc->batch = (int)s->batch_size;
+	tc->seq = (int)s->seq_len;
+	tc->lr = s->lr;
+	tc->weight_decay = s->weight_decay;
+	tc->clip = s->clip;
+	tc->schedule = strcmp(s->schedule, "linear") == 0 ? FTE_SCHEDULE_LINEAR :
+	    strcmp(s->schedule, "cosine") == 0 ? FTE_SCHEDULE_COSINE : FTE_SCHEDULE_CONSTANT;
+	tc->warmup_steps = (int)s->warmup;
+	tc->seed = s->seed;
+	/* The job sets the real count once the data is tokenized. */
+	tc->total_steps = s->max_steps ? (int)s->max_steps : 1;
+	if (strcmp(s->method, "lora") == 0) {
+		tc->lora.rank = (int)s->lora_rank;
+		tc->lora.alpha = s->lora_alpha;
+		tc->lora.dropout = s->lora_dropout;
+		if (fte_lora_targets_parse(s->lora_targets, &tc->lora.targets) != FTE_OK)
+			tc->lora.targets = FTE_LORA_Q | FTE_LORA_V;
+	}
+}
+
+static void
+size_format(uint64_t b, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.1f MiB", (double)b / (1 << 20));
+}
+
+int
+queue_submit(struct queue *q, uint32_t uid, Ft__JobSpec *spec, int64_t *id, char *err, size_t err_len)
+{
+	struct ftuned *d = q->d;
+	struct model_info m;
+	struct dataset_info ds;
+	fte_config mc;
+	fte_train_config tc;
+	fte_memory mem;
+	int code;
+
+	if (spec->base_model[0] == '\0' || spec->data[0] == '\0') {
+		snprintf(err, err_len, "a job needs --base MODEL and --data DATASET");
+		return FT__CODE__INVALID_ARGUMENT;
+	}
+	if (registry_model_find(d, spec->base_model, &m) != 0) {
+		snprintf(err, err_len, "no model '%s' (see ftctl model ls)", spec->base_model);
+		return FT__CODE__NOT_FOUND;
+	}
+	if (datasets_find(d, spec->data, &ds) != 0) {
+		snprintf(err, err_len, "no dataset '%s' (see ftctl data ls)", spec->data);
+		model_info_free(&m);
+		return FT__CODE__NOT_FOUND;
+	}
+	if (registry_model_config(&m, &mc) != 0) {
+		snprintf(err, err_len, "model '%s' has an unreadable configuration", m.name);
+		code = FT__CODE__INTERNAL;
+		goto out;
+	}
+	if ((code = spec_check(spec, &mc, ds.kind, err, err_len)) != FT__CODE__OK)
+		goto out;
+	queue_train_config(spec, &tc);
+	if (fte_train_memory(&mc, &tc, &mem) != FTE_OK) {
+		snprintf(err, err_len, "invalid training configuration: %s", fte_last_error());
+		code = FT__CODE__INVALID_ARGUMENT;
+		goto out;
+	}
+	if (mem.total > memory_budget(d)) {
+		char need[32], have[32];
+
+		size_format(mem.total, need, sizeof(need));
+		size_format(memory_budget(d), have, sizeof(have));
+		snprintf(err, err_len, "the job needs %s (weights %.1f, gradients %.1f, optimizer %.1f, "
+		    "activations %.1f MiB) but the memory budget is %s: lower --batch-size or "
+		    "--seq-len, or use --method lora", need, (double)mem.weights / (1 << 20),
+		    (double)mem.grads / (1 << 20), (double)mem.optimizer / (1 << 20),
+		    (double)mem.activations / (1 << 20), have);
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+		goto out;
+	}
+	pthread_mutex_lock(&q->lock);
+	if (jobs_count_active(d, uid) >= d->cfg.max_queued_per_user) {
+		snprintf(err, err_len, "you have %d jobs queued or running, the most allowed "
+		    "(max_queued_per_user)", d->cfg.max_queued_per_user);
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	} else {
+		/* Store names as resolved ids can be renamed later; the spec keeps the names. */
+		code = jobs_insert(d, uid, spec, m.id, ds.id, mem.total, id, err, err_len);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (code == FT__CODE__OK) {
+		jobs_log(d, *id, "info", "queued by uid %u: %s %s of %s on %s, needs %.1f MiB", uid,
+		    spec->type, spec->method, m.name, ds.name, (double)mem.total / (1 << 20));
+		queue_wake(q);
+	}
+out:
+	model_info_free(&m);
+	dataset_info_free(&ds);
+	return code;
+}
+
+int
+queue_cancel(struct queue *q, uint32_t uid, int admin, int64_t id, char *err, size_t err_len)
+{
+	struct job_info j;
+	int code = FT__CODE__OK;
+
+	if (jobs_get(q->d, id, &j) != 0) {
+		snprintf(err, err_len, "no job %lld", (long long)id);
+		return FT__CODE__NOT_FOUND;
+	}
+	if (j.owner_uid != uid && !admin) {
+		snprintf(err, err_len, "job %lld belongs to uid %u", (long long)id, j.owner_uid);
+		job_info_free(&j);
+		return FT__CODE__PERMISSION_DENIED;
+	}
+	job_info_free(&j);
+	pthread_mutex_lock(&q->lock);
+	if (q->ex->ops->cancel(q->ex, id) == 0) {
+		jobs_log(q->d, id, "info", "cancel requested by uid %u", uid);
+	} else if (jobs_set_state(q->d, id, JOB_CANCELLED, "cancelled before it started") == 0) {
+		jobs_log(q->d, id, "info", "cancelled by uid %u while queued", uid);
+	} else {
+		snprintf(err, err_len, "job %lld has already finished", (long long)id);
+		code = FT__CODE__FAILED_PRECONDITION;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return code;
+}

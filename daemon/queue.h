@@ -1,0 +1,37 @@
+/*
+ * queue.h - the training queue: submission with validation and memory
+ * checks, priorities, cancellation, and recovery after a crash.
+ */
+#ifndef FT_QUEUE_H
+#define FT_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ft_wire.h"
+#include "ftuned.h"
+
+struct queue;
+
+/* queue_start requeues jobs a previous run left RUNNING and starts the
+ * scheduler thread with the local executor.  0, or -1 with err. */
+int queue_start(struct ftuned *d, struct queue **out, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* queue_stop stops scheduling, stops running jobs at their next step
+ * (they resume after restart), and frees the queue.  NULL is allowed. */
+void queue_stop(struct queue *q);
+
+/* queue_submit validates spec (filling in defaults), checks the memory
+ * the job needs against the budget and the user's queued-job cap, and
+ * queues it.  On success *info holds the stored specification. FT__CODE__*
+ * with a message in err otherwise. */
+int queue_submit(struct queue *q, uint32_t uid, Ft__JobSpec *spec, int64_t *id,
+    char *err, size_t err_len);
+
+/* queue_cancel cancels a queued or running job of uid's (or any, for an
+ * admin).  FT__CODE__*. */
+int queue_cancel(struct queue *q, uint32_t uid, int admin, int64_t id, char *err,
+    size_t err_len);
+
+#endif

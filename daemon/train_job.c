@@ -1,0 +1,698 @@
+/*
+ * train_job.c - runs one training job on the engine.  See train_job.h.
+ *
+ * Data order is a pure function of (seed, epoch, step): rows are shuffled
+ * per epoch with a seeded generator, and step s reads a fixed slice.  With
+ * the trainer's checkpoint (weights or adapters, AdamW moments, RNG, step),
+ * a resumed job therefore continues exactly as an uninterrupted one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "datasets.h"
+#include "fsutil.h"
+#include "fte.h"
+#include "jobs.h"
+#include "log.h"
+#include "registry.h"
+#include "train_job.h"
+
+#define DEFAULT_SAVE_EVERY 50
+
+void queue_train_config(const Ft__JobSpec *s, fte_train_config *tc);
+
+/* Training rows: n rows of T tokens with their targets (-1: no loss) and
+ * optional segment ids (packed documents). */
+struct rows {
+	int T;
+	size_t n, cap;
+	int *tokens, *targets, *segments;
+	size_t truncated;   /* SFT examples cut to fit T */
+};
+
+static int
+rows_grow(struct rows *r, int with_segments)
+{
+	size_t cap = r->cap ? r->cap * 2 : 64;
+	int *t = realloc(r->tokens, cap * r->T * sizeof(int));
+
+	if (t == NULL)
+		return -1;
+	r->tokens = t;
+	if ((t = realloc(r->targets, cap * r->T * sizeof(int))) == NULL)
+		return -1;
+	r->targets = t;
+	if (with_segments) {
+		if ((t = realloc(r->segments, cap * r->T * sizeof(int))) == NULL)
+			return -1;
+		r->segments = t;
+	}
+	r->cap = cap;
+	return 0;
+}
+
+static void
+rows_free(struct rows *r)
+{
+	free(r->tokens);
+	free(r->targets);
+	free(r->segments);
+}
+
+/* SFT: one row per record; the loss covers the response and EOS. */
+static int
+rows_sft(struct rows *r, const struct dataset *ds, const fte_template *tp,
+    const fte_tokenizer *tok, char *err, size_t err_len)
+{
+	for (size_t i = 0; i < dataset_count(ds); i++) {
+		const struct dataset_record *rec = dataset_sample(ds, i);
+		fte_record fr = { rec->instruction, rec->input, rec->output };
+		int *ids, *tk, *tg;
+		size_t n_ids, n_prompt, L;
+
+		if (fte_template_encode(tp, tok, &fr, &ids, &n_ids, &n_prompt) != FTE_OK) {
+			snprintf(err, err_len, "record %zu: %s", i + 1, fte_last_error());
+			return -1;
+		}
+		if (r->n == r->cap && rows_grow(r, 0) != 0) {
+			free(ids);
+			snprintf(err, err_len, "out of memory");
+			return -1;
+		}
+		if (n_ids > (size_t)r->T + 1) {
+			/* Too long: drop prompt tokens after the first (BOS) so the
+			 * response keeps its place, then cut the end if needed. */
+			size_t excess = n_ids - ((size_t)r->T + 1);
+			size_t drop = n_prompt > 1 ? (excess < n_prompt - 1 ? excess : n_prompt - 1) : 0;
+
+			memmove(ids + 1, ids + 1 + drop, (n_ids - 1 - drop) * sizeof(int));
+			n_ids -= drop;
+			n_prompt -= drop;
+			r->truncated++;
+		}
+		L = n_ids < (size_t)r->T + 1 ? n_ids : (size_t)r->T + 1;
+		tk = r->tokens + r->n * r->T;
+		tg = r->targets + r->n * r->T;
+		for (int t = 0; t < r->T; t++) {
+			if ((size_t)t + 1 < L) {
+				tk[t] = ids[t];
+				tg[t] = (size_t)t + 1 >= n_prompt ? ids[t + 1] : -1;
+			} else {
+				tk[t] = 0;  /* padding after the example: never attended to by it */
+				tg[t] = -1;
+			}
+		}
+		r->n++;
+		free(ids);
+	}
+	return 0;
+}
+
+/* CPT: documents (BOS ... EOS) packed into rows of T with segment ids. */
+static int
+rows_cpt(struct rows *r, const struct dataset *ds, const fte_tokenizer *tok, char *err,
+    size_t err_len)
+{
+	int eos = fte_tokenizer_eos(tok);
+	size_t cap = 0, n = 0;
+	int *stream = NULL, *seg = NULL;
+	int rc = -1;
+
+	for (size_t i = 0; i < dataset_count(ds); i++) {
+		const struct dataset_record *rec = dataset_sample(ds, i);
+		int *ids;
+		size_t n_ids;
+
+		if (fte_tokenizer_encode(tok, rec->text, strlen(rec->text), 1, &ids, &n_ids) != FTE_OK) {
+			snprintf(err, err_len, "document %zu: %s", i + 1, fte_last_error());
+			goto out;
+		}
+		if (n + n_ids + 1 > cap) {
+			size_t nc = (n + n_ids + 1) * 2;
+			int *s2 = realloc(stream, nc * sizeof(int)), *g2;
+
+			if (s2 != NULL)
+				stream = s2;
+			g2 = realloc(seg, nc * sizeof(int));
+			if (g2 != NULL)
+				seg = g2;
+			if (s2 == NULL || g2 == NULL) {
+				free(ids);
+				snprintf(err, err_len, "out of memory");
+				goto out;
+			}
+			cap = nc;
+		}
+		for (size_t k = 0; k < n_ids; k++) {
+			stream[n] = ids[k];
+			seg[n++] = (int)i;
+		}
+		if (eos >= 0) {
+			stream[n] = eos;
+			seg[n++] = (int)i;
+		}
+		free(ids);
+	}
+	for (size_t start = 0; start + 1 < n; start += (size_t)r->T) {
+		int *tk, *tg, *sg;
+
+		if (r->n == r->cap && rows_grow(r, 1) != 0) {
+			snprintf(err, err_len, "out of memory");
+			goto out;
+		}
+		tk = r->tokens + r->n * r->T;
+		tg = r->targets + r->n * r->T;
+		sg = r->segments + r->n * r->T;
+		for (int t = 0; t < r->T; t++) {
+			size_t p = start + (size_t)t;
+
+			if (p + 1 < n) {
+				tk[t] = stream[p];
+				sg[t] = seg[p];
+				/* The last token of a document does not predict the next one. */
+				tg[t] = seg[p + 1] == seg[p] ? stream[p + 1] : -1;
+			} else {
+				tk[t] = 0;
+				sg[t] = -1;
+				tg[t] = -1;
+			}
+		}
+		r->n++;
+	}
+	rc = 0;
+out:
+	free(stream);
+	free(seg);
+	return rc;
+}
+
+static uint64_t
+splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* The row order of one epoch: a seeded Fisher-Yates shuffle. */
+static void
+epoch_order(size_t *perm, size_t n, uint64_t seed, uint32_t epoch)
+{
+	uint64_t x = seed ^ (0x632be59bd9b4e019ULL * (epoch + 1));
+
+	for (size_t i = 0; i < n; i++)
+		perm[i] = i;
+	for (size_t i = n; i > 1; i--) {
+		size_t j = (size_t)(splitmix64(&x) % i), t = perm[i - 1];
+
+		perm[i - 1] = perm[j];
+		perm[j] = t;
+	}
+}
+
+/* Micro-batch buffers for one step: G micro-batches of up to B rows. */
+struct step_buf {
+	int B, T, G;
+	int *tokens, *targets, *segments;
+	fte_batch *micro;
+};
+
+static int
+step_buf_init(struct step_buf *sb, int B, int T, int G, int with_segments)
+{
+	size_t n = (size_t)B * T * G;
+
+	sb->B = B;
+	sb->T = T;
+	sb->G = G;
+	sb->tokens = malloc(n * sizeof(int));
+	sb->targets = malloc(n * sizeof(int));
+	sb->segments = with_segments ? malloc(n * sizeof(int)) : NULL;
+	sb->micro = calloc((size_t)G, sizeof(fte_batch));
+	return sb->tokens && sb->targets && sb->micro && (!with_segments || sb->segments) ? 0 : -1;
+}
+
+static void
+step_buf_free(struct step_buf *sb)
+{
+	free(sb->tokens);
+	free(sb->targets);
+	free(sb->segments);
+	free(sb->micro);
+}
+
+/* Fills micro-batches with rows idx[0..count); returns how many. */
+static int
+step_buf_fill(struct step_buf *sb, const struct rows *r, const size_t *idx, size_t count)
+{
+	int m = 0;
+	size_t used = 0;
+
+	while (used < count && m < sb->G) {
+		int b = (int)(count - used < (size_t)sb->B ? count - used : (size_t)sb->B);
+		size_t off = (size_t)m * sb->B * sb->T;
+
+		for (int i = 0; i < b; i++) {
+			size_t src = idx[used + i] * r->T, dst = off + (size_t)i * sb->T;
+
+			memcpy(sb->tokens + dst, r->tokens + src, sb->T * sizeof(int));
+			memcpy(sb->targets + dst, r->targets + src, sb->T * sizeof(int));
+			if (sb->segments)
+				memcpy(sb->segments + dst, r->segments + src, sb->T * sizeof(int));
+		}
+		sb->micro[m] = (fte_batch){ sb->tokens + off, sb->targets + off,
+		    sb->segments ? sb->segments + off : NULL, b, sb->T };
+		used += (size_t)b;
+		m++;
+	}
+	return m;
+}
+
+/* Mean validation loss over every unmasked target, or NAN without data. */
+static double
+validation_loss(fte_trainer *t, const struct rows *val, int B)
+{
+	struct step_buf sb;
+	size_t *idx;
+	double sum = 0;
+	size_t weight = 0;
+
+	if (val->n == 0)
+		return NAN;
+	if ((idx = malloc(val->n * sizeof(*idx))) == NULL ||
+	    step_buf_init(&sb, B, val->T, 1, val->segments != NULL) != 0) {
+		free(idx);
+		return NAN;
+	}
+	for (size_t i = 0; i < val->n; i++)
+		idx[i] = i;
+	for (size_t start = 0; start < val->n; start += (size_t)B) {
+		size_t count = val->n - start < (size_t)B ? val->n - start : (size_t)B, n_tg = 0;
+		float loss;
+
+		step_buf_fill(&sb, val, idx + start, count);
+		for (size_t k = 0; k < count * val->T; k++)
+			n_tg += sb.targets[k] >= 0;
+		if (n_tg == 0 || fte_trainer_backward(t, sb.micro, 1, NULL, &loss) != FTE_OK)
+			continue;
+		sum += (double)loss * n_tg;
+		weight += n_tg;
+	}
+	step_buf_free(&sb);
+	free(idx);
+	return weight ? sum / weight : NAN;
+}
+
+struct progress {
+	struct ftuned *d;
+	int64_t id;
+	uint32_t total;
+	uint32_t steps_per_epoch;
+	atomic_int *stop;
+};
+
+static int
+on_step(void *arg, const fte_step_stats *st)
+{
+	struct progress *p = arg;
+
+	jobs_metric_add(p->d, p->id, (uint32_t)st->step, st->loss, st->lr, st->grad_norm,
+	    st->tokens_per_s);
+	jobs_set_progress(p->d, p->id, (uint32_t)st->step, p->total,
+	    ((uint32_t)st->step - 1) / p->steps_per_epoch + 1, st->loss, st->tokens_per_s);
+	return atomic_load(p->stop) != TRAIN_STOP_NONE;
+}
+
+/* Latest loadable checkpoint of the job: restores it and returns its step
+ * (0 when none).  A corrupt newest checkpoint falls back to the previous. */
+static int
+checkpoint_restore(struct ftuned *d, int64_t id, const char *dir, fte_trainer *t)
+{
+	int steps[64], n = 0, best = -1;
+	struct dirent *e;
+	DIR *dd = opendir(dir);
+
+	if (dd == NULL)
+		return 0;
+	while ((e = readdir(dd)) != NULL && n < 64) {
+		int s;
+
+		if (sscanf(e->d_name, "checkpoint-%d.bin", &s) == 1 && s > 0)
+			steps[n++] = s;
+	}
+	closedir(dd);
+	while (n > 0) {
+		char path[PATH_MAX];
+		int k = 0;
+
+		for (int i = 1; i < n; i++)
+			if (steps[i] > steps[k])
+				k = i;
+		snprintf(path, sizeof(path), "%s/checkpoint-%d.bin", dir, steps[k]);
+		if (fte_trainer_restore(t, path, NULL) == FTE_OK) {
+			best = steps[k];
+			break;
+		}
+		jobs_log(d, id, "warn", "checkpoint %s unusable (%s); trying an older one", path,
+		    fte_last_error());
+		steps[k] = steps[--n];
+	}
+	return best > 0 ? best : 0;
+}
+
+static int
+int_desc(const void *a, const void *b)
+{
+	return *(const int *)b - *(const int *)a;
+}
+
+/* Keeps the newest `keep` checkpoints of the job and deletes the rest. */
+static void
+checkpoint_prune(const char *dir, int keep)
+{
+	int steps[256], n = 0;
+	struct dirent *e;
+	DIR *dd = opendir(dir);
+	char path[PATH_MAX];
+
+	if (dd == NULL)
+		return;
+	while ((e = readdir(dd)) != NULL && n < 256) {
+		int s;
+
+		if (sscanf(e->d_name, "checkpoint-%d.bin", &s) == 1)
+			steps[n++] = s;
+	}
+	closedir(dd);
+	qsort(steps, (size_t)n, sizeof(int), int_desc);
+	for (int i = keep; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/checkpoint-%d.bin", dir, steps[i]);
+		unlink(path);
+	}
+}
+
+static int
+file_copy(const char *src, const char *dst, char *err, size_t err_len)
+{
+	FILE *f = fopen(src, "rb");
+	char *buf = NULL;
+	long len;
+	int rc = -1;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)len + 1)) == NULL ||
+	    fread(buf, 1, (size_t)len, f) != (size_t)len)
+		snprintf(err, err_len, "%s: %s", src, strerror(errno));
+	else
+		rc = fs_write_atomic(dst, buf, (size_t)len, err, err_len);
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	return rc;
+}
+
+static char *
+lineage_json(const struct model_info *base, const struct dataset_info *ds,
+    const struct job_info *j, double loss, double val, double base_val, uint32_t steps)
+{
+	const Ft__JobSpec *s = j->spec;
+	json_t *files = json_object(), *root;
+	char *text;
+
+	for (size_t i = 0; i < base->n_files; i++)
+		json_object_set_new(files, base->files[i].name, json_string(base->files[i].hash));
+	root = json_pack("{s:{s:s,s:I,s:o},s:{s:s,s:I,s:s},s:I,s:s,s:s,"
+	    "s:{s:i,s:f,s:s,s:i,s:i,s:i,s:i,s:s,s:i,s:f,s:f,s:I,s:i,s:f,s:s},"
+	    "s:{s:f,s:f,s:f,s:i}}",
+	    "base", "name", base->name, "id", (json_int_t)base->id, "files", files,
+	    "dataset", "name", ds->name, "id", (json_int_t)ds->id, "blake2b", ds->hash,
+	    "job", (json_int_t)j->id, "type", s->type, "method", s->method,
+	    "hyperparameters", "epochs", (int)s->epochs, "lr", (double)s->lr,
+	    "schedule", s->schedule, "warmup", (int)s->warmup, "batch_size", (int)s->batch_size,
+	    "grad_accum", (int)s->grad_accum, "seq_len", (int)s->seq_len, "template", s->template_,
+	    "lora_rank", (int)s->lora_rank, "lora_alpha", (double)s->lora_alpha,
+	    "weight_decay", (double)s->weight_decay, "seed", (json_int_t)s->seed,
+	    "max_steps", (int)s->max_steps, "clip", (double)s->clip, "lora_targets", s->lora_targets,
+	    "metrics", "final_loss", isnan(loss) ? -1.0 : loss, "val_loss", isnan(val) ? -1.0 : val,
+	    "base_val_loss", isnan(base_val) ? -1.0 : base_val, "steps", (int)steps);
+	text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(root);
+	return text;
+}
+
+void
+train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
+{
+	char err[1024] = "", dir[PATH_MAX], path[PATH_MAX], out_dir[PATH_MAX];
+	struct job_info j;
+	struct model_info base;
+	struct dataset_info ds;
+	struct dataset *train_ds = NULL, *val_ds = NULL;
+	struct rows train = { 0 }, val = { 0 };
+	struct step_buf sb = { 0 };
+	fte_model *m = NULL;
+	fte_tokenizer *tok = NULL;
+	fte_template *tp = NULL;
+	fte_trainer *t = NULL;
+	fte_train_config tc;
+	size_t *perm = NULL;
+	uint32_t step = 0, total, spe, evals_since_best = 0;
+	double best_val = INFINITY, val_loss = NAN, base_val = NAN, last_loss = NAN;
+	enum dataset_kind kind;
+	int have_base = 0, have_ds = 0, rc, per_step, cpt;
+
+	if (jobs_get(d, id, &j) != 0)
+		return;
+	if (strcmp(j.state, "RUNNING") != 0) {
+		job_info_free(&j);
+		return; /* cancelled between being claimed and started */
+	}
+	snprintf(dir, sizeof(dir), "%s/jobs/%lld", d->cfg.state_dir, (long long)id);
+	if (fs_mkdirs(dir, 0750) != 0) {
+		snprintf(err, sizeof(err), "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	fte_threads_set(d->training_threads);
+	cpt = strcmp(j.spec->type, "cpt") == 0;
+
+	/* Inputs, verified: a corrupted model file is found before use. */
+	jobs_set_stage(d, id, "loading");
+	{
+		char idbuf[32];
+
+		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)j.base_id);
+		if (j.base_id <= 0 || registry_model_find(d, idbuf, &base) != 0) {
+			snprintf(err, sizeof(err), "base model %s no longer exists", j.spec->base_model);
+			goto fail;
+		}
+		have_base = 1;
+		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)j.dataset_id);
+		if (j.dataset_id <= 0 || datasets_find(d, idbuf, &ds) != 0) {
+			snprintf(err, sizeof(err), "dataset %s no longer exists", j.spec->data);
+			goto fail;
+		}
+		have_ds = 1;
+	}
+	if (registry_model_verify(&base, err, sizeof(err)) != 0)
+		goto fail;
+	if (fte_model_load(base.entry, &m) != FTE_OK || fte_tokenizer_load(base.tokenizer, &tok) != FTE_OK) {
+		snprintf(err, sizeof(err), "loading %s: %s", base.name, fte_last_error());
+		goto fail;
+	}
+	kind = cpt ? DATASET_KIND_TEXT : DATASET_KIND_INSTRUCT;
+	if (dataset_load_jsonl(ds.train_path, kind, &train_ds, err, sizeof(err)) != 0 ||
+	    (ds.validation_path[0] && dataset_load_jsonl(ds.validation_path, kind, &val_ds, err,
+	    sizeof(err)) != 0))
+		goto fail;
+
+	jobs_set_stage(d, id, "tokenizing");
+	train.T = val.T = (int)j.spec->seq_len;
+	if (!cpt && (strcmp(j.spec->template_, "alpaca") == 0 ? fte_template_alpaca(&tp) :
+	    fte_template_custom(j.spec->template_, &tp)) != FTE_OK) {
+		snprintf(err, sizeof(err), "template: %s", fte_last_error());
+		goto fail;
+	}
+	if ((cpt ? rows_cpt(&train, train_ds, tok, err, sizeof(err)) :
+	    rows_sft(&train, train_ds, tp, tok, err, sizeof(err))) != 0)
+		goto fail;
+	if (val_ds != NULL && (cpt ? rows_cpt(&val, val_ds, tok, err, sizeof(err)) :
+	    rows_sft(&val, val_ds, tp, tok, err, sizeof(err))) != 0)
+		goto fail;
+	if (train.n == 0) {
+		snprintf(err, sizeof(err), "the dataset gives no training rows");
+		goto fail;
+	}
+	if (train.truncated > 0)
+		jobs_log(d, id, "warn", "%zu of %zu examples were longer than --seq-len %d: their prompts were shortened from the left",
+		    train.truncated, train.n, train.T);
+	per_step = (int)(j.spec->batch_size * j.spec->grad_accum);
+	spe = (uint32_t)((train.n + (size_t)per_step - 1) / (size_t)per_step);
+	total = spe * j.spec->epochs;
+	if (j.spec->max_steps > 0 && j.spec->max_steps < total)
+		total = j.spec->max_steps;
+	jobs_log(d, id, "info", "%zu training rows, %zu validation rows of %d tokens; %u steps "
+	    "(%u per epoch)", train.n, val.n, train.T, total, spe);
+
+	queue_train_config(j.spec, &tc);
+	tc.total_steps = (int)total;
+	if ((rc = fte_trainer_create(m, &tc, &t)) != FTE_OK) {
+		snprintf(err, sizeof(err), "trainer: %s", fte_last_error());
+		goto fail;
+	}
+	step = (uint32_t)checkpoint_restore(d, id, dir, t);
+	if (step > 0)
+		jobs_log(d, id, "info", "resumed from the checkpoint at step %u", step);
+	if ((perm = malloc(train.n * sizeof(*perm))) == NULL ||
+	    step_buf_init(&sb, (int)j.spec->batch_size, train.T, (int)j.spec->grad_accum, cpt) != 0) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	{
+		struct progress p = { d, id, total, spe, stop };
+
+		fte_trainer_set_progress(t, on_step, &p);
+		fte_trainer_set_abort(t, stop);
+		jobs_set_stage(d, id, "training");
+		if (step == 0 && val.n > 0) {
+			jobs_set_stage(d, id, "evaluating");
+			base_val = validation_loss(t, &val, (int)j.spec->batch_size);
+			jobs_set_val_loss(d, id, base_val, 1);
+			jobs_metric_val(d, id, 0, base_val);
+			jobs_log(d, id, "info", "validation loss before training: %.4f", base_val);
+			jobs_set_stage(d, id, "training");
+		} else {
+			base_val = j.base_val_loss;
+		}
+		for (uint32_t epoch = step / spe; step < total; epoch++) {
+			epoch_order(perm, train.n, j.spec->seed, epoch);
+			for (uint32_t k = step % spe; k < spe && step < total; k++) {
+				size_t start = (size_t)k * per_step;
+				size_t count = train.n - start < (size_t)per_step ? train.n - start : (size_t)per_step;
+				int n_micro = step_buf_fill(&sb, &train, perm + start, count);
+				fte_step_stats st;
+				uint32_t save_every = j.spec->save_every ? j.spec->save_every : DEFAULT_SAVE_EVERY;
+
+				rc = fte_trainer_step(t, sb.micro, n_micro, &st);
+				if (rc == FTE_OK || (rc == FTE_ECANCELED && fte_trainer_steps(t) > (int)step)) {
+					step = (uint32_t)fte_trainer_steps(t);
+					last_loss = st.loss;
+				}
+				if (rc == FTE_ECANCELED || atomic_load(stop) != TRAIN_STOP_NONE) {
+					if (atomic_load(stop) == TRAIN_STOP_SHUTDOWN) {
+						jobs_log(d, id, "info", "daemon stopping at step %u; the job "
+						    "resumes from its last checkpoint", step);
+						goto leave_running;
+					}
+					jobs_log(d, id, "info", "cancelled at step %u", step);
+					jobs_set_state(d, id, JOB_CANCELLED, "cancelled by its owner");
+					goto out;
+				}
+				if (rc != FTE_OK) {
+					snprintf(err, sizeof(err), "step %u: %s", step + 1, fte_last_error());
+					goto fail;
+				}
+				if (val.n > 0 && ((j.spec->eval_every && step % j.spec->eval_every == 0) ||
+				    step == total)) {
+					val_loss = validation_loss(t, &val, (int)j.spec->batch_size);
+					jobs_metric_val(d, id, step, val_loss);
+					jobs_set_val_loss(d, id, val_loss, 0);
+					if (val_loss < best_val) {
+						best_val = val_loss;
+						evals_since_best = 0;
+					} else if (j.spec->early_stop && ++evals_since_best >= j.spec->early_stop) {
+						jobs_log(d, id, "info", "early stop at step %u: validation loss "
+						    "%.4f has not improved for %u evaluations", step, val_loss,
+						    evals_since_best);
+						goto finished;
+					}
+				}
+				if (step % save_every == 0 && step < total) {
+					snprintf(path, sizeof(path), "%s/checkpoint-%u.bin", dir, step);
+					if (fte_trainer_save(t, path, step) != FTE_OK) {
+						snprintf(err, sizeof(err), "checkpoint: %s", fte_last_error());
+						goto fail;
+					}
+					jobs_set_checkpoint(d, id, step);
+					checkpoint_prune(dir, d->cfg.checkpoint_keep);
+				}
+			}
+		}
+	}
+finished:
+	if (val.n > 0 && isnan(val_loss)) {
+		val_loss = validation_loss(t, &val, (int)j.spec->batch_size);
+		jobs_set_val_loss(d, id, val_loss, 0);
+	}
+	jobs_set_stage(d, id, "saving");
+	snprintf(out_dir, sizeof(out_dir), "%s/out", dir);
+	fs_rm_rf(out_dir);
+	if (tc.lora.rank > 0 && fte_trainer_lora_merge(t) != FTE_OK) {
+		snprintf(err, sizeof(err), "merging adapters: %s", fte_last_error());
+		goto fail;
+	}
+	if (fte_hf_save(m, strcmp(base.format, "hf") == 0 ? base.dir : NULL, out_dir) != FTE_OK) {
+		snprintf(err, sizeof(err), "saving the tuned model: %s", fte_last_error());
+		goto fail;
+	}
+	if (strcmp(base.format, "llama2c") == 0) {
+		snprintf(path, sizeof(path), "%s/tokenizer.bin", out_dir);
+		if (file_copy(base.tokenizer, path, err, sizeof(err)) != 0)
+			goto fail;
+	}
+	{
+		char name[128], *lineage;
+		int64_t model_id;
+		int code;
+
+		if (j.spec->name[0])
+			snprintf(name, sizeof(name), "%s", j.spec->name);
+		else
+			snprintf(name, sizeof(name), "%.80s-%lld", base.name, (long long)id);
+		lineage = lineage_json(&base, &ds, &j, last_loss, val_loss, base_val, step);
+		code = registry_model_add(d, j.owner_uid, out_dir, name, base.id, id, lineage,
+		    &model_id, err, sizeof(err));
+		free(lineage);
+		if (code != FT__CODE__OK)
+			goto fail;
+		jobs_set_result(d, id, model_id);
+		fs_rm_rf(out_dir);
+		jobs_log(d, id, "info", "registered tuned model %lld '%s' (validation loss %.4f, "
+		    "base %.4f)", (long long)model_id, name, val_loss, base_val);
+	}
+	jobs_set_state(d, id, JOB_SUCCEEDED, NULL);
+	/* Checkpoints are only for resuming; the model is registered. */
+	checkpoint_prune(dir, 0);
+	goto out;
+fail:
+	jobs_log(d, id, "error", "failed: %s", err);
+	jobs_set_state(d, id, JOB_FAILED, err);
+	goto out;
+leave_running:
+out:
+	step_buf_free(&sb);
+	free(perm);
+	fte_trainer_free(t);
+	fte_template_free(tp);
+	fte_tokenizer_free(tok);
+	fte_model_free(m);
+	rows_free(&train);
+	rows_free(&val);
+	dataset_free(train_ds);
+	dataset_free(val_ds);
+	if (have_base)
+		model_info_free(&base);
+	if (have_ds)
+		dataset_info_free(&ds);
+	job_info_free(&j);
+}
