@@ -259,10 +259,11 @@ inspect_model(const char *path, int json)
 		printf("  layers %d  dim %d  heads %d  kv_heads %d  head_dim %d  ffn %d  vocab %d  context %d\n",
 		    c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim,
 		    c->vocab_size, c->max_seq_len);
-		printf("  norm_eps %g  rope_theta %g  rope %s  tied %d  qkv_bias %d  bos %d  eos %d\n",
-		    (double)c->norm_eps, (double)c->rope_theta,
-		    c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half",
-		    c->tied_embeddings, c->qkv_bias, c->bos_id, c->eos_id);
+		printf("  norm_eps %g", (double)c->norm_eps);
+		if (c->arch == FTE_ARCH_LLAMA)
+			printf("  rope_theta %g  rope %s  qkv_bias %d", (double)c->rope_theta,
+			    c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half", c->qkv_bias);
+		printf("  tied %d  bos %d  eos %d\n", c->tied_embeddings, c->bos_id, c->eos_id);
 	}
 	for (int i = 0; i < fte_model_num_tensors(m); i++) {
 		fte_tensor *t = fte_model_tensor(m, i);
