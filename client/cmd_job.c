@@ -89,7 +89,7 @@ sleep_ms(int ms)
 static void
 loss_format(float v, int have, char *buf, size_t len)
 {
-	if (have && isfinite(v) && v > 0)
+	if (have && isfinite(v))
 		snprintf(buf, len, "%.3f", v);
 	else
 		snprintf(buf, len, "-");
@@ -184,7 +184,6 @@ cmd_job_ls(const struct opts *o, void *args, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		jreq.owner_uid = (uint32_t)uid;
-		jreq.all_users = 1; /* owner_uid picks one user among all */
 	}
 	req.body_case = FT__REQUEST__BODY_JOB_LIST;
 	req.job_list = &jreq;
@@ -351,8 +350,11 @@ cmd_job_cancel(const struct opts *o, void *args, int argc, char **argv)
 	j = rep->job_cancel->job;
 	if (o->json)
 		json_print(pb_json((const ProtobufCMessage *)j));
-	else if (j != NULL)
+	else if (j != NULL && state_final(j->state))
 		printf("job %lld %s\n", (long long)j->id, j->state);
+	else if (j != NULL)
+		printf("job %lld %s: cancel requested; it stops at the next step\n",
+		    (long long)j->id, j->state);
 	ft_reply_free(rep);
 	return EXIT_OK;
 }
@@ -436,7 +438,7 @@ watch_line(const Ft__JobInfo *j, const Ft__Metric *m, float val, char *buf, size
 		APPEND(" %s", j->state);
 	} else {
 		APPEND(" step %u/%u epoch %u loss %.3f", m->step, j->total_steps, j->epoch, m->loss);
-		if (isfinite(val) && val > 0)
+		if (isfinite(val))
 			APPEND(" val %.3f", val);
 		APPEND(" lr %.1e %.0f tok/s", m->lr, m->tokens_per_s);
 	}
@@ -532,7 +534,7 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 			}
 		}
 		if (!o->json) {
-			if (isfinite(j->val_loss) && j->val_loss > 0)
+			if (isfinite(j->val_loss))
 				val = j->val_loss;
 			watch_line(j, have_seen ? &seen : NULL, val, line, sizeof(line));
 			if (tty && strcmp(line, prev) != 0) {
