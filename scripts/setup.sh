@@ -8,7 +8,7 @@ packages=(
 	libnng-dev libprotobuf-c-dev protobuf-c-compiler
 	libopenblas-dev libsodium-dev libcivetweb-dev
 	libsqlite3-dev libjansson-dev libpcre2-dev
-	curl clang systemd
+	curl clang systemd sqlite3
 )
 
 missing=()

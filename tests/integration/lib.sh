@@ -36,7 +36,8 @@ json_get() {
 daemon_start() {
 	# A copy of web/ with an extra folder, to check directory listing is off.
 	rm -rf "$FT_TMP/web" && cp -r "$FT_SRC/web" "$FT_TMP/web" && mkdir -p "$FT_TMP/web/folder"
-	printf 'web_root = %s/web\nrpc_max_message = 64K\nlog_level = debug\n' "$FT_TMP" > "$FT_TMP/ftuned.conf"
+	printf 'web_root = %s/web\nrpc_max_message = %s\nlog_level = debug\n%b' "$FT_TMP" \
+	    "${FT_MAX_MESSAGE:-64K}" "${FT_CONF_EXTRA:-}" > "$FT_TMP/ftuned.conf"
 	"$FT_BIN/daemon/ftuned" -d -f "$FT_TMP/ftuned.conf" --state-dir "$FT_STATE" \
 	    --socket "$FT_SOCKET" --http 127.0.0.1:0 "$@" >>"$FT_TMP/ftuned.log" 2>&1 &
 	FT_PID=$!
@@ -47,6 +48,27 @@ daemon_start() {
 	done
 	fail "daemon did not start"
 }
+
+# daemon_kill: SIGKILL, as a crash would.
+daemon_kill() {
+	kill -KILL "$FT_PID"
+	wait "$FT_PID" 2>/dev/null
+	FT_PID=
+}
+
+# job_wait ID [SECONDS]: until the job reaches a final state; prints it.
+job_wait() {
+	local state
+	for _ in $(seq 1 $((${2:-300} * 5))); do
+		state=$(json_get "$("$FT_BIN/client/ftctl" job show "$1" --json)" state)
+		case "$state" in SUCCEEDED|FAILED|CANCELLED) echo "$state"; return 0;; esac
+		sleep 0.2
+	done
+	echo "TIMEOUT"
+}
+
+# job_field ID KEY: a top-level field of ftctl job show --json.
+job_field() { json_get "$("$FT_BIN/client/ftctl" job show "$1" --json)" "$2"; }
 
 daemon_stop() {
 	kill -TERM "$FT_PID"
