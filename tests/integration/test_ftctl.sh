@@ -146,6 +146,49 @@ run data add "$FT_TMP/bad.jsonl" --kind instruct --skip-invalid --name partial
 expect_eq "$rc" "0" "--skip-invalid keeps the valid records"
 expect_match "$out" "partial .*: 2 records" "two valid records"
 
+# --- jobs: a tiny LoRA job watched to the end, a queued job cancelled ---
+run data add "$FT_ASSETS/datasets/identity.json" --kind instruct --validation-split 0.1 --name ident
+run job submit --base tiny --data ident --type sft --method lora --lora-rank 4 --lr 1e-3 \
+    --seq-len 256 --batch-size 4 --max-steps 6 --eval-every 3 --name tiny-tuned
+expect_eq "$rc" "0" "job submit"
+expect_match "$out" "^job [0-9]+ (QUEUED|RUNNING)" "submit prints id and state"
+id=$(printf '%s' "$out" | sed -n 's/^job \([0-9]*\).*/\1/p')
+run job watch "$id"
+expect_eq "$rc" "0" "watch exits 0 when the job succeeds"
+expect_match "$out" "\[#####.....\] step 3/6 epoch 1 loss [0-9.]+ val [0-9.]+ lr [0-9.e+-]+ [0-9]+ tok/s" "progress line"
+expect_match "$out" "job $id SUCCEEDED: model tiny-tuned" "final state and model"
+run --json job watch "$id"
+expect_eq "$(printf '%s\n' "$out" | grep -c '^{"step":')" "6" "a finished job: one JSON line per step"
+expect_match "$(printf '%s\n' "$out" | grep '^{"step":3,')" '"val_loss":[0-9]' "evaluated step carries val_loss"
+expect_match "$(printf '%s\n' "$out" | grep '^{"step":2,')" '"val_loss":null' "other steps have null val_loss"
+expect_match "$(printf '%s\n' "$out" | tail -1)" '"state":"SUCCEEDED"' "last JSON line is the final job"
+run job ls
+expect_match "$out" "ID +STATE +STAGE +USER +BASE +DATA +TYPE +STEP +LOSS +VAL +AGE" "job ls heading"
+expect_match "$out" "$id +SUCCEEDED +- +[^ ]+ +tiny +ident +sft/lora +6/6 +[0-9.]+ +[0-9.]+" "job ls row"
+run job show "$id"
+expect_match "$out" "type +sft, lora \(rank 4" "job show spec"
+expect_match "$out" "result +model tiny-tuned" "job show result"
+run job logs "$id"
+expect_match "$out" "registered tuned model" "job logs"
+run job show 99999
+expect_eq "$rc" "1" "unknown job exits 1"
+# A job behind a long one is still queued when cancelled.
+run job submit --base tiny --data ident --type sft --seq-len 256 --epochs 50
+long_id=$(printf '%s' "$out" | sed -n 's/^job \([0-9]*\).*/\1/p')
+run job submit --base tiny --data ident --type sft --seq-len 256 --priority -1
+queued_id=$(printf '%s' "$out" | sed -n 's/^job \([0-9]*\).*/\1/p')
+run job ls --state queued --quiet
+expect_eq "$out" "$queued_id" "job ls --state, case-insensitive"
+run job cancel "$queued_id"
+expect_match "$out" "job $queued_id CANCELLED" "queued job cancelled"
+run job cancel "$long_id"
+expect_eq "$rc" "0" "running job cancel requested"
+run job watch "$long_id"
+expect_eq "$rc" "1" "watch exits 1 for a cancelled job"
+expect_match "$out" "job $long_id CANCELLED" "watch reports the cancel"
+run model rm tiny-tuned
+run data rm ident
+
 run data rm partial
 expect_eq "$rc" "0" "data rm"
 run data rm partial
