@@ -104,8 +104,10 @@ bar_format(uint32_t step, uint32_t total, int width, char *buf, size_t len)
 
 	if (fill > width)
 		fill = width;
-	if (len < (size_t)width + 3)
+	if (len < (size_t)width + 3) {
+		snprintf(buf, len, "[]");
 		return;
+	}
 	buf[pos++] = '[';
 	for (int i = 0; i < width; i++)
 		buf[pos++] = i < fill ? '#' : '.';
@@ -670,7 +672,8 @@ const struct command job_commands[] = {
 	  "Cancel a queued or running job.\n"
 	  "Only your own jobs, unless you are in the daemon's admin group.",
 	  NULL, 0, cmd_job_cancel, NULL },
-	{ "logs", "ID", 1, 1, ARG_JOB, "Print a job's log.",
+	{ "logs", "ID", 1, 1, ARG_JOB, "Print a job's log.\n"
+	  "With --json, one JSON object per line.",
 	  logs_options, sizeof(struct logs_args), cmd_job_logs, NULL },
 	{ "watch", "ID", 1, 1, ARG_JOB,
 	  "Follow a job live until it ends.\n"

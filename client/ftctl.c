@@ -467,7 +467,7 @@ completion_leaf(FILE *f, const char *indent, const struct command *c)
 				fputc(*p == '|' ? ' ' : *p, f);
 			fprintf(f, "\" -- \"$cur\")); return ;;");
 		} else if (opt->flags & OPT_FILE) {
-			fprintf(f, "compopt -o filenames; COMPREPLY=($(compgen -f -- \"$cur\")); return ;;");
+			fprintf(f, "compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- \"$cur\")); return ;;");
 		} else {
 			fprintf(f, "return ;;");
 		}
@@ -531,7 +531,7 @@ cmd_completion(const struct opts *o, void *args, int argc, char **argv)
 	    "\t\treturn\n"
 	    "\tfi\n"
 	    "\tcase $args in\n"
-	    "\tfile) compopt -o filenames; COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n"
+	    "\tfile) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n"
 	    "\tmodel|data|job) COMPREPLY=($(compgen -W \"$(_ftctl_names $args)\" -- \"$cur\")) ;;\n"
 	    "\tcommand) COMPREPLY=($(compgen -W \"");
 	for (const struct command *c = commands; c->name != NULL; c++)
