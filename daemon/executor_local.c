@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "executor.h"
+#include "jobs.h"
 #include "log.h"
 #include "train_job.h"
 
@@ -30,7 +31,14 @@ slot_main(void *arg)
 	struct slot *s = arg;
 	struct local *ex = s->ex;
 
-	train_job_run(ex->base.d, s->job_id, &s->stop);
+	char kind[16];
+
+	/* Each kind of job has its runner; all report through their rows. */
+	jobs_kind(ex->base.d, s->job_id, kind, sizeof(kind));
+	if (strcmp(kind, "train") == 0)
+		train_job_run(ex->base.d, s->job_id, &s->stop);
+	else
+		jobs_set_state(ex->base.d, s->job_id, JOB_FAILED, "unknown job kind");
 	pthread_mutex_lock(&ex->lock);
 	s->job_id = 0;
 	pthread_mutex_unlock(&ex->lock);

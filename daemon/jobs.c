@@ -120,6 +120,22 @@ jobs_get(struct ftuned *d, int64_t id, struct job_info *out)
 	return rc;
 }
 
+void
+jobs_kind(struct ftuned *d, int64_t id, char *kind, size_t len)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+
+	kind[0] = '\0';
+	if (sqlite3_prepare_v2(db, "SELECT kind FROM jobs WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(kind, len, "%s", sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+}
+
 int
 jobs_list(struct ftuned *d, const char *state, uint32_t owner, int limit,
     struct job_info **out, size_t *n)

@@ -35,6 +35,9 @@ const char *job_state_name(enum job_state s);
 int jobs_insert(struct ftuned *d, uint32_t uid, const Ft__JobSpec *spec, int64_t base_id,
     int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err, size_t err_len);
 
+/* jobs_kind writes the job's kind ("train", "eval") into kind, or "". */
+void jobs_kind(struct ftuned *d, int64_t id, char *kind, size_t len);
+
 /* jobs_get loads one job (0) or returns -1 when there is none. */
 int jobs_get(struct ftuned *d, int64_t id, struct job_info *out);
 

@@ -94,6 +94,9 @@ static const char *migrations[] = {
 	"  level TEXT NOT NULL,"
 	"  message TEXT NOT NULL);"
 	"CREATE INDEX job_logs_job ON job_logs(job_id, seq);",
+
+	/* 2 -> 3: jobs of other kinds (evaluations) share the queue. */
+	"ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'train';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
