@@ -127,6 +127,10 @@ float fte__f16_to_f32(uint16_t h);
 uint16_t fte__f32_to_f16(float f);
 float fte__bf16_to_f32(uint16_t h);
 uint16_t fte__f32_to_bf16(float f);
+/* Bulk versions, bit-identical to the scalar ones (F16C when the CPU has
+ * it); src of fte__f16_to_f32_n may be unaligned. */
+void fte__f32_to_f16_n(uint16_t *dst, const float *src, size_t n);
+void fte__f16_to_f32_n(float *dst, const void *src, size_t n);
 
 /* GGUF reader (gguf.c), enough to check and inspect GGUF files: header,
  * metadata, tensor infos and F32/F16 tensor data, every size and offset

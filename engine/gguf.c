@@ -366,9 +366,8 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 			fte__afile_write(&af, o[i].data, bytes);
 		} else {
 			for (size_t j = 0; j < o[i].numel; j += 1024) {
-				size_t k, cnt = o[i].numel - j < 1024 ? o[i].numel - j : 1024;
-				for (k = 0; k < cnt; k++)
-					half[k] = fte__f32_to_f16(o[i].data[j + k]);
+				size_t cnt = o[i].numel - j < 1024 ? o[i].numel - j : 1024;
+				fte__f32_to_f16_n(half, o[i].data + j, cnt);
 				fte__afile_write(&af, half, cnt * 2);
 			}
 		}

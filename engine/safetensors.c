@@ -303,7 +303,7 @@ fte_st_read_f32(const fte_st_file *f, const fte_st_tensor *t, float *dst)
 	for (size_t i = 0; i < n; i++) { type x; memcpy(&x, p + (size) * i, (size)); dst[i] = (expr); }
 	switch (t->dtype) {
 	case FTE_ST_F32: memcpy(dst, p, n * 4); break;
-	case FTE_ST_F16: ST_CONVERT(uint16_t, 2, fte__f16_to_f32(x)); break;
+	case FTE_ST_F16: fte__f16_to_f32_n(dst, p, n); break;
 	case FTE_ST_BF16: ST_CONVERT(uint16_t, 2, fte__bf16_to_f32(x)); break;
 	case FTE_ST_F64: ST_CONVERT(double, 8, (float)x); break;
 	case FTE_ST_I64: ST_CONVERT(int64_t, 8, (float)x); break;
@@ -395,9 +395,11 @@ fte_st_write(const char *path, const fte_st_entry *e, int n, int dtype,
 		}
 		for (size_t j = 0; j < numel; j += 1024) {
 			size_t m = numel - j < 1024 ? numel - j : 1024;
-			for (size_t k = 0; k < m; k++)
-				half[k] = dtype == FTE_ST_F16 ? fte__f32_to_f16(e[i].data[j + k])
-				    : fte__f32_to_bf16(e[i].data[j + k]);
+			if (dtype == FTE_ST_F16)
+				fte__f32_to_f16_n(half, e[i].data + j, m);
+			else
+				for (size_t k = 0; k < m; k++)
+					half[k] = fte__f32_to_bf16(e[i].data[j + k]);
 			fte__afile_write(&af, half, m * 2);
 		}
 	}
