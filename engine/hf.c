@@ -401,8 +401,7 @@ shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
 
 /* hf_tensor_load reads the HF tensor that holds canonical tensor ct. */
 static int
-hf_tensor_load(const char *dir, const hf_weights *w, int arch, fte_tensor *ct,
-    int tied)
+hf_tensor_load(const char *dir, const hf_weights *w, int arch, fte_tensor *ct)
 {
 	char hf[HF_NAME_MAX], want[64], have[160];
 	const fte_st_file *f;
@@ -413,7 +412,8 @@ hf_tensor_load(const char *dir, const hf_weights *w, int arch, fte_tensor *ct,
 
 	if (hf_name_map(arch, ct->name, hf, &xform, &part) != FTE_OK)
 		return fte_error_set(FTE_ENOTSUP, "%s: no Hugging Face name for %s", dir, ct->name);
-	t = tied || strcmp(ct->name, "output.weight") != 0 ? hf_weights_find(w, hf, &f)
+	/* an untied head may still be stored once, under the embedding's name */
+	t = strcmp(ct->name, "output.weight") != 0 ? hf_weights_find(w, hf, &f)
 	    : hf_weights_find_alias(w, hf, &f);
 	/* old GPT-2 checkpoints have no "transformer." prefix */
 	if (t == NULL && strncmp(hf, "transformer.", 12) == 0)
@@ -509,7 +509,7 @@ fte_hf_load(const char *dir, fte_model **out)
 		return rc;
 	}
 	for (int i = 0; i < fte_model_num_tensors(m) && rc == FTE_OK; i++)
-		rc = hf_tensor_load(dir, &w, c.arch, fte_model_tensor(m, i), c.tied_embeddings);
+		rc = hf_tensor_load(dir, &w, c.arch, fte_model_tensor(m, i));
 	hf_weights_close(&w);
 	if (rc != FTE_OK) {
 		fte_model_free(m);
