@@ -220,6 +220,51 @@ has_type(json_t *j, const char *type, int depth)
 	return 0;
 }
 
+/* split_regex returns the pattern of the first Split pre-tokenizer in j. */
+static const char *
+split_regex(json_t *j, int depth)
+{
+	const char *key, *r;
+	json_t *v;
+	size_t i;
+
+	if (depth > 8)
+		return NULL;
+	if (json_is_object(j)) {
+		const char *t = json_string_value(json_object_get(j, "type"));
+		if (t != NULL && strcmp(t, "Split") == 0 &&
+		    (r = json_string_value(json_object_get(json_object_get(j, "pattern"), "Regex"))) != NULL)
+			return r;
+		json_object_foreach(j, key, v)
+			if ((r = split_regex(v, depth + 1)) != NULL)
+				return r;
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			if ((r = split_regex(v, depth + 1)) != NULL)
+				return r;
+	}
+	return NULL;
+}
+
+/* bpe_pre_name names a byte-level pre-tokenizer as llama.cpp's
+ * tokenizer.ggml.pre does: Llama 3 and Qwen2 split with their own regexes
+ * (digits in runs of up to 3, or one by one), SmolLM2 adds Digits, and a
+ * bare ByteLevel is GPT-2's. */
+static const char *
+bpe_pre_name(json_t *pre)
+{
+	const char *re = split_regex(pre, 0);
+
+	if (re != NULL && strstr(re, "\\p{N}{1,3}") != NULL)
+		return "llama-bpe";
+	if (re != NULL && strstr(re, "(?i:'s|'t|'re|'ve|'m|'ll|'d)") != NULL &&
+	    strstr(re, "|\\p{N}|") != NULL)
+		return "qwen2";
+	if (has_type(pre, "Digits", 0))
+		return "smollm";
+	return "gpt-2";
+}
+
 /* A string -> id table (open addressing; the vocabulary owns the keys). */
 typedef struct strmap {
 	size_t cap;
@@ -420,8 +465,7 @@ vocab_from_json(const char *path, fte_vocab **out)
 	}
 	v->kind = has_type(json_object_get(tok, "pre_tokenizer"), "ByteLevel", 0) ||
 	    has_type(json_object_get(tok, "decoder"), "ByteLevel", 0) ? FTE_VOCAB_BPE : FTE_VOCAB_SPM;
-	snprintf(v->pre, sizeof(v->pre), "%s",
-	    has_type(json_object_get(tok, "pre_tokenizer"), "Digits", 0) ? "smollm" : "gpt-2");
+	snprintf(v->pre, sizeof(v->pre), "%s", bpe_pre_name(json_object_get(tok, "pre_tokenizer")));
 	json_object_foreach(vocab, key, val) {
 		int id = (int)json_integer_value(val);
 		if (v->tokens[id] != NULL) {

@@ -409,6 +409,26 @@ test_bad(void)
 	file_write(tmp_path("uni.json"), uni, strlen(uni));
 	CHECK(fte_vocab_load(tmp_path("uni.json"), &v) == FTE_ENOTSUP);
 	CHECK(strstr(fte_last_error(), "Unigram") != NULL);
+	/* byte-level pre-tokenizers are named as llama.cpp knows them */
+	static const struct { const char *regex, *pre; } pres[] = {
+		{"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s]+", "llama-bpe"},
+		{"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| ?[^\\\\s]+", "qwen2"},
+	};
+	for (int k = 0; k < 2; k++) {
+		char json[1024];
+		int n = snprintf(json, sizeof(json), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
+		    "\"merges\": [[\"a\", \"b\"]]}, \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
+		    "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"%s\"}}, {\"type\": \"ByteLevel\"}]}}", pres[k].regex);
+		file_write(tmp_path("pre.json"), json, (size_t)n);
+		CHECK(fte_vocab_load(tmp_path("pre.json"), &v) == FTE_OK);
+		if (v != NULL) {
+			CHECK(v->kind == FTE_VOCAB_BPE && v->n_merges == 1);
+			CHECK_STR(v->merges[0], "a b");
+			CHECK_STR(v->pre, pres[k].pre);
+			fte_vocab_free(v);
+			v = NULL;
+		}
+	}
 	file_write(tmp_path("bad.json"), "{\"model\": ", 10);
 	CHECK(fte_vocab_load(tmp_path("bad.json"), &v) == FTE_EFORMAT);
 	CHECK(v == NULL);
