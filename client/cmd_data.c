@@ -271,6 +271,28 @@ histogram_print(const json_t *hist, int width)
 	}
 }
 
+/* sample_format renders a stored record (a canonical JSONL line): text
+ * records as their text, instruction records as instruction, input and
+ * output joined by arrows; anything else as it is. */
+static void
+sample_format(const char *record, char *buf, size_t len)
+{
+	json_t *j = json_loads(record, 0, NULL);
+	const char *text = json_string_value(json_object_get(j, "text"));
+	const char *ins = json_string_value(json_object_get(j, "instruction"));
+	const char *in = json_string_value(json_object_get(j, "input"));
+	const char *out = json_string_value(json_object_get(j, "output"));
+
+	if (text != NULL)
+		snprintf(buf, len, "%s", text);
+	else if (ins != NULL && out != NULL)
+		snprintf(buf, len, "%s%s%s -> %s", ins, in != NULL && in[0] ? " | " : "",
+		    in != NULL ? in : "", out);
+	else
+		snprintf(buf, len, "%s", record);
+	json_decref(j);
+}
+
 static void
 dataset_print(const Ft__DatasetInfo *d)
 {
@@ -310,10 +332,11 @@ dataset_print(const Ft__DatasetInfo *d)
 		printf("  samples\n");
 	for (size_t i = 0; i < d->n_samples; i++) {
 		/* One line each, cut to the terminal. */
-		char line[512];
+		char text[512], line[512];
 		size_t n = 0;
 
-		for (const char *p = d->samples[i]; *p && n < sizeof(line) - 1; p++)
+		sample_format(d->samples[i], text, sizeof(text));
+		for (const char *p = text; *p && n < sizeof(line) - 1; p++)
 			line[n++] = *p == '\n' || *p == '\t' || *p == '\r' ? ' ' : *p;
 		line[n] = '\0';
 		if ((int)n > width - 8) {

@@ -493,6 +493,18 @@ json_scalar_format(const json_t *v, char *buf, size_t len)
 		snprintf(buf, len, "...");
 }
 
+static int
+object_is_flat(const json_t *j)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)j, key, v)
+		if (json_is_object(v) || json_is_array(v))
+			return 0;
+	return 1;
+}
+
 void
 json_fields_print(FILE *f, const json_t *j, int indent)
 {
@@ -504,7 +516,11 @@ json_fields_print(FILE *f, const json_t *j, int indent)
 
 		if (json_is_object(v)) {
 			fprintf(f, "%*s%s:\n", indent, "", key);
-			json_fields_print(f, v, indent + 2);
+			/* Long flat objects (hyperparameters) read better wrapped. */
+			if (json_object_size(v) > 4 && object_is_flat(v))
+				json_inline_print(f, v, indent + 2, term_width());
+			else
+				json_fields_print(f, v, indent + 2);
 			continue;
 		}
 		if (json_is_array(v)) {

@@ -128,7 +128,7 @@ expect_match "$out" "dataset-with-a-long-name.*~" "long name cut with ~"
 run data show $long
 expect_match "$out" "records +[0-9]+ training, [0-9]+ validation" "data show records"
 expect_match "$out" "record length +records" "data show histogram"
-expect_match "$out" "1\. \{\"instruction\"" "data show samples"
+expect_match "$out" "    1\. [^ ].* -> " "data show samples: instruction -> output"
 run --json data show $long
 expect_eq "$(json_get "$out" kind)" "instruct" "data show --json"
 n=$(json_get "$out" records); v=$(json_get "$out" validation_records)
