@@ -93,7 +93,7 @@ typedef struct fte_st_entry {
 int fte_st_write(const char *path, const fte_st_entry *e, int n, int dtype,
     const char *const *meta);
 
-/* Atomic file: write to "<path>.tmp.<pid>", then commit (fflush, fsync,
+/* Atomic file: write to "<path>.tmp.<pid>.<n>", then commit (fflush, fsync,
  * rename over path, fsync the directory) or abort (remove the temporary). */
 typedef struct fte__afile {
 	FILE *fp;

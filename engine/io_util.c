@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,8 @@
 #define HAVE_F16C_PATH 1
 #endif
 
+static atomic_uint afile_seq;
+
 int
 fte__afile_open(fte__afile *af, const char *path)
 {
@@ -30,7 +33,8 @@ fte__afile_open(fte__afile *af, const char *path)
 		free(af->tmp);
 		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 	}
-	snprintf(af->tmp, len, "%s.tmp.%ld", path, (long)getpid());
+	/* pid and a counter: two threads writing one path never share a temporary */
+	snprintf(af->tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&afile_seq, 1u));
 	af->fp = fopen(af->tmp, "wb");
 	if (af->fp == NULL) {
 		int e = errno;
