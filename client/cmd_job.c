@@ -426,9 +426,12 @@ cmd_job_logs(const struct opts *o, void *args, int argc, char **argv)
 	}
 }
 
-/* watch_line draws the progress line for the job's latest metric. */
+/* watch_line draws the progress line for metric m (NULL before the first).
+ * Epoch, stage and ETA describe the job now, so they are shown only on a
+ * live line, not on the backlog of steps a poll brings at once. */
 static void
-watch_line(const Ft__JobInfo *j, const Ft__Metric *m, float val, char *buf, size_t len)
+watch_line(const Ft__JobInfo *j, const Ft__Metric *m, float val, int live, char *buf,
+    size_t len)
 {
 	char bar[32], eta[32];
 	size_t pos = 0;
@@ -439,11 +442,16 @@ watch_line(const Ft__JobInfo *j, const Ft__Metric *m, float val, char *buf, size
 	if (m == NULL) {
 		APPEND(" %s", j->state);
 	} else {
-		APPEND(" step %u/%u epoch %u loss %.3f", m->step, j->total_steps, j->epoch, m->loss);
+		APPEND(" step %u/%u", m->step, j->total_steps);
+		if (live)
+			APPEND(" epoch %u", j->epoch);
+		APPEND(" loss %.3f", m->loss);
 		if (isfinite(val))
 			APPEND(" val %.3f", val);
 		APPEND(" lr %.1e %.0f tok/s", m->lr, m->tokens_per_s);
 	}
+	if (!live)
+		return;
 	if (j->stage[0] != '\0' && strcmp(j->stage, "training") != 0)
 		APPEND(" (%s)", j->stage);
 	if (strcmp(j->state, "RUNNING") == 0 && j->eta_s > 0) {
@@ -531,14 +539,15 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 			if (o->json) {
 				metric_json(j, x);
 			} else if (!tty) {
-				watch_line(j, x, val, line, sizeof(line));
+				watch_line(j, x, val, i == n - 1 && strcmp(j->state, "RUNNING") == 0,
+				    line, sizeof(line));
 				printf("%s\n", line);
 			}
 		}
 		if (!o->json) {
 			if (isfinite(j->val_loss))
 				val = j->val_loss;
-			watch_line(j, have_seen ? &seen : NULL, val, line, sizeof(line));
+			watch_line(j, have_seen ? &seen : NULL, val, 1, line, sizeof(line));
 			if (tty && strcmp(line, prev) != 0) {
 				/* Redraw in place, cut to the terminal, clearing what was longer. */
 				printf("\r%.*s\033[K", width - 1, line);
@@ -678,7 +687,9 @@ const struct command job_commands[] = {
 	{ "watch", "ID", 1, 1, ARG_JOB,
 	  "Follow a job live until it ends.\n"
 	  "A progress line with step, epoch, loss, validation loss, learning rate,\n"
-	  "tokens/s and ETA, redrawn in place on a terminal.  With --json, one JSON object per metric, then the final job.\n"
+	  "tokens/s and ETA, redrawn in place on a terminal (one line per step when\n"
+	  "stdout is not a terminal).  With --json, one JSON object per metric, with\n"
+	  "the job's state, epoch and total steps when it was read, then the final job.\n"
 	  "Exits 0 when the job succeeded, 1 otherwise.",
 	  NULL, 0, cmd_job_watch, NULL },
 	{ NULL, NULL, 0, 0, ARG_NONE, NULL, NULL, 0, NULL, NULL },
