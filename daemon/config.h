@@ -17,6 +17,8 @@ struct ft_config {
 	char http_listen[128];        /* ADDR:PORT of the dashboard, "" = off */
 	char web_root[PATH_MAX];      /* static dashboard files */
 	int http_threads;
+	char http_auth[8];            /* "auto": token off loopback; "token": always */
+	char http_tls_certificate[PATH_MAX]; /* PEM cert + key; "" = plain HTTP */
 	int rpc_contexts;             /* requests served concurrently */
 	int64_t rpc_max_message;      /* bytes; larger messages close the pipe */
 	int training_threads;

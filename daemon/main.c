@@ -44,6 +44,7 @@ usage(FILE *f)
 	    "  --state-dir DIR  override state_dir\n"
 	    "  --socket URL     override socket (an nng address, e.g. ipc:///tmp/ftuned.sock)\n"
 	    "  --http ADDR:PORT override http_listen (\"\" disables the dashboard)\n"
+	    "  --new-dashboard-token  print a fresh dashboard token, store its hash, exit\n"
 	    "  --version        print the version and exit\n");
 }
 
@@ -203,11 +204,12 @@ main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 'U' },
 		{ "http", required_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "new-dashboard-token", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = DEFAULT_CONFIG, *state_dir = NULL, *socket_url = NULL, *http = NULL;
-	int foreground = 0, check_only = 0, verbose = 0, config_explicit = 0;
+	int foreground = 0, check_only = 0, verbose = 0, config_explicit = 0, new_token = 0;
 	int ch, lock_fd, ready_fd = -1, rc = 1;
 	struct rpc_server *rpc = NULL;
 	struct web_server *web = NULL;
@@ -224,6 +226,7 @@ main(int argc, char **argv)
 		case 'S': state_dir = optarg; break;
 		case 'U': socket_url = optarg; break;
 		case 'H': http = optarg; break;
+		case 'T': new_token = 1; break;
 		case 'V': printf("ftuned %s\n", FTUNED_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -246,6 +249,16 @@ main(int argc, char **argv)
 	    (http && config_set(&d.cfg, "http_listen", http, err, sizeof(err)) != 0)) {
 		fprintf(stderr, "ftuned: %s\n", err);
 		return 1;
+	}
+	if (new_token) {
+		char token[128];
+
+		if (web_token_new(&d.cfg, token, sizeof(token), err, sizeof(err)) != 0) {
+			fprintf(stderr, "ftuned: %s\n", err);
+			return 1;
+		}
+		printf("%s\n", token);
+		return 0;
 	}
 	if (check_only) {
 		if (verbose)

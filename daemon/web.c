@@ -1,97 +1,215 @@
 /*
  * web.c - civetweb embedded as a small, safe dashboard server.
  *
- * civetweb's defaults suit a file server, not a daemon: we bind loopback
- * only, turn directory listing off, size the thread pool, and send a
- * Content-Security-Policy that forbids inline scripts.  /api/v1/ is served
- * by api_handler from the same state the RPCs read.
+ * civetweb's defaults suit a file server, not a daemon: we turn directory
+ * listing off, size the thread pool, answer only GET and HEAD (and POST
+ * /login), and send a Content-Security-Policy that forbids inline scripts
+ * and styles.  /api/v1/ is served by web_api.c from the same state the
+ * RPCs read.
+ *
+ * Loopback listeners are open to local users, as the control socket's
+ * group is.  Any other address needs a token: `ftuned --new-dashboard-token`
+ * prints a fresh random one once and keeps only its BLAKE2b hash in
+ * state_dir/dashboard-token.  A client sends it as `Authorization: Bearer`
+ * or in the HttpOnly cookie the login page sets.  The hash file is read on
+ * each check, so a new token replaces the old at once.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <civetweb.h>
 #include <jansson.h>
+#include <sodium.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "web.h"
+#include "web_api.h"
+
+#define TOKEN_BYTES 32                       /* random bytes in a token */
+#define TOKEN_HASH_BYTES crypto_generichash_BYTES
+#define TOKEN_COOKIE "ftuned_token"
+#define TOKEN_TEXT_MAX 128                   /* longest token we look at */
 
 struct web_server {
 	struct mg_context *ctx;
+	struct ftuned *d;
+	int need_token;
+	int tls;
 };
 
-#define SECURITY_HEADERS \
-	"Content-Security-Policy: default-src 'self'; script-src 'self'; " \
-	"style-src 'self'; img-src 'self' data:; connect-src 'self'; " \
-	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n" \
-	"X-Content-Type-Options: nosniff\r\n" \
-	"Referrer-Policy: no-referrer"
+static void
+token_path(const struct ft_config *cfg, char *out, size_t len)
+{
+	snprintf(out, len, "%s/dashboard-token", cfg->state_dir);
+}
+
+/* Reads the stored hash; -1 when there is no usable one. */
+static int
+token_hash_load(const struct ft_config *cfg, unsigned char hash[TOKEN_HASH_BYTES])
+{
+	char path[PATH_MAX + 32], hex[2 * TOKEN_HASH_BYTES + 2];
+	size_t bin_len;
+	ssize_t n;
+	int fd;
+
+	token_path(cfg, path, sizeof(path));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, hex, sizeof(hex) - 1);
+	close(fd);
+	if (n < 2 * TOKEN_HASH_BYTES)
+		return -1;
+	hex[2 * TOKEN_HASH_BYTES] = '\0';
+	if (sodium_hex2bin(hash, TOKEN_HASH_BYTES, hex, 2 * TOKEN_HASH_BYTES, NULL, &bin_len,
+	    NULL) != 0 || bin_len != TOKEN_HASH_BYTES)
+		return -1;
+	return 0;
+}
+
+int
+web_token_new(const struct ft_config *cfg, char *token, size_t token_len, char *err,
+    size_t err_len)
+{
+	unsigned char raw[TOKEN_BYTES], hash[TOKEN_HASH_BYTES];
+	char path[PATH_MAX + 32], hex[2 * TOKEN_HASH_BYTES + 2];
+	char text[sodium_base64_ENCODED_LEN(TOKEN_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+
+	if (sodium_init() < 0) {
+		snprintf(err, err_len, "libsodium cannot start");
+		return -1;
+	}
+	if (token_len < sizeof(text)) {
+		snprintf(err, err_len, "token buffer too small");
+		return -1;
+	}
+	if (fs_mkdirs(cfg->state_dir, 0750) != 0) {
+		snprintf(err, err_len, "state_dir %s: %s", cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(text, sizeof(text), raw, sizeof(raw),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	crypto_generichash(hash, sizeof(hash), (const unsigned char *)text, strlen(text), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+	strcat(hex, "\n");
+	token_path(cfg, path, sizeof(path));
+	if (fs_write_atomic(path, hex, strlen(hex), err, err_len) != 0)
+		return -1;
+	memcpy(token, text, strlen(text) + 1);
+	sodium_memzero(raw, sizeof(raw));
+	sodium_memzero(text, sizeof(text));
+	return 0;
+}
+
+/* 1 when text is the current token (compared in constant time by hash). */
+static int
+token_check(const struct ft_config *cfg, const char *text, size_t len)
+{
+	unsigned char want[TOKEN_HASH_BYTES], got[TOKEN_HASH_BYTES];
+
+	if (len == 0 || len > TOKEN_TEXT_MAX || token_hash_load(cfg, want) != 0)
+		return 0;
+	crypto_generichash(got, sizeof(got), (const unsigned char *)text, len, NULL, 0);
+	return sodium_memcmp(want, got, sizeof(want)) == 0;
+}
+
+static int
+request_authorized(struct web_server *w, struct mg_connection *conn)
+{
+	const char *auth = mg_get_header(conn, "Authorization");
+	const char *cookies = mg_get_header(conn, "Cookie");
+	char tok[TOKEN_TEXT_MAX + 2];
+	int n;
+
+	if (!w->need_token)
+		return 1;
+	if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
+		return token_check(&w->d->cfg, auth + 7, strlen(auth + 7));
+	if (cookies != NULL && (n = mg_get_cookie(cookies, TOKEN_COOKIE, tok, sizeof(tok))) > 0)
+		return token_check(&w->d->cfg, tok, (size_t)n);
+	return 0;
+}
 
 static void
-send_json(struct mg_connection *conn, int status, json_t *body)
+send_redirect(struct mg_connection *conn, const char *to, const char *cookie)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
-	size_t len = text ? strlen(text) : 0;
-
-	mg_printf(conn, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n"
+	mg_printf(conn, "HTTP/1.1 303 See Other\r\n"
+	    "Location: %s\r\n"
+	    "%s"
+	    "Content-Length: 0\r\n"
 	    "Cache-Control: no-store\r\n"
-	    SECURITY_HEADERS "\r\n"
-	    "Connection: close\r\n\r\n",
-	    status, mg_get_response_code_text(conn, status), len);
-	if (text != NULL)
-		mg_write(conn, text, len);
-	free(text);
-	json_decref(body);
+	    WEB_SECURITY_HEADERS "\r\n"
+	    "Connection: close\r\n\r\n", to, cookie);
 }
 
+/* POST /login with token=...: the only request that is not a GET.  A good
+ * token becomes an HttpOnly, SameSite=Strict cookie; scripts never see it. */
 static void
-send_error(struct mg_connection *conn, int status, const char *message)
+login(struct web_server *w, struct mg_connection *conn)
 {
-	send_json(conn, status, json_pack("{s:{s:i,s:s}}", "error", "code",
-	    status, "message", message));
-}
+	char body[512], tok[TOKEN_TEXT_MAX + 2], cookie[TOKEN_TEXT_MAX + 128];
+	int n = 0, r;
 
-static void
-api_status(struct mg_connection *conn, struct ftuned *d)
-{
-	struct ft_status st;
-
-	if (ftuned_status_collect(d, &st) != 0) {
-		send_error(conn, 500, "state database unreadable");
+	while (n < (int)sizeof(body) - 1 && (r = mg_read(conn, body + n, sizeof(body) - 1 - n)) > 0)
+		n += r;
+	body[n] = '\0';
+	r = mg_get_var(body, (size_t)n, "token", tok, sizeof(tok));
+	if (r <= 0 || !token_check(&w->d->cfg, tok, (size_t)r)) {
+		log_warn("http: dashboard login refused");
+		send_redirect(conn, "/login.html?failed", "");
 		return;
 	}
-	send_json(conn, 200, json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:s,s:s,s:I}",
-	    "version", st.version,
-	    "uptime_ms", (json_int_t)st.uptime_ms,
-	    "pid", st.pid,
-	    "state_dir", st.state_dir,
-	    "queue_length", (json_int_t)st.queue_length,
-	    "training_threads", (json_int_t)st.training_threads,
-	    "http_url", st.http_url,
-	    "socket_url", st.socket_url,
-	    "schema_version", (json_int_t)st.schema_version));
+	snprintf(cookie, sizeof(cookie), "Set-Cookie: " TOKEN_COOKIE "=%s; Path=/; HttpOnly; "
+	    "SameSite=Strict%s\r\n", tok, w->tls ? "; Secure" : "");
+	sodium_memzero(tok, sizeof(tok));
+	send_redirect(conn, "/", cookie);
+}
+
+/* Every request passes here first: method, token, then civetweb serves
+ * the file (or web_api.c the JSON).  Non-zero means answered here. */
+static int
+begin_request(struct mg_connection *conn)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct web_server *w = mg_get_user_data(mg_get_context(conn));
+	const char *uri = ri->local_uri ? ri->local_uri : "";
+	int api = strncmp(uri, "/api/", 5) == 0;
+	int is_get = strcmp(ri->request_method, "GET") == 0 ||
+	    strcmp(ri->request_method, "HEAD") == 0;
+
+	if (strcmp(uri, "/login") == 0 && strcmp(ri->request_method, "POST") == 0) {
+		login(w, conn);
+		return 303;
+	}
+	if (!is_get) {
+		web_send_error(conn, 405, "the dashboard is read-only: only GET is allowed");
+		return 405;
+	}
+	/* The login page and its stylesheet are the only files open to all. */
+	if (strcmp(uri, "/login.html") == 0 || strcmp(uri, "/style.css") == 0 ||
+	    strcmp(uri, "/login.js") == 0 || request_authorized(w, conn))
+		return 0;
+	if (api) {
+		web_send_error(conn, 401, "a dashboard token is required (Authorization: Bearer)");
+		return 401;
+	}
+	send_redirect(conn, "/login.html", "");
+	return 303;
 }
 
 static int
 api_handler(struct mg_connection *conn, void *arg)
 {
-	const struct mg_request_info *ri = mg_get_request_info(conn);
-	struct ftuned *d = arg;
-	const char *uri = ri->local_uri;
-
-	if (strcmp(ri->request_method, "GET") != 0) {
-		send_error(conn, 405, "the API is read-only: only GET is allowed");
-		return 405;
-	}
-	if (strcmp(uri, "/api/v1/status") == 0) {
-		api_status(conn, d);
-		return 200;
-	}
-	send_error(conn, 404, "no such API endpoint");
-	return 404;
+	web_api_serve(conn, arg);
+	return 200;
 }
 
 static int
@@ -102,9 +220,10 @@ log_message(const struct mg_connection *conn, const char *message)
 	return 1;
 }
 
-/* Only loopback addresses: the dashboard has no authentication yet. */
+/* Splits ADDR:PORT; returns 1 for a loopback address, 0 for another, -1
+ * when it is not ADDR:PORT. */
 static int
-is_loopback(const char *listen, char *host, size_t host_len)
+listen_host(const char *listen, char *host, size_t host_len)
 {
 	const char *colon = strrchr(listen, ':');
 	struct in6_addr a6;
@@ -112,59 +231,88 @@ is_loopback(const char *listen, char *host, size_t host_len)
 	size_t n;
 
 	if (colon == NULL || colon == listen)
-		return 0;
+		return -1;
 	n = (size_t)(colon - listen);
 	if (listen[0] == '[' && colon[-1] == ']') {
 		listen++;
 		n -= 2;
 	}
 	if (n >= host_len)
-		return 0;
+		return -1;
 	memcpy(host, listen, n);
 	host[n] = '\0';
 	if (inet_pton(AF_INET, host, &a4) == 1)
 		return (ntohl(a4.s_addr) >> 24) == 127;
 	if (inet_pton(AF_INET6, host, &a6) == 1)
 		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return 0;
+	return -1;
 }
 
 int
 web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t err_len)
 {
-	char threads[16], host[64];
+	char threads[16], host[64], ports[144];
+	unsigned char hash[TOKEN_HASH_BYTES];
 	struct mg_callbacks cb;
 	struct mg_server_port port;
 	struct web_server *w;
+	int loopback;
 
 	if (d->cfg.http_listen[0] == '\0') {
 		*out = NULL;
 		return 0;
 	}
-	if (!is_loopback(d->cfg.http_listen, host, sizeof(host))) {
-		snprintf(err, err_len, "http_listen %s: only loopback addresses "
-		    "(127.0.0.0/8, [::1]) are allowed", d->cfg.http_listen);
+	if ((loopback = listen_host(d->cfg.http_listen, host, sizeof(host))) < 0) {
+		snprintf(err, err_len, "http_listen %s: expected ADDR:PORT with a numeric "
+		    "address, e.g. 127.0.0.1:8631 or [::1]:8631", d->cfg.http_listen);
 		return -1;
 	}
-	snprintf(threads, sizeof(threads), "%d", d->cfg.http_threads);
-	const char *options[] = {
-		"listening_ports", d->cfg.http_listen,
-		"document_root", d->cfg.web_root,
-		"enable_directory_listing", "no",
-		"num_threads", threads,
-		"request_timeout_ms", "10000",
-		"additional_header", SECURITY_HEADERS,
-		"index_files", "index.html",
-		NULL,
-	};
-	memset(&cb, 0, sizeof(cb));
-	cb.log_message = log_message;
+	if (strcmp(d->cfg.http_auth, "auto") != 0 && strcmp(d->cfg.http_auth, "token") != 0) {
+		snprintf(err, err_len, "http_auth '%s': expected auto or token", d->cfg.http_auth);
+		return -1;
+	}
+	if (sodium_init() < 0) {
+		snprintf(err, err_len, "libsodium cannot start");
+		return -1;
+	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		snprintf(err, err_len, "out of memory");
 		return -1;
 	}
-	mg_init_library(0);
-	if ((w->ctx = mg_start(&cb, NULL, options)) == NULL) {
+	w->d = d;
+	w->need_token = !loopback || strcmp(d->cfg.http_auth, "token") == 0;
+	w->tls = d->cfg.http_tls_certificate[0] != '\0';
+	if (w->need_token && token_hash_load(&d->cfg, hash) != 0) {
+		snprintf(err, err_len, "http_listen %s needs a dashboard token and %s/dashboard-token "
+		    "has none: run ftuned --new-dashboard-token", d->cfg.http_listen, d->cfg.state_dir);
+		free(w);
+		return -1;
+	}
+	if (w->tls && mg_check_feature(2) == 0) {
+		snprintf(err, err_len, "http_tls_certificate is set but this civetweb has no TLS");
+		free(w);
+		return -1;
+	}
+	snprintf(threads, sizeof(threads), "%d", d->cfg.http_threads);
+	snprintf(ports, sizeof(ports), "%s%s", d->cfg.http_listen, w->tls ? "s" : "");
+	const char *options[] = {
+		"listening_ports", ports,
+		"document_root", d->cfg.web_root,
+		"enable_directory_listing", "no",
+		"num_threads", threads,
+		"request_timeout_ms", "10000",
+		"additional_header", WEB_SECURITY_HEADERS,
+		"index_files", "index.html",
+		/* Last, so that without TLS the NULL ends the list here. */
+		w->tls ? "ssl_certificate" : NULL, d->cfg.http_tls_certificate,
+		"ssl_protocol_version", "4", /* TLS 1.2 and later */
+		NULL,
+	};
+	memset(&cb, 0, sizeof(cb));
+	cb.log_message = log_message;
+	cb.begin_request = begin_request;
+	mg_init_library(w->tls ? MG_FEATURES_TLS : 0);
+	if ((w->ctx = mg_start(&cb, w, options)) == NULL) {
 		snprintf(err, err_len, "http: cannot listen on %s (see log)", d->cfg.http_listen);
 		free(w);
 		mg_exit_library();
@@ -176,8 +324,10 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 		web_server_stop(w);
 		return -1;
 	}
-	snprintf(d->http_url, sizeof(d->http_url), strchr(host, ':') ?
-	    "http://[%s]:%d/" : "http://%s:%d/", host, port.port);
+	snprintf(d->http_url, sizeof(d->http_url), strchr(host, ':') ? "%s://[%s]:%d/" :
+	    "%s://%s:%d/", w->tls ? "https" : "http", host, port.port);
+	if (w->need_token)
+		log_info("http: dashboard requires a token");
 	*out = w;
 	return 0;
 }

@@ -1,0 +1,746 @@
+/*
+ * web_api.c - the dashboard's JSON API: status, jobs (with metrics, logs
+ * and checkpoints), models (with lineage), datasets (with stats and
+ * samples).  Every endpoint reads through the same modules the RPCs use;
+ * nothing here writes state.  Unknown ids answer 404 JSON, malformed query
+ * values 400, and every page size is capped at WEB_API_PAGE_MAX.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "datasets.h"
+#include "jobs.h"
+#include "registry.h"
+#include "web_api.h"
+
+#define SAMPLE_MAX 50          /* dataset samples per page */
+#define SAMPLE_LINE_MAX 65536  /* a longer record is shown truncated */
+#define LINEAGE_DEPTH_MAX 64   /* guards the base chain against a cycle */
+
+void
+web_send_json(struct mg_connection *conn, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	size_t len;
+
+	if (text == NULL) {
+		status = 500;
+		text = strdup("{\"error\":{\"code\":500,\"message\":\"out of memory\"}}");
+	}
+	len = text ? strlen(text) : 0;
+	mg_printf(conn, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n"
+	    WEB_SECURITY_HEADERS "\r\n"
+	    "Connection: close\r\n\r\n",
+	    status, mg_get_response_code_text(conn, status), len);
+	if (text != NULL)
+		mg_write(conn, text, len);
+	free(text);
+	json_decref(body);
+}
+
+void
+web_send_error(struct mg_connection *conn, int status, const char *message)
+{
+	web_send_json(conn, status, json_pack("{s:{s:i,s:s}}", "error", "code",
+	    status, "message", message));
+}
+
+/* A float the engine reports as NaN (unknown) becomes null. */
+static json_t *
+json_num(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+/*
+ * Query strings.  A missing key leaves *out as it is; a malformed or
+ * out-of-range value is a 400, so a typo is never silently ignored.
+ */
+struct query {
+	const char *qs;
+	size_t len;
+	char bad[160];          /* first problem, "" when none */
+};
+
+static int
+query_str(struct query *q, const char *key, char *out, size_t len)
+{
+	int n;
+
+	if (q->qs == NULL)
+		return 0;
+	n = mg_get_var(q->qs, q->len, key, out, len);
+	if (n == -2 && q->bad[0] == '\0')
+		snprintf(q->bad, sizeof(q->bad), "query parameter '%s' is too long", key);
+	return n >= 0;
+}
+
+static void
+query_uint(struct query *q, const char *key, uint64_t max, uint64_t *out)
+{
+	char buf[32], *end;
+	unsigned long long v;
+
+	if (!query_str(q, key, buf, sizeof(buf)))
+		return;
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	if (buf[0] < '0' || buf[0] > '9' || *end != '\0' || errno != 0 || v > max) {
+		if (q->bad[0] == '\0')
+			snprintf(q->bad, sizeof(q->bad), "query parameter '%s' must be an "
+			    "integer in [0, %llu]", key, (unsigned long long)max);
+		return;
+	}
+	*out = v;
+}
+
+/* Path ids: decimal, positive, no sign or spaces; anything else is no id. */
+static int
+parse_id(const char *s, size_t len, int64_t *out)
+{
+	int64_t v = 0;
+
+	if (len == 0 || len > 18)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* protobuf-c message as a JSON object, through its descriptor, so the job
+ * specification shows every field the RPC has, including future ones. */
+static json_t *
+proto_to_json(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *desc = m->descriptor;
+	json_t *o = json_object();
+
+	for (unsigned i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &desc->fields[i];
+		const char *p = (const char *)m + f->offset;
+		json_t *v = NULL;
+
+		if (f->label == PROTOBUF_C_LABEL_REPEATED)
+			continue; /* job specifications hold scalars and strings */
+		switch (f->type) {
+		case PROTOBUF_C_TYPE_STRING:
+			v = json_string(*(char *const *)p ? *(char *const *)p : "");
+			break;
+		case PROTOBUF_C_TYPE_UINT32:
+		case PROTOBUF_C_TYPE_FIXED32:
+			v = json_integer(*(const uint32_t *)p);
+			break;
+		case PROTOBUF_C_TYPE_INT32:
+		case PROTOBUF_C_TYPE_SINT32:
+		case PROTOBUF_C_TYPE_SFIXED32:
+		case PROTOBUF_C_TYPE_ENUM:
+			v = json_integer(*(const int32_t *)p);
+			break;
+		case PROTOBUF_C_TYPE_UINT64:
+		case PROTOBUF_C_TYPE_FIXED64:
+			v = json_integer((json_int_t)*(const uint64_t *)p);
+			break;
+		case PROTOBUF_C_TYPE_INT64:
+		case PROTOBUF_C_TYPE_SINT64:
+		case PROTOBUF_C_TYPE_SFIXED64:
+			v = json_integer((json_int_t)*(const int64_t *)p);
+			break;
+		case PROTOBUF_C_TYPE_FLOAT:
+			v = json_num(*(const float *)p);
+			break;
+		case PROTOBUF_C_TYPE_DOUBLE:
+			v = json_num(*(const double *)p);
+			break;
+		case PROTOBUF_C_TYPE_BOOL:
+			v = json_boolean(*(const protobuf_c_boolean *)p);
+			break;
+		case PROTOBUF_C_TYPE_MESSAGE:
+			v = *(ProtobufCMessage *const *)p ?
+			    proto_to_json(*(ProtobufCMessage *const *)p) : json_null();
+			break;
+		case PROTOBUF_C_TYPE_BYTES:
+			break;
+		}
+		if (v != NULL)
+			json_object_set_new(o, f->name, v);
+	}
+	return o;
+}
+
+/* The estimate ftctl shows: time per step so far times the steps left. */
+static json_t *
+job_eta(const struct job_info *j)
+{
+	if (strcmp(j->state, "RUNNING") != 0 || j->step == 0 || j->total_steps <= j->step ||
+	    j->started_at == 0)
+		return json_null();
+	return json_real(difftime(time(NULL), (time_t)j->started_at) / j->step *
+	    (j->total_steps - j->step));
+}
+
+static json_t *
+job_to_json(struct ftuned *d, const struct job_info *j)
+{
+	char kind[16];
+
+	jobs_kind(d, j->id, kind, sizeof(kind));
+	return json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,"
+	    "s:I,s:s,s:s,s:I,s:I,s:I,s:o}",
+	    "id", (json_int_t)j->id, "kind", kind, "state", j->state, "stage", j->stage,
+	    "owner_uid", (json_int_t)j->owner_uid, "created_at", (json_int_t)j->created_at,
+	    "started_at", (json_int_t)j->started_at, "finished_at", (json_int_t)j->finished_at,
+	    "step", (json_int_t)j->step, "total_steps", (json_int_t)j->total_steps,
+	    "epoch", (json_int_t)j->epoch, "loss", json_num(j->loss),
+	    "val_loss", json_num(j->val_loss), "base_val_loss", json_num(j->base_val_loss),
+	    "tokens_per_s", json_num(j->tokens_per_s), "eta_s", job_eta(j),
+	    "checkpoint_step", (json_int_t)j->checkpoint_step, "error", j->error,
+	    "result_model", j->result_model, "memory_bytes", (json_int_t)j->memory_bytes,
+	    "base_id", (json_int_t)j->base_id, "dataset_id", (json_int_t)j->dataset_id,
+	    "spec", j->spec ? proto_to_json(&j->spec->base) : json_null());
+}
+
+static void
+api_status(struct mg_connection *conn, struct ftuned *d)
+{
+	struct ft_status st;
+
+	if (ftuned_status_collect(d, &st) != 0) {
+		web_send_error(conn, 500, "state database unreadable");
+		return;
+	}
+	web_send_json(conn, 200, json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:s,s:s,s:I}",
+	    "version", st.version,
+	    "uptime_ms", (json_int_t)st.uptime_ms,
+	    "pid", st.pid,
+	    "state_dir", st.state_dir,
+	    "queue_length", (json_int_t)st.queue_length,
+	    "training_threads", (json_int_t)st.training_threads,
+	    "http_url", st.http_url,
+	    "socket_url", st.socket_url,
+	    "schema_version", (json_int_t)st.schema_version));
+}
+
+static void
+api_jobs(struct mg_connection *conn, struct ftuned *d, struct query *q)
+{
+	static const char *states[] = { "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED" };
+	char state[16] = "";
+	uint64_t user = UINT32_MAX, limit = 100;
+	struct job_info *list;
+	json_t *arr;
+	size_t n, i;
+
+	query_str(q, "state", state, sizeof(state));
+	query_uint(q, "user", UINT32_MAX - 1, &user);
+	query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
+	for (i = 0; state[0] && i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(state, states[i]) == 0)
+			break;
+	if (q->bad[0] == '\0' && i == sizeof(states) / sizeof(states[0]))
+		snprintf(q->bad, sizeof(q->bad), "state must be one of QUEUED, RUNNING, "
+		    "SUCCEEDED, FAILED, CANCELLED");
+	if (q->bad[0]) {
+		web_send_error(conn, 400, q->bad);
+		return;
+	}
+	if (jobs_list(d, state, (uint32_t)user, (int)limit, &list, &n) != 0) {
+		web_send_error(conn, 500, "cannot list jobs");
+		return;
+	}
+	arr = json_array();
+	for (i = 0; i < n; i++) {
+		json_array_append_new(arr, job_to_json(d, &list[i]));
+		job_info_free(&list[i]);
+	}
+	free(list);
+	web_send_json(conn, 200, json_pack("{s:o}", "jobs", arr));
+}
+
+/* Checkpoints on disk now: a job keeps the newest few while it runs and
+ * deletes them when it finishes (checkpoint_step still says the last). */
+static json_t *
+job_checkpoints(struct ftuned *d, int64_t id)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	json_t *arr = json_array();
+	struct dirent *e;
+	struct stat sb;
+	DIR *dh;
+	int step;
+
+	snprintf(dir, sizeof(dir), "%s/jobs/%lld", d->cfg.state_dir, (long long)id);
+	if ((dh = opendir(dir)) == NULL)
+		return arr;
+	while ((e = readdir(dh)) != NULL) {
+		char tail;
+
+		if (sscanf(e->d_name, "checkpoint-%d.bi%c", &step, &tail) != 2 || tail != 'n')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &sb) != 0)
+			continue;
+		json_array_append_new(arr, json_pack("{s:i,s:s,s:I,s:I}", "step", step,
+		    "file", e->d_name, "size", (json_int_t)sb.st_size,
+		    "mtime", (json_int_t)sb.st_mtime));
+	}
+	closedir(dh);
+	return arr;
+}
+
+/* The name behind a model or dataset id, for links; "" when it is gone. */
+static json_t *
+model_name(struct ftuned *d, int64_t id)
+{
+	struct model_info m;
+	char buf[32];
+	json_t *v;
+
+	snprintf(buf, sizeof(buf), "%lld", (long long)id);
+	if (id <= 0 || registry_model_find(d, buf, &m) != 0)
+		return json_string("");
+	v = json_string(m.name);
+	model_info_free(&m);
+	return v;
+}
+
+static json_t *
+dataset_name(struct ftuned *d, int64_t id)
+{
+	struct dataset_info di;
+	char buf[32];
+	json_t *v;
+
+	snprintf(buf, sizeof(buf), "%lld", (long long)id);
+	if (id <= 0 || datasets_find(d, buf, &di) != 0)
+		return json_string("");
+	v = json_string(di.name);
+	dataset_info_free(&di);
+	return v;
+}
+
+static void
+api_job(struct mg_connection *conn, struct ftuned *d, int64_t id)
+{
+	struct job_info j;
+	json_t *o;
+
+	if (jobs_get(d, id, &j) != 0) {
+		web_send_error(conn, 404, "no such job");
+		return;
+	}
+	o = job_to_json(d, &j);
+	json_object_set_new(o, "base_model", model_name(d, j.base_id));
+	json_object_set_new(o, "dataset", dataset_name(d, j.dataset_id));
+	json_object_set_new(o, "checkpoints", job_checkpoints(d, id));
+	job_info_free(&j);
+	web_send_json(conn, 200, o);
+}
+
+static void
+api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct query *q)
+{
+	uint64_t after = 0, limit = 10000;
+	Ft__Metric **list;
+	struct job_info j;
+	json_t *arr, *o;
+	size_t n;
+
+	query_uint(q, "after", UINT32_MAX, &after);
+	query_uint(q, "limit", 10000, &limit);
+	if (q->bad[0]) {
+		web_send_error(conn, 400, q->bad);
+		return;
+	}
+	if (jobs_get(d, id, &j) != 0) {
+		web_send_error(conn, 404, "no such job");
+		return;
+	}
+	/* The job row first: a step it reports is already in the metrics. */
+	o = json_pack("{s:I,s:s,s:I,s:I,s:o}", "id", (json_int_t)id, "state", j.state,
+	    "step", (json_int_t)j.step, "total_steps", (json_int_t)j.total_steps,
+	    "eta_s", job_eta(&j));
+	job_info_free(&j);
+	if (jobs_metrics(d, id, (uint32_t)after, limit ? (uint32_t)limit : 1, &list, &n) != 0) {
+		json_decref(o);
+		web_send_error(conn, 500, "cannot read metrics");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}",
+		    "step", (json_int_t)list[i]->step, "loss", json_num(list[i]->loss),
+		    "lr", json_num(list[i]->lr), "grad_norm", json_num(list[i]->grad_norm),
+		    "tokens_per_s", json_num(list[i]->tokens_per_s),
+		    "val_loss", json_num(list[i]->val_loss)));
+	jobs_metrics_free(list, n);
+	web_send_json(conn, 200, json_pack("{s:o,s:o}", "job", o, "metrics", arr));
+}
+
+static void
+api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct query *q)
+{
+	uint64_t after = 0, limit = WEB_API_PAGE_MAX;
+	Ft__LogLine **list;
+	struct job_info j;
+	json_t *arr;
+	size_t n;
+
+	query_uint(q, "after", INT64_MAX, &after);
+	query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
+	if (q->bad[0]) {
+		web_send_error(conn, 400, q->bad);
+		return;
+	}
+	if (jobs_get(d, id, &j) != 0) {
+		web_send_error(conn, 404, "no such job");
+		return;
+	}
+	job_info_free(&j);
+	if (jobs_logs(d, id, (int64_t)after, limit ? (uint32_t)limit : 1, &list, &n) != 0) {
+		web_send_error(conn, 500, "cannot read the log");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:s}",
+		    "seq", (json_int_t)list[i]->seq, "time", (json_int_t)list[i]->time,
+		    "level", list[i]->level, "message", list[i]->message));
+	jobs_logs_free(list, n);
+	web_send_json(conn, 200, json_pack("{s:o}", "lines", arr));
+}
+
+static json_t *
+model_summary(const struct model_info *m)
+{
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I}",
+	    "id", (json_int_t)m->id, "name", m->name, "kind", m->kind, "format", m->format,
+	    "arch", m->arch, "params", (json_int_t)m->params, "size", (json_int_t)m->size,
+	    "owner_uid", (json_int_t)m->owner_uid, "created_at", (json_int_t)m->created_at,
+	    "base_model", m->base_name, "base_id", (json_int_t)m->base_id,
+	    "job_id", (json_int_t)m->job_id);
+}
+
+static void
+api_models(struct mg_connection *conn, struct ftuned *d)
+{
+	struct model_info *list;
+	json_t *arr;
+	size_t n;
+
+	if (registry_model_list(d, &list, &n) != 0) {
+		web_send_error(conn, 500, "cannot list models");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(arr, model_summary(&list[i]));
+		model_info_free(&list[i]);
+	}
+	free(list);
+	web_send_json(conn, 200, json_pack("{s:o}", "models", arr));
+}
+
+/* A parsed lineage or stats column; a row that is not JSON shows as null. */
+static json_t *
+json_column(const char *text)
+{
+	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+
+	return v ? v : json_null();
+}
+
+/* The tuned models derived from list[at], recursively, each with the job
+ * and dataset between it and its parent. */
+static json_t *
+model_descendants(const struct model_info *list, size_t n, size_t at, int depth)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < n && depth < LINEAGE_DEPTH_MAX; i++) {
+		json_t *node, *lin;
+
+		if (list[i].base_id != list[at].id || i == at)
+			continue;
+		node = model_summary(&list[i]);
+		lin = json_column(list[i].lineage_json);
+		json_object_set(node, "dataset", json_object_get(json_object_get(lin, "dataset"), "name")
+		    ? json_object_get(json_object_get(lin, "dataset"), "name") : json_null());
+		json_object_set(node, "type", json_object_get(lin, "type") ?
+		    json_object_get(lin, "type") : json_null());
+		json_object_set(node, "method", json_object_get(lin, "method") ?
+		    json_object_get(lin, "method") : json_null());
+		json_decref(lin);
+		json_object_set_new(node, "children", model_descendants(list, n, i, depth + 1));
+		json_array_append_new(arr, node);
+	}
+	return arr;
+}
+
+/* Commands that export the model, as text to copy: ftengine reads the
+ * registry's model directory directly. */
+static json_t *
+model_exports(const struct model_info *m)
+{
+	char tok[PATH_MAX + 16] = "", line[3 * PATH_MAX];
+	json_t *arr = json_array();
+
+	if (strcmp(m->format, "llama2c") == 0)
+		snprintf(tok, sizeof(tok), " --tokenizer '%s'", m->tokenizer);
+	snprintf(line, sizeof(line), "ftengine export --model '%s'%s --format gguf --dtype f16 "
+	    "--out '%s.gguf'", m->entry, tok, m->name);
+	json_array_append_new(arr, json_string(line));
+	snprintf(line, sizeof(line), "ftengine export --model '%s'%s --format hf --dtype bf16 "
+	    "--out '%s-hf'", m->entry, tok, m->name);
+	json_array_append_new(arr, json_string(line));
+	snprintf(line, sizeof(line), "ftctl model show '%s' --json", m->name);
+	json_array_append_new(arr, json_string(line));
+	return arr;
+}
+
+static void
+api_model(struct mg_connection *conn, struct ftuned *d, const char *name)
+{
+	struct model_info *list;
+	json_t *o, *files, *chain;
+	size_t n, at;
+	int64_t base;
+
+	if (registry_model_list(d, &list, &n) != 0) {
+		web_send_error(conn, 500, "cannot list models");
+		return;
+	}
+	for (at = 0; at < n; at++) {
+		char idbuf[32];
+
+		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)list[at].id);
+		if (strcmp(list[at].name, name) == 0 || strcmp(idbuf, name) == 0)
+			break;
+	}
+	if (at == n) {
+		for (size_t i = 0; i < n; i++)
+			model_info_free(&list[i]);
+		free(list);
+		web_send_error(conn, 404, "no such model");
+		return;
+	}
+	const struct model_info *m = &list[at];
+
+	o = model_summary(m);
+	files = json_array();
+	for (size_t i = 0; i < m->n_files; i++)
+		json_array_append_new(files, json_pack("{s:s,s:s,s:I}", "name", m->files[i].name,
+		    "blake2b", m->files[i].hash, "size", (json_int_t)m->files[i].size));
+	/* The base chain, this model first, then its base, up to a base model. */
+	chain = json_array();
+	base = m->id;
+	for (int depth = 0; base > 0 && depth < LINEAGE_DEPTH_MAX; depth++) {
+		size_t i;
+
+		for (i = 0; i < n && list[i].id != base; i++)
+			;
+		if (i == n)
+			break;
+		json_array_append_new(chain, model_summary(&list[i]));
+		base = list[i].base_id;
+	}
+	json_object_set_new(o, "tokenizer", json_string(strrchr(m->tokenizer, '/') ?
+	    strrchr(m->tokenizer, '/') + 1 : m->tokenizer));
+	json_object_set_new(o, "config", json_column(m->config_json));
+	json_object_set_new(o, "lineage", json_column(m->lineage_json));
+	json_object_set_new(o, "ancestors", chain);
+	json_object_set_new(o, "descendants", model_descendants(list, n, at, 0));
+	json_object_set_new(o, "files", files);
+	json_object_set_new(o, "export_commands", model_exports(m));
+	for (size_t i = 0; i < n; i++)
+		model_info_free(&list[i]);
+	free(list);
+	web_send_json(conn, 200, o);
+}
+
+static json_t *
+dataset_summary(const struct dataset_info *di)
+{
+	return json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
+	    "id", (json_int_t)di->id, "name", di->name, "kind", di->kind, "blake2b", di->hash,
+	    "records", (json_int_t)di->records,
+	    "validation_records", (json_int_t)di->validation_records,
+	    "bytes", (json_int_t)di->bytes, "owner_uid", (json_int_t)di->owner_uid,
+	    "created_at", (json_int_t)di->created_at);
+}
+
+static void
+api_datasets(struct mg_connection *conn, struct ftuned *d)
+{
+	struct dataset_info *list;
+	json_t *arr;
+	size_t n;
+
+	if (datasets_list(d, &list, &n) != 0) {
+		web_send_error(conn, 500, "cannot list datasets");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(arr, dataset_summary(&list[i]));
+		dataset_info_free(&list[i]);
+	}
+	free(list);
+	web_send_json(conn, 200, json_pack("{s:o}", "datasets", arr));
+}
+
+/* Records offset..offset+count of the canonical train.jsonl, each parsed
+ * (a record longer than SAMPLE_LINE_MAX is cut and shown as text). */
+static json_t *
+dataset_samples(const char *path, uint64_t offset, uint64_t count)
+{
+	json_t *arr = json_array();
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	uint64_t at = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return arr;
+	while (at < offset + count && (len = getline(&line, &cap, f)) > 0) {
+		json_t *rec;
+
+		if (at++ < offset)
+			continue;
+		if (line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len > SAMPLE_LINE_MAX)
+			line[SAMPLE_LINE_MAX] = '\0';
+		rec = json_loads(line, 0, NULL);
+		json_array_append_new(arr, rec ? rec : json_stringn_nocheck(line,
+		    strnlen(line, SAMPLE_LINE_MAX)));
+	}
+	free(line);
+	fclose(f);
+	return arr;
+}
+
+static void
+api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, struct query *q)
+{
+	uint64_t offset = 0, count = 5;
+	struct dataset_info di;
+	json_t *o;
+
+	query_uint(q, "offset", UINT32_MAX, &offset);
+	query_uint(q, "samples", SAMPLE_MAX, &count);
+	if (q->bad[0]) {
+		web_send_error(conn, 400, q->bad);
+		return;
+	}
+	if (datasets_find(d, name, &di) != 0) {
+		web_send_error(conn, 404, "no such dataset");
+		return;
+	}
+	o = dataset_summary(&di);
+	json_object_set_new(o, "stats", json_column(di.stats_json));
+	json_object_set_new(o, "report", json_string(di.report ? di.report : ""));
+	json_object_set_new(o, "samples_offset", json_integer((json_int_t)offset));
+	json_object_set_new(o, "samples", dataset_samples(di.train_path, offset, count));
+	dataset_info_free(&di);
+	web_send_json(conn, 200, o);
+}
+
+/* The path after a collection prefix, split at its first '/'. */
+struct route {
+	const char *id;         /* the id segment, url-decoded */
+	size_t id_len;
+	const char *sub;        /* what follows "<id>/", or NULL */
+};
+
+static int
+route_split(const char *rest, struct route *r, char *buf, size_t buf_len)
+{
+	const char *slash = strchr(rest, '/');
+	size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+	int len;
+
+	if (n == 0 || n >= buf_len)
+		return -1;
+	len = mg_url_decode(rest, (int)n, buf, (int)buf_len, 0);
+	if (len <= 0 || strlen(buf) != (size_t)len)
+		return -1;
+	r->id = buf;
+	r->id_len = (size_t)len;
+	r->sub = slash ? slash + 1 : NULL;
+	return 0;
+}
+
+void
+web_api_serve(struct mg_connection *conn, struct ftuned *d)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	const char *uri = ri->local_uri, *rest;
+	struct query q = { ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, "" };
+	char buf[REGISTRY_NAME_MAX + 2];
+	struct route r;
+	int64_t id;
+
+	if (strcmp(uri, "/api/v1/status") == 0) {
+		api_status(conn, d);
+		return;
+	}
+	if (strcmp(uri, "/api/v1/jobs") == 0) {
+		api_jobs(conn, d, &q);
+		return;
+	}
+	if (strcmp(uri, "/api/v1/models") == 0) {
+		api_models(conn, d);
+		return;
+	}
+	if (strcmp(uri, "/api/v1/datasets") == 0) {
+		api_datasets(conn, d);
+		return;
+	}
+	if (strncmp(uri, "/api/v1/jobs/", 13) == 0) {
+		if (route_split(uri + 13, &r, buf, sizeof(buf)) != 0 ||
+		    parse_id(r.id, r.id_len, &id) != 0) {
+			web_send_error(conn, 404, "no such job");
+			return;
+		}
+		if (r.sub == NULL) {
+			api_job(conn, d, id);
+			return;
+		}
+		if (strcmp(r.sub, "metrics") == 0) {
+			api_job_metrics(conn, d, id, &q);
+			return;
+		}
+		if (strcmp(r.sub, "logs") == 0) {
+			api_job_logs(conn, d, id, &q);
+			return;
+		}
+	}
+	rest = strncmp(uri, "/api/v1/models/", 15) == 0 ? uri + 15 : NULL;
+	if (rest && route_split(rest, &r, buf, sizeof(buf)) == 0 && r.sub == NULL) {
+		api_model(conn, d, r.id);
+		return;
+	}
+	rest = strncmp(uri, "/api/v1/datasets/", 17) == 0 ? uri + 17 : NULL;
+	if (rest && route_split(rest, &r, buf, sizeof(buf)) == 0 && r.sub == NULL) {
+		api_dataset(conn, d, r.id, &q);
+		return;
+	}
+	web_send_error(conn, 404, "no such API endpoint");
+}
