@@ -218,7 +218,7 @@ cmd_data_ls(const struct opts *o, void *args, int argc, char **argv)
 	} else if (a->quiet) {
 		for (size_t i = 0; i < l->n_datasets; i++)
 			printf("%s\n", l->datasets[i]->name);
-	} else if ((t = table_new(8, heads, "rslrrrll")) != NULL) {
+	} else if ((t = table_new(8, heads, "rslrRrLL")) != NULL) {
 		for (size_t i = 0; i < l->n_datasets; i++) {
 			const Ft__DatasetInfo *d = l->datasets[i];
 			char id[24], recs[24], vrecs[24], size[32], owner[64], when[64];

@@ -197,7 +197,7 @@ cmd_job_ls(const struct opts *o, void *args, int argc, char **argv)
 	} else if (a->quiet) {
 		for (size_t i = 0; i < l->n_jobs; i++)
 			printf("%lld\n", (long long)l->jobs[i]->id);
-	} else if ((t = table_new(11, heads, "rllsssrrrrr")) != NULL) {
+	} else if ((t = table_new(11, heads, "rlLLsslrrrR")) != NULL) {
 		for (size_t i = 0; i < l->n_jobs; i++) {
 			const Ft__JobInfo *j = l->jobs[i];
 			const Ft__JobSpec *s = j->spec;

@@ -132,7 +132,7 @@ cmd_model_ls(const struct opts *o, void *args, int argc, char **argv)
 	} else if (a->quiet) {
 		for (size_t i = 0; i < l->n_models; i++)
 			printf("%s\n", l->models[i]->name);
-	} else if ((t = table_new(9, heads, "rsllrrsll")) != NULL) {
+	} else if ((t = table_new(9, heads, "rslLrrsLL")) != NULL) {
 		for (size_t i = 0; i < l->n_models; i++) {
 			const Ft__ModelInfo *m = l->models[i];
 			char id[24], params[32], size[32], owner[64], when[64];

@@ -127,11 +127,14 @@ int term_width(void);
 
 /* A table printed with columns as wide as their widest cell; when the lines
  * would pass the width, the columns marked shrinkable are cut, widest
- * first, and their cut cells end in '~'. */
+ * first, and their cut cells end in '~', then optional columns are left
+ * out. */
 struct table;
 
 /* table_new takes the headings and one letter per column: 'l' left, 'r'
- * right aligned, 's' left and shrinkable.  Returns NULL when out of memory. */
+ * right aligned, 's' left and shrinkable; 'L' and 'R' mark optional
+ * columns, dropped from the right when cutting is not enough.  At most 15
+ * columns.  Returns NULL when out of memory. */
 struct table *table_new(int ncols, const char *const *heads, const char *align);
 
 /* table_add appends a row of ncols strings, copied.  Returns 0, or -1 when

@@ -410,21 +410,21 @@ utf8_cut(const char *s, int n)
 void
 table_print(struct table *t, FILE *f, int width)
 {
-	int w[TABLE_MAX_COLS] = { 0 }, total = 0;
+	int w[TABLE_MAX_COLS] = { 0 }, total = -2;
 
 	if (t == NULL)
 		return;
 	for (size_t r = 0; r < t->nrows; r++)
 		for (int c = 0; c < t->ncols; c++) {
-			const char *s = t->cells[r * (size_t)t->ncols + (size_t)c];
-			int n = s != NULL ? utf8_len(s) : 0;
+			int n = utf8_len(t->cells[r * (size_t)t->ncols + (size_t)c]);
 
 			if (n > w[c])
 				w[c] = n;
 		}
 	for (int c = 0; c < t->ncols; c++)
-		total += w[c] + (c > 0 ? 2 : 0);
-	/* Cut the widest shrinkable column one character at a time. */
+		total += w[c] + 2;
+	/* Cut the widest shrinkable column one character at a time, down to
+	 * six; then drop optional columns, rightmost first (w = -1). */
 	while (total > width) {
 		int widest = -1;
 
@@ -436,30 +436,34 @@ table_print(struct table *t, FILE *f, int width)
 		w[widest]--;
 		total--;
 	}
+	for (int c = t->ncols - 1; c >= 0 && total > width; c--)
+		if (t->align[c] == 'L' || t->align[c] == 'R') {
+			total -= w[c] + 2;
+			w[c] = -1;
+		}
 	for (size_t r = 0; r < t->nrows; r++) {
 		char line[4096];
 		size_t pos = 0;
 
 		for (int c = 0; c < t->ncols && pos < sizeof(line) - 1; c++) {
 			const char *s = t->cells[r * (size_t)t->ncols + (size_t)c];
-			int n, last = c == t->ncols - 1;
+			int n = utf8_len(s);
 
-			if (s == NULL)
-				s = "";
-			n = utf8_len(s);
-			if (c > 0)
+			if (w[c] < 0)
+				continue;
+			if (pos > 0)
 				pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "  ");
 			if (pos >= sizeof(line) - 1)
 				break;
 			if (n > w[c])
 				pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%.*s~",
 				    (int)utf8_cut(s, w[c] - 1), s);
-			else if (t->align[c] == 'r')
+			else if (t->align[c] == 'r' || t->align[c] == 'R')
 				pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%*s%s",
 				    w[c] - n, "", s);
 			else
 				pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "%s%*s",
-				    s, last ? 0 : w[c] - n, "");
+				    s, w[c] - n, "");
 		}
 		if (pos > sizeof(line) - 1)
 			pos = sizeof(line) - 1;
