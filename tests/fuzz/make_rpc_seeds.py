@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Writes seed requests for fuzz_rpc (tests/fuzz/corpus/rpc/): one packed
+ft.Request per RPC, hand-encoded so no protobuf package is needed."""
+import os
+import struct
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+def field(num, wire, payload):
+    key = varint(num << 3 | wire)
+    if wire == 0:
+        return key + varint(payload)
+    if wire == 1:
+        return key + struct.pack("<d", payload)
+    if wire == 5:
+        return key + struct.pack("<f", payload)
+    return key + varint(len(payload)) + payload
+
+def s(num, text):
+    return field(num, 2, text.encode())
+
+def request(case, body):
+    return field(1, 0, 1) + field(2, 0, 7) + field(case, 2, body)
+
+seeds = {
+    "ping": request(10, s(1, "hello")),
+    "status": request(11, b""),
+    "model_import": request(20, s(1, "/tmp/none.bin") + s(2, "m")),
+    "model_list": request(21, b""),
+    "model_show": request(22, s(1, "m")),
+    "model_remove": request(23, s(1, "m") + field(2, 0, 1)),
+    "data_add": request(30, s(1, "d.jsonl") + s(2, '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n')
+                        + s(3, "instruct") + s(4, "d") + field(5, 1, 0.5)),
+    "data_validate": request(31, s(1, "t.txt") + s(2, "para one\n\npara two\n") + s(3, "text")),
+    "data_list": request(32, b""),
+    "data_show": request(33, s(1, "d")),
+    "data_remove": request(34, s(1, "d")),
+    "job_submit": request(40, field(1, 2, s(1, "m") + s(2, "d") + s(3, "sft") + s(4, "lora")
+                                    + field(5, 0, 4) + field(10, 5, 0.001))),
+    "job_list": request(41, s(1, "QUEUED")),
+    "job_show": request(42, field(1, 0, 1)),
+    "job_cancel": request(43, field(1, 0, 1)),
+    "job_metrics": request(44, field(1, 0, 1) + field(2, 0, 0)),
+    "job_logs": request(45, field(1, 0, 1)),
+}
+out = os.path.join(os.path.dirname(__file__), "corpus", "rpc")
+os.makedirs(out, exist_ok=True)
+for name, data in seeds.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
