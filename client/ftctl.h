@@ -121,8 +121,8 @@ void time_format(int64_t unix_s, char *buf, size_t len);     /* local "2026-11-2
 void age_format(int64_t unix_s, char *buf, size_t len);      /* "5m" since then */
 void user_format(uint32_t uid, char *buf, size_t len);       /* login name or uid */
 
-/* term_width is the width of the terminal on stdout, or 100 when stdout is
- * not a terminal. */
+/* term_width is the width of the terminal on stdout; when stdout is not a
+ * terminal, $COLUMNS if set (20 or more), else 100. */
 int term_width(void);
 
 /* A table printed with columns as wide as their widest cell; when the lines

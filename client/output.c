@@ -312,11 +312,15 @@ user_format(uint32_t uid, char *buf, size_t len)
 int
 term_width(void)
 {
+	const char *env = getenv("COLUMNS");
 	struct winsize ws;
 
 	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 &&
 	    ws.ws_col >= 20)
 		return ws.ws_col;
+	/* Piped output follows $COLUMNS when the user sets it, as ls does. */
+	if (env != NULL && atoi(env) >= 20)
+		return atoi(env);
 	return 100;
 }
 

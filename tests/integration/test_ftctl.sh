@@ -165,6 +165,10 @@ expect_match "$(printf '%s\n' "$out" | tail -1)" '"state":"SUCCEEDED"' "last JSO
 run job ls
 expect_match "$out" "ID +STATE +STAGE +USER +BASE +DATA +TYPE +STEP +LOSS +VAL +AGE" "job ls heading"
 expect_match "$out" "$id +SUCCEEDED +- +[^ ]+ +tiny +ident +sft/lora +6/6 +[0-9.]+ +[0-9.]+" "job ls row"
+out=$(COLUMNS=60 "$ftctl" job ls)
+longest=$(printf '%s\n' "$out" | awk '{ if (length($0) > n) n = length($0) } END { print n }')
+[ "$longest" -le 60 ] && pass "job ls fits 60 columns" || fail "job ls line of $longest columns at 60"
+expect_match "$out" "ID +STATE .* +STEP +LOSS +VAL" "narrow job ls keeps the progress columns"
 run job show "$id"
 expect_match "$out" "type +sft, lora \(rank 4" "job show spec"
 expect_match "$out" "result +model tiny-tuned" "job show result"
