@@ -46,6 +46,11 @@ check 'echo "$gen" | grep -q "\"tokens\":\[[0-9]*,[0-9]*,[0-9]*,[0-9]*,[0-9]*\]"
 check '[ $? -eq 2 ]'
 "$FTE" loss --model "$dir/nope" --tokens "$dir/toks" > /dev/null 2>&1
 check '[ $? -eq 1 ]'
+b=$("$FTE" bench --arch gpt2 --layers 1 --dim 32 --heads 2 --vocab 50 --batch 2 --seq 8 \
+    --steps 2 --lora-rank 2 --json)
+for k in tokens_per_s ms_per_step mfu peak_rss_mb; do
+	check '[ -n "$(echo "$b" | field $k)" ]'
+done
 if [ -n "${FT_ASSETS:-}" ] && [ -f "$FT_ASSETS/llama2c/stories260K.bin" ]; then
 	out=$("$FTE" generate --model "$FT_ASSETS/llama2c/stories260K.bin" \
 	    --tokenizer "$FT_ASSETS/llama2c/tok512.bin" --prompt-tokens 1 --max-new-tokens 30 --json)
