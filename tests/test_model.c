@@ -550,6 +550,55 @@ check_recompute(const char *name, float dropout)
 	fixture_free(&s.fx);
 }
 
+/* KV-cache generation picks, at every step, the argmax of the full
+ * forward pass over the tokens so far. */
+static void
+check_generate(const char *name)
+{
+	setup s;
+	fte_model *m;
+	fte_trainer *t;
+	fte_sampler smp;
+	int seq[8], tgt[8], gen[5], n = 0, agree = 1;
+	float *logits, loss;
+	int V;
+
+	printf("KV-cache generation (%s)\n", name);
+	if (setup_load(name, &s) != 0 || (m = model_from(&s)) == NULL ||
+	    (t = trainer_from(&s, m)) == NULL) {
+		CHECK(0);
+		return;
+	}
+	V = s.mc.vocab_size;
+	fte_sampler_default(&smp);
+	smp.max_new_tokens = 5;
+	smp.stop_at_eos = smp.stop_at_bos = 0;
+	CHECK(fte_generate(m, s.tokens, 3, &smp, NULL, NULL, gen, &n) == FTE_OK);
+	CHECK(n == 5);
+	memcpy(seq, s.tokens, 3 * sizeof(int));
+	memcpy(seq + 3, gen, 5 * sizeof(int));
+	for (int i = 0; i < 8; i++)
+		tgt[i] = -1;
+	logits = malloc(8 * (size_t)V * sizeof(float));
+	for (int k = 0; k < 5; k++) {
+		int T = 3 + k, best = 0;
+		fte_batch b = { seq, tgt, NULL, 1, T };
+		const float *row = logits + (size_t)(T - 1) * V;
+
+		CHECK(fte_trainer_backward(t, &b, 1, logits, &loss) == FTE_OK);
+		for (int v = 1; v < V; v++)
+			if (row[v] > row[best])
+				best = v;
+		agree &= best == gen[k];
+	}
+	CHECK(agree);
+	printf("  generated %d %d %d %d %d\n", gen[0], gen[1], gen[2], gen[3], gen[4]);
+	free(logits);
+	fte_trainer_free(t);
+	fte_model_free(m);
+	fixture_free(&s.fx);
+}
+
 /* Bad input is an error with a message, never a crash or a silent result. */
 static void
 check_errors(void)
@@ -679,6 +728,9 @@ main(void)
 	check_resume("gpt2_lora", 0.1f);
 	check_recompute("llama_packed", 0.0f);
 	check_recompute("gpt2_lora", 0.1f);
+	check_generate("llama");
+	check_generate("gpt2");
+	check_generate("llama_packed");
 	check_errors();
 	check_init_and_memory();
 	return ft_test_done();
