@@ -436,7 +436,7 @@ norm_item(void *ctx, int i)
 }
 
 typedef struct adamw_job {
-	trainable *x;
+	float *p, *g, *m, *v;
 	float coef, decay, b1, b2, omb1, omb2, step_size, bc2_sqrt, eps;
 } adamw_job;
 
@@ -444,7 +444,7 @@ static void
 adamw_range(void *ctx, int lo, int hi)
 {
 	const adamw_job *j = ctx;
-	float *p = j->x->param.data, *g = j->x->grad.data, *m = j->x->m, *v = j->x->v;
+	float *p = j->p, *g = j->g, *m = j->m, *v = j->v;
 
 	for (int k = lo; k < hi; k++) {
 		float gk = g[k] * j->coef, denom;
@@ -487,13 +487,22 @@ update(fte_trainer *t, float *lr_out, float *norm_out)
 	b2t = 1.0 - pow(c->beta2, t->step + 1);
 	for (int i = 0; i < t->n_tr; i++) {
 		trainable *x = &t->tr[i];
-		adamw_job j = { x, coef,
+		adamw_job j = { NULL, NULL, NULL, NULL, coef,
 			x->decay ? (float)(1.0 - (double)lr * c->weight_decay) : 1.0f,
 			c->beta1, c->beta2, (float)(1.0 - c->beta1), (float)(1.0 - c->beta2),
 			(float)(lr / b1t), (float)sqrt(b2t), c->eps };
 
-		fte__parallel_range((int)x->param.numel, 10.0 * (double)x->param.numel,
-		    adamw_range, &j);
+		/* chunks keep element indices inside int */
+		for (size_t off = 0; off < x->param.numel; off += (size_t)1 << 30) {
+			size_t n = x->param.numel - off < ((size_t)1 << 30) ?
+			    x->param.numel - off : (size_t)1 << 30;
+
+			j.p = x->param.data + off;
+			j.g = x->grad.data + off;
+			j.m = x->m + off;
+			j.v = x->v + off;
+			fte__parallel_range((int)n, 10.0 * (double)n, adamw_range, &j);
+		}
 	}
 	t->step++;
 	*lr_out = lr;
