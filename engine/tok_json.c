@@ -558,10 +558,10 @@ build(const char *path, const json_t *root, int with_config, fte_tokenizer **out
 	const json_t *added = json_object_get(root, "added_tokens");
 	const char *type = str_or(model, "type", NULL);
 
-	if (!json_is_object(model) || !json_is_object(vocab))
-		return fte_error_set(FTE_EFORMAT, "%s: no model.vocab object: not a tokenizer.json", path);
 	if (type != NULL && strcmp(type, "BPE") != 0)
 		return fte_error_set(FTE_ENOTSUP, "%s: model type %s is not supported (only BPE)", path, type);
+	if (!json_is_object(model) || !json_is_object(vocab))
+		return fte_error_set(FTE_EFORMAT, "%s: no model.vocab object: not a tokenizer.json", path);
 	if (added != NULL && !json_is_array(added) && !json_is_null(added))
 		return fte_error_set(FTE_EFORMAT, "%s: added_tokens is not an array", path);
 	/* Size the id space: the largest id in the vocabulary or added tokens. */

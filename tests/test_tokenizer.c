@@ -398,6 +398,14 @@ test_bad_files(void)
 	expect_error("novocab.json", "{\"model\": {}}", 13, FTE_EFORMAT, "vocab");
 	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}");
 	expect_error("wordpiece.json", buf, strlen(buf), FTE_ENOTSUP, "WordPiece");
+	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", -1.0]]}}");
+	expect_error("unigram.json", buf, strlen(buf), FTE_ENOTSUP, "Unigram");
+	snprintf(buf, sizeof(buf), "{\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
+	expect_error("bert.json", buf, strlen(buf), FTE_ENOTSUP, "BertPreTokenizer");
+	snprintf(buf, sizeof(buf), "{\"decoder\": {\"type\": \"WordPiece\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
+	expect_error("wpdec.json", buf, strlen(buf), FTE_ENOTSUP, "decoder type WordPiece");
+	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\\ud800\": 0}, \"merges\": []}}");
+	expect_error("surrogate.json", buf, strlen(buf), FTE_EFORMAT, NULL);
 	snprintf(buf, sizeof(buf), "{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
 	expect_error("nfkc.json", buf, strlen(buf), FTE_ENOTSUP, "NFKC");
 	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}");
