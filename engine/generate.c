@@ -208,20 +208,23 @@ sample(const fte_sampler *s, float *logits, int V, prob_idx *pi, uint64_t *rng)
 	qsort(pi, (size_t)V, sizeof(*pi), prob_cmp);
 	if (s->top_k > 0 && s->top_k < n)
 		n = s->top_k;
+	cut = 0.0f;
+	for (int i = 0; i < n; i++)
+		cut += pi[i].p;
+	/* top-p over the top-k tokens renormalised, as Hugging Face chains
+	 * its top-k and top-p warpers */
 	if (s->top_p > 0.0f && s->top_p < 1.0f) {
 		float cum = 0.0f;
 
 		for (int i = 0; i < n; i++) {
 			cum += pi[i].p;
-			if (cum >= s->top_p) {
+			if (cum >= s->top_p * cut) {
 				n = i + 1;
+				cut = cum;
 				break;
 			}
 		}
 	}
-	cut = 0.0f;
-	for (int i = 0; i < n; i++)
-		cut += pi[i].p;
 	r = fte__rng_uniform(rng) * cut;
 	for (int i = 0; i < n; i++) {
 		acc += pi[i].p;
