@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval_job.h"
 #include "executor.h"
 #include "jobs.h"
 #include "log.h"
@@ -37,6 +38,8 @@ slot_main(void *arg)
 	jobs_kind(ex->base.d, s->job_id, kind, sizeof(kind));
 	if (strcmp(kind, "train") == 0)
 		train_job_run(ex->base.d, s->job_id, &s->stop);
+	else if (strcmp(kind, "eval") == 0)
+		eval_job_run(ex->base.d, s->job_id, &s->stop);
 	else
 		jobs_set_state(ex->base.d, s->job_id, JOB_FAILED, "unknown job kind");
 	pthread_mutex_lock(&ex->lock);

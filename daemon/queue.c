@@ -50,6 +50,12 @@ queue_wake(void *arg)
 	pthread_mutex_unlock(&q->lock);
 }
 
+void
+queue_wake_up(struct queue *q)
+{
+	queue_wake(q);
+}
+
 static void *
 scheduler(void *arg)
 {

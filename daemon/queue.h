@@ -34,4 +34,8 @@ int queue_submit(struct queue *q, uint32_t uid, Ft__JobSpec *spec, int64_t *id,
 int queue_cancel(struct queue *q, uint32_t uid, int admin, int64_t id, char *err,
     size_t err_len);
 
+/* queue_wake_up makes the scheduler look for work now, after a job was
+ * inserted by other code than queue_submit (evaluations). */
+void queue_wake_up(struct queue *q);
+
 #endif

@@ -48,6 +48,11 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_JOB_CANCEL, "JobCancel", rpc_job_cancel, RPC_WRITE },
 	{ FT__REQUEST__BODY_JOB_METRICS, "JobMetrics", rpc_job_metrics, 0 },
 	{ FT__REQUEST__BODY_JOB_LOGS, "JobLogs", rpc_job_logs, 0 },
+	{ FT__REQUEST__BODY_EVAL_RUN, "EvalRun", rpc_eval_run, RPC_WRITE },
+	{ FT__REQUEST__BODY_EVAL_SHOW, "EvalShow", rpc_eval_show, 0 },
+	{ FT__REQUEST__BODY_EVAL_LIST, "EvalList", rpc_eval_list, 0 },
+	{ FT__REQUEST__BODY_EVAL_EXPORT, "EvalExport", rpc_eval_export, 0 },
+	{ FT__REQUEST__BODY_GENERATE, "Generate", rpc_generate, 0 },
 };
 
 struct rpc_mem {

@@ -62,6 +62,11 @@ int rpc_job_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_job_cancel(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_job_metrics(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_job_logs(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_eval_run(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_eval_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_eval_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 
 struct rpc_server;
 

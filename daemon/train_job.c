@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "datasets.h"
+#include "eval_job.h"
 #include "fsutil.h"
 #include "fte.h"
 #include "jobs.h"
@@ -671,6 +672,7 @@ finished:
 		    "base %.4f)", (long long)model_id, name, val_loss, base_val);
 	}
 	jobs_set_state(d, id, JOB_SUCCEEDED, NULL);
+	eval_job_after_training(d, id);
 	/* Checkpoints are only for resuming; the model is registered. */
 	checkpoint_prune(dir, 0);
 	goto out;

@@ -1,0 +1,1148 @@
+/*
+ * eval_job.c - evaluation jobs: submission and the runner.  See eval_job.h.
+ *
+ * DESIGN: the runner takes one model at a time (only one is in memory),
+ * and for each example computes the teacher-forced loss with a trainer
+ * whose LoRA adapter is rank 1 with B = 0 (so the network is exactly the
+ * model, and the loss is masked exactly as SFT trains: response and EOS
+ * only), then generates with the KV cache from the same prompt with a
+ * per-example seed, so every model sees identical inputs and randomness.
+ * Per-example values are kept in memory until every model is done; the
+ * summary pairs examples across models and bootstraps with the eval's
+ * seed, so the same evaluation run twice gives the same numbers.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "datasets.h"
+#include "eval_job.h"
+#include "eval_metrics.h"
+#include "fte.h"
+#include "jobs.h"
+#include "log.h"
+#include "queue.h"
+#include "registry.h"
+#include "train_job.h"
+
+#define DEFAULT_MAX_NEW_TOKENS 64
+
+enum metric {
+	M_LOSS, M_EXACT, M_F1, M_ROUGE, M_CHRF, M_ACCURACY, M_GEN_LENGTH, M_EOS, M_COUNT
+};
+
+const char *const eval_metric_names[] = {
+	"loss", "exact_match", "token_f1", "rouge_l", "chrf", "accuracy", "gen_length",
+	"eos_rate", NULL
+};
+
+int
+eval_metric_higher_is_better(const char *metric)
+{
+	return strcmp(metric, "loss") != 0 && strcmp(metric, "perplexity") != 0;
+}
+
+static int
+metric_index(const char *name, size_t len)
+{
+	for (int i = 0; i < M_COUNT; i++)
+		if (strlen(eval_metric_names[i]) == len && strncmp(eval_metric_names[i], name, len) == 0)
+			return i;
+	return -1;
+}
+
+/* Parses a comma-separated metric list into a bit set; -1 with err. */
+static int
+metrics_parse(const char *list, unsigned *out, char *err, size_t err_len)
+{
+	unsigned set = 0;
+
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		int m = metric_index(p, n);
+
+		if (m < 0) {
+			snprintf(err, err_len, "unknown metric '%.*s'; known: loss, exact_match, token_f1, "
+			    "rouge_l, chrf, accuracy, gen_length, eos_rate", (int)(n > 40 ? 40 : n), p);
+			return -1;
+		}
+		set |= 1u << m;
+		p += n + (p[n] == ',');
+	}
+	*out = set;
+	return 0;
+}
+
+static void
+metrics_format(unsigned set, char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < M_COUNT; i++)
+		if (set & (1u << i))
+			pos += (size_t)snprintf(buf + pos, len - pos, "%s%s", pos ? "," : "",
+			    eval_metric_names[i]);
+}
+
+/* Replaces an empty string field of a malloc-unpacked message. */
+static void
+spec_default_str(char **field, const char *def)
+{
+	char *s;
+
+	if ((*field != NULL && (*field)[0] != '\0') || (s = strdup(def)) == NULL)
+		return;
+	if (*field != NULL && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = s;
+}
+
+static Ft__EvalSpec *
+spec_copy(const Ft__EvalSpec *spec)
+{
+	size_t len = ft__eval_spec__get_packed_size(spec);
+	uint8_t *buf = malloc(len + 1);
+	Ft__EvalSpec *c;
+
+	if (buf == NULL)
+		return NULL;
+	ft__eval_spec__pack(spec, buf);
+	c = ft__eval_spec__unpack(NULL, len, buf);
+	free(buf);
+	return c;
+}
+
+/* {"file": "hash", ...} of a model's files, keys sorted. */
+static char *
+hashes_json(const struct model_info *m)
+{
+	json_t *o = json_object();
+	char *s;
+
+	for (size_t i = 0; i < m->n_files; i++)
+		json_object_set_new(o, m->files[i].name, json_string(m->files[i].hash));
+	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+static int
+spec_check(Ft__EvalSpec *s, const struct dataset_info *ds, char *err, size_t err_len)
+{
+	int text = strcmp(ds->kind, "text") == 0;
+	unsigned set;
+	char list[256];
+
+	if (s->n_models < 1 || s->n_models > EVAL_MAX_MODELS) {
+		snprintf(err, err_len, "--models takes 1 to %d models, got %zu", EVAL_MAX_MODELS,
+		    s->n_models);
+		return -1;
+	}
+	if (strcmp(s->split, "validation") != 0 && strcmp(s->split, "all") != 0) {
+		snprintf(err, err_len, "--split must be validation or all, not '%s'", s->split);
+		return -1;
+	}
+	if (strcmp(s->split, "validation") == 0 && ds->validation_records == 0) {
+		snprintf(err, err_len, "dataset %s has no validation split; hold one out with "
+		    "data add --validation-split, or evaluate with --split all", ds->name);
+		return -1;
+	}
+	if (s->max_new_tokens < 1 || s->max_new_tokens > EVAL_MAX_NEW_TOKENS) {
+		snprintf(err, err_len, "--max-new-tokens %u is out of range 1..%d", s->max_new_tokens,
+		    EVAL_MAX_NEW_TOKENS);
+		return -1;
+	}
+	if (!(s->temperature >= 0 && s->temperature <= 2)) {
+		snprintf(err, err_len, "--temperature must be in [0, 2]");
+		return -1;
+	}
+	if (!(s->top_p > 0 && s->top_p <= 1)) {
+		snprintf(err, err_len, "--top-p must be in (0, 1]");
+		return -1;
+	}
+	if (s->name[0] && registry_name_check(s->name, err, err_len) != 0)
+		return -1;
+	if (strcmp(s->template_, "alpaca") != 0) {
+		fte_template *tp;
+
+		if (fte_template_custom(s->template_, &tp) != FTE_OK) {
+			snprintf(err, err_len, "--template: %s", fte_last_error());
+			return -1;
+		}
+		fte_template_free(tp);
+	}
+	if (s->metrics[0] == '\0') {
+		spec_default_str(&s->metrics, text ? "loss" :
+		    "loss,exact_match,token_f1,rouge_l,chrf,accuracy,gen_length,eos_rate");
+		return 0;
+	}
+	if (metrics_parse(s->metrics, &set, err, err_len) != 0)
+		return -1;
+	if (text && set != 1u << M_LOSS) {
+		snprintf(err, err_len, "dataset %s holds text: only the loss (perplexity) applies",
+		    ds->name);
+		return -1;
+	}
+	metrics_format(set, list, sizeof(list));
+	free(s->metrics);
+	s->metrics = strdup(list);
+	return s->metrics ? 0 : -1;
+}
+
+static int
+step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *in, int64_t *eval_id,
+    int64_t *job_id, char *err, size_t err_len)
+{
+	Ft__EvalSpec *s = spec_copy(in);
+	Ft__JobSpec js = FT__JOB_SPEC__INIT;
+	struct model_info models[EVAL_MAX_MODELS];
+	struct dataset_info ds;
+	size_t n_found = 0, len, jlen;
+	uint8_t *buf = NULL, *jbuf = NULL;
+	uint64_t weights = 0;
+	int have_ds = 0, code = FT__CODE__INVALID_ARGUMENT;
+	int64_t eid = 0, jid = 0;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	if (s == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	}
+	spec_default_str(&s->split, "validation");
+	spec_default_str(&s->template_, "alpaca");
+	if (s->max_new_tokens == 0)
+		s->max_new_tokens = DEFAULT_MAX_NEW_TOKENS;
+	if (s->top_p == 0)
+		s->top_p = 1;
+	if (s->seed == 0)
+		s->seed = 1;
+	if (s->data[0] == '\0' || datasets_find(d, s->data, &ds) != 0) {
+		snprintf(err, err_len, "no dataset '%s'", s->data);
+		code = FT__CODE__NOT_FOUND;
+		goto out;
+	}
+	have_ds = 1;
+	if (spec_check(s, &ds, err, err_len) != 0)
+		goto out;
+	for (; n_found < s->n_models; n_found++) {
+		if (registry_model_find(d, s->models[n_found], &models[n_found]) != 0) {
+			snprintf(err, err_len, "no model '%s'", s->models[n_found]);
+			code = FT__CODE__NOT_FOUND;
+			goto out;
+		}
+		weights += models[n_found].params * sizeof(float);
+	}
+	if (jobs_count_active(d, uid) >= d->cfg.max_queued_per_user) {
+		snprintf(err, err_len, "you have %d jobs queued or running, the most allowed "
+		    "(max_queued_per_user)", d->cfg.max_queued_per_user);
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+		goto out;
+	}
+	js.type = "eval";
+	js.base_model = s->models[0];
+	js.data = s->data;
+	js.name = s->name;
+	js.seed = s->seed;
+	js.priority = s->priority;
+	len = ft__eval_spec__get_packed_size(s);
+	jlen = ft__job_spec__get_packed_size(&js);
+	if ((buf = malloc(len + 1)) == NULL || (jbuf = malloc(jlen + 1)) == NULL) {
+		snprintf(err, err_len, "out of memory");
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+		goto out;
+	}
+	ft__eval_spec__pack(s, buf);
+	ft__job_spec__pack(&js, jbuf);
+
+	code = FT__CODE__INTERNAL;
+	db = store_lock(d->store);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto db_err;
+	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (owner_uid, state, priority, created_at, spec, "
+	    "name, base_id, dataset_id, memory_bytes, kind) VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, "
+	    "'eval')", -1, &st, NULL) != SQLITE_OK)
+		goto db_rollback;
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int(st, 2, s->priority);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+	sqlite3_bind_blob(st, 4, jbuf, (int)jlen, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, models[0].id);
+	sqlite3_bind_int64(st, 7, ds.id);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)weights);
+	if (step_done(st) != 0)
+		goto db_rollback;
+	jid = sqlite3_last_insert_rowid(db);
+	if (sqlite3_prepare_v2(db, "INSERT INTO evals (job_id, name, owner_uid, created_at, spec, "
+	    "dataset_id, dataset_name, dataset_hash, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
+	    &st, NULL) != SQLITE_OK)
+		goto db_rollback;
+	sqlite3_bind_int64(st, 1, jid);
+	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, uid);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+	sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, ds.id);
+	sqlite3_bind_text(st, 7, ds.name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, ds.hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, s->metrics, -1, SQLITE_STATIC);
+	if (step_done(st) != 0)
+		goto db_rollback;
+	eid = sqlite3_last_insert_rowid(db);
+	for (size_t i = 0; i < n_found; i++) {
+		char *h = hashes_json(&models[i]);
+
+		if (h == NULL || sqlite3_prepare_v2(db, "INSERT INTO eval_models (eval_id, idx, model_id, "
+		    "name, hashes) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+			free(h);
+			goto db_rollback;
+		}
+		sqlite3_bind_int64(st, 1, eid);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		sqlite3_bind_int64(st, 3, models[i].id);
+		sqlite3_bind_text(st, 4, models[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, h, -1, SQLITE_TRANSIENT);
+		free(h);
+		if (step_done(st) != 0)
+			goto db_rollback;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto db_rollback;
+	code = FT__CODE__OK;
+	store_unlock(d->store);
+	goto out;
+db_rollback:
+	snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	store_unlock(d->store);
+	goto out;
+db_err:
+	snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
+	store_unlock(d->store);
+out:
+	if (code == FT__CODE__OK) {
+		jobs_log(d, jid, "info", "evaluation %lld queued by uid %u: %zu model%s on %s (%s split), "
+		    "metrics %s", (long long)eid, uid, n_found, n_found == 1 ? "" : "s", ds.name,
+		    s->split, s->metrics);
+		if (d->queue != NULL)
+			queue_wake_up(d->queue);
+		*eval_id = eid;
+		*job_id = jid;
+	}
+	for (size_t i = 0; i < n_found; i++)
+		model_info_free(&models[i]);
+	if (have_ds)
+		dataset_info_free(&ds);
+	free(buf);
+	free(jbuf);
+	ft__eval_spec__free_unpacked(s, NULL);
+	return code;
+}
+
+/* ---- the runner ---- */
+
+struct eval_model {
+	int64_t model_id;
+	char name[REGISTRY_NAME_MAX + 1];
+	char *hashes;
+};
+
+struct eval_row {
+	int64_t id;
+	Ft__EvalSpec *spec;
+	int64_t dataset_id;
+	char dataset_hash[65];
+	struct eval_model models[EVAL_MAX_MODELS];
+	size_t n_models;
+};
+
+static void
+eval_row_free(struct eval_row *e)
+{
+	if (e->spec != NULL)
+		ft__eval_spec__free_unpacked(e->spec, NULL);
+	for (size_t i = 0; i < e->n_models; i++)
+		free(e->models[i].hashes);
+}
+
+static int
+eval_row_load(struct ftuned *d, int64_t job_id, struct eval_row *e)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	memset(e, 0, sizeof(*e));
+	if (sqlite3_prepare_v2(db, "SELECT id, spec, dataset_id, dataset_hash FROM evals WHERE "
+	    "job_id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, job_id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			e->id = sqlite3_column_int64(st, 0);
+			e->spec = ft__eval_spec__unpack(NULL, (size_t)sqlite3_column_bytes(st, 1),
+			    sqlite3_column_blob(st, 1));
+			e->dataset_id = sqlite3_column_int64(st, 2);
+			snprintf(e->dataset_hash, sizeof(e->dataset_hash), "%s",
+			    sqlite3_column_text(st, 3));
+			rc = e->spec != NULL ? 0 : -1;
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc == 0 && sqlite3_prepare_v2(db, "SELECT model_id, name, hashes FROM eval_models "
+	    "WHERE eval_id = ? ORDER BY idx", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, e->id);
+		while (sqlite3_step(st) == SQLITE_ROW && e->n_models < EVAL_MAX_MODELS) {
+			struct eval_model *m = &e->models[e->n_models++];
+
+			m->model_id = sqlite3_column_int64(st, 0);
+			snprintf(m->name, sizeof(m->name), "%s", sqlite3_column_text(st, 1));
+			m->hashes = strdup((const char *)sqlite3_column_text(st, 2));
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return rc == 0 && e->n_models > 0 ? 0 : -1;
+}
+
+/* Runs sql with int64 binds (?1 = eval id, then the rest). */
+static void
+eval_exec(struct ftuned *d, const char *sql, int64_t eval_id)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, eval_id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_warn("eval %lld: %s", (long long)eval_id, sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+}
+
+/* Drops whatever an interrupted earlier run stored. */
+static void
+eval_reset(struct ftuned *d, int64_t eval_id)
+{
+	eval_exec(d, "DELETE FROM eval_examples WHERE eval_id = ?1", eval_id);
+	eval_exec(d, "DELETE FROM eval_outputs WHERE eval_id = ?1", eval_id);
+	eval_exec(d, "DELETE FROM eval_values WHERE eval_id = ?1", eval_id);
+	eval_exec(d, "DELETE FROM eval_stats WHERE eval_id = ?1", eval_id);
+	eval_exec(d, "UPDATE evals SET done = 0, examples_per_s = NULL WHERE id = ?1", eval_id);
+}
+
+static void
+eval_set_progress(struct ftuned *d, int64_t eval_id, const char *metrics, uint32_t examples,
+    uint32_t done, double rate)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, "UPDATE evals SET metrics = ?, examples = ?, done = ?, "
+	    "examples_per_s = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, metrics, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, examples);
+		sqlite3_bind_int64(st, 3, done);
+		if (isfinite(rate))
+			sqlite3_bind_double(st, 4, rate);
+		sqlite3_bind_int64(st, 5, eval_id);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+}
+
+struct example {
+	const struct dataset_record *rec;
+	char *prompt;       /* the rendered prompt ("" for text) */
+	const char *reference;
+};
+
+/* One model's results for one example, stored in one transaction. */
+static int
+eval_store_output(struct ftuned *d, int64_t eval_id, uint32_t idx, uint32_t model_idx,
+    const struct example *ex, const char *output, const double *values, unsigned set)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	if (model_idx == 0) {
+		if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_examples (eval_id, idx, prompt, "
+		    "reference) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+			goto rollback;
+		sqlite3_bind_int64(st, 1, eval_id);
+		sqlite3_bind_int64(st, 2, idx);
+		sqlite3_bind_text(st, 3, ex->prompt, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, ex->reference, -1, SQLITE_STATIC);
+		if (step_done(st) != 0)
+			goto rollback;
+	}
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_outputs (eval_id, idx, model_idx, "
+	    "output) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, eval_id);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int64(st, 3, model_idx);
+	sqlite3_bind_text(st, 4, output, -1, SQLITE_STATIC);
+	if (step_done(st) != 0)
+		goto rollback;
+	for (int m = 0; m < M_COUNT; m++) {
+		if (!(set & (1u << m)) || !isfinite(values[m]))
+			continue;
+		if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_values (eval_id, idx, model_idx, "
+		    "metric, value) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+			goto rollback;
+		sqlite3_bind_int64(st, 1, eval_id);
+		sqlite3_bind_int64(st, 2, idx);
+		sqlite3_bind_int64(st, 3, model_idx);
+		sqlite3_bind_text(st, 4, eval_metric_names[m], -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 5, values[m]);
+		if (step_done(st) != 0)
+			goto rollback;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+		rc = 0;
+		goto out;
+	}
+rollback:
+	log_warn("eval %lld: storing example %u: %s", (long long)eval_id, idx, sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	store_unlock(d->store);
+	return rc;
+}
+
+static int
+eval_store_stat(struct ftuned *d, int64_t eval_id, const char *metric, int model, int versus,
+    const struct eval_ci *ci, const struct eval_wtl *w, size_t n)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_stats (eval_id, metric, model_idx, "
+	    "versus, mean, lo, hi, wins, ties, losses, n, higher_is_better) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, eval_id);
+		sqlite3_bind_text(st, 2, metric, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, model);
+		sqlite3_bind_int(st, 4, versus);
+		sqlite3_bind_double(st, 5, ci->mean);
+		sqlite3_bind_double(st, 6, ci->lo);
+		sqlite3_bind_double(st, 7, ci->hi);
+		sqlite3_bind_int64(st, 8, w ? w->wins : 0);
+		sqlite3_bind_int64(st, 9, w ? w->ties : 0);
+		sqlite3_bind_int64(st, 10, w ? w->losses : 0);
+		sqlite3_bind_int64(st, 11, (sqlite3_int64)n);
+		sqlite3_bind_int(st, 12, eval_metric_higher_is_better(metric));
+		rc = step_done(st);
+	}
+	store_unlock(d->store);
+	return rc;
+}
+
+/* Teacher-forced loss of the response (and EOS) given the prompt, masked as
+ * SFT trains, with the same left-truncation of long prompts.  NAN when the
+ * example leaves nothing to predict. */
+static int
+loss_instruct(fte_trainer *t, const int *ids, size_t n_ids, size_t n_prompt, int max_T,
+    int *tokens, int *targets, double *out)
+{
+	size_t L = n_ids, drop = 0;
+	fte_batch b;
+	float loss;
+	int T, any = 0;
+
+	if (L > (size_t)max_T + 1) {
+		size_t excess = L - ((size_t)max_T + 1);
+
+		drop = n_prompt > 1 ? (excess < n_prompt - 1 ? excess : n_prompt - 1) : 0;
+		L = L - drop > (size_t)max_T + 1 ? (size_t)max_T + 1 : L - drop;
+	}
+	if (L < 2) {
+		*out = NAN;
+		return FTE_OK;
+	}
+	T = (int)L - 1;
+	for (int i = 0; i < T; i++) {
+		/* position i in the kept sequence: ids[0] then ids[1 + drop ..] */
+		size_t src = i == 0 ? 0 : (size_t)i + drop, nxt = (size_t)i + 1 + drop;
+
+		tokens[i] = ids[src];
+		targets[i] = nxt >= n_prompt ? ids[nxt] : -1;
+		any |= targets[i] >= 0;
+	}
+	if (!any) {
+		*out = NAN;
+		return FTE_OK;
+	}
+	b = (fte_batch){ tokens, targets, NULL, 1, T };
+	if (fte_trainer_eval(t, &b, 1, &loss) != FTE_OK)
+		return -1;
+	*out = loss;
+	return FTE_OK;
+}
+
+struct gen_result {
+	char *text;
+	int n_tokens;
+	int stopped;
+};
+
+/* Generates from the prompt ids with the spec's decoding settings and the
+ * example's own seed. */
+static int
+generate_one(fte_model *m, const fte_tokenizer *tok, const int *ids, size_t n_ids,
+    const Ft__EvalSpec *s, uint32_t idx, int *out, struct gen_result *g)
+{
+	const fte_config *c = fte_model_config(m);
+	int max_new = (int)s->max_new_tokens, keep, n_out = 0;
+	fte_sampler sm;
+	size_t len;
+	int rc;
+
+	fte_sampler_default(&sm);
+	sm.temperature = s->temperature;
+	sm.top_p = s->top_p;
+	sm.seed = s->seed ^ (0x9e3779b97f4a7c15ULL * ((uint64_t)idx + 1));
+	sm.max_new_tokens = max_new;
+	/* Leave room to generate: a prompt longer than the context minus
+	 * max_new_tokens (at most half the context) keeps its first token
+	 * (BOS) and its end. */
+	keep = c->max_seq_len - (max_new < c->max_seq_len / 2 ? max_new : c->max_seq_len / 2);
+	if ((int)n_ids > keep && keep >= 2) {
+		int *tmp = malloc((size_t)keep * sizeof(int));
+
+		if (tmp == NULL)
+			return fte_error_set(FTE_ENOMEM, "out of memory");
+		tmp[0] = ids[0];
+		memcpy(tmp + 1, ids + n_ids - (size_t)(keep - 1), (size_t)(keep - 1) * sizeof(int));
+		rc = fte_generate(m, tmp, keep, &sm, NULL, NULL, out, &n_out);
+		n_ids = (size_t)keep;
+		free(tmp);
+	} else {
+		rc = fte_generate(m, ids, (int)n_ids, &sm, NULL, NULL, out, &n_out);
+	}
+	if (rc != FTE_OK)
+		return rc;
+	if ((rc = fte_tokenizer_decode_flags(tok, out, (size_t)n_out, FTE_TOK_SKIP_SPECIAL, &g->text,
+	    &len)) != FTE_OK)
+		return rc;
+	g->n_tokens = n_out;
+	/* Fewer tokens than allowed and context left: a stop token ended it. */
+	g->stopped = n_out < max_new && (int)n_ids + n_out < c->max_seq_len;
+	return FTE_OK;
+}
+
+static int
+text_metrics(const char *out, const char *ref, unsigned set, double *v)
+{
+	if ((set & (1u << M_EXACT)) && eval_exact_match(out, ref, &v[M_EXACT]) != 0)
+		return -1;
+	if ((set & (1u << M_ACCURACY)) && eval_exact_match(out, ref, &v[M_ACCURACY]) != 0)
+		return -1;
+	if ((set & (1u << M_F1)) && eval_token_f1(out, ref, &v[M_F1]) != 0)
+		return -1;
+	if ((set & (1u << M_ROUGE)) && eval_rouge_l(out, ref, &v[M_ROUGE]) != 0)
+		return -1;
+	if ((set & (1u << M_CHRF)) && eval_chrf(out, ref, &v[M_CHRF]) != 0)
+		return -1;
+	return 0;
+}
+
+/* How many distinct normalised references there are, stopping past cap. */
+static size_t
+labels_count(const struct example *ex, size_t n, size_t cap)
+{
+	char **seen = calloc(cap + 1, sizeof(*seen));
+	size_t k = 0;
+
+	if (seen == NULL)
+		return cap + 1;
+	for (size_t i = 0; i < n && k <= cap; i++) {
+		char *s;
+		size_t j;
+
+		if (eval_normalize(ex[i].reference, &s) != 0) {
+			k = cap + 1;
+			break;
+		}
+		for (j = 0; j < k && strcmp(seen[j], s) != 0; j++)
+			;
+		if (j < k)
+			free(s);
+		else
+			seen[k++] = s;
+	}
+	for (size_t j = 0; j < k && j <= cap; j++)
+		free(seen[j]);
+	free(seen);
+	return k;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The summary: each model's mean per metric, each pair's difference,
+ * over the examples where every model has a value. */
+static int
+summarise(struct ftuned *d, const struct eval_row *e, unsigned set, double *values, size_t n,
+    char *err, size_t err_len)
+{
+	size_t K = e->n_models;
+	double *col = malloc((n + 1) * K * sizeof(*col));
+	uint64_t seed = e->spec->seed;
+
+	if (col == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	for (int m = 0; m < M_COUNT; m++) {
+		size_t used = 0;
+
+		if (!(set & (1u << m)))
+			continue;
+		/* col[k * n + j]: model k's value on the j-th complete example */
+		for (size_t i = 0; i < n; i++) {
+			size_t k;
+
+			for (k = 0; k < K && isfinite(values[((size_t)m * K + k) * n + i]); k++)
+				;
+			if (k < K)
+				continue;
+			for (k = 0; k < K; k++)
+				col[k * n + used] = values[((size_t)m * K + k) * n + i];
+			used++;
+		}
+		if (used == 0)
+			continue;
+		for (size_t k = 0; k < K; k++) {
+			struct eval_ci ci;
+
+			if (eval_bootstrap_mean(col + k * n, used, EVAL_BOOTSTRAP_B, seed, &ci) != 0 ||
+			    eval_store_stat(d, e->id, eval_metric_names[m], (int)k, -1, &ci, NULL, used) != 0)
+				goto fail;
+			if (m == M_LOSS) {
+				struct eval_ci p = { exp(ci.mean), exp(ci.lo), exp(ci.hi) };
+
+				if (eval_store_stat(d, e->id, "perplexity", (int)k, -1, &p, NULL, used) != 0)
+					goto fail;
+			}
+		}
+		for (size_t a = 0; a < K; a++) {
+			for (size_t b = a + 1; b < K; b++) {
+				struct eval_ci ci;
+				struct eval_wtl w;
+
+				if (eval_bootstrap_diff(col + a * n, col + b * n, used, EVAL_BOOTSTRAP_B, seed,
+				    m != M_LOSS, &ci, &w) != 0 ||
+				    eval_store_stat(d, e->id, eval_metric_names[m], (int)b, (int)a, &ci, &w,
+				    used) != 0)
+					goto fail;
+			}
+		}
+	}
+	free(col);
+	return 0;
+fail:
+	snprintf(err, err_len, "storing the summary failed");
+	free(col);
+	return -1;
+}
+
+/* Examples of the split, at most limit (0 = all). */
+static int
+examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
+    struct dataset **a, struct dataset **b, struct example **out, size_t *n, char *err,
+    size_t err_len)
+{
+	enum dataset_kind kind = strcmp(ds->kind, "text") == 0 ? DATASET_KIND_TEXT :
+	    DATASET_KIND_INSTRUCT;
+	size_t total, k = 0;
+	struct example *ex;
+
+	if (strcmp(split, "all") == 0 && dataset_load_jsonl(ds->train_path, kind, a, err,
+	    err_len) != 0)
+		return -1;
+	if (ds->validation_path[0] && dataset_load_jsonl(ds->validation_path, kind, b, err,
+	    err_len) != 0)
+		return -1;
+	total = (*a ? dataset_count(*a) : 0) + (*b ? dataset_count(*b) : 0);
+	if (limit > 0 && total > limit)
+		total = limit;
+	if (total == 0) {
+		snprintf(err, err_len, "the %s split of %s has no examples", split, ds->name);
+		return -1;
+	}
+	if ((ex = calloc(total, sizeof(*ex))) == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	for (int part = 0; part < 2; part++) {
+		struct dataset *src = part == 0 ? *a : *b;
+
+		for (size_t i = 0; src != NULL && i < dataset_count(src) && k < total; i++) {
+			ex[k].rec = dataset_sample(src, i);
+			ex[k].reference = kind == DATASET_KIND_TEXT ? ex[k].rec->text : ex[k].rec->output;
+			k++;
+		}
+	}
+	*out = ex;
+	*n = total;
+	return 0;
+}
+
+void
+eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
+{
+	char err[1024] = "", metrics[256];
+	struct job_info j;
+	struct eval_row e;
+	struct dataset_info ds;
+	struct dataset *part_a = NULL, *part_b = NULL;
+	struct example *ex = NULL;
+	fte_template *tp = NULL;
+	double *values = NULL, t0, last_report = 0;
+	size_t n = 0;
+	unsigned set;
+	int have_e = 0, have_ds = 0, text;
+	uint32_t done = 0, total;
+
+	if (jobs_get(d, id, &j) != 0)
+		return;
+	if (strcmp(j.state, "RUNNING") != 0) {
+		job_info_free(&j);
+		return;
+	}
+	if (eval_row_load(d, id, &e) != 0) {
+		snprintf(err, sizeof(err), "the evaluation's rows are missing");
+		goto fail;
+	}
+	have_e = 1;
+	fte_threads_set(d->training_threads);
+	jobs_set_stage(d, id, "loading");
+	eval_reset(d, e.id);
+	{
+		char idbuf[32];
+
+		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e.dataset_id);
+		if (datasets_find(d, idbuf, &ds) != 0) {
+			snprintf(err, sizeof(err), "dataset %s no longer exists", e.spec->data);
+			goto fail;
+		}
+		have_ds = 1;
+	}
+	if (strcmp(ds.hash, e.dataset_hash) != 0) {
+		snprintf(err, sizeof(err), "dataset %s changed since the evaluation was queued", ds.name);
+		goto fail;
+	}
+	text = strcmp(ds.kind, "text") == 0;
+	if (metrics_parse(e.spec->metrics, &set, err, sizeof(err)) != 0 ||
+	    examples_load(&ds, e.spec->split, e.spec->limit, &part_a, &part_b, &ex, &n, err,
+	    sizeof(err)) != 0)
+		goto fail;
+	if ((set & (1u << M_ACCURACY)) && labels_count(ex, n, EVAL_LABELS_MAX) > EVAL_LABELS_MAX) {
+		set &= ~(1u << M_ACCURACY);
+		jobs_log(d, id, "info", "accuracy left out: the references are not a small label set "
+		    "(more than %d distinct)", EVAL_LABELS_MAX);
+	}
+	metrics_format(set, metrics, sizeof(metrics));
+	if (!text && (strcmp(e.spec->template_, "alpaca") == 0 ? fte_template_alpaca(&tp) :
+	    fte_template_custom(e.spec->template_, &tp)) != FTE_OK) {
+		snprintf(err, sizeof(err), "template: %s", fte_last_error());
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (text) {
+			ex[i].prompt = strdup("");
+		} else {
+			fte_record r = { ex[i].rec->instruction, ex[i].rec->input, ex[i].rec->output };
+			char *resp;
+
+			if (fte_template_render(tp, &r, &ex[i].prompt, &resp) != FTE_OK) {
+				snprintf(err, sizeof(err), "example %zu: %s", i + 1, fte_last_error());
+				goto fail;
+			}
+			free(resp);
+		}
+		if (ex[i].prompt == NULL) {
+			snprintf(err, sizeof(err), "out of memory");
+			goto fail;
+		}
+	}
+	if ((values = malloc((size_t)M_COUNT * e.n_models * n * sizeof(*values))) == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < (size_t)M_COUNT * e.n_models * n; i++)
+		values[i] = NAN;
+	total = (uint32_t)(n * e.n_models);
+	eval_set_progress(d, e.id, metrics, (uint32_t)n, 0, NAN);
+	jobs_log(d, id, "info", "evaluating %zu model%s on %zu examples of %s (%s split): %s",
+	    e.n_models, e.n_models == 1 ? "" : "s", n, ds.name, e.spec->split, metrics);
+	jobs_set_progress(d, id, 0, total, 1, NAN, 0);
+	t0 = now_s();
+
+	for (size_t k = 0; k < e.n_models; k++) {
+		struct model_info mi;
+		fte_model *m = NULL;
+		fte_tokenizer *tok = NULL;
+		fte_trainer *t = NULL;
+		int *gen = NULL, *tokens = NULL, *targets = NULL, max_T = 1, rc = -1;
+		double loss_sum = 0;
+		size_t loss_n = 0;
+		char idbuf[32], *now_hashes = NULL;
+
+		jobs_set_stage(d, id, "loading");
+		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e.models[k].model_id);
+		if (registry_model_find(d, idbuf, &mi) != 0) {
+			snprintf(err, sizeof(err), "model %s no longer exists", e.models[k].name);
+			goto fail;
+		}
+		if ((now_hashes = hashes_json(&mi)) == NULL || e.models[k].hashes == NULL ||
+		    strcmp(now_hashes, e.models[k].hashes) != 0) {
+			snprintf(err, sizeof(err), "model %s is not the one the evaluation was queued "
+			    "with (its file hashes differ)", mi.name);
+			goto model_out;
+		}
+		if (registry_model_verify(&mi, err, sizeof(err)) != 0)
+			goto model_out;
+		if (fte_model_load(mi.entry, &m) != FTE_OK || fte_tokenizer_load(mi.tokenizer, &tok) != FTE_OK) {
+			snprintf(err, sizeof(err), "loading %s: %s", mi.name, fte_last_error());
+			goto model_out;
+		}
+		max_T = fte_model_config(m)->max_seq_len;
+		if ((gen = malloc(e.spec->max_new_tokens * sizeof(int))) == NULL ||
+		    (tokens = malloc((size_t)max_T * sizeof(int))) == NULL ||
+		    (targets = malloc((size_t)max_T * sizeof(int))) == NULL) {
+			snprintf(err, sizeof(err), "out of memory");
+			goto model_out;
+		}
+		if (!text) {
+			fte_train_config tc;
+
+			fte_train_config_default(&tc);
+			tc.batch = 1;
+			tc.seq = max_T;
+			tc.lora.rank = 1;
+			tc.lora.alpha = 1;
+			tc.lora.dropout = 0;
+			tc.lora.targets = FTE_LORA_Q;
+			if (fte_trainer_create(m, &tc, &t) != FTE_OK) {
+				snprintf(err, sizeof(err), "%s: %s", mi.name, fte_last_error());
+				goto model_out;
+			}
+		}
+		jobs_set_stage(d, id, "evaluating");
+		for (size_t i = 0; i < n; i++) {
+			double *v = values + k * n + i;   /* v[metric * K * n] */
+			double row[M_COUNT];
+			struct gen_result g = { NULL, 0, 0 };
+			const char *out_text = "";
+			int *ids = NULL;
+			size_t n_ids = 0, n_prompt = 0;
+
+			if (atomic_load(stop) != TRAIN_STOP_NONE)
+				goto stopped;
+			for (int mm = 0; mm < M_COUNT; mm++)
+				row[mm] = NAN;
+			if (text) {
+				double sum;
+				int cnt, eos = fte_tokenizer_eos(tok);
+
+				if (fte_tokenizer_encode(tok, ex[i].reference, strlen(ex[i].reference), 1, &ids,
+				    &n_ids) != FTE_OK)
+					goto example_err;
+				if (eos >= 0) {
+					int *grown = realloc(ids, (n_ids + 1) * sizeof(int));
+
+					if (grown == NULL)
+						goto example_err;
+					ids = grown;
+					ids[n_ids++] = eos;
+				}
+				if (n_ids > (size_t)max_T + 1)
+					n_ids = (size_t)max_T + 1;
+				if (n_ids >= 2) {
+					if (fte_model_loss(m, ids, (int)n_ids, &sum, &cnt) != FTE_OK)
+						goto example_err;
+					row[M_LOSS] = sum / cnt;
+				}
+			} else {
+				fte_record r = { ex[i].rec->instruction, ex[i].rec->input, ex[i].rec->output };
+
+				if (fte_template_encode(tp, tok, &r, &ids, &n_ids, &n_prompt) != FTE_OK ||
+				    loss_instruct(t, ids, n_ids, n_prompt, max_T, tokens, targets,
+				    &row[M_LOSS]) != FTE_OK)
+					goto example_err;
+				free(ids);
+				ids = NULL;
+				if (fte_template_encode_prompt(tp, tok, &r, &ids, &n_ids) != FTE_OK ||
+				    generate_one(m, tok, ids, n_ids, e.spec, (uint32_t)i, gen, &g) != FTE_OK)
+					goto example_err;
+				out_text = g.text;
+				if (text_metrics(g.text, ex[i].reference, set, row) != 0)
+					goto example_err;
+				row[M_GEN_LENGTH] = g.n_tokens;
+				row[M_EOS] = g.stopped;
+			}
+			free(ids);
+			ids = NULL;
+			for (int mm = 0; mm < M_COUNT; mm++)
+				if (set & (1u << mm))
+					v[(size_t)mm * e.n_models * n] = row[mm];
+			if (isfinite(row[M_LOSS])) {
+				loss_sum += row[M_LOSS];
+				loss_n++;
+			}
+			if (eval_store_output(d, e.id, (uint32_t)i, (uint32_t)k, &ex[i], out_text, row,
+			    set) != 0) {
+				free(g.text);
+				snprintf(err, sizeof(err), "storing example %zu failed", i + 1);
+				goto model_out;
+			}
+			free(g.text);
+			done++;
+			{
+				double el = now_s() - t0, rate = el > 0 ? done / el : 0;
+
+				if (el - last_report >= 0.5 || done == total) {
+					last_report = el;
+					jobs_set_progress(d, id, done, total, (uint32_t)k + 1,
+					    loss_n ? loss_sum / loss_n : NAN, rate);
+					eval_set_progress(d, e.id, metrics, (uint32_t)n, done, rate);
+				}
+			}
+			continue;
+example_err:
+			free(ids);
+			free(g.text);
+			snprintf(err, sizeof(err), "%s, example %zu: %s", mi.name, i + 1, fte_last_error());
+			goto model_out;
+		}
+		rc = 0;
+		jobs_log(d, id, "info", "%s: mean loss %.4f over %zu examples", mi.name,
+		    loss_n ? loss_sum / loss_n : NAN, loss_n);
+		goto model_out;
+stopped:
+		rc = 1;
+model_out:
+		fte_trainer_free(t);
+		fte_tokenizer_free(tok);
+		fte_model_free(m);
+		free(gen);
+		free(tokens);
+		free(targets);
+		free(now_hashes);
+		model_info_free(&mi);
+		if (rc == 1) {
+			if (atomic_load(stop) == TRAIN_STOP_SHUTDOWN) {
+				jobs_log(d, id, "info", "daemon stopping; the evaluation starts again from its "
+				    "first example after the restart");
+				goto out;
+			}
+			jobs_log(d, id, "info", "cancelled after %u of %u examples", done, total);
+			jobs_set_state(d, id, JOB_CANCELLED, "cancelled by its owner");
+			goto out;
+		}
+		if (rc != 0)
+			goto fail;
+	}
+	jobs_set_stage(d, id, "summarising");
+	if (summarise(d, &e, set, values, n, err, sizeof(err)) != 0)
+		goto fail;
+	{
+		double el = now_s() - t0;
+
+		eval_set_progress(d, e.id, metrics, (uint32_t)n, done, el > 0 ? done / el : 0);
+		jobs_log(d, id, "info", "evaluation %lld done: %u examples in %.1f s (%.1f examples/s)",
+		    (long long)e.id, done, el, el > 0 ? done / el : 0);
+	}
+	jobs_set_state(d, id, JOB_SUCCEEDED, NULL);
+	goto out;
+fail:
+	jobs_log(d, id, "error", "failed: %s", err);
+	jobs_set_state(d, id, JOB_FAILED, err);
+out:
+	for (size_t i = 0; ex != NULL && i < n; i++)
+		free(ex[i].prompt);
+	free(ex);
+	free(values);
+	fte_template_free(tp);
+	dataset_free(part_a);
+	dataset_free(part_b);
+	if (have_ds)
+		dataset_info_free(&ds);
+	if (have_e)
+		eval_row_free(&e);
+	job_info_free(&j);
+}
+
+void
+eval_job_after_training(struct ftuned *d, int64_t job_id)
+{
+	Ft__EvalSpec s = FT__EVAL_SPEC__INIT;
+	struct job_info j;
+	struct dataset_info ds;
+	char name[32], *models[2], base[32], dsid[32], err[512];
+	int64_t eval_id, eval_job;
+	int code;
+
+	if (jobs_get(d, job_id, &j) != 0)
+		return;
+	snprintf(dsid, sizeof(dsid), "%lld", (long long)j.dataset_id);
+	if (j.result_model[0] == '\0' || j.base_id <= 0 || datasets_find(d, dsid, &ds) != 0) {
+		job_info_free(&j);
+		return;
+	}
+	if (ds.validation_records == 0) {
+		jobs_log(d, job_id, "info", "no automatic evaluation: dataset %s has no validation split",
+		    ds.name);
+		goto out;
+	}
+	snprintf(base, sizeof(base), "%lld", (long long)j.base_id);
+	snprintf(name, sizeof(name), "job-%lld", (long long)job_id);
+	models[0] = base;
+	models[1] = j.result_model;
+	s.n_models = 2;
+	s.models = models;
+	s.data = ds.name;
+	s.name = name;
+	s.template_ = j.spec->template_;
+	s.seed = j.spec->seed;
+	s.priority = j.spec->priority;
+	s.limit = EVAL_AUTO_LIMIT;
+	code = eval_submit(d, j.owner_uid, &s, &eval_id, &eval_job, err, sizeof(err));
+	if (code == FT__CODE__OK)
+		jobs_log(d, job_id, "info", "queued evaluation %lld (job %lld): base against tuned on "
+		    "the validation split", (long long)eval_id, (long long)eval_job);
+	else
+		jobs_log(d, job_id, "warn", "automatic evaluation not queued: %s", err);
+out:
+	dataset_info_free(&ds);
+	job_info_free(&j);
+}

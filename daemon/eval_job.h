@@ -1,0 +1,73 @@
+/*
+ * eval_job.h - evaluation jobs: several models on the same examples of a
+ * dataset, with the same prompt template and decoding settings, compared
+ * metric by metric with bootstrap confidence intervals (eval_metrics.h).
+ *
+ * An evaluation is a row in `jobs` (kind 'eval', its spec a JobSpec with
+ * type "eval", base_model the first model, data the dataset, name the
+ * evaluation's name) so the queue runs it and job ls/show/watch/cancel
+ * work unchanged, plus rows in the eval tables (store.c) that hold its full
+ * specification (models with their file hashes, dataset hash, template,
+ * decoding settings, seed), every example with each model's output and
+ * metric values, and the summary.
+ *
+ * Metrics, per example:
+ *   loss         teacher-forced cross-entropy (nats per token) of the
+ *                reference response and EOS given the prompt, masked as SFT
+ *                trains; for a text dataset, of the whole document
+ *   exact_match, token_f1, rouge_l, chrf
+ *                of the generated text against the reference output
+ *   accuracy     exact match after normalisation, computed only when the
+ *                references come from a small label set (at most 20 distinct)
+ *   gen_length   generated tokens
+ *   eos_rate     1 when generation stopped at EOS, 0 when it ran out of
+ *                max_new_tokens or context
+ * The summary adds perplexity = exp(mean loss), with exp of its interval.
+ */
+#ifndef FT_EVAL_JOB_H
+#define FT_EVAL_JOB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ft_wire.h"
+#include "ftuned.h"
+
+#define EVAL_MAX_MODELS 8
+#define EVAL_MAX_NEW_TOKENS 1024
+#define EVAL_AUTO_LIMIT 200         /* examples in the automatic post-training eval */
+#define EVAL_LABELS_MAX 20          /* accuracy: at most this many distinct references */
+
+/* The metrics an evaluation knows, in the order they are reported. */
+extern const char *const eval_metric_names[];
+
+/* eval_metric_higher_is_better: 0 for loss and perplexity, else 1. */
+int eval_metric_higher_is_better(const char *metric);
+
+/* eval_submit validates spec (filling in defaults: split validation, every
+ * applicable metric, 64 new tokens, greedy, top_p 1, seed 1, the Alpaca
+ * template) on a copy of spec, resolves its models and dataset, and inserts the job row and
+ * the evaluation's rows in one transaction, then wakes the queue.  Returns
+ * FT__CODE__OK with *eval_id and *job_id set, or a code with a message in
+ * err. */
+int eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *spec, int64_t *eval_id,
+    int64_t *job_id, char *err, size_t err_len);
+
+/* eval_job_run runs evaluation job id (RUNNING in its row): verifies every
+ * model's files against the hashes recorded at submission, evaluates each
+ * example with each model, stores outputs, values and the summary, and ends
+ * the job SUCCEEDED or FAILED.  *stop is polled between examples: a cancel
+ * ends it CANCELLED; a shutdown leaves it RUNNING, and an interrupted
+ * evaluation starts again from its first example when the job next runs
+ * (its earlier rows are deleted), so results never mix two runs. */
+void eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop);
+
+/* eval_job_after_training queues the evaluation every successful training
+ * job gets: its base model against the tuned one on the job's dataset's
+ * validation split (when there is one; at most EVAL_AUTO_LIMIT examples),
+ * with the job's template and seed, owned by the job's owner and named
+ * "job-<id>".  The outcome goes to the training job's log. */
+void eval_job_after_training(struct ftuned *d, int64_t job_id);
+
+#endif
