@@ -951,7 +951,7 @@ split_words(struct enc *e, const char *s, const struct tok_pre *p)
 	e->tmp.n = 0;
 	for (size_t w = 0; w < e->words.n; w++) {
 		size_t base = e->words.v[w].off, n = e->words.v[w].len, at = 0, gap = 0;
-		size_t pend_off = 0, pend_len = 0;  /* MergedWithPrevious/Next carry */
+		size_t pend_off = 0;    /* MergedWithNext: start of the open piece */
 		int pending = 0;
 		while (at <= n) {
 			int m = pcre2_match(p->re, (PCRE2_SPTR)(s + base), n, at, PCRE2_NO_UTF_CHECK, e->md, NULL);
@@ -995,8 +995,7 @@ split_words(struct enc *e, const char *s, const struct tok_pre *p)
 			gap = at = me;
 		}
 		if (pending) {
-			pend_len = base + n - pend_off;
-			if ((rc = ranges_push(&e->tmp, pend_off, pend_len)) != FTE_OK)
+			if ((rc = ranges_push(&e->tmp, pend_off, base + n - pend_off)) != FTE_OK)
 				return rc;
 		} else if ((rc = ranges_push(&e->tmp, base + gap, n - gap)) != FTE_OK) {
 			return rc;
@@ -1185,7 +1184,7 @@ struct toks {
 };
 
 static int
-toks_add(struct toks *l, const char *s, size_t n)
+toks_reserve(struct toks *l, size_t n)
 {
 	if (l->len + n + 1 > l->cap) {
 		size_t cap = l->cap ? l->cap : 256;
@@ -1197,6 +1196,14 @@ toks_add(struct toks *l, const char *s, size_t n)
 		l->buf = b;
 		l->cap = cap;
 	}
+	return FTE_OK;
+}
+
+static int
+toks_add(struct toks *l, const char *s, size_t n)
+{
+	if (toks_reserve(l, n) != FTE_OK)
+		return FTE_ENOMEM;
 	if (l->n + 2 > l->ocap) {
 		size_t cap = l->ocap ? l->ocap * 2 : 64;
 		size_t *o = realloc(l->off, cap * sizeof(*o));
@@ -1219,13 +1226,12 @@ toks_append(struct toks *l, const char *s, size_t n)
 {
 	if (l->n == 0)
 		return toks_add(l, s, n);
-	l->n--;
-	size_t start = l->off[l->n];
-	l->len = start + (l->off[l->n + 1] - start);
-	int rc = toks_add(l, s, n);
-	if (rc == FTE_OK)
-		l->off[l->n - 1] = start;
-	return rc;
+	if (toks_reserve(l, n) != FTE_OK)
+		return FTE_ENOMEM;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+	l->off[l->n] = l->len;
+	return FTE_OK;
 }
 
 static void
