@@ -100,9 +100,11 @@ int fte_tokenizer_is_special(const fte_tokenizer *t, int id);
  *     the prompt is everything before {output}, the response {output} and
  *     what follows it ({output} missing: the response follows the text);
  *   - chat: the model's own Jinja chat_template (tokenizer_config.json),
- *     rendered by a small Jinja subset (for/if/set, loop.*, message fields,
- *     + and ~, comparisons, and/or/not/in, filters trim/length/upper/lower,
- *     .strip() and friends, raise_exception) with trim_blocks and
+ *     rendered by a small Jinja subset (for/if/elif/else/set, "for k, v",
+ *     loop.*, message fields, slices, + - * % ~, comparisons, and/or/not/in,
+ *     "x if c else y", is defined/none/string, filters trim/length/upper/
+ *     lower/default/items, .strip() and friends, namespace(),
+ *     raise_exception; tools and documents are none) with trim_blocks and
  *     lstrip_blocks as transformers uses.  The record becomes a user message
  *     (instruction, then a blank line and the input if any) and an assistant
  *     message (output); the prompt is the conversation up to the assistant

@@ -110,6 +110,7 @@ struct expr {
 	const char *name;       /* E_NAME, E_ATTR, E_METHOD, E_FILTER, E_TEST, E_CALL */
 	struct expr *a, *b, *c;
 	struct expr **args;
+	const char **kw;        /* E_CALL: keyword of each argument, NULL if positional */
 	size_t nargs;
 	size_t pos;             /* source offset, for messages */
 };
@@ -128,6 +129,7 @@ struct node {
 	size_t len;
 	struct expr *e;         /* N_OUT, N_FOR iterable, N_SET value, N_IF first cond */
 	const char *var;        /* N_FOR, N_SET */
+	const char *var2;       /* N_FOR: second name of "for k, v in"; N_SET: attribute of "set ns.x" */
 	struct expr **conds;    /* N_IF: one per branch */
 	struct nodes *bodies;   /* N_IF: one per branch; N_FOR: [0] body, [1] else */
 	size_t nb;
@@ -350,12 +352,22 @@ static int
 parse_args(struct parser *p, struct expr *e)
 {
 	struct expr *args[16];
+	const char *kw[16] = { NULL };
 	size_t n = 0;
 
 	if (!accept(p, T_OP, ")")) {
 		do {
 			if (n == 16)
 				return perr(p, FTE_ENOTSUP, "more than 16 arguments");
+			if (p->tok == T_NAME) {         /* name=value? */
+				struct parser save = *p;
+				const char *name = tok_dup(p);
+				lex(p);
+				if (name != NULL && accept(p, T_OP, "="))
+					kw[n] = name;
+				else
+					*p = save;
+			}
 			if ((args[n++] = parse_expr(p)) == NULL)
 				return p->err;
 		} while (accept(p, T_OP, ","));
@@ -363,9 +375,11 @@ parse_args(struct parser *p, struct expr *e)
 			return p->err;
 	}
 	e->args = arena_alloc(&p->tp->ast, (n + 1) * sizeof(*e->args));
-	if (e->args == NULL)
+	e->kw = arena_alloc(&p->tp->ast, (n + 1) * sizeof(*e->kw));
+	if (e->args == NULL || e->kw == NULL)
 		return perr(p, FTE_ENOMEM, "out of memory");
 	memcpy(e->args, args, n * sizeof(*args));
+	memcpy(e->kw, kw, n * sizeof(*kw));
 	e->nargs = n;
 	return FTE_OK;
 }
@@ -818,8 +832,15 @@ parse_nodes(struct parser *p, struct nodes *out, const char *const *stop, int *w
 			if ((n->var = tok_dup(p)) == NULL)
 				return p->err;
 			lex(p);
-			if (is_tok(p, T_OP, ","))
-				return perr(p, FTE_ENOTSUP, "loops over tuples are not supported");
+			if (accept(p, T_OP, ",")) {
+				if (p->tok != T_NAME)
+					return perr(p, FTE_EINVAL, "loop variable expected");
+				if ((n->var2 = tok_dup(p)) == NULL)
+					return p->err;
+				lex(p);
+				if (is_tok(p, T_OP, ","))
+					return perr(p, FTE_ENOTSUP, "loops over more than two names are not supported");
+			}
 			if (!expect(p, T_NAME, "in") || (n->e = parse_expr(p)) == NULL)
 				return p->err;
 			if (p->tok != T_END)
@@ -874,6 +895,13 @@ parse_nodes(struct parser *p, struct nodes *out, const char *const *stop, int *w
 			if ((n->var = tok_dup(p)) == NULL)
 				return p->err;
 			lex(p);
+			if (accept(p, T_OP, ".")) {     /* set ns.attr = ... */
+				if (p->tok != T_NAME)
+					return perr(p, FTE_EINVAL, "attribute name expected");
+				if ((n->var2 = tok_dup(p)) == NULL)
+					return p->err;
+				lex(p);
+			}
 			if (!expect(p, T_OP, "=") || (n->e = parse_expr(p)) == NULL)
 				return p->err;
 			if (p->tok != T_END)
@@ -989,6 +1017,24 @@ v_equal(const struct val *a, const struct val *b)
 }
 
 static int eval(struct render *r, const struct expr *e, struct val *out);
+
+/* dict_items is d.items() / d | items: a list of [key, value] pairs. */
+static int
+dict_items(struct render *r, const struct val *d, struct val *out)
+{
+	struct val *pairs = arena_alloc(&r->ar, (2 * d->n + 1) * sizeof(*pairs));
+	struct val *list = arena_alloc(&r->ar, (d->n + 1) * sizeof(*list));
+
+	if (pairs == NULL || list == NULL)
+		return FTE_ENOMEM;
+	for (size_t i = 0; i < d->n; i++) {
+		pairs[2 * i] = v_str(d->keys[i], strlen(d->keys[i]));
+		pairs[2 * i + 1] = d->items[i];
+		list[i] = (struct val){ .t = V_LIST, .items = &pairs[2 * i], .n = 2 };
+	}
+	*out = (struct val){ .t = V_LIST, .items = list, .n = d->n };
+	return FTE_OK;
+}
 
 static int
 strip(const struct val *v, int left, int right, struct val *out)
@@ -1207,6 +1253,22 @@ eval(struct render *r, const struct expr *e, struct val *out)
 		return FTE_OK;
 	}
 	case E_CALL:
+		if (strcmp(e->name, "namespace") == 0) {
+			/* A mapping whose attributes "set ns.x = v" updates in place. */
+			struct val *items = arena_alloc(&r->ar, (e->nargs + 1) * sizeof(*items));
+			const char **keys = arena_alloc(&r->ar, (e->nargs + 1) * sizeof(*keys));
+			if (items == NULL || keys == NULL)
+				return FTE_ENOMEM;
+			for (size_t i = 0; i < e->nargs; i++) {
+				if (e->kw[i] == NULL)
+					return rerr(FTE_ENOTSUP, e->pos, "namespace() takes only name=value arguments");
+				keys[i] = e->kw[i];
+				if ((rc = eval(r, e->args[i], &items[i])) != FTE_OK)
+					return rc;
+			}
+			*out = (struct val){ .t = V_DICT, .items = items, .keys = keys, .n = e->nargs };
+			return FTE_OK;
+		}
 		if (strcmp(e->name, "raise_exception") == 0) {
 			struct val msg = v_str("(no message)", 12);
 			if (e->nargs > 0 && (rc = eval(r, e->args[0], &a)) == FTE_OK && a.t == V_STR)
@@ -1234,6 +1296,8 @@ eval(struct render *r, const struct expr *e, struct val *out)
 		}
 		if (e->k == E_FILTER && strcmp(e->name, "string") == 0)
 			return to_str(r, &a, out);
+		if (a.t == V_DICT && strcmp(e->name, "items") == 0)
+			return dict_items(r, &a, out);
 		return string_op(r, e, &a, args, e->nargs, out);
 	case E_TEST: {
 		int res;
@@ -1314,6 +1378,25 @@ eval(struct render *r, const struct expr *e, struct val *out)
 
 static int render_nodes(struct render *r, const struct nodes *l);
 
+/* set_attr is "set ns.x = v" on a namespace() that declared x. */
+static int
+set_attr(struct render *r, const struct node *n, const struct val *v)
+{
+	for (size_t i = r->nvars; i-- > 0;) {
+		if (strcmp(r->vars[i].name, n->var) != 0)
+			continue;
+		struct val *d = &r->vars[i].v;
+		for (size_t k = 0; d->t == V_DICT && k < d->n; k++) {
+			if (strcmp(d->keys[k], n->var2) == 0) {
+				d->items[k] = *v;
+				return FTE_OK;
+			}
+		}
+		break;
+	}
+	return rerr(FTE_ENOTSUP, n->pos, "set of an attribute not declared in namespace()");
+}
+
 static int
 render_for(struct render *r, const struct node *n)
 {
@@ -1352,7 +1435,15 @@ render_for(struct render *r, const struct node *n)
 		lv[6] = v_int(V_INT, len - k - 1);
 		struct val loop = { .t = V_DICT, .items = lv, .keys = (const char **)keys, .n = 7 };
 		r->nvars = depth;       /* a set inside the loop stays inside it */
-		if ((rc = var_push(r, n->var, seq.items[i], n->pos)) != FTE_OK ||
+		const struct val *item = &seq.items[i];
+		if (n->var2 != NULL) {  /* for k, v in pairs */
+			if (item->t != V_LIST || item->n != 2)
+				return rerr(FTE_EINVAL, n->pos, "for a, b: an item is not a pair");
+			if ((rc = var_push(r, n->var2, item->items[1], n->pos)) != FTE_OK)
+				return rc;
+			item = &item->items[0];
+		}
+		if ((rc = var_push(r, n->var, *item, n->pos)) != FTE_OK ||
 		    (rc = var_push(r, "loop", loop, n->pos)) != FTE_OK ||
 		    (rc = render_nodes(r, &n->bodies[0])) != FTE_OK)
 			return rc;
@@ -1397,8 +1488,14 @@ render_nodes(struct render *r, const struct nodes *l)
 			break;
 		}
 		case N_SET:
-			if ((rc = eval(r, n->e, &v)) != FTE_OK || (rc = var_push(r, n->var, v, n->pos)) != FTE_OK)
+			if ((rc = eval(r, n->e, &v)) != FTE_OK)
 				return rc;
+			if (n->var2 == NULL) {
+				if ((rc = var_push(r, n->var, v, n->pos)) != FTE_OK)
+					return rc;
+			} else if ((rc = set_attr(r, n, &v)) != FTE_OK) {
+				return rc;
+			}
 			break;
 		}
 	}
@@ -1433,7 +1530,10 @@ fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t
 	r.vars[1] = (struct var){ "bos_token", v_str(tp->bos, strlen(tp->bos)) };
 	r.vars[2] = (struct var){ "eos_token", v_str(tp->eos, strlen(tp->eos)) };
 	r.vars[3] = (struct var){ "add_generation_prompt", v_int(V_BOOL, add_generation_prompt != 0) };
-	r.nvars = 4;
+	/* transformers passes these as None when the caller has none. */
+	r.vars[4] = (struct var){ "tools", { .t = V_NONE } };
+	r.vars[5] = (struct var){ "documents", { .t = V_NONE } };
+	r.nvars = 6;
 	rc = render_nodes(&r, &tp->root);
 	if (rc == FTE_OK && r.out.p == NULL && buf_add(&r.out, "", 0) != FTE_OK)
 		rc = FTE_ENOMEM;

@@ -215,6 +215,10 @@ test_jinja(void)
 		{ "<{% if true %}\n  x\n{% endif %}\n>", "<  x\n>" },
 		{ "  {% if true %}\nx\n  {% endif %}\ny", "x\ny" },
 		{ "{{ \"dq\\t\" + 'sq\\'' }}", "dq\tsq'" },
+		{ "{% set ns = namespace(found=false, n=0) %}{% for m in messages %}{% if m.content == 'y' %}{% set ns.found = true %}{% endif %}"
+		  "{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.found }}{{ ns.n }}", "True2" },
+		{ "{% for k, v in messages[0].items() %}{{ k }}={{ v }};{% endfor %}{% for k, v in messages[1] | items %}{{ v }}{% endfor %}", "role=user;content=x;usery" },
+		{ "{{ tools is none }}{% if tools is not none %}t{% endif %}", "True" },
 	};
 	fte_message m[] = { { "user", "x" }, { "user", "y" } };
 
@@ -235,7 +239,7 @@ test_jinja(void)
 		{ "{{ f( }}", FTE_EINVAL },
 		{ "{% endif %}", FTE_EINVAL },
 		{ "{% macro m() %}{% endmacro %}", FTE_ENOTSUP },
-		{ "{% for a, b in x %}{% endfor %}", FTE_ENOTSUP },
+		{ "{% for a, b, c in x %}{% endfor %}", FTE_ENOTSUP },
 		{ "{{ 'unterminated }}", FTE_EINVAL },
 		{ "{{ ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1"
 		  "))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))) }}", FTE_ENOTSUP },
@@ -247,7 +251,8 @@ test_jinja(void)
 		CHECK(strstr(fte_last_error(), "offset") != NULL);
 	}
 	/* Errors found while rendering. */
-	static const char *const runtime[] = { "{{ 1 + 'a' }}", "{{ messages[5] }}", "{{ 'a'.title() }}", "{{ 1 % 0 }}" };
+	static const char *const runtime[] = { "{{ 1 + 'a' }}", "{{ messages[5] }}", "{{ 'a'.title() }}", "{{ 1 % 0 }}",
+		"{% set ns = namespace(a=1) %}{% set ns.b = 2 %}", "{{ namespace(1) }}", "{% for a, b in messages %}{% endfor %}" };
 	for (size_t i = 0; i < sizeof(runtime) / sizeof(runtime[0]); i++) {
 		fte_template *tp;
 		char *text = NULL;
