@@ -1,8 +1,9 @@
 /*
  * web_api.c - the dashboard's JSON API: status, jobs (with metrics, logs
  * and checkpoints), models (with lineage), datasets (with stats and
- * samples).  Every endpoint reads through the same modules the RPCs use;
- * nothing here writes state.  Unknown ids answer 404 JSON, malformed query
+ * samples); evaluations, read from their tables, are in web_eval.c.
+ * Every endpoint reads through the same modules the RPCs use; nothing here
+ * writes state.  Unknown ids answer 404 JSON, malformed query
  * values 400, and every page size is capped at WEB_API_PAGE_MAX.
  */
 #include <dirent.h>
@@ -55,43 +56,37 @@ web_send_error(struct mg_connection *conn, int status, const char *message)
 	    status, "message", message));
 }
 
-/* A float the engine reports as NaN (unknown) becomes null. */
-static json_t *
-json_num(double v)
+json_t *
+web_json_num(double v)
 {
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
-/*
- * Query strings.  A missing key leaves *out as it is; a malformed or
- * out-of-range value is a 400, so a typo is never silently ignored.
- */
-struct query {
-	const char *qs;
-	size_t len;
-	char bad[160];          /* first problem, "" when none */
-};
-
-static int
-query_str(struct query *q, const char *key, char *out, size_t len)
+int
+web_query_str(struct web_query *q, const char *key, char *out, size_t len)
 {
+	char buf[512];
 	int n;
 
 	if (q->qs == NULL)
 		return 0;
-	n = mg_get_var(q->qs, q->len, key, out, len);
+	/* mg_get_var clears its buffer when the key is missing: keep defaults. */
+	n = mg_get_var(q->qs, q->len, key, buf, len < sizeof(buf) ? len : sizeof(buf));
 	if (n == -2 && q->bad[0] == '\0')
 		snprintf(q->bad, sizeof(q->bad), "query parameter '%s' is too long", key);
-	return n >= 0;
+	if (n < 0)
+		return 0;
+	memcpy(out, buf, (size_t)n + 1);
+	return 1;
 }
 
-static void
-query_uint(struct query *q, const char *key, uint64_t max, uint64_t *out)
+void
+web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t *out)
 {
 	char buf[32], *end;
 	unsigned long long v;
 
-	if (!query_str(q, key, buf, sizeof(buf)))
+	if (!web_query_str(q, key, buf, sizeof(buf)))
 		return;
 	errno = 0;
 	v = strtoull(buf, &end, 10);
@@ -104,9 +99,8 @@ query_uint(struct query *q, const char *key, uint64_t max, uint64_t *out)
 	*out = v;
 }
 
-/* Path ids: decimal, positive, no sign or spaces; anything else is no id. */
-static int
-parse_id(const char *s, size_t len, int64_t *out)
+int
+web_parse_id(const char *s, size_t len, int64_t *out)
 {
 	int64_t v = 0;
 
@@ -162,10 +156,10 @@ proto_to_json(const ProtobufCMessage *m)
 			v = json_integer((json_int_t)*(const int64_t *)p);
 			break;
 		case PROTOBUF_C_TYPE_FLOAT:
-			v = json_num(*(const float *)p);
+			v = web_json_num(*(const float *)p);
 			break;
 		case PROTOBUF_C_TYPE_DOUBLE:
-			v = json_num(*(const double *)p);
+			v = web_json_num(*(const double *)p);
 			break;
 		case PROTOBUF_C_TYPE_BOOL:
 			v = json_boolean(*(const protobuf_c_boolean *)p);
@@ -206,9 +200,9 @@ job_to_json(struct ftuned *d, const struct job_info *j)
 	    "owner_uid", (json_int_t)j->owner_uid, "created_at", (json_int_t)j->created_at,
 	    "started_at", (json_int_t)j->started_at, "finished_at", (json_int_t)j->finished_at,
 	    "step", (json_int_t)j->step, "total_steps", (json_int_t)j->total_steps,
-	    "epoch", (json_int_t)j->epoch, "loss", json_num(j->loss),
-	    "val_loss", json_num(j->val_loss), "base_val_loss", json_num(j->base_val_loss),
-	    "tokens_per_s", json_num(j->tokens_per_s), "eta_s", job_eta(j),
+	    "epoch", (json_int_t)j->epoch, "loss", web_json_num(j->loss),
+	    "val_loss", web_json_num(j->val_loss), "base_val_loss", web_json_num(j->base_val_loss),
+	    "tokens_per_s", web_json_num(j->tokens_per_s), "eta_s", job_eta(j),
 	    "checkpoint_step", (json_int_t)j->checkpoint_step, "error", j->error,
 	    "result_model", j->result_model, "memory_bytes", (json_int_t)j->memory_bytes,
 	    "base_id", (json_int_t)j->base_id, "dataset_id", (json_int_t)j->dataset_id,
@@ -237,7 +231,7 @@ api_status(struct mg_connection *conn, struct ftuned *d)
 }
 
 static void
-api_jobs(struct mg_connection *conn, struct ftuned *d, struct query *q)
+api_jobs(struct mg_connection *conn, struct ftuned *d, struct web_query *q)
 {
 	static const char *states[] = { "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED" };
 	char state[16] = "";
@@ -246,9 +240,9 @@ api_jobs(struct mg_connection *conn, struct ftuned *d, struct query *q)
 	json_t *arr;
 	size_t n, i;
 
-	query_str(q, "state", state, sizeof(state));
-	query_uint(q, "user", UINT32_MAX - 1, &user);
-	query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
+	web_query_str(q, "state", state, sizeof(state));
+	web_query_uint(q, "user", UINT32_MAX - 1, &user);
+	web_query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
 	for (i = 0; state[0] && i < sizeof(states) / sizeof(states[0]); i++)
 		if (strcmp(state, states[i]) == 0)
 			break;
@@ -353,7 +347,7 @@ api_job(struct mg_connection *conn, struct ftuned *d, int64_t id)
 }
 
 static void
-api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct query *q)
+api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct web_query *q)
 {
 	uint64_t after = 0, limit = 10000;
 	Ft__Metric **list;
@@ -361,8 +355,8 @@ api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct
 	json_t *arr, *o;
 	size_t n;
 
-	query_uint(q, "after", UINT32_MAX, &after);
-	query_uint(q, "limit", 10000, &limit);
+	web_query_uint(q, "after", UINT32_MAX, &after);
+	web_query_uint(q, "limit", 10000, &limit);
 	if (q->bad[0]) {
 		web_send_error(conn, 400, q->bad);
 		return;
@@ -384,16 +378,16 @@ api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct
 	arr = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}",
-		    "step", (json_int_t)list[i]->step, "loss", json_num(list[i]->loss),
-		    "lr", json_num(list[i]->lr), "grad_norm", json_num(list[i]->grad_norm),
-		    "tokens_per_s", json_num(list[i]->tokens_per_s),
-		    "val_loss", json_num(list[i]->val_loss)));
+		    "step", (json_int_t)list[i]->step, "loss", web_json_num(list[i]->loss),
+		    "lr", web_json_num(list[i]->lr), "grad_norm", web_json_num(list[i]->grad_norm),
+		    "tokens_per_s", web_json_num(list[i]->tokens_per_s),
+		    "val_loss", web_json_num(list[i]->val_loss)));
 	jobs_metrics_free(list, n);
 	web_send_json(conn, 200, json_pack("{s:o,s:o}", "job", o, "metrics", arr));
 }
 
 static void
-api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct query *q)
+api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct web_query *q)
 {
 	uint64_t after = 0, limit = WEB_API_PAGE_MAX;
 	Ft__LogLine **list;
@@ -401,8 +395,8 @@ api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct qu
 	json_t *arr;
 	size_t n;
 
-	query_uint(q, "after", INT64_MAX, &after);
-	query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
+	web_query_uint(q, "after", INT64_MAX, &after);
+	web_query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
 	if (q->bad[0]) {
 		web_send_error(conn, 400, q->bad);
 		return;
@@ -637,14 +631,14 @@ dataset_samples(const char *path, uint64_t offset, uint64_t count)
 }
 
 static void
-api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, struct query *q)
+api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, struct web_query *q)
 {
 	uint64_t offset = 0, count = 5;
 	struct dataset_info di;
 	json_t *o;
 
-	query_uint(q, "offset", UINT32_MAX, &offset);
-	query_uint(q, "samples", SAMPLE_MAX, &count);
+	web_query_uint(q, "offset", UINT32_MAX, &offset);
+	web_query_uint(q, "samples", SAMPLE_MAX, &count);
 	if (q->bad[0]) {
 		web_send_error(conn, 400, q->bad);
 		return;
@@ -692,7 +686,7 @@ web_api_serve(struct mg_connection *conn, struct ftuned *d)
 {
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	const char *uri = ri->local_uri, *rest;
-	struct query q = { ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, "" };
+	struct web_query q = { ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, "" };
 	char buf[REGISTRY_NAME_MAX + 2];
 	struct route r;
 	int64_t id;
@@ -713,9 +707,28 @@ web_api_serve(struct mg_connection *conn, struct ftuned *d)
 		api_datasets(conn, d);
 		return;
 	}
+	if (strcmp(uri, "/api/v1/evals") == 0) {
+		web_eval_list(conn, d);
+		return;
+	}
+	if (strncmp(uri, "/api/v1/evals/", 14) == 0) {
+		if (route_split(uri + 14, &r, buf, sizeof(buf)) != 0 ||
+		    web_parse_id(r.id, r.id_len, &id) != 0) {
+			web_send_error(conn, 404, "no such evaluation");
+			return;
+		}
+		if (r.sub == NULL) {
+			web_eval_show(conn, d, id);
+			return;
+		}
+		if (strcmp(r.sub, "examples") == 0) {
+			web_eval_examples(conn, d, id, &q);
+			return;
+		}
+	}
 	if (strncmp(uri, "/api/v1/jobs/", 13) == 0) {
 		if (route_split(uri + 13, &r, buf, sizeof(buf)) != 0 ||
-		    parse_id(r.id, r.id_len, &id) != 0) {
+		    web_parse_id(r.id, r.id_len, &id) != 0) {
 			web_send_error(conn, 404, "no such job");
 			return;
 		}

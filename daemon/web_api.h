@@ -7,6 +7,8 @@
 
 #include <civetweb.h>
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "ftuned.h"
 
@@ -30,5 +32,34 @@ void web_api_serve(struct mg_connection *conn, struct ftuned *d);
  * security headers; web_send_error sends {"error": {code, message}}. */
 void web_send_json(struct mg_connection *conn, int status, json_t *body);
 void web_send_error(struct mg_connection *conn, int status, const char *message);
+
+/* A request's query string.  A missing key leaves the output as it is; a
+ * malformed or out-of-range value records the first problem in bad, which
+ * the endpoint answers with a 400, so a typo is never silently ignored. */
+struct web_query {
+	const char *qs;         /* NULL when there is none */
+	size_t len;
+	char bad[160];          /* "" while every value was good */
+};
+
+/* web_query_str copies key's url-decoded value into out; 1 when present. */
+int web_query_str(struct web_query *q, const char *key, char *out, size_t len);
+
+/* web_query_uint parses key as a decimal integer in [0, max] into *out. */
+void web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t *out);
+
+/* web_parse_id: a positive decimal id of len bytes (no sign, no spaces);
+ * 0, or -1 for anything else. */
+int web_parse_id(const char *s, size_t len, int64_t *out);
+
+/* web_json_num: a real, or null for NaN and infinities (unknown values). */
+json_t *web_json_num(double v);
+
+/* Evaluations (web_eval.c), read from the eval tables: the list, one
+ * evaluation with its summary, and a sorted, filtered page of examples. */
+void web_eval_list(struct mg_connection *conn, struct ftuned *d);
+void web_eval_show(struct mg_connection *conn, struct ftuned *d, int64_t id);
+void web_eval_examples(struct mg_connection *conn, struct ftuned *d, int64_t id,
+    struct web_query *q);
 
 #endif

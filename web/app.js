@@ -82,7 +82,11 @@ function dl(rows) {
     [h('dt', {}, k), h('dd', field ? { dataset: { field } } : {}, v)]));
 }
 
+// Cells carry their column's name, so a narrow screen can stack each row
+// as a card with labels (style.css).
 function table(head, rows, cls = '') {
+  for (const r of rows)
+    [...r.children].forEach((c, i) => { if (head[i]) c.dataset.label = head[i]; });
   return h('div.scroll', {}, h('table' + (cls ? '.' + cls : ''), {},
     h('thead', {}, h('tr', {}, head.map(c => h('th', {}, c)))),
     h('tbody', {}, rows)));
@@ -134,7 +138,9 @@ async function pageOverview() {
     section('Daemon', statusBox), section('Running', running), section('Queue', queued),
     section('Recent results', recent));
   async function refresh() {
-    const [st, jobs] = await Promise.all([api('status'), api('jobs?limit=200')]);
+    const [st, jobs, evals] = await Promise.all([api('status'), api('jobs?limit=200'),
+      api('evals').catch(() => ({ evals: [] }))]);
+    const evalOf = new Map(evals.evals.map(e => [e.job_id, e]));
     statusBox.replaceChildren(dl([
       ['Version', st.version, 'version'], ['Uptime', fmtDuration(st.uptime_ms / 1000), 'uptime'],
       ['PID', st.pid, 'pid'], ['State directory', st.state_dir, 'state_dir'],
@@ -164,7 +170,8 @@ async function pageOverview() {
       h('td', {}, link('#/jobs/' + j.id, '#' + j.id + ' ' + j.kind)),
       h('td', {}, stateBadge(j.state)),
       h('td', {}, j.result_model ? link('#/models/' + esc(j.result_model), j.result_model)
-        : j.kind === 'eval' ? link('#/evals', 'evaluation') : j.error),
+        : evalOf.has(j.id) ? link('#/evals/' + evalOf.get(j.id).id, 'evaluation '
+          + evalOf.get(j.id).models.map(m => m.name).join(' vs ')) : j.error),
       h('td.num', {}, fmtNum(j.base_val_loss)), h('td.num', {}, fmtNum(j.val_loss)),
       h('td', {}, fmtTime(j.finished_at))))) : h('p.muted', {}, 'No finished jobs yet.'));
   }
@@ -469,26 +476,27 @@ function summaryTable(e) {
   const a = 0, models = e.models;
   const rows = [];
   const diffs = e.stats.filter(s => s.versus === a && s.model !== a);
-  const scale = Math.max(...diffs.map(s => Math.max(Math.abs(s.lo), Math.abs(s.hi))), 1e-9);
-  for (const metric of e.metrics) {
+  const last = models.length - 1;
+  const cell = (st, key) => h('td.num', { dataset: { value: key } }, st ? fmtNum(st.mean) : '–',
+    st ? h('small', {}, ` [${fmtNum(st.lo)}, ${fmtNum(st.hi)}]`) : '');
+  for (const metric of e.summary_metrics) {
     const mean = i => e.stats.find(s => s.metric === metric && s.model === i && s.versus === -1);
-    for (const s of diffs.filter(s => s.metric === metric)) {
-      const ma = mean(a), mb = mean(s.model);
-      rows.push(h('tr', { dataset: { metric } },
-        h('th', {}, metric, h('span.muted', {}, s.higher_is_better ? ' ↑' : ' ↓')),
-        h('td.num', { dataset: { value: 'a' } }, ma ? fmtNum(ma.mean) : '–',
-          ma ? h('small', {}, ` [${fmtNum(ma.lo)}, ${fmtNum(ma.hi)}]`) : ''),
-        h('td.num', { dataset: { value: 'b' } }, mb ? fmtNum(mb.mean) : '–',
-          mb ? h('small', {}, ` [${fmtNum(mb.lo)}, ${fmtNum(mb.hi)}]`) : ''),
-        h('td.num', { dataset: { value: 'diff' } }, (s.mean > 0 ? '+' : '') + fmtNum(s.mean),
-          h('small', {}, ` [${fmtNum(s.lo)}, ${fmtNum(s.hi)}]`)),
-        h('td.cicell', {}, ciBar(s.mean, s.lo, s.hi, scale, s.higher_is_better)),
-        h('td.num', { dataset: { value: 'wtl' } }, `${s.wins} / ${s.ties} / ${s.losses}`)));
-    }
+    const d = diffs.find(s => s.metric === metric && s.model === last);
+    const hib = (d || mean(a) || {}).higher_is_better;
+    // Each row on its own scale: metrics differ in units, and what a reader
+    // needs is where the interval lies against zero.
+    const scale = d ? 1.15 * Math.max(Math.abs(d.lo), Math.abs(d.hi), Math.abs(d.mean)) : 1;
+    rows.push(h('tr', { dataset: { metric } },
+      h('th', {}, metric, h('span.muted', { title: hib ? 'higher is better' : 'lower is better' },
+        hib ? ' ↑' : ' ↓')),
+      cell(mean(a), 'a'), cell(mean(last), 'b'),
+      d ? h('td.num', { dataset: { value: 'diff' } }, (d.mean > 0 ? '+' : '') + fmtNum(d.mean),
+        h('small', {}, ` [${fmtNum(d.lo)}, ${fmtNum(d.hi)}]`)) : h('td.num', {}, '–'),
+      h('td.cicell', {}, d ? ciBar(d.mean, d.lo, d.hi, scale, d.higher_is_better) : ''),
+      h('td.num', { dataset: { value: 'wtl' } }, d ? `${d.wins} / ${d.ties} / ${d.losses}` : '–')));
   }
-  const names = diffs.length ? [models[a].name, models[diffs[0].model].name] : [];
-  return table(['Metric', names[0] || 'base', names[1] || 'tuned', 'Difference [95% CI]',
-    'Difference around 0', 'W / T / L'], rows, 'summary');
+  return table(['Metric', models[a] ? models[a].name : 'first', models[last] ? models[last].name
+    : 'last', 'Difference [95% CI]', 'Difference around 0', 'W / T / L'], rows, 'summary');
 }
 
 async function pageEval(id, params) {
@@ -517,6 +525,7 @@ async function pageEval(id, params) {
   if (q) p.set('q', q);
   const ex = e.metrics.length ? await api(`evals/${id}/examples?${p}`) : { examples: [], total: 0 };
   const names = e.models.map(m => m.name);
+  const sign = ex.higher_is_better === false ? -1 : 1;
   const rows = ex.examples.map(x => {
     const [pa, pb] = wordDiff(x.outputs[0] || '', x.outputs[x.outputs.length - 1] || '');
     const vals = x.metrics[useMetric] || [];
@@ -526,7 +535,7 @@ async function pageEval(id, params) {
         x.reference)),
       h('td', {}, renderDiff(pa, 'del')), h('td', {}, renderDiff(pb, 'ins')),
       h('td.num', {}, vals.map(fmtNum).join(' → ')),
-      h('td.num.delta' + (x.delta > 0 ? '.up' : x.delta < 0 ? '.down' : ''), {},
+      h('td.num.delta' + (x.delta * sign > 0 ? '.up' : x.delta * sign < 0 ? '.down' : ''), {},
         (x.delta > 0 ? '+' : '') + fmtNum(x.delta)));
   });
   const pager = h('p.pager', {},
