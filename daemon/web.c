@@ -311,9 +311,14 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 	memset(&cb, 0, sizeof(cb));
 	cb.log_message = log_message;
 	cb.begin_request = begin_request;
-	mg_init_library(w->tls ? MG_FEATURES_TLS : 0);
+	/* Not MG_FEATURES_TLS: Debian 12's civetweb 1.15 then half-loads
+	 * OpenSSL 3 (it asks for SSL_get_peer_certificate, gone in 3.0) and
+	 * crashes on the first connection; mg_start loads it itself and fails
+	 * cleanly instead. */
+	mg_init_library(0);
 	if ((w->ctx = mg_start(&cb, w, options)) == NULL) {
-		snprintf(err, err_len, "http: cannot listen on %s (see log)", d->cfg.http_listen);
+		snprintf(err, err_len, "http: cannot listen on %s%s (see log)", d->cfg.http_listen,
+		    w->tls ? " with TLS: civetweb could not set up OpenSSL or the certificate" : "");
 		free(w);
 		mg_exit_library();
 		return -1;

@@ -9,6 +9,7 @@ packages=(
 	libopenblas-dev libsodium-dev libcivetweb-dev
 	libsqlite3-dev libjansson-dev libpcre2-dev
 	curl clang systemd sqlite3
+	chromium nodejs npm jq openssl
 )
 
 missing=()
