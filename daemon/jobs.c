@@ -20,8 +20,9 @@ job_state_name(enum job_state s)
 }
 
 int
-jobs_insert(struct ftuned *d, uint32_t uid, const Ft__JobSpec *spec, int64_t base_id,
-    int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err, size_t err_len)
+jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSpec *spec,
+    int64_t base_id, int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err,
+    size_t err_len)
 {
 	size_t len = ft__job_spec__get_packed_size(spec);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -36,7 +37,8 @@ jobs_insert(struct ftuned *d, uint32_t uid, const Ft__JobSpec *spec, int64_t bas
 	ft__job_spec__pack(spec, buf);
 	db = store_lock(d->store);
 	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (owner_uid, state, priority, created_at, spec, "
-	    "name, base_id, dataset_id, memory_bytes) VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?)",
+	    "name, base_id, dataset_id, memory_bytes, request_id) "
+	    "VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?)",
 	    -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, uid);
 		sqlite3_bind_int(st, 2, spec->priority);
@@ -46,6 +48,7 @@ jobs_insert(struct ftuned *d, uint32_t uid, const Ft__JobSpec *spec, int64_t bas
 		sqlite3_bind_int64(st, 6, base_id);
 		sqlite3_bind_int64(st, 7, dataset_id);
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)memory_bytes);
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)request_id);
 		if (sqlite3_step(st) == SQLITE_DONE) {
 			*id = sqlite3_last_insert_rowid(db);
 			code = FT__CODE__OK;
@@ -187,6 +190,25 @@ query_int(struct ftuned *d, const char *sql, int64_t arg)
 	}
 	store_unlock(d->store);
 	return v;
+}
+
+int64_t
+jobs_find_request(struct ftuned *d, uint32_t uid, uint64_t request_id)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int64_t id = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT id FROM jobs WHERE owner_uid = ? AND request_id = ?",
+	    -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)request_id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return id;
 }
 
 int64_t

@@ -31,9 +31,14 @@ struct job_info {
 
 const char *job_state_name(enum job_state s);
 
-/* jobs_insert stores a QUEUED job (spec packed as protobuf). FT__CODE__*. */
-int jobs_insert(struct ftuned *d, uint32_t uid, const Ft__JobSpec *spec, int64_t base_id,
-    int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err, size_t err_len);
+/* jobs_insert stores a QUEUED job (spec packed as protobuf) with the
+ * client's request id (0 for none). FT__CODE__*. */
+int jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSpec *spec,
+    int64_t base_id, int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err,
+    size_t err_len);
+
+/* jobs_find_request returns the job uid submitted with request_id, or 0. */
+int64_t jobs_find_request(struct ftuned *d, uint32_t uid, uint64_t request_id);
 
 /* jobs_kind writes the job's kind ("train", "eval") into kind, or "". */
 void jobs_kind(struct ftuned *d, int64_t id, char *kind, size_t len);

@@ -279,7 +279,8 @@ size_format(uint64_t b, char *buf, size_t len)
 }
 
 int
-queue_submit(struct queue *q, uint32_t uid, Ft__JobSpec *spec, int64_t *id, char *err, size_t err_len)
+queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *spec, int64_t *id,
+    char *err, size_t err_len)
 {
 	struct ftuned *d = q->d;
 	struct model_info m;
@@ -329,13 +330,18 @@ queue_submit(struct queue *q, uint32_t uid, Ft__JobSpec *spec, int64_t *id, char
 		goto out;
 	}
 	pthread_mutex_lock(&q->lock);
+	if (request_id != 0 && (*id = jobs_find_request(d, uid, request_id)) > 0) {
+		code = FT__CODE__OK; /* a resend of a submission already queued */
+		pthread_mutex_unlock(&q->lock);
+		goto out;
+	}
 	if (jobs_count_active(d, uid) >= d->cfg.max_queued_per_user) {
 		snprintf(err, err_len, "you have %d jobs queued or running, the most allowed "
 		    "(max_queued_per_user)", d->cfg.max_queued_per_user);
 		code = FT__CODE__RESOURCE_EXHAUSTED;
 	} else {
 		/* Store names as resolved ids can be renamed later; the spec keeps the names. */
-		code = jobs_insert(d, uid, spec, m.id, ds.id, mem.total, id, err, err_len);
+		code = jobs_insert(d, uid, request_id, spec, m.id, ds.id, mem.total, id, err, err_len);
 	}
 	pthread_mutex_unlock(&q->lock);
 	if (code == FT__CODE__OK) {

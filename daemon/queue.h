@@ -24,10 +24,11 @@ void queue_stop(struct queue *q);
 
 /* queue_submit validates spec (filling in defaults), checks the memory
  * the job needs against the budget and the user's queued-job cap, and
- * queues it.  On success *info holds the stored specification. FT__CODE__*
- * with a message in err otherwise. */
-int queue_submit(struct queue *q, uint32_t uid, Ft__JobSpec *spec, int64_t *id,
-    char *err, size_t err_len);
+ * queues it, setting *id.  A request_id (nonzero) the same user already
+ * submitted with returns that job instead: resent requests are idempotent.
+ * FT__CODE__* with a message in err otherwise. */
+int queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *spec,
+    int64_t *id, char *err, size_t err_len);
 
 /* queue_cancel cancels a queued or running job of uid's (or any, for an
  * admin).  FT__CODE__*. */

@@ -161,6 +161,7 @@ rpc_dispatch(struct ftuned *d, uint64_t uid, uint64_t gid, uint64_t pid,
 		code = rpc_error(&call, &rep, FT__CODE__INVALID_ARGUMENT,
 		    "RPC %d is not served by this daemon", (int)req->body_case);
 	} else {
+		call.request_id = req->request_id;
 		code = m->fn(&call, req, &rep);
 		if (code != FT__CODE__OK)
 			rep.body_case = FT__REPLY__BODY__NOT_SET;

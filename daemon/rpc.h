@@ -21,6 +21,7 @@ struct rpc_call {
 	uint64_t uid;                 /* peer credentials from the IPC socket */
 	uint64_t gid;
 	uint64_t pid;
+	uint64_t request_id;          /* the client's id, for idempotent writes */
 	struct rpc_mem *mem;          /* allocations freed after the reply */
 };
 

@@ -150,6 +150,11 @@ static const char *migrations[] = {
 	"  losses INTEGER NOT NULL DEFAULT 0, n INTEGER NOT NULL,"
 	"  higher_is_better INTEGER NOT NULL,"
 	"  PRIMARY KEY (eval_id, metric, model_idx, versus));",
+
+	/* 4 -> 5: a client's request id makes a resent JobSubmit (nng resends
+	 * a request whose connection broke) return the job it already made. */
+	"ALTER TABLE jobs ADD COLUMN request_id INTEGER NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX jobs_request ON jobs(owner_uid, request_id) WHERE request_id != 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
