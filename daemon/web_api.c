@@ -57,6 +57,38 @@ web_send_error(struct mg_connection *conn, int status, const char *message)
 }
 
 json_t *
+web_json_text(const char *s)
+{
+	size_t n = strlen(s), o = 0;
+	json_t *v = json_stringn(s, n);
+	char *buf;
+
+	if (v != NULL || (buf = malloc(3 * n + 1)) == NULL)
+		return v ? v : json_string("");
+	/* Each byte that does not start a valid sequence becomes U+FFFD. */
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
+		    (c & 0xf8) == 0xf0 ? 4 : 0;
+		json_t *one = len && i + len <= n ? json_stringn(s + i, len) : NULL;
+
+		if (one != NULL) {
+			memcpy(buf + o, s + i, len);
+			o += len;
+			i += len;
+			json_decref(one);
+		} else {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	v = json_stringn(buf, o);
+	free(buf);
+	return v ? v : json_string("");
+}
+
+json_t *
 web_json_num(double v)
 {
 	return isfinite(v) ? json_real(v) : json_null();
@@ -134,7 +166,7 @@ proto_to_json(const ProtobufCMessage *m)
 			continue; /* job specifications hold scalars and strings */
 		switch (f->type) {
 		case PROTOBUF_C_TYPE_STRING:
-			v = json_string(*(char *const *)p ? *(char *const *)p : "");
+			v = web_json_text(*(char *const *)p ? *(char *const *)p : "");
 			break;
 		case PROTOBUF_C_TYPE_UINT32:
 		case PROTOBUF_C_TYPE_FIXED32:
@@ -195,7 +227,7 @@ job_to_json(struct ftuned *d, const struct job_info *j)
 
 	jobs_kind(d, j->id, kind, sizeof(kind));
 	return json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,"
-	    "s:I,s:s,s:s,s:I,s:I,s:I,s:o}",
+	    "s:I,s:o,s:s,s:I,s:I,s:I,s:o}",
 	    "id", (json_int_t)j->id, "kind", kind, "state", j->state, "stage", j->stage,
 	    "owner_uid", (json_int_t)j->owner_uid, "created_at", (json_int_t)j->created_at,
 	    "started_at", (json_int_t)j->started_at, "finished_at", (json_int_t)j->finished_at,
@@ -203,7 +235,7 @@ job_to_json(struct ftuned *d, const struct job_info *j)
 	    "epoch", (json_int_t)j->epoch, "loss", web_json_num(j->loss),
 	    "val_loss", web_json_num(j->val_loss), "base_val_loss", web_json_num(j->base_val_loss),
 	    "tokens_per_s", web_json_num(j->tokens_per_s), "eta_s", job_eta(j),
-	    "checkpoint_step", (json_int_t)j->checkpoint_step, "error", j->error,
+	    "checkpoint_step", (json_int_t)j->checkpoint_step, "error", web_json_text(j->error),
 	    "result_model", j->result_model, "memory_bytes", (json_int_t)j->memory_bytes,
 	    "base_id", (json_int_t)j->base_id, "dataset_id", (json_int_t)j->dataset_id,
 	    "spec", j->spec ? proto_to_json(&j->spec->base) : json_null());
@@ -412,9 +444,9 @@ api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct we
 	}
 	arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:s}",
+		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:o}",
 		    "seq", (json_int_t)list[i]->seq, "time", (json_int_t)list[i]->time,
-		    "level", list[i]->level, "message", list[i]->message));
+		    "level", list[i]->level, "message", web_json_text(list[i]->message)));
 	jobs_logs_free(list, n);
 	web_send_json(conn, 200, json_pack("{s:o}", "lines", arr));
 }
@@ -622,8 +654,7 @@ dataset_samples(const char *path, uint64_t offset, uint64_t count)
 		if (len > SAMPLE_LINE_MAX)
 			line[SAMPLE_LINE_MAX] = '\0';
 		rec = json_loads(line, 0, NULL);
-		json_array_append_new(arr, rec ? rec : json_stringn_nocheck(line,
-		    strnlen(line, SAMPLE_LINE_MAX)));
+		json_array_append_new(arr, rec ? rec : web_json_text(line));
 	}
 	free(line);
 	fclose(f);
@@ -649,7 +680,7 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 	}
 	o = dataset_summary(&di);
 	json_object_set_new(o, "stats", json_column(di.stats_json));
-	json_object_set_new(o, "report", json_string(di.report ? di.report : ""));
+	json_object_set_new(o, "report", web_json_text(di.report ? di.report : ""));
 	json_object_set_new(o, "samples_offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "samples", dataset_samples(di.train_path, offset, count));
 	dataset_info_free(&di);

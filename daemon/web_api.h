@@ -52,6 +52,10 @@ void web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t
  * 0, or -1 for anything else. */
 int web_parse_id(const char *s, size_t len, int64_t *out);
 
+/* web_json_text: s as a JSON string, with any byte that is not valid UTF-8
+ * (a model's output cut inside a character) shown as U+FFFD. */
+json_t *web_json_text(const char *s);
+
 /* web_json_num: a real, or null for NaN and infinities (unknown values). */
 json_t *web_json_num(double v);
 

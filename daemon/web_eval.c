@@ -66,7 +66,7 @@ eval_row(sqlite3 *db, sqlite3_stmt *st)
 		}
 		sqlite3_finalize(ms);
 	}
-	return json_pack("{s:I,s:I,s:s,s:I,s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:o,s:s,s:s,s:o}",
+	return json_pack("{s:I,s:I,s:s,s:I,s:I,s:I,s:s,s:s,s:o,s:I,s:I,s:o,s:s,s:o,s:o}",
 	    "id", (json_int_t)id, "job_id", (json_int_t)sqlite3_column_int64(st, 1),
 	    "name", col_text(st, 2), "owner_uid", (json_int_t)sqlite3_column_int64(st, 3),
 	    "created_at", (json_int_t)sqlite3_column_int64(st, 4),
@@ -77,7 +77,7 @@ eval_row(sqlite3 *db, sqlite3_stmt *st)
 	    "done", (json_int_t)sqlite3_column_int64(st, 10),
 	    "examples_per_s", sqlite3_column_type(st, 11) == SQLITE_NULL ? json_null() :
 	    web_json_num(sqlite3_column_double(st, 11)),
-	    "state", col_text(st, 12), "error", col_text(st, 13),
+	    "state", col_text(st, 12), "error", web_json_text(col_text(st, 13)),
 	    "models", models);
 }
 
@@ -240,7 +240,7 @@ example_json(sqlite3 *db, int64_t id, sqlite3_stmt *row)
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int(st, 2, idx);
 		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(outputs, json_string(col_text(st, 0)));
+			json_array_append_new(outputs, web_json_text(col_text(st, 0)));
 		sqlite3_finalize(st);
 	}
 	if (sqlite3_prepare_v2(db, "SELECT metric, model_idx, value FROM eval_values "
@@ -259,8 +259,8 @@ example_json(sqlite3 *db, int64_t id, sqlite3_stmt *row)
 		}
 		sqlite3_finalize(st);
 	}
-	return json_pack("{s:i,s:s,s:s,s:o,s:o,s:o}", "index", idx,
-	    "prompt", col_text(row, 1), "reference", col_text(row, 2),
+	return json_pack("{s:i,s:o,s:o,s:o,s:o,s:o}", "index", idx,
+	    "prompt", web_json_text(col_text(row, 1)), "reference", web_json_text(col_text(row, 2)),
 	    "outputs", outputs, "metrics", metrics,
 	    "delta", sqlite3_column_type(row, 3) == SQLITE_NULL ? json_null() :
 	    web_json_num(sqlite3_column_double(row, 3)));
@@ -338,7 +338,8 @@ web_eval_examples(struct mg_connection *conn, struct ftuned *d, int64_t id, stru
 		web_send_error(conn, 500, "cannot read the examples");
 		return;
 	}
-	web_send_json(conn, 200, json_pack("{s:I,s:I,s:I,s:s,s:b,s:s,s:s,s:o}", "total",
+	web_send_json(conn, 200, json_pack("{s:I,s:I,s:I,s:o,s:b,s:s,s:o,s:o}", "total",
 	    (json_int_t)total, "offset", (json_int_t)offset, "limit", (json_int_t)limit,
-	    "metric", metric, "higher_is_better", hib, "sort", sort, "q", text, "examples", arr));
+	    "metric", web_json_text(metric), "higher_is_better", hib, "sort", sort,
+	    "q", web_json_text(text), "examples", arr));
 }

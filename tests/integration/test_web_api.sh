@@ -139,6 +139,9 @@ expect_eq "$(jqe "$f" --arg w "$word" '[.examples[] | ([.prompt, .reference] + .
 	"true" "examples: text filter"
 expect_eq "$(jqe "$(get "/api/v1/evals/$EVAL1/examples?q=%25_no_such_text_%25")" .total)" "0" \
 	"examples: filter wildcards are literal"
+bytes=$(get "/api/v1/evals/$EVAL1/examples?q=a%FFb")
+expect_eq "$(jqe "$bytes" .q)/$(jqe "$bytes" .total)" "a�b/0" "examples: bytes that are not UTF-8 become U+FFFD"
+expect_eq "$(status "/api/v1/evals/$EVAL1/examples?metric=nope")" "200" "examples: unknown metric, nothing to sort by"
 expect_eq "$(status "/api/v1/evals/$EVAL1/examples?sort=best")" "400" "examples: bad sort is 400"
 expect_eq "$(status "/api/v1/evals/$EVAL1/examples?limit=101")" "400" "examples: page capped at 100"
 for bad in 999 x 0 "$EVAL1/nope"; do
