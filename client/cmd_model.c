@@ -12,6 +12,13 @@ struct import_args {
 	const char *tokenizer;
 };
 
+struct init_args {
+	const char *tokenizer;
+	const char *arch;
+	uint32_t layers, dim, heads, kv_heads, ffn, seq_len;
+	uint64_t seed;
+};
+
 struct quiet_args {
 	int quiet;
 };
@@ -103,6 +110,41 @@ cmd_model_import(const struct opts *o, void *args, int argc, char **argv)
 		json_print(pb_json((const ProtobufCMessage *)rep->model_import->model));
 	else if (rep->model_import->model != NULL)
 		model_print(rep->model_import->model);
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+static int
+cmd_model_init(const struct opts *o, void *args, int argc, char **argv)
+{
+	struct init_args *a = args;
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__ModelInitRequest mreq = FT__MODEL_INIT_REQUEST__INIT;
+	char tok[PATH_MAX];
+	Ft__Reply *rep;
+	int rc;
+
+	(void)argc;
+	if ((rc = path_absolute("tokenizer", a->tokenizer, tok)) != EXIT_OK)
+		return rc;
+	mreq.name = argv[0];
+	mreq.tokenizer = tok;
+	mreq.arch = (char *)a->arch;
+	mreq.layers = a->layers;
+	mreq.dim = a->dim;
+	mreq.heads = a->heads;
+	mreq.kv_heads = a->kv_heads;
+	mreq.ffn = a->ffn;
+	mreq.max_seq_len = a->seq_len;
+	mreq.seed = a->seed;
+	req.body_case = FT__REQUEST__BODY_MODEL_INIT;
+	req.model_init = &mreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	if (o->json)
+		json_print(pb_json((const ProtobufCMessage *)rep->model_init->model));
+	else if (rep->model_init->model != NULL)
+		model_print(rep->model_init->model);
 	ft_reply_free(rep);
 	return EXIT_OK;
 }
@@ -206,6 +248,27 @@ static const struct ftctl_option import_options[] = {
 	{ NULL, 0, 0, NULL, NULL, 0, NULL },
 };
 
+static const struct ftctl_option init_options[] = {
+	{ "tokenizer", OPT_STR, offsetof(struct init_args, tokenizer), "FILE", NULL,
+	  OPT_REQUIRED | OPT_FILE, "tokenizer.json to use (its folder's tokenizer_config.json comes along)" },
+	{ "arch", OPT_STR, offsetof(struct init_args, arch), "ARCH", "llama|gpt2", 0,
+	  "architecture (default llama)" },
+	{ "layers", OPT_U32, offsetof(struct init_args, layers), "N", NULL, OPT_REQUIRED,
+	  "transformer layers" },
+	{ "dim", OPT_U32, offsetof(struct init_args, dim), "N", NULL, OPT_REQUIRED, "residual width" },
+	{ "heads", OPT_U32, offsetof(struct init_args, heads), "N", NULL, OPT_REQUIRED,
+	  "attention heads" },
+	{ "kv-heads", OPT_U32, offsetof(struct init_args, kv_heads), "N", NULL, 0,
+	  "key/value heads (default: heads)" },
+	{ "ffn", OPT_U32, offsetof(struct init_args, ffn), "N", NULL, 0,
+	  "MLP width (default 8/3 dim for Llama, 4 dim for GPT-2)" },
+	{ "seq-len", OPT_U32, offsetof(struct init_args, seq_len), "N", NULL, 0,
+	  "context length (default 256)" },
+	{ "seed", OPT_U64, offsetof(struct init_args, seed), "N", NULL, 0,
+	  "initialisation seed (default 1)" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
 static const struct ftctl_option ls_options[] = {
 	{ "quiet", OPT_FLAG, offsetof(struct quiet_args, quiet), NULL, NULL, 0,
 	  "print only the names" },
@@ -224,6 +287,10 @@ const struct command model_commands[] = {
 	  "The daemon reads PATH itself (sent as an absolute path), validates it with\n"
 	  "the engine's loader and stores it once per content hash.",
 	  import_options, sizeof(struct import_args), cmd_model_import, NULL },
+	{ "init", "NAME", 1, 1, ARG_NONE,
+	  "Register a new model with freshly initialised weights, for pretraining.\n"
+	  "Its shape comes from the options; its vocabulary from the tokenizer.",
+	  init_options, sizeof(struct init_args), cmd_model_init, NULL },
 	{ "ls", "", 0, 0, ARG_NONE, "List the registered models.",
 	  ls_options, sizeof(struct quiet_args), cmd_model_ls, NULL },
 	{ "show", "NAME", 1, 1, ARG_MODEL,

@@ -424,8 +424,8 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 
 int
 registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
-    const char *name, int64_t base_id, int64_t job_id, const char *lineage,
-    int64_t *id, char *err, size_t err_len)
+    const char *name, const char *kind, int64_t base_id, int64_t job_id,
+    const char *lineage, int64_t *id, char *err, size_t err_len)
 {
 	char entry[16], tok_name[32];
 	struct import_file *f = NULL;
@@ -449,11 +449,11 @@ registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
 		}
 	}
 	if (fte_model_load(src_dir, &m) != FTE_OK) {
-		snprintf(err, err_len, "tuned model does not load: %s", fte_last_error());
+		snprintf(err, err_len, "model in %s does not load: %s", src_dir, fte_last_error());
 		free(f);
 		return FT__CODE__INTERNAL;
 	}
-	rc = model_insert(d, uid, name, "tuned", "hf", m, entry, tok_name, base_id, job_id,
+	rc = model_insert(d, uid, name, kind, "hf", m, entry, tok_name, base_id, job_id,
 	    lineage, f, n, id, err, err_len);
 	fte_model_free(m);
 	free(f);

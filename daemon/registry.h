@@ -65,11 +65,12 @@ int registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
     size_t err_len);
 
 /* registry_model_add registers the model directory src_dir (HF layout, as
- * a job writes it) as a tuned model of base_id made by job_id, with the
- * lineage JSON; the files are moved into the store. FT__CODE__*. */
+ * the engine writes it) as a model of kind "base" (a new initialisation)
+ * or "tuned" (of base_id, made by job_id), with the lineage JSON; the files
+ * are copied into the store. FT__CODE__*. */
 int registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
-    const char *name, int64_t base_id, int64_t job_id, const char *lineage,
-    int64_t *id, char *err, size_t err_len);
+    const char *name, const char *kind, int64_t base_id, int64_t job_id,
+    const char *lineage, int64_t *id, char *err, size_t err_len);
 
 /* registry_model_find looks a model up by name or id.  0 and *out filled
  * (release with model_info_free), or -1 when there is none. */

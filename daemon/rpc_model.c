@@ -1,8 +1,12 @@
 /* rpc_model.c - model registry RPCs: ModelImport, ModelList, ModelShow,
  * ModelRemove. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsutil.h"
 #include "registry.h"
 #include "rpc.h"
 
@@ -133,4 +137,112 @@ rpc_model_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	rep->body_case = FT__REPLY__BODY_MODEL_REMOVE;
 	rep->model_remove = e;
 	return FT__CODE__OK;
+}
+
+/* Largest model ModelInit builds on the RPC thread (initialising 200M
+ * parameters takes about a second). */
+#define INIT_MAX_PARAMS 200000000ULL
+
+static int
+init_config(const Ft__ModelInitRequest *q, int vocab, fte_config *c, char *err, size_t err_len)
+{
+	int gpt2 = strcmp(q->arch, "gpt2") == 0;
+
+	if (q->arch[0] && !gpt2 && strcmp(q->arch, "llama") != 0) {
+		snprintf(err, err_len, "--arch must be llama or gpt2, not '%s'", q->arch);
+		return -1;
+	}
+	memset(c, 0, sizeof(*c));
+	c->arch = gpt2 ? FTE_ARCH_GPT2 : FTE_ARCH_LLAMA;
+	c->n_layers = (int)q->layers;
+	c->dim = (int)q->dim;
+	c->n_heads = (int)q->heads;
+	c->n_kv_heads = gpt2 || q->kv_heads == 0 ? (int)q->heads : (int)q->kv_heads;
+	c->head_dim = q->heads ? (int)(q->dim / q->heads) : 0;
+	c->ffn_dim = q->ffn ? (int)q->ffn : gpt2 ? 4 * c->dim : (8 * c->dim / 3 + 31) / 32 * 32;
+	c->vocab_size = vocab;
+	c->max_seq_len = q->max_seq_len ? (int)q->max_seq_len : 256;
+	c->norm_eps = 1e-5f;
+	c->rope_theta = 10000.0f;
+	c->rope_style = FTE_ROPE_HALF;
+	c->tied_embeddings = 1;
+	if (q->layers < 1 || q->layers > 128 || q->dim < 8 || q->dim > 8192 || q->heads < 1 ||
+	    q->dim % q->heads != 0 || c->n_heads % c->n_kv_heads != 0 || c->max_seq_len < 8 ||
+	    c->max_seq_len > 32768) {
+		snprintf(err, err_len, "model shape out of range: 1..128 layers, dim 8..8192 divisible "
+		    "by heads, kv heads dividing heads, context 8..32768");
+		return -1;
+	}
+	if (fte_config_check(c) != FTE_OK) {
+		snprintf(err, err_len, "%s", fte_last_error());
+		return -1;
+	}
+	return 0;
+}
+
+int
+rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
+{
+	const Ft__ModelInitRequest *q = req->model_init;
+	char err[1024], tok_path[PATH_MAX], tmp[PATH_MAX], idbuf[32], *slash, *lineage;
+	fte_tokenizer *tok = NULL;
+	fte_model *m = NULL;
+	fte_config c;
+	int64_t id;
+	int code = FT__CODE__INVALID_ARGUMENT;
+
+	if (registry_name_check(q->name, err, sizeof(err)) != 0)
+		return rpc_error(call, rep, code, "%s", err);
+	if (fs_path_inside(q->tokenizer, call->d->cfg.import_roots, tok_path, err, sizeof(err)) != 0)
+		return rpc_error(call, rep, FT__CODE__PERMISSION_DENIED, "%s", err);
+	if ((slash = strrchr(tok_path, '/')) == NULL || strcmp(slash + 1, "tokenizer.json") != 0)
+		return rpc_error(call, rep, code, "--tokenizer must name a tokenizer.json (its folder's "
+		    "tokenizer_config.json comes along)");
+	if (fte_tokenizer_load(tok_path, &tok) != FTE_OK)
+		return rpc_error(call, rep, code, "%s", fte_last_error());
+	if (init_config(q, fte_tokenizer_vocab_size(tok), &c, err, sizeof(err)) != 0)
+		goto out;
+	c.bos_id = fte_tokenizer_bos(tok);
+	c.eos_id = fte_tokenizer_eos(tok);
+	if (fte_model_create(&c, &m) != FTE_OK) {
+		snprintf(err, sizeof(err), "%s", fte_last_error());
+		goto out;
+	}
+	if (fte_model_num_params(m) > INIT_MAX_PARAMS) {
+		snprintf(err, sizeof(err), "%zu parameters: ModelInit builds at most %llu",
+		    fte_model_num_params(m), INIT_MAX_PARAMS);
+		goto out;
+	}
+	if (fte_model_init_random(m, q->seed ? q->seed : 1) != FTE_OK) {
+		snprintf(err, sizeof(err), "%s", fte_last_error());
+		goto out;
+	}
+	/* Saved as the engine saves any model, then registered like a tuned one. */
+	snprintf(tmp, sizeof(tmp), "%s/tmp-init-XXXXXX", call->d->cfg.state_dir);
+	if (mkdtemp(tmp) == NULL) {
+		snprintf(err, sizeof(err), "%s: %s", tmp, strerror(errno));
+		code = FT__CODE__INTERNAL;
+		goto out;
+	}
+	*slash = '\0';
+	if (fte_hf_save(m, tok_path, tmp) != FTE_OK) {
+		snprintf(err, sizeof(err), "%s", fte_last_error());
+		code = FT__CODE__INTERNAL;
+		fs_rm_rf(tmp);
+		goto out;
+	}
+	if (asprintf(&lineage, "{\"init\": {\"seed\": %llu, \"tokenizer\": \"%s/tokenizer.json\"}}",
+	    (unsigned long long)(q->seed ? q->seed : 1), tok_path) < 0)
+		lineage = NULL;
+	code = registry_model_add(call->d, (uint32_t)call->uid, tmp, q->name, "base", 0, 0,
+	    lineage, &id, err, sizeof(err));
+	free(lineage);
+	fs_rm_rf(tmp);
+out:
+	fte_model_free(m);
+	fte_tokenizer_free(tok);
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "%s", err);
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+	return model_reply(call, rep, idbuf, FT__REPLY__BODY_MODEL_INIT);
 }

@@ -661,7 +661,7 @@ finished:
 		else
 			snprintf(name, sizeof(name), "%.80s-%lld", base.name, (long long)id);
 		lineage = lineage_json(&base, &ds, &j, last_loss, val_loss, base_val, step);
-		code = registry_model_add(d, j.owner_uid, out_dir, name, base.id, id, lineage,
+		code = registry_model_add(d, j.owner_uid, out_dir, name, "tuned", base.id, id, lineage,
 		    &model_id, err, sizeof(err));
 		free(lineage);
 		if (code != FT__CODE__OK)
