@@ -8,12 +8,18 @@ packages=(
 	libnng-dev libprotobuf-c-dev protobuf-c-compiler
 	libopenblas-dev libsodium-dev libcivetweb-dev
 	libsqlite3-dev libjansson-dev libpcre2-dev
-	curl clang systemd sqlite3
-	chromium nodejs npm jq openssl
+	curl clang systemd sqlite3 jq openssl
+	chromium nodejs npm
 )
+# A tool may come from elsewhere than Debian (a NodeSource node with its own
+# npm, say): then its command is there and its Debian package would conflict.
+declare -A provides=([nodejs]=node [npm]=npm [chromium]=chromium)
 
 missing=()
 for p in "${packages[@]}"; do
+	if [ -n "${provides[$p]:-}" ] && command -v "${provides[$p]}" >/dev/null; then
+		continue
+	fi
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
