@@ -17,11 +17,13 @@
 #include <time.h>
 
 #include "datasets.h"
+#include "fte_tok.h"
 #include "jobs.h"
 #include "registry.h"
 #include "web_api.h"
 
 #define SAMPLE_MAX 50          /* dataset samples per page */
+#define TOKEN_COUNT_MAX 20000  /* records tokenized per request, from the start */
 #define SAMPLE_LINE_MAX 65536  /* a longer record is shown truncated */
 #define LINEAGE_DEPTH_MAX 64   /* guards the base chain against a cycle */
 
@@ -687,6 +689,91 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 	web_send_json(conn, 200, o);
 }
 
+/* Tokens of a dataset as a model's tokenizer and a template make them for
+ * training (instruct: prompt + response + EOS; text: the document with the
+ * tokenizer's specials), over the first TOKEN_COUNT_MAX records; with
+ * seq_len, how many records training would shorten. */
+static void
+api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *name,
+    struct web_query *q)
+{
+	char model[REGISTRY_NAME_MAX + 1] = "", tmpl[256] = "alpaca", err[512];
+	uint64_t total = 0, prompt = 0, min = UINT64_MAX, max = 0, seq_len = 0, longer = 0;
+	struct dataset_info di;
+	struct dataset *ds = NULL;
+	struct model_info m;
+	fte_tokenizer *tok = NULL;
+	fte_template *tp = NULL;
+	size_t n, i;
+	int text;
+
+	web_query_str(q, "model", model, sizeof(model));
+	web_query_str(q, "template", tmpl, sizeof(tmpl));
+	web_query_uint(q, "seq_len", UINT32_MAX, &seq_len);
+	if (q->bad[0] == '\0' && model[0] == '\0')
+		snprintf(q->bad, sizeof(q->bad), "query parameter 'model' is required");
+	if (q->bad[0]) {
+		web_send_error(conn, 400, q->bad);
+		return;
+	}
+	if (datasets_find(d, name, &di) != 0) {
+		web_send_error(conn, 404, "no such dataset");
+		return;
+	}
+	if (registry_model_find(d, model, &m) != 0) {
+		dataset_info_free(&di);
+		web_send_error(conn, 404, "no such model");
+		return;
+	}
+	text = strcmp(di.kind, "text") == 0;
+	if (fte_tokenizer_load(m.tokenizer, &tok) != FTE_OK ||
+	    (!text && (strcmp(tmpl, "alpaca") == 0 ? fte_template_alpaca(&tp) :
+	    fte_template_custom(tmpl, &tp)) != FTE_OK)) {
+		snprintf(err, sizeof(err), "%s", fte_last_error());
+		goto fail400;
+	}
+	if (dataset_load_jsonl(di.train_path, text ? DATASET_KIND_TEXT : DATASET_KIND_INSTRUCT,
+	    &ds, err, sizeof(err)) != 0)
+		goto fail500;
+	n = dataset_count(ds) < TOKEN_COUNT_MAX ? dataset_count(ds) : TOKEN_COUNT_MAX;
+	for (i = 0; i < n; i++) {
+		const struct dataset_record *r = dataset_sample(ds, i);
+		fte_record fr = { r->instruction, r->input, r->output };
+		size_t n_ids, n_prompt = 0;
+		int *ids;
+
+		if ((text ? fte_tokenizer_encode(tok, r->text, strlen(r->text), 1, &ids, &n_ids) :
+		    fte_template_encode(tp, tok, &fr, &ids, &n_ids, &n_prompt)) != FTE_OK) {
+			snprintf(err, sizeof(err), "record %zu: %s", i + 1, fte_last_error());
+			goto fail500;
+		}
+		free(ids);
+		total += n_ids;
+		prompt += n_prompt;
+		min = n_ids < min ? n_ids : min;
+		max = n_ids > max ? n_ids : max;
+		longer += seq_len > 0 && n_ids > seq_len + 1; /* as training cuts rows */
+	}
+	web_send_json(conn, 200, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I}",
+	    "model", m.name, "template", text ? "" : tmpl, "records", (json_int_t)dataset_count(ds),
+	    "counted", (json_int_t)n, "tokens", (json_int_t)total,
+	    "prompt_tokens", (json_int_t)prompt, "min", (json_int_t)(n ? min : 0),
+	    "max", (json_int_t)max, "mean", web_json_num(n ? (double)total / (double)n : NAN),
+	    "seq_len", (json_int_t)seq_len, "longer", (json_int_t)longer));
+	goto out;
+fail400:
+	web_send_error(conn, 400, err);
+	goto out;
+fail500:
+	web_send_error(conn, 500, err);
+out:
+	dataset_free(ds);
+	fte_template_free(tp);
+	fte_tokenizer_free(tok);
+	model_info_free(&m);
+	dataset_info_free(&di);
+}
+
 /* The path after a collection prefix, split at its first '/'. */
 struct route {
 	const char *id;         /* the id segment, url-decoded */
@@ -784,6 +871,10 @@ web_api_serve(struct mg_connection *conn, struct ftuned *d)
 	rest = strncmp(uri, "/api/v1/datasets/", 17) == 0 ? uri + 17 : NULL;
 	if (rest && route_split(rest, &r, buf, sizeof(buf)) == 0 && r.sub == NULL) {
 		api_dataset(conn, d, r.id, &q);
+		return;
+	}
+	if (rest && route_split(rest, &r, buf, sizeof(buf)) == 0 && strcmp(r.sub, "tokens") == 0) {
+		api_dataset_tokens(conn, d, r.id, &q);
 		return;
 	}
 	web_send_error(conn, 404, "no such API endpoint");

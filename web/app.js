@@ -434,25 +434,75 @@ function sampleView(rec) {
     [h('dt', {}, k), h('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]));
 }
 
+// Token counts depend on the tokenizer and the prompt template, so the
+// page asks for a model (by default the base of the latest job on this
+// dataset, with that job's template) and the daemon tokenizes as training
+// would.
+async function tokenCounter(d, params) {
+  const [{ models }, { jobs }] = await Promise.all([api('models'), api('jobs?limit=200')]);
+  const box = h('div');
+  if (!models.length) {
+    box.append(h('p.muted', {}, 'Import a model to count tokens with its tokenizer.'));
+    return box;
+  }
+  const last = jobs.find(j => j.kind === 'train' && j.spec && j.dataset_id === d.id);
+  const model = params.get('model') || (last && models.some(m => m.id === last.base_id)
+    ? models.find(m => m.id === last.base_id).name : models[0].name);
+  const template = params.get('template') || (last && last.spec.template) || 'alpaca';
+  const sel = h('select', { name: 'model', 'aria-label': 'model' },
+    models.map(m => h('option', { value: m.name, selected: m.name === model }, m.name)));
+  const tIn = h('input', { name: 'template', value: template, 'aria-label': 'template', size: 28,
+    disabled: d.kind === 'text' });
+  const form = h('form.filters', { onsubmit: e => {
+    e.preventDefault();
+    location.hash = `#/datasets/${esc(d.name)}?` + new URLSearchParams({ model: sel.value,
+      template: tIn.value });
+  } }, h('span.muted', {}, 'tokenizer of'), sel, d.kind === 'text' ? null : [h('span.muted', {},
+    'template'), tIn], h('button', { type: 'submit' }, 'Count'));
+  const out = h('div', { dataset: { tokens: '' } });
+  box.append(form, out);
+  try {
+    const seqLen = last ? last.spec.seq_len : 0;
+    const q = d.kind === 'text' ? { model } : { model, template };
+    if (seqLen) q.seq_len = seqLen;
+    const t = await api(`datasets/${esc(d.name)}/tokens?` + new URLSearchParams(q));
+    out.dataset.tokens = t.tokens;
+    out.append(dl([
+      ['Tokens', `${fmtNum(t.tokens)}` + (t.counted < t.records ? ` in the first ${t.counted} records`
+        : ''), 'tokens'],
+      d.kind === 'text' ? null : ['Prompt / response', `${fmtNum(t.prompt_tokens)} / `
+        + `${fmtNum(t.tokens - t.prompt_tokens)} (response includes EOS)`],
+      ['Per record', `${t.min}–${t.max}, mean ${fmtNum(t.mean)}`],
+      t.seq_len ? ['Longer than seq_len', `${t.longer} of ${t.counted} records exceed ${t.seq_len} `
+        + `tokens (job #${last.id}'s --seq-len): training shortens their prompts`, 'longer'] : null]));
+  } catch (e) {
+    out.append(h('p.error', {}, e.message));
+  }
+  return box;
+}
+
 async function pageDataset(name, params) {
   const offset = Math.max(0, parseInt(params.get('offset') || '0', 10) || 0);
   const per = 5;
   const d = await api(`datasets/${esc(name)}?samples=${per}&offset=${offset}`);
   const st = d.stats || {};
+  const kp = new URLSearchParams(params);
+  kp.delete('offset');
+  const keep = kp.toString() ? kp + '&' : '';
   const pager = h('p.pager', {},
-    offset > 0 ? link(`#/datasets/${esc(name)}?offset=${Math.max(0, offset - per)}`, '← previous')
+    offset > 0 ? link(`#/datasets/${esc(name)}?${keep}offset=${Math.max(0, offset - per)}`, '← previous')
       : h('span.muted', {}, '← previous'),
     ` records ${offset + 1}–${offset + d.samples.length} of ${d.records} `,
-    offset + per < d.records ? link(`#/datasets/${esc(name)}?offset=${offset + per}`, 'next →')
+    offset + per < d.records ? link(`#/datasets/${esc(name)}?${keep}offset=${offset + per}`, 'next →')
       : h('span.muted', {}, 'next →'));
+  const tokens = await tokenCounter(d, params);
   view.replaceChildren(h('h1', {}, d.name),
     section('Dataset', dl([['Kind', d.kind], ['Training records', d.records, 'records'],
       ['Validation records', d.validation_records, 'validation_records'],
       ['Size', fmtBytes(d.bytes)], ['Record length', `${st.min_bytes}–${st.max_bytes} bytes, `
         + `mean ${fmtNum(st.mean_bytes)}`],
-      ['Tokens (approx.)', `≈ ${fmtNum(Math.round(d.bytes / 4))} at 4 bytes per token; the exact `
-        + 'count depends on the model\'s tokenizer'],
       ['BLAKE2b-256', h('span.hash', {}, d.blake2b)], ['Created', fmtTime(d.created_at)]])),
+    section('Tokens', tokens),
     section('Length histogram', histogram('Training records by length', st.histogram)),
     section('Samples', pager, h('div.samples', {}, d.samples.map(s => sampleView(s)))),
     section('Validation report', h('pre', {}, d.report || 'no report')));
@@ -571,12 +621,16 @@ const routes = [
   [/^\/evals\/(\d+)$/, pageEval, 'evals'],
 ];
 
+let lastPath = null;
+
 async function route() {
   for (const c of cleanup) c();
   cleanup = [];
   const hash = location.hash.replace(/^#/, '') || '/';
   const [path, query] = hash.split('?');
   const params = new URLSearchParams(query || '');
+  if (path !== lastPath) window.scrollTo(0, 0); // a new page starts at its top
+  lastPath = path;
   view.dataset.ready = '';
   delete view.dataset.jobState;
   for (const [re, fn, nav] of routes) {

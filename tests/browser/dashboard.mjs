@@ -57,6 +57,7 @@ async function open(page, hash) {
 }
 
 async function shot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0)); // else the sticky header lands mid-page
   await page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
 }
 
@@ -143,6 +144,13 @@ try {
   const ds = await api('datasets/lines');
   ok(await page.textContent('dd[data-field="records"]') === String(ds.records), 'dataset: record count');
   ok(await page.locator('svg rect.bar').count() === ds.stats.histogram.length, 'dataset: a bar per bucket');
+  const tk = await api(`datasets/lines/tokens?model=stories260K&seq_len=${job.spec.seq_len}&template=`
+    + encodeURIComponent(job.spec.template));
+  await page.waitForSelector('[data-tokens]:not([data-tokens=""])');
+  ok(await page.getAttribute('[data-tokens]', 'data-tokens') === String(tk.tokens),
+    `dataset: tokens with the last job's tokenizer and template (${tk.tokens})`);
+  ok((await page.textContent('dd[data-field="longer"]')).startsWith(`${tk.longer} of ${tk.counted} `),
+    `dataset: ${tk.longer} records longer than seq_len`);
   ok(await page.locator('.samples dl.sample').count() === 5, 'dataset: samples');
   await page.click('text=next →');
   await page.waitForFunction(() => location.hash.includes('offset=5'));

@@ -106,6 +106,20 @@ expect_match "$(jqe "$d1" .report)" "120 records, 120 valid" "dataset: validatio
 expect_eq "$(jqe "$(get '/api/v1/datasets/lines?offset=106&samples=5')" '.samples | length')" "2" \
 	"dataset: samples page at the end"
 expect_eq "$(status '/api/v1/datasets/lines?samples=51')" "400" "dataset: samples capped at 50"
+# Token counts as training makes them: job 1 logged how many examples its
+# --seq-len 64 shortened; the count here must agree.
+tpl=$(jq -rn --arg t "$(jqe "$j" .spec.template)" '$t | @uri')
+tk=$(get "/api/v1/datasets/lines/tokens?model=stories260K&template=$tpl&seq_len=64")
+logged=$(jqe "$logs" '.lines[].message' | sed -n 's/^\([0-9]*\) of 108 examples were longer than --seq-len 64.*/\1/p')
+expect_eq "$(jqe "$tk" .longer)" "$logged" "tokens: records over seq_len as training counted them ($logged)"
+expect_eq "$(jqe "$tk" '.counted == .records and .tokens > .prompt_tokens and .min <= .mean and .mean <= .max')" \
+	"true" "tokens: totals consistent"
+alp=$(get "/api/v1/datasets/lines/tokens?model=1")
+expect_eq "$(jqe "$alp" '.template')" "alpaca" "tokens: Alpaca by default"
+expect_eq "$(jqe "$alp" ".tokens > $(jqe "$tk" .tokens)")" "true" "tokens: the Alpaca preamble costs tokens"
+expect_eq "$(status '/api/v1/datasets/lines/tokens')" "400" "tokens: model required"
+expect_eq "$(status '/api/v1/datasets/lines/tokens?model=nope')" "404" "tokens: unknown model"
+expect_eq "$(status '/api/v1/datasets/lines/tokens?model=1&template=%7Bnope%7D')" "400" "tokens: bad template"
 expect_eq "$(status /api/v1/datasets/nope)" "404" "dataset: unknown is 404"
 
 # --- evaluations: the numbers ftctl eval show reads ---
