@@ -1,7 +1,7 @@
 /*
  * fuzz_chat_template.c - libFuzzer target for the Jinja-subset chat
  * template compiler and renderer (a model's tokenizer_config.json is
- * untrusted input).  FT_FUZZ_REPLAY builds a plain corpus replayer.
+ * untrusted input).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -33,25 +33,3 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(src);
 	return 0;
 }
-
-#ifdef FT_FUZZ_REPLAY
-int
-main(int argc, char **argv)
-{
-	static uint8_t buf[1 << 20];
-
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-		if (f == NULL) {
-			fprintf(stderr, "%s: cannot open\n", argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("%d inputs replayed\n", argc - 1);
-	return 0;
-}
-#endif

@@ -7,8 +7,6 @@
  *
  * With clang and -DFT_FUZZ=ON this is a libFuzzer binary:
  *   ./fuzz_dataset ../tests/fuzz/corpus/dataset
- * Built with FT_FUZZ_REPLAY it is a plain program that runs each file named
- * on its command line once (the seed corpus, as a regular test).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -83,26 +81,3 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	return 0;
 }
-
-#ifdef FT_FUZZ_REPLAY
-int
-main(int argc, char **argv)
-{
-	static uint8_t buf[1 << 20];
-
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-
-		if (f == NULL) {
-			fprintf(stderr, "%s: cannot open\n", argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("%d inputs replayed\n", argc - 1);
-	return 0;
-}
-#endif

@@ -3,8 +3,6 @@
  * path `ftengine inspect` takes for any file starting with "GGUF".  Build
  * with clang and -DFT_FUZZ=ON; run as
  *   build/tests/fuzz_gguf tests/fuzz/corpus/gguf
- * Built with FT_FUZZ_REPLAY it is a plain program that runs each file named
- * on its command line once (the seed corpus, as a regular test).
  * Whatever parses must be safe to walk: every key, string and F32/F16 tensor.
  */
 #include <stdint.h>
@@ -54,25 +52,3 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_sink = sum;
 	return 0;
 }
-
-#ifdef FT_FUZZ_REPLAY
-int
-main(int argc, char **argv)
-{
-	static uint8_t buf[1 << 20];
-
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-		if (f == NULL) {
-			fprintf(stderr, "%s: cannot open\n", argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("%d inputs replayed\n", argc - 1);
-	return argc > 1 ? 0 : 1;
-}
-#endif

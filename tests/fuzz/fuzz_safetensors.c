@@ -4,8 +4,6 @@
  * clang and -DFT_FUZZ=ON; run as
  *   build/tests/fuzz_safetensors tests/fuzz/corpus/safetensors \
  *       -dict=tests/fuzz/safetensors.dict
- * Built with FT_FUZZ_REPLAY it is a plain program that runs each file named
- * on its command line once (the seed corpus, as a regular test).
  * Every input must be either rejected with an error or parse into tensors
  * whose spans lie inside the input: reading them all must stay in bounds.
  */
@@ -47,25 +45,3 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fte_st_close(f);
 	return 0;
 }
-
-#ifdef FT_FUZZ_REPLAY
-int
-main(int argc, char **argv)
-{
-	static uint8_t buf[1 << 20];
-
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-		if (f == NULL) {
-			fprintf(stderr, "%s: cannot open\n", argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("%d inputs replayed\n", argc - 1);
-	return argc > 1 ? 0 : 1;
-}
-#endif

@@ -4,8 +4,6 @@
  *
  * With clang and -DFT_FUZZ=ON this is a libFuzzer binary:
  *   ./fuzz_tokenizer_json ../tests/fuzz/corpus/tokenizer_json
- * Built with FT_FUZZ_REPLAY it is a plain program that runs each file named
- * on its command line once (the seed corpus, as a regular test).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -46,24 +44,3 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fte_tokenizer_free(t);
 	return 0;
 }
-
-#ifdef FT_FUZZ_REPLAY
-int
-main(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		static uint8_t buf[1 << 20];
-		size_t n;
-		if (f == NULL) {
-			fprintf(stderr, "%s: cannot open\n", argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("%d inputs replayed\n", argc - 1);
-	return 0;
-}
-#endif
