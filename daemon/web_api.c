@@ -45,7 +45,7 @@ web_send_json(struct mg_connection *conn, int status, json_t *body)
 	    WEB_SECURITY_HEADERS "\r\n"
 	    "Connection: close\r\n\r\n",
 	    status, mg_get_response_code_text(conn, status), len);
-	if (text != NULL)
+	if (text != NULL && strcmp(mg_get_request_info(conn)->request_method, "HEAD") != 0)
 		mg_write(conn, text, len);
 	free(text);
 	json_decref(body);

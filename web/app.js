@@ -214,6 +214,7 @@ async function pageJobs(params) {
 
 async function pageJob(id) {
   const job = await api('jobs/' + id);
+  const ev = job.kind === 'eval' ? (await api('evals')).evals.find(e => e.job_id === job.id) : null;
   const head = h('div');
   const charts = {
     loss: lineChart('Loss'),
@@ -245,8 +246,9 @@ async function pageJob(id) {
       ['Submitted', fmtTime(j.created_at)], ['Started', fmtTime(j.started_at)],
       ['Finished', fmtTime(j.finished_at)],
       j.error ? ['Error', h('span.error', {}, j.error)] : null,
-      ['Resulting model', j.result_model ? link('#/models/' + esc(j.result_model), j.result_model)
-        : '–', 'result_model'],
+      ev ? ['Evaluation', link('#/evals/' + ev.id, `#${ev.id} ${ev.models.map(m => m.name).join(' vs ')}`)]
+        : ['Resulting model', j.result_model ? link('#/models/' + esc(j.result_model), j.result_model)
+          : '–', 'result_model'],
     ]));
     sizeBars(head);
     ckpt.replaceChildren(j.checkpoints && j.checkpoints.length ? table(['Step', 'File', 'Size'],
@@ -385,6 +387,7 @@ function lineageGraph(root, current) {
 
 async function pageModel(name) {
   const m = await api('models/' + esc(name));
+  const evals = (await api('evals')).evals.filter(e => e.models.some(x => x.id === m.id));
   const rootName = m.ancestors.length ? m.ancestors[m.ancestors.length - 1].name : m.name;
   const root = rootName === m.name ? m : await api('models/' + esc(rootName));
   const lin = m.lineage && Object.keys(m.lineage).length ? m.lineage : null;
@@ -406,6 +409,10 @@ async function pageModel(name) {
       ['type', lin.type], ['method', lin.method], ['dataset blake2b', lin.dataset && lin.dataset.blake2b],
       ...Object.entries(lin.hyperparameters || {})].map(([k, v]) =>
       h('tr', {}, h('td', {}, k), h('td', {}, String(v)))))) : null,
+    section('Evaluations', evals.length ? table(['Evaluation', 'State', 'Models', 'Dataset'],
+      evals.map(e => h('tr', {}, h('td', {}, link('#/evals/' + e.id, `#${e.id} ${e.name}`)),
+        h('td', {}, stateBadge(e.state)), h('td', {}, e.models.map(x => x.name).join(' vs ')),
+        h('td', {}, e.dataset)))) : h('p.muted', {}, 'Not evaluated yet.')),
     section('Files', table(['File', 'Size', 'BLAKE2b-256'], m.files.map(f => h('tr', {},
       h('td', {}, f.name), h('td.num', {}, fmtBytes(f.size)), h('td.hash', {}, f.blake2b))))),
     section('Export', h('p.muted', {}, 'Commands to run on the daemon host:'),

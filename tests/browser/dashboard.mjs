@@ -134,6 +134,7 @@ try {
   const hashes = await page.locator('td.hash').allTextContents();
   ok(m.files.every(f => hashes.includes(f.blake2b)), 'model: file hashes');
   ok((await page.textContent('pre.commands')).includes('ftengine export'), 'model: export commands');
+  ok(await page.locator(`a[href="#/evals/${env.EVAL1}"]`).count() === 1, 'model: its evaluations');
   await shot(page, 'model');
   await page.goBack();
   await page.waitForFunction(() => location.hash === '#/models');

@@ -167,6 +167,8 @@ for method in POST PUT DELETE PATCH; do
 	expect_eq "$(status /api/v1/status -X "$method")" "405" "$method to the API is 405"
 done
 expect_eq "$(status /index.html -X POST)" "405" "POST to a page is 405"
+expect_eq "$(curl -s -I -o /dev/null -w '%{http_code} %{size_download}' "$WEB_URL/api/v1/status")" "200 0" \
+	"HEAD: headers, no body"
 expect_match "$(curl -s -X DELETE "$WEB_URL/api/v1/jobs/$JOB1")" '"code":405' "405 is JSON"
 expect_eq "$(jqe "$(get "/api/v1/jobs/$JOB1")" .state)" "SUCCEEDED" "nothing changed by other methods"
 for p in /api/v1 /api/v1/ /api/v2/status /api/v1/statusx /api/v1/jobs/ /api/v1/models/; do
