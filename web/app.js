@@ -524,7 +524,7 @@ async function pageEvals() {
       evals.map(e => h('tr', { dataset: { eval: e.id } },
         h('td', {}, link('#/evals/' + e.id, `#${e.id} ${e.name}`)), h('td', {}, stateBadge(e.state)),
         h('td', {}, e.models.map(m => m.name).join(' vs ')), h('td', {}, e.dataset),
-        h('td.num', {}, `${e.done}/${e.examples}`), h('td', {}, e.metrics.join(', ')),
+        h('td.num', {}, e.examples), h('td', {}, e.metrics.join(', ')),
         h('td', {}, fmtTime(e.created_at)))))
     : h('p.muted', {}, 'No evaluations yet: ftctl eval run --models BASE,TUNED --data DATASET')));
 }
@@ -605,13 +605,21 @@ async function pageEval(id, params) {
     section('Evaluation', dl([['State', stateBadge(e.state), 'state'],
       ['Models', names.map((n, i) => [i ? ' vs ' : '', link('#/models/' + esc(n), n)])],
       ['Dataset', link('#/datasets/' + esc(e.dataset), e.dataset)],
-      ['Examples', `${e.done} / ${e.examples}`], ['Job', link('#/jobs/' + e.job_id, '#' + e.job_id)],
+      ['Examples', `${e.examples}; ${e.done} of ${e.examples * e.models.length} model outputs evaluated`
+        + (e.examples_per_s ? ` (${fmtNum(e.examples_per_s)}/s)` : '')],
+      ['Job', link('#/jobs/' + e.job_id, '#' + e.job_id)],
       e.error ? ['Error', h('span.error', {}, e.error)] : null])),
     section('Metrics', e.stats.length ? summaryTable(e) : h('p.muted', {}, 'No results yet.'),
       h('p.muted', {}, 'Difference = second model − first, with its 95% paired bootstrap '
         + 'interval; green: better with confidence, red: worse, grey: the interval crosses 0.')),
     section('Examples', controls, pager, table(['#', 'Prompt and reference', names[0] || '',
       names[names.length - 1] || '', useMetric, 'Δ'], rows, 'examples')));
+  // While it runs, redraw when its progress moves.
+  if (e.state === 'QUEUED' || e.state === 'RUNNING')
+    every(POLL_MS * 2, async () => {
+      const now = await api('evals/' + id).catch(() => e);
+      if (now.state !== e.state || now.done !== e.done) route();
+    });
 }
 
 // ---- Router ----
