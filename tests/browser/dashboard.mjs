@@ -73,6 +73,11 @@ try {
   ok(await page.locator(`a[href="#/jobs/${env.JOB1}"]`).count() > 0, 'overview: recent results link the job');
   ok(await page.locator(`a[href="#/evals/${env.EVAL1}"]`).count() > 0,
     'overview: the evaluation among the results');
+  const queue = await page.locator('tr[data-job]').evaluateAll(rows =>
+    rows.filter(r => r.querySelector('.badge.queued')).map(r => r.dataset.job));
+  ok(queue.join() === env.QUEUE, `overview: queued jobs in the order they will run (${queue})`);
+  ok(await page.locator('.running a[href="#/jobs/' + env.LONG + '"]').count() === 1,
+    'overview: the running job with its progress');
   await shot(page, 'overview');
 
   // --- Jobs: list, filter in the URL, back button ---

@@ -28,12 +28,23 @@ $F eval show "$EVAL1" --json > "$FT_TMP/eval.json" || fail "ftctl eval show"
 LONG=$($F job submit --base stories260K --method lora --epochs 300 --max-steps 3000 --eval-every 100 \
 	--save-every 500 $web_common | sed -n 's/^job \([0-9]*\) .*/\1/p')
 [ -n "$LONG" ] || fail "long job submitted"
+# Two jobs wait behind it; the higher priority runs first though submitted later.
+Q1=$($F job submit --base stories260K --method lora --max-steps 5 $web_common | sed -n 's/^job \([0-9]*\) .*/\1/p')
+Q2=$($F job submit --base stories260K --method lora --max-steps 5 --priority 5 $web_common |
+	sed -n 's/^job \([0-9]*\) .*/\1/p')
+[ -n "$Q1" ] && [ -n "$Q2" ] || fail "queued jobs submitted"
+for _ in $(seq 1 300); do
+	[ "$(job_field "$LONG" state)" = RUNNING ] && break
+	sleep 0.1
+done
 SHOTS=$FT_BIN/tests/browser-artifacts
 rm -rf "$SHOTS"
-WEB_URL=$WEB_URL JOB1=$JOB1 TUNED=$TUNED EVAL1=$EVAL1 LONG=$LONG EVAL_JSON=$FT_TMP/eval.json \
+WEB_URL=$WEB_URL JOB1=$JOB1 TUNED=$TUNED EVAL1=$EVAL1 LONG=$LONG QUEUE="$Q2,$Q1" EVAL_JSON=$FT_TMP/eval.json \
 	SHOTS=$SHOTS PW_DIR=$PW_DIR/node_modules PROFILE_DIR=$FT_TMP/chromium CHROMIUM=$CHROMIUM \
 	FT_SRC=$FT_SRC timeout 300 node "$FT_SRC/tests/browser/dashboard.mjs"
 rc=$?
+$F job cancel "$Q1" >/dev/null
+$F job cancel "$Q2" >/dev/null
 $F job cancel "$LONG" >/dev/null
 [ "$rc" -eq 0 ] && pass "browser checks (screenshots in $SHOTS)" || fail "browser checks"
 daemon_stop
