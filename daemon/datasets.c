@@ -20,41 +20,14 @@
 int
 datasets_init(struct ftuned *d, char *err, size_t err_len)
 {
-	char root[PATH_MAX], path[PATH_MAX];
-	struct dirent *e;
-	sqlite3 *db;
-	DIR *dir;
+	char root[PATH_MAX];
 
 	snprintf(root, sizeof(root), "%s/datasets", d->cfg.state_dir);
-	if (fs_mkdirs(root, 0750) != 0 || (dir = opendir(root)) == NULL) {
+	if (fs_mkdirs(root, 0750) != 0) {
 		snprintf(err, err_len, "%s: %s", root, strerror(errno));
 		return -1;
 	}
-	db = store_lock(d->store);
-	while ((e = readdir(dir)) != NULL) {
-		sqlite3_stmt *st;
-		int known = 0;
-		char *end;
-		long long id;
-
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		id = strtoll(e->d_name, &end, 10);
-		if (*end == '\0' && sqlite3_prepare_v2(db, "SELECT 1 FROM datasets WHERE id = ?",
-		    -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, id);
-			known = sqlite3_step(st) == SQLITE_ROW;
-			sqlite3_finalize(st);
-		}
-		if (!known) {
-			snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
-			log_warn("datasets: removing %s, left by an interrupted upload", path);
-			fs_rm_rf(path);
-		}
-	}
-	store_unlock(d->store);
-	closedir(dir);
-	return 0;
+	return store_dir_prune(d->store, root, "datasets", err, err_len);
 }
 
 static int

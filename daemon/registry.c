@@ -35,10 +35,7 @@ path_join(char *out, const char *a, const char *b)
 int
 registry_init(struct ftuned *d, char *err, size_t err_len)
 {
-	char blobs[PATH_MAX], models[PATH_MAX], path[PATH_MAX];
-	sqlite3 *db;
-	DIR *dir;
-	struct dirent *e;
+	char blobs[PATH_MAX], models[PATH_MAX];
 
 	path_join(blobs, d->cfg.state_dir, "blobs");
 	path_join(models, d->cfg.state_dir, "models");
@@ -46,35 +43,7 @@ registry_init(struct ftuned *d, char *err, size_t err_len)
 		snprintf(err, err_len, "%s: %s", models, strerror(errno));
 		return -1;
 	}
-	if ((dir = opendir(models)) == NULL) {
-		snprintf(err, err_len, "%s: %s", models, strerror(errno));
-		return -1;
-	}
-	db = store_lock(d->store);
-	while ((e = readdir(dir)) != NULL) {
-		sqlite3_stmt *st;
-		int known = 0;
-		char *end;
-		long long id;
-
-		if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || strcmp(e->d_name, "..") == 0))
-			continue;
-		id = strtoll(e->d_name, &end, 10);
-		if (*end == '\0' && sqlite3_prepare_v2(db, "SELECT 1 FROM models WHERE id = ?",
-		    -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, id);
-			known = sqlite3_step(st) == SQLITE_ROW;
-			sqlite3_finalize(st);
-		}
-		if (!known) {
-			path_join(path, models, e->d_name);
-			log_warn("registry: removing %s, left by an interrupted import", path);
-			fs_rm_rf(path);
-		}
-	}
-	store_unlock(d->store);
-	closedir(dir);
-	return 0;
+	return store_dir_prune(d->store, models, "models", err, err_len);
 }
 
 int

@@ -1,4 +1,6 @@
 /* store.c - SQLite state: open, migrate, and the queries of the daemon. */
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "store.h"
 
@@ -155,6 +158,26 @@ static const char *migrations[] = {
 	 * a request whose connection broke) return the job it already made. */
 	"ALTER TABLE jobs ADD COLUMN request_id INTEGER NOT NULL DEFAULT 0;"
 	"CREATE UNIQUE INDEX jobs_request ON jobs(owner_uid, request_id) WHERE request_id != 0;",
+
+	/* 5 -> 6: deployments served over the OpenAI-compatible API and its
+	 * keys, kept as hashes with their usage (deploy.c). */
+	"CREATE TABLE deployments ("
+	"  name TEXT PRIMARY KEY,"
+	"  model_id INTEGER NOT NULL,"
+	"  model_name TEXT NOT NULL,"
+	"  owner_uid INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE api_keys ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL,"
+	"  hash TEXT NOT NULL UNIQUE,"
+	"  owner_uid INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  last_used_at INTEGER NOT NULL DEFAULT 0,"
+	"  requests INTEGER NOT NULL DEFAULT 0,"
+	"  tokens INTEGER NOT NULL DEFAULT 0,"
+	"  revoked_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE UNIQUE INDEX api_keys_name ON api_keys(name) WHERE revoked_at = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -282,6 +305,44 @@ store_schema_version(struct store *s)
 {
 	(void)s;
 	return SCHEMA_VERSION;
+}
+
+int
+store_dir_prune(struct store *s, const char *dir, const char *table, char *err, size_t err_len)
+{
+	char sql[96], path[4096];
+	struct dirent *e;
+	sqlite3_stmt *st;
+	DIR *dd;
+
+	if ((dd = opendir(dir)) == NULL) {
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?", table);
+	pthread_mutex_lock(&s->lock);
+	while ((e = readdir(dd)) != NULL) {
+		int known = 0;
+		char *end;
+		long long id;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		id = strtoll(e->d_name, &end, 10);
+		if (*end == '\0' && sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, id);
+			known = sqlite3_step(st) == SQLITE_ROW;
+			sqlite3_finalize(st);
+		}
+		if (!known) {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			log_warn("state: removing %s, left by an interrupted write", path);
+			fs_rm_rf(path);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	closedir(dd);
+	return 0;
 }
 
 int

@@ -28,6 +28,12 @@ void store_close(struct store *s);
 struct sqlite3 *store_lock(struct store *s);
 void store_unlock(struct store *s);
 
+/* store_dir_prune removes the entries of dir (a folder of per-row
+ * directories named by id, such as state_dir/models) that no committed row
+ * of table names: what a crash left half-built.  0, or -1 with err. */
+int store_dir_prune(struct store *s, const char *dir, const char *table, char *err,
+    size_t err_len) __attribute__((warn_unused_result));
+
 /* store_schema_version returns the schema version in use. */
 int store_schema_version(struct store *s);
 
