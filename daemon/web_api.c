@@ -493,6 +493,15 @@ json_column(const char *text)
 	return v ? v : json_null();
 }
 
+/* A field of a lineage object (a new reference), or null when absent. */
+static json_t *
+lineage_field(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return v ? json_incref(v) : json_null();
+}
+
 /* The tuned models derived from list[at], recursively, each with the job
  * and dataset between it and its parent. */
 static json_t *
@@ -507,12 +516,10 @@ model_descendants(const struct model_info *list, size_t n, size_t at, int depth)
 			continue;
 		node = model_summary(&list[i]);
 		lin = json_column(list[i].lineage_json);
-		json_object_set(node, "dataset", json_object_get(json_object_get(lin, "dataset"), "name")
-		    ? json_object_get(json_object_get(lin, "dataset"), "name") : json_null());
-		json_object_set(node, "type", json_object_get(lin, "type") ?
-		    json_object_get(lin, "type") : json_null());
-		json_object_set(node, "method", json_object_get(lin, "method") ?
-		    json_object_get(lin, "method") : json_null());
+		json_object_set_new(node, "dataset",
+		    lineage_field(json_object_get(lin, "dataset"), "name"));
+		json_object_set_new(node, "type", lineage_field(lin, "type"));
+		json_object_set_new(node, "method", lineage_field(lin, "method"));
 		json_decref(lin);
 		json_object_set_new(node, "children", model_descendants(list, n, i, depth + 1));
 		json_array_append_new(arr, node);
