@@ -16,6 +16,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cmd_deploy.h"
+#include "cmd_eval.h"
 #include "ftctl.h"
 
 #define FTCTL_VERSION "0.1.0"
@@ -39,6 +41,21 @@ static const struct command commands[] = {
 	  NULL, 0, NULL, data_commands },
 	{ "job", "", 0, 0, ARG_NONE, "Fine-tuning jobs in the training queue.",
 	  NULL, 0, NULL, job_commands },
+	{ "eval", "", 0, 0, ARG_NONE, "Evaluations: models compared on a dataset.",
+	  NULL, 0, NULL, eval_commands },
+	{ "generate", "MODEL PROMPT", 2, 2, ARG_MODEL,
+	  "Generate a continuation of PROMPT with a model, in its template unless --raw.\n"
+	  "Answered at once for small models (up to 50M parameters); not streamed.",
+	  generate_options, sizeof(struct generate_args), cmd_generate, NULL },
+	{ "deploy", "MODEL|ls", 1, 1, ARG_MODEL,
+	  "Serve a registered model over the OpenAI-compatible API (/v1/ on http_listen).\n"
+	  "It loads on its first request. `ftctl deploy ls` lists the deployments\n"
+	  "(deploy a model named ls by its id).",
+	  deploy_options, sizeof(struct deploy_args), cmd_deploy, NULL },
+	{ "undeploy", "NAME", 1, 1, ARG_NONE, "Stop serving a deployment; its model is unloaded.",
+	  NULL, 0, cmd_undeploy, NULL },
+	{ "key", "", 0, 0, ARG_NONE, "API keys for the OpenAI-compatible API.",
+	  NULL, 0, NULL, key_commands },
 	{ "completion", "bash", 1, 1, ARG_NONE,
 	  "Print a bash completion script for ftctl.\n"
 	  "Load it with: source <(ftctl completion bash)",
