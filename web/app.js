@@ -99,7 +99,7 @@ function section(title, ...body) {
 function progress(j) {
   const pct = j.total_steps ? Math.min(100, 100 * j.step / j.total_steps) : 0;
   return h('div.progress', { role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
-    'aria-valuenow': pct.toFixed(0) }, h('div.fill', { style: undefined, dataset: { pct: pct.toFixed(0) } }),
+    'aria-valuenow': pct.toFixed(0) }, h('div.fill', { dataset: { pct: pct.toFixed(0) } }),
   h('span', {}, `${j.step} / ${j.total_steps} steps`));
 }
 
