@@ -3,7 +3,8 @@
 # and GPT-2 small shapes, batch 4 x 256 tokens, full fine-tuning and LoRA
 # (rank 16 on every linear layer of the blocks).  PyTorch runs when
 # /usr/bin/python3 can import torch, with OMP_WAIT_POLICY=PASSIVE (its
-# OpenMP threads otherwise spin against each other's work).
+# OpenMP threads otherwise spin against each other's work) and its BLAS
+# held to the same thread count (OPENBLAS_NUM_THREADS).
 #
 #   bench/bench.sh [path/to/ftengine]     env: STEPS (3), BATCH (4), SEQ (256), THREADS (nproc)
 set -eu
@@ -34,7 +35,8 @@ for preset in smollm-135m gpt2-124m; do
 		rss=$(echo "$ours" | get peak_rss_mb)
 		ttps="-" tbest="-" trss="-" ratio="-" bratio="-"
 		if [ "$have_torch" = 1 ]; then
-			theirs=$(OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$here/torch_bench.py" \
+			theirs=$(OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS="$THREADS" \
+			    OPENBLAS_NUM_THREADS="$THREADS" /usr/bin/python3 "$here/torch_bench.py" \
 			    --preset "$preset" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" \
 			    --threads "$THREADS" "${lora[@]}" --json)
 			ttps=$(echo "$theirs" | get tokens_per_s)
