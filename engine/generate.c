@@ -261,8 +261,21 @@ fte_generate(fte_model *m, const int *prompt, int n_prompt,
 		free(d.mem);
 		return fte_error_set(FTE_ENOMEM, "generate: out of memory");
 	}
-	for (int i = 0; i < n_prompt - 1; i++)
-		decoder_step(m, &d, prompt[i], i);
+	/* prefill: all but the last prompt token in one batched forward pass
+	 * that leaves their keys and values in the cache */
+	if (n_prompt > 1) {
+		fte__acts a;
+
+		if ((rc = fte__acts_create(c, 1, n_prompt - 1, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK) {
+			free(pi);
+			free(d.mem);
+			return rc;
+		}
+		a.kv_k = d.kc;
+		a.kv_v = d.vc;
+		fte__forward(m, NULL, &a, prompt, NULL, NULL, 1, n_prompt - 1, NULL, NULL);
+		fte__acts_free(&a);
+	}
 	tok = prompt[n_prompt - 1];
 	for (int pos = n_prompt - 1; n < s->max_new_tokens && pos < c->max_seq_len; pos++) {
 		int next;

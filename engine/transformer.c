@@ -287,6 +287,12 @@ layer_forward(const fte_model *m, const fte__lora *lo, fte__acts *a, int l,
 		rope_forward(s.q, a->pos, N, H, D, c->rope_theta, c->rope_style);
 		rope_forward(s.k, a->pos, N, K, D, c->rope_theta, c->rope_style);
 	}
+	if (a->kv_k != NULL) {
+		size_t at = (size_t)l * c->max_seq_len * KD;
+
+		memcpy(a->kv_k + at, s.k, (size_t)N * KD * sizeof(float));
+		memcpy(a->kv_v + at, s.v, (size_t)N * KD * sizeof(float));
+	}
 	attention_forward(s.atty, s.att, s.q, s.k, s.v, segments, B, T, H, K, D);
 	linear_forward(m, lo, a, a->tmp, s.atty, lw->wo, lw->bo, N, HD, C, l, LORA_O, rng);
 	residual_forward(s.res_mid, s.x, a->tmp, N, C);
@@ -332,6 +338,8 @@ fte__forward(const fte_model *m, const fte__lora *lo, fte__acts *a,
 		a->layer_rng[l] = rng != NULL ? *rng : 0;
 		layer_forward(m, lo, a, l, segments, B, T, rng);
 	}
+	if (targets == NULL && logits_copy == NULL)
+		return 0.0;
 	norm_forward(c, a->lnf, a->lnf_mean, a->lnf_rstd, res_last(c, a),
 	    w->norm_w, w->norm_b, N);
 	matmul_forward(a->logits, a->lnf, w->output, NULL, N, C, V);

@@ -124,6 +124,9 @@ typedef struct fte__acts {
 	float *datt;                 /* (B, H, T, T) */
 	float *lora_dxa;             /* (N, r) */
 	int *pos;                    /* (N) position of each token */
+	float *kv_k, *kv_v;          /* optional KV cache (L, P, K*D) that each
+	                              * layer fills with its keys and values
+	                              * (post-RoPE), for a B = 1 prefill */
 } fte__acts;
 
 /* Activation modes: inference (forward only, one layer's worth reused),
@@ -140,10 +143,11 @@ int fte__acts_create(const fte_config *c, int B, int T, int lora_rank,
 void fte__acts_free(fte__acts *a);
 
 /* fte__forward runs the model on a micro-batch (tokens, targets and
- * segments as fte_batch, targets may be NULL for logits only); lora may be
- * NULL.  acts->dloss must already hold each token's loss weight when
- * targets are given.  Returns the weighted loss sum; logits_copy (may be
- * NULL) receives the logits before the softmax.  rng drives dropout. */
+ * segments as fte_batch); lora may be NULL.  acts->dloss must already hold
+ * each token's loss weight when targets are given.  Returns the weighted
+ * loss sum; logits_copy (may be NULL) receives the logits before the
+ * softmax.  With neither targets nor logits_copy only the layers run (a
+ * prefill that fills acts->kv_k/kv_v).  rng drives dropout. */
 double fte__forward(const fte_model *m, const fte__lora *lora, fte__acts *a,
     const int *tokens, const int *targets, const int *segments, int B, int T,
     float *logits_copy, uint64_t *rng);
