@@ -174,4 +174,35 @@ int fte_template_encode(const fte_template *tp, const fte_tokenizer *tok, const 
 int fte_template_encode_prompt(const fte_template *tp, const fte_tokenizer *tok,
     const fte_record *rec, int **ids, size_t *n_ids);
 
+/*
+ * Tokenizer training (tok_train.c): a GPT-2-style byte-level BPE learned
+ * from text, for models trained from scratch.  The text is split by the
+ * ByteLevel pre-tokenizer (GPT-2's regex); the most frequent adjacent pair
+ * of symbols is merged first, ties going to the pair whose left symbol's
+ * bytes, then right symbol's bytes, sort first, so the same text always
+ * gives the same files.  Ids: <|endoftext|> is 0 (BOS and EOS), <|pad|> 1
+ * when asked for, then the 256 bytes in byte order, then merged symbols.
+ */
+typedef struct fte_tok_train_config {
+	int vocab_size;         /* total ids, special tokens included (257..2^24) */
+	int min_frequency;      /* pairs seen fewer times are not merged (0: 1) */
+	int add_pad;            /* also add <|pad|> as a special token */
+} fte_tok_train_config;
+
+/* fte_tokenizer_train learns a tokenizer from n texts (lens[i] bytes of
+ * valid UTF-8 each; FTE_EINVAL otherwise) and writes out_dir/tokenizer.json
+ * (Hugging Face format: BPE model, ByteLevel pre-tokenizer and decoder, no
+ * post-processor) and out_dir/tokenizer_config.json (bos_token and
+ * eos_token <|endoftext|>), creating out_dir if needed.  Special-token
+ * spellings in the texts separate documents and are not learned from.  The
+ * vocabulary has exactly cfg->vocab_size ids unless the text runs out of
+ * pairs seen min_frequency times first. */
+int fte_tokenizer_train(const char *const *texts, const size_t *lens, size_t n,
+    const fte_tok_train_config *cfg, const char *out_dir);
+
+/* fte_tokenizer_train_files is fte_tokenizer_train on the contents of n
+ * files, read one at a time. */
+int fte_tokenizer_train_files(const char *const *paths, size_t n,
+    const fte_tok_train_config *cfg, const char *out_dir);
+
 #endif

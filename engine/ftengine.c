@@ -954,6 +954,7 @@ static const command commands[] = {
 	{ "bench", ftengine_bench, "time training steps on random weights" },
 	{ "tokenize", ftengine_tokenize, "text to token ids" },
 	{ "detokenize", ftengine_detokenize, "token ids to text" },
+	{ "tokenizer-train", ftengine_tokenizer_train, "learn a byte-level BPE tokenizer from text" },
 	{ "inspect", ftengine_inspect, "print a model file's configuration and tensors" },
 	{ "export", ftengine_export, "convert a model to another format" },
 };

@@ -17,6 +17,7 @@ int ftengine_bench(int argc, char **argv);
 /* tokenizers (ftengine_tok.c) */
 int ftengine_tokenize(int argc, char **argv);
 int ftengine_detokenize(int argc, char **argv);
+int ftengine_tokenizer_train(int argc, char **argv); /* ftengine_train_tok.c */
 
 /* model formats (ftengine_io.c) */
 int ftengine_inspect(int argc, char **argv);
