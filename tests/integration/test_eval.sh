@@ -117,5 +117,25 @@ e3=$($F eval run --models stories260K,kinds-tuned --data kinds --split all --max
 $F job cancel "$e3" >/dev/null || fail "cancel an evaluation job"
 expect_eq "$(job_wait "$e3" 60)" "CANCELLED" "evaluation cancelled"
 
+# --- SIGKILL mid-evaluation: after a restart it runs again from the start
+# and ends with exactly the numbers of an uninterrupted run ---
+spec=(--models stories260K,kinds-tuned --data kinds --split all --max-new-tokens 8 --seed 5 --template "$tpl")
+read -r ref ref_job <<<"$($F eval run "${spec[@]}" | sed -n 's/^eval \([0-9]*\) (job \([0-9]*\)).*/\1 \2/p')"
+expect_eq "$(job_wait "$ref_job" 120)" "SUCCEEDED" "reference evaluation"
+[ -n "$ref_job" ] || fail "eval run printed no ids"
+read -r vic vic_job <<<"$($F eval run "${spec[@]}" | sed -n 's/^eval \([0-9]*\) (job \([0-9]*\)).*/\1 \2/p')"
+[ -n "$vic_job" ] || fail "eval run printed no ids"
+for _ in $(seq 1 600); do
+	[ "$(job_field "$vic_job" step)" -ge 100 ] 2>/dev/null && break
+	sleep 0.02
+done
+daemon_kill
+daemon_start
+expect_eq "$(job_wait "$vic_job" 120)" "SUCCEEDED" "interrupted evaluation finished after restart"
+expect_eq "$($F eval export "$vic" --format md | tail -n +2)" "$($F eval export "$ref" --format md | tail -n +2)" \
+	"restarted evaluation equals the uninterrupted one"
+expect_match "$($F job logs "$vic_job")" "started on the local executor.*started on the local executor" \
+	"the evaluation ran twice"
+
 daemon_stop
 finish
