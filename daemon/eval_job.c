@@ -944,10 +944,27 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		}
 		if (!text) {
 			fte_train_config tc;
+			size_t longest = 2;
 
+			/* Activations (and logits) for the longest example only, not
+			 * the whole context. */
+			for (size_t i = 0; i < n; i++) {
+				fte_record r = { ex[i].rec->instruction, ex[i].rec->input, ex[i].rec->output };
+				int *ids;
+				size_t n_ids, n_prompt;
+
+				if (fte_template_encode(tp, tok, &r, &ids, &n_ids, &n_prompt) != FTE_OK) {
+					snprintf(err, sizeof(err), "%s, example %zu: %s", mi.name, i + 1,
+					    fte_last_error());
+					goto model_out;
+				}
+				free(ids);
+				if (n_ids > longest)
+					longest = n_ids;
+			}
 			fte_train_config_default(&tc);
 			tc.batch = 1;
-			tc.seq = max_T;
+			tc.seq = longest - 1 < (size_t)max_T ? (int)(longest - 1) : max_T;
 			tc.lora.rank = 1;
 			tc.lora.alpha = 1;
 			tc.lora.dropout = 0;
