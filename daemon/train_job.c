@@ -646,11 +646,11 @@ finished:
 		snprintf(err, sizeof(err), "saving the tuned model: %s", fte_last_error());
 		goto fail;
 	}
-	if (strcmp(base.format, "llama2c") == 0) {
-		snprintf(path, sizeof(path), "%s/tokenizer.bin", out_dir);
-		if (file_copy(base.tokenizer, path, err, sizeof(err)) != 0)
-			goto fail;
-	}
+	/* The tuned model keeps its base's tokenizer whatever its kind
+	 * (fte_hf_save copies only Hugging Face tokenizer files). */
+	snprintf(path, sizeof(path), "%s/%s", out_dir, strrchr(base.tokenizer, '/') + 1);
+	if (access(path, F_OK) != 0 && file_copy(base.tokenizer, path, err, sizeof(err)) != 0)
+		goto fail;
 	{
 		char name[128], *lineage;
 		int64_t model_id;
