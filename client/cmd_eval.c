@@ -108,8 +108,9 @@ cmd_eval_run(const struct opts *o, void *args, int argc, char **argv)
 	if (o->json)
 		json_print(pb_json(&e->base));
 	else if (e != NULL)
-		printf("eval %lld (job %lld) %s: %zu models on %s, metrics %s\n", (long long)e->id,
-		    (long long)e->job_id, e->state, e->n_models, e->dataset, e->spec->metrics);
+		printf("eval %lld (job %lld) %s: %zu model%s on %s, metrics %s\n", (long long)e->id,
+		    (long long)e->job_id, e->state, e->n_models, e->n_models == 1 ? "" : "s", e->dataset,
+		    e->spec->metrics);
 	ft_reply_free(rep);
 	return EXIT_OK;
 }
@@ -242,8 +243,9 @@ cmd_eval_show(const struct opts *o, void *args, int argc, char **argv)
 			table_add(t, st->metric, e->models[st->model]->name, mean, diff, wtl);
 		}
 		table_print(t, stdout, term_width());
-		printf("(differences are paired: model minus %s on the same examples; "
-		    "W/T/L counts examples where it is better/equal/worse)\n", e->models[0]->name);
+		if (e->n_models > 1)
+			printf("(differences are paired: model minus %s on the same examples; "
+			    "W/T/L counts examples where it is better/equal/worse)\n", e->models[0]->name);
 	}
 	examples_print("Biggest wins", e, s->wins, s->n_wins);
 	examples_print("Biggest losses", e, s->losses, s->n_losses);
