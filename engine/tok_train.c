@@ -650,10 +650,10 @@ save(struct trainer *tr, json_t *skel, const char *out_dir)
 	snprintf(path, sizeof(path), "%s/tokenizer.json", out_dir);
 	if ((rc = write_json(path, skel)) != FTE_OK)
 		return rc;
-	json_t *cfg = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:i}",
+	json_t *cfg = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}",
 	    "bos_token", eot_token, "eos_token", eot_token, "unk_token", eot_token,
 	    "add_bos_token", 0, "clean_up_tokenization_spaces", 0,
-	    "tokenizer_class", "PreTrainedTokenizerFast", "model_max_length", 1024);
+	    "tokenizer_class", "PreTrainedTokenizerFast");
 	if (cfg == NULL || (tr->n_special > 1 && json_object_set_new(cfg, "pad_token", json_string(pad_token)) != 0)) {
 		json_decref(cfg);
 		return oom(tr);
