@@ -1,7 +1,11 @@
 #!/bin/bash
-# quickstart.sh - install dependencies, build, and start ftuned in the
-# background with its state in ./.state, then show its status and the
-# dashboard address. Running it again reuses the build and the state.
+# quickstart.sh - the main job, from a fresh Debian 12 machine: install
+# dependencies, build, start ftuned in the background with its state in
+# ./.state, then run the demo (scripts/demo.sh): pretrain a small model on
+# general English, continue pre-training it on computing terms, instruction
+# tune it, and compare the three on held-out examples, in the terminal and
+# in the dashboard.  Running it again reuses the build, the state and every
+# model already made.  QUICKSTART_DEMO=0 only starts the daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -22,6 +26,7 @@ state_dir = $state
 socket = $sock
 web_root = $root/web
 http_listen = 127.0.0.1:8631
+import_roots = $state
 CONF
 	echo "== starting ftuned (log: $state/ftuned.log)"
 	# Without -d, ftuned returns once it is serving (or has failed).
@@ -30,6 +35,9 @@ CONF
 fi
 
 build/client/ftctl status
+if [ "${QUICKSTART_DEMO:-1}" != 0 ]; then
+	scripts/demo.sh "$root/build" "$state/demo"
+fi
 cat <<MSG
 
 Dashboard: $(build/client/ftctl status --json | sed -n 's/.*"http_url": "\(.*\)".*/\1/p')

@@ -9,6 +9,7 @@ packages=(
 	libopenblas-dev libsodium-dev libcivetweb-dev
 	libsqlite3-dev libjansson-dev libpcre2-dev zlib1g-dev
 	curl clang systemd sqlite3 jq openssl
+	dict-gcide dict-foldoc
 	chromium nodejs npm
 )
 # A tool may come from elsewhere than Debian (a NodeSource node with its own
