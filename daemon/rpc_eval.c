@@ -521,11 +521,12 @@ rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 					csv_field(b.f, x->outputs[k], 0);
 				csv_field(b.f, x->metrics_json, 1);
 			} else if (fmt == 1) {
-				json_t *outs = json_object(), *o;
+				json_t *outs = json_array(), *o;
 				char *line;
 
+				/* in model order: the same model may be evaluated twice */
 				for (size_t k = 0; k < x->n_outputs; k++)
-					json_object_set_new(outs, e->models[k]->name, json_string(x->outputs[k]));
+					json_array_append_new(outs, json_string(x->outputs[k]));
 				o = json_pack("{s:I,s:s,s:s,s:o,s:o}", "index", (json_int_t)x->index, "prompt",
 				    x->prompt, "reference", x->reference, "outputs", outs, "metrics",
 				    json_loads(x->metrics_json, 0, NULL));

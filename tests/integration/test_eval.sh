@@ -89,6 +89,7 @@ expect_eq "$(printf '%s\n' "$csv" | grep -c '^"[0-9]*","')" "40" "csv: one row p
 jsonl=$($F eval export "$e1" --format jsonl)
 expect_eq "$(printf '%s\n' "$jsonl" | grep -c '^{"index":')" "40" "jsonl: one line per example"
 expect_match "$(printf '%s\n' "$jsonl" | head -1)" '"metrics":\{"loss":\[[0-9.e-]+,[0-9.e-]+\]' "jsonl: per-model values"
+expect_match "$(printf '%s\n' "$jsonl" | head -1)" '"outputs":\["[^"]*","[^"]*"\]' "jsonl: outputs in model order"
 $F eval export "$e1" --format xml >/dev/null 2>&1
 expect_eq "$?" "2" "unknown export format is a usage error"
 
