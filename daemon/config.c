@@ -61,6 +61,16 @@ static const struct cfg_key keys[] = {
 	  "Memory a training job may use (suffix K, M, G); 0 means three quarters of RAM." },
 	{ "checkpoint_keep", NUM(CFG_INT, checkpoint_keep), "2", 1, 100,
 	  "Checkpoints kept per job; older ones are deleted." },
+	{ "serve_threads", NUM(CFG_INT, serve_threads), "1", 1, 64,
+	  "Threads generating for the OpenAI-compatible API (/v1/): requests served at once." },
+	{ "serve_queue_max", NUM(CFG_INT, serve_queue_max), "8", 0, 4096,
+	  "API requests that may wait for a serving thread; more are answered 429." },
+	{ "serve_idle_unload", NUM(CFG_INT, serve_idle_unload), "300", 0, 86400,
+	  "Seconds a deployed model stays loaded without requests; 0 keeps it loaded." },
+	{ "serve_require_key", NUM(CFG_INT, serve_require_key), "0", 0, 1,
+	  "1: the API needs a key (ftctl key create) even on a loopback http_listen; off loopback it always does." },
+	{ "serve_max_body", NUM(CFG_SIZE, serve_max_body), "1M", 1024, (int64_t)1 << 30,
+	  "Largest API request body (suffix K, M, G); larger ones are answered 413." },
 };
 
 static const struct cfg_key *

@@ -28,6 +28,11 @@ struct ft_config {
 	int max_queued_per_user;
 	int64_t memory_budget;        /* bytes a training job may use; 0 = 3/4 of RAM */
 	int checkpoint_keep;          /* checkpoints kept per job */
+	int serve_threads;            /* generation threads of the OpenAI API */
+	int serve_queue_max;          /* requests waiting beyond those; more get 429 */
+	int serve_idle_unload;        /* seconds before an idle model is unloaded; 0 = never */
+	int serve_require_key;        /* 1: API keys even on a loopback listener */
+	int64_t serve_max_body;       /* bytes of a request body; larger get 413 */
 };
 
 /* config_defaults fills every key with its table default. */

@@ -20,6 +20,7 @@ struct ftuned {
 	char http_url[160];           /* http://ADDR:PORT/ once listening, else "" */
 	int training_threads;         /* resolved from cfg (0 = online CPUs) */
 	struct queue *queue;          /* the training queue (queue.h) */
+	struct deploy *deploy;        /* deployed models and their serving threads (deploy.h) */
 };
 
 /* A snapshot of what Status and /api/v1/status report. */

@@ -23,6 +23,7 @@
 #include "ftuned.h"
 #include "log.h"
 #include "datasets.h"
+#include "deploy.h"
 #include "notify.h"
 #include "queue.h"
 #include "registry.h"
@@ -304,6 +305,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (socket_dir_make(d.cfg.socket_url, err, sizeof(err)) != 0 ||
+	    deploy_start(&d, &d.deploy, err, sizeof(err)) != 0 ||
 	    rpc_server_start(&d, &rpc, err, sizeof(err)) != 0 ||
 	    web_server_start(&d, &web, err, sizeof(err)) != 0) {
 		log_error("%s", err);
@@ -322,8 +324,10 @@ main(int argc, char **argv)
 	rc = serve(config_path, config_explicit);
 	notify_send("STOPPING=1");
 out:
+	deploy_stop(d.deploy);
 	web_server_stop(web);
 	rpc_server_stop(rpc);
+	deploy_free(d.deploy);
 	queue_stop(d.queue);
 	store_close(d.store);
 	unlink_pidfile(d.cfg.state_dir);

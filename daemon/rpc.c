@@ -54,6 +54,12 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_EVAL_LIST, "EvalList", rpc_eval_list, 0 },
 	{ FT__REQUEST__BODY_EVAL_EXPORT, "EvalExport", rpc_eval_export, 0 },
 	{ FT__REQUEST__BODY_GENERATE, "Generate", rpc_generate, 0 },
+	{ FT__REQUEST__BODY_DEPLOY_CREATE, "DeployCreate", rpc_deploy_create, RPC_WRITE },
+	{ FT__REQUEST__BODY_DEPLOY_LIST, "DeployList", rpc_deploy_list, 0 },
+	{ FT__REQUEST__BODY_DEPLOY_REMOVE, "DeployRemove", rpc_deploy_remove, RPC_WRITE },
+	{ FT__REQUEST__BODY_KEY_CREATE, "KeyCreate", rpc_key_create, RPC_WRITE },
+	{ FT__REQUEST__BODY_KEY_LIST, "KeyList", rpc_key_list, 0 },
+	{ FT__REQUEST__BODY_KEY_REVOKE, "KeyRevoke", rpc_key_revoke, RPC_WRITE },
 };
 
 struct rpc_mem {

@@ -69,6 +69,12 @@ int rpc_eval_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 int rpc_eval_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_deploy_create(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_deploy_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_deploy_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_key_create(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_key_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_key_revoke(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 
 struct rpc_server;
 

@@ -30,6 +30,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "openai.h"
 #include "web.h"
 #include "web_api.h"
 
@@ -185,6 +186,9 @@ begin_request(struct mg_connection *conn)
 	int is_get = strcmp(ri->request_method, "GET") == 0 ||
 	    strcmp(ri->request_method, "HEAD") == 0;
 
+	/* The OpenAI-compatible API takes POSTs and checks its own keys. */
+	if (strncmp(uri, "/v1/", 4) == 0)
+		return 0;
 	if (strcmp(uri, "/login") == 0 && strcmp(ri->request_method, "POST") == 0) {
 		login(w, conn);
 		return 303;
@@ -324,6 +328,7 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 		return -1;
 	}
 	mg_set_request_handler(w->ctx, "/api/", api_handler, d);
+	openai_register(w->ctx, d);
 	if (mg_get_server_ports(w->ctx, 1, &port) != 1) {
 		snprintf(err, err_len, "http: no listening port");
 		web_server_stop(w);

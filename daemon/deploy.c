@@ -1,0 +1,1135 @@
+/*
+ * deploy.c - deployments, API keys, the model cache and the serving pool.
+ *
+ * Rows: `deployments` names a registered model by id (the name clients use
+ * may differ from the model's), `api_keys` keeps a key's BLAKE2b hash,
+ * never the key, with its usage.  A random 256-bit key needs no slow
+ * password hash: nobody can search its space, and the lookup by hash
+ * leaks nothing about the key itself.
+ *
+ * Serving.  Generation runs on serve_threads threads of our own, not on
+ * civetweb's: an HTTP thread queues a job and then only copies text to its
+ * client, so slow clients never hold a generation thread, and the number
+ * of models computing at once is bounded whatever http_threads is.  Kernels
+ * go through the engine's single thread pool (kernels/threads.c): a
+ * serving thread that finds the pool busy with a training step runs its
+ * kernels on its own thread instead of waiting or adding threads, so
+ * training keeps its pool and serving costs at most serve_threads cores.
+ *
+ * Streaming: after each token the job's whole output is decoded again (the
+ * outputs are short; this is what keeps multi-token characters and
+ * decoder rules such as the leading-space strip right) and the text up to
+ * the last safe point is published: a partial UTF-8 character or a tail
+ * that may still grow into a stop string is held back.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "deploy.h"
+#include "ft_wire.h"
+#include "fte_model.h"
+#include "fte_train.h"
+#include "log.h"
+
+#define KEY_BYTES 32
+#define KEY_PREFIX "ft-"
+#define KEY_HASH_HEX (2 * crypto_generichash_BYTES + 1)
+#define SWEEP_MS 1000                /* how often idle models are looked at */
+
+enum cache_state { CACHE_LOADING, CACHE_READY, CACHE_FAILED };
+
+/* One loaded model, shared by the deployments that name it. */
+struct cached {
+	struct cached *next;
+	int64_t model_id;
+	enum cache_state state;
+	int refs;                    /* jobs using it (or waiting for the load) */
+	int linked;                  /* in the cache list; else freed at refs 0 */
+	uint64_t last_used_ms;
+	fte_model *model;
+	fte_tokenizer *tok;
+	fte_template *chat;          /* the model's chat template, or NULL */
+	fte_template *alpaca;
+	enum deploy_status fail;
+	char err[200];
+};
+
+struct deploy_job {
+	struct deploy *s;
+	struct deploy_job *next;     /* in the queue */
+	int64_t model_id;
+	char name[REGISTRY_NAME_MAX + 1];
+	char *prompt;
+	fte_message *messages;
+	size_t n_messages;
+	int max_tokens;
+	float temperature, top_p;
+	uint64_t seed;
+	char **stop;
+	size_t n_stop;
+	atomic_int cancel;
+	/* Under s->lock. */
+	int started, done;
+	char *text;                  /* the decoded output so far */
+	size_t visible;              /* bytes of text that may be sent */
+	struct deploy_result result;
+	/* The generating thread's own. */
+	int *ids;
+	int n_ids;
+	fte_tokenizer *tok;
+	int stop_at;                 /* offset of a stop string found, or -1 */
+};
+
+struct deploy {
+	struct ftuned *d;
+	pthread_mutex_t lock;
+	pthread_cond_t work;         /* a job was queued, or stopping */
+	pthread_cond_t progress;     /* a job advanced, or a model loaded */
+	struct deploy_job *head, *tail;
+	int n_queued, n_idle;
+	atomic_int stopping;
+	struct cached *cache;
+	pthread_t *threads;
+	int n_threads;
+};
+
+/* ---- rows ---- */
+
+static void
+row_copy(char *dst, size_t len, const unsigned char *src)
+{
+	snprintf(dst, len, "%s", src ? (const char *)src : "");
+}
+
+static void
+deploy_row(sqlite3_stmt *st, struct deploy_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	row_copy(out->name, sizeof(out->name), sqlite3_column_text(st, 0));
+	out->model_id = sqlite3_column_int64(st, 1);
+	row_copy(out->model, sizeof(out->model), sqlite3_column_text(st, 2));
+	out->owner_uid = (uint32_t)sqlite3_column_int64(st, 3);
+	out->created_at = sqlite3_column_int64(st, 4);
+}
+
+/* 1 when model_id is in memory now. */
+static int
+cache_loaded(struct deploy *s, int64_t model_id)
+{
+	int loaded = 0;
+
+	if (s == NULL)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (struct cached *c = s->cache; c != NULL; c = c->next)
+		if (c->model_id == model_id && c->state == CACHE_READY)
+			loaded = 1;
+	pthread_mutex_unlock(&s->lock);
+	return loaded;
+}
+
+int
+deploy_create(struct ftuned *d, uint32_t uid, const char *name_or_id, const char *alias,
+    struct deploy_info *out, char *err, size_t err_len)
+{
+	struct model_info mi;
+	struct deploy_info info;
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db;
+	int rc;
+
+	if (registry_model_find(d, name_or_id, &mi) != 0) {
+		snprintf(err, err_len, "no model '%s' in the registry", name_or_id);
+		return FT__CODE__NOT_FOUND;
+	}
+	memset(&info, 0, sizeof(info));
+	snprintf(info.name, sizeof(info.name), "%s", alias != NULL && alias[0] ? alias : mi.name);
+	snprintf(info.model, sizeof(info.model), "%s", mi.name);
+	info.model_id = mi.id;
+	info.owner_uid = uid;
+	info.created_at = (int64_t)time(NULL);
+	model_info_free(&mi);
+	if (registry_name_check(info.name, err, err_len) != 0)
+		return FT__CODE__INVALID_ARGUMENT;
+	db = store_lock(d->store);
+	if (sqlite3_prepare_v2(db, "INSERT INTO deployments (name, model_id, model_name, owner_uid, "
+	    "created_at) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "deployments: %s", sqlite3_errmsg(db));
+		store_unlock(d->store);
+		return FT__CODE__INTERNAL;
+	}
+	sqlite3_bind_text(st, 1, info.name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, info.model_id);
+	sqlite3_bind_text(st, 3, info.model, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, info.owner_uid);
+	sqlite3_bind_int64(st, 5, info.created_at);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_CONSTRAINT)
+		snprintf(err, err_len, "a deployment named '%s' exists; undeploy it or pick another "
+		    "--name", info.name);
+	else if (rc != SQLITE_DONE)
+		snprintf(err, err_len, "deployments: %s", sqlite3_errmsg(db));
+	store_unlock(d->store);
+	if (rc != SQLITE_DONE)
+		return rc == SQLITE_CONSTRAINT ? FT__CODE__ALREADY_EXISTS : FT__CODE__INTERNAL;
+	info.loaded = cache_loaded(d->deploy, info.model_id);
+	*out = info;
+	log_info("deploy: %s serves model %s (uid %u)", info.name, info.model, uid);
+	return FT__CODE__OK;
+}
+
+int
+deploy_list(struct ftuned *d, struct deploy_info **out, size_t *n)
+{
+	struct deploy_info *v = NULL, *nv;
+	size_t count = 0;
+	sqlite3_stmt *st;
+	sqlite3 *db = store_lock(d->store);
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT name, model_id, model_name, owner_uid, created_at "
+	    "FROM deployments ORDER BY name", -1, &st, NULL) != SQLITE_OK) {
+		log_error("deployments: %s", sqlite3_errmsg(db));
+		store_unlock(d->store);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((nv = realloc(v, (count + 1) * sizeof(*v))) == NULL)
+			break;
+		v = nv;
+		deploy_row(st, &v[count++]);
+	}
+	sqlite3_finalize(st);
+	store_unlock(d->store);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++)
+		v[i].loaded = cache_loaded(d->deploy, v[i].model_id);
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int
+deploy_find(struct ftuned *d, const char *name, struct deploy_info *out)
+{
+	sqlite3_stmt *st;
+	sqlite3 *db = store_lock(d->store);
+	int found = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT name, model_id, model_name, owner_uid, created_at "
+	    "FROM deployments WHERE name = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			deploy_row(st, out);
+			found = 1;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	if (!found)
+		return -1;
+	out->loaded = cache_loaded(d->deploy, out->model_id);
+	return 0;
+}
+
+static void
+cached_free(struct cached *c)
+{
+	fte_template_free(c->alpaca);
+	fte_template_free(c->chat);
+	fte_tokenizer_free(c->tok);
+	fte_model_free(c->model);
+	free(c);
+}
+
+/* Unlinks model_id's entry; it is freed now or by its last user. */
+static void
+cache_drop(struct deploy *s, int64_t model_id)
+{
+	struct cached **pp, *c, *dead = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->cache; (c = *pp) != NULL;) {
+		if (c->model_id == model_id && c->state != CACHE_LOADING) {
+			*pp = c->next;
+			c->linked = 0;
+			if (c->refs == 0) {
+				c->next = dead;
+				dead = c;
+			}
+			continue;
+		}
+		pp = &c->next;
+	}
+	pthread_mutex_unlock(&s->lock);
+	while ((c = dead) != NULL) {
+		dead = c->next;
+		cached_free(c);
+	}
+}
+
+int
+deploy_remove(struct ftuned *d, uint32_t uid, int admin, const char *name, char *err,
+    size_t err_len)
+{
+	struct deploy_info info;
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int rc, others = 0;
+
+	if (deploy_find(d, name, &info) != 0) {
+		snprintf(err, err_len, "no deployment '%s'", name);
+		return FT__CODE__NOT_FOUND;
+	}
+	if (info.owner_uid != uid && !admin) {
+		snprintf(err, err_len, "deployment '%s' belongs to uid %u", name, info.owner_uid);
+		return FT__CODE__PERMISSION_DENIED;
+	}
+	db = store_lock(d->store);
+	rc = sqlite3_prepare_v2(db, "DELETE FROM deployments WHERE name = ?", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (rc == SQLITE_DONE && sqlite3_prepare_v2(db, "SELECT count(*) FROM deployments "
+	    "WHERE model_id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, info.model_id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			others = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_DONE)
+		snprintf(err, err_len, "deployments: %s", sqlite3_errmsg(db));
+	store_unlock(d->store);
+	if (rc != SQLITE_DONE)
+		return FT__CODE__INTERNAL;
+	if (others == 0 && d->deploy != NULL)
+		cache_drop(d->deploy, info.model_id);
+	log_info("deploy: %s undeployed (uid %u)", name, uid);
+	return FT__CODE__OK;
+}
+
+/* ---- API keys ---- */
+
+static void
+key_hash(const char *key, size_t len, char hex[KEY_HASH_HEX])
+{
+	unsigned char h[crypto_generichash_BYTES];
+
+	crypto_generichash(h, sizeof(h), (const unsigned char *)key, len, NULL, 0);
+	sodium_bin2hex(hex, KEY_HASH_HEX, h, sizeof(h));
+}
+
+static void
+key_row(sqlite3_stmt *st, struct deploy_key_info *k)
+{
+	memset(k, 0, sizeof(*k));
+	row_copy(k->name, sizeof(k->name), sqlite3_column_text(st, 0));
+	k->owner_uid = (uint32_t)sqlite3_column_int64(st, 1);
+	k->created_at = sqlite3_column_int64(st, 2);
+	k->last_used_at = sqlite3_column_int64(st, 3);
+	k->requests = (uint64_t)sqlite3_column_int64(st, 4);
+	k->tokens = (uint64_t)sqlite3_column_int64(st, 5);
+	k->revoked_at = sqlite3_column_int64(st, 6);
+}
+
+int
+deploy_key_create(struct ftuned *d, uint32_t uid, const char *name, char *key,
+    struct deploy_key_info *out, char *err, size_t err_len)
+{
+	unsigned char raw[KEY_BYTES];
+	char text[DEPLOY_KEY_TEXT_MAX + 1], hex[KEY_HASH_HEX];
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int rc;
+
+	if (registry_name_check(name, err, err_len) != 0)
+		return FT__CODE__INVALID_ARGUMENT;
+	if (sodium_init() < 0) {
+		snprintf(err, err_len, "libsodium cannot start");
+		return FT__CODE__INTERNAL;
+	}
+	randombytes_buf(raw, sizeof(raw));
+	memcpy(text, KEY_PREFIX, sizeof(KEY_PREFIX));
+	sodium_bin2base64(text + strlen(KEY_PREFIX), sizeof(text) - strlen(KEY_PREFIX), raw,
+	    sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+	key_hash(text, strlen(text), hex);
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	out->owner_uid = uid;
+	out->created_at = (int64_t)time(NULL);
+	db = store_lock(d->store);
+	rc = sqlite3_prepare_v2(db, "INSERT INTO api_keys (name, hash, owner_uid, created_at) "
+	    "VALUES (?, ?, ?, ?)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, uid);
+		sqlite3_bind_int64(st, 4, out->created_at);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (rc == SQLITE_CONSTRAINT)
+		snprintf(err, err_len, "an active key named '%s' exists; revoke it first", name);
+	else if (rc != SQLITE_DONE)
+		snprintf(err, err_len, "api_keys: %s", sqlite3_errmsg(db));
+	store_unlock(d->store);
+	if (rc != SQLITE_DONE) {
+		sodium_memzero(text, sizeof(text));
+		return rc == SQLITE_CONSTRAINT ? FT__CODE__ALREADY_EXISTS : FT__CODE__INTERNAL;
+	}
+	memcpy(key, text, strlen(text) + 1);
+	sodium_memzero(text, sizeof(text));
+	log_info("deploy: API key %s created (uid %u)", name, uid);
+	return FT__CODE__OK;
+}
+
+int
+deploy_key_list(struct ftuned *d, uint32_t uid, int all, struct deploy_key_info **out, size_t *n)
+{
+	struct deploy_key_info *v = NULL, *nv;
+	size_t count = 0;
+	sqlite3_stmt *st;
+	sqlite3 *db = store_lock(d->store);
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT name, owner_uid, created_at, last_used_at, requests, "
+	    "tokens, revoked_at FROM api_keys WHERE ? OR owner_uid = ? ORDER BY revoked_at != 0, "
+	    "name, id", -1, &st, NULL) != SQLITE_OK) {
+		log_error("api_keys: %s", sqlite3_errmsg(db));
+		store_unlock(d->store);
+		return -1;
+	}
+	sqlite3_bind_int(st, 1, all != 0);
+	sqlite3_bind_int64(st, 2, uid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((nv = realloc(v, (count + 1) * sizeof(*v))) == NULL)
+			break;
+		v = nv;
+		key_row(st, &v[count++]);
+	}
+	sqlite3_finalize(st);
+	store_unlock(d->store);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return -1;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int
+deploy_key_revoke(struct ftuned *d, uint32_t uid, int admin, const char *name, char *err,
+    size_t err_len)
+{
+	sqlite3_stmt *st;
+	sqlite3 *db = store_lock(d->store);
+	int64_t owner = -1;
+	int rc = FT__CODE__OK;
+
+	if (sqlite3_prepare_v2(db, "SELECT owner_uid FROM api_keys WHERE name = ? AND "
+	    "revoked_at = 0", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			owner = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (owner < 0) {
+		snprintf(err, err_len, "no active key named '%s'", name);
+		rc = FT__CODE__NOT_FOUND;
+	} else if (owner != uid && !admin) {
+		snprintf(err, err_len, "key '%s' belongs to uid %lld", name, (long long)owner);
+		rc = FT__CODE__PERMISSION_DENIED;
+	} else if (sqlite3_prepare_v2(db, "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND "
+	    "revoked_at = 0", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "api_keys: %s", sqlite3_errmsg(db));
+		rc = FT__CODE__INTERNAL;
+	} else {
+		sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			snprintf(err, err_len, "api_keys: %s", sqlite3_errmsg(db));
+			rc = FT__CODE__INTERNAL;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	if (rc == FT__CODE__OK)
+		log_info("deploy: API key %s revoked (uid %u)", name, uid);
+	return rc;
+}
+
+int
+deploy_key_check(struct ftuned *d, const char *key, size_t len, int64_t *id)
+{
+	char hex[KEY_HASH_HEX];
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int ok = 0;
+
+	if (len == 0 || len > DEPLOY_KEY_TEXT_MAX)
+		return 0;
+	key_hash(key, len, hex);
+	db = store_lock(d->store);
+	if (sqlite3_prepare_v2(db, "SELECT id FROM api_keys WHERE hash = ? AND revoked_at = 0",
+	    -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*id = sqlite3_column_int64(st, 0);
+			ok = 1;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return ok;
+}
+
+void
+deploy_key_used(struct ftuned *d, int64_t id, uint64_t tokens)
+{
+	sqlite3_stmt *st;
+	sqlite3 *db = store_lock(d->store);
+
+	if (sqlite3_prepare_v2(db, "UPDATE api_keys SET requests = requests + 1, tokens = tokens "
+	    "+ ?, last_used_at = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (int64_t)tokens);
+		sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+		sqlite3_bind_int64(st, 3, id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_warn("api_keys: usage not counted: %s", sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+}
+
+/* ---- the model cache ---- */
+
+/* Loads c's model (called without the lock; c is LOADING, so no one else
+ * touches it).  0, or -1 with c->fail and c->err set. */
+static int
+cached_load(struct deploy *s, struct cached *c)
+{
+	struct model_info mi;
+	char id[24];
+	int rc;
+
+	snprintf(id, sizeof(id), "%lld", (long long)c->model_id);
+	if (registry_model_find(s->d, id, &mi) != 0) {
+		c->fail = DEPLOY_NOT_FOUND;
+		snprintf(c->err, sizeof(c->err), "the deployed model (id %s) was removed from the "
+		    "registry", id);
+		return -1;
+	}
+	if (fte_model_load(mi.entry, &c->model) != FTE_OK ||
+	    fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK ||
+	    fte_template_alpaca(&c->alpaca) != FTE_OK) {
+		c->fail = DEPLOY_FAILED;
+		snprintf(c->err, sizeof(c->err), "loading model %s: %s", mi.name, fte_last_error());
+		model_info_free(&mi);
+		return -1;
+	}
+	rc = fte_template_chat_load(mi.dir, &c->chat);
+	if (rc != FTE_OK && rc != FTE_ENOENT)
+		log_warn("deploy: %s: chat template unusable, chat uses the Alpaca prompt: %s",
+		    mi.name, fte_last_error());
+	if (rc != FTE_OK)
+		c->chat = NULL;
+	log_info("deploy: model %s loaded (%zu parameters%s)", mi.name,
+	    fte_model_num_params(c->model), c->chat ? ", chat template" : "");
+	model_info_free(&mi);
+	return 0;
+}
+
+/* Returns model_id's loaded entry with a reference, loading it on this
+ * thread or waiting for the thread that is; NULL with the reason in j. */
+static struct cached *
+cache_acquire(struct deploy *s, struct deploy_job *j)
+{
+	struct cached *c;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	for (c = s->cache; c != NULL && c->model_id != j->model_id; c = c->next)
+		;
+	if (c == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			pthread_mutex_unlock(&s->lock);
+			j->result.status = DEPLOY_NO_MEMORY;
+			snprintf(j->result.message, sizeof(j->result.message), "out of memory");
+			return NULL;
+		}
+		c->model_id = j->model_id;
+		c->state = CACHE_LOADING;
+		c->refs = 1;
+		c->linked = 1;
+		c->next = s->cache;
+		s->cache = c;
+		pthread_mutex_unlock(&s->lock);
+		rc = cached_load(s, c);
+		pthread_mutex_lock(&s->lock);
+		c->state = rc == 0 ? CACHE_READY : CACHE_FAILED;
+		if (rc != 0) {
+			/* Unlinked, so the next request tries again. */
+			for (struct cached **pp = &s->cache; *pp != NULL; pp = &(*pp)->next)
+				if (*pp == c) {
+					*pp = c->next;
+					break;
+				}
+			c->linked = 0;
+		}
+		pthread_cond_broadcast(&s->progress);
+	} else {
+		c->refs++;
+		while (c->state == CACHE_LOADING)
+			pthread_cond_wait(&s->progress, &s->lock);
+	}
+	if (c->state == CACHE_FAILED) {
+		j->result.status = c->fail;
+		snprintf(j->result.message, sizeof(j->result.message), "%s", c->err);
+		if (--c->refs == 0)
+			cached_free(c);
+		c = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return c;
+}
+
+static void
+cache_release(struct deploy *s, struct cached *c)
+{
+	int dead;
+
+	pthread_mutex_lock(&s->lock);
+	c->last_used_ms = ftuned_now_ms();
+	dead = --c->refs == 0 && !c->linked;
+	pthread_mutex_unlock(&s->lock);
+	if (dead)
+		cached_free(c);
+}
+
+/* Unlinks models idle for serve_idle_unload seconds into *dead. Locked. */
+static void
+cache_sweep(struct deploy *s, struct cached **dead)
+{
+	uint64_t idle_ms = (uint64_t)s->d->cfg.serve_idle_unload * 1000, now = ftuned_now_ms();
+	struct cached **pp, *c;
+
+	if (idle_ms == 0)
+		return;
+	for (pp = &s->cache; (c = *pp) != NULL;) {
+		if (c->state == CACHE_READY && c->refs == 0 && now - c->last_used_ms >= idle_ms) {
+			*pp = c->next;
+			c->linked = 0;
+			c->next = *dead;
+			*dead = c;
+			continue;
+		}
+		pp = &c->next;
+	}
+}
+
+/* ---- jobs ---- */
+
+/* Length of the longest prefix of text[0..len) that does not end inside a
+ * UTF-8 character. */
+static size_t
+utf8_complete(const char *text, size_t len)
+{
+	size_t i = len, need;
+	unsigned char b;
+
+	for (int back = 0; back < 4 && i > 0; back++) {
+		b = (unsigned char)text[--i];
+		if ((b & 0xc0) != 0x80) {
+			need = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+			return len - i >= need ? len : i;
+		}
+	}
+	return len;
+}
+
+/* Finds the first stop string in text; returns its offset or -1, and in
+ * *hold the bytes at the end that could begin one. */
+static int
+stop_find(const struct deploy_job *j, const char *text, size_t len, size_t *hold)
+{
+	int at = -1;
+
+	*hold = 0;
+	for (size_t i = 0; i < j->n_stop; i++) {
+		const char *p = strstr(text, j->stop[i]);
+		size_t sl = strlen(j->stop[i]);
+
+		if (p != NULL && (at < 0 || p - text < at))
+			at = (int)(p - text);
+		for (size_t k = sl - 1; k > *hold && k > 0; k--)
+			if (k <= len && memcmp(text + len - k, j->stop[i], k) == 0) {
+				*hold = k;
+				break;
+			}
+	}
+	return at;
+}
+
+/* fte_generate's callback: decode, look for stops, publish safe text. */
+static int
+job_token(void *arg, int token)
+{
+	struct deploy_job *j = arg;
+	struct deploy *s = j->s;
+	char *text = NULL;
+	size_t len, hold, visible;
+	int at;
+
+	j->ids[j->n_ids++] = token;
+	if (fte_tokenizer_decode_flags(j->tok, j->ids, (size_t)j->n_ids, FTE_TOK_SKIP_SPECIAL,
+	    &text, &len) != FTE_OK)
+		return 1;
+	at = stop_find(j, text, len, &hold);
+	if (at >= 0) {
+		j->stop_at = at;
+		visible = (size_t)at;
+	} else {
+		visible = utf8_complete(text, len - hold);
+	}
+	pthread_mutex_lock(&s->lock);
+	/* Published text never changes: decoders here extend their output. */
+	if (visible >= j->visible && memcmp(text, j->text ? j->text : "", j->visible) == 0) {
+		free(j->text);
+		j->text = text;
+		j->visible = visible;
+		text = NULL;
+		pthread_cond_broadcast(&s->progress);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(text);
+	return at >= 0 || atomic_load(&j->cancel) || atomic_load(&s->stopping);
+}
+
+static void
+job_finish(struct deploy_job *j)
+{
+	struct deploy *s = j->s;
+
+	pthread_mutex_lock(&s->lock);
+	j->done = 1;
+	pthread_cond_broadcast(&s->progress);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The Alpaca prompt has one turn: the last user message is the
+ * instruction, and a system message and earlier turns go in its input as
+ * "role: content" lines. */
+static int
+job_alpaca_ids(struct deploy_job *j, struct cached *c, int **ids, size_t *n)
+{
+	fte_record rec = { "", NULL, "" };
+	size_t last = j->n_messages, len = 0;
+	char *input = NULL, *p;
+	int rc;
+
+	for (size_t i = 0; i < j->n_messages; i++)
+		if (strcmp(j->messages[i].role, "user") == 0)
+			last = i;
+	if (last == j->n_messages)
+		return fte_error_set(FTE_EINVAL, "the conversation has no user message");
+	for (size_t i = 0; i < j->n_messages; i++)
+		if (i != last)
+			len += strlen(j->messages[i].role) + strlen(j->messages[i].content) + 3;
+	if (len > 0) {
+		if ((input = p = malloc(len + 1)) == NULL)
+			return fte_error_set(FTE_ENOMEM, "out of memory");
+		for (size_t i = 0; i < j->n_messages; i++)
+			if (i != last)
+				p += sprintf(p, "%s%s: %s", p == input ? "" : "\n", j->messages[i].role,
+				    j->messages[i].content);
+	}
+	rec.instruction = j->messages[last].content;
+	rec.input = input;
+	rc = fte_template_encode_prompt(c->alpaca, c->tok, &rec, ids, n);
+	free(input);
+	return rc;
+}
+
+static int
+job_prompt_ids(struct deploy_job *j, struct cached *c, int **ids, size_t *n)
+{
+	char *text;
+	int rc;
+
+	if (j->n_messages == 0)
+		return fte_tokenizer_encode(c->tok, j->prompt, strlen(j->prompt), 1, ids, n);
+	if (c->chat == NULL)
+		return job_alpaca_ids(j, c, ids, n);
+	if ((rc = fte_template_render_chat(c->chat, j->messages, j->n_messages, 1, &text)) != FTE_OK)
+		return rc;
+	/* Chat text spells its own special tokens and BOS. */
+	rc = fte_tokenizer_encode_flags(c->tok, text, strlen(text), FTE_TOK_PARSE_SPECIAL, ids, n);
+	free(text);
+	return rc;
+}
+
+static void
+job_run(struct deploy *s, struct deploy_job *j)
+{
+	struct deploy_result *r = &j->result;
+	struct cached *c;
+	const fte_config *mc;
+	fte_sampler sm;
+	int *ids = NULL, n_out = 0, max_new;
+	size_t n_ids = 0, len;
+	char *text = NULL;
+
+	if ((c = cache_acquire(s, j)) == NULL) {
+		job_finish(j);
+		return;
+	}
+	mc = fte_model_config(c->model);
+	if (job_prompt_ids(j, c, &ids, &n_ids) != FTE_OK) {
+		r->status = DEPLOY_BAD_REQUEST;
+		snprintf(r->message, sizeof(r->message), "prompt: %s", fte_last_error());
+		goto out;
+	}
+	if (n_ids == 0 || (int)n_ids >= mc->max_seq_len) {
+		r->status = DEPLOY_BAD_REQUEST;
+		snprintf(r->message, sizeof(r->message), "the prompt is %zu tokens; the model's "
+		    "context is %d", n_ids, mc->max_seq_len);
+		goto out;
+	}
+	max_new = mc->max_seq_len - (int)n_ids;
+	if (j->max_tokens > 0 && j->max_tokens < max_new)
+		max_new = j->max_tokens;
+	fte_sampler_default(&sm);
+	sm.temperature = j->temperature;
+	sm.top_p = j->top_p;
+	sm.seed = j->seed;
+	sm.max_new_tokens = max_new;
+	if ((j->ids = malloc((size_t)max_new * sizeof(int))) == NULL) {
+		r->status = DEPLOY_NO_MEMORY;
+		snprintf(r->message, sizeof(r->message), "out of memory");
+		goto out;
+	}
+	j->tok = c->tok;
+	pthread_mutex_lock(&s->lock);
+	j->started = 1;
+	r->prompt_tokens = (int)n_ids;
+	pthread_cond_broadcast(&s->progress);
+	pthread_mutex_unlock(&s->lock);
+	if (fte_generate(c->model, ids, (int)n_ids, &sm, job_token, j, NULL, &n_out) != FTE_OK ||
+	    fte_tokenizer_decode_flags(c->tok, j->ids, (size_t)j->n_ids, FTE_TOK_SKIP_SPECIAL,
+	    &text, &len) != FTE_OK) {
+		r->status = DEPLOY_FAILED;
+		snprintf(r->message, sizeof(r->message), "generate: %s", fte_last_error());
+		goto out;
+	}
+	if (j->stop_at >= 0)
+		len = (size_t)j->stop_at;
+	text[len] = '\0';
+	r->completion_tokens = n_out;
+	r->finish_reason = j->stop_at >= 0 || (n_out < max_new &&
+	    (int)n_ids + n_out < mc->max_seq_len) ? "stop" : "length";
+	if (atomic_load(&s->stopping) && !atomic_load(&j->cancel) && j->stop_at < 0 &&
+	    n_out < max_new) {
+		r->status = DEPLOY_STOPPING;
+		snprintf(r->message, sizeof(r->message), "the server is shutting down");
+	}
+	pthread_mutex_lock(&s->lock);
+	free(j->text);
+	j->text = text;
+	j->visible = len;
+	text = NULL;
+	pthread_mutex_unlock(&s->lock);
+out:
+	free(text);
+	free(ids);
+	cache_release(s, c);
+	job_finish(j);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct deploy *s = arg;
+	struct deploy_job *j;
+	struct cached *dead, *c;
+	struct timespec until;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (!atomic_load(&s->stopping) && s->head == NULL) {
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += SWEEP_MS / 1000;
+			pthread_cond_timedwait(&s->work, &s->lock, &until);
+			dead = NULL;
+			cache_sweep(s, &dead);
+			if (dead == NULL)
+				continue;
+			pthread_mutex_unlock(&s->lock);
+			while ((c = dead) != NULL) {
+				dead = c->next;
+				log_info("deploy: model id %lld unloaded after %d s idle",
+				    (long long)c->model_id, s->d->cfg.serve_idle_unload);
+				cached_free(c);
+			}
+			pthread_mutex_lock(&s->lock);
+		}
+		if (atomic_load(&s->stopping))
+			break;
+		j = s->head;
+		if ((s->head = j->next) == NULL)
+			s->tail = NULL;
+		s->n_queued--;
+		s->n_idle--;
+		pthread_mutex_unlock(&s->lock);
+		job_run(s, j);
+		pthread_mutex_lock(&s->lock);
+		s->n_idle++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static void
+job_free(struct deploy_job *j)
+{
+	free(j->prompt);
+	for (size_t i = 0; i < j->n_messages; i++) {
+		free((char *)j->messages[i].role);
+		free((char *)j->messages[i].content);
+	}
+	free(j->messages);
+	for (size_t i = 0; i < j->n_stop; i++)
+		free(j->stop[i]);
+	free(j->stop);
+	free(j->text);
+	free(j->ids);
+	free(j);
+}
+
+/* Copies what p asks for into a new job. NULL when out of memory. */
+static struct deploy_job *
+job_new(struct deploy *s, const struct deploy_params *p, const struct deploy_info *info)
+{
+	struct deploy_job *j = calloc(1, sizeof(*j));
+	int bad = 0;
+
+	if (j == NULL)
+		return NULL;
+	j->s = s;
+	j->model_id = info->model_id;
+	snprintf(j->name, sizeof(j->name), "%s", info->name);
+	snprintf(j->result.model, sizeof(j->result.model), "%s", info->name);
+	j->max_tokens = p->max_tokens;
+	j->temperature = p->temperature;
+	j->top_p = p->top_p;
+	j->seed = p->seed;
+	j->stop_at = -1;
+	atomic_init(&j->cancel, 0);
+	j->prompt = strdup(p->prompt ? p->prompt : "");
+	j->messages = calloc(p->n_messages + 1, sizeof(*j->messages));
+	j->stop = calloc(p->n_stop + 1, sizeof(*j->stop));
+	bad = j->prompt == NULL || j->messages == NULL || j->stop == NULL;
+	for (size_t i = 0; !bad && i < p->n_messages; i++) {
+		j->messages[i].role = strdup(p->messages[i].role);
+		j->messages[i].content = strdup(p->messages[i].content);
+		j->n_messages++;
+		bad = j->messages[i].role == NULL || j->messages[i].content == NULL;
+	}
+	for (size_t i = 0; !bad && i < p->n_stop; i++) {
+		bad = (j->stop[i] = strdup(p->stop[i])) == NULL;
+		j->n_stop += !bad;
+	}
+	if (bad) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+enum deploy_status
+deploy_submit(struct deploy *s, const struct deploy_params *p, struct deploy_job **out,
+    char *err, size_t err_len)
+{
+	struct deploy_info info;
+	struct deploy_job *j;
+
+	if (atomic_load(&s->stopping)) {
+		snprintf(err, err_len, "the server is shutting down");
+		return DEPLOY_STOPPING;
+	}
+	if (deploy_find(s->d, p->model, &info) != 0) {
+		snprintf(err, err_len, "The model '%s' does not exist (ftctl deploy ls lists the "
+		    "deployed ones)", p->model);
+		return DEPLOY_NOT_FOUND;
+	}
+	if ((j = job_new(s, p, &info)) == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return DEPLOY_NO_MEMORY;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (atomic_load(&s->stopping) || s->n_queued + 1 > s->n_idle + s->d->cfg.serve_queue_max) {
+		int stopping = atomic_load(&s->stopping);
+
+		pthread_mutex_unlock(&s->lock);
+		job_free(j);
+		if (stopping) {
+			snprintf(err, err_len, "the server is shutting down");
+			return DEPLOY_STOPPING;
+		}
+		snprintf(err, err_len, "too many requests: %d generating and %d waiting (serve_threads, "
+		    "serve_queue_max); retry later", s->n_threads, s->d->cfg.serve_queue_max);
+		return DEPLOY_FULL;
+	}
+	if (s->tail != NULL)
+		s->tail->next = j;
+	else
+		s->head = j;
+	s->tail = j;
+	s->n_queued++;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->lock);
+	*out = j;
+	return DEPLOY_OK;
+}
+
+int
+deploy_job_wait(struct deploy_job *j, size_t off, int *started, char **chunk, size_t *len)
+{
+	struct deploy *s = j->s;
+	int running;
+
+	*chunk = NULL;
+	*len = 0;
+	pthread_mutex_lock(&s->lock);
+	while (!j->done && (!j->started || j->visible <= off))
+		pthread_cond_wait(&s->progress, &s->lock);
+	*started = j->started;
+	if (j->visible > off && (*chunk = malloc(j->visible - off + 1)) != NULL) {
+		memcpy(*chunk, j->text + off, j->visible - off);
+		(*chunk)[j->visible - off] = '\0';
+		*len = j->visible - off;
+	}
+	running = !j->done;
+	pthread_mutex_unlock(&s->lock);
+	return running;
+}
+
+const struct deploy_result *
+deploy_job_result(const struct deploy_job *j)
+{
+	return &j->result;
+}
+
+void
+deploy_job_cancel(struct deploy_job *j)
+{
+	atomic_store(&j->cancel, 1);
+}
+
+void
+deploy_job_release(struct deploy_job *j)
+{
+	struct deploy *s = j->s;
+
+	pthread_mutex_lock(&s->lock);
+	while (!j->done)
+		pthread_cond_wait(&s->progress, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	job_free(j);
+}
+
+/* ---- start and stop ---- */
+
+int
+deploy_start(struct ftuned *d, struct deploy **out, char *err, size_t err_len)
+{
+	struct deploy *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
+
+	if (s == NULL || (s->threads = calloc((size_t)d->cfg.serve_threads,
+	    sizeof(*s->threads))) == NULL) {
+		free(s);
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	s->d = d;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->work, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&s->progress, NULL);
+	atomic_init(&s->stopping, 0);
+	for (int i = 0; i < d->cfg.serve_threads; i++) {
+		if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) {
+			snprintf(err, err_len, "serving thread: %s", strerror(errno));
+			deploy_stop(s);
+			deploy_free(s);
+			return -1;
+		}
+		s->n_threads++;
+		pthread_mutex_lock(&s->lock);
+		s->n_idle++;
+		pthread_mutex_unlock(&s->lock);
+	}
+	*out = s;
+	return 0;
+}
+
+void
+deploy_stop(struct deploy *s)
+{
+	struct deploy_job *j;
+
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	atomic_store(&s->stopping, 1);
+	while ((j = s->head) != NULL) {
+		s->head = j->next;
+		j->result.status = DEPLOY_STOPPING;
+		snprintf(j->result.message, sizeof(j->result.message), "the server is shutting down");
+		j->done = 1;
+	}
+	s->tail = NULL;
+	s->n_queued = 0;
+	pthread_cond_broadcast(&s->work);
+	pthread_cond_broadcast(&s->progress);
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < s->n_threads; i++)
+		pthread_join(s->threads[i], NULL);
+	s->n_threads = 0;
+}
+
+void
+deploy_free(struct deploy *s)
+{
+	struct cached *c;
+
+	if (s == NULL)
+		return;
+	while ((c = s->cache) != NULL) {
+		s->cache = c->next;
+		cached_free(c);
+	}
+	pthread_cond_destroy(&s->progress);
+	pthread_cond_destroy(&s->work);
+	pthread_mutex_destroy(&s->lock);
+	free(s->threads);
+	free(s);
+}

@@ -1,0 +1,160 @@
+/*
+ * deploy.h - deployed models: the registry of deployments (names clients
+ * ask for, each naming a registered model), the API keys that may call
+ * them, and the serving side: a cache of loaded models and a small pool of
+ * generation threads fed by a bounded queue.
+ *
+ * Models load lazily, on the first request that needs them; requests for a
+ * model that is loading wait for it.  A loaded model is shared by every
+ * deployment of it and refcounted while requests use it; one unused for
+ * serve_idle_unload seconds is freed.  Requests beyond serve_threads
+ * running and serve_queue_max waiting are refused at once (DEPLOY_FULL),
+ * so a burst cannot pile up unbounded work behind a training job.
+ */
+#ifndef FT_DEPLOY_H
+#define FT_DEPLOY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fte_tok.h"
+#include "ftuned.h"
+#include "registry.h"
+
+#define DEPLOY_KEY_TEXT_MAX 64       /* longest key text, without the NUL */
+
+struct deploy_info {
+	char name[REGISTRY_NAME_MAX + 1];
+	int64_t model_id;
+	char model[REGISTRY_NAME_MAX + 1];
+	uint32_t owner_uid;
+	int64_t created_at;
+	int loaded;                  /* the model is in memory now */
+};
+
+struct deploy_key_info {
+	char name[REGISTRY_NAME_MAX + 1];
+	uint32_t owner_uid;
+	int64_t created_at;
+	int64_t last_used_at;        /* 0 = never */
+	uint64_t requests;
+	uint64_t tokens;
+	int64_t revoked_at;          /* 0 = active */
+};
+
+struct deploy;
+
+/* deploy_start starts serve_threads generation threads for d.  Returns 0
+ * and sets *out, or -1 with a message in err. */
+int deploy_start(struct ftuned *d, struct deploy **out, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* deploy_stop refuses new requests (DEPLOY_STOPPING), cancels running
+ * ones, fails waiting ones and joins the threads.  The state stays valid
+ * for handlers still holding jobs until deploy_free.  NULL is allowed. */
+void deploy_stop(struct deploy *s);
+
+/* deploy_free unloads every model and frees s (after deploy_stop and after
+ * the HTTP server has stopped).  NULL is allowed. */
+void deploy_free(struct deploy *s);
+
+/* deploy_create deploys the registered model name_or_id under alias (NULL
+ * or "" = the model's name) for uid.  FT__CODE__* with a message in err;
+ * on success *out is filled. */
+int deploy_create(struct ftuned *d, uint32_t uid, const char *name_or_id,
+    const char *alias, struct deploy_info *out, char *err, size_t err_len);
+
+/* deploy_list returns every deployment, by name, in a malloc'd array. 0,
+ * or -1 on a database error. */
+int deploy_list(struct ftuned *d, struct deploy_info **out, size_t *n);
+
+/* deploy_find looks a deployment up by name: 0 and *out, or -1. */
+int deploy_find(struct ftuned *d, const char *name, struct deploy_info *out);
+
+/* deploy_remove undeploys name (its owner or an admin) and unloads the
+ * model when nothing else uses it.  FT__CODE__* with a message. */
+int deploy_remove(struct ftuned *d, uint32_t uid, int admin, const char *name,
+    char *err, size_t err_len);
+
+/* deploy_key_create makes a new random API key named name for uid: the
+ * text goes to key (room for DEPLOY_KEY_TEXT_MAX + 1) and only its BLAKE2b
+ * hash is stored.  FT__CODE__* with a message; *out filled on success. */
+int deploy_key_create(struct ftuned *d, uint32_t uid, const char *name, char *key,
+    struct deploy_key_info *out, char *err, size_t err_len);
+
+/* deploy_key_list returns uid's keys, or everyone's with all, revoked ones
+ * included, in a malloc'd array.  0, or -1 on a database error. */
+int deploy_key_list(struct ftuned *d, uint32_t uid, int all, struct deploy_key_info **out,
+    size_t *n);
+
+/* deploy_key_revoke revokes the active key name (its owner or an admin).
+ * FT__CODE__* with a message. */
+int deploy_key_revoke(struct ftuned *d, uint32_t uid, int admin, const char *name,
+    char *err, size_t err_len);
+
+/* deploy_key_check: 1 and *id when key is an active key, else 0. */
+int deploy_key_check(struct ftuned *d, const char *key, size_t len, int64_t *id);
+
+/* deploy_key_used counts one request of tokens tokens against key id. */
+void deploy_key_used(struct ftuned *d, int64_t id, uint64_t tokens);
+
+/* What one request asks for.  deploy_submit copies everything. */
+struct deploy_params {
+	const char *model;               /* deployment name */
+	const char *prompt;              /* completion: the raw prompt */
+	const fte_message *messages;     /* chat, when n_messages > 0 */
+	size_t n_messages;
+	int max_tokens;                  /* 0 = up to the context length */
+	float temperature;               /* 0 = greedy */
+	float top_p;                     /* (0, 1] */
+	uint64_t seed;
+	const char *const *stop;         /* stop strings, not included in the text */
+	size_t n_stop;
+};
+
+enum deploy_status {
+	DEPLOY_OK = 0,
+	DEPLOY_NOT_FOUND,                /* no such deployment (404) */
+	DEPLOY_FULL,                     /* queue full (429) */
+	DEPLOY_STOPPING,                 /* shutting down (503) */
+	DEPLOY_BAD_REQUEST,              /* e.g. prompt longer than the context (400) */
+	DEPLOY_FAILED,                   /* the model would not load (500) */
+	DEPLOY_NO_MEMORY,
+};
+
+/* The outcome of a finished job. */
+struct deploy_result {
+	enum deploy_status status;
+	char message[256];               /* why, when status is not DEPLOY_OK */
+	char model[REGISTRY_NAME_MAX + 1];
+	int prompt_tokens;
+	int completion_tokens;
+	const char *finish_reason;       /* "stop" or "length" */
+};
+
+struct deploy_job;
+
+/* deploy_submit queues a request.  DEPLOY_OK and *out (release it with
+ * deploy_job_release), or DEPLOY_NOT_FOUND, DEPLOY_FULL, DEPLOY_STOPPING,
+ * DEPLOY_NO_MEMORY with a message in err. */
+enum deploy_status deploy_submit(struct deploy *s, const struct deploy_params *p,
+    struct deploy_job **out, char *err, size_t err_len);
+
+/* deploy_job_wait blocks until the job has text beyond off bytes, or is
+ * finished.  Returns 1 while it runs, 0 when finished; *started is 1 once
+ * the prompt was accepted (the model loaded and the prompt fits), and
+ * *chunk (malloc'd, or NULL when nothing is new) the new text.  Text is
+ * released only at UTF-8 character boundaries and never includes a stop
+ * string or a prefix of one that may still complete. */
+int deploy_job_wait(struct deploy_job *j, size_t off, int *started, char **chunk, size_t *len);
+
+/* deploy_job_result is the outcome; valid once deploy_job_wait returned 0. */
+const struct deploy_result *deploy_job_result(const struct deploy_job *j);
+
+/* deploy_job_cancel asks the job to stop (the client went away). */
+void deploy_job_cancel(struct deploy_job *j);
+
+/* deploy_job_release waits for the job to finish and frees it. */
+void deploy_job_release(struct deploy_job *j);
+
+#endif

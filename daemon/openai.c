@@ -1,0 +1,726 @@
+/*
+ * openai.c - the OpenAI-compatible subset under /v1/.
+ *
+ * The handler runs on a civetweb thread: it checks the key, reads a capped
+ * body, validates the parameters the way OpenAI does (a bad one is a 400
+ * naming it) and queues the generation on deploy.c's serving threads; then
+ * it only copies text to the client, as one JSON reply or as server-sent
+ * events in OpenAI's chunk format ending with "data: [DONE]".  A client
+ * that goes away mid-stream cancels its generation.
+ *
+ * Unknown parameters are ignored, as they are harmless for this subset
+ * (clients send user, penalties, logit_bias defaults); n must be 1.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "deploy.h"
+#include "log.h"
+#include "openai.h"
+#include "web_api.h"
+
+#define STOP_MAX 4                   /* stop strings, as OpenAI allows */
+#define MESSAGES_MAX 256
+#define COMPLETION_DEFAULT_TOKENS 16 /* OpenAI's default for /v1/completions */
+
+/* One request's reply state. */
+struct api_call {
+	struct mg_connection *conn;
+	struct ftuned *d;
+	int status;                  /* sent, for the log */
+	uint64_t tokens;             /* usage, counted against the key */
+};
+
+/* Copies len bytes of text into a JSON string, replacing bytes that are
+ * not UTF-8 (a generation may stop inside a character) with U+FFFD. */
+static json_t *
+json_text(const char *text, size_t len)
+{
+	json_t *s = json_stringn(text, len);
+	char *clean, *p;
+
+	if (s != NULL || (clean = p = malloc(3 * len + 1)) == NULL)
+		return s;
+	for (size_t i = 0; i < len;) {
+		unsigned char b = (unsigned char)text[i];
+		size_t n = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 :
+		    (b & 0xf8) == 0xf0 ? 4 : 0;
+		json_t *one = n && i + n <= len ? json_stringn(text + i, n) : NULL;
+
+		if (one != NULL) {
+			memcpy(p, text + i, n);
+			p += n;
+			i += n;
+			json_decref(one);
+		} else {
+			memcpy(p, "\xef\xbf\xbd", 3);
+			p += 3;
+			i++;
+		}
+	}
+	s = json_stringn(clean, (size_t)(p - clean));
+	free(clean);
+	return s;
+}
+
+static void
+send_json(struct api_call *c, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	size_t len;
+
+	json_decref(body);
+	if (text == NULL) {
+		status = 500;
+		text = strdup("{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
+		    "\"param\":null,\"code\":null}}");
+	}
+	len = text ? strlen(text) : 0;
+	mg_printf(c->conn, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "%s"
+	    WEB_SECURITY_HEADERS "\r\n"
+	    "Connection: close\r\n\r\n",
+	    status, mg_get_response_code_text(c->conn, status), len,
+	    status == 429 || status == 503 ? "Retry-After: 1\r\n" : "");
+	if (text != NULL)
+		mg_write(c->conn, text, len);
+	free(text);
+	c->status = status;
+}
+
+/* OpenAI's error shape: {"error": {"message", "type", "param", "code"}}. */
+static json_t *
+error_body(const char *message, const char *type, const char *param, const char *code)
+{
+	return json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", message, "type", type,
+	    "param", param, "code", code);
+}
+
+static void
+send_error(struct api_call *c, int status, const char *param, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+send_error(struct api_call *c, int status, const char *param, const char *code,
+    const char *fmt, ...)
+{
+	const char *type = status == 401 ? "invalid_request_error" : status == 429 ? "requests" :
+	    status >= 500 ? "server_error" : "invalid_request_error";
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	send_json(c, status, error_body(msg, type, param, code));
+}
+
+/* ---- authentication ---- */
+
+/* 1 when the server listens on a loopback address. */
+static int
+listen_loopback(const char *listen)
+{
+	const char *colon = strrchr(listen, ':');
+	char host[64];
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n;
+
+	if (colon == NULL)
+		return 0;
+	n = (size_t)(colon - listen);
+	if (listen[0] == '[' && n >= 2 && colon[-1] == ']') {
+		listen++;
+		n -= 2;
+	}
+	if (n >= sizeof(host))
+		return 0;
+	memcpy(host, listen, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Checks the key: 1 to go on (*key_id set when one was given), or 0 after
+ * answering 401. */
+static int
+authorize(struct api_call *c, int64_t *key_id)
+{
+	const char *auth = mg_get_header(c->conn, "Authorization");
+	int required = c->d->cfg.serve_require_key || !listen_loopback(c->d->cfg.http_listen);
+
+	*key_id = 0;
+	if (auth == NULL || auth[0] == '\0') {
+		if (!required)
+			return 1;
+		send_error(c, 401, NULL, "invalid_api_key", "You didn't provide an API key. Send it "
+		    "as 'Authorization: Bearer KEY' (ftctl key create makes one).");
+		return 0;
+	}
+	if (strncmp(auth, "Bearer ", 7) != 0 ||
+	    !deploy_key_check(c->d, auth + 7, strlen(auth + 7), key_id)) {
+		send_error(c, 401, NULL, "invalid_api_key", "Incorrect API key provided: it is not "
+		    "an active key of this server.");
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- /v1/models ---- */
+
+static json_t *
+model_json(const struct deploy_info *m)
+{
+	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:b}", "id", m->name, "object", "model", "created",
+	    (json_int_t)m->created_at, "owned_by", "ftuned", "root", m->model, "loaded", m->loaded);
+}
+
+static void
+models_list(struct api_call *c)
+{
+	struct deploy_info *v;
+	size_t n;
+	json_t *data;
+
+	if (deploy_list(c->d, &v, &n) != 0) {
+		send_error(c, 500, NULL, NULL, "the deployments could not be read");
+		return;
+	}
+	data = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(data, model_json(&v[i]));
+	free(v);
+	send_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+}
+
+static void
+model_show(struct api_call *c, const char *name)
+{
+	struct deploy_info m;
+
+	if (deploy_find(c->d, name, &m) != 0) {
+		send_error(c, 404, "model", "model_not_found", "The model '%s' does not exist", name);
+		return;
+	}
+	send_json(c, 200, model_json(&m));
+}
+
+/* ---- parameters ---- */
+
+/* Reads the body, at most serve_max_body bytes, into a JSON object; NULL
+ * after answering 413 or 400. */
+static json_t *
+body_read(struct api_call *c)
+{
+	const struct mg_request_info *ri = mg_get_request_info(c->conn);
+	size_t max = (size_t)c->d->cfg.serve_max_body, n = 0;
+	json_error_t jerr;
+	json_t *j;
+	char *buf;
+	int r;
+
+	if (ri->content_length > (long long)max) {
+		send_error(c, 413, NULL, "request_too_large", "The request body is %lld bytes; this "
+		    "server accepts at most %zu (serve_max_body).", ri->content_length, max);
+		return NULL;
+	}
+	if ((buf = malloc(max + 1)) == NULL) {
+		send_error(c, 500, NULL, NULL, "out of memory");
+		return NULL;
+	}
+	while (n <= max && (r = mg_read(c->conn, buf + n, max + 1 - n)) > 0)
+		n += (size_t)r;
+	if (n > max) {
+		free(buf);
+		send_error(c, 413, NULL, "request_too_large", "The request body is over %zu bytes "
+		    "(serve_max_body).", max);
+		return NULL;
+	}
+	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
+	free(buf);
+	if (j == NULL || !json_is_object(j)) {
+		if (j == NULL)
+			send_error(c, 400, NULL, "invalid_json", "We could not parse the JSON body of "
+			    "your request: %s (line %d, column %d).", jerr.text, jerr.line, jerr.column);
+		else
+			send_error(c, 400, NULL, "invalid_json", "The request body must be a JSON "
+			    "object.");
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* What the request asks for, borrowed from its JSON. */
+struct api_params {
+	struct deploy_params p;
+	const char *stop[STOP_MAX];
+	fte_message messages[MESSAGES_MAX];
+	char *contents[MESSAGES_MAX];    /* content joined from parts, malloc'd */
+	int stream;
+	int include_usage;
+	int chat;
+};
+
+static void
+params_free(struct api_params *a)
+{
+	for (size_t i = 0; i < MESSAGES_MAX; i++)
+		free(a->contents[i]);
+}
+
+/* A number member in [lo, hi] into *out (absent or null: unchanged). 0, or
+ * -1 after a 400. */
+static int
+param_number(struct api_call *c, json_t *j, const char *key, double lo, double hi, int integer,
+    double *out)
+{
+	json_t *v = json_object_get(j, key);
+	double x;
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	x = json_number_value(v);
+	if (!json_is_number(v) || (integer && !json_is_integer(v)) || !(x >= lo && x <= hi)) {
+		send_error(c, 400, key, "invalid_value", "'%s' must be %s between %g and %g.", key,
+		    integer ? "an integer" : "a number", lo, hi);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+/* A message's content: a string, or an array of {"type": "text", "text"}
+ * parts joined.  NULL after a 400. */
+static const char *
+message_content(struct api_call *c, struct api_params *a, size_t i, json_t *content)
+{
+	size_t len = 0, k;
+	json_t *part;
+	char *s;
+
+	if (json_is_string(content))
+		return json_string_value(content);
+	if (!json_is_array(content)) {
+		send_error(c, 400, "messages", "invalid_value", "messages[%zu].content must be a "
+		    "string or an array of text parts.", i);
+		return NULL;
+	}
+	json_array_foreach(content, k, part) {
+		json_t *text = json_object_get(part, "text");
+
+		if (!json_is_string(text) || strcmp(json_string_value(json_object_get(part, "type")) ?
+		    json_string_value(json_object_get(part, "type")) : "", "text") != 0) {
+			send_error(c, 400, "messages", "invalid_value", "messages[%zu].content[%zu]: only "
+			    "text parts are supported.", i, k);
+			return NULL;
+		}
+		len += json_string_length(text);
+	}
+	if ((s = a->contents[i] = malloc(len + 1)) == NULL) {
+		send_error(c, 500, NULL, NULL, "out of memory");
+		return NULL;
+	}
+	json_array_foreach(content, k, part) {
+		json_t *text = json_object_get(part, "text");
+
+		memcpy(s, json_string_value(text), json_string_length(text));
+		s += json_string_length(text);
+	}
+	*s = '\0';
+	return a->contents[i];
+}
+
+static int
+params_messages(struct api_call *c, json_t *j, struct api_params *a)
+{
+	json_t *msgs = json_object_get(j, "messages"), *m;
+	size_t i;
+
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0 ||
+	    json_array_size(msgs) > MESSAGES_MAX) {
+		send_error(c, 400, "messages", "invalid_value", "'messages' must be an array of 1 to "
+		    "%d messages.", MESSAGES_MAX);
+		return -1;
+	}
+	json_array_foreach(msgs, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+
+		if (role == NULL || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
+		    strcmp(role, "assistant") != 0 && strcmp(role, "developer") != 0)) {
+			send_error(c, 400, "messages", "invalid_value", "messages[%zu].role must be "
+			    "system, developer, user or assistant.", i);
+			return -1;
+		}
+		/* Templates know system; developer is OpenAI's newer name for it. */
+		a->messages[i].role = strcmp(role, "developer") == 0 ? "system" : role;
+		if ((a->messages[i].content = message_content(c, a, i,
+		    json_object_get(m, "content"))) == NULL)
+			return -1;
+	}
+	a->p.messages = a->messages;
+	a->p.n_messages = json_array_size(msgs);
+	return 0;
+}
+
+static int
+params_prompt(struct api_call *c, json_t *j, struct api_params *a)
+{
+	json_t *prompt = json_object_get(j, "prompt");
+
+	if (json_is_array(prompt) && json_array_size(prompt) == 1)
+		prompt = json_array_get(prompt, 0);
+	if (!json_is_string(prompt) || json_string_length(prompt) == 0) {
+		send_error(c, 400, "prompt", "invalid_value", "'prompt' must be a non-empty string "
+		    "(or an array of one; token arrays are not supported).");
+		return -1;
+	}
+	a->p.prompt = json_string_value(prompt);
+	return 0;
+}
+
+static int
+params_stop(struct api_call *c, json_t *j, struct api_params *a)
+{
+	json_t *stop = json_object_get(j, "stop"), *v;
+	size_t i;
+
+	if (stop == NULL || json_is_null(stop))
+		return 0;
+	if (json_is_string(stop)) {
+		if (json_string_length(stop) > 0)
+			a->stop[a->p.n_stop++] = json_string_value(stop);
+		a->p.stop = a->stop;
+		return 0;
+	}
+	if (!json_is_array(stop) || json_array_size(stop) > STOP_MAX) {
+		send_error(c, 400, "stop", "invalid_value", "'stop' must be a string or an array of "
+		    "up to %d strings.", STOP_MAX);
+		return -1;
+	}
+	json_array_foreach(stop, i, v) {
+		if (!json_is_string(v)) {
+			send_error(c, 400, "stop", "invalid_value", "stop[%zu] must be a string.", i);
+			return -1;
+		}
+		if (json_string_length(v) > 0)
+			a->stop[a->p.n_stop++] = json_string_value(v);
+	}
+	a->p.stop = a->stop;
+	return 0;
+}
+
+/* Fills a from the body j; 0, or -1 after answering 400. */
+static int
+params_parse(struct api_call *c, json_t *j, struct api_params *a)
+{
+	double max_tokens = a->chat ? 0 : COMPLETION_DEFAULT_TOKENS, temperature = 1, top_p = 1;
+	double n = 1, seed = -1;
+	json_t *stream = json_object_get(j, "stream"), *opts = json_object_get(j, "stream_options");
+
+	if ((a->p.model = json_string_value(json_object_get(j, "model"))) == NULL) {
+		send_error(c, 400, "model", "invalid_value", "'model' is required: the name of a "
+		    "deployed model (GET /v1/models).");
+		return -1;
+	}
+	if ((a->chat ? params_messages(c, j, a) : params_prompt(c, j, a)) != 0 ||
+	    params_stop(c, j, a) != 0 ||
+	    param_number(c, j, "max_tokens", 1, 1 << 20, 1, &max_tokens) != 0 ||
+	    (a->chat && param_number(c, j, "max_completion_tokens", 1, 1 << 20, 1, &max_tokens) != 0) ||
+	    param_number(c, j, "temperature", 0, 2, 0, &temperature) != 0 ||
+	    param_number(c, j, "top_p", 0, 1, 0, &top_p) != 0 ||
+	    param_number(c, j, "n", 1, 128, 1, &n) != 0 ||
+	    param_number(c, j, "seed", -9.2e18, 9.2e18, 1, &seed) != 0)
+		return -1;
+	if (n != 1) {
+		send_error(c, 400, "n", "invalid_value", "Only n = 1 is supported.");
+		return -1;
+	}
+	if (top_p <= 0) {
+		send_error(c, 400, "top_p", "invalid_value", "'top_p' must be above 0.");
+		return -1;
+	}
+	if (stream != NULL && !json_is_null(stream) && !json_is_boolean(stream)) {
+		send_error(c, 400, "stream", "invalid_value", "'stream' must be a boolean.");
+		return -1;
+	}
+	a->stream = json_is_true(stream);
+	a->include_usage = json_is_true(json_object_get(opts, "include_usage"));
+	a->p.max_tokens = (int)max_tokens;
+	a->p.temperature = (float)temperature;
+	a->p.top_p = (float)top_p;
+	if (json_is_integer(json_object_get(j, "seed")))
+		a->p.seed = (uint64_t)json_integer_value(json_object_get(j, "seed"));
+	else
+		randombytes_buf(&a->p.seed, sizeof(a->p.seed));
+	return 0;
+}
+
+/* ---- generation ---- */
+
+static void
+status_error(struct api_call *c, enum deploy_status st, const char *msg)
+{
+	switch (st) {
+	case DEPLOY_NOT_FOUND:
+		send_error(c, 404, "model", "model_not_found", "%s", msg);
+		break;
+	case DEPLOY_FULL:
+		send_error(c, 429, NULL, "rate_limit_exceeded", "%s", msg);
+		break;
+	case DEPLOY_STOPPING:
+		send_error(c, 503, NULL, "service_unavailable", "%s", msg);
+		break;
+	case DEPLOY_BAD_REQUEST:
+		send_error(c, 400, NULL, "invalid_value", "%s", msg);
+		break;
+	default:
+		send_error(c, 500, NULL, NULL, "%s", msg);
+		break;
+	}
+}
+
+/* A chunk or reply's common head: id, object, created, model. */
+static json_t *
+reply_head(const char *id, const char *object, time_t created, const char *model)
+{
+	return json_pack("{s:s,s:s,s:I,s:s}", "id", id, "object", object, "created",
+	    (json_int_t)created, "model", model);
+}
+
+static json_t *
+usage_json(const struct deploy_result *r)
+{
+	return json_pack("{s:i,s:i,s:i}", "prompt_tokens", r->prompt_tokens, "completion_tokens",
+	    r->completion_tokens, "total_tokens", r->prompt_tokens + r->completion_tokens);
+}
+
+/* One choice of a chunk or reply; text NULL for none. */
+static json_t *
+choice_json(int chat, int stream, const char *text, size_t len, int first, const char *finish)
+{
+	json_t *ch = json_pack("{s:i,s:n}", "index", 0, "logprobs"), *msg;
+
+	json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
+	if (!chat) {
+		json_object_set_new(ch, "text", json_text(text ? text : "", text ? len : 0));
+		return ch;
+	}
+	msg = json_object();
+	if (first || !stream)
+		json_object_set_new(msg, "role", json_string("assistant"));
+	if (text != NULL || (first && stream))
+		json_object_set_new(msg, "content", json_text(text ? text : "", text ? len : 0));
+	json_object_set_new(ch, stream ? "delta" : "message", msg);
+	return ch;
+}
+
+/* Sends one server-sent event; -1 when the client has gone. */
+static int
+sse_send(struct api_call *c, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	int rc = -1;
+
+	json_decref(j);
+	if (text != NULL && mg_printf(c->conn, "data: %s\n\n", text) > 0)
+		rc = 0;
+	free(text);
+	return rc;
+}
+
+static int
+sse_chunk(struct api_call *c, const struct api_params *a, const char *id, time_t created,
+    const char *model, json_t *choice)
+{
+	json_t *j = reply_head(id, a->chat ? "chat.completion.chunk" : "text_completion", created,
+	    model);
+
+	json_object_set_new(j, "choices", choice ? json_pack("[o]", choice) : json_array());
+	return sse_send(c, j);
+}
+
+static void
+generate_stream(struct api_call *c, const struct api_params *a, struct deploy_job *job,
+    const char *id, time_t created)
+{
+	const struct deploy_result *r = deploy_job_result(job);
+	size_t off = 0, len;
+	int started, running, first = 1, gone = 0;
+	char *chunk;
+	json_t *j;
+
+	mg_printf(c->conn, "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: text/event-stream\r\n"
+	    "Cache-Control: no-cache\r\n"
+	    WEB_SECURITY_HEADERS "\r\n"
+	    "Connection: close\r\n\r\n");
+	c->status = 200;
+	do {
+		running = deploy_job_wait(job, off, &started, &chunk, &len);
+		if (chunk != NULL || (first && a->chat)) {
+			gone = sse_chunk(c, a, id, created, r->model,
+			    choice_json(a->chat, 1, chunk, len, first, NULL)) != 0;
+			first = 0;
+		}
+		free(chunk);
+		off += len;
+		if (gone)
+			deploy_job_cancel(job);
+	} while (running && !gone);
+	if (gone)
+		return;
+	if (r->status != DEPLOY_OK) {
+		sse_send(c, error_body(r->message, "server_error", NULL, r->status ==
+		    DEPLOY_STOPPING ? "service_unavailable" : NULL));
+	} else {
+		sse_chunk(c, a, id, created, r->model, choice_json(a->chat, 1, NULL, 0, 0,
+		    r->finish_reason));
+		if (a->include_usage) {
+			j = reply_head(id, a->chat ? "chat.completion.chunk" : "text_completion",
+			    created, r->model);
+			json_object_set_new(j, "choices", json_array());
+			json_object_set_new(j, "usage", usage_json(r));
+			sse_send(c, j);
+		}
+	}
+	mg_printf(c->conn, "data: [DONE]\n\n");
+}
+
+/* Collects the whole output of a non-streamed job and answers it. */
+static void
+generate_whole(struct api_call *c, const struct api_params *a, struct deploy_job *job,
+    const char *id, time_t created)
+{
+	const struct deploy_result *r = deploy_job_result(job);
+	size_t off = 0, len, cap = 0;
+	char *text = NULL, *chunk, *nt;
+	int started, running, oom = 0;
+	json_t *j;
+
+	do {
+		running = deploy_job_wait(job, off, &started, &chunk, &len);
+		if (chunk != NULL && off + len + 1 > cap) {
+			cap = 2 * (off + len + 1);
+			if ((nt = realloc(text, cap)) == NULL)
+				oom = 1;
+			else
+				text = nt;
+		}
+		if (chunk != NULL && !oom)
+			memcpy(text + off, chunk, len + 1);
+		free(chunk);
+		off += len;
+	} while (running && !oom);
+	if (oom) {
+		deploy_job_cancel(job);
+		send_error(c, 500, NULL, NULL, "out of memory");
+	} else if (r->status != DEPLOY_OK) {
+		status_error(c, r->status, r->message);
+	} else {
+		j = reply_head(id, a->chat ? "chat.completion" : "text_completion", created, r->model);
+		json_object_set_new(j, "choices", json_pack("[o]", choice_json(a->chat, 0,
+		    text ? text : "", text ? off : 0, 1, r->finish_reason)));
+		json_object_set_new(j, "usage", usage_json(r));
+		send_json(c, 200, j);
+	}
+	free(text);
+}
+
+static void
+generate(struct api_call *c, int chat)
+{
+	struct api_params *a = calloc(1, sizeof(*a));
+	const struct deploy_result *r;
+	struct deploy_job *job = NULL;
+	enum deploy_status st;
+	unsigned char raw[12];
+	char id[48], hex[sizeof(raw) * 2 + 1], err[256], *chunk;
+	time_t created = time(NULL);
+	json_t *body = NULL;
+	size_t len;
+	int started;
+
+	if (a == NULL) {
+		send_error(c, 500, NULL, NULL, "out of memory");
+		return;
+	}
+	a->chat = chat;
+	if ((body = body_read(c)) == NULL || params_parse(c, body, a) != 0)
+		goto out;
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+	snprintf(id, sizeof(id), "%s-%s", chat ? "chatcmpl" : "cmpl", hex);
+	if ((st = deploy_submit(c->d->deploy, &a->p, &job, err, sizeof(err))) != DEPLOY_OK) {
+		status_error(c, st, err);
+		goto out;
+	}
+	r = deploy_job_result(job);
+	/* Wait for the model and the prompt: their errors are plain replies,
+	 * even for a stream. */
+	deploy_job_wait(job, 0, &started, &chunk, &len);
+	free(chunk);
+	if (!started)
+		status_error(c, r->status, r->message);
+	else if (a->stream)
+		generate_stream(c, a, job, id, created);
+	else
+		generate_whole(c, a, job, id, created);
+	c->tokens = (uint64_t)(r->prompt_tokens + r->completion_tokens);
+	deploy_job_release(job);
+out:
+	json_decref(body);
+	params_free(a);
+	free(a);
+}
+
+static int
+v1_handler(struct mg_connection *conn, void *arg)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	const char *uri = ri->local_uri ? ri->local_uri : "";
+	int is_get = strcmp(ri->request_method, "GET") == 0;
+	int is_post = strcmp(ri->request_method, "POST") == 0;
+	struct api_call c = { conn, arg, 0, 0 };
+	int64_t key_id;
+
+	if (!authorize(&c, &key_id))
+		return c.status;
+	if (strcmp(uri, "/v1/models") == 0 && is_get)
+		models_list(&c);
+	else if (strncmp(uri, "/v1/models/", 11) == 0 && is_get)
+		model_show(&c, uri + 11);
+	else if (strcmp(uri, "/v1/completions") == 0 && is_post)
+		generate(&c, 0);
+	else if (strcmp(uri, "/v1/chat/completions") == 0 && is_post)
+		generate(&c, 1);
+	else if (strcmp(uri, "/v1/models") == 0 || strncmp(uri, "/v1/models/", 11) == 0 ||
+	    strcmp(uri, "/v1/completions") == 0 || strcmp(uri, "/v1/chat/completions") == 0)
+		send_error(&c, 405, NULL, "method_not_allowed", "%s is not allowed on %s.",
+		    ri->request_method, uri);
+	else
+		send_error(&c, 404, NULL, "unknown_url", "Unknown request URL: %s %s.",
+		    ri->request_method, uri);
+	if (key_id != 0)
+		deploy_key_used(c.d, key_id, c.tokens);
+	log_debug("http: %s %s -> %d", ri->request_method, uri, c.status);
+	return c.status;
+}
+
+void
+openai_register(struct mg_context *ctx, struct ftuned *d)
+{
+	mg_set_request_handler(ctx, "/v1/", v1_handler, d);
+}
