@@ -115,8 +115,14 @@ expect_match "$msg" "INVALID_ARGUMENT: --max-new-tokens 600 is over 512" "genera
 # --- cancel ---
 e3=$($F eval run --models stories260K,kinds-tuned --data kinds --split all --max-new-tokens 64 | \
 	sed -n 's/^eval [0-9]* (job \([0-9]*\)).*/\1/p')
+[ -n "$e3" ] || fail "eval run printed no ids"
+for _ in $(seq 1 600); do
+	[ "$(job_field "$e3" step)" -ge 20 ] 2>/dev/null && break
+	sleep 0.02
+done
 $F job cancel "$e3" >/dev/null || fail "cancel an evaluation job"
-expect_eq "$(job_wait "$e3" 60)" "CANCELLED" "evaluation cancelled"
+expect_eq "$(job_wait "$e3" 60)" "CANCELLED" "running evaluation cancelled"
+expect_match "$($F job logs "$e3")" "cancelled after [0-9]+ of 800 examples" "cancelled between examples"
 
 # --- SIGKILL mid-evaluation: after a restart it runs again from the start
 # and ends with exactly the numbers of an uninterrupted run ---
