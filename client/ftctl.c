@@ -26,6 +26,7 @@
 static int cmd_status(const struct opts *o, void *args, int argc, char **argv);
 static int cmd_ping(const struct opts *o, void *args, int argc, char **argv);
 static int cmd_completion(const struct opts *o, void *args, int argc, char **argv);
+static int cmd_keygen(const struct opts *o, void *args, int argc, char **argv);
 static int cmd_help(const struct opts *o, void *args, int argc, char **argv);
 
 static const struct command commands[] = {
@@ -56,6 +57,11 @@ static const struct command commands[] = {
 	  NULL, 0, cmd_undeploy, NULL },
 	{ "key", "", 0, 0, ARG_NONE, "API keys for the OpenAI-compatible API.",
 	  NULL, 0, NULL, key_commands },
+	{ "keygen", "NAME FILE", 2, 2, ARG_FILE,
+	  "Create a signing key for remote access (a daemon's remote_listen) in FILE.\n"
+	  "Prints the line to add to the daemon's remote_keys file; then use\n"
+	  "--key FILE (or $FTUNED_KEY) with --socket tcp://HOST:PORT.",
+	  NULL, 0, cmd_keygen, NULL },
 	{ "completion", "bash", 1, 1, ARG_NONE,
 	  "Print a bash completion script for ftctl.\n"
 	  "Load it with: source <(ftctl completion bash)",
@@ -160,7 +166,7 @@ usage_entry(FILE *f, const struct command *group, const struct command *c)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: ftctl [--socket URL] [--json] [--timeout MS] COMMAND [ARGS]\n\ncommands:\n");
+	fprintf(f, "usage: ftctl [--socket URL] [--key FILE] [--json] [--timeout MS] COMMAND [ARGS]\n\ncommands:\n");
 	for (const struct command *c = commands; c->name != NULL; c++) {
 		if (c->sub == NULL) {
 			usage_entry(f, NULL, c);
@@ -217,7 +223,7 @@ command_help(FILE *f, const struct command *group, const struct command *c)
 				    opt->flags & OPT_REQUIRED ? " (required)" : "");
 		}
 	}
-	fprintf(f, "\nglobal options: --json (machine-readable output), --socket URL, --timeout MS\n");
+	fprintf(f, "\nglobal options: --json (machine-readable output), --socket URL, --key FILE, --timeout MS\n");
 }
 
 /* choice_take accepts word when it is one of choices in any case, and
@@ -493,6 +499,25 @@ completion_leaf(FILE *f, const char *indent, const struct command *c)
 }
 
 static int
+cmd_keygen(const struct opts *o, void *args, int argc, char **argv)
+{
+	char pk[2 * 32 + 1], err[512];
+
+	(void)args, (void)argc;
+	if (ft_key_generate(argv[0], argv[1], pk, sizeof(pk), err, sizeof(err)) != 0) {
+		fprintf(stderr, "ftctl: keygen: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (o->json)
+		json_print(json_pack("{s:s,s:s,s:s}", "name", argv[0], "key_file", argv[1],
+		    "public_key", pk));
+	else
+		printf("wrote %s; add this line, with the Unix uid the key acts as, to the "
+		    "daemon's remote_keys file:\n%s UID %s\n", argv[1], argv[0], pk);
+	return EXIT_OK;
+}
+
+static int
 cmd_completion(const struct opts *o, void *args, int argc, char **argv)
 {
 	FILE *f = stdout;
@@ -515,13 +540,13 @@ cmd_completion(const struct opts *o, void *args, int argc, char **argv)
 	    "\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
 	    "\t\tw=${COMP_WORDS[i]}\n"
 	    "\t\tcase $w in\n"
-	    "\t\t--socket|--timeout) ((i++)) ;;\n"
+	    "\t\t--socket|--timeout|--key) ((i++)) ;;\n"
 	    "\t\t-*) ;;\n"
 	    "\t\t*) if [[ -z $cmd ]]; then cmd=$w; elif [[ -z $sub ]]; then sub=$w; fi ;;\n"
 	    "\t\tesac\n"
 	    "\tdone\n"
 	    "\tcase $prev in\n"
-	    "\t--socket|--timeout) return ;;\n"
+	    "\t--socket|--timeout|--key) return ;;\n"
 	    "\tesac\n"
 	    "\tcase $cmd in\n", FTCTL_VERSION);
 	for (const struct command *c = commands; c->name != NULL; c++) {
@@ -540,7 +565,7 @@ cmd_completion(const struct opts *o, void *args, int argc, char **argv)
 	fprintf(f, "\t*)\n\t\tCOMPREPLY=($(compgen -W \"");
 	for (const struct command *c = commands; c->name != NULL; c++)
 		fprintf(f, "%s ", c->name);
-	fprintf(f, "--json --socket --timeout --help --version\" -- \"$cur\"))\n"
+	fprintf(f, "--json --socket --key --timeout --help --version\" -- \"$cur\"))\n"
 	    "\t\treturn ;;\n"
 	    "\tesac\n"
 	    "\tif [[ $cur == -* ]]; then\n"
@@ -586,7 +611,8 @@ cmd_help(const struct opts *o, void *args, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	struct opts o = { .socket = getenv("FTUNED_SOCKET"), .timeout_ms = 10000 };
+	struct opts o = { .socket = getenv("FTUNED_SOCKET"), .timeout_ms = 10000,
+	    .key_file = getenv("FTUNED_KEY") };
 	char **words = calloc((size_t)argc + 1, sizeof(char *));
 	char **pos = calloc((size_t)argc + 1, sizeof(char *));
 	const struct command *c, *group = NULL;
@@ -602,6 +628,8 @@ main(int argc, char **argv)
 			o.json = 1;
 		} else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
 			o.socket = argv[++i];
+		} else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+			o.key_file = argv[++i];
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
 			o.timeout_ms = atoi(argv[++i]);
 			if (o.timeout_ms <= 0) {

@@ -33,6 +33,7 @@ struct opts {
 	const char *socket;
 	int json;
 	int timeout_ms;
+	const char *key_file;   /* signs requests (for tcp:// daemons): --key, $FTUNED_KEY */
 };
 
 enum opt_type {

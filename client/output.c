@@ -16,7 +16,7 @@ call_raw(const struct opts *o, Ft__Request *req, Ft__Reply **rep)
 {
 	char err[512];
 
-	if (ft_call(o->socket, req, o->timeout_ms, rep, err, sizeof(err)) != 0) {
+	if (ft_call(o->socket, req, o->timeout_ms, o->key_file, rep, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ftctl: %s\n", err);
 		return EXIT_UNREACHABLE;
 	}

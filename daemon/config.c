@@ -61,6 +61,13 @@ static const struct cfg_key keys[] = {
 	  "Memory a training job may use (suffix K, M, G); 0 means three quarters of RAM." },
 	{ "checkpoint_keep", NUM(CFG_INT, checkpoint_keep), "2", 1, 100,
 	  "Checkpoints kept per job; older ones are deleted." },
+	{ "remote_listen", STR(remote_listen), "", 0, 0,
+	  "nng address (tcp://ADDR:PORT) for remote ftctl; every request there must be signed "
+	  "with a key from remote_keys. Empty: the IPC socket only." },
+	{ "remote_keys", STR(remote_keys), "/etc/ftuned/remote_keys", 0, 0,
+	  "Keys allowed over remote_listen, one 'NAME UID PUBLIC_KEY_HEX' a line (ftctl keygen)." },
+	{ "remote_max_skew", NUM(CFG_INT, remote_max_skew), "60", 5, 3600,
+	  "Seconds a signed request's timestamp may differ from the daemon's clock." },
 	{ "serve_threads", NUM(CFG_INT, serve_threads), "1", 1, 64,
 	  "Threads generating for the OpenAI-compatible API (/v1/): requests served at once." },
 	{ "serve_queue_max", NUM(CFG_INT, serve_queue_max), "8", 0, 4096,

@@ -28,6 +28,9 @@ struct ft_config {
 	int max_queued_per_user;
 	int64_t memory_budget;        /* bytes a training job may use; 0 = 3/4 of RAM */
 	int checkpoint_keep;          /* checkpoints kept per job */
+	char remote_listen[256];      /* nng tcp:// address for signed requests, "" = off */
+	char remote_keys[PATH_MAX];   /* NAME UID PUBLIC_KEY_HEX lines */
+	int remote_max_skew;          /* seconds a signed request's clock may be off */
 	int serve_threads;            /* generation threads of the OpenAI API */
 	int serve_queue_max;          /* requests waiting beyond those; more get 429 */
 	int serve_idle_unload;        /* seconds before an idle model is unloaded; 0 = never */

@@ -19,6 +19,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "auth.h"
 #include "log.h"
 #include "rpc.h"
 
@@ -204,30 +205,68 @@ struct rpc_ctx {
 
 struct rpc_server {
 	struct ftuned *d;
+	struct auth *auth;            /* signed requests over remote_listen */
 	nng_socket sock;
 	int n_ctx;
 	struct rpc_ctx *ctxs;
 };
 
-static void
-ctx_serve(struct rpc_ctx *c, nng_msg *msg)
+/* An error reply for a request that never reached the dispatcher. */
+static int
+reply_error(int code, const char *message, uint8_t **out, size_t *out_len)
+{
+	Ft__Reply rep = FT__REPLY__INIT;
+
+	rep.protocol_version = FT_PROTOCOL_VERSION;
+	rep.code = (Ft__Code)code;
+	rep.message = (char *)message;
+	return ft_reply_encode(&rep, out, out_len);
+}
+
+/* Serves one message.  IPC peers are identified by their socket
+ * credentials; TCP peers only by a valid signature (auth.c). */
+static int
+ctx_handle(struct rpc_server *srv, nng_msg *msg, uint8_t **out, size_t *out_len)
 {
 	nng_pipe p = nng_msg_get_pipe(msg);
 	uint64_t uid = UINT64_MAX, gid = UINT64_MAX, pid = 0;
-	uint8_t *out;
-	size_t out_len;
-	nng_msg *reply;
+	nng_sockaddr sa;
+	uint8_t *req;
+	size_t req_len;
+	char why[256];
+	int code, rc;
 
-	/* Every request is tied to a Unix user; a transport without peer
-	 * credentials gets uid UINT64_MAX, which no handler trusts. */
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 &&
+	    (sa.s_family == NNG_AF_INET || sa.s_family == NNG_AF_INET6)) {
+		if (srv->auth == NULL)
+			return reply_error(FT__CODE__UNAUTHENTICATED, "remote access is off", out, out_len);
+		code = auth_verify(srv->auth, nng_msg_body(msg), nng_msg_len(msg), &uid, &req,
+		    &req_len, why, sizeof(why));
+		if (code != FT__CODE__OK) {
+			log_warn("rpc: remote request refused: %s", why);
+			return reply_error(code, why, out, out_len);
+		}
+		rc = rpc_dispatch(srv->d, uid, gid, pid, req, req_len, out, out_len);
+		free(req);
+		return rc;
+	}
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0)
 		uid = UINT64_MAX;
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &gid) != 0)
 		gid = UINT64_MAX;
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) != 0)
 		pid = 0;
-	if (rpc_dispatch(c->srv->d, uid, gid, pid, nng_msg_body(msg),
-	    nng_msg_len(msg), &out, &out_len) != 0) {
+	return rpc_dispatch(srv->d, uid, gid, pid, nng_msg_body(msg), nng_msg_len(msg), out, out_len);
+}
+
+static void
+ctx_serve(struct rpc_ctx *c, nng_msg *msg)
+{
+	uint8_t *out;
+	size_t out_len;
+	nng_msg *reply;
+
+	if (ctx_handle(c->srv, msg, &out, &out_len) != 0) {
 		log_error("rpc: out of memory, request dropped");
 		nng_msg_free(msg);
 		c->state = CTX_RECV;
@@ -311,6 +350,19 @@ rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t er
 		snprintf(err, err_len, "listen on %s: %s", d->cfg.socket_url, nng_strerror(rv));
 		goto fail;
 	}
+	if (d->cfg.remote_listen[0] != '\0') {
+		if (strncmp(d->cfg.remote_listen, "tcp://", 6) != 0) {
+			snprintf(err, err_len, "remote_listen %s: only tcp:// addresses", d->cfg.remote_listen);
+			goto fail;
+		}
+		if (auth_open(d->cfg.remote_keys, d->cfg.remote_max_skew, &srv->auth, err, err_len) != 0)
+			goto fail;
+		if ((rv = nng_listen(srv->sock, d->cfg.remote_listen, NULL, 0)) != 0) {
+			snprintf(err, err_len, "listen on %s: %s", d->cfg.remote_listen, nng_strerror(rv));
+			goto fail;
+		}
+		log_info("remote access on %s (signed requests only)", d->cfg.remote_listen);
+	}
 	for (int i = 0; i < d->cfg.rpc_contexts; i++) {
 		struct rpc_ctx *c = &srv->ctxs[i];
 
@@ -346,6 +398,7 @@ rpc_server_stop(struct rpc_server *srv)
 	nng_close(srv->sock);
 	for (int i = 0; i < srv->n_ctx; i++)
 		nng_aio_free(srv->ctxs[i].aio);
+	auth_close(srv->auth);
 	free(srv->ctxs);
 	free(srv);
 }

@@ -1,6 +1,7 @@
 /* ft_wire.c - packing and unpacking of the control protocol's envelopes. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ft_wire.h"
 
@@ -95,6 +96,27 @@ ft_reply_decode(const void *buf, size_t len, Ft__Reply **out, char *why,
 	}
 	*out = rep;
 	return FT__CODE__OK;
+}
+
+int
+ft_signed_message(const uint8_t *req, size_t req_len, int64_t timestamp,
+    const uint8_t *nonce, size_t nonce_len, uint8_t **out, size_t *out_len)
+{
+	size_t n = req_len + 8 + nonce_len;
+	uint8_t *m = malloc(n);
+	uint64_t ts = (uint64_t)timestamp;
+
+	if (m == NULL)
+		return -1;
+	if (req_len > 0)
+		memcpy(m, req, req_len);
+	for (int i = 0; i < 8; i++)
+		m[req_len + i] = (uint8_t)(ts >> (8 * i));
+	if (nonce_len > 0)
+		memcpy(m + req_len + 8, nonce, nonce_len);
+	*out = m;
+	*out_len = n;
+	return 0;
 }
 
 void

@@ -42,6 +42,16 @@ int ft_request_encode(const Ft__Request *req, uint8_t **buf, size_t *len)
 int ft_reply_encode(const Ft__Reply *rep, uint8_t **buf, size_t *len)
     __attribute__((warn_unused_result));
 
+/* FT_NONCE_BYTES is the length of a SignedRequest's nonce. */
+#define FT_NONCE_BYTES 16
+
+/* ft_signed_message builds the bytes a SignedRequest's signature covers:
+ * the packed request, the timestamp as 8 bytes little-endian, the nonce.
+ * *out is malloc'd (owned by the caller).  0, or -1 when out of memory. */
+int ft_signed_message(const uint8_t *req, size_t req_len, int64_t timestamp,
+    const uint8_t *nonce, size_t nonce_len, uint8_t **out, size_t *out_len)
+    __attribute__((warn_unused_result));
+
 void ft_request_free(Ft__Request *req);
 void ft_reply_free(Ft__Reply *rep);
 
