@@ -49,3 +49,7 @@ for _ in $(seq 1 600); do
 	sleep 0.2
 done
 [ -n "$EVAL1" ] || fail "the evaluation after job $JOB1 finishes"
+# The evaluation job $JOB2 queued too must end before tests look at the queue.
+for j in $($F job ls --state queued --quiet) $($F job ls --state running --quiet); do
+	job_wait "$j" 300 >/dev/null
+done
