@@ -175,13 +175,27 @@ expect_match "$key" '^ft-[A-Za-z0-9_-]{43}$' "key printed once"
 msg=$($F key create --name ci 2>&1)
 expect_match "$msg" "ALREADY_EXISTS" "a second active key with the same name is refused"
 daemon_stop
-FT_CONF_EXTRA="${conf}serve_require_key = 1\nserve_idle_unload = 1\n"
+logpos=$(wc -l < "$FT_TMP/ftuned.log")
+FT_CONF_EXTRA="${conf}serve_require_key = 1\nserve_idle_unload = 1\nserve_threads = 2\n"
 daemon_start
 url=$(json_get "$($F status --json)" http_url)v1
 req='{"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 10, "temperature": 0}'
 check_error "$(post /completions "$req")" 401 invalid_request_error "no key when keys are required"
 check_error "$(curl -s -w '\n%{http_code}' "$url/models")" 401 invalid_request_error "GET /v1/models without a key"
 check_error "$(post /completions "$req" -H 'Authorization: Bearer ft-wrong')" 401 invalid_request_error "wrong key"
+# Three requests at once for a model not loaded yet: two serving threads
+# and a queue of one take them all; the second waits for the first's load.
+pids=
+for i in 1 2 3; do
+	post /completions "$req" -H "Authorization: Bearer $key" > "$FT_TMP/load.$i" &
+	pids="$pids $!"
+done
+wait $pids
+expect_eq "$(for i in 1 2 3; do tail -n 1 "$FT_TMP/load.$i"; echo; done | grep -c '^200$')" "3" \
+	"concurrent requests for a loading model wait for it"
+expect_eq "$(sed '$d' "$FT_TMP/load.1" | jq -r '.choices[0].text')" "$(sed '$d' "$FT_TMP/load.3" | jq -r '.choices[0].text')" \
+	"and get the same greedy text"
+expect_eq "$(tail -n +$((logpos + 1)) "$FT_TMP/ftuned.log" | grep -c 'model stories260K loaded')" "1" "loaded once"
 r=$(post /completions "$req" -H "Authorization: Bearer $key")
 expect_eq "$(status_of "$r")" "200" "valid key accepted"
 tokens=$(body_of "$r" | jq '.usage.total_tokens')
@@ -191,7 +205,7 @@ expect_eq "$($F deploy ls --json | jq -r '.deploys[0].loaded')" "false" "idle mo
 r=$(post /completions "$req" -H "Authorization: Bearer $key")
 expect_eq "$(status_of "$r")" "200" "an unloaded model loads again"
 k=$($F key ls --json | jq -c '.keys[0] | [.name, .requests, .tokens, .last_used_at > 0]')
-expect_eq "$k" "[\"ci\",2,$((2 * tokens)),true]" "usage counted per key"
+expect_eq "$k" "[\"ci\",5,$((5 * tokens)),true]" "usage counted per key"
 $F key revoke ci >/dev/null || fail "key revoke"
 check_error "$(post /completions "$req" -H "Authorization: Bearer $key")" 401 invalid_request_error "revoked key"
 expect_eq "$($F key ls --json | jq -r '.keys[0].revoked_at > 0')" "true" "key ls shows the revocation"
