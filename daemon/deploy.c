@@ -721,17 +721,6 @@ job_token(void *arg, int token)
 	return at >= 0 || atomic_load(&j->cancel) || atomic_load(&s->stopping);
 }
 
-static void
-job_finish(struct deploy_job *j)
-{
-	struct deploy *s = j->s;
-
-	pthread_mutex_lock(&s->lock);
-	j->done = 1;
-	pthread_cond_broadcast(&s->progress);
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* The Alpaca prompt has one turn: the last user message is the
  * instruction, and a system message and earlier turns go in its input as
  * "role: content" lines. */
@@ -784,6 +773,7 @@ job_prompt_ids(struct deploy_job *j, struct cached *c, int **ids, size_t *n)
 	return rc;
 }
 
+/* Generates j on this serving thread; the caller marks it done. */
 static void
 job_run(struct deploy *s, struct deploy_job *j)
 {
@@ -795,10 +785,8 @@ job_run(struct deploy *s, struct deploy_job *j)
 	size_t n_ids = 0, len;
 	char *text = NULL;
 
-	if ((c = cache_acquire(s, j)) == NULL) {
-		job_finish(j);
+	if ((c = cache_acquire(s, j)) == NULL)
 		return;
-	}
 	mc = fte_model_config(c->model);
 	if (job_prompt_ids(j, c, &ids, &n_ids) != FTE_OK) {
 		r->status = DEPLOY_BAD_REQUEST;
@@ -858,7 +846,6 @@ out:
 	free(text);
 	free(ids);
 	cache_release(s, c);
-	job_finish(j);
 }
 
 static void *
@@ -897,8 +884,12 @@ worker_main(void *arg)
 		s->n_idle--;
 		pthread_mutex_unlock(&s->lock);
 		job_run(s, j);
+		/* Idle again before the client hears of it, so that its next
+		 * request finds this thread free. */
 		pthread_mutex_lock(&s->lock);
 		s->n_idle++;
+		j->done = 1;
+		pthread_cond_broadcast(&s->progress);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
