@@ -149,7 +149,10 @@ int fte_template_chat_load(const char *path, fte_template **out);
 void fte_template_free(fte_template *tp);
 
 /* fte_template_render writes the prompt and the response text of rec as
- * malloc'd strings (the response without EOS).  The chat kind fails with
+ * malloc'd strings (the response without EOS).  Spaces and tabs that would
+ * end an Alpaca or custom prompt begin the response instead, so the prompt
+ * a model is trained on and the one it generates from end on the same
+ * token (BPE joins a space to the word after it).  The chat kind fails with
  * the template's own message when it raises an exception. */
 int fte_template_render(const fte_template *tp, const fte_record *rec,
     char **prompt, char **response);

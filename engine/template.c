@@ -1841,7 +1841,31 @@ fte_template_render(const fte_template *tp, const fte_record *rec, char **prompt
 		return fte_error_set(FTE_EINVAL, "fte_template_render: NULL argument");
 	if (tp->kind == TPL_CHAT)
 		return render_chat_record(tp, rec, prompt, response);
-	return render_segs(rec->input && *rec->input ? &tp->with_input : &tp->no_input, rec, prompt, response);
+	int rc = render_segs(rec->input && *rec->input ? &tp->with_input : &tp->no_input, rec, prompt, response);
+	if (rc != FTE_OK)
+		return rc;
+	/* Blanks ending the prompt go to the response: BPE joins a space to
+	 * the word after it, so a prompt ending in one would end on a token in
+	 * generation that training never put there. */
+	size_t pl = strlen(*prompt), keep = pl;
+	while (keep > 0 && ((*prompt)[keep - 1] == ' ' || (*prompt)[keep - 1] == '\t'))
+		keep--;
+	if (keep < pl) {
+		size_t rl = strlen(*response), move = pl - keep;
+		char *r = malloc(move + rl + 1);
+
+		if (r == NULL) {
+			free(*prompt);
+			free(*response);
+			return fte_error_set(FTE_ENOMEM, "template: out of memory");
+		}
+		memcpy(r, *prompt + keep, move);
+		memcpy(r + move, *response, rl + 1);
+		free(*response);
+		*response = r;
+		(*prompt)[keep] = '\0';
+	}
+	return FTE_OK;
 }
 
 int
