@@ -19,6 +19,12 @@ struct init_args {
 	uint64_t seed;
 };
 
+struct export_args {
+	const char *format;
+	const char *out;
+	const char *dtype;
+};
+
 struct quiet_args {
 	int quiet;
 };
@@ -150,6 +156,43 @@ cmd_model_init(const struct opts *o, void *args, int argc, char **argv)
 }
 
 static int
+cmd_model_export(const struct opts *o, void *args, int argc, char **argv)
+{
+	struct export_args *a = args;
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__ModelExportRequest mreq = FT__MODEL_EXPORT_REQUEST__INIT;
+	char out[PATH_MAX], parent[PATH_MAX], *slash;
+	Ft__Reply *rep;
+	int rc;
+
+	(void)argc;
+	/* The daemon creates the folder; its parent must exist here. */
+	snprintf(parent, sizeof(parent), "%s", a->out);
+	slash = strrchr(parent, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	if (realpath(slash == NULL ? "." : parent[0] ? parent : "/", out) == NULL) {
+		fprintf(stderr, "ftctl: model export: --out %s: %s\n", a->out, strerror(errno));
+		return EXIT_USAGE;
+	}
+	snprintf(out + strlen(out), sizeof(out) - strlen(out), "/%s", slash ? slash + 1 : a->out);
+	mreq.name = argv[0];
+	mreq.format = (char *)a->format;
+	mreq.out_dir = out;
+	mreq.dtype = (char *)a->dtype;
+	req.body_case = FT__REQUEST__BODY_MODEL_EXPORT;
+	req.model_export = &mreq;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	if (o->json)
+		json_print(pb_json(&rep->model_export->base));
+	else
+		printf("exported %s as %s to %s\n", argv[0], a->format, out);
+	ft_reply_free(rep);
+	return EXIT_OK;
+}
+
+static int
 cmd_model_ls(const struct opts *o, void *args, int argc, char **argv)
 {
 	struct quiet_args *a = args;
@@ -269,6 +312,16 @@ static const struct ftctl_option init_options[] = {
 	{ NULL, 0, 0, NULL, NULL, 0, NULL },
 };
 
+static const struct ftctl_option export_options[] = {
+	{ "format", OPT_STR, offsetof(struct export_args, format), "FORMAT", "hf|gguf", OPT_REQUIRED,
+	  "hf: a Hugging Face directory; gguf: model.gguf for llama.cpp and ollama (Llama only)" },
+	{ "out", OPT_STR, offsetof(struct export_args, out), "DIR", NULL, OPT_REQUIRED | OPT_FILE,
+	  "folder to create, inside the daemon's export_roots" },
+	{ "dtype", OPT_STR, offsetof(struct export_args, dtype), "DTYPE", "f32|f16|bf16", 0,
+	  "weight precision (default f32; bf16 for hf only)" },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+};
+
 static const struct ftctl_option ls_options[] = {
 	{ "quiet", OPT_FLAG, offsetof(struct quiet_args, quiet), NULL, NULL, 0,
 	  "print only the names" },
@@ -291,6 +344,10 @@ const struct command model_commands[] = {
 	  "Register a new model with freshly initialised weights, for pretraining.\n"
 	  "Its shape comes from the options; its vocabulary from the tokenizer.",
 	  init_options, sizeof(struct init_args), cmd_model_init, NULL },
+	{ "export", "NAME", 1, 1, ARG_MODEL,
+	  "Write a model for other tools: a Hugging Face directory or a GGUF file.\n"
+	  "The daemon writes the folder itself, inside its export_roots.",
+	  export_options, sizeof(struct export_args), cmd_model_export, NULL },
 	{ "ls", "", 0, 0, ARG_NONE, "List the registered models.",
 	  ls_options, sizeof(struct quiet_args), cmd_model_ls, NULL },
 	{ "show", "NAME", 1, 1, ARG_MODEL,

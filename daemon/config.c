@@ -53,6 +53,8 @@ static const struct cfg_key keys[] = {
 	  "Minimum level logged: debug, info, warn or error." },
 	{ "import_roots", STR(import_roots), "/srv/ftuned/import", 0, 0,
 	  "Colon-separated directories that model imports may read from (symlinks resolved)." },
+	{ "export_roots", STR(export_roots), "/srv/ftuned/export", 0, 0,
+	  "Colon-separated directories that model exports may write into." },
 	{ "admin_group", STR(admin_group), "", 0, 0,
 	  "Unix group whose members may act on every user's jobs, models and datasets." },
 	{ "max_queued_per_user", NUM(CFG_INT, max_queued_per_user), "16", 1, 100000,

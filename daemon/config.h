@@ -24,6 +24,7 @@ struct ft_config {
 	int training_threads;
 	int log_level;                /* enum log_level */
 	char import_roots[PATH_MAX];  /* ':'-separated dirs model imports may read */
+	char export_roots[PATH_MAX];  /* ':'-separated dirs model exports may write */
 	char admin_group[64];         /* members may act on every user's things */
 	int max_queued_per_user;
 	int64_t memory_budget;        /* bytes a training job may use; 0 = 3/4 of RAM */

@@ -209,6 +209,30 @@ fs_write_atomic(const char *path, const void *buf, size_t len, char *err, size_t
 }
 
 int
+fs_copy_into(const char *src, const char *dir, char *err, size_t err_len)
+{
+	const char *base = strrchr(src, '/');
+	char dst[PATH_MAX], *buf = NULL;
+	FILE *f;
+	long len;
+	int rc = -1;
+
+	snprintf(dst, sizeof(dst), "%s/%s", dir, base ? base + 1 : src);
+	if (access(dst, F_OK) == 0)
+		return 0;
+	if ((f = fopen(src, "rb")) == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)len + 1)) == NULL ||
+	    fread(buf, 1, (size_t)len, f) != (size_t)len)
+		snprintf(err, err_len, "%s: %s", src, strerror(errno));
+	else
+		rc = fs_write_atomic(dst, buf, (size_t)len, err, err_len);
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	return rc;
+}
+
+int
 fs_path_inside(const char *path, const char *roots, char *out, char *err, size_t err_len)
 {
 	char real[PATH_MAX], root[PATH_MAX], list[PATH_MAX];

@@ -37,6 +37,11 @@ int fs_store_blob(const char *src, const char *blob_dir, char hex[FS_HASH_HEX],
 int fs_write_atomic(const char *path, const void *buf, size_t len, char *err,
     size_t err_len) __attribute__((warn_unused_result));
 
+/* fs_copy_into copies the file src into dir under its own name, durably,
+ * unless dir already holds a file of that name.  0, or -1 with err. */
+int fs_copy_into(const char *src, const char *dir, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
 /* fs_path_inside resolves path (symlinks and ..) and checks it lies inside
  * one of the ':'-separated roots.  On success writes the resolved path to
  * out (PATH_MAX bytes) and returns 0; else -1 with a message. */

@@ -140,6 +140,15 @@ import_files_list(const char *path, int is_dir, const char *tokenizer,
 		closedir(dir);
 		strcpy(entry, ".");
 		strcpy(tok_name, "tokenizer.json");
+		/* Models of llama2.c descent carry their tokenizer.bin instead. */
+		path_join(p, path, "tokenizer.json");
+		if (access(p, R_OK) != 0 && n < 64) {
+			path_join(f[n].src, path, "tokenizer.bin");
+			if (access(f[n].src, R_OK) == 0) {
+				strcpy(f[n++].name, "tokenizer.bin");
+				strcpy(tok_name, "tokenizer.bin");
+			}
+		}
 	} else {
 		char dirbuf[PATH_MAX], *slash;
 
@@ -404,19 +413,6 @@ registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
 
 	if (import_files_list(src_dir, 1, NULL, &f, &n, entry, tok_name, err, err_len) != 0)
 		return FT__CODE__INTERNAL;
-	/* A tuned llama2.c model keeps its tokenizer.bin beside the HF files. */
-	{
-		char p[PATH_MAX];
-
-		path_join(p, src_dir, "tokenizer.bin");
-		if (access(p, R_OK) == 0 && n < 64) {
-			snprintf(f[n].src, PATH_MAX, "%s", p);
-			strcpy(f[n++].name, "tokenizer.bin");
-			path_join(p, src_dir, "tokenizer.json");
-			if (access(p, R_OK) != 0)
-				strcpy(tok_name, "tokenizer.bin");
-		}
-	}
 	if (fte_model_load(src_dir, &m) != FTE_OK) {
 		snprintf(err, err_len, "model in %s does not load: %s", src_dir, fte_last_error());
 		free(f);

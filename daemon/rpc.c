@@ -39,6 +39,7 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_MODEL_SHOW, "ModelShow", rpc_model_show, 0 },
 	{ FT__REQUEST__BODY_MODEL_REMOVE, "ModelRemove", rpc_model_remove, RPC_WRITE },
 	{ FT__REQUEST__BODY_MODEL_INIT, "ModelInit", rpc_model_init, RPC_WRITE },
+	{ FT__REQUEST__BODY_MODEL_EXPORT, "ModelExport", rpc_model_export, RPC_WRITE },
 	{ FT__REQUEST__BODY_DATA_ADD, "DataAdd", rpc_data_add, RPC_WRITE },
 	{ FT__REQUEST__BODY_DATA_VALIDATE, "DataValidate", rpc_data_validate, 0 },
 	{ FT__REQUEST__BODY_DATA_LIST, "DataList", rpc_data_list, 0 },

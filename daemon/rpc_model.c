@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 #include "registry.h"
@@ -245,4 +246,83 @@ out:
 		return rpc_error(call, rep, code, "%s", err);
 	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
 	return model_reply(call, rep, idbuf, FT__REPLY__BODY_MODEL_INIT);
+}
+
+int
+rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
+{
+	const Ft__ModelExportRequest *q = req->model_export;
+	Ft__ModelExportReply *r = rpc_alloc(call, sizeof(*r));
+	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX], err[1024] = "", *slash;
+	int gguf = strcmp(q->format, "gguf") == 0, dtype = FTE_DTYPE_F32, code = FT__CODE__OK;
+	fte_vocab *vocab = NULL;
+	fte_model *m = NULL;
+	struct model_info mi;
+
+	if (r == NULL)
+		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (!gguf && strcmp(q->format, "hf") != 0)
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf or gguf, "
+		    "not '%s' (LoRA models are registered merged, so there is no adapter to export)",
+		    q->format);
+	if (q->dtype[0] && strcmp(q->dtype, "f32") != 0) {
+		if (strcmp(q->dtype, "f16") == 0)
+			dtype = FTE_DTYPE_F16;
+		else if (strcmp(q->dtype, "bf16") == 0 && !gguf)
+			dtype = FTE_DTYPE_BF16;
+		else
+			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--dtype must be f32 or f16%s",
+			    gguf ? "" : " or bf16");
+	}
+	/* The folder to create must not exist; its parent must be an export root. */
+	snprintf(parent, sizeof(parent), "%s", q->out_dir);
+	if ((slash = strrchr(parent, '/')) == NULL || slash[1] == '\0' || access(q->out_dir, F_OK) == 0)
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT,
+		    "--out must be an absolute path to a folder that does not exist yet");
+	*slash = '\0';
+	if (fs_path_inside(parent[0] ? parent : "/", call->d->cfg.export_roots, real, err, sizeof(err)) != 0)
+		return rpc_error(call, rep, FT__CODE__PERMISSION_DENIED, "%s", err);
+	snprintf(out, sizeof(out), "%s/%s", real, slash + 1);
+	if (registry_model_find(call->d, q->name, &mi) != 0)
+		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no model '%s'", q->name);
+	if (registry_model_verify(&mi, err, sizeof(err)) != 0 || fte_model_load(mi.entry, &m) != FTE_OK) {
+		if (m == NULL && err[0] == '\0')
+			snprintf(err, sizeof(err), "%s", fte_last_error());
+		code = FT__CODE__INTERNAL;
+	} else if (gguf) {
+		char path[PATH_MAX + 16];
+
+		snprintf(path, sizeof(path), "%s/model.gguf", out);
+		if (fs_mkdirs(out, 0755) != 0) {
+			snprintf(err, sizeof(err), "%s: %s", out, strerror(errno));
+			code = FT__CODE__INTERNAL;
+		} else if (fte_vocab_load(mi.tokenizer, &vocab) != FTE_OK ||
+		    fte_gguf_save(m, vocab, path, dtype) != FTE_OK) {
+			snprintf(err, sizeof(err), "%s", fte_last_error());
+			code = fte_model_config(m)->arch != FTE_ARCH_LLAMA ? FT__CODE__FAILED_PRECONDITION :
+			    FT__CODE__INTERNAL;
+			fs_rm_rf(out);
+		}
+	} else if (fte_hf_save_dtype(m, mi.dir, out, dtype) != FTE_OK) {
+		snprintf(err, sizeof(err), "%s", fte_last_error());
+		code = FT__CODE__INTERNAL;
+		fs_rm_rf(out);
+	} else if (fs_copy_into(mi.tokenizer, out, err, sizeof(err)) != 0) {
+		code = FT__CODE__INTERNAL; /* a llama2.c tokenizer.bin, which fte_hf_save leaves */
+		fs_rm_rf(out);
+	}
+	fte_vocab_free(vocab);
+	fte_model_free(m);
+	model_info_free(&mi);
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "%s", err);
+	ft__model_export_reply__init(r);
+	r->files = rpc_alloc(call, sizeof(char *));
+	if (r->files != NULL) {
+		r->files[0] = rpc_strdup(call, out);
+		r->n_files = 1;
+	}
+	rep->body_case = FT__REPLY__BODY_MODEL_EXPORT;
+	rep->model_export = r;
+	return FT__CODE__OK;
 }

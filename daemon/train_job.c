@@ -403,26 +403,6 @@ checkpoint_prune(const char *dir, int keep)
 	}
 }
 
-static int
-file_copy(const char *src, const char *dst, char *err, size_t err_len)
-{
-	FILE *f = fopen(src, "rb");
-	char *buf = NULL;
-	long len;
-	int rc = -1;
-
-	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)len + 1)) == NULL ||
-	    fread(buf, 1, (size_t)len, f) != (size_t)len)
-		snprintf(err, err_len, "%s: %s", src, strerror(errno));
-	else
-		rc = fs_write_atomic(dst, buf, (size_t)len, err, err_len);
-	if (f != NULL)
-		fclose(f);
-	free(buf);
-	return rc;
-}
-
 static char *
 lineage_json(const struct model_info *base, const struct dataset_info *ds,
     const struct job_info *j, double loss, double val, double base_val, uint32_t steps)
@@ -648,8 +628,7 @@ finished:
 	}
 	/* The tuned model keeps its base's tokenizer whatever its kind
 	 * (fte_hf_save copies only Hugging Face tokenizer files). */
-	snprintf(path, sizeof(path), "%s/%s", out_dir, strrchr(base.tokenizer, '/') + 1);
-	if (access(path, F_OK) != 0 && file_copy(base.tokenizer, path, err, sizeof(err)) != 0)
+	if (fs_copy_into(base.tokenizer, out_dir, err, sizeof(err)) != 0)
 		goto fail;
 	{
 		char name[128], *lineage;

@@ -15,7 +15,8 @@ if [ ! -r "$assets/llama2c/stories260K.bin" ]; then
 fi
 F=$FT_BIN/client/ftctl
 FT_MAX_MESSAGE=16M
-FT_CONF_EXTRA="import_roots = $assets:$FT_TMP\ntraining_threads = 2\n"
+mkdir -p "$FT_TMP/export"
+FT_CONF_EXTRA="import_roots = $assets:$FT_TMP\nexport_roots = $FT_TMP/export\ntraining_threads = 2\n"
 daemon_start
 
 # --- models ---
@@ -84,6 +85,18 @@ gen=$($F model show "stories260K-$sft_full" --json) || fail "default tuned name 
 pass "default tuned model name"
 $F model rm stories260K >/dev/null 2>&1
 expect_eq "$?" "1" "base with tuned descendants is not removed without --force"
+
+# --- export: a tuned model back to the formats other tools read ---
+$F model export lines-lora --format hf --out "$FT_TMP/export/hf" >/dev/null || fail "export hf"
+[ -s "$FT_TMP/export/hf/model.safetensors" ] && [ -s "$FT_TMP/export/hf/config.json" ] &&
+	[ -s "$FT_TMP/export/hf/tokenizer.bin" ] || fail "hf export has weights, config and tokenizer"
+pass "exported as a Hugging Face directory"
+$F model import "$FT_TMP/export/hf" --name lines-lora-again >/dev/null || fail "re-import the export"
+pass "the export imports again"
+$F model export lines-lora --format gguf --dtype f16 --out "$FT_TMP/export/gguf" >/dev/null || fail "export gguf"
+expect_eq "$(head -c 4 "$FT_TMP/export/gguf/model.gguf")" "GGUF" "exported as GGUF"
+msg=$($F model export lines-lora --format hf --out /tmp/ft-not-an-export-root 2>&1)
+expect_match "$msg" "PERMISSION_DENIED: .*outside" "exports only into export_roots"
 
 # --- bad hyperparameters ---
 msg=$($F job submit --base stories260K --data lines --type sft --lr 5 2>&1)
