@@ -16,4 +16,5 @@ echo "== build (AddressSanitizer + UBSan)"
 scripts/build.sh build-asan -DFT_SANITIZE=ON
 echo "== tests under sanitizers"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
 	ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
