@@ -77,7 +77,7 @@ roundtrip(const fte_tokenizer *t, const char *text, size_t len, const char *what
 static void
 test_tok512(void)
 {
-	static const char *const words[] = { "\xe2\x96\x81Once", "\xe2\x96\x81upon", "\xe2\x96\x81" "a", "\xe2\x96\x81time" };
+	static const char *const words[] = { "\xe2\x96\x81Once", "\xe2\x96\x81upon", "\xe2\x96\x81\x61" /* a */, "\xe2\x96\x81time" };
 	fte_tokenizer *t = load("llama2c/tok512.bin");
 	int *ids;
 	size_t n;

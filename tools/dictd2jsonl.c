@@ -466,7 +466,8 @@ main(int argc, char **argv)
 	int have_seed = 0;
 	unsigned long long seed = 0;
 
-	for (int i = 1; i < argc; i++) {
+	/* Options come in pairs: the option, then its value. */
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		char *end = NULL;
 		if (v == NULL)
@@ -489,7 +490,6 @@ main(int argc, char **argv)
 		} else {
 			return usage();
 		}
-		i++;
 	}
 	if (index == NULL || dict == NULL || mode == NULL ||
 	    (strcmp(mode, "text") != 0 && strcmp(mode, "instruct") != 0))
