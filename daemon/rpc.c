@@ -80,6 +80,25 @@ rpc_alloc(struct rpc_call *call, size_t size)
 	return m + 1;
 }
 
+static void *
+allocator_alloc(void *data, size_t size)
+{
+	return rpc_alloc(data, size);
+}
+
+static void
+allocator_free(void *data, void *ptr)
+{
+	(void)data;
+	(void)ptr; /* freed with the call */
+}
+
+ProtobufCAllocator
+rpc_allocator(struct rpc_call *call)
+{
+	return (ProtobufCAllocator){ allocator_alloc, allocator_free, call };
+}
+
 char *
 rpc_strdup(struct rpc_call *call, const char *s)
 {

@@ -34,6 +34,10 @@ typedef int (*rpc_handler)(struct rpc_call *call, const Ft__Request *req,
  * NULL when out of memory. */
 void *rpc_alloc(struct rpc_call *call, size_t size);
 
+/* rpc_allocator returns a protobuf-c allocator drawing on rpc_alloc, for
+ * messages unpacked into a reply (freed with the call, never one by one). */
+ProtobufCAllocator rpc_allocator(struct rpc_call *call);
+
 /* rpc_strdup copies s into call memory ("" for NULL); NULL when out of
  * memory. */
 char *rpc_strdup(struct rpc_call *call, const char *s);

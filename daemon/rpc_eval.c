@@ -24,19 +24,6 @@
 #define SHOW_TOP_DEFAULT 5
 #define SHOW_PAGE_MAX 1000
 
-static void *
-arena_alloc(void *data, size_t size)
-{
-	return rpc_alloc(data, size);
-}
-
-static void
-arena_free(void *data, void *ptr)
-{
-	(void)data;
-	(void)ptr; /* freed with the call */
-}
-
 static const char *
 col_text(sqlite3_stmt *st, int i)
 {
@@ -55,7 +42,7 @@ col_text(sqlite3_stmt *st, int i)
 static Ft__EvalInfo *
 eval_info_row(struct rpc_call *call, sqlite3 *db, sqlite3_stmt *st, int detail)
 {
-	ProtobufCAllocator a = { arena_alloc, arena_free, call };
+	ProtobufCAllocator a = rpc_allocator(call);
 	Ft__EvalInfo *p = rpc_alloc(call, sizeof(*p));
 	sqlite3_stmt *q;
 

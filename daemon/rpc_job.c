@@ -11,24 +11,11 @@
 
 #define JOB_LIST_MAX 1000
 
-static void *
-arena_alloc(void *data, size_t size)
-{
-	return rpc_alloc(data, size);
-}
-
-static void
-arena_free(void *data, void *ptr)
-{
-	(void)data;
-	(void)ptr; /* freed with the call */
-}
-
 /* Copies a spec into call memory (via its wire form). */
 static Ft__JobSpec *
 spec_copy(struct rpc_call *call, const Ft__JobSpec *spec)
 {
-	ProtobufCAllocator a = { arena_alloc, arena_free, call };
+	ProtobufCAllocator a = rpc_allocator(call);
 	size_t len = ft__job_spec__get_packed_size(spec);
 	uint8_t *buf = rpc_alloc(call, len + 1);
 
