@@ -587,8 +587,10 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 		return FT__CODE__PERMISSION_DENIED;
 	}
 	db = store_lock(d->store);
-	jobs = count_rows(db, "SELECT count(*) FROM jobs WHERE base_id = ? AND state IN "
-	    "('QUEUED', 'RUNNING')", m.id);
+	/* Training jobs name their base; evaluations every model they compare. */
+	jobs = count_rows(db, "SELECT count(*) FROM jobs j WHERE j.state IN ('QUEUED', 'RUNNING') "
+	    "AND (j.base_id = ?1 OR EXISTS (SELECT 1 FROM evals e JOIN eval_models em ON "
+	    "em.eval_id = e.id WHERE e.job_id = j.id AND em.model_id = ?1))", m.id);
 	children = count_rows(db, "SELECT count(*) FROM models WHERE base_id = ?", m.id);
 	if (jobs > 0) {
 		/* A running job holds the files open; even force waits for it. */

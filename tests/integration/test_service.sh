@@ -112,6 +112,13 @@ for _ in $(seq 1 300); do
 	[ "$(job_field "$long" step)" -ge 2 ] 2>/dev/null && break
 	sleep 0.1
 done
+# An evaluation queued behind it holds the models it compares.
+ev_job=$($F eval run --models stories260K,lines-lora --data lines --limit 2 |
+	sed -n 's/^eval [0-9]* (job \([0-9]*\)).*/\1/p')
+msg=$($F model rm lines-lora 2>&1)
+expect_match "$msg" "FAILED_PRECONDITION: model 'lines-lora' is used by 1 queued" \
+	"a model in a queued evaluation is not removed"
+$F job cancel "$ev_job" >/dev/null || fail "cancel the queued evaluation"
 if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 	chmod 755 "$FT_TMP" "$FT_TMP/run"
 	chgrp nogroup "${FT_SOCKET#ipc://}"
