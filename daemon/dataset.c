@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "dataset.h"
+#include "rng.h"
 
 struct dataset {
 	enum dataset_kind kind;
@@ -1079,16 +1080,6 @@ dataset_hash(const struct dataset *ds, char hex[65])
 	sodium_bin2hex(hex, 65, h, sizeof(h));
 }
 
-static uint64_t
-splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static int
 dataset_copy_record(struct dataset *d, const struct dataset_record *r)
 {
@@ -1129,16 +1120,7 @@ dataset_split(const struct dataset *ds, double fraction, uint64_t seed,
 	v = dataset_new(ds->kind);
 	if (idx == NULL || is_val == NULL || t == NULL || v == NULL)
 		goto oom;
-	for (size_t i = 0; i < n; i++)
-		idx[i] = i;
-	/* Fisher-Yates; the modulo bias of a 64-bit draw is below 2^-40 for
-	 * any dataset we accept. */
-	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = (size_t)(splitmix64(&seed) % (i + 1)), x = idx[i];
-
-		idx[i] = idx[j];
-		idx[j] = x;
-	}
+	rng_permutation(idx, n, &seed);
 	for (size_t i = 0; i < n_val; i++)
 		is_val[idx[i]] = 1;
 	for (size_t i = 0; i < n; i++)

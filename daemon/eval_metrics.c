@@ -15,6 +15,7 @@
 #include <wctype.h>
 
 #include "eval_metrics.h"
+#include "rng.h"
 
 static locale_t utf8_locale;
 static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
@@ -496,16 +497,6 @@ out:
 	return rc;
 }
 
-static uint64_t
-splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static int
 double_cmp(const void *a, const void *b)
 {
@@ -540,7 +531,7 @@ eval_bootstrap_mean(const double *x, size_t n, int B, uint64_t seed, struct eval
 		double s = 0;
 
 		for (size_t i = 0; i < n; i++)
-			s += x[splitmix64(&state) % n];
+			s += x[rng_next(&state) % n];
 		means[b] = s / (double)n;
 	}
 	qsort(means, (size_t)B, sizeof(*means), double_cmp);

@@ -25,6 +25,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "registry.h"
+#include "rng.h"
 #include "train_job.h"
 
 #define DEFAULT_SAVE_EVERY 50
@@ -196,30 +197,13 @@ out:
 	return rc;
 }
 
-static uint64_t
-splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* The row order of one epoch: a seeded Fisher-Yates shuffle. */
 static void
 epoch_order(size_t *perm, size_t n, uint64_t seed, uint32_t epoch)
 {
 	uint64_t x = seed ^ (0x632be59bd9b4e019ULL * (epoch + 1));
 
-	for (size_t i = 0; i < n; i++)
-		perm[i] = i;
-	for (size_t i = n; i > 1; i--) {
-		size_t j = (size_t)(splitmix64(&x) % i), t = perm[i - 1];
-
-		perm[i - 1] = perm[j];
-		perm[j] = t;
-	}
+	rng_permutation(perm, n, &x);
 }
 
 /* Micro-batch buffers for one step: G micro-batches of up to B rows. */
