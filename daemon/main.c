@@ -23,6 +23,7 @@
 #include "ftuned.h"
 #include "log.h"
 #include "datasets.h"
+#include "fsutil.h"
 #include "deploy.h"
 #include "notify.h"
 #include "queue.h"
@@ -47,27 +48,6 @@ usage(FILE *f)
 	    "  --http ADDR:PORT override http_listen (\"\" disables the dashboard)\n"
 	    "  --new-dashboard-token  print a fresh dashboard token, store its hash, exit\n"
 	    "  --version        print the version and exit\n");
-}
-
-/* mkdir -p with mode for the missing components. */
-static int
-mkdirs(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* The state directory is locked for the daemon's lifetime, so two daemons
@@ -120,7 +100,7 @@ socket_dir_make(const char *url, char *err, size_t err_len)
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return 0;
 	*slash = '\0';
-	if (mkdirs(dir, 0755) != 0) {
+	if (fs_mkdirs(dir, 0755) != 0) {
 		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -284,7 +264,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	d.started_ms = ftuned_now_ms();
-	if (mkdirs(d.cfg.state_dir, 0750) != 0) {
+	if (fs_mkdirs(d.cfg.state_dir, 0750) != 0) {
 		log_error("state_dir %s: %s", d.cfg.state_dir, strerror(errno));
 		return 1;
 	}
