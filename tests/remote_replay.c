@@ -3,36 +3,9 @@
  * tcp:// listener: the first must be answered OK, the copy refused as a
  * replay.  Used by test_remote.sh:  remote_replay URL KEY_FILE
  */
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
-
 #include "call.h"
 #include "ft_test.h"
-
-static int
-send_raw(const char *url, const void *buf, size_t len)
-{
-	Ft__Reply *rep = NULL;
-	nng_socket s;
-	nng_msg *m = NULL;
-	char why[256];
-	int code = -1;
-
-	if (nng_req0_open(&s) != 0)
-		return -2;
-	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
-	if (nng_dial(s, url, NULL, 0) == 0 && nng_send(s, (void *)buf, len, 0) == 0 &&
-	    nng_recvmsg(s, &m, 0) == 0) {
-		if (ft_reply_decode(nng_msg_body(m), nng_msg_len(m), &rep, why, sizeof(why)) == 0) {
-			code = rep->code;
-			printf("reply: %s %s\n", ft_code_name(rep->code), rep->message);
-			ft_reply_free(rep);
-		}
-		nng_msg_free(m);
-	}
-	nng_close(s);
-	return code;
-}
+#include "rpc_raw.h"
 
 int
 main(int argc, char **argv)
@@ -52,11 +25,11 @@ main(int argc, char **argv)
 	req.status = &sr;
 	CHECK(ft_request_encode(&req, &buf, &len) == 0);
 	CHECK(ft_request_sign(argv[2], &buf, &len, err, sizeof(err)) == 0);
-	CHECK(send_raw(argv[1], buf, len) == FT__CODE__OK);
-	CHECK(send_raw(argv[1], buf, len) == FT__CODE__UNAUTHENTICATED);
+	CHECK(rpc_raw_send(argv[1], buf, len, 5000) == FT__CODE__OK);
+	CHECK(rpc_raw_send(argv[1], buf, len, 5000) == FT__CODE__UNAUTHENTICATED);
 	/* A flipped byte breaks the signature. */
 	buf[len / 2] ^= 0x40;
-	CHECK(send_raw(argv[1], buf, len) == FT__CODE__UNAUTHENTICATED);
+	CHECK(rpc_raw_send(argv[1], buf, len, 5000) == FT__CODE__UNAUTHENTICATED);
 	free(buf);
 	return ft_test_done();
 }

@@ -3,39 +3,10 @@
  * refused while the daemon keeps serving.  Used by test_daemon.sh:
  *     rpc_abuse URL MAX_MESSAGE_BYTES
  */
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
-
 #include "ft_test.h"
-#include "ft_wire.h"
+#include "rpc_raw.h"
 
 static const char *url;
-
-/* Sends raw bytes; returns the decoded reply's code, or -1 without reply. */
-static int
-send_raw(const void *buf, size_t len, int timeout_ms)
-{
-	nng_socket s;
-	nng_msg *m = NULL;
-	Ft__Reply *rep = NULL;
-	char why[256];
-	int code = -1;
-
-	if (nng_req0_open(&s) != 0)
-		return -2;
-	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
-	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	if (nng_dial(s, url, NULL, 0) == 0 && nng_send(s, (void *)buf, len, 0) == 0 &&
-	    nng_recvmsg(s, &m, 0) == 0) {
-		if (ft_reply_decode(nng_msg_body(m), nng_msg_len(m), &rep, why, sizeof(why)) == 0) {
-			code = rep->code;
-			ft_reply_free(rep);
-		}
-		nng_msg_free(m);
-	}
-	nng_close(s);
-	return code;
-}
 
 static int
 send_request(Ft__Request *req)
@@ -46,7 +17,7 @@ send_request(Ft__Request *req)
 
 	if (ft_request_encode(req, &buf, &len) != 0)
 		return -2;
-	code = send_raw(buf, len, 5000);
+	code = rpc_raw_send(url, buf, len, 5000);
 	free(buf);
 	return code;
 }
@@ -82,8 +53,8 @@ main(int argc, char **argv)
 	CHECK(status_ok());
 	for (size_t i = 0; i < sizeof(garbage); i++)
 		garbage[i] = (uint8_t)(i * 131 + 7);
-	CHECK(send_raw(garbage, sizeof(garbage), 5000) == FT__CODE__INVALID_ARGUMENT);
-	CHECK(send_raw("", 0, 5000) == FT__CODE__FAILED_PRECONDITION);
+	CHECK(rpc_raw_send(url, garbage, sizeof(garbage), 5000) == FT__CODE__INVALID_ARGUMENT);
+	CHECK(rpc_raw_send(url, "", 0, 5000) == FT__CODE__FAILED_PRECONDITION);
 	CHECK(status_ok());
 
 	req.protocol_version = 99;
@@ -101,7 +72,7 @@ main(int argc, char **argv)
 
 	/* Many truncated messages in a row. */
 	for (int i = 1; i < 40; i++)
-		CHECK(send_raw(garbage, (size_t)i, 5000) >= 0);
+		CHECK(rpc_raw_send(url, garbage, (size_t)i, 5000) >= 0);
 	CHECK(status_ok());
 	return ft_test_done();
 }
