@@ -535,8 +535,12 @@ cached_load(struct deploy *s, struct cached *c)
 		    "registry", id);
 		return -1;
 	}
-	if (fte_model_load(mi.entry, &c->model) != FTE_OK ||
-	    fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK ||
+	if (registry_model_load(s->d, &mi, &c->model, c->err, sizeof(c->err)) != 0) {
+		c->fail = DEPLOY_FAILED;
+		model_info_free(&mi);
+		return -1;
+	}
+	if (fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK ||
 	    fte_template_alpaca(&c->alpaca) != FTE_OK) {
 		c->fail = DEPLOY_FAILED;
 		snprintf(c->err, sizeof(c->err), "loading model %s: %s", mi.name, fte_last_error());

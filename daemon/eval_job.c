@@ -931,7 +931,9 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		}
 		if (registry_model_verify(&mi, err, sizeof(err)) != 0)
 			goto model_out;
-		if (fte_model_load(mi.entry, &m) != FTE_OK || fte_tokenizer_load(mi.tokenizer, &tok) != FTE_OK) {
+		if (registry_model_load(d, &mi, &m, err, sizeof(err)) != 0)
+			goto model_out;
+		if (fte_tokenizer_load(mi.tokenizer, &tok) != FTE_OK) {
 			snprintf(err, sizeof(err), "loading %s: %s", mi.name, fte_last_error());
 			goto model_out;
 		}

@@ -654,6 +654,18 @@ registry_model_verify(const struct model_info *m, char *err, size_t err_len)
 	return 0;
 }
 
+int
+registry_model_load(struct ftuned *d, const struct model_info *m, fte_model **out,
+    char *err, size_t err_len)
+{
+	(void)d;
+	if (fte_model_load(m->entry, out) != FTE_OK) {
+		snprintf(err, err_len, "loading %s: %s", m->name, fte_last_error());
+		return -1;
+	}
+	return 0;
+}
+
 void
 model_info_free(struct model_info *m)
 {

@@ -91,6 +91,14 @@ int registry_model_remove(struct ftuned *d, uint32_t uid, int admin,
  * the registry: a corrupted file is found before it is used.  0 or -1. */
 int registry_model_verify(const struct model_info *m, char *err, size_t err_len);
 
+/* registry_model_load loads the model's weights as the engine runs them:
+ * every caller that runs a registered model goes through here, so the
+ * model's kind decides how it is assembled.  The caller frees *out with
+ * fte_model_free.  0, or -1 with a message in err (nothing allocated). */
+int registry_model_load(struct ftuned *d, const struct model_info *m,
+    fte_model **out, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
 /* registry_model_config reads the model's engine configuration back from
  * the registry (no weights loaded).  0 or -1. */
 int registry_model_config(const struct model_info *m, fte_config *out);

@@ -565,7 +565,7 @@ rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	fte_sampler sm;
 	int *ids = NULL, *out = NULL, n_out = 0, code = FT__CODE__OK;
 	size_t n_ids = 0, len;
-	char *text = NULL;
+	char *text = NULL, err[1024];
 	struct timespec t0, t1;
 
 	if (r == NULL)
@@ -586,7 +586,11 @@ rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (fte_model_load(mi.entry, &m) != FTE_OK || fte_tokenizer_load(mi.tokenizer, &tok) != FTE_OK) {
+	if (registry_model_load(call->d, &mi, &m, err, sizeof(err)) != 0) {
+		code = rpc_error(call, rep, FT__CODE__INTERNAL, "%s", err);
+		goto out;
+	}
+	if (fte_tokenizer_load(mi.tokenizer, &tok) != FTE_OK) {
 		code = rpc_error(call, rep, FT__CODE__INTERNAL, "loading %s: %s", mi.name, fte_last_error());
 		goto out;
 	}

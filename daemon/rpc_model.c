@@ -285,9 +285,8 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	snprintf(out, sizeof(out), "%s/%s", real, slash + 1);
 	if (registry_model_find(call->d, q->name, &mi) != 0)
 		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no model '%s'", q->name);
-	if (registry_model_verify(&mi, err, sizeof(err)) != 0 || fte_model_load(mi.entry, &m) != FTE_OK) {
-		if (m == NULL && err[0] == '\0')
-			snprintf(err, sizeof(err), "%s", fte_last_error());
+	if (registry_model_verify(&mi, err, sizeof(err)) != 0 ||
+	    registry_model_load(call->d, &mi, &m, err, sizeof(err)) != 0) {
 		code = FT__CODE__INTERNAL;
 	} else if (gguf) {
 		char path[PATH_MAX + 16];

@@ -471,7 +471,9 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	}
 	if (registry_model_verify(&base, err, sizeof(err)) != 0)
 		goto fail;
-	if (fte_model_load(base.entry, &m) != FTE_OK || fte_tokenizer_load(base.tokenizer, &tok) != FTE_OK) {
+	if (registry_model_load(d, &base, &m, err, sizeof(err)) != 0)
+		goto fail;
+	if (fte_tokenizer_load(base.tokenizer, &tok) != FTE_OK) {
 		snprintf(err, sizeof(err), "loading %s: %s", base.name, fte_last_error());
 		goto fail;
 	}
