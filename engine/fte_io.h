@@ -118,4 +118,33 @@ typedef struct fte_peft_adapter {
  * FTE_EINVAL for names or shapes that do not fit m. */
 int fte_peft_save(fte_model *m, const fte_peft_adapter *a, const char *dir);
 
+/* fte_adapter_save writes the adapters a for a model of configuration c as
+ * one safetensors file at path, in the canonical names above, F32, with
+ * rank, alpha, dropout and targets in __metadata__ (adapter.c): what a
+ * LoRA-tuned model keeps instead of merged weights.  Every name and shape is
+ * checked against c first (FTE_EINVAL, nothing written); the file appears
+ * atomically.  a->base_model is not stored. */
+int fte_adapter_save(const fte_config *c, const fte_peft_adapter *a,
+    const char *path);
+
+/* fte_adapter_load reads a file written by fte_adapter_save and checks it
+ * against c, the configuration of the base it will apply to: every tensor's
+ * name and shape, lora_A and lora_B of every target module in every layer,
+ * and the metadata.  FTE_EFORMAT with a message naming the file otherwise.
+ * On success *out is the adapter (base_model NULL, which the caller may
+ * set), ready for fte_adapter_apply or fte_peft_save; free it with
+ * fte_adapter_free. */
+int fte_adapter_load(const char *path, const fte_config *c,
+    fte_peft_adapter **out);
+
+/* fte_adapter_free releases an adapter from fte_adapter_load. NULL is
+ * allowed. */
+void fte_adapter_free(fte_peft_adapter *a);
+
+/* fte_adapter_apply adds each adapter's (alpha / rank) * B @ A into m's
+ * weights in place, with the arithmetic of fte_trainer_lora_merge, so m then
+ * computes what the trained base + adapter did.  FTE_EINVAL (m unchanged)
+ * when a does not fit m. */
+int fte_adapter_apply(fte_model *m, const fte_peft_adapter *a);
+
 #endif
