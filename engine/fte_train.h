@@ -205,6 +205,18 @@ int fte_trainer_restore(fte_trainer *t, const char *path, uint64_t *data_pos);
 int fte_model_loss(fte_model *m, const int *tokens, int n, double *sum,
     int *count);
 
+/* fte_model_loss_rows computes, with model m alone (no adapters), the
+ * teacher-forced cross-entropy of each row of batch b separately: sum[r]
+ * receives the loss in nats summed over row r's unmasked targets and
+ * count[r] their number (both arrays hold b->B entries).  One forward pass
+ * with inference activations serves every row, so evaluation batches
+ * examples of different lengths: a row padded at its end with any valid ids
+ * and masked targets has the sum it has alone, up to float rounding (the
+ * model is causal).  T may be at most max_seq_len.  FTE_EINVAL for bad
+ * ids or sizes, FTE_ENOMEM. */
+int fte_model_loss_rows(fte_model *m, const fte_batch *b, double *sum,
+    int *count);
+
 typedef struct fte_sampler {
 	float temperature;   /* 0: greedy (argmax) */
 	int top_k;           /* keep the k most likely tokens; 0 = all */

@@ -15,25 +15,58 @@ int
 fte_model_loss(fte_model *m, const int *tokens, int n, double *sum, int *count)
 {
 	const fte_config *c = &m->cfg;
-	fte__acts a;
-	double s;
-	int rc;
+	fte_batch b = { tokens, tokens + 1, NULL, 1, n - 1 };
 
 	if (n < 2 || n - 1 > c->max_seq_len)
 		return fte_error_set(FTE_EINVAL, "loss: need 2 to %d tokens, got %d",
 		    c->max_seq_len + 1, n);
+	/* every id, the last included, is a token: none may be a -1 mask */
 	for (int i = 0; i < n; i++)
 		if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
 			return fte_error_set(FTE_EINVAL, "loss: token %d outside the vocabulary (%d)",
 			    tokens[i], c->vocab_size);
-	if ((rc = fte__acts_create(c, 1, n - 1, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK)
+	return fte_model_loss_rows(m, &b, sum, count);
+}
+
+int
+fte_model_loss_rows(fte_model *m, const fte_batch *b, double *sum, int *count)
+{
+	const fte_config *c = &m->cfg;
+	fte__acts a;
+	size_t N;
+	int rc;
+
+	if (b->tokens == NULL || b->targets == NULL || b->B <= 0 || b->T <= 0 ||
+	    b->T > c->max_seq_len)
+		return fte_error_set(FTE_EINVAL, "loss: need rows of 1 to %d tokens with targets",
+		    c->max_seq_len);
+	N = (size_t)b->B * b->T;
+	for (size_t i = 0; i < N; i++) {
+		if (b->tokens[i] < 0 || b->tokens[i] >= c->vocab_size)
+			return fte_error_set(FTE_EINVAL, "loss: token %d outside the vocabulary (%d)",
+			    b->tokens[i], c->vocab_size);
+		if (b->targets[i] < -1 || b->targets[i] >= c->vocab_size)
+			return fte_error_set(FTE_EINVAL, "loss: target %d outside the vocabulary (%d)",
+			    b->targets[i], c->vocab_size);
+	}
+	if ((rc = fte__acts_create(c, b->B, b->T, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK)
 		return rc;
-	for (int i = 0; i < n - 1; i++)
-		a.dloss[i] = 1.0f;
-	s = fte__forward(m, NULL, &a, tokens, tokens + 1, NULL, 1, n - 1, NULL, NULL);
+	for (size_t i = 0; i < N; i++)
+		a.dloss[i] = b->targets[i] >= 0 ? 1.0f : 0.0f;
+	fte__forward(m, NULL, &a, b->tokens, b->targets, b->segments, b->B, b->T, NULL, NULL);
+	for (int r = 0; r < b->B; r++) {
+		double s = 0.0;
+		int k = 0;
+
+		for (size_t i = (size_t)r * b->T; i < (size_t)(r + 1) * b->T; i++)
+			if (b->targets[i] >= 0) {
+				s += a.losses[i];
+				k++;
+			}
+		sum[r] = s;
+		count[r] = k;
+	}
 	fte__acts_free(&a);
-	*sum = s;
-	*count = n - 1;
 	return FTE_OK;
 }
 

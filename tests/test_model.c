@@ -599,6 +599,83 @@ check_generate(const char *name)
 	fixture_free(&s.fx);
 }
 
+/* check_loss_rows: rows of different lengths in one batch, padded at the
+ * end, each get the loss they get alone: fte_model_loss for a whole
+ * sequence, a trainer's masked mean for a row with a masked prompt. */
+static void
+check_loss_rows(const char *name)
+{
+	setup s;
+	fte_model *m;
+	fte_trainer *t;
+	int T, V, len[3], *seq, *tok, *tgt, count[3];
+	double sum[3], worst = 0;
+
+	printf("batched per-row loss (%s)\n", name);
+	if (setup_load(name, &s) != 0 || (m = model_from(&s)) == NULL ||
+	    (t = trainer_from(&s, m)) == NULL) {
+		CHECK(0);
+		return;
+	}
+	T = s.T;
+	V = s.mc.vocab_size;
+	len[0] = T;
+	len[1] = T - 3;
+	len[2] = 2;
+	seq = malloc((size_t)(T + 1) * sizeof(int));
+	tok = malloc(3 * (size_t)T * sizeof(int));
+	tgt = malloc(3 * (size_t)T * sizeof(int));
+	for (int i = 0; i <= T; i++)
+		seq[i] = (i * 7 + 3) % V;
+	for (int r = 0; r < 3; r++)
+		for (int i = 0; i < T; i++) {
+			tok[r * T + i] = i < len[r] ? seq[i] : 0;
+			/* row 1 masks its first two targets, as a prompt */
+			tgt[r * T + i] = i < len[r] && !(r == 1 && i < 2) ? seq[i + 1] : -1;
+		}
+	{
+		fte_batch b = { tok, tgt, NULL, 3, T };
+
+		CHECK(fte_model_loss_rows(m, &b, sum, count) == FTE_OK);
+	}
+	CHECK(count[0] == len[0] && count[1] == len[1] - 2 && count[2] == len[2]);
+	for (int r = 0; r < 3; r++) {
+		double ref, e;
+		int n;
+
+		if (r == 1) {
+			fte_batch one = { tok + T, tgt + T, NULL, 1, len[1] };
+			float mean;
+
+			CHECK(fte_trainer_eval(t, &one, 1, &mean) == FTE_OK);
+			ref = (double)mean * count[1];
+		} else {
+			CHECK(fte_model_loss(m, seq, len[r] + 1, &ref, &n) == FTE_OK && n == count[r]);
+		}
+		e = fabs(sum[r] - ref) / fabs(ref);
+		CHECK(e <= 1e-5);
+		if (e > worst)
+			worst = e;
+	}
+	printf("  rows of %d, %d (2 masked) and %d tokens: worst rel err %.3e\n", len[0], len[1],
+	    len[2], worst);
+	{
+		fte_batch b = { tok, tgt, NULL, 1, s.mc.max_seq_len + 1 };
+
+		CHECK(fte_model_loss_rows(m, &b, sum, count) == FTE_EINVAL);
+		b.T = T;
+		tgt[1] = V;
+		CHECK(fte_model_loss_rows(m, &b, sum, count) == FTE_EINVAL);
+		CHECK(strstr(fte_last_error(), "outside the vocabulary") != NULL);
+	}
+	free(seq);
+	free(tok);
+	free(tgt);
+	fte_trainer_free(t);
+	fte_model_free(m);
+	fixture_free(&s.fx);
+}
+
 /* Bad input is an error with a message, never a crash or a silent result. */
 static void
 check_errors(void)
@@ -731,6 +808,8 @@ main(void)
 	check_generate("llama");
 	check_generate("gpt2");
 	check_generate("llama_packed");
+	check_loss_rows("llama");
+	check_loss_rows("gpt2");
 	check_errors();
 	check_init_and_memory();
 	return ft_test_done();
