@@ -2,13 +2,16 @@
  *
  * An evaluation is queued as a job (kind eval): `job watch JOB` follows it,
  * `job cancel JOB` stops it; `eval show` reads the summary and examples
- * once it has run. */
+ * once it has run.  `generate` on a terminal streams: it opens a session and
+ * polls it, printing text as it comes; ^C cancels the session. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd_eval.h"
 
@@ -330,6 +333,62 @@ cmd_eval_export(const struct opts *o, void *args, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static volatile sig_atomic_t interrupted;
+
+static void
+on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* Polls session until its end, printing the text as it comes.  ^C cancels
+ * it in the daemon (if this process dies instead, the daemon lets the
+ * session expire). */
+static int
+generate_follow(const struct opts *o, uint64_t session)
+{
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__GeneratePollRequest pr = FT__GENERATE_POLL_REQUEST__INIT;
+	Ft__GenerateCancelRequest cr = FT__GENERATE_CANCEL_REQUEST__INIT;
+	Ft__Reply *rep;
+	struct sigaction sa;
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	pr.session = session;
+	req.body_case = FT__REQUEST__BODY_GENERATE_POLL;
+	req.generate_poll = &pr;
+	while (!interrupted) {
+		if ((rc = call(o, &req, &rep)) != EXIT_OK)
+			return rc;
+		fputs(rep->generate_poll->text, stdout);
+		fflush(stdout);
+		pr.from_offset += strlen(rep->generate_poll->text);
+		if (rep->generate_poll->done) {
+			printf("\n");
+			fprintf(stderr, "(%u tokens%s, %.0f ms)\n", rep->generate_poll->tokens,
+			    rep->generate_poll->stopped_at_eos ? ", stopped at EOS" : "",
+			    rep->generate_poll->ms);
+			ft_reply_free(rep);
+			return EXIT_OK;
+		}
+		ft_reply_free(rep);
+	}
+	printf("\n");
+	cr.session = session;
+	req.body_case = FT__REQUEST__BODY_GENERATE_CANCEL;
+	req.generate_cancel = &cr;
+	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+		return rc;
+	ft_reply_free(rep);
+	fprintf(stderr, "ftctl: generation cancelled\n");
+	return EXIT_REFUSED;
+}
+
 int
 cmd_generate(const struct opts *o, void *args, int argc, char **argv)
 {
@@ -337,6 +396,7 @@ cmd_generate(const struct opts *o, void *args, int argc, char **argv)
 	Ft__Request req = FT__REQUEST__INIT;
 	Ft__GenerateRequest gr = FT__GENERATE_REQUEST__INIT;
 	Ft__Reply *rep;
+	uint64_t session;
 	int rc;
 
 	(void)argc;
@@ -348,10 +408,20 @@ cmd_generate(const struct opts *o, void *args, int argc, char **argv)
 	gr.top_p = a->top_p;
 	gr.seed = a->seed;
 	gr.template_ = (char *)a->template_;
+	if (a->stream && (a->no_stream || o->json)) {
+		fprintf(stderr, "ftctl: generate: --stream goes with neither --no-stream nor --json\n");
+		return FTCTL_USAGE;
+	}
+	gr.stream = a->stream || (!a->no_stream && !o->json && isatty(STDOUT_FILENO));
 	req.body_case = FT__REQUEST__BODY_GENERATE;
 	req.generate = &gr;
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
+	if (gr.stream) {
+		session = rep->generate->session;
+		ft_reply_free(rep);
+		return generate_follow(o, session);
+	}
 	if (o->json) {
 		json_print(pb_json(&rep->generate->base));
 	} else {
@@ -429,6 +499,10 @@ const struct ftctl_option generate_options[] = {
 	  "sampling seed (default 1)" },
 	{ "template", OPT_STR, offsetof(struct generate_args, template_), "T", NULL, 0,
 	  "prompt template: alpaca (default) or a {instruction}/{input}/{output} string" },
+	{ "stream", OPT_FLAG, offsetof(struct generate_args, stream), NULL, NULL, 0,
+	  "print the text as it is generated (the default on a terminal)" },
+	{ "no-stream", OPT_FLAG, offsetof(struct generate_args, no_stream), NULL, NULL, 0,
+	  "print the text once it is complete (the default otherwise and with --json)" },
 	{ NULL, 0, 0, NULL, NULL, 0, NULL },
 };
 

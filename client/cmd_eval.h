@@ -18,6 +18,8 @@ struct generate_args {
 	float top_p;
 	uint64_t seed;
 	const char *template_;
+	int stream;
+	int no_stream;
 };
 
 extern const struct ftctl_option generate_options[];

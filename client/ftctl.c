@@ -46,7 +46,7 @@ static const struct command commands[] = {
 	  NULL, 0, NULL, eval_commands },
 	{ "generate", "MODEL PROMPT", 2, 2, ARG_MODEL,
 	  "Generate a continuation of PROMPT with a model, in its template unless --raw.\n"
-	  "Answered at once for small models (up to 50M parameters); not streamed.",
+	  "Streams on a terminal (--stream, --no-stream); one reply only for models up to 50M.",
 	  generate_options, sizeof(struct generate_args), cmd_generate, NULL },
 	{ "deploy", "MODEL|ls", 1, 1, ARG_MODEL,
 	  "Serve a registered model over the OpenAI-compatible API (/v1/ on http_listen).\n"

@@ -68,6 +68,7 @@ struct deploy_job {
 	int64_t model_id;
 	char name[REGISTRY_NAME_MAX + 1];
 	char *prompt;
+	char *template_;             /* not NULL: prompt is an instruction in it */
 	fte_message *messages;
 	size_t n_messages;
 	int max_tokens;
@@ -762,9 +763,20 @@ job_alpaca_ids(struct deploy_job *j, struct cached *c, int **ids, size_t *n)
 static int
 job_prompt_ids(struct deploy_job *j, struct cached *c, int **ids, size_t *n)
 {
+	fte_template *tp;
+	fte_record rec = { j->prompt, "", "" };
 	char *text;
 	int rc;
 
+	if (j->template_ != NULL) {
+		if (j->template_[0] == '\0' || strcmp(j->template_, "alpaca") == 0)
+			return fte_template_encode_prompt(c->alpaca, c->tok, &rec, ids, n);
+		if ((rc = fte_template_custom(j->template_, &tp)) != FTE_OK)
+			return rc;
+		rc = fte_template_encode_prompt(tp, c->tok, &rec, ids, n);
+		fte_template_free(tp);
+		return rc;
+	}
 	if (j->n_messages == 0)
 		return fte_tokenizer_encode(c->tok, j->prompt, strlen(j->prompt), 1, ids, n);
 	if (c->chat == NULL)
@@ -789,7 +801,8 @@ job_run(struct deploy *s, struct deploy_job *j)
 	size_t n_ids = 0, len;
 	char *text = NULL;
 
-	if ((c = cache_acquire(s, j)) == NULL)
+	/* Cancelled while queued (a generate session let go): no model load. */
+	if (atomic_load(&j->cancel) || (c = cache_acquire(s, j)) == NULL)
 		return;
 	mc = fte_model_config(c->model);
 	if (job_prompt_ids(j, c, &ids, &n_ids) != FTE_OK) {
@@ -903,6 +916,7 @@ static void
 job_free(struct deploy_job *j)
 {
 	free(j->prompt);
+	free(j->template_);
 	for (size_t i = 0; i < j->n_messages; i++) {
 		free((char *)j->messages[i].role);
 		free((char *)j->messages[i].content);
@@ -939,6 +953,8 @@ job_new(struct deploy *s, const struct deploy_params *p, const struct deploy_inf
 	j->messages = calloc(p->n_messages + 1, sizeof(*j->messages));
 	j->stop = calloc(p->n_stop + 1, sizeof(*j->stop));
 	bad = j->prompt == NULL || j->messages == NULL || j->stop == NULL;
+	if (!bad && p->template_ != NULL)
+		bad = (j->template_ = strdup(p->template_)) == NULL;
 	for (size_t i = 0; !bad && i < p->n_messages; i++) {
 		j->messages[i].role = strdup(p->messages[i].role);
 		j->messages[i].content = strdup(p->messages[i].content);
@@ -967,7 +983,11 @@ deploy_submit(struct deploy *s, const struct deploy_params *p, struct deploy_job
 		snprintf(err, err_len, "the server is shutting down");
 		return DEPLOY_STOPPING;
 	}
-	if (deploy_find(s->d, p->model, &info) != 0) {
+	if (p->model_id > 0) {
+		memset(&info, 0, sizeof(info));
+		info.model_id = p->model_id;
+		snprintf(info.name, sizeof(info.name), "%s", p->model);
+	} else if (deploy_find(s->d, p->model, &info) != 0) {
 		snprintf(err, err_len, "The model '%s' does not exist (ftctl deploy ls lists the "
 		    "deployed ones)", p->model);
 		return DEPLOY_NOT_FOUND;
@@ -1005,14 +1025,36 @@ deploy_submit(struct deploy *s, const struct deploy_params *p, struct deploy_job
 int
 deploy_job_wait(struct deploy_job *j, size_t off, int *started, char **chunk, size_t *len)
 {
+	return deploy_job_wait_for(j, off, -1, started, chunk, len);
+}
+
+int
+deploy_job_wait_for(struct deploy_job *j, size_t off, int timeout_ms, int *started,
+    char **chunk, size_t *len)
+{
 	struct deploy *s = j->s;
+	struct timespec until;
 	int running;
 
 	*chunk = NULL;
 	*len = 0;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	if (timeout_ms > 0) {
+		until.tv_sec += timeout_ms / 1000;
+		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+	}
 	pthread_mutex_lock(&s->lock);
-	while (!j->done && (!j->started || j->visible <= off))
-		pthread_cond_wait(&s->progress, &s->lock);
+	while (!j->done && (!j->started || j->visible <= off)) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&s->progress, &s->lock);
+		else if (timeout_ms == 0 ||
+		    pthread_cond_timedwait(&s->progress, &s->lock, &until) == ETIMEDOUT)
+			break;
+	}
 	*started = j->started;
 	if (j->visible > off && (*chunk = malloc(j->visible - off + 1)) != NULL) {
 		memcpy(*chunk, j->text + off, j->visible - off);
@@ -1067,8 +1109,8 @@ deploy_start(struct ftuned *d, struct deploy **out, char *err, size_t err_len)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->work, &ca);
+	pthread_cond_init(&s->progress, &ca);
 	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&s->progress, NULL);
 	atomic_init(&s->stopping, 0);
 	for (int i = 0; i < d->cfg.serve_threads; i++) {
 		if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) {

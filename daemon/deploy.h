@@ -101,7 +101,11 @@ void deploy_key_used(struct ftuned *d, int64_t id, uint64_t tokens);
 /* What one request asks for.  deploy_submit copies everything. */
 struct deploy_params {
 	const char *model;               /* deployment name */
+	int64_t model_id;                /* > 0: this registered model instead, which model
+	                                  * then only names (ftctl generate) */
 	const char *prompt;              /* completion: the raw prompt */
+	const char *template_;           /* with prompt: not NULL puts it as the instruction in
+	                                  * this template ("" or "alpaca", or a custom one) */
 	const fte_message *messages;     /* chat, when n_messages > 0 */
 	size_t n_messages;
 	int max_tokens;                  /* 0 = up to the context length */
@@ -147,6 +151,11 @@ enum deploy_status deploy_submit(struct deploy *s, const struct deploy_params *p
  * released only at UTF-8 character boundaries and never includes a stop
  * string or a prefix of one that may still complete. */
 int deploy_job_wait(struct deploy_job *j, size_t off, int *started, char **chunk, size_t *len);
+
+/* deploy_job_wait_for is deploy_job_wait giving up after timeout_ms
+ * (0 = only look): then it returns 1 with *chunk NULL. */
+int deploy_job_wait_for(struct deploy_job *j, size_t off, int timeout_ms, int *started,
+    char **chunk, size_t *len);
 
 /* deploy_job_result is the outcome; valid once deploy_job_wait returned 0. */
 const struct deploy_result *deploy_job_result(const struct deploy_job *j);

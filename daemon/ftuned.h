@@ -21,6 +21,7 @@ struct ftuned {
 	int training_threads;         /* resolved from cfg (0 = online CPUs) */
 	struct queue *queue;          /* the training queue (queue.h) */
 	struct deploy *deploy;        /* deployed models and their serving threads (deploy.h) */
+	struct genstream *genstream;  /* streamed Generate sessions (genstream.h) */
 };
 
 /* A snapshot of what Status and /api/v1/status report. */

@@ -25,6 +25,7 @@
 #include "datasets.h"
 #include "fsutil.h"
 #include "deploy.h"
+#include "genstream.h"
 #include "notify.h"
 #include "queue.h"
 #include "registry.h"
@@ -286,6 +287,7 @@ main(int argc, char **argv)
 	}
 	if (socket_dir_make(d.cfg.socket_url, err, sizeof(err)) != 0 ||
 	    deploy_start(&d, &d.deploy, err, sizeof(err)) != 0 ||
+	    genstream_start(&d, &d.genstream, err, sizeof(err)) != 0 ||
 	    rpc_server_start(&d, &rpc, err, sizeof(err)) != 0 ||
 	    web_server_start(&d, &web, err, sizeof(err)) != 0) {
 		log_error("%s", err);
@@ -307,6 +309,7 @@ out:
 	deploy_stop(d.deploy);
 	web_server_stop(web);
 	rpc_server_stop(rpc);
+	genstream_stop(d.genstream);
 	deploy_free(d.deploy);
 	queue_stop(d.queue);
 	store_close(d.store);

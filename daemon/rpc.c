@@ -56,6 +56,8 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_EVAL_LIST, "EvalList", rpc_eval_list, 0 },
 	{ FT__REQUEST__BODY_EVAL_EXPORT, "EvalExport", rpc_eval_export, 0 },
 	{ FT__REQUEST__BODY_GENERATE, "Generate", rpc_generate, 0 },
+	{ FT__REQUEST__BODY_GENERATE_POLL, "GeneratePoll", rpc_generate_poll, 0 },
+	{ FT__REQUEST__BODY_GENERATE_CANCEL, "GenerateCancel", rpc_generate_cancel, 0 },
 	{ FT__REQUEST__BODY_DEPLOY_CREATE, "DeployCreate", rpc_deploy_create, RPC_WRITE },
 	{ FT__REQUEST__BODY_DEPLOY_LIST, "DeployList", rpc_deploy_list, 0 },
 	{ FT__REQUEST__BODY_DEPLOY_REMOVE, "DeployRemove", rpc_deploy_remove, RPC_WRITE },

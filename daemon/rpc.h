@@ -74,6 +74,8 @@ int rpc_eval_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 int rpc_eval_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_generate_poll(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_generate_cancel(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_deploy_create(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_deploy_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_deploy_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);

@@ -1,9 +1,10 @@
 /* rpc_eval.c - evaluation RPCs: EvalRun, EvalShow, EvalList, EvalExport,
- * and Generate.
+ * and Generate, GeneratePoll, GenerateCancel.
  *
- * Generate runs on the RPC thread, so it is limited to small models and
- * short generations (GENERATE_MAX_PARAMS, GENERATE_MAX_NEW_TOKENS) to keep
- * handlers fast; it answers with one reply (no streaming). */
+ * Generate without stream runs on the RPC thread, so it is limited to small
+ * models and short generations (GENERATE_MAX_PARAMS, GENERATE_MAX_NEW_TOKENS)
+ * to keep handlers fast, and answers with one reply.  With stream it opens a
+ * session on the serving threads (genstream.h) that GeneratePoll reads. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,13 @@
 
 #include "eval_job.h"
 #include "fte.h"
+#include "genstream.h"
 #include "registry.h"
 #include "rpc.h"
 
 #define GENERATE_MAX_PARAMS 50000000ULL
 #define GENERATE_MAX_NEW_TOKENS 512
+#define GENERATE_MAX_PROMPT 65536         /* bytes; far over any context we run */
 #define EVAL_LIST_MAX 1000
 #define SHOW_TOP_DEFAULT 5
 #define SHOW_PAGE_MAX 1000
@@ -553,6 +556,94 @@ rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	return FT__CODE__OK;
 }
 
+/* Generate with stream: a session on the serving threads, with the same
+ * sampler settings as the reply below so that the text is the same. */
+static int
+generate_open(struct rpc_call *call, const Ft__GenerateRequest *q, const struct model_info *mi,
+    Ft__Reply *rep)
+{
+	Ft__GenerateReply *r = rpc_alloc(call, sizeof(*r));
+	struct deploy_params p = { 0 };
+	char err[512];
+	int code;
+
+	if (r == NULL)
+		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (call->d->genstream == NULL)
+		return rpc_error(call, rep, FT__CODE__UNAVAILABLE, "streamed generation is not running");
+	p.model = mi->name;
+	p.model_id = mi->id;
+	p.prompt = q->prompt;
+	p.template_ = q->raw ? NULL : q->template_;
+	p.max_tokens = q->max_new_tokens ? (int)q->max_new_tokens : 64;
+	p.temperature = q->temperature;
+	p.top_p = q->top_p > 0 ? q->top_p : 1;
+	p.seed = q->seed ? q->seed : 1;
+	ft__generate_reply__init(r);
+	code = genstream_open(call->d->genstream, (uint32_t)call->uid, &p, &r->session, err,
+	    sizeof(err));
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "%s", err);
+	rep->body_case = FT__REPLY__BODY_GENERATE;
+	rep->generate = r;
+	return FT__CODE__OK;
+}
+
+int
+rpc_generate_poll(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
+{
+	const Ft__GeneratePollRequest *q = req->generate_poll;
+	Ft__GenerateReply *r = rpc_alloc(call, sizeof(*r));
+	struct genstream_chunk c;
+	char err[512];
+	int code;
+
+	if (r == NULL)
+		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (call->d->genstream == NULL)
+		return rpc_error(call, rep, FT__CODE__UNAVAILABLE, "streamed generation is not running");
+	code = genstream_poll(call->d->genstream, (uint32_t)call->uid, q->session, q->from_offset, &c,
+	    err, sizeof(err));
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "%s", err);
+	ft__generate_reply__init(r);
+	r->session = q->session;
+	r->text = rpc_strdup(call, c.text);
+	r->finish_reason = rpc_strdup(call, c.finish_reason);
+	free(c.text);
+	if (r->text == NULL || r->finish_reason == NULL)
+		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	r->done = c.done;
+	r->tokens = (uint32_t)c.tokens;
+	r->prompt_tokens = (uint32_t)c.prompt_tokens;
+	r->stopped_at_eos = c.done && strcmp(c.finish_reason, "stop") == 0;
+	r->ms = c.ms;
+	rep->body_case = FT__REPLY__BODY_GENERATE_POLL;
+	rep->generate_poll = r;
+	return FT__CODE__OK;
+}
+
+int
+rpc_generate_cancel(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
+{
+	Ft__Empty *r = rpc_alloc(call, sizeof(*r));
+	char err[512];
+	int code;
+
+	if (r == NULL)
+		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (call->d->genstream == NULL)
+		return rpc_error(call, rep, FT__CODE__UNAVAILABLE, "streamed generation is not running");
+	code = genstream_cancel(call->d->genstream, (uint32_t)call->uid, req->generate_cancel->session,
+	    err, sizeof(err));
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "%s", err);
+	ft__empty__init(r);
+	rep->body_case = FT__REPLY__BODY_GENERATE_CANCEL;
+	rep->generate_cancel = r;
+	return FT__CODE__OK;
+}
+
 int
 rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
@@ -577,8 +668,16 @@ rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	if (!(q->temperature >= 0 && q->temperature <= 2) || !(q->top_p >= 0 && q->top_p <= 1))
 		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--temperature must be in [0, 2] "
 		    "and --top-p in (0, 1]");
+	if (strlen(q->prompt) > GENERATE_MAX_PROMPT || strlen(q->template_) > GENERATE_MAX_PROMPT)
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "the prompt and the template "
+		    "may have at most %d bytes each", GENERATE_MAX_PROMPT);
 	if (registry_model_find(call->d, q->model, &mi) != 0)
 		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no model '%s'", q->model);
+	if (q->stream) {
+		code = generate_open(call, q, &mi, rep);
+		model_info_free(&mi);
+		return code;
+	}
 	if (mi.params > GENERATE_MAX_PARAMS) {
 		code = rpc_error(call, rep, FT__CODE__FAILED_PRECONDITION, "model %s has %llu parameters; "
 		    "generate runs on the control socket only for models up to %llu (use eval run for "
@@ -632,8 +731,11 @@ rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	r->tokens = (uint32_t)n_out;
 	r->stopped_at_eos = n_out < sm.max_new_tokens &&
 	    (int)n_ids + n_out < fte_model_config(m)->max_seq_len;
+	r->done = 1;
+	r->finish_reason = rpc_strdup(call, r->stopped_at_eos ? "stop" : "length");
+	r->prompt_tokens = (uint32_t)n_ids;
 	r->ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
-	if (r->text == NULL) {
+	if (r->text == NULL || r->finish_reason == NULL) {
 		code = rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
