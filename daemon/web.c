@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <civetweb.h>
@@ -33,6 +34,7 @@
 #include "openai.h"
 #include "web.h"
 #include "web_api.h"
+#include "web_route.h"
 
 #define TOKEN_BYTES 32                       /* random bytes in a token */
 #define TOKEN_HASH_BYTES crypto_generichash_BYTES
@@ -174,6 +176,27 @@ login(struct web_server *w, struct mg_connection *conn)
 	send_redirect(conn, "/", cookie);
 }
 
+/* civetweb serves a static file only if its path maps to a regular file
+ * under web_root (web_static_path): never a directory, so never a listing,
+ * and never a dot segment or hidden file.  Non-zero means answered here. */
+static int
+static_file_check(struct web_server *w, struct mg_connection *conn, const char *uri)
+{
+	char rel[PATH_MAX], path[2 * PATH_MAX + 2];
+	struct stat sb;
+
+	if (web_static_path(uri, rel, sizeof(rel)) != 0) {
+		web_send_error(conn, 404, "no such file");
+		return 404;
+	}
+	snprintf(path, sizeof(path), "%s/%s", w->d->cfg.web_root, rel);
+	if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		web_send_error(conn, 404, "no such file");
+		return 404;
+	}
+	return 0;
+}
+
 /* Every request passes here first: method, token, then civetweb serves
  * the file (or web_api.c the JSON).  Non-zero means answered here. */
 static int
@@ -198,15 +221,16 @@ begin_request(struct mg_connection *conn)
 		return 405;
 	}
 	/* The login page and its stylesheet are the only files open to all. */
-	if (strcmp(uri, "/login.html") == 0 || strcmp(uri, "/style.css") == 0 ||
-	    strcmp(uri, "/login.js") == 0 || request_authorized(w, conn))
-		return 0;
-	if (api) {
-		web_send_error(conn, 401, "a dashboard token is required (Authorization: Bearer)");
-		return 401;
+	if (strcmp(uri, "/login.html") != 0 && strcmp(uri, "/style.css") != 0 &&
+	    strcmp(uri, "/login.js") != 0 && !request_authorized(w, conn)) {
+		if (api) {
+			web_send_error(conn, 401, "a dashboard token is required (Authorization: Bearer)");
+			return 401;
+		}
+		send_redirect(conn, "/login.html", "");
+		return 303;
 	}
-	send_redirect(conn, "/login.html", "");
-	return 303;
+	return api ? 0 : static_file_check(w, conn, uri);
 }
 
 static int

@@ -100,17 +100,18 @@ int
 web_query_str(struct web_query *q, const char *key, char *out, size_t len)
 {
 	char buf[512];
-	int n;
+	int rc;
 
 	if (q->qs == NULL)
 		return 0;
-	/* mg_get_var clears its buffer when the key is missing: keep defaults. */
-	n = mg_get_var(q->qs, q->len, key, buf, len < sizeof(buf) ? len : sizeof(buf));
-	if (n == -2 && q->bad[0] == '\0')
-		snprintf(q->bad, sizeof(q->bad), "query parameter '%s' is too long", key);
-	if (n < 0)
+	/* Decoded into buf, so a missing or bad key leaves out's default. */
+	rc = web_query_find(q->qs, q->len, key, buf, len < sizeof(buf) ? len : sizeof(buf));
+	if (rc < 0 && q->bad[0] == '\0')
+		snprintf(q->bad, sizeof(q->bad), rc == -2 ? "query parameter '%s' is given more "
+		    "than once" : "query parameter '%s' is malformed or too long", key);
+	if (rc <= 0)
 		return 0;
-	memcpy(out, buf, (size_t)n + 1);
+	memcpy(out, buf, strlen(buf) + 1);
 	return 1;
 }
 
@@ -131,24 +132,6 @@ web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t *out
 		return;
 	}
 	*out = v;
-}
-
-int
-web_parse_id(const char *s, size_t len, int64_t *out)
-{
-	int64_t v = 0;
-
-	if (len == 0 || len > 18)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v <= 0)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 /* protobuf-c message as a JSON object, through its descriptor, so the job
@@ -781,108 +764,32 @@ out:
 	dataset_info_free(&di);
 }
 
-/* The path after a collection prefix, split at its first '/'. */
-struct route {
-	const char *id;         /* the id segment, url-decoded */
-	size_t id_len;
-	const char *sub;        /* what follows "<id>/", or NULL */
-};
-
-static int
-route_split(const char *rest, struct route *r, char *buf, size_t buf_len)
-{
-	const char *slash = strchr(rest, '/');
-	size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-	int len;
-
-	if (n == 0 || n >= buf_len)
-		return -1;
-	len = mg_url_decode(rest, (int)n, buf, (int)buf_len, 0);
-	if (len <= 0 || strlen(buf) != (size_t)len)
-		return -1;
-	r->id = buf;
-	r->id_len = (size_t)len;
-	r->sub = slash ? slash + 1 : NULL;
-	return 0;
-}
+_Static_assert(WEB_ROUTE_NAME_MAX >= REGISTRY_NAME_MAX, "a model or dataset name fits a route");
 
 void
 web_api_serve(struct mg_connection *conn, struct ftuned *d)
 {
 	const struct mg_request_info *ri = mg_get_request_info(conn);
-	const char *uri = ri->local_uri, *rest;
 	struct web_query q = { ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, "" };
-	char buf[REGISTRY_NAME_MAX + 2];
-	struct route r;
-	int64_t id;
+	struct web_route r;
 
-	if (strcmp(uri, "/api/v1/status") == 0) {
-		api_status(conn, d);
+	if (web_route_parse(ri->local_uri, &r) != 0) {
+		web_send_error(conn, 404, r.why);
 		return;
 	}
-	if (strcmp(uri, "/api/v1/jobs") == 0) {
-		api_jobs(conn, d, &q);
-		return;
+	switch (r.ep) {
+	case WEB_EP_STATUS: api_status(conn, d); break;
+	case WEB_EP_JOBS: api_jobs(conn, d, &q); break;
+	case WEB_EP_JOB: api_job(conn, d, r.id); break;
+	case WEB_EP_JOB_METRICS: api_job_metrics(conn, d, r.id, &q); break;
+	case WEB_EP_JOB_LOGS: api_job_logs(conn, d, r.id, &q); break;
+	case WEB_EP_MODELS: api_models(conn, d); break;
+	case WEB_EP_MODEL: api_model(conn, d, r.name); break;
+	case WEB_EP_DATASETS: api_datasets(conn, d); break;
+	case WEB_EP_DATASET: api_dataset(conn, d, r.name, &q); break;
+	case WEB_EP_DATASET_TOKENS: api_dataset_tokens(conn, d, r.name, &q); break;
+	case WEB_EP_EVALS: web_eval_list(conn, d); break;
+	case WEB_EP_EVAL: web_eval_show(conn, d, r.id); break;
+	case WEB_EP_EVAL_EXAMPLES: web_eval_examples(conn, d, r.id, &q); break;
 	}
-	if (strcmp(uri, "/api/v1/models") == 0) {
-		api_models(conn, d);
-		return;
-	}
-	if (strcmp(uri, "/api/v1/datasets") == 0) {
-		api_datasets(conn, d);
-		return;
-	}
-	if (strcmp(uri, "/api/v1/evals") == 0) {
-		web_eval_list(conn, d);
-		return;
-	}
-	if (strncmp(uri, "/api/v1/evals/", 14) == 0) {
-		if (route_split(uri + 14, &r, buf, sizeof(buf)) != 0 ||
-		    web_parse_id(r.id, r.id_len, &id) != 0) {
-			web_send_error(conn, 404, "no such evaluation");
-			return;
-		}
-		if (r.sub == NULL) {
-			web_eval_show(conn, d, id);
-			return;
-		}
-		if (strcmp(r.sub, "examples") == 0) {
-			web_eval_examples(conn, d, id, &q);
-			return;
-		}
-	}
-	if (strncmp(uri, "/api/v1/jobs/", 13) == 0) {
-		if (route_split(uri + 13, &r, buf, sizeof(buf)) != 0 ||
-		    web_parse_id(r.id, r.id_len, &id) != 0) {
-			web_send_error(conn, 404, "no such job");
-			return;
-		}
-		if (r.sub == NULL) {
-			api_job(conn, d, id);
-			return;
-		}
-		if (strcmp(r.sub, "metrics") == 0) {
-			api_job_metrics(conn, d, id, &q);
-			return;
-		}
-		if (strcmp(r.sub, "logs") == 0) {
-			api_job_logs(conn, d, id, &q);
-			return;
-		}
-	}
-	rest = strncmp(uri, "/api/v1/models/", 15) == 0 ? uri + 15 : NULL;
-	if (rest && route_split(rest, &r, buf, sizeof(buf)) == 0 && r.sub == NULL) {
-		api_model(conn, d, r.id);
-		return;
-	}
-	rest = strncmp(uri, "/api/v1/datasets/", 17) == 0 ? uri + 17 : NULL;
-	if (rest && route_split(rest, &r, buf, sizeof(buf)) == 0 && r.sub == NULL) {
-		api_dataset(conn, d, r.id, &q);
-		return;
-	}
-	if (rest && route_split(rest, &r, buf, sizeof(buf)) == 0 && strcmp(r.sub, "tokens") == 0) {
-		api_dataset_tokens(conn, d, r.id, &q);
-		return;
-	}
-	web_send_error(conn, 404, "no such API endpoint");
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ftuned.h"
+#include "web_route.h"
 
 /* Sent with every response, static or API: no inline scripts or styles,
  * nothing loaded from elsewhere, no framing. */
@@ -42,15 +43,12 @@ struct web_query {
 	char bad[160];          /* "" while every value was good */
 };
 
-/* web_query_str copies key's url-decoded value into out; 1 when present. */
+/* web_query_str copies key's url-decoded value into out; 1 when present.
+ * A value that is malformed, too long, or given twice is a problem in bad. */
 int web_query_str(struct web_query *q, const char *key, char *out, size_t len);
 
 /* web_query_uint parses key as a decimal integer in [0, max] into *out. */
 void web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t *out);
-
-/* web_parse_id: a positive decimal id of len bytes (no sign, no spaces);
- * 0, or -1 for anything else. */
-int web_parse_id(const char *s, size_t len, int64_t *out);
 
 /* web_json_text: s as a JSON string, with any byte that is not valid UTF-8
  * (a model's output cut inside a character) shown as U+FFFD. */
