@@ -63,6 +63,12 @@ static const struct cfg_key keys[] = {
 	  "Memory a training job may use (suffix K, M, G); 0 means three quarters of RAM." },
 	{ "checkpoint_keep", NUM(CFG_INT, checkpoint_keep), "2", 1, 100,
 	  "Checkpoints kept per job; older ones are deleted." },
+	{ "metrics_max_per_job", NUM(CFG_INT, metrics_max_per_job), "10000", 16, 100000000,
+	  "Per-step metric points kept per job; beyond it they are thinned to an even stride "
+	  "(first, last and validation points stay), so a long job's curve keeps its shape." },
+	{ "log_max_per_job", NUM(CFG_INT, log_max_per_job), "10000", 16, 100000000,
+	  "Log lines kept per job; beyond it the oldest info and debug lines go first, and one "
+	  "line says how many were dropped." },
 	{ "remote_listen", STR(remote_listen), "", 0, 0,
 	  "nng address (tcp://ADDR:PORT) for remote ftctl; every request there must be signed "
 	  "with a key from remote_keys. Empty: the IPC socket only." },

@@ -29,6 +29,8 @@ struct ft_config {
 	int max_queued_per_user;
 	int64_t memory_budget;        /* bytes a training job may use; 0 = 3/4 of RAM */
 	int checkpoint_keep;          /* checkpoints kept per job */
+	int metrics_max_per_job;      /* per-step metric rows kept per job (thinned) */
+	int log_max_per_job;          /* log lines kept per job (oldest info first) */
 	char remote_listen[256];      /* nng tcp:// address for signed requests, "" = off */
 	char remote_keys[PATH_MAX];   /* NAME UID PUBLIC_KEY_HEX lines */
 	int remote_max_skew;          /* seconds a signed request's clock may be off */

@@ -225,41 +225,83 @@ jobs_count_active(struct ftuned *d, uint32_t uid)
 	    "('QUEUED', 'RUNNING')", uid);
 }
 
-/* Runs one UPDATE with bound values; returns rows changed or -1. */
+/* Runs one statement with bound values ('i' int64, 's' text, 'd' double,
+ * NaN as NULL) on a locked connection; returns rows changed or -1. */
+static int
+vrun(sqlite3 *db, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *st;
+	int changed = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	for (int i = 0; types[i]; i++) {
+		switch (types[i]) {
+		case 'i': sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
+		case 's': sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
+		case 'd': {
+			double v = va_arg(ap, double);
+
+			if (isnan(v))
+				sqlite3_bind_null(st, i + 1);
+			else
+				sqlite3_bind_double(st, i + 1, v);
+			break;
+		}
+		}
+	}
+	if (sqlite3_step(st) == SQLITE_DONE)
+		changed = sqlite3_changes(db);
+	sqlite3_finalize(st);
+	return changed;
+}
+
+static int
+run(sqlite3 *db, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int changed;
+
+	va_start(ap, types);
+	changed = vrun(db, sql, types, ap);
+	va_end(ap);
+	return changed;
+}
+
+/* Runs one UPDATE with bound values in its own transaction; returns rows
+ * changed or -1. */
 static int
 update(struct ftuned *d, const char *sql, const char *types, ...)
 {
 	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st;
 	va_list ap;
-	int changed = -1;
+	int changed;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		va_start(ap, types);
-		for (int i = 0; types[i]; i++) {
-			switch (types[i]) {
-			case 'i': sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
-			case 's': sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
-			case 'd': {
-				double v = va_arg(ap, double);
-
-				if (isnan(v))
-					sqlite3_bind_null(st, i + 1);
-				else
-					sqlite3_bind_double(st, i + 1, v);
-				break;
-			}
-			}
-		}
-		va_end(ap);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			changed = sqlite3_changes(db);
-		sqlite3_finalize(st);
-	}
+	va_start(ap, types);
+	changed = vrun(db, sql, types, ap);
+	va_end(ap);
 	if (changed < 0)
 		log_error("jobs: %s", sqlite3_errmsg(db));
 	store_unlock(d->store);
 	return changed;
+}
+
+/* One int64 from a query with two int64 parameters on a locked connection;
+ * def when there is no row or the value is NULL. */
+static int64_t
+get_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t def)
+{
+	sqlite3_stmt *st;
+	int64_t v = def;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, a);
+		sqlite3_bind_int64(st, 2, b);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return v;
 }
 
 int
@@ -323,13 +365,49 @@ jobs_requeue_running(struct ftuned *d)
 	    "AND ?1 = ?1", "i", (int64_t)0);
 }
 
+/*
+ * Bounded metrics.  A job keeps at most cfg.metrics_max_per_job per-step
+ * rows; validation rows are never dropped and not counted.  Every K =
+ * cap/4 steps the rows are counted (so an insert costs one count per K
+ * steps, not one each); above cap - K they are thinned to about cap/2 by
+ * keeping the first, the last, and the steps that are multiples of the
+ * smallest power of two that leaves no more.  That stride only grows, so
+ * it is the same over the whole history: a long job's curve keeps its
+ * shape at an even resolution.
+ */
+static int
+metrics_bound(sqlite3 *db, int64_t id, uint32_t step, int64_t cap)
+{
+	int64_t k = cap / 4, stride = 1;
+
+	if (step % k != 0 || get_int(db, "SELECT count(*) FROM metrics WHERE job_id = ?1 AND "
+	    "val_loss IS NULL AND ?2 = ?2", id, 0, 0) <= cap - k)
+		return 0;
+	while ((int64_t)step / stride > cap / 2 - 2)
+		stride *= 2;
+	return run(db, "DELETE FROM metrics WHERE job_id = ?1 AND val_loss IS NULL AND "
+	    "step % ?2 != 0 AND step < ?3 AND step > (SELECT min(step) FROM metrics "
+	    "WHERE job_id = ?1 AND loss IS NOT NULL)", "iii", id, stride, (int64_t)step) < 0 ? -1 : 0;
+}
+
 void
 jobs_metric_add(struct ftuned *d, int64_t id, uint32_t step, double loss, double lr,
     double grad_norm, double tokens_per_s)
 {
-	update(d, "INSERT OR REPLACE INTO metrics (job_id, step, loss, lr, grad_norm, tokens_per_s) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "iidddd", id, (int64_t)step, loss, lr, grad_norm,
-	    tokens_per_s);
+	sqlite3 *db = store_lock(d->store);
+	int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+
+	if (ok && (run(db, "INSERT OR REPLACE INTO metrics (job_id, step, loss, lr, grad_norm, "
+	    "tokens_per_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "iidddd", id, (int64_t)step, loss,
+	    lr, grad_norm, tokens_per_s) != 1 ||
+	    metrics_bound(db, id, step, d->cfg.metrics_max_per_job) != 0 ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		ok = 0;
+	}
+	if (!ok)
+		log_error("jobs: metrics of job %lld: %s", (long long)id, sqlite3_errmsg(db));
+	store_unlock(d->store);
 }
 
 void
@@ -393,11 +471,73 @@ jobs_metrics_free(Ft__Metric **m, size_t n)
 	free(m);
 }
 
+/*
+ * Bounded logs.  Above cfg.log_max_per_job lines a job's log is cut to
+ * three quarters of it: the oldest info and debug lines go first, warn and
+ * error lines only if those alone are too many.  One warn line, placed
+ * where the newest dropped line was, says how many were dropped in all; it
+ * replaces the previous such line.
+ */
+#define LOG_DROPPED "log_max_per_job: "
+
+static int
+logs_bound(sqlite3 *db, int64_t id, int64_t cap)
+{
+	int64_t n = get_int(db, "SELECT count(*) FROM job_logs WHERE job_id = ?1 AND ?2 = ?2",
+	    id, 0, 0), keep = cap - cap / 4, dropped = 0, note = 0, at, r;
+	unsigned long long before = 0;
+	sqlite3_stmt *st;
+	char msg[128];
+
+	if (n <= cap)
+		return 0;
+	if (sqlite3_prepare_v2(db, "SELECT seq, message FROM job_logs WHERE job_id = ? AND "
+	    "level = 'warn' AND substr(message, 1, ?) = '" LOG_DROPPED "'", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int(st, 2, (int)strlen(LOG_DROPPED));
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			note = sqlite3_column_int64(st, 0);
+			sscanf((const char *)sqlite3_column_text(st, 1), LOG_DROPPED "%llu", &before);
+		}
+		sqlite3_finalize(st);
+	}
+	if (note != 0) {
+		if (run(db, "DELETE FROM job_logs WHERE seq = ?1", "i", note) != 1)
+			return -1;
+		n--;
+	}
+	/* Room for the note: keep - 1 lines besides it. */
+	for (int pass = 0; pass < 2 && n > keep - 1; pass++) {
+		const char *levels = pass == 0 ? "level IN ('info', 'debug')" : "1";
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "SELECT max(seq) FROM (SELECT seq FROM job_logs WHERE "
+		    "job_id = ?1 AND %s ORDER BY seq LIMIT ?2)", levels);
+		at = get_int(db, sql, id, n - (keep - 1), 0);
+		if (at == 0)
+			continue;
+		snprintf(sql, sizeof(sql), "DELETE FROM job_logs WHERE job_id = ?1 AND %s AND "
+		    "seq <= ?2", levels);
+		if ((r = run(db, sql, "ii", id, at)) < 0)
+			return -1;
+		n -= r;
+		dropped += r;
+		note = at > note ? at : note;
+	}
+	snprintf(msg, sizeof(msg), LOG_DROPPED "%llu earlier lines dropped (oldest info and "
+	    "debug first)", before + (unsigned long long)dropped);
+	return run(db, "INSERT INTO job_logs (seq, job_id, time, level, message) VALUES "
+	    "(?1, ?2, ?3, 'warn', ?4)", "iiis", note, id, (int64_t)time(NULL), msg) == 1 ? 0 : -1;
+}
+
 void
 jobs_log(struct ftuned *d, int64_t id, const char *level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
+	sqlite3 *db;
+	int ok;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -406,8 +546,18 @@ jobs_log(struct ftuned *d, int64_t id, const char *level, const char *fmt, ...)
 		log_error("job %lld: %s", (long long)id, msg);
 	else
 		log_info("job %lld: %s", (long long)id, msg);
-	update(d, "INSERT INTO job_logs (job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)",
-	    "iiss", id, (int64_t)time(NULL), level, msg);
+	db = store_lock(d->store);
+	ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+	if (ok && (run(db, "INSERT INTO job_logs (job_id, time, level, message) VALUES "
+	    "(?1, ?2, ?3, ?4)", "iiss", id, (int64_t)time(NULL), level, msg) != 1 ||
+	    logs_bound(db, id, d->cfg.log_max_per_job) != 0 ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		ok = 0;
+	}
+	if (!ok)
+		log_error("jobs: log of job %lld: %s", (long long)id, sqlite3_errmsg(db));
+	store_unlock(d->store);
 }
 
 int

@@ -75,7 +75,9 @@ int jobs_requeue_running(struct ftuned *d);
 
 /* Metrics: one row per step; a step seen again after a resume replaces its
  * row.  jobs_metric_val adds the validation loss measured after a step
- * (step 0: before training). */
+ * (step 0: before training).  jobs_metric_add keeps at most
+ * cfg.metrics_max_per_job per-step rows, thinning older ones evenly in the
+ * same transaction (first, last and validation rows stay). */
 void jobs_metric_add(struct ftuned *d, int64_t id, uint32_t step, double loss, double lr,
     double grad_norm, double tokens_per_s);
 void jobs_metric_val(struct ftuned *d, int64_t id, uint32_t step, double val_loss);
@@ -83,7 +85,9 @@ int jobs_metrics(struct ftuned *d, int64_t id, uint32_t after_step, uint32_t lim
     Ft__Metric ***out, size_t *n);
 void jobs_metrics_free(Ft__Metric **m, size_t n);
 
-/* jobs_log appends to the job's log (and the daemon's). */
+/* jobs_log appends to the job's log (and the daemon's).  Beyond
+ * cfg.log_max_per_job lines the oldest info and debug lines are dropped in
+ * the same transaction, and one warn line says how many. */
 void jobs_log(struct ftuned *d, int64_t id, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int jobs_logs(struct ftuned *d, int64_t id, int64_t after, uint32_t limit,
