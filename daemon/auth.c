@@ -34,22 +34,75 @@ struct slot {
 	int64_t timestamp; /* 0: empty */
 };
 
+/* An immutable set of keys; SIGHUP swaps in a new one (auth_reload). */
+struct keyset {
+	int n;
+	struct key keys[];
+};
+
 struct auth {
-	struct key keys[KEYS_MAX];
-	int n_keys;
 	int max_skew;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;         /* guards keys, cache and used */
+	struct keyset *keys;
 	struct slot *cache;
 	size_t used;
 };
+
+/* Reads keys_path into a new set (absent: an empty one).  0 and *out, or
+ * -1 with "path:line: problem" in err. */
+static int
+keys_load(const char *keys_path, struct keyset **out, char *err, size_t err_len)
+{
+	struct keyset *set;
+	char line[512];
+	FILE *f;
+	int lineno = 0;
+
+	if ((set = calloc(1, sizeof(*set) + KEYS_MAX * sizeof(set->keys[0]))) == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	if ((f = fopen(keys_path, "r")) == NULL) {
+		if (errno != ENOENT) {
+			snprintf(err, err_len, "%s: %s", keys_path, strerror(errno));
+			free(set);
+			return -1;
+		}
+		*out = set;
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char name[NAME_MAX_LEN + 1], hex[130];
+		unsigned long long uid;
+		struct key *k;
+		size_t pk_len;
+
+		lineno++;
+		if (line[strspn(line, " \t")] == '#' || line[strspn(line, " \t\r\n")] == '\0')
+			continue;
+		k = &set->keys[set->n < KEYS_MAX ? set->n : 0];
+		if (set->n == KEYS_MAX || sscanf(line, "%64s %llu %129s", name, &uid, hex) != 3 ||
+		    sodium_hex2bin(k->pk, sizeof(k->pk), hex, strlen(hex), NULL, &pk_len, NULL) != 0 ||
+		    pk_len != sizeof(k->pk)) {
+			snprintf(err, err_len, "%s:%d: expected 'NAME UID PUBLIC_KEY_HEX' (%d keys at most)",
+			    keys_path, lineno, KEYS_MAX);
+			fclose(f);
+			free(set);
+			return -1;
+		}
+		snprintf(k->name, sizeof(k->name), "%s", name);
+		k->uid = uid;
+		set->n++;
+	}
+	fclose(f);
+	*out = set;
+	return 0;
+}
 
 int
 auth_open(const char *keys_path, int max_skew_s, struct auth **out, char *err, size_t err_len)
 {
 	struct auth *a;
-	char line[512];
-	FILE *f;
-	int lineno = 0;
 
 	if (sodium_init() < 0) {
 		snprintf(err, err_len, "libsodium failed to initialise");
@@ -63,41 +116,29 @@ auth_open(const char *keys_path, int max_skew_s, struct auth **out, char *err, s
 	}
 	a->max_skew = max_skew_s;
 	pthread_mutex_init(&a->lock, NULL);
-	if ((f = fopen(keys_path, "r")) == NULL) {
-		if (errno != ENOENT) {
-			snprintf(err, err_len, "%s: %s", keys_path, strerror(errno));
-			auth_close(a);
-			return -1;
-		}
-		*out = a;
-		return 0;
+	if (keys_load(keys_path, &a->keys, err, err_len) != 0) {
+		auth_close(a);
+		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char name[NAME_MAX_LEN + 1], hex[130];
-		unsigned long long uid;
-		struct key *k;
-		size_t pk_len;
-
-		lineno++;
-		if (line[strspn(line, " \t")] == '#' || line[strspn(line, " \t\r\n")] == '\0')
-			continue;
-		k = &a->keys[a->n_keys];
-		if (a->n_keys == KEYS_MAX || sscanf(line, "%64s %llu %129s", name, &uid, hex) != 3 ||
-		    sodium_hex2bin(k->pk, sizeof(k->pk), hex, strlen(hex), NULL, &pk_len, NULL) != 0 ||
-		    pk_len != sizeof(k->pk)) {
-			snprintf(err, err_len, "%s:%d: expected 'NAME UID PUBLIC_KEY_HEX' (%d keys at most)",
-			    keys_path, lineno, KEYS_MAX);
-			fclose(f);
-			auth_close(a);
-			return -1;
-		}
-		snprintf(k->name, sizeof(k->name), "%s", name);
-		k->uid = uid;
-		a->n_keys++;
-	}
-	fclose(f);
-	log_info("remote access: %d key%s from %s", a->n_keys, a->n_keys == 1 ? "" : "s", keys_path);
+	log_info("remote access: %d key%s from %s", a->keys->n, a->keys->n == 1 ? "" : "s",
+	    keys_path);
 	*out = a;
+	return 0;
+}
+
+int
+auth_reload(struct auth *a, const char *keys_path, int *n_keys, char *err, size_t err_len)
+{
+	struct keyset *fresh, *old;
+
+	if (keys_load(keys_path, &fresh, err, err_len) != 0)
+		return -1;
+	pthread_mutex_lock(&a->lock);
+	old = a->keys;
+	a->keys = fresh;
+	pthread_mutex_unlock(&a->lock);
+	free(old);
+	*n_keys = fresh->n;
 	return 0;
 }
 
@@ -107,6 +148,7 @@ auth_close(struct auth *a)
 	if (a == NULL)
 		return;
 	pthread_mutex_destroy(&a->lock);
+	free(a->keys);
 	free(a->cache);
 	free(a);
 }
@@ -168,7 +210,8 @@ auth_verify(struct auth *a, const void *buf, size_t len, uint64_t *uid, uint8_t 
 {
 	Ft__SignedRequest *s = ft__signed_request__unpack(NULL, len, buf);
 	int64_t now = (int64_t)time(NULL);
-	const struct key *k = NULL;
+	struct key k;
+	int found = 0;
 	uint8_t *msg = NULL;
 	size_t msg_len;
 	int code = FT__CODE__UNAUTHENTICATED;
@@ -177,10 +220,16 @@ auth_verify(struct auth *a, const void *buf, size_t len, uint64_t *uid, uint8_t 
 		snprintf(why, why_len, "requests over TCP must be signed (ft.SignedRequest)");
 		return FT__CODE__UNAUTHENTICATED;
 	}
-	for (int i = 0; i < a->n_keys && k == NULL; i++)
-		if (strcmp(a->keys[i].name, s->key_id) == 0)
-			k = &a->keys[i];
-	if (k == NULL) {
+	/* A copy of the key: a reload may free the set while this request is
+	 * checked against the key it found. */
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->keys->n && !found; i++)
+		if (strcmp(a->keys->keys[i].name, s->key_id) == 0) {
+			k = a->keys->keys[i];
+			found = 1;
+		}
+	pthread_mutex_unlock(&a->lock);
+	if (!found) {
 		snprintf(why, why_len, "unknown key '%.64s'", s->key_id);
 	} else if (s->nonce.len != FT_NONCE_BYTES || s->signature.len != crypto_sign_BYTES) {
 		snprintf(why, why_len, "malformed signature or nonce");
@@ -191,8 +240,8 @@ auth_verify(struct auth *a, const void *buf, size_t len, uint64_t *uid, uint8_t 
 	    s->nonce.len, &msg, &msg_len) != 0) {
 		snprintf(why, why_len, "out of memory");
 		code = FT__CODE__RESOURCE_EXHAUSTED;
-	} else if (crypto_sign_verify_detached(s->signature.data, msg, msg_len, k->pk) != 0) {
-		snprintf(why, why_len, "bad signature for key '%s'", k->name);
+	} else if (crypto_sign_verify_detached(s->signature.data, msg, msg_len, k.pk) != 0) {
+		snprintf(why, why_len, "bad signature for key '%s'", k.name);
 	} else {
 		/* Only a verified request may take a place in the replay cache. */
 		pthread_mutex_lock(&a->lock);
@@ -209,7 +258,7 @@ auth_verify(struct auth *a, const void *buf, size_t len, uint64_t *uid, uint8_t 
 		} else {
 			memcpy(*req, s->request.data, s->request.len);
 			*req_len = s->request.len;
-			*uid = k->uid;
+			*uid = k.uid;
 		}
 	}
 	free(msg);

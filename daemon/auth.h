@@ -19,6 +19,13 @@ struct auth;
 int auth_open(const char *keys_path, int max_skew_s, struct auth **out, char *err,
     size_t err_len) __attribute__((warn_unused_result));
 
+/* auth_reload re-reads keys_path (SIGHUP) and swaps the new keys in under
+ * the lock: later requests see only them, a request being checked keeps
+ * the key it found, and the replay cache stays.  0 with the number of keys
+ * in *n_keys, or -1 with "path:line: problem" in err and the old keys kept. */
+int auth_reload(struct auth *a, const char *keys_path, int *n_keys, char *err,
+    size_t err_len) __attribute__((warn_unused_result));
+
 void auth_close(struct auth *a);
 
 /* auth_verify checks a SignedRequest of len bytes.  On success it returns

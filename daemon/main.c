@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "ftuned.h"
 #include "log.h"
@@ -130,11 +131,16 @@ daemonize(int *ready_fd)
 	return 0;
 }
 
+/* SIGHUP: log_level and the remote_keys file (from the file named in the
+ * configuration as it reads now); a file that does not parse changes
+ * nothing, and the log says so. */
 static void
-reload(const char *config_path, int config_explicit)
+reload(const char *config_path, int config_explicit, struct rpc_server *rpc)
 {
+	struct auth *auth = rpc_server_auth(rpc);
 	struct ft_config fresh;
-	char err[PATH_MAX + 256];
+	char err[PATH_MAX + 256], keys[PATH_MAX + 64] = "";
+	int n;
 
 	config_defaults(&fresh);
 	if ((config_explicit || access(config_path, R_OK) == 0) &&
@@ -143,11 +149,16 @@ reload(const char *config_path, int config_explicit)
 		return;
 	}
 	log_init(fresh.log_level);
-	log_info("SIGHUP: log_level reloaded; other keys take effect at restart");
+	if (auth != NULL && auth_reload(auth, fresh.remote_keys, &n, err, sizeof(err)) != 0)
+		log_error("SIGHUP: %s; the previous remote keys stay", err);
+	else if (auth != NULL)
+		snprintf(keys, sizeof(keys), " and remote_keys (%d key%s from %s)", n,
+		    n == 1 ? "" : "s", fresh.remote_keys);
+	log_info("SIGHUP: log_level%s reloaded; other keys take effect at restart", keys);
 }
 
 static int
-serve(const char *config_path, int config_explicit)
+serve(const char *config_path, int config_explicit, struct rpc_server *rpc)
 {
 	uint64_t wd_usec = notify_watchdog_usec();
 	struct timespec tick;
@@ -170,7 +181,7 @@ serve(const char *config_path, int config_explicit)
 		}
 		if (sig == SIGHUP) {
 			notify_send("RELOADING=1");
-			reload(config_path, config_explicit);
+			reload(config_path, config_explicit, rpc);
 			notify_send("READY=1");
 		}
 		if (wd_usec)
@@ -303,7 +314,7 @@ main(int argc, char **argv)
 		close(ready_fd);
 		ready_fd = -1;
 	}
-	rc = serve(config_path, config_explicit);
+	rc = serve(config_path, config_explicit, rpc);
 	notify_send("STOPPING=1");
 out:
 	deploy_stop(d.deploy);

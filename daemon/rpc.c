@@ -410,6 +410,12 @@ fail:
 	return -1;
 }
 
+struct auth *
+rpc_server_auth(struct rpc_server *srv)
+{
+	return srv->auth;
+}
+
 void
 rpc_server_stop(struct rpc_server *srv)
 {

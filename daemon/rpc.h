@@ -83,6 +83,7 @@ int rpc_key_create(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep
 int rpc_key_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_key_revoke(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 
+struct auth;
 struct rpc_server;
 
 /* rpc_server_start listens on d->cfg.socket_url (mode 0660 for ipc://)
@@ -90,6 +91,10 @@ struct rpc_server;
  * -1 with a message in err. */
 int rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err,
     size_t err_len) __attribute__((warn_unused_result));
+
+/* rpc_server_auth returns the checker of signed requests on remote_listen
+ * (auth.h), so SIGHUP can reload its keys; NULL when remote access is off. */
+struct auth *rpc_server_auth(struct rpc_server *srv);
 
 /* rpc_server_stop stops serving, waits for handlers in flight, and frees
  * the server. NULL is allowed. */

@@ -2,6 +2,7 @@
 # test_remote.sh - remote access over TCP: requests signed with a key from
 # remote_keys act as that key's user; unsigned, unknown-key, tampered and
 # replayed requests are refused, and the IPC socket works as before.
+# SIGHUP reloads remote_keys without a restart.
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
@@ -27,5 +28,39 @@ expect_match "$msg" "UNAUTHENTICATED: unknown key 'mallory'" "unknown key refuse
 pass "replayed and tampered requests refused"
 out=$("$F" status --json) || fail "IPC still works"
 expect_eq "$(json_get "$out" caller_uid)" "$(id -u)" "IPC requests keep the socket's uid"
+
+# hup WHAT: SIGHUP, then wait until the log has one more line matching WHAT.
+hup() {
+	local before
+	before=$(grep -c "$1" "$FT_TMP/ftuned.log")
+	kill -HUP "$FT_PID"
+	for _ in $(seq 1 50); do
+		[ "$(grep -c "$1" "$FT_TMP/ftuned.log")" -gt "$before" ] && return 0
+		sleep 0.1
+	done
+	fail "no '$1' in the log after SIGHUP"
+}
+
+# SIGHUP reloads remote_keys: a key added works, a key removed is refused,
+# a broken file keeps the keys there were; no restart.
+"$F" keygen bob "$FT_TMP/bob.key" | sed -n 's/^bob UID /bob 4343 /p' > "$FT_TMP/bob.line"
+cat "$FT_TMP/bob.line" >> "$FT_TMP/remote_keys"
+msg=$("$F" --socket "$url" --key "$FT_TMP/bob.key" status 2>&1)
+expect_match "$msg" "unknown key 'bob'" "a key added to the file is unknown before SIGHUP"
+hup "SIGHUP: log_level and remote_keys (2 keys from $FT_TMP/remote_keys) reloaded"
+out=$("$F" --socket "$url" --key "$FT_TMP/bob.key" status --json) || fail "added key after SIGHUP"
+expect_eq "$(json_get "$out" caller_uid)" "4343" "a key added works after SIGHUP, without a restart"
+cp "$FT_TMP/bob.line" "$FT_TMP/remote_keys"
+hup "remote_keys (1 key from"
+msg=$("$F" --socket "$url" --key "$FT_TMP/alice.key" status 2>&1)
+expect_match "$msg" "UNAUTHENTICATED: unknown key 'alice'" "a key removed is refused after SIGHUP"
+printf 'alice 4242 not-hex\n' >> "$FT_TMP/remote_keys"
+hup "the previous remote keys stay"
+expect_match "$(grep 'previous remote keys stay' "$FT_TMP/ftuned.log")" "remote_keys:2: expected" \
+	"a broken file is logged with its line"
+out=$("$F" --socket "$url" --key "$FT_TMP/bob.key" status --json) || fail "old keys after a broken file"
+expect_eq "$(json_get "$out" caller_uid)" "4343" "a broken file keeps the old keys"
+msg=$("$F" --socket "$url" --key "$FT_TMP/alice.key" status 2>&1)
+expect_match "$msg" "unknown key 'alice'" "a broken file adds none of its keys"
 daemon_stop
 finish
