@@ -48,6 +48,7 @@ static void
 model_print(const Ft__ModelInfo *m)
 {
 	char size[32], params[32], when[64], owner[64];
+	int lora = strcmp(m->format, "lora") == 0;
 	json_t *j;
 
 	size_format(m->size, size, sizeof(size));
@@ -56,13 +57,15 @@ model_print(const Ft__ModelInfo *m)
 	user_format(m->owner_uid, owner, sizeof(owner));
 	printf("model %s (id %lld)\n", m->name, (long long)m->id);
 	printf("  kind       %s, %s format, %s\n", m->kind, m->format, m->arch);
-	printf("  params     %s (%llu)\n", params, (unsigned long long)m->params);
+	printf("  params     %s (%llu)%s\n", params, (unsigned long long)m->params,
+	    lora ? ", with its base" : "");
 	printf("  size       %s in %zu file%s\n", size, m->n_files, m->n_files == 1 ? "" : "s");
 	printf("  tokenizer  %s\n", m->tokenizer[0] ? m->tokenizer : "-");
 	printf("  owner      %s\n", owner);
 	printf("  created    %s\n", when);
 	if (m->base_model[0] != '\0')
-		printf("  base       %s\n", m->base_model);
+		printf("  base       %s%s\n", m->base_model,
+		    lora ? " (a LoRA adapter on it: the base's weights are not copied)" : "");
 	if (m->job_id != 0)
 		printf("  job        %lld\n", (long long)m->job_id);
 	if (m->n_files > 0) {
@@ -199,7 +202,7 @@ cmd_model_ls(const struct opts *o, void *args, int argc, char **argv)
 	Ft__Request req = FT__REQUEST__INIT;
 	Ft__ModelListRequest mreq = FT__MODEL_LIST_REQUEST__INIT;
 	static const char *const heads[] = {
-		"ID", "NAME", "KIND", "ARCH", "PARAMS", "SIZE", "BASE", "OWNER", "CREATED",
+		"ID", "NAME", "KIND", "ARCH", "PARAMS", "SIZE", "FORMAT", "BASE", "OWNER", "CREATED",
 	};
 	Ft__ModelListReply *l;
 	struct table *t;
@@ -217,7 +220,7 @@ cmd_model_ls(const struct opts *o, void *args, int argc, char **argv)
 	} else if (a->quiet) {
 		for (size_t i = 0; i < l->n_models; i++)
 			printf("%s\n", l->models[i]->name);
-	} else if ((t = table_new(9, heads, "rslLrrsLL")) != NULL) {
+	} else if ((t = table_new(10, heads, "rslLrrlsLL")) != NULL) {
 		for (size_t i = 0; i < l->n_models; i++) {
 			const Ft__ModelInfo *m = l->models[i];
 			char id[24], params[32], size[32], owner[64], when[64];
@@ -228,7 +231,7 @@ cmd_model_ls(const struct opts *o, void *args, int argc, char **argv)
 			user_format(m->owner_uid, owner, sizeof(owner));
 			time_format(m->created_at, when, sizeof(when));
 			when[16] = '\0'; /* minutes are enough in a table */
-			table_add(t, id, m->name, m->kind, m->arch, params, size,
+			table_add(t, id, m->name, m->kind, m->arch, params, size, m->format,
 			    m->base_model[0] ? m->base_model : "-", owner, when);
 		}
 		table_print(t, stdout, term_width());
@@ -313,8 +316,9 @@ static const struct ftctl_option init_options[] = {
 };
 
 static const struct ftctl_option export_options[] = {
-	{ "format", OPT_STR, offsetof(struct export_args, format), "FORMAT", "hf|gguf", OPT_REQUIRED,
-	  "hf: a Hugging Face directory; gguf: model.gguf for llama.cpp and ollama (Llama only)" },
+	{ "format", OPT_STR, offsetof(struct export_args, format), "FORMAT", "hf|gguf|peft", OPT_REQUIRED,
+	  "hf: a Hugging Face directory; gguf: model.gguf for llama.cpp and ollama (Llama only), "
+	  "both merged for a LoRA model; peft: a LoRA model's adapter for PEFT" },
 	{ "out", OPT_STR, offsetof(struct export_args, out), "DIR", NULL, OPT_REQUIRED | OPT_FILE,
 	  "folder to create, inside the daemon's export_roots" },
 	{ "dtype", OPT_STR, offsetof(struct export_args, dtype), "DTYPE", "f32|f16|bf16", 0,
@@ -330,7 +334,7 @@ static const struct ftctl_option ls_options[] = {
 
 static const struct ftctl_option rm_options[] = {
 	{ "force", OPT_FLAG, offsetof(struct force_args, force), NULL, NULL, 0,
-	  "remove even while jobs or tuned models use it" },
+	  "remove even while tuned models derive from it" },
 	{ NULL, 0, 0, NULL, NULL, 0, NULL },
 };
 
@@ -345,7 +349,8 @@ const struct command model_commands[] = {
 	  "Its shape comes from the options; its vocabulary from the tokenizer.",
 	  init_options, sizeof(struct init_args), cmd_model_init, NULL },
 	{ "export", "NAME", 1, 1, ARG_MODEL,
-	  "Write a model for other tools: a Hugging Face directory or a GGUF file.\n"
+	  "Write a model for other tools: a Hugging Face directory, a GGUF file or,\n"
+	  "for a LoRA model, its PEFT adapter.\n"
 	  "The daemon writes the folder itself, inside its export_roots.",
 	  export_options, sizeof(struct export_args), cmd_model_export, NULL },
 	{ "ls", "", 0, 0, ARG_NONE, "List the registered models.",
@@ -356,7 +361,8 @@ const struct command model_commands[] = {
 	  NULL, 0, cmd_model_show, NULL },
 	{ "rm", "NAME", 1, 1, ARG_MODEL,
 	  "Remove a model, unless jobs or tuned models use it.\n"
-	  "--force removes it even while a queued or running job or a tuned model uses it.",
+	  "--force removes it even while tuned models derive from it, but never while a\n"
+	  "queued or running job uses it or LoRA adapters run on it.",
 	  rm_options, sizeof(struct force_args), cmd_model_rm, NULL },
 	{ NULL, NULL, 0, 0, ARG_NONE, NULL, NULL, 0, NULL, NULL },
 };

@@ -37,6 +37,8 @@ struct ft_config {
 	int serve_threads;            /* generation threads of the OpenAI API */
 	int serve_queue_max;          /* requests waiting beyond those; more get 429 */
 	int serve_idle_unload;        /* seconds before an idle model is unloaded; 0 = never */
+	int serve_yield_to_training;  /* 1: jobs unload served models to fit memory_budget */
+	int serve_memory_wait;        /* seconds a request waits for a job's memory, then 503 */
 	int serve_require_key;        /* 1: API keys even on a loopback listener */
 	int64_t serve_max_body;       /* bytes of a request body; larger get 413 */
 };

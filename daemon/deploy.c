@@ -16,6 +16,13 @@
  * kernels on its own thread instead of waiting or adding threads, so
  * training keeps its pool and serving costs at most serve_threads cores.
  *
+ * Memory: a job's reservation (deploy_memory_reserve) and serving share
+ * memory_budget.  Serving's part is counted, not sampled: the weights the
+ * engine allocated for each model, and fte_generate_memory for each
+ * request holding one (the KV cache and prefill of the longest prompt,
+ * allocated per call), so the sum bounds what serving can hold.  A model
+ * that is not loaded is sized from its registered shape before it loads.
+ *
  * Streaming: after each token the job's whole output is decoded again (the
  * outputs are short; this is what keeps multi-token characters and
  * decoder rules such as the leading-space strip right) and the text up to
@@ -38,6 +45,7 @@
 #include "fte_model.h"
 #include "fte_train.h"
 #include "log.h"
+#include "queue.h"
 
 #define KEY_BYTES 32
 #define KEY_PREFIX "ft-"
@@ -50,10 +58,13 @@ enum cache_state { CACHE_LOADING, CACHE_READY, CACHE_FAILED };
 struct cached {
 	struct cached *next;
 	int64_t model_id;
+	char name[REGISTRY_NAME_MAX + 1];
 	enum cache_state state;
 	int refs;                    /* jobs using it (or waiting for the load) */
 	int linked;                  /* in the cache list; else freed at refs 0 */
 	uint64_t last_used_ms;
+	uint64_t weights;            /* bytes of weights (registered shape until loaded) */
+	uint64_t per_request;        /* bytes each request generating with it holds */
 	fte_model *model;
 	fte_tokenizer *tok;
 	fte_template *chat;          /* the model's chat template, or NULL */
@@ -94,10 +105,12 @@ struct deploy {
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* a job was queued, or stopping */
 	pthread_cond_t progress;     /* a job advanced, or a model loaded */
+	pthread_cond_t memory;       /* serving memory or a reservation shrank */
 	struct deploy_job *head, *tail;
 	int n_queued, n_idle;
 	atomic_int stopping;
 	struct cached *cache;
+	struct deploy_reservation *reserved;  /* running jobs' memory */
 	pthread_t *threads;
 	int n_threads;
 };
@@ -274,6 +287,7 @@ cache_drop(struct deploy *s, int64_t model_id)
 		}
 		pp = &c->next;
 	}
+	pthread_cond_broadcast(&s->memory);
 	pthread_mutex_unlock(&s->lock);
 	while ((c = dead) != NULL) {
 		dead = c->next;
@@ -554,10 +568,115 @@ cached_load(struct deploy *s, struct cached *c)
 		    mi.name, fte_last_error());
 	if (rc != FTE_OK)
 		c->chat = NULL;
+	snprintf(c->name, sizeof(c->name), "%s", mi.name);
 	log_info("deploy: model %s loaded (%zu parameters%s)", mi.name,
 	    fte_model_num_params(c->model), c->chat ? ", chat template" : "");
 	model_info_free(&mi);
 	return 0;
+}
+
+/* Serving memory: every listed model's weights and the generation memory
+ * of each request holding it.  Locked. */
+static uint64_t
+memory_serving(const struct deploy *s)
+{
+	uint64_t n = 0;
+
+	for (const struct cached *c = s->cache; c != NULL; c = c->next)
+		n += c->weights + (uint64_t)c->refs * c->per_request;
+	return n;
+}
+
+/* 1 when serving may hold add more bytes beside the running jobs'
+ * reservations (always, while no job holds one).  Locked. */
+static int
+memory_fits(const struct deploy *s, uint64_t add)
+{
+	uint64_t n = memory_serving(s) + add;
+
+	if (s->reserved == NULL)
+		return 1;
+	for (const struct deploy_reservation *r = s->reserved; r != NULL; r = r->next)
+		n += r->bytes;
+	return n <= queue_memory_budget(s->d);
+}
+
+/* What j's model will hold once loaded, from its registered shape.  0, or
+ * -1 with the reason in j. */
+static int
+model_memory(struct deploy *s, struct deploy_job *j, uint64_t *weights, uint64_t *per_request)
+{
+	struct model_info mi;
+	fte_config mc;
+	char id[24];
+
+	snprintf(id, sizeof(id), "%lld", (long long)j->model_id);
+	if (registry_model_find(s->d, id, &mi) != 0) {
+		j->result.status = DEPLOY_NOT_FOUND;
+		snprintf(j->result.message, sizeof(j->result.message), "the deployed model (id %s) "
+		    "was removed from the registry", id);
+		return -1;
+	}
+	if (registry_model_config(&mi, &mc) != 0) {
+		j->result.status = DEPLOY_FAILED;
+		snprintf(j->result.message, sizeof(j->result.message), "model %s has an unreadable "
+		    "configuration", mi.name);
+		model_info_free(&mi);
+		return -1;
+	}
+	*weights = mi.params * sizeof(float);
+	*per_request = fte_generate_memory(&mc);
+	model_info_free(&mi);
+	return 0;
+}
+
+/* While a job holds memory, waits up to serve_memory_wait seconds until
+ * j's generation, and its model's weights when it is not listed, fit
+ * beside it.  Locked; 0 with *c the listed entry or NULL, or -1 with the
+ * reason in j. */
+static int
+memory_wait(struct deploy *s, struct deploy_job *j, struct cached **c, uint64_t *weights,
+    uint64_t *per_request)
+{
+	struct timespec until = { 0, 0 };
+	int sized = 0, rc, late = 0;
+
+	for (;;) {
+		for (*c = s->cache; *c != NULL && (*c)->model_id != j->model_id; *c = (*c)->next)
+			;
+		if (atomic_load(&s->stopping)) {
+			j->result.status = DEPLOY_STOPPING;
+			snprintf(j->result.message, sizeof(j->result.message), "the server is shutting "
+			    "down");
+			return -1;
+		}
+		if (s->reserved == NULL)
+			return 0;
+		if (*c == NULL && !sized) {
+			/* Sized without the lock: it reads the registry. */
+			pthread_mutex_unlock(&s->lock);
+			rc = model_memory(s, j, weights, per_request);
+			pthread_mutex_lock(&s->lock);
+			if (rc != 0)
+				return -1;
+			sized = 1;
+			continue;
+		}
+		if (memory_fits(s, *c != NULL ? (*c)->per_request : *weights + *per_request))
+			return 0;
+		if (late) {
+			j->result.status = DEPLOY_BUSY;
+			snprintf(j->result.message, sizeof(j->result.message), "the server's memory is "
+			    "in use by %s job %lld; retry later", s->reserved->kind,
+			    (long long)s->reserved->job_id);
+			return -1;
+		}
+		if (until.tv_sec == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += s->d->cfg.serve_memory_wait;
+		}
+		late = pthread_cond_timedwait(&s->memory, &s->lock, &until) == ETIMEDOUT;
+	}
 }
 
 /* Returns model_id's loaded entry with a reference, loading it on this
@@ -566,11 +685,14 @@ static struct cached *
 cache_acquire(struct deploy *s, struct deploy_job *j)
 {
 	struct cached *c;
+	uint64_t weights = 0, per_request = 0;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	for (c = s->cache; c != NULL && c->model_id != j->model_id; c = c->next)
-		;
+	if (memory_wait(s, j, &c, &weights, &per_request) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
 	if (c == NULL) {
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
 			pthread_mutex_unlock(&s->lock);
@@ -582,13 +704,19 @@ cache_acquire(struct deploy *s, struct deploy_job *j)
 		c->state = CACHE_LOADING;
 		c->refs = 1;
 		c->linked = 1;
+		c->weights = weights;
+		c->per_request = per_request;
 		c->next = s->cache;
 		s->cache = c;
 		pthread_mutex_unlock(&s->lock);
 		rc = cached_load(s, c);
 		pthread_mutex_lock(&s->lock);
 		c->state = rc == 0 ? CACHE_READY : CACHE_FAILED;
-		if (rc != 0) {
+		if (rc == 0) {
+			/* What the engine allocated, now that it has. */
+			c->weights = fte_model_num_params(c->model) * sizeof(float);
+			c->per_request = fte_generate_memory(fte_model_config(c->model));
+		} else {
 			/* Unlinked, so the next request tries again. */
 			for (struct cached **pp = &s->cache; *pp != NULL; pp = &(*pp)->next)
 				if (*pp == c) {
@@ -596,6 +724,7 @@ cache_acquire(struct deploy *s, struct deploy_job *j)
 					break;
 				}
 			c->linked = 0;
+			pthread_cond_broadcast(&s->memory);
 		}
 		pthread_cond_broadcast(&s->progress);
 	} else {
@@ -614,15 +743,32 @@ cache_acquire(struct deploy *s, struct deploy_job *j)
 	return c;
 }
 
+/* Drops a request's reference.  A model whose last request ends while
+ * serving and the jobs' memory do not fit the budget is unloaded. */
 static void
 cache_release(struct deploy *s, struct cached *c)
 {
-	int dead;
+	int64_t job_id = 0;
+	int dead, evict;
 
 	pthread_mutex_lock(&s->lock);
 	c->last_used_ms = ftuned_now_ms();
-	dead = --c->refs == 0 && !c->linked;
+	evict = --c->refs == 0 && c->linked && !memory_fits(s, 0);
+	if (evict) {
+		for (struct cached **pp = &s->cache; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == c) {
+				*pp = c->next;
+				break;
+			}
+		c->linked = 0;
+		job_id = s->reserved->job_id;
+	}
+	dead = c->refs == 0 && !c->linked;
+	pthread_cond_broadcast(&s->memory);
 	pthread_mutex_unlock(&s->lock);
+	if (evict)
+		log_info("deploy: model %s unloaded after its last request: job %lld needs the "
+		    "memory (serve_yield_to_training)", c->name, (long long)job_id);
 	if (dead)
 		cached_free(c);
 }
@@ -646,6 +792,76 @@ cache_sweep(struct deploy *s, struct cached **dead)
 		}
 		pp = &c->next;
 	}
+}
+
+int
+deploy_memory_reserve(struct deploy *s, struct deploy_reservation *r)
+{
+	struct cached **pp, **lru, *c, *dead = NULL;
+	uint64_t busy = 0;
+	int n = 0;
+
+	if (s == NULL || !s->d->cfg.serve_yield_to_training)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	r->next = s->reserved;
+	s->reserved = r;
+	while (!memory_fits(s, 0)) {
+		lru = NULL;
+		for (pp = &s->cache; *pp != NULL; pp = &(*pp)->next)
+			if ((*pp)->state == CACHE_READY && (*pp)->refs == 0 &&
+			    (lru == NULL || (*pp)->last_used_ms < (*lru)->last_used_ms))
+				lru = pp;
+		/* The rest are in use: cache_release unloads them as they end. */
+		if (lru == NULL)
+			break;
+		c = *lru;
+		*lru = c->next;
+		c->linked = 0;
+		c->next = dead;
+		dead = c;
+		n++;
+	}
+	if (!memory_fits(s, 0))
+		busy = memory_serving(s);
+	pthread_mutex_unlock(&s->lock);
+	while ((c = dead) != NULL) {
+		dead = c->next;
+		log_info("deploy: model %s unloaded (%.1f MiB): %s job %lld needs %.1f MiB of "
+		    "memory_budget (serve_yield_to_training)", c->name, (double)c->weights / (1 << 20),
+		    r->kind, (long long)r->job_id, (double)r->bytes / (1 << 20));
+		cached_free(c);
+	}
+	if (busy > 0)
+		log_info("deploy: %.1f MiB of models in use beside %s job %lld, unloaded as their "
+		    "requests end", (double)busy / (1 << 20), r->kind, (long long)r->job_id);
+	return n;
+}
+
+void
+deploy_memory_release(struct deploy *s, struct deploy_reservation *r)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	for (struct deploy_reservation **pp = &s->reserved; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	pthread_cond_broadcast(&s->memory);
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t
+deploy_memory_used(struct deploy *s)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = memory_serving(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 /* ---- jobs ---- */
@@ -886,8 +1102,8 @@ worker_main(void *arg)
 			pthread_mutex_unlock(&s->lock);
 			while ((c = dead) != NULL) {
 				dead = c->next;
-				log_info("deploy: model id %lld unloaded after %d s idle",
-				    (long long)c->model_id, s->d->cfg.serve_idle_unload);
+				log_info("deploy: model %s unloaded after %d s idle", c->name,
+				    s->d->cfg.serve_idle_unload);
 				cached_free(c);
 			}
 			pthread_mutex_lock(&s->lock);
@@ -1110,6 +1326,7 @@ deploy_start(struct ftuned *d, struct deploy **out, char *err, size_t err_len)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->work, &ca);
 	pthread_cond_init(&s->progress, &ca);
+	pthread_cond_init(&s->memory, &ca);
 	pthread_condattr_destroy(&ca);
 	atomic_init(&s->stopping, 0);
 	for (int i = 0; i < d->cfg.serve_threads; i++) {
@@ -1147,6 +1364,7 @@ deploy_stop(struct deploy *s)
 	s->n_queued = 0;
 	pthread_cond_broadcast(&s->work);
 	pthread_cond_broadcast(&s->progress);
+	pthread_cond_broadcast(&s->memory);
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 0; i < s->n_threads; i++)
 		pthread_join(s->threads[i], NULL);
@@ -1164,6 +1382,7 @@ deploy_free(struct deploy *s)
 		s->cache = c->next;
 		cached_free(c);
 	}
+	pthread_cond_destroy(&s->memory);
 	pthread_cond_destroy(&s->progress);
 	pthread_cond_destroy(&s->work);
 	pthread_mutex_destroy(&s->lock);

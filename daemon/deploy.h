@@ -10,6 +10,14 @@
  * serve_idle_unload seconds is freed.  Requests beyond serve_threads
  * running and serve_queue_max waiting are refused at once (DEPLOY_FULL),
  * so a burst cannot pile up unbounded work behind a training job.
+ *
+ * Memory.  A job the queue starts reserves its need of memory_budget
+ * (deploy_memory_reserve); serving memory, as the engine counts it (each
+ * loaded model's weights and the generation memory of each request using
+ * it), must fit beside it: idle models are unloaded, least recently used
+ * first, a model in use when its last request ends, and a request whose
+ * memory does not fit waits serve_memory_wait seconds for the job's memory,
+ * then fails (DEPLOY_BUSY).  serve_yield_to_training = 0 turns this off.
  */
 #ifndef FT_DEPLOY_H
 #define FT_DEPLOY_H
@@ -57,6 +65,33 @@ void deploy_stop(struct deploy *s);
 /* deploy_free unloads every model and frees s (after deploy_stop and after
  * the HTTP server has stopped).  NULL is allowed. */
 void deploy_free(struct deploy *s);
+
+/* A running job's claim on memory_budget.  The caller owns it and fills
+ * the first three fields; it stays recorded from deploy_memory_reserve to
+ * deploy_memory_release. */
+struct deploy_reservation {
+	int64_t job_id;
+	const char *kind;            /* "training" or "evaluation", for messages */
+	uint64_t bytes;
+	struct deploy_reservation *next;
+};
+
+/* deploy_memory_reserve records r and makes room for it: loaded models no
+ * request uses are unloaded, least recently used first, until serving
+ * memory and every reservation fit queue_memory_budget; if they still do
+ * not, models in use are unloaded as their last requests end.  Until
+ * deploy_memory_release, requests that do not fit wait (see above).
+ * Returns how many models it unloaded.  Does nothing (0) when s is NULL or
+ * serve_yield_to_training is 0. */
+int deploy_memory_reserve(struct deploy *s, struct deploy_reservation *r);
+
+/* deploy_memory_release forgets r (if it was recorded) and wakes requests
+ * waiting for memory.  s may be NULL. */
+void deploy_memory_release(struct deploy *s, struct deploy_reservation *r);
+
+/* deploy_memory_used: the bytes serving holds now (weights of loaded and
+ * loading models, generation memory of the requests using them). */
+uint64_t deploy_memory_used(struct deploy *s);
 
 /* deploy_create deploys the registered model name_or_id under alias (NULL
  * or "" = the model's name) for uid.  FT__CODE__* with a message in err;
@@ -124,6 +159,7 @@ enum deploy_status {
 	DEPLOY_BAD_REQUEST,              /* e.g. prompt longer than the context (400) */
 	DEPLOY_FAILED,                   /* the model would not load (500) */
 	DEPLOY_NO_MEMORY,
+	DEPLOY_BUSY,                     /* memory held by a running job (503) */
 };
 
 /* The outcome of a finished job. */

@@ -929,7 +929,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			    "with (its file hashes differ)", mi.name);
 			goto model_out;
 		}
-		if (registry_model_verify(&mi, err, sizeof(err)) != 0)
+		if (registry_model_verify(d, &mi, err, sizeof(err)) != 0)
 			goto model_out;
 		if (registry_model_load(d, &mi, &m, err, sizeof(err)) != 0)
 			goto model_out;

@@ -1,10 +1,15 @@
-/* executor_local.c - runs jobs on threads of this daemon, one per slot. */
+/*
+ * executor_local.c - runs jobs on threads of this daemon, one per slot.
+ * A job holds its memory need (the job row's memory_bytes) against the
+ * models loaded for serving while it runs (deploy_memory_reserve).
+ */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "deploy.h"
 #include "eval_job.h"
 #include "executor.h"
 #include "jobs.h"
@@ -17,6 +22,7 @@ struct slot {
 	int64_t job_id;      /* 0 when free */
 	int joinable;
 	atomic_int stop;
+	struct deploy_reservation memory;
 };
 
 struct local {
@@ -31,17 +37,30 @@ slot_main(void *arg)
 {
 	struct slot *s = arg;
 	struct local *ex = s->ex;
-
+	struct ftuned *d = ex->base.d;
+	struct job_info j;
 	char kind[16];
+	int n;
 
 	/* Each kind of job has its runner; all report through their rows. */
-	jobs_kind(ex->base.d, s->job_id, kind, sizeof(kind));
+	jobs_kind(d, s->job_id, kind, sizeof(kind));
+	s->memory.job_id = s->job_id;
+	s->memory.kind = strcmp(kind, "eval") == 0 ? "evaluation" : "training";
+	s->memory.bytes = 0;
+	if (jobs_get(d, s->job_id, &j) == 0) {
+		s->memory.bytes = j.memory_bytes;
+		job_info_free(&j);
+	}
+	if ((n = deploy_memory_reserve(d->deploy, &s->memory)) > 0)
+		jobs_log(d, s->job_id, "info", "%d deployed model%s unloaded to fit memory_budget", n,
+		    n == 1 ? "" : "s");
 	if (strcmp(kind, "train") == 0)
-		train_job_run(ex->base.d, s->job_id, &s->stop);
+		train_job_run(d, s->job_id, &s->stop);
 	else if (strcmp(kind, "eval") == 0)
-		eval_job_run(ex->base.d, s->job_id, &s->stop);
+		eval_job_run(d, s->job_id, &s->stop);
 	else
-		jobs_set_state(ex->base.d, s->job_id, JOB_FAILED, "unknown job kind");
+		jobs_set_state(d, s->job_id, JOB_FAILED, "unknown job kind");
+	deploy_memory_release(d->deploy, &s->memory);
 	pthread_mutex_lock(&ex->lock);
 	s->job_id = 0;
 	pthread_mutex_unlock(&ex->lock);

@@ -292,12 +292,16 @@ main(int argc, char **argv)
 		log_error("state: %s", err);
 		goto out;
 	}
+	/* Serving first: a job the queue resumes reserves memory from it. */
+	if (deploy_start(&d, &d.deploy, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (queue_start(&d, &d.queue, err, sizeof(err)) != 0) {
 		log_error("queue: %s", err);
 		goto out;
 	}
 	if (socket_dir_make(d.cfg.socket_url, err, sizeof(err)) != 0 ||
-	    deploy_start(&d, &d.deploy, err, sizeof(err)) != 0 ||
 	    genstream_start(&d, &d.genstream, err, sizeof(err)) != 0 ||
 	    rpc_server_start(&d, &rpc, err, sizeof(err)) != 0 ||
 	    web_server_start(&d, &web, err, sizeof(err)) != 0) {
@@ -321,8 +325,9 @@ out:
 	web_server_stop(web);
 	rpc_server_stop(rpc);
 	genstream_stop(d.genstream);
-	deploy_free(d.deploy);
+	/* Jobs end (and release their memory) before serving is freed. */
 	queue_stop(d.queue);
+	deploy_free(d.deploy);
 	store_close(d.store);
 	unlink_pidfile(d.cfg.state_dir);
 	close(lock_fd);

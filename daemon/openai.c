@@ -481,6 +481,7 @@ status_error(struct api_call *c, enum deploy_status st, const char *msg)
 		send_error(c, 429, NULL, "rate_limit_exceeded", "%s", msg);
 		break;
 	case DEPLOY_STOPPING:
+	case DEPLOY_BUSY:
 		send_error(c, 503, NULL, "service_unavailable", "%s", msg);
 		break;
 	case DEPLOY_BAD_REQUEST:

@@ -153,8 +153,8 @@ spec_default_str(char **field, const char *def)
 	*field = s;
 }
 
-static uint64_t
-memory_budget(const struct ftuned *d)
+uint64_t
+queue_memory_budget(const struct ftuned *d)
 {
 	if (d->cfg.memory_budget > 0)
 		return (uint64_t)d->cfg.memory_budget;
@@ -316,11 +316,11 @@ queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *sp
 		code = FT__CODE__INVALID_ARGUMENT;
 		goto out;
 	}
-	if (mem.total > memory_budget(d)) {
+	if (mem.total > queue_memory_budget(d)) {
 		char need[32], have[32];
 
 		size_format(mem.total, need, sizeof(need));
-		size_format(memory_budget(d), have, sizeof(have));
+		size_format(queue_memory_budget(d), have, sizeof(have));
 		snprintf(err, err_len, "the job needs %s (weights %.1f, gradients %.1f, optimizer %.1f, "
 		    "activations %.1f MiB) but the memory budget is %s: lower --batch-size or "
 		    "--seq-len, or use --method lora", need, (double)mem.weights / (1 << 20),

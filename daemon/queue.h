@@ -35,6 +35,11 @@ int queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec
 int queue_cancel(struct queue *q, uint32_t uid, int admin, int64_t id, char *err,
     size_t err_len);
 
+/* queue_memory_budget is the memory a job may use: memory_budget, or
+ * three quarters of RAM when it is 0.  Serving yields to jobs within it
+ * (deploy_memory_reserve). */
+uint64_t queue_memory_budget(const struct ftuned *d);
+
 /* queue_wake_up makes the scheduler look for work now, after a job was
  * inserted by other code than queue_submit (evaluations). */
 void queue_wake_up(struct queue *q);

@@ -232,14 +232,14 @@ fail:
 	return -1;
 }
 
-/* Registers a model whose files are listed in f, in one transaction. */
+/* Registers a model whose files are listed in f, in one transaction; c and
+ * params describe the model as it runs. */
 static int
 model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
-    const char *format, const fte_model *m, const char *entry, const char *tok_name,
-    int64_t base_id, int64_t job_id, const char *lineage, struct import_file *f,
-    size_t n, int64_t *id_out, char *err, size_t err_len)
+    const char *format, const fte_config *c, uint64_t params, const char *entry,
+    const char *tok_name, int64_t base_id, int64_t job_id, const char *lineage,
+    struct import_file *f, size_t n, int64_t *id_out, char *err, size_t err_len)
 {
-	const fte_config *c = fte_model_config(m);
 	char *config = config_to_json(c);
 	sqlite3_stmt *st = NULL;
 	uint64_t size = 0;
@@ -273,7 +273,7 @@ model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, format, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, (sqlite3_int64)fte_model_num_params(m));
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)params);
 	sqlite3_bind_text(st, 8, config ? config : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, entry, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, tok_name, -1, SQLITE_STATIC);
@@ -390,8 +390,8 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 		}
 		fte_tokenizer_free(tok);
 	}
-	rc = model_insert(d, uid, name, "base", is_dir ? "hf" : "llama2c", m, entry, tok_name,
-	    0, 0, NULL, f, n, id, err, err_len);
+	rc = model_insert(d, uid, name, "base", is_dir ? "hf" : "llama2c", fte_model_config(m),
+	    fte_model_num_params(m), entry, tok_name, 0, 0, NULL, f, n, id, err, err_len);
 	if (rc == FT__CODE__OK)
 		log_info("registry: uid %u imported %s as model %lld '%s'", uid, real,
 		    (long long)*id, name);
@@ -418,9 +418,84 @@ registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
 		free(f);
 		return FT__CODE__INTERNAL;
 	}
-	rc = model_insert(d, uid, name, kind, "hf", m, entry, tok_name, base_id, job_id,
-	    lineage, f, n, id, err, err_len);
+	rc = model_insert(d, uid, name, kind, "hf", fte_model_config(m), fte_model_num_params(m),
+	    entry, tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
 	fte_model_free(m);
+	free(f);
+	return rc;
+}
+
+/* Lists a LoRA model's files: the adapter, and the tokenizer files of its
+ * base (already in the store, so they are linked, not copied). */
+static int
+adapter_files_list(const char *adapter, const struct model_info *base,
+    struct import_file **out, size_t *n_out, char *tok_name, char *err, size_t err_len)
+{
+	static const char *extra[] = {
+		"tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+	};
+	struct import_file *f = calloc(2 + sizeof(extra) / sizeof(extra[0]), sizeof(*f));
+	size_t n = 0;
+
+	if (f == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	snprintf(f[n].src, PATH_MAX, "%s", adapter);
+	strcpy(f[n++].name, REGISTRY_ADAPTER_FILE);
+	snprintf(tok_name, 32, "%s", strrchr(base->tokenizer, '/') + 1);
+	snprintf(f[n].src, PATH_MAX, "%s", base->tokenizer);
+	snprintf(f[n++].name, sizeof(f->name), "%s", tok_name);
+	/* tokenizer_config.json carries the chat template deploy.c serves */
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+		path_join(f[n].src, base->dir, extra[i]);
+		if (access(f[n].src, R_OK) == 0)
+			snprintf(f[n++].name, sizeof(f->name), "%s", extra[i]);
+	}
+	*out = f;
+	*n_out = n;
+	return 0;
+}
+
+int
+registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
+    const char *name, int64_t base_id, int64_t job_id, const char *lineage,
+    int64_t *id, char *err, size_t err_len)
+{
+	char tok_name[32], idbuf[32];
+	struct import_file *f = NULL;
+	struct model_info base;
+	fte_peft_adapter *a = NULL;
+	uint64_t params;
+	fte_config c;
+	size_t n = 0;
+	int rc;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)base_id);
+	if (base_id <= 0 || registry_model_find(d, idbuf, &base) != 0) {
+		snprintf(err, err_len, "the adapter's base model (id %s) no longer exists", idbuf);
+		return FT__CODE__FAILED_PRECONDITION;
+	}
+	params = base.params;
+	if (registry_model_config(&base, &c) != 0) {
+		snprintf(err, err_len, "the adapter's base model '%s' has an unreadable "
+		    "configuration", base.name);
+		model_info_free(&base);
+		return FT__CODE__INTERNAL;
+	}
+	if (fte_adapter_load(adapter, &c, &a) != FTE_OK) {
+		snprintf(err, err_len, "adapter does not fit its base '%s': %s", base.name,
+		    fte_last_error());
+		model_info_free(&base);
+		return FT__CODE__INTERNAL;
+	}
+	fte_adapter_free(a);
+	rc = adapter_files_list(adapter, &base, &f, &n, tok_name, err, err_len);
+	model_info_free(&base);
+	if (rc != 0)
+		return FT__CODE__INTERNAL;
+	rc = model_insert(d, uid, name, "tuned", "lora", &c, params, REGISTRY_ADAPTER_FILE,
+	    tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
 	free(f);
 	return rc;
 }
@@ -575,6 +650,7 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 	sqlite3_stmt *st;
 	sqlite3 *db;
 	long long jobs, children;
+	char *adapters = NULL;
 	int code = FT__CODE__OK;
 
 	if (registry_model_find(d, name, &m) != 0) {
@@ -592,10 +668,24 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 	    "AND (j.base_id = ?1 OR EXISTS (SELECT 1 FROM evals e JOIN eval_models em ON "
 	    "em.eval_id = e.id WHERE e.job_id = j.id AND em.model_id = ?1))", m.id);
 	children = count_rows(db, "SELECT count(*) FROM models WHERE base_id = ?", m.id);
+	if (sqlite3_prepare_v2(db, "SELECT group_concat(name, ', ') FROM models WHERE base_id = ? "
+	    "AND format = 'lora'", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, m.id);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			adapters = strdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
 	if (jobs > 0) {
 		/* A running job holds the files open; even force waits for it. */
 		snprintf(err, err_len, "model '%s' is used by %lld queued or running job%s; cancel "
 		    "them first", m.name, jobs, jobs == 1 ? "" : "s");
+		code = FT__CODE__FAILED_PRECONDITION;
+	} else if (adapters != NULL) {
+		/* An adapter holds no weights of its own: removing its base
+		 * would leave models that cannot run, so even force refuses. */
+		snprintf(err, err_len, "the LoRA adapter%s %s run%s on '%s'; remove %s first",
+		    strchr(adapters, ',') ? "s" : "", adapters, strchr(adapters, ',') ? "" : "s",
+		    m.name, strchr(adapters, ',') ? "them" : "it");
 		code = FT__CODE__FAILED_PRECONDITION;
 	} else if (children > 0 && !force) {
 		snprintf(err, err_len, "%lld tuned model%s derive from '%s'; remove them first or "
@@ -631,15 +721,36 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 		}
 	}
 	store_unlock(d->store);
+	free(adapters);
 	model_info_free(&m);
 	return code;
 }
 
+/* Looks up the base of a LoRA model.  Rows are numbered in creation order
+ * and a base exists before its adapters, so a base id below the model's
+ * ends every chain.  0 or -1 with a message. */
+static int
+adapter_base_find(struct ftuned *d, const struct model_info *m, struct model_info *base,
+    char *err, size_t err_len)
+{
+	char idbuf[32];
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)m->base_id);
+	if (m->base_id <= 0 || m->base_id >= m->id || registry_model_find(d, idbuf, base) != 0) {
+		snprintf(err, err_len, "the base model of LoRA adapter '%s' is missing from the "
+		    "registry", m->name);
+		return -1;
+	}
+	return 0;
+}
+
 int
-registry_model_verify(const struct model_info *m, char *err, size_t err_len)
+registry_model_verify(struct ftuned *d, const struct model_info *m, char *err, size_t err_len)
 {
 	char path[PATH_MAX], hex[FS_HASH_HEX];
+	struct model_info base;
 	uint64_t size;
+	int rc;
 
 	for (size_t i = 0; i < m->n_files; i++) {
 		snprintf(path, sizeof(path), "%s/%s", m->dir, m->files[i].name);
@@ -651,18 +762,46 @@ registry_model_verify(const struct model_info *m, char *err, size_t err_len)
 			return -1;
 		}
 	}
-	return 0;
+	if (strcmp(m->format, "lora") != 0)
+		return 0;
+	if (adapter_base_find(d, m, &base, err, err_len) != 0)
+		return -1;
+	rc = registry_model_verify(d, &base, err, err_len);
+	model_info_free(&base);
+	return rc;
 }
 
 int
 registry_model_load(struct ftuned *d, const struct model_info *m, fte_model **out,
     char *err, size_t err_len)
 {
-	(void)d;
-	if (fte_model_load(m->entry, out) != FTE_OK) {
+	struct model_info base;
+	fte_peft_adapter *a = NULL;
+	fte_model *bm = NULL;
+	int rc;
+
+	if (strcmp(m->format, "lora") != 0) {
+		if (fte_model_load(m->entry, out) != FTE_OK) {
+			snprintf(err, err_len, "loading %s: %s", m->name, fte_last_error());
+			return -1;
+		}
+		return 0;
+	}
+	if (adapter_base_find(d, m, &base, err, err_len) != 0)
+		return -1;
+	rc = registry_model_load(d, &base, &bm, err, err_len);
+	model_info_free(&base);
+	if (rc != 0)
+		return -1;
+	if (fte_adapter_load(m->entry, fte_model_config(bm), &a) != FTE_OK ||
+	    fte_adapter_apply(bm, a) != FTE_OK) {
 		snprintf(err, err_len, "loading %s: %s", m->name, fte_last_error());
+		fte_adapter_free(a);
+		fte_model_free(bm);
 		return -1;
 	}
+	fte_adapter_free(a);
+	*out = bm;
 	return 0;
 }
 

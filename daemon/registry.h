@@ -7,6 +7,13 @@
  * so a model directory is what the engine loads, and the same weights are
  * stored once.  Rows point only at complete files: the directory is built
  * under a temporary name and renamed in place before the row commits.
+ *
+ * A LoRA-tuned model (format "lora") stores only its adapter file
+ * (REGISTRY_ADAPTER_FILE, fte_adapter_save's format) and its base's
+ * tokenizer files; base_id names the base, which may itself be an adapter.
+ * It reports its base's engine configuration and parameter count, since
+ * that is what runs: registry_model_load loads the base chain and applies
+ * the adapters in memory.  A base with adapters on it is never removed.
  */
 #ifndef FT_REGISTRY_H
 #define FT_REGISTRY_H
@@ -19,6 +26,7 @@
 #include "ftuned.h"
 
 #define REGISTRY_NAME_MAX 100
+#define REGISTRY_ADAPTER_FILE "adapter.safetensors"
 
 struct model_file {
 	char name[128];
@@ -32,9 +40,9 @@ struct model_info {
 	uint32_t owner_uid;
 	int64_t created_at;
 	char kind[8];               /* base, tuned */
-	char format[8];             /* hf, llama2c */
+	char format[8];             /* hf, llama2c, lora (an adapter on base_id) */
 	char arch[8];               /* llama, gpt2 */
-	uint64_t params;
+	uint64_t params;            /* of the model as it runs (a lora row: its base's) */
 	uint64_t size;
 	char *config_json;          /* malloc'd */
 	char *lineage_json;         /* malloc'd */
@@ -72,6 +80,15 @@ int registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
     const char *name, const char *kind, int64_t base_id, int64_t job_id,
     const char *lineage, int64_t *id, char *err, size_t err_len);
 
+/* registry_adapter_add registers the adapter file at path adapter (written
+ * by fte_adapter_save) as a tuned model of format "lora" on base_id, made by
+ * job_id, after checking it against the base's configuration.  The model
+ * directory holds the adapter and the base's tokenizer files (the chat
+ * template's tokenizer_config.json included).  FT__CODE__*. */
+int registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
+    const char *name, int64_t base_id, int64_t job_id, const char *lineage,
+    int64_t *id, char *err, size_t err_len);
+
 /* registry_model_find looks a model up by name or id.  0 and *out filled
  * (release with model_info_free), or -1 when there is none. */
 int registry_model_find(struct ftuned *d, const char *name_or_id,
@@ -83,17 +100,22 @@ int registry_model_list(struct ftuned *d, struct model_info **out, size_t *n);
 
 /* registry_model_remove deletes a model the caller may delete (owner or
  * admin).  Refused while a queued or running job uses it or a tuned model
- * derives from it, unless force.  FT__CODE__*. */
+ * derives from it, unless force; refused even with force while LoRA
+ * adapters are registered on it (they cannot run without it), naming them.
+ * FT__CODE__*. */
 int registry_model_remove(struct ftuned *d, uint32_t uid, int admin,
     const char *name, int force, char *err, size_t err_len);
 
 /* registry_model_verify rehashes the model's files and compares them with
- * the registry: a corrupted file is found before it is used.  0 or -1. */
-int registry_model_verify(const struct model_info *m, char *err, size_t err_len);
+ * the registry: a corrupted file is found before it is used.  A LoRA model's
+ * base chain is verified too.  0 or -1. */
+int registry_model_verify(struct ftuned *d, const struct model_info *m,
+    char *err, size_t err_len);
 
 /* registry_model_load loads the model's weights as the engine runs them:
  * every caller that runs a registered model goes through here, so the
- * model's kind decides how it is assembled.  The caller frees *out with
+ * model's kind decides how it is assembled: a LoRA model is its base,
+ * loaded the same way, with the adapter applied.  The caller frees *out with
  * fte_model_free.  0, or -1 with a message in err (nothing allocated). */
 int registry_model_load(struct ftuned *d, const struct model_info *m,
     fte_model **out, char *err, size_t err_len)

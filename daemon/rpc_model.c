@@ -1,5 +1,5 @@
 /* rpc_model.c - model registry RPCs: ModelImport, ModelList, ModelShow,
- * ModelRemove. */
+ * ModelRemove, ModelInit, ModelExport. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -248,24 +248,65 @@ out:
 	return model_reply(call, rep, idbuf, FT__REPLY__BODY_MODEL_INIT);
 }
 
+/* peft_export writes the LoRA model mi as a PEFT directory out (for its
+ * base, which fte_peft_save needs for module names and row order); hf and
+ * gguf write any model as it runs, a LoRA model merged into its base.
+ * FT__CODE__*. */
+static int
+peft_export(struct ftuned *d, const struct model_info *mi, const char *out, char *err,
+    size_t err_len)
+{
+	struct model_info base;
+	fte_peft_adapter *a = NULL;
+	fte_model *bm = NULL;
+	char idbuf[32];
+	int code = FT__CODE__INTERNAL;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)mi->base_id);
+	if (registry_model_find(d, idbuf, &base) != 0) {
+		snprintf(err, err_len, "the base model of '%s' is missing from the registry", mi->name);
+		return code;
+	}
+	if (registry_model_load(d, &base, &bm, err, err_len) == 0) {
+		if (fte_adapter_load(mi->entry, fte_model_config(bm), &a) != FTE_OK) {
+			snprintf(err, err_len, "%s", fte_last_error());
+		} else {
+			a->base_model = base.name;
+			if (fte_peft_save(bm, a, out) != FTE_OK) {
+				snprintf(err, err_len, "%s", fte_last_error());
+				fs_rm_rf(out);
+			} else {
+				code = FT__CODE__OK;
+			}
+		}
+	}
+	fte_adapter_free(a);
+	fte_model_free(bm);
+	model_info_free(&base);
+	return code;
+}
+
 int
 rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
 	const Ft__ModelExportRequest *q = req->model_export;
 	Ft__ModelExportReply *r = rpc_alloc(call, sizeof(*r));
 	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX], err[1024] = "", *slash;
-	int gguf = strcmp(q->format, "gguf") == 0, dtype = FTE_DTYPE_F32, code = FT__CODE__OK;
+	int gguf = strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
+	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK;
 	fte_vocab *vocab = NULL;
 	fte_model *m = NULL;
 	struct model_info mi;
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
-	if (!gguf && strcmp(q->format, "hf") != 0)
-		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf or gguf, "
-		    "not '%s' (LoRA models are registered merged, so there is no adapter to export)",
-		    q->format);
+	if (!gguf && !peft && strcmp(q->format, "hf") != 0)
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf, gguf or "
+		    "peft, not '%s'", q->format);
 	if (q->dtype[0] && strcmp(q->dtype, "f32") != 0) {
+		if (peft)
+			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "a PEFT adapter is "
+			    "written in f32; --dtype is for hf and gguf");
 		if (strcmp(q->dtype, "f16") == 0)
 			dtype = FTE_DTYPE_F16;
 		else if (strcmp(q->dtype, "bf16") == 0 && !gguf)
@@ -285,8 +326,15 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	snprintf(out, sizeof(out), "%s/%s", real, slash + 1);
 	if (registry_model_find(call->d, q->name, &mi) != 0)
 		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no model '%s'", q->name);
-	if (registry_model_verify(&mi, err, sizeof(err)) != 0 ||
-	    registry_model_load(call->d, &mi, &m, err, sizeof(err)) != 0) {
+	if (peft && strcmp(mi.format, "lora") != 0) {
+		snprintf(err, sizeof(err), "'%s' is a full model, not a LoRA adapter: --format peft "
+		    "exports models tuned with --method lora (use hf or gguf)", mi.name);
+		code = FT__CODE__FAILED_PRECONDITION;
+	} else if (registry_model_verify(call->d, &mi, err, sizeof(err)) != 0) {
+		code = FT__CODE__INTERNAL;
+	} else if (peft) {
+		code = peft_export(call->d, &mi, out, err, sizeof(err));
+	} else if (registry_model_load(call->d, &mi, &m, err, sizeof(err)) != 0) {
 		code = FT__CODE__INTERNAL;
 	} else if (gguf) {
 		char path[PATH_MAX + 16];

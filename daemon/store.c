@@ -178,6 +178,15 @@ static const char *migrations[] = {
 	"  tokens INTEGER NOT NULL DEFAULT 0,"
 	"  revoked_at INTEGER NOT NULL DEFAULT 0);"
 	"CREATE UNIQUE INDEX api_keys_name ON api_keys(name) WHERE revoked_at = 0;",
+
+	/* 6 -> 7: LoRA-tuned models stored as adapters (format 'lora').  Only
+	 * the CHECK widens, so the stored table text is edited in place (SQLite's
+	 * documented way for constraint changes that leave existing rows valid)
+	 * rather than copying the table under its foreign keys. */
+	"PRAGMA writable_schema = ON;"
+	"UPDATE sqlite_schema SET sql = replace(sql, 'CHECK (format IN (''hf'', ''llama2c''))', "
+	"  'CHECK (format IN (''hf'', ''llama2c'', ''lora''))') WHERE type = 'table' AND name = 'models';"
+	"PRAGMA writable_schema = RESET;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

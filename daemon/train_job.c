@@ -413,6 +413,33 @@ lineage_json(const struct model_info *base, const struct dataset_info *ds,
 	    "base_val_loss", isnan(base_val) ? -1.0 : base_val, "steps", (int)steps);
 	text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(root);
+/* adapter_save writes the LoRA adapters of t, training a model of
+ * configuration c, into dir and their path into path (PATH_MAX).  0, or -1
+ * with a message. */
+static int
+adapter_save(fte_trainer *t, const fte_train_config *tc, const fte_config *c,
+    const char *dir, char *path, char *err, size_t err_len)
+{
+	int n = fte_trainer_num_trainable(t), rc = -1;
+	fte_tensor **ts = calloc((size_t)n, sizeof(*ts));
+	fte_peft_adapter a = { tc->lora.rank, tc->lora.alpha, tc->lora.dropout, NULL, n, NULL };
+
+	if (ts == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		(void)fte_trainer_trainable(t, i, &ts[i], NULL);
+	a.tensors = ts;
+	snprintf(path, PATH_MAX, "%s/%s", dir, REGISTRY_ADAPTER_FILE);
+	if (fte_adapter_save(c, &a, path) != FTE_OK)
+		snprintf(err, err_len, "saving the adapter: %s", fte_last_error());
+	else
+		rc = 0;
+	free(ts);
+	return rc;
+}
+
 	return text;
 }
 
@@ -469,7 +496,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		}
 		have_ds = 1;
 	}
-	if (registry_model_verify(&base, err, sizeof(err)) != 0)
+	if (registry_model_verify(d, &base, err, sizeof(err)) != 0)
 		goto fail;
 	if (registry_model_load(d, &base, &m, err, sizeof(err)) != 0)
 		goto fail;
@@ -604,18 +631,25 @@ finished:
 	jobs_set_stage(d, id, "saving");
 	snprintf(out_dir, sizeof(out_dir), "%s/out", dir);
 	fs_rm_rf(out_dir);
-	if (tc.lora.rank > 0 && fte_trainer_lora_merge(t) != FTE_OK) {
-		snprintf(err, sizeof(err), "merging adapters: %s", fte_last_error());
-		goto fail;
+	if (tc.lora.rank > 0) {
+		/* A LoRA model is registered as its adapter, beside its base. */
+		if (fs_mkdirs(out_dir, 0750) != 0) {
+			snprintf(err, sizeof(err), "%s: %s", out_dir, strerror(errno));
+			goto fail;
+		}
+		if (adapter_save(t, &tc, fte_model_config(m), out_dir, path, err, sizeof(err)) != 0)
+			goto fail;
+	} else {
+		/* llama2.c bases have no Hugging Face tokenizer files to copy */
+		if (fte_hf_save(m, strcmp(base.format, "llama2c") != 0 ? base.dir : NULL, out_dir) != FTE_OK) {
+			snprintf(err, sizeof(err), "saving the tuned model: %s", fte_last_error());
+			goto fail;
+		}
+		/* The tuned model keeps its base's tokenizer whatever its kind
+		 * (fte_hf_save copies only Hugging Face tokenizer files). */
+		if (fs_copy_into(base.tokenizer, out_dir, err, sizeof(err)) != 0)
+			goto fail;
 	}
-	if (fte_hf_save(m, strcmp(base.format, "hf") == 0 ? base.dir : NULL, out_dir) != FTE_OK) {
-		snprintf(err, sizeof(err), "saving the tuned model: %s", fte_last_error());
-		goto fail;
-	}
-	/* The tuned model keeps its base's tokenizer whatever its kind
-	 * (fte_hf_save copies only Hugging Face tokenizer files). */
-	if (fs_copy_into(base.tokenizer, out_dir, err, sizeof(err)) != 0)
-		goto fail;
 	{
 		char name[128], *lineage;
 		int64_t model_id;
@@ -626,8 +660,9 @@ finished:
 		else
 			snprintf(name, sizeof(name), "%.80s-%lld", base.name, (long long)id);
 		lineage = lineage_json(&base, &ds, &j, last_loss, val_loss, base_val, step);
-		code = registry_model_add(d, j.owner_uid, out_dir, name, "tuned", base.id, id, lineage,
-		    &model_id, err, sizeof(err));
+		code = tc.lora.rank > 0 ? registry_adapter_add(d, j.owner_uid, path, name, base.id, id,
+		    lineage, &model_id, err, sizeof(err)) : registry_model_add(d, j.owner_uid, out_dir,
+		    name, "tuned", base.id, id, lineage, &model_id, err, sizeof(err));
 		free(lineage);
 		if (code != FT__CODE__OK)
 			goto fail;

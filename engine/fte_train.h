@@ -235,6 +235,12 @@ void fte_sampler_default(fte_sampler *s);
  * caller's own stop sequences). */
 typedef int (*fte_token_fn)(void *arg, int token);
 
+/* fte_generate_memory computes, without allocating, the most bytes one
+ * fte_generate call on a model of shape c holds besides the model itself:
+ * the KV cache, one position's buffers, the sampler's buffer and the
+ * activations of the longest prompt's prefill. */
+size_t fte_generate_memory(const fte_config *c);
+
 /* fte_generate extends prompt (n_prompt >= 1 ids) with a KV cache until
  * max_new_tokens, a stop token (not passed to fn, not counted), the
  * callback's stop, or the context length.  The generated ids are written to

@@ -89,16 +89,28 @@ typedef struct decoder {
 	float mean, rstd;
 } decoder;
 
+/* Floats of one decoder: the KV cache and one position's buffers. */
+static size_t
+decoder_floats(const fte_config *c)
+{
+	size_t P = c->max_seq_len, L = c->n_layers, C = c->dim, F = c->ffn_dim;
+	size_t KD = (size_t)c->n_kv_heads * c->head_dim;
+	size_t HD = (size_t)c->n_heads * c->head_dim, V = c->vocab_size;
+	size_t big = C > F ? C : F;
+
+	return 2 * L * P * KD + 3 * C + 2 * HD + big + 3 * F + P + V;
+}
+
 static int
 decoder_create(const fte_config *c, decoder *d)
 {
 	size_t P = c->max_seq_len, L = c->n_layers, C = c->dim, F = c->ffn_dim;
 	size_t KD = (size_t)c->n_kv_heads * c->head_dim;
-	size_t HD = (size_t)c->n_heads * c->head_dim, V = c->vocab_size;
-	size_t big = C > F ? C : F, n = 2 * L * P * KD + 3 * C + 2 * HD + big + 3 * F + P + V;
+	size_t HD = (size_t)c->n_heads * c->head_dim;
+	size_t big = C > F ? C : F;
 	float *p;
 
-	if ((p = calloc(n, sizeof(float))) == NULL)
+	if ((p = calloc(decoder_floats(c), sizeof(float))) == NULL)
 		return fte_error_set(FTE_ENOMEM, "generate: cannot allocate the KV cache");
 	d->mem = p;
 	d->kc = p; p += L * P * KD;
@@ -265,6 +277,20 @@ sample(const fte_sampler *s, float *logits, int V, prob_idx *pi, uint64_t *rng)
 			return pi[i].i;
 	}
 	return pi[n - 1].i;
+}
+
+size_t
+fte_generate_memory(const fte_config *c)
+{
+	size_t prefill = 0;
+
+	/* fte_generate's largest moment: the longest prefill beside the
+	 * decoder and the sampler's buffer */
+	if (c->max_seq_len > 1)
+		prefill = fte__acts_floats(c, 1, c->max_seq_len - 1, 0, 0.0f, ACTS_INFER) *
+		    sizeof(float) + (size_t)(c->max_seq_len - 1) * sizeof(int);
+	return decoder_floats(c) * sizeof(float) + (size_t)c->vocab_size * sizeof(prob_idx) +
+	    prefill;
 }
 
 int

@@ -2,13 +2,16 @@
  * test_deploy_pool.c - the serving pool below the HTTP layer, on a real
  * state directory with stories260K: streamed text equals the engine's own
  * greedy generation, a stop string is never sent (not even a prefix of
- * it), the queue bound refuses at once, and a stop cancels a running job
- * and refuses new ones (the API's 503).
+ * it), the queue bound refuses at once, serving yields memory to a job
+ * (least recently used idle model unloaded first, a model in use when its
+ * request ends, requests that do not fit wait and then get DEPLOY_BUSY),
+ * and a stop cancels a running job and refuses new ones (the API's 503).
  */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "deploy.h"
 #include "ft_test.h"
@@ -66,6 +69,50 @@ engine_text(const struct model_info *mi, const char *prompt, int max_new)
 	return text;
 }
 
+/* Runs a short request for deployment model to its end; its status. */
+static enum deploy_status
+request(struct deploy *s, const char *model, char *msg, size_t len)
+{
+	struct deploy_params p;
+	struct deploy_job *j;
+	enum deploy_status st;
+	int chunks;
+
+	memset(&p, 0, sizeof(p));
+	p.model = model;
+	p.prompt = "Once upon a time";
+	p.max_tokens = 4;
+	p.top_p = 1;
+	if ((st = deploy_submit(s, &p, &j, msg, len)) != DEPLOY_OK)
+		return st;
+	free(job_read(j, &chunks));
+	st = deploy_job_result(j)->status;
+	snprintf(msg, len, "%s", deploy_job_result(j)->message);
+	deploy_job_release(j);
+	return st;
+}
+
+static int
+loaded(struct ftuned *d, const char *name)
+{
+	struct deploy_info info;
+
+	return deploy_find(d, name, &info) == 0 && info.loaded;
+}
+
+/* Waits until j has generated some text; returns it (malloc'd). */
+static char *
+chunk_first(struct deploy_job *j)
+{
+	char *chunk = NULL;
+	size_t len;
+	int started;
+
+	while (deploy_job_wait(j, 0, &started, &chunk, &len) && chunk == NULL)
+		;
+	return chunk;
+}
+
 /* Offset of sub in s, or -1. */
 static long
 offset_of(const char *s, const char *sub)
@@ -84,6 +131,10 @@ main(void)
 	struct model_info mi;
 	struct deploy_params p;
 	struct deploy_job *j, *j2;
+	struct deploy_reservation r1 = { 7, "training", 64 << 20, NULL };
+	struct deploy_reservation r2 = { 8, "evaluation", 64 << 20, NULL };
+	fte_config mc;
+	uint64_t w, t0;
 	const char *stop[1];
 	char *want, *got, word[64] = "";
 	long cut;
@@ -158,6 +209,64 @@ main(void)
 	CHECK(strstr(err, "serve_queue_max") != NULL);
 	free(job_read(j, &chunks));
 	deploy_job_release(j);
+
+	/* Memory.  Two registered copies of the model, each weights w when
+	 * loaded; s is used last, so b is the least recently used. */
+	CHECK(registry_model_import(&d, 0, model, "stories260K-b", tok, &id, err, sizeof(err)) ==
+	    FT__CODE__OK);
+	CHECK(deploy_create(&d, 0, "stories260K-b", "b", &info, err, sizeof(err)) == FT__CODE__OK);
+	CHECK(registry_model_config(&mi, &mc) == 0);
+	w = mi.params * sizeof(float);
+	CHECK(fte_generate_memory(&mc) > 2ull * mc.n_layers * mc.max_seq_len * mc.n_kv_heads *
+	    mc.head_dim * sizeof(float));
+	d.cfg.serve_memory_wait = 1;
+	CHECK(request(d.deploy, "s", err, sizeof(err)) == DEPLOY_OK);
+	CHECK(request(d.deploy, "b", err, sizeof(err)) == DEPLOY_OK);
+	CHECK(request(d.deploy, "s", err, sizeof(err)) == DEPLOY_OK);
+	CHECK(deploy_memory_used(d.deploy) == 2 * w);
+	/* Room for the job and one model: b goes, s stays. */
+	d.cfg.memory_budget = (int64_t)(r1.bytes + w + w / 2);
+	CHECK(deploy_memory_reserve(d.deploy, &r1) == 1);
+	CHECK(!loaded(&d, "b") && loaded(&d, "s"));
+	CHECK(deploy_memory_used(d.deploy) == w);
+	/* b does not fit beside the job: it waits serve_memory_wait, then is
+	 * refused; one that waits while the job ends is served. */
+	t0 = ftuned_now_ms();
+	CHECK(request(d.deploy, "b", err, sizeof(err)) == DEPLOY_BUSY);
+	CHECK(ftuned_now_ms() - t0 >= 900);
+	CHECK(strstr(err, "in use by training job 7; retry later") != NULL);
+	CHECK(!loaded(&d, "b"));
+	p.model = "b";
+	p.max_tokens = 4;
+	CHECK(deploy_submit(d.deploy, &p, &j, err, sizeof(err)) == DEPLOY_OK);
+	usleep(300 * 1000);
+	deploy_memory_release(d.deploy, &r1);
+	free(job_read(j, &chunks));
+	CHECK(deploy_job_result(j)->status == DEPLOY_OK);
+	deploy_job_release(j);
+	CHECK(loaded(&d, "b") && deploy_memory_used(d.deploy) == 2 * w);
+	/* Room for the job alone: idle b goes at once, s (generating) when
+	 * its request ends, which still runs to its end. */
+	d.cfg.memory_budget = (int64_t)(r2.bytes + w / 2);
+	p.model = "s";
+	p.max_tokens = 300;
+	CHECK(deploy_submit(d.deploy, &p, &j, err, sizeof(err)) == DEPLOY_OK);
+	free(chunk_first(j));
+	CHECK(deploy_memory_reserve(d.deploy, &r2) == 1);
+	CHECK(!loaded(&d, "b") && loaded(&d, "s"));
+	free(job_read(j, &chunks));
+	CHECK(deploy_job_result(j)->status == DEPLOY_OK && deploy_job_result(j)->completion_tokens > 0);
+	deploy_job_release(j);
+	CHECK(!loaded(&d, "s") && deploy_memory_used(d.deploy) == 0);
+	deploy_memory_release(d.deploy, &r2);
+	/* serve_yield_to_training = 0: a job unloads nothing. */
+	d.cfg.serve_yield_to_training = 0;
+	CHECK(request(d.deploy, "s", err, sizeof(err)) == DEPLOY_OK);
+	CHECK(deploy_memory_reserve(d.deploy, &r1) == 0);
+	CHECK(loaded(&d, "s"));
+	deploy_memory_release(d.deploy, &r1);
+	d.cfg.serve_yield_to_training = 1;
+	d.cfg.memory_budget = 0;
 
 	/* Unknown deployments; then a stop ends the running job and refuses
 	 * new ones. */

@@ -6,7 +6,9 @@
 # oversized body and a burst beyond the serving queue get OpenAI-shaped
 # errors while the server keeps serving; API keys when they are required
 # (missing, valid, revoked) with usage counted; idle models unloaded; the
-# openai npm package as a client when it can be installed.
+# openai npm package as a client when it can be installed; serving yields
+# memory to training (a job unloads the model, a request that does not fit
+# waits and gets 503, or is served once the job ends).
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
@@ -247,6 +249,60 @@ else
 	echo "skip: the openai npm package cannot be installed here (no node, npm or registry)"
 fi
 
+# --- memory: a budget with room for a LoRA job of the shape above but
+# not for the model beside it ---
+need=$(job_field "$job" memory_bytes)
+expect_match "$need" '^[0-9]+$' "the LoRA job's memory need"
 daemon_stop
 expect_eq "$FT_EXIT" "0" "daemon stops cleanly with models loaded"
+logpos=$(wc -l < "$FT_TMP/ftuned.log")
+FT_CONF_EXTRA="${conf}serve_idle_unload = 0\nserve_memory_wait = 2\nmemory_budget = $((need + 262144))\n"
+daemon_start
+url=$(json_get "$($F status --json)" http_url)v1
+req='{"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 10, "temperature": 0}'
+loaded() { $F deploy ls --json | jq -r '.deploys[] | select(.name == "stories260K") | .loaded'; }
+# until_eq SECONDS WANT COMMAND...: polls COMMAND's output until it is WANT.
+until_eq() {
+	local n=$(($1 * 10)) want=$2 got
+	shift 2
+	for _ in $(seq 1 "$n"); do
+		got=$("$@")
+		[ "$got" = "$want" ] && break
+		sleep 0.1
+	done
+	printf '%s' "$got"
+}
+expect_eq "$(status_of "$(post /completions "$req")")" "200" "a request loads the model"
+expect_eq "$(loaded)" "true" "loaded before the job"
+submit() {
+	$F job submit --base stories260K --data lines --type sft --method lora --lora-rank 4 \
+		--seq-len 64 --batch-size 4 --lr 0.01 "$@" | sed -n 's/^job \([0-9]*\) .*/\1/p'
+}
+long=$(submit --epochs 1000 --name yield-long)
+expect_eq "$(until_eq 60 RUNNING job_field "$long" state)" "RUNNING" "a long job runs"
+expect_eq "$(until_eq 10 false loaded)" "false" "the job unloaded the idle model"
+expect_match "$(tail -n +$((logpos + 1)) "$FT_TMP/ftuned.log" | grep 'model stories260K unloaded')" \
+	"training job $long needs [0-9.]+ MiB of memory_budget" "the log says why"
+r=$(post /completions "$req")
+check_error "$r" 503 server_error "a request that does not fit beside the job"
+expect_eq "$(body_of "$r" | jq -r '.error.code')" "service_unavailable" "503: code"
+expect_match "$(body_of "$r" | jq -r '.error.message')" "memory is in use by training job $long; retry later" \
+	"503: says which job holds the memory"
+post /completions "$req" > "$FT_TMP/waiting" &
+waiter=$!
+sleep 0.5
+$F job cancel "$long" >/dev/null || fail "job cancel"
+wait $waiter
+expect_eq "$(tail -n 1 "$FT_TMP/waiting")" "200" "a request waiting while the job ends is served"
+expect_eq "$(job_wait "$long" 60)" "CANCELLED" "the long job was cancelled"
+short=$(submit --max-steps 8 --name yield-short)
+expect_eq "$(job_wait "$short" 300)" "SUCCEEDED" "a job beside a loaded model succeeds"
+expect_match "$(tail -n +$((logpos + 1)) "$FT_TMP/ftuned.log" | grep 'model stories260K unloaded')" \
+	"training job $short needs" "and unloaded it first"
+expect_eq "$(loaded)" "false" "unloaded after the job"
+r=$(post /completions "$req")
+expect_eq "$(status_of "$r")" "200" "a request after the job loads the model again"
+expect_eq "$(loaded)" "true" "loaded again"
+daemon_stop
+expect_eq "$FT_EXIT" "0" "daemon stops cleanly after the memory checks"
 finish

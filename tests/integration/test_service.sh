@@ -98,6 +98,43 @@ expect_eq "$(head -c 4 "$FT_TMP/export/gguf/model.gguf")" "GGUF" "exported as GG
 msg=$($F model export lines-lora --format hf --out /tmp/ft-not-an-export-root 2>&1)
 expect_match "$msg" "PERMISSION_DENIED: .*outside" "exports only into export_roots"
 
+# --- a LoRA model is its adapter, run on its base without a merged copy ---
+expect_match "$show" '"format": "lora"' "LoRA model registered in format lora"
+expect_match "$show" '"name": "adapter.safetensors"' "its directory holds the adapter"
+[[ "$show" =~ \"name\":\ \"model\. ]] && fail "a LoRA model stores no full weights"
+# the model's own size comes first (files follow it in ModelInfo)
+size_of() { $F model show "$1" --json | grep -o '"size": [0-9]*' | head -1 | tr -dc 0-9; }
+base_size=$(size_of stories260K)
+lora_size=$(size_of lines-lora)
+awk -v a="$lora_size" -v b="$base_size" 'BEGIN { exit !(a * 4 < b) }' ||
+	fail "adapter ($lora_size bytes) not much smaller than its base ($base_size)"
+pass "LoRA model stores $lora_size bytes beside its base's $base_size"
+expect_match "$($F model ls)" "lines-lora +tuned .* lora +stories260K" \
+	"model ls shows format lora and the base"
+expect_match "$($F model show lines-lora)" "base +stories260K \(a LoRA adapter on it" "model show names the base"
+gen_text() { $F generate "$1" "Once upon a time" --raw --max-new-tokens 40 --seed 7 2>/dev/null; }
+tuned=$(gen_text lines-lora) && [ -n "$tuned" ] || fail "generate with base + adapter"
+expect_eq "$(gen_text lines-lora-again)" "$tuned" "base + adapter generates as its merged hf export"
+base_gen=$(gen_text stories260K)
+[ "$base_gen" != "$tuned" ] || fail "the adapter changes what the base generates"
+pass "the adapter changes what the base generates"
+ev=$($F eval run --models lines-lora,lines-lora-again --data lines --limit 2 --max-new-tokens 8 --seed 5 |
+	sed -n 's/^eval [0-9]* (job \([0-9]*\)).*/\1/p')
+expect_eq "$(job_wait "$ev" 300)" "SUCCEEDED" "evaluation of base + adapter"
+$F model export lines-lora --format peft --out "$FT_TMP/export/peft" >/dev/null || fail "export peft"
+[ -s "$FT_TMP/export/peft/adapter_model.safetensors" ] || fail "peft export has adapter_model.safetensors"
+expect_match "$(cat "$FT_TMP/export/peft/adapter_config.json")" '"base_model_name_or_path": "stories260K"' \
+	"peft export names its base"
+msg=$($F model export stories260K --format peft --out "$FT_TMP/export/peft-full" 2>&1)
+expect_match "$msg" "FAILED_PRECONDITION: 'stories260K' is a full model" "peft export of a full model refused"
+msg=$($F model rm stories260K --force 2>&1)
+expect_match "$msg" "FAILED_PRECONDITION: the LoRA adapters .*lines-lora.* run on 'stories260K'" \
+	"a base with adapters is not removed even with --force"
+$F model rm "stories260K-$cpt_lora" >/dev/null || fail "remove a LoRA model"
+expect_eq "$(gen_text stories260K)" "$base_gen" "the base runs as before once its adapter is removed"
+$F model show "stories260K-$cpt_lora" >/dev/null 2>&1 && fail "removed LoRA model still listed"
+pass "LoRA model removed"
+
 # --- bad hyperparameters ---
 msg=$($F job submit --base stories260K --data lines --type sft --lr 5 2>&1)
 expect_match "$msg" "INVALID_ARGUMENT: --lr must be in" "lr range checked"
