@@ -413,6 +413,9 @@ lineage_json(const struct model_info *base, const struct dataset_info *ds,
 	    "base_val_loss", isnan(base_val) ? -1.0 : base_val, "steps", (int)steps);
 	text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(root);
+	return text;
+}
+
 /* adapter_save writes the LoRA adapters of t, training a model of
  * configuration c, into dir and their path into path (PATH_MAX).  0, or -1
  * with a message. */
@@ -438,9 +441,6 @@ adapter_save(fte_trainer *t, const fte_train_config *tc, const fte_config *c,
 		rc = 0;
 	free(ts);
 	return rc;
-}
-
-	return text;
 }
 
 void
