@@ -835,12 +835,127 @@ step_flops(const fte_config *c, int B, int T, int lora)
 	return (double)B * T * ((lora ? 4.0 : 6.0) * matw + 3.0 * attn);
 }
 
+/* next_id: the bench's random token ids (an LCG). */
+static int
+next_id(uint64_t *rng, int vocab)
+{
+	*rng = *rng * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (int)((*rng >> 33) % (uint64_t)vocab);
+}
+
+/* bench --eval: what the daemon's evaluation does, timed: the batched
+ * teacher-forced loss (fte_model_loss_rows, no gradients) over B x T random
+ * ids, and greedy KV-cache generation at batch 1 of --new tokens after a
+ * --prompt token prompt, run to the end (EOS and BOS do not stop it). */
+static int
+bench_eval(opts *o)
+{
+	const char *path = opt_str(o, "model", NULL);
+	fte_config c;
+	fte_model *m;
+	fte_sampler sm;
+	int *tok, *tgt, *prompt, *out, B, T, P, N, steps, warm, n_out, rc = 0;
+	double *sum, lbest = INFINITY, gbest = INFINITY, lt = 0, gt = 0;
+	int *count;
+	uint64_t rng = 99;
+	struct rusage ru;
+	fte_batch b;
+
+	if (path == NULL && (rc = shape_from_opts(o, &c)) != 0)
+		return rc;
+	B = (int)opt_int(o, "batch", 4);
+	T = (int)opt_int(o, "seq", 256);
+	P = (int)opt_int(o, "prompt", 64);
+	N = (int)opt_int(o, "new", 64);
+	steps = (int)opt_int(o, "steps", 5);
+	warm = (int)opt_int(o, "warmup", 1);
+	if (o->bad || B < 1 || T < 2 || P < 1 || N < 1 || steps < 1 || warm < 0)
+		return 2;
+	if (threads_apply(o) != 0)
+		return 1;
+	if (path != NULL ? fte_model_load(path, &m) != FTE_OK : fte_model_create(&c, &m) != FTE_OK)
+		return fail("bench", path != NULL ? path : "model");
+	if (path == NULL)
+		fte_model_init_random(m, 1);
+	c = *fte_model_config(m);
+	if (T > c.max_seq_len || P + N > c.max_seq_len) {
+		fprintf(stderr, "ftengine bench: --seq %d and --prompt + --new %d must fit the context, "
+		    "%d\n", T, P + N, c.max_seq_len);
+		fte_model_free(m);
+		return 2;
+	}
+	tok = malloc((size_t)B * T * sizeof(int));
+	tgt = malloc((size_t)B * T * sizeof(int));
+	prompt = malloc((size_t)P * sizeof(int));
+	out = malloc((size_t)N * sizeof(int));
+	sum = malloc((size_t)B * sizeof(double));
+	count = malloc((size_t)B * sizeof(int));
+	if (tok == NULL || tgt == NULL || prompt == NULL || out == NULL || sum == NULL ||
+	    count == NULL) {
+		rc = fail("bench", "memory");
+		goto done;
+	}
+	for (int i = 0; i < B * T; i++) {
+		tok[i] = next_id(&rng, c.vocab_size);
+		tgt[i] = next_id(&rng, c.vocab_size);
+	}
+	for (int i = 0; i < P; i++)
+		prompt[i] = next_id(&rng, c.vocab_size);
+	b = (fte_batch){ tok, tgt, NULL, B, T };
+	fte_sampler_default(&sm);
+	sm.max_new_tokens = N;
+	sm.stop_at_eos = sm.stop_at_bos = 0;
+	for (int i = 0; i < warm + steps; i++) {
+		double s0 = now(), s1, s2;
+
+		if (fte_model_loss_rows(m, &b, sum, count) != FTE_OK) {
+			rc = fail("bench", "loss");
+			goto done;
+		}
+		s1 = now();
+		if (fte_generate(m, prompt, P, &sm, NULL, NULL, out, &n_out) != FTE_OK || n_out != N) {
+			rc = fail("bench", "generate");
+			goto done;
+		}
+		s2 = now();
+		if (i < warm)
+			continue;
+		lt += s1 - s0;
+		gt += s2 - s1;
+		lbest = s1 - s0 < lbest ? s1 - s0 : lbest;
+		gbest = s2 - s1 < gbest ? s2 - s1 : gbest;
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	if (opt_flag(o, "json")) {
+		json_print(json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:I}",
+		    "loss_examples_per_s", B * steps / lt, "loss_tokens_per_s", (double)B * T * steps / lt,
+		    "loss_ms_best", 1e3 * lbest, "gen_tokens_per_s", (double)N * steps / gt,
+		    "gen_ms_best", 1e3 * gbest, "peak_rss_mb", ru.ru_maxrss / 1024.0,
+		    "threads", fte_threads_get(), "params", (json_int_t)fte_model_num_params(m)));
+	} else {
+		printf("loss %d x %d: %.1f examples/s, %.0f tokens/s (best %.1f ms); greedy "
+		    "generation %d after %d: %.1f tokens/s (best %.1f ms); peak RSS %.0f MB, %d threads\n",
+		    B, T, B * steps / lt, (double)B * T * steps / lt, 1e3 * lbest, N, P,
+		    (double)N * steps / gt, 1e3 * gbest, ru.ru_maxrss / 1024.0, fte_threads_get());
+	}
+done:
+	free(tok);
+	free(tgt);
+	free(prompt);
+	free(out);
+	free(sum);
+	free(count);
+	fte_model_free(m);
+	return rc;
+}
+
 int
 ftengine_bench(int argc, char **argv)
 {
 	static const char *const known[] = { "preset", "arch", "layers", "dim",
 		"heads", "kv-heads", "ffn", "vocab", "seq-len", "batch", "seq", "steps",
-		"warmup", "lora-rank", "lora-targets", "threads", "json!", "recompute!", NULL };
+		"warmup", "lora-rank", "lora-targets", "threads", "json!", "recompute!", "eval!",
+		"model", "prompt", "new", NULL };
 	opts o = { argc, argv, "bench", 0 };
 	fte_config c;
 	fte_train_config tc;
@@ -853,7 +968,11 @@ ftengine_bench(int argc, char **argv)
 	struct rusage ru;
 	fte_batch b;
 
-	if ((rc = opts_check(&o, known)) != 0 || (rc = shape_from_opts(&o, &c)) != 0)
+	if ((rc = opts_check(&o, known)) != 0)
+		return rc;
+	if (opt_flag(&o, "eval"))
+		return bench_eval(&o);
+	if ((rc = shape_from_opts(&o, &c)) != 0)
 		return rc;
 	B = (int)opt_int(&o, "batch", 4);
 	T = (int)opt_int(&o, "seq", 256);
@@ -888,10 +1007,8 @@ ftengine_bench(int argc, char **argv)
 	tok = malloc((size_t)B * T * sizeof(int));
 	tgt = malloc((size_t)B * T * sizeof(int));
 	for (int i = 0; i < B * T; i++) {
-		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-		tok[i] = (int)((rng >> 33) % (uint64_t)c.vocab_size);
-		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-		tgt[i] = (int)((rng >> 33) % (uint64_t)c.vocab_size);
+		tok[i] = next_id(&rng, c.vocab_size);
+		tgt[i] = next_id(&rng, c.vocab_size);
 	}
 	b = (fte_batch){ tok, tgt, NULL, B, T };
 	rc = 0;
@@ -951,7 +1068,7 @@ static const command commands[] = {
 	{ "loss", ftengine_loss, "teacher-forced loss of a model on token lines" },
 	{ "train", ftengine_train, "fine-tune on token lines (full or LoRA)" },
 	{ "generate", ftengine_generate, "generate text with a KV cache" },
-	{ "bench", ftengine_bench, "time training steps on random weights" },
+	{ "bench", ftengine_bench, "time training steps on random weights (--eval: loss and generation)" },
 	{ "tokenize", ftengine_tokenize, "text to token ids" },
 	{ "detokenize", ftengine_detokenize, "token ids to text" },
 	{ "tokenizer-train", ftengine_tokenizer_train, "learn a byte-level BPE tokenizer from text" },
