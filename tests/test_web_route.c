@@ -48,7 +48,7 @@ query_uint(const char *qs, const char *key, uint64_t max, char *bad)
 int
 main(void)
 {
-	char out[16], bad[160], name[WEB_ROUTE_NAME_MAX + 16];
+	char out[16], bad[160], name[WEB_ROUTE_NAME_MAX + 32];
 	int64_t id;
 
 	/* Every endpoint. */
@@ -83,7 +83,9 @@ main(void)
 	/* Names: at most WEB_ROUTE_NAME_MAX bytes. */
 	memset(name, 0, sizeof(name));
 	strcpy(name, "/api/v1/models/");
-	memset(name + strlen(name), 'm', WEB_ROUTE_NAME_MAX + 1 - strlen(name) + 15);
+	memset(name + strlen(name), 'm', WEB_ROUTE_NAME_MAX);
+	CHECK(route(name, WEB_EP_MODEL, 0, name + strlen("/api/v1/models/")));
+	strcat(name, "m");
 	CHECK_STR(refused(name), "no such model");
 
 	/* Dot segments, empty segments, unknown endpoints and sub-resources. */
