@@ -1,7 +1,8 @@
 /*
  * web_api.c - the dashboard's JSON API: status, jobs (with metrics, logs
  * and checkpoints), models (with lineage), datasets (with stats and
- * samples); evaluations, read from their tables, are in web_eval.c.
+ * samples), API keys (with usage); evaluations, read from their tables,
+ * are in web_eval.c.
  * Every endpoint reads through the same modules the RPCs use; nothing here
  * writes state.  Unknown ids answer 404 JSON, malformed query
  * values 400, and every page size is capped at WEB_API_PAGE_MAX.
@@ -18,6 +19,7 @@
 
 #include "datasets.h"
 #include "fte_tok.h"
+#include "deploy.h"
 #include "jobs.h"
 #include "registry.h"
 #include "web_api.h"
@@ -245,6 +247,30 @@ api_status(struct mg_connection *conn, struct ftuned *d)
 	    "http_url", st.http_url,
 	    "socket_url", st.socket_url,
 	    "schema_version", (json_int_t)st.schema_version));
+}
+
+/* API keys with their usage, revoked ones included; never a key or its
+ * hash (deploy.c keeps only the hash, and deploy_key_info carries none). */
+static void
+api_keys(struct mg_connection *conn, struct ftuned *d)
+{
+	struct deploy_key_info *v;
+	json_t *arr;
+	size_t n;
+
+	if (deploy_key_list(d, 0, 1, &v, &n) != 0) {
+		web_send_error(conn, 500, "cannot list API keys");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "name",
+		    v[i].name, "owner_uid", (json_int_t)v[i].owner_uid, "created_at",
+		    (json_int_t)v[i].created_at, "revoked_at", (json_int_t)v[i].revoked_at,
+		    "last_used_at", (json_int_t)v[i].last_used_at, "requests",
+		    (json_int_t)v[i].requests, "tokens", (json_int_t)v[i].tokens));
+	free(v);
+	web_send_json(conn, 200, json_pack("{s:o}", "keys", arr));
 }
 
 static void
@@ -779,6 +805,7 @@ web_api_serve(struct mg_connection *conn, struct ftuned *d)
 	}
 	switch (r.ep) {
 	case WEB_EP_STATUS: api_status(conn, d); break;
+	case WEB_EP_KEYS: api_keys(conn, d); break;
 	case WEB_EP_JOBS: api_jobs(conn, d, &q); break;
 	case WEB_EP_JOB: api_job(conn, d, r.id); break;
 	case WEB_EP_JOB_METRICS: api_job_metrics(conn, d, r.id, &q); break;

@@ -74,6 +74,10 @@ web_route_parse(const char *path, struct web_route *r)
 		r->ep = WEB_EP_STATUS;
 		return 0;
 	}
+	if (strcmp(p, "keys") == 0) {
+		r->ep = WEB_EP_KEYS;
+		return 0;
+	}
 	if (segment(p, &n) != 0)
 		return fail(r, "no such API endpoint");
 	for (i = 0; i < sizeof(coll) / sizeof(coll[0]); i++)

@@ -53,6 +53,7 @@ main(void)
 
 	/* Every endpoint. */
 	CHECK(route("/api/v1/status", WEB_EP_STATUS, 0, ""));
+	CHECK(route("/api/v1/keys", WEB_EP_KEYS, 0, ""));
 	CHECK(route("/api/v1/jobs", WEB_EP_JOBS, 0, ""));
 	CHECK(route("/api/v1/jobs/12", WEB_EP_JOB, 12, ""));
 	CHECK(route("/api/v1/jobs/12/metrics", WEB_EP_JOB_METRICS, 12, ""));
@@ -101,6 +102,7 @@ main(void)
 	CHECK_STR(refused("/api/v1/models/m/files"), "no such API endpoint");
 	CHECK_STR(refused("/api/v1/evals/1/metrics"), "no such API endpoint");
 	CHECK_STR(refused("/api/v1/status/1"), "no such API endpoint");
+	CHECK_STR(refused("/api/v1/keys/dash"), "no such API endpoint");
 	CHECK_STR(refused("/api/v1/job"), "no such API endpoint");
 	CHECK_STR(refused("/api/v2/status"), "no such API endpoint");
 	CHECK_STR(refused(""), "no such API endpoint");

@@ -622,6 +622,24 @@ async function pageEval(id, params) {
     });
 }
 
+// ---- API keys ----
+
+// Usage per key of the OpenAI-compatible API; the keys themselves are
+// never shown (the daemon keeps only their hashes).
+async function pageKeys() {
+  const { keys } = await api('keys');
+  view.replaceChildren(h('h1', {}, 'API keys'), section('Keys and their usage', keys.length ?
+    table(['Name', 'Owner', 'State', 'Requests', 'Tokens', 'Last used', 'Created', 'Revoked'],
+      keys.map(k => h('tr', { dataset: { key: k.name } },
+        h('td', {}, k.name), h('td', {}, 'uid ' + k.owner_uid),
+        h('td', {}, stateBadge(k.revoked_at ? 'REVOKED' : 'ACTIVE')),
+        h('td.num', {}, k.requests.toLocaleString('en')),
+        h('td.num', {}, k.tokens.toLocaleString('en')),
+        h('td', {}, fmtTime(k.last_used_at)), h('td', {}, fmtTime(k.created_at)),
+        h('td', {}, fmtTime(k.revoked_at)))))
+    : h('p.muted', {}, 'No API keys yet: ftctl key create --name NAME')));
+}
+
 // ---- Router ----
 
 const routes = [
@@ -634,6 +652,7 @@ const routes = [
   [/^\/datasets\/([^/]+)$/, pageDataset, 'datasets'],
   [/^\/evals$/, pageEvals, 'evals'],
   [/^\/evals\/(\d+)$/, pageEval, 'evals'],
+  [/^\/keys$/, pageKeys, 'keys'],
 ];
 
 let lastPath = null;

@@ -224,10 +224,26 @@ try {
   ok((await page.textContent('#view .pager')).includes(`of ${want}`), `eval: filter "${word}" (${want} examples)`);
   await shot(page, 'eval-filtered');
 
+  // --- API keys: usage per key, revoked ones marked ---
+  await open(page, '#/keys');
+  const keys = (await api('keys')).keys;
+  ok(keys.length === 2 && await page.locator('tr[data-key]').count() === keys.length,
+    'keys: one row per key');
+  ok(await page.textContent('#nav a.active') === 'API keys', 'keys: its navigation link is active');
+  for (const k of keys) {
+    const row = `tr[data-key="${k.name}"]`;
+    ok(await page.textContent(`${row} td[data-label="Requests"]`) === k.requests.toLocaleString('en') &&
+      await page.textContent(`${row} td[data-label="Tokens"]`) === k.tokens.toLocaleString('en'),
+    `keys: ${k.name}'s usage as the API reports it`);
+    ok(await page.textContent(`${row} .badge`) === (k.revoked_at ? 'REVOKED' : 'ACTIVE'),
+      `keys: ${k.name} is ${k.revoked_at ? 'revoked' : 'active'}`);
+  }
+  await shot(page, 'keys');
+
   // --- A narrow window: nothing wider than the screen ---
   const narrow = await newPage(360);
   for (const [name, hash] of [['overview', '#/'], ['job', '#/jobs/' + env.JOB1],
-    ['model', '#/models/' + env.TUNED], ['dataset', '#/datasets/lines'], ['eval', '#/evals/' + env.EVAL1]]) {
+    ['model', '#/models/' + env.TUNED], ['dataset', '#/datasets/lines'], ['eval', '#/evals/' + env.EVAL1], ['keys', '#/keys']]) {
     await open(narrow, hash);
     const w = await narrow.evaluate(() => document.documentElement.scrollWidth);
     ok(w <= 360, `360 px: ${name} fits (${w} px)`);

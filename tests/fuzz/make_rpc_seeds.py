@@ -49,6 +49,8 @@ seeds = {
     "job_cancel": request(43, field(1, 0, 1)),
     "job_metrics": request(44, field(1, 0, 1) + field(2, 0, 0)),
     "job_logs": request(45, field(1, 0, 1)),
+    "generate_poll": request(55, field(1, 0, 12345) + field(2, 0, 3)),
+    "generate_cancel": request(56, field(1, 0, 12345)),
 }
 out = os.path.join(os.path.dirname(__file__), "corpus", "rpc")
 os.makedirs(out, exist_ok=True)

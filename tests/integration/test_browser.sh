@@ -24,6 +24,9 @@ fi
 . "$FT_SRC/tests/integration/web_state.sh"
 
 $F eval show "$EVAL1" --json > "$FT_TMP/eval.json" || fail "ftctl eval show"
+# Two API keys for the Keys view, one of them revoked.
+$F key create --name browser >/dev/null 2>&1 && $F key create --name old >/dev/null 2>&1 &&
+	$F key revoke old >/dev/null || fail "API keys"
 # Long enough to watch (a few hundred steps); cancelled at the end.
 LONG=$($F job submit --base stories260K --method lora --epochs 300 --max-steps 3000 --eval-every 100 \
 	--save-every 500 $web_common | sed -n 's/^job \([0-9]*\) .*/\1/p')

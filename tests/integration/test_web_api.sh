@@ -1,7 +1,9 @@
 #!/bin/bash
 # test_web_api.sh - every /api/v1 endpoint of the dashboard against a daemon
 # whose state was made by running jobs and an evaluation: the answers match
-# what ftctl reads over the control socket; bad ids are 404 JSON, bad query
+# what ftctl reads over the control socket; API keys with their usage
+# (counts grow with a completion, revocation shows, never the key or its
+# hash); bad ids are 404 JSON, bad query
 # values 400, other methods 405; no directory listing, nothing outside
 # web_root; then the token-protected listener (bearer, login cookie, token
 # rotation), the refusal of a non-loopback listener without a token, and
@@ -162,6 +164,36 @@ for bad in 999 x 0 "$EVAL1/nope"; do
 	expect_eq "$(status "/api/v1/evals/$bad")" "404" "eval '$bad' is 404"
 done
 
+# --- API keys: usage per key, never the key ---
+expect_eq "$(jqe "$(get /api/v1/keys)" '.keys | length')" "0" "keys: none yet"
+key=$($F key create --name dash 2>/dev/null) || fail "key create"
+old=$($F key create --name old 2>/dev/null) || fail "key create old"
+$F key revoke old >/dev/null || fail "key revoke"
+$F deploy stories260K >/dev/null || fail "deploy"
+r=$(curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $key" \
+	-d '{"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}' \
+	"$WEB_URL/v1/completions")
+used=$(jqe "$r" .usage.total_tokens)
+expect_match "$used" '^[0-9]+$' "keys: a completion with the key"
+ks=$(get /api/v1/keys)
+expect_eq "$(jqe "$ks" '.keys[0] | keys | join(",")')" \
+	"created_at,last_used_at,name,owner_uid,requests,revoked_at,tokens" "keys: the fields, no key or hash"
+[[ "$ks" != *"$key"* && "$ks" != *"$old"* ]] && pass "keys: the key texts are not in the answer" ||
+	fail "keys: a key text in the answer"
+! grep -Eq '[0-9a-f]{64}' <<<"$ks" && pass "keys: nor their BLAKE2b hashes" || fail "keys: a hash in the answer"
+dash=$(jqe "$ks" '.keys[] | select(.name == "dash")')
+expect_eq "$(jqe "$dash" '[.requests, .tokens, .last_used_at > 0, .revoked_at, .owner_uid] | join(",")')" \
+	"1,$used,true,0,$(id -u)" "keys: the completion counted against its key, as ftctl key ls"
+expect_eq "$(jqe "$($F key ls --json)" '.keys[] | select(.name == "dash") | [.requests, .tokens] | join(",")')" \
+	"1,$used" "keys: the same numbers over the control socket"
+expect_eq "$(jqe "$ks" '.keys[] | select(.name == "old") | [.requests, .revoked_at > 0] | join(",")')" \
+	"0,true" "keys: the revoked key shows its revocation"
+curl -s -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" \
+	-d '{"model": "stories260K", "prompt": "Once", "max_tokens": 4, "temperature": 0}' "$WEB_URL/v1/completions"
+expect_eq "$(jqe "$(get /api/v1/keys)" '.keys[] | select(.name == "dash") | .requests')" "2" \
+	"keys: the count grows with each request"
+expect_eq "$(status /api/v1/keys/dash)" "404" "keys: no per-key endpoint"
+
 # --- methods, unknown paths, static files ---
 for method in POST PUT DELETE PATCH; do
 	expect_eq "$(status /api/v1/status -X "$method")" "405" "$method to the API is 405"
@@ -205,6 +237,8 @@ expect_eq "$(status /api/v1/status -H "Authorization: Bearer wrong")" "401" "tok
 expect_eq "$(status /api/v1/status -H "Authorization: Bearer ${tok}x")" "401" "token mode: longer token"
 expect_eq "$(status /api/v1/status -H "Authorization: Bearer $tok")" "200" "token mode: bearer token"
 expect_eq "$(status "/api/v1/jobs/$JOB1/metrics" -H "Authorization: Bearer $tok")" "200" "token mode: API with token"
+expect_eq "$(status /api/v1/keys)" "401" "token mode: keys need the token"
+expect_eq "$(status /api/v1/keys -H "Authorization: Bearer $tok")" "200" "token mode: keys with it"
 expect_eq "$(status / )" "303" "token mode: pages redirect"
 expect_match "$(curl -s -D - -o /dev/null "$WEB_URL/")" "Location: /login.html" "token mode: to the login page"
 expect_eq "$(status /login.html)" "200" "token mode: login page open"
