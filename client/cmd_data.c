@@ -293,6 +293,50 @@ sample_format(const char *record, char *buf, size_t len)
 	json_decref(j);
 }
 
+/* tokens_print tabulates the training part's tokens for each tokenizer of
+ * the registered models, one row per model that uses it. */
+static void
+tokens_print(const Ft__DatasetInfo *d)
+{
+	static const char *const heads[] = {
+		"TOKENIZER", "MODEL", "CONTEXT", "RECORDS", "TOKENS", "MEAN", "MAX", "OVER CONTEXT",
+	};
+	uint64_t least = d->records;
+	struct table *t;
+
+	for (size_t i = 0; i < d->n_token_counts; i++)
+		if (d->token_counts[i]->counted < least)
+			least = d->token_counts[i]->counted;
+	printf("  tokens      %s%s", d->token_counts[0]->template_[0] ? "through the template " :
+	    "as text with the tokenizer's specials", d->token_counts[0]->template_);
+	if (least < d->records)
+		printf(", over the first %llu records", (unsigned long long)least);
+	printf("\n");
+	if ((t = table_new(8, heads, "llrrrrrr")) == NULL)
+		return;
+	for (size_t i = 0; i < d->n_token_counts; i++) {
+		const Ft__TokenCount *c = d->token_counts[i];
+		char tok[13], recs[24], total[24], mean[24], max[24];
+
+		snprintf(tok, sizeof(tok), "%s", c->tokenizer);
+		snprintf(recs, sizeof(recs), "%llu", (unsigned long long)c->counted);
+		snprintf(total, sizeof(total), "%llu", (unsigned long long)c->tokens);
+		snprintf(mean, sizeof(mean), "%.1f", c->mean_tokens);
+		snprintf(max, sizeof(max), "%llu", (unsigned long long)c->max_tokens);
+		for (size_t k = 0; k < c->n_models; k++) {
+			const Ft__TokenModel *m = c->models[k];
+			char ctx[24], over[24];
+
+			snprintf(ctx, sizeof(ctx), "%u", m->context);
+			snprintf(over, sizeof(over), "%llu", (unsigned long long)m->over_context);
+			/* The tokenizer's own columns only on its first row. */
+			table_add(t, k ? "" : tok, m->model, ctx, k ? "" : recs, k ? "" : total,
+			    k ? "" : mean, k ? "" : max, over);
+		}
+	}
+	table_print(t, stdout, term_width());
+}
+
 static void
 dataset_print(const Ft__DatasetInfo *d)
 {
@@ -328,6 +372,8 @@ dataset_print(const Ft__DatasetInfo *d)
 		}
 		json_decref(stats);
 	}
+	if (d->n_token_counts > 0)
+		tokens_print(d);
 	if (d->n_samples > 0)
 		printf("  samples\n");
 	for (size_t i = 0; i < d->n_samples; i++) {
@@ -454,7 +500,8 @@ const struct command data_commands[] = {
 	{ "ls", "", 0, 0, ARG_NONE, "List the registered datasets.",
 	  ls_options, sizeof(struct quiet_args), cmd_data_ls, NULL },
 	{ "show", "NAME", 1, 1, ARG_DATA,
-	  "Show a dataset: records, size, hash, lengths, samples.\n"
+	  "Show a dataset: records, size, hash, lengths, tokens for each tokenizer of\n"
+	  "the registered models (with their context lengths), samples.\n"
 	  "NAME may also be the dataset's id.",
 	  NULL, 0, cmd_data_show, NULL },
 	{ "rm", "NAME", 1, 1, ARG_DATA,

@@ -69,6 +69,8 @@ static const struct cfg_key keys[] = {
 	{ "log_max_per_job", NUM(CFG_INT, log_max_per_job), "10000", 16, 100000000,
 	  "Log lines kept per job; beyond it the oldest info and debug lines go first, and one "
 	  "line says how many were dropped." },
+	{ "token_cache_max", NUM(CFG_SIZE, token_cache_max), "1G", 0, (int64_t)1 << 50,
+	  "Disk for tokenized datasets (state_dir/cache/tokens, suffix K, M, G); least recently used go first; 0 disables." },
 	{ "remote_listen", STR(remote_listen), "", 0, 0,
 	  "nng address (tcp://ADDR:PORT) for remote ftctl; every request there must be signed "
 	  "with a key from remote_keys. Empty: the IPC socket only." },

@@ -31,6 +31,7 @@ struct ft_config {
 	int checkpoint_keep;          /* checkpoints kept per job */
 	int metrics_max_per_job;      /* per-step metric rows kept per job (thinned) */
 	int log_max_per_job;          /* log lines kept per job (oldest info first) */
+	int64_t token_cache_max;      /* bytes of cached tokenized datasets; 0 = off */
 	char remote_listen[256];      /* nng tcp:// address for signed requests, "" = off */
 	char remote_keys[PATH_MAX];   /* NAME UID PUBLIC_KEY_HEX lines */
 	int remote_max_skew;          /* seconds a signed request's clock may be off */

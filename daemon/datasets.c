@@ -16,6 +16,7 @@
 #include "ft_wire.h"
 #include "log.h"
 #include "registry.h"
+#include "tokcache.h"
 
 int
 datasets_init(struct ftuned *d, char *err, size_t err_len)
@@ -316,6 +317,25 @@ datasets_list(struct ftuned *d, struct dataset_info **out, size_t *n)
 	return rc;
 }
 
+/* Whether a dataset with this content is still registered: the cached
+ * tokens are filed by content, and the other one keeps using them. */
+static int
+hash_registered(struct ftuned *d, const char *hash)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM datasets WHERE hash = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+		found = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return found;
+}
+
 int
 datasets_remove(struct ftuned *d, uint32_t uid, int admin, const char *name, char *err,
     size_t err_len)
@@ -375,6 +395,8 @@ datasets_remove(struct ftuned *d, uint32_t uid, int admin, const char *name, cha
 	if (code == FT__CODE__OK) {
 		snprintf(dir, sizeof(dir), "%s/datasets/%lld", d->cfg.state_dir, (long long)di.id);
 		fs_rm_rf(dir);
+		if (!hash_registered(d, di.hash))
+			tokcache_remove_dataset(d, di.hash);
 		log_info("datasets: uid %u removed dataset %lld '%s'", uid, (long long)di.id, di.name);
 	}
 	dataset_info_free(&di);

@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "datasets.h"
+#include "log.h"
+#include "registry.h"
 #include "rpc.h"
+#include "tokcache.h"
 
 #define SAMPLES_SHOWN 3
 
@@ -108,6 +111,93 @@ rpc_data_validate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	return data_add(call, req, rep, 1);
 }
 
+/* One TokenCount per distinct tokenizer among the registered models, made
+ * by the first model that has it, with every model's context length.  A
+ * tokenizer that cannot count is logged and left out: the rest of data
+ * show still answers.  0, or -1 when memory runs out. */
+static int
+token_counts(struct rpc_call *call, const struct dataset_info *di, Ft__DatasetInfo *p)
+{
+	const char *tmpl = strcmp(di->kind, "text") == 0 ? "" : "alpaca";
+	struct model_info *models;
+	char (*hash)[65] = NULL;
+	size_t n;
+	int rc = -1;
+
+	if (registry_model_list(call->d, &models, &n) != 0) {
+		log_warn("data show %s: cannot list the models for token counts", di->name);
+		return 0;
+	}
+	if ((hash = calloc(n ? n : 1, sizeof(*hash))) == NULL ||
+	    (p->token_counts = rpc_alloc(call, (n ? n : 1) * sizeof(*p->token_counts))) == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (tokcache_tokenizer_hash(&models[i], hash[i]) != 0)
+			hash[i][0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		struct tokcache_form f = { 0 };
+		struct tokcache_stats st;
+		Ft__TokenCount *tc;
+		char err[512];
+		size_t first = 0;
+		int hit;
+
+		while (first < i && strcmp(hash[first], hash[i]) != 0)
+			first++;
+		if (hash[i][0] == '\0' || first < i)
+			continue;   /* no tokenizer, or counted with an earlier model */
+		if (tokcache_dataset_form(call->d, di, &models[i], "alpaca", &f, &hit, err,
+		    sizeof(err)) != FT__CODE__OK) {
+			log_warn("data show %s: tokens for %s: %s", di->name, models[i].name, err);
+			continue;
+		}
+		tokcache_form_stats(&f, 0, &st);
+		if ((tc = rpc_alloc(call, sizeof(*tc))) == NULL) {
+			tokcache_form_free(&f);
+			goto out;
+		}
+		ft__token_count__init(tc);
+		if ((tc->models = rpc_alloc(call, n * sizeof(*tc->models))) == NULL) {
+			tokcache_form_free(&f);
+			goto out;
+		}
+		tc->tokenizer = rpc_strdup(call, hash[i]);
+		tc->template_ = rpc_strdup(call, tmpl);
+		tc->counted = st.counted;
+		tc->tokens = st.tokens;
+		tc->mean_tokens = st.counted ? (double)st.tokens / (double)st.counted : 0;
+		tc->max_tokens = st.max;
+		for (size_t k = i; k < n; k++) {
+			Ft__TokenModel *tm;
+			fte_config cfg;
+
+			if (strcmp(hash[k], hash[i]) != 0)
+				continue;
+			if ((tm = rpc_alloc(call, sizeof(*tm))) == NULL) {
+				tokcache_form_free(&f);
+				goto out;
+			}
+			ft__token_model__init(tm);
+			tm->model = rpc_strdup(call, models[k].name);
+			if (registry_model_config(&models[k], &cfg) == 0) {
+				tm->context = (uint32_t)cfg.max_seq_len;
+				tokcache_form_stats(&f, (uint64_t)cfg.max_seq_len, &st);
+				tm->over_context = st.longer;
+			}
+			tc->models[tc->n_models++] = tm;
+		}
+		tokcache_form_free(&f);
+		p->token_counts[p->n_token_counts++] = tc;
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		model_info_free(&models[i]);
+	free(models);
+	free(hash);
+	return rc;
+}
+
 int
 rpc_data_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
@@ -121,9 +211,11 @@ rpc_data_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	ft__data_reply__init(r);
 	r->dataset = dataset_to_proto(call, &di, 1);
 	r->report = rpc_strdup(call, di.report);
-	dataset_info_free(&di);
-	if (r->dataset == NULL)
+	if (r->dataset == NULL || token_counts(call, &di, r->dataset) != 0) {
+		dataset_info_free(&di);
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	}
+	dataset_info_free(&di);
 	rep->body_case = FT__REPLY__BODY_DATA_SHOW;
 	rep->data_show = r;
 	return FT__CODE__OK;

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "registry.h"
 #include "rng.h"
+#include "tokcache.h"
 #include "train_job.h"
 
 #define DEFAULT_SAVE_EVERY 50
@@ -72,21 +73,15 @@ rows_free(struct rows *r)
 
 /* SFT: one row per record; the loss covers the response and EOS. */
 static int
-rows_sft(struct rows *r, const struct dataset *ds, const fte_template *tp,
-    const fte_tokenizer *tok, char *err, size_t err_len)
+rows_sft(struct rows *r, const struct tokcache_form *f, char *err, size_t err_len)
 {
-	for (size_t i = 0; i < dataset_count(ds); i++) {
-		const struct dataset_record *rec = dataset_sample(ds, i);
-		fte_record fr = { rec->instruction, rec->input, rec->output };
-		int *ids, *tk, *tg;
-		size_t n_ids, n_prompt, L;
+	const int32_t *ids = f->ids;
 
-		if (fte_template_encode(tp, tok, &fr, &ids, &n_ids, &n_prompt) != FTE_OK) {
-			snprintf(err, err_len, "record %zu: %s", i + 1, fte_last_error());
-			return -1;
-		}
+	for (size_t i = 0; i < f->n; ids += f->len[i], i++) {
+		size_t n_ids = f->len[i], n_prompt = f->n_prompt[i], drop = 0, L;
+		int *tk, *tg;
+
 		if (r->n == r->cap && rows_grow(r, 0) != 0) {
-			free(ids);
 			snprintf(err, err_len, "out of memory");
 			return -1;
 		}
@@ -94,9 +89,8 @@ rows_sft(struct rows *r, const struct dataset *ds, const fte_template *tp,
 			/* Too long: drop prompt tokens after the first (BOS) so the
 			 * response keeps its place, then cut the end if needed. */
 			size_t excess = n_ids - ((size_t)r->T + 1);
-			size_t drop = n_prompt > 1 ? (excess < n_prompt - 1 ? excess : n_prompt - 1) : 0;
 
-			memmove(ids + 1, ids + 1 + drop, (n_ids - 1 - drop) * sizeof(int));
+			drop = n_prompt > 1 ? (excess < n_prompt - 1 ? excess : n_prompt - 1) : 0;
 			n_ids -= drop;
 			n_prompt -= drop;
 			r->truncated++;
@@ -104,57 +98,36 @@ rows_sft(struct rows *r, const struct dataset *ds, const fte_template *tp,
 		L = n_ids < (size_t)r->T + 1 ? n_ids : (size_t)r->T + 1;
 		tk = r->tokens + r->n * r->T;
 		tg = r->targets + r->n * r->T;
+		/* Position p of the shortened record is ids[p + drop], but BOS stays. */
 		for (int t = 0; t < r->T; t++) {
 			if ((size_t)t + 1 < L) {
-				tk[t] = ids[t];
-				tg[t] = (size_t)t + 1 >= n_prompt ? ids[t + 1] : -1;
+				tk[t] = ids[t > 0 ? t + drop : 0];
+				tg[t] = (size_t)t + 1 >= n_prompt ? ids[t + 1 + drop] : -1;
 			} else {
 				tk[t] = 0;  /* padding after the example: never attended to by it */
 				tg[t] = -1;
 			}
 		}
 		r->n++;
-		free(ids);
 	}
 	return 0;
 }
 
 /* CPT: documents (BOS ... EOS) packed into rows of T with segment ids. */
 static int
-rows_cpt(struct rows *r, const struct dataset *ds, const fte_tokenizer *tok, char *err,
-    size_t err_len)
+rows_cpt(struct rows *r, const struct tokcache_form *f, int eos, char *err, size_t err_len)
 {
-	int eos = fte_tokenizer_eos(tok);
-	size_t cap = 0, n = 0;
-	int *stream = NULL, *seg = NULL;
+	size_t n = 0, cap = f->n_ids + f->n + 1;   /* tokens, an EOS each */
+	int *stream = malloc(cap * sizeof(int)), *seg = malloc(cap * sizeof(int));
+	const int32_t *ids = f->ids;
 	int rc = -1;
 
-	for (size_t i = 0; i < dataset_count(ds); i++) {
-		const struct dataset_record *rec = dataset_sample(ds, i);
-		int *ids;
-		size_t n_ids;
-
-		if (fte_tokenizer_encode(tok, rec->text, strlen(rec->text), 1, &ids, &n_ids) != FTE_OK) {
-			snprintf(err, err_len, "document %zu: %s", i + 1, fte_last_error());
-			goto out;
-		}
-		if (n + n_ids + 1 > cap) {
-			size_t nc = (n + n_ids + 1) * 2;
-			int *s2 = realloc(stream, nc * sizeof(int)), *g2;
-
-			if (s2 != NULL)
-				stream = s2;
-			g2 = realloc(seg, nc * sizeof(int));
-			if (g2 != NULL)
-				seg = g2;
-			if (s2 == NULL || g2 == NULL) {
-				free(ids);
-				snprintf(err, err_len, "out of memory");
-				goto out;
-			}
-			cap = nc;
-		}
-		for (size_t k = 0; k < n_ids; k++) {
+	if (stream == NULL || seg == NULL) {
+		snprintf(err, err_len, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < f->n; ids += f->len[i], i++) {
+		for (size_t k = 0; k < f->len[i]; k++) {
 			stream[n] = ids[k];
 			seg[n++] = (int)i;
 		}
@@ -162,7 +135,6 @@ rows_cpt(struct rows *r, const struct dataset *ds, const fte_tokenizer *tok, cha
 			stream[n] = eos;
 			seg[n++] = (int)i;
 		}
-		free(ids);
 	}
 	for (size_t start = 0; start + 1 < n; start += (size_t)r->T) {
 		int *tk, *tg, *sg;
@@ -195,6 +167,31 @@ out:
 	free(stream);
 	free(seg);
 	return rc;
+}
+
+/* The tokens of one dataset part (path, loaded as part): from the cache
+ * when it holds them (*hit), else encoded and stored there. */
+static int
+part_tokens(struct ftuned *d, int64_t id, const struct dataset_info *di, const char *path,
+    const struct dataset *part, const struct model_info *base, const fte_tokenizer *tok,
+    const fte_template *tp, const char *tmpl, struct tokcache_form *out, int *hit, char *err,
+    size_t err_len)
+{
+	struct tokcache_key k;
+	char why[256];
+
+	if (tokcache_key_init(&k, di->hash, path, base, tmpl, err, err_len) != 0)
+		return -1;
+	if (tokcache_get(d, &k, out, why, sizeof(why)) == 0) {
+		*hit = 1;
+		return 0;
+	}
+	if (why[0] != '\0')
+		jobs_log(d, id, "warn", "cached tokens of %s unusable (%s); tokenizing again", path, why);
+	if (tokcache_tokenize(&k, part, tok, tp, 0, out, err, err_len) != 0)
+		return -1;
+	tokcache_put(d, &k, out);
+	return 0;
 }
 
 /* The row order of one epoch: a seeded Fisher-Yates shuffle. */
@@ -517,12 +514,30 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		snprintf(err, sizeof(err), "template: %s", fte_last_error());
 		goto fail;
 	}
-	if ((cpt ? rows_cpt(&train, train_ds, tok, err, sizeof(err)) :
-	    rows_sft(&train, train_ds, tp, tok, err, sizeof(err))) != 0)
-		goto fail;
-	if (val_ds != NULL && (cpt ? rows_cpt(&val, val_ds, tok, err, sizeof(err)) :
-	    rows_sft(&val, val_ds, tp, tok, err, sizeof(err))) != 0)
-		goto fail;
+	{
+		struct tokcache_form tf = { 0 }, vf = { 0 };
+		const char *tmpl = cpt ? NULL : j.spec->template_;
+		int hit_t = 0, hit_v = 0;
+
+		rc = part_tokens(d, id, &ds, ds.train_path, train_ds, &base, tok, tp, tmpl, &tf,
+		    &hit_t, err, sizeof(err));
+		if (rc == 0 && val_ds != NULL)
+			rc = part_tokens(d, id, &ds, ds.validation_path, val_ds, &base, tok, tp, tmpl,
+			    &vf, &hit_v, err, sizeof(err));
+		if (rc == 0 && (hit_t || hit_v))
+			jobs_log(d, id, "info", "tokenized rows reused from the cache (%s)",
+			    hit_t && hit_v ? "training and validation" : hit_t ? "training" : "validation");
+		if (rc == 0)
+			rc = cpt ? rows_cpt(&train, &tf, fte_tokenizer_eos(tok), err, sizeof(err)) :
+			    rows_sft(&train, &tf, err, sizeof(err));
+		if (rc == 0 && val_ds != NULL)
+			rc = cpt ? rows_cpt(&val, &vf, fte_tokenizer_eos(tok), err, sizeof(err)) :
+			    rows_sft(&val, &vf, err, sizeof(err));
+		tokcache_form_free(&tf);
+		tokcache_form_free(&vf);
+		if (rc != 0)
+			goto fail;
+	}
 	if (train.n == 0) {
 		snprintf(err, sizeof(err), "the dataset gives no training rows");
 		goto fail;

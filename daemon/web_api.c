@@ -18,14 +18,13 @@
 #include <time.h>
 
 #include "datasets.h"
-#include "fte_tok.h"
 #include "deploy.h"
 #include "jobs.h"
 #include "registry.h"
+#include "tokcache.h"
 #include "web_api.h"
 
 #define SAMPLE_MAX 50          /* dataset samples per page */
-#define TOKEN_COUNT_MAX 20000  /* records tokenized per request, from the start */
 #define SAMPLE_LINE_MAX 65536  /* a longer record is shown truncated */
 #define LINEAGE_DEPTH_MAX 64   /* guards the base chain against a cycle */
 
@@ -706,22 +705,19 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 }
 
 /* Tokens of a dataset as a model's tokenizer and a template make them for
- * training (instruct: prompt + response + EOS; text: the document with the
- * tokenizer's specials), over the first TOKEN_COUNT_MAX records; with
- * seq_len, how many records training would shorten. */
+ * training (tokcache.h: the cached form, else the first TOKCACHE_COUNT_MAX
+ * records); with seq_len, how many records training would shorten. */
 static void
 api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *name,
     struct web_query *q)
 {
 	char model[REGISTRY_NAME_MAX + 1] = "", tmpl[256] = "alpaca", err[512];
-	uint64_t total = 0, prompt = 0, min = UINT64_MAX, max = 0, seq_len = 0, longer = 0;
+	uint64_t seq_len = 0;
+	struct tokcache_form f = { 0 };
+	struct tokcache_stats st;
 	struct dataset_info di;
-	struct dataset *ds = NULL;
 	struct model_info m;
-	fte_tokenizer *tok = NULL;
-	fte_template *tp = NULL;
-	size_t n, i;
-	int text;
+	int code, hit;
 
 	web_query_str(q, "model", model, sizeof(model));
 	web_query_str(q, "template", tmpl, sizeof(tmpl));
@@ -741,51 +737,20 @@ api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *nam
 		web_send_error(conn, 404, "no such model");
 		return;
 	}
-	text = strcmp(di.kind, "text") == 0;
-	if (fte_tokenizer_load(m.tokenizer, &tok) != FTE_OK ||
-	    (!text && (strcmp(tmpl, "alpaca") == 0 ? fte_template_alpaca(&tp) :
-	    fte_template_custom(tmpl, &tp)) != FTE_OK)) {
-		snprintf(err, sizeof(err), "%s", fte_last_error());
-		goto fail400;
+	code = tokcache_dataset_form(d, &di, &m, tmpl, &f, &hit, err, sizeof(err));
+	if (code == FT__CODE__OK) {
+		tokcache_form_stats(&f, seq_len, &st);
+		web_send_json(conn, 200, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I}",
+		    "model", m.name, "template", strcmp(di.kind, "text") == 0 ? "" : tmpl,
+		    "records", (json_int_t)di.records, "counted", (json_int_t)st.counted,
+		    "tokens", (json_int_t)st.tokens, "prompt_tokens", (json_int_t)st.prompt_tokens,
+		    "min", (json_int_t)st.min, "max", (json_int_t)st.max,
+		    "mean", web_json_num(st.counted ? (double)st.tokens / (double)st.counted : NAN),
+		    "seq_len", (json_int_t)seq_len, "longer", (json_int_t)st.longer));
+	} else {
+		web_send_error(conn, code == FT__CODE__INVALID_ARGUMENT ? 400 : 500, err);
 	}
-	if (dataset_load_jsonl(di.train_path, text ? DATASET_KIND_TEXT : DATASET_KIND_INSTRUCT,
-	    &ds, err, sizeof(err)) != 0)
-		goto fail500;
-	n = dataset_count(ds) < TOKEN_COUNT_MAX ? dataset_count(ds) : TOKEN_COUNT_MAX;
-	for (i = 0; i < n; i++) {
-		const struct dataset_record *r = dataset_sample(ds, i);
-		fte_record fr = { r->instruction, r->input, r->output };
-		size_t n_ids, n_prompt = 0;
-		int *ids;
-
-		if ((text ? fte_tokenizer_encode(tok, r->text, strlen(r->text), 1, &ids, &n_ids) :
-		    fte_template_encode(tp, tok, &fr, &ids, &n_ids, &n_prompt)) != FTE_OK) {
-			snprintf(err, sizeof(err), "record %zu: %s", i + 1, fte_last_error());
-			goto fail500;
-		}
-		free(ids);
-		total += n_ids;
-		prompt += n_prompt;
-		min = n_ids < min ? n_ids : min;
-		max = n_ids > max ? n_ids : max;
-		longer += seq_len > 0 && n_ids > seq_len + 1; /* as training cuts rows */
-	}
-	web_send_json(conn, 200, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I}",
-	    "model", m.name, "template", text ? "" : tmpl, "records", (json_int_t)dataset_count(ds),
-	    "counted", (json_int_t)n, "tokens", (json_int_t)total,
-	    "prompt_tokens", (json_int_t)prompt, "min", (json_int_t)(n ? min : 0),
-	    "max", (json_int_t)max, "mean", web_json_num(n ? (double)total / (double)n : NAN),
-	    "seq_len", (json_int_t)seq_len, "longer", (json_int_t)longer));
-	goto out;
-fail400:
-	web_send_error(conn, 400, err);
-	goto out;
-fail500:
-	web_send_error(conn, 500, err);
-out:
-	dataset_free(ds);
-	fte_template_free(tp);
-	fte_tokenizer_free(tok);
+	tokcache_form_free(&f);
 	model_info_free(&m);
 	dataset_info_free(&di);
 }
