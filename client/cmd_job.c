@@ -248,6 +248,9 @@ job_print(const Ft__JobInfo *j)
 	if (s != NULL) {
 		printf("  base        %s\n", s->base_model);
 		printf("  data        %s\n", s->data);
+		if (s->general_data[0] != '\0')
+			printf("  general     %s (base and tuned loss on it after training)\n",
+			    s->general_data);
 		printf("  type        %s, %s", s->type, s->method[0] ? s->method : "full");
 		if (strcmp(s->method, "lora") == 0)
 			printf(" (rank %u, alpha %g, targets %s, dropout %g)", s->lora_rank,
@@ -599,6 +602,8 @@ static const struct ftctl_option submit_options[] = {
 	  "the model to tune, by name or id" },
 	{ "data", OPT_STR, offsetof(Ft__JobSpec, data), "DATASET", NULL, OPT_REQUIRED,
 	  "the dataset, by name or id" },
+	{ "general-data", OPT_STR, offsetof(Ft__JobSpec, general_data), "DATASET", NULL, 0,
+	  "a text dataset; after training, base and tuned are also evaluated on it, to measure forgetting" },
 	{ "type", OPT_STR, offsetof(Ft__JobSpec, type), NULL, "sft|cpt", OPT_REQUIRED,
 	  "instruction tuning, or continued pre-training on text" },
 	{ "method", OPT_STR, offsetof(Ft__JobSpec, method), NULL, "full|lora", 0,

@@ -358,8 +358,8 @@ datasets_remove(struct ftuned *d, uint32_t uid, int admin, const char *name, cha
 	}
 	db = store_lock(d->store);
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM jobs j WHERE j.state IN ('QUEUED', 'RUNNING') "
-	    "AND (j.dataset_id = ?1 OR EXISTS (SELECT 1 FROM evals e WHERE e.job_id = j.id AND "
-	    "e.dataset_id = ?1))", -1, &st, NULL) == SQLITE_OK) {
+	    "AND (j.dataset_id = ?1 OR j.general_id = ?1 OR EXISTS (SELECT 1 FROM evals e WHERE "
+	    "e.job_id = j.id AND e.dataset_id = ?1))", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, di.id);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			jobs = sqlite3_column_int64(st, 0);

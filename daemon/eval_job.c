@@ -1,15 +1,19 @@
 /*
  * eval_job.c - evaluation jobs: submission and the runner.  See eval_job.h.
  *
- * DESIGN: the runner takes one model at a time (only one is in memory),
- * and for each example computes the teacher-forced loss with a trainer
- * whose LoRA adapter is rank 1 with B = 0 (so the network is exactly the
- * model, and the loss is masked exactly as SFT trains: response and EOS
- * only), then generates with the KV cache from the same prompt with a
+ * DESIGN: the runner takes one model at a time (only one is in memory).
+ * It tokenizes every example, then computes the teacher-forced loss of up
+ * to EVAL_LOSS_ROWS examples per forward pass (fte_model_loss_rows: the
+ * model alone, inference activations, each row padded with masked targets
+ * and masked exactly as SFT trains: response and EOS only), taking the
+ * examples shortest first so batches pad little; then, for each example of
+ * the batch, generates with the KV cache from the same prompt with a
  * per-example seed, so every model sees identical inputs and randomness.
- * Per-example values are kept in memory until every model is done; the
- * summary pairs examples across models and bootstraps with the eval's
- * seed, so the same evaluation run twice gives the same numbers.
+ * A row's loss does not depend on its batch mates (up to float rounding),
+ * and the batches are the same on every run.  Per-example values are kept
+ * in memory until every model is done; the summary pairs examples across
+ * models and bootstraps with the eval's seed, so the same evaluation run
+ * twice gives the same numbers.
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +35,11 @@
 #include "train_job.h"
 
 #define DEFAULT_MAX_NEW_TOKENS 64
+/* The loss runs this many examples per forward pass, padded to at most
+ * this many tokens: inference keeps one layer's activations, so such a
+ * batch needs about what one sequence of as many tokens does. */
+#define EVAL_LOSS_ROWS 16
+#define EVAL_LOSS_TOKENS 2048
 
 enum metric {
 	M_LOSS, M_EXACT, M_F1, M_ROUGE, M_CHRF, M_ACCURACY, M_GEN_LENGTH, M_EOS, M_COUNT
@@ -559,46 +568,101 @@ eval_store_stat(struct ftuned *d, int64_t eval_id, const char *metric, int model
 	return rc;
 }
 
-/* Teacher-forced loss of the response (and EOS) given the prompt, masked as
- * SFT trains, with the same left-truncation of long prompts.  NAN when the
- * example leaves nothing to predict. */
+/* One example's teacher-forced row for the current model. */
+struct loss_row {
+	int *tokens, *targets;  /* T each, one allocation (tokens) */
+	int T;                  /* 0: nothing to predict */
+};
+
+/* The row of ids whose response (and EOS) the loss covers, the n_prompt
+ * prompt tokens masked (0 for text: every token counts), with SFT's
+ * truncation: a sequence longer than the context loses prompt tokens after
+ * the first (BOS), then its end. */
 static int
-loss_instruct(fte_trainer *t, const int *ids, size_t n_ids, size_t n_prompt, int max_T,
-    int *tokens, int *targets, double *out)
+row_build(const int *ids, size_t n_ids, size_t n_prompt, int max_T, struct loss_row *r)
 {
 	size_t L = n_ids, drop = 0;
-	fte_batch b;
-	float loss;
-	int T, any = 0;
+	int any = 0;
 
+	r->T = 0;
+	r->tokens = r->targets = NULL;
 	if (L > (size_t)max_T + 1) {
 		size_t excess = L - ((size_t)max_T + 1);
 
 		drop = n_prompt > 1 ? (excess < n_prompt - 1 ? excess : n_prompt - 1) : 0;
 		L = L - drop > (size_t)max_T + 1 ? (size_t)max_T + 1 : L - drop;
 	}
-	if (L < 2) {
-		*out = NAN;
-		return FTE_OK;
-	}
-	T = (int)L - 1;
-	for (int i = 0; i < T; i++) {
-		/* position i in the kept sequence: ids[0] then ids[1 + drop ..] */
-		size_t src = i == 0 ? 0 : (size_t)i + drop, nxt = (size_t)i + 1 + drop;
-
-		tokens[i] = ids[src];
-		targets[i] = nxt >= n_prompt ? ids[nxt] : -1;
-		any |= targets[i] >= 0;
-	}
-	if (!any) {
-		*out = NAN;
-		return FTE_OK;
-	}
-	b = (fte_batch){ tokens, targets, NULL, 1, T };
-	if (fte_trainer_eval(t, &b, 1, &loss) != FTE_OK)
+	if (L < 2)
+		return 0;
+	if ((r->tokens = malloc(2 * (L - 1) * sizeof(int))) == NULL)
 		return -1;
-	*out = loss;
-	return FTE_OK;
+	r->targets = r->tokens + (L - 1);
+	for (size_t i = 0; i < L - 1; i++) {
+		/* position i in the kept sequence: ids[0] then ids[1 + drop ..] */
+		size_t src = i == 0 ? 0 : i + drop, nxt = i + 1 + drop;
+
+		r->tokens[i] = ids[src];
+		r->targets[i] = nxt >= n_prompt ? ids[nxt] : -1;
+		any |= r->targets[i] >= 0;
+	}
+	if (any) {
+		r->T = (int)L - 1;
+	} else {
+		free(r->tokens);
+		r->tokens = r->targets = NULL;
+	}
+	return 0;
+}
+
+/* A row's place in the loss order: shortest first, then by index, so a
+ * batch pads little and the batches are the same on every run. */
+static int
+key_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Mean loss per predicted token of the k rows keys name (low 32 bits: the
+ * example) in one forward pass, each padded to the longest with masked
+ * targets, into out[example]; NAN for a row with nothing to predict.  tok
+ * and tgt hold k times the longest row. */
+static int
+loss_batch(fte_model *m, const struct loss_row *rows, const uint64_t *keys, size_t k, int *tok,
+    int *tgt, double *out)
+{
+	double sum[EVAL_LOSS_ROWS];
+	int count[EVAL_LOSS_ROWS], T = 0, B = 0;
+	fte_batch b;
+
+	for (size_t j = 0; j < k; j++)
+		if (rows[(uint32_t)keys[j]].T > T)
+			T = rows[(uint32_t)keys[j]].T;
+	for (size_t j = 0; j < k; j++) {
+		const struct loss_row *r = &rows[(uint32_t)keys[j]];
+
+		if (r->T == 0)
+			continue;
+		memcpy(tok + (size_t)B * T, r->tokens, (size_t)r->T * sizeof(int));
+		memcpy(tgt + (size_t)B * T, r->targets, (size_t)r->T * sizeof(int));
+		for (int i = r->T; i < T; i++) {
+			tok[(size_t)B * T + i] = 0;
+			tgt[(size_t)B * T + i] = -1;
+		}
+		B++;
+	}
+	b = (fte_batch){ tok, tgt, NULL, B, T };
+	if (B > 0 && fte_model_loss_rows(m, &b, sum, count) != FTE_OK)
+		return -1;
+	B = 0;
+	for (size_t j = 0; j < k; j++) {
+		uint32_t i = (uint32_t)keys[j];
+
+		out[i] = rows[i].T == 0 ? NAN : sum[B] / count[B];
+		B += rows[i].T != 0;
+	}
+	return 0;
 }
 
 struct gen_result {
@@ -826,7 +890,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	struct dataset *part_a = NULL, *part_b = NULL;
 	struct example *ex = NULL;
 	fte_template *tp = NULL;
-	double *values = NULL, t0, last_report = 0;
+	double *values = NULL, t0, last_report = 0, loss_s = 0, gen_s = 0;
 	size_t n = 0;
 	unsigned set;
 	int have_e = 0, have_ds = 0, text;
@@ -911,10 +975,11 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		struct model_info mi;
 		fte_model *m = NULL;
 		fte_tokenizer *tok = NULL;
-		fte_trainer *t = NULL;
-		int *gen = NULL, *tokens = NULL, *targets = NULL, max_T = 1, rc = -1;
-		double loss_sum = 0;
-		size_t loss_n = 0;
+		struct loss_row *rows = NULL;
+		uint64_t *keys = NULL;
+		double *loss = NULL, loss_sum = 0;
+		int *gen = NULL, *btok = NULL, *btgt = NULL, max_T = 1, rc = -1;
+		size_t loss_n = 0, cap, i = 0;
 		char idbuf[32], *now_hashes = NULL;
 
 		jobs_set_stage(d, id, "loading");
@@ -938,144 +1003,153 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			goto model_out;
 		}
 		max_T = fte_model_config(m)->max_seq_len;
+		/* a batch holds EVAL_LOSS_TOKENS, or one row of up to the context */
+		cap = (size_t)(max_T > EVAL_LOSS_TOKENS ? max_T : EVAL_LOSS_TOKENS);
 		if ((gen = malloc(e.spec->max_new_tokens * sizeof(int))) == NULL ||
-		    (tokens = malloc((size_t)max_T * sizeof(int))) == NULL ||
-		    (targets = malloc((size_t)max_T * sizeof(int))) == NULL) {
+		    (rows = calloc(n, sizeof(*rows))) == NULL ||
+		    (keys = malloc(n * sizeof(*keys))) == NULL ||
+		    (loss = malloc(n * sizeof(*loss))) == NULL ||
+		    (btok = malloc(cap * sizeof(int))) == NULL ||
+		    (btgt = malloc(cap * sizeof(int))) == NULL) {
 			snprintf(err, sizeof(err), "out of memory");
 			goto model_out;
 		}
-		if (!text) {
-			fte_train_config tc;
-			size_t longest = 2;
-
-			/* Activations (and logits) for the longest example only, not
-			 * the whole context. */
-			for (size_t i = 0; i < n; i++) {
-				fte_record r = { ex[i].rec->instruction, ex[i].rec->input, ex[i].rec->output };
-				int *ids;
-				size_t n_ids, n_prompt;
-
-				if (fte_template_encode(tp, tok, &r, &ids, &n_ids, &n_prompt) != FTE_OK) {
-					snprintf(err, sizeof(err), "%s, example %zu: %s", mi.name, i + 1,
-					    fte_last_error());
-					goto model_out;
-				}
-				free(ids);
-				if (n_ids > longest)
-					longest = n_ids;
-			}
-			fte_train_config_default(&tc);
-			tc.batch = 1;
-			tc.seq = longest - 1 < (size_t)max_T ? (int)(longest - 1) : max_T;
-			tc.lora.rank = 1;
-			tc.lora.alpha = 1;
-			tc.lora.dropout = 0;
-			tc.lora.targets = FTE_LORA_Q;
-			if (fte_trainer_create(m, &tc, &t) != FTE_OK) {
-				snprintf(err, sizeof(err), "%s: %s", mi.name, fte_last_error());
-				goto model_out;
-			}
-		}
-		jobs_set_stage(d, id, "evaluating");
-		for (size_t i = 0; i < n; i++) {
-			double *v = values + k * n + i;   /* v[metric * K * n] */
-			double row[M_COUNT];
-			struct gen_result g = { NULL, 0, 0 };
-			const char *out_text = "";
-			int *ids = NULL;
+		jobs_set_stage(d, id, "tokenizing");
+		for (i = 0; i < n; i++) {
+			int *ids = NULL, eos = fte_tokenizer_eos(tok);
 			size_t n_ids = 0, n_prompt = 0;
 
-			if (atomic_load(stop) != TRAIN_STOP_NONE)
-				goto stopped;
-			for (int mm = 0; mm < M_COUNT; mm++)
-				row[mm] = NAN;
 			if (text) {
-				double sum;
-				int cnt, eos = fte_tokenizer_eos(tok);
-
 				if (fte_tokenizer_encode(tok, ex[i].reference, strlen(ex[i].reference), 1, &ids,
 				    &n_ids) != FTE_OK)
 					goto example_err;
 				if (eos >= 0) {
 					int *grown = realloc(ids, (n_ids + 1) * sizeof(int));
 
-					if (grown == NULL)
+					if (grown == NULL) {
+						free(ids);
+						fte_error_set(FTE_ENOMEM, "out of memory");
 						goto example_err;
+					}
 					ids = grown;
 					ids[n_ids++] = eos;
-				}
-				if (n_ids > (size_t)max_T + 1)
-					n_ids = (size_t)max_T + 1;
-				if (n_ids >= 2) {
-					if (fte_model_loss(m, ids, (int)n_ids, &sum, &cnt) != FTE_OK)
-						goto example_err;
-					row[M_LOSS] = sum / cnt;
 				}
 			} else {
 				fte_record r = { ex[i].rec->instruction, ex[i].rec->input, ex[i].rec->output };
 
-				if (fte_template_encode(tp, tok, &r, &ids, &n_ids, &n_prompt) != FTE_OK ||
-				    loss_instruct(t, ids, n_ids, n_prompt, max_T, tokens, targets,
-				    &row[M_LOSS]) != FTE_OK)
+				if (fte_template_encode(tp, tok, &r, &ids, &n_ids, &n_prompt) != FTE_OK)
 					goto example_err;
-				free(ids);
-				ids = NULL;
-				if (fte_template_encode_prompt(tp, tok, &r, &ids, &n_ids) != FTE_OK ||
-				    generate_one(m, tok, ids, n_ids, e.spec, (uint32_t)i, gen, &g) != FTE_OK)
-					goto example_err;
-				out_text = g.text;
-				if (text_metrics(g.text, ex[i].reference, set, row) != 0)
-					goto example_err;
-				row[M_GEN_LENGTH] = g.n_tokens;
-				row[M_EOS] = g.stopped;
 			}
+			rc = row_build(ids, n_ids, n_prompt, max_T, &rows[i]);
 			free(ids);
-			ids = NULL;
-			for (int mm = 0; mm < M_COUNT; mm++)
-				if (set & (1u << mm))
-					v[(size_t)mm * e.n_models * n] = row[mm];
-			if (isfinite(row[M_LOSS])) {
-				loss_sum += row[M_LOSS];
-				loss_n++;
+			if (rc != 0) {
+				fte_error_set(FTE_ENOMEM, "out of memory");
+				rc = -1;
+				goto example_err;
 			}
-			if (eval_store_output(d, e.id, (uint32_t)i, (uint32_t)k, &ex[i], out_text, row,
-			    set) != 0) {
-				free(g.text);
-				snprintf(err, sizeof(err), "storing example %zu failed", i + 1);
-				goto model_out;
-			}
-			free(g.text);
-			done++;
-			{
-				double el = now_s() - t0, rate = el > 0 ? done / el : 0;
+			keys[i] = (uint64_t)rows[i].T << 32 | i;
+		}
+		rc = -1;
+		qsort(keys, n, sizeof(*keys), key_cmp);
+		jobs_set_stage(d, id, "evaluating");
+		for (size_t p = 0, q; p < n; p = q) {
+			double ts = now_s();
 
-				if (el - last_report >= 0.5 || done == total) {
-					last_report = el;
-					jobs_set_progress(d, id, done, total, (uint32_t)k + 1,
-					    loss_n ? loss_sum / loss_n : NAN, rate);
-					eval_set_progress(d, e.id, metrics, (uint32_t)n, done, rate);
+			/* sorted by length, so the batch's last row is its longest */
+			for (q = p + 1; q < n && q - p < EVAL_LOSS_ROWS &&
+			    (q - p + 1) * (size_t)rows[(uint32_t)keys[q]].T <= EVAL_LOSS_TOKENS; q++)
+				;
+			if (atomic_load(stop) != TRAIN_STOP_NONE)
+				goto stopped;
+			if (loss_batch(m, rows, keys + p, q - p, btok, btgt, loss) != 0) {
+				i = (uint32_t)keys[p];
+				goto example_err;
+			}
+			loss_s += now_s() - ts;
+			for (size_t j = p; j < q; j++) {
+				double *v, row[M_COUNT];
+				struct gen_result g = { NULL, 0, 0 };
+				const char *out_text = "";
+
+				i = (uint32_t)keys[j];
+				v = values + k * n + i;   /* v[metric * K * n] */
+				if (atomic_load(stop) != TRAIN_STOP_NONE)
+					goto stopped;
+				for (int mm = 0; mm < M_COUNT; mm++)
+					row[mm] = NAN;
+				row[M_LOSS] = loss[i];
+				/* a text dataset, or only the loss asked for: nothing to generate */
+				if (!text && (set & ~(1u << M_LOSS))) {
+					fte_record r = { ex[i].rec->instruction, ex[i].rec->input,
+						ex[i].rec->output };
+					int *ids = NULL;
+					size_t n_ids = 0;
+
+					ts = now_s();
+					if (fte_template_encode_prompt(tp, tok, &r, &ids, &n_ids) != FTE_OK ||
+					    generate_one(m, tok, ids, n_ids, e.spec, (uint32_t)i, gen, &g) != FTE_OK) {
+						free(ids);
+						free(g.text);
+						goto example_err;
+					}
+					free(ids);
+					gen_s += now_s() - ts;
+					out_text = g.text;
+					if (text_metrics(g.text, ex[i].reference, set, row) != 0) {
+						free(g.text);
+						fte_error_set(FTE_ENOMEM, "out of memory");
+						goto example_err;
+					}
+					row[M_GEN_LENGTH] = g.n_tokens;
+					row[M_EOS] = g.stopped;
+				}
+				for (int mm = 0; mm < M_COUNT; mm++)
+					if (set & (1u << mm))
+						v[(size_t)mm * e.n_models * n] = row[mm];
+				if (isfinite(row[M_LOSS])) {
+					loss_sum += row[M_LOSS];
+					loss_n++;
+				}
+				if (eval_store_output(d, e.id, (uint32_t)i, (uint32_t)k, &ex[i], out_text, row,
+				    set) != 0) {
+					free(g.text);
+					snprintf(err, sizeof(err), "storing example %zu failed", i + 1);
+					goto model_out;
+				}
+				free(g.text);
+				done++;
+				{
+					double el = now_s() - t0, rate = el > 0 ? done / el : 0;
+
+					if (el - last_report >= 0.5 || done == total) {
+						last_report = el;
+						jobs_set_progress(d, id, done, total, (uint32_t)k + 1,
+						    loss_n ? loss_sum / loss_n : NAN, rate);
+						eval_set_progress(d, e.id, metrics, (uint32_t)n, done, rate);
+					}
 				}
 			}
-			continue;
-example_err:
-			free(ids);
-			free(g.text);
-			snprintf(err, sizeof(err), "%s, example %zu: %s", mi.name, i + 1, fte_last_error());
-			goto model_out;
 		}
 		rc = 0;
 		jobs_log(d, id, "info", "%s: mean loss %.4f over %zu examples", mi.name,
 		    loss_n ? loss_sum / loss_n : NAN, loss_n);
 		goto model_out;
+example_err:
+		snprintf(err, sizeof(err), "%s, example %zu: %s", mi.name, i + 1, fte_last_error());
+		goto model_out;
 stopped:
 		rc = 1;
 model_out:
-		fte_trainer_free(t);
+		for (size_t j = 0; rows != NULL && j < n; j++)
+			free(rows[j].tokens);
+		free(rows);
+		free(keys);
+		free(loss);
+		free(btok);
+		free(btgt);
 		fte_tokenizer_free(tok);
 		fte_model_free(m);
 		free(gen);
-		free(tokens);
-		free(targets);
 		free(now_hashes);
 		model_info_free(&mi);
 		if (rc == 1) {
@@ -1100,6 +1174,13 @@ model_out:
 		eval_set_progress(d, e.id, metrics, (uint32_t)n, done, el > 0 ? done / el : 0);
 		jobs_log(d, id, "info", "evaluation %lld done: %u examples in %.1f s (%.1f examples/s)",
 		    (long long)e.id, done, el, el > 0 ? done / el : 0);
+		/* each part's own rate, without loading, tokenizing and storing */
+		if (gen_s == 0)
+			jobs_log(d, id, "info", "teacher-forced loss: %.1f examples/s",
+			    loss_s > 0 ? done / loss_s : 0);
+		else
+			jobs_log(d, id, "info", "teacher-forced loss: %.1f examples/s; generation: %.1f "
+			    "examples/s", loss_s > 0 ? done / loss_s : 0, done / gen_s);
 	}
 	jobs_set_state(d, id, JOB_SUCCEEDED, NULL);
 	goto out;
@@ -1121,15 +1202,42 @@ out:
 	job_info_free(&j);
 }
 
+/* Queues base against tuned on dataset ds for training job j, named name;
+ * what to say of it in the job's log is what. */
+static void
+after_training_submit(struct ftuned *d, struct job_info *j, struct dataset_info *ds, char *name,
+    char *split, char *metrics, const char *what)
+{
+	Ft__EvalSpec s = FT__EVAL_SPEC__INIT;
+	char *models[2], base[32], err[512];
+	int64_t eval_id, eval_job;
+
+	snprintf(base, sizeof(base), "%lld", (long long)j->base_id);
+	models[0] = base;
+	models[1] = j->result_model;
+	s.n_models = 2;
+	s.models = models;
+	s.data = ds->name;
+	s.name = name;
+	s.split = split;
+	s.metrics = metrics;
+	s.template_ = j->spec->template_;
+	s.seed = j->spec->seed;
+	s.priority = j->spec->priority;
+	s.limit = EVAL_AUTO_LIMIT;
+	if (eval_submit(d, j->owner_uid, &s, &eval_id, &eval_job, err, sizeof(err)) == FT__CODE__OK)
+		jobs_log(d, j->id, "info", "queued evaluation %lld (job %lld): base against tuned on %s",
+		    (long long)eval_id, (long long)eval_job, what);
+	else
+		jobs_log(d, j->id, "warn", "automatic evaluation on %s not queued: %s", what, err);
+}
+
 void
 eval_job_after_training(struct ftuned *d, int64_t job_id)
 {
-	Ft__EvalSpec s = FT__EVAL_SPEC__INIT;
 	struct job_info j;
 	struct dataset_info ds;
-	char name[32], *models[2], base[32], dsid[32], err[512];
-	int64_t eval_id, eval_job;
-	int code;
+	char name[48], dsid[32], what[REGISTRY_NAME_MAX + 64];
 
 	if (jobs_get(d, job_id, &j) != 0)
 		return;
@@ -1138,30 +1246,26 @@ eval_job_after_training(struct ftuned *d, int64_t job_id)
 		job_info_free(&j);
 		return;
 	}
-	if (ds.validation_records == 0) {
+	snprintf(name, sizeof(name), "job-%lld", (long long)job_id);
+	if (ds.validation_records == 0)
 		jobs_log(d, job_id, "info", "no automatic evaluation: dataset %s has no validation split",
 		    ds.name);
-		goto out;
-	}
-	snprintf(base, sizeof(base), "%lld", (long long)j.base_id);
-	snprintf(name, sizeof(name), "job-%lld", (long long)job_id);
-	models[0] = base;
-	models[1] = j.result_model;
-	s.n_models = 2;
-	s.models = models;
-	s.data = ds.name;
-	s.name = name;
-	s.template_ = j.spec->template_;
-	s.seed = j.spec->seed;
-	s.priority = j.spec->priority;
-	s.limit = EVAL_AUTO_LIMIT;
-	code = eval_submit(d, j.owner_uid, &s, &eval_id, &eval_job, err, sizeof(err));
-	if (code == FT__CODE__OK)
-		jobs_log(d, job_id, "info", "queued evaluation %lld (job %lld): base against tuned on "
-		    "the validation split", (long long)eval_id, (long long)eval_job);
 	else
-		jobs_log(d, job_id, "warn", "automatic evaluation not queued: %s", err);
-out:
+		after_training_submit(d, &j, &ds, name, "validation", "", "the validation split");
 	dataset_info_free(&ds);
+	if (j.spec->general_data[0] != '\0') {
+		/* Forgetting: the loss (perplexity) on general text, its held-out
+		 * part when it has one. */
+		if (datasets_find(d, j.spec->general_data, &ds) != 0) {
+			jobs_log(d, job_id, "warn", "automatic evaluation on --general-data not queued: "
+			    "dataset '%s' no longer exists", j.spec->general_data);
+		} else {
+			snprintf(name, sizeof(name), "job-%lld-general", (long long)job_id);
+			snprintf(what, sizeof(what), "general text %s, to measure forgetting", ds.name);
+			after_training_submit(d, &j, &ds, name, ds.validation_records ? "validation" : "all",
+			    "loss", what);
+			dataset_info_free(&ds);
+		}
+	}
 	job_info_free(&j);
 }

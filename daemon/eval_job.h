@@ -14,7 +14,8 @@
  * Metrics, per example:
  *   loss         teacher-forced cross-entropy (nats per token) of the
  *                reference response and EOS given the prompt, masked as SFT
- *                trains; for a text dataset, of the whole document
+ *                trains; for a text dataset, of the whole document.  Batched:
+ *                examples of similar length share a forward pass
  *   exact_match, token_f1, rouge_l, chrf
  *                of the generated text against the reference output
  *   accuracy     exact match after normalisation, computed only when the
@@ -67,7 +68,10 @@ void eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop);
  * job gets: its base model against the tuned one on the job's dataset's
  * validation split (when there is one; at most EVAL_AUTO_LIMIT examples),
  * with the job's template and seed, owned by the job's owner and named
- * "job-<id>".  The outcome goes to the training job's log. */
+ * "job-<id>".  A job with general_data also gets "job-<id>-general": the
+ * two models' loss (perplexity) on that text dataset (its validation split
+ * when it has one, else all of it; at most EVAL_AUTO_LIMIT documents), to
+ * measure forgetting.  The outcomes go to the training job's log. */
 void eval_job_after_training(struct ftuned *d, int64_t job_id);
 
 #endif

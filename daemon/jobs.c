@@ -21,8 +21,8 @@ job_state_name(enum job_state s)
 
 int
 jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSpec *spec,
-    int64_t base_id, int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err,
-    size_t err_len)
+    int64_t base_id, int64_t dataset_id, int64_t general_id, uint64_t memory_bytes, int64_t *id,
+    char *err, size_t err_len)
 {
 	size_t len = ft__job_spec__get_packed_size(spec);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -37,8 +37,8 @@ jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSp
 	ft__job_spec__pack(spec, buf);
 	db = store_lock(d->store);
 	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (owner_uid, state, priority, created_at, spec, "
-	    "name, base_id, dataset_id, memory_bytes, request_id) "
-	    "VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?)",
+	    "name, base_id, dataset_id, memory_bytes, request_id, general_id) "
+	    "VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	    -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, uid);
 		sqlite3_bind_int(st, 2, spec->priority);
@@ -49,6 +49,8 @@ jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSp
 		sqlite3_bind_int64(st, 7, dataset_id);
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)memory_bytes);
 		sqlite3_bind_int64(st, 9, (sqlite3_int64)request_id);
+		if (general_id > 0)
+			sqlite3_bind_int64(st, 10, general_id);
 		if (sqlite3_step(st) == SQLITE_DONE) {
 			*id = sqlite3_last_insert_rowid(db);
 			code = FT__CODE__OK;

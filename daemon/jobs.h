@@ -32,10 +32,11 @@ struct job_info {
 const char *job_state_name(enum job_state s);
 
 /* jobs_insert stores a QUEUED job (spec packed as protobuf) with the
- * client's request id (0 for none). FT__CODE__*. */
+ * client's request id (0 for none) and the id of its --general-data
+ * dataset (0 for none). FT__CODE__*. */
 int jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSpec *spec,
-    int64_t base_id, int64_t dataset_id, uint64_t memory_bytes, int64_t *id, char *err,
-    size_t err_len);
+    int64_t base_id, int64_t dataset_id, int64_t general_id, uint64_t memory_bytes, int64_t *id,
+    char *err, size_t err_len);
 
 /* jobs_find_request returns the job uid submitted with request_id, or 0. */
 int64_t jobs_find_request(struct ftuned *d, uint32_t uid, uint64_t request_id);

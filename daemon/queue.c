@@ -284,7 +284,8 @@ queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *sp
 {
 	struct ftuned *d = q->d;
 	struct model_info m;
-	struct dataset_info ds;
+	struct dataset_info ds, gen;
+	int64_t general_id = 0;
 	fte_config mc;
 	fte_train_config tc;
 	fte_memory mem;
@@ -310,6 +311,24 @@ queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *sp
 	}
 	if ((code = spec_check(spec, &mc, ds.kind, err, err_len)) != FT__CODE__OK)
 		goto out;
+	/* The forgetting check's text: named like --data, and held as in use. */
+	if (spec->general_data[0] != '\0') {
+		if (datasets_find(d, spec->general_data, &gen) != 0) {
+			snprintf(err, err_len, "no dataset '%s' for --general-data (see ftctl data ls)",
+			    spec->general_data);
+			code = FT__CODE__NOT_FOUND;
+			goto out;
+		}
+		if (strcmp(gen.kind, "text") != 0) {
+			snprintf(err, err_len, "--general-data needs a text dataset; '%s' holds %s",
+			    gen.name, gen.kind);
+			code = FT__CODE__INVALID_ARGUMENT;
+		}
+		general_id = gen.id;
+		dataset_info_free(&gen);
+		if (code != FT__CODE__OK)
+			goto out;
+	}
 	queue_train_config(spec, &tc);
 	if (fte_train_memory(&mc, &tc, &mem) != FTE_OK) {
 		snprintf(err, err_len, "invalid training configuration: %s", fte_last_error());
@@ -341,7 +360,8 @@ queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *sp
 		code = FT__CODE__RESOURCE_EXHAUSTED;
 	} else {
 		/* Store names as resolved ids can be renamed later; the spec keeps the names. */
-		code = jobs_insert(d, uid, request_id, spec, m.id, ds.id, mem.total, id, err, err_len);
+		code = jobs_insert(d, uid, request_id, spec, m.id, ds.id, general_id, mem.total, id, err,
+		    err_len);
 	}
 	pthread_mutex_unlock(&q->lock);
 	if (code == FT__CODE__OK) {

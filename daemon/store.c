@@ -187,6 +187,12 @@ static const char *migrations[] = {
 	"UPDATE sqlite_schema SET sql = replace(sql, 'CHECK (format IN (''hf'', ''llama2c''))', "
 	"  'CHECK (format IN (''hf'', ''llama2c'', ''lora''))') WHERE type = 'table' AND name = 'models';"
 	"PRAGMA writable_schema = RESET;",
+
+	/* 7 -> 8: the text dataset a training job is also evaluated on
+	 * (--general-data), so that it is not removed while the job waits or
+	 * runs.  Not a foreign key: a finished job keeps the id of a dataset
+	 * removed since (ids are never reused). */
+	"ALTER TABLE jobs ADD COLUMN general_id INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

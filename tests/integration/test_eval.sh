@@ -5,7 +5,9 @@
 # evaluate base against tuned, and see the tuned model win with a
 # confidence interval that excludes zero on the loss and on generation
 # metrics; the same evaluation twice gives identical numbers; the
-# automatic post-training evaluation exists; show, ls, export, generate.
+# automatic post-training evaluation exists, and with --general-data a
+# second one on general text (State of the Union addresses) measures
+# forgetting; show, ls, export, generate.
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
@@ -31,18 +33,55 @@ $F data add "$FT_TMP/kinds.jsonl" --kind instruct --validation-split 0.1 --seed 
 # The prompt ends in a newline, not a space: a prompt ending in a space is
 # tokenized differently alone (generation) than joined to its response
 # (training), and the tuned model then generates poorly.
+# General-domain text for the forgetting check: 60 paragraphs of speeches.
+awk 'BEGIN { RS = ""; n = 0 } NF > 20 { print $0 "\n"; if (++n == 60) exit }' \
+	"$assets/corpora/sotu/sotu.txt" > "$FT_TMP/general.txt"
+$F data add "$FT_TMP/general.txt" --kind text --name general >/dev/null || fail "data add general"
+# --general-data is checked at submission like --data.
+base_args=(--base stories260K --data kinds --type sft --method full --max-steps 40 --seq-len 48)
+msg=$($F job submit "${base_args[@]}" --general-data nosuch 2>&1)
+expect_match "$msg" "NOT_FOUND: no dataset 'nosuch' for --general-data" "missing --general-data refused"
+msg=$($F job submit "${base_args[@]}" --general-data kinds 2>&1)
+expect_match "$msg" "INVALID_ARGUMENT: --general-data needs a text dataset; 'kinds' holds instruct" \
+	"instruct --general-data refused"
 tpl=$'{instruction} {input}\n{output}'
-job=$($F job submit --base stories260K --data kinds --type sft --method full --max-steps 40 --seq-len 48 \
-	--batch-size 16 --lr 0.003 --template "$tpl" --name kinds-tuned | sed -n 's/^job \([0-9]*\) .*/\1/p')
+job=$($F job submit "${base_args[@]}" --batch-size 16 --lr 0.003 --template "$tpl" --name kinds-tuned \
+	--general-data general | sed -n 's/^job \([0-9]*\) .*/\1/p')
+# In use from submission until its evaluation ends (the training job, then
+# the evaluation job hold it).
+msg=$($F data rm general 2>&1)
+expect_match "$msg" "FAILED_PRECONDITION: dataset 'general' is used by 1 queued or running job" \
+	"general dataset not removed while its job is queued or running"
+expect_match "$($F job show "$job")" "general +general \(base and tuned loss on it after training\)" \
+	"job show names the general dataset"
 expect_eq "$(job_wait "$job" 120)" "SUCCEEDED" "fine-tuning job succeeded"
 
-# --- the automatic evaluation after training ---
+# --- the automatic evaluations after training ---
 logs=$($F job logs "$job")
-expect_match "$logs" "queued evaluation [0-9]+ \(job [0-9]+\): base against tuned" "training log names its evaluation"
-auto_job=$(printf '%s\n' "$logs" | sed -n 's/.*queued evaluation [0-9]* (job \([0-9]*\)).*/\1/p')
+expect_match "$logs" "queued evaluation [0-9]+ \(job [0-9]+\): base against tuned on the validation split" \
+	"training log names its evaluation"
+auto_job=$(printf '%s\n' "$logs" | sed -n 's/.*queued evaluation [0-9]* (job \([0-9]*\)): .* validation split/\1/p')
 expect_eq "$(job_wait "$auto_job" 120)" "SUCCEEDED" "automatic evaluation succeeded"
 out=$($F eval ls)
 expect_match "$out" "job-$job +$auto_job +SUCCEEDED +[^ ]+ +stories260K,kinds-tuned +kinds +40" "eval ls lists it"
+expect_match "$logs" "queued evaluation [0-9]+ \(job [0-9]+\): base against tuned on general text general, to measure forgetting" \
+	"training log names its forgetting evaluation"
+read -r gen_eval gen_job <<<"$(printf '%s\n' "$logs" |
+	sed -n 's/.*queued evaluation \([0-9]*\) (job \([0-9]*\)): .* general text.*/\1 \2/p')"
+expect_eq "$(job_wait "$gen_job" 120)" "SUCCEEDED" "forgetting evaluation succeeded"
+expect_match "$($F eval ls)" "job-$job-general +$gen_job +SUCCEEDED +[^ ]+ +stories260K,kinds-tuned +general +60" \
+	"eval ls lists the forgetting evaluation, every paragraph"
+out=$($F eval show "$gen_eval")
+expect_match "$out" "loss +stories260K +[0-9.]+ \[[0-9.]+, [0-9.]+\]" "forgetting: base loss with its interval"
+expect_match "$out" "loss +kinds-tuned +[0-9.]+ \[[0-9.]+, [0-9.]+\] +[+-][0-9.]+ \[[+-][0-9.]+, [+-][0-9.]+\] +[0-9]+/[0-9]+/[0-9]+" \
+	"forgetting: tuned loss with its paired difference and interval"
+# Full fine-tuning at a high rate on labels forgets how to tell stories.
+lo=$(printf '%s\n' "$out" | sed -n 's/^loss  *kinds-tuned .* \[\([+-][0-9.]*\), [+-][0-9.]*\] .*/\1/p')
+awk -v l="$lo" 'BEGIN { exit !(l > 0) }' && pass "forgetting: tuned loss higher, interval from $lo" ||
+	fail "forgetting: difference interval starts at '$lo', not above zero"
+expect_match "$out" "perplexity +kinds-tuned" "forgetting: perplexity"
+expect_match "$($F job logs "$gen_job")" "teacher-forced loss: [0-9.]+ examples/s" "forgetting: loss speed logged"
+$F data rm general >/dev/null || fail "general dataset removed once its evaluation ended"
 
 # --- an evaluation asked for, twice with the same seed ---
 run_eval() {
