@@ -543,14 +543,26 @@ model_exports(const struct model_info *m)
 	char tok[PATH_MAX + 16] = "", line[3 * PATH_MAX];
 	json_t *arr = json_array();
 
-	if (strcmp(m->format, "llama2c") == 0)
+	if (strcmp(m->format, "lora") == 0) {
+		/* An adapter is not a model ftengine can open alone: the daemon
+		 * assembles it on its base. */
+		static const char *const formats[] = { "peft", "hf", "gguf" };
+
+		for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+			snprintf(line, sizeof(line), "ftctl model export '%s' --format %s --out "
+			    "'%s-%s'", m->name, formats[i], m->name, formats[i]);
+			json_array_append_new(arr, json_string(line));
+		}
+	} else if (strcmp(m->format, "llama2c") == 0)
 		snprintf(tok, sizeof(tok), " --tokenizer '%s'", m->tokenizer);
-	snprintf(line, sizeof(line), "ftengine export --model '%s'%s --format gguf --dtype f16 "
-	    "--out '%s.gguf'", m->entry, tok, m->name);
-	json_array_append_new(arr, json_string(line));
-	snprintf(line, sizeof(line), "ftengine export --model '%s'%s --format hf --dtype bf16 "
-	    "--out '%s-hf'", m->entry, tok, m->name);
-	json_array_append_new(arr, json_string(line));
+	if (strcmp(m->format, "lora") != 0) {
+		snprintf(line, sizeof(line), "ftengine export --model '%s'%s --format gguf "
+		    "--dtype f16 --out '%s.gguf'", m->entry, tok, m->name);
+		json_array_append_new(arr, json_string(line));
+		snprintf(line, sizeof(line), "ftengine export --model '%s'%s --format hf "
+		    "--dtype bf16 --out '%s-hf'", m->entry, tok, m->name);
+		json_array_append_new(arr, json_string(line));
+	}
 	snprintf(line, sizeof(line), "ftctl model show '%s' --json", m->name);
 	json_array_append_new(arr, json_string(line));
 	return arr;

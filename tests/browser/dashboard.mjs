@@ -138,7 +138,7 @@ try {
   const m = await api('models/' + env.TUNED);
   const hashes = await page.locator('td.hash').allTextContents();
   ok(m.files.every(f => hashes.includes(f.blake2b)), 'model: file hashes');
-  ok((await page.textContent('pre.commands')).includes('ftengine export'), 'model: export commands');
+  ok((await page.textContent('pre.commands')).includes('ftctl model export'), 'model: export commands');
   ok(await page.locator(`a[href="#/evals/${env.EVAL1}"]`).count() === 1, 'model: its evaluations');
   await shot(page, 'model');
   await page.goBack();

@@ -40,7 +40,7 @@ expect_match "$(curl -s "${url}api/v1/nothing")" '"error"' "404 is JSON"
 expect_eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "${url}api/v1/status")" "405" "API is read-only"
 expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --path-as-is "${url}../../../etc/passwd")" "404" "no path outside web/"
 expect_match "$(curl -sI "$url")" "Content-Security-Policy: default-src 'self'; script-src 'self'" "CSP header"
-expect_eq "$(curl -s -o /dev/null -w '%{http_code}' "${url}folder/")" "403" "no directory listing"
+expect_eq "$(curl -s -o /dev/null -w '%{http_code}' "${url}folder/")" "404" "no directory listing (a folder is not a file)"
 
 # Bad messages on the control socket; the daemon keeps serving.
 "$FT_BIN/tests/rpc_abuse" "$sock" 65536 || fail "rpc_abuse"

@@ -86,8 +86,10 @@ expect_eq "$(jqe "$mm" '.lineage.dataset.blake2b')" "$(json_get "$($F data show 
 	"model: lineage has the dataset hash"
 expect_eq "$(jqe "$mm" '[.files[] | .name + "=" + .blake2b] | sort | join(" ")')" \
 	"$(jqe "$rpc" '[.files[] | .name + "=" + .blake2b] | sort | join(" ")')" "model: file hashes as RPC"
-expect_match "$(jqe "$mm" '.export_commands[0]')" "^ftengine export --model '.*' --format gguf" \
-	"model: export command"
+expect_match "$(jqe "$mm" '.export_commands[0]')" "^ftctl model export '$TUNED' --format peft" \
+	"model: an adapter exports through the daemon"
+expect_match "$(jqe "$(get "/api/v1/models/$TUNED-full")" '.export_commands[0]')" \
+	"^ftengine export --model '.*' --format gguf" "model: a full model exports with ftengine"
 root=$(get /api/v1/models/1)
 expect_eq "$(jqe "$root" .name)" "stories260K" "model: by id"
 expect_eq "$(jqe "$root" '.descendants[0].children[0].name')" "lines-lora-full" "model: descendants recurse"
