@@ -78,7 +78,9 @@ done
 
 # Every job, interrupted however often, finishes.
 for j in $(sqlite3 "$FT_STATE/ftuned.db" "select id from jobs"); do
-	expect_eq "$(job_wait "$j" 300)" "SUCCEEDED" "job $j finished after the crashes"
+	state=$(job_wait "$j" 300)
+	[ "$state" = SUCCEEDED ] || $F job logs "$j" | tail -20 >&2
+	expect_eq "$state" "SUCCEEDED" "job $j finished after the crashes"
 done
 check_state
 daemon_stop
