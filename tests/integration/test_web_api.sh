@@ -277,12 +277,14 @@ if command -v openssl >/dev/null; then
 	"$FT_BIN/daemon/ftuned" -d -f "$FT_TMP/tls.conf" --state-dir "$FT_STATE" --socket "$FT_SOCKET" \
 		--http 127.0.0.1:0 >"$FT_TMP/tls.log" 2>&1 &
 	FT_PID=$!
-	for _ in $(seq 1 50); do
-		$F --timeout 500 status >/dev/null 2>&1 && break
+	# Up means it answers; a daemon that is still alive may yet be exiting.
+	up=0
+	for _ in $(seq 1 300); do
+		$F --timeout 500 status >/dev/null 2>&1 && { up=1; break; }
 		kill -0 "$FT_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	if kill -0 "$FT_PID" 2>/dev/null; then
+	if [ "$up" = 1 ]; then
 		url=$(json_get "$($F status --json)" http_url)
 		expect_match "$url" '^https://127\.0\.0\.1:[0-9]+/$' "TLS: the URL is https"
 		expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$FT_TMP/cert.pem" \
