@@ -118,7 +118,10 @@ bar_format(uint32_t step, uint32_t total, int width, char *buf, size_t len)
 static void
 method_format(const Ft__JobSpec *s, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s", s->type, s->method[0] ? s->method : "full");
+	if (strcmp(s->type, "eval") == 0)
+		snprintf(buf, len, "eval");   /* an evaluation trains nothing */
+	else
+		snprintf(buf, len, "%s/%s", s->type, s->method[0] ? s->method : "full");
 }
 
 static int
@@ -314,6 +317,10 @@ job_print(const Ft__JobInfo *j)
 		printf("  error       %s\n", j->error);
 	if (j->result_model[0] != '\0')
 		printf("  result      model %s\n", j->result_model);
+	for (size_t i = 0; i < j->n_evals; i++)
+		printf("  %-11s %lld %s (job %lld, %s): ftctl eval show %lld\n", i == 0 ? "evaluation" : "",
+		    (long long)j->evals[i]->id, j->evals[i]->name, (long long)j->evals[i]->job_id,
+		    j->evals[i]->state, (long long)j->evals[i]->id);
 }
 
 static int

@@ -214,8 +214,8 @@ step_done(sqlite3_stmt *st)
 }
 
 int
-eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *in, int64_t *eval_id,
-    int64_t *job_id, char *err, size_t err_len)
+eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *in, int64_t train_job,
+    int64_t *eval_id, int64_t *job_id, char *err, size_t err_len)
 {
 	Ft__EvalSpec *s = spec_copy(in);
 	Ft__JobSpec js = FT__JOB_SPEC__INIT;
@@ -264,7 +264,7 @@ eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *in, int64_t *eva
 		goto out;
 	}
 	js.type = "eval";
-	js.base_model = s->models[0];
+	js.base_model = models[0].name;   /* resolved: ids read badly in job ls */
 	js.data = s->data;
 	js.name = s->name;
 	js.seed = s->seed;
@@ -299,8 +299,8 @@ eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *in, int64_t *eva
 		goto db_rollback;
 	jid = sqlite3_last_insert_rowid(db);
 	if (sqlite3_prepare_v2(db, "INSERT INTO evals (job_id, name, owner_uid, created_at, spec, "
-	    "dataset_id, dataset_name, dataset_hash, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
-	    &st, NULL) != SQLITE_OK)
+	    "dataset_id, dataset_name, dataset_hash, metrics, train_job_id) VALUES (?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
 		goto db_rollback;
 	sqlite3_bind_int64(st, 1, jid);
 	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
@@ -311,6 +311,8 @@ eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *in, int64_t *eva
 	sqlite3_bind_text(st, 7, ds.name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, ds.hash, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, s->metrics, -1, SQLITE_STATIC);
+	if (train_job > 0)
+		sqlite3_bind_int64(st, 10, train_job);
 	if (step_done(st) != 0)
 		goto db_rollback;
 	eid = sqlite3_last_insert_rowid(db);
@@ -1202,6 +1204,44 @@ out:
 	job_info_free(&j);
 }
 
+int
+eval_refs_of_job(struct ftuned *d, int64_t train_job, struct eval_ref **out, size_t *n)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st = NULL;
+	struct eval_ref *list = NULL, *grown;
+	size_t count = 0;
+	int rc = -1, step;
+
+	if (sqlite3_prepare_v2(db, "SELECT e.id, e.job_id, e.name, j.state FROM evals e JOIN jobs j "
+	    "ON j.id = e.job_id WHERE e.train_job_id = ? ORDER BY e.id", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, train_job);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((grown = realloc(list, (count + 1) * sizeof(*list))) == NULL)
+			goto out;
+		list = grown;
+		list[count].id = sqlite3_column_int64(st, 0);
+		list[count].job_id = sqlite3_column_int64(st, 1);
+		snprintf(list[count].name, sizeof(list[count].name), "%s",
+		    (const char *)sqlite3_column_text(st, 2));
+		snprintf(list[count].state, sizeof(list[count].state), "%s",
+		    (const char *)sqlite3_column_text(st, 3));
+		count++;
+	}
+	rc = step == SQLITE_DONE ? 0 : -1;
+out:
+	sqlite3_finalize(st);
+	store_unlock(d->store);
+	if (rc != 0) {
+		free(list);
+		return -1;
+	}
+	*out = list;
+	*n = count;
+	return 0;
+}
+
 /* Queues base against tuned on dataset ds for training job j, named name;
  * what to say of it in the job's log is what. */
 static void
@@ -1225,7 +1265,8 @@ after_training_submit(struct ftuned *d, struct job_info *j, struct dataset_info 
 	s.seed = j->spec->seed;
 	s.priority = j->spec->priority;
 	s.limit = EVAL_AUTO_LIMIT;
-	if (eval_submit(d, j->owner_uid, &s, &eval_id, &eval_job, err, sizeof(err)) == FT__CODE__OK)
+	if (eval_submit(d, j->owner_uid, &s, j->id, &eval_id, &eval_job, err, sizeof(err)) ==
+	    FT__CODE__OK)
 		jobs_log(d, j->id, "info", "queued evaluation %lld (job %lld): base against tuned on %s",
 		    (long long)eval_id, (long long)eval_job, what);
 	else

@@ -49,11 +49,26 @@ int eval_metric_higher_is_better(const char *metric);
 /* eval_submit validates spec (filling in defaults: split validation, every
  * applicable metric, 64 new tokens, greedy, top_p 1, seed 1, the Alpaca
  * template) on a copy of spec, resolves its models and dataset, and inserts the job row and
- * the evaluation's rows in one transaction, then wakes the queue.  Returns
- * FT__CODE__OK with *eval_id and *job_id set, or a code with a message in
- * err. */
-int eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *spec, int64_t *eval_id,
-    int64_t *job_id, char *err, size_t err_len);
+ * the evaluation's rows in one transaction, then wakes the queue.
+ * train_job is the training job that queues it after succeeding, 0 for an
+ * evaluation a user asked for.  Returns FT__CODE__OK with *eval_id and
+ * *job_id set, or a code with a message in err. */
+int eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *spec, int64_t train_job,
+    int64_t *eval_id, int64_t *job_id, char *err, size_t err_len);
+
+/* An evaluation a training job queued, as its job page lists it. */
+struct eval_ref {
+	int64_t id;
+	int64_t job_id;             /* the evaluation's own job */
+	char name[128];
+	char state[16];             /* of that job */
+};
+
+/* eval_refs_of_job lists the evaluations training job train_job queued,
+ * oldest first, into *out (malloc'd, NULL when none).  0, or -1 when the
+ * state database cannot be read. */
+int eval_refs_of_job(struct ftuned *d, int64_t train_job, struct eval_ref **out, size_t *n)
+    __attribute__((warn_unused_result));
 
 /* eval_job_run runs evaluation job id (RUNNING in its row): verifies every
  * model's files against the hashes recorded at submission, evaluates each

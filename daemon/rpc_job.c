@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "eval_job.h"
 #include "jobs.h"
 #include "queue.h"
 #include "rpc.h"
@@ -60,6 +61,38 @@ job_to_proto(struct rpc_call *call, const struct job_info *j)
 	return p->spec && p->error && p->result_model ? p : NULL;
 }
 
+/* evals_to_proto adds the evaluations training job p queued.  0 or -1. */
+static int
+evals_to_proto(struct rpc_call *call, Ft__JobInfo *p)
+{
+	struct eval_ref *refs;
+	size_t n;
+	int rc = 0;
+
+	if (eval_refs_of_job(call->d, p->id, &refs, &n) != 0)
+		return -1;
+	if (n > 0 && (p->evals = rpc_alloc(call, n * sizeof(*p->evals))) == NULL)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		Ft__EvalRef *e = rpc_alloc(call, sizeof(*e));
+
+		if (e == NULL) {
+			rc = -1;
+			break;
+		}
+		ft__eval_ref__init(e);
+		e->id = refs[i].id;
+		e->job_id = refs[i].job_id;
+		e->name = rpc_strdup(call, refs[i].name);
+		e->state = rpc_strdup(call, refs[i].state);
+		if (e->name == NULL || e->state == NULL)
+			rc = -1;
+		p->evals[p->n_evals++] = e;
+	}
+	free(refs);
+	return rc;
+}
+
 static int
 job_reply(struct rpc_call *call, Ft__Reply *rep, int64_t id, int body_case)
 {
@@ -75,6 +108,9 @@ job_reply(struct rpc_call *call, Ft__Reply *rep, int64_t id, int body_case)
 	job_info_free(&j);
 	if (r->job == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (evals_to_proto(call, r->job) != 0)
+		return rpc_error(call, rep, FT__CODE__INTERNAL, "job %lld: cannot list its "
+		    "evaluations", (long long)id);
 	rep->body_case = body_case;
 	rep->job_show = r; /* job_submit, job_show and job_cancel share JobReply */
 	return FT__CODE__OK;

@@ -193,6 +193,10 @@ static const char *migrations[] = {
 	 * runs.  Not a foreign key: a finished job keeps the id of a dataset
 	 * removed since (ids are never reused). */
 	"ALTER TABLE jobs ADD COLUMN general_id INTEGER;",
+
+	/* 8 -> 9: the training job that queued an evaluation after it
+	 * succeeded, so the job can point at its evaluations. */
+	"ALTER TABLE evals ADD COLUMN train_job_id INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

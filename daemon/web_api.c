@@ -19,6 +19,7 @@
 
 #include "datasets.h"
 #include "deploy.h"
+#include "eval_job.h"
 #include "jobs.h"
 #include "registry.h"
 #include "tokcache.h"
@@ -370,6 +371,24 @@ dataset_name(struct ftuned *d, int64_t id)
 	return v;
 }
 
+/* The evaluations a training job queued after it succeeded. */
+static json_t *
+job_evaluations(struct ftuned *d, int64_t id)
+{
+	struct eval_ref *refs;
+	json_t *arr = json_array();
+	size_t n;
+
+	if (eval_refs_of_job(d, id, &refs, &n) != 0)
+		return arr;
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:I,s:s,s:I,s:s}", "id", (json_int_t)refs[i].id,
+		    "name", refs[i].name, "job_id", (json_int_t)refs[i].job_id, "state",
+		    refs[i].state));
+	free(refs);
+	return arr;
+}
+
 static void
 api_job(struct mg_connection *conn, struct ftuned *d, int64_t id)
 {
@@ -384,6 +403,7 @@ api_job(struct mg_connection *conn, struct ftuned *d, int64_t id)
 	json_object_set_new(o, "base_model", model_name(d, j.base_id));
 	json_object_set_new(o, "dataset", dataset_name(d, j.dataset_id));
 	json_object_set_new(o, "checkpoints", job_checkpoints(d, id));
+	json_object_set_new(o, "evaluations", job_evaluations(d, id));
 	job_info_free(&j);
 	web_send_json(conn, 200, o);
 }

@@ -108,6 +108,8 @@ try {
     'job: learning rate and tokens/s over steps');
   ok(await page.locator(`dd[data-field="result_model"] a[href="#/models/${env.TUNED}"]`).count() === 1,
     'job: the resulting model');
+  ok(await page.locator(`span.evals a[href="#/evals/${env.EVAL1}"]`).count() === 1,
+    'job: links the evaluation it queued');
   ok((await page.textContent('pre.logs')).includes('registered tuned model'), 'job: the log');
   await shot(page, 'job');
 

@@ -81,6 +81,17 @@ awk -v l="$lo" 'BEGIN { exit !(l > 0) }' && pass "forgetting: tuned loss higher,
 	fail "forgetting: difference interval starts at '$lo', not above zero"
 expect_match "$out" "perplexity +kinds-tuned" "forgetting: perplexity"
 expect_match "$($F job logs "$gen_job")" "teacher-forced loss: [0-9.]+ examples/s" "forgetting: loss speed logged"
+auto_eval=$(printf '%s\n' "$logs" | sed -n 's/.*queued evaluation \([0-9]*\) (job [0-9]*): .* validation split/\1/p')
+out=$($F job show "$job")
+expect_match "$out" "evaluation +$auto_eval job-$job \(job $auto_job, SUCCEEDED\): ftctl eval show $auto_eval" \
+	"job show points at its evaluation"
+expect_match "$out" " +$gen_eval job-$job-general \(job $gen_job, SUCCEEDED\)" "and at its forgetting evaluation"
+expect_eq "$($F job show "$job" --json | jq -r '[.evals[].name] | join(",")')" "job-$job,job-$job-general" \
+	"job show --json lists both evaluations"
+expect_eq "$($F job show "$auto_job" --json | jq -r '.evals | length')" "0" "an evaluation job queued none"
+web=$(json_get "$($F status --json)" http_url)
+expect_eq "$(curl -s "${web}api/v1/jobs/$job" | jq -r '[.evaluations[] | "\(.id):\(.job_id)"] | join(",")')" \
+	"$auto_eval:$auto_job,$gen_eval:$gen_job" "dashboard API: the job's evaluations"
 $F data rm general >/dev/null || fail "general dataset removed once its evaluation ended"
 
 # --- an evaluation asked for, twice with the same seed ---
