@@ -334,7 +334,7 @@ tokens_print(const Ft__DatasetInfo *d)
 			    k ? "" : mean, k ? "" : max, over);
 		}
 	}
-	table_print(t, stdout, term_width());
+	table_print_indent(t, stdout, term_width(), 4);
 }
 
 static void

@@ -145,4 +145,8 @@ int table_add(struct table *t, ...);
 /* table_print prints the table within width columns and frees it. */
 void table_print(struct table *t, FILE *f, int width);
 
+/* table_print_indent is table_print with every line indented by indent
+ * spaces (within the same width), for a table inside a show section. */
+void table_print_indent(struct table *t, FILE *f, int width, int indent);
+
 #endif

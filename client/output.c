@@ -414,10 +414,17 @@ utf8_cut(const char *s, int n)
 void
 table_print(struct table *t, FILE *f, int width)
 {
+	table_print_indent(t, f, width, 0);
+}
+
+void
+table_print_indent(struct table *t, FILE *f, int width, int indent)
+{
 	int w[TABLE_MAX_COLS] = { 0 }, total = -2;
 
 	if (t == NULL)
 		return;
+	width -= indent;
 	for (size_t r = 0; r < t->nrows; r++)
 		for (int c = 0; c < t->ncols; c++) {
 			int n = utf8_len(t->cells[r * (size_t)t->ncols + (size_t)c]);
@@ -473,7 +480,7 @@ table_print(struct table *t, FILE *f, int width)
 			pos = sizeof(line) - 1;
 		while (pos > 0 && line[pos - 1] == ' ')
 			pos--;
-		fprintf(f, "%.*s\n", (int)pos, line);
+		fprintf(f, "%*s%.*s\n", indent, "", (int)pos, line);
 	}
 	for (size_t i = 0; i < t->nrows * (size_t)t->ncols; i++)
 		free(t->cells[i]);
