@@ -298,6 +298,24 @@ tok_regex(const fte_tokenizer *t, const char *pattern, int literal, pcre2_code *
 	return FTE_OK;
 }
 
+static unsigned
+hex_digit(char c)
+{
+	return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+}
+
+/* byte_token: 1 with *v set when the n bytes at s spell <0xHH>.  Pieces are
+ * packed without terminators, so no sscanf: it reads on to the next NUL. */
+static int
+byte_token(const char *s, size_t n, unsigned *v)
+{
+	if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>' ||
+	    !isxdigit((unsigned char)s[3]) || !isxdigit((unsigned char)s[4]))
+		return 0;
+	*v = hex_digit(s[3]) << 4 | hex_digit(s[4]);
+	return 1;
+}
+
 static int
 added_cmp_len(const void *a, const void *b, void *arg)
 {
@@ -332,9 +350,7 @@ tok_finish(fte_tokenizer *t)
 	for (int i = 0; i < t->n_vocab; i++) {
 		const char *p = t->piece[i];
 		unsigned v;
-		if (p != NULL && t->piece_len[i] == 6 && memcmp(p, "<0x", 3) == 0 && p[5] == '>' &&
-		    isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) &&
-		    sscanf(p + 3, "%2x", &v) == 1 && t->byte_id[v] < 0)
+		if (p != NULL && byte_token(p, t->piece_len[i], &v) && t->byte_id[v] < 0)
 			t->byte_id[v] = i;
 	}
 	if (t->byte_fallback) {
@@ -1244,14 +1260,6 @@ toks_free(struct toks *l)
 
 #define TOK_STR(l, i) ((l)->buf + (l)->off[i])
 #define TOK_LEN(l, i) ((l)->off[(i) + 1] - (l)->off[i])
-
-static int
-byte_token(const char *s, size_t n, unsigned *v)
-{
-	return n == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>' &&
-	    isxdigit((unsigned char)s[3]) && isxdigit((unsigned char)s[4]) &&
-	    sscanf(s + 3, "%2x", v) == 1;
-}
 
 static int
 flush_bytes(struct toks *out, const unsigned char *b, size_t n)
