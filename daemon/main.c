@@ -301,10 +301,12 @@ main(int argc, char **argv)
 		log_error("queue: %s", err);
 		goto out;
 	}
+	/* The control socket last: a daemon that answers has every listener up
+	 * (a dashboard that cannot start fails the start before anyone sees it). */
 	if (socket_dir_make(d.cfg.socket_url, err, sizeof(err)) != 0 ||
 	    genstream_start(&d, &d.genstream, err, sizeof(err)) != 0 ||
-	    rpc_server_start(&d, &rpc, err, sizeof(err)) != 0 ||
-	    web_server_start(&d, &web, err, sizeof(err)) != 0) {
+	    web_server_start(&d, &web, err, sizeof(err)) != 0 ||
+	    rpc_server_start(&d, &rpc, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
 	}
