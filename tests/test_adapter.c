@@ -14,55 +14,11 @@
 #include "fte_io_internal.h"
 #include "ft_test.h"
 
-static char tmp_root[] = "/tmp/test_adapter_XXXXXX";
-
-static const char *
-tmp_path(const char *name)
-{
-	static char path[4][4096];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(path[k], sizeof(path[k]), "%s/%s", tmp_root, name);
-	return path[k];
-}
-
-/* file_read returns the bytes of path (NUL-terminated) and their number. */
-static char *
-file_read(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (fp == NULL)
-		return NULL;
-	if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)n + 1)) != NULL) {
-		*len = fread(buf, 1, (size_t)n, fp);
-		buf[*len] = '\0';
-	}
-	fclose(fp);
-	return buf;
-}
-
-static void
-file_write(const char *path, const void *p, size_t n)
-{
-	FILE *fp = fopen(path, "wb");
-
-	CHECK(fp != NULL);
-	if (fp != NULL) {
-		CHECK(fwrite(p, 1, n, fp) == n);
-		fclose(fp);
-	}
-}
-
 static int
 same_file(const char *a, const char *b)
 {
 	size_t na = 0, nb = 0;
-	char *pa = file_read(a, &na), *pb = file_read(b, &nb);
+	char *pa = ft_test_file_read(a, &na), *pb = ft_test_file_read(b, &nb);
 	int same = pa != NULL && pb != NULL && na == nb && memcmp(pa, pb, na) == 0;
 
 	free(pa);
@@ -148,11 +104,11 @@ adapter_case(const char *tag, const fte_config *c, unsigned targets)
 	int n;
 
 	printf("%s\n", tag);
-	snprintf(file, sizeof(file), "%s", tmp_path(tag));
+	snprintf(file, sizeof(file), "%s", ft_test_tmp(tag));
 	strcat(file, ".safetensors");
-	snprintf(peft_trained, sizeof(peft_trained), "%s_peft_trained", tmp_path(tag));
-	snprintf(peft_loaded, sizeof(peft_loaded), "%s_peft_loaded", tmp_path(tag));
-	snprintf(base_dir, sizeof(base_dir), "%s_base", tmp_path(tag));
+	snprintf(peft_trained, sizeof(peft_trained), "%s_peft_trained", ft_test_tmp(tag));
+	snprintf(peft_loaded, sizeof(peft_loaded), "%s_peft_loaded", ft_test_tmp(tag));
+	snprintf(base_dir, sizeof(base_dir), "%s_base", ft_test_tmp(tag));
 	CHECK(fte_model_create(c, &trained) == FTE_OK);
 	CHECK(fte_model_create(c, &base) == FTE_OK);
 	CHECK(fte_model_create(c, &applied) == FTE_OK);
@@ -173,9 +129,9 @@ adapter_case(const char *tag, const fte_config *c, unsigned targets)
 
 	/* an adapter without one of its tensors is not written */
 	a.n_tensors = n - 1;
-	CHECK(fte_adapter_save(c, &a, tmp_path("never.safetensors")) == FTE_EINVAL);
+	CHECK(fte_adapter_save(c, &a, ft_test_tmp("never.safetensors")) == FTE_EINVAL);
 	CHECK(strstr(fte_last_error(), "lacks its lora_B") != NULL);
-	CHECK(access(tmp_path("never.safetensors"), F_OK) != 0);
+	CHECK(access(ft_test_tmp("never.safetensors"), F_OK) != 0);
 	a.n_tensors = n;
 
 	/* base + file equals the trainer's merge */
@@ -240,10 +196,10 @@ out:
 static void
 damaged_cases(const fte_config *c)
 {
-	const char *good = tmp_path("llama.safetensors");
+	const char *good = ft_test_tmp("llama.safetensors");
 	char path[4096];
 	size_t len = 0;
-	char *bytes = file_read(good, &len);
+	char *bytes = ft_test_file_read(good, &len);
 	fte_st_file *f = NULL;
 	fte_st_entry *e;
 
@@ -251,15 +207,15 @@ damaged_cases(const fte_config *c)
 	CHECK(bytes != NULL && len > 100);
 	if (bytes == NULL)
 		return;
-	snprintf(path, sizeof(path), "%s", tmp_path("truncated.safetensors"));
-	file_write(path, bytes, len - 7);
+	snprintf(path, sizeof(path), "%s", ft_test_tmp("truncated.safetensors"));
+	ft_test_file_write(path, bytes, len - 7);
 	refused(path, c, "");
-	file_write(path, bytes, 5);
+	ft_test_file_write(path, bytes, 5);
 	refused(path, c, "truncated");
-	snprintf(path, sizeof(path), "%s", tmp_path("garbage.safetensors"));
+	snprintf(path, sizeof(path), "%s", ft_test_tmp("garbage.safetensors"));
 	for (size_t i = 0; i < len; i++)
 		bytes[i] = (char)(i * 131 + 7);
-	file_write(path, bytes, len);
+	ft_test_file_write(path, bytes, len);
 	refused(path, c, "");
 	free(bytes);
 
@@ -278,7 +234,7 @@ damaged_cases(const fte_config *c)
 		e[i].shape[1] = f->tensors[i].shape[1];
 		e[i].data = d;
 	}
-	snprintf(path, sizeof(path), "%s", tmp_path("altered.safetensors"));
+	snprintf(path, sizeof(path), "%s", ft_test_tmp("altered.safetensors"));
 	{
 		const char *no_rank[] = { "adapter", "lora", "alpha", "6", "dropout", "0",
 			"targets", "q,v", NULL };
@@ -335,15 +291,11 @@ main(void)
 		.n_heads = 4, .n_kv_heads = 4, .head_dim = 8, .ffn_dim = 128,
 		.vocab_size = 64, .max_seq_len = 16, .norm_eps = 1e-5f,
 		.tied_embeddings = 1, .bos_id = -1, .eos_id = 0 };
-	char cmd[4200];
-
-	CHECK(mkdtemp(tmp_root) != NULL);
 	fte_threads_set(1);
 	adapter_case("llama", &llama, FTE_LORA_Q | FTE_LORA_V);
 	adapter_case("llama_all", &llama, FTE_LORA_ALL);
 	adapter_case("gpt2", &gpt2, FTE_LORA_ALL);
 	damaged_cases(&llama);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
-	CHECK(system(cmd) == 0);
+	ft_test_tmp_remove();
 	return ft_test_done();
 }

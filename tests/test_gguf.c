@@ -13,17 +13,6 @@
 #include "ftengine.h"
 #include "ft_test.h"
 
-static char tmp_root[] = "/tmp/test_gguf_XXXXXX";
-
-static const char *
-tmp_path(const char *name)
-{
-	static char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", tmp_root, name);
-	return path;
-}
-
 static const char *
 asset(const char *rel)
 {
@@ -180,8 +169,8 @@ test_hf_model(void)
 	CHECK(fte_model_load(fixture_dir("llama_sharded"), &m) == FTE_OK);
 	if (m == NULL)
 		return;
-	CHECK(fte_gguf_save(m, v, tmp_path("m32.gguf"), FTE_DTYPE_F32) == FTE_OK);
-	CHECK(fte_gguf_open(tmp_path("m32.gguf"), &f) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("m32.gguf"), FTE_DTYPE_F32) == FTE_OK);
+	CHECK(fte_gguf_open(ft_test_tmp("m32.gguf"), &f) == FTE_OK);
 	if (f != NULL) {
 		CHECK(f->version == 3);
 		CHECK(f->n_tensors == fte_model_num_tensors(m));
@@ -224,8 +213,8 @@ test_hf_model(void)
 		fte_gguf_close(f);
 		f = NULL;
 	}
-	CHECK(fte_gguf_save(m, v, tmp_path("m16.gguf"), FTE_DTYPE_F16) == FTE_OK);
-	CHECK(fte_gguf_open(tmp_path("m16.gguf"), &f) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("m16.gguf"), FTE_DTYPE_F16) == FTE_OK);
+	CHECK(fte_gguf_open(ft_test_tmp("m16.gguf"), &f) == FTE_OK);
 	if (f != NULL) {
 		CHECK(kv_int(f, "general.file_type") == 1);
 		check_tensors(m, f, 1, 1);
@@ -235,9 +224,9 @@ test_hf_model(void)
 	/* bad arguments: vocabulary too long, unknown dtype; nothing written */
 	fte_vocab_free(v);
 	v = vocab_make(65);
-	CHECK(fte_gguf_save(m, v, tmp_path("bad.gguf"), FTE_DTYPE_F32) == FTE_EINVAL);
-	CHECK(fte_gguf_save(m, v, tmp_path("bad.gguf"), 7) == FTE_EINVAL);
-	CHECK(access(tmp_path("bad.gguf"), F_OK) != 0);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("bad.gguf"), FTE_DTYPE_F32) == FTE_EINVAL);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("bad.gguf"), 7) == FTE_EINVAL);
+	CHECK(access(ft_test_tmp("bad.gguf"), F_OK) != 0);
 	fte_vocab_free(v);
 	fte_model_free(m);
 
@@ -246,8 +235,8 @@ test_hf_model(void)
 	for (int k = 0; k < 2; k++) {
 		CHECK(fte_model_load(fixture_dir(more[k]), &m) == FTE_OK);
 		v = vocab_make(64);
-		CHECK(fte_gguf_save(m, v, tmp_path("t.gguf"), FTE_DTYPE_F32) == FTE_OK);
-		CHECK(fte_gguf_open(tmp_path("t.gguf"), &f) == FTE_OK);
+		CHECK(fte_gguf_save(m, v, ft_test_tmp("t.gguf"), FTE_DTYPE_F32) == FTE_OK);
+		CHECK(fte_gguf_open(ft_test_tmp("t.gguf"), &f) == FTE_OK);
 		if (f != NULL) {
 			CHECK((fte_gguf_tensor_find(f, "output.weight") == NULL) == (k == 0));
 			CHECK((fte_gguf_tensor_find(f, "blk.1.attn_k.bias") != NULL) == (k == 1));
@@ -261,7 +250,7 @@ test_hf_model(void)
 	}
 	CHECK(fte_model_load(fixture_dir("gpt2"), &m) == FTE_OK);
 	v = vocab_make(64);
-	CHECK(fte_gguf_save(m, v, tmp_path("g.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("g.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
 	fte_vocab_free(v);
 	fte_model_free(m);
 }
@@ -299,8 +288,8 @@ test_llama2c(void)
 	}
 	printf("tok512: %d pieces with spaces, %d starting with U+2581\n", spaces, sp_pieces);
 	CHECK(spaces == 0 && sp_pieces > 50);
-	CHECK(fte_gguf_save(m, v, tmp_path("stories260K.gguf"), FTE_DTYPE_F32) == FTE_OK);
-	CHECK(fte_gguf_open(tmp_path("stories260K.gguf"), &f) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("stories260K.gguf"), FTE_DTYPE_F32) == FTE_OK);
+	CHECK(fte_gguf_open(ft_test_tmp("stories260K.gguf"), &f) == FTE_OK);
 	if (f != NULL) {
 		CHECK(kv_int(f, "llama.embedding_length") == 64);
 		CHECK(kv_int(f, "llama.attention.head_count_kv") == 4);
@@ -378,18 +367,6 @@ test_vocab_json(void)
 }
 
 static void
-file_write(const char *path, const void *p, size_t n)
-{
-	FILE *fp = fopen(path, "wb");
-
-	CHECK(fp != NULL);
-	if (fp != NULL) {
-		CHECK(fwrite(p, 1, n, fp) == n);
-		fclose(fp);
-	}
-}
-
-static void
 test_bad(void)
 {
 	fte_vocab *v = NULL;
@@ -399,15 +376,15 @@ test_bad(void)
 	    0, 0, 0, 0, 3, 0, 0, 0, 'c'};
 	static const unsigned char bad_utf8[] = {4, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0xc3, 0x28};
 
-	file_write(tmp_path("cut.bin"), bin, sizeof(bin));
-	CHECK(fte_vocab_load(tmp_path("cut.bin"), &v) == FTE_EFORMAT);
+	ft_test_file_write(ft_test_tmp("cut.bin"), bin, sizeof(bin));
+	CHECK(fte_vocab_load(ft_test_tmp("cut.bin"), &v) == FTE_EFORMAT);
 	CHECK(strstr(fte_last_error(), "cut.bin") != NULL);
-	file_write(tmp_path("utf8.bin"), bad_utf8, sizeof(bad_utf8));
-	CHECK(fte_vocab_load(tmp_path("utf8.bin"), &v) == FTE_EFORMAT);
+	ft_test_file_write(ft_test_tmp("utf8.bin"), bad_utf8, sizeof(bad_utf8));
+	CHECK(fte_vocab_load(ft_test_tmp("utf8.bin"), &v) == FTE_EFORMAT);
 	CHECK(strstr(fte_last_error(), "UTF-8") != NULL);
 	const char *uni = "{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}";
-	file_write(tmp_path("uni.json"), uni, strlen(uni));
-	CHECK(fte_vocab_load(tmp_path("uni.json"), &v) == FTE_ENOTSUP);
+	ft_test_file_write(ft_test_tmp("uni.json"), uni, strlen(uni));
+	CHECK(fte_vocab_load(ft_test_tmp("uni.json"), &v) == FTE_ENOTSUP);
 	CHECK(strstr(fte_last_error(), "Unigram") != NULL);
 	/* byte-level pre-tokenizers are named as llama.cpp knows them */
 	static const struct { const char *regex, *pre; } pres[] = {
@@ -419,8 +396,8 @@ test_bad(void)
 		int n = snprintf(json, sizeof(json), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
 		    "\"merges\": [[\"a\", \"b\"]]}, \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
 		    "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"%s\"}}, {\"type\": \"ByteLevel\"}]}}", pres[k].regex);
-		file_write(tmp_path("pre.json"), json, (size_t)n);
-		CHECK(fte_vocab_load(tmp_path("pre.json"), &v) == FTE_OK);
+		ft_test_file_write(ft_test_tmp("pre.json"), json, (size_t)n);
+		CHECK(fte_vocab_load(ft_test_tmp("pre.json"), &v) == FTE_OK);
 		if (v != NULL) {
 			CHECK(v->kind == FTE_VOCAB_BPE && v->n_merges == 1);
 			CHECK_STR(v->merges[0], "a b");
@@ -429,21 +406,21 @@ test_bad(void)
 			v = NULL;
 		}
 	}
-	file_write(tmp_path("bad.json"), "{\"model\": ", 10);
-	CHECK(fte_vocab_load(tmp_path("bad.json"), &v) == FTE_EFORMAT);
+	ft_test_file_write(ft_test_tmp("bad.json"), "{\"model\": ", 10);
+	CHECK(fte_vocab_load(ft_test_tmp("bad.json"), &v) == FTE_EFORMAT);
 	CHECK(v == NULL);
 
 	/* GGUF files: bad magic, truncated metadata, data past the end */
-	CHECK(fte_gguf_open(tmp_path("cut.bin"), &f) == FTE_EFORMAT);
+	CHECK(fte_gguf_open(ft_test_tmp("cut.bin"), &f) == FTE_EFORMAT);
 	fte_model *m = NULL;
 	CHECK(fte_model_load(fixture_dir("llama_tied"), &m) == FTE_OK);
 	if (m == NULL)
 		return;
 	v = vocab_make(64);
-	CHECK(fte_gguf_save(m, v, tmp_path("ok.gguf"), FTE_DTYPE_F32) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("ok.gguf"), FTE_DTYPE_F32) == FTE_OK);
 	fte_vocab_free(v);
 	fte_model_free(m);
-	FILE *fp = fopen(tmp_path("ok.gguf"), "rb");
+	FILE *fp = fopen(ft_test_tmp("ok.gguf"), "rb");
 	unsigned char *buf = malloc(1 << 20);
 	size_t n = fp ? fread(buf, 1, 1 << 20, fp) : 0;
 	if (fp)
@@ -451,14 +428,14 @@ test_bad(void)
 	CHECK(n > 1000);
 	size_t cuts[] = {30, 200, 2000, n - 100};
 	for (int i = 0; i < 4; i++) {
-		file_write(tmp_path("cut.gguf"), buf, cuts[i]);
-		CHECK(fte_gguf_open(tmp_path("cut.gguf"), &f) == FTE_EFORMAT);
+		ft_test_file_write(ft_test_tmp("cut.gguf"), buf, cuts[i]);
+		CHECK(fte_gguf_open(ft_test_tmp("cut.gguf"), &f) == FTE_EFORMAT);
 		CHECK(strstr(fte_last_error(), "cut.gguf") != NULL);
 	}
 	buf[8] = 0xff;                      /* a tensor count far beyond the file */
 	buf[15] = 0x7f;
-	file_write(tmp_path("cut.gguf"), buf, n);
-	CHECK(fte_gguf_open(tmp_path("cut.gguf"), &f) == FTE_EFORMAT);
+	ft_test_file_write(ft_test_tmp("cut.gguf"), buf, n);
+	CHECK(fte_gguf_open(ft_test_tmp("cut.gguf"), &f) == FTE_EFORMAT);
 	free(buf);
 }
 
@@ -487,9 +464,9 @@ test_cli(void)
 	fte_model *a = NULL, *b = NULL;
 	fte_gguf_file *f = NULL;
 
-	snprintf(hf, sizeof(hf), "%s", tmp_path("cli_hf"));
-	snprintf(gguf, sizeof(gguf), "%s", tmp_path("cli.gguf"));
-	snprintf(gguf2, sizeof(gguf2), "%s", tmp_path("tmpl.gguf"));
+	snprintf(hf, sizeof(hf), "%s", ft_test_tmp("cli_hf"));
+	snprintf(gguf, sizeof(gguf), "%s", ft_test_tmp("cli.gguf"));
+	snprintf(gguf2, sizeof(gguf2), "%s", ft_test_tmp("tmpl.gguf"));
 	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", model, "--format", "hf",
 	    "--dtype", "f16", "--out", hf, "--json", NULL}) == 0);
 	CHECK(fte_model_load(model, &a) == FTE_OK);
@@ -536,7 +513,7 @@ test_cli(void)
 	    "--dtype", "bf16", "--out", gguf, NULL}) == 2);
 	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", model, "--bogus", NULL}) == 2);
 	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", NULL}) == 2);
-	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", tmp_path("nope"), NULL}) == 1);
+	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", ft_test_tmp("nope"), NULL}) == 1);
 	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", fixture_dir("gpt2"),
 	    "--format", "gguf", "--tokenizer", asset("hf/tiny-gpt2") ? asset("hf/tiny-gpt2") : "x",
 	    "--out", gguf, NULL}) == 1);
@@ -547,14 +524,11 @@ test_cli(void)
 int
 main(void)
 {
-	CHECK(mkdtemp(tmp_root) != NULL);
 	test_hf_model();
 	test_bad();
 	test_llama2c();
 	test_vocab_json();
 	test_cli();
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
-	CHECK(system(cmd) == 0);
+	ft_test_tmp_remove();
 	return ft_test_done();
 }

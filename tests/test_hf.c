@@ -137,25 +137,12 @@ same_config(const fte_config *a, const fte_config *b)
 	    a->qkv_bias == b->qkv_bias && a->bos_id == b->bos_id && a->eos_id == b->eos_id;
 }
 
-static char tmp_root[] = "/tmp/test_hf_XXXXXX";
-
-static const char *
-tmp_path(const char *name)
-{
-	static char path[4][4096];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(path[k], sizeof(path[k]), "%s/%s", tmp_root, name);
-	return path[k];
-}
-
 static void
 test_fixtures(void)
 {
 	for (size_t f = 0; f < sizeof(fixtures) / sizeof(fixtures[0]); f++) {
 		fte_model *m = NULL, *m2 = NULL;
-		const char *out = tmp_path(fixtures[f]);
+		const char *out = ft_test_tmp(fixtures[f]);
 
 		CHECK(fte_model_load(fixture_dir(fixtures[f]), &m) == FTE_OK);
 		if (m == NULL) {
@@ -272,12 +259,12 @@ test_tiny_gpt2(void)
 
 	/* round trip through our writer, tokenizer files copied */
 	fte_model *m2 = NULL;
-	const char *out = tmp_path("tiny-gpt2");
+	const char *out = ft_test_tmp("tiny-gpt2");
 	CHECK(fte_hf_save(m, dir, out) == FTE_OK);
 	CHECK(fte_model_load(out, &m2) == FTE_OK);
 	CHECK(m2 != NULL && same_tensors(m, m2));
-	CHECK(access(tmp_path("tiny-gpt2/tokenizer.json"), R_OK) == 0);
-	CHECK(access(tmp_path("tiny-gpt2/special_tokens_map.json"), R_OK) == 0);
+	CHECK(access(ft_test_tmp("tiny-gpt2/tokenizer.json"), R_OK) == 0);
+	CHECK(access(ft_test_tmp("tiny-gpt2/special_tokens_map.json"), R_OK) == 0);
 	fte_model_free(m2);
 	fte_model_free(m);
 }
@@ -301,8 +288,8 @@ test_interleaved(void)
 	for (int i = 0; i < fte_model_num_tensors(il); i++)
 		memcpy(fte_model_tensor(il, i)->data, fte_model_tensor(hf, i)->data,
 		    fte_model_tensor(il, i)->numel * sizeof(float));
-	CHECK(fte_hf_save(il, NULL, tmp_path("interleaved")) == FTE_OK);
-	CHECK(fte_model_load(tmp_path("interleaved"), &back) == FTE_OK);
+	CHECK(fte_hf_save(il, NULL, ft_test_tmp("interleaved")) == FTE_OK);
+	CHECK(fte_model_load(ft_test_tmp("interleaved"), &back) == FTE_OK);
 	if (back != NULL) {
 		const int D = c.head_dim;
 		fte_tensor *q0 = fte_model_find(il, "layers.1.attn.wq.weight");
@@ -349,13 +336,7 @@ json_write(const char *path, json_t *j)
 static void
 text_write(const char *path, const char *text)
 {
-	FILE *fp = fopen(path, "w");
-
-	CHECK(fp != NULL);
-	if (fp != NULL) {
-		fputs(text, fp);
-		fclose(fp);
-	}
+	ft_test_file_write(path, text, strlen(text));
 }
 
 /* expect_fail loads dir and checks the code and that the message names
@@ -380,19 +361,19 @@ expect_fail(const char *dir, int err, const char *file, const char *what)
 static void
 test_bad(void)
 {
-	const char *d = tmp_path("bad");
+	const char *d = ft_test_tmp("bad");
 	char cfg[4096], st[4096];
 	fte_model *m = NULL;
 	json_t *j;
 
 	snprintf(cfg, sizeof(cfg), "%s/config.json", d);
 	snprintf(st, sizeof(st), "%s/model.safetensors", d);
-	expect_fail(tmp_path("nothing"), FTE_ENOENT, "nothing", "cannot open");
+	expect_fail(ft_test_tmp("nothing"), FTE_ENOENT, "nothing", "cannot open");
 	char lone[4096];
 	snprintf(lone, sizeof(lone), "%s/model.safetensors", fixture_dir("llama_tied"));
 	expect_fail(lone, FTE_ENOTSUP, "model.safetensors", "config.json");
-	text_write(tmp_path("x.gguf"), "GGUF\3\0\0\0");
-	expect_fail(tmp_path("x.gguf"), FTE_ENOTSUP, "x.gguf", "GGUF");
+	text_write(ft_test_tmp("x.gguf"), "GGUF\3\0\0\0");
+	expect_fail(ft_test_tmp("x.gguf"), FTE_ENOTSUP, "x.gguf", "GGUF");
 	CHECK(mkdir(d, 0755) == 0);
 	expect_fail(d, FTE_ENOENT, "bad", "no config.json");
 
@@ -549,9 +530,9 @@ peft_case(fte_model *m, const char *tag, int conv1d, int want_modules)
 	int n, n_modules = 0;
 	uint32_t seed = 12345;
 
-	snprintf(base, sizeof(base), "%s", tmp_path("peft_base"));
-	snprintf(merged, sizeof(merged), "%s_%s", tmp_path("peft_merged"), tag);
-	snprintf(adapter, sizeof(adapter), "%s_%s", tmp_path("peft_adapter"), tag);
+	snprintf(base, sizeof(base), "%s", ft_test_tmp("peft_base"));
+	snprintf(merged, sizeof(merged), "%s_%s", ft_test_tmp("peft_merged"), tag);
+	snprintf(adapter, sizeof(adapter), "%s_%s", ft_test_tmp("peft_adapter"), tag);
 	fte_train_config_default(&tc);
 	tc.seq = 8;
 	tc.lora.rank = 4;
@@ -642,7 +623,7 @@ test_save_dtype(void)
 
 	for (int k = 0; k < 2; k++) {
 		fte_model *m = NULL, *m2 = NULL;
-		const char *out = tmp_path(cases[k].torch);
+		const char *out = ft_test_tmp(cases[k].torch);
 		char cfg[4200];
 		CHECK(fte_model_load(fixture_dir(cases[k].fixture), &m) == FTE_OK);
 		if (m == NULL)
@@ -687,8 +668,8 @@ test_llama2c_export(void)
 		return;
 	}
 	CHECK(fte_model_config(l2c)->rope_style == FTE_ROPE_INTERLEAVED);
-	CHECK(fte_hf_save(l2c, NULL, tmp_path("stories260K")) == FTE_OK);
-	CHECK(fte_model_load(tmp_path("stories260K"), &hf) == FTE_OK);
+	CHECK(fte_hf_save(l2c, NULL, ft_test_tmp("stories260K")) == FTE_OK);
+	CHECK(fte_model_load(ft_test_tmp("stories260K"), &hf) == FTE_OK);
 	T = (int)json_array_size(json_object_get(exp, "tokens"));
 	V = fte_model_config(l2c)->vocab_size;
 	for (int t = 0; t < T; t++)
@@ -720,7 +701,6 @@ test_llama2c_export(void)
 int
 main(void)
 {
-	CHECK(mkdtemp(tmp_root) != NULL);
 	test_fixtures();
 	test_configs();
 	test_interleaved();
@@ -730,8 +710,6 @@ main(void)
 	test_llama2c_export();
 	printf("worst logits error relative to the largest logit: %.3g\n", worst_rel);
 	test_tiny_gpt2();
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
-	CHECK(system(cmd) == 0);
+	ft_test_tmp_remove();
 	return ft_test_done();
 }

@@ -20,29 +20,6 @@
 #include "fte_tok.h"
 #include "ft_test.h"
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-		buf[n] = '\0';
-		*len = (size_t)n;
-	} else {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
-}
-
 /* utf8_cut shortens n so that it does not end inside a character. */
 static size_t
 utf8_cut(const char *s, size_t n)
@@ -356,7 +333,7 @@ static int
 same_file(const char *a, const char *b)
 {
 	size_t na = 0, nb = 0;
-	char *x = slurp(a, &na), *y = slurp(b, &nb);
+	char *x = ft_test_file_read(a, &na), *y = ft_test_file_read(b, &nb);
 	int same = x != NULL && y != NULL && na == nb && memcmp(x, y, na) == 0;
 
 	free(x);
@@ -370,7 +347,7 @@ test_shakespeare(const char *dir)
 	const char *path = ft_test_asset("corpora/tinyshakespeare/input.txt");
 	char dir2[4096], a[4096], b[4096];
 	size_t len = 0;
-	char *text = slurp(path, &len);
+	char *text = ft_test_file_read(path, &len);
 	fte_tok_train_config cfg = { .vocab_size = 1000, .min_frequency = 2 };
 	fte_tokenizer *t = NULL;
 
@@ -453,7 +430,7 @@ test_shakespeare(const char *dir)
 	};
 	for (size_t i = 0; i < sizeof(corpora) / sizeof(corpora[0]); i++) {
 		size_t n = 0;
-		char *s = slurp(ft_test_asset(corpora[i]), &n);
+		char *s = ft_test_file_read(ft_test_asset(corpora[i]), &n);
 		CHECK(s != NULL);
 		if (s == NULL)
 			continue;
