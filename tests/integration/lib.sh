@@ -16,6 +16,18 @@ cleanup() {
 	rm -rf "$FT_TMP"
 }
 
+# assets_require FILE...: sets assets to ../shared/assets (or $FT_ASSETS)
+# and skips the test (exit 77) when a file under it is missing.
+assets_require() {
+	assets=${FT_ASSETS:-$FT_SRC/../shared/assets}
+	for f in "$@"; do
+		if [ ! -r "$assets/$f" ]; then
+			echo "SKIP: $assets/$f not found (../shared/assets absent)"
+			exit 77
+		fi
+	done
+}
+
 pass() { FT_PASSED=$((FT_PASSED + 1)); echo "ok: $1"; }
 fail() {
 	FT_FAILED=$((FT_FAILED + 1))

@@ -12,11 +12,7 @@
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
-assets=${FT_ASSETS:-$FT_SRC/../shared/assets}
-if [ ! -r "$assets/llama2c/stories260K.bin" ]; then
-	echo "SKIP: $assets/llama2c/stories260K.bin not found (../shared/assets absent)"
-	exit 77
-fi
+assets_require llama2c/stories260K.bin
 command -v curl >/dev/null && command -v jq >/dev/null || { echo "SKIP: needs curl and jq"; exit 77; }
 F=$FT_BIN/client/ftctl
 FT_MAX_MESSAGE=16M

@@ -9,11 +9,7 @@
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
-assets=${FT_ASSETS:-$FT_SRC/../shared/assets}
-if [ ! -r "$assets/llama2c/stories260K.bin" ]; then
-	echo "SKIP: $assets/llama2c/stories260K.bin not found (../shared/assets absent)"
-	exit 77
-fi
+assets_require llama2c/stories260K.bin
 command -v b2sum >/dev/null || { echo "SKIP: b2sum not installed"; exit 77; }
 F="$FT_BIN/client/ftctl --timeout 3000"
 FT_CONF_EXTRA="import_roots = $assets:$FT_TMP\nmax_queued_per_user = 1000\n"

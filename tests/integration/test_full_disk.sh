@@ -6,11 +6,7 @@
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
-assets=${FT_ASSETS:-$FT_SRC/../shared/assets}
-if [ ! -r "$assets/llama2c/stories260K.bin" ]; then
-	echo "SKIP: $assets/llama2c/stories260K.bin not found (../shared/assets absent)"
-	exit 77
-fi
+assets_require llama2c/stories260K.bin
 mkdir -p "$FT_STATE"
 if ! mount -t tmpfs -o size=24m tmpfs "$FT_STATE" 2>/dev/null; then
 	echo "SKIP: cannot mount a tmpfs for the state directory (needs root)"

@@ -6,11 +6,7 @@
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
-assets=${FT_ASSETS:-$FT_SRC/../shared/assets}
-if [ ! -r "$assets/llama2c/stories260K.bin" ]; then
-	echo "SKIP: $assets/llama2c/stories260K.bin not found (../shared/assets absent)"
-	exit 77
-fi
+assets_require llama2c/stories260K.bin
 F=$FT_BIN/client/ftctl
 FT_CONF_EXTRA="import_roots = $assets:$FT_TMP\nrpc_contexts = 16\nmax_queued_per_user = 1000\n"
 daemon_start

@@ -5,11 +5,7 @@
 # tuned that the first job queued on finishing.  Sets WEB_URL, JOB1, JOB2,
 # TUNED, EVAL1.  Skips (77) without ../shared/assets or jq.
 
-assets=${FT_ASSETS:-$FT_SRC/../shared/assets}
-if [ ! -r "$assets/llama2c/stories260K.bin" ]; then
-	echo "SKIP: $assets/llama2c/stories260K.bin not found (../shared/assets absent)"
-	exit 77
-fi
+assets_require llama2c/stories260K.bin
 if ! command -v jq >/dev/null || ! command -v curl >/dev/null; then
 	echo "SKIP: jq and curl are needed (scripts/setup.sh installs them)"
 	exit 77
