@@ -145,6 +145,30 @@ int fte_template_chat(const char *source, const char *bos_token, const char *eos
  * that directory (e.g. its tokenizer.json).  FTE_ENOENT if it has none. */
 int fte_template_chat_load(const char *path, fte_template **out);
 
+/*
+ * Every chat render has a budget, so that a model's template cannot take the
+ * process's CPU or memory: loop iterations (each pass through a loop body;
+ * the subset has no macros) and bytes, both of output and of the strings and
+ * lists built on the way.  A render over budget fails with FTE_ERANGE and
+ * "chat template exceeded its budget of N loop iterations" (or "N bytes of
+ * output", "N bytes of working memory").  0 means no limit.
+ */
+#define FTE_TEMPLATE_ITERATIONS_DEFAULT 100000
+#define FTE_TEMPLATE_BYTES_DEFAULT ((size_t)16 << 20)
+
+/* fte_template_set_budget sets a chat template's budget (the defaults
+ * above when compiled). */
+void fte_template_set_budget(fte_template *tp, size_t iterations, size_t bytes);
+
+/* fte_template_probe renders tp with a worst-case conversation: n_messages
+ * messages of content_bytes each (a system message then alternating user
+ * and assistant turns, and alternating from a user turn), with the
+ * generation prompt.  FTE_ERANGE (the budget message) if a render exceeds
+ * the budget, FTE_ENOMEM if memory ran out; a template that raises an
+ * exception on these conversations passes.  Branches on message content are
+ * not explored: the budget still bounds every render at request time. */
+int fte_template_probe(const fte_template *tp, size_t n_messages, size_t content_bytes);
+
 /* fte_template_free releases a template. NULL is allowed. */
 void fte_template_free(fte_template *tp);
 

@@ -27,12 +27,19 @@ struct arena_block {
 
 struct arena {
 	struct arena_block *head;
+	size_t total, limit;    /* bytes handed out; limit 0: none */
+	int over;               /* an allocation was refused by the limit */
 };
 
 static void *
 arena_alloc(struct arena *a, size_t n)
 {
 	n = (n + 15) & ~(size_t)15;
+	if (a->limit != 0 && n > a->limit - a->total) {
+		a->over = 1;
+		return NULL;
+	}
+	a->total += n;
 	if (a->head == NULL || a->head->cap - a->head->used < n) {
 		size_t cap = n > 16384 ? n : 16384;
 		struct arena_block *b = malloc(sizeof(*b) + cap);
@@ -159,6 +166,7 @@ struct fte_template {
 	char *bos, *eos;
 	struct arena ast;
 	struct nodes root;
+	size_t max_iterations, max_bytes;       /* the render budget */
 };
 
 /* ---- output buffer ---- */
@@ -166,11 +174,17 @@ struct fte_template {
 struct buf {
 	char *p;
 	size_t n, cap;
+	size_t limit;           /* 0: none */
+	int over;
 };
 
 static int
 buf_add(struct buf *b, const char *s, size_t n)
 {
+	if (b->limit != 0 && n > b->limit - b->n) {
+		b->over = 1;
+		return FTE_ENOMEM;
+	}
 	if (b->n + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->n + n + 1)
@@ -929,7 +943,18 @@ struct render {
 	struct var vars[256];
 	size_t nvars;
 	struct buf out;
+	size_t iterations, max_iterations;
 };
+
+/* A template is code from the model's files: each render is bounded in
+ * loop iterations, output bytes and working memory (strings and lists it
+ * builds), so nested loops over messages cannot take the daemon's CPU or
+ * memory. */
+static int
+budget_exceeded(size_t n, const char *what)
+{
+	return fte_error_set(FTE_ERANGE, "chat template exceeded its budget of %zu %s", n, what);
+}
 
 static int
 rerr(int err, size_t pos, const char *what)
@@ -1421,10 +1446,12 @@ render_for(struct render *r, const struct node *n)
 	if (seq.n == 0)
 		return render_nodes(r, &n->else_body);
 	size_t depth = r->nvars;
+	/* one loop object per loop, not per iteration: the memory budget is
+	 * for what the template builds */
+	struct val *lv = arena_alloc(&r->ar, 7 * sizeof(*lv));
+	if (lv == NULL)
+		return FTE_ENOMEM;
 	for (size_t i = 0; i < seq.n; i++) {
-		struct val *lv = arena_alloc(&r->ar, 7 * sizeof(*lv));
-		if (lv == NULL)
-			return FTE_ENOMEM;
 		long long len = (long long)seq.n, k = (long long)i;
 		lv[0] = v_int(V_INT, k + 1);
 		lv[1] = v_int(V_INT, k);
@@ -1434,6 +1461,8 @@ render_for(struct render *r, const struct node *n)
 		lv[5] = v_int(V_INT, len - k);
 		lv[6] = v_int(V_INT, len - k - 1);
 		struct val loop = { .t = V_DICT, .items = lv, .keys = (const char **)keys, .n = 7 };
+		if (r->max_iterations != 0 && ++r->iterations > r->max_iterations)
+			return budget_exceeded(r->max_iterations, "loop iterations");
 		r->nvars = depth;       /* a set inside the loop stays inside it */
 		const struct val *item = &seq.items[i];
 		if (n->var2 != NULL) {  /* for k, v in pairs */
@@ -1514,6 +1543,8 @@ fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t
 		return fte_error_set(FTE_EINVAL, "fte_template_render_chat: NULL argument");
 	if (tp->kind != TPL_CHAT)
 		return fte_error_set(FTE_EINVAL, "fte_template_render_chat: not a chat template");
+	r.max_iterations = tp->max_iterations;
+	r.out.limit = tp->max_bytes;
 	struct val *list = arena_alloc(&r.ar, (n + 1) * sizeof(*list));
 	struct val *fields = arena_alloc(&r.ar, (2 * n + 1) * sizeof(*fields));
 	if (list == NULL || fields == NULL) {
@@ -1534,16 +1565,61 @@ fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t
 	r.vars[4] = (struct var){ "tools", { .t = V_NONE } };
 	r.vars[5] = (struct var){ "documents", { .t = V_NONE } };
 	r.nvars = 6;
+	/* the conversation itself is not the template's spending */
+	r.ar.limit = tp->max_bytes ? r.ar.total + tp->max_bytes : 0;
 	rc = render_nodes(&r, &tp->root);
 	if (rc == FTE_OK && r.out.p == NULL && buf_add(&r.out, "", 0) != FTE_OK)
 		rc = FTE_ENOMEM;
 	arena_free(&r.ar);
 	if (rc != FTE_OK) {
 		free(r.out.p);
+		if (r.out.over)
+			return budget_exceeded(tp->max_bytes, "bytes of output");
+		if (r.ar.over)
+			return budget_exceeded(tp->max_bytes, "bytes of working memory");
 		return rc == FTE_ENOMEM ? fte_error_set(rc, "chat template: out of memory") : rc;
 	}
 	*text = r.out.p;
 	return FTE_OK;
+}
+
+void
+fte_template_set_budget(fte_template *tp, size_t iterations, size_t bytes)
+{
+	tp->max_iterations = iterations;
+	tp->max_bytes = bytes;
+}
+
+int
+fte_template_probe(const fte_template *tp, size_t n_messages, size_t content_bytes)
+{
+	/* with and without a system message first, then user and assistant */
+	static const char *const roles[2][3] = {
+		{ "system", "user", "assistant" }, { "user", "assistant", "user" },
+	};
+	fte_message *m = calloc(n_messages ? n_messages : 1, sizeof(*m));
+	char *content = malloc(content_bytes + 1), *text;
+	int rc = FTE_OK;
+
+	if (m == NULL || content == NULL) {
+		free(m);
+		free(content);
+		return fte_error_set(FTE_ENOMEM, "chat template probe: out of memory");
+	}
+	memset(content, 'x', content_bytes);
+	content[content_bytes] = '\0';
+	for (size_t k = 0; k < 2 && rc == FTE_OK; k++) {
+		for (size_t i = 0; i < n_messages; i++)
+			m[i] = (fte_message){ i == 0 ? roles[k][0] : roles[k][1 + (i - 1) % 2], content };
+		rc = fte_template_render_chat(tp, m, n_messages, 1, &text);
+		if (rc == FTE_OK)
+			free(text);
+		else if (rc != FTE_ERANGE && rc != FTE_ENOMEM)
+			rc = FTE_OK;    /* raise_exception on these roles: not a cost */
+	}
+	free(m);
+	free(content);
+	return rc;
 }
 
 /* ---- constructing templates ---- */
@@ -1690,6 +1766,8 @@ fte_template_chat(const char *source, const char *bos_token, const char *eos_tok
 	if ((tp = calloc(1, sizeof(*tp))) == NULL)
 		return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
 	tp->kind = TPL_CHAT;
+	tp->max_iterations = FTE_TEMPLATE_ITERATIONS_DEFAULT;
+	tp->max_bytes = FTE_TEMPLATE_BYTES_DEFAULT;
 	tp->src = strdup(source);
 	tp->bos = strdup(bos_token ? bos_token : "");
 	tp->eos = strdup(eos_token ? eos_token : "");

@@ -352,6 +352,90 @@ out:
 	fte_tokenizer_free(tiny);
 }
 
+/* Renders over budget fail with a message naming the budget; the probe
+ * refuses what a conversation at the request limits would take over it. */
+static void
+test_budget(void)
+{
+	static const char nest3[] = "{% for a in messages %}{% for b in messages %}{% for c in messages %}"
+	    "x{% endfor %}{% endfor %}{% endfor %}";
+	static const char nest2[] = "{% for a in messages %}{% for b in messages %}{% endfor %}{% endfor %}";
+	static const char echo[] = "{% for m in messages %}{{ m.content }}{% endfor %}";
+	static const char grow[] = "{% set ns = namespace(s='') %}{% for m in messages %}"
+	    "{% set ns.s = ns.s ~ m.content ~ m.content %}{% endfor %}{{ ns.s|length }}";
+	static const char gated[] = "{% for a in messages %}{% if a.content == 'boom' %}"
+	    "{% for b in messages %}{% for c in messages %}{% endfor %}{% endfor %}{% endif %}"
+	    "{{ a.content }}{% endfor %}";
+	static const char raises[] = "{% if messages[0].role == 'system' %}{{ raise_exception('no system "
+	    "role') }}{% endif %}{% for m in messages %}{{ m.content }}{% endfor %}";
+	fte_message m[64];
+	fte_template *tp;
+	char *text = NULL, chunk[601];
+
+	memset(chunk, 'y', 600);
+	chunk[600] = '\0';
+	for (size_t i = 0; i < 64; i++)
+		m[i] = (fte_message){ i % 2 ? "assistant" : "user", "hi" };
+
+	/* 50^3 = 125,000 iterations against the default 100,000 */
+	CHECK(fte_template_chat(nest3, NULL, NULL, &tp) == FTE_OK);
+	CHECK(fte_template_render_chat(tp, m, 50, 1, &text) == FTE_ERANGE);
+	CHECK(text == NULL);
+	CHECK_STR(fte_last_error(), "chat template exceeded its budget of 100000 loop iterations");
+	text = chat(tp, m, 40, 1);      /* 40^3 + 40^2 + 40 = 65,640 */
+	CHECK(text != NULL && strlen(text) == 64000);
+	free(text);
+	CHECK(fte_template_probe(tp, 256, 4096) == FTE_ERANGE);
+	CHECK_STR(fte_last_error(), "chat template exceeded its budget of 100000 loop iterations");
+	fte_template_free(tp);
+
+	CHECK(fte_template_chat(nest2, NULL, NULL, &tp) == FTE_OK);
+	fte_template_set_budget(tp, 1000, 0);
+	text = chat(tp, m, 30, 1);      /* 930 iterations */
+	free(text);
+	CHECK(fte_template_render_chat(tp, m, 32, 1, &text) == FTE_ERANGE);  /* 1,056 */
+	CHECK_STR(fte_last_error(), "chat template exceeded its budget of 1000 loop iterations");
+	fte_template_free(tp);
+
+	CHECK(fte_template_chat(echo, NULL, NULL, &tp) == FTE_OK);
+	fte_template_set_budget(tp, 0, 1000);
+	m[0].content = m[1].content = chunk;
+	CHECK(fte_template_render_chat(tp, m, 2, 1, &text) == FTE_ERANGE);
+	CHECK_STR(fte_last_error(), "chat template exceeded its budget of 1000 bytes of output");
+	text = chat(tp, m, 1, 1);
+	CHECK_STR(text, chunk);
+	free(text);
+	CHECK(fte_template_probe(tp, 2, 400) == FTE_OK);
+	CHECK(fte_template_probe(tp, 2, 600) == FTE_ERANGE);
+	fte_template_free(tp);
+
+	CHECK(fte_template_chat(grow, NULL, NULL, &tp) == FTE_OK);
+	fte_template_set_budget(tp, 0, 10000);
+	for (size_t i = 0; i < 8; i++)
+		m[i].content = chunk;
+	CHECK(fte_template_render_chat(tp, m, 8, 1, &text) == FTE_ERANGE);
+	CHECK_STR(fte_last_error(), "chat template exceeded its budget of 10000 bytes of working memory");
+	fte_template_set_budget(tp, 0, 0);
+	text = chat(tp, m, 8, 1);
+	CHECK_STR(text, "9600");
+	free(text);
+	fte_template_free(tp);
+
+	/* The probe's content does not take the branch; the budget still holds
+	 * at render time. */
+	CHECK(fte_template_chat(gated, NULL, NULL, &tp) == FTE_OK);
+	CHECK(fte_template_probe(tp, 256, 4096) == FTE_OK);
+	for (size_t i = 0; i < 64; i++)
+		m[i].content = "boom";
+	CHECK(fte_template_render_chat(tp, m, 64, 1, &text) == FTE_ERANGE);
+	CHECK_STR(fte_last_error(), "chat template exceeded its budget of 100000 loop iterations");
+	fte_template_free(tp);
+
+	CHECK(fte_template_chat(raises, NULL, NULL, &tp) == FTE_OK);
+	CHECK(fte_template_probe(tp, 256, 4096) == FTE_OK);
+	fte_template_free(tp);
+}
+
 int
 main(void)
 {
@@ -363,5 +447,6 @@ main(void)
 	test_jinja();
 	test_zephyr();
 	test_examples();
+	test_budget();
 	return ft_test_done();
 }
