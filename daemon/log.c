@@ -27,11 +27,82 @@ log_level_parse(const char *name)
 	return -1;
 }
 
+/*
+ * Messages quote names, paths and errors from requests.  Every %s is cut to
+ * LOG_VALUE_MAX bytes (a 15 MB name is not logged whole, nor does it push
+ * the rest of the line out) and control characters and backslashes are
+ * escaped, so no caller can forge a line or a journal priority.
+ */
+#define LOG_VALUE_MAX 256
+#define LOG_LINE_MAX 2048
+
+/* fmt_cut copies fmt into out with a precision on every %s that has none;
+ * fmt itself if out is too small. */
+static const char *
+fmt_cut(const char *fmt, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (const char *p = fmt; *p != '\0'; p++) {
+		size_t span;
+
+		if (o + 16 >= cap)
+			return fmt;
+		out[o++] = *p;
+		if (*p != '%')
+			continue;
+		span = strspn(p + 1, "-+ #0123456789.*hljztL");
+		if (o + span + 16 >= cap)
+			return fmt;
+		memcpy(out + o, p + 1, span);
+		o += span;
+		p += span;
+		if (p[1] == 's' && memchr(p + 1 - span, '.', span) == NULL)
+			o += (size_t)snprintf(out + o, cap - o, ".%d", LOG_VALUE_MAX);
+		if (p[1] != '\0')      /* the conversion, so "%%s" stays text */
+			out[o++] = *++p;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* escape appends s[0..n) to line[*len..cap) as C escapes for control bytes
+ * and backslashes; 0 if it did not all fit. */
+static int
+escape(char *line, size_t *len, size_t cap, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char e[4];
+		size_t k = 0;
+
+		if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+			e[k++] = '\\';
+			e[k++] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';
+		} else if (c < 0x20 || c == 0x7f) {
+			e[k++] = '\\';
+			e[k++] = 'x';
+			e[k++] = hex[c >> 4];
+			e[k++] = hex[c & 15];
+		} else {
+			e[k++] = (char)c;
+		}
+		if (*len + k > cap)
+			return 0;
+		memcpy(line + *len, e, k);
+		*len += k;
+	}
+	return 1;
+}
+
 static void
 log_emit(int level, const char *fmt, va_list ap)
 {
-	char line[2048];
-	int n = 0;
+	char line[LOG_LINE_MAX + 8], msg[LOG_LINE_MAX], cut[512];
+	size_t len;
+	int n;
 
 	if (level < min_level)
 		return;
@@ -47,11 +118,16 @@ log_emit(int level, const char *fmt, va_list ap)
 		n += snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: ",
 		    ts.tv_nsec / 1000000, names[level]);
 	}
-	n += vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	if (write(STDERR_FILENO, line, n) < 0)
+	len = (size_t)n;
+	n = vsnprintf(msg, sizeof(msg), fmt_cut(fmt, cut, sizeof(cut)), ap);
+	if (n < 0)
+		return;
+	if (!escape(line, &len, LOG_LINE_MAX, msg, strlen(msg)) || (size_t)n >= sizeof(msg)) {
+		memcpy(line + len, "...", 3);
+		len += 3;
+	}
+	line[len++] = '\n';
+	if (write(STDERR_FILENO, line, len) < 0)
 		return; /* nowhere left to report it */
 }
 
