@@ -144,6 +144,9 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 		goto out;
 	}
 	if (a->name != NULL && a->name[0] != '\0') {
+		/* checked before the copy, which would cut it to a valid name */
+		if (registry_name_check(a->name, err, err_len) != 0)
+			goto out;
 		snprintf(name, sizeof(name), "%s", a->name);
 	} else {
 		const char *base = strrchr(a->file_name, '/');

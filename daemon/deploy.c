@@ -160,6 +160,9 @@ deploy_create(struct ftuned *d, uint32_t uid, const char *name_or_id, const char
 	sqlite3 *db;
 	int rc;
 
+	/* checked before the copy into info.name, which would cut it */
+	if (alias != NULL && alias[0] && registry_name_check(alias, err, err_len) != 0)
+		return FT__CODE__INVALID_ARGUMENT;
 	if (registry_model_find(d, name_or_id, &mi) != 0) {
 		snprintf(err, err_len, "no model '%s' in the registry", name_or_id);
 		return FT__CODE__NOT_FOUND;
