@@ -92,6 +92,11 @@ static const struct cfg_key keys[] = {
 	  "1: the API needs a key (ftctl key create) even on a loopback http_listen; off loopback it always does." },
 	{ "serve_max_body", NUM(CFG_SIZE, serve_max_body), "1M", 1024, (int64_t)1 << 30,
 	  "Largest API request body (suffix K, M, G); larger ones are answered 413." },
+	{ "template_max_iterations", NUM(CFG_INT, template_max_iterations), "100000", 1000, 100000000,
+	  "Loop iterations one render of a model's chat template may take; a model whose template "
+	  "exceeds it on the largest conversation the API accepts is refused at import." },
+	{ "template_max_bytes", NUM(CFG_SIZE, template_max_bytes), "16M", 64 * 1024, (int64_t)1 << 30,
+	  "Bytes one chat-template render may output, and separately build on the way (suffix K, M, G)." },
 };
 
 static const struct cfg_key *

@@ -42,6 +42,8 @@ struct ft_config {
 	int serve_memory_wait;        /* seconds a request waits for a job's memory, then 503 */
 	int serve_require_key;        /* 1: API keys even on a loopback listener */
 	int64_t serve_max_body;       /* bytes of a request body; larger get 413 */
+	int template_max_iterations;  /* loop iterations of one chat-template render */
+	int64_t template_max_bytes;   /* its output, and separately its working memory */
 };
 
 /* config_defaults fills every key with its table default. */

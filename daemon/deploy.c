@@ -40,6 +40,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "chat_template.h"
 #include "deploy.h"
 #include "ft_wire.h"
 #include "fte_model.h"
@@ -565,7 +566,7 @@ cached_load(struct deploy *s, struct cached *c)
 		model_info_free(&mi);
 		return -1;
 	}
-	rc = fte_template_chat_load(mi.dir, &c->chat);
+	rc = chat_template_load(&s->d->cfg, mi.dir, &c->chat);
 	if (rc != FTE_OK && rc != FTE_ENOENT)
 		log_warn("deploy: %s: chat template unusable, chat uses the Alpaca prompt: %s",
 		    mi.name, fte_last_error());

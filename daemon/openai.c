@@ -21,13 +21,14 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "chat_template.h"
 #include "deploy.h"
 #include "log.h"
 #include "openai.h"
 #include "web_api.h"
 
 #define STOP_MAX 4                   /* stop strings, as OpenAI allows */
-#define MESSAGES_MAX 256
+#define MESSAGES_MAX CHAT_MESSAGES_MAX
 #define COMPLETION_DEFAULT_TOKENS 16 /* OpenAI's default for /v1/completions */
 
 /* One request's reply state. */

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "chat_template.h"
 #include "fsutil.h"
 #include "fte.h"
 #include "ft_wire.h"
@@ -357,6 +358,8 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 		name = auto_name;
 	}
 	if (registry_name_check(name, err, err_len) != 0)
+		return FT__CODE__INVALID_ARGUMENT;
+	if (is_dir && chat_template_check(&d->cfg, real, err, err_len) != 0)
 		return FT__CODE__INVALID_ARGUMENT;
 	if (import_files_list(real, is_dir, tokenizer && tokenizer[0] ? tok_real : NULL, &f, &n,
 	    entry, tok_name, err, err_len) != 0)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat_template.h"
 #include "fsutil.h"
 #include "registry.h"
 #include "rpc.h"
@@ -168,10 +169,11 @@ init_config(const Ft__ModelInitRequest *q, int vocab, fte_config *c, char *err, 
 	c->rope_style = FTE_ROPE_HALF;
 	c->tied_embeddings = 1;
 	if (q->layers < 1 || q->layers > 128 || q->dim < 8 || q->dim > 8192 || q->heads < 1 ||
-	    q->dim % q->heads != 0 || c->n_heads % c->n_kv_heads != 0 || c->max_seq_len < 8 ||
-	    c->max_seq_len > 32768) {
+	    q->heads > q->dim || q->kv_heads > q->heads || q->dim % q->heads != 0 ||
+	    c->n_heads % c->n_kv_heads != 0 || q->ffn > 32768 || q->max_seq_len > 32768 ||
+	    c->max_seq_len < 8) {
 		snprintf(err, err_len, "model shape out of range: 1..128 layers, dim 8..8192 divisible "
-		    "by heads, kv heads dividing heads, context 8..32768");
+		    "by heads, kv heads dividing heads, ffn up to 32768, context 8..32768");
 		return -1;
 	}
 	if (fte_config_check(c) != FTE_OK) {
@@ -189,6 +191,7 @@ rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	fte_tokenizer *tok = NULL;
 	fte_model *m = NULL;
 	fte_config c;
+	size_t params;
 	int64_t id;
 	int code = FT__CODE__INVALID_ARGUMENT;
 
@@ -201,17 +204,21 @@ rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		    "tokenizer_config.json comes along)");
 	if (fte_tokenizer_load(tok_path, &tok) != FTE_OK)
 		return rpc_error(call, rep, code, "%s", fte_last_error());
+	/* its folder's tokenizer_config.json, chat template and all, comes along */
+	if (chat_template_check(&call->d->cfg, tok_path, err, sizeof(err)) != 0)
+		goto out;
 	if (init_config(q, fte_tokenizer_vocab_size(tok), &c, err, sizeof(err)) != 0)
 		goto out;
 	c.bos_id = fte_tokenizer_bos(tok);
 	c.eos_id = fte_tokenizer_eos(tok);
-	if (fte_model_create(&c, &m) != FTE_OK) {
-		snprintf(err, sizeof(err), "%s", fte_last_error());
+	/* Sized from the shape before anything is allocated or written. */
+	if ((params = fte_config_num_params(&c)) > INIT_MAX_PARAMS) {
+		snprintf(err, sizeof(err), "%zu parameters: ModelInit builds at most %llu",
+		    params, INIT_MAX_PARAMS);
 		goto out;
 	}
-	if (fte_model_num_params(m) > INIT_MAX_PARAMS) {
-		snprintf(err, sizeof(err), "%zu parameters: ModelInit builds at most %llu",
-		    fte_model_num_params(m), INIT_MAX_PARAMS);
+	if (fte_model_create(&c, &m) != FTE_OK) {
+		snprintf(err, sizeof(err), "%s", fte_last_error());
 		goto out;
 	}
 	if (fte_model_init_random(m, q->seed ? q->seed : 1) != FTE_OK) {

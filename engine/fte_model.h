@@ -91,6 +91,11 @@ typedef struct fte_model fte_model;
  * with a message that names the bad field. */
 int fte_config_check(const fte_config *cfg);
 
+/* fte_config_num_params is the number of scalar parameters a model of
+ * shape cfg has (fte_model_num_params of it), computed without allocating;
+ * 0 for a shape fte_config_check refuses. */
+size_t fte_config_num_params(const fte_config *cfg);
+
 /* fte_model_create allocates a model of the given shape with all parameters
  * zero.  On success *out owns the model; free it with fte_model_free. */
 int fte_model_create(const fte_config *cfg, fte_model **out);

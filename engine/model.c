@@ -158,6 +158,12 @@ fte__weights_view(const fte_model *m, float *base, fte__weights *w)
 		w->output = w->tok_emb;
 }
 
+size_t
+fte_config_num_params(const fte_config *cfg)
+{
+	return fte_config_check(cfg) == FTE_OK ? fte__config_num_params(cfg) : 0;
+}
+
 int
 fte_model_create(const fte_config *cfg, fte_model **out)
 {

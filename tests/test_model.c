@@ -766,6 +766,7 @@ check_init_and_memory(void)
 	CHECK(fte_model_init_random(b, 7) == FTE_OK);
 	CHECK(memcmp(fte_model_tensor(a, 0)->data, fte_model_tensor(b, 0)->data,
 	    fte_model_num_params(a) * sizeof(float)) == 0);
+	CHECK(fte_config_num_params(&c) == fte_model_num_params(a));
 	CHECK(fte_model_find(a, "layers.1.ffn.w2.weight") != NULL);
 	CHECK(fte_model_find(a, "output.weight") != NULL);
 	CHECK(fte_model_find(a, "layers.1.attn.wq.bias") == NULL);
