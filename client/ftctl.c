@@ -31,7 +31,7 @@ static int cmd_help(const struct opts *o, void *args, int argc, char **argv);
 
 static const struct command commands[] = {
 	{ "status", "", 0, 0, ARG_NONE,
-	  "Show the daemon's version, uptime, queue and your uid.",
+	  "Show the daemon's version, uptime, queue, your uid, and what you store against your quotas.",
 	  NULL, 0, cmd_status, NULL },
 	{ "ping", "[TEXT]", 0, 1, ARG_NONE,
 	  "Check that the daemon answers; prints the round trip.",
@@ -386,6 +386,21 @@ options_parse(const char *cmdname, const struct command *c, char **words, int n,
 	return 0;
 }
 
+/* usage_print shows the caller's storage against the quotas (0: none). */
+static void
+usage_print(const Ft__QuotaUsage *u)
+{
+	char used[32], limit[32], models[16], datasets[16];
+
+	size_format(u->bytes, used, sizeof(used));
+	size_format(u->bytes_limit, limit, sizeof(limit));
+	snprintf(models, sizeof(models), "%u", u->models_limit);
+	snprintf(datasets, sizeof(datasets), "%u", u->datasets_limit);
+	printf("  storage    %s of %s\n", used, u->bytes_limit ? limit : "no limit");
+	printf("  models     %u of %s\n", u->models, u->models_limit ? models : "no limit");
+	printf("  datasets   %u of %s\n", u->datasets, u->datasets_limit ? datasets : "no limit");
+}
+
 static int
 cmd_status(const struct opts *o, void *args, int argc, char **argv)
 {
@@ -403,14 +418,18 @@ cmd_status(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	s = rep->status;
 	if (o->json) {
-		json_print(json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:I,s:s,s:s,s:I}",
+		json_t *j = json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:I,s:s,s:s,s:I}",
 		    "version", s->version, "uptime_ms", (json_int_t)s->uptime_ms,
 		    "pid", s->pid, "state_dir", s->state_dir,
 		    "queue_length", (json_int_t)s->queue_length,
 		    "training_threads", (json_int_t)s->training_threads,
 		    "caller_uid", (json_int_t)s->caller_uid,
 		    "http_url", s->http_url, "socket_url", s->socket_url,
-		    "schema_version", (json_int_t)s->schema_version));
+		    "schema_version", (json_int_t)s->schema_version);
+
+		if (s->usage != NULL)
+			json_object_set_new(j, "usage", pb_json(&s->usage->base));
+		json_print(j);
 	} else {
 		duration_format(s->uptime_ms, up, sizeof(up));
 		printf("ftuned %s, up %s, pid %d\n", s->version, up, s->pid);
@@ -422,6 +441,8 @@ cmd_status(const struct opts *o, void *args, int argc, char **argv)
 		printf("  training   %u thread%s\n", s->training_threads,
 		    s->training_threads == 1 ? "" : "s");
 		printf("  you        uid %u\n", s->caller_uid);
+		if (s->usage != NULL)
+			usage_print(s->usage);
 	}
 	ft_reply_free(rep);
 	return EXIT_OK;

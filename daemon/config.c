@@ -97,6 +97,13 @@ static const struct cfg_key keys[] = {
 	  "exceeds it on the largest conversation the API accepts is refused at import." },
 	{ "template_max_bytes", NUM(CFG_SIZE, template_max_bytes), "16M", 64 * 1024, (int64_t)1 << 30,
 	  "Bytes one chat-template render may output, and separately build on the way (suffix K, M, G)." },
+	{ "quota_bytes_per_user", NUM(CFG_SIZE, quota_bytes_per_user), "20G", 0, (int64_t)1 << 50,
+	  "Bytes of models and datasets one user may store (suffix K, M, G), admins included; "
+	  "checked before anything is written; 0 means no limit." },
+	{ "quota_models_per_user", NUM(CFG_INT, quota_models_per_user), "100", 0, 1000000,
+	  "Models one user may own, tuned ones included; 0 means no limit." },
+	{ "quota_datasets_per_user", NUM(CFG_INT, quota_datasets_per_user), "100", 0, 1000000,
+	  "Datasets one user may own; 0 means no limit." },
 };
 
 static const struct cfg_key *

@@ -44,6 +44,9 @@ struct ft_config {
 	int64_t serve_max_body;       /* bytes of a request body; larger get 413 */
 	int template_max_iterations;  /* loop iterations of one chat-template render */
 	int64_t template_max_bytes;   /* its output, and separately its working memory */
+	int64_t quota_bytes_per_user; /* bytes of models and datasets one uid stores; 0 = no limit */
+	int quota_models_per_user;    /* models one uid owns; 0 = no limit */
+	int quota_datasets_per_user;  /* datasets one uid owns; 0 = no limit */
 };
 
 /* config_defaults fills every key with its table default. */

@@ -15,6 +15,7 @@
 #include "fsutil.h"
 #include "ft_wire.h"
 #include "log.h"
+#include "quota.h"
 #include "registry.h"
 #include "tokcache.h"
 
@@ -170,6 +171,9 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 		code = FT__CODE__INTERNAL;
 		goto rollback;
 	}
+	if ((code = quota_check_db(db, &d->cfg, uid, QUOTA_DATASET, a->len + a->validation_len,
+	    err, err_len)) != FT__CODE__OK)
+		goto rollback;
 	{
 		struct dataset_stats s;
 

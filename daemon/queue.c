@@ -27,6 +27,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "queue.h"
+#include "quota.h"
 #include "registry.h"
 
 struct queue {
@@ -348,6 +349,9 @@ queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *sp
 		code = FT__CODE__RESOURCE_EXHAUSTED;
 		goto out;
 	}
+	/* the model it registers: its trainable tensors, saved in F32 */
+	if ((code = quota_check(d, uid, QUOTA_MODEL, mem.grads, err, err_len)) != FT__CODE__OK)
+		goto out;
 	pthread_mutex_lock(&q->lock);
 	if (request_id != 0 && (*id = jobs_find_request(d, uid, request_id)) > 0) {
 		code = FT__CODE__OK; /* a resend of a submission already queued */

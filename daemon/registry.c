@@ -18,6 +18,7 @@
 #include "fte.h"
 #include "ft_wire.h"
 #include "log.h"
+#include "quota.h"
 #include "registry.h"
 
 /* Files of a Hugging Face directory worth keeping, besides the weights. */
@@ -233,6 +234,19 @@ fail:
 	return -1;
 }
 
+/* files_size is what storing f takes, for the quota. */
+static uint64_t
+files_size(const struct import_file *f, size_t n)
+{
+	uint64_t total = 0;
+	struct stat sb;
+
+	for (size_t i = 0; i < n; i++)
+		if (stat(f[i].src, &sb) == 0)
+			total += (uint64_t)sb.st_size;
+	return total;
+}
+
 /* Registers a model whose files are listed in f, in one transaction; c and
  * params describe the model as it runs. */
 static int
@@ -262,6 +276,11 @@ model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 		sqlite3_finalize(st);
 		st = NULL;
 	}
+	/* A job's result was checked at submission and is counted, not refused. */
+	if (strcmp(kind, "tuned") != 0 && (code = quota_check_db(db, &d->cfg, uid, QUOTA_MODEL,
+	    files_size(f, n), err, err_len)) != FT__CODE__OK)
+		goto rollback;
+	code = FT__CODE__INTERNAL;
 	if (sqlite3_prepare_v2(db, "INSERT INTO models (name, owner_uid, created_at, kind, format, "
 	    "arch, params, config, entry, tokenizer, size, base_id, job_id, lineage) "
 	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "chat_template.h"
 #include "fsutil.h"
+#include "quota.h"
 #include "registry.h"
 #include "rpc.h"
 
@@ -191,6 +193,7 @@ rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	fte_tokenizer *tok = NULL;
 	fte_model *m = NULL;
 	fte_config c;
+	struct stat sb;
 	size_t params;
 	int64_t id;
 	int code = FT__CODE__INVALID_ARGUMENT;
@@ -217,6 +220,13 @@ rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		    params, INIT_MAX_PARAMS);
 		goto out;
 	}
+	/* saved in F32, beside a copy of the tokenizer */
+	if (stat(tok_path, &sb) != 0)
+		sb.st_size = 0;
+	if ((code = quota_check(call->d, (uint32_t)call->uid, QUOTA_MODEL,
+	    params * sizeof(float) + (uint64_t)sb.st_size, err, sizeof(err))) != FT__CODE__OK)
+		goto out;
+	code = FT__CODE__INVALID_ARGUMENT;
 	if (fte_model_create(&c, &m) != FTE_OK) {
 		snprintf(err, sizeof(err), "%s", fte_last_error());
 		goto out;
