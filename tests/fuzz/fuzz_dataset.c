@@ -1,7 +1,7 @@
 /*
  * fuzz_dataset.c - libFuzzer target for the dataset parser: every input is
- * parsed as instruction data and as text, with and without skip_invalid and
- * with a small record limit; a dataset that parses is written, hashed,
+ * parsed as instruction data, as text and as CSV with a text column, with and
+ * without skip_invalid and with a small record limit; a dataset that parses is written, hashed,
  * reloaded from its canonical form, split and summarized, and the canonical
  * form must parse back to the same bytes.
  *
@@ -59,10 +59,11 @@ check(const struct dataset *ds)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	for (int kind = 0; kind < 2; kind++)
+	for (int kind = 0; kind < 3; kind++)
 		for (int skip = 0; skip < 2; skip++) {
 			struct dataset_options opt = {
 				.kind = kind ? DATASET_KIND_TEXT : DATASET_KIND_INSTRUCT,
+				.text_column = kind == 2 ? "text" : NULL,
 				.skip_invalid = skip,
 				.max_bytes = skip ? 64 : 0,
 				.max_issues = 4,
