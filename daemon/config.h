@@ -42,6 +42,9 @@ struct ft_config {
 	int serve_memory_wait;        /* seconds a request waits for a job's memory, then 503 */
 	int serve_require_key;        /* 1: API keys even on a loopback listener */
 	int64_t serve_max_body;       /* bytes of a request body; larger get 413 */
+	int64_t data_max_bytes;       /* bytes of one uploaded dataset file */
+	int data_uploads_per_user;    /* uploads one uid may have open */
+	int data_upload_timeout;      /* seconds before an untouched upload is deleted */
 };
 
 /* config_defaults fills every key with its table default. */

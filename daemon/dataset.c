@@ -1234,8 +1234,8 @@ dataset_load_jsonl(const char *path, enum dataset_kind kind,
 	return rc;
 }
 
-/* The canonical writer sends its bytes to an emitter: a FILE, a buffer or
- * the hash, so all three see exactly the same bytes. */
+/* The canonical writer sends its bytes to an emitter: a FILE or the hash,
+ * so both see exactly the same bytes. */
 typedef int (*emit_fn)(void *ctx, const char *s, size_t n);
 
 /* emit_string writes s as a JSON string: '"' and '\\' escaped, control
@@ -1312,49 +1312,6 @@ dataset_write_jsonl(const struct dataset *ds, FILE *f, char *err, size_t err_len
 		snprintf(err, err_len, "writing the dataset: %s", strerror(errno));
 		return -1;
 	}
-	return 0;
-}
-
-struct buffer {
-	char *b;
-	size_t n, cap;
-};
-
-static int
-emit_buffer(void *ctx, const char *s, size_t n)
-{
-	struct buffer *b = ctx;
-
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *t;
-
-		while (b->n + n + 1 > cap)
-			cap *= 2;
-		if ((t = realloc(b->b, cap)) == NULL)
-			return -1;
-		b->b = t;
-		b->cap = cap;
-	}
-	memcpy(b->b + b->n, s, n);
-	b->n += n;
-	b->b[b->n] = '\0';
-	return 0;
-}
-
-int
-dataset_write_buffer(const struct dataset *ds, char **buf, size_t *len,
-    char *err, size_t err_len)
-{
-	struct buffer b = { 0 };
-
-	if (emit_buffer(&b, "", 0) != 0 || canonical_write(ds, emit_buffer, &b) != 0) {
-		free(b.b);
-		snprintf(err, err_len, "writing the dataset: out of memory");
-		return -1;
-	}
-	*buf = b.b;
-	*len = b.n;
 	return 0;
 }
 

@@ -170,12 +170,6 @@ const struct dataset_record *dataset_sample(const struct dataset *ds, size_t i);
 int dataset_write_jsonl(const struct dataset *ds, FILE *f, char *err,
     size_t err_len) __attribute__((warn_unused_result));
 
-/* dataset_write_buffer returns the canonical form in a malloc'd buffer
- * (*buf, *len; NUL-terminated, the NUL not counted).  Returns 0, or -1 with
- * a message in err when memory runs out. */
-int dataset_write_buffer(const struct dataset *ds, char **buf, size_t *len,
-    char *err, size_t err_len) __attribute__((warn_unused_result));
-
 /* dataset_hash writes the BLAKE2b-256 of the canonical form as 64 lowercase
  * hex digits and a NUL. */
 void dataset_hash(const struct dataset *ds, char hex[65]);
