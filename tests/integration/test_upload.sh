@@ -49,6 +49,10 @@ expect_eq "$(hash_of big-jsonl)" "$(cat "$FT_TMP/big.hash")" "the same content a
 $F data add "$FT_TMP/small.txt" --kind text --name small >/dev/null || fail "data add small"
 expect_eq "$(hash_of small)" "$(cat "$FT_TMP/small.hash")" "a one-chunk file has its canonical hash"
 $F data validate "$FT_TMP/big2.txt" --kind text >/dev/null || fail "data validate"
+out=$($F data add "$FT_TMP/big2.txt" --kind text --validation "$FT_TMP/small.txt" --name held 2>&1) ||
+	fail "data add --validation: $out"
+expect_match "$out" "added dataset held \(id [0-9]+\): 15000 records \+ 50 for validation" \
+	"a validation file goes as a second upload"
 : > "$FT_TMP/empty.txt"
 msg=$($F data add "$FT_TMP/empty.txt" --kind text 2>&1)
 expect_match "$msg" "empty.txt:1: -: empty file" "an empty file uploads and is refused as empty"
