@@ -1,19 +1,25 @@
 /* cmd_data.c - ftctl data add, validate, ls, show, rm.
  *
- * The client reads the dataset files and sends their bytes, so the daemon
- * never opens a path on a user's behalf; the daemon validates and answers
- * with a report of "file:line: field: problem" lines. */
+ * The client reads the dataset files and sends their bytes in chunks, so
+ * the daemon never opens a path on a user's behalf and no file has to fit
+ * in one message; the daemon validates and answers with a report of
+ * "file:line: field: problem" lines. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "ftctl.h"
 
 struct add_args {
 	const char *kind;
+	const char *text_column;
 	const char *name;
 	double validation_split;
 	const char *validation;
@@ -29,37 +35,154 @@ struct force_args {
 	int force;
 };
 
-/* file_read reads a whole file into a malloc'd buffer. */
-static int
-file_read(const char *cmd, const char *path, uint8_t **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct stat st;
-	uint8_t *buf;
+#define UPLOAD_RETRIES 5         /* reconnections after a dropped chunk */
 
-	if (f == NULL || fstat(fileno(f), &st) != 0) {
-		fprintf(stderr, "ftctl: %s: %s: %s\n", cmd, path, strerror(errno));
-		if (f != NULL)
-			fclose(f);
-		return EXIT_USAGE;
+/* upload_call sends one upload request; a refusal is printed and is
+ * EXIT_REFUSED, an unreachable daemon EXIT_UNREACHABLE (printed too). */
+static int
+upload_call(const struct opts *o, Ft__Request *req, Ft__Reply **rep)
+{
+	int rc = call_raw(o, req, rep);
+
+	if (rc != EXIT_OK)
+		return rc;
+	if ((*rep)->code != FT__CODE__OK) {
+		refusal_print(o, *rep);
+		ft_reply_free(*rep);
+		return EXIT_REFUSED;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		fprintf(stderr, "ftctl: %s: %s: not a regular file\n", cmd, path);
-		fclose(f);
-		return EXIT_USAGE;
-	}
-	if ((buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)) == NULL ||
-	    fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-		fprintf(stderr, "ftctl: %s: %s: %s\n", cmd, path,
-		    buf == NULL ? "file too large to hold in memory" : "read error");
-		free(buf);
-		fclose(f);
-		return EXIT_USAGE;
-	}
-	fclose(f);
-	*out = buf;
-	*len = (size_t)st.st_size;
 	return EXIT_OK;
+}
+
+#define PROGRESS_MIN (4 << 20)   /* smaller files go too fast to watch */
+
+/* progress draws "sending FILE: 45% (450 MiB of 1.0 GiB)" on a terminal,
+ * and then that the daemon is validating it, which takes a while too. */
+static void
+progress(const char *cmd, const char *path, uint64_t done, uint64_t size, int *shown)
+{
+	char a[32], b[32];
+	int pct;
+
+	if (size < PROGRESS_MIN || !isatty(STDERR_FILENO) || (pct = (int)(done * 100 / size)) == *shown)
+		return;
+	*shown = pct;
+	size_format(done, a, sizeof(a));
+	size_format(size, b, sizeof(b));
+	if (done < size)
+		fprintf(stderr, "\r\033[Kftctl: %s: sending %s: %d%% (%s of %s)", cmd, path, pct, a, b);
+	else
+		fprintf(stderr, "\r\033[Kftctl: %s: sent %s (%s); the daemon validates it\n", cmd,
+		    path, b);
+}
+
+/* upload_file sends the file at path to the daemon in chunks and writes the
+ * upload's id.  The file is read from disk twice, for its BLAKE2b and to
+ * send it, so memory stays one chunk whatever its size.  An upload the
+ * daemon already has part of (an earlier ftctl was interrupted) goes on from
+ * there, and so does one whose connection drops. */
+static int
+upload_file(const struct opts *o, const char *cmd, const char *path, char *id, size_t id_len,
+    uint64_t *bytes)
+{
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__DataUploadBeginRequest begin = FT__DATA_UPLOAD_BEGIN_REQUEST__INIT;
+	Ft__DataUploadChunkRequest chunk = FT__DATA_UPLOAD_CHUNK_REQUEST__INIT;
+	Ft__DataUploadStatusRequest status = FT__DATA_UPLOAD_STATUS_REQUEST__INIT;
+	crypto_generichash_state st;
+	unsigned char h[32];
+	char hex[65];
+	uint8_t *buf = NULL;
+	uint64_t size, received;
+	size_t chunk_max;
+	Ft__Reply *rep;
+	struct stat sb;
+	ssize_t n;
+	int fd, rc = EXIT_USAGE, shown = -1, retries = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0) {
+		fprintf(stderr, "ftctl: %s: %s: %s\n", cmd, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "ftctl: %s: %s: not a regular file\n", cmd, path);
+		goto out;
+	}
+	size = (uint64_t)sb.st_size;
+	if ((buf = malloc(1 << 20)) == NULL) {
+		fprintf(stderr, "ftctl: %s: out of memory\n", cmd);
+		goto out;
+	}
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	while ((n = read(fd, buf, 1 << 20)) > 0)
+		crypto_generichash_update(&st, buf, (size_t)n);
+	if (n < 0) {
+		fprintf(stderr, "ftctl: %s: %s: %s\n", cmd, path, strerror(errno));
+		goto out;
+	}
+	crypto_generichash_final(&st, h, sizeof(h));
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+
+	begin.size = size;
+	begin.blake2b = hex;
+	req.body_case = FT__REQUEST__BODY_DATA_UPLOAD_BEGIN;
+	req.data_upload_begin = &begin;
+	if ((rc = upload_call(o, &req, &rep)) != EXIT_OK)
+		goto out;
+	snprintf(id, id_len, "%s", rep->data_upload_begin->id);
+	received = rep->data_upload_begin->received;
+	chunk_max = rep->data_upload_begin->chunk_max;
+	ft_reply_free(rep);
+	if (chunk_max == 0 || chunk_max > (1 << 20)) {
+		fprintf(stderr, "ftctl: %s: the daemon asks for chunks of %zu bytes\n", cmd, chunk_max);
+		rc = EXIT_UNREACHABLE;
+		goto out;
+	}
+	if (received > 0 && received < size) {
+		char at[32];
+
+		size_format(received, at, sizeof(at));
+		fprintf(stderr, "ftctl: %s: resuming the upload of %s at %s\n", cmd, path, at);
+	}
+	chunk.id = id;
+	status.id = id;
+	while (received < size) {
+		size_t want = size - received < chunk_max ? (size_t)(size - received) : chunk_max;
+
+		progress(cmd, path, received, size, &shown);
+		if ((n = pread(fd, buf, want, (off_t)received)) != (ssize_t)want) {
+			fprintf(stderr, "ftctl: %s: %s: %s\n", cmd, path,
+			    n < 0 ? strerror(errno) : "the file shrank while it was sent");
+			rc = EXIT_USAGE;
+			goto out;
+		}
+		chunk.offset = received;
+		chunk.data.data = buf;
+		chunk.data.len = want;
+		req.body_case = FT__REQUEST__BODY_DATA_UPLOAD_CHUNK;
+		req.data_upload_chunk = &chunk;
+		rc = upload_call(o, &req, &rep);
+		while (rc == EXIT_UNREACHABLE && retries++ < UPLOAD_RETRIES) {
+			/* Where did the daemon get to?  The chunk may have landed. */
+			sleep(1);
+			req.body_case = FT__REQUEST__BODY_DATA_UPLOAD_STATUS;
+			req.data_upload_status = &status;
+			rc = upload_call(o, &req, &rep);
+		}
+		if (rc != EXIT_OK)
+			goto out;
+		received = req.body_case == FT__REQUEST__BODY_DATA_UPLOAD_CHUNK ?
+		    rep->data_upload_chunk->received : rep->data_upload_status->received;
+		ft_reply_free(rep);
+	}
+	progress(cmd, path, size, size, &shown);
+	*bytes += size;
+	rc = EXIT_OK;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 /* base_name returns path's last component, in storage owned by buf. */
@@ -83,17 +206,18 @@ dataset_summary(const char *verb, const Ft__DatasetInfo *d)
 	printf(", %s, %s\n", size, d->kind);
 }
 
-/* data_send runs DataAdd or DataValidate: reads the files, prints the
- * daemon's report on stderr and a summary on stdout. */
+/* data_send uploads the files and commits them as a dataset (or, for data
+ * validate, only validates them): prints the daemon's report on stderr and
+ * a summary on stdout. */
 static int
 data_send(const struct opts *o, const struct add_args *a, const char *file, int validate)
 {
 	const char *cmd = validate ? "data validate" : "data add";
 	Ft__Request req = FT__REQUEST__INIT;
-	Ft__DataAddRequest dreq = FT__DATA_ADD_REQUEST__INIT;
-	char name[4096], vname[4096];
-	uint8_t *content = NULL, *vcontent = NULL;
-	size_t len, vlen = 0;
+	Ft__DataUploadCommitRequest creq = FT__DATA_UPLOAD_COMMIT_REQUEST__INIT;
+	char name[4096], vname[4096], id[80], vid[80] = "";
+	struct opts co = *o;
+	uint64_t bytes = 0;
 	Ft__DataReply *d;
 	Ft__Reply *rep;
 	int rc;
@@ -102,44 +226,36 @@ data_send(const struct opts *o, const struct add_args *a, const char *file, int 
 		fprintf(stderr, "ftctl: %s: give --validation-split or --validation, not both\n", cmd);
 		return FTCTL_USAGE;
 	}
-	if ((rc = file_read(cmd, file, &content, &len)) != EXIT_OK)
+	if ((rc = upload_file(o, cmd, file, id, sizeof(id), &bytes)) != EXIT_OK ||
+	    (a->validation[0] != '\0' &&
+	    (rc = upload_file(o, cmd, a->validation, vid, sizeof(vid), &bytes)) != EXIT_OK))
 		return rc;
-	if (a->validation[0] != '\0' &&
-	    (rc = file_read(cmd, a->validation, &vcontent, &vlen)) != EXIT_OK) {
-		free(content);
+	if (strcmp(id, vid) == 0) {
+		fprintf(stderr, "ftctl: %s: %s and %s have the same content\n", cmd, file, a->validation);
+		return FTCTL_USAGE;
+	}
+	creq.id = id;
+	creq.file_name = base_name(file, name, sizeof(name));
+	creq.kind = (char *)a->kind;
+	creq.name = (char *)a->name;
+	creq.validation_split = a->validation_split;
+	if (vid[0] != '\0') {
+		creq.validation_id = vid;
+		creq.validation_file_name = base_name(a->validation, vname, sizeof(vname));
+	}
+	creq.skip_invalid = a->skip_invalid;
+	creq.seed = a->seed;
+	creq.text_column = (char *)a->text_column;
+	creq.validate_only = validate;
+	req.body_case = FT__REQUEST__BODY_DATA_UPLOAD_COMMIT;
+	req.data_upload_commit = &creq;
+	/* Validating takes time in proportion to the data: allow 5 MB/s. */
+	co.timeout_ms += (int)(bytes / (5 << 20) * 1000 < INT32_MAX / 2 ? bytes / (5 << 20) * 1000 :
+	    INT32_MAX / 2);
+	if ((rc = call_raw(&co, &req, &rep)) != EXIT_OK)
 		return rc;
-	}
-	dreq.file_name = base_name(file, name, sizeof(name));
-	dreq.content.data = content;
-	dreq.content.len = len;
-	dreq.kind = (char *)a->kind;
-	dreq.name = (char *)a->name;
-	dreq.validation_split = a->validation_split;
-	if (vcontent != NULL) {
-		dreq.validation_file_name = base_name(a->validation, vname, sizeof(vname));
-		dreq.validation_content.data = vcontent;
-		dreq.validation_content.len = vlen;
-	}
-	dreq.skip_invalid = a->skip_invalid;
-	dreq.seed = a->seed;
-	if (validate) {
-		req.body_case = FT__REQUEST__BODY_DATA_VALIDATE;
-		req.data_validate = &dreq;
-	} else {
-		req.body_case = FT__REQUEST__BODY_DATA_ADD;
-		req.data_add = &dreq;
-	}
-	rc = call_raw(o, &req, &rep);
-	free(content);
-	free(vcontent);
-	if (rc != EXIT_OK) {
-		if (len + vlen > 65536)
-			fprintf(stderr, "ftctl: note: the upload was %zu bytes; a daemon whose "
-			    "rpc_max_message is smaller drops it\n", len + vlen);
-		return rc;
-	}
 	/* A refusal may still carry the report that explains it. */
-	d = validate ? rep->data_validate : rep->data_add;
+	d = rep->data_upload_commit;
 	if (d != NULL && d->report[0] != '\0' && (d->errors > 0 || d->warnings > 0 ||
 	    rep->code != FT__CODE__OK)) {
 		size_t n = strlen(d->report);
@@ -444,6 +560,8 @@ cmd_data_rm(const struct opts *o, void *args, int argc, char **argv)
 static const struct ftctl_option add_options[] = {
 	{ "kind", OPT_STR, offsetof(struct add_args, kind), NULL, "instruct|text", OPT_REQUIRED,
 	  "instruction records (JSONL or JSON array) or raw text" },
+	{ "text-column", OPT_STR, offsetof(struct add_args, text_column), "NAME", NULL, 0,
+	  "text: the file is CSV or TSV with a header; this column is the text" },
 	{ "name", OPT_STR, offsetof(struct add_args, name), "NAME", NULL, 0,
 	  "name in the registry (default: the file name)" },
 	{ "validation-split", OPT_DOUBLE, offsetof(struct add_args, validation_split), "F", NULL, 0,
@@ -461,6 +579,8 @@ static const struct ftctl_option add_options[] = {
 static const struct ftctl_option validate_options[] = {
 	{ "kind", OPT_STR, offsetof(struct add_args, kind), NULL, "instruct|text", OPT_REQUIRED,
 	  "instruction records (JSONL or JSON array) or raw text" },
+	{ "text-column", OPT_STR, offsetof(struct add_args, text_column), "NAME", NULL, 0,
+	  "text: the file is CSV or TSV with a header; this column is the text" },
 	{ "validation-split", OPT_DOUBLE, offsetof(struct add_args, validation_split), "F", NULL, 0,
 	  "hold out this fraction of the records for validation, e.g. 0.1" },
 	{ "validation", OPT_STR, offsetof(struct add_args, validation), "FILE", NULL, OPT_FILE,
@@ -489,7 +609,8 @@ const struct command data_commands[] = {
 	  "Validate a dataset file and register it.\n"
 	  "instruct: JSONL or a JSON array of {\"instruction\", \"input\", \"output\"} or chat\n"
 	  "{\"messages\": [...]} records; text: plain text (documents split at blank lines)\n"
-	  "or JSONL {\"text\"}.  ftctl reads the file and sends its bytes.  Every bad record\n"
+	  "or JSONL {\"text\"}, or CSV/TSV with --text-column.  ftctl sends the file in\n"
+	  "chunks (resuming an interrupted upload of the same file).  Every bad record\n"
 	  "is reported as file:line: field: problem on stderr; a file with errors is not\n"
 	  "stored unless --skip-invalid.",
 	  add_options, sizeof(struct add_args), cmd_data_add, NULL },

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "upload.h"
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_SIZE, CFG_LOGLEVEL };
 
@@ -104,6 +105,12 @@ static const struct cfg_key keys[] = {
 	  "Models one user may own, tuned ones included; 0 means no limit." },
 	{ "quota_datasets_per_user", NUM(CFG_INT, quota_datasets_per_user), "100", 0, 1000000,
 	  "Datasets one user may own; 0 means no limit." },
+	{ "data_max_bytes", NUM(CFG_SIZE, data_max_bytes), "8G", 1024, (int64_t)1 << 50,
+	  "Largest dataset file ftctl data add may upload (suffix K, M, G)." },
+	{ "data_uploads_per_user", NUM(CFG_INT, data_uploads_per_user), "2", 1, UPLOADS_MAX,
+	  "Dataset uploads one user may have open at once." },
+	{ "data_upload_timeout", NUM(CFG_INT, data_upload_timeout), "3600", 1, 604800,
+	  "Seconds an upload may go untouched before its file is deleted." },
 };
 
 static const struct cfg_key *

@@ -47,6 +47,9 @@ struct ft_config {
 	int64_t quota_bytes_per_user; /* bytes of models and datasets one uid stores; 0 = no limit */
 	int quota_models_per_user;    /* models one uid owns; 0 = no limit */
 	int quota_datasets_per_user;  /* datasets one uid owns; 0 = no limit */
+	int64_t data_max_bytes;       /* bytes of one uploaded dataset file */
+	int data_uploads_per_user;    /* uploads one uid may have open */
+	int data_upload_timeout;      /* seconds before an untouched upload is deleted */
 };
 
 /* config_defaults fills every key with its table default. */

@@ -46,6 +46,8 @@ struct parser {
 	int bad;                /* the current record has an error */
 	int stop;               /* the record limit was reached */
 	int oom;
+	char *scratch;          /* a CSV field without its quoting */
+	size_t scratch_cap;
 };
 
 static const char *const instruct_keys[FIELDS_MAX] = {
@@ -556,9 +558,15 @@ record_object(struct parser *p, json_t *o, size_t line)
 	const char *f[FIELDS_MAX] = { "", "", "", "" };
 	size_t fl[FIELDS_MAX] = { 0, 0, 0, 0 };
 
-	if (p->ds->kind == DATASET_KIND_TEXT) {
+	if (p->ds->kind == DATASET_KIND_TEXT && json_object_get(o, "text") == NULL &&
+	    (json_object_get(o, "instruction") != NULL || json_object_get(o, "messages") != NULL)) {
+		issue_add(p, line, 0, "text", "missing: an instruction record, use --kind instruct");
+	} else if (p->ds->kind == DATASET_KIND_TEXT) {
 		string_field(p, o, line, "text", 1, &f[0], &fl[0]);
 		unknown_fields(p, o, line, "", text_keys, 1);
+	} else if (json_object_get(o, "text") != NULL && json_object_get(o, "instruction") == NULL &&
+	    json_object_get(o, "messages") == NULL) {
+		issue_add(p, line, 0, "instruction", "missing: a text record, use --kind text");
 	} else if (json_object_get(o, "messages") != NULL) {
 		chat_fields(p, o, line, f, fl);
 		unknown_fields(p, o, line, "", chat_keys, 1);
@@ -809,6 +817,280 @@ parse_text(struct parser *p, size_t i)
 		text_document(p, doc, doc_end);
 }
 
+/*
+ * CSV and TSV (RFC 4180): records end at LF or CRLF; a field that starts
+ * with '"' is quoted, may hold delimiters, newlines and "" for a quote, and
+ * ends at its closing quote.  A quote inside an unquoted field is kept as
+ * is, as Python's csv module does.
+ */
+enum { CSV_SNIFF_BYTES = 65536, CSV_SNIFF_ROWS = 10, CSV_NAME_MAX = 32 };
+
+enum csv_end { CSV_FIELD, CSV_RECORD, CSV_UNCLOSED, CSV_AFTER_QUOTE };
+
+/* csv_field scans the field at *pos, up to len: its raw bytes are
+ * [*start, *end) (quotes included), and *pos moves past its delimiter or
+ * line end.  Returns how it ended. */
+static enum csv_end
+csv_field(const char *b, size_t len, size_t *pos, char delim, size_t *start, size_t *end)
+{
+	size_t i = *pos;
+
+	*start = i;
+	if (i < len && b[i] == '"') {
+		for (i++;; i++) {
+			if (i >= len)
+				return CSV_UNCLOSED;
+			if (b[i] == '"' && (i + 1 >= len || b[i + 1] != '"'))
+				break;
+			if (b[i] == '"')
+				i++;
+		}
+		*end = ++i;
+		if (i < len && b[i] == '\r' && i + 1 < len && b[i + 1] == '\n')
+			i++;
+		if (i < len && b[i] != delim && b[i] != '\n')
+			return CSV_AFTER_QUOTE;
+	} else {
+		while (i < len && b[i] != delim && b[i] != '\n')
+			i++;
+		*end = i > *start && (i == len || b[i] == '\n') && b[i - 1] == '\r' ? i - 1 : i;
+	}
+	*pos = i + 1;
+	return i < len && b[i] == delim ? CSV_FIELD : CSV_RECORD;
+}
+
+/* csv_row counts the fields of the record at *pos and moves past it;
+ * returns 0 for a quoting error. */
+static size_t
+csv_row(const char *b, size_t len, size_t *pos, char delim)
+{
+	size_t n = 0, s, e;
+	enum csv_end r;
+
+	do {
+		r = csv_field(b, len, pos, delim, &s, &e);
+		n++;
+	} while (r == CSV_FIELD);
+	return r == CSV_RECORD ? n : 0;
+}
+
+/* csv_unquote returns field [s, e) without its quoting, in p->scratch
+ * (NUL-terminated), its length in *n; NULL when memory runs out. */
+static const char *
+csv_unquote(struct parser *p, size_t s, size_t e, size_t *n)
+{
+	const char *b = p->buf;
+	size_t k = 0;
+
+	if (e - s + 1 > p->scratch_cap) {
+		char *t = realloc(p->scratch, e - s + 1);
+
+		if (t == NULL)
+			return NULL;
+		p->scratch = t;
+		p->scratch_cap = e - s + 1;
+	}
+	if (e - s >= 2 && b[s] == '"') {
+		for (size_t i = s + 1; i < e - 1; i++) {
+			p->scratch[k++] = b[i];
+			if (b[i] == '"')
+				i++;
+		}
+	} else {
+		memcpy(p->scratch, b + s, e - s);
+		k = e - s;
+	}
+	p->scratch[k] = '\0';
+	*n = k;
+	return p->scratch;
+}
+
+/* csv_header_name tells whether [s, e) looks like a column name. */
+static int
+csv_header_name(const char *b, size_t s, size_t e)
+{
+	if (e - s >= 2 && b[s] == '"')
+		s++, e--;
+	if (e == s || e - s > CSV_NAME_MAX || b[s] == ' ')
+		return 0;
+	for (size_t i = s; i < e; i++)
+		if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= 'A' && b[i] <= 'Z') ||
+		    (b[i] >= '0' && b[i] <= '9') || strchr("_-. ", b[i]) != NULL))
+			return 0;
+	return 1;
+}
+
+/* csv_columns writes the header's names, comma-separated, into out. */
+static void
+csv_columns(const char *b, size_t len, size_t i, char delim, char *out, size_t out_len)
+{
+	size_t s, e, n = 0;
+	enum csv_end r;
+
+	out[0] = '\0';
+	do {
+		r = csv_field(b, len, &i, delim, &s, &e);
+		if (e - s >= 2 && b[s] == '"')
+			s++, e--;
+		n += (size_t)snprintf(out + n, n < out_len ? out_len - n : 0, "%s%.*s",
+		    n ? "," : "", (int)(e - s), b + s);
+	} while (r == CSV_FIELD && n < out_len);
+}
+
+/* csv_sniff tells whether the data at i looks like CSV (or TSV): a first
+ * line of at least two column names, then at least two more records with as
+ * many fields, over the first lines, and no quoting error.  Prose has
+ * neither the header nor the steady count. */
+static char
+csv_sniff(const struct parser *p, size_t i)
+{
+	static const char delims[] = { ',', '\t', ';' };
+	size_t len = p->len < i + CSV_SNIFF_BYTES ? p->len : i + CSV_SNIFF_BYTES;
+
+	for (size_t d = 0; d < sizeof(delims); d++) {
+		size_t pos = i, s, e, n = 0, rows = 0;
+		enum csv_end r;
+		int names = 1;
+
+		do {
+			r = csv_field(p->buf, len, &pos, delims[d], &s, &e);
+			names = names && csv_header_name(p->buf, s, e);
+			n++;
+		} while (r == CSV_FIELD && names);
+		if (r != CSV_RECORD || !names || n < 2)
+			continue;
+		while (rows < CSV_SNIFF_ROWS && pos < len) {
+			size_t k;
+
+			if (p->buf[pos] == '\n' || p->buf[pos] == '\r') {
+				pos++;
+				continue;
+			}
+			k = csv_row(p->buf, len, &pos, delims[d]);
+			if (pos > len && len < p->len)
+				break;          /* a record cut at CSV_SNIFF_BYTES */
+			if (k != n) {
+				rows = 0;
+				break;
+			}
+			rows++;
+		}
+		if (rows >= 2)
+			return delims[d];
+	}
+	return 0;
+}
+
+/* json_sniff tells whether text data at i (starting '[') is a JSON array of
+ * objects: instruction data, or records that belong one a line. */
+static int
+json_sniff(const struct parser *p, size_t i)
+{
+	size_t s = skip_space(p, i + 1), e = value_end(p->buf, p->len, s);
+	json_t *v = json_loadb(p->buf + s, e - s, JSON_DECODE_ANY, NULL);
+	int obj = json_is_object(v);
+
+	json_decref(v);
+	return obj;
+}
+
+/* parse_csv takes one text document per record from column opt.text_column
+ * of the CSV or TSV data at i, whose first record names the columns. */
+static void
+parse_csv(struct parser *p, size_t i)
+{
+	const char *want = p->opt.text_column;
+	size_t pos = i, s, e, n = 0, col = SIZE_MAX, dmax = 0;
+	char delim = ',', cols[120];
+	enum csv_end r;
+
+	/* The delimiter is the one the header line has most of. */
+	for (const char *d = ",\t;"; *d; d++) {
+		size_t k = 0;
+
+		for (size_t q = i; q < p->len && p->buf[q] != '\n'; q++)
+			k += p->buf[q] == *d;
+		if (k > dmax)
+			dmax = k, delim = *d;
+	}
+	do {
+		size_t fl;
+		const char *f;
+
+		r = csv_field(p->buf, p->len, &pos, delim, &s, &e);
+		if (r == CSV_UNCLOSED || r == CSV_AFTER_QUOTE)
+			break;
+		if ((f = csv_unquote(p, s, e, &fl)) == NULL) {
+			p->oom = 1;
+			return;
+		}
+		if (strcmp(f, want) == 0 && col == SIZE_MAX)
+			col = n;
+		n++;
+	} while (r == CSV_FIELD);
+	if (r == CSV_UNCLOSED || r == CSV_AFTER_QUOTE) {
+		issue_add(p, line_at(p, r == CSV_UNCLOSED ? s : e), 0, "-",
+		    r == CSV_UNCLOSED ? "a quoted field is not closed" :
+		    "a quoted field must end at a delimiter or the end of the line");
+		return;
+	}
+	if (col == SIZE_MAX) {
+		csv_columns(p->buf, p->len, i, delim, cols, sizeof(cols));
+		issue_add(p, line_at(p, i), 0, "-", "no column \"%.40s\" (columns: %s)", want, cols);
+		return;
+	}
+	while (pos < p->len && !p->stop) {
+		size_t line = line_at(p, pos), k = 0, fl = 0;
+		const char *f = NULL;
+
+		if (p->buf[pos] == '\n' || (p->buf[pos] == '\r' && pos + 1 < p->len &&
+		    p->buf[pos + 1] == '\n')) {
+			pos += p->buf[pos] == '\r' ? 2 : 1;
+			continue;       /* an empty line is no record */
+		}
+		if (record_begin(p, line) != 0)
+			return;
+		do {
+			r = csv_field(p->buf, p->len, &pos, delim, &s, &e);
+			if (r == CSV_UNCLOSED || r == CSV_AFTER_QUOTE)
+				break;
+			if (k++ == col) {
+				if (utf8_slice(p, s, e - s) == 0 &&
+				    (f = csv_unquote(p, s, e, &fl)) == NULL) {
+					p->oom = p->stop = 1;
+					return;
+				}
+			}
+		} while (r == CSV_FIELD);
+		if (r == CSV_UNCLOSED) {
+			issue_add(p, line_at(p, s), 0, "-", "a quoted field is not closed");
+			record_finish(p, line, NULL, NULL);
+			return;
+		}
+		if (r == CSV_AFTER_QUOTE) {
+			issue_add(p, line_at(p, e), 0, "-",
+			    "a quoted field must end at a delimiter or the end of the line");
+			record_finish(p, line, NULL, NULL);
+			/* Go on at the next line. */
+			pos = line_end(p, e) + 1;
+			continue;
+		}
+		if (k != n)
+			issue_add(p, line, 0, "-", "%zu field%s, the header has %zu", k,
+			    k == 1 ? "" : "s", n);
+		else if (f != NULL && fl == 0)
+			issue_add(p, line, 0, want, "empty");
+		{
+			const char *ff[1] = { f };
+			size_t ffl[1] = { fl };
+
+			record_finish(p, line, f ? ff : NULL, f ? ffl : NULL);
+		}
+	}
+	if (p->rep->records == 0 && !p->stop)
+		issue_add(p, line_at(p, i), 0, "-", "no records after the header");
+}
+
 int
 dataset_parse(const char *name, const void *data, size_t len,
     const struct dataset_options *opt, struct dataset **out,
@@ -817,6 +1099,7 @@ dataset_parse(const char *name, const void *data, size_t len,
 	struct parser p = { .buf = data, .len = len, .opt = *opt, .lline = 1 };
 	struct dataset_report *rep;
 	size_t i = 0;
+	char delim, cols[120];
 
 	*report = NULL;
 	if (p.opt.max_issues == 0)
@@ -834,15 +1117,30 @@ dataset_parse(const char *name, const void *data, size_t len,
 	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
 		i = 3;
 	i = skip_space(&p, i);
-	if (i == len)
+	if (i == len) {
 		issue_add(&p, 1, 0, "-", "empty file");
-	else if (opt->kind == DATASET_KIND_INSTRUCT && p.buf[i] == '[')
+	} else if (opt->kind == DATASET_KIND_TEXT && opt->text_column != NULL &&
+	    opt->text_column[0] != '\0') {
+		parse_csv(&p, i);
+	} else if (opt->kind == DATASET_KIND_INSTRUCT && p.buf[i] == '[') {
 		parse_array(&p, i);
-	else if (opt->kind == DATASET_KIND_INSTRUCT || p.buf[i] == '{')
+	} else if (p.buf[i] != '{' && p.buf[i] != '[' && (delim = csv_sniff(&p, i)) != 0) {
+		/* Its header and quoting would become training text. */
+		csv_columns(p.buf, len, i, delim, cols, sizeof(cols));
+		issue_add(&p, line_at(&p, i), 0, "-", "looks like %s with columns %s: use %s",
+		    delim == '\t' ? "TSV" : delim == ';' ? "CSV (';'-separated)" : "CSV", cols,
+		    opt->kind == DATASET_KIND_TEXT ? "--text-column NAME to train on one column" :
+		    "--kind text --text-column NAME to train on one column as text");
+	} else if (opt->kind == DATASET_KIND_TEXT && p.buf[i] == '[' && json_sniff(&p, i)) {
+		issue_add(&p, line_at(&p, i), 0, "-", "looks like a JSON array of records: use "
+		    "--kind instruct, or JSONL with one {\"text\": ...} a line");
+	} else if (opt->kind == DATASET_KIND_INSTRUCT || p.buf[i] == '{') {
 		parse_jsonl(&p, i);
-	else
+	} else {
 		parse_text(&p, i);
+	}
 	free(p.dup);
+	free(p.scratch);
 
 	*report = rep;
 	if (p.oom) {
@@ -936,8 +1234,8 @@ dataset_load_jsonl(const char *path, enum dataset_kind kind,
 	return rc;
 }
 
-/* The canonical writer sends its bytes to an emitter: a FILE, a buffer or
- * the hash, so all three see exactly the same bytes. */
+/* The canonical writer sends its bytes to an emitter: a FILE or the hash,
+ * so both see exactly the same bytes. */
 typedef int (*emit_fn)(void *ctx, const char *s, size_t n);
 
 /* emit_string writes s as a JSON string: '"' and '\\' escaped, control
@@ -1014,49 +1312,6 @@ dataset_write_jsonl(const struct dataset *ds, FILE *f, char *err, size_t err_len
 		snprintf(err, err_len, "writing the dataset: %s", strerror(errno));
 		return -1;
 	}
-	return 0;
-}
-
-struct buffer {
-	char *b;
-	size_t n, cap;
-};
-
-static int
-emit_buffer(void *ctx, const char *s, size_t n)
-{
-	struct buffer *b = ctx;
-
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *t;
-
-		while (b->n + n + 1 > cap)
-			cap *= 2;
-		if ((t = realloc(b->b, cap)) == NULL)
-			return -1;
-		b->b = t;
-		b->cap = cap;
-	}
-	memcpy(b->b + b->n, s, n);
-	b->n += n;
-	b->b[b->n] = '\0';
-	return 0;
-}
-
-int
-dataset_write_buffer(const struct dataset *ds, char **buf, size_t *len,
-    char *err, size_t err_len)
-{
-	struct buffer b = { 0 };
-
-	if (emit_buffer(&b, "", 0) != 0 || canonical_write(ds, emit_buffer, &b) != 0) {
-		free(b.b);
-		snprintf(err, err_len, "writing the dataset: out of memory");
-		return -1;
-	}
-	*buf = b.b;
-	*len = b.n;
 	return 0;
 }
 

@@ -24,6 +24,14 @@
  *     break.  Text with no blank line between non-blank lines is one
  *     document per line instead (the usual .txt convention: one article per
  *     line).  A document keeps its bytes exactly, without the final newline.
+ *     With opt.text_column the data is CSV (RFC 4180 quoting; the delimiter
+ *     ',', tab or ';' that the header line has most of) whose first record
+ *     names the columns; each later record's field in that column is one
+ *     document.  Without it, data that looks like CSV or TSV (a header of
+ *     column names and a steady field count over the first lines) or a JSON
+ *     array of objects is refused with a message naming the way to add it,
+ *     so that headers and quoting never become training text; so are JSONL
+ *     records of the other kind.
  *
  * A UTF-8 byte order mark at the start is skipped.  Every problem is an
  * issue "NAME:LINE: FIELD: PROBLEM" (FIELD "-" for a whole line or record);
@@ -70,6 +78,8 @@ struct dataset_options {
 	size_t max_bytes;       /* longest record content in bytes; 0 = no limit */
 	size_t max_issues;      /* issues kept in the report; 0 = the default 50 */
 	int skip_invalid;       /* keep the valid records instead of failing */
+	const char *text_column; /* text kind: the data is CSV or TSV, this
+	                          * column of each record is a document */
 };
 
 struct dataset_issue {
@@ -159,12 +169,6 @@ const struct dataset_record *dataset_sample(const struct dataset *ds, size_t i);
  * a message in err when writing fails. */
 int dataset_write_jsonl(const struct dataset *ds, FILE *f, char *err,
     size_t err_len) __attribute__((warn_unused_result));
-
-/* dataset_write_buffer returns the canonical form in a malloc'd buffer
- * (*buf, *len; NUL-terminated, the NUL not counted).  Returns 0, or -1 with
- * a message in err when memory runs out. */
-int dataset_write_buffer(const struct dataset *ds, char **buf, size_t *len,
-    char *err, size_t err_len) __attribute__((warn_unused_result));
 
 /* dataset_hash writes the BLAKE2b-256 of the canonical form as 64 lowercase
  * hex digits and a NUL. */

@@ -2,6 +2,7 @@
  * remove.  Validation is dataset.c's; this file owns storage and rows. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,18 +33,30 @@ datasets_init(struct ftuned *d, char *err, size_t err_len)
 	return store_dir_prune(d->store, root, "datasets", err, err_len);
 }
 
+/* write_part streams the canonical form into a new file of the private
+ * directory the caller just made (renamed into place as a whole), so a
+ * large dataset is never held a second time as one buffer. */
 static int
 write_part(const struct dataset *ds, const char *path, char *err, size_t err_len)
 {
-	char *buf;
-	size_t len;
-	int rc;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+	FILE *f;
 
-	if (dataset_write_buffer(ds, &buf, &len, err, err_len) != 0)
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
-	rc = fs_write_atomic(path, buf, len, err, err_len);
-	free(buf);
-	return rc;
+	}
+	if (dataset_write_jsonl(ds, f, err, err_len) != 0) {
+		fclose(f);
+		return -1;
+	}
+	if ((fsync(fd) != 0) | (fclose(f) != 0)) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static char *
@@ -102,7 +115,8 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
     int validate_only, int64_t *id_out, char **report, uint64_t *errors,
     uint64_t *warnings, char *err, size_t err_len)
 {
-	struct dataset_options opt = { .skip_invalid = a->skip_invalid };
+	struct dataset_options opt = { .skip_invalid = a->skip_invalid,
+		.text_column = a->text_column };
 	struct dataset *all = NULL, *train = NULL, *valid = NULL;
 	char name[101], dir[PATH_MAX], tmpdir[PATH_MAX], path[PATH_MAX], hash[65];
 	char *stats = NULL;
@@ -115,6 +129,10 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 	*errors = *warnings = 0;
 	if (dataset_kind_parse(a->kind, &opt.kind) != 0) {
 		snprintf(err, err_len, "--kind must be instruct or text, not '%s'", a->kind);
+		return FT__CODE__INVALID_ARGUMENT;
+	}
+	if (a->text_column != NULL && a->text_column[0] != '\0' && opt.kind != DATASET_KIND_TEXT) {
+		snprintf(err, err_len, "--text-column is for --kind text");
 		return FT__CODE__INVALID_ARGUMENT;
 	}
 	if (a->validation_split < 0 || a->validation_split > 0.5 ||

@@ -26,7 +26,7 @@ struct dataset_info {
 	char validation_path[PATH_MAX]; /* "" when none */
 };
 
-/* What a client sends for data add / data validate. */
+/* What a client sends for data add / data validate (DataUploadCommit). */
 struct datasets_add {
 	const char *file_name;
 	const void *content;
@@ -39,6 +39,7 @@ struct datasets_add {
 	const char *validation_file_name;
 	int skip_invalid;
 	uint64_t seed;
+	const char *text_column;    /* text kind: CSV/TSV, this column the text */
 };
 
 /* datasets_init creates state_dir/datasets and removes directories that no

@@ -22,6 +22,7 @@ struct ftuned {
 	struct queue *queue;          /* the training queue (queue.h) */
 	struct deploy *deploy;        /* deployed models and their serving threads (deploy.h) */
 	struct genstream *genstream;  /* streamed Generate sessions (genstream.h) */
+	struct uploads *uploads;      /* dataset files arriving in chunks (upload.h) */
 };
 
 /* A snapshot of what Status and /api/v1/status report. */

@@ -32,6 +32,7 @@
 #include "registry.h"
 #include "rpc.h"
 #include "store.h"
+#include "upload.h"
 #include "web.h"
 
 #define DEFAULT_CONFIG "/etc/ftuned/ftuned.conf"
@@ -292,6 +293,10 @@ main(int argc, char **argv)
 		log_error("state: %s", err);
 		goto out;
 	}
+	if (uploads_start(&d, &d.uploads, err, sizeof(err)) != 0) {
+		log_error("state: %s", err);
+		goto out;
+	}
 	/* Serving first: a job the queue resumes reserves memory from it. */
 	if (deploy_start(&d, &d.deploy, err, sizeof(err)) != 0) {
 		log_error("%s", err);
@@ -326,6 +331,7 @@ out:
 	deploy_stop(d.deploy);
 	web_server_stop(web);
 	rpc_server_stop(rpc);
+	uploads_stop(d.uploads);
 	genstream_stop(d.genstream);
 	/* Jobs end (and release their memory) before serving is freed. */
 	queue_stop(d.queue);

@@ -40,8 +40,6 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_MODEL_REMOVE, "ModelRemove", rpc_model_remove, RPC_WRITE },
 	{ FT__REQUEST__BODY_MODEL_INIT, "ModelInit", rpc_model_init, RPC_WRITE },
 	{ FT__REQUEST__BODY_MODEL_EXPORT, "ModelExport", rpc_model_export, RPC_WRITE },
-	{ FT__REQUEST__BODY_DATA_ADD, "DataAdd", rpc_data_add, RPC_WRITE },
-	{ FT__REQUEST__BODY_DATA_VALIDATE, "DataValidate", rpc_data_validate, 0 },
 	{ FT__REQUEST__BODY_DATA_LIST, "DataList", rpc_data_list, 0 },
 	{ FT__REQUEST__BODY_DATA_SHOW, "DataShow", rpc_data_show, 0 },
 	{ FT__REQUEST__BODY_DATA_REMOVE, "DataRemove", rpc_data_remove, RPC_WRITE },
@@ -64,6 +62,10 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_KEY_CREATE, "KeyCreate", rpc_key_create, RPC_WRITE },
 	{ FT__REQUEST__BODY_KEY_LIST, "KeyList", rpc_key_list, 0 },
 	{ FT__REQUEST__BODY_KEY_REVOKE, "KeyRevoke", rpc_key_revoke, RPC_WRITE },
+	{ FT__REQUEST__BODY_DATA_UPLOAD_BEGIN, "DataUploadBegin", rpc_data_upload_begin, RPC_WRITE },
+	{ FT__REQUEST__BODY_DATA_UPLOAD_CHUNK, "DataUploadChunk", rpc_data_upload_chunk, 0 },
+	{ FT__REQUEST__BODY_DATA_UPLOAD_STATUS, "DataUploadStatus", rpc_data_upload_status, 0 },
+	{ FT__REQUEST__BODY_DATA_UPLOAD_COMMIT, "DataUploadCommit", rpc_data_upload_commit, RPC_WRITE },
 };
 
 struct rpc_mem {

@@ -58,8 +58,10 @@ int rpc_model_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep
 int rpc_model_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
-int rpc_data_add(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
-int rpc_data_validate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_data_upload_begin(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_data_upload_chunk(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_data_upload_status(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_data_upload_commit(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_data_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_data_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_data_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);

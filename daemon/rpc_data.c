@@ -1,14 +1,18 @@
-/* rpc_data.c - dataset registry RPCs: DataAdd, DataValidate, DataList,
- * DataShow, DataRemove. */
+/* rpc_data.c - dataset registry RPCs: DataUploadBegin, DataUploadChunk,
+ * DataUploadStatus, DataUploadCommit, DataList, DataShow, DataRemove. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "datasets.h"
 #include "log.h"
 #include "registry.h"
 #include "rpc.h"
 #include "tokcache.h"
+#include "upload.h"
 
 #define SAMPLES_SHOWN 3
 
@@ -50,19 +54,119 @@ dataset_to_proto(struct rpc_call *call, const struct dataset_info *di, int with_
 	return p->stats_json != NULL ? p : NULL;
 }
 
-static int
-data_add(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep, int validate_only)
+static Ft__DataUploadReply *
+upload_reply(struct rpc_call *call, const char *id, uint64_t size, uint64_t received)
 {
-	const Ft__DataAddRequest *q = validate_only ? req->data_validate : req->data_add;
-	struct datasets_add a = {
-		.file_name = q->file_name[0] ? q->file_name : "data",
-		.content = q->content.data, .len = q->content.len,
-		.kind = q->kind, .name = q->name, .validation_split = q->validation_split,
-		.validation_content = q->validation_content.data,
-		.validation_len = q->validation_content.len,
-		.validation_file_name = q->validation_file_name[0] ? q->validation_file_name : "validation",
-		.skip_invalid = q->skip_invalid, .seed = q->seed,
-	};
+	Ft__DataUploadReply *r = rpc_alloc(call, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	ft__data_upload_reply__init(r);
+	r->id = rpc_strdup(call, id);
+	r->size = size;
+	r->received = received;
+	r->chunk_max = uploads_chunk_max(call->d->uploads);
+	return r->id != NULL ? r : NULL;
+}
+
+int
+rpc_data_upload_begin(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
+{
+	const Ft__DataUploadBeginRequest *q = req->data_upload_begin;
+	char id[UPLOAD_ID_LEN + 1], err[512];
+	uint64_t received;
+	int code;
+
+	code = uploads_begin(call->d->uploads, (uint32_t)call->uid, q->size, q->blake2b, id,
+	    &received, err, sizeof(err));
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "%s", err);
+	if ((rep->data_upload_begin = upload_reply(call, id, q->size, received)) == NULL)
+		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	rep->body_case = FT__REPLY__BODY_DATA_UPLOAD_BEGIN;
+	return FT__CODE__OK;
+}
+
+int
+rpc_data_upload_chunk(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
+{
+	const Ft__DataUploadChunkRequest *q = req->data_upload_chunk;
+	uint64_t size, received;
+	char err[512];
+	int code;
+
+	code = uploads_append(call->d->uploads, (uint32_t)call->uid, q->id, q->offset,
+	    q->data.data, q->data.len, &size, &received, err, sizeof(err));
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "%s", err);
+	if ((rep->data_upload_chunk = upload_reply(call, q->id, size, received)) == NULL)
+		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	rep->body_case = FT__REPLY__BODY_DATA_UPLOAD_CHUNK;
+	return FT__CODE__OK;
+}
+
+int
+rpc_data_upload_status(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
+{
+	const Ft__DataUploadStatusRequest *q = req->data_upload_status;
+	uint64_t size, received;
+	char err[512];
+	int code;
+
+	code = uploads_status(call->d->uploads, (uint32_t)call->uid, q->id, &size, &received,
+	    err, sizeof(err));
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "%s", err);
+	if ((rep->data_upload_status = upload_reply(call, q->id, size, received)) == NULL)
+		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	rep->body_case = FT__REPLY__BODY_DATA_UPLOAD_STATUS;
+	return FT__CODE__OK;
+}
+
+/* A taken upload, mapped for the parser: the page cache holds the bytes,
+ * not the daemon's heap. */
+struct upload_map {
+	int fd;
+	void *data;
+	size_t len;
+};
+
+static int
+upload_map(struct rpc_call *call, const char *id, struct upload_map *m, char *err,
+    size_t err_len)
+{
+	uint64_t size;
+	int code = uploads_take(call->d->uploads, (uint32_t)call->uid, id, &m->fd, &size, err,
+	    err_len);
+
+	if (code != FT__CODE__OK)
+		return code;
+	m->len = (size_t)size;
+	m->data = NULL;
+	if (m->len > 0 && (m->data = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, m->fd, 0)) ==
+	    MAP_FAILED) {
+		snprintf(err, err_len, "upload %s: %s", id, strerror(errno));
+		close(m->fd);
+		m->fd = -1;
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	}
+	return FT__CODE__OK;
+}
+
+static void
+upload_unmap(struct upload_map *m)
+{
+	if (m->data != NULL)
+		munmap(m->data, m->len);
+	if (m->fd >= 0)
+		close(m->fd);
+}
+
+int
+rpc_data_upload_commit(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
+{
+	const Ft__DataUploadCommitRequest *q = req->data_upload_commit;
+	struct upload_map main = { .fd = -1 }, val = { .fd = -1 };
 	Ft__DataReply *r = rpc_alloc(call, sizeof(*r));
 	char err[1024], *report = NULL;
 	uint64_t errors, warnings;
@@ -72,8 +176,28 @@ data_add(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep, int vali
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
-	code = datasets_add(call->d, (uint32_t)call->uid, &a, validate_only, &id, &report, &errors,
-	    &warnings, err, sizeof(err));
+	if ((code = upload_map(call, q->id, &main, err, sizeof(err))) != FT__CODE__OK ||
+	    (q->validation_id[0] != '\0' &&
+	    (code = upload_map(call, q->validation_id, &val, err, sizeof(err))) != FT__CODE__OK)) {
+		upload_unmap(&main);
+		return rpc_error(call, rep, code, "%s", err);
+	}
+	{
+		struct datasets_add a = {
+			.file_name = q->file_name[0] ? q->file_name : "data",
+			.content = main.data, .len = main.len,
+			.kind = q->kind, .name = q->name, .validation_split = q->validation_split,
+			.validation_content = val.data, .validation_len = val.len,
+			.validation_file_name = q->validation_file_name[0] ? q->validation_file_name :
+			    "validation",
+			.skip_invalid = q->skip_invalid, .seed = q->seed, .text_column = q->text_column,
+		};
+
+		code = datasets_add(call->d, (uint32_t)call->uid, &a, q->validate_only, &id, &report,
+		    &errors, &warnings, err, sizeof(err));
+	}
+	upload_unmap(&main);
+	upload_unmap(&val);
 	if (code != FT__CODE__OK) {
 		/* The report travels in the message: a refused reply has no body. */
 		code = rpc_error(call, rep, code, "%s%s", report ? report : "", err);
@@ -85,7 +209,7 @@ data_add(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep, int vali
 	r->errors = errors;
 	r->warnings = warnings;
 	free(report);
-	if (!validate_only) {
+	if (!q->validate_only) {
 		char idbuf[32];
 
 		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
@@ -94,21 +218,9 @@ data_add(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep, int vali
 			dataset_info_free(&di);
 		}
 	}
-	rep->body_case = validate_only ? FT__REPLY__BODY_DATA_VALIDATE : FT__REPLY__BODY_DATA_ADD;
-	rep->data_add = r; /* data_add and data_validate share the DataReply type */
+	rep->body_case = FT__REPLY__BODY_DATA_UPLOAD_COMMIT;
+	rep->data_upload_commit = r;
 	return FT__CODE__OK;
-}
-
-int
-rpc_data_add(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
-{
-	return data_add(call, req, rep, 0);
-}
-
-int
-rpc_data_validate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
-{
-	return data_add(call, req, rep, 1);
 }
 
 /* One TokenCount per distinct tokenizer among the registered models, made

@@ -13,6 +13,23 @@
 
 static char err[512];
 
+/* write_buffer returns the canonical form in a malloc'd string. */
+static int
+write_buffer(const struct dataset *ds, char **buf, size_t *len)
+{
+	FILE *f = open_memstream(buf, len);
+	int rc;
+
+	if (f == NULL)
+		return -1;
+	rc = dataset_write_jsonl(ds, f, err, sizeof(err));
+	if (fclose(f) != 0)
+		return -1;
+	if (rc != 0)
+		free(*buf);
+	return rc;
+}
+
 /* parse runs dataset_parse on a C string and returns its result; the
  * report's formatted text goes to *text (freed by the caller). */
 static int
@@ -338,7 +355,7 @@ test_canonical(void)
 
 	/* Escapes: exactly what Python's json.dumps(ensure_ascii=False) gives. */
 	CHECK(parse("e", DATASET_KIND_INSTRUCT, tricky, strlen(tricky), 0, 0, &ds, &rep, NULL) == 0);
-	CHECK(dataset_write_buffer(ds, &buf, &len, err, sizeof(err)) == 0);
+	CHECK(write_buffer(ds, &buf, &len) == 0);
 	CHECK_STR(buf, "{\"instruction\":\"q \\\"x\\\" \\\\ / \\u0001\\b\\f\\t\",\"input\":\"\","
 	    "\"output\":\"caf\xc3\xa9\\n\xf0\x9f\x98\x80\x7f\",\"system\":\"\"}\n");
 	CHECK(len == strlen(buf));
@@ -353,11 +370,10 @@ test_canonical(void)
 static void
 roundtrip(const struct dataset *ds)
 {
-	char path[] = "/tmp/test_dataset_XXXXXX", h1[65], h2[65], *buf;
+	char path[] = "/tmp/test_dataset_XXXXXX", h1[65], h2[65];
 	int fd = mkstemp(path);
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	struct dataset *back = NULL;
-	size_t len;
 
 	CHECK(f != NULL);
 	if (f == NULL)
@@ -371,18 +387,6 @@ roundtrip(const struct dataset *ds)
 		dataset_hash(back, h2);
 		CHECK_STR(h1, h2);
 	}
-	/* The buffer writer gives the file's bytes. */
-	CHECK(dataset_write_buffer(ds, &buf, &len, err, sizeof(err)) == 0);
-	f = fopen(path, "rb");
-	if (f != NULL) {
-		char *file = malloc(len + 1);
-		size_t n = fread(file, 1, len + 1, f);
-
-		CHECK(n == len && memcmp(file, buf, len) == 0);
-		free(file);
-		fclose(f);
-	}
-	free(buf);
 	dataset_free(back);
 	unlink(path);
 }
@@ -498,6 +502,156 @@ test_stats(void)
 	dataset_free(ds);
 }
 
+/* parse_column parses data as text with --text-column col. */
+static int
+parse_column(const char *data, const char *col, struct dataset **ds,
+    struct dataset_report **rep)
+{
+	struct dataset_options opt = { .kind = DATASET_KIND_TEXT, .text_column = col };
+
+	*ds = NULL;
+	return dataset_parse("t.csv", data, strlen(data), &opt, ds, rep, err, sizeof(err));
+}
+
+static void
+bad_column(const char *data, const char *col, const char *message)
+{
+	struct dataset_report *rep;
+	struct dataset *ds;
+	char line[512];
+
+	CHECK(parse_column(data, col, &ds, &rep) == -1);
+	CHECK(ds == NULL && rep != NULL && rep->errors == 1 && rep->n_issues == 1);
+	if (rep != NULL && rep->n_issues >= 1) {
+		snprintf(line, sizeof(line), "t.csv:%zu: %s: %s", rep->issues[0].line,
+		    rep->issues[0].field, rep->issues[0].problem);
+		CHECK_STR(line, message);
+	}
+	dataset_report_free(rep);
+}
+
+/* good_text checks that data parses as text into n documents (prose that
+ * must not be taken for CSV or JSON). */
+static void
+good_text(const char *data, size_t n)
+{
+	struct dataset_report *rep;
+	struct dataset *ds;
+
+	CHECK(parse("t.txt", DATASET_KIND_TEXT, data, strlen(data), 0, 0, &ds, &rep, NULL) == 0);
+	CHECK(ds != NULL && dataset_count(ds) == n);
+	dataset_report_free(rep);
+	dataset_free(ds);
+}
+
+static void
+test_csv(void)
+{
+	static const char csv[] =
+	    "id,text,label\r\n"
+	    "1,plain,a\r\n"
+	    "2,\"with, comma and \"\"quote\"\"\",b\n"
+	    "\n"
+	    "3,\"two\nlines\",c\n"
+	    "4,unquoted \"inner\" quote,d";
+	static const char jsonl[] =
+	    "{\"text\":\"plain\"}\n{\"text\":\"with, comma and \\\"quote\\\"\"}\n"
+	    "{\"text\":\"two\\nlines\"}\n{\"text\":\"unquoted \\\"inner\\\" quote\"}\n";
+	struct dataset_report *rep;
+	struct dataset *ds, *dj;
+	char h1[65], h2[65];
+
+	/* Refused without --text-column, naming the columns and the option. */
+	bad(DATASET_KIND_TEXT, csv, 0, "t.jsonl:1: -: looks like CSV with columns id,text,label: "
+	    "use --text-column NAME to train on one column");
+	bad(DATASET_KIND_INSTRUCT, csv, 0, "t.jsonl:1: -: looks like CSV with columns id,text,label: "
+	    "use --kind text --text-column NAME to train on one column as text");
+	bad(DATASET_KIND_TEXT, "prompt\tcompletion\nhi\tthere\nbye\t\"now\"\n", 0,
+	    "t.jsonl:1: -: looks like TSV with columns prompt,completion: "
+	    "use --text-column NAME to train on one column");
+	bad(DATASET_KIND_TEXT, "\n\na;b;c\n1;2;3\n4;5;6\n", 0,
+	    "t.jsonl:3: -: looks like CSV (';'-separated) with columns a,b,c: "
+	    "use --text-column NAME to train on one column");
+	bad(DATASET_KIND_TEXT, "name,value\n1,2\n3,4\n", 0, "t.jsonl:1: -: looks like CSV with "
+	    "columns name,value: use --text-column NAME to train on one column");
+	bad(DATASET_KIND_TEXT, " [ {\"instruction\": \"a\", \"output\": \"b\"} ]\n", 0,
+	    "t.jsonl:1: -: looks like a JSON array of records: use --kind instruct, or JSONL "
+	    "with one {\"text\": ...} a line");
+	bad(DATASET_KIND_TEXT, "{\"instruction\": \"a\", \"output\": \"b\"}\n", 0,
+	    "t.jsonl:1: text: missing: an instruction record, use --kind instruct");
+	bad(DATASET_KIND_INSTRUCT, "{\"text\": \"a\"}\n", 0,
+	    "t.jsonl:1: instruction: missing: a text record, use --kind text");
+
+	/* Prose with commas, short lists and bracketed text stay text. */
+	good_text("Hello, world.\nThis is fine, really, it is.\n", 2);
+	good_text("name,value\n1,2\n", 2);              /* one row is no evidence */
+	good_text("First Citizen:\nWe are accounted poor citizens, the patricians good.\n"
+	    "What authority surfeits on would relieve us: if they\n", 3);
+	good_text("apples, pears\nplums, figs\nlemons, limes\n", 3); /* no header names */
+	good_text("[Verse 1]\nla la la\n", 2);
+	good_text("[1, 2, 3] is a list\nand so on\n", 2);
+
+	/* --text-column: RFC 4180 quoting, CRLF, empty lines, a last record
+	 * without newline; the canonical form is that of the same JSONL. */
+	CHECK(parse_column(csv, "text", &ds, &rep) == 0);
+	CHECK(ds != NULL && rep->errors == 0 && rep->warnings == 0);
+	if (ds != NULL) {
+		CHECK(dataset_count(ds) == 4);
+		CHECK_STR(dataset_sample(ds, 0)->text, "plain");
+		CHECK_STR(dataset_sample(ds, 1)->text, "with, comma and \"quote\"");
+		CHECK_STR(dataset_sample(ds, 2)->text, "two\nlines");
+		CHECK_STR(dataset_sample(ds, 3)->text, "unquoted \"inner\" quote");
+		CHECK(dataset_sample(ds, 2)->line == 5 && dataset_sample(ds, 3)->line == 7);
+		dataset_report_free(rep);
+		CHECK(parse("t.jsonl", DATASET_KIND_TEXT, jsonl, strlen(jsonl), 0, 0, &dj, &rep, NULL) == 0);
+		if (dj != NULL) {
+			dataset_hash(ds, h1);
+			dataset_hash(dj, h2);
+			CHECK_STR(h1, h2);
+		}
+		dataset_report_free(rep);
+		dataset_free(dj);
+	} else {
+		dataset_report_free(rep);
+	}
+	dataset_free(ds);
+	CHECK(parse_column("id\ttext\n1\thello, world\n", "text", &ds, &rep) == 0);
+	CHECK(ds != NULL && dataset_count(ds) == 1 &&
+	    strcmp(dataset_sample(ds, 0)->text, "hello, world") == 0);
+	dataset_report_free(rep);
+	dataset_free(ds);
+	CHECK(parse_column("\"text\"\nhello\nworld\nhello\n", "text", &ds, &rep) == 0);
+	CHECK(ds != NULL && dataset_count(ds) == 3 && rep->warnings == 1);
+	CHECK_STR(rep->issues[0].problem, "duplicate of the record on line 2");
+	dataset_report_free(rep);
+	dataset_free(ds);
+
+	bad_column(csv, "body", "t.csv:1: -: no column \"body\" (columns: id,text,label)");
+	bad_column("a,text\n1,x\n2\n", "text", "t.csv:3: -: 1 field, the header has 2");
+	bad_column("a,text\n1,x,y\n", "text", "t.csv:2: -: 3 fields, the header has 2");
+	bad_column("a,text\n1,x\n2,\"open\nand on\n", "text", "t.csv:3: -: a quoted field is not closed");
+	bad_column("a,text\n1,\"x\"y\n2,z\n", "text",
+	    "t.csv:2: -: a quoted field must end at a delimiter or the end of the line");
+	bad_column("a,\"te\"xt\"\n", "text",
+	    "t.csv:1: -: a quoted field must end at a delimiter or the end of the line");
+	bad_column("a,text\n1,\n", "text", "t.csv:2: text: empty");
+	bad_column("a,text\n1,\"\"\n", "text", "t.csv:2: text: empty");
+	bad_column("a,text\n", "text", "t.csv:1: -: no records after the header");
+	bad_column("a,text\n1,ok\n2,\xff\n", "text", "t.csv:3: -: invalid UTF-8 (byte 0xff at column 3)");
+
+	/* A bad record among good ones is skipped with --skip-invalid. */
+	{
+		struct dataset_options opt = { .kind = DATASET_KIND_TEXT, .text_column = "text",
+			.skip_invalid = 1 };
+		const char *d = "a,text\n1,x\n2\n3,y\n";
+
+		CHECK(dataset_parse("t.csv", d, strlen(d), &opt, &ds, &rep, err, sizeof(err)) == 0);
+		CHECK(ds != NULL && dataset_count(ds) == 2 && rep->invalid == 1);
+		dataset_report_free(rep);
+		dataset_free(ds);
+	}
+}
+
 static struct dataset *
 parse_asset(const char *rel, enum dataset_kind kind, struct dataset_report **rep)
 {
@@ -593,6 +747,29 @@ test_assets(void)
 	dataset_report_free(rep);
 	dataset_free(ds);
 
+	/* The other real corpora are text, not CSV; real instruction files given
+	 * as text are refused, naming --kind instruct. */
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const prose[] = {
+			"corpora/sotu/sotu.txt", "corpora/rfc/rfc2616.txt", "tokenizers/gpt2/vocab.bpe",
+		};
+
+		ds = parse_asset(prose[i], DATASET_KIND_TEXT, &rep);
+		CHECK(ds != NULL && rep->errors == 0 && dataset_count(ds) > 100);
+		dataset_report_free(rep);
+		dataset_free(ds);
+	}
+	ds = parse_asset("datasets/alpaca_en_demo.json", DATASET_KIND_TEXT, &rep);
+	CHECK(ds == NULL && rep->errors == 1);
+	CHECK_STR(err, "alpaca_en_demo.json:1: -: looks like a JSON array of records: use --kind "
+	    "instruct, or JSONL with one {\"text\": ...} a line (1 error)");
+	dataset_report_free(rep);
+	ds = parse_asset("datasets/seed_tasks.jsonl", DATASET_KIND_TEXT, &rep);
+	CHECK(ds == NULL && rep->errors == 175);
+	CHECK_STR(err, "seed_tasks.jsonl:1: text: missing: an instruction record, use --kind "
+	    "instruct (175 errors)");
+	dataset_report_free(rep);
+
 	ds = parse_asset("corpora/llamafactory/c4_demo.jsonl", DATASET_KIND_TEXT, &rep);
 	CHECK(ds != NULL && rep->valid == 300 && rep->warnings == 0);
 	if (ds != NULL) {
@@ -618,6 +795,7 @@ main(void)
 	test_canonical();
 	test_split();
 	test_stats();
+	test_csv();
 	test_assets();
 	return ft_test_done();
 }

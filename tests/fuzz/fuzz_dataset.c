@@ -1,7 +1,7 @@
 /*
  * fuzz_dataset.c - libFuzzer target for the dataset parser: every input is
- * parsed as instruction data and as text, with and without skip_invalid and
- * with a small record limit; a dataset that parses is written, hashed,
+ * parsed as instruction data, as text and as CSV with a text column, with and
+ * without skip_invalid and with a small record limit; a dataset that parses is written, hashed,
  * reloaded from its canonical form, split and summarized, and the canonical
  * form must parse back to the same bytes.
  *
@@ -15,6 +15,24 @@
 
 #include "dataset.h"
 
+/* write_buffer returns the canonical form in a malloc'd string. */
+static int
+write_buffer(const struct dataset *ds, char **buf, size_t *len)
+{
+	FILE *f = open_memstream(buf, len);
+	char err[256];
+	int rc;
+
+	if (f == NULL)
+		return -1;
+	rc = dataset_write_jsonl(ds, f, err, sizeof(err));
+	if (fclose(f) != 0)
+		return -1;
+	if (rc != 0)
+		free(*buf);
+	return rc;
+}
+
 static void
 check(const struct dataset *ds)
 {
@@ -25,7 +43,7 @@ check(const struct dataset *ds)
 	char err[256], h1[65], h2[65], *buf, *buf2;
 	size_t len, len2;
 
-	if (dataset_write_buffer(ds, &buf, &len, err, sizeof(err)) != 0)
+	if (write_buffer(ds, &buf, &len) != 0)
 		return;
 	/* The canonical form is valid input that reproduces itself. */
 	if (dataset_parse("canonical", buf, len, &opt, &back, &rep, err, sizeof(err)) != 0)
@@ -33,7 +51,7 @@ check(const struct dataset *ds)
 	dataset_report_free(rep);
 	if (dataset_count(back) != dataset_count(ds))
 		abort();
-	if (dataset_write_buffer(back, &buf2, &len2, err, sizeof(err)) == 0) {
+	if (write_buffer(back, &buf2, &len2) == 0) {
 		if (len2 != len || memcmp(buf, buf2, len) != 0)
 			abort();
 		free(buf2);
@@ -59,10 +77,11 @@ check(const struct dataset *ds)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	for (int kind = 0; kind < 2; kind++)
+	for (int kind = 0; kind < 3; kind++)
 		for (int skip = 0; skip < 2; skip++) {
 			struct dataset_options opt = {
 				.kind = kind ? DATASET_KIND_TEXT : DATASET_KIND_INSTRUCT,
+				.text_column = kind == 2 ? "text" : NULL,
 				.skip_invalid = skip,
 				.max_bytes = skip ? 64 : 0,
 				.max_issues = 4,

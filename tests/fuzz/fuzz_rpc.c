@@ -16,6 +16,7 @@
 #include "queue.h"
 #include "registry.h"
 #include "rpc.h"
+#include "upload.h"
 
 static struct ftuned d;
 
@@ -23,6 +24,7 @@ static void
 cleanup(void)
 {
 	queue_stop(d.queue);
+	uploads_stop(d.uploads);
 	store_close(d.store);
 	fs_rm_rf(d.cfg.state_dir);
 }
@@ -44,7 +46,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	log_init(LOG_LEVEL_ERROR);
 	d.training_threads = 1;
 	if (store_open(dir, &d.store, err, sizeof(err)) != 0 || registry_init(&d, err, sizeof(err)) != 0 ||
-	    datasets_init(&d, err, sizeof(err)) != 0 || queue_start(&d, &d.queue, err, sizeof(err)) != 0) {
+	    datasets_init(&d, err, sizeof(err)) != 0 || uploads_start(&d, &d.uploads, err, sizeof(err)) != 0 ||
+	    queue_start(&d, &d.queue, err, sizeof(err)) != 0) {
 		fprintf(stderr, "fuzz_rpc: %s\n", err);
 		abort();
 	}

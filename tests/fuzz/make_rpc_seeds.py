@@ -36,9 +36,11 @@ seeds = {
     "model_list": request(21, b""),
     "model_show": request(22, s(1, "m")),
     "model_remove": request(23, s(1, "m") + field(2, 0, 1)),
-    "data_add": request(30, s(1, "d.jsonl") + s(2, '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n')
-                        + s(3, "instruct") + s(4, "d") + field(5, 1, 0.5)),
-    "data_validate": request(31, s(1, "t.txt") + s(2, "para one\n\npara two\n") + s(3, "text")),
+    "data_upload_begin": request(35, field(1, 0, 20) + s(2, "ab" * 32)),
+    "data_upload_chunk": request(36, s(1, "00" * 16) + field(2, 0, 0) + s(3, "para one\n\npara two\n")),
+    "data_upload_status": request(37, s(1, "00" * 16)),
+    "data_upload_commit": request(38, s(1, "00" * 16) + s(2, "t.txt") + s(3, "text") + s(4, "d")
+                                  + field(5, 1, 0.5) + s(10, "text") + field(11, 0, 1)),
     "data_list": request(32, b""),
     "data_show": request(33, s(1, "d")),
     "data_remove": request(34, s(1, "d")),
