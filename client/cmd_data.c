@@ -264,7 +264,7 @@ data_send(const struct opts *o, const struct add_args *a, const char *file, int 
 	}
 	if (rep->code != FT__CODE__OK) {
 		if (o->json && d != NULL) {
-			json_t *j = pb_json(&d->base);
+			json_t *j = ft_json_message(&d->base);
 
 			json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code",
 			    ft_code_name(rep->code), "message", rep->message));
@@ -284,7 +284,7 @@ data_send(const struct opts *o, const struct add_args *a, const char *file, int 
 	}
 	rc = validate && d->errors > 0 && !a->skip_invalid ? EXIT_REFUSED : EXIT_OK;
 	if (o->json)
-		json_print(pb_json(&d->base));
+		json_print(ft_json_message(&d->base));
 	else if (d->dataset != NULL)
 		dataset_summary(validate ? "valid:" : "added", d->dataset);
 	else
@@ -330,7 +330,7 @@ cmd_data_ls(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	l = rep->data_list;
 	if (o->json) {
-		json_print(pb_json(&l->base));
+		json_print(ft_json_message(&l->base));
 	} else if (a->quiet) {
 		for (size_t i = 0; i < l->n_datasets; i++)
 			printf("%s\n", l->datasets[i]->name);
@@ -526,7 +526,7 @@ cmd_data_show(const struct opts *o, void *args, int argc, char **argv)
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
 	if (o->json)
-		json_print(pb_json((const ProtobufCMessage *)rep->data_show->dataset));
+		json_print(ft_json_message((const ProtobufCMessage *)rep->data_show->dataset));
 	else if (rep->data_show->dataset != NULL)
 		dataset_print(rep->data_show->dataset);
 	ft_reply_free(rep);

@@ -31,7 +31,7 @@ deploy_ls(const struct opts *o)
 		return rc;
 	l = rep->deploy_list;
 	if (o->json) {
-		json_print(pb_json(&l->base));
+		json_print(ft_json_message(&l->base));
 	} else if ((t = table_new(5, heads, "sslLL")) != NULL) {
 		for (size_t i = 0; i < l->n_deploys; i++) {
 			const Ft__DeployInfo *d = l->deploys[i];
@@ -71,7 +71,7 @@ cmd_deploy(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	r = rep->deploy_create;
 	if (o->json)
-		json_print(pb_json(&r->base));
+		json_print(ft_json_message(&r->base));
 	else if (r->deploy != NULL)
 		printf("deployed %s as %s%s%s%s\n", r->deploy->model, r->deploy->name,
 		    r->url[0] ? " at " : " (the HTTP server is off)", r->url,
@@ -118,7 +118,7 @@ cmd_key_create(const struct opts *o, void *args, int argc, char **argv)
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
 	if (o->json) {
-		json_print(pb_json(&rep->key_create->base));
+		json_print(ft_json_message(&rep->key_create->base));
 	} else {
 		printf("%s\n", rep->key_create->secret);
 		fprintf(stderr, "API key %s created. It is shown only now: the daemon keeps only "
@@ -150,7 +150,7 @@ cmd_key_ls(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	l = rep->key_list;
 	if (o->json) {
-		json_print(pb_json(&l->base));
+		json_print(ft_json_message(&l->base));
 	} else if ((t = table_new(7, heads, "srrlLLl")) != NULL) {
 		for (size_t i = 0; i < l->n_keys; i++) {
 			const Ft__KeyInfo *k = l->keys[i];

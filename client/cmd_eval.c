@@ -109,7 +109,7 @@ cmd_eval_run(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	e = rep->eval_run->eval;
 	if (o->json)
-		json_print(pb_json(&e->base));
+		json_print(ft_json_message(&e->base));
 	else if (e != NULL)
 		printf("eval %lld (job %lld) %s: %zu model%s on %s, metrics %s\n", (long long)e->id,
 		    (long long)e->job_id, e->state, e->n_models, e->n_models == 1 ? "" : "s", e->dataset,
@@ -204,7 +204,7 @@ cmd_eval_show(const struct opts *o, void *args, int argc, char **argv)
 	s = rep->eval_show;
 	e = s->eval;
 	if (o->json) {
-		json_print(pb_json(&s->base));
+		json_print(ft_json_message(&s->base));
 		ft_reply_free(rep);
 		return EXIT_OK;
 	}
@@ -281,7 +281,7 @@ cmd_eval_ls(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	l = rep->eval_list;
 	if (o->json) {
-		json_print(pb_json(&l->base));
+		json_print(ft_json_message(&l->base));
 	} else if (a->quiet) {
 		for (size_t i = 0; i < l->n_evals; i++)
 			printf("%lld\n", (long long)l->evals[i]->id);
@@ -326,7 +326,7 @@ cmd_eval_export(const struct opts *o, void *args, int argc, char **argv)
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
 	if (o->json)
-		json_print(pb_json(&rep->eval_export->base));
+		json_print(ft_json_message(&rep->eval_export->base));
 	else
 		fputs(rep->eval_export->text, stdout);
 	ft_reply_free(rep);
@@ -423,7 +423,7 @@ cmd_generate(const struct opts *o, void *args, int argc, char **argv)
 		return generate_follow(o, session);
 	}
 	if (o->json) {
-		json_print(pb_json(&rep->generate->base));
+		json_print(ft_json_message(&rep->generate->base));
 	} else {
 		printf("%s\n", rep->generate->text);
 		fprintf(stderr, "(%u tokens%s, %.0f ms)\n", rep->generate->tokens,

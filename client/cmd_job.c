@@ -145,7 +145,7 @@ cmd_job_submit(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	j = rep->job_submit->job;
 	if (o->json) {
-		json_print(pb_json((const ProtobufCMessage *)j));
+		json_print(ft_json_message((const ProtobufCMessage *)j));
 	} else if (j != NULL) {
 		printf("job %lld %s", (long long)j->id, j->state);
 		if (j->memory_bytes > 0) {
@@ -196,7 +196,7 @@ cmd_job_ls(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	l = rep->job_list;
 	if (o->json) {
-		json_print(pb_json(&l->base));
+		json_print(ft_json_message(&l->base));
 	} else if (a->quiet) {
 		for (size_t i = 0; i < l->n_jobs; i++)
 			printf("%lld\n", (long long)l->jobs[i]->id);
@@ -336,7 +336,7 @@ cmd_job_show(const struct opts *o, void *args, int argc, char **argv)
 	if ((rc = job_fetch(o, id, &rep)) != EXIT_OK)
 		return rc;
 	if (o->json)
-		json_print(pb_json((const ProtobufCMessage *)rep->job_show->job));
+		json_print(ft_json_message((const ProtobufCMessage *)rep->job_show->job));
 	else if (rep->job_show->job != NULL)
 		job_print(rep->job_show->job);
 	ft_reply_free(rep);
@@ -361,7 +361,7 @@ cmd_job_cancel(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	j = rep->job_cancel->job;
 	if (o->json)
-		json_print(pb_json((const ProtobufCMessage *)j));
+		json_print(ft_json_message((const ProtobufCMessage *)j));
 	else if (j != NULL && state_final(j->state))
 		printf("job %lld %s\n", (long long)j->id, j->state);
 	else if (j != NULL)
@@ -377,7 +377,7 @@ log_line_print(const struct opts *o, const Ft__LogLine *l)
 	char when[64];
 
 	if (o->json) {
-		json_t *j = pb_json(&l->base);
+		json_t *j = ft_json_message(&l->base);
 
 		json_dumpf(j, stdout, JSON_COMPACT);
 		printf("\n");
@@ -485,7 +485,7 @@ json_line(json_t *j)
 static void
 metric_json(const Ft__JobInfo *j, const Ft__Metric *m)
 {
-	json_t *js = pb_json(&m->base);
+	json_t *js = ft_json_message(&m->base);
 
 	json_object_set_new(js, "total_steps", json_integer(j->total_steps));
 	json_object_set_new(js, "epoch", json_integer(j->epoch));
@@ -591,7 +591,7 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 		printf("\n");
 	rc = strcmp(j->state, "SUCCEEDED") == 0 ? EXIT_OK : EXIT_REFUSED;
 	if (o->json) {
-		json_line(pb_json(&j->base));
+		json_line(ft_json_message(&j->base));
 	} else {
 		printf("job %lld %s", (long long)j->id, j->state);
 		if (j->result_model[0] != '\0')

@@ -116,7 +116,7 @@ cmd_model_import(const struct opts *o, void *args, int argc, char **argv)
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
 	if (o->json)
-		json_print(pb_json((const ProtobufCMessage *)rep->model_import->model));
+		json_print(ft_json_message((const ProtobufCMessage *)rep->model_import->model));
 	else if (rep->model_import->model != NULL)
 		model_print(rep->model_import->model);
 	ft_reply_free(rep);
@@ -151,7 +151,7 @@ cmd_model_init(const struct opts *o, void *args, int argc, char **argv)
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
 	if (o->json)
-		json_print(pb_json((const ProtobufCMessage *)rep->model_init->model));
+		json_print(ft_json_message((const ProtobufCMessage *)rep->model_init->model));
 	else if (rep->model_init->model != NULL)
 		model_print(rep->model_init->model);
 	ft_reply_free(rep);
@@ -188,7 +188,7 @@ cmd_model_export(const struct opts *o, void *args, int argc, char **argv)
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
 	if (o->json)
-		json_print(pb_json(&rep->model_export->base));
+		json_print(ft_json_message(&rep->model_export->base));
 	else
 		printf("exported %s as %s to %s\n", argv[0], a->format, out);
 	ft_reply_free(rep);
@@ -216,7 +216,7 @@ cmd_model_ls(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	l = rep->model_list;
 	if (o->json) {
-		json_print(pb_json(&l->base));
+		json_print(ft_json_message(&l->base));
 	} else if (a->quiet) {
 		for (size_t i = 0; i < l->n_models; i++)
 			printf("%s\n", l->models[i]->name);
@@ -255,7 +255,7 @@ cmd_model_show(const struct opts *o, void *args, int argc, char **argv)
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
 	if (o->json)
-		json_print(pb_json((const ProtobufCMessage *)rep->model_show->model));
+		json_print(ft_json_message((const ProtobufCMessage *)rep->model_show->model));
 	else if (rep->model_show->model != NULL)
 		model_print(rep->model_show->model);
 	ft_reply_free(rep);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "call.h"
+#include "ft_json.h"
 
 /* Exit status. */
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
@@ -95,12 +96,6 @@ int call_raw(const struct opts *o, Ft__Request *req, Ft__Reply **rep)
 /* refusal_print reports a reply whose code is not OK, on stderr and, with
  * --json, as {"error": {"code", "message"}} on stdout. */
 void refusal_print(const struct opts *o, const Ft__Reply *rep);
-
-/* pb_json converts any message to a JSON object by its descriptor: field
- * names as keys, unset submessages left out, NaN floats as null, and string
- * fields whose name ends in "_json" embedded as JSON under the name without
- * the suffix. */
-json_t *pb_json(const ProtobufCMessage *m);
 
 /* json_print writes j to stdout, indented, and releases it. */
 void json_print(json_t *j);

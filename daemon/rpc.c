@@ -68,50 +68,22 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_DATA_UPLOAD_COMMIT, "DataUploadCommit", rpc_data_upload_commit, RPC_WRITE },
 };
 
-struct rpc_mem {
-	struct rpc_mem *next;
-};
-
 void *
 rpc_alloc(struct rpc_call *call, size_t size)
 {
-	struct rpc_mem *m = calloc(1, sizeof(*m) + size);
-
-	if (m == NULL)
-		return NULL;
-	m->next = call->mem;
-	call->mem = m;
-	return m + 1;
-}
-
-static void *
-allocator_alloc(void *data, size_t size)
-{
-	return rpc_alloc(data, size);
-}
-
-static void
-allocator_free(void *data, void *ptr)
-{
-	(void)data;
-	(void)ptr; /* freed with the call */
+	return arena_alloc(&call->mem, size);
 }
 
 ProtobufCAllocator
 rpc_allocator(struct rpc_call *call)
 {
-	return (ProtobufCAllocator){ allocator_alloc, allocator_free, call };
+	return arena_allocator(&call->mem);
 }
 
 char *
 rpc_strdup(struct rpc_call *call, const char *s)
 {
-	size_t n = s ? strlen(s) : 0;
-	char *p = rpc_alloc(call, n + 1);
-
-	if (p != NULL && n > 0)
-		memcpy(p, s, n);
-	return p;
+	return arena_strdup(&call->mem, s);
 }
 
 int
@@ -210,12 +182,7 @@ rpc_dispatch(struct ftuned *d, uint64_t uid, uint64_t gid, uint64_t pid,
 	rep.code = (Ft__Code)code;
 	rc = ft_reply_encode(&rep, out, out_len);
 	ft_request_free(req);
-	while (call.mem != NULL) {
-		struct rpc_mem *next = call.mem->next;
-
-		free(call.mem);
-		call.mem = next;
-	}
+	arena_release(&call.mem);
 	return rc;
 }
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "ft_wire.h"
 #include "ftuned.h"
 
@@ -22,7 +23,7 @@ struct rpc_call {
 	uint64_t gid;
 	uint64_t pid;
 	uint64_t request_id;          /* the client's id, for idempotent writes */
-	struct rpc_mem *mem;          /* allocations freed after the reply */
+	struct arena mem;             /* allocations freed after the reply */
 };
 
 /* A handler returns an FT__CODE__*; on error it sets the reply message with

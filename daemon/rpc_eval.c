@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "eval_job.h"
+#include "evals.h"
 #include "fte.h"
 #include "genstream.h"
 #include "registry.h"
@@ -26,120 +27,18 @@
 #define EVAL_LIST_MAX 1000
 #define SHOW_TOP_DEFAULT 5
 #define SHOW_PAGE_MAX 1000
+#define EXPORT_PAGE 1000
 
-static const char *
-col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *s = sqlite3_column_text(st, i);
-
-	return s ? (const char *)s : "";
-}
-
-#define EVAL_COLUMNS "e.id, e.job_id, e.name, e.owner_uid, e.created_at, e.spec, " \
-	"e.dataset_name, e.dataset_hash, e.examples, e.done, e.examples_per_s, e.metrics, " \
-	"j.state, j.stage, j.error"
-#define EVAL_FROM " FROM evals e JOIN jobs j ON j.id = e.job_id "
-
-/* One EvalInfo from a row of EVAL_COLUMNS; with detail, also its models
- * and summary statistics.  Call with the store locked. */
-static Ft__EvalInfo *
-eval_info_row(struct rpc_call *call, sqlite3 *db, sqlite3_stmt *st, int detail)
-{
-	ProtobufCAllocator a = rpc_allocator(call);
-	Ft__EvalInfo *p = rpc_alloc(call, sizeof(*p));
-	sqlite3_stmt *q;
-
-	if (p == NULL)
-		return NULL;
-	ft__eval_info__init(p);
-	p->id = sqlite3_column_int64(st, 0);
-	p->job_id = sqlite3_column_int64(st, 1);
-	p->name = rpc_strdup(call, col_text(st, 2));
-	p->owner_uid = (uint32_t)sqlite3_column_int64(st, 3);
-	p->created_at = sqlite3_column_int64(st, 4);
-	p->spec = ft__eval_spec__unpack(&a, (size_t)sqlite3_column_bytes(st, 5),
-	    sqlite3_column_blob(st, 5));
-	p->dataset = rpc_strdup(call, col_text(st, 6));
-	p->dataset_blake2b = rpc_strdup(call, col_text(st, 7));
-	p->examples = (uint32_t)sqlite3_column_int64(st, 8);
-	p->done = (uint32_t)sqlite3_column_int64(st, 9);
-	p->examples_per_s = sqlite3_column_double(st, 10);
-	p->metrics = rpc_strdup(call, col_text(st, 11));
-	p->state = rpc_strdup(call, col_text(st, 12));
-	p->stage = rpc_strdup(call, col_text(st, 13));
-	p->error = rpc_strdup(call, col_text(st, 14));
-	if (p->spec == NULL || p->error == NULL)
-		return NULL;
-	if (sqlite3_prepare_v2(db, "SELECT name, model_id, hashes FROM eval_models WHERE eval_id = ? "
-	    "ORDER BY idx", -1, &q, NULL) != SQLITE_OK)
-		return NULL;
-	sqlite3_bind_int64(q, 1, p->id);
-	p->models = rpc_alloc(call, EVAL_MAX_MODELS * sizeof(*p->models));
-	while (p->models != NULL && sqlite3_step(q) == SQLITE_ROW && p->n_models < EVAL_MAX_MODELS) {
-		Ft__EvalModel *m = rpc_alloc(call, sizeof(*m));
-
-		if (m == NULL)
-			break;
-		ft__eval_model__init(m);
-		m->name = rpc_strdup(call, col_text(q, 0));
-		m->id = sqlite3_column_int64(q, 1);
-		m->hashes_json = rpc_strdup(call, detail ? col_text(q, 2) : "");
-		p->models[p->n_models++] = m;
-	}
-	sqlite3_finalize(q);
-	if (!detail)
-		return p;
-	if (sqlite3_prepare_v2(db, "SELECT metric, model_idx, versus, mean, lo, hi, wins, ties, "
-	    "losses, n, higher_is_better FROM eval_stats WHERE eval_id = ? ORDER BY rowid", -1, &q,
-	    NULL) != SQLITE_OK)
-		return NULL;
-	sqlite3_bind_int64(q, 1, p->id);
-	while (sqlite3_step(q) == SQLITE_ROW) {
-		Ft__EvalStat *s = rpc_alloc(call, sizeof(*s)), **grown;
-
-		if (s == NULL || (grown = rpc_alloc(call, (p->n_stats + 1) * sizeof(*grown))) == NULL)
-			break;
-		ft__eval_stat__init(s);
-		s->metric = rpc_strdup(call, col_text(q, 0));
-		s->model = sqlite3_column_int(q, 1);
-		s->versus = sqlite3_column_int(q, 2);
-		s->mean = sqlite3_column_double(q, 3);
-		s->lo = sqlite3_column_double(q, 4);
-		s->hi = sqlite3_column_double(q, 5);
-		s->wins = (uint32_t)sqlite3_column_int64(q, 6);
-		s->ties = (uint32_t)sqlite3_column_int64(q, 7);
-		s->losses = (uint32_t)sqlite3_column_int64(q, 8);
-		s->n = (uint32_t)sqlite3_column_int64(q, 9);
-		s->higher_is_better = sqlite3_column_int(q, 10) != 0;
-		if (p->n_stats > 0)
-			memcpy(grown, p->stats, p->n_stats * sizeof(*grown));
-		grown[p->n_stats++] = s;
-		p->stats = grown;
-	}
-	sqlite3_finalize(q);
-	return p;
-}
-
-/* The evaluation with id; NULL with *code set when there is none. */
+/* The evaluation with id, with its summary; NULL with *code set when
+ * there is none. */
 static Ft__EvalInfo *
 eval_info_get(struct rpc_call *call, int64_t id, int *code)
 {
-	sqlite3 *db = store_lock(call->d->store);
-	sqlite3_stmt *st;
 	Ft__EvalInfo *p = NULL;
 
-	*code = FT__CODE__NOT_FOUND;
-	if (sqlite3_prepare_v2(db, "SELECT " EVAL_COLUMNS EVAL_FROM "WHERE e.id = ?", -1, &st,
-	    NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			p = eval_info_row(call, db, st, 1);
-			*code = p ? FT__CODE__OK : FT__CODE__RESOURCE_EXHAUSTED;
-		}
-		sqlite3_finalize(st);
-	}
+	*code = evals_get(store_lock(call->d->store), &call->mem, id, 1, &p);
 	store_unlock(call->d->store);
-	return p;
+	return *code == FT__CODE__OK ? p : NULL;
 }
 
 int
@@ -170,159 +69,19 @@ int
 rpc_eval_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
 	Ft__EvalListReply *r = rpc_alloc(call, sizeof(*r));
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int ok = 1;
+	int code;
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 	ft__eval_list_reply__init(r);
-	r->evals = rpc_alloc(call, EVAL_LIST_MAX * sizeof(*r->evals));
-	db = store_lock(call->d->store);
-	if (r->evals == NULL || sqlite3_prepare_v2(db, "SELECT " EVAL_COLUMNS EVAL_FROM
-	    "WHERE ?1 OR e.owner_uid = ?2 ORDER BY e.id DESC LIMIT ?3", -1, &st, NULL) != SQLITE_OK) {
-		store_unlock(call->d->store);
-		return rpc_error(call, rep, FT__CODE__INTERNAL, "cannot list evaluations");
-	}
-	sqlite3_bind_int(st, 1, req->eval_list->all_users);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)call->uid);
-	sqlite3_bind_int(st, 3, EVAL_LIST_MAX);
-	while (ok && sqlite3_step(st) == SQLITE_ROW) {
-		Ft__EvalInfo *p = eval_info_row(call, db, st, 0);
-
-		if (p == NULL)
-			ok = 0;
-		else
-			r->evals[r->n_evals++] = p;
-	}
-	sqlite3_finalize(st);
+	code = evals_list(store_lock(call->d->store), &call->mem, req->eval_list->all_users,
+	    (uint32_t)call->uid, EVAL_LIST_MAX, &r->evals, &r->n_evals);
 	store_unlock(call->d->store);
-	if (!ok)
-		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "cannot list evaluations");
 	rep->body_case = FT__REPLY__BODY_EVAL_LIST;
 	rep->eval_list = r;
 	return FT__CODE__OK;
-}
-
-/* One example with every model's output and metric values.  Call with the
- * store locked. */
-static Ft__EvalExample *
-example_get(struct rpc_call *call, sqlite3 *db, int64_t eval_id, uint32_t idx, size_t n_models,
-    double delta)
-{
-	Ft__EvalExample *x = rpc_alloc(call, sizeof(*x));
-	json_t *values = json_object();
-	sqlite3_stmt *st;
-	char *s;
-
-	if (x == NULL || values == NULL) {
-		json_decref(values);
-		return NULL;
-	}
-	ft__eval_example__init(x);
-	x->index = idx;
-	x->delta = delta;
-	if (sqlite3_prepare_v2(db, "SELECT prompt, reference FROM eval_examples WHERE eval_id = ? "
-	    "AND idx = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, eval_id);
-		sqlite3_bind_int64(st, 2, idx);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			x->prompt = rpc_strdup(call, col_text(st, 0));
-			x->reference = rpc_strdup(call, col_text(st, 1));
-		}
-		sqlite3_finalize(st);
-	}
-	x->outputs = rpc_alloc(call, (n_models + 1) * sizeof(*x->outputs));
-	for (size_t k = 0; x->outputs != NULL && k < n_models; k++)
-		x->outputs[k] = rpc_strdup(call, "");
-	x->n_outputs = x->outputs ? n_models : 0;
-	if (sqlite3_prepare_v2(db, "SELECT model_idx, output FROM eval_outputs WHERE eval_id = ? AND "
-	    "idx = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, eval_id);
-		sqlite3_bind_int64(st, 2, idx);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			int k = sqlite3_column_int(st, 0);
-
-			if (k >= 0 && (size_t)k < x->n_outputs)
-				x->outputs[k] = rpc_strdup(call, col_text(st, 1));
-		}
-		sqlite3_finalize(st);
-	}
-	if (sqlite3_prepare_v2(db, "SELECT metric, model_idx, value FROM eval_values WHERE "
-	    "eval_id = ? AND idx = ? ORDER BY rowid", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, eval_id);
-		sqlite3_bind_int64(st, 2, idx);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			const char *metric = col_text(st, 0);
-			json_t *arr = json_object_get(values, metric);
-			int k = sqlite3_column_int(st, 1);
-
-			if (arr == NULL) {
-				arr = json_array();
-				for (size_t i = 0; i < n_models; i++)
-					json_array_append_new(arr, json_null());
-				json_object_set_new(values, metric, arr);
-			}
-			if (k >= 0 && (size_t)k < n_models)
-				json_array_set_new(arr, (size_t)k, json_real(sqlite3_column_double(st, 2)));
-		}
-		sqlite3_finalize(st);
-	}
-	s = json_dumps(values, JSON_COMPACT | JSON_REAL_PRECISION(10));
-	json_decref(values);
-	x->metrics_json = rpc_strdup(call, s);
-	free(s);
-	return x->prompt && x->reference && x->outputs && x->metrics_json ? x : NULL;
-}
-
-/* Examples ordered by the difference of metric between model `last` and
- * model 0: sign > 0 those with a positive difference, largest first;
- * sign < 0 negative ones, most negative first; sign 0 all, by absolute
- * difference.  Appends to *out / *n. */
-static int
-examples_by_delta(struct rpc_call *call, sqlite3 *db, int64_t eval_id, const char *metric,
-    size_t n_models, int sign, uint32_t offset, uint32_t limit, Ft__EvalExample ***out,
-    size_t *n)
-{
-	static const char *const order[] = {
-		"d < 0 ORDER BY d ASC, x.idx", "1 ORDER BY abs(d) DESC, x.idx",
-		"d > 0 ORDER BY d DESC, x.idx",
-	};
-	char sql[512];
-	sqlite3_stmt *st;
-	Ft__EvalExample **list;
-	int rc = 0;
-
-	if (limit == 0)
-		return 0;
-	if ((list = rpc_alloc(call, limit * sizeof(*list))) == NULL)
-		return -1;
-	snprintf(sql, sizeof(sql), "SELECT x.idx, b.value - a.value AS d FROM eval_examples x "
-	    "JOIN eval_values a ON a.eval_id = x.eval_id AND a.idx = x.idx AND a.model_idx = 0 "
-	    "AND a.metric = ?2 JOIN eval_values b ON b.eval_id = x.eval_id AND b.idx = x.idx AND "
-	    "b.model_idx = ?3 AND b.metric = ?2 WHERE x.eval_id = ?1 AND %s LIMIT ?4 OFFSET ?5",
-	    order[sign + 1]);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, eval_id);
-	sqlite3_bind_text(st, 2, metric, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)(n_models - 1));
-	sqlite3_bind_int64(st, 4, limit);
-	sqlite3_bind_int64(st, 5, offset);
-	*n = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		Ft__EvalExample *x = example_get(call, db, eval_id, (uint32_t)sqlite3_column_int64(st, 0),
-		    n_models, sqlite3_column_double(st, 1));
-
-		if (x == NULL) {
-			rc = -1;
-			break;
-		}
-		list[(*n)++] = x;
-	}
-	sqlite3_finalize(st);
-	*out = list;
-	return rc;
 }
 
 /* The metric wins and losses are sorted by: the request's, else the first
@@ -351,9 +110,11 @@ rpc_eval_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	const Ft__EvalShowRequest *q = req->eval_show;
 	Ft__EvalShowReply *r = rpc_alloc(call, sizeof(*r));
 	uint32_t top = q->top ? q->top : SHOW_TOP_DEFAULT;
+	struct evals_page page = { .filter = "" };
 	const char *metric;
+	int64_t total;
 	sqlite3 *db;
-	int code, better, rc = 0;
+	int code;
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
@@ -368,19 +129,25 @@ rpc_eval_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "at most %d examples at once",
 		    SHOW_PAGE_MAX);
 	r->sort = rpc_strdup(call, metric);
-	better = eval_metric_higher_is_better(metric) ? 1 : -1;
+	page.metric = metric;
+	page.higher_is_better = eval_metric_higher_is_better(metric);
 	db = store_lock(call->d->store);
 	if (r->eval->n_models >= 2) {
-		rc |= examples_by_delta(call, db, q->id, metric, r->eval->n_models, better, 0, top,
-		    &r->wins, &r->n_wins);
-		rc |= examples_by_delta(call, db, q->id, metric, r->eval->n_models, -better, 0, top,
-		    &r->losses, &r->n_losses);
+		page.order = EVALS_ORDER_WINS;
+		page.limit = top;
+		code = evals_examples(db, &call->mem, r->eval, &page, &r->wins, &r->n_wins, &total);
+		page.order = EVALS_ORDER_LOSSES;
+		if (code == FT__CODE__OK)
+			code = evals_examples(db, &call->mem, r->eval, &page, &r->losses, &r->n_losses, &total);
 	}
-	rc |= examples_by_delta(call, db, q->id, metric, r->eval->n_models, 0, q->offset, q->limit,
-	    &r->examples, &r->n_examples);
+	page.order = EVALS_ORDER_CHANGE;
+	page.offset = q->offset;
+	page.limit = q->limit;
+	if (code == FT__CODE__OK)
+		code = evals_examples(db, &call->mem, r->eval, &page, &r->examples, &r->n_examples, &total);
 	store_unlock(call->d->store);
-	if (rc != 0)
-		return rpc_error(call, rep, FT__CODE__INTERNAL, "cannot read the examples");
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "cannot read the examples");
 	rep->body_case = FT__REPLY__BODY_EVAL_SHOW;
 	rep->eval_show = r;
 	return FT__CODE__OK;
@@ -446,6 +213,46 @@ export_summary_md(FILE *f, const Ft__EvalInfo *e)
 	fputc('\n', f);
 }
 
+/* One example as a line of the export's format (0 csv, 1 jsonl, 2 md). */
+static void
+export_example(FILE *f, int fmt, const Ft__EvalExample *x)
+{
+	char idx[16];
+
+	snprintf(idx, sizeof(idx), "%u", x->index);
+	if (fmt == 0) {
+		csv_field(f, idx, 0);
+		csv_field(f, x->prompt, 0);
+		csv_field(f, x->reference, 0);
+		for (size_t k = 0; k < x->n_outputs; k++)
+			csv_field(f, x->outputs[k], 0);
+		csv_field(f, x->metrics_json, 1);
+	} else if (fmt == 1) {
+		json_t *outs = json_array(), *o;
+		char *line;
+
+		/* in model order: the same model may be evaluated twice */
+		for (size_t k = 0; k < x->n_outputs; k++)
+			json_array_append_new(outs, json_string(x->outputs[k]));
+		o = json_pack("{s:I,s:s,s:s,s:o,s:o}", "index", (json_int_t)x->index, "prompt",
+		    x->prompt, "reference", x->reference, "outputs", outs, "metrics",
+		    json_loads(x->metrics_json, 0, NULL));
+		line = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+		if (line != NULL)
+			fprintf(f, "%s\n", line);
+		free(line);
+		json_decref(o);
+	} else {
+		fprintf(f, "| %s |", idx);
+		md_cell(f, x->prompt);
+		md_cell(f, x->reference);
+		for (size_t k = 0; k < x->n_outputs; k++)
+			md_cell(f, x->outputs[k]);
+		md_cell(f, x->metrics_json);
+		fputc('\n', f);
+	}
+}
+
 int
 rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
@@ -454,9 +261,9 @@ rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	Ft__EvalInfo *e;
 	struct sbuf b = { NULL, 0, NULL };
 	int fmt, code;
+	struct evals_page page = { .filter = "" };
 	sqlite3 *db;
-	sqlite3_stmt *st;
-	uint32_t n = 0;
+	int more;
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
@@ -490,57 +297,29 @@ rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		}
 		csv_field(b.f, "metrics", 1);
 	}
+	page.metric = "";
+	page.order = EVALS_ORDER_INDEX;
+	page.limit = EXPORT_PAGE;
 	db = store_lock(call->d->store);
-	if (sqlite3_prepare_v2(db, "SELECT idx FROM eval_examples WHERE eval_id = ? ORDER BY idx", -1,
-	    &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, q->id);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			Ft__EvalExample *x = example_get(call, db, q->id, (uint32_t)sqlite3_column_int64(st, 0),
-			    e->n_models, 0);
-			char idx[16];
+	do {
+		Ft__EvalExample **xs;
+		size_t n;
+		int64_t total;
 
-			if (x == NULL)
-				break;
-			n++;
-			snprintf(idx, sizeof(idx), "%u", x->index);
-			if (fmt == 0) {
-				csv_field(b.f, idx, 0);
-				csv_field(b.f, x->prompt, 0);
-				csv_field(b.f, x->reference, 0);
-				for (size_t k = 0; k < x->n_outputs; k++)
-					csv_field(b.f, x->outputs[k], 0);
-				csv_field(b.f, x->metrics_json, 1);
-			} else if (fmt == 1) {
-				json_t *outs = json_array(), *o;
-				char *line;
-
-				/* in model order: the same model may be evaluated twice */
-				for (size_t k = 0; k < x->n_outputs; k++)
-					json_array_append_new(outs, json_string(x->outputs[k]));
-				o = json_pack("{s:I,s:s,s:s,s:o,s:o}", "index", (json_int_t)x->index, "prompt",
-				    x->prompt, "reference", x->reference, "outputs", outs, "metrics",
-				    json_loads(x->metrics_json, 0, NULL));
-				line = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
-				if (line != NULL)
-					fprintf(b.f, "%s\n", line);
-				free(line);
-				json_decref(o);
-			} else {
-				fprintf(b.f, "| %s |", idx);
-				md_cell(b.f, x->prompt);
-				md_cell(b.f, x->reference);
-				for (size_t k = 0; k < x->n_outputs; k++)
-					md_cell(b.f, x->outputs[k]);
-				md_cell(b.f, x->metrics_json);
-				fputc('\n', b.f);
-			}
-		}
-		sqlite3_finalize(st);
-	}
+		if ((code = evals_examples(db, &call->mem, e, &page, &xs, &n, &total)) != FT__CODE__OK)
+			break;
+		for (size_t i = 0; i < n; i++)
+			export_example(b.f, fmt, xs[i]);
+		page.offset += EXPORT_PAGE;
+		more = n == EXPORT_PAGE;
+	} while (more);
 	store_unlock(call->d->store);
 	fclose(b.f);
-	if (b.p == NULL)
-		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (b.p == NULL || code != FT__CODE__OK) {
+		free(b.p);
+		return rpc_error(call, rep, b.p ? code : FT__CODE__RESOURCE_EXHAUSTED,
+		    "cannot read the examples");
+	}
 	if ((int64_t)b.len + 4096 > call->d->cfg.rpc_max_message) {
 		free(b.p);
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "the export is %zu bytes, over "

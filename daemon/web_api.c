@@ -61,38 +61,6 @@ web_send_error(struct mg_connection *conn, int status, const char *message)
 }
 
 json_t *
-web_json_text(const char *s)
-{
-	size_t n = strlen(s), o = 0;
-	json_t *v = json_stringn(s, n);
-	char *buf;
-
-	if (v != NULL || (buf = malloc(3 * n + 1)) == NULL)
-		return v ? v : json_string("");
-	/* Each byte that does not start a valid sequence becomes U+FFFD. */
-	for (size_t i = 0; i < n;) {
-		unsigned char c = (unsigned char)s[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
-		    (c & 0xf8) == 0xf0 ? 4 : 0;
-		json_t *one = len && i + len <= n ? json_stringn(s + i, len) : NULL;
-
-		if (one != NULL) {
-			memcpy(buf + o, s + i, len);
-			o += len;
-			i += len;
-			json_decref(one);
-		} else {
-			memcpy(buf + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		}
-	}
-	v = json_stringn(buf, o);
-	free(buf);
-	return v ? v : json_string("");
-}
-
-json_t *
 web_json_num(double v)
 {
 	return isfinite(v) ? json_real(v) : json_null();
@@ -136,66 +104,6 @@ web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t *out
 	*out = v;
 }
 
-/* protobuf-c message as a JSON object, through its descriptor, so the job
- * specification shows every field the RPC has, including future ones. */
-static json_t *
-proto_to_json(const ProtobufCMessage *m)
-{
-	const ProtobufCMessageDescriptor *desc = m->descriptor;
-	json_t *o = json_object();
-
-	for (unsigned i = 0; i < desc->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &desc->fields[i];
-		const char *p = (const char *)m + f->offset;
-		json_t *v = NULL;
-
-		if (f->label == PROTOBUF_C_LABEL_REPEATED)
-			continue; /* job specifications hold scalars and strings */
-		switch (f->type) {
-		case PROTOBUF_C_TYPE_STRING:
-			v = web_json_text(*(char *const *)p ? *(char *const *)p : "");
-			break;
-		case PROTOBUF_C_TYPE_UINT32:
-		case PROTOBUF_C_TYPE_FIXED32:
-			v = json_integer(*(const uint32_t *)p);
-			break;
-		case PROTOBUF_C_TYPE_INT32:
-		case PROTOBUF_C_TYPE_SINT32:
-		case PROTOBUF_C_TYPE_SFIXED32:
-		case PROTOBUF_C_TYPE_ENUM:
-			v = json_integer(*(const int32_t *)p);
-			break;
-		case PROTOBUF_C_TYPE_UINT64:
-		case PROTOBUF_C_TYPE_FIXED64:
-			v = json_integer((json_int_t)*(const uint64_t *)p);
-			break;
-		case PROTOBUF_C_TYPE_INT64:
-		case PROTOBUF_C_TYPE_SINT64:
-		case PROTOBUF_C_TYPE_SFIXED64:
-			v = json_integer((json_int_t)*(const int64_t *)p);
-			break;
-		case PROTOBUF_C_TYPE_FLOAT:
-			v = web_json_num(*(const float *)p);
-			break;
-		case PROTOBUF_C_TYPE_DOUBLE:
-			v = web_json_num(*(const double *)p);
-			break;
-		case PROTOBUF_C_TYPE_BOOL:
-			v = json_boolean(*(const protobuf_c_boolean *)p);
-			break;
-		case PROTOBUF_C_TYPE_MESSAGE:
-			v = *(ProtobufCMessage *const *)p ?
-			    proto_to_json(*(ProtobufCMessage *const *)p) : json_null();
-			break;
-		case PROTOBUF_C_TYPE_BYTES:
-			break;
-		}
-		if (v != NULL)
-			json_object_set_new(o, f->name, v);
-	}
-	return o;
-}
-
 /* The estimate ftctl shows: time per step so far times the steps left. */
 static json_t *
 job_eta(const struct job_info *j)
@@ -222,10 +130,10 @@ job_to_json(struct ftuned *d, const struct job_info *j)
 	    "epoch", (json_int_t)j->epoch, "loss", web_json_num(j->loss),
 	    "val_loss", web_json_num(j->val_loss), "base_val_loss", web_json_num(j->base_val_loss),
 	    "tokens_per_s", web_json_num(j->tokens_per_s), "eta_s", job_eta(j),
-	    "checkpoint_step", (json_int_t)j->checkpoint_step, "error", web_json_text(j->error),
+	    "checkpoint_step", (json_int_t)j->checkpoint_step, "error", ft_json_text(j->error),
 	    "result_model", j->result_model, "memory_bytes", (json_int_t)j->memory_bytes,
 	    "base_id", (json_int_t)j->base_id, "dataset_id", (json_int_t)j->dataset_id,
-	    "spec", j->spec ? proto_to_json(&j->spec->base) : json_null());
+	    "spec", j->spec ? ft_json_message(&j->spec->base) : json_null());
 }
 
 static void
@@ -476,7 +384,7 @@ api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct we
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:o}",
 		    "seq", (json_int_t)list[i]->seq, "time", (json_int_t)list[i]->time,
-		    "level", list[i]->level, "message", web_json_text(list[i]->message)));
+		    "level", list[i]->level, "message", ft_json_text(list[i]->message)));
 	jobs_logs_free(list, n);
 	web_send_json(conn, 200, json_pack("{s:o}", "lines", arr));
 }
@@ -703,7 +611,7 @@ dataset_samples(const char *path, uint64_t offset, uint64_t count)
 		if (len > SAMPLE_LINE_MAX)
 			line[SAMPLE_LINE_MAX] = '\0';
 		rec = json_loads(line, 0, NULL);
-		json_array_append_new(arr, rec ? rec : web_json_text(line));
+		json_array_append_new(arr, rec ? rec : ft_json_text(line));
 	}
 	free(line);
 	fclose(f);
@@ -729,7 +637,7 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 	}
 	o = dataset_summary(&di);
 	json_object_set_new(o, "stats", json_column(di.stats_json));
-	json_object_set_new(o, "report", web_json_text(di.report ? di.report : ""));
+	json_object_set_new(o, "report", ft_json_text(di.report ? di.report : ""));
 	json_object_set_new(o, "samples_offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "samples", dataset_samples(di.train_path, offset, count));
 	dataset_info_free(&di);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ft_json.h"
 #include "ftuned.h"
 #include "web_route.h"
 
@@ -49,10 +50,6 @@ int web_query_str(struct web_query *q, const char *key, char *out, size_t len);
 
 /* web_query_uint parses key as a decimal integer in [0, max] into *out. */
 void web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t *out);
-
-/* web_json_text: s as a JSON string, with any byte that is not valid UTF-8
- * (a model's output cut inside a character) shown as U+FFFD. */
-json_t *web_json_text(const char *s);
 
 /* web_json_num: a real, or null for NaN and infinities (unknown values). */
 json_t *web_json_num(double v);

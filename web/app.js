@@ -520,6 +520,9 @@ async function pageDataset(name, params) {
 
 // ---- Evaluations ----
 
+// The metrics an evaluation computes, in order (EvalInfo.metrics: "a,b,c").
+const metricList = e => (e.metrics ? e.metrics.split(',') : []);
+
 async function pageEvals() {
   const { evals } = await api('evals');
   view.replaceChildren(h('h1', {}, 'Evaluations'), section('Evaluations', evals.length ?
@@ -527,7 +530,7 @@ async function pageEvals() {
       evals.map(e => h('tr', { dataset: { eval: e.id } },
         h('td', {}, link('#/evals/' + e.id, `#${e.id} ${e.name}`)), h('td', {}, stateBadge(e.state)),
         h('td', {}, e.models.map(m => m.name).join(' vs ')), h('td', {}, e.dataset),
-        h('td.num', {}, e.examples), h('td', {}, e.metrics.join(', ')),
+        h('td.num', {}, e.examples), h('td', {}, metricList(e).join(', ')),
         h('td', {}, fmtTime(e.created_at)))))
     : h('p.muted', {}, 'No evaluations yet: ftctl eval run --models BASE,TUNED --data DATASET')));
 }
@@ -566,7 +569,7 @@ async function pageEval(id, params) {
   const offset = Math.max(0, parseInt(params.get('offset') || '0', 10) || 0);
   const limit = Math.min(100, Math.max(5, parseInt(params.get('limit') || '20', 10) || 20));
   const e = await api('evals/' + id);
-  const useMetric = metric || e.metrics[0] || '';
+  const useMetric = metric || metricList(e)[0] || '';
   const go = (changes) => {
     const p = new URLSearchParams({ metric: useMetric, sort, q, offset, limit });
     for (const [k, v] of Object.entries(changes)) p.set(k, v);
@@ -575,7 +578,7 @@ async function pageEval(id, params) {
   };
   const controls = h('form.filters', { onsubmit: ev => { ev.preventDefault(); go({ q: qIn.value }); } });
   const mSel = h('select', { 'aria-label': 'metric', onchange: () => go({ metric: mSel.value }) },
-    e.metrics.map(m => h('option', { value: m, selected: m === useMetric }, m)));
+    metricList(e).map(m => h('option', { value: m, selected: m === useMetric }, m)));
   const sSel = h('select', { 'aria-label': 'sort', name: 'sort', onchange: () => go({ sort: sSel.value }) },
     [['improvement', 'largest improvement first'], ['regression', 'largest regression first'],
       ['index', 'dataset order']].map(([v, t]) => h('option', { value: v, selected: v === sort }, t)));
@@ -583,7 +586,7 @@ async function pageEval(id, params) {
   controls.append(mSel, sSel, qIn, h('button', { type: 'submit' }, 'Filter'));
   const p = new URLSearchParams({ metric: useMetric, sort, offset, limit });
   if (q) p.set('q', q);
-  const ex = e.metrics.length ? await api(`evals/${id}/examples?${p}`) : { examples: [], total: 0 };
+  const ex = metricList(e).length ? await api(`evals/${id}/examples?${p}`) : { examples: [], total: 0 };
   const names = e.models.map(m => m.name);
   const sign = ex.higher_is_better === false ? -1 : 1;
   const rows = ex.examples.map(x => {

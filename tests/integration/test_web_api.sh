@@ -139,6 +139,13 @@ close=$(jq -n --argjson a "$want" --argjson b "$got" '($a | length) == ($b | len
 	  if ($x | type) == "number" then (($x - $y) | fabs) <= 1e-9 * (1 + ($x | fabs)) else $x == $y end] | all)')
 expect_eq "$close" "true" "eval: every summary number as ftctl eval show --json"
 expect_match "$(jqe "$ev" '.summary_metrics | join(",")')" "^loss,perplexity," "eval: summary metrics in order"
+# One object, one converter: the API's evaluation is the RPC's EvalInfo, field for
+# field (ftctl prints 15 digits, the API 17: numbers compared to 8 decimals).
+same='walk(if type == "number" then (. * 1e8 | round) else . end) | del(.examples_per_s)'
+expect_eq "$(jq -S -c "del(.summary_metrics) | $same" <<<"$ev")" \
+	"$(jq -S -c ".eval | $same" <<<"$rpc")" "eval: the same object as ftctl eval show --json"
+expect_eq "$(jq -S -c 'keys' <<<"$ev")" \
+	"$(jq -S -c '[.eval | keys[]] + ["summary_metrics"] | sort' <<<"$rpc")" "eval: no field more or less than the RPC's"
 n=$(jqe "$ev" .examples)
 ex=$(get "/api/v1/evals/$EVAL1/examples?metric=loss&limit=100")
 expect_eq "$(jqe "$ex" .total)/$(jqe "$ex" '.examples | length')" "$n/$n" "examples: every example"

@@ -1,0 +1,358 @@
+/*
+ * evals.c - reads the evaluation tables into ft.proto's objects (evals.h).
+ *
+ * An example's "gain" on a metric is the last model's value minus the
+ * first's, times -1 where lower is better, so every order below is one
+ * SQL expression whatever the metric's direction.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "eval_job.h"
+#include "evals.h"
+
+#define EVAL_COLUMNS "e.id, e.job_id, e.name, e.owner_uid, e.created_at, e.spec, " \
+	"e.dataset_name, e.dataset_hash, e.examples, e.done, e.examples_per_s, e.metrics, " \
+	"j.state, j.stage, j.error, e.dataset_id"
+#define EVAL_FROM " FROM evals e JOIN jobs j ON j.id = e.job_id "
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? (const char *)s : "";
+}
+
+/* The models of evaluation p, in their order; hashes only with detail. */
+static int
+models_read(sqlite3 *db, struct arena *a, Ft__EvalInfo *p, int detail)
+{
+	sqlite3_stmt *q;
+	int rc = FT__CODE__OK;
+
+	if (sqlite3_prepare_v2(db, "SELECT name, model_id, hashes FROM eval_models WHERE eval_id = ? "
+	    "ORDER BY idx", -1, &q, NULL) != SQLITE_OK)
+		return FT__CODE__INTERNAL;
+	sqlite3_bind_int64(q, 1, p->id);
+	if ((p->models = arena_alloc(a, EVAL_MAX_MODELS * sizeof(*p->models))) == NULL)
+		rc = FT__CODE__RESOURCE_EXHAUSTED;
+	while (rc == FT__CODE__OK && sqlite3_step(q) == SQLITE_ROW && p->n_models < EVAL_MAX_MODELS) {
+		Ft__EvalModel *m = arena_alloc(a, sizeof(*m));
+
+		if (m == NULL) {
+			rc = FT__CODE__RESOURCE_EXHAUSTED;
+			break;
+		}
+		ft__eval_model__init(m);
+		m->name = arena_strdup(a, col_text(q, 0));
+		m->id = sqlite3_column_int64(q, 1);
+		m->hashes_json = arena_strdup(a, detail ? col_text(q, 2) : "");
+		if (m->name == NULL || m->hashes_json == NULL)
+			rc = FT__CODE__RESOURCE_EXHAUSTED;
+		p->models[p->n_models++] = m;
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* The summary statistics of evaluation p, in the order they were stored. */
+static int
+stats_read(sqlite3 *db, struct arena *a, Ft__EvalInfo *p)
+{
+	sqlite3_stmt *q;
+	size_t cap = 0;
+	int rc = FT__CODE__OK;
+
+	if (sqlite3_prepare_v2(db, "SELECT metric, model_idx, versus, mean, lo, hi, wins, ties, "
+	    "losses, n, higher_is_better FROM eval_stats WHERE eval_id = ? ORDER BY rowid", -1, &q,
+	    NULL) != SQLITE_OK)
+		return FT__CODE__INTERNAL;
+	sqlite3_bind_int64(q, 1, p->id);
+	while (rc == FT__CODE__OK && sqlite3_step(q) == SQLITE_ROW) {
+		Ft__EvalStat *s = arena_alloc(a, sizeof(*s));
+
+		if (p->n_stats == cap) {
+			Ft__EvalStat **grown = arena_alloc(a, (cap ? 2 * cap : 16) * sizeof(*grown));
+
+			if (grown == NULL) {
+				rc = FT__CODE__RESOURCE_EXHAUSTED;
+				break;
+			}
+			if (p->n_stats > 0)
+				memcpy(grown, p->stats, p->n_stats * sizeof(*grown));
+			p->stats = grown;
+			cap = cap ? 2 * cap : 16;
+		}
+		if (s == NULL || (ft__eval_stat__init(s), s->metric = arena_strdup(a, col_text(q, 0))) == NULL) {
+			rc = FT__CODE__RESOURCE_EXHAUSTED;
+			break;
+		}
+		s->model = sqlite3_column_int(q, 1);
+		s->versus = sqlite3_column_int(q, 2);
+		s->mean = sqlite3_column_double(q, 3);
+		s->lo = sqlite3_column_double(q, 4);
+		s->hi = sqlite3_column_double(q, 5);
+		s->wins = (uint32_t)sqlite3_column_int64(q, 6);
+		s->ties = (uint32_t)sqlite3_column_int64(q, 7);
+		s->losses = (uint32_t)sqlite3_column_int64(q, 8);
+		s->n = (uint32_t)sqlite3_column_int64(q, 9);
+		s->higher_is_better = sqlite3_column_int(q, 10) != 0;
+		p->stats[p->n_stats++] = s;
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* One EvalInfo from a row of EVAL_COLUMNS. */
+static int
+info_row(sqlite3 *db, struct arena *a, sqlite3_stmt *st, int detail, Ft__EvalInfo **out)
+{
+	ProtobufCAllocator pa = arena_allocator(a);
+	Ft__EvalInfo *p = arena_alloc(a, sizeof(*p));
+	int rc;
+
+	if (p == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	ft__eval_info__init(p);
+	p->id = sqlite3_column_int64(st, 0);
+	p->job_id = sqlite3_column_int64(st, 1);
+	p->name = arena_strdup(a, col_text(st, 2));
+	p->owner_uid = (uint32_t)sqlite3_column_int64(st, 3);
+	p->created_at = sqlite3_column_int64(st, 4);
+	p->spec = ft__eval_spec__unpack(&pa, (size_t)sqlite3_column_bytes(st, 5),
+	    sqlite3_column_blob(st, 5));
+	p->dataset = arena_strdup(a, col_text(st, 6));
+	p->dataset_blake2b = arena_strdup(a, col_text(st, 7));
+	p->examples = (uint32_t)sqlite3_column_int64(st, 8);
+	p->done = (uint32_t)sqlite3_column_int64(st, 9);
+	/* NULL until the run has measured it */
+	p->examples_per_s = sqlite3_column_type(st, 10) == SQLITE_NULL ? NAN :
+	    sqlite3_column_double(st, 10);
+	p->metrics = arena_strdup(a, col_text(st, 11));
+	p->state = arena_strdup(a, col_text(st, 12));
+	p->stage = arena_strdup(a, col_text(st, 13));
+	p->error = arena_strdup(a, col_text(st, 14));
+	p->dataset_id = sqlite3_column_int64(st, 15);
+	if (p->name == NULL || p->spec == NULL || p->dataset == NULL || p->dataset_blake2b == NULL ||
+	    p->metrics == NULL || p->state == NULL || p->stage == NULL || p->error == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if ((rc = models_read(db, a, p, detail)) != FT__CODE__OK ||
+	    (detail && (rc = stats_read(db, a, p)) != FT__CODE__OK))
+		return rc;
+	*out = p;
+	return FT__CODE__OK;
+}
+
+int
+evals_get(sqlite3 *db, struct arena *a, int64_t id, int detail, Ft__EvalInfo **out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT " EVAL_COLUMNS EVAL_FROM "WHERE e.id = ?", -1, &st,
+	    NULL) != SQLITE_OK)
+		return FT__CODE__INTERNAL;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? info_row(db, a, st, detail, out) :
+	    rc == SQLITE_DONE ? FT__CODE__NOT_FOUND : FT__CODE__INTERNAL;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+evals_list(sqlite3 *db, struct arena *a, int all_users, uint32_t uid, size_t max,
+    Ft__EvalInfo ***out, size_t *n)
+{
+	Ft__EvalInfo **list = arena_alloc(a, (max ? max : 1) * sizeof(*list));
+	sqlite3_stmt *st;
+	int rc = FT__CODE__OK, step = SQLITE_DONE;
+
+	if (list == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (sqlite3_prepare_v2(db, "SELECT " EVAL_COLUMNS EVAL_FROM
+	    "WHERE ?1 OR e.owner_uid = ?2 ORDER BY e.id DESC LIMIT ?3", -1, &st, NULL) != SQLITE_OK)
+		return FT__CODE__INTERNAL;
+	sqlite3_bind_int(st, 1, all_users != 0);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+	*n = 0;
+	while (rc == FT__CODE__OK && (step = sqlite3_step(st)) == SQLITE_ROW)
+		if ((rc = info_row(db, a, st, 0, &list[*n])) == FT__CODE__OK)
+			(*n)++;
+	if (rc == FT__CODE__OK && step != SQLITE_DONE)
+		rc = FT__CODE__INTERNAL;
+	sqlite3_finalize(st);
+	*out = list;
+	return rc;
+}
+
+/* Example idx's prompt, reference, outputs (one per model, "" where a model
+ * has none yet) and metric values as {"metric": [value or null per model]}. */
+static int
+example_read(sqlite3 *db, struct arena *a, int64_t eval_id, uint32_t idx,
+    size_t n_models, Ft__EvalExample *x)
+{
+	json_t *values = json_object();
+	sqlite3_stmt *st;
+	char *s;
+	int rc = FT__CODE__INTERNAL;
+
+	x->index = idx;
+	x->outputs = arena_alloc(a, (n_models + 1) * sizeof(*x->outputs));
+	for (size_t k = 0; x->outputs != NULL && k < n_models; k++)
+		x->outputs[k] = arena_strdup(a, "");
+	x->n_outputs = x->outputs ? n_models : 0;
+	if (values == NULL || sqlite3_prepare_v2(db, "SELECT prompt, reference FROM eval_examples "
+	    "WHERE eval_id = ? AND idx = ?", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, eval_id);
+	sqlite3_bind_int64(st, 2, idx);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		x->prompt = arena_strdup(a, col_text(st, 0));
+		x->reference = arena_strdup(a, col_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT model_idx, output FROM eval_outputs WHERE eval_id = ? AND "
+	    "idx = ?", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, eval_id);
+	sqlite3_bind_int64(st, 2, idx);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int k = sqlite3_column_int(st, 0);
+
+		if (k >= 0 && (size_t)k < x->n_outputs)
+			x->outputs[k] = arena_strdup(a, col_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT metric, model_idx, value FROM eval_values WHERE "
+	    "eval_id = ? AND idx = ? ORDER BY rowid", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, eval_id);
+	sqlite3_bind_int64(st, 2, idx);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *metric = col_text(st, 0);
+		json_t *arr = json_object_get(values, metric);
+		int k = sqlite3_column_int(st, 1);
+
+		if (arr == NULL) {
+			arr = json_array();
+			for (size_t i = 0; i < n_models; i++)
+				json_array_append_new(arr, json_null());
+			json_object_set_new(values, metric, arr);
+		}
+		if (k >= 0 && (size_t)k < n_models)
+			json_array_set_new(arr, (size_t)k, json_real(sqlite3_column_double(st, 2)));
+	}
+	sqlite3_finalize(st);
+	s = json_dumps(values, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	x->metrics_json = s ? arena_strdup(a, s) : NULL;
+	free(s);
+	rc = FT__CODE__OK;
+	for (size_t k = 0; k < x->n_outputs; k++)
+		if (x->outputs[k] == NULL)
+			rc = FT__CODE__RESOURCE_EXHAUSTED;
+	if (x->prompt == NULL || x->reference == NULL || x->outputs == NULL || x->metrics_json == NULL)
+		rc = FT__CODE__RESOURCE_EXHAUSTED;
+out:
+	json_decref(values);
+	return rc;
+}
+
+/* The examples' filter (?2 the text, ?3 its LIKE pattern), and the delta
+ * (?4 the metric, ?5 the last model's index). */
+#define EXAMPLE_FILTER \
+	"x.eval_id = ?1 AND (?2 = '' OR x.prompt LIKE ?3 ESCAPE '\\' OR " \
+	"x.reference LIKE ?3 ESCAPE '\\' OR EXISTS (SELECT 1 FROM eval_outputs o " \
+	"WHERE o.eval_id = x.eval_id AND o.idx = x.idx AND o.output LIKE ?3 ESCAPE '\\'))"
+#define EXAMPLE_DELTA \
+	"(SELECT b.value - a.value FROM eval_values a, eval_values b WHERE " \
+	"a.eval_id = x.eval_id AND a.idx = x.idx AND a.metric = ?4 AND a.model_idx = 0 AND " \
+	"b.eval_id = x.eval_id AND b.idx = x.idx AND b.metric = ?4 AND b.model_idx = ?5)"
+
+/* LIKE pattern for a substring, with its wildcards escaped by '\'. */
+static void
+like_pattern(const char *s, char *out, size_t len)
+{
+	size_t o = 0;
+
+	out[o++] = '%';
+	for (; *s && o + 3 < len; s++) {
+		if (*s == '%' || *s == '_' || *s == '\\')
+			out[o++] = '\\';
+		out[o++] = *s;
+	}
+	out[o++] = '%';
+	out[o] = '\0';
+}
+
+static void
+page_bind(sqlite3_stmt *st, const Ft__EvalInfo *e, const struct evals_page *p, const char *like)
+{
+	sqlite3_bind_int64(st, 1, e->id);
+	sqlite3_bind_text(st, 2, p->filter, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, like, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, p->metric, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, e->n_models > 0 ? (sqlite3_int64)e->n_models - 1 : 0);
+	sqlite3_bind_int(st, 6, p->higher_is_better ? 1 : -1);
+}
+
+int
+evals_examples(sqlite3 *db, struct arena *a, const Ft__EvalInfo *e,
+    const struct evals_page *p, Ft__EvalExample ***out, size_t *n, int64_t *total)
+{
+	/* Indexed by enum evals_order: which examples, and in what order. */
+	static const struct { const char *where, *order; } orders[] = {
+		[EVALS_ORDER_WINS] = { "gain > 0", "gain DESC," },
+		[EVALS_ORDER_LOSSES] = { "gain < 0", "gain ASC," },
+		[EVALS_ORDER_CHANGE] = { "gain IS NOT NULL", "abs(gain) DESC," },
+		[EVALS_ORDER_IMPROVEMENT] = { "1", "gain IS NULL, gain DESC," },
+		[EVALS_ORDER_REGRESSION] = { "1", "gain IS NULL, gain ASC," },
+		[EVALS_ORDER_INDEX] = { "1", "" },
+	};
+	char like[2 * 256 + 4], sql[1536];
+	Ft__EvalExample **list;
+	sqlite3_stmt *st;
+	int rc = FT__CODE__OK, step = SQLITE_DONE;
+
+	*n = 0;
+	*total = 0;
+	if (strlen(p->filter) > 256)
+		return FT__CODE__INVALID_ARGUMENT;
+	like_pattern(p->filter, like, sizeof(like));
+	/* the inner query names each example's delta and gain once */
+	snprintf(sql, sizeof(sql), "SELECT idx, delta FROM (SELECT x.idx AS idx, " EXAMPLE_DELTA
+	    " AS delta, ?6 * " EXAMPLE_DELTA " AS gain FROM eval_examples x WHERE " EXAMPLE_FILTER
+	    ") WHERE %s ORDER BY %s idx", orders[p->order].where, orders[p->order].order);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return FT__CODE__INTERNAL;
+	page_bind(st, e, p, like);
+	/* one pass: count every admitted example, keep the page's */
+	list = arena_alloc(a, (p->limit ? p->limit : 1) * sizeof(*list));
+	if (list == NULL)
+		rc = FT__CODE__RESOURCE_EXHAUSTED;
+	while (rc == FT__CODE__OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		Ft__EvalExample *x;
+
+		if ((*total)++ < p->offset || *n >= p->limit)
+			continue;
+		if ((x = arena_alloc(a, sizeof(*x))) == NULL) {
+			rc = FT__CODE__RESOURCE_EXHAUSTED;
+			break;
+		}
+		ft__eval_example__init(x);
+		x->delta = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
+		if ((rc = example_read(db, a, e->id, (uint32_t)sqlite3_column_int64(st, 0), e->n_models,
+		    x)) == FT__CODE__OK)
+			list[(*n)++] = x;
+	}
+	if (rc == FT__CODE__OK && step != SQLITE_DONE)
+		rc = FT__CODE__INTERNAL;
+	sqlite3_finalize(st);
+	*out = list;
+	return rc;
+}
