@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <utf8proc.h>
+
 #include "tok_internal.h"
 
 /* ---- hash maps ---- */
@@ -898,6 +900,18 @@ normalize(struct enc *e, const char *s, size_t n, size_t offset, const char **ou
 				memcpy(next + pl, cur, len + 1);
 			}
 			nl = pl + len;
+		} else if (st->kind == TOK_NORM_UNICODE) {
+			utf8proc_uint8_t *mapped = NULL;
+			utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)cur, (utf8proc_ssize_t)len,
+			    &mapped, (utf8proc_option_t)st->form);
+
+			/* tokenizer.json text was checked to be UTF-8 before */
+			if (r < 0) {
+				free(cur);
+				return r == UTF8PROC_ERROR_NOMEM ? FTE_ENOMEM : FTE_EINVAL;
+			}
+			next = (char *)mapped;
+			nl = (size_t)r;
 		} else {
 			next = str_replace(cur, len, st->a, st->b, &nl);
 		}

@@ -45,12 +45,13 @@ struct tok_pairmap {
 	uint32_t n;
 };
 
-enum tok_norm_kind { TOK_NORM_PREPEND, TOK_NORM_REPLACE };
+enum tok_norm_kind { TOK_NORM_PREPEND, TOK_NORM_REPLACE, TOK_NORM_UNICODE };
 
 struct tok_norm {
 	enum tok_norm_kind kind;
 	char *a;        /* Prepend: the prefix; Replace: the pattern */
 	char *b;        /* Replace: the content */
+	int form;       /* Unicode: utf8proc options of NFC, NFD, NFKC or NFKD */
 };
 
 /* How a pre-tokenizer split keeps what its pattern matched (HF names). */

@@ -55,8 +55,8 @@ add_steps(fte_tokenizer *t)
 	if (t->norm == NULL || t->dec == NULL || t->added == NULL)
 		return FTE_ENOMEM;
 	t->n_norm = 2;
-	t->norm[0] = (struct tok_norm){ TOK_NORM_PREPEND, strdup(METASPACE), NULL };
-	t->norm[1] = (struct tok_norm){ TOK_NORM_REPLACE, strdup(" "), strdup(METASPACE) };
+	t->norm[0] = (struct tok_norm){ .kind = TOK_NORM_PREPEND, .a = strdup(METASPACE) };
+	t->norm[1] = (struct tok_norm){ .kind = TOK_NORM_REPLACE, .a = strdup(" "), .b = strdup(METASPACE) };
 	t->n_dec = 4;
 	t->dec[0] = (struct tok_dec){ TOK_DEC_REPLACE, strdup(METASPACE), strdup(" "), 0, 0 };
 	t->dec[1] = (struct tok_dec){ TOK_DEC_BYTE_FALLBACK, NULL, NULL, 0, 0 };
