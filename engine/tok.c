@@ -355,12 +355,6 @@ tok_finish(fte_tokenizer *t)
 		if (p != NULL && byte_token(p, t->piece_len[i], &v) && t->byte_id[v] < 0)
 			t->byte_id[v] = i;
 	}
-	if (t->byte_fallback) {
-		for (int b = 0; b < 256; b++)
-			if (t->byte_id[b] < 0)
-				return fte_error_set(FTE_EFORMAT, "%s: byte_fallback is set but token <0x%02X> is missing",
-				    t->path, b);
-	}
 	if (t->byte_level) {
 		/* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for
 		 * themselves, the others map to U+0100 upwards in byte order. */
@@ -688,6 +682,17 @@ sym_push(struct enc *e, size_t *n, int id, uint32_t start, uint32_t len, int fix
 	return FTE_OK;
 }
 
+/* As Hugging Face's BPE: a character falls back to byte tokens only when
+ * the vocabulary has one for each of its bytes; otherwise it is unknown. */
+static int
+bytes_have_ids(const fte_tokenizer *t, const unsigned char *u, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (t->byte_id[u[k]] < 0)
+			return 0;
+	return 1;
+}
+
 /* word_symbols splits a word into its initial symbols: one per byte for
  * byte-level BPE, else one per character with byte fallback or unk. */
 static int
@@ -710,7 +715,7 @@ word_symbols(struct enc *e, const char *w, size_t n, size_t *nsym)
 		if (id >= 0) {
 			if ((rc = sym_push(e, nsym, id, (uint32_t)i, (uint32_t)cl, 0)) != FTE_OK)
 				return rc;
-		} else if (t->byte_fallback) {
+		} else if (t->byte_fallback && bytes_have_ids(t, u + i, cl)) {
 			for (size_t k = 0; k < cl; k++)
 				if ((rc = sym_push(e, nsym, t->byte_id[u[i + k]], (uint32_t)(i + k), 1, 1)) != FTE_OK)
 					return rc;

@@ -561,6 +561,10 @@ test_mini(void)
 	mini_encode("metaspace.json", "<s>a a", FTE_TOK_PARSE_SPECIAL, (int[]){ 1, 260, 265 }, 3, "<s>a a");
 	mini_encode("bytelevel.json", "hello the 42", 0, (int[]){ 261, 258, 32, 52, 50 }, 5, "hello the 42");
 	mini_encode("bytelevel.json", "he<|endoftext|>", all, (int[]){ 257, 262 }, 2, "he<|endoftext|>");
+	/* byte_fallback without all 256 byte pieces: a character whose bytes
+	 * all have one falls back to them, any other is unknown (fused). */
+	mini_encode("partial_bytes.json", "ab\xc3\xa9" "a\xe2\x82\xac\xe2\x82\xac" "b", 0,
+	    (int[]){ 5, 2, 3, 1, 0, 4 }, 6, "ab\xc3\xa9" "a<unk>b");
 }
 
 /* run_cli runs an ftengine subcommand with input on stdin and returns its
