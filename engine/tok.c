@@ -447,9 +447,15 @@ load_memory(const char *name, const char *data, size_t size, int with_config, ft
 
 	while (i < size && isspace((unsigned char)data[i]))
 		i++;
-	/* A tokenizer.bin starts with an int32 max_token_length, never '{'. */
+	size_t nl = strlen(name);
+
+	/* A tokenizer.bin starts with an int32 max_token_length, never '{'; a
+	 * SentencePiece model is named *.model (its bytes could also start a
+	 * tokenizer.bin). */
 	if (i < size && data[i] == '{')
 		return tok_json_load(name, data, size, with_config, out);
+	if (nl >= 6 && strcmp(name + nl - 6, ".model") == 0)
+		return tok_spm_load(name, (const unsigned char *)data, size, out);
 	return tok_llama2c_load(name, (const unsigned char *)data, size, out);
 }
 
@@ -479,6 +485,8 @@ fte_tokenizer_load(const char *path, fte_tokenizer **out)
 			return tok_gpt2_load(file, bpe, out);
 		}
 		snprintf(file, sizeof(file), "%s/tokenizer.bin", path);
+		if (stat(file, &st) != 0)
+			snprintf(file, sizeof(file), "%s/tokenizer.model", path);
 	} else if (strcmp(base, "encoder.json") == 0 || strcmp(base, "vocab.bpe") == 0) {
 		/* OpenAI's GPT-2 pair: either file names both. */
 		char bpe[4096];
@@ -905,6 +913,19 @@ normalize(struct enc *e, const char *s, size_t n, size_t offset, const char **ou
 				memcpy(next + pl, cur, len + 1);
 			}
 			nl = pl + len;
+		} else if (st->kind == TOK_NORM_SQUEEZE) {
+			/* spaces (U+0020 only) cut at both ends, runs made one */
+			size_t o = 0;
+
+			next = cur;
+			for (size_t k = 0; k < len; k++)
+				if (cur[k] != ' ' || (o > 0 && next[o - 1] != ' '))
+					next[o++] = cur[k];
+			while (o > 0 && next[o - 1] == ' ')
+				o--;
+			next[o] = '\0';
+			len = o;
+			continue;
 		} else if (st->kind == TOK_NORM_UNICODE) {
 			utf8proc_uint8_t *mapped = NULL;
 			utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)cur, (utf8proc_ssize_t)len,

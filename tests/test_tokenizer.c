@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "ft_test.h"
 #include "fte.h"
@@ -295,6 +296,115 @@ test_roundtrips(const struct corpus *c, int nc)
  * same SentencePiece model: one merges by score, the other by rank.  The
  * JSON spells the 4 NBSP pieces as ASCII spaces, so NBSP is byte-fallback
  * there and a piece in tokenizer.bin; the texts are compared without NBSP. */
+static void expect_error(const char *name, const void *data, size_t len, int want,
+    const char *needle);
+
+/* ids_same: a and b encode text to the same ids (with specials). */
+static int
+ids_same(const fte_tokenizer *a, const fte_tokenizer *b, const char *text, size_t len)
+{
+	int *x = NULL, *y = NULL, same;
+	size_t nx = 0, ny = 0;
+
+	same = fte_tokenizer_encode(a, text, len, 1, &x, &nx) == FTE_OK &&
+	    fte_tokenizer_encode(b, text, len, 1, &y, &ny) == FTE_OK && nx == ny &&
+	    memcmp(x, y, nx * sizeof(int)) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+/* A protobuf length-delimited field. */
+static size_t
+pb_field(unsigned char *out, int field, const void *data, size_t len)
+{
+	size_t o = 0;
+
+	out[o++] = (unsigned char)(field << 3 | 2);
+	out[o++] = (unsigned char)len;          /* every field here is under 128 bytes */
+	memcpy(out + o, data, len);
+	return o + len;
+}
+
+/* test_spm: SentencePiece tokenizer.model files give the tokenizer of their
+ * llama2.c tokenizer.bin export (Llama 2: every corpus id for id, and the
+ * Hugging Face test vector); tok512.model asks for remove_extra_whitespaces
+ * and gets it; a folder with only a tokenizer.model loads it; settings that
+ * change the ids are refused by name. */
+static void
+test_spm(const struct corpus *c, int nc)
+{
+	fte_tokenizer *model = load("llama2c/tokenizer.model"), *bin = load("llama2c/tokenizer.bin");
+	fte_tokenizer *small = load("llama2c/tok512.model"), *small_bin = load("llama2c/tok512.bin");
+	char dir[128], link[256];
+	fte_tokenizer *t = NULL;
+
+	for (int i = 0; model && bin && i < nc; i++) {
+		size_t len = c[i].len < 100000 ? c[i].len : 100000;
+
+		while (len > 0 && ((unsigned char)c[i].text[len] & 0xc0) == 0x80)
+			len--;
+		if (!ids_same(model, bin, c[i].text, len))
+			fprintf(stderr, "tokenizer.model and .bin differ on %s\n", c[i].name);
+		CHECK(ids_same(model, bin, c[i].text, len));
+	}
+	if (model != NULL)
+		CHECK(fte_tokenizer_vocab_size(model) == 32000 && fte_tokenizer_bos(model) == 1 &&
+		    fte_tokenizer_eos(model) == 2);
+	if (small && small_bin) {
+		const char *one = "Once upon a time, Lily saw a big ball. 123";
+		CHECK(ids_same(small, small_bin, one, strlen(one)));
+		/* SentencePiece removes the spaces at the ends and runs of them */
+		CHECK(ids_same(small, small_bin, "a big ball", 10));
+		CHECK(!ids_same(small, small_bin, "  a  big ball ", 14));
+		int *x, *y;
+		size_t nx, ny;
+		CHECK(fte_tokenizer_encode(small, "  a  big ball ", 14, 1, &x, &nx) == FTE_OK);
+		CHECK(fte_tokenizer_encode(small_bin, "a big ball", 10, 1, &y, &ny) == FTE_OK);
+		CHECK(nx == ny && memcmp(x, y, nx * sizeof(int)) == 0);
+		free(x);
+		free(y);
+	}
+	test_vector("llama2c/tokenizer.model", "tokenizers/testvectors/llama_encoded.json", 1);
+	/* a folder holding a tokenizer.model and nothing else */
+	snprintf(dir, sizeof(dir), "/tmp/test_tokenizer_%d_spm", (int)getpid());
+	snprintf(link, sizeof(link), "%s/tokenizer.model", dir);
+	CHECK(mkdir(dir, 0700) == 0 && symlink(ft_test_asset("llama2c/tok512.model"), link) == 0);
+	CHECK(fte_tokenizer_load(dir, &t) == FTE_OK && t != NULL && fte_tokenizer_vocab_size(t) == 512);
+	fte_tokenizer_free(t);
+	unlink(link);
+	rmdir(dir);
+	/* a Unigram model, and a BPE one with an NFKC rule */
+	{
+		unsigned char buf[256], piece[32], spec[16];
+		size_t n = 0, pn;
+		static const char *const names[] = { "<unk>", "<s>", "</s>" };
+		static const unsigned char types[] = { 2, 3, 3 };
+
+		for (int i = 0; i < 3; i++) {
+			pn = pb_field(piece, 1, names[i], strlen(names[i]));
+			piece[pn++] = 3 << 3;             /* type, varint */
+			piece[pn++] = types[i];
+			n += pb_field(buf + n, 1, piece, pn);
+		}
+		spec[0] = 3 << 3;                         /* trainer_spec.model_type = UNIGRAM */
+		spec[1] = 1;
+		size_t base = n;
+		n += pb_field(buf + n, 2, spec, 2);
+		expect_error("uni.model", (const char *)buf, n, FTE_ENOTSUP, "BPE");
+		n = base;
+		spec[1] = 2;                              /* BPE */
+		n += pb_field(buf + n, 2, spec, 2);
+		n += pb_field(buf + n, 3, (unsigned char[]){ 1 << 3 | 2, 8, 'n', 'm', 't', '_', 'n', 'f', 'k', 'c' }, 10);
+		expect_error("nfkc.model", (const char *)buf, n, FTE_ENOTSUP, "identity");
+		expect_error("junk.model", "\x0a\xff\xff", 3, FTE_EFORMAT, "SentencePiece");
+	}
+	fte_tokenizer_free(model);
+	fte_tokenizer_free(bin);
+	fte_tokenizer_free(small);
+	fte_tokenizer_free(small_bin);
+}
+
 static void
 test_llama_same_ids(const struct corpus *c, int nc)
 {
@@ -659,6 +769,7 @@ main(void)
 	load_corpora(c, &nc);
 	test_roundtrips(c, nc);
 	test_llama_same_ids(c, nc);
+	test_spm(c, nc);
 	test_threads(&c[0]);
 	for (int i = 0; i < nc; i++)
 		free(c[i].text);
