@@ -289,6 +289,46 @@ cfg_bool(json_t *cfg, const char *key, int dflt)
 	return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
+/* rope_parameters reads the RoPE settings of configs written by newer
+ * transformers, which replace rope_theta and rope_scaling by one object
+ * (or one per attention type): only the default rotation is computed, with
+ * its theta; any other type, or one object per layer type, is refused. */
+static int
+rope_parameters(const char *path, json_t *j, float *theta)
+{
+	json_t *rp = json_object_get(j, "rope_parameters"), *t;
+	const char *type, *key;
+	json_t *v;
+
+	if (rp == NULL || json_is_null(rp))
+		return FTE_OK;
+	if (!json_is_object(rp))
+		return fte_error_set(FTE_EFORMAT, "%s: rope_parameters is not an object", path);
+	json_object_foreach(rp, key, v)
+		if (json_is_object(v))
+			return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters per attention type (\"%s\") "
+			    "is not supported", path, key);
+	type = json_string_value(json_object_get(rp, "rope_type"));
+	if (type != NULL && strcmp(type, "default") != 0)
+		return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.rope_type \"%s\" is not supported",
+		    path, type);
+	json_object_foreach(rp, key, v)
+		if (strcmp(key, "rope_type") != 0 && strcmp(key, "rope_theta") != 0)
+			return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.%s is not supported", path, key);
+	t = json_object_get(rp, "rope_theta");
+	if (t == NULL)
+		return FTE_OK;
+	if (!json_is_number(t) || !(json_number_value(t) > 0))
+		return fte_error_set(FTE_EFORMAT, "%s: rope_parameters.rope_theta is not a positive number",
+		    path);
+	/* a config that says both must say the same */
+	if (json_object_get(j, "rope_theta") != NULL && (float)json_number_value(t) != *theta)
+		return fte_error_set(FTE_EFORMAT, "%s: rope_theta %g and rope_parameters.rope_theta %g differ",
+		    path, (double)*theta, json_number_value(t));
+	*theta = (float)json_number_value(t);
+	return FTE_OK;
+}
+
 /* hf_config_parse fills c from config.json (and generation_config.json for
  * BOS/EOS). */
 static int
@@ -302,6 +342,13 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 	json_t *gen;
 	int rc, window = 0;
 
+	/* quantized weights are codes and scales, not the numbers themselves */
+	if (json_object_get(j, "quantization_config") != NULL) {
+		const char *qm = json_string_value(json_object_get(json_object_get(j,
+		    "quantization_config"), "quant_method"));
+		return fte_error_set(FTE_ENOTSUP, "%s: quantization_config (quant_method %s) is not "
+		    "supported: import the unquantized checkpoint", path, qm ? qm : "unnamed");
+	}
 	for (size_t i = 0; i < sizeof(hf_archs) / sizeof(hf_archs[0]); i++)
 		if ((name && strcmp(name, hf_archs[i].arch_name) == 0) ||
 		    (!name && mtype && strcmp(mtype, hf_archs[i].model_type) == 0))
@@ -354,6 +401,8 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 			    path, act);
 		if (scaling != NULL && !json_is_null(scaling))
 			return fte_error_set(FTE_ENOTSUP, "%s: rope_scaling is not supported", path);
+		if ((rc = rope_parameters(path, j, &c->rope_theta)) != FTE_OK)
+			return rc;
 		if (cfg_bool(j, "attention_bias", 0) || cfg_bool(j, "mlp_bias", 0))
 			return fte_error_set(FTE_ENOTSUP, "%s: attention_bias / mlp_bias are not supported",
 			    path);
@@ -412,9 +461,9 @@ hf_tensor_load(const char *dir, const hf_weights *w, int arch, fte_tensor *ct)
 
 	if (hf_name_map(arch, ct->name, hf, &xform, &part) != FTE_OK)
 		return fte_error_set(FTE_ENOTSUP, "%s: no Hugging Face name for %s", dir, ct->name);
-	/* an untied head may still be stored once, under the embedding's name */
-	t = strcmp(ct->name, "output.weight") != 0 ? hf_weights_find(w, hf, &f)
-	    : hf_weights_find_alias(w, hf, &f);
+	/* a tied pair is stored once: either name may be the alias of the
+	 * other in __metadata__ */
+	t = hf_weights_find_alias(w, hf, &f);
 	/* old GPT-2 checkpoints have no "transformer." prefix */
 	if (t == NULL && strncmp(hf, "transformer.", 12) == 0)
 		t = hf_weights_find(w, hf + 12, &f);
@@ -476,21 +525,25 @@ fte_hf_load(const char *dir, fte_model **out)
 		return rc;
 	if ((rc = hf_weights_open(dir, &w)) != FTE_OK)
 		return rc;
-	/* A head that is not stored is tied when the file says so by omitting
-	 * it or by aliasing it to the embedding in __metadata__. */
+	/* A head and embedding stored once are tied, whichever of the two the
+	 * file omits or names as the other's alias in __metadata__ (GPT-2's
+	 * head may be left out with no alias at all). */
 	if (!c.tied_embeddings) {
 		const char *head = "lm_head.weight";
 		const char *emb = c.arch == FTE_ARCH_GPT2 ? "transformer.wte.weight" : "model.embed_tokens.weight";
-		if (hf_weights_find(&w, head, &f) == NULL) {
-			for (int i = 0; i < w.n; i++) {
-				const char *kept = fte_st_metadata(w.files[i], head);
-				if (kept != NULL && (strcmp(kept, emb) == 0 ||
-				    (strncmp(emb, "transformer.", 12) == 0 && strcmp(kept, emb + 12) == 0)))
-					c.tied_embeddings = 1;
-			}
-			if (!c.tied_embeddings && c.arch == FTE_ARCH_GPT2)
+		int no_head = hf_weights_find(&w, head, &f) == NULL;
+		int no_emb = hf_weights_find(&w, emb, &f) == NULL &&
+		    (strncmp(emb, "transformer.", 12) != 0 || hf_weights_find(&w, emb + 12, &f) == NULL);
+
+		for (int i = 0; i < w.n && no_head != no_emb; i++) {
+			const char *kept = fte_st_metadata(w.files[i], no_head ? head : emb);
+			if (kept != NULL && (no_head ? (strcmp(kept, emb) == 0 ||
+			    (strncmp(emb, "transformer.", 12) == 0 && strcmp(kept, emb + 12) == 0)) :
+			    strcmp(kept, head) == 0))
 				c.tied_embeddings = 1;
 		}
+		if (!c.tied_embeddings && no_head && c.arch == FTE_ARCH_GPT2)
+			c.tied_embeddings = 1;
 	}
 	/* Refuse a config far larger than its weights before allocating it:
 	 * the embedding and the query projections alone must fit. */

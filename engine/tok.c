@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <utf8proc.h>
+
 #include "tok_internal.h"
 
 /* ---- hash maps ---- */
@@ -353,12 +355,6 @@ tok_finish(fte_tokenizer *t)
 		if (p != NULL && byte_token(p, t->piece_len[i], &v) && t->byte_id[v] < 0)
 			t->byte_id[v] = i;
 	}
-	if (t->byte_fallback) {
-		for (int b = 0; b < 256; b++)
-			if (t->byte_id[b] < 0)
-				return fte_error_set(FTE_EFORMAT, "%s: byte_fallback is set but token <0x%02X> is missing",
-				    t->path, b);
-	}
 	if (t->byte_level) {
 		/* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for
 		 * themselves, the others map to U+0100 upwards in byte order. */
@@ -451,9 +447,15 @@ load_memory(const char *name, const char *data, size_t size, int with_config, ft
 
 	while (i < size && isspace((unsigned char)data[i]))
 		i++;
-	/* A tokenizer.bin starts with an int32 max_token_length, never '{'. */
+	size_t nl = strlen(name);
+
+	/* A tokenizer.bin starts with an int32 max_token_length, never '{'; a
+	 * SentencePiece model is named *.model (its bytes could also start a
+	 * tokenizer.bin). */
 	if (i < size && data[i] == '{')
 		return tok_json_load(name, data, size, with_config, out);
+	if (nl >= 6 && strcmp(name + nl - 6, ".model") == 0)
+		return tok_spm_load(name, (const unsigned char *)data, size, out);
 	return tok_llama2c_load(name, (const unsigned char *)data, size, out);
 }
 
@@ -483,6 +485,8 @@ fte_tokenizer_load(const char *path, fte_tokenizer **out)
 			return tok_gpt2_load(file, bpe, out);
 		}
 		snprintf(file, sizeof(file), "%s/tokenizer.bin", path);
+		if (stat(file, &st) != 0)
+			snprintf(file, sizeof(file), "%s/tokenizer.model", path);
 	} else if (strcmp(base, "encoder.json") == 0 || strcmp(base, "vocab.bpe") == 0) {
 		/* OpenAI's GPT-2 pair: either file names both. */
 		char bpe[4096];
@@ -686,6 +690,17 @@ sym_push(struct enc *e, size_t *n, int id, uint32_t start, uint32_t len, int fix
 	return FTE_OK;
 }
 
+/* As Hugging Face's BPE: a character falls back to byte tokens only when
+ * the vocabulary has one for each of its bytes; otherwise it is unknown. */
+static int
+bytes_have_ids(const fte_tokenizer *t, const unsigned char *u, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (t->byte_id[u[k]] < 0)
+			return 0;
+	return 1;
+}
+
 /* word_symbols splits a word into its initial symbols: one per byte for
  * byte-level BPE, else one per character with byte fallback or unk. */
 static int
@@ -708,7 +723,7 @@ word_symbols(struct enc *e, const char *w, size_t n, size_t *nsym)
 		if (id >= 0) {
 			if ((rc = sym_push(e, nsym, id, (uint32_t)i, (uint32_t)cl, 0)) != FTE_OK)
 				return rc;
-		} else if (t->byte_fallback) {
+		} else if (t->byte_fallback && bytes_have_ids(t, u + i, cl)) {
 			for (size_t k = 0; k < cl; k++)
 				if ((rc = sym_push(e, nsym, t->byte_id[u[i + k]], (uint32_t)(i + k), 1, 1)) != FTE_OK)
 					return rc;
@@ -898,6 +913,31 @@ normalize(struct enc *e, const char *s, size_t n, size_t offset, const char **ou
 				memcpy(next + pl, cur, len + 1);
 			}
 			nl = pl + len;
+		} else if (st->kind == TOK_NORM_SQUEEZE) {
+			/* spaces (U+0020 only) cut at both ends, runs made one */
+			size_t o = 0;
+
+			next = cur;
+			for (size_t k = 0; k < len; k++)
+				if (cur[k] != ' ' || (o > 0 && next[o - 1] != ' '))
+					next[o++] = cur[k];
+			while (o > 0 && next[o - 1] == ' ')
+				o--;
+			next[o] = '\0';
+			len = o;
+			continue;
+		} else if (st->kind == TOK_NORM_UNICODE) {
+			utf8proc_uint8_t *mapped = NULL;
+			utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)cur, (utf8proc_ssize_t)len,
+			    &mapped, (utf8proc_option_t)st->form);
+
+			/* tokenizer.json text was checked to be UTF-8 before */
+			if (r < 0) {
+				free(cur);
+				return r == UTF8PROC_ERROR_NOMEM ? FTE_ENOMEM : FTE_EINVAL;
+			}
+			next = (char *)mapped;
+			nl = (size_t)r;
 		} else {
 			next = str_replace(cur, len, st->a, st->b, &nl);
 		}

@@ -45,13 +45,14 @@ struct tok_pairmap {
 	uint32_t n;
 };
 
-enum tok_norm_kind { TOK_NORM_PREPEND, TOK_NORM_REPLACE };
+enum tok_norm_kind { TOK_NORM_PREPEND, TOK_NORM_REPLACE, TOK_NORM_UNICODE, TOK_NORM_SQUEEZE };
 
 struct tok_norm {
 	enum tok_norm_kind kind;
 	char *a;        /* Prepend: the prefix; Replace: the pattern */
 	char *b;        /* Replace: the content */
-};
+	int form;       /* Unicode: utf8proc options of NFC, NFD, NFKC or NFKD */
+};                      /* Squeeze: SentencePiece's remove_extra_whitespaces */
 
 /* How a pre-tokenizer split keeps what its pattern matched (HF names). */
 enum tok_split_behavior {
@@ -161,6 +162,24 @@ int tok_regex(const fte_tokenizer *t, const char *pattern, int literal, pcre2_co
 /* tok_gpt2_load reads OpenAI's GPT-2 encoder.json + vocab.bpe pair. */
 int tok_gpt2_load(const char *encoder, const char *bpe, fte_tokenizer **out);
 int tok_llama2c_load(const char *path, const unsigned char *data, size_t size, fte_tokenizer **out);
+/* tok_spm_load reads a SentencePiece tokenizer.model (ModelProto). */
+int tok_spm_load(const char *path, const unsigned char *data, size_t size, fte_tokenizer **out);
+
+/* A SentencePiece piece, as tokenizer.bin and tokenizer.model give it. */
+enum tok_sp_kind { TOK_SP_NORMAL, TOK_SP_UNKNOWN, TOK_SP_CONTROL, TOK_SP_UNUSED };
+struct tok_sp_piece {
+	const char *s;          /* UTF-8, U+2581 for spaces; <s> and </s> name BOS and EOS */
+	size_t len;
+	float score;            /* higher merges first */
+	enum tok_sp_kind kind;
+	int owned;              /* s was malloc'd by the reader */
+};
+/* tok_sp_build makes the SentencePiece-BPE tokenizer of n pieces (byte
+ * pieces are the ones named <0xNN>); with squeeze, spaces at either end
+ * of the text are removed and runs of them become one, before the dummy
+ * prefix (SentencePiece's remove_extra_whitespaces). */
+int tok_sp_build(const char *path, const struct tok_sp_piece *pc, int n, int squeeze,
+    fte_tokenizer **out);
 /* tok_json_load parses a tokenizer.json; with_config also reads BOS/EOS
  * from the tokenizer_config.json beside path. */
 int tok_json_load(const char *path, const char *data, size_t size, int with_config, fte_tokenizer **out);

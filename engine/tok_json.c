@@ -11,10 +11,12 @@
  * BOS/EOS come from tokenizer_config.json next to the file when present.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
+#include <utf8proc.h>
 
 #include "tok_internal.h"
 
@@ -64,6 +66,23 @@ grow(void *p, int n, size_t size)
 	return realloc(p, (size_t)(n + 1) * size);
 }
 
+/* The utf8proc options of a Unicode normalization form's normalizer, or 0. */
+static int
+unicode_form(const char *type)
+{
+	static const struct { const char *name; int options; } forms[] = {
+		{ "NFC", UTF8PROC_STABLE | UTF8PROC_COMPOSE },
+		{ "NFD", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE },
+		{ "NFKC", UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT },
+		{ "NFKD", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT },
+	};
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		if (strcmp(type, forms[i].name) == 0)
+			return forms[i].options;
+	return 0;
+}
+
 static int
 load_normalizer(fte_tokenizer *t, const json_t *o)
 {
@@ -102,6 +121,8 @@ load_normalizer(fte_tokenizer *t, const json_t *o)
 		if ((n->b = strdup(str_or(o, "content", ""))) == NULL)
 			return fte_error_set(FTE_ENOMEM, "%s: out of memory", t->path);
 		return FTE_OK;
+	} else if ((n->form = unicode_form(type)) != 0) {
+		n->kind = TOK_NORM_UNICODE;
 	} else {
 		return fte_error_set(FTE_ENOTSUP, "%s: normalizer type %s is not supported", t->path, type);
 	}

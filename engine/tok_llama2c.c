@@ -6,10 +6,11 @@
  * U+2581 is stored as a space, BOS/EOS as "\n<s>\n"/"\n</s>\n", and the 256
  * byte-fallback pieces as "<0x00>".."<0xFF>".  Scores are -merge_rank.
  *
- * The tokenizer is loaded as SentencePiece-style BPE: the text is given a
- * dummy-prefix space and spaces become U+2581 (what llama2.c's encode does
- * with its dummy prefix), pieces merge best score first, characters missing
- * from the vocabulary fall back to byte tokens, and the decoder undoes it.
+ * The tokenizer is loaded as SentencePiece-style BPE (tok_sp_build, shared
+ * with tok_spm.c's tokenizer.model): the text is given a dummy-prefix space
+ * and spaces become U+2581 (what llama2.c's encode does with its dummy
+ * prefix), pieces merge best score first, characters missing from the
+ * vocabulary fall back to byte tokens, and the decoder undoes it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -46,134 +47,95 @@ control_name(const unsigned char *p, int32_t len)
 	return NULL;
 }
 
+/* The SentencePiece pipeline: dummy prefix, spaces as U+2581, and the
+ * decoder that undoes both; room for n control pieces. */
 static int
-add_steps(fte_tokenizer *t)
+add_steps(fte_tokenizer *t, int n, int squeeze)
 {
-	t->norm = calloc(2, sizeof(*t->norm));
+	t->norm = calloc(3, sizeof(*t->norm));
 	t->dec = calloc(4, sizeof(*t->dec));
-	t->added = calloc(3, sizeof(*t->added));
+	t->added = calloc((size_t)n, sizeof(*t->added));
 	if (t->norm == NULL || t->dec == NULL || t->added == NULL)
 		return FTE_ENOMEM;
-	t->n_norm = 2;
-	t->norm[0] = (struct tok_norm){ TOK_NORM_PREPEND, strdup(METASPACE), NULL };
-	t->norm[1] = (struct tok_norm){ TOK_NORM_REPLACE, strdup(" "), strdup(METASPACE) };
+	if (squeeze)
+		t->norm[t->n_norm++] = (struct tok_norm){ .kind = TOK_NORM_SQUEEZE };
+	t->norm[t->n_norm++] = (struct tok_norm){ .kind = TOK_NORM_PREPEND, .a = strdup(METASPACE) };
+	t->norm[t->n_norm] = (struct tok_norm){ .kind = TOK_NORM_REPLACE, .a = strdup(" "),
+	    .b = strdup(METASPACE) };
+	t->n_norm++;
 	t->n_dec = 4;
 	t->dec[0] = (struct tok_dec){ TOK_DEC_REPLACE, strdup(METASPACE), strdup(" "), 0, 0 };
 	t->dec[1] = (struct tok_dec){ TOK_DEC_BYTE_FALLBACK, NULL, NULL, 0, 0 };
 	t->dec[2] = (struct tok_dec){ TOK_DEC_FUSE, NULL, NULL, 0, 0 };
 	t->dec[3] = (struct tok_dec){ TOK_DEC_STRIP, strdup(" "), NULL, 1, 0 };
-	if (t->norm[0].a == NULL || t->norm[1].a == NULL || t->norm[1].b == NULL ||
+	if (t->norm[t->n_norm - 2].a == NULL || t->norm[t->n_norm - 1].a == NULL ||
+	    t->norm[t->n_norm - 1].b == NULL ||
 	    t->dec[0].a == NULL || t->dec[0].b == NULL || t->dec[3].a == NULL)
 		return FTE_ENOMEM;
 	return FTE_OK;
 }
 
 int
-tok_llama2c_load(const char *path, const unsigned char *data, size_t size, fte_tokenizer **out)
+tok_sp_build(const char *path, const struct tok_sp_piece *pc, int n, int squeeze,
+    fte_tokenizer **out)
 {
 	fte_tokenizer *t;
-	size_t off = 4;
-	int n = 0, rc, max_len;
+	uint8_t *skip;
+	int rc;
 
-	if (size < 4)
-		return fte_error_set(FTE_EFORMAT, "%s: truncated tokenizer.bin (%zu bytes, no header)", path, size);
-	max_len = rd_i32(data);
-	if (max_len <= 0 || max_len > 4096)
-		return fte_error_set(FTE_EFORMAT, "%s: not a tokenizer.bin (max_token_length %d)", path, max_len);
-	/* First pass: count and check the entries. */
-	while (off < size) {
-		if (size - off < 8)
-			return fte_error_set(FTE_EFORMAT, "%s: truncated tokenizer.bin: entry %d header cut at byte %zu",
-			    path, n, off);
-		int32_t len = rd_i32(data + off + 4);
-		if (len < 0 || len > max_len)
-			return fte_error_set(FTE_EFORMAT, "%s: entry %d has length %d (max_token_length %d)",
-			    path, n, len, max_len);
-		if ((size_t)len > size - off - 8)
-			return fte_error_set(FTE_EFORMAT, "%s: truncated tokenizer.bin: entry %d needs %d bytes, %zu left",
-			    path, n, len, size - off - 8);
-		off += 8 + (size_t)len;
-		if (++n > (1 << 24))
-			return fte_error_set(FTE_EFORMAT, "%s: more than 2^24 entries", path);
-	}
-	if (n < 3)
-		return fte_error_set(FTE_EFORMAT, "%s: tokenizer.bin holds only %d entries", path, n);
 	if ((rc = tok_new(path, n, &t)) != FTE_OK)
 		return rc;
 	t->score = malloc((size_t)n * sizeof(float));
-	if (t->score == NULL || add_steps(t) != FTE_OK) {
+	skip = calloc((size_t)n, 1);
+	if (t->score == NULL || skip == NULL || add_steps(t, n, squeeze) != FTE_OK) {
+		free(skip);
 		fte_tokenizer_free(t);
 		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 	}
 	t->merge_mode = TOK_MERGE_SCORE;
-	off = 4;
 	for (int i = 0; i < n; i++) {
-		float score;
-		int32_t len = rd_i32(data + off + 4);
-		const unsigned char *p = data + off + 8;
-		const char *ctl = i < 3 ? control_name(p, len) : NULL;
-		memcpy(&score, data + off, 4);
-		off += 8 + (size_t)len;
-		if (!isfinite(score)) {
+		if (!isfinite(pc[i].score)) {
+			free(skip);
 			fte_tokenizer_free(t);
-			return fte_error_set(FTE_EFORMAT, "%s: entry %d has a non-finite score", path, i);
+			return fte_error_set(FTE_EFORMAT, "%s: piece %d has a non-finite score", path, i);
 		}
-		t->score[i] = score;
-		if (ctl != NULL) {
-			struct tok_added *a = &t->added[t->n_added++];
-			t->piece[i] = strdup(ctl);
-			a->content = strdup(ctl);
-			if (t->piece[i] == NULL || a->content == NULL) {
-				fte_tokenizer_free(t);
-				return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
-			}
-			t->piece_len[i] = a->len = (uint32_t)strlen(ctl);
-			a->id = i;
-			a->special = 1;
-			t->special[i] = 1;
-			if (strcmp(ctl, "<unk>") == 0)
-				t->unk_id = i;
-			else if (strcmp(ctl, "<s>") == 0)
-				t->bos = i;
-			else
-				t->eos = i;
-			continue;
-		}
-		size_t bad = tok_utf8_check((const char *)p, (size_t)len);
-		if (bad != (size_t)len) {
-			fte_tokenizer_free(t);
-			return fte_error_set(FTE_EFORMAT, "%s: entry %d is not valid UTF-8 (byte %zu)", path, i, bad);
-		}
-		size_t spaces = 0;
-		for (int32_t k = 0; k < len; k++)
-			spaces += p[k] == ' ';
-		char *s = malloc((size_t)len + 2 * spaces + 1), *q = s;
-		if (s == NULL) {
+		t->score[i] = pc[i].score;
+		if ((t->piece[i] = malloc(pc[i].len + 1)) == NULL) {
+			free(skip);
 			fte_tokenizer_free(t);
 			return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 		}
-		for (int32_t k = 0; k < len; k++) {
-			if (p[k] == ' ') {
-				memcpy(q, METASPACE, 3);
-				q += 3;
-			} else {
-				*q++ = (char)p[k];
+		memcpy(t->piece[i], pc[i].s, pc[i].len);
+		t->piece[i][pc[i].len] = '\0';
+		t->piece_len[i] = (uint32_t)pc[i].len;
+		skip[i] = pc[i].kind == TOK_SP_UNUSED;
+		if (pc[i].kind == TOK_SP_UNKNOWN || pc[i].kind == TOK_SP_CONTROL) {
+			struct tok_added *a = &t->added[t->n_added++];
+
+			if ((a->content = strdup(t->piece[i])) == NULL) {
+				free(skip);
+				fte_tokenizer_free(t);
+				return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 			}
+			a->len = t->piece_len[i];
+			a->id = i;
+			a->special = 1;
+			t->special[i] = 1;
+			if (pc[i].kind == TOK_SP_UNKNOWN)
+				t->unk_id = i;
+			else if (strcmp(t->piece[i], "<s>") == 0)
+				t->bos = i;
+			else if (strcmp(t->piece[i], "</s>") == 0)
+				t->eos = i;
 		}
-		*q = '\0';
-		t->piece[i] = s;
-		t->piece_len[i] = (uint32_t)(q - s);
 	}
 	if ((rc = tok_finish(t)) != FTE_OK) {
+		free(skip);
 		fte_tokenizer_free(t);
 		return rc;
 	}
-	/* Byte pieces and control tokens are not reachable by merging text. */
-	uint8_t *skip = calloc((size_t)n, 1);
-	if (skip == NULL) {
-		fte_tokenizer_free(t);
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
-	}
+	/* Byte pieces, control tokens and unused pieces are not reachable by
+	 * merging text. */
 	for (int b = 0; b < 256; b++)
 		if (t->byte_id[b] >= 0)
 			skip[t->byte_id[b]] = 1;
@@ -207,4 +169,87 @@ tok_llama2c_load(const char *path, const unsigned char *data, size_t size, fte_t
 	tok_ws_setup(t);
 	*out = t;
 	return FTE_OK;
+}
+
+int
+tok_llama2c_load(const char *path, const unsigned char *data, size_t size, fte_tokenizer **out)
+{
+	struct tok_sp_piece *pc;
+	size_t off = 4;
+	int n = 0, rc, max_len;
+
+	if (size < 4)
+		return fte_error_set(FTE_EFORMAT, "%s: truncated tokenizer.bin (%zu bytes, no header)", path, size);
+	max_len = rd_i32(data);
+	if (max_len <= 0 || max_len > 4096)
+		return fte_error_set(FTE_EFORMAT, "%s: not a tokenizer.bin (max_token_length %d)", path, max_len);
+	/* First pass: count and check the entries. */
+	while (off < size) {
+		if (size - off < 8)
+			return fte_error_set(FTE_EFORMAT, "%s: truncated tokenizer.bin: entry %d header cut at byte %zu",
+			    path, n, off);
+		int32_t len = rd_i32(data + off + 4);
+		if (len < 0 || len > max_len)
+			return fte_error_set(FTE_EFORMAT, "%s: entry %d has length %d (max_token_length %d)",
+			    path, n, len, max_len);
+		if ((size_t)len > size - off - 8)
+			return fte_error_set(FTE_EFORMAT, "%s: truncated tokenizer.bin: entry %d needs %d bytes, %zu left",
+			    path, n, len, size - off - 8);
+		off += 8 + (size_t)len;
+		if (++n > (1 << 24))
+			return fte_error_set(FTE_EFORMAT, "%s: more than 2^24 entries", path);
+	}
+	if (n < 3)
+		return fte_error_set(FTE_EFORMAT, "%s: tokenizer.bin holds only %d entries", path, n);
+	if ((pc = calloc((size_t)n, sizeof(*pc))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+	/* Second pass: each entry as a SentencePiece piece (U+2581 for the
+	 * stored spaces, plain names for the control pieces). */
+	off = 4;
+	rc = FTE_OK;
+	for (int i = 0; i < n && rc == FTE_OK; i++) {
+		int32_t len = rd_i32(data + off + 4);
+		const unsigned char *p = data + off + 8;
+		const char *ctl = i < 3 ? control_name(p, len) : NULL;
+		size_t spaces = 0, bad;
+		char *q;
+
+		memcpy(&pc[i].score, data + off, 4);
+		off += 8 + (size_t)len;
+		if (ctl != NULL) {
+			pc[i].s = ctl;
+			pc[i].len = strlen(ctl);
+			pc[i].kind = strcmp(ctl, "<unk>") == 0 ? TOK_SP_UNKNOWN : TOK_SP_CONTROL;
+			continue;
+		}
+		if ((bad = tok_utf8_check((const char *)p, (size_t)len)) != (size_t)len) {
+			rc = fte_error_set(FTE_EFORMAT, "%s: entry %d is not valid UTF-8 (byte %zu)", path, i, bad);
+			break;
+		}
+		for (int32_t k = 0; k < len; k++)
+			spaces += p[k] == ' ';
+		if ((q = malloc((size_t)len + 2 * spaces + 1)) == NULL) {
+			rc = fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+			break;
+		}
+		pc[i].s = q;
+		for (int32_t k = 0; k < len; k++) {
+			if (p[k] == ' ') {
+				memcpy(q, METASPACE, 3);
+				q += 3;
+			} else {
+				*q++ = (char)p[k];
+			}
+		}
+		pc[i].len = (size_t)(q - pc[i].s);
+		pc[i].kind = TOK_SP_NORMAL;
+		pc[i].owned = 1;
+	}
+	if (rc == FTE_OK)
+		rc = tok_sp_build(path, pc, n, 0, out);
+	for (int i = 0; i < n; i++)
+		if (pc[i].owned)
+			free((char *)pc[i].s);
+	free(pc);
+	return rc;
 }

@@ -7,7 +7,7 @@ packages=(
 	build-essential cmake pkg-config git
 	libnng-dev libprotobuf-c-dev protobuf-c-compiler
 	libopenblas-dev libsodium-dev libcivetweb-dev
-	libsqlite3-dev libjansson-dev libpcre2-dev zlib1g-dev
+	libsqlite3-dev libjansson-dev libpcre2-dev libutf8proc-dev zlib1g-dev
 	curl clang systemd sqlite3 jq openssl
 	dict-gcide dict-foldoc
 	chromium nodejs npm

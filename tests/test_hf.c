@@ -402,6 +402,34 @@ test_bad(void)
 	json_write(cfg, json_deep_copy(j));
 	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling");
 	json_object_del(j, "rope_scaling");
+	/* newer transformers: rope_parameters, read or refused, never ignored */
+	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f}", "rope_type", "llama3",
+	    "rope_theta", 500000.0, "factor", 8.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_parameters.rope_type \"llama3\"");
+	json_object_set_new(j, "rope_parameters", json_pack("{s:{s:s,s:f}}", "full_attention",
+	    "rope_type", "default", "rope_theta", 1e6));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "per attention type");
+	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f}", "rope_type", "default",
+	    "rope_theta", 1e6));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "differ");
+	json_object_del(j, "rope_theta");
+	json_write(cfg, json_deep_copy(j));
+	{
+		fte_model *rp = NULL;
+		CHECK(fte_model_load(d, &rp) == FTE_OK && rp != NULL &&
+		    fte_model_config(rp)->rope_theta == 1e6f);
+		fte_model_free(rp);
+	}
+	json_object_del(j, "rope_parameters");
+	json_object_set_new(j, "rope_theta", json_real(10000.0));
+	json_object_set_new(j, "quantization_config", json_pack("{s:s,s:b}", "quant_method",
+	    "bitsandbytes", "load_in_8bit", 1));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "quantization_config (quant_method bitsandbytes)");
+	json_object_del(j, "quantization_config");
 	json_object_del(j, "hidden_size");
 	json_write(cfg, json_deep_copy(j));
 	expect_fail(d, FTE_EFORMAT, "config.json", "missing \"hidden_size\"");
@@ -698,6 +726,65 @@ test_llama2c_export(void)
 	json_decref(exp);
 }
 
+/* A tied checkpoint that keeps the head and names the embedding as its
+ * alias in __metadata__ (what safetensors.torch.save_model writes when it
+ * keeps lm_head.weight) loads the same weights as the opposite alias. */
+static void
+test_alias_kept_head(void)
+{
+	const char *d = ft_test_tmp("alias_head");
+	char src[4096], dst[4096];
+	fte_st_file *f = NULL;
+	fte_st_entry e[64];
+	float *buf[64] = { 0 };
+	fte_model *a = NULL, *b = NULL;
+	int n = 0;
+
+	snprintf(src, sizeof(src), "%s/model.safetensors", fixture_dir("llama_alias"));
+	CHECK(mkdir(d, 0755) == 0 && fte_st_open(src, &f) == FTE_OK);
+	for (int i = 0; f != NULL && i < f->n_tensors && n < 64; i++, n++) {
+		const fte_st_tensor *t = &f->tensors[i];
+
+		memset(&e[n], 0, sizeof(e[n]));
+		snprintf(e[n].name, sizeof(e[n].name), "%s", strcmp(t->name, "model.embed_tokens.weight") ?
+		    t->name : "lm_head.weight");
+		e[n].ndim = t->ndim;
+		memcpy(e[n].shape, t->shape, sizeof(e[n].shape));
+		CHECK((buf[n] = malloc(t->numel * sizeof(float))) != NULL &&
+		    fte_st_read_f32(f, t, buf[n]) == FTE_OK);
+		e[n].data = buf[n];
+	}
+	snprintf(dst, sizeof(dst), "%s/model.safetensors", d);
+	CHECK(fte_st_write(dst, e, n, FTE_ST_F32, (const char *const[]){ "model.embed_tokens.weight",
+	    "lm_head.weight", NULL }) == FTE_OK);
+	snprintf(src, sizeof(src), "%s/config.json", fixture_dir("llama_alias"));
+	snprintf(dst, sizeof(dst), "%s/config.json", d);
+	{
+		size_t len = 0;
+		char *cfg = ft_test_file_read(src, &len);
+
+		CHECK(cfg != NULL);
+		if (cfg != NULL)
+			ft_test_file_write(dst, cfg, len);
+		free(cfg);
+	}
+	CHECK(fte_model_load(fixture_dir("llama_alias"), &a) == FTE_OK);
+	CHECK(fte_model_load(d, &b) == FTE_OK);
+	if (a != NULL && b != NULL) {
+		CHECK(fte_model_num_tensors(a) == fte_model_num_tensors(b));
+		for (int i = 0; i < fte_model_num_tensors(a) && i < fte_model_num_tensors(b); i++) {
+			const fte_tensor *x = fte_model_tensor(a, i), *y = fte_model_tensor(b, i);
+			CHECK(strcmp(x->name, y->name) == 0 && x->numel == y->numel &&
+			    memcmp(x->data, y->data, x->numel * sizeof(float)) == 0);
+		}
+	}
+	fte_model_free(a);
+	fte_model_free(b);
+	for (int i = 0; i < n; i++)
+		free(buf[i]);
+	fte_st_close(f);
+}
+
 int
 main(void)
 {
@@ -705,6 +792,7 @@ main(void)
 	test_configs();
 	test_interleaved();
 	test_bad();
+	test_alias_kept_head();
 	test_peft();
 	test_save_dtype();
 	test_llama2c_export();

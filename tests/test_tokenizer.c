@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "ft_test.h"
 #include "fte.h"
@@ -167,6 +168,53 @@ out:
 	fte_tokenizer_free(t);
 }
 
+/* test_hf_fixtures: every tokenizer of tests/fixtures/tokenizers_hf.json
+ * (made by transformers.js, gen_tok_fixtures.mjs) encodes each text to the
+ * same ids, with the post-processor's specials, and decodes them to the
+ * same text. */
+static void
+test_hf_fixtures(void)
+{
+	json_t *ref = json_load_file(ft_test_fixture("tokenizers_hf.json"), 0, NULL);
+	const json_t *texts = json_object_get(ref, "texts"), *tk;
+	const char *name;
+
+	CHECK(ref != NULL && json_array_size(texts) >= 20);
+	json_object_foreach(json_object_get(ref, "tokenizers"), name, tk) {
+		fte_tokenizer *t = load(json_string_value(json_object_get(tk, "path")));
+		int agree = 0, passed = 0;
+
+		for (size_t i = 0; t != NULL && i < json_array_size(texts); i++) {
+			const json_t *jt = json_array_get(texts, i);
+			char what[96], *text = NULL;
+			int *ids = NULL;
+			size_t n = 0, len;
+
+			snprintf(what, sizeof(what), "%zu", i);
+			if (json_object_get(json_object_get(tk, "departs"), what) != NULL) {
+				passed++;
+				continue;
+			}
+			snprintf(what, sizeof(what), "%s, text %zu", name, i);
+			CHECK(fte_tokenizer_encode(t, json_string_value(jt), json_string_length(jt), 1, &ids,
+			    &n) == FTE_OK);
+			if (ids_equal(json_array_get(json_object_get(tk, "ids"), i), ids, n, what) &&
+			    fte_tokenizer_decode(t, ids, n, &text, &len) == FTE_OK &&
+			    strcmp(text, json_string_value(json_array_get(json_object_get(tk, "decoded"), i))) == 0)
+				agree++;
+			else if (text != NULL)
+				fprintf(stderr, "%s: decoded as \"%s\"\n", what, text);
+			free(text);
+			free(ids);
+		}
+		printf("  %s: %d of %zu texts as Hugging Face (%d where transformers.js departs from it "
+		    "passed over)\n", name, agree, json_array_size(texts), passed);
+		CHECK(agree + passed == (int)json_array_size(texts) && passed <= 1);
+		fte_tokenizer_free(t);
+	}
+	json_decref(ref);
+}
+
 struct corpus {
 	char *text;
 	size_t len;
@@ -248,6 +296,115 @@ test_roundtrips(const struct corpus *c, int nc)
  * same SentencePiece model: one merges by score, the other by rank.  The
  * JSON spells the 4 NBSP pieces as ASCII spaces, so NBSP is byte-fallback
  * there and a piece in tokenizer.bin; the texts are compared without NBSP. */
+static void expect_error(const char *name, const void *data, size_t len, int want,
+    const char *needle);
+
+/* ids_same: a and b encode text to the same ids (with specials). */
+static int
+ids_same(const fte_tokenizer *a, const fte_tokenizer *b, const char *text, size_t len)
+{
+	int *x = NULL, *y = NULL, same;
+	size_t nx = 0, ny = 0;
+
+	same = fte_tokenizer_encode(a, text, len, 1, &x, &nx) == FTE_OK &&
+	    fte_tokenizer_encode(b, text, len, 1, &y, &ny) == FTE_OK && nx == ny &&
+	    memcmp(x, y, nx * sizeof(int)) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+/* A protobuf length-delimited field. */
+static size_t
+pb_field(unsigned char *out, int field, const void *data, size_t len)
+{
+	size_t o = 0;
+
+	out[o++] = (unsigned char)(field << 3 | 2);
+	out[o++] = (unsigned char)len;          /* every field here is under 128 bytes */
+	memcpy(out + o, data, len);
+	return o + len;
+}
+
+/* test_spm: SentencePiece tokenizer.model files give the tokenizer of their
+ * llama2.c tokenizer.bin export (Llama 2: every corpus id for id, and the
+ * Hugging Face test vector); tok512.model asks for remove_extra_whitespaces
+ * and gets it; a folder with only a tokenizer.model loads it; settings that
+ * change the ids are refused by name. */
+static void
+test_spm(const struct corpus *c, int nc)
+{
+	fte_tokenizer *model = load("llama2c/tokenizer.model"), *bin = load("llama2c/tokenizer.bin");
+	fte_tokenizer *small = load("llama2c/tok512.model"), *small_bin = load("llama2c/tok512.bin");
+	char dir[128], link[256];
+	fte_tokenizer *t = NULL;
+
+	for (int i = 0; model && bin && i < nc; i++) {
+		size_t len = c[i].len < 100000 ? c[i].len : 100000;
+
+		while (len > 0 && ((unsigned char)c[i].text[len] & 0xc0) == 0x80)
+			len--;
+		if (!ids_same(model, bin, c[i].text, len))
+			fprintf(stderr, "tokenizer.model and .bin differ on %s\n", c[i].name);
+		CHECK(ids_same(model, bin, c[i].text, len));
+	}
+	if (model != NULL)
+		CHECK(fte_tokenizer_vocab_size(model) == 32000 && fte_tokenizer_bos(model) == 1 &&
+		    fte_tokenizer_eos(model) == 2);
+	if (small && small_bin) {
+		const char *one = "Once upon a time, Lily saw a big ball. 123";
+		CHECK(ids_same(small, small_bin, one, strlen(one)));
+		/* SentencePiece removes the spaces at the ends and runs of them */
+		CHECK(ids_same(small, small_bin, "a big ball", 10));
+		CHECK(!ids_same(small, small_bin, "  a  big ball ", 14));
+		int *x, *y;
+		size_t nx, ny;
+		CHECK(fte_tokenizer_encode(small, "  a  big ball ", 14, 1, &x, &nx) == FTE_OK);
+		CHECK(fte_tokenizer_encode(small_bin, "a big ball", 10, 1, &y, &ny) == FTE_OK);
+		CHECK(nx == ny && memcmp(x, y, nx * sizeof(int)) == 0);
+		free(x);
+		free(y);
+	}
+	test_vector("llama2c/tokenizer.model", "tokenizers/testvectors/llama_encoded.json", 1);
+	/* a folder holding a tokenizer.model and nothing else */
+	snprintf(dir, sizeof(dir), "/tmp/test_tokenizer_%d_spm", (int)getpid());
+	snprintf(link, sizeof(link), "%s/tokenizer.model", dir);
+	CHECK(mkdir(dir, 0700) == 0 && symlink(ft_test_asset("llama2c/tok512.model"), link) == 0);
+	CHECK(fte_tokenizer_load(dir, &t) == FTE_OK && t != NULL && fte_tokenizer_vocab_size(t) == 512);
+	fte_tokenizer_free(t);
+	unlink(link);
+	rmdir(dir);
+	/* a Unigram model, and a BPE one with an NFKC rule */
+	{
+		unsigned char buf[256], piece[32], spec[16];
+		size_t n = 0, pn;
+		static const char *const names[] = { "<unk>", "<s>", "</s>" };
+		static const unsigned char types[] = { 2, 3, 3 };
+
+		for (int i = 0; i < 3; i++) {
+			pn = pb_field(piece, 1, names[i], strlen(names[i]));
+			piece[pn++] = 3 << 3;             /* type, varint */
+			piece[pn++] = types[i];
+			n += pb_field(buf + n, 1, piece, pn);
+		}
+		spec[0] = 3 << 3;                         /* trainer_spec.model_type = UNIGRAM */
+		spec[1] = 1;
+		size_t base = n;
+		n += pb_field(buf + n, 2, spec, 2);
+		expect_error("uni.model", (const char *)buf, n, FTE_ENOTSUP, "BPE");
+		n = base;
+		spec[1] = 2;                              /* BPE */
+		n += pb_field(buf + n, 2, spec, 2);
+		n += pb_field(buf + n, 3, (unsigned char[]){ 1 << 3 | 2, 8, 'n', 'm', 't', '_', 'n', 'f', 'k', 'c' }, 10);
+		expect_error("nfkc.model", (const char *)buf, n, FTE_ENOTSUP, "identity");
+		expect_error("junk.model", "\x0a\xff\xff", 3, FTE_EFORMAT, "SentencePiece");
+	}
+	fte_tokenizer_free(model);
+	fte_tokenizer_free(bin);
+	fte_tokenizer_free(small);
+	fte_tokenizer_free(small_bin);
+}
+
 static void
 test_llama_same_ids(const struct corpus *c, int nc)
 {
@@ -406,8 +563,8 @@ test_bad_files(void)
 	expect_error("wpdec.json", buf, strlen(buf), FTE_ENOTSUP, "decoder type WordPiece");
 	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\\ud800\": 0}, \"merges\": []}}");
 	expect_error("surrogate.json", buf, strlen(buf), FTE_EFORMAT, NULL);
-	snprintf(buf, sizeof(buf), "{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
-	expect_error("nfkc.json", buf, strlen(buf), FTE_ENOTSUP, "NFKC");
+	snprintf(buf, sizeof(buf), "{\"normalizer\": {\"type\": \"BertNormalizer\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
+	expect_error("bert.json", buf, strlen(buf), FTE_ENOTSUP, "BertNormalizer");
 	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}");
 	expect_error("badmerge.json", buf, strlen(buf), FTE_EFORMAT, "merge 0");
 	snprintf(buf, sizeof(buf), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}, \"merges\": []}}");
@@ -514,6 +671,10 @@ test_mini(void)
 	mini_encode("metaspace.json", "<s>a a", FTE_TOK_PARSE_SPECIAL, (int[]){ 1, 260, 265 }, 3, "<s>a a");
 	mini_encode("bytelevel.json", "hello the 42", 0, (int[]){ 261, 258, 32, 52, 50 }, 5, "hello the 42");
 	mini_encode("bytelevel.json", "he<|endoftext|>", all, (int[]){ 257, 262 }, 2, "he<|endoftext|>");
+	/* byte_fallback without all 256 byte pieces: a character whose bytes
+	 * all have one falls back to them, any other is unknown (fused). */
+	mini_encode("partial_bytes.json", "ab\xc3\xa9" "a\xe2\x82\xac\xe2\x82\xac" "b", 0,
+	    (int[]){ 5, 2, 3, 1, 0, 4 }, 6, "ab\xc3\xa9" "a<unk>b");
 }
 
 /* run_cli runs an ftengine subcommand with input on stdin and returns its
@@ -600,6 +761,7 @@ main(void)
 	test_vector("tokenizers/tinyllama-1.1b-chat/tokenizer.json", "tokenizers/testvectors/llama_encoded.json", 1);
 	test_vector("tokenizers/gpt2/encoder.json", "tokenizers/testvectors/gpt2_encoded_tokens.json", 1);
 	test_vector("tokenizers/gpt2", "tokenizers/testvectors/gpt2_encoded_tokens.json", 1);
+	test_hf_fixtures();
 	test_special();
 	test_bad_files();
 	test_mini();
@@ -607,6 +769,7 @@ main(void)
 	load_corpora(c, &nc);
 	test_roundtrips(c, nc);
 	test_llama_same_ids(c, nc);
+	test_spm(c, nc);
 	test_threads(&c[0]);
 	for (int i = 0; i < nc; i++)
 		free(c[i].text);

@@ -1,6 +1,8 @@
 /*
- * fuzz_tokenizer_json.c - libFuzzer target for the tokenizer.json loader
- * and, when the input loads, the encode/decode pipeline it describes.
+ * fuzz_tokenizer_json.c - libFuzzer target for the tokenizer loaders: the
+ * input as a tokenizer.json (or a llama2.c tokenizer.bin, which the same
+ * name reaches when it is not JSON) and as a SentencePiece tokenizer.model,
+ * and, when it loads, the encode/decode pipeline it describes.
  *
  * With clang and -DFT_FUZZ=ON this is a libFuzzer binary:
  *   ./fuzz_tokenizer_json ../tests/fuzz/corpus/tokenizer_json
@@ -35,12 +37,15 @@ roundtrip(const fte_tokenizer *t, const char *text, size_t len, unsigned flags)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const char *const names[] = { "fuzz.json", "fuzz.model" };
 	fte_tokenizer *t;
 
-	if (fte_tokenizer_load_memory("fuzz.json", data, size, &t) != FTE_OK)
-		return 0;
-	roundtrip(t, sample, sizeof(sample) - 1, FTE_TOK_ADD_SPECIAL | FTE_TOK_PARSE_SPECIAL);
-	roundtrip(t, (const char *)data, size < 4096 ? size : 4096, FTE_TOK_PARSE_SPECIAL);
-	fte_tokenizer_free(t);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (fte_tokenizer_load_memory(names[i], data, size, &t) != FTE_OK)
+			continue;
+		roundtrip(t, sample, sizeof(sample) - 1, FTE_TOK_ADD_SPECIAL | FTE_TOK_PARSE_SPECIAL);
+		roundtrip(t, (const char *)data, size < 4096 ? size : 4096, FTE_TOK_PARSE_SPECIAL);
+		fte_tokenizer_free(t);
+	}
 	return 0;
 }
