@@ -428,7 +428,7 @@ cmd_status(const struct opts *o, void *args, int argc, char **argv)
 		    "schema_version", (json_int_t)s->schema_version);
 
 		if (s->usage != NULL)
-			json_object_set_new(j, "usage", pb_json(&s->usage->base));
+			json_object_set_new(j, "usage", ft_json_message(&s->usage->base));
 		json_print(j);
 	} else {
 		duration_format(s->uptime_ms, up, sizeof(up));
