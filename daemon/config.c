@@ -51,6 +51,13 @@ static const struct cfg_key keys[] = {
 	  "Connections to the control socket at once; more are closed as they arrive." },
 	{ "rpc_max_conns_per_user", NUM(CFG_INT, rpc_max_conns_per_user), "128", 1, 1 << 20,
 	  "Connections to the control socket from one uid at once; more are closed as they arrive." },
+	{ "rpc_slow_threads", NUM(CFG_INT, rpc_slow_threads), "4", 1, 256,
+	  "Threads for slow requests (generate without --stream, model import, init and export, "
+	  "data add and show, eval export)." },
+	{ "rpc_slow_queue", NUM(CFG_INT, rpc_slow_queue), "16", 0, 4096,
+	  "Slow requests that may wait for one of those threads; more get RESOURCE_EXHAUSTED." },
+	{ "rpc_slow_per_user", NUM(CFG_INT, rpc_slow_per_user), "2", 1, 4096,
+	  "Slow requests one uid may have running or waiting; more get RESOURCE_EXHAUSTED." },
 	{ "training_threads", NUM(CFG_INT, training_threads), "0", 0, 1024,
 	  "Threads for training; 0 means one per online CPU." },
 	{ "log_level", NUM(CFG_LOGLEVEL, log_level), "info", 0, 0,

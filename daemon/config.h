@@ -23,6 +23,9 @@ struct ft_config {
 	int64_t rpc_max_message;      /* bytes; larger messages close the pipe */
 	int rpc_max_conns;            /* control socket pipes at once */
 	int rpc_max_conns_per_user;   /* ... from one uid */
+	int rpc_slow_threads;         /* threads running slow RPCs */
+	int rpc_slow_queue;           /* slow RPCs waiting for them */
+	int rpc_slow_per_user;        /* slow RPCs of one uid running or waiting */
 	int training_threads;
 	int log_level;                /* enum log_level */
 	char import_roots[PATH_MAX];  /* ':'-separated dirs model imports may read */

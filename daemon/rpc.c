@@ -6,10 +6,12 @@
  * Every request is decoded by ft_wire (version and RPC checked), tied to the
  * peer's Unix uid from the IPC transport (or to a signed key's uid over
  * remote_listen), looked up in the dispatch table by its oneof case, and
- * answered with exactly one reply.  A slow handler holds only its own
- * context.  Messages larger than rpc_max_message (remote_max_message on
- * TCP) are refused by nng itself, which closes the pipe; rpc_conn.c bounds
- * the pipes.
+ * answered with exactly one reply.  Fast handlers run on nng's callback
+ * thread; those marked RPC_SLOW run on rpc_pool's workers, and there are
+ * rpc_contexts contexts beyond those the pool can hold, so fast requests
+ * always find one.  Messages larger than rpc_max_message (remote_max_message
+ * on TCP) are refused by nng itself, which closes the pipe; rpc_conn.c
+ * bounds the pipes.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,9 +27,11 @@
 #include "log.h"
 #include "rpc.h"
 #include "rpc_conn.h"
+#include "rpc_pool.h"
 
 /* Dispatch table: one row per RPC. */
 #define RPC_WRITE 0x1 /* changes state: logged at info level */
+#define RPC_SLOW 0x2  /* may take seconds: runs on a worker (rpc_pool.h) */
 
 static const struct rpc_method {
 	int body_case;
@@ -37,16 +41,16 @@ static const struct rpc_method {
 } methods[] = {
 	{ FT__REQUEST__BODY_PING, "Ping", rpc_ping, 0 },
 	{ FT__REQUEST__BODY_STATUS, "Status", rpc_status, 0 },
-	{ FT__REQUEST__BODY_MODEL_IMPORT, "ModelImport", rpc_model_import, RPC_WRITE },
+	{ FT__REQUEST__BODY_MODEL_IMPORT, "ModelImport", rpc_model_import, RPC_WRITE | RPC_SLOW },
 	{ FT__REQUEST__BODY_MODEL_LIST, "ModelList", rpc_model_list, 0 },
 	{ FT__REQUEST__BODY_MODEL_SHOW, "ModelShow", rpc_model_show, 0 },
 	{ FT__REQUEST__BODY_MODEL_REMOVE, "ModelRemove", rpc_model_remove, RPC_WRITE },
-	{ FT__REQUEST__BODY_MODEL_INIT, "ModelInit", rpc_model_init, RPC_WRITE },
-	{ FT__REQUEST__BODY_MODEL_EXPORT, "ModelExport", rpc_model_export, RPC_WRITE },
-	{ FT__REQUEST__BODY_DATA_ADD, "DataAdd", rpc_data_add, RPC_WRITE },
+	{ FT__REQUEST__BODY_MODEL_INIT, "ModelInit", rpc_model_init, RPC_WRITE | RPC_SLOW },
+	{ FT__REQUEST__BODY_MODEL_EXPORT, "ModelExport", rpc_model_export, RPC_WRITE | RPC_SLOW },
+	{ FT__REQUEST__BODY_DATA_ADD, "DataAdd", rpc_data_add, RPC_WRITE | RPC_SLOW },
 	{ FT__REQUEST__BODY_DATA_VALIDATE, "DataValidate", rpc_data_validate, 0 },
 	{ FT__REQUEST__BODY_DATA_LIST, "DataList", rpc_data_list, 0 },
-	{ FT__REQUEST__BODY_DATA_SHOW, "DataShow", rpc_data_show, 0 },
+	{ FT__REQUEST__BODY_DATA_SHOW, "DataShow", rpc_data_show, RPC_SLOW },
 	{ FT__REQUEST__BODY_DATA_REMOVE, "DataRemove", rpc_data_remove, RPC_WRITE },
 	{ FT__REQUEST__BODY_JOB_SUBMIT, "JobSubmit", rpc_job_submit, RPC_WRITE },
 	{ FT__REQUEST__BODY_JOB_LIST, "JobList", rpc_job_list, 0 },
@@ -57,8 +61,8 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_EVAL_RUN, "EvalRun", rpc_eval_run, RPC_WRITE },
 	{ FT__REQUEST__BODY_EVAL_SHOW, "EvalShow", rpc_eval_show, 0 },
 	{ FT__REQUEST__BODY_EVAL_LIST, "EvalList", rpc_eval_list, 0 },
-	{ FT__REQUEST__BODY_EVAL_EXPORT, "EvalExport", rpc_eval_export, 0 },
-	{ FT__REQUEST__BODY_GENERATE, "Generate", rpc_generate, 0 },
+	{ FT__REQUEST__BODY_EVAL_EXPORT, "EvalExport", rpc_eval_export, RPC_SLOW },
+	{ FT__REQUEST__BODY_GENERATE, "Generate", rpc_generate, RPC_SLOW },
 	{ FT__REQUEST__BODY_GENERATE_POLL, "GeneratePoll", rpc_generate_poll, 0 },
 	{ FT__REQUEST__BODY_GENERATE_CANCEL, "GenerateCancel", rpc_generate_cancel, 0 },
 	{ FT__REQUEST__BODY_DEPLOY_CREATE, "DeployCreate", rpc_deploy_create, RPC_WRITE },
@@ -218,6 +222,14 @@ req_begin(struct rpc_req *r, struct ftuned *d, uint64_t uid, uint64_t gid, uint6
 	return 1;
 }
 
+/* A streamed Generate only opens a session (genstream.c does the work). */
+static int
+req_is_slow(const struct rpc_req *r)
+{
+	return (r->m->flags & RPC_SLOW) &&
+	    !(r->req->body_case == FT__REQUEST__BODY_GENERATE && r->req->generate->stream);
+}
+
 static void
 req_log(const struct rpc_req *r)
 {
@@ -287,6 +299,7 @@ struct rpc_server {
 	nng_socket sock;
 	nng_listener tcp;             /* remote_listen; id 0 when off */
 	struct rpc_conns *conns;
+	struct rpc_pool *pool;
 	int n_ctx;
 	struct rpc_ctx *ctxs;
 };
@@ -341,7 +354,7 @@ ctx_begin(struct rpc_ctx *c, nng_msg *msg)
 	return req_begin(&c->r, srv->d, uid, gid, pid, nng_msg_body(msg), nng_msg_len(msg));
 }
 
-/* Sends c's reply. */
+/* Sends c's reply (from any thread: a callback or a worker). */
 static void
 ctx_reply(struct rpc_ctx *c)
 {
@@ -370,16 +383,35 @@ ctx_reply(struct rpc_ctx *c)
 }
 
 static void
+ctx_slow(void *arg, int cancelled)
+{
+	struct rpc_ctx *c = arg;
+
+	if (cancelled)
+		ctx_refuse(c, FT__CODE__UNAVAILABLE, "ftuned is stopping");
+	else
+		req_run(&c->r);
+	ctx_reply(c);
+}
+
+static void
 ctx_serve(struct rpc_ctx *c, nng_msg *msg)
 {
+	char why[256];
 	int run;
 
 	c->pipe = nng_msg_get_pipe(msg);
 	rpc_conns_busy(c->srv->conns, c->pipe);
 	run = ctx_begin(c, msg);
 	nng_msg_free(msg);
-	if (run)
+	if (run && req_is_slow(&c->r)) {
+		if (rpc_pool_submit(c->srv->pool, c->r.call.uid, ctx_slow, c, why, sizeof(why)) == 0)
+			return;
+		c->r.code = rpc_error(&c->r.call, &c->r.rep, FT__CODE__RESOURCE_EXHAUSTED, "%s", why);
+		req_log(&c->r);
+	} else if (run) {
 		req_run(&c->r);
+	}
 	ctx_reply(c);
 }
 
@@ -428,9 +460,15 @@ rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t er
 	nng_listener l;
 	int rv, n_ctx;
 
-	n_ctx = cfg->rpc_contexts;
+	/* Beyond rpc_contexts, one context for each slow request the pool can
+	 * hold: those never take the contexts fast requests need. */
+	n_ctx = cfg->rpc_contexts + cfg->rpc_slow_threads + cfg->rpc_slow_queue;
 	if ((srv = calloc(1, sizeof(*srv))) == NULL ||
-	    (srv->ctxs = calloc((size_t)n_ctx, sizeof(*srv->ctxs))) == NULL) {
+	    (srv->ctxs = calloc((size_t)n_ctx, sizeof(*srv->ctxs))) == NULL ||
+	    rpc_pool_start(cfg->rpc_slow_threads, cfg->rpc_slow_queue, cfg->rpc_slow_per_user,
+	    &srv->pool) != 0) {
+		if (srv != NULL)
+			free(srv->ctxs);
 		free(srv);
 		snprintf(err, err_len, "out of memory");
 		return -1;
@@ -514,14 +552,20 @@ rpc_server_auth(struct rpc_server *srv)
 	return srv->auth;
 }
 
+/* Workers first: they finish their handlers and hand the replies to
+ * contexts that are still running (which refuse slow requests from then
+ * on); the pool is freed once no context runs. */
 void
 rpc_server_stop(struct rpc_server *srv)
 {
 	if (srv == NULL)
 		return;
+	if (srv->pool != NULL)
+		rpc_pool_stop(srv->pool);
 	for (int i = 0; i < srv->n_ctx; i++)
 		nng_aio_stop(srv->ctxs[i].aio);
 	nng_close(srv->sock);
+	rpc_pool_free(srv->pool);
 	rpc_conns_close(srv->conns);
 	for (int i = 0; i < srv->n_ctx; i++)
 		nng_aio_free(srv->ctxs[i].aio);
