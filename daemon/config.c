@@ -44,7 +44,7 @@ static const struct cfg_key keys[] = {
 	{ "http_tls_certificate", STR(http_tls_certificate), "", 0, 0,
 	  "PEM file with the dashboard's TLS certificate and private key; empty serves plain HTTP." },
 	{ "rpc_contexts", NUM(CFG_INT, rpc_contexts), "8", 1, 256,
-	  "Control requests served concurrently." },
+	  "Fast control requests served concurrently; slow ones (rpc_slow_threads) have contexts of their own." },
 	{ "rpc_max_message", NUM(CFG_SIZE, rpc_max_message), "16M", 1024, (int64_t)1 << 30,
 	  "Largest control message accepted (suffix K, M, G); larger ones close the connection." },
 	{ "rpc_max_conns", NUM(CFG_INT, rpc_max_conns), "4096", 1, 1 << 20,
