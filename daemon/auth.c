@@ -7,11 +7,14 @@
  * forgetting older nonces is safe.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -48,6 +51,36 @@ struct auth {
 	size_t used;
 };
 
+/* A key names the uid its requests act as, so whoever may write the file
+ * may act as any user: only root and the daemon's own user may own it, and
+ * nobody else (group or others) may write it. */
+static int
+keys_file_trusted(int fd, const char *keys_path, char *err, size_t err_len)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, err_len, "%s: %s", keys_path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, err_len, "%s: not a regular file", keys_path);
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, err_len, "%s: owned by uid %lu; it must belong to root or to the "
+		    "daemon's user (uid %lu)", keys_path, (unsigned long)st.st_uid,
+		    (unsigned long)geteuid());
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, err_len, "%s: mode %03o lets other users add keys; refused "
+		    "(chmod go-w %s)", keys_path, (unsigned)(st.st_mode & 0777), keys_path);
+		return -1;
+	}
+	return 0;
+}
+
 /* Reads keys_path into a new set (absent: an empty one).  0 and *out, or
  * -1 with "path:line: problem" in err. */
 static int
@@ -56,13 +89,13 @@ keys_load(const char *keys_path, struct keyset **out, char *err, size_t err_len)
 	struct keyset *set;
 	char line[512];
 	FILE *f;
-	int lineno = 0;
+	int fd, lineno = 0;
 
 	if ((set = calloc(1, sizeof(*set) + KEYS_MAX * sizeof(set->keys[0]))) == NULL) {
 		snprintf(err, err_len, "out of memory");
 		return -1;
 	}
-	if ((f = fopen(keys_path, "r")) == NULL) {
+	if ((fd = open(keys_path, O_RDONLY | O_CLOEXEC)) < 0) {
 		if (errno != ENOENT) {
 			snprintf(err, err_len, "%s: %s", keys_path, strerror(errno));
 			free(set);
@@ -70,6 +103,13 @@ keys_load(const char *keys_path, struct keyset **out, char *err, size_t err_len)
 		}
 		*out = set;
 		return 0;
+	}
+	if (keys_file_trusted(fd, keys_path, err, err_len) != 0 ||
+	    ((f = fdopen(fd, "r")) == NULL &&
+	    snprintf(err, err_len, "%s: %s", keys_path, strerror(errno)) >= 0)) {
+		close(fd);
+		free(set);
+		return -1;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char name[NAME_MAX_LEN + 1], hex[130];

@@ -21,6 +21,11 @@ struct ft_config {
 	char http_tls_certificate[PATH_MAX]; /* PEM cert + key; "" = plain HTTP */
 	int rpc_contexts;             /* requests served concurrently */
 	int64_t rpc_max_message;      /* bytes; larger messages close the pipe */
+	int rpc_max_conns;            /* control socket pipes at once */
+	int rpc_max_conns_per_user;   /* ... from one uid */
+	int rpc_slow_threads;         /* threads running slow RPCs */
+	int rpc_slow_queue;           /* slow RPCs waiting for them */
+	int rpc_slow_per_user;        /* slow RPCs of one uid running or waiting */
 	int training_threads;
 	int log_level;                /* enum log_level */
 	char import_roots[PATH_MAX];  /* ':'-separated dirs model imports may read */
@@ -35,6 +40,10 @@ struct ft_config {
 	char remote_listen[256];      /* nng tcp:// address for signed requests, "" = off */
 	char remote_keys[PATH_MAX];   /* NAME UID PUBLIC_KEY_HEX lines */
 	int remote_max_skew;          /* seconds a signed request's clock may be off */
+	int remote_max_conns;         /* remote_listen pipes at once */
+	int remote_max_conns_per_addr; /* ... from one IP address */
+	int64_t remote_max_message;   /* bytes, checked before the signature */
+	int remote_idle_timeout;      /* seconds without a message before a pipe is closed */
 	int serve_threads;            /* generation threads of the OpenAI API */
 	int serve_queue_max;          /* requests waiting beyond those; more get 429 */
 	int serve_idle_unload;        /* seconds before an idle model is unloaded; 0 = never */

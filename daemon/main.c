@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,6 +109,31 @@ socket_dir_make(const char *url, char *err, size_t err_len)
 		return -1;
 	}
 	return 0;
+}
+
+/* Every connection, model file and job takes a descriptor, and the usual
+ * soft limit (1024) is what one user's idle connections once exhausted:
+ * raise it to the hard limit (LimitNOFILE= in the unit), and say so when
+ * even that leaves little beyond the connection bounds. */
+static void
+nofile_raise(const struct ft_config *cfg)
+{
+	long long want = (long long)cfg->rpc_max_conns +
+	    (cfg->remote_listen[0] ? cfg->remote_max_conns : 0) + 1024;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("RLIMIT_NOFILE: %s", strerror(errno));
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && (long long)rl.rlim_cur < want)
+		log_warn("open file limit %llu is below the connection bounds plus 1024 (%lld): "
+		    "raise LimitNOFILE or lower rpc_max_conns/remote_max_conns",
+		    (unsigned long long)rl.rlim_cur, want);
 }
 
 /* Fork into the background; the parent exits once the child is serving
@@ -261,6 +287,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_init(d.cfg.log_level);
+	nofile_raise(&d.cfg);
 	d.training_threads = d.cfg.training_threads > 0 ? d.cfg.training_threads :
 	    (int)sysconf(_SC_NPROCESSORS_ONLN);
 

@@ -1,13 +1,17 @@
 /*
  * rpc.c - control socket server and request dispatch.
  *
- * DESIGN: one nng rep0 socket, cfg.rpc_contexts contexts, each a two-state
- * machine (receive, then send) driven by its aio callback, as in nng's
- * demo/async server.  A slow handler therefore holds only its own context.
+ * DESIGN: one nng rep0 socket, each context a two-state machine (receive,
+ * then send) driven by its aio callback, as in nng's demo/async server.
  * Every request is decoded by ft_wire (version and RPC checked), tied to the
- * peer's Unix uid from the IPC transport, looked up in the dispatch table
- * by its oneof case, and answered with exactly one reply.  Messages larger
- * than rpc_max_message are refused by nng itself, which closes the pipe.
+ * peer's Unix uid from the IPC transport (or to a signed key's uid over
+ * remote_listen), looked up in the dispatch table by its oneof case, and
+ * answered with exactly one reply.  Fast handlers run on nng's callback
+ * thread; those marked RPC_SLOW run on rpc_pool's workers, and there are
+ * rpc_contexts contexts beyond those the pool can hold, so fast requests
+ * always find one.  Messages larger than rpc_max_message (remote_max_message
+ * on TCP) are refused by nng itself, which closes the pipe; rpc_conn.c
+ * bounds the pipes.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,9 +26,12 @@
 #include "auth.h"
 #include "log.h"
 #include "rpc.h"
+#include "rpc_conn.h"
+#include "rpc_pool.h"
 
 /* Dispatch table: one row per RPC. */
 #define RPC_WRITE 0x1 /* changes state: logged at info level */
+#define RPC_SLOW 0x2  /* may take seconds: runs on a worker (rpc_pool.h) */
 
 static const struct rpc_method {
 	int body_case;
@@ -34,14 +41,14 @@ static const struct rpc_method {
 } methods[] = {
 	{ FT__REQUEST__BODY_PING, "Ping", rpc_ping, 0 },
 	{ FT__REQUEST__BODY_STATUS, "Status", rpc_status, 0 },
-	{ FT__REQUEST__BODY_MODEL_IMPORT, "ModelImport", rpc_model_import, RPC_WRITE },
+	{ FT__REQUEST__BODY_MODEL_IMPORT, "ModelImport", rpc_model_import, RPC_WRITE | RPC_SLOW },
 	{ FT__REQUEST__BODY_MODEL_LIST, "ModelList", rpc_model_list, 0 },
 	{ FT__REQUEST__BODY_MODEL_SHOW, "ModelShow", rpc_model_show, 0 },
 	{ FT__REQUEST__BODY_MODEL_REMOVE, "ModelRemove", rpc_model_remove, RPC_WRITE },
-	{ FT__REQUEST__BODY_MODEL_INIT, "ModelInit", rpc_model_init, RPC_WRITE },
-	{ FT__REQUEST__BODY_MODEL_EXPORT, "ModelExport", rpc_model_export, RPC_WRITE },
+	{ FT__REQUEST__BODY_MODEL_INIT, "ModelInit", rpc_model_init, RPC_WRITE | RPC_SLOW },
+	{ FT__REQUEST__BODY_MODEL_EXPORT, "ModelExport", rpc_model_export, RPC_WRITE | RPC_SLOW },
 	{ FT__REQUEST__BODY_DATA_LIST, "DataList", rpc_data_list, 0 },
-	{ FT__REQUEST__BODY_DATA_SHOW, "DataShow", rpc_data_show, 0 },
+	{ FT__REQUEST__BODY_DATA_SHOW, "DataShow", rpc_data_show, RPC_SLOW },
 	{ FT__REQUEST__BODY_DATA_REMOVE, "DataRemove", rpc_data_remove, RPC_WRITE },
 	{ FT__REQUEST__BODY_JOB_SUBMIT, "JobSubmit", rpc_job_submit, RPC_WRITE },
 	{ FT__REQUEST__BODY_JOB_LIST, "JobList", rpc_job_list, 0 },
@@ -52,8 +59,8 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_EVAL_RUN, "EvalRun", rpc_eval_run, RPC_WRITE },
 	{ FT__REQUEST__BODY_EVAL_SHOW, "EvalShow", rpc_eval_show, 0 },
 	{ FT__REQUEST__BODY_EVAL_LIST, "EvalList", rpc_eval_list, 0 },
-	{ FT__REQUEST__BODY_EVAL_EXPORT, "EvalExport", rpc_eval_export, 0 },
-	{ FT__REQUEST__BODY_GENERATE, "Generate", rpc_generate, 0 },
+	{ FT__REQUEST__BODY_EVAL_EXPORT, "EvalExport", rpc_eval_export, RPC_SLOW },
+	{ FT__REQUEST__BODY_GENERATE, "Generate", rpc_generate, RPC_SLOW },
 	{ FT__REQUEST__BODY_GENERATE_POLL, "GeneratePoll", rpc_generate_poll, 0 },
 	{ FT__REQUEST__BODY_GENERATE_CANCEL, "GenerateCancel", rpc_generate_cancel, 0 },
 	{ FT__REQUEST__BODY_DEPLOY_CREATE, "DeployCreate", rpc_deploy_create, RPC_WRITE },
@@ -65,7 +72,8 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_DATA_UPLOAD_BEGIN, "DataUploadBegin", rpc_data_upload_begin, RPC_WRITE },
 	{ FT__REQUEST__BODY_DATA_UPLOAD_CHUNK, "DataUploadChunk", rpc_data_upload_chunk, 0 },
 	{ FT__REQUEST__BODY_DATA_UPLOAD_STATUS, "DataUploadStatus", rpc_data_upload_status, 0 },
-	{ FT__REQUEST__BODY_DATA_UPLOAD_COMMIT, "DataUploadCommit", rpc_data_upload_commit, RPC_WRITE },
+	{ FT__REQUEST__BODY_DATA_UPLOAD_COMMIT, "DataUploadCommit", rpc_data_upload_commit,
+	  RPC_WRITE | RPC_SLOW },
 };
 
 void *
@@ -143,47 +151,106 @@ method_find(int body_case)
 	return NULL;
 }
 
+/* One request between its message and its reply. */
+struct rpc_req {
+	struct rpc_call call;
+	const struct rpc_method *m;   /* NULL: refused before a handler */
+	Ft__Request *req;
+	Ft__Reply rep;
+	int code;
+	uint64_t t0;
+};
+
+/* An empty request for the peer, with an OK reply to fill. */
+static void
+req_init(struct rpc_req *r, struct ftuned *d, uint64_t uid, uint64_t gid, uint64_t pid)
+{
+	memset(r, 0, sizeof(*r));
+	r->call = (struct rpc_call){ .d = d, .uid = uid, .gid = gid, .pid = pid };
+	r->rep = (Ft__Reply)FT__REPLY__INIT;
+	r->rep.protocol_version = FT_PROTOCOL_VERSION;
+	r->t0 = ftuned_now_ms();
+}
+
+/* Decodes msg for the peer; 1 when a handler is to run, 0 when r already
+ * holds the refusal. */
+static int
+req_begin(struct rpc_req *r, struct ftuned *d, uint64_t uid, uint64_t gid, uint64_t pid,
+    const void *msg, size_t len)
+{
+	char why[256];
+
+	req_init(r, d, uid, gid, pid);
+	r->code = ft_request_decode(msg, len, &r->req, &r->rep.request_id, why, sizeof(why));
+	if (r->code != FT__CODE__OK) {
+		rpc_error(&r->call, &r->rep, r->code, "%s", why);
+		log_warn("rpc: uid %llu: %s", (unsigned long long)uid, why);
+		return 0;
+	}
+	if ((r->m = method_find(r->req->body_case)) == NULL) {
+		/* Known to the wire but not served by this build. */
+		r->code = rpc_error(&r->call, &r->rep, FT__CODE__INVALID_ARGUMENT,
+		    "RPC %d is not served by this daemon", (int)r->req->body_case);
+		return 0;
+	}
+	r->call.request_id = r->req->request_id;
+	return 1;
+}
+
+/* A streamed Generate only opens a session (genstream.c does the work). */
+static int
+req_is_slow(const struct rpc_req *r)
+{
+	return (r->m->flags & RPC_SLOW) &&
+	    !(r->req->body_case == FT__REQUEST__BODY_GENERATE && r->req->generate->stream);
+}
+
+static void
+req_log(const struct rpc_req *r)
+{
+	const struct rpc_method *m = r->m;
+	unsigned long long uid = (unsigned long long)r->call.uid;
+	unsigned long long ms = (unsigned long long)(ftuned_now_ms() - r->t0);
+
+	if ((m->flags & RPC_WRITE) || r->code != FT__CODE__OK)
+		log_info("rpc %s uid %llu: %s%s%s (%llu ms)", m->name, uid, ft_code_name(r->code),
+		    r->rep.message[0] ? ": " : "", r->rep.message, ms);
+	else
+		log_debug("rpc %s uid %llu: OK (%llu ms)", m->name, uid, ms);
+}
+
+static void
+req_run(struct rpc_req *r)
+{
+	r->code = r->m->fn(&r->call, r->req, &r->rep);
+	if (r->code != FT__CODE__OK)
+		r->rep.body_case = FT__REPLY__BODY__NOT_SET;
+	req_log(r);
+}
+
+/* Encodes the reply and frees the request: 0, or -1 when out of memory. */
+static int
+req_finish(struct rpc_req *r, uint8_t **out, size_t *out_len)
+{
+	int rc;
+
+	r->rep.code = (Ft__Code)r->code;
+	rc = ft_reply_encode(&r->rep, out, out_len);
+	ft_request_free(r->req);
+	r->req = NULL;
+	arena_release(&r->call.mem);
+	return rc;
+}
+
 int
 rpc_dispatch(struct ftuned *d, uint64_t uid, uint64_t gid, uint64_t pid,
     const void *msg, size_t len, uint8_t **out, size_t *out_len)
 {
-	struct rpc_call call = { .d = d, .uid = uid, .gid = gid, .pid = pid };
-	const struct rpc_method *m = NULL;
-	Ft__Reply rep = FT__REPLY__INIT;
-	Ft__Request *req = NULL;
-	uint64_t t0 = ftuned_now_ms();
-	char why[256];
-	int code, rc;
+	struct rpc_req r;
 
-	rep.protocol_version = FT_PROTOCOL_VERSION;
-	code = ft_request_decode(msg, len, &req, &rep.request_id, why, sizeof(why));
-	if (code != FT__CODE__OK) {
-		rpc_error(&call, &rep, code, "%s", why);
-		log_warn("rpc: uid %llu: %s", (unsigned long long)uid, why);
-	} else if ((m = method_find(req->body_case)) == NULL) {
-		/* Known to the wire but not served by this build. */
-		code = rpc_error(&call, &rep, FT__CODE__INVALID_ARGUMENT,
-		    "RPC %d is not served by this daemon", (int)req->body_case);
-	} else {
-		call.request_id = req->request_id;
-		code = m->fn(&call, req, &rep);
-		if (code != FT__CODE__OK)
-			rep.body_case = FT__REPLY__BODY__NOT_SET;
-		if ((m->flags & RPC_WRITE) || code != FT__CODE__OK)
-			log_info("rpc %s uid %llu: %s%s%s (%llu ms)", m->name,
-			    (unsigned long long)uid, ft_code_name(code),
-			    rep.message[0] ? ": " : "", rep.message,
-			    (unsigned long long)(ftuned_now_ms() - t0));
-		else
-			log_debug("rpc %s uid %llu: OK (%llu ms)", m->name,
-			    (unsigned long long)uid,
-			    (unsigned long long)(ftuned_now_ms() - t0));
-	}
-	rep.code = (Ft__Code)code;
-	rc = ft_reply_encode(&rep, out, out_len);
-	ft_request_free(req);
-	arena_release(&call.mem);
-	return rc;
+	if (req_begin(&r, d, uid, gid, pid, msg, len))
+		req_run(&r);
+	return req_finish(&r, out, out_len);
 }
 
 /* One context: receive a request, send its reply, repeat. */
@@ -191,6 +258,8 @@ struct rpc_ctx {
 	enum { CTX_RECV, CTX_SEND } state;
 	nng_ctx ctx;
 	nng_aio *aio;
+	nng_pipe pipe;                /* the request's */
+	struct rpc_req r;
 	struct rpc_server *srv;
 };
 
@@ -198,48 +267,53 @@ struct rpc_server {
 	struct ftuned *d;
 	struct auth *auth;            /* signed requests over remote_listen */
 	nng_socket sock;
+	nng_listener tcp;             /* remote_listen; id 0 when off */
+	struct rpc_conns *conns;
+	struct rpc_pool *pool;
 	int n_ctx;
 	struct rpc_ctx *ctxs;
 };
 
-/* An error reply for a request that never reached the dispatcher. */
-static int
-reply_error(int code, const char *message, uint8_t **out, size_t *out_len)
+/* Refuses c's request with code before any handler ran. */
+static void
+ctx_refuse(struct rpc_ctx *c, int code, const char *why)
 {
-	Ft__Reply rep = FT__REPLY__INIT;
+	struct rpc_req *r = &c->r;
 
-	rep.protocol_version = FT_PROTOCOL_VERSION;
-	rep.code = (Ft__Code)code;
-	rep.message = (char *)message;
-	return ft_reply_encode(&rep, out, out_len);
+	r->code = rpc_error(&r->call, &r->rep, code, "%s", why);
 }
 
-/* Serves one message.  IPC peers are identified by their socket
- * credentials; TCP peers only by a valid signature (auth.c). */
+/* Decodes msg into c->r: IPC peers are identified by their socket
+ * credentials, TCP peers only by a valid signature (auth.c).  1 when a
+ * handler is to run. */
 static int
-ctx_handle(struct rpc_server *srv, nng_msg *msg, uint8_t **out, size_t *out_len)
+ctx_begin(struct rpc_ctx *c, nng_msg *msg)
 {
+	struct rpc_server *srv = c->srv;
 	nng_pipe p = nng_msg_get_pipe(msg);
 	uint64_t uid = UINT64_MAX, gid = UINT64_MAX, pid = 0;
-	nng_sockaddr sa;
 	uint8_t *req;
 	size_t req_len;
 	char why[256];
-	int code, rc;
+	int code, run;
 
-	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 &&
-	    (sa.s_family == NNG_AF_INET || sa.s_family == NNG_AF_INET6)) {
-		if (srv->auth == NULL)
-			return reply_error(FT__CODE__UNAUTHENTICATED, "remote access is off", out, out_len);
+	if (nng_listener_id(srv->tcp) > 0 &&
+	    nng_listener_id(nng_pipe_listener(p)) == nng_listener_id(srv->tcp)) {
+		req_init(&c->r, srv->d, uid, gid, pid);
+		if (srv->auth == NULL) {
+			ctx_refuse(c, FT__CODE__UNAUTHENTICATED, "remote access is off");
+			return 0;
+		}
 		code = auth_verify(srv->auth, nng_msg_body(msg), nng_msg_len(msg), &uid, &req,
 		    &req_len, why, sizeof(why));
 		if (code != FT__CODE__OK) {
 			log_warn("rpc: remote request refused: %s", why);
-			return reply_error(code, why, out, out_len);
+			ctx_refuse(c, code, why);
+			return 0;
 		}
-		rc = rpc_dispatch(srv->d, uid, gid, pid, req, req_len, out, out_len);
+		run = req_begin(&c->r, srv->d, uid, gid, pid, req, req_len);
 		free(req);
-		return rc;
+		return run;
 	}
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0)
 		uid = UINT64_MAX;
@@ -247,35 +321,68 @@ ctx_handle(struct rpc_server *srv, nng_msg *msg, uint8_t **out, size_t *out_len)
 		gid = UINT64_MAX;
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) != 0)
 		pid = 0;
-	return rpc_dispatch(srv->d, uid, gid, pid, nng_msg_body(msg), nng_msg_len(msg), out, out_len);
+	return req_begin(&c->r, srv->d, uid, gid, pid, nng_msg_body(msg), nng_msg_len(msg));
+}
+
+/* Sends c's reply (from any thread: a callback or a worker). */
+static void
+ctx_reply(struct rpc_ctx *c)
+{
+	uint8_t *out;
+	size_t out_len;
+	nng_msg *reply = NULL;
+
+	if (req_finish(&c->r, &out, &out_len) != 0) {
+		log_error("rpc: out of memory, request dropped");
+		out = NULL;
+	} else if (nng_msg_alloc(&reply, 0) != 0 || nng_msg_append(reply, out, out_len) != 0) {
+		log_error("rpc: out of memory, reply dropped");
+		nng_msg_free(reply);
+		reply = NULL;
+	}
+	free(out);
+	rpc_conns_idle(c->srv->conns, c->pipe);
+	if (reply == NULL) {
+		c->state = CTX_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	nng_aio_set_msg(c->aio, reply);
+	c->state = CTX_SEND;
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+ctx_slow(void *arg, int cancelled)
+{
+	struct rpc_ctx *c = arg;
+
+	if (cancelled)
+		ctx_refuse(c, FT__CODE__UNAVAILABLE, "ftuned is stopping");
+	else
+		req_run(&c->r);
+	ctx_reply(c);
 }
 
 static void
 ctx_serve(struct rpc_ctx *c, nng_msg *msg)
 {
-	uint8_t *out;
-	size_t out_len;
-	nng_msg *reply;
+	char why[256];
+	int run;
 
-	if (ctx_handle(c->srv, msg, &out, &out_len) != 0) {
-		log_error("rpc: out of memory, request dropped");
-		nng_msg_free(msg);
-		c->state = CTX_RECV;
-		nng_ctx_recv(c->ctx, c->aio);
-		return;
-	}
+	c->pipe = nng_msg_get_pipe(msg);
+	rpc_conns_busy(c->srv->conns, c->pipe);
+	run = ctx_begin(c, msg);
 	nng_msg_free(msg);
-	if (nng_msg_alloc(&reply, 0) != 0 || nng_msg_append(reply, out, out_len) != 0) {
-		log_error("rpc: out of memory, reply dropped");
-		free(out);
-		c->state = CTX_RECV;
-		nng_ctx_recv(c->ctx, c->aio);
-		return;
+	if (run && req_is_slow(&c->r)) {
+		if (rpc_pool_submit(c->srv->pool, c->r.call.uid, ctx_slow, c, why, sizeof(why)) == 0)
+			return;
+		c->r.code = rpc_error(&c->r.call, &c->r.rep, FT__CODE__RESOURCE_EXHAUSTED, "%s", why);
+		req_log(&c->r);
+	} else if (run) {
+		req_run(&c->r);
 	}
-	free(out);
-	nng_aio_set_msg(c->aio, reply);
-	c->state = CTX_SEND;
-	nng_ctx_send(c->ctx, c->aio);
+	ctx_reply(c);
 }
 
 static void
@@ -310,12 +417,28 @@ ctx_cb(void *arg)
 int
 rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t err_len)
 {
+	const struct ft_config *cfg = &d->cfg;
+	struct rpc_conn_limits lim[RPC_CONN_CLASSES] = {
+		[RPC_CONN_IPC] = { .max = cfg->rpc_max_conns, .max_per_peer = cfg->rpc_max_conns_per_user,
+		    .max_why = "rpc_max_conns reached", .per_peer_why = "rpc_max_conns_per_user reached" },
+		[RPC_CONN_TCP] = { .max = cfg->remote_max_conns,
+		    .max_per_peer = cfg->remote_max_conns_per_addr, .idle_s = cfg->remote_idle_timeout,
+		    .max_why = "remote_max_conns reached",
+		    .per_peer_why = "remote_max_conns_per_addr reached" },
+	};
 	struct rpc_server *srv;
 	nng_listener l;
-	int rv;
+	int rv, n_ctx;
 
+	/* Beyond rpc_contexts, one context for each slow request the pool can
+	 * hold: those never take the contexts fast requests need. */
+	n_ctx = cfg->rpc_contexts + cfg->rpc_slow_threads + cfg->rpc_slow_queue;
 	if ((srv = calloc(1, sizeof(*srv))) == NULL ||
-	    (srv->ctxs = calloc(d->cfg.rpc_contexts, sizeof(*srv->ctxs))) == NULL) {
+	    (srv->ctxs = calloc((size_t)n_ctx, sizeof(*srv->ctxs))) == NULL ||
+	    rpc_pool_start(cfg->rpc_slow_threads, cfg->rpc_slow_queue, cfg->rpc_slow_per_user,
+	    &srv->pool) != 0) {
+		if (srv != NULL)
+			free(srv->ctxs);
 		free(srv);
 		snprintf(err, err_len, "out of memory");
 		return -1;
@@ -323,38 +446,52 @@ rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t er
 	srv->d = d;
 	if ((rv = nng_rep0_open(&srv->sock)) != 0 ||
 	    (rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
-	    (size_t)d->cfg.rpc_max_message)) != 0) {
+	    (size_t)cfg->rpc_max_message)) != 0) {
 		snprintf(err, err_len, "control socket: %s", nng_strerror(rv));
 		goto fail;
 	}
-	if ((rv = nng_listener_create(&l, srv->sock, d->cfg.socket_url)) != 0) {
-		snprintf(err, err_len, "%s: %s", d->cfg.socket_url, nng_strerror(rv));
+	if ((rv = nng_listener_create(&l, srv->sock, cfg->socket_url)) != 0) {
+		snprintf(err, err_len, "%s: %s", cfg->socket_url, nng_strerror(rv));
 		goto fail;
 	}
+	lim[RPC_CONN_IPC].listener = l;
 	/* Owner and group only: users in the daemon's group may connect. */
-	if (strncmp(d->cfg.socket_url, "ipc://", 6) == 0 &&
+	if (strncmp(cfg->socket_url, "ipc://", 6) == 0 &&
 	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660)) != 0) {
-		snprintf(err, err_len, "%s: permissions: %s", d->cfg.socket_url, nng_strerror(rv));
+		snprintf(err, err_len, "%s: permissions: %s", cfg->socket_url, nng_strerror(rv));
 		goto fail;
 	}
+	if (cfg->remote_listen[0] != '\0') {
+		if (strncmp(cfg->remote_listen, "tcp://", 6) != 0) {
+			snprintf(err, err_len, "remote_listen %s: only tcp:// addresses", cfg->remote_listen);
+			goto fail;
+		}
+		if (auth_open(cfg->remote_keys, cfg->remote_max_skew, &srv->auth, err, err_len) != 0)
+			goto fail;
+		/* Smaller than the socket's: nobody is known before the signature,
+		 * and nng allocates what a message's header announces. */
+		if ((rv = nng_listener_create(&srv->tcp, srv->sock, cfg->remote_listen)) != 0 ||
+		    (rv = nng_listener_set_size(srv->tcp, NNG_OPT_RECVMAXSZ,
+		    (size_t)cfg->remote_max_message)) != 0) {
+			snprintf(err, err_len, "remote_listen %s: %s", cfg->remote_listen, nng_strerror(rv));
+			goto fail;
+		}
+		lim[RPC_CONN_TCP].listener = srv->tcp;
+	}
+	if (rpc_conns_open(srv->sock, lim, &srv->conns, err, err_len) != 0)
+		goto fail;
 	if ((rv = nng_listener_start(l, 0)) != 0) {
-		snprintf(err, err_len, "listen on %s: %s", d->cfg.socket_url, nng_strerror(rv));
+		snprintf(err, err_len, "listen on %s: %s", cfg->socket_url, nng_strerror(rv));
 		goto fail;
 	}
-	if (d->cfg.remote_listen[0] != '\0') {
-		if (strncmp(d->cfg.remote_listen, "tcp://", 6) != 0) {
-			snprintf(err, err_len, "remote_listen %s: only tcp:// addresses", d->cfg.remote_listen);
+	if (nng_listener_id(srv->tcp) > 0) {
+		if ((rv = nng_listener_start(srv->tcp, 0)) != 0) {
+			snprintf(err, err_len, "listen on %s: %s", cfg->remote_listen, nng_strerror(rv));
 			goto fail;
 		}
-		if (auth_open(d->cfg.remote_keys, d->cfg.remote_max_skew, &srv->auth, err, err_len) != 0)
-			goto fail;
-		if ((rv = nng_listen(srv->sock, d->cfg.remote_listen, NULL, 0)) != 0) {
-			snprintf(err, err_len, "listen on %s: %s", d->cfg.remote_listen, nng_strerror(rv));
-			goto fail;
-		}
-		log_info("remote access on %s (signed requests only)", d->cfg.remote_listen);
+		log_info("remote access on %s (signed requests only)", cfg->remote_listen);
 	}
-	for (int i = 0; i < d->cfg.rpc_contexts; i++) {
+	for (int i = 0; i < n_ctx; i++) {
 		struct rpc_ctx *c = &srv->ctxs[i];
 
 		c->srv = srv;
@@ -385,14 +522,21 @@ rpc_server_auth(struct rpc_server *srv)
 	return srv->auth;
 }
 
+/* Workers first: they finish their handlers and hand the replies to
+ * contexts that are still running (which refuse slow requests from then
+ * on); the pool is freed once no context runs. */
 void
 rpc_server_stop(struct rpc_server *srv)
 {
 	if (srv == NULL)
 		return;
+	if (srv->pool != NULL)
+		rpc_pool_stop(srv->pool);
 	for (int i = 0; i < srv->n_ctx; i++)
 		nng_aio_stop(srv->ctxs[i].aio);
 	nng_close(srv->sock);
+	rpc_pool_free(srv->pool);
+	rpc_conns_close(srv->conns);
 	for (int i = 0; i < srv->n_ctx; i++)
 		nng_aio_free(srv->ctxs[i].aio);
 	auth_close(srv->auth);

@@ -2,10 +2,11 @@
  * rpc.h - the control socket: an nng rep0 socket served by several
  * contexts, and the dispatch table that maps each request to its handler.
  *
- * Handlers run on nng's callback threads and must finish in milliseconds;
- * slow work is queued as a job.  A handler borrows the request, fills the
- * reply, and allocates whatever the reply points to with rpc_alloc, which is
- * freed after the reply is sent.
+ * Handlers run on nng's callback threads and must finish in milliseconds,
+ * unless their row in the dispatch table is marked RPC_SLOW: those run on
+ * the bounded workers of rpc_pool.h; longer work is queued as a job.  A
+ * handler borrows the request, fills the reply, and allocates whatever the
+ * reply points to with rpc_alloc, which is freed after the reply is sent.
  */
 #ifndef FT_RPC_H
 #define FT_RPC_H

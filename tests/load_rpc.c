@@ -5,8 +5,9 @@
  *
  *     load_rpc URL CLIENTS REQUESTS_PER_CLIENT JOB_ID
  *
- * Prints throughput and latency percentiles; exits 1 if any request failed
- * (no reply, or a code other than OK).
+ * JOB_ID 0 sends Status requests only.  Prints throughput and latency
+ * percentiles; exits 1 if any request failed (no reply, or a code other
+ * than OK).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -63,7 +64,7 @@ client(void *arg)
 
 		req.protocol_version = FT_PROTOCOL_VERSION;
 		req.request_id = (uint64_t)idx << 32 | (uint64_t)i;
-		switch (i % 4) {
+		switch (job_id == 0 ? 0 : i % 4) {
 		case 0: req.body_case = FT__REQUEST__BODY_STATUS; req.status = &status; break;
 		case 1: req.body_case = FT__REQUEST__BODY_MODEL_LIST; req.model_list = &mlist; break;
 		case 2: req.body_case = FT__REQUEST__BODY_JOB_LIST; req.job_list = &jlist; break;
