@@ -373,10 +373,6 @@ rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t er
 		goto fail;
 	}
 	if (d->cfg.remote_listen[0] != '\0') {
-		if (strncmp(d->cfg.remote_listen, "tcp://", 6) != 0) {
-			snprintf(err, err_len, "remote_listen %s: only tcp:// addresses", d->cfg.remote_listen);
-			goto fail;
-		}
 		if (auth_open(d->cfg.remote_keys, d->cfg.remote_max_skew, &srv->auth, err, err_len) != 0)
 			goto fail;
 		if ((rv = nng_listen(srv->sock, d->cfg.remote_listen, NULL, 0)) != 0) {
