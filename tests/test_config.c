@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <civetweb.h>
+
 #include "config.h"
 #include "ft_test.h"
 #include "log.h"
@@ -104,10 +106,13 @@ main(void)
 	/* And the forms the daemon uses are accepted. */
 	CHECK(load(&cfg, "remote_listen = tcp://127.0.0.1:0\nsocket = tcp://[::1]:5555\n"
 	    "http_listen = [::1]:8631\nhttp_auth = token\nadmin_group = root\n"
-	    "import_roots = /srv/a:/\nexport_roots =\nhttp_tls_certificate = /etc/passwd\n",
-	    err, sizeof(err)) == 0);
+	    "import_roots = /srv/a:/\nexport_roots =\n", err, sizeof(err)) == 0);
 	CHECK_STR(cfg.remote_listen, "tcp://127.0.0.1:0");
 	CHECK_STR(cfg.admin_group, "root");
+	/* A readable certificate passes where civetweb has TLS, and is refused
+	 * (as the daemon would) where it has none. */
+	CHECK((load(&cfg, "http_tls_certificate = /etc/passwd\n", err, sizeof(err)) == 0) ==
+	    (mg_check_feature(2) != 0));
 	CHECK(config_listen_loopback("[::1]:8631", err, sizeof(err)) == 1);
 	CHECK(config_listen_loopback("127.0.0.9:0", err, sizeof(err)) == 1);
 	CHECK(config_listen_loopback("0.0.0.0:8631", err, sizeof(err)) == 0);
