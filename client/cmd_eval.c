@@ -441,8 +441,8 @@ static const struct ftctl_option run_options[] = {
 	{ "split", OPT_STR, offsetof(struct run_args, split), NULL, "validation|all", 0,
 	  "held-out records (default) or train and validation together" },
 	{ "metrics", OPT_STR, offsetof(struct run_args, metrics), "LIST", NULL, 0,
-	  "comma-separated: loss,exact_match,token_f1,rouge_l,chrf,accuracy,gen_length,eos_rate "
-	  "(default: all that apply)" },
+	  "comma-separated metric names, e.g. loss,token_f1 (default: all that apply; "
+	  "an unknown name is answered with the list)" },
 	{ "max-new-tokens", OPT_U32, offsetof(struct run_args, max_new_tokens), "N", NULL, 0,
 	  "generation length cap (default 64)" },
 	{ "temperature", OPT_FLOAT, offsetof(struct run_args, temperature), "T", NULL, 0,

@@ -64,8 +64,9 @@ struct ft_config {
 /* config_defaults fills every key with its table default. */
 void config_defaults(struct ft_config *cfg);
 
-/* config_set parses value for key and stores it.  Returns 0, or -1 with a
- * message in err ("unknown key", "must be between ...", ...). */
+/* config_set parses value for key, runs the key's check (the one ftuned -n,
+ * start and SIGHUP share) and stores it.  Returns 0, or -1 with a message
+ * in err ("unknown key", "out of range ...", "expected auto or token", ...). */
 int config_set(struct ft_config *cfg, const char *key, const char *value,
     char *err, size_t err_len) __attribute__((warn_unused_result));
 
@@ -74,6 +75,17 @@ int config_set(struct ft_config *cfg, const char *key, const char *value,
  * so load into a copy when the old values must survive (SIGHUP). */
 int config_load(struct ft_config *cfg, const char *path, char *err,
     size_t err_len) __attribute__((warn_unused_result));
+
+/* config_reload copies into cfg the keys of fresh that the table marks
+ * reloadable, and names in kept ("http_threads, socket") the other keys
+ * whose values differ: those wait for a restart.  Returns their number. */
+int config_reload(struct ft_config *cfg, const struct ft_config *fresh, char *kept,
+    size_t kept_len);
+
+/* config_listen_loopback splits an http_listen ADDR:PORT, copying ADDR
+ * into host; returns 1 for a loopback address, 0 for another, -1 when it
+ * is not ADDR:PORT with a numeric address. */
+int config_listen_loopback(const char *listen, char *host, size_t host_len);
 
 /* config_write prints every key with its documentation and current value,
  * in config-file syntax (ftuned -n -v, and the default file's source). */

@@ -41,30 +41,6 @@
 #define EVAL_LOSS_ROWS 16
 #define EVAL_LOSS_TOKENS 2048
 
-enum metric {
-	M_LOSS, M_EXACT, M_F1, M_ROUGE, M_CHRF, M_ACCURACY, M_GEN_LENGTH, M_EOS, M_COUNT
-};
-
-const char *const eval_metric_names[] = {
-	"loss", "exact_match", "token_f1", "rouge_l", "chrf", "accuracy", "gen_length",
-	"eos_rate", NULL
-};
-
-int
-eval_metric_higher_is_better(const char *metric)
-{
-	return strcmp(metric, "loss") != 0 && strcmp(metric, "perplexity") != 0;
-}
-
-static int
-metric_index(const char *name, size_t len)
-{
-	for (int i = 0; i < M_COUNT; i++)
-		if (strlen(eval_metric_names[i]) == len && strncmp(eval_metric_names[i], name, len) == 0)
-			return i;
-	return -1;
-}
-
 /* Parses a comma-separated metric list into a bit set; -1 with err. */
 static int
 metrics_parse(const char *list, unsigned *out, char *err, size_t err_len)
@@ -73,11 +49,14 @@ metrics_parse(const char *list, unsigned *out, char *err, size_t err_len)
 
 	for (const char *p = list; *p;) {
 		size_t n = strcspn(p, ",");
-		int m = metric_index(p, n);
+		int m = eval_metric_find(p, n);
 
 		if (m < 0) {
-			snprintf(err, err_len, "unknown metric '%.*s'; known: loss, exact_match, token_f1, "
-			    "rouge_l, chrf, accuracy, gen_length, eos_rate", (int)(n > 40 ? 40 : n), p);
+			char known[256];
+
+			eval_metric_list((1u << EVAL_M_COUNT) - 1, ", ", known, sizeof(known));
+			snprintf(err, err_len, "unknown metric '%.*s'; known: %s", (int)(n > 40 ? 40 : n), p,
+			    known);
 			return -1;
 		}
 		set |= 1u << m;
@@ -87,16 +66,16 @@ metrics_parse(const char *list, unsigned *out, char *err, size_t err_len)
 	return 0;
 }
 
-static void
-metrics_format(unsigned set, char *buf, size_t len)
+/* The metrics measured on generated text, as a bit set. */
+static unsigned
+metrics_generated(void)
 {
-	size_t pos = 0;
+	unsigned set = 0;
 
-	buf[0] = '\0';
-	for (int i = 0; i < M_COUNT; i++)
-		if (set & (1u << i))
-			pos += (size_t)snprintf(buf + pos, len - pos, "%s%s", pos ? "," : "",
-			    eval_metric_names[i]);
+	for (int i = 0; i < EVAL_M_COUNT; i++)
+		if (eval_metrics[i].needs_generation)
+			set |= 1u << i;
+	return set;
 }
 
 /* Replaces an empty string field of a malloc-unpacked message. */
@@ -187,18 +166,19 @@ spec_check(Ft__EvalSpec *s, const struct dataset_info *ds, char *err, size_t err
 		fte_template_free(tp);
 	}
 	if (s->metrics[0] == '\0') {
-		spec_default_str(&s->metrics, text ? "loss" :
-		    "loss,exact_match,token_f1,rouge_l,chrf,accuracy,gen_length,eos_rate");
+		set = ((1u << EVAL_M_COUNT) - 1) & ~(text ? metrics_generated() : 0);
+		eval_metric_list(set, ",", list, sizeof(list));
+		spec_default_str(&s->metrics, list);
 		return 0;
 	}
 	if (metrics_parse(s->metrics, &set, err, err_len) != 0)
 		return -1;
-	if (text && set != 1u << M_LOSS) {
+	if (text && (set & metrics_generated())) {
 		snprintf(err, err_len, "dataset %s holds text: only the loss (perplexity) applies",
 		    ds->name);
 		return -1;
 	}
-	metrics_format(set, list, sizeof(list));
+	eval_metric_list(set, ",", list, sizeof(list));
 	free(s->metrics);
 	s->metrics = strdup(list);
 	return s->metrics ? 0 : -1;
@@ -515,7 +495,7 @@ eval_store_output(struct ftuned *d, int64_t eval_id, uint32_t idx, uint32_t mode
 	sqlite3_bind_text(st, 4, output, -1, SQLITE_STATIC);
 	if (step_done(st) != 0)
 		goto rollback;
-	for (int m = 0; m < M_COUNT; m++) {
+	for (int m = 0; m < EVAL_M_COUNT; m++) {
 		if (!(set & (1u << m)) || !isfinite(values[m]))
 			continue;
 		if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_values (eval_id, idx, model_idx, "
@@ -524,7 +504,7 @@ eval_store_output(struct ftuned *d, int64_t eval_id, uint32_t idx, uint32_t mode
 		sqlite3_bind_int64(st, 1, eval_id);
 		sqlite3_bind_int64(st, 2, idx);
 		sqlite3_bind_int64(st, 3, model_idx);
-		sqlite3_bind_text(st, 4, eval_metric_names[m], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, eval_metrics[m].name, -1, SQLITE_STATIC);
 		sqlite3_bind_double(st, 5, values[m]);
 		if (step_done(st) != 0)
 			goto rollback;
@@ -721,16 +701,10 @@ generate_one(fte_model *m, const fte_tokenizer *tok, const int *ids, size_t n_id
 static int
 text_metrics(const char *out, const char *ref, unsigned set, double *v)
 {
-	if ((set & (1u << M_EXACT)) && eval_exact_match(out, ref, &v[M_EXACT]) != 0)
-		return -1;
-	if ((set & (1u << M_ACCURACY)) && eval_exact_match(out, ref, &v[M_ACCURACY]) != 0)
-		return -1;
-	if ((set & (1u << M_F1)) && eval_token_f1(out, ref, &v[M_F1]) != 0)
-		return -1;
-	if ((set & (1u << M_ROUGE)) && eval_rouge_l(out, ref, &v[M_ROUGE]) != 0)
-		return -1;
-	if ((set & (1u << M_CHRF)) && eval_chrf(out, ref, &v[M_CHRF]) != 0)
-		return -1;
+	for (int m = 0; m < EVAL_M_COUNT; m++)
+		if ((set & (1u << m)) && eval_metrics[m].score != NULL &&
+		    eval_metrics[m].score(out, ref, &v[m]) != 0)
+			return -1;
 	return 0;
 }
 
@@ -787,7 +761,7 @@ summarise(struct ftuned *d, const struct eval_row *e, unsigned set, double *valu
 		snprintf(err, err_len, "out of memory");
 		return -1;
 	}
-	for (int m = 0; m < M_COUNT; m++) {
+	for (int m = 0; m < EVAL_M_COUNT; m++) {
 		size_t used = 0;
 
 		if (!(set & (1u << m)))
@@ -810,9 +784,9 @@ summarise(struct ftuned *d, const struct eval_row *e, unsigned set, double *valu
 			struct eval_ci ci;
 
 			if (eval_bootstrap_mean(col + k * n, used, EVAL_BOOTSTRAP_B, seed, &ci) != 0 ||
-			    eval_store_stat(d, e->id, eval_metric_names[m], (int)k, -1, &ci, NULL, used) != 0)
+			    eval_store_stat(d, e->id, eval_metrics[m].name, (int)k, -1, &ci, NULL, used) != 0)
 				goto fail;
-			if (m == M_LOSS) {
+			if (m == EVAL_M_LOSS) {
 				struct eval_ci p = { exp(ci.mean), exp(ci.lo), exp(ci.hi) };
 
 				if (eval_store_stat(d, e->id, "perplexity", (int)k, -1, &p, NULL, used) != 0)
@@ -825,8 +799,8 @@ summarise(struct ftuned *d, const struct eval_row *e, unsigned set, double *valu
 				struct eval_wtl w;
 
 				if (eval_bootstrap_diff(col + a * n, col + b * n, used, EVAL_BOOTSTRAP_B, seed,
-				    m != M_LOSS, &ci, &w) != 0 ||
-				    eval_store_stat(d, e->id, eval_metric_names[m], (int)b, (int)a, &ci, &w,
+				    eval_metrics[m].higher_is_better, &ci, &w) != 0 ||
+				    eval_store_stat(d, e->id, eval_metrics[m].name, (int)b, (int)a, &ci, &w,
 				    used) != 0)
 					goto fail;
 			}
@@ -931,12 +905,12 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	    examples_load(&ds, e.spec->split, e.spec->limit, &part_a, &part_b, &ex, &n, err,
 	    sizeof(err)) != 0)
 		goto fail;
-	if ((set & (1u << M_ACCURACY)) && labels_count(ex, n, EVAL_LABELS_MAX) > EVAL_LABELS_MAX) {
-		set &= ~(1u << M_ACCURACY);
+	if ((set & (1u << EVAL_M_ACCURACY)) && labels_count(ex, n, EVAL_LABELS_MAX) > EVAL_LABELS_MAX) {
+		set &= ~(1u << EVAL_M_ACCURACY);
 		jobs_log(d, id, "info", "accuracy left out: the references are not a small label set "
 		    "(more than %d distinct)", EVAL_LABELS_MAX);
 	}
-	metrics_format(set, metrics, sizeof(metrics));
+	eval_metric_list(set, ",", metrics, sizeof(metrics));
 	if (!text && (strcmp(e.spec->template_, "alpaca") == 0 ? fte_template_alpaca(&tp) :
 	    fte_template_custom(e.spec->template_, &tp)) != FTE_OK) {
 		snprintf(err, sizeof(err), "template: %s", fte_last_error());
@@ -960,11 +934,11 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			goto fail;
 		}
 	}
-	if ((values = malloc((size_t)M_COUNT * e.n_models * n * sizeof(*values))) == NULL) {
+	if ((values = malloc((size_t)EVAL_M_COUNT * e.n_models * n * sizeof(*values))) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	for (size_t i = 0; i < (size_t)M_COUNT * e.n_models * n; i++)
+	for (size_t i = 0; i < (size_t)EVAL_M_COUNT * e.n_models * n; i++)
 		values[i] = NAN;
 	total = (uint32_t)(n * e.n_models);
 	eval_set_progress(d, e.id, metrics, (uint32_t)n, 0, NAN);
@@ -1069,7 +1043,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			}
 			loss_s += now_s() - ts;
 			for (size_t j = p; j < q; j++) {
-				double *v, row[M_COUNT];
+				double *v, row[EVAL_M_COUNT];
 				struct gen_result g = { NULL, 0, 0 };
 				const char *out_text = "";
 
@@ -1077,11 +1051,11 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 				v = values + k * n + i;   /* v[metric * K * n] */
 				if (atomic_load(stop) != TRAIN_STOP_NONE)
 					goto stopped;
-				for (int mm = 0; mm < M_COUNT; mm++)
+				for (int mm = 0; mm < EVAL_M_COUNT; mm++)
 					row[mm] = NAN;
-				row[M_LOSS] = loss[i];
+				row[EVAL_M_LOSS] = loss[i];
 				/* a text dataset, or only the loss asked for: nothing to generate */
-				if (!text && (set & ~(1u << M_LOSS))) {
+				if (!text && (set & metrics_generated())) {
 					fte_record r = { ex[i].rec->instruction, ex[i].rec->input,
 						ex[i].rec->output };
 					int *ids = NULL;
@@ -1102,14 +1076,14 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 						fte_error_set(FTE_ENOMEM, "out of memory");
 						goto example_err;
 					}
-					row[M_GEN_LENGTH] = g.n_tokens;
-					row[M_EOS] = g.stopped;
+					row[EVAL_M_GEN_LENGTH] = g.n_tokens;
+					row[EVAL_M_EOS] = g.stopped;
 				}
-				for (int mm = 0; mm < M_COUNT; mm++)
+				for (int mm = 0; mm < EVAL_M_COUNT; mm++)
 					if (set & (1u << mm))
 						v[(size_t)mm * e.n_models * n] = row[mm];
-				if (isfinite(row[M_LOSS])) {
-					loss_sum += row[M_LOSS];
+				if (isfinite(row[EVAL_M_LOSS])) {
+					loss_sum += row[EVAL_M_LOSS];
 					loss_n++;
 				}
 				if (eval_store_output(d, e.id, (uint32_t)i, (uint32_t)k, &ex[i], out_text, row,

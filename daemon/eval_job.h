@@ -40,12 +40,6 @@
 #define EVAL_AUTO_LIMIT 200         /* examples in the automatic post-training eval */
 #define EVAL_LABELS_MAX 20          /* accuracy: at most this many distinct references */
 
-/* The metrics an evaluation knows, in the order they are reported. */
-extern const char *const eval_metric_names[];
-
-/* eval_metric_higher_is_better: 0 for loss and perplexity, else 1. */
-int eval_metric_higher_is_better(const char *metric);
-
 /* eval_submit validates spec (filling in defaults: split validation, every
  * applicable metric, 64 new tokens, greedy, top_p 1, seed 1, the Alpaca
  * template) on a copy of spec, resolves its models and dataset, and inserts the job row and

@@ -10,6 +10,7 @@
 #include <locale.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <pthread.h>
 #include <wctype.h>
@@ -566,4 +567,48 @@ eval_bootstrap_diff(const double *a, const double *b, size_t n, int B, uint64_t 
 	if (rc == 0)
 		*wtl = w;
 	return rc;
+}
+
+const struct eval_metric_def eval_metrics[EVAL_M_COUNT] = {
+	[EVAL_M_LOSS] = { "loss", 0, 0, 6, NULL },
+	[EVAL_M_EXACT] = { "exact_match", 1, 1, 4, eval_exact_match },
+	[EVAL_M_F1] = { "token_f1", 1, 1, 1, eval_token_f1 },
+	[EVAL_M_ROUGE] = { "rouge_l", 1, 1, 2, eval_rouge_l },
+	[EVAL_M_CHRF] = { "chrf", 1, 1, 3, eval_chrf },
+	/* exact match, kept only for a small label set (eval_job.c) */
+	[EVAL_M_ACCURACY] = { "accuracy", 1, 1, 5, eval_exact_match },
+	[EVAL_M_GEN_LENGTH] = { "gen_length", 1, 1, 0, NULL },
+	[EVAL_M_EOS] = { "eos_rate", 1, 1, 0, NULL },
+};
+
+int
+eval_metric_find(const char *name, size_t len)
+{
+	for (int i = 0; i < EVAL_M_COUNT; i++)
+		if (strlen(eval_metrics[i].name) == len && strncmp(eval_metrics[i].name, name, len) == 0)
+			return i;
+	return -1;
+}
+
+int
+eval_metric_higher_is_better(const char *name)
+{
+	int m;
+
+	if (strcmp(name, "perplexity") == 0)
+		name = "loss";
+	m = eval_metric_find(name, strlen(name));
+	return m < 0 || eval_metrics[m].higher_is_better;
+}
+
+void
+eval_metric_list(unsigned set, const char *sep, char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < EVAL_M_COUNT && pos < len; i++)
+		if (set & (1u << i))
+			pos += (size_t)snprintf(buf + pos, len - pos, "%s%s", pos ? sep : "",
+			    eval_metrics[i].name);
 }

@@ -28,6 +28,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The metrics an evaluation computes, in the order they are reported: one
+ * row each in eval_metrics[], which the evaluation job (parsing, defaults,
+ * computing, storing), ftctl eval show's sort and the stored direction the
+ * dashboard shows all read. */
+enum eval_metric {
+	EVAL_M_LOSS, EVAL_M_EXACT, EVAL_M_F1, EVAL_M_ROUGE, EVAL_M_CHRF, EVAL_M_ACCURACY,
+	EVAL_M_GEN_LENGTH, EVAL_M_EOS, EVAL_M_COUNT
+};
+
+struct eval_metric_def {
+	const char *name;
+	int higher_is_better;
+	int needs_generation; /* measured on generated text: not for a text dataset */
+	int sort_rank;        /* eval show sorts by the computed metric of lowest rank; 0: never by default */
+	/* pred against ref; NULL for the loss and for what generation measures
+	 * itself (length, stop at EOS). */
+	int (*score)(const char *pred, const char *ref, double *out);
+};
+
+extern const struct eval_metric_def eval_metrics[EVAL_M_COUNT];
+
+/* eval_metric_find returns the metric named by name[0..len), or -1. */
+int eval_metric_find(const char *name, size_t len);
+
+/* eval_metric_higher_is_better: the table's direction; perplexity (stored
+ * beside the loss) goes the loss's way; 1 for a name the table lacks. */
+int eval_metric_higher_is_better(const char *name);
+
+/* eval_metric_list writes the names of the metrics in set (bit i for
+ * metric i) joined by sep. */
+void eval_metric_list(unsigned set, const char *sep, char *buf, size_t len);
+
 /* eval_normalize writes SQuAD's normalisation of s into *out (malloc'd). */
 int eval_normalize(const char *s, char **out);
 

@@ -158,34 +158,57 @@ daemonize(int *ready_fd)
 	return 0;
 }
 
-/* SIGHUP: log_level and the remote_keys file (from the file named in the
- * configuration as it reads now); a file that does not parse changes
- * nothing, and the log says so. */
+/* The configuration file and the command line's overrides over it, read
+ * the same way at start and on SIGHUP. */
+struct config_source {
+	const char *path;
+	int explicit;                 /* -f given: the file must exist */
+	const char *state_dir, *socket_url, *http;
+};
+
+static int
+config_read(const struct config_source *src, struct ft_config *cfg, char *err, size_t err_len)
+{
+	config_defaults(cfg);
+	if ((src->explicit || access(src->path, R_OK) == 0) &&
+	    config_load(cfg, src->path, err, err_len) != 0)
+		return -1;
+	if ((src->state_dir && config_set(cfg, "state_dir", src->state_dir, err, err_len) != 0) ||
+	    (src->socket_url && config_set(cfg, "socket", src->socket_url, err, err_len) != 0) ||
+	    (src->http && config_set(cfg, "http_listen", src->http, err, err_len) != 0))
+		return -1;
+	return 0;
+}
+
+/* SIGHUP: the keys the config table marks reloadable (log_level, and the
+ * remote_keys file read again); a changed key that is not reloadable is
+ * logged as waiting for a restart, and a file that does not parse changes
+ * nothing. */
 static void
-reload(const char *config_path, int config_explicit, struct rpc_server *rpc)
+reload(const struct config_source *src, struct ftuned *d, struct rpc_server *rpc)
 {
 	struct auth *auth = rpc_server_auth(rpc);
 	struct ft_config fresh;
-	char err[PATH_MAX + 256], keys[PATH_MAX + 64] = "";
+	char err[PATH_MAX + 256], keys[PATH_MAX + 64] = "", kept[512];
 	int n;
 
-	config_defaults(&fresh);
-	if ((config_explicit || access(config_path, R_OK) == 0) &&
-	    config_load(&fresh, config_path, err, sizeof(err)) != 0) {
+	if (config_read(src, &fresh, err, sizeof(err)) != 0) {
 		log_error("SIGHUP: %s; configuration unchanged", err);
 		return;
 	}
-	log_init(fresh.log_level);
-	if (auth != NULL && auth_reload(auth, fresh.remote_keys, &n, err, sizeof(err)) != 0)
+	if (config_reload(&d->cfg, &fresh, kept, sizeof(kept)) > 0)
+		log_warn("SIGHUP: %s changed but cannot be reloaded; restart ftuned to apply it", kept);
+	log_init(d->cfg.log_level);
+	if (auth != NULL && auth_reload(auth, d->cfg.remote_keys, &n, err, sizeof(err)) != 0)
 		log_error("SIGHUP: %s; the previous remote keys stay", err);
 	else if (auth != NULL)
 		snprintf(keys, sizeof(keys), " and remote_keys (%d key%s from %s)", n,
-		    n == 1 ? "" : "s", fresh.remote_keys);
-	log_info("SIGHUP: log_level%s reloaded; other keys take effect at restart", keys);
+		    n == 1 ? "" : "s", d->cfg.remote_keys);
+	log_info("SIGHUP: log_level%s reloaded", keys);
 }
 
 static int
-serve(const char *config_path, int config_explicit, struct rpc_server *rpc)
+serve(const struct config_source *src, struct ftuned *d, struct rpc_server *rpc)
 {
 	uint64_t wd_usec = notify_watchdog_usec();
 	struct timespec tick;
@@ -208,7 +231,7 @@ serve(const char *config_path, int config_explicit, struct rpc_server *rpc)
 		}
 		if (sig == SIGHUP) {
 			notify_send("RELOADING=1");
-			reload(config_path, config_explicit, rpc);
+			reload(src, d, rpc);
 			notify_send("READY=1");
 		}
 		if (wd_usec)
@@ -228,8 +251,8 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config_path = DEFAULT_CONFIG, *state_dir = NULL, *socket_url = NULL, *http = NULL;
-	int foreground = 0, check_only = 0, verbose = 0, config_explicit = 0, new_token = 0;
+	struct config_source src = { .path = DEFAULT_CONFIG };
+	int foreground = 0, check_only = 0, verbose = 0, new_token = 0;
 	int ch, lock_fd, ready_fd = -1, rc = 1;
 	struct rpc_server *rpc = NULL;
 	struct web_server *web = NULL;
@@ -242,10 +265,10 @@ main(int argc, char **argv)
 		case 'd': foreground = 1; break;
 		case 'n': check_only = 1; break;
 		case 'v': verbose = 1; break;
-		case 'f': config_path = optarg; config_explicit = 1; break;
-		case 'S': state_dir = optarg; break;
-		case 'U': socket_url = optarg; break;
-		case 'H': http = optarg; break;
+		case 'f': src.path = optarg; src.explicit = 1; break;
+		case 'S': src.state_dir = optarg; break;
+		case 'U': src.socket_url = optarg; break;
+		case 'H': src.http = optarg; break;
 		case 'T': new_token = 1; break;
 		case 'V': printf("ftuned %s\n", FTUNED_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -258,15 +281,7 @@ main(int argc, char **argv)
 	}
 
 	memset(&d, 0, sizeof(d));
-	config_defaults(&d.cfg);
-	if ((config_explicit || access(config_path, R_OK) == 0) &&
-	    config_load(&d.cfg, config_path, err, sizeof(err)) != 0) {
-		fprintf(stderr, "ftuned: %s\n", err);
-		return 1;
-	}
-	if ((state_dir && config_set(&d.cfg, "state_dir", state_dir, err, sizeof(err)) != 0) ||
-	    (socket_url && config_set(&d.cfg, "socket", socket_url, err, sizeof(err)) != 0) ||
-	    (http && config_set(&d.cfg, "http_listen", http, err, sizeof(err)) != 0)) {
+	if (config_read(&src, &d.cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ftuned: %s\n", err);
 		return 1;
 	}
@@ -352,7 +367,7 @@ main(int argc, char **argv)
 		close(ready_fd);
 		ready_fd = -1;
 	}
-	rc = serve(config_path, config_explicit, rpc);
+	rc = serve(&src, &d, rpc);
 	notify_send("STOPPING=1");
 out:
 	deploy_stop(d.deploy);

@@ -462,10 +462,7 @@ rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t er
 		goto fail;
 	}
 	if (cfg->remote_listen[0] != '\0') {
-		if (strncmp(cfg->remote_listen, "tcp://", 6) != 0) {
-			snprintf(err, err_len, "remote_listen %s: only tcp:// addresses", cfg->remote_listen);
-			goto fail;
-		}
+		/* config.c's check made sure it is tcp:// */
 		if (auth_open(cfg->remote_keys, cfg->remote_max_skew, &srv->auth, err, err_len) != 0)
 			goto fail;
 		/* Smaller than the socket's: nobody is known before the signature,

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "eval_job.h"
+#include "eval_metrics.h"
 #include "evals.h"
 #include "fte.h"
 #include "genstream.h"
@@ -84,24 +85,28 @@ rpc_eval_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	return FT__CODE__OK;
 }
 
-/* The metric wins and losses are sorted by: the request's, else the first
- * generation metric computed, else the loss. */
+/* The metric wins and losses are sorted by: the request's, else the
+ * computed metric of lowest sort rank in the metric table (a generation
+ * metric before the loss). */
 static const char *
 sort_metric(const Ft__EvalInfo *e, const char *asked)
 {
-	static const char *const prefer[] = { "token_f1", "rouge_l", "chrf", "exact_match",
-		"accuracy", "loss" };
+	const char *best = "loss";
+	int rank = 0;
 
 	if (asked[0])
 		return asked;
-	for (size_t i = 0; i < sizeof(prefer) / sizeof(prefer[0]); i++) {
-		const char *p = strstr(e->metrics, prefer[i]);
-		size_t len = strlen(prefer[i]);
+	for (const char *p = e->metrics; *p;) {
+		size_t n = strcspn(p, ",");
+		int m = eval_metric_find(p, n);
 
-		if (p != NULL && (p == e->metrics || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
-			return prefer[i];
+		if (m >= 0 && eval_metrics[m].sort_rank > 0 && (rank == 0 || eval_metrics[m].sort_rank < rank)) {
+			rank = eval_metrics[m].sort_rank;
+			best = eval_metrics[m].name;
+		}
+		p += n + (p[n] == ',');
 	}
-	return "loss";
+	return best;
 }
 
 int

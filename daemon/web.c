@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -248,34 +247,6 @@ log_message(const struct mg_connection *conn, const char *message)
 	return 1;
 }
 
-/* Splits ADDR:PORT; returns 1 for a loopback address, 0 for another, -1
- * when it is not ADDR:PORT. */
-static int
-listen_host(const char *listen, char *host, size_t host_len)
-{
-	const char *colon = strrchr(listen, ':');
-	struct in6_addr a6;
-	struct in_addr a4;
-	size_t n;
-
-	if (colon == NULL || colon == listen)
-		return -1;
-	n = (size_t)(colon - listen);
-	if (listen[0] == '[' && colon[-1] == ']') {
-		listen++;
-		n -= 2;
-	}
-	if (n >= host_len)
-		return -1;
-	memcpy(host, listen, n);
-	host[n] = '\0';
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return -1;
-}
-
 int
 web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t err_len)
 {
@@ -290,15 +261,9 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 		*out = NULL;
 		return 0;
 	}
-	if ((loopback = listen_host(d->cfg.http_listen, host, sizeof(host))) < 0) {
-		snprintf(err, err_len, "http_listen %s: expected ADDR:PORT with a numeric "
-		    "address, e.g. 127.0.0.1:8631 or [::1]:8631", d->cfg.http_listen);
-		return -1;
-	}
-	if (strcmp(d->cfg.http_auth, "auto") != 0 && strcmp(d->cfg.http_auth, "token") != 0) {
-		snprintf(err, err_len, "http_auth '%s': expected auto or token", d->cfg.http_auth);
-		return -1;
-	}
+	/* The config table's checks have refused a malformed http_listen and
+	 * http_auth, and a certificate this civetweb cannot serve. */
+	loopback = config_listen_loopback(d->cfg.http_listen, host, sizeof(host)) == 1;
 	if (sodium_init() < 0) {
 		snprintf(err, err_len, "libsodium cannot start");
 		return -1;
@@ -313,11 +278,6 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 	if (w->need_token && token_hash_load(&d->cfg, hash) != 0) {
 		snprintf(err, err_len, "http_listen %s needs a dashboard token and %s/dashboard-token "
 		    "has none: run ftuned --new-dashboard-token", d->cfg.http_listen, d->cfg.state_dir);
-		free(w);
-		return -1;
-	}
-	if (w->tls && mg_check_feature(2) == 0) {
-		snprintf(err, err_len, "http_tls_certificate is set but this civetweb has no TLS");
 		free(w);
 		return -1;
 	}

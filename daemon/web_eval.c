@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "eval_job.h"
+#include "eval_metrics.h"
 #include "evals.h"
 #include "web_api.h"
 

@@ -83,10 +83,14 @@ struct trainer {
 	uint32_t n_merges, cap_merges;
 };
 
+/* oom returns FTE_ENOMEM itself rather than fte_error_set's result, so the
+ * compiler sees that no failure path returns FTE_OK (token_add's id is set
+ * whenever it succeeds). */
 static int
 oom(const struct trainer *tr)
 {
-	return fte_error_set(FTE_ENOMEM, "%s: out of memory training a tokenizer", tr->name);
+	fte_error_set(FTE_ENOMEM, "%s: out of memory training a tokenizer", tr->name);
+	return FTE_ENOMEM;
 }
 
 static int

@@ -208,9 +208,9 @@ fte_trainer_create(fte_model *m, const fte_train_config *cfg, fte_trainer **out)
 	if (t->lora_mode)
 		t->lora_mem = calloc(t->n_floats, sizeof(float));
 	if (!t->grad_mem || !t->m_mem || !t->v_mem || !t->tr || (t->lora_mode && !t->lora_mem)) {
+		size_t n = t->n_floats;
 		fte_trainer_free(t);
-		return fte_error_set(FTE_ENOMEM, "trainer: cannot allocate state for %zu parameters",
-		    t->n_floats);
+		return fte_error_set(FTE_ENOMEM, "trainer: cannot allocate state for %zu parameters", n);
 	}
 	if ((rc = fte__acts_create(&m->cfg, cfg->batch, cfg->seq, cfg->lora.rank,
 	    cfg->lora.dropout, cfg->recompute ? ACTS_RECOMPUTE : ACTS_TRAIN,

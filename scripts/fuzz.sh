@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
 
-CC=clang cmake -S . -B build-fuzz -DFT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+CC=clang cmake -S . -B build-fuzz -DFT_FUZZ=ON -DFT_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
 cmake --build build-fuzz -j"$(nproc)" --target $targets >/dev/null
 for t in $targets; do

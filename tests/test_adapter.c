@@ -269,7 +269,7 @@ damaged_cases(const fte_config *c)
 		snprintf(e[1].name, sizeof(e[1].name), "layers.0.attn.wz.lora_B.weight");
 		CHECK(fte_st_write(path, e, f->n_tensors, FTE_ST_F32, ok) == FTE_OK);
 		refused(path, c, "is not a LoRA adapter of this model");
-		snprintf(e[1].name, sizeof(e[1].name), "%s", e[0].name);
+		memcpy(e[1].name, e[0].name, sizeof(e[1].name));
 		CHECK(fte_st_write(path, e, f->n_tensors, FTE_ST_F32, ok) == FTE_OK);
 		refused(path, c, "");
 	}

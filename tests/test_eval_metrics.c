@@ -206,6 +206,33 @@ test_bootstrap(void)
 	CHECK(w.ties == 5 && ci3.lo == 0 && ci3.hi == 0);
 }
 
+/* The metric table: names found back, directions, and which need text. */
+static void
+test_table(void)
+{
+	char list[256];
+	double v = -1;
+
+	for (int i = 0; i < EVAL_M_COUNT; i++) {
+		CHECK(eval_metrics[i].name != NULL);
+		CHECK(eval_metric_find(eval_metrics[i].name, strlen(eval_metrics[i].name)) == i);
+	}
+	CHECK(eval_metric_find("token_f1,chrf", 8) == EVAL_M_F1);
+	CHECK(eval_metric_find("token", 5) == -1);
+	CHECK(eval_metric_find("bleu", 4) == -1);
+	CHECK(eval_metric_higher_is_better("loss") == 0);
+	CHECK(eval_metric_higher_is_better("perplexity") == 0);
+	CHECK(eval_metric_higher_is_better("chrf") == 1);
+	CHECK(eval_metrics[EVAL_M_LOSS].needs_generation == 0);
+	CHECK(eval_metrics[EVAL_M_ROUGE].needs_generation == 1);
+	CHECK(eval_metrics[EVAL_M_ROUGE].score("the cat sat", "the cat sat", &v) == 0 && v == 1);
+	eval_metric_list((1u << EVAL_M_LOSS) | (1u << EVAL_M_F1) | (1u << EVAL_M_EOS), ",", list,
+	    sizeof(list));
+	CHECK_STR(list, "loss,token_f1,eos_rate");
+	eval_metric_list((1u << EVAL_M_COUNT) - 1, ", ", list, sizeof(list));
+	CHECK_STR(list, "loss, exact_match, token_f1, rouge_l, chrf, accuracy, gen_length, eos_rate");
+}
+
 int
 main(void)
 {
@@ -215,5 +242,6 @@ main(void)
 	test_rouge_l();
 	test_chrf();
 	test_bootstrap();
+	test_table();
 	return ft_test_done();
 }

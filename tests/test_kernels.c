@@ -672,7 +672,8 @@ test_threads(void)
 
 	CHECK(fte_threads_set(0) == FTE_EINVAL);
 	for (int run = 0; run < 3; run++) {
-		CHECK(fte_threads_set(counts[run]) == FTE_OK);
+		CHECK(fte__threads_set_exact(counts[run]) == FTE_OK);
+		CHECK(fte_threads_get() == counts[run]);
 		res[run][0] = xmalloc(N * OC * 4);
 		res[run][1] = xmalloc(N * C * 4);
 		res[run][2] = xmalloc(OC * C * 4);
@@ -804,14 +805,15 @@ test_pool(void)
 	pthread_t t;
 
 	for (int count = 1; count <= 3; count++) {
-		CHECK(fte_threads_set(count) == FTE_OK);
+		CHECK(fte__threads_set_exact(count) == FTE_OK);
+		CHECK(fte_threads_get() == count);
 		CHECK(pool_check(1, 1));
 		CHECK(pool_check(7, 50));
 		CHECK(pool_check(1000, 20));
 	}
 	/* Two callers at once: one gets the pool, the other runs its items
 	 * itself, and both finish with every item run once. */
-	CHECK(fte_threads_set(2) == FTE_OK);
+	CHECK(fte__threads_set_exact(2) == FTE_OK);
 	CHECK(pthread_create(&t, NULL, pool_thread, &ok[0]) == 0);
 	ok[1] = pool_check(1000, 200);
 	CHECK(pthread_join(t, NULL) == 0);

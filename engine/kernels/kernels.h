@@ -36,6 +36,11 @@
  * spinning workers would compete with the pool's. */
 int fte__threads(void);
 
+/* fte__threads_set_exact is fte_threads_set without the cap at the CPUs
+ * this process may use: a test comparing one thread with two must get two
+ * workers even on a one-CPU machine, where fte_threads_set(2) gives one. */
+int fte__threads_set_exact(int n);
+
 typedef void (*fte__item_fn)(void *ctx, int i);
 typedef void (*fte__range_fn)(void *ctx, int lo, int hi);
 

@@ -260,8 +260,16 @@ fte_threads_set(int n)
 		return fte_error_set(FTE_EINVAL,
 		    "fte_threads_set: thread count %d, need at least 1", n);
 	pthread_once(&pool.once, threads_init);
-	if (n > threads_max())
-		n = threads_max();
+	return fte__threads_set_exact(n > threads_max() ? threads_max() : n);
+}
+
+int
+fte__threads_set_exact(int n)
+{
+	if (n < 1 || n > FTE_THREADS_MAX)
+		return fte_error_set(FTE_EINVAL,
+		    "fte__threads_set_exact: thread count %d, need 1..%d", n, FTE_THREADS_MAX);
+	pthread_once(&pool.once, threads_init);
 	pthread_mutex_lock(&pool.submit);
 	atomic_store(&pool.count, n);
 	pool_resize(n - 1);

@@ -139,13 +139,15 @@ try {
     'model: the model itself highlighted');
   const m = await api('models/' + env.TUNED);
   const hashes = await page.locator('td.hash').allTextContents();
-  ok(m.files.every(f => hashes.includes(f.blake2b)), 'model: file hashes');
+  ok(m.files.length > 0 && m.files.every(f => hashes.includes(f.blake2b)), 'model: file hashes');
   ok((await page.textContent('pre.commands')).includes('ftctl model export'), 'model: export commands');
   ok(await page.locator(`a[href="#/evals/${env.EVAL1}"]`).count() === 1, 'model: its evaluations');
   await shot(page, 'model');
   await page.goBack();
   await page.waitForFunction(() => location.hash === '#/models');
-  ok(true, 'models: back button');
+  await page.waitForSelector('#view[data-ready="1"]');
+  ok(await page.locator('tr[data-model]').count() === (await api('models')).models.length &&
+    await page.locator('svg.lineage').count() === 0, 'models: back button returns to the list');
 
   // --- Datasets ---
   await open(page, '#/datasets/lines');
@@ -203,20 +205,20 @@ try {
   await page.waitForFunction(() => location.hash.includes('metric=loss'));
   await page.waitForSelector('#view[data-ready="1"]');
   let d = await deltas();
-  ok(d.length > 1 && d.every((v, i) => i === 0 || d[i - 1] <= v),
+  ok(d.length > 1 && d[0] < d[d.length - 1] && d.every((v, i) => i === 0 || d[i - 1] <= v),
     'eval: examples by largest improvement (loss falls most first)', d.join());
   await page.selectOption('select[name="sort"]', 'regression');
   await page.waitForFunction(() => location.hash.includes('sort=regression'));
   await page.waitForSelector('#view[data-ready="1"]');
   d = await deltas();
-  ok(d.every((v, i) => i === 0 || d[i - 1] >= v), 'eval: examples by largest regression', d.join());
+  ok(d.length > 1 && d[0] > d[d.length - 1] && d.every((v, i) => i === 0 || d[i - 1] >= v), 'eval: examples by largest regression', d.join());
   ok(await page.locator('table.examples ins, table.examples del').count() > 0,
     'eval: output differences highlighted');
   await page.goBack();
   await page.waitForFunction(() => !location.hash.includes('sort=regression'));
   await page.waitForSelector('#view[data-ready="1"]');
   d = await deltas();
-  ok(d.every((v, i) => i === 0 || d[i - 1] <= v), 'eval: back button restores the sort');
+  ok(d.length > 1 && d.every((v, i) => i === 0 || d[i - 1] <= v), 'eval: back button restores the sort', d.join());
   const word = (await api(`evals/${env.EVAL1}/examples?limit=1`)).examples[0].reference.split(' ')[0];
   await page.fill('input[type="search"]', word);
   await page.click('form.filters button');

@@ -58,14 +58,38 @@ expect_eq "$?" "1" "ftuned -n rejects a bad config"
 expect_match "$msg" "bad.conf:2: unknown key 'bogus_key'" "error names the line"
 "$FT_BIN/daemon/ftuned" -n -f "$FT_TMP/ftuned.conf" >/dev/null || fail "ftuned -n on a good config"
 pass "ftuned -n accepts a good config"
+# -n runs the same checks as the start: values the daemon cannot use fail here.
+for bad in "http_auth = basic|expected auto or token" "remote_listen = ipc:///tmp/r|expected tcp://ADDR:PORT"; do
+	printf 'log_level = info\n%s\n' "${bad%%|*}" > "$FT_TMP/bad.conf"
+	msg=$("$FT_BIN/daemon/ftuned" -n -f "$FT_TMP/bad.conf" 2>&1)
+	expect_eq "$?" "1" "ftuned -n rejects ${bad%%|*}"
+	expect_match "$msg" "bad.conf:2: ${bad%% =*}: .*${bad#*|}" "ftuned -n names the line of ${bad%%|*}"
+done
 
 schema=$(json_get "$("$FT_BIN/client/ftctl" status --json)" schema_version)
 
-# SIGHUP reloads, SIGTERM stops cleanly.
-kill -HUP "$FT_PID"
-sleep 0.3
+# SIGHUP reloads, and names a changed key that only a restart applies
+# (none for an unchanged file: the command line's overrides are read again
+# too); SIGTERM stops cleanly.
+hup() {
+	local before
+	before=$(grep -c "$1" "$FT_TMP/ftuned.log")
+	kill -HUP "$FT_PID"
+	for _ in $(seq 1 50); do
+		[ "$(grep -c "$1" "$FT_TMP/ftuned.log")" -gt "$before" ] && return 0
+		sleep 0.1
+	done
+	fail "no '$1' in the log after SIGHUP"
+}
+hup "SIGHUP: log_level reloaded"
 "$FT_BIN/client/ftctl" status >/dev/null || fail "status after SIGHUP"
 pass "serving after SIGHUP"
+! grep -q "cannot be reloaded" "$FT_TMP/ftuned.log" || fail "an unchanged file reported as changed"
+pass "an unchanged configuration reloads without a warning"
+printf 'http_threads = 9\nlog_level = info\n' >> "$FT_TMP/ftuned.conf"
+hup "SIGHUP: log_level reloaded"
+expect_match "$(cat "$FT_TMP/ftuned.log")" "SIGHUP: http_threads changed but cannot be reloaded; restart ftuned" \
+	"a changed key that is not reloadable is reported"
 daemon_stop
 expect_eq "$FT_EXIT" "0" "clean exit on SIGTERM"
 [ ! -e "${sock#ipc://}" ] || fail "socket removed at exit"

@@ -173,7 +173,13 @@ for _ in $(seq 1 600); do
 	sleep 0.05
 done
 daemon_kill
-pass "daemon killed at step $(sqlite3 "$FT_STATE/ftuned.db" "select step from jobs where id=$victim" 2>/dev/null)"
+# The kill must land mid-job, after a checkpoint and before the end, or the
+# restart below tests nothing.
+at=$(sqlite3 "$FT_STATE/ftuned.db" "select state || ' ' || checkpoint_step || ' ' || step from jobs where id=$victim")
+read -r st ck step <<<"$at"
+[ "$st" = RUNNING ] && [ "${ck:-0}" -ge 10 ] && [ "${step:-40}" -lt 40 ] ||
+	fail "daemon killed mid-job: got state, checkpoint step and step '$at'"
+pass "daemon killed mid-job (checkpoint at step $ck, step $step of 40)"
 daemon_start
 expect_eq "$(job_wait "$victim" 600)" "SUCCEEDED" "interrupted job finished after restart"
 expect_eq "$(job_field "$victim" val_loss)" "$(job_field "$ref" val_loss)" "same final validation loss"

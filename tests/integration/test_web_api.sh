@@ -45,8 +45,10 @@ expect_eq "$(jqe "$j" .result_model)" "$TUNED" "job: resulting model"
 expect_eq "$(jqe "$j" .base_model)/$(jqe "$j" .dataset)" "stories260K/lines" "job: base and dataset names"
 expect_eq "$(jqe "$j" .spec.max_steps)/$(jqe "$j" .spec.method)" "12/lora" "job: specification"
 expect_eq "$(jqe "$j" .checkpoint_step)" "$(json_get "$show" checkpoint_step)" "job: checkpoint step as RPC"
+# Both must be numbers: awk reads a missing value (or null) as 0.
 awk -v a="$(jqe "$j" .val_loss)" -v b="$(json_get "$show" val_loss)" \
-	'BEGIN { exit !(a - b < 1e-4 && b - a < 1e-4) }' || fail "job: val_loss as RPC"
+	'BEGIN { n = "^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+	  exit !(a ~ n && b ~ n && a - b < 1e-4 && b - a < 1e-4) }' || fail "job: val_loss as RPC"
 pass "job: val_loss as RPC"
 
 m=$(get "/api/v1/jobs/$JOB1/metrics")
