@@ -250,15 +250,16 @@ api_status(struct mg_connection *conn, struct ftuned *d)
 }
 
 /* API keys with their usage, revoked ones included; never a key or its
- * hash (deploy.c keeps only the hash, and deploy_key_info carries none). */
+ * hash (deploy.c keeps only the hash, and deploy_key_info carries none).
+ * Only the caller's own, as ftctl key list, unless it is an admin. */
 static void
-api_keys(struct mg_connection *conn, struct ftuned *d)
+api_keys(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who)
 {
 	struct deploy_key_info *v;
 	json_t *arr;
 	size_t n;
 
-	if (deploy_key_list(d, 0, 1, &v, &n) != 0) {
+	if (deploy_key_list(d, who->uid, who->admin, &v, &n) != 0) {
 		web_send_error(conn, 500, "cannot list API keys");
 		return;
 	}
@@ -790,7 +791,7 @@ api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *nam
 _Static_assert(WEB_ROUTE_NAME_MAX >= REGISTRY_NAME_MAX, "a model or dataset name fits a route");
 
 void
-web_api_serve(struct mg_connection *conn, struct ftuned *d)
+web_api_serve(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who)
 {
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	struct web_query q = { ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, "" };
@@ -802,7 +803,7 @@ web_api_serve(struct mg_connection *conn, struct ftuned *d)
 	}
 	switch (r.ep) {
 	case WEB_EP_STATUS: api_status(conn, d); break;
-	case WEB_EP_KEYS: api_keys(conn, d); break;
+	case WEB_EP_KEYS: api_keys(conn, d, who); break;
 	case WEB_EP_JOBS: api_jobs(conn, d, &q); break;
 	case WEB_EP_JOB: api_job(conn, d, r.id); break;
 	case WEB_EP_JOB_METRICS: api_job_metrics(conn, d, r.id, &q); break;
