@@ -19,6 +19,7 @@ struct ft_config {
 	int http_threads;
 	char http_auth[8];            /* "auto": token off loopback; "token": always */
 	char http_tls_certificate[PATH_MAX]; /* PEM cert + key; "" = plain HTTP */
+	char http_host_names[512];    /* Host names served besides loopback's, "," separated */
 	int rpc_contexts;             /* requests served concurrently */
 	int64_t rpc_max_message;      /* bytes; larger messages close the pipe */
 	int rpc_max_conns;            /* control socket pipes at once */

@@ -403,7 +403,7 @@ deploy_key_create(struct ftuned *d, uint32_t uid, const char *name, char *key,
 		sqlite3_finalize(st);
 	}
 	if (rc == SQLITE_CONSTRAINT)
-		snprintf(err, err_len, "an active key named '%s' exists; revoke it first", name);
+		snprintf(err, err_len, "you have an active key named '%s'; revoke it first", name);
 	else if (rc != SQLITE_DONE)
 		snprintf(err, err_len, "api_keys: %s", sqlite3_errmsg(db));
 	store_unlock(d->store);
@@ -452,35 +452,51 @@ deploy_key_list(struct ftuned *d, uint32_t uid, int all, struct deploy_key_info 
 	return 0;
 }
 
+/* The id of uid's active key name or, for an admin without one, of the
+ * lowest uid's.  0, or -1 with a message that names no other user's key. */
+static int
+key_revoke_find(sqlite3 *db, uint32_t uid, int admin, const char *name, int64_t *id,
+    char *err, size_t err_len)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT id FROM api_keys WHERE name = ? AND revoked_at = 0 "
+	    "AND (owner_uid = ? OR ?) ORDER BY owner_uid != ?, owner_uid LIMIT 1", -1, &st,
+	    NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "api_keys: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int(st, 3, admin != 0);
+	sqlite3_bind_int64(st, 4, uid);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	else
+		snprintf(err, err_len, "you have no active key named '%s'", name);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 int
 deploy_key_revoke(struct ftuned *d, uint32_t uid, int admin, const char *name, char *err,
     size_t err_len)
 {
 	sqlite3_stmt *st;
 	sqlite3 *db = store_lock(d->store);
-	int64_t owner = -1;
+	int64_t id = 0;
 	int rc = FT__CODE__OK;
 
-	if (sqlite3_prepare_v2(db, "SELECT owner_uid FROM api_keys WHERE name = ? AND "
-	    "revoked_at = 0", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			owner = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	if (owner < 0) {
-		snprintf(err, err_len, "no active key named '%s'", name);
+	if (key_revoke_find(db, uid, admin, name, &id, err, err_len) != 0) {
 		rc = FT__CODE__NOT_FOUND;
-	} else if (owner != uid && !admin) {
-		snprintf(err, err_len, "key '%s' belongs to uid %lld", name, (long long)owner);
-		rc = FT__CODE__PERMISSION_DENIED;
-	} else if (sqlite3_prepare_v2(db, "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND "
-	    "revoked_at = 0", -1, &st, NULL) != SQLITE_OK) {
+	} else if (sqlite3_prepare_v2(db, "UPDATE api_keys SET revoked_at = ? WHERE id = ?", -1,
+	    &st, NULL) != SQLITE_OK) {
 		snprintf(err, err_len, "api_keys: %s", sqlite3_errmsg(db));
 		rc = FT__CODE__INTERNAL;
 	} else {
 		sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
-		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, id);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			snprintf(err, err_len, "api_keys: %s", sqlite3_errmsg(db));
 			rc = FT__CODE__INTERNAL;
@@ -489,12 +505,12 @@ deploy_key_revoke(struct ftuned *d, uint32_t uid, int admin, const char *name, c
 	}
 	store_unlock(d->store);
 	if (rc == FT__CODE__OK)
-		log_info("deploy: API key %s revoked (uid %u)", name, uid);
+		log_info("deploy: API key %s (id %lld) revoked (uid %u)", name, (long long)id, uid);
 	return rc;
 }
 
 int
-deploy_key_check(struct ftuned *d, const char *key, size_t len, int64_t *id)
+deploy_key_check(struct ftuned *d, const char *key, size_t len, int64_t *id, uint32_t *uid)
 {
 	char hex[KEY_HASH_HEX];
 	sqlite3_stmt *st;
@@ -505,11 +521,12 @@ deploy_key_check(struct ftuned *d, const char *key, size_t len, int64_t *id)
 		return 0;
 	key_hash(key, len, hex);
 	db = store_lock(d->store);
-	if (sqlite3_prepare_v2(db, "SELECT id FROM api_keys WHERE hash = ? AND revoked_at = 0",
-	    -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT id, owner_uid FROM api_keys WHERE hash = ? AND "
+	    "revoked_at = 0", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			*id = sqlite3_column_int64(st, 0);
+			*uid = (uint32_t)sqlite3_column_int64(st, 1);
 			ok = 1;
 		}
 		sqlite3_finalize(st);

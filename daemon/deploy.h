@@ -122,13 +122,16 @@ int deploy_key_create(struct ftuned *d, uint32_t uid, const char *name, char *ke
 int deploy_key_list(struct ftuned *d, uint32_t uid, int all, struct deploy_key_info **out,
     size_t *n);
 
-/* deploy_key_revoke revokes the active key name (its owner or an admin).
+/* deploy_key_revoke revokes uid's active key name; an admin without a key
+ * of that name revokes another user's (the lowest uid's, when several have
+ * one).  Key names are per user: another user's are never told (NOT_FOUND).
  * FT__CODE__* with a message. */
 int deploy_key_revoke(struct ftuned *d, uint32_t uid, int admin, const char *name,
     char *err, size_t err_len);
 
-/* deploy_key_check: 1 and *id when key is an active key, else 0. */
-int deploy_key_check(struct ftuned *d, const char *key, size_t len, int64_t *id);
+/* deploy_key_check: 1 and *id and *uid (the key's owner, whom a request
+ * with it acts as) when key is an active key, else 0. */
+int deploy_key_check(struct ftuned *d, const char *key, size_t len, int64_t *id, uint32_t *uid);
 
 /* deploy_key_used counts one request of tokens tokens against key id. */
 void deploy_key_used(struct ftuned *d, int64_t id, uint64_t tokens);

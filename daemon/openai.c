@@ -6,13 +6,18 @@
  * naming it) and queues the generation on deploy.c's serving threads; then
  * it only copies text to the client, as one JSON reply or as server-sent
  * events in OpenAI's chunk format ending with "data: [DONE]".  A client
- * that goes away mid-stream cancels its generation.
+ * that goes away, streamed or not, cancels its generation, and its key is
+ * billed for the tokens generated until then.  Who may call is decided as
+ * for the dashboard (web_caller_identify): an API key, which acts as the
+ * user who made it, or a loopback peer who may use the control socket
+ * (not with serve_require_key); POSTs must be application/json from no
+ * Origin but ours.
  *
  * Unknown parameters are ignored, as they are harmless for this subset
  * (clients send user, penalties, logit_bias defaults); n must be 1.
  */
-#include <arpa/inet.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +30,14 @@
 #include "deploy.h"
 #include "log.h"
 #include "openai.h"
+#include "web.h"
 #include "web_api.h"
+#include "web_peer.h"
 
 #define STOP_MAX 4                   /* stop strings, as OpenAI allows */
 #define MESSAGES_MAX CHAT_MESSAGES_MAX
 #define COMPLETION_DEFAULT_TOKENS 16 /* OpenAI's default for /v1/completions */
+#define GONE_CHECK_MS 200            /* how often a waiting handler looks at its client */
 
 /* One request's reply state. */
 struct api_call {
@@ -37,6 +45,10 @@ struct api_call {
 	struct ftuned *d;
 	int status;                  /* sent, for the log */
 	uint64_t tokens;             /* usage, counted against the key */
+	uint32_t uid;                /* whom the request acts as */
+	int64_t key_id;              /* its key, 0 for a peer */
+	int fd;                      /* the client connection, to see it leave; -1 unknown */
+	int gone;                    /* the client left: answer nothing more */
 };
 
 /* Copies len bytes of text into a JSON string, replacing bytes that are
@@ -128,54 +140,38 @@ send_error(struct api_call *c, int status, const char *param, const char *code,
 
 /* ---- authentication ---- */
 
-/* 1 when the server listens on a loopback address. */
+/* Host and Origin, then the caller: 1 to go on, or 0 after answering. */
 static int
-listen_loopback(const char *listen)
+authorize(struct api_call *c)
 {
-	const char *colon = strrchr(listen, ':');
-	char host[64];
-	struct in6_addr a6;
-	struct in_addr a4;
-	size_t n;
+	const char *refusal, *reason = NULL;
+	struct web_caller who;
+	char why[160];
+	int status;
 
-	if (colon == NULL)
-		return 0;
-	n = (size_t)(colon - listen);
-	if (listen[0] == '[' && n >= 2 && colon[-1] == ']') {
-		listen++;
-		n -= 2;
-	}
-	if (n >= sizeof(host))
-		return 0;
-	memcpy(host, listen, n);
-	host[n] = '\0';
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-}
-
-/* Checks the key: 1 to go on (*key_id set when one was given), or 0 after
- * answering 401. */
-static int
-authorize(struct api_call *c, int64_t *key_id)
-{
-	const char *auth = mg_get_header(c->conn, "Authorization");
-	int required = c->d->cfg.serve_require_key || !listen_loopback(c->d->cfg.http_listen);
-
-	*key_id = 0;
-	if (auth == NULL || auth[0] == '\0') {
-		if (!required)
-			return 1;
-		send_error(c, 401, NULL, "invalid_api_key", "You didn't provide an API key. Send it "
-		    "as 'Authorization: Bearer KEY' (ftctl key create makes one).");
+	if ((status = web_request_refusal(c->conn, &refusal)) != 0) {
+		send_error(c, status, NULL, status == 403 ? "cross_origin_refused" : "invalid_host",
+		    "%s.", refusal);
 		return 0;
 	}
-	if (strncmp(auth, "Bearer ", 7) != 0 ||
-	    !deploy_key_check(c->d, auth + 7, strlen(auth + 7), key_id)) {
-		send_error(c, 401, NULL, "invalid_api_key", "Incorrect API key provided: it is not "
-		    "an active key of this server.");
+	if (web_caller_identify(c->conn, &who, why, sizeof(why)) != 0)
+		reason = why;
+	else if (who.by == WEB_CALLER_TOKEN)
+		reason = "the dashboard token is not an API key";
+	else if (who.by == WEB_CALLER_PEER && c->d->cfg.serve_require_key)
+		reason = "serve_require_key is set";
+	if (reason != NULL) {
+		if (mg_get_header(c->conn, "Authorization") == NULL)
+			send_error(c, 401, NULL, "invalid_api_key", "You didn't provide an API key (%s). "
+			    "Send it as 'Authorization: Bearer KEY' (ftctl key create makes one).",
+			    reason);
+		else
+			send_error(c, 401, NULL, "invalid_api_key", "Incorrect API key provided: it is "
+			    "not an active key of this server.");
 		return 0;
 	}
+	c->uid = who.uid;
+	c->key_id = who.key_id;
 	return 1;
 }
 
@@ -529,6 +525,27 @@ choice_json(int chat, int stream, const char *text, size_t len, int first, const
 	return ch;
 }
 
+/* deploy_job_wait that also returns once the job has started when
+ * at_start is set, and gives up when the client leaves: then the job is
+ * cancelled and c->gone set.  Returns 1 while the job runs. */
+static int
+job_wait(struct api_call *c, struct deploy_job *job, size_t off, int at_start, int *started,
+    char **chunk, size_t *len)
+{
+	int running;
+
+	for (;;) {
+		running = deploy_job_wait_for(job, off, GONE_CHECK_MS, started, chunk, len);
+		if (*chunk != NULL || !running || (at_start && *started))
+			return running;
+		if (web_peer_gone(c->fd)) {
+			deploy_job_cancel(job);
+			c->gone = 1;
+			return running;
+		}
+	}
+}
+
 /* Sends one server-sent event; -1 when the client has gone. */
 static int
 sse_send(struct api_call *c, json_t *j)
@@ -571,8 +588,9 @@ generate_stream(struct api_call *c, const struct api_params *a, struct deploy_jo
 	    "Connection: close\r\n\r\n");
 	c->status = 200;
 	do {
-		running = deploy_job_wait(job, off, &started, &chunk, &len);
-		if (chunk != NULL || (first && a->chat)) {
+		running = job_wait(c, job, off, 0, &started, &chunk, &len);
+		gone = c->gone;
+		if (!gone && (chunk != NULL || (first && a->chat))) {
 			gone = sse_chunk(c, a, id, created, r->model,
 			    choice_json(a->chat, 1, chunk, len, first, NULL)) != 0;
 			first = 0;
@@ -613,7 +631,7 @@ generate_whole(struct api_call *c, const struct api_params *a, struct deploy_job
 	json_t *j;
 
 	do {
-		running = deploy_job_wait(job, off, &started, &chunk, &len);
+		running = job_wait(c, job, off, 0, &started, &chunk, &len);
 		if (chunk != NULL && off + len + 1 > cap) {
 			cap = 2 * (off + len + 1);
 			if ((nt = realloc(text, cap)) == NULL)
@@ -625,8 +643,10 @@ generate_whole(struct api_call *c, const struct api_params *a, struct deploy_job
 			memcpy(text + off, chunk, len + 1);
 		free(chunk);
 		off += len;
-	} while (running && !oom);
-	if (oom) {
+	} while (running && !oom && !c->gone);
+	if (c->gone) {
+		c->status = 499;         /* nginx's "client closed request", for the log */
+	} else if (oom) {
 		deploy_job_cancel(job);
 		send_error(c, 500, NULL, NULL, "out of memory");
 	} else if (r->status != DEPLOY_OK) {
@@ -644,6 +664,7 @@ generate_whole(struct api_call *c, const struct api_params *a, struct deploy_job
 static void
 generate(struct api_call *c, int chat)
 {
+	const struct mg_request_info *ri = mg_get_request_info(c->conn);
 	struct api_params *a = calloc(1, sizeof(*a));
 	const struct deploy_result *r;
 	struct deploy_job *job = NULL;
@@ -660,6 +681,11 @@ generate(struct api_call *c, int chat)
 		return;
 	}
 	a->chat = chat;
+	if (!web_content_json(mg_get_header(c->conn, "Content-Type"))) {
+		send_error(c, 415, NULL, "unsupported_content_type", "The request body must be JSON, "
+		    "sent with 'Content-Type: application/json'.");
+		goto out;
+	}
 	if ((body = body_read(c)) == NULL || params_parse(c, body, a) != 0)
 		goto out;
 	randombytes_buf(raw, sizeof(raw));
@@ -670,16 +696,23 @@ generate(struct api_call *c, int chat)
 		goto out;
 	}
 	r = deploy_job_result(job);
+	c->fd = web_peer_conn_fd(ri->remote_addr, ri->remote_port, ri->server_port);
 	/* Wait for the model and the prompt: their errors are plain replies,
 	 * even for a stream. */
-	deploy_job_wait(job, 0, &started, &chunk, &len);
+	job_wait(c, job, 0, 1, &started, &chunk, &len);
 	free(chunk);
-	if (!started)
+	if (c->gone)
+		c->status = 499;
+	else if (!started)
 		status_error(c, r->status, r->message);
 	else if (a->stream)
 		generate_stream(c, a, job, id, created);
 	else
 		generate_whole(c, a, job, id, created);
+	/* A cancelled job still counts what it made until it stopped. */
+	while (deploy_job_wait(job, SIZE_MAX, &started, &chunk, &len))
+		free(chunk);
+	free(chunk);
 	c->tokens = (uint64_t)(r->prompt_tokens + r->completion_tokens);
 	deploy_job_release(job);
 out:
@@ -695,10 +728,9 @@ v1_handler(struct mg_connection *conn, void *arg)
 	const char *uri = ri->local_uri ? ri->local_uri : "";
 	int is_get = strcmp(ri->request_method, "GET") == 0;
 	int is_post = strcmp(ri->request_method, "POST") == 0;
-	struct api_call c = { conn, arg, 0, 0 };
-	int64_t key_id;
+	struct api_call c = { .conn = conn, .d = arg, .fd = -1 };
 
-	if (!authorize(&c, &key_id))
+	if (!authorize(&c))
 		return c.status;
 	if (strcmp(uri, "/v1/models") == 0 && is_get)
 		models_list(&c);
@@ -715,9 +747,9 @@ v1_handler(struct mg_connection *conn, void *arg)
 	else
 		send_error(&c, 404, NULL, "unknown_url", "Unknown request URL: %s %s.",
 		    ri->request_method, uri);
-	if (key_id != 0)
-		deploy_key_used(c.d, key_id, c.tokens);
-	log_debug("http: %s %s -> %d", ri->request_method, uri, c.status);
+	if (c.key_id != 0)
+		deploy_key_used(c.d, c.key_id, c.tokens);
+	log_debug("http: uid %u %s %s -> %d", c.uid, ri->request_method, uri, c.status);
 	return c.status;
 }
 

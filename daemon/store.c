@@ -197,6 +197,11 @@ static const char *migrations[] = {
 	/* 8 -> 9: the training job that queued an evaluation after it
 	 * succeeded, so the job can point at its evaluations. */
 	"ALTER TABLE evals ADD COLUMN train_job_id INTEGER;",
+
+	/* 9 -> 10: API key names are each user's own, so that creating a key
+	 * never tells one user the names of another's. */
+	"DROP INDEX api_keys_name;"
+	"CREATE UNIQUE INDEX api_keys_name ON api_keys(owner_uid, name) WHERE revoked_at = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

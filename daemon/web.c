@@ -7,12 +7,16 @@
  * and styles.  /api/v1/ is served by web_api.c from the same state the
  * RPCs read.
  *
- * Loopback listeners are open to local users, as the control socket's
- * group is.  Any other address needs a token: `ftuned --new-dashboard-token`
- * prints a fresh random one once and keeps only its BLAKE2b hash in
- * state_dir/dashboard-token.  A client sends it as `Authorization: Bearer`
- * or in the HttpOnly cookie the login page sets.  The hash file is read on
- * each check, so a new token replaces the old at once.
+ * On a loopback listener a local user who may use the control socket
+ * (root, the daemon's user, admin_group, the socket's group) is let in by
+ * the uid the kernel records for the client's socket (web_peer.h); anyone
+ * else, and every client of another address, needs a token or an API key.
+ * `ftuned --new-dashboard-token` prints a fresh random token once and keeps
+ * only its BLAKE2b hash in state_dir/dashboard-token.  A client sends it
+ * as `Authorization: Bearer` or in the HttpOnly cookie the login page sets.
+ * The hash file is read on each check, so a new token replaces the old at
+ * once.  Requests must name this server in Host (DNS rebinding) and, when
+ * they write, come from our own Origin.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,11 +32,13 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "deploy.h"
 #include "fsutil.h"
 #include "log.h"
 #include "openai.h"
 #include "web.h"
 #include "web_api.h"
+#include "web_peer.h"
 #include "web_route.h"
 
 #define TOKEN_BYTES 32                       /* random bytes in a token */
@@ -40,11 +46,24 @@
 #define TOKEN_COOKIE "ftuned_token"
 #define TOKEN_TEXT_MAX 128                   /* longest token we look at */
 
+/* Against slowloris: civetweb 1.15 gives a connection's worker thread
+ * request_timeout_ms in all to receive the request head (and each later
+ * read or write that much), instead of our old 10 s; accepted connections
+ * wait in a bounded queue, then in the kernel's backlog.  It cannot limit
+ * connections per client: its init_connection callback runs before the
+ * client's address is known (mg_get_request_info is NULL until a request
+ * is read), so http_threads is what half-sent requests must exhaust. */
+#define REQUEST_TIMEOUT_MS "2000"
+#define CONNECTION_QUEUE "32"
+#define LISTEN_BACKLOG "64"
+
 struct web_server {
 	struct mg_context *ctx;
 	struct ftuned *d;
-	int need_token;
+	int need_token;              /* no loopback peer is let in without a credential */
 	int tls;
+	int port;                    /* the bound port, which Host must name */
+	char addr[64];               /* http_listen's address, "[::1]" style for IPv6 */
 };
 
 static void
@@ -123,20 +142,78 @@ token_check(const struct ft_config *cfg, const char *text, size_t len)
 	return sodium_memcmp(want, got, sizeof(want)) == 0;
 }
 
-static int
-request_authorized(struct web_server *w, struct mg_connection *conn)
+int
+web_request_refusal(struct mg_connection *conn, const char **why)
 {
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct web_server *w = mg_get_user_data(mg_get_context(conn));
+	const char *host = mg_get_header(conn, "Host"), *origin = mg_get_header(conn, "Origin");
+
+	if (!web_host_ok(host, w->d->cfg.http_host_names, w->addr, w->port, w->tls)) {
+		*why = "the Host header does not name this server (see http_host_names)";
+		return 400;
+	}
+	if (strcmp(ri->request_method, "GET") != 0 && strcmp(ri->request_method, "HEAD") != 0 &&
+	    origin != NULL && !web_origin_ok(origin, host, w->tls)) {
+		*why = "cross-origin requests may not write: the Origin header is not this server";
+		return 403;
+	}
+	return 0;
+}
+
+int
+web_caller_identify(struct mg_connection *conn, struct web_caller *who, char *why,
+    size_t why_len)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct web_server *w = mg_get_user_data(mg_get_context(conn));
 	const char *auth = mg_get_header(conn, "Authorization");
-	const char *cookies = mg_get_header(conn, "Cookie");
+	const char *cookies = mg_get_header(conn, "Cookie"), *cred;
+	const struct ft_config *cfg = &w->d->cfg;
 	char tok[TOKEN_TEXT_MAX + 2];
 	int n;
 
-	if (!w->need_token)
-		return 1;
-	if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
-		return token_check(&w->d->cfg, auth + 7, strlen(auth + 7));
-	if (cookies != NULL && (n = mg_get_cookie(cookies, TOKEN_COOKIE, tok, sizeof(tok))) > 0)
-		return token_check(&w->d->cfg, tok, (size_t)n);
+	memset(who, 0, sizeof(*who));
+	if (auth != NULL) {
+		if ((cred = web_bearer(auth)) == NULL) {
+			snprintf(why, why_len, "send the token or key as 'Authorization: Bearer ...'");
+			return -1;
+		}
+		if (deploy_key_check(w->d, cred, strlen(cred), &who->key_id, &who->uid)) {
+			who->by = WEB_CALLER_KEY;
+			return 0;
+		}
+		if (token_check(cfg, cred, strlen(cred))) {
+			who->by = WEB_CALLER_TOKEN;
+			who->admin = 1;
+			return 0;
+		}
+		snprintf(why, why_len, "not an active API key or the dashboard token");
+		return -1;
+	}
+	if (cookies != NULL && (n = mg_get_cookie(cookies, TOKEN_COOKIE, tok, sizeof(tok))) > 0 &&
+	    token_check(cfg, tok, (size_t)n)) {
+		who->by = WEB_CALLER_TOKEN;
+		who->admin = 1;
+		return 0;
+	}
+	if (w->need_token) {
+		snprintf(why, why_len, "a dashboard token or an API key is required "
+		    "(Authorization: Bearer)");
+		return -1;
+	}
+	if (web_peer_uid(ri->remote_addr, ri->remote_port, ri->server_port, &who->uid) != 0) {
+		snprintf(why, why_len, "a dashboard token or an API key is required: the client's "
+		    "user is unknown (only loopback clients are known)");
+		return -1;
+	}
+	if (!web_peer_may_control(who->uid, cfg->socket_url, cfg->admin_group)) {
+		snprintf(why, why_len, "a dashboard token or an API key is required: uid %u may not "
+		    "use the control socket", who->uid);
+		return -1;
+	}
+	who->by = WEB_CALLER_PEER;
+	who->admin = web_peer_admin(who->uid, cfg->admin_group);
 	return 0;
 }
 
@@ -196,21 +273,28 @@ static_file_check(struct web_server *w, struct mg_connection *conn, const char *
 	return 0;
 }
 
-/* Every request passes here first: method, token, then civetweb serves
- * the file (or web_api.c the JSON).  Non-zero means answered here. */
+/* Every request passes here first: Host and Origin, method, caller; then
+ * web_api.c answers the JSON or civetweb serves the file.  Non-zero means
+ * answered here. */
 static int
 begin_request(struct mg_connection *conn)
 {
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	struct web_server *w = mg_get_user_data(mg_get_context(conn));
-	const char *uri = ri->local_uri ? ri->local_uri : "";
-	int api = strncmp(uri, "/api/", 5) == 0;
+	const char *uri = ri->local_uri ? ri->local_uri : "", *refusal;
+	int api = strncmp(uri, "/api/", 5) == 0, status;
 	int is_get = strcmp(ri->request_method, "GET") == 0 ||
 	    strcmp(ri->request_method, "HEAD") == 0;
+	struct web_caller who;
+	char why[160];
 
-	/* The OpenAI-compatible API takes POSTs and checks its own keys. */
+	/* The OpenAI-compatible API makes the same checks with OpenAI's errors. */
 	if (strncmp(uri, "/v1/", 4) == 0)
 		return 0;
+	if ((status = web_request_refusal(conn, &refusal)) != 0) {
+		web_send_error(conn, status, refusal);
+		return status;
+	}
 	if (strcmp(uri, "/login") == 0 && strcmp(ri->request_method, "POST") == 0) {
 		login(w, conn);
 		return 303;
@@ -220,23 +304,22 @@ begin_request(struct mg_connection *conn)
 		return 405;
 	}
 	/* The login page and its stylesheet are the only files open to all. */
-	if (strcmp(uri, "/login.html") != 0 && strcmp(uri, "/style.css") != 0 &&
-	    strcmp(uri, "/login.js") != 0 && !request_authorized(w, conn)) {
+	if (strcmp(uri, "/login.html") == 0 || strcmp(uri, "/style.css") == 0 ||
+	    strcmp(uri, "/login.js") == 0)
+		return static_file_check(w, conn, uri);
+	if (web_caller_identify(conn, &who, why, sizeof(why)) != 0) {
 		if (api) {
-			web_send_error(conn, 401, "a dashboard token is required (Authorization: Bearer)");
+			web_send_error(conn, 401, why);
 			return 401;
 		}
 		send_redirect(conn, "/login.html", "");
 		return 303;
 	}
-	return api ? 0 : static_file_check(w, conn, uri);
-}
-
-static int
-api_handler(struct mg_connection *conn, void *arg)
-{
-	web_api_serve(conn, arg);
-	return 200;
+	if (api) {
+		web_api_serve(conn, w->d, &who);
+		return 200;
+	}
+	return static_file_check(w, conn, uri);
 }
 
 static int
@@ -288,7 +371,9 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 		"document_root", d->cfg.web_root,
 		"enable_directory_listing", "no",
 		"num_threads", threads,
-		"request_timeout_ms", "10000",
+		"request_timeout_ms", REQUEST_TIMEOUT_MS,
+		"connection_queue", CONNECTION_QUEUE,
+		"listen_backlog", LISTEN_BACKLOG,
 		"additional_header", WEB_SECURITY_HEADERS,
 		"index_files", "index.html",
 		/* Last, so that without TLS the NULL ends the list here. */
@@ -311,13 +396,16 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 		mg_exit_library();
 		return -1;
 	}
-	mg_set_request_handler(w->ctx, "/api/", api_handler, d);
 	openai_register(w->ctx, d);
 	if (mg_get_server_ports(w->ctx, 1, &port) != 1) {
 		snprintf(err, err_len, "http: no listening port");
 		web_server_stop(w);
 		return -1;
 	}
+	w->port = port.port;
+	/* A wildcard address is no name: such a server needs http_host_names. */
+	if (strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+		snprintf(w->addr, sizeof(w->addr), strchr(host, ':') ? "[%s]" : "%s", host);
 	snprintf(d->http_url, sizeof(d->http_url), strchr(host, ':') ? "%s://[%s]:%d/" :
 	    "%s://%s:%d/", w->tls ? "https" : "http", host, port.port);
 	if (w->need_token)

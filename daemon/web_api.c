@@ -11,11 +11,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include <sodium.h>
 
 #include "datasets.h"
 #include "deploy.h"
@@ -158,15 +161,16 @@ api_status(struct mg_connection *conn, struct ftuned *d)
 }
 
 /* API keys with their usage, revoked ones included; never a key or its
- * hash (deploy.c keeps only the hash, and deploy_key_info carries none). */
+ * hash (deploy.c keeps only the hash, and deploy_key_info carries none).
+ * Only the caller's own, as ftctl key list, unless it is an admin. */
 static void
-api_keys(struct mg_connection *conn, struct ftuned *d)
+api_keys(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who)
 {
 	struct deploy_key_info *v;
 	json_t *arr;
 	size_t n;
 
-	if (deploy_key_list(d, 0, 1, &v, &n) != 0) {
+	if (deploy_key_list(d, who->uid, who->admin, &v, &n) != 0) {
 		web_send_error(conn, 500, "cannot list API keys");
 		return;
 	}
@@ -644,6 +648,84 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 	web_send_json(conn, 200, o);
 }
 
+/* Token counts are dear when not in the token cache (a dataset larger
+ * than TOKCACHE_COUNT_MAX records is never stored there, and every template
+ * value is another form): seconds of CPU each.  So the dashboard tokenizes
+ * one form at a time (others get 503), and remembers the record lengths
+ * of the last TOKEN_MEMO forms it made, by dataset, tokenizer and
+ * template, from which any seq_len is counted again at once. */
+#define TOKEN_MEMO 8
+
+struct token_memo {
+	char key[2 * crypto_generichash_BYTES + 1];   /* "" = free */
+	struct tokcache_form f;      /* n, len and n_prompt only */
+	uint64_t used;               /* for least recently used */
+};
+
+static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t tokenizing = PTHREAD_MUTEX_INITIALIZER;
+static struct token_memo memo[TOKEN_MEMO];
+static uint64_t memo_clock;
+
+static void
+memo_key(const struct dataset_info *di, const char *tok_hash, const char *tmpl,
+    char key[2 * crypto_generichash_BYTES + 1])
+{
+	crypto_generichash_state h;
+	unsigned char out[crypto_generichash_BYTES];
+
+	crypto_generichash_init(&h, NULL, 0, sizeof(out));
+	crypto_generichash_update(&h, (const unsigned char *)di->hash, strlen(di->hash) + 1);
+	crypto_generichash_update(&h, (const unsigned char *)tok_hash, strlen(tok_hash) + 1);
+	crypto_generichash_update(&h, (const unsigned char *)tmpl, strlen(tmpl) + 1);
+	crypto_generichash_final(&h, out, sizeof(out));
+	sodium_bin2hex(key, 2 * crypto_generichash_BYTES + 1, out, sizeof(out));
+}
+
+/* The stats of the remembered form key at seq_len: 1 when there is one. */
+static int
+memo_stats(const char *key, uint64_t seq_len, struct tokcache_stats *st)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&memo_lock);
+	for (size_t i = 0; i < TOKEN_MEMO && !found; i++) {
+		if (strcmp(memo[i].key, key) == 0) {
+			tokcache_form_stats(&memo[i].f, seq_len, st);
+			memo[i].used = ++memo_clock;
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&memo_lock);
+	return found;
+}
+
+/* Remembers f's record lengths under key, over the least recently used. */
+static void
+memo_put(const char *key, const struct tokcache_form *f)
+{
+	uint32_t *lens = malloc((f->n ? f->n : 1) * 2 * sizeof(uint32_t));
+	struct token_memo *m = &memo[0];
+
+	if (lens == NULL)
+		return;
+	memcpy(lens, f->len, f->n * sizeof(uint32_t));
+	memcpy(lens + f->n, f->n_prompt, f->n * sizeof(uint32_t));
+	pthread_mutex_lock(&memo_lock);
+	for (size_t i = 1; i < TOKEN_MEMO; i++)
+		if (memo[i].used < m->used)
+			m = &memo[i];
+	free(m->f.buf);
+	memset(m, 0, sizeof(*m));
+	memcpy(m->key, key, sizeof(m->key));
+	m->f.n = f->n;
+	m->f.len = lens;
+	m->f.n_prompt = lens + f->n;
+	m->f.buf = lens;
+	m->used = ++memo_clock;
+	pthread_mutex_unlock(&memo_lock);
+}
+
 /* Tokens of a dataset as a model's tokenizer and a template make them for
  * training (tokcache.h: the cached form, else the first TOKCACHE_COUNT_MAX
  * records); with seq_len, how many records training would shorten. */
@@ -651,13 +733,14 @@ static void
 api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *name,
     struct web_query *q)
 {
-	char model[REGISTRY_NAME_MAX + 1] = "", tmpl[256] = "alpaca", err[512];
+	char model[REGISTRY_NAME_MAX + 1] = "", tmpl[256] = "alpaca", err[512], tok_hash[65];
+	char key[2 * crypto_generichash_BYTES + 1];
 	uint64_t seq_len = 0;
 	struct tokcache_form f = { 0 };
 	struct tokcache_stats st;
 	struct dataset_info di;
 	struct model_info m;
-	int code, hit;
+	int code = FT__CODE__OK, hit, text;
 
 	web_query_str(q, "model", model, sizeof(model));
 	web_query_str(q, "template", tmpl, sizeof(tmpl));
@@ -677,19 +760,38 @@ api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *nam
 		web_send_error(conn, 404, "no such model");
 		return;
 	}
-	code = tokcache_dataset_form(d, &di, &m, tmpl, &f, &hit, err, sizeof(err));
-	if (code == FT__CODE__OK) {
-		tokcache_form_stats(&f, seq_len, &st);
+	text = strcmp(di.kind, "text") == 0;
+	if (tokcache_tokenizer_hash(&m, tok_hash) != 0) {
+		snprintf(err, sizeof(err), "the model '%s' has no tokenizer", m.name);
+		code = FT__CODE__INVALID_ARGUMENT;
+	} else {
+		memo_key(&di, tok_hash, text ? "" : tmpl, key);
+		if (!memo_stats(key, seq_len, &st)) {
+			if (pthread_mutex_trylock(&tokenizing) != 0) {
+				dataset_info_free(&di);
+				model_info_free(&m);
+				web_send_error(conn, 503, "the dashboard is counting another dataset's "
+				    "tokens; retry in a moment");
+				return;
+			}
+			code = tokcache_dataset_form(d, &di, &m, tmpl, &f, &hit, err, sizeof(err));
+			pthread_mutex_unlock(&tokenizing);
+			if (code == FT__CODE__OK) {
+				memo_put(key, &f);
+				tokcache_form_stats(&f, seq_len, &st);
+			}
+		}
+	}
+	if (code == FT__CODE__OK)
 		web_send_json(conn, 200, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I}",
-		    "model", m.name, "template", strcmp(di.kind, "text") == 0 ? "" : tmpl,
+		    "model", m.name, "template", text ? "" : tmpl,
 		    "records", (json_int_t)di.records, "counted", (json_int_t)st.counted,
 		    "tokens", (json_int_t)st.tokens, "prompt_tokens", (json_int_t)st.prompt_tokens,
 		    "min", (json_int_t)st.min, "max", (json_int_t)st.max,
 		    "mean", web_json_num(st.counted ? (double)st.tokens / (double)st.counted : NAN),
 		    "seq_len", (json_int_t)seq_len, "longer", (json_int_t)st.longer));
-	} else {
+	else
 		web_send_error(conn, code == FT__CODE__INVALID_ARGUMENT ? 400 : 500, err);
-	}
 	tokcache_form_free(&f);
 	model_info_free(&m);
 	dataset_info_free(&di);
@@ -698,7 +800,7 @@ api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *nam
 _Static_assert(WEB_ROUTE_NAME_MAX >= REGISTRY_NAME_MAX, "a model or dataset name fits a route");
 
 void
-web_api_serve(struct mg_connection *conn, struct ftuned *d)
+web_api_serve(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who)
 {
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	struct web_query q = { ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, "" };
@@ -710,7 +812,7 @@ web_api_serve(struct mg_connection *conn, struct ftuned *d)
 	}
 	switch (r.ep) {
 	case WEB_EP_STATUS: api_status(conn, d); break;
-	case WEB_EP_KEYS: api_keys(conn, d); break;
+	case WEB_EP_KEYS: api_keys(conn, d, who); break;
 	case WEB_EP_JOBS: api_jobs(conn, d, &q); break;
 	case WEB_EP_JOB: api_job(conn, d, r.id); break;
 	case WEB_EP_JOB_METRICS: api_job_metrics(conn, d, r.id, &q); break;

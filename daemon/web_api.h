@@ -12,6 +12,7 @@
 
 #include "ft_json.h"
 #include "ftuned.h"
+#include "web.h"
 #include "web_route.h"
 
 /* Sent with every response, static or API: no inline scripts or styles,
@@ -26,9 +27,10 @@
 /* Largest page any list endpoint returns, whatever the query asks. */
 #define WEB_API_PAGE_MAX 1000
 
-/* web_api_serve answers one GET under /api/v1/ (ri->local_uri): 200 with
- * the JSON, or 400/404/500 with {"error": {"code", "message"}}. */
-void web_api_serve(struct mg_connection *conn, struct ftuned *d);
+/* web_api_serve answers one GET under /api/v1/ (ri->local_uri) from who
+ * (web.c identified it): 200 with the JSON, or 400/404/500/503 with
+ * {"error": {"code", "message"}}. */
+void web_api_serve(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who);
 
 /* web_send_json sends body (consumed) with status and the dashboard's
  * security headers; web_send_error sends {"error": {code, message}}. */
