@@ -136,7 +136,7 @@ main(void)
 		CHECK_STR(kept, "socket, http_threads, memory_budget");
 		CHECK(cfg.log_level == LOG_LEVEL_DEBUG);
 		CHECK_STR(cfg.remote_keys, "/etc/keys2");
-		CHECK(cfg.http_threads == 4);
+		CHECK(cfg.http_threads == 16);
 		CHECK_STR(cfg.socket_url, "ipc:///run/ftuned/ftuned.sock");
 		CHECK(cfg.memory_budget == 0);
 	}
