@@ -2,10 +2,9 @@
  * for the model-format code. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,30 +17,60 @@
 #define HAVE_F16C_PATH 1
 #endif
 
-static atomic_uint afile_seq;
+static void afile_release(fte__afile *af);
+
+/* afile_tmp_create makes a temporary file beside base in dfd under a name
+ * nobody can guess (12 random hex digits), with O_EXCL | O_NOFOLLOW so a
+ * link planted at any name is never followed or truncated. */
+static int
+afile_tmp_create(int dfd, const char *base, char *name, size_t len)
+{
+	unsigned char r[6];
+
+	for (int tries = 0; tries < 100; tries++) {
+		int fd;
+
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			return -1;
+		snprintf(name, len, ".%.64s.tmp-%02x%02x%02x%02x%02x%02x", base, r[0], r[1], r[2],
+		    r[3], r[4], r[5]);
+		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
 
 int
 fte__afile_open(fte__afile *af, const char *path)
 {
-	size_t len = strlen(path) + 32;
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd, e;
 
 	memset(af, 0, sizeof(*af));
+	af->dfd = -1;
 	af->path = strdup(path);
-	af->tmp = malloc(len);
-	if (af->path == NULL || af->tmp == NULL) {
-		free(af->path);
-		free(af->tmp);
+	af->tmp = malloc(96);
+	dir = slash == NULL ? strdup(".") : slash == path ? strdup("/") :
+	    strndup(path, (size_t)(slash - path));
+	if (af->path == NULL || af->tmp == NULL || dir == NULL) {
+		free(dir);
+		afile_release(af);
 		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 	}
-	/* pid and a counter: two threads writing one path never share a temporary */
-	snprintf(af->tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&afile_seq, 1u));
-	af->fp = fopen(af->tmp, "wb");
-	if (af->fp == NULL) {
-		int e = errno;
-		free(af->path);
-		free(af->tmp);
-		return fte_error_set(FTE_EIO, "%s: cannot create: %s", path,
-		    strerror(e));
+	af->base = af->path + (slash ? (size_t)(slash - path) + 1 : 0);
+	af->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	fd = af->dfd < 0 ? -1 : afile_tmp_create(af->dfd, af->base, af->tmp, 96);
+	if (fd < 0 || (af->fp = fdopen(fd, "wb")) == NULL) {
+		e = errno;
+		if (fd >= 0) {
+			close(fd);
+			unlinkat(af->dfd, af->tmp, 0);
+		}
+		afile_release(af);
+		return fte_error_set(FTE_EIO, "%s: cannot create: %s", path, strerror(e));
 	}
 	return FTE_OK;
 }
@@ -56,9 +85,12 @@ fte__afile_write(fte__afile *af, const void *p, size_t n)
 static void
 afile_release(fte__afile *af)
 {
+	if (af->dfd >= 0)
+		close(af->dfd);
 	free(af->path);
 	free(af->tmp);
 	memset(af, 0, sizeof(*af));
+	af->dfd = -1;
 }
 
 void
@@ -66,27 +98,9 @@ fte__afile_abort(fte__afile *af)
 {
 	if (af->fp != NULL)
 		fclose(af->fp);
-	if (af->tmp != NULL)
-		unlink(af->tmp);
+	if (af->tmp != NULL && af->dfd >= 0)
+		unlinkat(af->dfd, af->tmp, 0);
 	afile_release(af);
-}
-
-/* fsync the directory holding path so the rename itself is durable. */
-static int
-dir_sync(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = 0;
-
-	if (copy == NULL)
-		return ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-	if (fd < 0 || fsync(fd) != 0)
-		rc = errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
 }
 
 int
@@ -101,10 +115,11 @@ fte__afile_commit(fte__afile *af)
 	if (fclose(af->fp) != 0 && e == 0)
 		e = errno;
 	af->fp = NULL;
-	if (e == 0 && rename(af->tmp, af->path) != 0)
+	/* renameat replaces a link planted at the final name, never follows it */
+	if (e == 0 && renameat(af->dfd, af->tmp, af->dfd, af->base) != 0)
 		e = errno;
-	if (e == 0)
-		e = dir_sync(af->path);
+	if (e == 0 && fsync(af->dfd) != 0)
+		e = errno;
 	if (e != 0) {
 		int rc = fte_error_set(FTE_EIO, "%s: write failed: %s",
 		    af->path, strerror(e));
@@ -138,6 +153,38 @@ fte__json_save(const json_t *j, const char *path)
 }
 
 int
+fte_file_check(const char *name, const void *buf, size_t len)
+{
+	size_t n = strlen(name);
+
+	if (n > 5 && strcmp(name + n - 5, ".json") == 0) {
+		json_error_t err;
+		json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+		int obj = json_is_object(j);
+
+		json_decref(j);
+		if (j == NULL)
+			return fte__json_parse_error(name, &err);
+		return obj ? FTE_OK : fte_error_set(FTE_EFORMAT, "%s: not a JSON object", name);
+	}
+	if (n > 12 && strcmp(name + n - 12, ".safetensors") == 0) {
+		fte_st_file *f = NULL;
+		int rc = fte_st_parse(name, buf, len, &f);
+
+		fte_st_close(f);
+		return rc;
+	}
+	if (strcmp(name, "tokenizer.bin") == 0) {
+		fte_tokenizer *t = NULL;
+		int rc = fte_tokenizer_load_memory(name, buf, len, &t);
+
+		fte_tokenizer_free(t);
+		return rc;
+	}
+	return fte_error_set(FTE_ENOTSUP, "%s: not a file a model keeps", name);
+}
+
+int
 fte__file_copy(const char *src, const char *dst)
 {
 	char buf[65536];
@@ -146,9 +193,8 @@ fte__file_copy(const char *src, const char *dst)
 	FILE *in;
 	int rc;
 
-	if ((in = fopen(src, "rb")) == NULL)
-		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO,
-		    "%s: cannot open: %s", src, strerror(errno));
+	if ((rc = fte__fopen(src, &in)) != FTE_OK)
+		return rc;
 	if ((rc = fte__afile_open(&af, dst)) != FTE_OK) {
 		fclose(in);
 		return rc;
@@ -162,26 +208,6 @@ fte__file_copy(const char *src, const char *dst)
 	}
 	fclose(in);
 	return fte__afile_commit(&af);
-}
-
-int
-fte__json_load(const char *path, json_t **out)
-{
-	json_error_t err;
-	json_t *j;
-
-	if (access(path, F_OK) != 0)
-		return fte_error_set(FTE_ENOENT, "%s: not found", path);
-	j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-	if (j == NULL)
-		return fte_error_set(FTE_EFORMAT, "%s:%d:%d: invalid JSON: %s",
-		    path, err.line, err.column, err.text);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return fte_error_set(FTE_EFORMAT, "%s: not a JSON object", path);
-	}
-	*out = j;
-	return FTE_OK;
 }
 
 json_t *
