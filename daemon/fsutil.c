@@ -355,6 +355,8 @@ fs_unpin(char *msg, size_t len, const char *pin, const char *real)
 	size_t pn = strlen(pin), rn = strlen(real);
 	char *p = msg;
 
+	if (pn == 0)
+		return;
 	while ((p = strstr(p, pin)) != NULL) {
 		size_t tail = strlen(p + pn);
 

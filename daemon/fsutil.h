@@ -60,7 +60,8 @@ int fs_file_inside(const char *path, const char *roots, const char *kind, int *d
 
 /* fs_unpin rewrites, in the message msg of len bytes, the pinned directory
  * name pin ("/proc/self/fd/N", see fte_dir_path) into the path real it
- * stands for, so that users see their own paths. */
+ * stands for, so that users see their own paths.  An empty pin does
+ * nothing. */
 void fs_unpin(char *msg, size_t len, const char *pin, const char *real);
 
 /* fs_test_hook pauses at a named point when FTUNED_TEST_HOOKS asks (tests

@@ -183,6 +183,19 @@ import_files_close(struct import_file *f, size_t n)
 			munmap(f[i].map, f[i].len);
 }
 
+/* file_error writes "src: why" from an engine message about the file
+ * called name, which starts with that name. */
+static void
+file_error(const struct import_file *f, const char *name, char *err, size_t err_len)
+{
+	const char *msg = fte_last_error();
+	size_t n = strlen(name);
+
+	if (strncmp(msg, name, n) == 0 && msg[n] == ':')
+		msg += n + 1;
+	snprintf(err, err_len, "%s:%s%s", f->src, msg[0] == ' ' ? "" : " ", msg);
+}
+
 /* import_files_open opens every file below its directory with O_NOFOLLOW
  * (a link or anything but a regular file is refused), maps it, and parses
  * it as what its name says (fte_file_check), except the entry, the weights
@@ -193,13 +206,10 @@ import_files_open(struct import_file *f, size_t n, const char *entry, char *err,
 {
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
-		const char *why;
 		int fd;
 
 		if (fte_file_openat(f[i].dfd, f[i].from, &fd) != FTE_OK) {
-			/* the engine's message starts with the bare name */
-			why = fte_last_error() + strlen(f[i].from);
-			snprintf(err, err_len, "%s%s", f[i].src, why);
+			file_error(&f[i], f[i].from, err, err_len);
 			return -1;
 		}
 		if (fstat(fd, &st) != 0) {
@@ -217,8 +227,7 @@ import_files_open(struct import_file *f, size_t n, const char *entry, char *err,
 		}
 		if (strcmp(f[i].name, entry) != 0 &&
 		    fte_file_check(f[i].name, f[i].map ? f[i].map : "", f[i].len) != FTE_OK) {
-			why = fte_last_error() + strlen(f[i].name);
-			snprintf(err, err_len, "%s%s", f[i].src, why);
+			file_error(&f[i], f[i].name, err, err_len);
 			return -1;
 		}
 	}
@@ -390,7 +399,7 @@ int
 registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
     const char *name, const char *tokenizer, int64_t *id, char *err, size_t err_len)
 {
-	char real[PATH_MAX], tok_real[PATH_MAX], pin[64], tpin[64], load[PATH_MAX + 200];
+	char real[PATH_MAX], tok_real[PATH_MAX], pin[64] = "", tpin[64] = "", load[PATH_MAX + 200];
 	char tok_path[PATH_MAX + 200], base[128] = "", tbase[128] = "", entry[16] = ".";
 	char tok_name[32] = "tokenizer.bin", auto_name[REGISTRY_NAME_MAX + 1];
 	struct import_file *f = calloc(IMPORT_FILES_MAX, sizeof(*f));
@@ -473,10 +482,9 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 		log_info("registry: uid %u imported %s as model %lld '%s'", uid, real,
 		    (long long)*id, name);
 out:
-	if (code != FT__CODE__OK && dfd >= 0) {
+	if (code != FT__CODE__OK) {
 		fs_unpin(err, err_len, pin, real);
-		if (tfd >= 0)
-			fs_unpin(err, err_len, tpin, tok_real);
+		fs_unpin(err, err_len, tpin, tok_real);
 	}
 	import_files_close(f, n);
 	fte_tokenizer_free(tok);
