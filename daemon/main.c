@@ -61,7 +61,7 @@ state_lock(const char *state_dir, char *err, size_t err_len)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/ftuned.pid", state_dir);
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+	if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640)) < 0) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		return -1;
 	}

@@ -1,11 +1,8 @@
-/* io_util.c - atomic file writes, JSON files and half-precision conversion
+/* io_util.c - file copies, side-file checks and half-precision conversion
  * for the model-format code. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fte.h"
@@ -16,141 +13,6 @@
 #include <immintrin.h>
 #define HAVE_F16C_PATH 1
 #endif
-
-static void afile_release(fte__afile *af);
-
-/* afile_tmp_create makes a temporary file beside base in dfd under a name
- * nobody can guess (12 random hex digits), with O_EXCL | O_NOFOLLOW so a
- * link planted at any name is never followed or truncated. */
-static int
-afile_tmp_create(int dfd, const char *base, char *name, size_t len)
-{
-	unsigned char r[6];
-
-	for (int tries = 0; tries < 100; tries++) {
-		int fd;
-
-		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-			return -1;
-		snprintf(name, len, ".%.64s.tmp-%02x%02x%02x%02x%02x%02x", base, r[0], r[1], r[2],
-		    r[3], r[4], r[5]);
-		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-		if (fd >= 0 || errno != EEXIST)
-			return fd;
-	}
-	return -1;
-}
-
-int
-fte__afile_open(fte__afile *af, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd, e;
-
-	memset(af, 0, sizeof(*af));
-	af->dfd = -1;
-	af->path = strdup(path);
-	af->tmp = malloc(96);
-	dir = slash == NULL ? strdup(".") : slash == path ? strdup("/") :
-	    strndup(path, (size_t)(slash - path));
-	if (af->path == NULL || af->tmp == NULL || dir == NULL) {
-		free(dir);
-		afile_release(af);
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
-	}
-	af->base = af->path + (slash ? (size_t)(slash - path) + 1 : 0);
-	af->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	fd = af->dfd < 0 ? -1 : afile_tmp_create(af->dfd, af->base, af->tmp, 96);
-	if (fd < 0 || (af->fp = fdopen(fd, "wb")) == NULL) {
-		e = errno;
-		if (fd >= 0) {
-			close(fd);
-			unlinkat(af->dfd, af->tmp, 0);
-		}
-		afile_release(af);
-		return fte_error_set(FTE_EIO, "%s: cannot create: %s", path, strerror(e));
-	}
-	return FTE_OK;
-}
-
-void
-fte__afile_write(fte__afile *af, const void *p, size_t n)
-{
-	if (!af->failed && n > 0 && fwrite(p, 1, n, af->fp) != n)
-		af->failed = errno ? errno : EIO;
-}
-
-static void
-afile_release(fte__afile *af)
-{
-	if (af->dfd >= 0)
-		close(af->dfd);
-	free(af->path);
-	free(af->tmp);
-	memset(af, 0, sizeof(*af));
-	af->dfd = -1;
-}
-
-void
-fte__afile_abort(fte__afile *af)
-{
-	if (af->fp != NULL)
-		fclose(af->fp);
-	if (af->tmp != NULL && af->dfd >= 0)
-		unlinkat(af->dfd, af->tmp, 0);
-	afile_release(af);
-}
-
-int
-fte__afile_commit(fte__afile *af)
-{
-	int e = af->failed;
-
-	if (e == 0 && fflush(af->fp) != 0)
-		e = errno;
-	if (e == 0 && fsync(fileno(af->fp)) != 0)
-		e = errno;
-	if (fclose(af->fp) != 0 && e == 0)
-		e = errno;
-	af->fp = NULL;
-	/* renameat replaces a link planted at the final name, never follows it */
-	if (e == 0 && renameat(af->dfd, af->tmp, af->dfd, af->base) != 0)
-		e = errno;
-	if (e == 0 && fsync(af->dfd) != 0)
-		e = errno;
-	if (e != 0) {
-		int rc = fte_error_set(FTE_EIO, "%s: write failed: %s",
-		    af->path, strerror(e));
-		fte__afile_abort(af);
-		return rc;
-	}
-	afile_release(af);
-	return FTE_OK;
-}
-
-static int
-json_dump_cb(const char *buf, size_t size, void *data)
-{
-	fte__afile_write(data, buf, size);
-	return 0;
-}
-
-int
-fte__json_save(const json_t *j, const char *path)
-{
-	fte__afile af;
-	int rc;
-
-	if ((rc = fte__afile_open(&af, path)) != FTE_OK)
-		return rc;
-	if (json_dump_callback(j, json_dump_cb, &af,
-	    JSON_INDENT(2) | JSON_REAL_PRECISION(9)) != 0)
-		af.failed = EIO;
-	fte__afile_write(&af, "\n", 1);
-	return fte__afile_commit(&af);
-}
 
 int
 fte_file_check(const char *name, const void *buf, size_t len)

@@ -109,6 +109,11 @@ lineage=$(python3 -c 'import json,sys; l=json.load(sys.stdin)["lineage"]; print(
 expect_eq "$lineage" "['init'] ['seed', 'tokenizer'] $roots/$evil/tokenizer.json" "lineage JSON keeps the path a string"
 
 # --- finding 2: a link planted at --out between the check and the first write ---
+touch "$hook"
+run model export good --format hf --out "$FT_TMP/private/x"
+refused "export outside the export roots"
+expect_match "$err" "outside the export roots \($outs\); .* export_roots" "the message names the export roots"
+
 snapshot() { (cd "$1" && ls -la --time-style=+%s.%N && sha256sum ./*) 2>&1; }
 # export_race OUT TARGET: export good to OUT, planting OUT -> TARGET while the daemon waits.
 export_race() {
