@@ -75,10 +75,8 @@ fs_rm_rf(const char *path)
 	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Copies src to dst (when dst_fd >= 0) while hashing it. */
-static int
-hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
-    char *err, size_t err_len)
+int
+fs_hash_file(const char *path, char hex[FS_HASH_HEX], uint64_t *size, char *err, size_t err_len)
 {
 	crypto_generichash_state st;
 	unsigned char digest[32];
@@ -88,8 +86,8 @@ hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(err, err_len, "%s: %s", src, strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	/* On the heap: civetweb's and nng's threads have small stacks. */
@@ -102,37 +100,17 @@ hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
 	while ((n = read(fd, buf, buf_len)) > 0) {
 		crypto_generichash_update(&st, buf, (size_t)n);
 		total += (uint64_t)n;
-		if (dst_fd >= 0) {
-			for (ssize_t off = 0; off < n;) {
-				ssize_t w = write(dst_fd, buf + off, (size_t)(n - off));
-
-				if (w < 0) {
-					snprintf(err, err_len, "writing a copy of %s: %s", src, strerror(errno));
-					free(buf);
-					close(fd);
-					return -1;
-				}
-				off += w;
-			}
-		}
 	}
 	free(buf);
+	close(fd);
 	if (n < 0) {
-		snprintf(err, err_len, "%s: %s", src, strerror(errno));
-		close(fd);
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	close(fd);
 	crypto_generichash_final(&st, digest, sizeof(digest));
 	sodium_bin2hex(hex, FS_HASH_HEX, digest, sizeof(digest));
 	*size = total;
 	return 0;
-}
-
-int
-fs_hash_file(const char *path, char hex[FS_HASH_HEX], uint64_t *size, char *err, size_t err_len)
-{
-	return hash_copy(path, -1, hex, size, err, err_len);
 }
 
 /* tmp_create makes a temporary file in dfd under a name nobody can guess
