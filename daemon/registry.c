@@ -104,7 +104,7 @@ struct import_file {
 	size_t len;
 	char hash[FS_HASH_HEX];
 	uint64_t size;
-	int64_t ino, mtime_ns;
+	int64_t ino;
 };
 
 #define IMPORT_FILES_MAX 64
@@ -234,6 +234,12 @@ import_files_open(struct import_file *f, size_t n, const char *entry, char *err,
 	return 0;
 }
 
+static int64_t
+ns_of(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
 /* Stores files as blobs, links them into state/models/<id>, inserts rows
  * with what the registry checks before every load (size, inode, mtime).
  * Called inside a transaction on db. */
@@ -254,7 +260,7 @@ model_store(struct ftuned *d, sqlite3 *db, int64_t id, struct import_file *f,
 		return -1;
 	}
 	if (sqlite3_prepare_v2(db, "INSERT INTO model_files (model_id, name, hash, size, ino, "
-	    "mtime_ns) VALUES (?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+	    "mtime_ns, ctime_ns) VALUES (?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
 		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
 		return -1;
 	}
@@ -269,14 +275,14 @@ model_store(struct ftuned *d, sqlite3 *db, int64_t id, struct import_file *f,
 			goto fail;
 		}
 		f[i].ino = (int64_t)sb.st_ino;
-		f[i].mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_text(st, 2, f[i].name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, f[i].hash, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)f[i].size);
 		sqlite3_bind_int64(st, 5, f[i].ino);
-		sqlite3_bind_int64(st, 6, f[i].mtime_ns);
+		sqlite3_bind_int64(st, 6, ns_of(sb.st_mtim));
+		sqlite3_bind_int64(st, 7, ns_of(sb.st_ctim));
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
 			goto fail;
@@ -651,7 +657,7 @@ row_to_info(struct ftuned *d, sqlite3 *db, sqlite3_stmt *st, struct model_info *
 	m->lineage_json = strdup((const char *)sqlite3_column_text(st, 14));
 	if (sqlite3_column_type(st, 15) != SQLITE_NULL)
 		snprintf(m->base_name, sizeof(m->base_name), "%s", sqlite3_column_text(st, 15));
-	if (sqlite3_prepare_v2(db, "SELECT name, hash, size, ino, mtime_ns FROM model_files "
+	if (sqlite3_prepare_v2(db, "SELECT name, hash, size, ino, mtime_ns, ctime_ns FROM model_files "
 	    "WHERE model_id = ? "
 	    "ORDER BY name", -1, &fs, NULL) != SQLITE_OK)
 		return;
@@ -666,6 +672,7 @@ row_to_info(struct ftuned *d, sqlite3 *db, sqlite3_stmt *st, struct model_info *
 		snprintf(nf[m->n_files].hash, sizeof(nf->hash), "%s", sqlite3_column_text(fs, 1));
 		nf[m->n_files].ino = sqlite3_column_int64(fs, 3);
 		nf[m->n_files].mtime_ns = sqlite3_column_int64(fs, 4);
+		nf[m->n_files].ctime_ns = sqlite3_column_int64(fs, 5);
 		nf[m->n_files++].size = (uint64_t)sqlite3_column_int64(fs, 2);
 	}
 	sqlite3_finalize(fs);
@@ -906,11 +913,33 @@ registry_model_verify(struct ftuned *d, const struct model_info *m, char *err, s
 	return rc;
 }
 
+/* ctime_record notes the ctime a file was last verified at. */
+static void
+ctime_record(struct ftuned *d, const struct model_info *m, const struct model_file *mf,
+    int64_t ctime_ns)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, "UPDATE model_files SET ctime_ns = ? WHERE model_id = ? AND "
+	    "name = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, ctime_ns);
+		sqlite3_bind_int64(st, 2, m->id);
+		sqlite3_bind_text(st, 3, mf->name, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+}
+
 /* model_files_check compares each file of m's directory with what was
  * recorded when it was stored: a regular file, read-only, of the same
- * inode, size and mtime.  Rows stored before these were recorded (inode 0)
- * are rehashed instead.  Cheap (one fstat per file), so it runs before
- * every load.  0 or -1 with a message. */
+ * inode, size and mtime.  Writing a file, or changing its mode or times,
+ * moves its ctime, which nobody but root can set back; so does a new hard
+ * link (another model sharing the blob), so a ctime that moved means a
+ * rehash, not a refusal, and the new ctime is kept when the hash still
+ * matches.  Rows stored before these were recorded (inode 0) are rehashed.
+ * Cheap (one fstat per file), so it runs before every load.  0 or -1. */
 static int
 model_files_check(struct ftuned *d, const struct model_info *m, char *err, size_t err_len)
 {
@@ -935,12 +964,15 @@ model_files_check(struct ftuned *d, const struct model_info *m, char *err, size_
 			break;
 		}
 		if (fstat(fd, &st) != 0 || (st.st_mode & 0222) != 0 || (int64_t)st.st_ino != mf->ino ||
-		    (uint64_t)st.st_size != mf->size || (int64_t)st.st_mtim.tv_sec * 1000000000 +
-		    st.st_mtim.tv_nsec != mf->mtime_ns) {
+		    (uint64_t)st.st_size != mf->size || ns_of(st.st_mtim) != mf->mtime_ns ||
+		    (ns_of(st.st_ctim) != mf->ctime_ns &&
+		    registry_model_verify_file(d, m, mf, err, err_len) != 0)) {
 			snprintf(err, err_len, "model '%s': %s was changed after it was stored "
-			    "(mode, inode, size or time differ); it is not used. Remove the model "
-			    "and import it again", m->name, mf->name);
+			    "(its mode, inode, size, time or content differ); it is not used. Remove "
+			    "the model and import it again", m->name, mf->name);
 			rc = -1;
+		} else if (ns_of(st.st_ctim) != mf->ctime_ns) {
+			ctime_record(d, m, mf, ns_of(st.st_ctim));
 		}
 		close(fd);
 	}

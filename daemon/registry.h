@@ -34,6 +34,7 @@ struct model_file {
 	uint64_t size;
 	int64_t ino;                /* recorded when stored (0: before they were) */
 	int64_t mtime_ns;
+	int64_t ctime_ns;           /* as last checked: a link elsewhere moves it */
 };
 
 struct model_info {

@@ -199,10 +199,11 @@ static const char *migrations[] = {
 	"ALTER TABLE evals ADD COLUMN train_job_id INTEGER;",
 
 	/* 9 -> 10: what registry_model_load checks before it uses a model
-	 * file: the inode and mtime it had when it was stored (0: unknown, the
-	 * file is rehashed instead). */
+	 * file: the inode, mtime and ctime it had when it was stored (0:
+	 * unknown, the file is rehashed instead). */
 	"ALTER TABLE model_files ADD COLUMN ino INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE model_files ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;",
+	"ALTER TABLE model_files ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE model_files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -163,6 +163,10 @@ runuser -u "$user" -- rm -rf "$outs/mine" && pass "the user can remove the expor
 	fail "the user cannot remove the export"
 
 # --- a model file changed in the state after import ---
+run model import "$roots/good" --name good2
+expect_eq "$rc" "0" "the same files imported again share their blobs"
+run generate good "Hello" --max-new-tokens 2 --raw --no-stream
+expect_eq "$rc" "0" "a new link to a blob (its ctime moved) is rehashed and accepted"
 f=$good_dir/model.safetensors
 cp -p "$f" "$FT_TMP/ref"
 chmod u+w "$f"
@@ -172,6 +176,11 @@ touch -r "$FT_TMP/ref" "$f"
 run generate good "Hello" --max-new-tokens 2 --raw --no-stream
 refused "generate from a model file changed after import"
 expect_match "$err" "model.safetensors was changed after it was stored" "says which file changed"
+chmod 0440 "$f"
+touch -r "$FT_TMP/ref" "$f"
+expect_eq "$(stat -c '%a %s %Y' "$f")" "$(stat -c '%a %s %Y' "$FT_TMP/ref")" "mode, size and mtime restored"
+run generate good "Hello" --max-new-tokens 2 --raw --no-stream
+refused "generate refused even with mode and mtime restored (the ctime moved)"
 url=$(json_get "$("$ftctl" status --json)" http_url)v1
 run deploy good
 expect_eq "$rc" "0" "deploy registers"
