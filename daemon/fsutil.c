@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,10 +75,8 @@ fs_rm_rf(const char *path)
 	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Copies src to dst (when dst_fd >= 0) while hashing it. */
-static int
-hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
-    char *err, size_t err_len)
+int
+fs_hash_file(const char *path, char hex[FS_HASH_HEX], uint64_t *size, char *err, size_t err_len)
 {
 	crypto_generichash_state st;
 	unsigned char digest[32];
@@ -87,8 +86,8 @@ hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(err, err_len, "%s: %s", src, strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	/* On the heap: civetweb's and nng's threads have small stacks. */
@@ -101,111 +100,133 @@ hash_copy(const char *src, int dst_fd, char hex[FS_HASH_HEX], uint64_t *size,
 	while ((n = read(fd, buf, buf_len)) > 0) {
 		crypto_generichash_update(&st, buf, (size_t)n);
 		total += (uint64_t)n;
-		if (dst_fd >= 0) {
-			for (ssize_t off = 0; off < n;) {
-				ssize_t w = write(dst_fd, buf + off, (size_t)(n - off));
-
-				if (w < 0) {
-					snprintf(err, err_len, "writing a copy of %s: %s", src, strerror(errno));
-					free(buf);
-					close(fd);
-					return -1;
-				}
-				off += w;
-			}
-		}
 	}
 	free(buf);
+	close(fd);
 	if (n < 0) {
-		snprintf(err, err_len, "%s: %s", src, strerror(errno));
-		close(fd);
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	close(fd);
 	crypto_generichash_final(&st, digest, sizeof(digest));
 	sodium_bin2hex(hex, FS_HASH_HEX, digest, sizeof(digest));
 	*size = total;
 	return 0;
 }
 
-int
-fs_hash_file(const char *path, char hex[FS_HASH_HEX], uint64_t *size, char *err, size_t err_len)
+/* tmp_create makes a temporary file in dfd under a name nobody can guess
+ * (prefix and 16 random hex digits), with O_EXCL | O_NOFOLLOW so a link
+ * planted at any name is never followed or truncated.  The fd, or -1. */
+static int
+tmp_create(int dfd, const char *prefix, unsigned mode, char *name, size_t len)
 {
-	return hash_copy(path, -1, hex, size, err, err_len);
+	unsigned char r[8];
+	char hex[17];
+
+	for (int tries = 0; tries < 100; tries++) {
+		int fd;
+
+		randombytes_buf(r, sizeof(r));
+		sodium_bin2hex(hex, sizeof(hex), r, sizeof(r));
+		snprintf(name, len, ".%.64s.tmp-%s", prefix, hex);
+		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* dir_open opens the directory holding path, and points *base at the last
+ * component. */
+static int
+dir_open(const char *path, const char **base)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL) {
+		*base = path;
+		return open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	*base = slash + 1;
+	return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 int
-fs_store_blob(const char *src, const char *blob_dir, char hex[FS_HASH_HEX],
+fs_store_blob(const void *buf, size_t len, const char *blob_dir, char hex[FS_HASH_HEX],
     uint64_t *size, char *err, size_t err_len)
 {
-	char tmp[PATH_MAX], dst[PATH_MAX];
-	int fd;
+	unsigned char digest[32];
+	char tmp[128];
+	int dfd, fd, rc = -1;
 
-	snprintf(tmp, sizeof(tmp), "%s/.incoming-XXXXXX", blob_dir);
-	if ((fd = mkstemp(tmp)) < 0) {
+	crypto_generichash(digest, sizeof(digest), buf, len, NULL, 0);
+	sodium_bin2hex(hex, FS_HASH_HEX, digest, sizeof(digest));
+	if ((dfd = open(blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (fd = tmp_create(dfd, "incoming", 0440, tmp, sizeof(tmp))) < 0) {
 		snprintf(err, err_len, "%s: %s", blob_dir, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
 		return -1;
 	}
-	if (hash_copy(src, fd, hex, size, err, err_len) != 0) {
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	if (fsync(fd) != 0) {
-		snprintf(err, err_len, "%s: fsync: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		return -1;
+	if (write_all(fd, buf, len) != 0 || fchmod(fd, 0440) != 0 || fsync(fd) != 0) {
+		snprintf(err, err_len, "%s/%s: %s", blob_dir, tmp, strerror(errno));
+	} else if (linkat(dfd, tmp, dfd, hex, 0) != 0 && errno != EEXIST) {
+		/* EEXIST: already stored, content-addressed */
+		snprintf(err, err_len, "%s/%s: %s", blob_dir, hex, strerror(errno));
+	} else if (fsync(dfd) != 0) {
+		snprintf(err, err_len, "%s: fsync: %s", blob_dir, strerror(errno));
+	} else {
+		*size = len;
+		rc = 0;
 	}
 	close(fd);
-	snprintf(dst, sizeof(dst), "%s/%s", blob_dir, hex);
-	if (access(dst, F_OK) == 0) {
-		unlink(tmp); /* already stored: content-addressed */
-		return 0;
-	}
-	if (chmod(tmp, 0440) != 0 || rename(tmp, dst) != 0 || fs_fsync_dir(dst, 0) != 0) {
-		snprintf(err, err_len, "%s: %s", dst, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	unlinkat(dfd, tmp, 0);
+	close(dfd);
+	return rc;
 }
 
 int
 fs_write_atomic(const char *path, const void *buf, size_t len, char *err, size_t err_len)
 {
-	char tmp[PATH_MAX];
-	const char *p = buf;
-	int fd;
+	const char *base;
+	char tmp[128];
+	int dfd, fd = -1, rc = -1;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
-		snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0) {
-			snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
-			close(fd);
-			unlink(tmp);
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		snprintf(err, err_len, "%s: fsync: %s", tmp, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	if (rename(tmp, path) != 0 || fs_fsync_dir(path, 0) != 0) {
+	if ((dfd = dir_open(path, &base)) < 0 || (fd = tmp_create(dfd, base, 0640, tmp,
+	    sizeof(tmp))) < 0) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		unlink(tmp);
+		if (dfd >= 0)
+			close(dfd);
 		return -1;
 	}
-	return 0;
+	if (write_all(fd, buf, len) != 0 || fsync(fd) != 0)
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+	else if (renameat(dfd, tmp, dfd, base) != 0 || fsync(dfd) != 0)
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+	else
+		rc = 0;
+	close(fd);
+	if (rc != 0)
+		unlinkat(dfd, tmp, 0);
+	close(dfd);
+	return rc;
 }
 
 int
@@ -232,16 +253,13 @@ fs_copy_into(const char *src, const char *dir, char *err, size_t err_len)
 	return rc;
 }
 
-int
-fs_path_inside(const char *path, const char *roots, char *out, char *err, size_t err_len)
+/* root_match: is the resolved path real inside one of the ':'-separated roots? */
+static int
+root_match(const char *real, const char *roots)
 {
-	char real[PATH_MAX], root[PATH_MAX], list[PATH_MAX];
+	char root[PATH_MAX], list[PATH_MAX];
 	char *save = NULL;
 
-	if (realpath(path, real) == NULL) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	snprintf(list, sizeof(list), "%s", roots);
 	for (char *r = strtok_r(list, ":", &save); r != NULL; r = strtok_r(NULL, ":", &save)) {
 		size_t n;
@@ -250,12 +268,121 @@ fs_path_inside(const char *path, const char *roots, char *out, char *err, size_t
 			continue;
 		n = strlen(root);
 		if (strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0' ||
-		    (n == 1 && root[0] == '/'))) {
-			strcpy(out, real);
-			return 0;
-		}
+		    (n == 1 && root[0] == '/')))
+			return 1;
 	}
-	snprintf(err, err_len, "%s is outside the import roots (%s); ask the administrator "
-	    "to add its directory to import_roots", real, roots[0] ? roots : "none configured");
-	return -1;
+	return 0;
+}
+
+int
+fs_dir_inside(const char *path, const char *roots, const char *kind, int *dirfd,
+    char *out, char *err, size_t err_len)
+{
+	char real[PATH_MAX], fdpath[32];
+	ssize_t n;
+	int fd;
+
+	if (realpath(path, real) == NULL) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, err_len, "%s: %s", real, strerror(errno));
+		return -1;
+	}
+	/* What was opened decides, not the name: a component swapped for a
+	 * link after realpath shows here as the place it really is. */
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	if ((n = readlink(fdpath, real, sizeof(real) - 1)) < 0) {
+		snprintf(err, err_len, "%s: %s", fdpath, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	real[n] = '\0';
+	if (!root_match(real, roots)) {
+		snprintf(err, err_len, "%s is outside the %s roots (%s); ask the administrator "
+		    "to add its directory to %s_roots", real, kind, roots[0] ? roots : "none configured",
+		    kind);
+		close(fd);
+		return -1;
+	}
+	snprintf(out, PATH_MAX, "%s", real);
+	*dirfd = fd;
+	return 0;
+}
+
+int
+fs_file_inside(const char *path, const char *roots, const char *kind, int *dirfd,
+    char *dir, char base[128], char *err, size_t err_len)
+{
+	char real[PATH_MAX], *slash;
+
+	if (realpath(path, real) == NULL) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	slash = strrchr(real, '/');
+	snprintf(base, 128, "%s", slash + 1);
+	*slash = '\0';
+	return fs_dir_inside(real[0] ? real : "/", roots, kind, dirfd, dir, err, err_len);
+}
+
+void
+fs_unpin(char *msg, size_t len, const char *pin, const char *real)
+{
+	size_t pn = strlen(pin), rn = strlen(real);
+	char *p = msg;
+
+	if (pn == 0)
+		return;
+	while ((p = strstr(p, pin)) != NULL) {
+		size_t tail = strlen(p + pn);
+
+		if (p[pn] >= '0' && p[pn] <= '9') {    /* /proc/self/fd/1 in .../fd/12 */
+			p += pn;
+			continue;
+		}
+		if ((size_t)(p - msg) + rn + tail + 1 > len)
+			break;
+		memmove(p + rn, p + pn, tail + 1);
+		memcpy(p, real, rn);
+		p += rn;
+	}
+}
+
+/* FTUNED_TEST_HOOKS (tests only): "point:file,..." makes the daemon stop at
+ * each named point, create file.reached and wait (up to 60 s) until file
+ * exists, so that a test can act inside a window that is otherwise a few
+ * milliseconds wide.  Read once; unset, a hook costs one comparison. */
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static char hooks[PATH_MAX];
+
+static void
+hooks_read(void)
+{
+	const char *v = getenv("FTUNED_TEST_HOOKS");
+
+	snprintf(hooks, sizeof(hooks), "%s", v ? v : "");
+}
+
+void
+fs_test_hook(const char *point)
+{
+	char list[PATH_MAX], reached[PATH_MAX + 16], *save = NULL;
+	size_t n = strlen(point);
+	int fd;
+
+	pthread_once(&hooks_once, hooks_read);
+	if (hooks[0] == '\0')
+		return;
+	snprintf(list, sizeof(list), "%s", hooks);
+	for (char *h = strtok_r(list, ",", &save); h != NULL; h = strtok_r(NULL, ",", &save)) {
+		if (strncmp(h, point, n) != 0 || h[n] != ':')
+			continue;
+		snprintf(reached, sizeof(reached), "%s.reached", h + n + 1);
+		if ((fd = open(reached, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+			close(fd);
+		for (int i = 0; i < 6000 && access(h + n + 1, F_OK) != 0; i++)
+			usleep(10000);
+	}
 }

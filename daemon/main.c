@@ -63,7 +63,7 @@ state_lock(const char *state_dir, char *err, size_t err_len)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/ftuned.pid", state_dir);
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+	if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640)) < 0) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -285,6 +285,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "ftuned: %s\n", err);
 		return 1;
 	}
+	/* Whatever the caller's umask (quickstart runs outside systemd), the
+	 * state is the daemon's and its group's only: directories 0750, files
+	 * 0640 at most. */
+	umask(027);
 	if (new_token) {
 		char token[128];
 

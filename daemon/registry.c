@@ -3,9 +3,11 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,95 +94,156 @@ config_to_json(const fte_config *c)
 	return s;
 }
 
-/* One file to put in a model directory: where it comes from, its name there. */
+/* One file to put in a model directory: the directory it is read from
+ * (a descriptor, borrowed) and its name there, its name in the model
+ * directory, and once opened its bytes.  src names it in messages. */
 struct import_file {
 	char src[PATH_MAX];
+	int dfd;
+	char from[128];
 	char name[128];
+	void *map;
+	size_t len;
 	char hash[FS_HASH_HEX];
 	uint64_t size;
+	int64_t ino;
 };
 
-/* Lists the files of an HF directory or a llama2.c checkpoint. */
-static int
-import_files_list(const char *path, int is_dir, const char *tokenizer,
-    struct import_file **out, size_t *n_out, char *entry, char *tok_name,
-    char *err, size_t err_len)
-{
-	struct import_file *f = calloc(64, sizeof(*f));
-	size_t n = 0;
-	char p[PATH_MAX];
+#define IMPORT_FILES_MAX 64
 
-	if (f == NULL) {
-		snprintf(err, err_len, "out of memory");
+static int
+file_add(struct import_file *f, size_t *n, int dfd, const char *dir, const char *from,
+    const char *name)
+{
+	if (*n >= IMPORT_FILES_MAX)
+		return -1;
+	snprintf(f[*n].src, PATH_MAX, "%s/%s", dir, from);
+	f[*n].dfd = dfd;
+	snprintf(f[*n].from, sizeof(f->from), "%s", from);
+	snprintf(f[*n].name, sizeof(f->name), "%s", name);
+	(*n)++;
+	return 0;
+}
+
+/* present: is there an entry called name in dfd (a link counts: it is
+ * refused when opened, never skipped)? */
+static int
+present(int dfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Lists the files of the HF directory dfd (shown as dir). */
+static int
+import_files_list(int dfd, const char *dir, struct import_file *f, size_t *n_out,
+    char *tok_name, char *err, size_t err_len)
+{
+	struct dirent *e;
+	size_t n = 0;
+	DIR *dp;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(hf_files) / sizeof(hf_files[0]); i++)
+		if (present(dfd, hf_files[i]))
+			file_add(f, &n, dfd, dir, hf_files[i], hf_files[i]);
+	if ((fd = dup(dfd)) < 0 || (dp = fdopendir(fd)) == NULL) {
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
-	if (is_dir) {
-		DIR *dir;
-		struct dirent *e;
+	rewinddir(dp);
+	while ((e = readdir(dp)) != NULL) {
+		size_t len = strlen(e->d_name);
 
-		for (size_t i = 0; i < sizeof(hf_files) / sizeof(hf_files[0]); i++) {
-			path_join(p, path, hf_files[i]);
-			if (access(p, R_OK) == 0) {
-				snprintf(f[n].src, PATH_MAX, "%s", p);
-				snprintf(f[n++].name, sizeof(f->name), "%s", hf_files[i]);
-			}
-		}
-		if ((dir = opendir(path)) == NULL) {
-			snprintf(err, err_len, "%s: %s", path, strerror(errno));
-			free(f);
+		if (len > 12 && len < sizeof(f->name) &&
+		    strcmp(e->d_name + len - 12, ".safetensors") == 0 &&
+		    file_add(f, &n, dfd, dir, e->d_name, e->d_name) != 0) {
+			snprintf(err, err_len, "%s: more than %d files to keep", dir, IMPORT_FILES_MAX);
+			closedir(dp);
 			return -1;
 		}
-		while ((e = readdir(dir)) != NULL && n < 64) {
-			size_t len = strlen(e->d_name);
-
-			if (len > 12 && len < sizeof(f->name) &&
-			    strcmp(e->d_name + len - 12, ".safetensors") == 0) {
-				path_join(f[n].src, path, e->d_name);
-				snprintf(f[n++].name, sizeof(f->name), "%s", e->d_name);
-			}
-		}
-		closedir(dir);
-		strcpy(entry, ".");
-		strcpy(tok_name, "tokenizer.json");
-		/* Models of llama2.c descent carry their tokenizer.bin instead. */
-		path_join(p, path, "tokenizer.json");
-		if (access(p, R_OK) != 0 && n < 64) {
-			path_join(f[n].src, path, "tokenizer.bin");
-			if (access(f[n].src, R_OK) == 0) {
-				strcpy(f[n++].name, "tokenizer.bin");
-				strcpy(tok_name, "tokenizer.bin");
-			}
-		}
-	} else {
-		char dirbuf[PATH_MAX], *slash;
-
-		snprintf(f[n].src, PATH_MAX, "%s", path);
-		strcpy(f[n++].name, "model.bin");
-		if (tokenizer != NULL && tokenizer[0] != '\0') {
-			snprintf(p, sizeof(p), "%s", tokenizer);
-		} else {
-			snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-			slash = strrchr(dirbuf, '/');
-			*slash = '\0';
-			path_join(p, dirbuf, "tokenizer.bin");
-			if (access(p, R_OK) != 0) {
-				snprintf(err, err_len, "%s: a llama2.c checkpoint needs its tokenizer.bin: "
-				    "none beside it, name one with --tokenizer", path);
-				free(f);
-				return -1;
-			}
-		}
-		snprintf(f[n].src, PATH_MAX, "%s", p);
-		strcpy(f[n++].name, "tokenizer.bin");
-		strcpy(entry, "model.bin");
+	}
+	closedir(dp);
+	strcpy(tok_name, "tokenizer.json");
+	/* Models of llama2.c descent carry their tokenizer.bin instead. */
+	if (!present(dfd, "tokenizer.json") && present(dfd, "tokenizer.bin")) {
+		file_add(f, &n, dfd, dir, "tokenizer.bin", "tokenizer.bin");
 		strcpy(tok_name, "tokenizer.bin");
 	}
-	*out = f;
 	*n_out = n;
 	return 0;
 }
 
-/* Stores files as blobs, links them into state/models/<id>, inserts rows.
+static void
+import_files_close(struct import_file *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (f[i].map != NULL)
+			munmap(f[i].map, f[i].len);
+}
+
+/* file_error writes "src: why" from an engine message about the file
+ * called name, which starts with that name. */
+static void
+file_error(const struct import_file *f, const char *name, char *err, size_t err_len)
+{
+	const char *msg = fte_last_error();
+	size_t n = strlen(name);
+
+	if (strncmp(msg, name, n) == 0 && msg[n] == ':')
+		msg += n + 1;
+	snprintf(err, err_len, "%s:%s%s", f->src, msg[0] == ' ' ? "" : " ", msg);
+}
+
+/* import_files_open opens every file below its directory with O_NOFOLLOW
+ * (a link or anything but a regular file is refused), maps it, and parses
+ * it as what its name says (fte_file_check), except the entry, the weights
+ * the engine's loader has read.  What is stored is what was parsed.
+ * 0, or -1 with a message that names the file but never quotes it. */
+static int
+import_files_open(struct import_file *f, size_t n, const char *entry, char *err, size_t err_len)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		int fd;
+
+		if (fte_file_openat(f[i].dfd, f[i].from, &fd) != FTE_OK) {
+			file_error(&f[i], f[i].from, err, err_len);
+			return -1;
+		}
+		if (fstat(fd, &st) != 0) {
+			snprintf(err, err_len, "%s: %s", f[i].src, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		f[i].len = (size_t)st.st_size;
+		f[i].map = f[i].len == 0 ? NULL : mmap(NULL, f[i].len, PROT_READ, MAP_PRIVATE, fd, 0);
+		close(fd);
+		if (f[i].map == MAP_FAILED) {
+			f[i].map = NULL;
+			snprintf(err, err_len, "%s: %s", f[i].src, strerror(errno));
+			return -1;
+		}
+		if (strcmp(f[i].name, entry) != 0 &&
+		    fte_file_check(f[i].name, f[i].map ? f[i].map : "", f[i].len) != FTE_OK) {
+			file_error(&f[i], f[i].name, err, err_len);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int64_t
+ns_of(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Stores files as blobs, links them into state/models/<id>, inserts rows
+ * with what the registry checks before every load (size, inode, mtime).
  * Called inside a transaction on db. */
 static int
 model_store(struct ftuned *d, sqlite3 *db, int64_t id, struct import_file *f,
@@ -188,6 +251,7 @@ model_store(struct ftuned *d, sqlite3 *db, int64_t id, struct import_file *f,
 {
 	char blobs[PATH_MAX], tmpdir[PATH_MAX], dir[PATH_MAX], blob[PATH_MAX], link_path[PATH_MAX];
 	sqlite3_stmt *st;
+	struct stat sb;
 
 	path_join(blobs, d->cfg.state_dir, "blobs");
 	snprintf(dir, sizeof(dir), "%s/models/%lld", d->cfg.state_dir, (long long)id);
@@ -197,25 +261,30 @@ model_store(struct ftuned *d, sqlite3 *db, int64_t id, struct import_file *f,
 		snprintf(err, err_len, "%s: %s", tmpdir, strerror(errno));
 		return -1;
 	}
-	if (sqlite3_prepare_v2(db, "INSERT INTO model_files (model_id, name, hash, size) "
-	    "VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "INSERT INTO model_files (model_id, name, hash, size, ino, "
+	    "mtime_ns, ctime_ns) VALUES (?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
 		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (fs_store_blob(f[i].src, blobs, f[i].hash, &f[i].size, err, err_len) != 0)
+		if (fs_store_blob(f[i].map ? f[i].map : "", f[i].len, blobs, f[i].hash, &f[i].size,
+		    err, err_len) != 0)
 			goto fail;
 		path_join(blob, blobs, f[i].hash);
 		path_join(link_path, tmpdir, f[i].name);
-		if (link(blob, link_path) != 0) {
+		if (link(blob, link_path) != 0 || lstat(link_path, &sb) != 0) {
 			snprintf(err, err_len, "%s: %s", link_path, strerror(errno));
 			goto fail;
 		}
+		f[i].ino = (int64_t)sb.st_ino;
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_text(st, 2, f[i].name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, f[i].hash, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)f[i].size);
+		sqlite3_bind_int64(st, 5, f[i].ino);
+		sqlite3_bind_int64(st, 6, ns_of(sb.st_mtim));
+		sqlite3_bind_int64(st, 7, ns_of(sb.st_ctim));
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
 			goto fail;
@@ -346,79 +415,129 @@ base_name_of(const char *path)
 	return slash && slash[1] ? slash + 1 : path;
 }
 
+static void
+join3(char *out, size_t len, const char *a, const char *b)
+{
+	snprintf(out, len, "%s/%s", a, b);
+}
+
 int
 registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
     const char *name, const char *tokenizer, int64_t *id, char *err, size_t err_len)
 {
-	char real[PATH_MAX], tok_real[PATH_MAX], entry[16], tok_name[32], auto_name[REGISTRY_NAME_MAX + 1];
-	struct import_file *f = NULL;
+	char real[PATH_MAX], tok_real[PATH_MAX], pin[64] = "", tpin[64] = "", load[PATH_MAX + 200];
+	char tok_path[PATH_MAX + 200], base[128] = "", tbase[128] = "", entry[16] = ".";
+	char tok_name[32] = "tokenizer.bin", auto_name[REGISTRY_NAME_MAX + 1];
+	struct import_file *f = calloc(IMPORT_FILES_MAX, sizeof(*f));
 	fte_tokenizer *tok = NULL;
 	fte_model *m = NULL;
 	struct stat sb;
 	size_t n = 0;
-	int rc, is_dir;
+	int dfd = -1, tfd = -1, is_dir, code = FT__CODE__INVALID_ARGUMENT;
 
-	if (fs_path_inside(path, d->cfg.import_roots, real, err, err_len) != 0)
-		return FT__CODE__PERMISSION_DENIED;
-	if (tokenizer && tokenizer[0] &&
-	    fs_path_inside(tokenizer, d->cfg.import_roots, tok_real, err, err_len) != 0)
-		return FT__CODE__PERMISSION_DENIED;
-	if (stat(real, &sb) != 0) {
-		snprintf(err, err_len, "%s: %s", real, strerror(errno));
+	if (f == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	}
+	if (realpath(path, real) == NULL || stat(real, &sb) != 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		free(f);
 		return FT__CODE__NOT_FOUND;
 	}
 	is_dir = S_ISDIR(sb.st_mode);
+	/* From here on the directory is named only by its descriptor. */
+	if ((is_dir ? fs_dir_inside(real, d->cfg.import_roots, "import", &dfd, real, err, err_len) :
+	    fs_file_inside(real, d->cfg.import_roots, "import", &dfd, real, base, err, err_len)) != 0 ||
+	    (tokenizer && tokenizer[0] &&
+	    fs_file_inside(tokenizer, d->cfg.import_roots, "import", &tfd, tok_real, tbase, err, err_len) != 0)) {
+		code = FT__CODE__PERMISSION_DENIED;
+		goto out;
+	}
+	fte_dir_path(dfd, pin, sizeof(pin));
 	if (name == NULL || name[0] == '\0') {
 		/* Default name: the file or directory name, without .bin. */
-		snprintf(auto_name, sizeof(auto_name), "%s", base_name_of(real));
+		snprintf(auto_name, sizeof(auto_name), "%s", is_dir ? base_name_of(real) : base);
 		char *dot = strrchr(auto_name, '.');
 		if (dot && strcmp(dot, ".bin") == 0)
 			*dot = '\0';
 		name = auto_name;
 	}
 	if (registry_name_check(name, err, err_len) != 0)
-		return FT__CODE__INVALID_ARGUMENT;
-	if (is_dir && chat_template_check(&d->cfg, real, err, err_len) != 0)
-		return FT__CODE__INVALID_ARGUMENT;
-	if (import_files_list(real, is_dir, tokenizer && tokenizer[0] ? tok_real : NULL, &f, &n,
-	    entry, tok_name, err, err_len) != 0)
-		return FT__CODE__INVALID_ARGUMENT;
+		goto out;
+	if (is_dir && chat_template_check(&d->cfg, pin, err, err_len) != 0)
+		goto out;
+	if (is_dir) {
+		if (import_files_list(dfd, real, f, &n, tok_name, err, err_len) != 0)
+			goto out;
+		snprintf(load, sizeof(load), "%s", pin);
+		join3(tok_path, sizeof(tok_path), pin, tok_name);
+	} else {
+		file_add(f, &n, dfd, real, base, "model.bin");
+		if (tfd >= 0) {
+			fte_dir_path(tfd, tpin, sizeof(tpin));
+			file_add(f, &n, tfd, tok_real, tbase, "tokenizer.bin");
+			join3(tok_path, sizeof(tok_path), tpin, tbase);
+		} else if (present(dfd, "tokenizer.bin")) {
+			file_add(f, &n, dfd, real, "tokenizer.bin", "tokenizer.bin");
+			join3(tok_path, sizeof(tok_path), pin, "tokenizer.bin");
+		} else {
+			snprintf(err, err_len, "%s/%s: a llama2.c checkpoint needs its tokenizer.bin: "
+			    "none beside it, name one with --tokenizer", real, base);
+			goto out;
+		}
+		join3(load, sizeof(load), pin, base);
+		strcpy(entry, "model.bin");
+	}
 	/* The engine's loaders check every size and offset before reading. */
-	if ((rc = fte_model_load(real, &m)) != FTE_OK) {
+	if (fte_model_load(load, &m) != FTE_OK) {
 		snprintf(err, err_len, "not a loadable model: %s", fte_last_error());
-		free(f);
-		return FT__CODE__INVALID_ARGUMENT;
+		goto out;
 	}
-	{
-		char tok_path[PATH_MAX];
-
-		if (is_dir)
-			path_join(tok_path, real, tok_name);
-		else
-			snprintf(tok_path, sizeof(tok_path), "%s", f[n - 1].src);
-		if (fte_tokenizer_load(tok_path, &tok) != FTE_OK) {
-			snprintf(err, err_len, "no usable tokenizer: %s", fte_last_error());
-			fte_model_free(m);
-			free(f);
-			return FT__CODE__INVALID_ARGUMENT;
-		}
-		if (fte_tokenizer_vocab_size(tok) > fte_model_config(m)->vocab_size) {
-			snprintf(err, err_len, "tokenizer has %d tokens but the model only %d",
-			    fte_tokenizer_vocab_size(tok), fte_model_config(m)->vocab_size);
-			fte_tokenizer_free(tok);
-			fte_model_free(m);
-			free(f);
-			return FT__CODE__INVALID_ARGUMENT;
-		}
-		fte_tokenizer_free(tok);
+	if (fte_tokenizer_load(tok_path, &tok) != FTE_OK) {
+		snprintf(err, err_len, "no usable tokenizer: %s", fte_last_error());
+		goto out;
 	}
-	rc = model_insert(d, uid, name, "base", is_dir ? "hf" : "llama2c", fte_model_config(m),
+	if (fte_tokenizer_vocab_size(tok) > fte_model_config(m)->vocab_size) {
+		snprintf(err, err_len, "tokenizer has %d tokens but the model only %d",
+		    fte_tokenizer_vocab_size(tok), fte_model_config(m)->vocab_size);
+		goto out;
+	}
+	if (import_files_open(f, n, entry, err, err_len) != 0)
+		goto out;
+	code = model_insert(d, uid, name, "base", is_dir ? "hf" : "llama2c", fte_model_config(m),
 	    fte_model_num_params(m), entry, tok_name, 0, 0, NULL, f, n, id, err, err_len);
-	if (rc == FT__CODE__OK)
+	if (code == FT__CODE__OK)
 		log_info("registry: uid %u imported %s as model %lld '%s'", uid, real,
 		    (long long)*id, name);
+out:
+	if (code != FT__CODE__OK) {
+		fs_unpin(err, err_len, pin, real);
+		fs_unpin(err, err_len, tpin, tok_real);
+	}
+	import_files_close(f, n);
+	fte_tokenizer_free(tok);
 	fte_model_free(m);
 	free(f);
+	if (dfd >= 0)
+		close(dfd);
+	if (tfd >= 0)
+		close(tfd);
+	return code;
+}
+
+/* Registers the files of dfd (shown as dir) listed in f. */
+static int
+files_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
+    const char *format, const fte_config *c, uint64_t params, const char *entry,
+    const char *tok_name, int64_t base_id, int64_t job_id, const char *lineage,
+    struct import_file *f, size_t n, int64_t *id, char *err, size_t err_len)
+{
+	int rc = FT__CODE__INTERNAL;
+
+	if (import_files_open(f, n, entry, err, err_len) == 0)
+		rc = model_insert(d, uid, name, kind, format, c, params, entry, tok_name, base_id,
+		    job_id, lineage, f, n, id, err, err_len);
+	import_files_close(f, n);
 	return rc;
 }
 
@@ -427,56 +546,55 @@ registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
     const char *name, const char *kind, int64_t base_id, int64_t job_id,
     const char *lineage, int64_t *id, char *err, size_t err_len)
 {
-	char entry[16], tok_name[32];
-	struct import_file *f = NULL;
+	char tok_name[32];
+	struct import_file *f = calloc(IMPORT_FILES_MAX, sizeof(*f));
 	fte_model *m = NULL;
 	size_t n = 0;
-	int rc;
+	int dfd = -1, rc = FT__CODE__INTERNAL;
 
-	if (import_files_list(src_dir, 1, NULL, &f, &n, entry, tok_name, err, err_len) != 0)
-		return FT__CODE__INTERNAL;
-	if (fte_model_load(src_dir, &m) != FTE_OK) {
-		snprintf(err, err_len, "model in %s does not load: %s", src_dir, fte_last_error());
+	if (f == NULL || fte_dir_open(src_dir, &dfd) != FTE_OK) {
+		snprintf(err, err_len, "%s", f == NULL ? "out of memory" : fte_last_error());
 		free(f);
 		return FT__CODE__INTERNAL;
 	}
-	rc = model_insert(d, uid, name, kind, "hf", fte_model_config(m), fte_model_num_params(m),
-	    entry, tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
+	if (import_files_list(dfd, src_dir, f, &n, tok_name, err, err_len) != 0)
+		goto out;
+	if (fte_model_load(src_dir, &m) != FTE_OK) {
+		snprintf(err, err_len, "model in %s does not load: %s", src_dir, fte_last_error());
+		goto out;
+	}
+	rc = files_insert(d, uid, name, kind, "hf", fte_model_config(m), fte_model_num_params(m),
+	    ".", tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
+out:
 	fte_model_free(m);
 	free(f);
+	close(dfd);
 	return rc;
 }
 
-/* Lists a LoRA model's files: the adapter, and the tokenizer files of its
- * base (already in the store, so they are linked, not copied). */
-static int
-adapter_files_list(const char *adapter, const struct model_info *base,
-    struct import_file **out, size_t *n_out, char *tok_name, char *err, size_t err_len)
+/* Lists a LoRA model's files: the adapter (in adfd), and the tokenizer
+ * files of its base (in bfd, already in the store, so they are linked, not
+ * copied). */
+static void
+adapter_files_list(int adfd, const char *adapter, int bfd, const struct model_info *base,
+    struct import_file *f, size_t *n, char *tok_name)
 {
 	static const char *extra[] = {
 		"tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
 	};
-	struct import_file *f = calloc(2 + sizeof(extra) / sizeof(extra[0]), sizeof(*f));
-	size_t n = 0;
+	const char *slash = strrchr(adapter, '/');
 
-	if (f == NULL) {
-		snprintf(err, err_len, "out of memory");
-		return -1;
-	}
-	snprintf(f[n].src, PATH_MAX, "%s", adapter);
-	strcpy(f[n++].name, REGISTRY_ADAPTER_FILE);
+	snprintf(f[0].src, PATH_MAX, "%s", adapter);
+	f[0].dfd = adfd;
+	snprintf(f[0].from, sizeof(f->from), "%s", slash ? slash + 1 : adapter);
+	strcpy(f[0].name, REGISTRY_ADAPTER_FILE);
+	*n = 1;
 	snprintf(tok_name, 32, "%s", strrchr(base->tokenizer, '/') + 1);
-	snprintf(f[n].src, PATH_MAX, "%s", base->tokenizer);
-	snprintf(f[n++].name, sizeof(f->name), "%s", tok_name);
+	file_add(f, n, bfd, base->dir, tok_name, tok_name);
 	/* tokenizer_config.json carries the chat template deploy.c serves */
-	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
-		path_join(f[n].src, base->dir, extra[i]);
-		if (access(f[n].src, R_OK) == 0)
-			snprintf(f[n++].name, sizeof(f->name), "%s", extra[i]);
-	}
-	*out = f;
-	*n_out = n;
-	return 0;
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		if (present(bfd, extra[i]))
+			file_add(f, n, bfd, base->dir, extra[i], extra[i]);
 }
 
 int
@@ -484,14 +602,14 @@ registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
     const char *name, int64_t base_id, int64_t job_id, const char *lineage,
     int64_t *id, char *err, size_t err_len)
 {
-	char tok_name[32], idbuf[32];
-	struct import_file *f = NULL;
+	char tok_name[32], idbuf[32], adir[PATH_MAX];
+	struct import_file f[5];
 	struct model_info base;
 	fte_peft_adapter *a = NULL;
 	uint64_t params;
 	fte_config c;
 	size_t n = 0;
-	int rc;
+	int rc, adfd = -1, bfd = -1;
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)base_id);
 	if (base_id <= 0 || registry_model_find(d, idbuf, &base) != 0) {
@@ -512,13 +630,23 @@ registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
 		return FT__CODE__INTERNAL;
 	}
 	fte_adapter_free(a);
-	rc = adapter_files_list(adapter, &base, &f, &n, tok_name, err, err_len);
+	snprintf(adir, sizeof(adir), "%s", adapter);
+	*(strrchr(adir, '/') ? strrchr(adir, '/') : adir) = '\0';
+	memset(f, 0, sizeof(f));
+	if (fte_dir_open(adir[0] ? adir : "/", &adfd) != FTE_OK ||
+	    fte_dir_open(base.dir, &bfd) != FTE_OK) {
+		snprintf(err, err_len, "%s", fte_last_error());
+		rc = FT__CODE__INTERNAL;
+	} else {
+		adapter_files_list(adfd, adapter, bfd, &base, f, &n, tok_name);
+		rc = files_insert(d, uid, name, "tuned", "lora", &c, params, REGISTRY_ADAPTER_FILE,
+		    tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
+	}
+	if (adfd >= 0)
+		close(adfd);
+	if (bfd >= 0)
+		close(bfd);
 	model_info_free(&base);
-	if (rc != 0)
-		return FT__CODE__INTERNAL;
-	rc = model_insert(d, uid, name, "tuned", "lora", &c, params, REGISTRY_ADAPTER_FILE,
-	    tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
-	free(f);
 	return rc;
 }
 
@@ -551,7 +679,8 @@ row_to_info(struct ftuned *d, sqlite3 *db, sqlite3_stmt *st, struct model_info *
 	m->lineage_json = strdup((const char *)sqlite3_column_text(st, 14));
 	if (sqlite3_column_type(st, 15) != SQLITE_NULL)
 		snprintf(m->base_name, sizeof(m->base_name), "%s", sqlite3_column_text(st, 15));
-	if (sqlite3_prepare_v2(db, "SELECT name, hash, size FROM model_files WHERE model_id = ? "
+	if (sqlite3_prepare_v2(db, "SELECT name, hash, size, ino, mtime_ns, ctime_ns FROM model_files "
+	    "WHERE model_id = ? "
 	    "ORDER BY name", -1, &fs, NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_int64(fs, 1, m->id);
@@ -563,6 +692,9 @@ row_to_info(struct ftuned *d, sqlite3 *db, sqlite3_stmt *st, struct model_info *
 		m->files = nf;
 		snprintf(nf[m->n_files].name, sizeof(nf->name), "%s", sqlite3_column_text(fs, 0));
 		snprintf(nf[m->n_files].hash, sizeof(nf->hash), "%s", sqlite3_column_text(fs, 1));
+		nf[m->n_files].ino = sqlite3_column_int64(fs, 3);
+		nf[m->n_files].mtime_ns = sqlite3_column_int64(fs, 4);
+		nf[m->n_files].ctime_ns = sqlite3_column_int64(fs, 5);
 		nf[m->n_files++].size = (uint64_t)sqlite3_column_int64(fs, 2);
 	}
 	sqlite3_finalize(fs);
@@ -766,30 +898,107 @@ adapter_base_find(struct ftuned *d, const struct model_info *m, struct model_inf
 	return 0;
 }
 
+static int
+registry_model_verify_file(struct ftuned *d, const struct model_info *m,
+    const struct model_file *mf, char *err, size_t err_len)
+{
+	char path[PATH_MAX + 200], hex[FS_HASH_HEX];
+	uint64_t size;
+
+	(void)d;
+	snprintf(path, sizeof(path), "%s/%s", m->dir, mf->name);
+	if (fs_hash_file(path, hex, &size, err, err_len) != 0)
+		return -1;
+	if (strcmp(hex, mf->hash) != 0 || size != mf->size) {
+		snprintf(err, err_len, "%s: content does not match the registry's hash "
+		    "(corrupted); re-import the model", path);
+		return -1;
+	}
+	return 0;
+}
+
 int
 registry_model_verify(struct ftuned *d, const struct model_info *m, char *err, size_t err_len)
 {
-	char path[PATH_MAX], hex[FS_HASH_HEX];
 	struct model_info base;
-	uint64_t size;
 	int rc;
 
-	for (size_t i = 0; i < m->n_files; i++) {
-		snprintf(path, sizeof(path), "%s/%s", m->dir, m->files[i].name);
-		if (fs_hash_file(path, hex, &size, err, err_len) != 0)
+	for (size_t i = 0; i < m->n_files; i++)
+		if (registry_model_verify_file(d, m, &m->files[i], err, err_len) != 0)
 			return -1;
-		if (strcmp(hex, m->files[i].hash) != 0 || size != m->files[i].size) {
-			snprintf(err, err_len, "%s: content does not match the registry's hash "
-			    "(corrupted); re-import the model", path);
-			return -1;
-		}
-	}
 	if (strcmp(m->format, "lora") != 0)
 		return 0;
 	if (adapter_base_find(d, m, &base, err, err_len) != 0)
 		return -1;
 	rc = registry_model_verify(d, &base, err, err_len);
 	model_info_free(&base);
+	return rc;
+}
+
+/* ctime_record notes the ctime a file was last verified at. */
+static void
+ctime_record(struct ftuned *d, const struct model_info *m, const struct model_file *mf,
+    int64_t ctime_ns)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, "UPDATE model_files SET ctime_ns = ? WHERE model_id = ? AND "
+	    "name = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, ctime_ns);
+		sqlite3_bind_int64(st, 2, m->id);
+		sqlite3_bind_text(st, 3, mf->name, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+}
+
+/* model_files_check compares each file of m's directory with what was
+ * recorded when it was stored: a regular file, read-only, of the same
+ * inode, size and mtime.  Writing a file, or changing its mode or times,
+ * moves its ctime, which nobody but root can set back; so does a new hard
+ * link (another model sharing the blob), so a ctime that moved means a
+ * rehash, not a refusal, and the new ctime is kept when the hash still
+ * matches.  Rows stored before these were recorded (inode 0) are rehashed.
+ * Cheap (one fstat per file), so it runs before every load.  0 or -1. */
+static int
+model_files_check(struct ftuned *d, const struct model_info *m, char *err, size_t err_len)
+{
+	int dfd, rc = 0;
+
+	if (fte_dir_open(m->dir, &dfd) != FTE_OK) {
+		snprintf(err, err_len, "model '%s': %s", m->name, fte_last_error());
+		return -1;
+	}
+	for (size_t i = 0; i < m->n_files && rc == 0; i++) {
+		const struct model_file *mf = &m->files[i];
+		struct stat st;
+		int fd;
+
+		if (mf->ino == 0) {
+			rc = registry_model_verify_file(d, m, mf, err, err_len);
+			continue;
+		}
+		if (fte_file_openat(dfd, mf->name, &fd) != FTE_OK) {
+			snprintf(err, err_len, "model '%s': %s", m->name, fte_last_error());
+			rc = -1;
+			break;
+		}
+		if (fstat(fd, &st) != 0 || (st.st_mode & 0222) != 0 || (int64_t)st.st_ino != mf->ino ||
+		    (uint64_t)st.st_size != mf->size || ns_of(st.st_mtim) != mf->mtime_ns ||
+		    (ns_of(st.st_ctim) != mf->ctime_ns &&
+		    registry_model_verify_file(d, m, mf, err, err_len) != 0)) {
+			snprintf(err, err_len, "model '%s': %s was changed after it was stored "
+			    "(its mode, inode, size, time or content differ); it is not used. Remove "
+			    "the model and import it again", m->name, mf->name);
+			rc = -1;
+		} else if (ns_of(st.st_ctim) != mf->ctime_ns) {
+			ctime_record(d, m, mf, ns_of(st.st_ctim));
+		}
+		close(fd);
+	}
+	close(dfd);
 	return rc;
 }
 
@@ -802,6 +1011,8 @@ registry_model_load(struct ftuned *d, const struct model_info *m, fte_model **ou
 	fte_model *bm = NULL;
 	int rc;
 
+	if (model_files_check(d, m, err, err_len) != 0)
+		return -1;
 	if (strcmp(m->format, "lora") != 0) {
 		if (fte_model_load(m->entry, out) != FTE_OK) {
 			snprintf(err, err_len, "loading %s: %s", m->name, fte_last_error());

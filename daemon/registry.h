@@ -32,6 +32,9 @@ struct model_file {
 	char name[128];
 	char hash[65];
 	uint64_t size;
+	int64_t ino;                /* recorded when stored (0: before they were) */
+	int64_t mtime_ns;
+	int64_t ctime_ns;           /* as last checked: a link elsewhere moves it */
 };
 
 struct model_info {
@@ -112,7 +115,9 @@ int registry_model_remove(struct ftuned *d, uint32_t uid, int admin,
 int registry_model_verify(struct ftuned *d, const struct model_info *m,
     char *err, size_t err_len);
 
-/* registry_model_load loads the model's weights as the engine runs them:
+/* registry_model_load loads the model's weights as the engine runs them,
+ * after checking that every file is still the read-only file stored at
+ * import (inode, size and mtime as recorded; a mismatch refuses the load):
  * every caller that runs a registered model goes through here, so the
  * model's kind decides how it is assembled: a LoRA model is its base,
  * loaded the same way, with the adapter applied.  The caller frees *out with

@@ -1,6 +1,9 @@
 /* rpc_model.c - model registry RPCs: ModelImport, ModelList, ModelShow,
  * ModelRemove, ModelInit, ModelExport. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "chat_template.h"
 #include "fsutil.h"
+#include "log.h"
 #include "quota.h"
 #include "registry.h"
 #include "rpc.h"
@@ -189,24 +195,34 @@ int
 rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
 	const Ft__ModelInitRequest *q = req->model_init;
-	char err[1024], tok_path[PATH_MAX], tmp[PATH_MAX], idbuf[32], *slash, *lineage;
+	char err[1024], tok_dir[PATH_MAX], base[128], pin[64], tok_path[128], tmp[PATH_MAX];
+	char idbuf[32], tok_json[PATH_MAX + 16], *lineage = NULL;
 	fte_tokenizer *tok = NULL;
 	fte_model *m = NULL;
 	fte_config c;
 	struct stat sb;
 	size_t params;
+	json_t *lj;
 	int64_t id;
-	int code = FT__CODE__INVALID_ARGUMENT;
+	int tfd = -1, code = FT__CODE__INVALID_ARGUMENT;
 
 	if (registry_name_check(q->name, err, sizeof(err)) != 0)
 		return rpc_error(call, rep, code, "%s", err);
-	if (fs_path_inside(q->tokenizer, call->d->cfg.import_roots, tok_path, err, sizeof(err)) != 0)
+	/* The tokenizer's folder is read only through its descriptor. */
+	if (fs_file_inside(q->tokenizer, call->d->cfg.import_roots, "import", &tfd, tok_dir, base,
+	    err, sizeof(err)) != 0)
 		return rpc_error(call, rep, FT__CODE__PERMISSION_DENIED, "%s", err);
-	if ((slash = strrchr(tok_path, '/')) == NULL || strcmp(slash + 1, "tokenizer.json") != 0)
-		return rpc_error(call, rep, code, "--tokenizer must name a tokenizer.json (its folder's "
+	fte_dir_path(tfd, pin, sizeof(pin));
+	snprintf(tok_path, sizeof(tok_path), "%s/tokenizer.json", pin);
+	if (strcmp(base, "tokenizer.json") != 0) {
+		snprintf(err, sizeof(err), "--tokenizer must name a tokenizer.json (its folder's "
 		    "tokenizer_config.json comes along)");
-	if (fte_tokenizer_load(tok_path, &tok) != FTE_OK)
-		return rpc_error(call, rep, code, "%s", fte_last_error());
+		goto out;
+	}
+	if (fte_tokenizer_load(tok_path, &tok) != FTE_OK) {
+		snprintf(err, sizeof(err), "%s", fte_last_error());
+		goto out;
+	}
 	/* its folder's tokenizer_config.json, chat template and all, comes along */
 	if (chat_template_check(&call->d->cfg, tok_path, err, sizeof(err)) != 0)
 		goto out;
@@ -242,16 +258,18 @@ rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		code = FT__CODE__INTERNAL;
 		goto out;
 	}
-	*slash = '\0';
-	if (fte_hf_save(m, tok_path, tmp) != FTE_OK) {
+	/* the tokenizer folder's side files are parsed before they are kept */
+	if (fte_hf_save(m, pin, tmp) != FTE_OK) {
 		snprintf(err, sizeof(err), "%s", fte_last_error());
-		code = FT__CODE__INTERNAL;
 		fs_rm_rf(tmp);
 		goto out;
 	}
-	if (asprintf(&lineage, "{\"init\": {\"seed\": %llu, \"tokenizer\": \"%s/tokenizer.json\"}}",
-	    (unsigned long long)(q->seed ? q->seed : 1), tok_path) < 0)
-		lineage = NULL;
+	/* built as JSON, so a folder name cannot add keys */
+	snprintf(tok_json, sizeof(tok_json), "%s/tokenizer.json", tok_dir);
+	lj = json_pack("{s:{s:I,s:s}}", "init", "seed", (json_int_t)(q->seed ? q->seed : 1),
+	    "tokenizer", tok_json);
+	lineage = lj ? json_dumps(lj, JSON_COMPACT) : NULL;
+	json_decref(lj);
 	code = registry_model_add(call->d, (uint32_t)call->uid, tmp, q->name, "base", 0, 0,
 	    lineage, &id, err, sizeof(err));
 	free(lineage);
@@ -259,8 +277,11 @@ rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 out:
 	fte_model_free(m);
 	fte_tokenizer_free(tok);
-	if (code != FT__CODE__OK)
+	close(tfd);
+	if (code != FT__CODE__OK) {
+		fs_unpin(err, sizeof(err), pin, tok_dir);
 		return rpc_error(call, rep, code, "%s", err);
+	}
 	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
 	return model_reply(call, rep, idbuf, FT__REPLY__BODY_MODEL_INIT);
 }
@@ -291,7 +312,6 @@ peft_export(struct ftuned *d, const struct model_info *mi, const char *out, char
 			a->base_model = base.name;
 			if (fte_peft_save(bm, a, out) != FTE_OK) {
 				snprintf(err, err_len, "%s", fte_last_error());
-				fs_rm_rf(out);
 			} else {
 				code = FT__CODE__OK;
 			}
@@ -303,14 +323,118 @@ peft_export(struct ftuned *d, const struct model_info *mi, const char *out, char
 	return code;
 }
 
+/* export_dir_make creates the export folder base in the export root pfd
+ * with mkdirat (an existing name, a planted link included, is an error) and
+ * mode 0700 while it is filled, and opens it without following links.
+ * FT__CODE__*. */
+static int
+export_dir_make(int pfd, const char *base, const char *out, int *ofd, char *err,
+    size_t err_len)
+{
+	struct stat st;
+	int e;
+
+	fs_test_hook("export");
+	if (mkdirat(pfd, base, 0700) != 0) {
+		e = errno;
+		snprintf(err, err_len, e == EEXIST ? "%s exists: --out must name a folder that does "
+		    "not exist yet" : "%s: %s", out, strerror(e));
+		return e == EEXIST ? FT__CODE__ALREADY_EXISTS : FT__CODE__INTERNAL;
+	}
+	if ((*ofd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    fstat(*ofd, &st) != 0 || st.st_uid != geteuid()) {
+		snprintf(err, err_len, "%s was replaced while it was being created", out);
+		if (*ofd >= 0)
+			close(*ofd);
+		*ofd = -1;
+		return FT__CODE__FAILED_PRECONDITION;
+	}
+	return FT__CODE__OK;
+}
+
+/* export_dir_each applies fn to every entry of the export folder ofd. */
+static int
+export_dir_each(int ofd, int (*fn)(int, const char *, void *), void *arg)
+{
+	struct dirent *e;
+	DIR *dp;
+	int fd = dup(ofd), rc = 0;
+
+	if (fd < 0 || (dp = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((e = readdir(dp)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			rc |= fn(ofd, e->d_name, arg);
+	closedir(dp);
+	return rc;
+}
+
+static int
+entry_unlink(int ofd, const char *name, void *arg)
+{
+	(void)arg;
+	return unlinkat(ofd, name, 0);
+}
+
+/* Who gets the exported files, and with which mode. */
+struct export_owner {
+	uid_t uid;
+	gid_t gid;
+	mode_t file_mode;
+};
+
+static int
+entry_give(int ofd, const char *name, void *arg)
+{
+	const struct export_owner *o = arg;
+
+	return fchownat(ofd, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    fchmodat(ofd, name, o->file_mode, 0) != 0 ? -1 : 0;
+}
+
+/* export_give hands the export to the user who asked.  A daemon running as
+ * root gives the folder and files to that user and their primary group
+ * (0750 and 0640).  Otherwise it cannot, so they stay the daemon's, in its
+ * group, which every user of the control socket belongs to, readable and
+ * writable by that group (0770 and 0660): the user can read, move and
+ * remove them. */
+static int
+export_give(int ofd, uint32_t uid, const char *out, char *err, size_t err_len)
+{
+	struct export_owner o = {(uid_t)-1, (gid_t)-1, 0660};
+	mode_t dir_mode = 0770;
+
+	if (geteuid() == 0) {
+		struct passwd pw, *res = NULL;
+		char buf[1024];
+
+		o.uid = uid;
+		if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL)
+			o.gid = pw.pw_gid;
+		o.file_mode = 0640;
+		dir_mode = 0750;
+	}
+	if (export_dir_each(ofd, entry_give, &o) != 0 || fchown(ofd, o.uid, o.gid) != 0 ||
+	    fchmod(ofd, dir_mode) != 0) {
+		snprintf(err, err_len, "%s: cannot give the files to uid %u: %s", out, uid,
+		    strerror(errno));
+		return FT__CODE__INTERNAL;
+	}
+	return FT__CODE__OK;
+}
+
 int
 rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
 	const Ft__ModelExportRequest *q = req->model_export;
 	Ft__ModelExportReply *r = rpc_alloc(call, sizeof(*r));
-	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX], err[1024] = "", *slash;
+	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX + 130], err[1024] = "", base[128];
+	char pin[64], path[96], *slash;
 	int gguf = strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
-	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK;
+	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK, pfd = -1, ofd = -1;
 	fte_vocab *vocab = NULL;
 	fte_model *m = NULL;
 	struct model_info mi;
@@ -332,54 +456,71 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--dtype must be f32 or f16%s",
 			    gguf ? "" : " or bf16");
 	}
-	/* The folder to create must not exist; its parent must be an export root. */
+	/* The folder to create must not exist; its parent must be an export
+	 * root, and is held open from the check to the last write. */
 	snprintf(parent, sizeof(parent), "%s", q->out_dir);
-	if ((slash = strrchr(parent, '/')) == NULL || slash[1] == '\0' || access(q->out_dir, F_OK) == 0)
+	slash = strrchr(parent, '/');
+	if (parent[0] != '/' || slash[1] == '\0' || strlen(slash + 1) >= sizeof(base) ||
+	    strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
 		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT,
 		    "--out must be an absolute path to a folder that does not exist yet");
+	snprintf(base, sizeof(base), "%s", slash + 1);
 	*slash = '\0';
-	if (fs_path_inside(parent[0] ? parent : "/", call->d->cfg.export_roots, real, err, sizeof(err)) != 0)
+	if (fs_dir_inside(parent[0] ? parent : "/", call->d->cfg.export_roots, "export", &pfd, real,
+	    err, sizeof(err)) != 0)
 		return rpc_error(call, rep, FT__CODE__PERMISSION_DENIED, "%s", err);
-	snprintf(out, sizeof(out), "%s/%s", real, slash + 1);
-	if (registry_model_find(call->d, q->name, &mi) != 0)
+	snprintf(out, sizeof(out), "%s/%s", strcmp(real, "/") == 0 ? "" : real, base);
+	if (registry_model_find(call->d, q->name, &mi) != 0) {
+		close(pfd);
 		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no model '%s'", q->name);
+	}
 	if (peft && strcmp(mi.format, "lora") != 0) {
 		snprintf(err, sizeof(err), "'%s' is a full model, not a LoRA adapter: --format peft "
 		    "exports models tuned with --method lora (use hf or gguf)", mi.name);
 		code = FT__CODE__FAILED_PRECONDITION;
-	} else if (registry_model_verify(call->d, &mi, err, sizeof(err)) != 0) {
+	} else if (registry_model_verify(call->d, &mi, err, sizeof(err)) != 0 ||
+	    (!peft && registry_model_load(call->d, &mi, &m, err, sizeof(err)) != 0)) {
 		code = FT__CODE__INTERNAL;
-	} else if (peft) {
-		code = peft_export(call->d, &mi, out, err, sizeof(err));
-	} else if (registry_model_load(call->d, &mi, &m, err, sizeof(err)) != 0) {
-		code = FT__CODE__INTERNAL;
-	} else if (gguf) {
-		char path[PATH_MAX + 16];
-
-		snprintf(path, sizeof(path), "%s/model.gguf", out);
-		if (fs_mkdirs(out, 0755) != 0) {
-			snprintf(err, sizeof(err), "%s: %s", out, strerror(errno));
-			code = FT__CODE__INTERNAL;
-		} else if (fte_vocab_load(mi.tokenizer, &vocab) != FTE_OK ||
-		    fte_gguf_save(m, vocab, path, dtype) != FTE_OK) {
-			snprintf(err, sizeof(err), "%s", fte_last_error());
-			code = fte_model_config(m)->arch != FTE_ARCH_LLAMA ? FT__CODE__FAILED_PRECONDITION :
-			    FT__CODE__INTERNAL;
-			fs_rm_rf(out);
-		}
-	} else if (fte_hf_save_dtype(m, mi.dir, out, dtype) != FTE_OK) {
+	} else if (gguf && fte_vocab_load(mi.tokenizer, &vocab) != FTE_OK) {
 		snprintf(err, sizeof(err), "%s", fte_last_error());
 		code = FT__CODE__INTERNAL;
-		fs_rm_rf(out);
-	} else if (fs_copy_into(mi.tokenizer, out, err, sizeof(err)) != 0) {
-		code = FT__CODE__INTERNAL; /* a llama2.c tokenizer.bin, which fte_hf_save leaves */
-		fs_rm_rf(out);
 	}
+	if (code == FT__CODE__OK)
+		code = export_dir_make(pfd, base, out, &ofd, err, sizeof(err));
+	if (code == FT__CODE__OK) {
+		/* written through the descriptor of the folder just made */
+		fte_dir_path(ofd, pin, sizeof(pin));
+		snprintf(path, sizeof(path), "%s/model.gguf", pin);
+		if (peft) {
+			code = peft_export(call->d, &mi, pin, err, sizeof(err));
+		} else if (gguf) {
+			if (fte_gguf_save(m, vocab, path, dtype) != FTE_OK) {
+				snprintf(err, sizeof(err), "%s", fte_last_error());
+				code = fte_model_config(m)->arch != FTE_ARCH_LLAMA ?
+				    FT__CODE__FAILED_PRECONDITION : FT__CODE__INTERNAL;
+			}
+		} else if (fte_hf_save_dtype(m, mi.dir, pin, dtype) != FTE_OK) {
+			snprintf(err, sizeof(err), "%s", fte_last_error());
+			code = FT__CODE__INTERNAL;
+		} else if (fs_copy_into(mi.tokenizer, pin, err, sizeof(err)) != 0) {
+			code = FT__CODE__INTERNAL; /* a llama2.c tokenizer.bin, which fte_hf_save leaves */
+		}
+		if (code == FT__CODE__OK)
+			code = export_give(ofd, (uint32_t)call->uid, out, err, sizeof(err));
+		if (code != FT__CODE__OK) {
+			fs_unpin(err, sizeof(err), pin, out);
+			export_dir_each(ofd, entry_unlink, NULL);
+			unlinkat(pfd, base, AT_REMOVEDIR);
+		}
+		close(ofd);
+	}
+	close(pfd);
 	fte_vocab_free(vocab);
 	fte_model_free(m);
 	model_info_free(&mi);
 	if (code != FT__CODE__OK)
 		return rpc_error(call, rep, code, "%s", err);
+	log_info("registry: uid %u exported model '%s' to %s", (unsigned)call->uid, q->name, out);
 	ft__model_export_reply__init(r);
 	r->files = rpc_alloc(call, sizeof(char *));
 	if (r->files != NULL) {

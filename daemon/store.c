@@ -202,6 +202,12 @@ static const char *migrations[] = {
 	 * never tells one user the names of another's. */
 	"DROP INDEX api_keys_name;"
 	"CREATE UNIQUE INDEX api_keys_name ON api_keys(owner_uid, name) WHERE revoked_at = 0;",
+	/* 10 -> 11: what registry_model_load checks before it uses a model
+	 * file: the inode, mtime and ctime it had when it was stored (0:
+	 * unknown, the file is rehashed instead). */
+	"ALTER TABLE model_files ADD COLUMN ino INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE model_files ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE model_files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

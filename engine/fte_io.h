@@ -16,6 +16,27 @@
  * engine itself writes), or a llama2.c checkpoint file. */
 int fte_model_load(const char *path, fte_model **out);
 
+/* Files below a directory.  A caller that has checked a directory (the
+ * daemon: inside its import roots) opens it once with fte_dir_open and from
+ * then on names it only through the descriptor: fte_file_openat for its own
+ * reads, and the path of fte_dir_path ("/proc/self/fd/N", which names that
+ * very directory however its path is changed later) for the loaders here.
+ * Every loader opens its files with O_NOFOLLOW and refuses what is not a
+ * regular file, so a symbolic link inside the directory is never followed. */
+int fte_dir_open(const char *path, int *dirfd);
+void fte_dir_path(int dirfd, char *buf, size_t len);
+
+/* fte_file_openat opens the plain file name (no '/') below dirfd for
+ * reading: a symbolic link or anything but a regular file is FTE_EFORMAT,
+ * absence FTE_ENOENT. */
+int fte_file_openat(int dirfd, const char *name, int *fd);
+
+/* fte_file_check parses len bytes of a file a model directory keeps, by its
+ * name: *.json must be a JSON object, *.safetensors valid safetensors,
+ * tokenizer.bin a llama2.c tokenizer; other names are FTE_ENOTSUP.  A
+ * parse error gives the place, never the bytes. */
+int fte_file_check(const char *name, const void *buf, size_t len);
+
 /* fte_llama2c_load reads a llama2.c legacy (version 0) checkpoint: 7 int32
  * header, fp32 weights grouped by type across layers, RoPE tables skipped.
  * The model gets rope_style FTE_ROPE_INTERLEAVED, bos 1 and eos 2. */

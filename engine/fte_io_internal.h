@@ -93,12 +93,17 @@ typedef struct fte_st_entry {
 int fte_st_write(const char *path, const fte_st_entry *e, int n, int dtype,
     const char *const *meta);
 
-/* Atomic file: write to "<path>.tmp.<pid>.<n>", then commit (fflush, fsync,
- * rename over path, fsync the directory) or abort (remove the temporary). */
+/* Atomic file: write to a temporary beside path whose name holds 48 random
+ * bits, created O_EXCL | O_NOFOLLOW (a link planted at a guessed name is
+ * never followed), then commit (fflush, fsync, renameat over path, fsync the
+ * directory) or abort (remove the temporary).  The directory is opened once,
+ * so the temporary and the final name are in the same one. */
 typedef struct fte__afile {
 	FILE *fp;
 	char *path;
-	char *tmp;
+	const char *base;                 /* last component of path */
+	char *tmp;                        /* temporary's name inside dfd */
+	int dfd;                          /* the directory of path */
 	int failed;                       /* a write failed; commit will refuse */
 } fte__afile;
 
@@ -113,6 +118,18 @@ int fte__json_save(const json_t *j, const char *path);
 
 /* fte__file_copy copies src to dst atomically. */
 int fte__file_copy(const char *src, const char *dst);
+
+/* fte__file_open opens path for reading with O_NOFOLLOW: a symbolic link
+ * at its last component and anything but a regular file are refused
+ * (FTE_EFORMAT), absence is FTE_ENOENT.  Every reader of the engine opens
+ * its files so; fte__fopen gives a stdio stream of the same. */
+int fte__file_open(const char *path, int *fd);
+int fte__fopen(const char *path, FILE **fp);
+
+/* fte__json_parse_error reports a JSON syntax error by line and column
+ * only: jansson's text quotes the bytes it stopped at, and a message must
+ * never show a file's contents. */
+int fte__json_parse_error(const char *label, const json_error_t *err);
 
 /* fte__json_load reads a JSON object from path, FTE_ENOENT if absent,
  * FTE_EFORMAT with line and column if it does not parse or is not an object. */

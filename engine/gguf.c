@@ -580,10 +580,9 @@ fte_gguf_open(const char *path, fte_gguf_file **out)
 	void *map;
 	int fd, rc;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO, "%s: cannot open: %s",
-		    path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 24) {
+	if ((rc = fte__file_open(path, &fd)) != FTE_OK)
+		return rc;
+	if (fstat(fd, &st) != 0 || st.st_size < 24) {
 		close(fd);
 		return fte_error_set(FTE_EFORMAT, "%s: not a GGUF file (too short)", path);
 	}

@@ -176,10 +176,11 @@ hf_weights_open(const char *dir, hf_weights *w)
 	char path[PATH_MAX];
 	json_t *idx, *map, *v;
 	const char *key;
+	struct stat st;
 	int rc = FTE_OK;
 
 	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-	if (access(path, F_OK) == 0) {
+	if (lstat(path, &st) == 0) {
 		if ((rc = hf_weights_add(w, path)) != FTE_OK)
 			hf_weights_close(w);
 		return rc;
@@ -421,10 +422,12 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 	cfg_token(j, "bos_token_id", &c->bos_id);
 	cfg_token(j, "eos_token_id", &c->eos_id);
 	snprintf(gpath, sizeof(gpath), "%s/generation_config.json", dir);
-	if (fte__json_load(gpath, &gen) == FTE_OK) {
+	if ((rc = fte__json_load(gpath, &gen)) == FTE_OK) {
 		cfg_token(gen, "bos_token_id", &c->bos_id);
 		cfg_token(gen, "eos_token_id", &c->eos_id);
 		json_decref(gen);
+	} else if (rc != FTE_ENOENT) {
+		return rc;          /* present but a link, not a file, or not JSON */
 	}
 	if (c->bos_id >= c->vocab_size)
 		c->bos_id = -1;
@@ -736,14 +739,56 @@ hf_config_build(const fte_config *c, const char *torch_dtype)
 	return j;
 }
 
-/* The tokenizer files a Hugging Face directory carries. */
+/* The tokenizer files a Hugging Face directory carries that the engine
+ * reads (and so can check before it keeps them). */
 static const char *const hf_tokenizer_files[] = {
 	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-	"generation_config.json", "tokenizer.model",
+	"generation_config.json",
 };
 
+/* copy_checked copies the file from to to, after fte_file_check has parsed
+ * it as the file called name: a directory keeps nothing it cannot read. */
+static int
+copy_checked(const char *from, const char *to, const char *name)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	fte__afile af;
+	FILE *in;
+	int rc;
+
+	if ((rc = fte__fopen(from, &in)) != FTE_OK)
+		return rc;
+	do {
+		if (len == cap) {
+			char *nb = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
+			if (nb == NULL) {
+				free(buf);
+				fclose(in);
+				return fte_error_set(FTE_ENOMEM, "%s: out of memory", from);
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, in);
+		len += n;
+	} while (n > 0);
+	rc = ferror(in) ? fte_error_set(FTE_EIO, "%s: read failed", from) : FTE_OK;
+	fclose(in);
+	if (rc == FTE_OK && (rc = fte_file_check(name, buf, len)) != FTE_OK) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", fte_last_error());
+		rc = fte_error_set(rc, "%s: %s", from, msg);
+	}
+	if (rc == FTE_OK && (rc = fte__afile_open(&af, to)) == FTE_OK) {
+		fte__afile_write(&af, buf, len);
+		rc = fte__afile_commit(&af);
+	}
+	free(buf);
+	return rc;
+}
+
 /* hf_tokenizer_copy copies the tokenizer files found in src (a directory,
- * or a single tokenizer file) into dir. */
+ * or a single tokenizer file) into dir, each parsed first. */
 static int
 hf_tokenizer_copy(const char *src, const char *dir, int *have_gen)
 {
@@ -753,24 +798,25 @@ hf_tokenizer_copy(const char *src, const char *dir, int *have_gen)
 
 	if (stat(src, &st) != 0)
 		return fte_error_set(FTE_ENOENT, "%s: tokenizer not found", src);
-	if (S_ISREG(st.st_mode)) {
+	if (!S_ISDIR(st.st_mode)) {
 		const char *base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
 		snprintf(to, sizeof(to), "%s/%s", dir, base);
 		*have_gen = strcmp(base, "generation_config.json") == 0;
-		return fte__file_copy(src, to);
+		return copy_checked(src, to, base);
 	}
 	/* copying a directory onto itself is a no-op */
 	if (realpath(src, rs) != NULL && realpath(dir, rd) != NULL && strcmp(rs, rd) == 0) {
 		snprintf(from, sizeof(from), "%s/generation_config.json", src);
-		*have_gen = access(from, F_OK) == 0;
+		*have_gen = lstat(from, &st) == 0;
 		return FTE_OK;
 	}
 	for (size_t i = 0; i < sizeof(hf_tokenizer_files) / sizeof(hf_tokenizer_files[0]); i++) {
 		snprintf(from, sizeof(from), "%s/%s", src, hf_tokenizer_files[i]);
 		snprintf(to, sizeof(to), "%s/%s", dir, hf_tokenizer_files[i]);
-		if (access(from, F_OK) != 0)
+		/* lstat: a link is not skipped, it is refused by copy_checked */
+		if (lstat(from, &st) != 0)
 			continue;
-		if ((rc = fte__file_copy(from, to)) != FTE_OK)
+		if ((rc = copy_checked(from, to, hf_tokenizer_files[i])) != FTE_OK)
 			return rc;
 		if (strcmp(hf_tokenizer_files[i], "generation_config.json") == 0)
 			*have_gen = 1;

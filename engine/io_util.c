@@ -1,12 +1,8 @@
-/* io_util.c - atomic file writes, JSON files and half-precision conversion
+/* io_util.c - file copies, side-file checks and half-precision conversion
  * for the model-format code. */
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fte.h"
@@ -18,123 +14,36 @@
 #define HAVE_F16C_PATH 1
 #endif
 
-static atomic_uint afile_seq;
-
 int
-fte__afile_open(fte__afile *af, const char *path)
+fte_file_check(const char *name, const void *buf, size_t len)
 {
-	size_t len = strlen(path) + 32;
+	size_t n = strlen(name);
 
-	memset(af, 0, sizeof(*af));
-	af->path = strdup(path);
-	af->tmp = malloc(len);
-	if (af->path == NULL || af->tmp == NULL) {
-		free(af->path);
-		free(af->tmp);
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+	if (n > 5 && strcmp(name + n - 5, ".json") == 0) {
+		json_error_t err;
+		json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+		int obj = json_is_object(j);
+
+		json_decref(j);
+		if (j == NULL)
+			return fte__json_parse_error(name, &err);
+		return obj ? FTE_OK : fte_error_set(FTE_EFORMAT, "%s: not a JSON object", name);
 	}
-	/* pid and a counter: two threads writing one path never share a temporary */
-	snprintf(af->tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&afile_seq, 1u));
-	af->fp = fopen(af->tmp, "wb");
-	if (af->fp == NULL) {
-		int e = errno;
-		free(af->path);
-		free(af->tmp);
-		return fte_error_set(FTE_EIO, "%s: cannot create: %s", path,
-		    strerror(e));
-	}
-	return FTE_OK;
-}
+	if (n > 12 && strcmp(name + n - 12, ".safetensors") == 0) {
+		fte_st_file *f = NULL;
+		int rc = fte_st_parse(name, buf, len, &f);
 
-void
-fte__afile_write(fte__afile *af, const void *p, size_t n)
-{
-	if (!af->failed && n > 0 && fwrite(p, 1, n, af->fp) != n)
-		af->failed = errno ? errno : EIO;
-}
-
-static void
-afile_release(fte__afile *af)
-{
-	free(af->path);
-	free(af->tmp);
-	memset(af, 0, sizeof(*af));
-}
-
-void
-fte__afile_abort(fte__afile *af)
-{
-	if (af->fp != NULL)
-		fclose(af->fp);
-	if (af->tmp != NULL)
-		unlink(af->tmp);
-	afile_release(af);
-}
-
-/* fsync the directory holding path so the rename itself is durable. */
-static int
-dir_sync(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = 0;
-
-	if (copy == NULL)
-		return ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-	if (fd < 0 || fsync(fd) != 0)
-		rc = errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
-
-int
-fte__afile_commit(fte__afile *af)
-{
-	int e = af->failed;
-
-	if (e == 0 && fflush(af->fp) != 0)
-		e = errno;
-	if (e == 0 && fsync(fileno(af->fp)) != 0)
-		e = errno;
-	if (fclose(af->fp) != 0 && e == 0)
-		e = errno;
-	af->fp = NULL;
-	if (e == 0 && rename(af->tmp, af->path) != 0)
-		e = errno;
-	if (e == 0)
-		e = dir_sync(af->path);
-	if (e != 0) {
-		int rc = fte_error_set(FTE_EIO, "%s: write failed: %s",
-		    af->path, strerror(e));
-		fte__afile_abort(af);
+		fte_st_close(f);
 		return rc;
 	}
-	afile_release(af);
-	return FTE_OK;
-}
+	if (strcmp(name, "tokenizer.bin") == 0) {
+		fte_tokenizer *t = NULL;
+		int rc = fte_tokenizer_load_memory(name, buf, len, &t);
 
-static int
-json_dump_cb(const char *buf, size_t size, void *data)
-{
-	fte__afile_write(data, buf, size);
-	return 0;
-}
-
-int
-fte__json_save(const json_t *j, const char *path)
-{
-	fte__afile af;
-	int rc;
-
-	if ((rc = fte__afile_open(&af, path)) != FTE_OK)
+		fte_tokenizer_free(t);
 		return rc;
-	if (json_dump_callback(j, json_dump_cb, &af,
-	    JSON_INDENT(2) | JSON_REAL_PRECISION(9)) != 0)
-		af.failed = EIO;
-	fte__afile_write(&af, "\n", 1);
-	return fte__afile_commit(&af);
+	}
+	return fte_error_set(FTE_ENOTSUP, "%s: not a file a model keeps", name);
 }
 
 int
@@ -146,9 +55,8 @@ fte__file_copy(const char *src, const char *dst)
 	FILE *in;
 	int rc;
 
-	if ((in = fopen(src, "rb")) == NULL)
-		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO,
-		    "%s: cannot open: %s", src, strerror(errno));
+	if ((rc = fte__fopen(src, &in)) != FTE_OK)
+		return rc;
 	if ((rc = fte__afile_open(&af, dst)) != FTE_OK) {
 		fclose(in);
 		return rc;
@@ -162,26 +70,6 @@ fte__file_copy(const char *src, const char *dst)
 	}
 	fclose(in);
 	return fte__afile_commit(&af);
-}
-
-int
-fte__json_load(const char *path, json_t **out)
-{
-	json_error_t err;
-	json_t *j;
-
-	if (access(path, F_OK) != 0)
-		return fte_error_set(FTE_ENOENT, "%s: not found", path);
-	j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-	if (j == NULL)
-		return fte_error_set(FTE_EFORMAT, "%s:%d:%d: invalid JSON: %s",
-		    path, err.line, err.column, err.text);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return fte_error_set(FTE_EFORMAT, "%s: not a JSON object", path);
-	}
-	*out = j;
-	return FTE_OK;
 }
 
 json_t *

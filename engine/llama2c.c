@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "fte.h"
+#include "fte_io_internal.h"
 
 /* read_into reads the tensor named by fmt/layer from f. */
 static int
@@ -50,8 +51,8 @@ fte_llama2c_load(const char *path, fte_model **out)
 	long long need;
 	int rc;
 
-	if ((f = fopen(path, "rb")) == NULL)
-		return fte_error_set(FTE_ENOENT, "%s: cannot open: %m", path);
+	if ((rc = fte__fopen(path, &f)) != FTE_OK)
+		return rc;
 	if (fstat(fileno(f), &st) != 0 || fread(h, sizeof(int32_t), 7, f) != 7) {
 		fclose(f);
 		return fte_error_set(FTE_EFORMAT, "%s: too short for a llama2.c header", path);

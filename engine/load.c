@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "fte.h"
+#include "fte_io_internal.h"
 
 int
 fte_model_load(const char *path, fte_model **out)
@@ -15,26 +16,25 @@ fte_model_load(const char *path, fte_model **out)
 	struct stat st;
 	size_t len = strlen(path);
 	FILE *fp;
+	int rc;
 
 	if (stat(path, &st) != 0)
 		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO,
 		    "%s: cannot open model: %s", path, strerror(errno));
 	if (S_ISDIR(st.st_mode)) {
 		snprintf(cfg, sizeof(cfg), "%s/config.json", path);
-		if (access(cfg, F_OK) != 0)
+		if (lstat(cfg, &st) != 0)
 			return fte_error_set(FTE_ENOENT, "%s: directory has no config.json (not a Hugging Face model)",
 			    path);
 		return fte_hf_load(path, out);
 	}
-	if (!S_ISREG(st.st_mode))
-		return fte_error_set(FTE_EFORMAT, "%s: neither a model directory nor a checkpoint file",
-		    path);
+	/* the checkpoint is opened as every file is: no symbolic link */
+	if ((rc = fte__fopen(path, &fp)) != FTE_OK)
+		return rc;
 	/* files that are models elsewhere but not checkpoints we import */
-	if ((fp = fopen(path, "rb")) != NULL) {
-		if (fread(magic, 1, 4, fp) != 4)
-			magic[0] = '\0';
-		fclose(fp);
-	}
+	if (fread(magic, 1, 4, fp) != 4)
+		magic[0] = '\0';
+	fclose(fp);
 	if (memcmp(magic, "GGUF", 4) == 0)
 		return fte_error_set(FTE_ENOTSUP, "%s: GGUF files are an export format; import the Hugging Face or llama.cpp source model",
 		    path);

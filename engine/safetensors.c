@@ -186,8 +186,7 @@ fte_st_parse(const char *path, const uint8_t *buf, size_t len, fte_st_file **out
 		    path, (unsigned long long)n);
 	hdr = json_loadb((const char *)buf + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
 	if (hdr == NULL)
-		return fte_error_set(FTE_EFORMAT, "%s: header is not valid JSON (column %d): %s",
-		    path, jerr.column, jerr.text);
+		return fte__json_parse_error(path, &jerr);
 	if (!json_is_object(hdr)) {
 		json_decref(hdr);
 		return fte_error_set(FTE_EFORMAT, "%s: header is not a JSON object", path);
@@ -248,12 +247,11 @@ fte_st_open(const char *path, fte_st_file **out)
 	void *map;
 	int fd, rc;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO,
-		    "%s: cannot open: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if ((rc = fte__file_open(path, &fd)) != FTE_OK)
+		return rc;
+	if (fstat(fd, &st) != 0) {
 		close(fd);
-		return fte_error_set(FTE_EFORMAT, "%s: not a regular file", path);
+		return fte_error_set(FTE_EIO, "%s: %s", path, strerror(errno));
 	}
 	if (st.st_size < 8) {
 		close(fd);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fte.h"
+#include "fte_io_internal.h"
 
 /* ---- arena ---- */
 
@@ -1802,7 +1803,6 @@ fte_template_chat_load(const char *path, fte_template **out)
 {
 	char file[4096];
 	struct stat st;
-	json_error_t jerr;
 
 	if (path == NULL || out == NULL)
 		return fte_error_set(FTE_EINVAL, "fte_template_chat_load: NULL argument");
@@ -1813,12 +1813,10 @@ fte_template_chat_load(const char *path, fte_template **out)
 		snprintf(file, sizeof(file), "%s", path);
 	else
 		snprintf(file, sizeof(file), "%.*stokenizer_config.json", base ? (int)(base - path + 1) : 0, path);
-	json_t *cfg = json_load_file(file, 0, &jerr);
-	if (cfg == NULL) {
-		if (access(file, F_OK) != 0)
-			return fte_error_set(FTE_ENOENT, "%s: %s", file, strerror(errno));
-		return fte_error_set(FTE_EFORMAT, "%s: invalid JSON at line %d: %s", file, jerr.line, jerr.text);
-	}
+	json_t *cfg = NULL;
+	int lrc = fte__json_load(file, &cfg);
+	if (lrc != FTE_OK)
+		return lrc;
 	/* chat_template is a string, or a list of {name, template}. */
 	const json_t *ct = json_object_get(cfg, "chat_template");
 	const char *src = json_string_value(ct);

@@ -12,6 +12,7 @@
 
 #include <utf8proc.h>
 
+#include "fte_io_internal.h"
 #include "tok_internal.h"
 
 /* ---- hash maps ---- */
@@ -405,12 +406,13 @@ tok_ws_setup(fte_tokenizer *t)
 static int
 read_file(const char *path, char **data, size_t *size)
 {
-	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
 	size_t cap = 0, n = 0;
+	FILE *f;
+	int rc;
 
-	if (f == NULL)
-		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO, "%s: %s", path, strerror(errno));
+	if ((rc = fte__fopen(path, &f)) != FTE_OK)
+		return rc;
 	for (;;) {
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 1 << 16;

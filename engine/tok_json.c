@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <utf8proc.h>
 
+#include "fte_io_internal.h"
 #include "tok_internal.h"
 
 /* GPT-2's pre-tokenizer pattern, used by the ByteLevel pre-tokenizer. */
@@ -534,12 +535,12 @@ find_bos_eos(fte_tokenizer *t, int with_config)
 	static const char *const eos_names[] = { "</s>", "<|end_of_text|>", "<|endoftext|>", NULL };
 	char cfg_path[4096];
 	const char *slash = strrchr(t->path, '/');
-	json_t *cfg;
+	json_t *cfg = NULL;
 
 	snprintf(cfg_path, sizeof(cfg_path), "%.*s%stokenizer_config.json",
 	    slash ? (int)(slash - t->path) : 0, t->path, slash ? "/" : "");
-	cfg = with_config ? json_load_file(cfg_path, 0, NULL) : NULL;
-	if (cfg != NULL) {
+	/* absent or unreadable, the fallbacks below decide */
+	if (with_config && fte__json_load(cfg_path, &cfg) == FTE_OK) {
 		t->bos = config_token(t, cfg, "bos_token");
 		t->eos = config_token(t, cfg, "eos_token");
 		json_decref(cfg);
@@ -621,8 +622,7 @@ tok_json_load(const char *path, const char *data, size_t size, int with_config, 
 	json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
 
 	if (root == NULL)
-		return fte_error_set(FTE_EFORMAT, "%s: invalid JSON at line %d column %d: %s",
-		    path, jerr.line, jerr.column, jerr.text);
+		return fte__json_parse_error(path, &jerr);
 	int rc = build(path, root, with_config, out);
 	json_decref(root);
 	return rc;
@@ -643,7 +643,7 @@ tok_gpt2_load(const char *encoder, const char *bpe, fte_tokenizer **out)
 	int rc = FTE_OK;
 
 	if (enc == NULL) {
-		rc = fte_error_set(FTE_EFORMAT, "%s: invalid JSON at line %d: %s", encoder, jerr.line, jerr.text);
+		rc = fte__json_parse_error(encoder, &jerr);
 		goto out;
 	}
 	if (f == NULL) {

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "fte.h"
+#include "fte_io_internal.h"
 #include "fte_tok.h"
 #include "tok_internal.h"
 
@@ -609,21 +610,24 @@ spell(const struct trainer *tr, int32_t s)
 }
 
 static int
+dump_cb(const char *buf, size_t size, void *af)
+{
+	fte__afile_write(af, buf, size);
+	return 0;
+}
+
+/* write_json writes j atomically through a random O_EXCL temporary. */
+static int
 write_json(const char *path, const json_t *j)
 {
-	char tmp[4096];
+	fte__afile af;
+	int rc;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (json_dump_file(j, tmp, JSON_INDENT(2)) != 0) {
-		remove(tmp);
-		return fte_error_set(FTE_EIO, "%s: cannot write", tmp);
-	}
-	if (rename(tmp, path) != 0) {
-		int e = errno;
-		remove(tmp);
-		return fte_error_set(FTE_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(e));
-	}
-	return FTE_OK;
+	if ((rc = fte__afile_open(&af, path)) != FTE_OK)
+		return rc;
+	if (json_dump_callback(j, dump_cb, &af, JSON_INDENT(2)) != 0)
+		af.failed = EIO;
+	return fte__afile_commit(&af);
 }
 
 /* save adds the learned merges to the skeleton and writes both files. */

@@ -3,8 +3,6 @@
  * norm clipping, learning-rate schedules, AdamW exactly as
  * torch.optim.AdamW, and checkpoints of the whole training state.
  */
-#include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +11,7 @@
 #include <unistd.h>
 
 #include "fte.h"
+#include "fte_io_internal.h"
 #include "kernels/kernels.h"
 #include "transformer.h"
 
@@ -626,16 +625,16 @@ write_all(FILE *f, const void *p, size_t n, uint64_t *h)
 int
 fte_trainer_save(fte_trainer *t, const char *path, uint64_t data_pos)
 {
-	char tmp[4096], dir[4096];
 	ckpt_header hd;
 	uint64_t h = FNV_INIT;
+	fte__afile af;
 	FILE *f;
-	int fd, bad = 0;
+	int rc, bad = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return fte_error_set(FTE_EINVAL, "%s: checkpoint path too long", path);
-	if ((f = fopen(tmp, "wb")) == NULL)
-		return fte_error_set(FTE_EIO, "%s: cannot create: %m", tmp);
+	/* a random O_EXCL temporary beside path, renamed over it on commit */
+	if ((rc = fte__afile_open(&af, path)) != FTE_OK)
+		return rc;
+	f = af.fp;
 	memset(&hd, 0, sizeof(hd));
 	memcpy(hd.magic, CKPT_MAGIC, 8);
 	hd.version = CKPT_VERSION;
@@ -659,23 +658,12 @@ fte_trainer_save(fte_trainer *t, const char *path, uint64_t data_pos)
 	}
 	if (!bad)
 		bad |= fwrite(&h, sizeof(h), 1, f) != 1;
-	bad |= fflush(f) != 0;
-	bad |= fsync(fileno(f)) != 0;
-	bad |= fclose(f) != 0;
-	if (bad || rename(tmp, path) != 0) {
-		int rc = fte_error_set(FTE_EIO, "%s: cannot write checkpoint: %m", tmp);
-
-		unlink(tmp);
+	if (bad) {
+		rc = fte_error_set(FTE_EIO, "%s: cannot write checkpoint: %m", path);
+		fte__afile_abort(&af);
 		return rc;
 	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((fd = open(dirname(dir), O_RDONLY | O_DIRECTORY)) >= 0) {
-		bad = fsync(fd) != 0;
-		close(fd);
-		if (bad)
-			return fte_error_set(FTE_EIO, "%s: cannot fsync its directory: %m", path);
-	}
-	return FTE_OK;
+	return fte__afile_commit(&af);
 }
 
 /* ckpt_read reads n bytes (into p, or only hashed when p is NULL). */

@@ -91,17 +91,16 @@ is_byte_token(const char *s)
 static int
 vocab_from_bin(const char *path, fte_vocab **out)
 {
-	FILE *fp = fopen(path, "rb");
 	unsigned char *buf = NULL;
+	FILE *fp;
 	fte_vocab *v = NULL;
 	size_t size, pos;
 	int32_t max_len;
 	int n = 0, rc = FTE_OK;
 	long sz;
 
-	if (fp == NULL)
-		return fte_error_set(errno == ENOENT ? FTE_ENOENT : FTE_EIO, "%s: cannot open: %s",
-		    path, strerror(errno));
+	if ((rc = fte__fopen(path, &fp)) != FTE_OK)
+		return rc;
 	if (fseek(fp, 0, SEEK_END) != 0 || (sz = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0 ||
 	    (buf = malloc((size_t)sz + 1)) == NULL || fread(buf, 1, (size_t)sz, fp) != (size_t)sz) {
 		fclose(fp);
@@ -545,7 +544,7 @@ fte_vocab_load(const char *path, fte_vocab **out)
 	char file[PATH_MAX];
 	struct stat st;
 	FILE *fp;
-	int c;
+	int c, rc;
 
 	if (stat(path, &st) != 0)
 		return fte_error_set(FTE_ENOENT, "%s: tokenizer not found", path);
@@ -554,8 +553,8 @@ fte_vocab_load(const char *path, fte_vocab **out)
 		return vocab_from_json(file, out);
 	}
 	/* tokenizer.json starts with '{'; tokenizer.bin with a small int32 */
-	if ((fp = fopen(path, "rb")) == NULL)
-		return fte_error_set(FTE_EIO, "%s: cannot open: %s", path, strerror(errno));
+	if ((rc = fte__fopen(path, &fp)) != FTE_OK)
+		return rc;
 	while ((c = fgetc(fp)) == ' ' || c == '\n' || c == '\r' || c == '\t')
 		;
 	fclose(fp);

@@ -385,7 +385,8 @@ test_bad(void)
 	j = json_load_file(cfg, 0, NULL);
 
 	text_write(cfg, "{\"architectures\": [\"LlamaForCausalLM\"], ");
-	expect_fail(d, FTE_EFORMAT, "config.json", "invalid JSON");
+	expect_fail(d, FTE_EFORMAT, "config.json", "not valid JSON (line 1, column");
+	CHECK(strstr(fte_last_error(), "Llama") == NULL);   /* no bytes of the file */
 	json_object_set_new(j, "architectures", json_pack("[s]", "BertModel"));
 	json_write(cfg, json_deep_copy(j));
 	expect_fail(d, FTE_ENOTSUP, "config.json", "BertModel");
@@ -469,7 +470,7 @@ test_bad(void)
 	text_write(st, "{\"weight_map\": {\"lm_head.weight\": \"../evil.safetensors\"}}");
 	expect_fail(d, FTE_EFORMAT, "index.json", "bad shard file name");
 	text_write(st, "{\"weight_map\": {\"lm_head.weight\": \"nope.safetensors\"}}");
-	expect_fail(d, FTE_ENOENT, "nope.safetensors", "cannot open");
+	expect_fail(d, FTE_ENOENT, "nope.safetensors", "not found");
 
 	/* GPT-2 variants the engine does not compute */
 	json_decref(j);
@@ -785,6 +786,78 @@ test_alias_kept_head(void)
 	fte_st_close(f);
 }
 
+/* file_same reports whether path holds exactly text. */
+static int
+file_same(const char *path, const char *text)
+{
+	char buf[256] = "";
+	FILE *f = fopen(path, "rb");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return strcmp(buf, text) == 0;
+}
+
+/* A symbolic link inside a model or tokenizer directory is refused, never
+ * followed; a side file that is not JSON is refused without its bytes; a
+ * link planted at a temporary name the old writer used is not followed. */
+static void
+test_links(void)
+{
+	static const char *const names[] = {
+		"config.json", "generation_config.json", "model.safetensors",
+	};
+	const char *d = ft_test_tmp("links"), *tok = ft_test_tmp("links_tok");
+	const char *secret = ft_test_tmp("secret"), *out = ft_test_tmp("links_out");
+	char p[4096], q[4096];
+	fte_model *m = NULL;
+
+	text_write(secret, "{\"root\": \"hunter2\"}");
+	CHECK(fte_model_load(fixture_dir("llama_tied"), &m) == FTE_OK);
+	if (m == NULL)
+		return;
+	CHECK(fte_hf_save(m, NULL, d) == FTE_OK);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		fte_model *x = NULL;
+
+		snprintf(p, sizeof(p), "%s/%s", d, names[i]);
+		snprintf(q, sizeof(q), "%s/%s.keep", d, names[i]);
+		CHECK(rename(p, q) == 0);
+		CHECK(symlink(secret, p) == 0);
+		CHECK(fte_model_load(d, &x) != FTE_OK && x == NULL);
+		CHECK(strstr(fte_last_error(), "symbolic link") != NULL);
+		CHECK(strstr(fte_last_error(), "hunter2") == NULL);
+		CHECK(unlink(p) == 0 && rename(q, p) == 0);
+	}
+	/* tokenizer side files for fte_hf_save: a link, then a file not JSON */
+	CHECK(mkdir(tok, 0755) == 0);
+	snprintf(p, sizeof(p), "%s/special_tokens_map.json", tok);
+	CHECK(symlink(secret, p) == 0);
+	CHECK(fte_hf_save(m, tok, out) != FTE_OK);
+	CHECK(strstr(fte_last_error(), "symbolic link") != NULL);
+	snprintf(q, sizeof(q), "%s/special_tokens_map.json", out);
+	CHECK(access(q, F_OK) != 0);
+	CHECK(unlink(p) == 0);
+	text_write(p, "root:$6$hunter2:19000::::::\n");
+	CHECK(fte_hf_save(m, tok, out) != FTE_OK);
+	CHECK(strstr(fte_last_error(), "not valid JSON (line 1, column") != NULL);
+	CHECK(strstr(fte_last_error(), "hunter2") == NULL && strstr(fte_last_error(), "root") == NULL);
+	CHECK(access(q, F_OK) != 0);
+	CHECK(unlink(p) == 0);
+	/* the writer once used <path>.tmp.<pid>.<n>: links there stay untouched */
+	for (int n = 0; n < 1024; n++) {
+		snprintf(p, sizeof(p), "%s/config.json.tmp.%ld.%d", out, (long)getpid(), n);
+		CHECK(symlink(secret, p) == 0);
+		snprintf(p, sizeof(p), "%s/model.safetensors.tmp.%ld.%d", out, (long)getpid(), n);
+		CHECK(symlink(secret, p) == 0);
+	}
+	CHECK(fte_hf_save(m, tok, out) == FTE_OK);
+	CHECK(file_same(secret, "{\"root\": \"hunter2\"}"));
+	fte_model_free(m);
+}
+
 int
 main(void)
 {
@@ -793,6 +866,7 @@ main(void)
 	test_interleaved();
 	test_bad();
 	test_alias_kept_head();
+	test_links();
 	test_peft();
 	test_save_dtype();
 	test_llama2c_export();
