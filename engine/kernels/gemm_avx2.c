@@ -1,0 +1,78 @@
+/*
+ * gemm_avx2.c - the AVX2+FMA microkernel and FMA probe (see gemm.c).
+ *
+ * Built with AVX2 and FMA flags; nothing here runs unless gemm.c found the
+ * instructions on the CPU.  A 6 x 16 tile of C lives in 12 ymm registers
+ * (two per row), with two for B and one broadcast of A: 15 of the 16.
+ */
+#include <immintrin.h>
+
+#include "kernels/kernels.h"
+
+#define MR 6
+
+static void
+kern_6x16(int kc, const float *a, const float *b, float *c, long ldc,
+    float alpha, int acc)
+{
+	__m256 c0[MR], c1[MR];
+
+#pragma GCC unroll 6
+	for (int i = 0; i < MR; i++) {
+		c0[i] = _mm256_setzero_ps();
+		c1[i] = _mm256_setzero_ps();
+	}
+	for (int k = 0; k < kc; k++) {
+		__m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+
+		_mm_prefetch((const char *)(b + 16 * 8), _MM_HINT_T0);
+#pragma GCC unroll 6
+		for (int i = 0; i < MR; i++) {
+			__m256 ai = _mm256_broadcast_ss(a + i);
+			c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+			c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+		}
+		a += MR;
+		b += 16;
+	}
+	__m256 al = _mm256_set1_ps(alpha);
+#pragma GCC unroll 6
+	for (int i = 0; i < MR; i++) {
+		float *ci = c + i * ldc;
+		if (acc) {
+			_mm256_storeu_ps(ci, _mm256_fmadd_ps(al, c0[i],
+			    _mm256_loadu_ps(ci)));
+			_mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(al, c1[i],
+			    _mm256_loadu_ps(ci + 8)));
+		} else {
+			_mm256_storeu_ps(ci, _mm256_mul_ps(al, c0[i]));
+			_mm256_storeu_ps(ci + 8, _mm256_mul_ps(al, c1[i]));
+		}
+	}
+}
+
+/* fma_probe: n rounds of 12 independent ymm FMA chains; returns the
+ * float operations done. */
+static double
+fma_probe(long n)
+{
+	__m256 x[12], m = _mm256_set1_ps(0.999999f), d = _mm256_set1_ps(1e-7f);
+	float sink[8];
+
+	for (int i = 0; i < 12; i++)
+		x[i] = _mm256_set1_ps((float)i);
+	for (long r = 0; r < n; r++) {
+#pragma GCC unroll 12
+		for (int i = 0; i < 12; i++)
+			x[i] = _mm256_fmadd_ps(x[i], m, d);
+	}
+	for (int i = 1; i < 12; i++)
+		x[0] = _mm256_add_ps(x[0], x[i]);
+	_mm256_storeu_ps(sink, x[0]);
+	__asm__ volatile("" : : "r"(sink) : "memory");
+	return (double)n * 12 * 8 * 2;
+}
+
+const fte__gemm_kernel fte__gemm_avx2 = {
+	"avx2 6x16", FTE_ISA_AVX2, MR, 16, kern_6x16, fma_probe,
+};
