@@ -916,16 +916,19 @@ blas_rate(const fte_config *c, int M, int lora, int reps)
 	return secs > 0 ? flops / secs : 0;
 }
 
-/* kernels_desc: which kernels ran, for the bench's report. */
+/* kernels_desc: which kernels ran, for the bench's report (the blocks
+ * are those of the largest K). */
 static const char *
 kernels_desc(char *buf, size_t size)
 {
 	const fte__gemm_kernel *k = fte__gemm_kernel_of(fte__isa());
 	int kc, mc, nc;
 
-	if (k == NULL)
-		return "blas (OpenBLAS sgemm)";
-	fte__gemm_blocks(&kc, &mc, &nc);
+	if (k == NULL) {
+		snprintf(buf, size, "blas (OpenBLAS sgemm)");
+		return buf;
+	}
+	fte__gemm_blocks(1 << 20, &kc, &mc, &nc);
 	snprintf(buf, size, "%s, KC %d MC %d NC %d", k->name, kc, mc, nc);
 	return buf;
 }

@@ -179,13 +179,17 @@ test_blocked(int isa)
 {
 	const fte__gemm_kernel *uk = fte__gemm_kernel_of(isa);
 	int mr = uk != NULL ? uk->mr : 8, nr = uk != NULL ? uk->nr : 8;
-	int kc = 256, mc = 256, nc = 1024, runs = 0, fails = 0;
+	int kc = 256, mc = 256, nc = 1024, mc_small = 256, runs = 0, fails = 0;
 
-	if (uk != NULL)
-		fte__gemm_blocks(&kc, &mc, &nc);
+	/* the blocks for a long K, and MC for the small K of the M edge */
+	if (uk != NULL) {
+		fte__gemm_blocks(1 << 20, &kc, &mc, &nc);
+		fte__gemm_blocks(17, &kc, &mc_small, &nc);
+		fte__gemm_blocks(1 << 20, &kc, &mc, &nc);
+	}
 	/* each dimension in turn takes the edge values, the others small */
 	const int edge[] = { 1, 2, 13, mr - 1, mr + 1, nr + 1, 2 * nr + 3 };
-	const int block[3] = { mc + 1, nc + 1, kc + 1 };      /* M, N, K */
+	const int block[3] = { mc_small + 1, nc + 1, kc + 1 };  /* M, N, K */
 	const float alphas[2] = { 1.0f, 0.75f }, betas[3] = { 0, 1, -0.5f };
 	int shapes[64][3], ns = 0;
 
@@ -200,6 +204,8 @@ test_blocked(int isa)
 		memcpy(shapes[ns++], s, sizeof(s));
 	}
 	/* all three past a block edge at once, and past two blocks of K */
+	if (uk != NULL)
+		fte__gemm_blocks(kc + 1, &(int){ 0 }, &mc, &(int){ 0 });
 	memcpy(shapes[ns++], (int[3]){ mc + 1, 2 * nr + 1, kc + 1 },
 	    sizeof(int[3]));
 	memcpy(shapes[ns++], (int[3]){ mr + 1, nc + 1, kc + 1 },

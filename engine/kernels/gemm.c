@@ -104,27 +104,28 @@ cache_size(int name, long dflt)
 {
 	long v = sysconf(name);
 
-	/* some hypervisors report the whole host's L3: cap what we plan for */
-	return v > 0 && v < (64L << 20) ? v : dflt;
+	/* some hypervisors report the whole host's L3: plan for one CCD's */
+	return v <= 0 ? dflt : v > (32L << 20) ? 32L << 20 : v;
 }
 
-/* block_sizes sizes the blocks for a kernel: a KC x NR panel of B in half
- * of L1, an MC x KC block of A in half of L2, a KC x NC block of B in a
- * quarter of L3 (shared with the other cores). */
+/* KC is at most this: the B panel (KC x NR) then outgrows L1 into L2, and
+ * that measured faster than the extra passes over C that a smaller KC
+ * costs (SmolLM-135M shapes, Zen 5: 79% of the FMA peak at KC 576, 64%
+ * at 128). */
+#define KC_MAX 640
+
+/* block_sizes sizes the blocks for a kernel: an MC x KC block of A in
+ * three quarters of L2, a KC x NC block of B in a quarter of L3 (shared
+ * with the other cores). */
 static void
 block_sizes(const fte__gemm_kernel *k)
 {
-	long kc = sel.l1 / 2 / ((long)k->nr * 4);
-	long mc, nc;
+	long mc = sel.l2 * 3 / 4 / (KC_MAX * 4) / k->mr * k->mr;
+	long nc = sel.l3 / 4 / (KC_MAX * 4) / k->nr * k->nr;
 
-	kc = kc < 128 ? 128 : kc > 384 ? 384 : kc;
-	mc = sel.l2 / 2 / (kc * 4) / k->mr * k->mr;
-	mc = mc < k->mr ? k->mr : mc;
-	nc = sel.l3 / 4 / (kc * 4) / k->nr * k->nr;
-	nc = nc < 512 ? 512 : nc > 8192 ? 8192 : nc;
-	sel.kc = (int)kc;
-	sel.mc = (int)mc;
-	sel.nc = (int)nc;
+	sel.kc = KC_MAX;
+	sel.mc = (int)(mc < k->mr ? k->mr : mc);
+	sel.nc = (int)(nc < 512 ? 512 : nc > 8192 ? 8192 : nc);
 }
 
 static int
@@ -185,11 +186,22 @@ fte__isa_set(int isa)
 }
 
 void
-fte__gemm_blocks(int *kc, int *mc, int *nc)
+fte__gemm_blocks(int K, int *kc, int *mc, int *nc)
 {
-	pthread_once(&sel.once, isa_init);
-	*kc = sel.kc;
-	*mc = sel.mc;
+	const fte__gemm_kernel *uk = kernel_of(fte__isa());
+	int mr = uk != NULL ? uk->mr : 1, KC = sel.kc, MC = sel.mc;
+
+	/* K in equal slices of at most KC (multiples of 16 for the packers),
+	 * and MC grown to fill the same part of L2 when they are thinner */
+	if (K > KC) {
+		int n = (K + KC - 1) / KC;
+		KC = ((K + n - 1) / n + 15) / 16 * 16;
+	} else if (K > 0) {
+		KC = K;
+	}
+	MC = (int)((long)sel.mc * sel.kc / KC / mr * mr);
+	*kc = KC;
+	*mc = MC > 4 * sel.mc ? 4 * sel.mc : MC;
 	*nc = sel.nc;
 }
 
@@ -199,28 +211,28 @@ fte__gemm_blocks(int *kc, int *mc, int *nc)
  * origin) into MR-tall panels: panel p holds, for each k, the MR values
  * op(A)[p*MR + i][k], rows past mc zero. */
 static void
-pack_a(float *dst, const float *A, int lda, int ta, int mc, int kc, int mr)
+pack_a(const fte__gemm_kernel *uk, float *dst, const float *A, int lda,
+    int ta, int mc, int kc)
 {
-	for (int p = 0; p < mc; p += mr) {
-		int rows = mc - p < mr ? mc - p : mr;
+	int mr = uk->mr;
 
-		if (!ta) {
-			for (int i = 0; i < rows; i++) {
-				const float *src = A + (size_t)(p + i) * lda;
-				for (int k = 0; k < kc; k++)
-					dst[(size_t)k * mr + i] = src[k];
-			}
-		} else {
-			for (int k = 0; k < kc; k++) {
-				const float *src = A + (size_t)k * lda + p;
-				for (int i = 0; i < rows; i++)
-					dst[(size_t)k * mr + i] = src[i];
-			}
+	if (!ta) {
+		for (int p = 0; p < mc; p += mr)
+			uk->pack(dst + (size_t)p * kc, A + (size_t)p * lda, lda,
+			    mc - p < mr ? mc - p : mr, mr, kc);
+		return;
+	}
+	/* row by row of the stored A, which is read in order */
+	for (int k = 0; k < kc; k++) {
+		const float *src = A + (size_t)k * lda;
+		for (int p = 0; p < mc; p += mr) {
+			float *d = dst + (size_t)p * kc + (size_t)k * mr;
+			int rows = mc - p < mr ? mc - p : mr;
+			for (int i = 0; i < rows; i++)
+				d[i] = src[p + i];
+			for (int i = rows; i < mr; i++)
+				d[i] = 0.0f;
 		}
-		for (int i = rows; i < mr; i++)
-			for (int k = 0; k < kc; k++)
-				dst[(size_t)k * mr + i] = 0.0f;
-		dst += (size_t)mr * kc;
 	}
 }
 
@@ -228,30 +240,27 @@ pack_a(float *dst, const float *A, int lda, int ta, int mc, int kc, int mr)
  * panels: panel p holds, for each k, op(B)[k][p*NR + j], columns past nc
  * zero. */
 static void
-pack_b(float *dst, const float *B, int ldb, int tb, int kc, int nc, int nr)
+pack_b(const fte__gemm_kernel *uk, float *dst, const float *B, int ldb,
+    int tb, int kc, int nc)
 {
-	for (int p = 0; p < nc; p += nr) {
-		int cols = nc - p < nr ? nc - p : nr;
+	int nr = uk->nr;
 
-		if (!tb) {
-			for (int k = 0; k < kc; k++) {
-				const float *src = B + (size_t)k * ldb + p;
-				float *d = dst + (size_t)k * nr;
-				memcpy(d, src, (size_t)cols * sizeof(float));
-				for (int j = cols; j < nr; j++)
-					d[j] = 0.0f;
-			}
-		} else {
-			for (int j = 0; j < cols; j++) {
-				const float *src = B + (size_t)(p + j) * ldb;
-				for (int k = 0; k < kc; k++)
-					dst[(size_t)k * nr + j] = src[k];
-			}
+	if (tb) {
+		for (int p = 0; p < nc; p += nr)
+			uk->pack(dst + (size_t)p * kc, B + (size_t)p * ldb, ldb,
+			    nc - p < nr ? nc - p : nr, nr, kc);
+		return;
+	}
+	/* row by row of the stored B, which is read in order */
+	for (int k = 0; k < kc; k++) {
+		const float *src = B + (size_t)k * ldb;
+		for (int p = 0; p < nc; p += nr) {
+			float *d = dst + (size_t)p * kc + (size_t)k * nr;
+			int cols = nc - p < nr ? nc - p : nr;
+			memcpy(d, src + p, (size_t)cols * sizeof(float));
 			for (int j = cols; j < nr; j++)
-				for (int k = 0; k < kc; k++)
-					dst[(size_t)k * nr + j] = 0.0f;
+				d[j] = 0.0f;
 		}
-		dst += (size_t)nr * kc;
 	}
 }
 
@@ -314,10 +323,12 @@ gemm_blocked(const fte__gemm_kernel *uk, int ta, int tb, int M, int N,
     int K, float alpha, const float *A, int lda, const float *B, int ldb,
     float beta, float *C, int ldc)
 {
-	int mr = uk->mr, nr = uk->nr, KC = sel.kc, MC = sel.mc, NC = sel.nc;
-	int kcap = K < KC ? K : KC;
-	int mcap = (M < MC ? M : MC) + mr, ncap = (N < NC ? N : NC) + nr;
+	int mr = uk->mr, nr = uk->nr, KC, MC, NC;
 	float *ap, *bp, edge[32 * 32];
+
+	fte__gemm_blocks(K, &KC, &MC, &NC);
+	int mcap = (M < MC ? M : MC) + mr, ncap = (N < NC ? N : NC) + nr;
+	int kcap = K < KC ? K : KC;
 
 	if ((ap = pack_space((size_t)kcap * (mcap + ncap))) == NULL)
 		return FTE_ENOMEM;
@@ -334,14 +345,13 @@ gemm_blocked(const fte__gemm_kernel *uk, int ta, int tb, int M, int N,
 			int kc = K - pc < KC ? K - pc : KC;
 			int acc = pc > 0 || beta != 0.0f;
 
-			pack_b(bp, tb ? B + (size_t)jc * ldb + pc :
-			    B + (size_t)pc * ldb + jc, ldb, tb, kc, nc, nr);
+			pack_b(uk, bp, tb ? B + (size_t)jc * ldb + pc :
+			    B + (size_t)pc * ldb + jc, ldb, tb, kc, nc);
 			for (int ic = 0; ic < M; ic += MC) {
 				int mc = M - ic < MC ? M - ic : MC;
 
-				pack_a(ap, ta ? A + (size_t)pc * lda + ic :
-				    A + (size_t)ic * lda + pc, lda, ta, mc, kc,
-				    mr);
+				pack_a(uk, ap, ta ? A + (size_t)pc * lda + ic :
+				    A + (size_t)ic * lda + pc, lda, ta, mc, kc);
 				for (int jr = 0; jr < nc; jr += nr) {
 					const float *b = bp + (size_t)jr * kc;
 					int cols = nc - jr < nr ? nc - jr : nr;

@@ -78,6 +78,69 @@ fma_probe(long n)
 	return (double)n * 16 * 16 * 2;
 }
 
+/* tr16 transposes the 16 x 16 block r in registers. */
+static inline void
+tr16(__m512 r[16])
+{
+	__m512 t[16];
+
+	for (int i = 0; i < 8; i++) {
+		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+	}
+	/* r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c */
+	for (int i = 0; i < 4; i++) {
+		__m512d a = _mm512_castps_pd(t[4 * i]);
+		__m512d b = _mm512_castps_pd(t[4 * i + 2]);
+		__m512d c = _mm512_castps_pd(t[4 * i + 1]);
+		__m512d d = _mm512_castps_pd(t[4 * i + 3]);
+		r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+		r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+		r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+		r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+	}
+	/* then a 4 x 4 transpose of 128-bit lanes for each c */
+	for (int c = 0; c < 4; c++) {
+		__m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
+		__m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
+		__m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+		__m512 u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
+		t[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+		t[4 + c] = _mm512_shuffle_f32x4(u0, u2, 0xdd);
+		t[8 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+		t[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xdd);
+	}
+	for (int i = 0; i < 16; i++)
+		r[i] = t[i];
+}
+
+/* pack_rows: dst[k*w + i] = src[i*ld + k] for rows i < rows (zero up to
+ * w), k < kc; 16 x 16 blocks transposed in registers. */
+static void
+pack_rows(float *dst, const float *src, long ld, int rows, int w, int kc)
+{
+	int k = 0;
+
+	for (; k + 16 <= kc; k += 16)
+		for (int g = 0; g < w; g += 16) {
+			int n = w - g < 16 ? w - g : 16;
+			__mmask16 m = (__mmask16)((1u << n) - 1);
+			__m512 r[16];
+
+			for (int i = 0; i < 16; i++)
+				r[i] = g + i < rows ? _mm512_loadu_ps(src +
+				    (g + i) * ld + k) : _mm512_setzero_ps();
+			tr16(r);
+			for (int t = 0; t < 16; t++)
+				_mm512_mask_storeu_ps(dst + (long)(k + t) * w + g,
+				    m, r[t]);
+		}
+	for (; k < kc; k++)
+		for (int i = 0; i < w; i++)
+			dst[(long)k * w + i] = i < rows ? src[i * ld + k] : 0.0f;
+}
+
 const fte__gemm_kernel fte__gemm_avx512 = {
-	"avx512 14x32", FTE_ISA_AVX512, MR, 32, kern_14x32, fma_probe,
+	"avx512 14x32", FTE_ISA_AVX512, MR, 32, kern_14x32, pack_rows,
+	fma_probe,
 };

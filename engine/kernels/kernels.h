@@ -84,6 +84,11 @@ typedef struct fte__gemm_kernel {
 	const char *name;
 	int isa, mr, nr;
 	fte__ukernel_fn fn;
+	/* pack(dst, src, ld, rows, w, kc): dst[k*w + i] = src[i*ld + k] for
+	 * i < rows, 0 for rows <= i < w (w is mr or nr): packs A, and B when
+	 * transposed, whose panels are rows of the stored matrix */
+	void (*pack)(float *dst, const float *src, long ld, int rows, int w,
+	    int kc);
 	/* fma(n) runs n rounds of independent FMA chains at the kernel's
 	 * width and returns the float operations done (the FMA peak probe) */
 	double (*fma)(long n);
@@ -91,8 +96,8 @@ typedef struct fte__gemm_kernel {
 extern const fte__gemm_kernel fte__gemm_avx512, fte__gemm_avx2;
 /* The kernel of a path, NULL for blas or a path the CPU lacks. */
 const fte__gemm_kernel *fte__gemm_kernel_of(int isa);
-/* The block sizes (KC, MC, NC) of the kernel in use. */
-void fte__gemm_blocks(int *kc, int *mc, int *nc);
+/* The block sizes (KC, MC, NC) of the kernel in use for inner size K. */
+void fte__gemm_blocks(int K, int *kc, int *mc, int *nc);
 
 /* C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major; op(A) is M x K
  * (A itself K x M when ta), op(B) K x N (N x K when tb).  Runs on the
