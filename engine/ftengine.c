@@ -777,30 +777,51 @@ now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* fma_item runs the FMA probe of the kernel in ctx on one thread. */
+/* cpu_now: CPU time of the calling thread or, with process set, of all
+ * the process's threads; time the host gave to other processes is not
+ * in it. */
+static double
+cpu_now(int process)
+{
+	struct timespec ts;
+
+	clock_gettime(process ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_THREAD_CPUTIME_ID,
+	    &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct fma_job {
+	const fte__gemm_kernel *k;
+	double rate[FTE_THREADS_MAX];
+} fma_job;
+
+/* fma_item runs the FMA probe on one thread, timed by its CPU clock. */
 static void
 fma_item(void *ctx, int i)
 {
-	const fte__gemm_kernel *k = ctx;
+	fma_job *j = ctx;
+	double t0 = cpu_now(0), f = j->k->fma(1L << 20);
 
-	(void)i;
-	k->fma(1L << 21);
+	j->rate[i] = f / (cpu_now(0) - t0);
 }
 
 /* fma_peak measures the FMA peak of the cores at kernel k's width: its
  * probe (independent FMA chains, no memory traffic) on every engine
- * thread at once, best of several short runs, so a noisy host lowers the
- * figure only if it takes the cores for every run. */
+ * thread at once, each timed by its own CPU clock, so that other
+ * processes on a shared host do not lower it; the best of several short
+ * runs (about 2 ms each). */
 static double
 fma_peak(const fte__gemm_kernel *k, int threads)
 {
-	double per = k->fma(1L << 12) / (1L << 12) * (1L << 21), best = 0;
+	fma_job j = { .k = k };
+	double best = 0;
 
 	for (int trial = 0; trial < 9; trial++) {
-		double t0 = now(), f;
+		double f = 0;
 
-		fte__parallel_for(threads, 1e12, fma_item, (void *)k);
-		f = per * threads / (now() - t0);
+		fte__parallel_for(threads, 1e12, fma_item, &j);
+		for (int i = 0; i < threads; i++)
+			f += j.rate[i];
 		if (f > best)
 			best = f;
 	}
@@ -866,14 +887,15 @@ train_shapes(const fte_config *c, int M, int lora, gshape *g)
 }
 
 /* time_shape: the best of reps runs of one product on the engine's
- * threads, on the path in use; in seconds, or -1 without memory. */
-static double
-time_shape(const gshape *g, int reps)
+ * threads, on the path in use: wall[0] the elapsed seconds, wall[1] the
+ * CPU seconds of all threads (busy time, whatever else the host runs);
+ * -1 without memory. */
+static int
+time_shape(const gshape *g, int reps, double wall[2])
 {
 	size_t na = (size_t)g->M * g->K, nb = (size_t)g->K * g->N;
 	float *a = malloc(na * sizeof(float)), *b = malloc(nb * sizeof(float));
 	float *c = malloc((size_t)g->M * g->N * sizeof(float));
-	double best = INFINITY;
 
 	if (a == NULL || b == NULL || c == NULL) {
 		free(a); free(b); free(c);
@@ -883,37 +905,42 @@ time_shape(const gshape *g, int reps)
 		a[i] = (float)(i % 13) * 0.01f - 0.06f;
 	for (size_t i = 0; i < nb; i++)
 		b[i] = (float)(i % 7) * 0.01f - 0.03f;
+	wall[0] = wall[1] = INFINITY;
 	for (int r = 0; r <= reps; r++) {      /* the first run warms up */
-		double t0 = now(), t;
+		double t0 = now(), c0 = cpu_now(1), t, cpu;
 
 		fte__gemm_par(g->ta, g->tb, g->M, g->N, g->K, 1.0f, a,
 		    g->ta ? g->M : g->K, b, g->tb ? g->K : g->N, 0.0f, c, g->N);
 		t = now() - t0;
-		if (r > 0 && t < best)
-			best = t;
+		cpu = cpu_now(1) - c0;
+		if (r > 0 && t < wall[0])
+			wall[0] = t;
+		if (r > 0 && cpu < wall[1])
+			wall[1] = cpu;
 	}
 	free(a); free(b); free(c);
-	return best;
+	return 0;
 }
 
-/* blas_rate: OpenBLAS's FLOP/s over the products of a step (each shape's
- * best of reps, weighted by its count), 0 on failure. */
+/* blas_rate: OpenBLAS's FLOP/s over the products of a step on the
+ * engine's threads when they have the cores (per CPU second, times the
+ * threads; each shape's best of reps, weighted by its count), 0 on
+ * failure. */
 static double
 blas_rate(const fte_config *c, int M, int lora, int reps)
 {
 	gshape g[GSHAPES_MAX];
 	int n = train_shapes(c, M, lora, g), isa = fte__isa();
-	double flops = 0, secs = 0;
+	double flops = 0, secs = 0, t[2];
 
 	fte__isa_set(FTE_ISA_BLAS);
 	for (int i = 0; i < n && secs >= 0; i++) {
-		double t = time_shape(&g[i], reps);
-
-		secs = t < 0 ? -1 : secs + t * g[i].count;
+		secs = time_shape(&g[i], reps, t) != 0 ? -1 :
+		    secs + t[1] * g[i].count;
 		flops += 2.0 * g[i].M * g[i].N * g[i].K * g[i].count;
 	}
 	fte__isa_set(isa);
-	return secs > 0 ? flops / secs : 0;
+	return secs > 0 ? flops / secs * fte_threads_get() : 0;
 }
 
 /* kernels_desc: which kernels ran, for the bench's report (the blocks
@@ -934,14 +961,15 @@ kernels_desc(char *buf, size_t size)
 }
 
 /* bench --gemm: the engine's GEMM beside OpenBLAS on the products of a
- * training step (the preset's, or both presets'), GFLOP/s and percent of
- * the measured FMA peak, each the best of --reps runs. */
+ * training step (the preset's, or both presets'), each the best of --reps
+ * runs: GFLOP/s by the clock, and percent of the FMA peak by the CPU time
+ * the threads were given (so other processes on the host do not count). */
 static int
 bench_gemm(opts *o)
 {
 	const char *only = opt_str(o, "preset", NULL);
 	int M = (int)opt_int(o, "batch", 4) * (int)opt_int(o, "seq", 256);
-	int reps = (int)opt_int(o, "reps", 3), isa, lora;
+	int reps = (int)opt_int(o, "reps", 3), isa, lora, th;
 	const fte__gemm_kernel *pk;
 	double peak;
 	char kbuf[96];
@@ -957,11 +985,14 @@ bench_gemm(opts *o)
 		    "(FTE_ISA): nothing to compare\n");
 		return 2;
 	}
+	th = fte_threads_get();
 	pk = probe_kernel();
-	peak = fma_peak(pk, fte_threads_get());
+	peak = fma_peak(pk, th);
 	printf("FMA peak %.1f GFLOP/s (%s probe, %d threads); engine: %s\n",
-	    peak * 1e-9, fte__isa_name(pk->isa), fte_threads_get(),
+	    peak * 1e-9, fte__isa_name(pk->isa), th,
 	    kernels_desc(kbuf, sizeof(kbuf)));
+	printf("GFLOP/s by the clock; %%peak by CPU time (busy cores), best of %d\n",
+	    reps);
 	printf("%-12s %-8s %-2s %6s %6s %6s | %8s %6s | %8s %6s | %5s\n",
 	    "preset", "proj", "", "M", "N", "K", "engine", "%peak", "OpenBLAS",
 	    "%peak", "ratio");
@@ -969,34 +1000,38 @@ bench_gemm(opts *o)
 		const fte_config *c = &presets[p].cfg;
 		gshape g[GSHAPES_MAX];
 		int n;
-		double fl = 0, te = 0, tb = 0;
+		double fl = 0, te[2] = { 0, 0 }, tb[2] = { 0, 0 };
 
 		if (only != NULL && strcmp(only, presets[p].name) != 0)
 			continue;
 		n = train_shapes(c, M, lora, g);
 		for (int i = 0; i < n; i++) {
-			double f = 2.0 * g[i].M * g[i].N * g[i].K, e, b;
+			double f = 2.0 * g[i].M * g[i].N * g[i].K, e[2], b[2];
+			int err;
 
 			fte__isa_set(isa);
-			e = time_shape(&g[i], reps);
+			err = time_shape(&g[i], reps, e);
 			fte__isa_set(FTE_ISA_BLAS);
-			b = time_shape(&g[i], reps);
+			err |= time_shape(&g[i], reps, b);
 			fte__isa_set(isa);
-			if (e < 0 || b < 0)
+			if (err)
 				return fail("bench", "memory");
 			fl += f * g[i].count;
-			te += e * g[i].count;
-			tb += b * g[i].count;
+			for (int t = 0; t < 2; t++) {
+				te[t] += e[t] * g[i].count;
+				tb[t] += b[t] * g[i].count;
+			}
 			printf("%-12s %-8s %-2s %6d %6d %6d | %8.1f %5.1f%% | "
 			    "%8.1f %5.1f%% | %4.2fx\n", presets[p].name, g[i].name,
-			    g[i].layout, g[i].M, g[i].N, g[i].K, f / e * 1e-9,
-			    100 * f / e / peak, f / b * 1e-9, 100 * f / b / peak,
-			    b / e);
+			    g[i].layout, g[i].M, g[i].N, g[i].K, f / e[0] * 1e-9,
+			    100 * f * th / e[1] / peak, f / b[0] * 1e-9,
+			    100 * f * th / b[1] / peak, b[1] / e[1]);
 		}
 		printf("%-12s %-8s %-2s %20s | %8.1f %5.1f%% | %8.1f %5.1f%% | "
-		    "%4.2fx\n", presets[p].name, "step", "", "(weighted)", fl / te * 1e-9,
-		    100 * fl / te / peak, fl / tb * 1e-9, 100 * fl / tb / peak,
-		    tb / te);
+		    "%4.2fx\n", presets[p].name, "step", "", "(weighted)",
+		    fl / te[0] * 1e-9, 100 * fl * th / te[1] / peak,
+		    fl / tb[0] * 1e-9, 100 * fl * th / tb[1] / peak,
+		    tb[1] / te[1]);
 	}
 	return 0;
 }

@@ -22,6 +22,7 @@ kern_6x16(int kc, const float *a, const float *b, float *c, long ldc,
 		c0[i] = _mm256_setzero_ps();
 		c1[i] = _mm256_setzero_ps();
 	}
+#pragma GCC unroll 4
 	for (int k = 0; k < kc; k++) {
 		__m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 
