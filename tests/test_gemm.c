@@ -187,8 +187,10 @@ test_blocked(int isa)
 		fte__gemm_blocks(17, &kc, &mc_small, &nc);
 		fte__gemm_blocks(1 << 20, &kc, &mc, &nc);
 	}
-	/* each dimension in turn takes the edge values, the others small */
-	const int edge[] = { 1, 2, 13, mr - 1, mr + 1, nr + 1, 2 * nr + 3 };
+	/* each dimension in turn takes the edge values, the others small
+	 * (M below FTE_GEMM_MIN_ROWS runs on OpenBLAS) */
+	const int edge[] = { 1, 2, 13, mr - 1, mr + 1, nr + 1, 2 * nr + 3,
+	    FTE_GEMM_MIN_ROWS };
 	const int block[3] = { mc_small + 1, nc + 1, kc + 1 };  /* M, N, K */
 	const float alphas[2] = { 1.0f, 0.75f }, betas[3] = { 0, 1, -0.5f };
 	int shapes[64][3], ns = 0;
@@ -234,30 +236,38 @@ test_blocked(int isa)
 	CHECK(c[0] == 1.0f && c[1] == -2.0f);
 }
 
-/* fte__gemm_par on 1 and 2 threads gives the same bits as fte__gemm. */
+/* fte__gemm_par on 1 and 2 threads gives the same bits as fte__gemm,
+ * also when a thread's block has fewer rows than FTE_GEMM_MIN_ROWS. */
 static void
 test_threads(int isa)
 {
-	enum { M = 301, N = 277, K = 263 };
-	float *A = fill((size_t)M * K), *B = fill((size_t)N * K);
-	float *c1 = calloc((size_t)M * N, sizeof(float));
-	float *c2 = calloc((size_t)M * N, sizeof(float));
-	float *c3 = calloc((size_t)M * N, sizeof(float));
+	const int shapes[2][3] = { { 301, 277, 263 },
+	    { 2 * FTE_GEMM_MIN_ROWS - 1, 9, 4000 } };
 	int saved = fte_threads_get(), same = 1;
 
-	for (int lay = 0; lay < 3; lay++) {
-		int ta = lay == 2, tb = lay == 1;
+	for (int s = 0; s < 2; s++) {
+		int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+		float *A = fill((size_t)M * K), *B = fill((size_t)N * K);
+		float *c1 = calloc((size_t)M * N, sizeof(float));
+		float *c2 = calloc((size_t)M * N, sizeof(float));
+		float *c3 = calloc((size_t)M * N, sizeof(float));
 
-		fte__gemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N,
-		    0.0f, c1, N);
-		CHECK(fte_threads_set(1) == FTE_OK);
-		fte__gemm_par(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B,
-		    tb ? K : N, 0.0f, c2, N);
-		CHECK(fte_threads_set(2) == FTE_OK);
-		fte__gemm_par(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B,
-		    tb ? K : N, 0.0f, c3, N);
-		same &= memcmp(c1, c2, sizeof(float) * M * N) == 0 &&
-		    memcmp(c1, c3, sizeof(float) * M * N) == 0;
+		for (int lay = 0; lay < 3; lay++) {
+			int ta = lay == 2, tb = lay == 1;
+			int lda = ta ? M : K, ldb = tb ? K : N;
+
+			fte__gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f,
+			    c1, N);
+			CHECK(fte_threads_set(1) == FTE_OK);
+			fte__gemm_par(ta, tb, M, N, K, 1.0f, A, lda, B, ldb,
+			    0.0f, c2, N);
+			CHECK(fte_threads_set(2) == FTE_OK);
+			fte__gemm_par(ta, tb, M, N, K, 1.0f, A, lda, B, ldb,
+			    0.0f, c3, N);
+			same &= memcmp(c1, c2, sizeof(float) * M * N) == 0 &&
+			    memcmp(c1, c3, sizeof(float) * M * N) == 0;
+		}
+		free(A); free(B); free(c1); free(c2); free(c3);
 	}
 	printf("  %s: 1 and 2 threads %s one call\n", fte__isa_name(isa),
 	    same ? "identical to" : "DIFFER from");
@@ -265,7 +275,6 @@ test_threads(int isa)
 	if (isa != FTE_ISA_BLAS)
 		CHECK(same);
 	CHECK(fte_threads_set(saved) == FTE_OK);
-	free(A); free(B); free(c1); free(c2); free(c3);
 }
 
 int

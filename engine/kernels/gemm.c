@@ -10,6 +10,9 @@
  *   avx2    6x16 microkernel (12 ymm accumulators, AVX2+FMA), gemm_avx2.c
  *   blas    cblas_sgemm (OpenBLAS), for other CPUs and as the reference
  *
+ * Products of fewer than FTE_GEMM_MIN_ROWS rows go to OpenBLAS on every
+ * path.
+ *
  * The microkernels live in files of their own, compiled with their ISA's
  * flags and called only once the CPU is known to have it; everything else
  * is built for baseline x86-64 (or any other target), so one binary runs
@@ -389,9 +392,9 @@ gemm_blocked(const fte__gemm_kernel *uk, int ta, int tb, int M, int N,
 }
 
 void
-fte__gemm(int ta, int tb, int M, int N, int K, float alpha,
+fte__gemm_rows(int ta, int tb, int M, int N, int K, float alpha,
     const float *A, int lda, const float *B, int ldb, float beta,
-    float *C, int ldc)
+    float *C, int ldc, int rows)
 {
 	const fte__gemm_kernel *uk = kernel_of(fte__isa());
 
@@ -402,11 +405,22 @@ fte__gemm(int ta, int tb, int M, int N, int K, float alpha,
 			scale_c(C, ldc, M, N, beta);
 		return;
 	}
-	if (uk != NULL && gemm_blocked(uk, ta, tb, M, N, K, alpha, A, lda, B,
-	    ldb, beta, C, ldc) == FTE_OK)
+	/* A product of a few rows (decoding a token) is all packing of B and
+	 * no reuse of it; OpenBLAS does those as matrix-vector products. */
+	if (uk != NULL && rows >= FTE_GEMM_MIN_ROWS && gemm_blocked(uk, ta, tb,
+	    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == FTE_OK)
 		return;
-	/* OpenBLAS: the chosen path, or packing space ran out */
+	/* OpenBLAS: the chosen path, few rows, or packing space ran out */
 	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
 	    tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
 	    beta, C, ldc);
+}
+
+void
+fte__gemm(int ta, int tb, int M, int N, int K, float alpha,
+    const float *A, int lda, const float *B, int ldb, float beta,
+    float *C, int ldc)
+{
+	fte__gemm_rows(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+	    M);
 }

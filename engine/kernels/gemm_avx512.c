@@ -84,11 +84,13 @@ tr16(__m512 r[16])
 {
 	__m512 t[16];
 
+#pragma GCC unroll 8
 	for (int i = 0; i < 8; i++) {
 		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
 		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
 	}
 	/* r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c */
+#pragma GCC unroll 4
 	for (int i = 0; i < 4; i++) {
 		__m512d a = _mm512_castps_pd(t[4 * i]);
 		__m512d b = _mm512_castps_pd(t[4 * i + 2]);
@@ -100,6 +102,7 @@ tr16(__m512 r[16])
 		r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
 	}
 	/* then a 4 x 4 transpose of 128-bit lanes for each c */
+#pragma GCC unroll 4
 	for (int c = 0; c < 4; c++) {
 		__m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
 		__m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
@@ -110,6 +113,7 @@ tr16(__m512 r[16])
 		t[8 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
 		t[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xdd);
 	}
+#pragma GCC unroll 16
 	for (int i = 0; i < 16; i++)
 		r[i] = t[i];
 }
@@ -119,23 +123,30 @@ tr16(__m512 r[16])
 static void
 pack_rows(float *dst, const float *src, long ld, int rows, int w, int kc)
 {
-	int k = 0;
+	int k16 = kc / 16 * 16;
 
-	for (; k + 16 <= kc; k += 16)
-		for (int g = 0; g < w; g += 16) {
-			int n = w - g < 16 ? w - g : 16;
-			__mmask16 m = (__mmask16)((1u << n) - 1);
+	/* 16 rows at a time, each read in order */
+	for (int g = 0; g < w; g += 16) {
+		int n = w - g < 16 ? w - g : 16;
+		__mmask16 m = (__mmask16)((1u << n) - 1);
+		const float *s = src + g * ld;
+		int live = rows - g < 0 ? 0 : rows - g;
+
+		for (int k = 0; k < k16; k += 16) {
 			__m512 r[16];
 
+#pragma GCC unroll 16
 			for (int i = 0; i < 16; i++)
-				r[i] = g + i < rows ? _mm512_loadu_ps(src +
-				    (g + i) * ld + k) : _mm512_setzero_ps();
+				r[i] = i < live ? _mm512_loadu_ps(s + i * ld + k) :
+				    _mm512_setzero_ps();
 			tr16(r);
+#pragma GCC unroll 16
 			for (int t = 0; t < 16; t++)
 				_mm512_mask_storeu_ps(dst + (long)(k + t) * w + g,
 				    m, r[t]);
 		}
-	for (; k < kc; k++)
+	}
+	for (int k = k16; k < kc; k++)
 		for (int i = 0; i < w; i++)
 			dst[(long)k * w + i] = i < rows ? src[i * ld + k] : 0.0f;
 }

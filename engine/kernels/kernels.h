@@ -105,6 +105,13 @@ void fte__gemm_blocks(int K, int *kc, int *mc, int *nc);
 void fte__gemm(int ta, int tb, int M, int N, int K, float alpha,
     const float *A, int lda, const float *B, int ldb, float beta,
     float *C, int ldc);
+/* Products with fewer rows (M) than this run on OpenBLAS on every path. */
+#define FTE_GEMM_MIN_ROWS 8
+/* fte__gemm_rows is fte__gemm for a block of a product of `rows` rows,
+ * which decides the path, so that every block takes the whole's. */
+void fte__gemm_rows(int ta, int tb, int M, int N, int K, float alpha,
+    const float *A, int lda, const float *B, int ldb, float beta,
+    float *C, int ldc, int rows);
 /* fte__gemm_par is fte__gemm cut among the engine's threads by rows or
  * columns of C (never K), so the result is the same for any count. */
 void fte__gemm_par(int ta, int tb, int M, int N, int K, float alpha,

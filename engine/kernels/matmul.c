@@ -43,9 +43,9 @@ gemm_part(void *arg, int lo, int hi)
 	if (g->by_rows) {
 		const float *a = !g->ta ? g->A + (size_t)lo * g->lda :
 		    g->A + lo;
-		fte__gemm(g->ta, g->tb, hi - lo, g->N, g->Kd, g->alpha, a,
-		    g->lda, g->B, g->ldb, g->beta, g->C + (size_t)lo * g->ldc,
-		    g->ldc);
+		fte__gemm_rows(g->ta, g->tb, hi - lo, g->N, g->Kd, g->alpha,
+		    a, g->lda, g->B, g->ldb, g->beta,
+		    g->C + (size_t)lo * g->ldc, g->ldc, g->M);
 	} else {
 		const float *b = !g->tb ? g->B + lo : g->B + (size_t)lo * g->ldb;
 		fte__gemm(g->ta, g->tb, g->M, hi - lo, g->Kd, g->alpha, g->A,
