@@ -80,16 +80,19 @@ tr8(__m256 r[8])
 {
 	__m256 t[8], u[8];
 
+#pragma GCC unroll 4
 	for (int i = 0; i < 4; i++) {
 		t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
 		t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
 	}
+#pragma GCC unroll 2
 	for (int i = 0; i < 2; i++) {
 		u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
 		u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
 		u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
 		u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
 	}
+#pragma GCC unroll 4
 	for (int c = 0; c < 4; c++) {
 		r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
 		r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
@@ -102,24 +105,30 @@ static void
 pack_rows(float *dst, const float *src, long ld, int rows, int w, int kc)
 {
 	static const int lanes[16] = { -1, -1, -1, -1, -1, -1, -1, -1 };
-	int k = 0;
+	int k8 = kc / 8 * 8;
 
-	for (; k + 8 <= kc; k += 8)
-		for (int g = 0; g < w; g += 8) {
-			int n = w - g < 8 ? w - g : 8;
-			__m256i m = _mm256_loadu_si256((const __m256i *)(lanes +
-			    8 - n));
+	/* 8 rows at a time, each read in order */
+	for (int g = 0; g < w; g += 8) {
+		int n = w - g < 8 ? w - g : 8;
+		__m256i m = _mm256_loadu_si256((const __m256i *)(lanes + 8 - n));
+		const float *s = src + g * ld;
+		int live = rows - g < 0 ? 0 : rows - g;
+
+		for (int k = 0; k < k8; k += 8) {
 			__m256 r[8];
 
+#pragma GCC unroll 8
 			for (int i = 0; i < 8; i++)
-				r[i] = g + i < rows ? _mm256_loadu_ps(src +
-				    (g + i) * ld + k) : _mm256_setzero_ps();
+				r[i] = i < live ? _mm256_loadu_ps(s + i * ld + k) :
+				    _mm256_setzero_ps();
 			tr8(r);
+#pragma GCC unroll 8
 			for (int t = 0; t < 8; t++)
 				_mm256_maskstore_ps(dst + (long)(k + t) * w + g,
 				    m, r[t]);
 		}
-	for (; k < kc; k++)
+	}
+	for (int k = k8; k < kc; k++)
 		for (int i = 0; i < w; i++)
 			dst[(long)k * w + i] = i < rows ? src[i * ld + k] : 0.0f;
 }
