@@ -21,8 +21,9 @@
  * The blocked product is BLIS's: for each NC-column block of op(B) and
  * each KC-deep slice, the slice of op(B) is packed into NR-wide panels
  * (kept in L3), then each MC-row block of op(A) into MR-tall panels (kept
- * in L2), and the microkernel runs every MR x NR tile of C over KC, its B
- * panel staying in L1.  KC, MC and NC come from the data cache sizes.
+ * in L2), and the microkernel runs every MR x NR tile of C over KC.  K is
+ * cut into equal slices of at most KC_MAX; MC and NC come from the L2 and
+ * L3 sizes.
  * Panels are zero-padded, so edge tiles run the same microkernel on a
  * copy of the tile: every element of C is summed in the same order
  * (increasing k, one KC slice after another) wherever its tile lies, and
@@ -99,7 +100,7 @@ static struct {
 	pthread_once_t once;
 	atomic_int isa;
 	int kc, mc, nc;          /* in elements, for the running kernel */
-	long l1, l2, l3;         /* data cache sizes in bytes */
+	long l2, l3;             /* cache sizes in bytes */
 } sel = { .once = PTHREAD_ONCE_INIT };
 
 static long
@@ -146,7 +147,6 @@ isa_init(void)
 	const char *env = getenv("FTE_ISA");
 	int isa = isa_best();
 
-	sel.l1 = cache_size(_SC_LEVEL1_DCACHE_SIZE, 32L << 10);
 	sel.l2 = cache_size(_SC_LEVEL2_CACHE_SIZE, 512L << 10);
 	sel.l3 = cache_size(_SC_LEVEL3_CACHE_SIZE, 8L << 20);
 	if (env != NULL && *env != '\0') {
@@ -192,7 +192,12 @@ void
 fte__gemm_blocks(int K, int *kc, int *mc, int *nc)
 {
 	const fte__gemm_kernel *uk = kernel_of(fte__isa());
-	int mr = uk != NULL ? uk->mr : 1, KC = sel.kc, MC = sel.mc;
+	int KC = sel.kc, MC = sel.mc;
+
+	if (uk == NULL) {            /* the blas path has no blocks of ours */
+		*kc = *mc = *nc = 0;
+		return;
+	}
 
 	/* K in equal slices of at most KC (multiples of 16 for the packers),
 	 * and MC grown to fill the same part of L2 when they are thinner */
@@ -202,7 +207,7 @@ fte__gemm_blocks(int K, int *kc, int *mc, int *nc)
 	} else if (K > 0) {
 		KC = K;
 	}
-	MC = (int)((long)sel.mc * sel.kc / KC / mr * mr);
+	MC = (int)((long)sel.mc * sel.kc / KC / uk->mr * uk->mr);
 	*kc = KC;
 	*mc = MC > 4 * sel.mc ? 4 * sel.mc : MC;
 	*nc = sel.nc;

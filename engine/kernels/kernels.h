@@ -96,7 +96,8 @@ typedef struct fte__gemm_kernel {
 extern const fte__gemm_kernel fte__gemm_avx512, fte__gemm_avx2;
 /* The kernel of a path, NULL for blas or a path the CPU lacks. */
 const fte__gemm_kernel *fte__gemm_kernel_of(int isa);
-/* The block sizes (KC, MC, NC) of the kernel in use for inner size K. */
+/* The block sizes (KC, MC, NC) of the kernel in use for inner size K;
+ * zeros on the blas path. */
 void fte__gemm_blocks(int K, int *kc, int *mc, int *nc);
 
 /* C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major; op(A) is M x K
