@@ -28,6 +28,8 @@ NEW=${NEW:-64}
 ASSETS=${ASSETS:-$here/../../shared/assets}
 have_torch=0
 /usr/bin/python3 -c "import torch" 2>/dev/null && have_torch=1
+[ "$have_torch" = 1 ] || echo "bench.sh: /usr/bin/python3 cannot import torch, so the PyTorch" \
+    "columns stay empty; install it with: apt-get install python3-torch" >&2
 
 get() { sed -n "s/.*\"$1\": *\([-0-9.e]*\).*/\1/p"; }
 torch_run() {
@@ -73,8 +75,10 @@ fi
 
 # tok/s from the mean step time; "best" is the fastest step (the machine may
 # be shared, so both are shown); ratios are ours / PyTorch's for each.
-printf "%-12s %-5s | %9s %9s %6s %7s | %9s %9s %7s | %6s %6s\n" preset mode "tok/s" "best ms" \
-    "MFU" "RSS MB" "tok/s" "best ms" "RSS MB" "ratio" "best"
+# MFU is against the FMA peak measured at the width of the kernels in use,
+# and against OpenBLAS's sgemm on the step's products ("MFU blas").
+printf "%-12s %-5s | %9s %9s %6s %9s %7s | %9s %9s %7s | %6s %6s\n" preset mode "tok/s" "best ms" \
+    "MFU" "MFU blas" "RSS MB" "tok/s" "best ms" "RSS MB" "ratio" "best"
 for preset in smollm-135m gpt2-124m; do
 	for mode in full lora; do
 		lora=()
@@ -84,6 +88,9 @@ for preset in smollm-135m gpt2-124m; do
 		tps=$(echo "$ours" | get tokens_per_s)
 		best=$(echo "$ours" | get ms_per_step_best)
 		mfu=$(echo "$ours" | get mfu)
+		mfub=$(echo "$ours" | get mfu_blas)
+		kern=$(echo "$ours" | sed -n 's/.*"kernels": *"\([^"]*\)".*/\1/p')
+		peak=$(echo "$ours" | get fma_peak_gflops)
 		rss=$(echo "$ours" | get peak_rss_mb)
 		ttps="-" tbest="-" trss="-" ratio="-" bratio="-"
 		if [ "$have_torch" = 1 ]; then
@@ -95,8 +102,11 @@ for preset in smollm-135m gpt2-124m; do
 			bratio=$(awk -v a="$best" -v b="$tbest" 'BEGIN { printf "%.2fx", b / a }')
 			ttps=$(printf "%.1f" "$ttps"); tbest=$(printf "%.0f" "$tbest"); trss=$(printf "%.0f" "$trss")
 		fi
-		printf "%-12s %-5s | %9.1f %9.0f %5.1f%% %7.0f | %9s %9s %7s | %6s %6s\n" "$preset" "$mode" \
-		    "$tps" "$best" "$(awk -v m="$mfu" 'BEGIN { print 100 * m }')" "$rss" \
+		printf "%-12s %-5s | %9.1f %9.0f %5.1f%% %8.1f%% %7.0f | %9s %9s %7s | %6s %6s\n" \
+		    "$preset" "$mode" "$tps" "$best" "$(awk -v m="$mfu" 'BEGIN { print 100 * m }')" \
+		    "$(awk -v m="$mfub" 'BEGIN { print 100 * m }')" "$rss" \
 		    "$ttps" "$tbest" "$trss" "$ratio" "$bratio"
 	done
 done
+echo "CPU: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1); kernels: $kern;" \
+    "FMA peak $peak GFLOP/s (last run)"

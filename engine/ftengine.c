@@ -777,47 +777,263 @@ now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-typedef struct peak_job {
-	float *mem;                  /* 3 n x n matrices per item */
-	int n, reps;
-} peak_job;
-
-static void
-peak_item(void *ctx, int i)
+/* cpu_now: CPU time of the calling thread or, with process set, of all
+ * the process's threads; time the host gave to other processes is not
+ * in it. */
+static double
+cpu_now(int process)
 {
-	peak_job *j = ctx;
-	size_t nn = (size_t)j->n * j->n;
-	float *a = j->mem + 3 * nn * i, *b = a + nn, *c = b + nn;
+	struct timespec ts;
 
-	for (int r = 0; r < j->reps; r++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, j->n, j->n, 1.0f,
-		    a, j->n, b, j->n, 0.0f, c, j->n);
+	clock_gettime(process ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_THREAD_CPUTIME_ID,
+	    &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* sgemm_peak measures FLOP/s of single-threaded sgemm on every engine
- * thread at once, which is how the kernels use BLAS; the best of a few
- * tries. */
-static double
-sgemm_peak(int threads)
+typedef struct fma_job {
+	const fte__gemm_kernel *k;
+	double rate[FTE_THREADS_MAX];
+} fma_job;
+
+/* fma_item runs the FMA probe on one thread, timed by its CPU clock. */
+static void
+fma_item(void *ctx, int i)
 {
-	peak_job j = { NULL, 512, 6 };
-	size_t nn = (size_t)j.n * j.n;
+	fma_job *j = ctx;
+	double t0 = cpu_now(0), f = j->k->fma(1L << 20);
+
+	j->rate[i] = f / (cpu_now(0) - t0);
+}
+
+/* fma_peak measures the FMA peak of the cores at kernel k's width: its
+ * probe (independent FMA chains, no memory traffic) on every engine
+ * thread at once, each timed by its own CPU clock, so that other
+ * processes on a shared host do not lower it; the best of several short
+ * runs (about 2 ms each). */
+static double
+fma_peak(const fte__gemm_kernel *k, int threads)
+{
+	fma_job j = { .k = k };
 	double best = 0;
 
-	if ((j.mem = malloc(3 * nn * (size_t)threads * sizeof(float))) == NULL)
-		return 0;
-	for (size_t i = 0; i < 3 * nn * (size_t)threads; i++)
-		j.mem[i] = (float)(i % 7) * 0.01f;
-	for (int trial = 0; trial < 3; trial++) {
-		double t0 = now(), f;
+	for (int trial = 0; trial < 9; trial++) {
+		double f = 0;
 
-		fte__parallel_for(threads, 1e12, peak_item, &j);
-		f = 2.0 * j.n * nn * j.reps * threads / (now() - t0);
+		fte__parallel_for(threads, 1e12, fma_item, &j);
+		for (int i = 0; i < threads; i++)
+			f += j.rate[i];
 		if (f > best)
 			best = f;
 	}
-	free(j.mem);
 	return best;
+}
+
+/* probe_kernel: the kernel whose width the peak is measured at, the one
+ * in use or, on the blas path, the widest the CPU has (OpenBLAS runs at
+ * most that wide). */
+static const fte__gemm_kernel *
+probe_kernel(void)
+{
+	const fte__gemm_kernel *k = fte__gemm_kernel_of(fte__isa());
+
+	for (int isa = FTE_ISA_N - 1; k == NULL && isa > FTE_ISA_BLAS; isa--)
+		k = fte__gemm_kernel_of(isa);
+	return k;
+}
+
+/* One product of a training step: C[M,N] = op(A) op(B), inner size K, run
+ * count times per step. */
+typedef struct gshape {
+	const char *name, *layout;
+	int ta, tb, M, N, K, count;
+} gshape;
+
+#define GSHAPES_MAX 32
+
+/* train_shapes lists the distinct products of a step on B*T = M tokens:
+ * for each projection (in -> out), forward out = x W^T (NT), the input
+ * gradient dx = dout W (NN) and, unless LoRA, the weight gradient
+ * dW = dout^T x (TN). */
+static int
+train_shapes(const fte_config *c, int M, int lora, gshape *g)
+{
+	struct { const char *name; int in, out, count; } proj[8];
+	int HD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+	int np = 0, n = 0, L = c->n_layers;
+
+	if (c->arch == FTE_ARCH_LLAMA) {
+		proj[np++] = (__typeof__(proj[0])){ "q", c->dim, HD, L };
+		proj[np++] = (__typeof__(proj[0])){ "k,v", c->dim, KD, 2 * L };
+		proj[np++] = (__typeof__(proj[0])){ "o", HD, c->dim, L };
+		proj[np++] = (__typeof__(proj[0])){ "gate,up", c->dim, c->ffn_dim, 2 * L };
+		proj[np++] = (__typeof__(proj[0])){ "down", c->ffn_dim, c->dim, L };
+	} else {
+		proj[np++] = (__typeof__(proj[0])){ "qkv", c->dim, 3 * HD, L };
+		proj[np++] = (__typeof__(proj[0])){ "proj", HD, c->dim, L };
+		proj[np++] = (__typeof__(proj[0])){ "fc", c->dim, c->ffn_dim, L };
+		proj[np++] = (__typeof__(proj[0])){ "fc_proj", c->ffn_dim, c->dim, L };
+	}
+	proj[np++] = (__typeof__(proj[0])){ "head", c->dim, c->vocab_size, 1 };
+	for (int i = 0; i < np; i++) {
+		g[n++] = (gshape){ proj[i].name, "NT", 0, 1, M, proj[i].out,
+		    proj[i].in, proj[i].count };
+		g[n++] = (gshape){ proj[i].name, "NN", 0, 0, M, proj[i].in,
+		    proj[i].out, proj[i].count };
+		if (!lora || i == np - 1)
+			g[n++] = (gshape){ proj[i].name, "TN", 1, 0,
+			    proj[i].out, proj[i].in, M, proj[i].count };
+	}
+	return n;
+}
+
+/* time_shape: the best of reps runs of one product on the engine's
+ * threads, on the path in use: wall[0] the elapsed seconds, wall[1] the
+ * CPU seconds of all threads (busy time, whatever else the host runs);
+ * -1 without memory. */
+static int
+time_shape(const gshape *g, int reps, double wall[2])
+{
+	size_t na = (size_t)g->M * g->K, nb = (size_t)g->K * g->N;
+	float *a = malloc(na * sizeof(float)), *b = malloc(nb * sizeof(float));
+	float *c = malloc((size_t)g->M * g->N * sizeof(float));
+
+	if (a == NULL || b == NULL || c == NULL) {
+		free(a); free(b); free(c);
+		return -1;
+	}
+	for (size_t i = 0; i < na; i++)
+		a[i] = (float)(i % 13) * 0.01f - 0.06f;
+	for (size_t i = 0; i < nb; i++)
+		b[i] = (float)(i % 7) * 0.01f - 0.03f;
+	wall[0] = wall[1] = INFINITY;
+	for (int r = 0; r <= reps; r++) {      /* the first run warms up */
+		double t0 = now(), c0 = cpu_now(1), t, cpu;
+
+		fte__gemm_par(g->ta, g->tb, g->M, g->N, g->K, 1.0f, a,
+		    g->ta ? g->M : g->K, b, g->tb ? g->K : g->N, 0.0f, c, g->N);
+		t = now() - t0;
+		cpu = cpu_now(1) - c0;
+		if (r > 0 && t < wall[0])
+			wall[0] = t;
+		if (r > 0 && cpu < wall[1])
+			wall[1] = cpu;
+	}
+	free(a); free(b); free(c);
+	return 0;
+}
+
+/* blas_rate: OpenBLAS's FLOP/s over the products of a step on the
+ * engine's threads when they have the cores (per CPU second, times the
+ * threads; each shape's best of reps, weighted by its count), 0 on
+ * failure. */
+static double
+blas_rate(const fte_config *c, int M, int lora, int reps)
+{
+	gshape g[GSHAPES_MAX];
+	int n = train_shapes(c, M, lora, g), isa = fte__isa();
+	double flops = 0, secs = 0, t[2];
+
+	fte__isa_set(FTE_ISA_BLAS);
+	for (int i = 0; i < n && secs >= 0; i++) {
+		secs = time_shape(&g[i], reps, t) != 0 ? -1 :
+		    secs + t[1] * g[i].count;
+		flops += 2.0 * g[i].M * g[i].N * g[i].K * g[i].count;
+	}
+	fte__isa_set(isa);
+	return secs > 0 ? flops / secs * fte_threads_get() : 0;
+}
+
+/* kernels_desc: which kernels ran, for the bench's report (the blocks
+ * are those of the largest K). */
+static const char *
+kernels_desc(char *buf, size_t size)
+{
+	const fte__gemm_kernel *k = fte__gemm_kernel_of(fte__isa());
+	int kc, mc, nc;
+
+	if (k == NULL) {
+		snprintf(buf, size, "blas (OpenBLAS sgemm)");
+		return buf;
+	}
+	fte__gemm_blocks(1 << 20, &kc, &mc, &nc);
+	snprintf(buf, size, "%s, KC %d MC %d NC %d", k->name, kc, mc, nc);
+	return buf;
+}
+
+/* bench --gemm: the engine's GEMM beside OpenBLAS on the products of a
+ * training step (the preset's, or both presets'), each the best of --reps
+ * runs: GFLOP/s by the clock, and percent of the FMA peak by the CPU time
+ * the threads were given (so other processes on the host do not count). */
+static int
+bench_gemm(opts *o)
+{
+	const char *only = opt_str(o, "preset", NULL);
+	int M = (int)opt_int(o, "batch", 4) * (int)opt_int(o, "seq", 256);
+	int reps = (int)opt_int(o, "reps", 3), isa, lora, th;
+	const fte__gemm_kernel *pk;
+	double peak;
+	char kbuf[96];
+
+	lora = opt_int(o, "lora-rank", 0) > 0;
+	if (o->bad || M < 1 || reps < 1)
+		return 2;
+	if (threads_apply(o) != 0)
+		return 1;
+	isa = fte__isa();
+	if (isa == FTE_ISA_BLAS) {
+		fprintf(stderr, "ftengine bench --gemm: the blas path is forced "
+		    "(FTE_ISA): nothing to compare\n");
+		return 2;
+	}
+	th = fte_threads_get();
+	pk = probe_kernel();
+	peak = fma_peak(pk, th);
+	printf("FMA peak %.1f GFLOP/s (%s probe, %d threads); engine: %s\n",
+	    peak * 1e-9, fte__isa_name(pk->isa), th,
+	    kernels_desc(kbuf, sizeof(kbuf)));
+	printf("GFLOP/s by the clock; %%peak by CPU time (busy cores), best of %d\n",
+	    reps);
+	printf("%-12s %-8s %-2s %6s %6s %6s | %8s %6s | %8s %6s | %5s\n",
+	    "preset", "proj", "", "M", "N", "K", "engine", "%peak", "OpenBLAS",
+	    "%peak", "ratio");
+	for (size_t p = 0; p < sizeof(presets) / sizeof(presets[0]); p++) {
+		const fte_config *c = &presets[p].cfg;
+		gshape g[GSHAPES_MAX];
+		int n;
+		double fl = 0, te[2] = { 0, 0 }, tb[2] = { 0, 0 };
+
+		if (only != NULL && strcmp(only, presets[p].name) != 0)
+			continue;
+		n = train_shapes(c, M, lora, g);
+		for (int i = 0; i < n; i++) {
+			double f = 2.0 * g[i].M * g[i].N * g[i].K, e[2], b[2];
+			int err;
+
+			fte__isa_set(isa);
+			err = time_shape(&g[i], reps, e);
+			fte__isa_set(FTE_ISA_BLAS);
+			err |= time_shape(&g[i], reps, b);
+			fte__isa_set(isa);
+			if (err)
+				return fail("bench", "memory");
+			fl += f * g[i].count;
+			for (int t = 0; t < 2; t++) {
+				te[t] += e[t] * g[i].count;
+				tb[t] += b[t] * g[i].count;
+			}
+			printf("%-12s %-8s %-2s %6d %6d %6d | %8.1f %5.1f%% | "
+			    "%8.1f %5.1f%% | %4.2fx\n", presets[p].name, g[i].name,
+			    g[i].layout, g[i].M, g[i].N, g[i].K, f / e[0] * 1e-9,
+			    100 * f * th / e[1] / peak, f / b[0] * 1e-9,
+			    100 * f * th / b[1] / peak, b[1] / e[1]);
+		}
+		printf("%-12s %-8s %-2s %20s | %8.1f %5.1f%% | %8.1f %5.1f%% | "
+		    "%4.2fx\n", presets[p].name, "step", "", "(weighted)",
+		    fl / te[0] * 1e-9, 100 * fl * th / te[1] / peak,
+		    fl / tb[0] * 1e-9, 100 * fl * th / tb[1] / peak,
+		    tb[1] / te[1]);
+	}
+	return 0;
 }
 
 /* step_flops: matmul FLOPs of one step, PaLM-style: 6 per weight per token
@@ -955,7 +1171,7 @@ ftengine_bench(int argc, char **argv)
 	static const char *const known[] = { "preset", "arch", "layers", "dim",
 		"heads", "kv-heads", "ffn", "vocab", "seq-len", "batch", "seq", "steps",
 		"warmup", "lora-rank", "lora-targets", "threads", "json!", "recompute!", "eval!",
-		"model", "prompt", "new", NULL };
+		"model", "prompt", "new", "gemm!", "reps", NULL };
 	opts o = { argc, argv, "bench", 0 };
 	fte_config c;
 	fte_train_config tc;
@@ -964,7 +1180,8 @@ ftengine_bench(int argc, char **argv)
 	fte_trainer *t;
 	int *tok, *tgt, B, T, steps, warm, rc;
 	uint64_t rng = 99;
-	double t0 = 0, t1, peak, flops, ms, best;
+	double t0 = 0, t1, peak, blas, rate, flops, ms, best;
+	char kbuf[96];
 	struct rusage ru;
 	fte_batch b;
 
@@ -972,6 +1189,8 @@ ftengine_bench(int argc, char **argv)
 		return rc;
 	if (opt_flag(&o, "eval"))
 		return bench_eval(&o);
+	if (opt_flag(&o, "gemm"))
+		return bench_gemm(&o);
 	if ((rc = shape_from_opts(&o, &c)) != 0)
 		return rc;
 	B = (int)opt_int(&o, "batch", 4);
@@ -1029,22 +1248,29 @@ ftengine_bench(int argc, char **argv)
 	}
 	ms = 1e3 * (t1 - t0) / steps;
 	best *= 1e3;
-	peak = sgemm_peak(fte_threads_get());
+	getrusage(RUSAGE_SELF, &ru);     /* before the probes' matrices */
+	peak = fma_peak(probe_kernel(), fte_threads_get());
+	blas = blas_rate(&c, B * T, tc.lora.rank > 0, 3);
 	flops = step_flops(&c, B, T, tc.lora.rank > 0);
-	getrusage(RUSAGE_SELF, &ru);
+	rate = flops / (ms * 1e-3);
+	kernels_desc(kbuf, sizeof(kbuf));
 	if (opt_flag(&o, "json")) {
-		json_print(json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:f}",
+		json_print(json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:f, "
+		    "s:s, s:s}",
 		    "tokens_per_s", B * T / (ms * 1e-3), "ms_per_step", ms,
-		    "ms_per_step_best", best,
-		    "mfu", flops / (ms * 1e-3) / peak, "peak_rss_mb", ru.ru_maxrss / 1024.0,
-		    "sgemm_gflops", peak * 1e-9, "step_gflop", flops * 1e-9,
-		    "threads", fte_threads_get(), "estimate_mb", mem.total / 1048576.0));
+		    "ms_per_step_best", best, "mfu", rate / peak, "mfu_blas", rate / blas,
+		    "peak_rss_mb", ru.ru_maxrss / 1024.0, "fma_peak_gflops", peak * 1e-9,
+		    "blas_gflops", blas * 1e-9, "step_gflop", flops * 1e-9,
+		    "threads", fte_threads_get(), "estimate_mb", mem.total / 1048576.0,
+		    "isa", fte__isa_name(fte__isa()), "kernels", kbuf));
 	} else {
-		printf("%s %s: %.1f tokens/s, %.1f ms/step (best %.1f), MFU %.1f%% of %.1f GFLOP/s "
-		    "sgemm, peak RSS %.0f MB (estimated %.0f MB), %d threads\n",
+		printf("%s %s: %.1f tokens/s, %.1f ms/step (best %.1f), MFU %.1f%% of the %.1f "
+		    "GFLOP/s FMA peak, %.1f%% of OpenBLAS's %.1f GFLOP/s on the step's products; "
+		    "peak RSS %.0f MB (estimated %.0f MB), %d threads; kernels: %s\n",
 		    c.arch == FTE_ARCH_LLAMA ? "llama" : "gpt2", tc.lora.rank ? "LoRA" : "full",
-		    B * T / (ms * 1e-3), ms, best, 100.0 * flops / (ms * 1e-3) / peak, peak * 1e-9,
-		    ru.ru_maxrss / 1024.0, mem.total / 1048576.0, fte_threads_get());
+		    B * T / (ms * 1e-3), ms, best, 100.0 * rate / peak, peak * 1e-9,
+		    100.0 * rate / blas, blas * 1e-9, ru.ru_maxrss / 1024.0,
+		    mem.total / 1048576.0, fte_threads_get(), kbuf);
 	}
 	rc = 0;
 done:

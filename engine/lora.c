@@ -2,7 +2,6 @@
  * lora.c - LoRA adapters: y = x W^T + (alpha / r) * drop(x) A^T B^T with
  * A (r, in) and B (out, r), as PEFT's lora.Linear.  Base weights stay frozen.
  */
-#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -154,7 +153,7 @@ accum_rows(void *ctx, int lo, int hi)
 {
 	accum_job *j = ctx;
 
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, j->outd, j->r,
+	fte__gemm(0, 1, hi - lo, j->outd, j->r,
 	    1.0f, j->xa + (size_t)lo * j->r, j->r, j->B, j->r, 1.0f,
 	    j->out + (size_t)lo * j->outd, j->outd);
 }

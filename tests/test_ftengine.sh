@@ -48,9 +48,12 @@ check '[ $? -eq 2 ]'
 check '[ $? -eq 1 ]'
 b=$("$FTE" bench --arch gpt2 --layers 1 --dim 32 --heads 2 --vocab 50 --batch 2 --seq 8 \
     --steps 2 --lora-rank 2 --json)
-for k in tokens_per_s ms_per_step mfu peak_rss_mb; do
+for k in tokens_per_s ms_per_step mfu mfu_blas fma_peak_gflops blas_gflops peak_rss_mb; do
 	check '[ -n "$(echo "$b" | field $k)" ]'
 done
+g=$("$FTE" bench --gemm --preset gpt2-124m --batch 1 --seq 4 --reps 1)
+check 'echo "$g" | grep -q "^FMA peak [0-9.]* GFLOP/s"'
+check '[ "$(echo "$g" | grep -c "^gpt2-124m ")" -eq 16 ]'
 if [ -n "${FT_ASSETS:-}" ] && [ -f "$FT_ASSETS/llama2c/stories260K.bin" ]; then
 	out=$("$FTE" generate --model "$FT_ASSETS/llama2c/stories260K.bin" \
 	    --tokenizer "$FT_ASSETS/llama2c/tok512.bin" --prompt-tokens 1 --max-new-tokens 30 --json)

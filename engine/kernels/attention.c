@@ -30,7 +30,6 @@
  * The two backward passes are two jobs of the thread pool, one after the
  * other.
  */
-#include <cblas.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -82,7 +81,7 @@ att_fwd_item(void *arg, int it)
 	float *ah = a->att + ((size_t)b * a->H + h) * T * T;
 	const int *sb = a->seg != NULL ? a->seg + (size_t)b * T : NULL;
 
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, D,
+	fte__gemm(0, 1, i1 - i0, i1, D,
 	    a->scale, qh + (size_t)i0 * ldq, ldq, kh, ldk, 0.0f,
 	    ah + (size_t)i0 * T, T);
 	for (int i = i0; i < i1; i++) {
@@ -98,7 +97,7 @@ att_fwd_item(void *arg, int it)
 		vrow_axpy(row, 1.0f / sum, row, 0.0f, i + 1);
 		memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, D, i1,
+	fte__gemm(0, 0, i1 - i0, D, i1,
 	    1.0f, ah + (size_t)i0 * T, T, vh, ldk, 0.0f,
 	    a->out + (size_t)b * T * ldq + (size_t)i0 * ldq + h * D, ldq);
 }
@@ -132,7 +131,7 @@ att_bwd_rows_item(void *arg, int it)
 	float *sh = a->scratch + ((size_t)b * a->H + h) * T * T;
 
 	/* dP[i0:i1, 0:i1] = dO V^T */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, D,
+	fte__gemm(0, 1, i1 - i0, i1, D,
 	    1.0f, a->dout + qo + (size_t)i0 * ldq, ldq, a->v + ko, ldk, 0.0f,
 	    sh + (size_t)i0 * T, T);
 	/* softmax backward; zeros up to i1 keep the block products exact */
@@ -150,7 +149,7 @@ att_bwd_rows_item(void *arg, int it)
 		memset(s + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
 	}
 	if (a->dq != NULL)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0,
+		fte__gemm(0, 0, i1 - i0,
 		    D, i1, a->scale, sh + (size_t)i0 * T, T, a->k + ko, ldk,
 		    1.0f, a->dq + qo + (size_t)i0 * ldq, ldq);
 }
@@ -175,11 +174,11 @@ att_bwd_keys_item(void *arg, int it)
 		size_t ao = ((size_t)b * a->H + h) * T * T +
 		    (size_t)j0 * T + j0;
 		if (a->dk != NULL)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+			fte__gemm(1, 0,
 			    j1 - j0, D, T - j0, a->scale, a->scratch + ao, T,
 			    a->q + qo, ldq, 1.0f, a->dk + ko, ldk);
 		if (a->dv != NULL)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+			fte__gemm(1, 0,
 			    j1 - j0, D, T - j0, 1.0f, a->catt + ao, T,
 			    a->dout + qo, ldq, 1.0f, a->dv + ko, ldk);
 	}

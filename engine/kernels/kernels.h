@@ -13,8 +13,8 @@
  * layer) and its work is skipped.
  *
  * Kernels parallelise over rows, columns or work items with the engine's
- * thread pool (fte_threads_set, fte__parallel_for below); large products go
- * through cblas_sgemm, one call per thread or item.  Every kernel is
+ * thread pool (fte_threads_set, fte__parallel_for below); every product goes
+ * through fte__gemm (gemm.c), cut among threads or one call per item.  Every kernel is
  * checked against a double-precision reference and by finite differences
  * in tests/test_kernels.c.
  */
@@ -30,8 +30,9 @@
 /* fte__threads returns the engine's thread count (fte_threads_set).  Its
  * first call also pins OpenBLAS to one thread: all parallelism is the
  * engine's own pool (see the policy at the top of kernels/threads.c), so
- * code that calls cblas_* directly runs it single-threaded; prefer
- * matmul_forward/backward, which split large products over the threads.
+ * fte__gemm (and cblas_* on the blas path) runs single-threaded; prefer
+ * fte__gemm_par or matmul_forward/backward, which split large products
+ * over the threads.
  * Engine code should not open OpenMP parallel regions either: libgomp's
  * spinning workers would compete with the pool's. */
 int fte__threads(void);
@@ -64,6 +65,64 @@ void fte__parallel_range(int n, double work, fte__range_fn fn, void *ctx);
  * gradients).  Each thread sums its own columns over all rows in order, so
  * the result is the same for any thread count. */
 void fte__colsum_add(float *acc, const float *x, int N, int C);
+
+/* ---- the engine's GEMM (kernels/gemm.c) ---- */
+
+/* The paths a product can take, in increasing preference. */
+enum { FTE_ISA_BLAS, FTE_ISA_AVX2, FTE_ISA_AVX512, FTE_ISA_N };
+
+/* fte__isa returns the path in use: the best the CPU has, or FTE_ISA
+ * (blas, avx2, avx512) read from the environment on the first call. */
+int fte__isa(void);
+/* fte__isa_set switches the path (tests, bench); FTE_EINVAL if the CPU or
+ * the build lacks it.  Not while products run. */
+int fte__isa_set(int isa);
+int fte__isa_supported(int isa);
+const char *fte__isa_name(int isa);
+
+/* A microkernel: the MR x NR tile c (row stride ldc) becomes
+ * alpha * a @ b + (acc ? c : 0), where a holds kc columns of MR values
+ * (a[k*MR + i]) and b kc rows of NR values (b[k*NR + j]). */
+typedef void (*fte__ukernel_fn)(int kc, const float *a, const float *b,
+    float *c, long ldc, float alpha, int acc);
+typedef struct fte__gemm_kernel {
+	const char *name;
+	int isa, mr, nr;
+	fte__ukernel_fn fn;
+	/* pack(dst, src, ld, rows, w, kc): dst[k*w + i] = src[i*ld + k] for
+	 * i < rows, 0 for rows <= i < w (w is mr or nr): packs A, and B when
+	 * transposed, whose panels are rows of the stored matrix */
+	void (*pack)(float *dst, const float *src, long ld, int rows, int w,
+	    int kc);
+	/* fma(n) runs n rounds of independent FMA chains at the kernel's
+	 * width and returns the float operations done (the FMA peak probe) */
+	double (*fma)(long n);
+} fte__gemm_kernel;
+extern const fte__gemm_kernel fte__gemm_avx512, fte__gemm_avx2;
+/* The kernel of a path, NULL for blas or a path the CPU lacks. */
+const fte__gemm_kernel *fte__gemm_kernel_of(int isa);
+/* The block sizes (KC, MC, NC) of the kernel in use for inner size K;
+ * zeros on the blas path. */
+void fte__gemm_blocks(int K, int *kc, int *mc, int *nc);
+
+/* C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major; op(A) is M x K
+ * (A itself K x M when ta), op(B) K x N (N x K when tb).  Runs on the
+ * calling thread; beta 0 ignores what C held. */
+void fte__gemm(int ta, int tb, int M, int N, int K, float alpha,
+    const float *A, int lda, const float *B, int ldb, float beta,
+    float *C, int ldc);
+/* Products with fewer rows (M) than this run on OpenBLAS on every path. */
+#define FTE_GEMM_MIN_ROWS 8
+/* fte__gemm_rows is fte__gemm for a block of a product of `rows` rows,
+ * which decides the path, so that every block takes the whole's. */
+void fte__gemm_rows(int ta, int tb, int M, int N, int K, float alpha,
+    const float *A, int lda, const float *B, int ldb, float beta,
+    float *C, int ldc, int rows);
+/* fte__gemm_par is fte__gemm cut among the engine's threads by rows or
+ * columns of C (never K), so the result is the same for any count. */
+void fte__gemm_par(int ta, int tb, int M, int N, int K, float alpha,
+    const float *A, int lda, const float *B, int ldb, float beta,
+    float *C, int ldc);
 
 /* out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL). */
 void matmul_forward(float *out, const float *inp, const float *weight,

@@ -1,15 +1,15 @@
 /*
- * matmul.c - linear layers through cblas_sgemm.
+ * matmul.c - linear layers, and fte__gemm cut among the engine's threads.
  *
- * OpenBLAS runs single-threaded (threads.c), so a large product is cut into
- * one sgemm per thread, each writing its own block of the result.  The cut
- * goes across the output dimension whose other operand is smaller: every
- * thread packs the whole of the operand it shares, so sharing the smaller
- * one costs least (rows of tokens for the attention projections, vocabulary
- * columns for the head).  Block boundaries depend only on the sizes and the
- * thread count, so results are reproducible for a given count.
+ * A large product is cut into one fte__gemm per thread, each writing its
+ * own block of the result.  The cut goes across the output dimension whose
+ * other operand is smaller: every thread packs the whole of the operand it
+ * shares, so sharing the smaller one costs least (rows of tokens for the
+ * attention projections, vocabulary columns for the head).  fte__gemm sums
+ * every element in the same order wherever its tile lies, so the result
+ * does not depend on the cut or the thread count (on the blas path, only
+ * as far as OpenBLAS does the same).
  */
-#include <cblas.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -21,7 +21,7 @@
 /* C = alpha * op(A) @ op(B) + beta * C, row-major, M x N result, inner
  * size Kd; by_rows says which output dimension is cut among threads. */
 struct gemm {
-	enum CBLAS_TRANSPOSE ta, tb;
+	int ta, tb;
 	int M, N, Kd;
 	float alpha;
 	const float *A;
@@ -41,25 +41,22 @@ gemm_part(void *arg, int lo, int hi)
 	const struct gemm *g = arg;
 
 	if (g->by_rows) {
-		const float *a = g->ta == CblasNoTrans ?
-		    g->A + (size_t)lo * g->lda : g->A + lo;
-		cblas_sgemm(CblasRowMajor, g->ta, g->tb, hi - lo, g->N, g->Kd,
-		    g->alpha, a, g->lda, g->B, g->ldb, g->beta,
-		    g->C + (size_t)lo * g->ldc, g->ldc);
+		const float *a = !g->ta ? g->A + (size_t)lo * g->lda :
+		    g->A + lo;
+		fte__gemm_rows(g->ta, g->tb, hi - lo, g->N, g->Kd, g->alpha,
+		    a, g->lda, g->B, g->ldb, g->beta,
+		    g->C + (size_t)lo * g->ldc, g->ldc, g->M);
 	} else {
-		const float *b = g->tb == CblasNoTrans ?
-		    g->B + lo : g->B + (size_t)lo * g->ldb;
-		cblas_sgemm(CblasRowMajor, g->ta, g->tb, g->M, hi - lo, g->Kd,
-		    g->alpha, g->A, g->lda, b, g->ldb, g->beta, g->C + lo,
-		    g->ldc);
+		const float *b = !g->tb ? g->B + lo : g->B + (size_t)lo * g->ldb;
+		fte__gemm(g->ta, g->tb, g->M, hi - lo, g->Kd, g->alpha, g->A,
+		    g->lda, b, g->ldb, g->beta, g->C + lo, g->ldc);
 	}
 }
 
-/* gemm_split runs a product as one sgemm per thread. */
-static void
-gemm_split(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N,
-    int Kd, float alpha, const float *A, int lda, const float *B, int ldb,
-    float beta, float *C, int ldc)
+void
+fte__gemm_par(int ta, int tb, int M, int N, int Kd, float alpha,
+    const float *A, int lda, const float *B, int ldb, float beta,
+    float *C, int ldc)
 {
 	/* Cut M (sharing B, Kd x N) when B is the smaller operand. */
 	struct gemm g = { ta, tb, M, N, Kd, alpha, A, lda, B, ldb, beta, C,
@@ -82,8 +79,8 @@ matmul_forward(float *out, const float *inp, const float *weight,
 			memcpy(out + (size_t)n * OC, bias,
 			    (size_t)OC * sizeof(float));
 	}
-	gemm_split(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight,
-	    C, bias != NULL ? 1.0f : 0.0f, out, OC);
+	fte__gemm_par(0, 1, N, OC, C, 1.0f, inp, C, weight, C,
+	    bias != NULL ? 1.0f : 0.0f, out, OC);
 }
 
 void
@@ -92,11 +89,11 @@ matmul_backward(float *dinp, float *dweight, float *dbias,
     int N, int C, int OC)
 {
 	if (dinp != NULL)
-		gemm_split(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout,
-		    OC, weight, C, 1.0f, dinp, C);
+		fte__gemm_par(0, 0, N, C, OC, 1.0f, dout, OC, weight, C,
+		    1.0f, dinp, C);
 	if (dweight != NULL)
-		gemm_split(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC,
-		    inp, C, 1.0f, dweight, C);
+		fte__gemm_par(1, 0, OC, C, N, 1.0f, dout, OC, inp, C,
+		    1.0f, dweight, C);
 	if (dbias != NULL)
 		fte__colsum_add(dbias, dout, N, OC);
 }

@@ -6,7 +6,7 @@
  * single-threaded (openblas_set_num_threads(1) on first use):
  *
  *   - kernels split rows, columns or (batch, head, block) items among the
- *     pool's threads; large products are cut into one cblas_sgemm call per
+ *     pool's threads; large products are cut into one fte__gemm call per
  *     thread (matmul.c) or per work item (attention.c).
  *   - nothing calls BLAS expecting it to start threads of its own.
  *
@@ -42,9 +42,10 @@
  * Determinism: no kernel uses atomics or a reduction whose order depends on
  * scheduling.  Work items are independent and each writes its own outputs,
  * so the same inputs and thread count give bit-identical results.  Only
- * matmul's blocks depend on the count; that one and two threads give the
- * same bits (test_kernels reports it) rests on OpenBLAS summing the inner
- * dimension in the same order for a block as for the whole product.
+ * matmul's blocks depend on the count; the engine's GEMM sums every
+ * element in the same order in any block, so one and two threads give the
+ * same bits (test_kernels and test_gemm check it); on the blas path that
+ * rests on OpenBLAS doing the same, which test_kernels only reports.
  *
  * A child of fork() starts with an empty pool and grows its own workers.
  */
