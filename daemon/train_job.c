@@ -261,7 +261,9 @@ step_buf_fill(struct step_buf *sb, const struct rows *r, const size_t *idx, size
 	return m;
 }
 
-/* Mean validation loss over every unmasked target, or NAN without data. */
+/* Mean validation loss over every unmasked target, or NAN without data: a
+ * forward pass without dropout that leaves gradients, optimizer and random
+ * state alone, so evaluating does not change the training run. */
 static double
 validation_loss(fte_trainer *t, const struct rows *val, int B)
 {
@@ -286,7 +288,7 @@ validation_loss(fte_trainer *t, const struct rows *val, int B)
 		step_buf_fill(&sb, val, idx + start, count);
 		for (size_t k = 0; k < count * val->T; k++)
 			n_tg += sb.targets[k] >= 0;
-		if (n_tg == 0 || fte_trainer_backward(t, sb.micro, 1, NULL, &loss) != FTE_OK)
+		if (n_tg == 0 || fte_trainer_eval(t, sb.micro, 1, &loss) != FTE_OK)
 			continue;
 		sum += (double)loss * n_tg;
 		weight += n_tg;
