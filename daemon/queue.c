@@ -193,6 +193,7 @@ static const struct spec_bound {
 	{ "--save-every", F(save_every), B_U32, 0, 0, 1000000, 0, "" },
 	{ "--max-steps", F(max_steps), B_U32, 0, 0, 10000000, 0, " (0: the epochs decide)" },
 	{ "--early-stop", F(early_stop), B_U32, 0, 0, 1000, 0, " (0 turns it off)" },
+	{ "--time-limit", F(time_limit), B_U32, 0, 0, 365 * 86400, 0, " seconds (0: none)" },
 	{ "--priority", F(priority), B_I32, 0, -100, 100, 0, "" },
 	{ "--seed", F(seed), B_U64, 1, 0, 18446744073709551615.0, 0, "" },
 #undef F
