@@ -165,6 +165,8 @@ queue_memory_budget(const struct ftuned *d)
  * on the method and the sequence length's bound on the model, so those two
  * are set in spec_check; their ranges are still here.
  */
+#define PRIORITY_MAX 100        /* of every kind of job (queue_admit) */
+
 enum bound_type { B_U32, B_I32, B_U64, B_F32 };
 #define B_MIN_OPEN 1
 #define B_MAX_OPEN 2
@@ -194,7 +196,7 @@ static const struct spec_bound {
 	{ "--max-steps", F(max_steps), B_U32, 0, 0, 10000000, 0, " (0: the epochs decide)" },
 	{ "--early-stop", F(early_stop), B_U32, 0, 0, 1000, 0, " (0 turns it off)" },
 	{ "--time-limit", F(time_limit), B_U32, 0, 0, 365 * 86400, 0, " seconds (0: none)" },
-	{ "--priority", F(priority), B_I32, 0, -100, 100, 0, "" },
+	{ "--priority", F(priority), B_I32, 0, -PRIORITY_MAX, PRIORITY_MAX, 0, "" },
 	{ "--seed", F(seed), B_U64, 1, 0, 18446744073709551615.0, 0, "" },
 #undef F
 };
@@ -344,8 +346,9 @@ queue_admit(struct queue *q, const struct queue_admission *a, int64_t *id, char 
 	struct ftuned *d = q->d;
 	int code;
 
-	if (a->priority < -100 || a->priority > 100) {
-		snprintf(err, err_len, "--priority %d is out of range [-100, 100]", a->priority);
+	if (a->priority < -PRIORITY_MAX || a->priority > PRIORITY_MAX) {
+		snprintf(err, err_len, "--priority %d is out of range [%d, %d]", a->priority,
+		    -PRIORITY_MAX, PRIORITY_MAX);
 		return FT__CODE__INVALID_ARGUMENT;
 	}
 	if (!a->admin && !a->followup && a->priority > d->cfg.user_priority_max) {

@@ -129,10 +129,12 @@ expect_eq "$(sql "select val_loss from jobs where id = $ref")" \
 	"$(sql "select min(val_loss) from metrics where job_id = $ref and step > 0")" \
 	"the registered model is the best evaluation's"
 victim=$($F job submit "${es[@]}" --name es-victim | job_id)
-for _ in $(seq 1 600); do
+for _ in $(seq 1 3000); do
 	[ "$(job_field "$victim" checkpoint_step)" -ge "$ref_best" ] 2>/dev/null && break
 	sleep 0.02
 done
+[ "$(job_field "$victim" checkpoint_step)" -ge "$ref_best" ] 2>/dev/null ||
+	fail "no checkpoint at the best step $ref_best"
 daemon_kill
 pass "killed at step $(sql "select step from jobs where id = $victim") (stop expected at $ref_stop)"
 daemon_start
