@@ -277,6 +277,8 @@ job_print(const Ft__JobInfo *j)
 			printf(", early stop after %u without improvement", s->early_stop);
 		if (s->save_every > 0)
 			printf(", checkpoint every %u steps", s->save_every);
+		if (s->time_limit > 0)
+			printf(", time limit %u s", s->time_limit);
 		printf("\n");
 		printf("  output      %s, template %s, priority %d\n", s->name[0] ? s->name : "(default name)",
 		    s->template_[0] ? s->template_ : "alpaca", s->priority);
@@ -649,10 +651,12 @@ static const struct ftctl_option submit_options[] = {
 	  "stop after PATIENCE evaluations without a better validation loss" },
 	{ "max-steps", OPT_U32, offsetof(Ft__JobSpec, max_steps), "N", NULL, 0,
 	  "stop after N optimizer steps" },
+	{ "time-limit", OPT_U32, offsetof(Ft__JobSpec, time_limit), "SECONDS", NULL, 0,
+	  "fail the job (after a checkpoint) once it has run this long since it first started" },
 	{ "seed", OPT_U64, offsetof(Ft__JobSpec, seed), "S", NULL, 0,
 	  "seed for initialisation, shuffling and dropout" },
 	{ "priority", OPT_I32, offsetof(Ft__JobSpec, priority), "P", NULL, 0,
-	  "higher runs first; equal priorities run in submission order" },
+	  "higher runs first, equal in submission order; above user_priority_max for admins only" },
 	{ "name", OPT_STR, offsetof(Ft__JobSpec, name), "NAME", NULL, 0,
 	  "name of the tuned model (default: BASE-JOBID)" },
 	{ "template", OPT_STR, offsetof(Ft__JobSpec, template_), "T", NULL, 0,

@@ -253,6 +253,8 @@ static const struct cfg_key keys[] = {
 	  "Unix group whose members may act on every user's jobs, models and datasets.", check_group },
 	{ "max_queued_per_user", NUM(CFG_INT, max_queued_per_user), "16", 1, 100000,
 	  "Jobs one user may have queued or running at once." },
+	{ "user_priority_max", NUM(CFG_INT, user_priority_max), "0", -100, 100,
+	  "Highest job priority a user outside admin_group may set (admins up to 100)." },
 	{ "memory_budget", NUM(CFG_SIZE, memory_budget), "0", 0, (int64_t)1 << 50,
 	  "Memory a training job may use (suffix K, M, G); 0 means three quarters of RAM." },
 	{ "checkpoint_keep", NUM(CFG_INT, checkpoint_keep), "2", 1, 100,

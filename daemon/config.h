@@ -33,6 +33,7 @@ struct ft_config {
 	char export_roots[PATH_MAX];  /* ':'-separated dirs model exports may write */
 	char admin_group[64];         /* members may act on every user's things */
 	int max_queued_per_user;
+	int user_priority_max;        /* highest --priority outside admin_group */
 	int64_t memory_budget;        /* bytes a training job may use; 0 = 3/4 of RAM */
 	int checkpoint_keep;          /* checkpoints kept per job */
 	int metrics_max_per_job;      /* per-step metric rows kept per job (thinned) */

@@ -193,21 +193,147 @@ step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* An evaluation's rows, inserted by queue_admit: the job, the evaluation
+ * and its models, in one transaction. */
+struct eval_insert {
+	uint32_t uid;
+	const Ft__EvalSpec *s;
+	const Ft__JobSpec *js;
+	const struct model_info *models;
+	size_t n_models;
+	const struct dataset_info *ds;
+	int64_t train_job;
+	uint64_t memory;
+	int64_t eval_id;            /* set on success */
+};
+
+static int
+eval_insert(struct ftuned *d, void *arg, int64_t *id, char *err, size_t err_len)
+{
+	struct eval_insert *e = arg;
+	const Ft__EvalSpec *s = e->s;
+	size_t len = ft__eval_spec__get_packed_size(s), jlen = ft__job_spec__get_packed_size(e->js);
+	uint8_t *buf = malloc(len + 1), *jbuf = malloc(jlen + 1);
+	int64_t eid, jid;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	if (buf == NULL || jbuf == NULL) {
+		free(buf);
+		free(jbuf);
+		snprintf(err, err_len, "out of memory");
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	}
+	ft__eval_spec__pack(s, buf);
+	ft__job_spec__pack(e->js, jbuf);
+	db = store_lock(d->store);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto db_err;
+	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (owner_uid, state, priority, created_at, spec, "
+	    "name, base_id, dataset_id, memory_bytes, kind) VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, "
+	    "'eval')", -1, &st, NULL) != SQLITE_OK)
+		goto db_rollback;
+	sqlite3_bind_int64(st, 1, e->uid);
+	sqlite3_bind_int(st, 2, s->priority);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+	sqlite3_bind_blob(st, 4, jbuf, (int)jlen, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, e->models[0].id);
+	sqlite3_bind_int64(st, 7, e->ds->id);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)e->memory);
+	if (step_done(st) != 0)
+		goto db_rollback;
+	jid = sqlite3_last_insert_rowid(db);
+	if (sqlite3_prepare_v2(db, "INSERT INTO evals (job_id, name, owner_uid, created_at, spec, "
+	    "dataset_id, dataset_name, dataset_hash, metrics, train_job_id) VALUES (?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		goto db_rollback;
+	sqlite3_bind_int64(st, 1, jid);
+	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, e->uid);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+	sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, e->ds->id);
+	sqlite3_bind_text(st, 7, e->ds->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, e->ds->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, s->metrics, -1, SQLITE_STATIC);
+	if (e->train_job > 0)
+		sqlite3_bind_int64(st, 10, e->train_job);
+	if (step_done(st) != 0)
+		goto db_rollback;
+	eid = sqlite3_last_insert_rowid(db);
+	for (size_t i = 0; i < e->n_models; i++) {
+		char *h = hashes_json(&e->models[i]);
+
+		if (h == NULL || sqlite3_prepare_v2(db, "INSERT INTO eval_models (eval_id, idx, model_id, "
+		    "name, hashes) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+			free(h);
+			goto db_rollback;
+		}
+		sqlite3_bind_int64(st, 1, eid);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		sqlite3_bind_int64(st, 3, e->models[i].id);
+		sqlite3_bind_text(st, 4, e->models[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, h, -1, SQLITE_TRANSIENT);
+		free(h);
+		if (step_done(st) != 0)
+			goto db_rollback;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto db_rollback;
+	store_unlock(d->store);
+	free(buf);
+	free(jbuf);
+	e->eval_id = eid;
+	*id = jid;
+	jobs_log(d, jid, "info", "evaluation %lld queued by uid %u: %zu model%s on %s (%s split), "
+	    "metrics %s", (long long)eid, e->uid, e->n_models, e->n_models == 1 ? "" : "s",
+	    e->ds->name, s->split, s->metrics);
+	return FT__CODE__OK;
+db_rollback:
+	snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	store_unlock(d->store);
+	goto out;
+db_err:
+	snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
+	store_unlock(d->store);
+out:
+	free(buf);
+	free(jbuf);
+	return FT__CODE__INTERNAL;
+}
+
+/* The most memory evaluating model m needs (models run one at a time): its
+ * weights, generation's buffers, and a loss batch of EVAL_LOSS_TOKENS
+ * tokens (their logits and about one layer's activations). */
+static uint64_t
+eval_memory(const struct model_info *m)
+{
+	uint64_t bytes = m->params * sizeof(float);
+	fte_config c;
+
+	if (registry_model_config(m, &c) == 0)
+		bytes += fte_generate_memory(&c) + (uint64_t)EVAL_LOSS_TOKENS *
+		    ((uint64_t)c.vocab_size + 8 * (uint64_t)c.dim + 2 * (uint64_t)c.ffn_dim) *
+		    sizeof(float);
+	return bytes;
+}
+
 int
-eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *in, int64_t train_job,
+eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, int64_t train_job,
     int64_t *eval_id, int64_t *job_id, char *err, size_t err_len)
 {
 	Ft__EvalSpec *s = spec_copy(in);
 	Ft__JobSpec js = FT__JOB_SPEC__INIT;
 	struct model_info models[EVAL_MAX_MODELS];
 	struct dataset_info ds;
-	size_t n_found = 0, len, jlen;
-	uint8_t *buf = NULL, *jbuf = NULL;
-	uint64_t weights = 0;
+	struct eval_insert ei = { uid, NULL, &js, models, 0, &ds, train_job, 0, 0 };
+	struct queue_admission a = { uid, admin, train_job > 0, 0, 0, 0, NULL,
+	    "evaluate smaller models, or raise memory_budget", eval_insert, &ei };
+	size_t n_found = 0, largest = 0;
 	int have_ds = 0, code = FT__CODE__INVALID_ARGUMENT;
-	int64_t eid = 0, jid = 0;
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	char detail[192];
 
 	if (s == NULL) {
 		snprintf(err, err_len, "out of memory");
@@ -230,118 +356,39 @@ eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *in, int64_t trai
 	if (spec_check(s, &ds, err, err_len) != 0)
 		goto out;
 	for (; n_found < s->n_models; n_found++) {
+		uint64_t need;
+
 		if (registry_model_find(d, s->models[n_found], &models[n_found]) != 0) {
 			snprintf(err, err_len, "no model '%s'", s->models[n_found]);
 			code = FT__CODE__NOT_FOUND;
 			goto out;
 		}
-		weights += models[n_found].params * sizeof(float);
+		if ((need = eval_memory(&models[n_found])) > a.memory) {
+			a.memory = need;
+			largest = n_found;
+		}
 	}
-	if (jobs_count_active(d, uid) >= d->cfg.max_queued_per_user) {
-		snprintf(err, err_len, "you have %d jobs queued or running, the most allowed "
-		    "(max_queued_per_user)", d->cfg.max_queued_per_user);
-		code = FT__CODE__RESOURCE_EXHAUSTED;
-		goto out;
-	}
+	snprintf(detail, sizeof(detail), "model %s: weights %.1f MiB, generation and loss buffers "
+	    "%.1f MiB", models[largest].name, (double)(models[largest].params * sizeof(float)) /
+	    (1 << 20), (double)(a.memory - models[largest].params * sizeof(float)) / (1 << 20));
 	js.type = "eval";
 	js.base_model = models[0].name;   /* resolved: ids read badly in job ls */
 	js.data = s->data;
 	js.name = s->name;
 	js.seed = s->seed;
 	js.priority = s->priority;
-	len = ft__eval_spec__get_packed_size(s);
-	jlen = ft__job_spec__get_packed_size(&js);
-	if ((buf = malloc(len + 1)) == NULL || (jbuf = malloc(jlen + 1)) == NULL) {
-		snprintf(err, err_len, "out of memory");
-		code = FT__CODE__RESOURCE_EXHAUSTED;
-		goto out;
-	}
-	ft__eval_spec__pack(s, buf);
-	ft__job_spec__pack(&js, jbuf);
-
-	code = FT__CODE__INTERNAL;
-	db = store_lock(d->store);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		goto db_err;
-	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (owner_uid, state, priority, created_at, spec, "
-	    "name, base_id, dataset_id, memory_bytes, kind) VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, "
-	    "'eval')", -1, &st, NULL) != SQLITE_OK)
-		goto db_rollback;
-	sqlite3_bind_int64(st, 1, uid);
-	sqlite3_bind_int(st, 2, s->priority);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-	sqlite3_bind_blob(st, 4, jbuf, (int)jlen, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, s->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, models[0].id);
-	sqlite3_bind_int64(st, 7, ds.id);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)weights);
-	if (step_done(st) != 0)
-		goto db_rollback;
-	jid = sqlite3_last_insert_rowid(db);
-	if (sqlite3_prepare_v2(db, "INSERT INTO evals (job_id, name, owner_uid, created_at, spec, "
-	    "dataset_id, dataset_name, dataset_hash, metrics, train_job_id) VALUES (?, ?, ?, ?, ?, ?, "
-	    "?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-		goto db_rollback;
-	sqlite3_bind_int64(st, 1, jid);
-	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, uid);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
-	sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, ds.id);
-	sqlite3_bind_text(st, 7, ds.name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, ds.hash, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, s->metrics, -1, SQLITE_STATIC);
-	if (train_job > 0)
-		sqlite3_bind_int64(st, 10, train_job);
-	if (step_done(st) != 0)
-		goto db_rollback;
-	eid = sqlite3_last_insert_rowid(db);
-	for (size_t i = 0; i < n_found; i++) {
-		char *h = hashes_json(&models[i]);
-
-		if (h == NULL || sqlite3_prepare_v2(db, "INSERT INTO eval_models (eval_id, idx, model_id, "
-		    "name, hashes) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
-			free(h);
-			goto db_rollback;
-		}
-		sqlite3_bind_int64(st, 1, eid);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-		sqlite3_bind_int64(st, 3, models[i].id);
-		sqlite3_bind_text(st, 4, models[i].name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, h, -1, SQLITE_TRANSIENT);
-		free(h);
-		if (step_done(st) != 0)
-			goto db_rollback;
-	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto db_rollback;
-	code = FT__CODE__OK;
-	store_unlock(d->store);
-	goto out;
-db_rollback:
-	snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	store_unlock(d->store);
-	goto out;
-db_err:
-	snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
-	store_unlock(d->store);
+	ei.s = s;
+	ei.n_models = n_found;
+	ei.memory = a.memory;
+	a.priority = s->priority;
+	a.memory_detail = detail;
+	if ((code = queue_admit(d->queue, &a, job_id, err, err_len)) == FT__CODE__OK)
+		*eval_id = ei.eval_id;
 out:
-	if (code == FT__CODE__OK) {
-		jobs_log(d, jid, "info", "evaluation %lld queued by uid %u: %zu model%s on %s (%s split), "
-		    "metrics %s", (long long)eid, uid, n_found, n_found == 1 ? "" : "s", ds.name,
-		    s->split, s->metrics);
-		if (d->queue != NULL)
-			queue_wake_up(d->queue);
-		*eval_id = eid;
-		*job_id = jid;
-	}
 	for (size_t i = 0; i < n_found; i++)
 		model_info_free(&models[i]);
 	if (have_ds)
 		dataset_info_free(&ds);
-	free(buf);
-	free(jbuf);
 	ft__eval_spec__free_unpacked(s, NULL);
 	return code;
 }
@@ -1225,6 +1272,20 @@ after_training_submit(struct ftuned *d, struct job_info *j, struct dataset_info 
 	Ft__EvalSpec s = FT__EVAL_SPEC__INIT;
 	char *models[2], base[32], err[512];
 	int64_t eval_id, eval_job;
+	struct eval_ref *refs;
+	size_t n, i = 0;
+
+	/* A job resumed after a crash queues only what it had not yet. */
+	if (eval_refs_of_job(d, j->id, &refs, &n) != 0) {
+		jobs_log(d, j->id, "warn", "automatic evaluation on %s not queued: cannot list the "
+		    "job's evaluations", what);
+		return;
+	}
+	while (i < n && strcmp(refs[i].name, name) != 0)
+		i++;
+	free(refs);
+	if (i < n)
+		return;
 
 	snprintf(base, sizeof(base), "%lld", (long long)j->base_id);
 	models[0] = base;
@@ -1239,7 +1300,7 @@ after_training_submit(struct ftuned *d, struct job_info *j, struct dataset_info 
 	s.seed = j->spec->seed;
 	s.priority = j->spec->priority;
 	s.limit = EVAL_AUTO_LIMIT;
-	if (eval_submit(d, j->owner_uid, &s, j->id, &eval_id, &eval_job, err, sizeof(err)) ==
+	if (eval_submit(d, j->owner_uid, 0, &s, j->id, &eval_id, &eval_job, err, sizeof(err)) ==
 	    FT__CODE__OK)
 		jobs_log(d, j->id, "info", "queued evaluation %lld (job %lld): base against tuned on %s",
 		    (long long)eval_id, (long long)eval_job, what);

@@ -42,13 +42,16 @@
 
 /* eval_submit validates spec (filling in defaults: split validation, every
  * applicable metric, 64 new tokens, greedy, top_p 1, seed 1, the Alpaca
- * template) on a copy of spec, resolves its models and dataset, and inserts the job row and
- * the evaluation's rows in one transaction, then wakes the queue.
- * train_job is the training job that queues it after succeeding, 0 for an
- * evaluation a user asked for.  Returns FT__CODE__OK with *eval_id and
- * *job_id set, or a code with a message in err. */
-int eval_submit(struct ftuned *d, uint32_t uid, const Ft__EvalSpec *spec, int64_t train_job,
-    int64_t *eval_id, int64_t *job_id, char *err, size_t err_len);
+ * template) on a copy of spec, resolves its models and dataset, estimates
+ * the memory of its largest model and queues it through queue_admit, whose
+ * insert stores the job row and the evaluation's rows in one transaction.
+ * admin lifts the user_priority_max cap.  train_job is the training job
+ * that queues it as it finishes (a follow-up: no user cap applies), 0 for
+ * an evaluation a user asked for.
+ * Returns FT__CODE__OK with *eval_id and *job_id set, or a code with a
+ * message in err. */
+int eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *spec,
+    int64_t train_job, int64_t *eval_id, int64_t *job_id, char *err, size_t err_len);
 
 /* An evaluation a training job queued, as its job page lists it. */
 struct eval_ref {
@@ -80,7 +83,9 @@ void eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop);
  * "job-<id>".  A job with general_data also gets "job-<id>-general": the
  * two models' loss (perplexity) on that text dataset (its validation split
  * when it has one, else all of it; at most EVAL_AUTO_LIMIT documents), to
- * measure forgetting.  The outcomes go to the training job's log. */
+ * measure forgetting.  The outcomes go to the training job's log.  Called
+ * again for the same job (resumed after a crash), it queues only those it
+ * has not. */
 void eval_job_after_training(struct ftuned *d, int64_t job_id);
 
 #endif

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +50,6 @@ queue_wake(void *arg)
 	q->woken = 1;
 	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
-}
-
-void
-queue_wake_up(struct queue *q)
-{
-	queue_wake(q);
 }
 
 static void *
@@ -140,8 +135,8 @@ queue_stop(struct queue *q)
 	free(q);
 }
 
-/* Gives an empty string field of the (unpacked, malloc-allocated) spec its
- * default, so that free_unpacked still frees it correctly. */
+/* Gives an empty string field of the (malloc-unpacked) spec its default,
+ * so that free_unpacked still frees it correctly. */
 static void
 spec_default_str(char **field, const char *def)
 {
@@ -164,11 +159,109 @@ queue_memory_budget(const struct ftuned *d)
 
 #define BAD(...) do { snprintf(err, err_len, __VA_ARGS__); return FT__CODE__INVALID_ARGUMENT; } while (0)
 
+/*
+ * The numeric fields of a training spec: a field left 0 takes def (0: it
+ * stays 0), then must lie in [min, max], an end open where the flag says;
+ * LoRA rows apply to LoRA jobs only.  The learning rate's default depends
+ * on the method and the sequence length's bound on the model, so those two
+ * are set in spec_check; their ranges are still here.
+ */
+#define PRIORITY_MAX 100        /* of every kind of job (queue_admit) */
+
+enum bound_type { B_U32, B_I32, B_U64, B_F32 };
+#define B_MIN_OPEN 1
+#define B_MAX_OPEN 2
+#define B_LORA 4
+
+static const struct spec_bound {
+	const char *option;
+	size_t offset;
+	enum bound_type type;
+	double def, min, max;
+	int flags;
+	const char *note;           /* appended to the refusal */
+} spec_bounds[] = {
+#define F(f) offsetof(Ft__JobSpec, f)
+	{ "--lora-rank", F(lora_rank), B_U32, 8, 1, 1024, B_LORA, "" },
+	{ "--lora-alpha", F(lora_alpha), B_F32, 16, 0, 1e6, B_LORA | B_MIN_OPEN | B_MAX_OPEN, "" },
+	{ "--lora-dropout", F(lora_dropout), B_F32, 0, 0, 1, B_LORA | B_MAX_OPEN, "" },
+	{ "--epochs", F(epochs), B_U32, 1, 1, 1000, 0, "" },
+	{ "--lr", F(lr), B_F32, 0, 0, 1, B_MIN_OPEN, "" },
+	{ "--batch-size", F(batch_size), B_U32, 4, 1, 4096, 0, "" },
+	{ "--grad-accum", F(grad_accum), B_U32, 1, 1, 4096, 0, "" },
+	{ "--weight-decay", F(weight_decay), B_F32, 0, 0, 1, 0, "" },
+	{ "--clip", F(clip), B_F32, 0, 0, 1e6, B_MAX_OPEN, " (0 turns clipping off)" },
+	{ "--warmup", F(warmup), B_U32, 0, 0, 1000000, 0, "" },
+	{ "--eval-every", F(eval_every), B_U32, 0, 0, 1000000, 0, " (0: at the end only)" },
+	{ "--save-every", F(save_every), B_U32, 0, 0, 1000000, 0, "" },
+	{ "--max-steps", F(max_steps), B_U32, 0, 0, 10000000, 0, " (0: the epochs decide)" },
+	{ "--early-stop", F(early_stop), B_U32, 0, 0, 1000, 0, " (0 turns it off)" },
+	{ "--time-limit", F(time_limit), B_U32, 0, 0, 365 * 86400, 0, " seconds (0: none)" },
+	{ "--priority", F(priority), B_I32, 0, -PRIORITY_MAX, PRIORITY_MAX, 0, "" },
+	{ "--seed", F(seed), B_U64, 1, 0, 18446744073709551615.0, 0, "" },
+#undef F
+};
+
+static double
+bound_get(const Ft__JobSpec *s, const struct spec_bound *b)
+{
+	const char *p = (const char *)s + b->offset;
+
+	switch (b->type) {
+	case B_U32: return *(const uint32_t *)p;
+	case B_I32: return *(const int32_t *)p;
+	case B_U64: return (double)*(const uint64_t *)p;
+	case B_F32: return *(const float *)p;
+	}
+	return NAN;
+}
+
+static void
+bound_set(Ft__JobSpec *s, const struct spec_bound *b, double v)
+{
+	char *p = (char *)s + b->offset;
+
+	switch (b->type) {
+	case B_U32: *(uint32_t *)p = (uint32_t)v; break;
+	case B_I32: *(int32_t *)p = (int32_t)v; break;
+	case B_U64: *(uint64_t *)p = (uint64_t)v; break;
+	case B_F32: *(float *)p = (float)v; break;
+	}
+}
+
+/* Defaults and ranges of every row of spec_bounds that applies. */
+static int
+spec_bounds_check(Ft__JobSpec *s, int lora, char *err, size_t err_len)
+{
+	for (size_t i = 0; i < sizeof(spec_bounds) / sizeof(spec_bounds[0]); i++) {
+		const struct spec_bound *b = &spec_bounds[i];
+		double v;
+
+		if ((b->flags & B_LORA) && !lora)
+			continue;
+		if (bound_get(s, b) == 0 && b->def != 0)
+			bound_set(s, b, b->def);
+		if (b->type == B_U64)
+			continue;   /* every value is in range */
+		v = bound_get(s, b);
+		if (!(b->flags & B_MIN_OPEN ? v > b->min : v >= b->min) ||
+		    !(b->flags & B_MAX_OPEN ? v < b->max : v <= b->max)) {
+			int prec = b->type == B_F32 ? 6 : 15;   /* integers in full */
+
+			BAD("%s %.*g is out of range %c%.*g, %.*g%c%s", b->option, prec, v,
+			    b->flags & B_MIN_OPEN ? '(' : '[', prec, b->min, prec, b->max,
+			    b->flags & B_MAX_OPEN ? ')' : ']', b->note);
+		}
+	}
+	return FT__CODE__OK;
+}
+
 /* Fills defaults and range-checks every hyperparameter. */
 static int
 spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char *err, size_t err_len)
 {
 	unsigned targets;
+	int lora, code;
 
 	spec_default_str(&s->type, "sft");
 	spec_default_str(&s->method, "full");
@@ -182,58 +275,26 @@ spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char 
 		BAD("a cpt job needs a text dataset; this one holds %s", dataset_kind);
 	if (strcmp(s->method, "full") != 0 && strcmp(s->method, "lora") != 0)
 		BAD("--method must be full or lora, not '%s'", s->method);
-	if (strcmp(s->method, "lora") == 0) {
-		if (s->lora_rank == 0)
-			s->lora_rank = 8;
-		if (s->lora_alpha == 0)
-			s->lora_alpha = 16;
+	lora = strcmp(s->method, "lora") == 0;
+	if (!lora && s->lora_rank != 0)
+		BAD("--lora-rank needs --method lora");
+	if (s->lr == 0)
+		s->lr = lora ? 2e-4f : 1e-4f;
+	if ((code = spec_bounds_check(s, lora, err, err_len)) != FT__CODE__OK)
+		return code;
+	if (lora) {
 		spec_default_str(&s->lora_targets, "q,v");
-		if (s->lora_rank > 1024)
-			BAD("--lora-rank %u is out of range [1, 1024]", s->lora_rank);
-		if (!(s->lora_alpha > 0 && s->lora_alpha < 1e6f))
-			BAD("--lora-alpha must be positive");
-		if (!(s->lora_dropout >= 0 && s->lora_dropout < 1))
-			BAD("--lora-dropout must be in [0, 1)");
 		if (fte_lora_targets_parse(s->lora_targets, &targets) != FTE_OK)
 			BAD("--lora-targets: %s", fte_last_error());
 		if (mc->arch == FTE_ARCH_GPT2 && (targets & FTE_LORA_GATE))
 			BAD("--lora-targets: GPT-2 has no gate projection");
-	} else if (s->lora_rank != 0) {
-		BAD("--lora-rank needs --method lora");
 	}
-	if (s->epochs == 0)
-		s->epochs = 1;
-	if (s->epochs > 1000)
-		BAD("--epochs %u is out of range [1, 1000]", s->epochs);
-	if (s->lr == 0)
-		s->lr = strcmp(s->method, "lora") == 0 ? 2e-4f : 1e-4f;
-	if (!(s->lr > 0 && s->lr <= 1))
-		BAD("--lr must be in (0, 1]");
-	if (s->batch_size == 0)
-		s->batch_size = 4;
-	if (s->batch_size > 4096)
-		BAD("--batch-size %u is out of range [1, 4096]", s->batch_size);
-	if (s->grad_accum == 0)
-		s->grad_accum = 1;
-	if (s->grad_accum > 4096)
-		BAD("--grad-accum %u is out of range [1, 4096]", s->grad_accum);
 	if (s->seq_len == 0)
 		s->seq_len = mc->max_seq_len < 256 ? (uint32_t)mc->max_seq_len : 256;
 	if (s->seq_len < 2 || s->seq_len > (uint32_t)mc->max_seq_len)
 		BAD("--seq-len %u is out of range [2, %d] (the model's context)", s->seq_len, mc->max_seq_len);
 	if (strcmp(s->schedule, "constant") && strcmp(s->schedule, "linear") && strcmp(s->schedule, "cosine"))
 		BAD("--schedule must be constant, linear or cosine, not '%s'", s->schedule);
-	if (!(s->weight_decay >= 0 && s->weight_decay <= 1))
-		BAD("--weight-decay must be in [0, 1]");
-	if (!(s->clip >= 0 && s->clip < 1e6f))
-		BAD("--clip must be >= 0 (0 turns clipping off)");
-	if (s->warmup > 1000000 || s->eval_every > 1000000 || s->save_every > 1000000 ||
-	    s->max_steps > 10000000 || s->early_stop > 1000)
-		BAD("--warmup, --eval-every, --save-every, --max-steps or --early-stop out of range");
-	if (s->priority < -100 || s->priority > 100)
-		BAD("--priority %d is out of range [-100, 100]", s->priority);
-	if (s->seed == 0)
-		s->seed = 1;
 	if (s->name[0] != '\0' && registry_name_check(s->name, err, err_len) != 0)
 		return FT__CODE__INVALID_ARGUMENT;
 	if (strcmp(s->template_, "alpaca") != 0) {
@@ -280,29 +341,127 @@ size_format(uint64_t b, char *buf, size_t len)
 }
 
 int
-queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *spec, int64_t *id,
-    char *err, size_t err_len)
+queue_admit(struct queue *q, const struct queue_admission *a, int64_t *id, char *err,
+    size_t err_len)
+{
+	struct ftuned *d = q->d;
+	int code;
+
+	if (a->priority < -PRIORITY_MAX || a->priority > PRIORITY_MAX) {
+		snprintf(err, err_len, "--priority %d is out of range [%d, %d]", a->priority,
+		    -PRIORITY_MAX, PRIORITY_MAX);
+		return FT__CODE__INVALID_ARGUMENT;
+	}
+	if (!a->admin && !a->followup && a->priority > d->cfg.user_priority_max) {
+		snprintf(err, err_len, "--priority %d is above %d, the highest a user outside the "
+		    "admin group may set (user_priority_max)", a->priority, d->cfg.user_priority_max);
+		return FT__CODE__PERMISSION_DENIED;
+	}
+	if (a->memory > queue_memory_budget(d)) {
+		char need[32], have[32];
+
+		size_format(a->memory, need, sizeof(need));
+		size_format(queue_memory_budget(d), have, sizeof(have));
+		snprintf(err, err_len, "the job needs %s (%s) but the memory budget is %s: %s", need,
+		    a->memory_detail, have, a->memory_hint);
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	}
+	pthread_mutex_lock(&q->lock);
+	if (a->request_id != 0 && (*id = jobs_find_request(d, a->uid, a->request_id)) > 0) {
+		pthread_mutex_unlock(&q->lock);
+		return FT__CODE__OK; /* a resend of a submission already queued */
+	}
+	if (!a->followup && jobs_count_active(d, a->uid) >= d->cfg.max_queued_per_user) {
+		snprintf(err, err_len, "you have %d jobs queued or running, the most allowed "
+		    "(max_queued_per_user)", d->cfg.max_queued_per_user);
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	} else {
+		code = a->insert(d, a->arg, id, err, err_len);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (code == FT__CODE__OK)
+		queue_wake(q);
+	return code;
+}
+
+/* A training job's row, inserted by queue_admit. */
+struct train_insert {
+	uint32_t uid;
+	uint64_t request_id;
+	const Ft__JobSpec *spec;
+	int64_t base_id, dataset_id, general_id;
+	uint64_t memory;
+	const char *base_name, *data_name;
+};
+
+static int
+train_insert(struct ftuned *d, void *arg, int64_t *id, char *err, size_t err_len)
+{
+	const struct train_insert *t = arg;
+
+	int code;
+
+	/* Store names as resolved ids can be renamed later; the spec keeps the names. */
+	code = jobs_insert(d, t->uid, t->request_id, t->spec, t->base_id, t->dataset_id,
+	    t->general_id, t->memory, id, err, err_len);
+	if (code == FT__CODE__OK)
+		jobs_log(d, *id, "info", "queued by uid %u: %s %s of %s on %s, needs %.1f MiB", t->uid,
+		    t->spec->type, t->spec->method, t->base_name, t->data_name,
+		    (double)t->memory / (1 << 20));
+	return code;
+}
+
+/* A malloc-unpacked copy of spec (via its wire form), which spec_check may
+ * change; the caller's spec is borrowed and stays as it was. */
+static Ft__JobSpec *
+spec_copy(const Ft__JobSpec *spec)
+{
+	size_t len = ft__job_spec__get_packed_size(spec);
+	uint8_t *buf = malloc(len + 1);
+	Ft__JobSpec *c;
+
+	if (buf == NULL)
+		return NULL;
+	ft__job_spec__pack(spec, buf);
+	c = ft__job_spec__unpack(NULL, len, buf);
+	free(buf);
+	return c;
+}
+
+int
+queue_submit(struct queue *q, uint32_t uid, int admin, uint64_t request_id,
+    const Ft__JobSpec *in, int64_t *id, char *err, size_t err_len)
 {
 	struct ftuned *d = q->d;
 	struct model_info m;
 	struct dataset_info ds, gen;
-	int64_t general_id = 0;
+	struct train_insert ti = { uid, request_id, NULL, 0, 0, 0, 0, NULL, NULL };
+	struct queue_admission a = { uid, admin, 0, request_id, 0, 0, NULL,
+	    "lower --batch-size or --seq-len, or use --method lora", train_insert, &ti };
+	Ft__JobSpec *spec;
 	fte_config mc;
 	fte_train_config tc;
 	fte_memory mem;
+	char detail[160];
 	int code;
 
-	if (spec->base_model[0] == '\0' || spec->data[0] == '\0') {
+	if (in->base_model[0] == '\0' || in->data[0] == '\0') {
 		snprintf(err, err_len, "a job needs --base MODEL and --data DATASET");
 		return FT__CODE__INVALID_ARGUMENT;
 	}
+	if ((spec = spec_copy(in)) == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	}
 	if (registry_model_find(d, spec->base_model, &m) != 0) {
 		snprintf(err, err_len, "no model '%s' (see ftctl model ls)", spec->base_model);
+		ft__job_spec__free_unpacked(spec, NULL);
 		return FT__CODE__NOT_FOUND;
 	}
 	if (datasets_find(d, spec->data, &ds) != 0) {
 		snprintf(err, err_len, "no dataset '%s' (see ftctl data ls)", spec->data);
 		model_info_free(&m);
+		ft__job_spec__free_unpacked(spec, NULL);
 		return FT__CODE__NOT_FOUND;
 	}
 	if (registry_model_config(&m, &mc) != 0) {
@@ -325,7 +484,7 @@ queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *sp
 			    gen.name, gen.kind);
 			code = FT__CODE__INVALID_ARGUMENT;
 		}
-		general_id = gen.id;
+		ti.general_id = gen.id;
 		dataset_info_free(&gen);
 		if (code != FT__CODE__OK)
 			goto out;
@@ -336,46 +495,25 @@ queue_submit(struct queue *q, uint32_t uid, uint64_t request_id, Ft__JobSpec *sp
 		code = FT__CODE__INVALID_ARGUMENT;
 		goto out;
 	}
-	if (mem.total > queue_memory_budget(d)) {
-		char need[32], have[32];
-
-		size_format(mem.total, need, sizeof(need));
-		size_format(queue_memory_budget(d), have, sizeof(have));
-		snprintf(err, err_len, "the job needs %s (weights %.1f, gradients %.1f, optimizer %.1f, "
-		    "activations %.1f MiB) but the memory budget is %s: lower --batch-size or "
-		    "--seq-len, or use --method lora", need, (double)mem.weights / (1 << 20),
-		    (double)mem.grads / (1 << 20), (double)mem.optimizer / (1 << 20),
-		    (double)mem.activations / (1 << 20), have);
-		code = FT__CODE__RESOURCE_EXHAUSTED;
-		goto out;
-	}
 	/* the model it registers: its trainable tensors, saved in F32 */
 	if ((code = quota_check(d, uid, QUOTA_MODEL, mem.grads, err, err_len)) != FT__CODE__OK)
 		goto out;
-	pthread_mutex_lock(&q->lock);
-	if (request_id != 0 && (*id = jobs_find_request(d, uid, request_id)) > 0) {
-		code = FT__CODE__OK; /* a resend of a submission already queued */
-		pthread_mutex_unlock(&q->lock);
-		goto out;
-	}
-	if (jobs_count_active(d, uid) >= d->cfg.max_queued_per_user) {
-		snprintf(err, err_len, "you have %d jobs queued or running, the most allowed "
-		    "(max_queued_per_user)", d->cfg.max_queued_per_user);
-		code = FT__CODE__RESOURCE_EXHAUSTED;
-	} else {
-		/* Store names as resolved ids can be renamed later; the spec keeps the names. */
-		code = jobs_insert(d, uid, request_id, spec, m.id, ds.id, general_id, mem.total, id, err,
-		    err_len);
-	}
-	pthread_mutex_unlock(&q->lock);
-	if (code == FT__CODE__OK) {
-		jobs_log(d, *id, "info", "queued by uid %u: %s %s of %s on %s, needs %.1f MiB", uid,
-		    spec->type, spec->method, m.name, ds.name, (double)mem.total / (1 << 20));
-		queue_wake(q);
-	}
+	snprintf(detail, sizeof(detail), "weights %.1f, gradients %.1f, optimizer %.1f, "
+	    "activations %.1f MiB", (double)mem.weights / (1 << 20), (double)mem.grads / (1 << 20),
+	    (double)mem.optimizer / (1 << 20), (double)mem.activations / (1 << 20));
+	ti.spec = spec;
+	ti.base_id = m.id;
+	ti.dataset_id = ds.id;
+	ti.memory = a.memory = mem.total;
+	ti.base_name = m.name;
+	ti.data_name = ds.name;
+	a.priority = spec->priority;
+	a.memory_detail = detail;
+	code = queue_admit(q, &a, id, err, err_len);
 out:
 	model_info_free(&m);
 	dataset_info_free(&ds);
+	ft__job_spec__free_unpacked(spec, NULL);
 	return code;
 }
 

@@ -727,6 +727,23 @@ registry_model_find(struct ftuned *d, const char *name_or_id, struct model_info 
 	return rc;
 }
 
+int64_t
+registry_model_of_job(struct ftuned *d, int64_t job_id)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int64_t id = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT id FROM models WHERE job_id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, job_id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return id;
+}
+
 int
 registry_model_list(struct ftuned *d, struct model_info **out, size_t *n)
 {

@@ -97,6 +97,11 @@ int registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
 int registry_model_find(struct ftuned *d, const char *name_or_id,
     struct model_info *out);
 
+/* registry_model_of_job returns the id of the model training job job_id
+ * registered (its job_id is set in the transaction that registers it), or
+ * 0 when there is none. */
+int64_t registry_model_of_job(struct ftuned *d, int64_t job_id);
+
 /* registry_model_list returns every model, oldest first (free each with
  * model_info_free, then the array). */
 int registry_model_list(struct ftuned *d, struct model_info **out, size_t *n);

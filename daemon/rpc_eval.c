@@ -54,8 +54,8 @@ rpc_eval_run(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 	if (req->eval_run->spec == NULL)
 		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "eval run needs a specification");
-	code = eval_submit(call->d, (uint32_t)call->uid, req->eval_run->spec, 0, &eval_id, &job_id,
-	    err, sizeof(err));
+	code = eval_submit(call->d, (uint32_t)call->uid, rpc_caller_is_admin(call),
+	    req->eval_run->spec, 0, &eval_id, &job_id, err, sizeof(err));
 	if (code != FT__CODE__OK)
 		return rpc_error(call, rep, code, "%s", err);
 	ft__eval_reply__init(r);

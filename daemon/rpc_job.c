@@ -119,15 +119,15 @@ job_reply(struct rpc_call *call, Ft__Reply *rep, int64_t id, int body_case)
 int
 rpc_job_submit(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
-	Ft__JobSpec *spec = req->job_submit->spec;
+	const Ft__JobSpec *spec = req->job_submit->spec;
 	char err[1024];
 	int64_t id;
 	int code;
 
 	if (spec == NULL)
 		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "job submit needs a specification");
-	code = queue_submit(call->d->queue, (uint32_t)call->uid, call->request_id, spec, &id, err,
-	    sizeof(err));
+	code = queue_submit(call->d->queue, (uint32_t)call->uid, rpc_caller_is_admin(call),
+	    call->request_id, spec, &id, err, sizeof(err));
 	if (code != FT__CODE__OK)
 		return rpc_error(call, rep, code, "%s", err);
 	return job_reply(call, rep, id, FT__REPLY__BODY_JOB_SUBMIT);

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "registry.h"
 #include "rng.h"
+#include "testhook.h"
 #include "tokcache.h"
 #include "train_job.h"
 
@@ -261,7 +262,9 @@ step_buf_fill(struct step_buf *sb, const struct rows *r, const size_t *idx, size
 	return m;
 }
 
-/* Mean validation loss over every unmasked target, or NAN without data. */
+/* Mean validation loss over every unmasked target, or NAN without data: a
+ * forward pass without dropout that leaves gradients, optimizer and random
+ * state alone, so evaluating does not change the training run. */
 static double
 validation_loss(fte_trainer *t, const struct rows *val, int B)
 {
@@ -286,7 +289,7 @@ validation_loss(fte_trainer *t, const struct rows *val, int B)
 		step_buf_fill(&sb, val, idx + start, count);
 		for (size_t k = 0; k < count * val->T; k++)
 			n_tg += sb.targets[k] >= 0;
-		if (n_tg == 0 || fte_trainer_backward(t, sb.micro, 1, NULL, &loss) != FTE_OK)
+		if (n_tg == 0 || fte_trainer_eval(t, sb.micro, 1, &loss) != FTE_OK)
 			continue;
 		sum += (double)loss * n_tg;
 		weight += n_tg;
@@ -381,7 +384,112 @@ checkpoint_prune(const char *dir, int keep)
 	for (int i = keep; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/checkpoint-%d.bin", dir, steps[i]);
 		unlink(path);
+		snprintf(path, sizeof(path), "%s/checkpoint-%d.stop", dir, steps[i]);
+		unlink(path);
 	}
+}
+
+/*
+ * Early stopping.  Its state is saved beside each checkpoint (checkpoint-
+ * N.stop, written before checkpoint-N.bin), so a resumed job stops where an
+ * uninterrupted one does.  While it is on, the weights of each new best
+ * validation loss are saved as the job would register them, in best-STEP/;
+ * the job registers those.  A best-STEP/ stays while the running job or a
+ * kept checkpoint's state names it.
+ */
+struct early_stop {
+	double best_val;            /* INFINITY before the first evaluation */
+	uint32_t evals_since_best;
+	uint32_t best_step;         /* 0: no evaluation yet */
+};
+
+static int
+early_stop_save(const char *dir, uint32_t step, const struct early_stop *es, char *err,
+    size_t err_len)
+{
+	char path[PATH_MAX], buf[128];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/checkpoint-%u.stop", dir, step);
+	/* %a: the loss is read back bit for bit */
+	n = snprintf(buf, sizeof(buf), "%a %u %u\n", es->best_val, es->evals_since_best,
+	    es->best_step);
+	return fs_write_atomic(path, buf, (size_t)n, err, err_len);
+}
+
+/* The state saved with checkpoint step; 0, or -1 when there is none. */
+static int
+early_stop_load(const char *dir, int step, struct early_stop *es)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "%s/checkpoint-%d.stop", dir, step);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	ok = fscanf(f, "%la %u %u", &es->best_val, &es->evals_since_best, &es->best_step) == 3;
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+/* Removes the best-STEP/ directories other than keep's that no checkpoint
+ * state names. */
+static void
+best_prune(const char *dir, uint32_t keep)
+{
+	uint32_t named[256];
+	int n = 0, s;
+	struct dirent *e;
+	DIR *dd = opendir(dir);
+	char path[PATH_MAX];
+
+	if (dd == NULL)
+		return;
+	while ((e = readdir(dd)) != NULL && n < 256) {
+		struct early_stop es;
+		char c;
+
+		if (sscanf(e->d_name, "checkpoint-%d.sto%c", &s, &c) == 2 && c == 'p' &&
+		    early_stop_load(dir, s, &es) == 0)
+			named[n++] = es.best_step;
+	}
+	rewinddir(dd);
+	while ((e = readdir(dd)) != NULL) {
+		char c;
+		int keep_it;
+
+		if (sscanf(e->d_name, "best-%d%c", &s, &c) != 1 || (uint32_t)s == keep)
+			continue;
+		keep_it = 0;
+		for (int i = 0; i < n; i++)
+			keep_it |= named[i] == (uint32_t)s;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!keep_it)
+			fs_rm_rf(path);
+	}
+	closedir(dd);
+}
+
+/* checkpoint_write saves the trainer at step with the early-stop state and
+ * keeps the newest checkpoint_keep.  0, or -1 with a message. */
+static int
+checkpoint_write(struct ftuned *d, int64_t id, const char *dir, fte_trainer *t, uint32_t step,
+    const struct early_stop *es, char *err, size_t err_len)
+{
+	char path[PATH_MAX];
+
+	if (early_stop_save(dir, step, es, err, err_len) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/checkpoint-%u.bin", dir, step);
+	if (fte_trainer_save(t, path, step) != FTE_OK) {
+		snprintf(err, err_len, "checkpoint: %s", fte_last_error());
+		return -1;
+	}
+	jobs_set_checkpoint(d, id, step);
+	checkpoint_prune(dir, d->cfg.checkpoint_keep);
+	best_prune(dir, es->best_step);
+	return 0;
 }
 
 static char *
@@ -440,6 +548,72 @@ adapter_save(fte_trainer *t, const fte_train_config *tc, const fte_config *c,
 	return rc;
 }
 
+/* result_save writes what the job registers into out_dir (new): the LoRA
+ * adapter (its path into path, PATH_MAX), or the whole model in Hugging
+ * Face layout with the base's tokenizer.  0, or -1 with a message. */
+static int
+result_save(fte_trainer *t, const fte_train_config *tc, fte_model *m,
+    const struct model_info *base, const char *out_dir, char *path, char *err, size_t err_len)
+{
+	fs_rm_rf(out_dir);
+	if (tc->lora.rank > 0) {
+		/* A LoRA model is registered as its adapter, beside its base. */
+		if (fs_mkdirs(out_dir, 0750) != 0) {
+			snprintf(err, err_len, "%s: %s", out_dir, strerror(errno));
+			return -1;
+		}
+		return adapter_save(t, tc, fte_model_config(m), out_dir, path, err, err_len);
+	}
+	/* llama2.c bases have no Hugging Face tokenizer files to copy */
+	if (fte_hf_save(m, strcmp(base->format, "llama2c") != 0 ? base->dir : NULL, out_dir) != FTE_OK) {
+		snprintf(err, err_len, "saving the tuned model: %s", fte_last_error());
+		return -1;
+	}
+	/* The tuned model keeps its base's tokenizer whatever its kind
+	 * (fte_hf_save copies only Hugging Face tokenizer files). */
+	return fs_copy_into(base->tokenizer, out_dir, err, err_len);
+}
+
+/* best_save keeps the current weights as those of the best validation
+ * loss, at step: best-STEP/, made whole before it takes that name. */
+static int
+best_save(fte_trainer *t, const fte_train_config *tc, fte_model *m, const struct model_info *base,
+    const char *dir, uint32_t step, char *err, size_t err_len)
+{
+	char tmp[PATH_MAX], best[PATH_MAX], path[PATH_MAX];
+
+	snprintf(tmp, sizeof(tmp), "%s/best.tmp", dir);
+	snprintf(best, sizeof(best), "%s/best-%u", dir, step);
+	if (result_save(t, tc, m, base, tmp, path, err, err_len) != 0)
+		return -1;
+	fs_rm_rf(best);
+	if (rename(tmp, best) != 0 || fs_fsync_dir(best, 0) != 0) {
+		snprintf(err, err_len, "%s: %s", best, strerror(errno));
+		return -1;
+	}
+	best_prune(dir, step);
+	return 0;
+}
+
+/* job_succeed ends job id with its registered model model_id: the result,
+ * the automatic evaluations, then the state, in that order so a job seen
+ * SUCCEEDED lists its evaluations; its files in dir go first.  A job killed
+ * on the way runs this again when it resumes (train_job_run). */
+static void
+job_succeed(struct ftuned *d, int64_t id, const char *dir, int64_t model_id)
+{
+	char path[PATH_MAX];
+
+	jobs_set_result(d, id, model_id);
+	eval_job_after_training(d, id);
+	/* Checkpoints are only for resuming; the model is registered. */
+	snprintf(path, sizeof(path), "%s/out", dir);
+	fs_rm_rf(path);
+	checkpoint_prune(dir, 0);
+	best_prune(dir, 0);
+	jobs_set_state(d, id, JOB_SUCCEEDED, NULL);
+}
+
 void
 train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 {
@@ -456,10 +630,12 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	fte_trainer *t = NULL;
 	fte_train_config tc;
 	size_t *perm = NULL;
-	uint32_t step = 0, total, spe, evals_since_best = 0;
-	double best_val = INFINITY, val_loss = NAN, base_val = NAN, last_loss = NAN;
+	uint32_t step = 0, total, spe;
+	struct early_stop es = { INFINITY, 0, 0 };
+	double val_loss = NAN, base_val = NAN, last_loss = NAN;
 	enum dataset_kind kind;
-	int have_base = 0, have_ds = 0, rc, per_step, cpt;
+	int have_base = 0, have_ds = 0, rc, per_step, cpt, keep_best;
+	int64_t model_id;
 
 	if (jobs_get(d, id, &j) != 0)
 		return;
@@ -468,6 +644,14 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		return; /* cancelled between being claimed and started */
 	}
 	snprintf(dir, sizeof(dir), "%s/jobs/%lld", d->cfg.state_dir, (long long)id);
+	/* Killed after registering its model: the job only has to end. */
+	if ((model_id = registry_model_of_job(d, id)) > 0) {
+		jobs_log(d, id, "info", "resumed after registering model %lld; finishing",
+		    (long long)model_id);
+		job_succeed(d, id, dir, model_id);
+		job_info_free(&j);
+		return;
+	}
 	if (fs_mkdirs(dir, 0750) != 0) {
 		snprintf(err, sizeof(err), "%s: %s", dir, strerror(errno));
 		goto fail;
@@ -560,8 +744,13 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		goto fail;
 	}
 	step = (uint32_t)checkpoint_restore(d, id, dir, t);
-	if (step > 0)
+	if (step > 0) {
+		/* A checkpoint of an older daemon has no early-stop state: it starts afresh. */
+		if (early_stop_load(dir, (int)step, &es) != 0)
+			es = (struct early_stop){ INFINITY, 0, 0 };
 		jobs_log(d, id, "info", "resumed from the checkpoint at step %u", step);
+	}
+	keep_best = j.spec->early_stop > 0 && val.n > 0;
 	if ((perm = malloc(train.n * sizeof(*perm))) == NULL ||
 	    step_buf_init(&sb, (int)j.spec->batch_size, train.T, (int)j.spec->grad_accum, cpt) != 0) {
 		snprintf(err, sizeof(err), "out of memory");
@@ -616,24 +805,29 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 					val_loss = validation_loss(t, &val, (int)j.spec->batch_size);
 					jobs_metric_val(d, id, step, val_loss);
 					jobs_set_val_loss(d, id, val_loss, 0);
-					if (val_loss < best_val) {
-						best_val = val_loss;
-						evals_since_best = 0;
-					} else if (j.spec->early_stop && ++evals_since_best >= j.spec->early_stop) {
+					if (val_loss < es.best_val) {
+						es = (struct early_stop){ val_loss, 0, step };
+						if (keep_best && best_save(t, &tc, m, &base, dir, step, err,
+						    sizeof(err)) != 0)
+							goto fail;
+					} else if (j.spec->early_stop && ++es.evals_since_best >= j.spec->early_stop) {
 						jobs_log(d, id, "info", "early stop at step %u: validation loss "
 						    "%.4f has not improved for %u evaluations", step, val_loss,
-						    evals_since_best);
+						    es.evals_since_best);
 						goto finished;
 					}
 				}
-				if (step % save_every == 0 && step < total) {
-					snprintf(path, sizeof(path), "%s/checkpoint-%u.bin", dir, step);
-					if (fte_trainer_save(t, path, step) != FTE_OK) {
-						snprintf(err, sizeof(err), "checkpoint: %s", fte_last_error());
+				if (step % save_every == 0 && step < total &&
+				    checkpoint_write(d, id, dir, t, step, &es, err, sizeof(err)) != 0)
+					goto fail;
+				if (j.spec->time_limit > 0 && step < total &&
+				    time(NULL) - (time_t)j.started_at >= (time_t)j.spec->time_limit) {
+					if (step % save_every != 0 &&
+					    checkpoint_write(d, id, dir, t, step, &es, err, sizeof(err)) != 0)
 						goto fail;
-					}
-					jobs_set_checkpoint(d, id, step);
-					checkpoint_prune(dir, d->cfg.checkpoint_keep);
+					snprintf(err, sizeof(err), "time limit of %u s reached at step %u "
+					    "(checkpoint saved)", j.spec->time_limit, step);
+					goto fail;
 				}
 			}
 		}
@@ -644,30 +838,21 @@ finished:
 		jobs_set_val_loss(d, id, val_loss, 0);
 	}
 	jobs_set_stage(d, id, "saving");
-	snprintf(out_dir, sizeof(out_dir), "%s/out", dir);
-	fs_rm_rf(out_dir);
-	if (tc.lora.rank > 0) {
-		/* A LoRA model is registered as its adapter, beside its base. */
-		if (fs_mkdirs(out_dir, 0750) != 0) {
-			snprintf(err, sizeof(err), "%s: %s", out_dir, strerror(errno));
-			goto fail;
-		}
-		if (adapter_save(t, &tc, fte_model_config(m), out_dir, path, err, sizeof(err)) != 0)
-			goto fail;
+	if (keep_best && es.best_step > 0) {
+		/* Early stopping registers the best weights, saved when they were seen. */
+		snprintf(out_dir, sizeof(out_dir), "%s/best-%u", dir, es.best_step);
+		snprintf(path, sizeof(path), "%s/%s", out_dir, REGISTRY_ADAPTER_FILE);
+		val_loss = es.best_val;
+		jobs_set_val_loss(d, id, val_loss, 0);
+		jobs_log(d, id, "info", "registering the weights of step %u, the best validation "
+		    "loss (%.4f)", es.best_step, es.best_val);
 	} else {
-		/* llama2.c bases have no Hugging Face tokenizer files to copy */
-		if (fte_hf_save(m, strcmp(base.format, "llama2c") != 0 ? base.dir : NULL, out_dir) != FTE_OK) {
-			snprintf(err, sizeof(err), "saving the tuned model: %s", fte_last_error());
-			goto fail;
-		}
-		/* The tuned model keeps its base's tokenizer whatever its kind
-		 * (fte_hf_save copies only Hugging Face tokenizer files). */
-		if (fs_copy_into(base.tokenizer, out_dir, err, sizeof(err)) != 0)
+		snprintf(out_dir, sizeof(out_dir), "%s/out", dir);
+		if (result_save(t, &tc, m, &base, out_dir, path, err, sizeof(err)) != 0)
 			goto fail;
 	}
 	{
 		char name[128], *lineage;
-		int64_t model_id;
 		int code;
 
 		if (j.spec->name[0])
@@ -681,15 +866,11 @@ finished:
 		free(lineage);
 		if (code != FT__CODE__OK)
 			goto fail;
-		jobs_set_result(d, id, model_id);
-		fs_rm_rf(out_dir);
 		jobs_log(d, id, "info", "registered tuned model %lld '%s' (validation loss %.4f, "
 		    "base %.4f)", (long long)model_id, name, val_loss, base_val);
 	}
-	jobs_set_state(d, id, JOB_SUCCEEDED, NULL);
-	eval_job_after_training(d, id);
-	/* Checkpoints are only for resuming; the model is registered. */
-	checkpoint_prune(dir, 0);
+	testhook_pause("after_register");
+	job_succeed(d, id, dir, model_id);
 	goto out;
 fail:
 	jobs_log(d, id, "error", "failed: %s", err);

@@ -133,7 +133,7 @@ pass "LoRA model removed"
 
 # --- bad hyperparameters ---
 msg=$($F job submit --base stories260K --data lines --type sft --lr 5 2>&1)
-expect_match "$msg" "INVALID_ARGUMENT: --lr must be in" "lr range checked"
+expect_match "$msg" "INVALID_ARGUMENT: --lr 5 is out of range \(0, 1\]" "lr range checked"
 msg=$($F job submit --base stories260K --data lines --type cpt 2>&1)
 expect_match "$msg" "needs a text dataset" "type and dataset kind must match"
 msg=$($F job submit --base stories260K --data lines --type sft --seq-len 100000 2>&1)

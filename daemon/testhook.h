@@ -1,0 +1,18 @@
+/*
+ * testhook.h - pauses at named points, for tests only.
+ *
+ * FTUNED_TEST_HOOKS (read once, at the first hook) lists the points to
+ * pause at: "pause:NAME[,pause:NAME...]".  At such a point the daemon
+ * creates $FTUNED_TEST_HOOKS_DIR/NAME.reached and waits until NAME.go
+ * appears there (then removes it), so a test can kill the daemon exactly
+ * there.  Unset, a hook costs one comparison.  Never set it in production.
+ *
+ * Points: after_register (train_job.c: the tuned model is registered, the
+ * job not yet SUCCEEDED).
+ */
+#ifndef FT_TESTHOOK_H
+#define FT_TESTHOOK_H
+
+void testhook_pause(const char *name);
+
+#endif
