@@ -64,8 +64,4 @@ int fs_file_inside(const char *path, const char *roots, const char *kind, int *d
  * nothing. */
 void fs_unpin(char *msg, size_t len, const char *pin, const char *real);
 
-/* fs_test_hook pauses at a named point when FTUNED_TEST_HOOKS asks (tests
- * only; see fsutil.c). */
-void fs_test_hook(const char *point);
-
 #endif

@@ -19,6 +19,7 @@
 #include "quota.h"
 #include "registry.h"
 #include "rpc.h"
+#include "testhook.h"
 
 /* Copies a registry row into a reply message in call memory. */
 static Ft__ModelInfo *
@@ -334,7 +335,7 @@ export_dir_make(int pfd, const char *base, const char *out, int *ofd, char *err,
 	struct stat st;
 	int e;
 
-	fs_test_hook("export");
+	testhook_pause("export");
 	if (mkdirat(pfd, base, 0700) != 0) {
 		e = errno;
 		snprintf(err, err_len, e == EEXIST ? "%s exists: --out must name a folder that does "

@@ -31,7 +31,7 @@ refused() { [ "$rc" -ne 0 ] && pass "$1" || fail "$1: accepted ($out)"; }
 
 roots=$FT_TMP/roots
 outs=$FT_TMP/exports
-hook=$FT_TMP/hook/go
+hook=$FT_TMP/hook/export.go reached=$FT_TMP/hook/export.reached
 mkdir -p "$roots" "$outs" "$FT_TMP/hook" "$FT_TMP/private"
 secret=$FT_TMP/private/shadow
 printf '{"leak": "SECRET-7f3a"}\n' > "$secret"
@@ -56,7 +56,7 @@ expect_eq "$(readlink "$FT_STATE/dashboard-token.tmp")" "$victim" "nor replaced"
 	pass "the token file is written beside it" || fail "no dashboard-token"
 
 FT_CONF_EXTRA="import_roots = $roots\nexport_roots = $outs\n"
-export FTUNED_TEST_HOOKS="export:$hook"
+export FTUNED_TEST_HOOKS=pause:export FTUNED_TEST_HOOKS_DIR=$FT_TMP/hook
 daemon_start
 expect_eq "$(stat -c %a "$FT_STATE/ftuned.db") $(stat -c %a "$FT_STATE")" "640 750" \
     "state files are 0640 whatever the umask"
@@ -117,11 +117,11 @@ expect_match "$err" "outside the export roots \($outs\); .* export_roots" "the m
 snapshot() { (cd "$1" && ls -la --time-style=+%s.%N && sha256sum ./*) 2>&1; }
 # export_race OUT TARGET: export good to OUT, planting OUT -> TARGET while the daemon waits.
 export_race() {
-	rm -f "$hook" "$hook.reached"
+	rm -f "$hook" "$reached"
 	"$ftctl" model export good --format hf --out "$1" >"$FT_TMP/race.out" 2>"$FT_TMP/race.err" &
 	local pid=$! i
-	for i in $(seq 1 300); do [ -e "$hook.reached" ] && break; sleep 0.1; done
-	[ -e "$hook.reached" ] || fail "the export did not reach the test hook"
+	for i in $(seq 1 300); do [ -e "$reached" ] && break; sleep 0.1; done
+	[ -e "$reached" ] || fail "the export did not reach the test hook"
 	ln -s "$2" "$1"
 	touch "$hook"
 	wait "$pid"
