@@ -250,7 +250,9 @@ typedef struct fte_logprob {
 /* fte_model_logprobs is the teacher-forced view of n tokens (2 <= n <=
  * max_seq_len + 1): out[i] (n - 1 entries) gives tokens[i + 1]'s
  * log-probability after tokens[0..i] and the k (0 to FTE_TOP_LOGPROBS_MAX)
- * most likely tokens there.  FTE_EINVAL, FTE_ENOMEM. */
+ * most likely tokens there (fewer where a probability underflows to 0).
+ * It holds what fte_model_loss holds, within fte_generate_memory.
+ * FTE_EINVAL, FTE_ENOMEM. */
 int fte_model_logprobs(fte_model *m, const int *tokens, int n, int k, fte_logprob *out);
 
 /* Called with each generated token and its log-probabilities. */

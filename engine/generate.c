@@ -279,8 +279,32 @@ sample(const fte_sampler *s, const float *logits, int V, prob_idx *pi, uint64_t 
 	return pi[n - 1].i;
 }
 
+/* top_select puts the k largest of v (V) in lp's top, best first (ties to
+ * the lower id, as the sampler). */
+static void
+top_select(const float *v, int V, int k, fte_logprob *lp)
+{
+	lp->n_top = 0;
+	for (int i = 0; i < V; i++) {
+		int at = lp->n_top;
+
+		while (at > 0 && v[i] > lp->top_lp[at - 1])
+			at--;
+		if (at >= k)
+			continue;
+		if (lp->n_top < k)
+			lp->n_top++;
+		memmove(lp->top_id + at + 1, lp->top_id + at,
+		    (size_t)(lp->n_top - 1 - at) * sizeof(int));
+		memmove(lp->top_lp + at + 1, lp->top_lp + at,
+		    (size_t)(lp->n_top - 1 - at) * sizeof(float));
+		lp->top_id[at] = i;
+		lp->top_lp[at] = v[i];
+	}
+}
+
 /* logprob_row fills lp from one row of logits (V): tok's log-softmax and
- * the k largest, best first (ties to the lower id, as the sampler). */
+ * the k likeliest. */
 static void
 logprob_row(const float *logits, int V, int tok, int k, fte_logprob *lp)
 {
@@ -295,23 +319,7 @@ logprob_row(const float *logits, int V, int tok, int k, fte_logprob *lp)
 		sum += exp((double)logits[i] - mx);
 	lse = mx + (float)log(sum);
 	lp->logprob = logits[tok] - lse;
-	lp->n_top = 0;
-	for (int i = 0; i < V; i++) {
-		int at = lp->n_top;
-
-		while (at > 0 && logits[i] > lp->top_lp[at - 1])
-			at--;
-		if (at >= k)
-			continue;
-		if (lp->n_top < k)
-			lp->n_top++;
-		memmove(lp->top_id + at + 1, lp->top_id + at,
-		    (size_t)(lp->n_top - 1 - at) * sizeof(int));
-		memmove(lp->top_lp + at + 1, lp->top_lp + at,
-		    (size_t)(lp->n_top - 1 - at) * sizeof(float));
-		lp->top_id[at] = i;
-		lp->top_lp[at] = logits[i];
-	}
+	top_select(logits, V, k, lp);
 	for (int i = 0; i < lp->n_top; i++)
 		lp->top_lp[i] -= lse;
 }
@@ -320,29 +328,37 @@ int
 fte_model_logprobs(fte_model *m, const int *tokens, int n, int k, fte_logprob *out)
 {
 	const fte_config *c = &m->cfg;
-	size_t V = (size_t)c->vocab_size;
+	int V = c->vocab_size;
 	fte__acts a;
-	float *logits;
 	int rc;
 
 	if (n < 2 || n - 1 > c->max_seq_len || k < 0 || k > FTE_TOP_LOGPROBS_MAX)
 		return fte_error_set(FTE_EINVAL, "logprobs: need 2 to %d tokens and k <= %d",
 		    c->max_seq_len + 1, FTE_TOP_LOGPROBS_MAX);
 	for (int i = 0; i < n; i++)
-		if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+		if (tokens[i] < 0 || tokens[i] >= V)
 			return fte_error_set(FTE_EINVAL, "logprobs: token %d outside the vocabulary (%d)",
-			    tokens[i], c->vocab_size);
-	if ((logits = malloc((size_t)(n - 1) * V * sizeof(float))) == NULL)
-		return fte_error_set(FTE_ENOMEM, "logprobs: out of memory");
-	if ((rc = fte__acts_create(c, 1, n - 1, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK) {
-		free(logits);
+			    tokens[i], V);
+	if ((rc = fte__acts_create(c, 1, n - 1, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK)
 		return rc;
-	}
-	fte__forward(m, NULL, &a, tokens, NULL, NULL, 1, n - 1, logits, NULL);
 	for (int i = 0; i < n - 1; i++)
-		logprob_row(logits + (size_t)i * V, (int)V, tokens[i + 1], k, &out[i]);
+		a.dloss[i] = 1.0f;
+	/* the loss pass, so no copy of the logits: each target's loss is its
+	 * log-probability, and the probabilities left in place rank the rest
+	 * (one that underflows to 0 is not listed) */
+	fte__forward(m, NULL, &a, tokens, tokens + 1, NULL, 1, n - 1, NULL, NULL);
+	for (int i = 0; i < n - 1; i++) {
+		out[i].logprob = -a.losses[i];
+		top_select(a.logits + (size_t)i * V, V, k, &out[i]);
+		for (int t = 0; t < out[i].n_top; t++) {
+			if (out[i].top_lp[t] <= 0.0f) {
+				out[i].n_top = t;
+				break;
+			}
+			out[i].top_lp[t] = logf(out[i].top_lp[t]);
+		}
+	}
 	fte__acts_free(&a);
-	free(logits);
 	return FTE_OK;
 }
 
