@@ -85,6 +85,16 @@ worst=$(jq -n --argjson g "$glp" --argjson e "$elp" --argjson n "$ng" '
 close "$worst" 0 2e-5 && pass "generated log-probabilities equal the teacher-forced ones over $ng tokens (largest relative difference $worst)" ||
 	fail "generated vs teacher-forced: $worst"
 
+# a stop string ends the tokens where it ends the text
+r=$(post /completions "{\"model\": \"stories260K\", \"prompt\": \"$gprompt\", \"max_tokens\": 24, \"temperature\": 0, \"logprobs\": 2, \"stop\": \" One\"}")
+st=$(body_of "$r" | jq -c '.choices[0]')
+expect_eq "$(printf '%s' "$st" | jq -r '.logprobs.tokens | join("")')" "$(printf '%s' "$st" | jq -r '.text')" \
+	"stop: the tokens spell the text before the stop string"
+expect_eq "$(printf '%s' "$st" | jq -r .finish_reason)" "stop" "stop: finish_reason"
+expect_eq "$(printf '%s' "$st" | jq -c '.logprobs.token_logprobs')" \
+	"$(printf '%s' "$glp" | jq -c --argjson n "$(printf '%s' "$st" | jq '.logprobs.tokens | length')" '.token_logprobs[:$n]')" \
+	"stop: the same values as without it"
+
 # --- streamed completion with echo and logprobs ---
 r=$(post /completions "{\"model\": \"stories260K\", \"prompt\": \"$gprompt\", \"max_tokens\": 24, \"temperature\": 0, \"logprobs\": 5, \"echo\": true, \"stream\": true}" -N)
 chunks=$(printf '%s' "$r" | sed -n 's/^data: \({.*\)$/\1/p' | jq -c '.choices[0]')
