@@ -27,7 +27,9 @@
  * outputs are short; this is what keeps multi-token characters and
  * decoder rules such as the leading-space strip right) and the text up to
  * the last safe point is published: a partial UTF-8 character or a tail
- * that may still grow into a stop string is held back.
+ * that may still grow into a stop string is held back.  With logprobs a
+ * token's bytes are what its decode added, and deploy_job_tokens hands
+ * out a token only with the text that holds it.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -15,6 +15,9 @@
  *
  * Unknown parameters are ignored, as they are harmless for this subset
  * (clients send user, penalties, logit_bias defaults); n must be 1.
+ * Log-probabilities come in OpenAI's two shapes (completions: parallel
+ * arrays, with echo the prompt's tokens first; chat: logprobs.content[]),
+ * each streamed chunk carrying the tokens whose text it carries.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -802,7 +805,6 @@ generate_whole(struct api_call *c, const struct api_params *a, struct deploy_job
 	json_t *j;
 
 	deploy_job_prompt(job, &np, &ptext, &plen);
-
 	do {
 		running = job_wait(c, job, off, 0, &started, &chunk, &len);
 		if (chunk != NULL && off + len + 1 > cap) {
