@@ -181,4 +181,6 @@ else
 fi
 
 curl -sf "$url/models" >/dev/null && pass "the server serves on" || fail "the server stopped serving"
+daemon_stop
+expect_eq "$FT_EXIT" "0" "the daemon exits cleanly (under ASan: nothing leaked)"
 finish
