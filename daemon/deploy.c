@@ -27,7 +27,9 @@
  * outputs are short; this is what keeps multi-token characters and
  * decoder rules such as the leading-space strip right) and the text up to
  * the last safe point is published: a partial UTF-8 character or a tail
- * that may still grow into a stop string is held back.
+ * that may still grow into a stop string is held back.  With logprobs a
+ * token's bytes are what its decode added, and deploy_job_tokens hands
+ * out a token only with the text that holds it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -88,15 +90,24 @@ struct deploy_job {
 	uint64_t seed;
 	char **stop;
 	size_t n_stop;
+	int logprobs, top_logprobs, echo;
 	atomic_int cancel;
 	/* Under s->lock. */
 	int started, done;
 	char *text;                  /* the decoded output so far */
 	size_t visible;              /* bytes of text that may be sent */
 	struct deploy_result result;
+	size_t n_toks;               /* entries of toks filled */
+	/* Set before started. */
+	struct deploy_token *toks;   /* with logprobs: room for every output token */
+	struct deploy_token *ptoks;  /* with echo: the prompt's tokens */
+	size_t n_ptoks;
+	char *ptext;                 /* with echo: the prompt decoded */
+	size_t ptext_len;
 	/* The generating thread's own. */
 	int *ids;
 	int n_ids;
+	size_t prev_len;             /* bytes the output decoded to before the last token */
 	fte_tokenizer *tok;
 	int stop_at;                 /* offset of a stop string found, or -1 */
 };
@@ -928,11 +939,85 @@ stop_find(const struct deploy_job *j, const char *text, size_t len, size_t *hold
 	return at;
 }
 
-/* fte_generate's callback: decode, look for stops, publish safe text. */
-static int
-job_token(void *arg, int token)
+static void
+token_free(struct deploy_token *t)
 {
-	struct deploy_job *j = arg;
+	free(t->text);
+	for (int i = 0; i < t->n_top; i++)
+		free(t->top_text[i]);
+}
+
+static char *
+bytes_dup(const char *p, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d != NULL) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/* token_fill describes ids[n - 1], which took the decoded text of ids[0..n)
+ * (len bytes) from prev_len to len, and lp (NULL: no log-probability).
+ * An alternative's bytes are what it would have added in its place (what
+ * it decodes to alone when that is not an extension).  0, or -1 with t
+ * left empty. */
+static int
+token_fill(struct deploy_token *t, const fte_tokenizer *tok, int *ids, size_t n,
+    const char *text, size_t len, size_t prev_len, const fte_logprob *lp, int k)
+{
+	int id = ids[n - 1], bad = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->offset = prev_len < len ? prev_len : len;
+	t->len = len - t->offset;
+	if ((t->text = bytes_dup(text + t->offset, t->len)) == NULL)
+		return -1;
+	if (lp == NULL)
+		return 0;
+	t->has_logprob = 1;
+	t->logprob = lp->logprob;
+	for (int i = 0; i < lp->n_top && i < k && !bad; i++) {
+		char *alt = NULL;
+		size_t alen = 0;
+
+		ids[n - 1] = lp->top_id[i];
+		if (fte_tokenizer_decode_flags(tok, ids, n, FTE_TOK_SKIP_SPECIAL, &alt, &alen) !=
+		    FTE_OK) {
+			bad = 1;
+		} else if (alen >= t->offset && memcmp(alt, text, t->offset) == 0) {
+			t->top_len[i] = alen - t->offset;
+			bad = (t->top_text[i] = bytes_dup(alt + t->offset, t->top_len[i])) == NULL;
+		} else {
+			free(alt);
+			alt = NULL;
+			bad = fte_tokenizer_decode_flags(tok, &lp->top_id[i], 1, FTE_TOK_SKIP_SPECIAL,
+			    &alt, &alen) != FTE_OK;
+			if (!bad) {
+				t->top_len[i] = alen;
+				bad = (t->top_text[i] = bytes_dup(alt, alen)) == NULL;
+			}
+		}
+		free(alt);
+		t->top_lp[i] = lp->top_lp[i];
+		t->n_top = i + 1;
+	}
+	ids[n - 1] = id;
+	if (bad) {
+		token_free(t);
+		memset(t, 0, sizeof(*t));
+		return -1;
+	}
+	return 0;
+}
+
+/* fte_generate's callback: decode, record the token's log-probabilities
+ * (lp not NULL), look for stops, publish safe text. */
+static int
+job_step(struct deploy_job *j, int token, const fte_logprob *lp)
+{
 	struct deploy *s = j->s;
 	char *text = NULL;
 	size_t len, hold, visible;
@@ -942,6 +1027,12 @@ job_token(void *arg, int token)
 	if (fte_tokenizer_decode_flags(j->tok, j->ids, (size_t)j->n_ids, FTE_TOK_SKIP_SPECIAL,
 	    &text, &len) != FTE_OK)
 		return 1;
+	if (lp != NULL && token_fill(&j->toks[j->n_ids - 1], j->tok, j->ids, (size_t)j->n_ids,
+	    text, len, j->prev_len, lp, j->top_logprobs) != 0) {
+		free(text);
+		return 1;
+	}
+	j->prev_len = len;
 	at = stop_find(j, text, len, &hold);
 	if (at >= 0) {
 		j->stop_at = at;
@@ -950,6 +1041,8 @@ job_token(void *arg, int token)
 		visible = utf8_complete(text, len - hold);
 	}
 	pthread_mutex_lock(&s->lock);
+	if (lp != NULL)
+		j->n_toks = (size_t)j->n_ids;
 	/* Published text never changes: decoders here extend their output. */
 	if (visible >= j->visible && memcmp(text, j->text ? j->text : "", j->visible) == 0) {
 		free(j->text);
@@ -961,6 +1054,58 @@ job_token(void *arg, int token)
 	pthread_mutex_unlock(&s->lock);
 	free(text);
 	return at >= 0 || atomic_load(&j->cancel) || atomic_load(&s->stopping);
+}
+
+static int
+job_token(void *arg, int token)
+{
+	return job_step(arg, token, NULL);
+}
+
+static int
+job_token_lp(void *arg, int token, const fte_logprob *lp)
+{
+	return job_step(arg, token, lp);
+}
+
+/* job_echo records the prompt's tokens with their teacher-forced
+ * log-probabilities (the first has none).  0, or -1 with a message. */
+static int
+job_echo(struct deploy_job *j, struct cached *c, int *ids, size_t n)
+{
+	fte_logprob *lp = calloc(n, sizeof(*lp));
+	char *text = NULL;
+	size_t len = 0, prev = 0;
+	int rc = -1;
+
+	if (lp == NULL || (j->ptoks = calloc(n, sizeof(*j->ptoks))) == NULL) {
+		fte_error_set(FTE_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (n > 1 && fte_model_logprobs(c->model, ids, (int)n, j->top_logprobs, lp + 1) != FTE_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		free(text);
+		text = NULL;
+		if (fte_tokenizer_decode_flags(c->tok, ids, i + 1, FTE_TOK_SKIP_SPECIAL, &text,
+		    &len) != FTE_OK)
+			goto out;
+		if (token_fill(&j->ptoks[i], c->tok, ids, i + 1, text, len, prev, i ? &lp[i] : NULL,
+		    j->top_logprobs) != 0) {
+			fte_error_set(FTE_ENOMEM, "out of memory");
+			goto out;
+		}
+		j->n_ptoks++;
+		prev = len;
+	}
+	j->ptext = text;
+	j->ptext_len = len;
+	text = NULL;
+	rc = 0;
+out:
+	free(text);
+	free(lp);
+	return rc;
 }
 
 /* The Alpaca prompt has one turn: the last user message is the
@@ -1061,9 +1206,15 @@ job_run(struct deploy *s, struct deploy_job *j)
 	sm.top_p = j->top_p;
 	sm.seed = j->seed;
 	sm.max_new_tokens = max_new;
-	if ((j->ids = malloc((size_t)max_new * sizeof(int))) == NULL) {
+	if ((j->ids = malloc((size_t)max_new * sizeof(int))) == NULL ||
+	    (j->logprobs && (j->toks = calloc((size_t)max_new, sizeof(*j->toks))) == NULL)) {
 		r->status = DEPLOY_NO_MEMORY;
 		snprintf(r->message, sizeof(r->message), "out of memory");
+		goto out;
+	}
+	if (j->echo && job_echo(j, c, ids, n_ids) != 0) {
+		r->status = DEPLOY_FAILED;
+		snprintf(r->message, sizeof(r->message), "echo: %s", fte_last_error());
 		goto out;
 	}
 	j->tok = c->tok;
@@ -1072,7 +1223,9 @@ job_run(struct deploy *s, struct deploy_job *j)
 	r->prompt_tokens = (int)n_ids;
 	pthread_cond_broadcast(&s->progress);
 	pthread_mutex_unlock(&s->lock);
-	if (fte_generate(c->model, ids, (int)n_ids, &sm, job_token, j, NULL, &n_out) != FTE_OK ||
+	if ((j->logprobs ? fte_generate_logprobs(c->model, ids, (int)n_ids, &sm, j->top_logprobs,
+	    job_token_lp, j, NULL, &n_out) : fte_generate(c->model, ids, (int)n_ids, &sm, job_token,
+	    j, NULL, &n_out)) != FTE_OK ||
 	    fte_tokenizer_decode_flags(c->tok, j->ids, (size_t)j->n_ids, FTE_TOK_SKIP_SPECIAL,
 	    &text, &len) != FTE_OK) {
 		r->status = DEPLOY_FAILED;
@@ -1164,6 +1317,13 @@ job_free(struct deploy_job *j)
 	free(j->stop);
 	free(j->text);
 	free(j->ids);
+	for (size_t i = 0; i < j->n_toks; i++)
+		token_free(&j->toks[i]);
+	free(j->toks);
+	for (size_t i = 0; i < j->n_ptoks; i++)
+		token_free(&j->ptoks[i]);
+	free(j->ptoks);
+	free(j->ptext);
 	free(j);
 }
 
@@ -1184,6 +1344,9 @@ job_new(struct deploy *s, const struct deploy_params *p, const struct deploy_inf
 	j->temperature = p->temperature;
 	j->top_p = p->top_p;
 	j->seed = p->seed;
+	j->logprobs = p->logprobs;
+	j->top_logprobs = p->top_logprobs;
+	j->echo = p->echo;
 	j->stop_at = -1;
 	atomic_init(&j->cancel, 0);
 	j->prompt = strdup(p->prompt ? p->prompt : "");
@@ -1301,6 +1464,30 @@ deploy_job_wait_for(struct deploy_job *j, size_t off, int timeout_ms, int *start
 	running = !j->done;
 	pthread_mutex_unlock(&s->lock);
 	return running;
+}
+
+const struct deploy_token *
+deploy_job_tokens(struct deploy_job *j, size_t upto, size_t *n)
+{
+	struct deploy *s = j->s;
+	size_t k = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (k < j->n_toks && (j->toks[k].offset + j->toks[k].len <= upto ||
+	    (j->done && j->toks[k].offset < upto)))
+		k++;
+	pthread_mutex_unlock(&s->lock);
+	*n = k;
+	return j->toks;
+}
+
+const struct deploy_token *
+deploy_job_prompt(const struct deploy_job *j, size_t *n, const char **text, size_t *len)
+{
+	*n = j->n_ptoks;
+	*text = j->ptext ? j->ptext : "";
+	*len = j->ptext_len;
+	return j->ptoks;
 }
 
 const struct deploy_result *

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "fte_tok.h"
+#include "fte_train.h"
 #include "ftuned.h"
 #include "registry.h"
 
@@ -152,6 +153,23 @@ struct deploy_params {
 	uint64_t seed;
 	const char *const *stop;         /* stop strings, not included in the text */
 	size_t n_stop;
+	int logprobs;                    /* record each token's log-probability */
+	int top_logprobs;                /* with logprobs: alternatives per token, at most
+	                                  * FTE_TOP_LOGPROBS_MAX */
+	int echo;                        /* record the prompt's tokens too */
+};
+
+/* One token of the output (or of the prompt, with echo) and its
+ * log-probabilities under the model's own distribution (fte_logprob). */
+struct deploy_token {
+	char *text;                      /* its bytes (malloc'd, len of them) */
+	size_t offset, len;              /* where they are in the output (the prompt) text */
+	int has_logprob;                 /* 0 only for the prompt's first token */
+	float logprob;
+	int n_top;
+	float top_lp[FTE_TOP_LOGPROBS_MAX];
+	char *top_text[FTE_TOP_LOGPROBS_MAX];  /* each alternative's bytes, malloc'd */
+	size_t top_len[FTE_TOP_LOGPROBS_MAX];
 };
 
 enum deploy_status {
@@ -195,6 +213,16 @@ int deploy_job_wait(struct deploy_job *j, size_t off, int *started, char **chunk
  * (0 = only look): then it returns 1 with *chunk NULL. */
 int deploy_job_wait_for(struct deploy_job *j, size_t off, int timeout_ms, int *started,
     char **chunk, size_t *len);
+
+/* deploy_job_tokens: with logprobs, the output's tokens whose bytes lie
+ * within its first upto bytes (once finished: that begin there), in *n;
+ * the array stays valid until deploy_job_release. */
+const struct deploy_token *deploy_job_tokens(struct deploy_job *j, size_t upto, size_t *n);
+
+/* deploy_job_prompt: with echo, once started, the prompt's tokens (*n of
+ * them) and *text, the prompt as they decode (*len bytes). */
+const struct deploy_token *deploy_job_prompt(const struct deploy_job *j, size_t *n,
+    const char **text, size_t *len);
 
 /* deploy_job_result is the outcome; valid once deploy_job_wait returned 0. */
 const struct deploy_result *deploy_job_result(const struct deploy_job *j);

@@ -15,6 +15,9 @@
  *
  * Unknown parameters are ignored, as they are harmless for this subset
  * (clients send user, penalties, logit_bias defaults); n must be 1.
+ * Log-probabilities come in OpenAI's two shapes (completions: parallel
+ * arrays, with echo the prompt's tokens first; chat: logprobs.content[]),
+ * each streamed chunk carrying the tokens whose text it carries.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -38,6 +41,8 @@
 #define MESSAGES_MAX CHAT_MESSAGES_MAX
 #define COMPLETION_DEFAULT_TOKENS 16 /* OpenAI's default for /v1/completions */
 #define GONE_CHECK_MS 200            /* how often a waiting handler looks at its client */
+#define COMPLETION_LOGPROBS_MAX 5    /* OpenAI's bounds on alternatives per token */
+#define CHAT_TOP_LOGPROBS_MAX 20
 
 /* One request's reply state. */
 struct api_call {
@@ -269,6 +274,7 @@ struct api_params {
 	int stream;
 	int include_usage;
 	int chat;
+	int echo;
 };
 
 static void
@@ -419,6 +425,49 @@ params_stop(struct api_call *c, json_t *j, struct api_params *a)
 	return 0;
 }
 
+static int
+param_bool(struct api_call *c, json_t *j, const char *key, int *out)
+{
+	json_t *v = json_object_get(j, key);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		send_error(c, 400, key, "invalid_type", "'%s' must be a boolean.", key);
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* Completions: logprobs = k alternatives (0 to 5) and echo; chat:
+ * logprobs = true and top_logprobs (0 to 20), as OpenAI bounds them. */
+static int
+params_logprobs(struct api_call *c, json_t *j, struct api_params *a)
+{
+	double k = -1;
+
+	if (!a->chat) {
+		if (param_number(c, j, "logprobs", 0, COMPLETION_LOGPROBS_MAX, 1, &k) != 0 ||
+		    param_bool(c, j, "echo", &a->echo) != 0)
+			return -1;
+		a->p.logprobs = k >= 0;
+		a->p.top_logprobs = k >= 0 ? (int)k : 0;
+		a->p.echo = a->echo;
+		return 0;
+	}
+	if (param_bool(c, j, "logprobs", &a->p.logprobs) != 0 ||
+	    param_number(c, j, "top_logprobs", 0, CHAT_TOP_LOGPROBS_MAX, 1, &k) != 0)
+		return -1;
+	if (k >= 0 && !a->p.logprobs) {
+		send_error(c, 400, "top_logprobs", "invalid_value", "'top_logprobs' requires "
+		    "'logprobs' to be true.");
+		return -1;
+	}
+	a->p.top_logprobs = k >= 0 ? (int)k : 0;
+	return 0;
+}
+
 /* Fills a from the body j; 0, or -1 after answering 400. */
 static int
 params_parse(struct api_call *c, json_t *j, struct api_params *a)
@@ -453,6 +502,8 @@ params_parse(struct api_call *c, json_t *j, struct api_params *a)
 		send_error(c, 400, "stream", "invalid_value", "'stream' must be a boolean.");
 		return -1;
 	}
+	if (params_logprobs(c, j, a) != 0)
+		return -1;
 	a->stream = json_is_true(stream);
 	a->include_usage = json_is_true(json_object_get(opts, "include_usage"));
 	a->p.max_tokens = (int)max_tokens;
@@ -505,11 +556,101 @@ usage_json(const struct deploy_result *r)
 	    r->completion_tokens, "total_tokens", r->prompt_tokens + r->completion_tokens);
 }
 
-/* One choice of a chunk or reply; text NULL for none. */
+/* ---- log-probabilities ---- */
+
 static json_t *
-choice_json(int chat, int stream, const char *text, size_t len, int first, const char *finish)
+bytes_json(const char *p, size_t len)
 {
-	json_t *ch = json_pack("{s:i,s:n}", "index", 0, "logprobs"), *msg;
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < len; i++)
+		json_array_append_new(a, json_integer((unsigned char)p[i]));
+	return a;
+}
+
+/* Appends n tokens to a completions logprobs object (tokens,
+ * token_logprobs, top_logprobs, text_offset), their offsets moved by base. */
+static void
+lp_completion_add(json_t *o, const struct deploy_token *t, size_t n, size_t base)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_t *top = t[i].has_logprob ? json_object() : json_null();
+
+		for (int k = 0; k < t[i].n_top; k++) {
+			char *key = strndup(t[i].top_text[k], t[i].top_len[k]);
+
+			/* two alternatives may read alike: the likelier stays */
+			if (key != NULL && json_object_get(top, key) == NULL)
+				json_object_set_new(top, key, json_real(t[i].top_lp[k]));
+			free(key);
+		}
+		json_array_append_new(json_object_get(o, "tokens"), json_text(t[i].text, t[i].len));
+		json_array_append_new(json_object_get(o, "token_logprobs"), t[i].has_logprob ?
+		    json_real(t[i].logprob) : json_null());
+		json_array_append_new(json_object_get(o, "top_logprobs"), top);
+		json_array_append_new(json_object_get(o, "text_offset"),
+		    json_integer((json_int_t)(base + t[i].offset)));
+	}
+}
+
+static json_t *
+lp_completion(void)
+{
+	return json_pack("{s:[],s:[],s:[],s:[]}", "tokens", "token_logprobs", "top_logprobs",
+	    "text_offset");
+}
+
+/* Chat's shape: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}. */
+static json_t *
+lp_chat(const struct deploy_token *t, size_t n)
+{
+	json_t *content = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *top = json_array();
+
+		for (int k = 0; k < t[i].n_top; k++)
+			json_array_append_new(top, json_pack("{s:o,s:f,s:o}", "token",
+			    json_text(t[i].top_text[k], t[i].top_len[k]), "logprob",
+			    (double)t[i].top_lp[k], "bytes", bytes_json(t[i].top_text[k],
+			    t[i].top_len[k])));
+		json_array_append_new(content, json_pack("{s:o,s:f,s:o,s:o}", "token",
+		    json_text(t[i].text, t[i].len), "logprob", (double)t[i].logprob, "bytes",
+		    bytes_json(t[i].text, t[i].len), "top_logprobs", top));
+	}
+	return json_pack("{s:o,s:n}", "content", content, "refusal");
+}
+
+/* The logprobs of output tokens [from, to) of job (for completions with
+ * echo, the prompt's first when with_prompt); NULL without logprobs. */
+static json_t *
+lp_json(const struct api_params *a, struct deploy_job *job, size_t from, size_t to,
+    int with_prompt)
+{
+	const struct deploy_token *pt, *t;
+	const char *ptext;
+	size_t np, plen, n;
+	json_t *o;
+
+	if (!a->p.logprobs)
+		return NULL;
+	t = deploy_job_tokens(job, 0, &n);
+	if (a->chat)
+		return lp_chat(t + from, to - from);
+	o = lp_completion();
+	pt = deploy_job_prompt(job, &np, &ptext, &plen);
+	if (with_prompt)
+		lp_completion_add(o, pt, np, 0);
+	lp_completion_add(o, t + from, to - from, a->echo ? plen : 0);
+	return o;
+}
+
+/* One choice of a chunk or reply; text NULL for none; lp (taken) NULL for none. */
+static json_t *
+choice_json(int chat, int stream, const char *text, size_t len, int first, const char *finish,
+    json_t *lp)
+{
+	json_t *ch = json_pack("{s:i,s:o}", "index", 0, "logprobs", lp ? lp : json_null()), *msg;
 
 	json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
 	if (!chat) {
@@ -576,7 +717,8 @@ generate_stream(struct api_call *c, const struct api_params *a, struct deploy_jo
     const char *id, time_t created)
 {
 	const struct deploy_result *r = deploy_job_result(job);
-	size_t off = 0, len;
+	const char *ptext;
+	size_t off = 0, len, sent = 0, n, np, plen;
 	int started, running, first = 1, gone = 0;
 	char *chunk;
 	json_t *j;
@@ -587,27 +729,37 @@ generate_stream(struct api_call *c, const struct api_params *a, struct deploy_jo
 	    WEB_SECURITY_HEADERS "\r\n"
 	    "Connection: close\r\n\r\n");
 	c->status = 200;
-	do {
+	deploy_job_prompt(job, &np, &ptext, &plen);
+	if (a->echo && np > 0)
+		gone = sse_chunk(c, a, id, created, r->model, choice_json(0, 1, ptext, plen, 1,
+		    NULL, lp_json(a, job, 0, 0, 1))) != 0;
+	while (!gone) {
 		running = job_wait(c, job, off, 0, &started, &chunk, &len);
 		gone = c->gone;
 		if (!gone && (chunk != NULL || (first && a->chat))) {
+			deploy_job_tokens(job, off + len, &n);
 			gone = sse_chunk(c, a, id, created, r->model,
-			    choice_json(a->chat, 1, chunk, len, first, NULL)) != 0;
+			    choice_json(a->chat, 1, chunk, len, first, NULL,
+			    lp_json(a, job, sent, n, 0))) != 0;
+			sent = n;
 			first = 0;
 		}
 		free(chunk);
 		off += len;
 		if (gone)
 			deploy_job_cancel(job);
-	} while (running && !gone);
+		if (!running)
+			break;
+	}
 	if (gone)
 		return;
 	if (r->status != DEPLOY_OK) {
 		sse_send(c, error_body(r->message, "server_error", NULL, r->status ==
 		    DEPLOY_STOPPING ? "service_unavailable" : NULL));
 	} else {
+		deploy_job_tokens(job, off, &n);
 		sse_chunk(c, a, id, created, r->model, choice_json(a->chat, 1, NULL, 0, 0,
-		    r->finish_reason));
+		    r->finish_reason, n > sent ? lp_json(a, job, sent, n, 0) : NULL));
 		if (a->include_usage) {
 			j = reply_head(id, a->chat ? "chat.completion.chunk" : "text_completion",
 			    created, r->model);
@@ -619,17 +771,40 @@ generate_stream(struct api_call *c, const struct api_params *a, struct deploy_jo
 	mg_printf(c->conn, "data: [DONE]\n\n");
 }
 
+/* Puts the prompt's decoded text before the len bytes of *text. */
+static int
+echo_prepend(struct deploy_job *job, char **text, size_t *len)
+{
+	const char *ptext;
+	size_t np, plen;
+	char *all;
+
+	deploy_job_prompt(job, &np, &ptext, &plen);
+	if ((all = malloc(plen + *len + 1)) == NULL)
+		return -1;
+	memcpy(all, ptext, plen);
+	if (*len > 0)
+		memcpy(all + plen, *text, *len);
+	all[plen + *len] = '\0';
+	free(*text);
+	*text = all;
+	*len += plen;
+	return 0;
+}
+
 /* Collects the whole output of a non-streamed job and answers it. */
 static void
 generate_whole(struct api_call *c, const struct api_params *a, struct deploy_job *job,
     const char *id, time_t created)
 {
 	const struct deploy_result *r = deploy_job_result(job);
-	size_t off = 0, len, cap = 0;
+	size_t off = 0, len, cap = 0, n, np, plen;
 	char *text = NULL, *chunk, *nt;
+	const char *ptext;
 	int started, running, oom = 0;
 	json_t *j;
 
+	deploy_job_prompt(job, &np, &ptext, &plen);
 	do {
 		running = job_wait(c, job, off, 0, &started, &chunk, &len);
 		if (chunk != NULL && off + len + 1 > cap) {
@@ -651,10 +826,14 @@ generate_whole(struct api_call *c, const struct api_params *a, struct deploy_job
 		send_error(c, 500, NULL, NULL, "out of memory");
 	} else if (r->status != DEPLOY_OK) {
 		status_error(c, r->status, r->message);
+	} else if (a->echo && echo_prepend(job, &text, &off) != 0) {
+		send_error(c, 500, NULL, NULL, "out of memory");
 	} else {
+		deploy_job_tokens(job, a->echo ? off - plen : off, &n);
 		j = reply_head(id, a->chat ? "chat.completion" : "text_completion", created, r->model);
 		json_object_set_new(j, "choices", json_pack("[o]", choice_json(a->chat, 0,
-		    text ? text : "", text ? off : 0, 1, r->finish_reason)));
+		    text ? text : "", text ? off : 0, 1, r->finish_reason,
+		    lp_json(a, job, 0, n, 1))));
 		json_object_set_new(j, "usage", usage_json(r));
 		send_json(c, 200, j);
 	}

@@ -235,6 +235,35 @@ void fte_sampler_default(fte_sampler *s);
  * caller's own stop sequences). */
 typedef int (*fte_token_fn)(void *arg, int token);
 
+/* Log-probabilities of one position under the model's own distribution:
+ * the log-softmax of its logits at temperature 1, before any sampling
+ * transform (temperature, top-k, top-p), as OpenAI reports them. */
+#define FTE_TOP_LOGPROBS_MAX 20
+
+typedef struct fte_logprob {
+	float logprob;                       /* of the token at this position */
+	int n_top;                           /* entries in top_id and top_lp */
+	int top_id[FTE_TOP_LOGPROBS_MAX];    /* the most likely tokens, best first */
+	float top_lp[FTE_TOP_LOGPROBS_MAX];
+} fte_logprob;
+
+/* fte_model_logprobs is the teacher-forced view of n tokens (2 <= n <=
+ * max_seq_len + 1): out[i] (n - 1 entries) gives tokens[i + 1]'s
+ * log-probability after tokens[0..i] and the k (0 to FTE_TOP_LOGPROBS_MAX)
+ * most likely tokens there (fewer where a probability underflows to 0).
+ * It holds what fte_model_loss holds, within fte_generate_memory.
+ * FTE_EINVAL, FTE_ENOMEM. */
+int fte_model_logprobs(fte_model *m, const int *tokens, int n, int k, fte_logprob *out);
+
+/* Called with each generated token and its log-probabilities. */
+typedef int (*fte_logprob_fn)(void *arg, int token, const fte_logprob *lp);
+
+/* fte_generate_logprobs is fte_generate calling fn with each token's
+ * log-probability and the k most likely alternatives (0 to
+ * FTE_TOP_LOGPROBS_MAX) at its position. */
+int fte_generate_logprobs(fte_model *m, const int *prompt, int n_prompt,
+    const fte_sampler *s, int k, fte_logprob_fn fn, void *arg, int *out, int *n_out);
+
 /* fte_generate_memory computes, without allocating, the most bytes one
  * fte_generate call on a model of shape c holds besides the model itself:
  * the KV cache, one position's buffers, the sampler's buffer and the

@@ -231,7 +231,7 @@ prob_cmp(const void *a, const void *b)
 
 /* sample picks the next token from logits (V); pi is (V) scratch. */
 static int
-sample(const fte_sampler *s, float *logits, int V, prob_idx *pi, uint64_t *rng)
+sample(const fte_sampler *s, const float *logits, int V, prob_idx *pi, uint64_t *rng)
 {
 	float mx = -INFINITY, sum = 0.0f, cut, r, acc = 0.0f;
 	int best = 0, n = V;
@@ -279,6 +279,89 @@ sample(const fte_sampler *s, float *logits, int V, prob_idx *pi, uint64_t *rng)
 	return pi[n - 1].i;
 }
 
+/* top_select puts the k largest of v (V) in lp's top, best first (ties to
+ * the lower id, as the sampler). */
+static void
+top_select(const float *v, int V, int k, fte_logprob *lp)
+{
+	lp->n_top = 0;
+	for (int i = 0; i < V; i++) {
+		int at = lp->n_top;
+
+		while (at > 0 && v[i] > lp->top_lp[at - 1])
+			at--;
+		if (at >= k)
+			continue;
+		if (lp->n_top < k)
+			lp->n_top++;
+		memmove(lp->top_id + at + 1, lp->top_id + at,
+		    (size_t)(lp->n_top - 1 - at) * sizeof(int));
+		memmove(lp->top_lp + at + 1, lp->top_lp + at,
+		    (size_t)(lp->n_top - 1 - at) * sizeof(float));
+		lp->top_id[at] = i;
+		lp->top_lp[at] = v[i];
+	}
+}
+
+/* logprob_row fills lp from one row of logits (V): tok's log-softmax and
+ * the k likeliest. */
+static void
+logprob_row(const float *logits, int V, int tok, int k, fte_logprob *lp)
+{
+	float mx = -INFINITY;
+	double sum = 0.0;
+	float lse;
+
+	for (int i = 0; i < V; i++)
+		if (logits[i] > mx)
+			mx = logits[i];
+	for (int i = 0; i < V; i++)
+		sum += exp((double)logits[i] - mx);
+	lse = mx + (float)log(sum);
+	lp->logprob = logits[tok] - lse;
+	top_select(logits, V, k, lp);
+	for (int i = 0; i < lp->n_top; i++)
+		lp->top_lp[i] -= lse;
+}
+
+int
+fte_model_logprobs(fte_model *m, const int *tokens, int n, int k, fte_logprob *out)
+{
+	const fte_config *c = &m->cfg;
+	int V = c->vocab_size;
+	fte__acts a;
+	int rc;
+
+	if (n < 2 || n - 1 > c->max_seq_len || k < 0 || k > FTE_TOP_LOGPROBS_MAX)
+		return fte_error_set(FTE_EINVAL, "logprobs: need 2 to %d tokens and k <= %d",
+		    c->max_seq_len + 1, FTE_TOP_LOGPROBS_MAX);
+	for (int i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= V)
+			return fte_error_set(FTE_EINVAL, "logprobs: token %d outside the vocabulary (%d)",
+			    tokens[i], V);
+	if ((rc = fte__acts_create(c, 1, n - 1, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK)
+		return rc;
+	for (int i = 0; i < n - 1; i++)
+		a.dloss[i] = 1.0f;
+	/* the loss pass, so no copy of the logits: each target's loss is its
+	 * log-probability, and the probabilities left in place rank the rest
+	 * (one that underflows to 0 is not listed) */
+	fte__forward(m, NULL, &a, tokens, tokens + 1, NULL, 1, n - 1, NULL, NULL);
+	for (int i = 0; i < n - 1; i++) {
+		out[i].logprob = -a.losses[i];
+		top_select(a.logits + (size_t)i * V, V, k, &out[i]);
+		for (int t = 0; t < out[i].n_top; t++) {
+			if (out[i].top_lp[t] <= 0.0f) {
+				out[i].n_top = t;
+				break;
+			}
+			out[i].top_lp[t] = logf(out[i].top_lp[t]);
+		}
+	}
+	fte__acts_free(&a);
+	return FTE_OK;
+}
+
 size_t
 fte_generate_memory(const fte_config *c)
 {
@@ -293,13 +376,15 @@ fte_generate_memory(const fte_config *c)
 	    prefill;
 }
 
-int
-fte_generate(fte_model *m, const int *prompt, int n_prompt,
-    const fte_sampler *s, fte_token_fn fn, void *arg, int *out, int *n_out)
+/* generate_run is fte_generate calling fn, or lp_fn with k alternatives. */
+static int
+generate_run(fte_model *m, const int *prompt, int n_prompt, const fte_sampler *s,
+    fte_token_fn fn, fte_logprob_fn lp_fn, int k, void *arg, int *out, int *n_out)
 {
 	const fte_config *c = &m->cfg;
 	decoder d;
 	prob_idx *pi;
+	fte_logprob lp;
 	uint64_t rng = s->seed;
 	int rc, n = 0, tok;
 
@@ -314,6 +399,9 @@ fte_generate(fte_model *m, const int *prompt, int n_prompt,
 	    !(s->top_p > 0.0f && s->top_p <= 1.0f))
 		return fte_error_set(FTE_EINVAL,
 		    "generate: bad sampler (max_new_tokens >= 0, temperature >= 0, top_k >= 0, 0 < top_p <= 1)");
+	if (k < 0 || k > FTE_TOP_LOGPROBS_MAX)
+		return fte_error_set(FTE_EINVAL, "generate: at most %d alternatives",
+		    FTE_TOP_LOGPROBS_MAX);
 	if ((rc = decoder_create(c, &d)) != FTE_OK)
 		return rc;
 	if ((pi = malloc((size_t)c->vocab_size * sizeof(*pi))) == NULL) {
@@ -341,6 +429,8 @@ fte_generate(fte_model *m, const int *prompt, int n_prompt,
 
 		decoder_step(m, &d, tok, pos);
 		next = sample(s, d.logits, c->vocab_size, pi, &rng);
+		if (lp_fn != NULL)
+			logprob_row(d.logits, c->vocab_size, next, k, &lp);
 		if ((s->stop_at_eos && next == c->eos_id) || (s->stop_at_bos && next == c->bos_id))
 			break;
 		if (out != NULL)
@@ -348,10 +438,26 @@ fte_generate(fte_model *m, const int *prompt, int n_prompt,
 		n++;
 		if (fn != NULL && fn(arg, next) != 0)
 			break;
+		if (lp_fn != NULL && lp_fn(arg, next, &lp) != 0)
+			break;
 		tok = next;
 	}
 	free(pi);
 	free(d.mem);
 	*n_out = n;
 	return FTE_OK;
+}
+
+int
+fte_generate(fte_model *m, const int *prompt, int n_prompt,
+    const fte_sampler *s, fte_token_fn fn, void *arg, int *out, int *n_out)
+{
+	return generate_run(m, prompt, n_prompt, s, fn, NULL, 0, arg, out, n_out);
+}
+
+int
+fte_generate_logprobs(fte_model *m, const int *prompt, int n_prompt,
+    const fte_sampler *s, int k, fte_logprob_fn fn, void *arg, int *out, int *n_out)
+{
+	return generate_run(m, prompt, n_prompt, s, NULL, fn, k, arg, out, n_out);
 }
