@@ -54,6 +54,30 @@ enum fte_rope_style {
 	FTE_ROPE_INTERLEAVED = 1, /* llama2.c / GGUF: rotate adjacent pairs */
 };
 
+/* RoPE frequency scalings, as transformers' modeling_rope_utils computes
+ * them (rope_scaling / rope_parameters rope_type). */
+enum fte_rope_type {
+	FTE_ROPE_DEFAULT = 0,
+	FTE_ROPE_LINEAR = 1,  /* inv_freq / factor */
+	FTE_ROPE_DYNAMIC = 2, /* NTK base at the configured context (exact up to it) */
+	FTE_ROPE_LLAMA3 = 3,  /* Llama 3.1: low frequencies / factor, a smooth band */
+	FTE_ROPE_YARN = 4,    /* ramped interpolation and an attention factor */
+};
+
+/* The numbers of a RoPE scaling, kept as the config states them (doubles,
+ * as transformers reads them) so an export writes them back unchanged. */
+typedef struct fte_rope_scaling {
+	int type;                 /* enum fte_rope_type */
+	double factor;
+	double low_freq_factor;   /* llama3 */
+	double high_freq_factor;  /* llama3 */
+	int orig_ctx;             /* llama3, yarn: original_max_position_embeddings */
+	double beta_fast;         /* yarn (32) */
+	double beta_slow;         /* yarn (1) */
+	double attn_factor;       /* yarn; 0: 0.1 ln(factor) + 1 */
+	int no_truncate;          /* yarn: truncate false (ramp ends not rounded) */
+} fte_rope_scaling;
+
 #define FTE_MAX_LAYERS 256
 #define FTE_NAME_MAX 64
 
@@ -70,6 +94,7 @@ typedef struct fte_config {
 	float norm_eps;      /* RMSNorm / LayerNorm epsilon */
 	float rope_theta;    /* Llama only */
 	int rope_style;      /* enum fte_rope_style, Llama only */
+	fte_rope_scaling rope; /* Llama only; zero: the default rotation */
 	int tied_embeddings; /* output head shares tok_embeddings.weight */
 	int qkv_bias;        /* Llama only: q/k/v projections have biases */
 	int bos_id;          /* -1 when unknown */

@@ -162,8 +162,8 @@ decoder_step(const fte_model *m, decoder *d, int tok, int pos)
 		matmul_forward(kr, d->xb, lw->wk, lw->bk, 1, C, KD);
 		matmul_forward(vr, d->xb, lw->wv, lw->bv, 1, C, KD);
 		if (c->arch == FTE_ARCH_LLAMA) {
-			rope_forward(d->q, &pos, 1, H, D, c->rope_theta, c->rope_style);
-			rope_forward(kr, &pos, 1, K, D, c->rope_theta, c->rope_style);
+			rope_forward(d->q, &pos, 1, H, D, m->rope_freq, m->rope_attn, c->rope_style);
+			rope_forward(kr, &pos, 1, K, D, m->rope_freq, m->rope_attn, c->rope_style);
 		}
 		/* one query against the cache; query head h reads kv head h/(H/K) */
 		for (int h = 0; h < H; h++) {

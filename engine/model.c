@@ -6,10 +6,42 @@
 
 #include "fte.h"
 #include "transformer.h"
+#include "kernels/kernels.h"
+
+/* rope_check accepts the scalings rope_inv_freq computes, with numbers
+ * that keep its table finite and positive. */
+static int
+rope_check(const fte_config *c)
+{
+	const fte_rope_scaling *r = &c->rope;
+
+	if (r->type == FTE_ROPE_DEFAULT)
+		return FTE_OK;
+	if (r->type < FTE_ROPE_DEFAULT || r->type > FTE_ROPE_YARN)
+		return fte_error_set(FTE_EINVAL, "model config: unknown rope scaling type %d", r->type);
+	if (!(r->factor > 0) || !isfinite(r->factor))
+		return fte_error_set(FTE_EINVAL, "model config: rope scaling factor must be positive");
+	if (r->type == FTE_ROPE_DYNAMIC && c->head_dim <= 2)
+		return fte_error_set(FTE_EINVAL, "model config: dynamic rope scaling needs head_dim > 2");
+	if ((r->type == FTE_ROPE_LLAMA3 || r->type == FTE_ROPE_YARN) && r->orig_ctx <= 0)
+		return fte_error_set(FTE_EINVAL, "model config: rope scaling needs original_max_position_embeddings");
+	if (r->type == FTE_ROPE_LLAMA3 && !(r->low_freq_factor > 0 &&
+	    r->high_freq_factor > r->low_freq_factor && isfinite(r->high_freq_factor)))
+		return fte_error_set(FTE_EINVAL, "model config: llama3 rope scaling needs "
+		    "0 < low_freq_factor < high_freq_factor");
+	if (r->type == FTE_ROPE_YARN && !(r->beta_fast > 0 && r->beta_slow > 0 &&
+	    isfinite(r->beta_fast) && isfinite(r->beta_slow) && r->attn_factor >= 0 &&
+	    isfinite(r->attn_factor)))
+		return fte_error_set(FTE_EINVAL, "model config: yarn rope scaling needs positive "
+		    "beta_fast, beta_slow and attention_factor");
+	return FTE_OK;
+}
 
 int
 fte_config_check(const fte_config *c)
 {
+	int rc;
+
 	if (c == NULL)
 		return fte_error_set(FTE_EINVAL, "model config: NULL");
 	if (c->arch != FTE_ARCH_LLAMA && c->arch != FTE_ARCH_GPT2)
@@ -34,6 +66,8 @@ fte_config_check(const fte_config *c)
 			return fte_error_set(FTE_EINVAL, "model config: rope_theta must be positive");
 		if (c->head_dim % 2 != 0)
 			return fte_error_set(FTE_EINVAL, "model config: head_dim %d must be even for RoPE", c->head_dim);
+		if ((rc = rope_check(c)) != FTE_OK)
+			return rc;
 	} else {
 		if (c->n_kv_heads != c->n_heads)
 			return fte_error_set(FTE_EINVAL, "model config: GPT-2 needs n_kv_heads == n_heads");
@@ -212,6 +246,11 @@ fte_model_create(const fte_config *cfg, fte_model **out)
 	m->n_params = off;
 	if ((m->mem = calloc(off, sizeof(float))) == NULL)
 		goto nomem;
+	if (cfg->arch == FTE_ARCH_LLAMA) {
+		if ((m->rope_freq = calloc((size_t)cfg->head_dim / 2, sizeof(float))) == NULL)
+			goto nomem;
+		rope_inv_freq(cfg, m->rope_freq, &m->rope_attn);
+	}
 	for (int i = 0; i < m->n_tensors; i++)
 		m->tensors[i].data = m->mem + m->offset[i];
 	fte__weights_view(m, m->mem, &m->w);
@@ -228,6 +267,7 @@ fte_model_free(fte_model *m)
 	if (m == NULL)
 		return;
 	free(m->mem);
+	free(m->rope_freq);
 	free(m->tensors);
 	free(m->offset);
 	free(m->slot);

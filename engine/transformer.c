@@ -284,8 +284,8 @@ layer_forward(const fte_model *m, const fte__lora *lo, fte__acts *a, int l,
 	linear_forward(m, lo, a, s.k, s.ln1, lw->wk, lw->bk, N, C, KD, l, LORA_K, rng);
 	linear_forward(m, lo, a, s.v, s.ln1, lw->wv, lw->bv, N, C, KD, l, LORA_V, rng);
 	if (llama) {
-		rope_forward(s.q, a->pos, N, H, D, c->rope_theta, c->rope_style);
-		rope_forward(s.k, a->pos, N, K, D, c->rope_theta, c->rope_style);
+		rope_forward(s.q, a->pos, N, H, D, m->rope_freq, m->rope_attn, c->rope_style);
+		rope_forward(s.k, a->pos, N, K, D, m->rope_freq, m->rope_attn, c->rope_style);
 	}
 	if (a->kv_k != NULL) {
 		size_t at = (size_t)l * c->max_seq_len * KD;
@@ -420,8 +420,8 @@ fte__backward(const fte_model *m, const fte__weights *g, const fte__lora *lo,
 		attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, s.q, s.k,
 		    s.v, s.att, B, T, H, K, D);
 		if (llama) {
-			rope_backward(a->dq, a->pos, N, H, D, c->rope_theta, c->rope_style);
-			rope_backward(a->dk, a->pos, N, K, D, c->rope_theta, c->rope_style);
+			rope_backward(a->dq, a->pos, N, H, D, m->rope_freq, m->rope_attn, c->rope_style);
+			rope_backward(a->dk, a->pos, N, K, D, m->rope_freq, m->rope_attn, c->rope_style);
 		}
 		zero(a->dln, NC);
 		linear_backward(m, lo, gl, a, a->dln, lg->wq, lg->bq, a->dq, s.ln1,

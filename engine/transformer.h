@@ -46,6 +46,8 @@ struct fte_model {
 	size_t *offset;              /* tensor i starts at mem + offset[i] */
 	unsigned char *slot, *layer; /* enum fte__slot and layer of tensor i */
 	fte__weights w;              /* views into mem */
+	float *rope_freq;            /* (head_dim / 2) inv_freq, Llama only */
+	float rope_attn;             /* YaRN's attention factor, else 1 */
 };
 
 /* fte__config_num_params counts a configuration's parameters (checked

@@ -1,6 +1,7 @@
 /* test_hf.c - Hugging Face import and export: the fixtures written by
  * tests/fixtures/gen_hf_fixtures.py (Llama tied/untied, BF16, F16, sharded,
- * __metadata__ alias, Qwen2 biases, GPT-2) against their PyTorch logits and
+ * __metadata__ alias, Qwen2 biases, GPT-2, Llama 3.1 and YaRN RoPE scaling)
+ * against their PyTorch logits and
  * probe values, the real tiny-gpt2 checkpoint against its raw file, save/load
  * round trips, the llama2.c -> HF q/k permutation, and malformed directories. */
 #include <stdio.h>
@@ -17,7 +18,7 @@
 
 static const char *fixtures[] = {
 	"llama_tied", "llama_bf16", "llama_f16", "llama_sharded", "llama_alias",
-	"qwen2_bias", "gpt2",
+	"qwen2_bias", "gpt2", "llama3_rope", "qwen2_yarn",
 };
 
 static double worst_rel;      /* largest logits error seen, relative */
@@ -134,7 +135,13 @@ same_config(const fte_config *a, const fte_config *b)
 	    a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
 	    a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta &&
 	    a->rope_style == b->rope_style && a->tied_embeddings == b->tied_embeddings &&
-	    a->qkv_bias == b->qkv_bias && a->bos_id == b->bos_id && a->eos_id == b->eos_id;
+	    a->qkv_bias == b->qkv_bias && a->bos_id == b->bos_id && a->eos_id == b->eos_id &&
+	    a->rope.type == b->rope.type && a->rope.factor == b->rope.factor &&
+	    a->rope.low_freq_factor == b->rope.low_freq_factor &&
+	    a->rope.high_freq_factor == b->rope.high_freq_factor &&
+	    a->rope.orig_ctx == b->rope.orig_ctx && a->rope.beta_fast == b->rope.beta_fast &&
+	    a->rope.beta_slow == b->rope.beta_slow && a->rope.attn_factor == b->rope.attn_factor &&
+	    a->rope.no_truncate == b->rope.no_truncate;
 }
 
 static void
@@ -197,6 +204,65 @@ test_configs(void)
 		CHECK(fte_model_config(m)->tied_embeddings == 1);
 		fte_model_free(m);
 	}
+	if (fte_model_load(fixture_dir("llama3_rope"), &m) == FTE_OK) {
+		const fte_rope_scaling *r = &fte_model_config(m)->rope;
+		CHECK(r->type == FTE_ROPE_LLAMA3 && r->factor == 8.0 && r->low_freq_factor == 1.0 &&
+		    r->high_freq_factor == 4.0 && r->orig_ctx == 8192);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("qwen2_yarn"), &m) == FTE_OK) {
+		const fte_rope_scaling *r = &fte_model_config(m)->rope;
+		CHECK(r->type == FTE_ROPE_YARN && r->factor == 4.0 && r->orig_ctx == 4096 &&
+		    r->beta_fast == 32 && r->beta_slow == 1 && r->attn_factor == 0 && !r->no_truncate);
+		fte_model_free(m);
+	}
+}
+
+/* KV-cache generation over a scaled RoPE picks, at every step, the argmax
+ * of the full forward over the tokens so far: the cache holds keys turned
+ * by the same frequencies and attention factor. */
+static void
+test_generate_rope(const char *name)
+{
+	fte_model *m = NULL;
+	fte_sampler smp;
+	int seq[40], gen[6], n = 0, agree = 1, P = 30;
+	json_t *exp;
+	char path[4096];
+	float *logits;
+
+	snprintf(path, sizeof(path), "%s/expected.json", fixture_dir(name));
+	CHECK((exp = json_load_file(path, 0, NULL)) != NULL);
+	CHECK(fte_model_load(fixture_dir(name), &m) == FTE_OK);
+	if (exp == NULL || m == NULL) {
+		json_decref(exp);
+		fte_model_free(m);
+		return;
+	}
+	for (int i = 0; i < P; i++)
+		seq[i] = (int)json_integer_value(json_array_get(json_object_get(exp, "tokens"), (size_t)i));
+	json_decref(exp);
+	fte_sampler_default(&smp);
+	smp.max_new_tokens = 6;
+	smp.stop_at_eos = smp.stop_at_bos = 0;
+	CHECK(fte_generate(m, seq, P, &smp, NULL, NULL, gen, &n) == FTE_OK && n == 6);
+	memcpy(seq + P, gen, 6 * sizeof(int));
+	logits = malloc(36 * 64 * sizeof(float));
+	for (int k = 0; k < 6 && logits != NULL; k++) {
+		int T = P + k, best = 0;
+		const float *row = logits + (size_t)(T - 1) * 64;
+
+		CHECK(logits_compute(m, seq, T, logits) == FTE_OK);
+		for (int v = 1; v < 64; v++)
+			if (row[v] > row[best])
+				best = v;
+		agree &= best == gen[k];
+	}
+	CHECK(agree);
+	printf("%s: KV-cache generation %d %d %d %d %d %d\n", name, gen[0], gen[1], gen[2],
+	    gen[3], gen[4], gen[5]);
+	free(logits);
+	fte_model_free(m);
 }
 
 /* tiny-gpt2: the real checkpoint, compared value by value with its file. */
@@ -398,15 +464,64 @@ test_bad(void)
 	json_write(cfg, json_deep_copy(j));
 	expect_fail(d, FTE_EFORMAT, "bad", "describes at least");
 	json_object_set_new(j, "vocab_size", json_integer(64));
+	/* every RoPE type and key is read or refused by name, never ignored */
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f}", "type", "longrope", "factor", 2.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling.rope_type \"longrope\"");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f,s:f}", "type", "yarn", "factor", 2.0,
+	    "mscale", 1.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling.mscale");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f,s:i}", "type", "dynamic", "factor", 2.0,
+	    "original_max_position_embeddings", 32));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling.original_max_position_embeddings");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f,s:i}", "rope_type", "yarn", "factor", 4.0,
+	    "original_max_position_embeddings", 32));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "transformers versions");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f,s:f}", "rope_type", "llama3",
+	    "factor", 8.0, "low_freq_factor", 1.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "rope_scaling has no \"high_freq_factor\"");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s}", "type", "linear"));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "rope_scaling has no \"factor\"");
+	json_object_set_new(j, "partial_rotary_factor", json_real(0.5));
+	json_object_set_new(j, "rope_scaling", json_null());
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "partial_rotary_factor");
+	json_object_del(j, "partial_rotary_factor");
 	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f}", "type", "linear", "factor", 2.0));
 	json_write(cfg, json_deep_copy(j));
-	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling");
-	json_object_del(j, "rope_scaling");
+	{
+		fte_model *ls = NULL;
+		CHECK(fte_model_load(d, &ls) == FTE_OK && ls != NULL &&
+		    fte_model_config(ls)->rope.type == FTE_ROPE_LINEAR &&
+		    fte_model_config(ls)->rope.factor == 2.0);
+		fte_model_free(ls);
+	}
 	/* newer transformers: rope_parameters, read or refused, never ignored */
-	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f}", "rope_type", "llama3",
+	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f}", "rope_type", "linear",
+	    "rope_theta", 10000.0, "factor", 8.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "both rope_scaling and rope_parameters");
+	json_object_del(j, "rope_scaling");
+	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f}", "rope_type", "su",
 	    "rope_theta", 500000.0, "factor", 8.0));
 	json_write(cfg, json_deep_copy(j));
-	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_parameters.rope_type \"llama3\"");
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_parameters.rope_type \"su\"");
+	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f,s:f,s:f,s:i}", "rope_type",
+	    "llama3", "rope_theta", 10000.0, "factor", 8.0, "low_freq_factor", 1.0,
+	    "high_freq_factor", 4.0, "original_max_position_embeddings", 8192));
+	json_write(cfg, json_deep_copy(j));
+	{
+		fte_model *l3 = NULL;
+		CHECK(fte_model_load(d, &l3) == FTE_OK && l3 != NULL &&
+		    fte_model_config(l3)->rope.type == FTE_ROPE_LLAMA3 &&
+		    fte_model_config(l3)->rope.orig_ctx == 8192);
+		fte_model_free(l3);
+	}
 	json_object_set_new(j, "rope_parameters", json_pack("{s:{s:s,s:f}}", "full_attention",
 	    "rope_type", "default", "rope_theta", 1e6));
 	json_write(cfg, json_deep_copy(j));
@@ -790,6 +905,8 @@ main(void)
 {
 	test_fixtures();
 	test_configs();
+	test_generate_rope("llama3_rope");
+	test_generate_rope("qwen2_yarn");
 	test_interleaved();
 	test_bad();
 	test_alias_kept_head();
