@@ -22,6 +22,8 @@
  *   layers.{i}.attn.wv.bias        (K*D)         GPT-2, or Llama with qkv_bias
  *   layers.{i}.attn.wo.weight      (C, H*D)
  *   layers.{i}.attn.wo.bias        (C)           GPT-2 only
+ *   layers.{i}.attn.q_norm.weight  (D)           Llama with qk_norm (Qwen3)
+ *   layers.{i}.attn.k_norm.weight  (D)           Llama with qk_norm
  *   layers.{i}.ffn_norm.weight     (C)
  *   layers.{i}.ffn_norm.bias       (C)           GPT-2 only
  *   layers.{i}.ffn.w1.weight       (F, C)        Llama gate_proj
@@ -97,6 +99,8 @@ typedef struct fte_config {
 	fte_rope_scaling rope; /* Llama only; zero: the default rotation */
 	int tied_embeddings; /* output head shares tok_embeddings.weight */
 	int qkv_bias;        /* Llama only: q/k/v projections have biases */
+	int qk_norm;         /* Llama only: RMSNorm of each q and k head before
+	                      * RoPE (Qwen3) */
 	int bos_id;          /* -1 when unknown */
 	int eos_id;          /* -1 when unknown */
 } fte_config;

@@ -334,6 +334,10 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 		    path);
 	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32 or F16", path);
+	/* llama.cpp's qwen3 architecture has its own keys and rotate-half q/k */
+	if (c->qk_norm)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of q/k-norm (Qwen3) models is not "
+		    "supported: llama.cpp's qwen3 architecture is not written here", path);
 	/* llama.cpp's YaRN has beta 32/1, rounded ramp ends and attention
 	 * factor 0.1 ln(factor) + 1; llama3 needs a rope_freqs tensor and
 	 * dynamic NTK has no key */

@@ -4,7 +4,8 @@
  * layout of fte_model.h and written back.
  *
  * Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (Llama
- * with q/k/v biases) and GPT2LMHeadModel.  GPT-2 stores its linear layers as
+ * with q/k/v biases), Qwen3ForCausalLM (Llama with a per-head RMSNorm of q
+ * and k before RoPE) and GPT2LMHeadModel.  GPT-2 stores its linear layers as
  * Conv1D (in, out) and packs q, k and v into one c_attn; both are undone on
  * load and redone on save.  HF Llama q/k rows are in rotate-half order, so
  * the model keeps rope_style FTE_ROPE_HALF; a llama2.c model (interleaved
@@ -49,6 +50,8 @@ static const struct hf_name {
 	{"attn.wv.bias", "self_attn.v_proj.bias", "attn.c_attn.bias", HF_QKV_B, 2},
 	{"attn.wo.weight", "self_attn.o_proj.weight", "attn.c_proj.weight", HF_T, 0},
 	{"attn.wo.bias", NULL, "attn.c_proj.bias", HF_COPY, 0},
+	{"attn.q_norm.weight", "self_attn.q_norm.weight", NULL, HF_COPY, 0},
+	{"attn.k_norm.weight", "self_attn.k_norm.weight", NULL, HF_COPY, 0},
 	{"ffn_norm.weight", "post_attention_layernorm.weight", "ln_2.weight", HF_COPY, 0},
 	{"ffn_norm.bias", NULL, "ln_2.bias", HF_COPY, 0},
 	{"ffn.w1.weight", "mlp.gate_proj.weight", NULL, HF_COPY, 0},
@@ -102,11 +105,14 @@ static const struct hf_arch {
 	const char *model_type;
 	int arch;
 	int qkv_bias;
+	int qk_norm;
+	int window_flag;     /* the sliding window applies only with use_sliding_window */
 } hf_archs[] = {
-	{"LlamaForCausalLM", "llama", FTE_ARCH_LLAMA, 0},
-	{"MistralForCausalLM", "mistral", FTE_ARCH_LLAMA, 0},
-	{"Qwen2ForCausalLM", "qwen2", FTE_ARCH_LLAMA, 1},
-	{"GPT2LMHeadModel", "gpt2", FTE_ARCH_GPT2, 0},
+	{"LlamaForCausalLM", "llama", FTE_ARCH_LLAMA, 0, 0, 0},
+	{"MistralForCausalLM", "mistral", FTE_ARCH_LLAMA, 0, 0, 0},
+	{"Qwen2ForCausalLM", "qwen2", FTE_ARCH_LLAMA, 1, 0, 1},
+	{"Qwen3ForCausalLM", "qwen3", FTE_ARCH_LLAMA, 0, 1, 1},
+	{"GPT2LMHeadModel", "gpt2", FTE_ARCH_GPT2, 0, 0, 0},
 };
 
 /* The weight files of one directory. */
@@ -446,12 +452,18 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 		if ((name && strcmp(name, hf_archs[i].arch_name) == 0) ||
 		    (!name && mtype && strcmp(mtype, hf_archs[i].model_type) == 0))
 			a = &hf_archs[i];
-	if (a == NULL)
-		return fte_error_set(FTE_ENOTSUP, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel)",
-		    path, name ? name : mtype ? mtype : "(none)");
+	if (a == NULL) {
+		char list[256] = "";
+		for (size_t i = 0; i < sizeof(hf_archs) / sizeof(hf_archs[0]); i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+			    hf_archs[i].arch_name);
+		return fte_error_set(FTE_ENOTSUP, "%s: unsupported architecture \"%s\" (supported: %s)",
+		    path, name ? name : mtype ? mtype : "(none)", list);
+	}
 	memset(c, 0, sizeof(*c));
 	c->arch = a->arch;
 	c->qkv_bias = a->qkv_bias;
+	c->qk_norm = a->qk_norm;
 	c->bos_id = c->eos_id = -1;
 	if (a->arch == FTE_ARCH_GPT2) {
 		const char *act = json_string_value(json_object_get(j, "activation_function"));
@@ -506,7 +518,7 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 			c->head_dim = c->dim / c->n_heads;
 		/* Without a sliding-window mask the attention is exact only up to
 		 * the window, so the context is capped there. */
-		if (strcmp(a->model_type, "qwen2") == 0 && !cfg_bool(j, "use_sliding_window", 0))
+		if (a->window_flag && !cfg_bool(j, "use_sliding_window", 0))
 			window = 0;
 		if (window > 0 && window < c->max_seq_len)
 			c->max_seq_len = window;
@@ -788,6 +800,20 @@ json_token(int id)
 	return id >= 0 ? json_integer(id) : json_null();
 }
 
+/* hf_arch_of is the hf_archs row a Llama-architecture model is saved as:
+ * the first whose features it has (Llama before Mistral). */
+static const struct hf_arch *
+hf_arch_of(const fte_config *c)
+{
+	size_t i = 0;
+
+	while (i + 1 < sizeof(hf_archs) / sizeof(hf_archs[0]) &&
+	    (hf_archs[i].arch != c->arch || hf_archs[i].qkv_bias != c->qkv_bias ||
+	    hf_archs[i].qk_norm != c->qk_norm))
+		i++;
+	return &hf_archs[i];
+}
+
 /* hf_rope_json is config.json's rope_scaling for c: null for the default
  * rotation, else the numbers rope_read read. */
 static json_t *
@@ -822,6 +848,7 @@ hf_rope_json(const fte_config *c)
 static json_t *
 hf_config_build(const fte_config *c, const char *torch_dtype)
 {
+	const struct hf_arch *a = hf_arch_of(c);
 	json_t *j;
 
 	if (c->arch == FTE_ARCH_GPT2)
@@ -841,8 +868,7 @@ hf_config_build(const fte_config *c, const char *torch_dtype)
 		    "torch_dtype", torch_dtype);
 	else
 		j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:b,s:b,s:b,s:o,s:o,s:o,s:s}",
-		    "architectures", c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM",
-		    "model_type", c->qkv_bias ? "qwen2" : "llama",
+		    "architectures", a->arch_name, "model_type", a->model_type,
 		    "hidden_act", "silu",
 		    "hidden_size", c->dim, "intermediate_size", c->ffn_dim,
 		    "num_hidden_layers", c->n_layers,
@@ -931,6 +957,9 @@ fte_hf_save_dtype(fte_model *m, const char *tokenizer_dir, const char *dir, int 
 		return fte_error_set(FTE_ENOTSUP, "%s: GPT-2 needs head_dim * n_heads == dim", dir);
 	if (c->qkv_bias && c->head_dim * c->n_heads != c->dim)
 		return fte_error_set(FTE_ENOTSUP, "%s: Qwen2 needs head_dim * n_heads == dim", dir);
+	if (c->arch == FTE_ARCH_LLAMA && hf_arch_of(c)->arch != c->arch)
+		return fte_error_set(FTE_ENOTSUP, "%s: no Hugging Face architecture has both q/k/v "
+		    "biases and q/k norms", dir);
 	/* config.json's yarn factor must be the one every transformers reads */
 	if (c->rope.type == FTE_ROPE_YARN && c->rope.orig_ctx != c->max_seq_len &&
 	    (double)c->max_seq_len / c->rope.orig_ctx != c->rope.factor)

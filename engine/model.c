@@ -75,6 +75,8 @@ fte_config_check(const fte_config *c)
 			return fte_error_set(FTE_EINVAL, "model config: GPT-2 needs n_heads * head_dim == dim");
 		if (!c->tied_embeddings)
 			return fte_error_set(FTE_EINVAL, "model config: GPT-2 has a tied head");
+		if (c->qk_norm)
+			return fte_error_set(FTE_EINVAL, "model config: GPT-2 has no q/k norm");
 	}
 	if ((c->bos_id >= c->vocab_size) || (c->eos_id >= c->vocab_size))
 		return fte_error_set(FTE_EINVAL, "model config: bos/eos id outside the vocabulary");
@@ -123,6 +125,10 @@ layout_rows(const fte_config *c, int layer, layout_row *r)
 		ROW("layers.%d.attn.wo.weight", SLOT_WO, C, qd);
 		if (gpt2)
 			ROW("layers.%d.attn.wo.bias", SLOT_BO, 0, C);
+		if (!gpt2 && c->qk_norm) {
+			ROW("layers.%d.attn.q_norm.weight", SLOT_Q_NORM, 0, c->head_dim);
+			ROW("layers.%d.attn.k_norm.weight", SLOT_K_NORM, 0, c->head_dim);
+		}
 		ROW("layers.%d.ffn_norm.weight", SLOT_FFN_NORM_W, 0, C);
 		if (gpt2) {
 			ROW("layers.%d.ffn_norm.bias", SLOT_FFN_NORM_B, 0, C);
@@ -176,6 +182,8 @@ fte__weights_view(const fte_model *m, float *base, fte__weights *w)
 		case SLOT_BV: ly->bv = p; break;
 		case SLOT_WO: ly->wo = p; break;
 		case SLOT_BO: ly->bo = p; break;
+		case SLOT_Q_NORM: ly->q_norm_w = p; break;
+		case SLOT_K_NORM: ly->k_norm_w = p; break;
 		case SLOT_FFN_NORM_W: ly->ffn_norm_w = p; break;
 		case SLOT_FFN_NORM_B: ly->ffn_norm_b = p; break;
 		case SLOT_W_GATE: ly->w_gate = p; break;
@@ -343,7 +351,8 @@ fte_model_init_random(fte_model *m, uint64_t seed)
 					t->data[j + 1] = (float)(std * y);
 			}
 		} else {
-			int norm = s == SLOT_ATTN_NORM_W || s == SLOT_FFN_NORM_W || s == SLOT_NORM_W;
+			int norm = s == SLOT_ATTN_NORM_W || s == SLOT_FFN_NORM_W || s == SLOT_NORM_W ||
+			    s == SLOT_Q_NORM || s == SLOT_K_NORM;
 
 			for (size_t j = 0; j < t->numel; j++)
 				t->data[j] = norm ? 1.0f : 0.0f;

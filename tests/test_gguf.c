@@ -256,7 +256,8 @@ test_hf_model(void)
 }
 
 /* RoPE scaling: linear and YaRN as llama.cpp's rope.scaling keys; what
- * GGUF cannot say is refused and nothing written. */
+ * GGUF cannot say (llama3, YaRN variants, Qwen3's q/k norms) is refused
+ * and nothing written. */
 static void
 test_rope_scaling(void)
 {
@@ -303,6 +304,13 @@ test_rope_scaling(void)
 	CHECK(m != NULL && fte_gguf_save(m, v, ft_test_tmp("l3.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
 	CHECK(strstr(fte_last_error(), "llama3") != NULL);
 	CHECK(access(ft_test_tmp("l3.gguf"), F_OK) != 0);
+	fte_model_free(m);
+	m = NULL;
+	/* Qwen3's q/k norms are llama.cpp's qwen3 architecture, not llama */
+	CHECK(fte_model_load(fixture_dir("qwen3"), &m) == FTE_OK);
+	CHECK(m != NULL && fte_gguf_save(m, v, ft_test_tmp("q3.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "Qwen3") != NULL);
+	CHECK(access(ft_test_tmp("q3.gguf"), F_OK) != 0);
 	fte_model_free(m);
 	fte_vocab_free(v);
 }
