@@ -278,6 +278,34 @@ test_qwen3(void)
 		seen++;
 	}
 	CHECK(seen == 4);
+	/* LoRA on every projection: the norms stay frozen, the adapters start
+	 * as the identity (same loss) and their B gradients flow through the
+	 * q/k norms */
+	fte_trainer_free(tr);
+	tr = NULL;
+	tc.lora.rank = 4;
+	tc.lora.alpha = 8;
+	tc.lora.targets = FTE_LORA_ALL;
+	CHECK(fte_trainer_create(m, &tc, &tr) == FTE_OK);
+	if (tr != NULL) {
+		float lora_loss = 0;
+		int only_lora = 1, flows = 1;
+
+		CHECK(fte_trainer_backward(tr, &b, 1, NULL, &lora_loss) == FTE_OK);
+		CHECK(lora_loss == loss);
+		for (int i = 0; i < fte_trainer_num_trainable(tr); i++) {
+			fte_tensor *p, *g;
+			double sum = 0;
+
+			CHECK(fte_trainer_trainable(tr, i, &p, &g) == FTE_OK);
+			only_lora &= strstr(p->name, ".lora_") != NULL;
+			for (size_t k = 0; k < g->numel; k++)
+				sum += fabs(g->data[k]);
+			if (strstr(p->name, "lora_B") && (strstr(p->name, ".wq.") || strstr(p->name, ".wk.")))
+				flows &= isfinite(sum) && sum > 0;
+		}
+		CHECK(only_lora && flows);
+	}
 out:
 	fte_trainer_free(tr);
 	fte_model_free(m);
