@@ -79,7 +79,7 @@ registry_name_check(const char *name, char *err, size_t err_len)
 static char *
 config_to_json(const fte_config *c)
 {
-	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:b,s:b,s:i,s:i}",
+	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:b,s:b,s:b,s:i,s:i}",
 	    "arch", c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama",
 	    "n_layers", c->n_layers, "dim", c->dim, "n_heads", c->n_heads,
 	    "n_kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim", c->ffn_dim,
@@ -87,7 +87,7 @@ config_to_json(const fte_config *c)
 	    "norm_eps", (double)c->norm_eps, "rope_theta", (double)c->rope_theta,
 	    "rope_style", c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half",
 	    "tied_embeddings", c->tied_embeddings, "qkv_bias", c->qkv_bias,
-	    "bos_id", c->bos_id, "eos_id", c->eos_id);
+	    "qk_norm", c->qk_norm, "bos_id", c->bos_id, "eos_id", c->eos_id);
 	char *s = json_dumps(j, JSON_COMPACT);
 
 	json_decref(j);
@@ -1072,16 +1072,17 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	json_t *j = json_loads(m->config_json, 0, &jerr);
 	const char *arch = NULL, *rope = NULL;
 	double eps = 0, theta = 0;
-	int tied = 0, qkv = 0;
+	int tied = 0, qkv = 0, qk_norm = 0;
 	fte_config c;
 
 	memset(&c, 0, sizeof(c));
-	if (j == NULL || json_unpack(j, "{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:F,s:F,s:s,s:b,s:b,s:i,s:i}",
+	/* qk_norm is absent from records written before Qwen3 */
+	if (j == NULL || json_unpack(j, "{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:F,s:F,s:s,s:b,s:b,s?b,s:i,s:i}",
 	    "arch", &arch, "n_layers", &c.n_layers, "dim", &c.dim, "n_heads", &c.n_heads,
 	    "n_kv_heads", &c.n_kv_heads, "head_dim", &c.head_dim, "ffn_dim", &c.ffn_dim,
 	    "vocab_size", &c.vocab_size, "max_seq_len", &c.max_seq_len, "norm_eps", &eps,
 	    "rope_theta", &theta, "rope_style", &rope, "tied_embeddings", &tied,
-	    "qkv_bias", &qkv, "bos_id", &c.bos_id, "eos_id", &c.eos_id) != 0) {
+	    "qkv_bias", &qkv, "qk_norm", &qk_norm, "bos_id", &c.bos_id, "eos_id", &c.eos_id) != 0) {
 		json_decref(j);
 		return -1;
 	}
@@ -1091,6 +1092,7 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	c.rope_theta = (float)theta;
 	c.tied_embeddings = tied;
 	c.qkv_bias = qkv;
+	c.qk_norm = qk_norm;
 	json_decref(j);
 	*out = c;
 	return 0;

@@ -22,6 +22,8 @@
  *   layers.{i}.attn.wv.bias        (K*D)         GPT-2, or Llama with qkv_bias
  *   layers.{i}.attn.wo.weight      (C, H*D)
  *   layers.{i}.attn.wo.bias        (C)           GPT-2 only
+ *   layers.{i}.attn.q_norm.weight  (D)           Llama with qk_norm (Qwen3)
+ *   layers.{i}.attn.k_norm.weight  (D)           Llama with qk_norm
  *   layers.{i}.ffn_norm.weight     (C)
  *   layers.{i}.ffn_norm.bias       (C)           GPT-2 only
  *   layers.{i}.ffn.w1.weight       (F, C)        Llama gate_proj
@@ -54,6 +56,30 @@ enum fte_rope_style {
 	FTE_ROPE_INTERLEAVED = 1, /* llama2.c / GGUF: rotate adjacent pairs */
 };
 
+/* RoPE frequency scalings, as transformers' modeling_rope_utils computes
+ * them (rope_scaling / rope_parameters rope_type). */
+enum fte_rope_type {
+	FTE_ROPE_DEFAULT = 0,
+	FTE_ROPE_LINEAR = 1,  /* inv_freq / factor */
+	FTE_ROPE_DYNAMIC = 2, /* NTK base at the configured context (exact up to it) */
+	FTE_ROPE_LLAMA3 = 3,  /* Llama 3.1: low frequencies / factor, a smooth band */
+	FTE_ROPE_YARN = 4,    /* ramped interpolation and an attention factor */
+};
+
+/* The numbers of a RoPE scaling, kept as the config states them (doubles,
+ * as transformers reads them) so an export writes them back unchanged. */
+typedef struct fte_rope_scaling {
+	int type;                 /* enum fte_rope_type */
+	double factor;
+	double low_freq_factor;   /* llama3 */
+	double high_freq_factor;  /* llama3 */
+	int orig_ctx;             /* llama3, yarn: original_max_position_embeddings */
+	double beta_fast;         /* yarn (32) */
+	double beta_slow;         /* yarn (1) */
+	double attn_factor;       /* yarn; 0: 0.1 ln(factor) + 1 */
+	int no_truncate;          /* yarn: truncate false (ramp ends not rounded) */
+} fte_rope_scaling;
+
 #define FTE_MAX_LAYERS 256
 #define FTE_NAME_MAX 64
 
@@ -70,8 +96,11 @@ typedef struct fte_config {
 	float norm_eps;      /* RMSNorm / LayerNorm epsilon */
 	float rope_theta;    /* Llama only */
 	int rope_style;      /* enum fte_rope_style, Llama only */
+	fte_rope_scaling rope; /* Llama only; zero: the default rotation */
 	int tied_embeddings; /* output head shares tok_embeddings.weight */
 	int qkv_bias;        /* Llama only: q/k/v projections have biases */
+	int qk_norm;         /* Llama only: RMSNorm of each q and k head before
+	                      * RoPE (Qwen3) */
 	int bos_id;          /* -1 when unknown */
 	int eos_id;          /* -1 when unknown */
 } fte_config;

@@ -239,7 +239,7 @@ inspect_model(const char *path, int json)
 		return NULL;
 	}
 	c = fte_model_config(m);
-	out = json_pack("{s:s,s:s,s:{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:s,s:b,s:b,s:i,s:i},s:I}",
+	out = json_pack("{s:s,s:s,s:{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:s,s:b,s:b,s:b,s:i,s:i},s:I}",
 	    "path", path,
 	    "format", stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? "hf" : "llama2c",
 	    "config",
@@ -250,7 +250,7 @@ inspect_model(const char *path, int json)
 	    "norm_eps", fte__json_float(c->norm_eps), "rope_theta", fte__json_float(c->rope_theta),
 	    "rope_style", c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half",
 	    "tied_embeddings", c->tied_embeddings, "qkv_bias", c->qkv_bias,
-	    "bos_id", c->bos_id, "eos_id", c->eos_id,
+	    "qk_norm", c->qk_norm, "bos_id", c->bos_id, "eos_id", c->eos_id,
 	    "params", (json_int_t)fte_model_num_params(m));
 	if (!json) {
 		printf("%s: %s model, %s, %zu parameters\n", path,
@@ -261,8 +261,9 @@ inspect_model(const char *path, int json)
 		    c->vocab_size, c->max_seq_len);
 		printf("  norm_eps %g", (double)c->norm_eps);
 		if (c->arch == FTE_ARCH_LLAMA)
-			printf("  rope_theta %g  rope %s  qkv_bias %d", (double)c->rope_theta,
-			    c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half", c->qkv_bias);
+			printf("  rope_theta %g  rope %s  qkv_bias %d  qk_norm %d", (double)c->rope_theta,
+			    c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half", c->qkv_bias,
+			    c->qk_norm);
 		printf("  tied %d  bos %d  eos %d\n", c->tied_embeddings, c->bos_id, c->eos_id);
 	}
 	for (int i = 0; i < fte_model_num_tensors(m); i++) {

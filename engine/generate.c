@@ -138,6 +138,16 @@ dnorm(const fte_config *c, decoder *d, float *out, const float *inp,
 		layernorm_forward(out, &d->mean, &d->rstd, inp, w, b, 1, c->dim, c->norm_eps);
 }
 
+/* head_norm applies Qwen3's RMSNorm to each of x's nh heads of D values,
+ * through d->atty (free until the attention output). */
+static void
+head_norm(decoder *d, float *x, const float *w, int nh, int D, float eps)
+{
+	for (int h = 0; h < nh; h++)
+		rmsnorm_forward(d->atty + (size_t)h * D, &d->rstd, x + (size_t)h * D, w, 1, D, eps);
+	memcpy(x, d->atty, (size_t)nh * D * sizeof(float));
+}
+
 /* decoder_step runs token tok at position pos, leaving logits. */
 static void
 decoder_step(const fte_model *m, decoder *d, int tok, int pos)
@@ -161,9 +171,13 @@ decoder_step(const fte_model *m, decoder *d, int tok, int pos)
 		matmul_forward(d->q, d->xb, lw->wq, lw->bq, 1, C, HD);
 		matmul_forward(kr, d->xb, lw->wk, lw->bk, 1, C, KD);
 		matmul_forward(vr, d->xb, lw->wv, lw->bv, 1, C, KD);
+		if (c->qk_norm) {
+			head_norm(d, d->q, lw->q_norm_w, H, D, c->norm_eps);
+			head_norm(d, kr, lw->k_norm_w, K, D, c->norm_eps);
+		}
 		if (c->arch == FTE_ARCH_LLAMA) {
-			rope_forward(d->q, &pos, 1, H, D, c->rope_theta, c->rope_style);
-			rope_forward(kr, &pos, 1, K, D, c->rope_theta, c->rope_style);
+			rope_forward(d->q, &pos, 1, H, D, m->rope_freq, m->rope_attn, c->rope_style);
+			rope_forward(kr, &pos, 1, K, D, m->rope_freq, m->rope_attn, c->rope_style);
 		}
 		/* one query against the cache; query head h reads kv head h/(H/K) */
 		for (int h = 0; h < H; h++) {

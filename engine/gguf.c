@@ -22,6 +22,9 @@
  *   llama.feed_forward_length       uint32  ffn_dim
  *   llama.rope.dimension_count      uint32  head_dim
  *   llama.rope.freq_base            float32 rope_theta
+ *   llama.rope.scaling.type         string  "linear" or "yarn", when scaled
+ *   llama.rope.scaling.factor       float32
+ *   llama.rope.scaling.original_context_length uint32 (yarn)
  *   llama.attention.head_count      uint32
  *   llama.attention.head_count_kv   uint32
  *   llama.attention.key_length      uint32  head_dim
@@ -262,6 +265,12 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	kv_u32(b, "llama.feed_forward_length", (uint32_t)c->ffn_dim);
 	kv_u32(b, "llama.rope.dimension_count", (uint32_t)c->head_dim);
 	kv_f32(b, "llama.rope.freq_base", c->rope_theta);
+	if (c->rope.type == FTE_ROPE_LINEAR || c->rope.type == FTE_ROPE_YARN) {
+		kv_str(b, "llama.rope.scaling.type", c->rope.type == FTE_ROPE_LINEAR ? "linear" : "yarn");
+		kv_f32(b, "llama.rope.scaling.factor", (float)c->rope.factor);
+		if (c->rope.type == FTE_ROPE_YARN)
+			kv_u32(b, "llama.rope.scaling.original_context_length", (uint32_t)c->rope.orig_ctx);
+	}
 	kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
 	kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
 	kv_u32(b, "llama.attention.key_length", (uint32_t)c->head_dim);
@@ -325,6 +334,22 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 		    path);
 	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32 or F16", path);
+	/* llama.cpp's qwen3 architecture has its own keys and rotate-half q/k */
+	if (c->qk_norm)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of q/k-norm (Qwen3) models is not "
+		    "supported: llama.cpp's qwen3 architecture is not written here", path);
+	/* llama.cpp's YaRN has beta 32/1, rounded ramp ends and attention
+	 * factor 0.1 ln(factor) + 1; llama3 needs a rope_freqs tensor and
+	 * dynamic NTK has no key */
+	if (c->rope.type == FTE_ROPE_YARN && (c->rope.beta_fast != 32 || c->rope.beta_slow != 1 ||
+	    c->rope.no_truncate || c->rope.attn_factor > 0))
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF has no keys for this YaRN's beta_fast, "
+		    "beta_slow, truncate or attention_factor", path);
+	if (c->rope.type == FTE_ROPE_LLAMA3 || c->rope.type == FTE_ROPE_DYNAMIC)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of %s RoPE scaling is not supported "
+		    "(llama.cpp %s)", path, c->rope.type == FTE_ROPE_LLAMA3 ? "llama3" : "dynamic",
+		    c->rope.type == FTE_ROPE_LLAMA3 ? "reads it from a rope_freqs tensor, not written here" :
+		    "has no such key");
 	if (vocab == NULL || vocab->n_tokens > c->vocab_size)
 		return fte_error_set(FTE_EINVAL, "%s: %s", path, vocab == NULL ? "no vocabulary given"
 		    : "the vocabulary is larger than the model's embedding");

@@ -4,7 +4,8 @@
  * layout of fte_model.h and written back.
  *
  * Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (Llama
- * with q/k/v biases) and GPT2LMHeadModel.  GPT-2 stores its linear layers as
+ * with q/k/v biases), Qwen3ForCausalLM (Llama with a per-head RMSNorm of q
+ * and k before RoPE) and GPT2LMHeadModel.  GPT-2 stores its linear layers as
  * Conv1D (in, out) and packs q, k and v into one c_attn; both are undone on
  * load and redone on save.  HF Llama q/k rows are in rotate-half order, so
  * the model keeps rope_style FTE_ROPE_HALF; a llama2.c model (interleaved
@@ -13,6 +14,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,8 @@ static const struct hf_name {
 	{"attn.wv.bias", "self_attn.v_proj.bias", "attn.c_attn.bias", HF_QKV_B, 2},
 	{"attn.wo.weight", "self_attn.o_proj.weight", "attn.c_proj.weight", HF_T, 0},
 	{"attn.wo.bias", NULL, "attn.c_proj.bias", HF_COPY, 0},
+	{"attn.q_norm.weight", "self_attn.q_norm.weight", NULL, HF_COPY, 0},
+	{"attn.k_norm.weight", "self_attn.k_norm.weight", NULL, HF_COPY, 0},
 	{"ffn_norm.weight", "post_attention_layernorm.weight", "ln_2.weight", HF_COPY, 0},
 	{"ffn_norm.bias", NULL, "ln_2.bias", HF_COPY, 0},
 	{"ffn.w1.weight", "mlp.gate_proj.weight", NULL, HF_COPY, 0},
@@ -101,11 +105,14 @@ static const struct hf_arch {
 	const char *model_type;
 	int arch;
 	int qkv_bias;
+	int qk_norm;
+	int window_flag;     /* the sliding window applies only with use_sliding_window */
 } hf_archs[] = {
-	{"LlamaForCausalLM", "llama", FTE_ARCH_LLAMA, 0},
-	{"MistralForCausalLM", "mistral", FTE_ARCH_LLAMA, 0},
-	{"Qwen2ForCausalLM", "qwen2", FTE_ARCH_LLAMA, 1},
-	{"GPT2LMHeadModel", "gpt2", FTE_ARCH_GPT2, 0},
+	{"LlamaForCausalLM", "llama", FTE_ARCH_LLAMA, 0, 0, 0},
+	{"MistralForCausalLM", "mistral", FTE_ARCH_LLAMA, 0, 0, 0},
+	{"Qwen2ForCausalLM", "qwen2", FTE_ARCH_LLAMA, 1, 0, 1},
+	{"Qwen3ForCausalLM", "qwen3", FTE_ARCH_LLAMA, 0, 1, 1},
+	{"GPT2LMHeadModel", "gpt2", FTE_ARCH_GPT2, 0, 0, 0},
 };
 
 /* The weight files of one directory. */
@@ -290,43 +297,135 @@ cfg_bool(json_t *cfg, const char *key, int dflt)
 	return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
-/* rope_parameters reads the RoPE settings of configs written by newer
- * transformers, which replace rope_theta and rope_scaling by one object
- * (or one per attention type): only the default rotation is computed, with
- * its theta; any other type, or one object per layer type, is refused. */
-static int
-rope_parameters(const char *path, json_t *j, float *theta)
-{
-	json_t *rp = json_object_get(j, "rope_parameters"), *t;
-	const char *type, *key;
-	json_t *v;
+/* The RoPE types read from rope_scaling or rope_parameters (in enum
+ * fte_rope_type order), with the keys each may carry besides its type (and
+ * rope_parameters' rope_theta). */
+static const struct rope_kind {
+	const char *name;
+	int type;
+	const char *keys[7];
+} rope_kinds[] = {
+	{"default", FTE_ROPE_DEFAULT, {NULL}},
+	{"linear", FTE_ROPE_LINEAR, {"factor", NULL}},
+	{"dynamic", FTE_ROPE_DYNAMIC, {"factor", NULL}},
+	{"llama3", FTE_ROPE_LLAMA3, {"factor", "low_freq_factor", "high_freq_factor",
+	    "original_max_position_embeddings", NULL}},
+	{"yarn", FTE_ROPE_YARN, {"factor", "original_max_position_embeddings", "beta_fast",
+	    "beta_slow", "attention_factor", "truncate", NULL}},
+};
 
-	if (rp == NULL || json_is_null(rp))
+/* rope_num reads a positive number of a RoPE object; absent or null gives
+ * dflt, or is an error when dflt < 0. */
+static int
+rope_num(const char *path, const char *label, json_t *o, const char *key, double dflt,
+    double *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v == NULL || json_is_null(v)) {
+		if (dflt < 0)
+			return fte_error_set(FTE_EFORMAT, "%s: %s has no \"%s\"", path, label, key);
+		*out = dflt;
 		return FTE_OK;
-	if (!json_is_object(rp))
-		return fte_error_set(FTE_EFORMAT, "%s: rope_parameters is not an object", path);
-	json_object_foreach(rp, key, v)
+	}
+	if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v)))
+		return fte_error_set(FTE_EFORMAT, "%s: %s.%s is not a positive number", path, label, key);
+	*out = json_number_value(v);
+	return FTE_OK;
+}
+
+/* rope_read reads one RoPE object: rope_scaling of older configs or
+ * rope_parameters of newer transformers (which also carries rope_theta).
+ * max_pos is max_position_embeddings.  Every type, key or value the engine
+ * would not compute as transformers does is refused by name. */
+static int
+rope_read(const char *path, json_t *j, const char *label, int max_pos, fte_config *c)
+{
+	json_t *o = json_object_get(j, label), *v;
+	const struct rope_kind *k = NULL;
+	const char *type, *alt, *key;
+	fte_rope_scaling *r = &c->rope;
+	double orig = 0;
+	int rc;
+
+	if (o == NULL || json_is_null(o))
+		return FTE_OK;
+	if (!json_is_object(o))
+		return fte_error_set(FTE_EFORMAT, "%s: %s is not an object", path, label);
+	json_object_foreach(o, key, v)
 		if (json_is_object(v))
-			return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters per attention type (\"%s\") "
-			    "is not supported", path, key);
-	type = json_string_value(json_object_get(rp, "rope_type"));
-	if (type != NULL && strcmp(type, "default") != 0)
-		return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.rope_type \"%s\" is not supported",
-		    path, type);
-	json_object_foreach(rp, key, v)
-		if (strcmp(key, "rope_type") != 0 && strcmp(key, "rope_theta") != 0)
-			return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.%s is not supported", path, key);
-	t = json_object_get(rp, "rope_theta");
-	if (t == NULL)
-		return FTE_OK;
-	if (!json_is_number(t) || !(json_number_value(t) > 0))
-		return fte_error_set(FTE_EFORMAT, "%s: rope_parameters.rope_theta is not a positive number",
+			return fte_error_set(FTE_ENOTSUP, "%s: %s per attention type (\"%s\") "
+			    "is not supported", path, label, key);
+	type = json_string_value(json_object_get(o, "rope_type"));
+	alt = json_string_value(json_object_get(o, "type"));
+	if (type != NULL && alt != NULL && strcmp(type, alt) != 0)
+		return fte_error_set(FTE_EFORMAT, "%s: %s.rope_type \"%s\" and type \"%s\" differ",
+		    path, label, type, alt);
+	if (type == NULL)
+		type = alt != NULL ? alt : "default";
+	for (size_t i = 0; i < sizeof(rope_kinds) / sizeof(rope_kinds[0]); i++)
+		if (strcmp(type, rope_kinds[i].name) == 0)
+			k = &rope_kinds[i];
+	if (k == NULL)
+		return fte_error_set(FTE_ENOTSUP, "%s: %s.rope_type \"%s\" is not supported "
+		    "(supported: default, linear, dynamic, llama3, yarn)", path, label, type);
+	json_object_foreach(o, key, v) {
+		int known = strcmp(key, "rope_type") == 0 || strcmp(key, "type") == 0 ||
+		    (strcmp(key, "rope_theta") == 0 && strcmp(label, "rope_parameters") == 0);
+		for (int i = 0; k->keys[i] != NULL && !known; i++)
+			known = strcmp(key, k->keys[i]) == 0;
+		if (!known)
+			return fte_error_set(FTE_ENOTSUP, "%s: %s.%s is not supported for rope_type \"%s\"",
+			    path, label, key, type);
+	}
+	if (k->type != FTE_ROPE_DEFAULT && r->type != FTE_ROPE_DEFAULT)
+		return fte_error_set(FTE_EFORMAT, "%s: both rope_scaling and rope_parameters scale RoPE",
 		    path);
-	/* a config that says both must say the same */
-	if (json_object_get(j, "rope_theta") != NULL && (float)json_number_value(t) != *theta)
-		return fte_error_set(FTE_EFORMAT, "%s: rope_theta %g and rope_parameters.rope_theta %g differ",
-		    path, (double)*theta, json_number_value(t));
-	*theta = (float)json_number_value(t);
+	if ((v = json_object_get(o, "rope_theta")) != NULL) {
+		if (!json_is_number(v) || !(json_number_value(v) > 0))
+			return fte_error_set(FTE_EFORMAT, "%s: %s.rope_theta is not a positive number",
+			    path, label);
+		/* a config that says both must say the same */
+		if (json_object_get(j, "rope_theta") != NULL && (float)json_number_value(v) != c->rope_theta)
+			return fte_error_set(FTE_EFORMAT, "%s: rope_theta %g and %s.rope_theta %g differ",
+			    path, (double)c->rope_theta, label, json_number_value(v));
+		c->rope_theta = (float)json_number_value(v);
+	}
+	if (k->type == FTE_ROPE_DEFAULT)
+		return FTE_OK;
+	memset(r, 0, sizeof(*r));
+	r->type = k->type;
+	if ((rc = rope_num(path, label, o, "factor", -1, &r->factor)) != FTE_OK)
+		return rc;
+	if (k->type == FTE_ROPE_LLAMA3) {
+		if ((rc = rope_num(path, label, o, "low_freq_factor", -1, &r->low_freq_factor)) ||
+		    (rc = rope_num(path, label, o, "high_freq_factor", -1, &r->high_freq_factor)) ||
+		    (rc = rope_num(path, label, o, "original_max_position_embeddings", -1, &orig)))
+			return rc;
+		if (!(r->high_freq_factor > r->low_freq_factor))
+			return fte_error_set(FTE_EFORMAT, "%s: %s.high_freq_factor must exceed low_freq_factor",
+			    path, label);
+	} else if (k->type == FTE_ROPE_YARN) {
+		/* transformers reads "beta_fast or 32": 0 is the default too */
+		if ((rc = rope_num(path, label, o, "beta_fast", 32, &r->beta_fast)) ||
+		    (rc = rope_num(path, label, o, "beta_slow", 1, &r->beta_slow)) ||
+		    (rc = rope_num(path, label, o, "attention_factor", 0, &r->attn_factor)) ||
+		    (rc = rope_num(path, label, o, "original_max_position_embeddings", max_pos, &orig)))
+			return rc;
+		v = json_object_get(o, "truncate");
+		if (v != NULL && !json_is_boolean(v))
+			return fte_error_set(FTE_EFORMAT, "%s: %s.truncate is not a boolean", path, label);
+		r->no_truncate = json_is_false(v);
+		/* transformers versions differ on which of the two is the factor */
+		if (orig != max_pos && (double)max_pos / orig != r->factor)
+			return fte_error_set(FTE_ENOTSUP, "%s: %s.factor %g is not max_position_embeddings / "
+			    "original_max_position_embeddings (%d / %g), which transformers versions "
+			    "read differently", path, label, r->factor, max_pos, orig);
+	}
+	if (orig > CFG_INT_MAX || orig != (int)orig)
+		return fte_error_set(FTE_EFORMAT, "%s: %s.original_max_position_embeddings is not an integer",
+		    path, label);
+	r->orig_ctx = (int)orig;
 	return FTE_OK;
 }
 
@@ -354,12 +453,18 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 		if ((name && strcmp(name, hf_archs[i].arch_name) == 0) ||
 		    (!name && mtype && strcmp(mtype, hf_archs[i].model_type) == 0))
 			a = &hf_archs[i];
-	if (a == NULL)
-		return fte_error_set(FTE_ENOTSUP, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel)",
-		    path, name ? name : mtype ? mtype : "(none)");
+	if (a == NULL) {
+		char list[256] = "";
+		for (size_t i = 0; i < sizeof(hf_archs) / sizeof(hf_archs[0]); i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+			    hf_archs[i].arch_name);
+		return fte_error_set(FTE_ENOTSUP, "%s: unsupported architecture \"%s\" (supported: %s)",
+		    path, name ? name : mtype ? mtype : "(none)", list);
+	}
 	memset(c, 0, sizeof(*c));
 	c->arch = a->arch;
 	c->qkv_bias = a->qkv_bias;
+	c->qk_norm = a->qk_norm;
 	c->bos_id = c->eos_id = -1;
 	if (a->arch == FTE_ARCH_GPT2) {
 		const char *act = json_string_value(json_object_get(j, "activation_function"));
@@ -384,7 +489,6 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 		c->tied_embeddings = cfg_bool(j, "tie_word_embeddings", 1);
 	} else {
 		const char *act = json_string_value(json_object_get(j, "hidden_act"));
-		json_t *scaling = json_object_get(j, "rope_scaling");
 		if ((rc = cfg_int(path, j, "hidden_size", -1, &c->dim)) ||
 		    (rc = cfg_int(path, j, "num_hidden_layers", -1, &c->n_layers)) ||
 		    (rc = cfg_int(path, j, "num_attention_heads", -1, &c->n_heads)) ||
@@ -400,9 +504,12 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 		if (act != NULL && strcmp(act, "silu") != 0)
 			return fte_error_set(FTE_ENOTSUP, "%s: hidden_act \"%s\" not supported (only silu)",
 			    path, act);
-		if (scaling != NULL && !json_is_null(scaling))
-			return fte_error_set(FTE_ENOTSUP, "%s: rope_scaling is not supported", path);
-		if ((rc = rope_parameters(path, j, &c->rope_theta)) != FTE_OK)
+		json_t *prf = json_object_get(j, "partial_rotary_factor");
+		if (prf != NULL && !json_is_null(prf) && json_number_value(prf) != 1.0)
+			return fte_error_set(FTE_ENOTSUP, "%s: partial_rotary_factor is not supported "
+			    "(RoPE turns the whole head)", path);
+		if ((rc = rope_read(path, j, "rope_scaling", c->max_seq_len, c)) != FTE_OK ||
+		    (rc = rope_read(path, j, "rope_parameters", c->max_seq_len, c)) != FTE_OK)
 			return rc;
 		if (cfg_bool(j, "attention_bias", 0) || cfg_bool(j, "mlp_bias", 0))
 			return fte_error_set(FTE_ENOTSUP, "%s: attention_bias / mlp_bias are not supported",
@@ -412,7 +519,7 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 			c->head_dim = c->dim / c->n_heads;
 		/* Without a sliding-window mask the attention is exact only up to
 		 * the window, so the context is capped there. */
-		if (strcmp(a->model_type, "qwen2") == 0 && !cfg_bool(j, "use_sliding_window", 0))
+		if (a->window_flag && !cfg_bool(j, "use_sliding_window", 0))
 			window = 0;
 		if (window > 0 && window < c->max_seq_len)
 			c->max_seq_len = window;
@@ -696,9 +803,55 @@ json_token(int id)
 	return id >= 0 ? json_integer(id) : json_null();
 }
 
+/* hf_arch_of is the hf_archs row a Llama-architecture model is saved as:
+ * the first whose features it has (Llama before Mistral). */
+static const struct hf_arch *
+hf_arch_of(const fte_config *c)
+{
+	size_t i = 0;
+
+	while (i + 1 < sizeof(hf_archs) / sizeof(hf_archs[0]) &&
+	    (hf_archs[i].arch != c->arch || hf_archs[i].qkv_bias != c->qkv_bias ||
+	    hf_archs[i].qk_norm != c->qk_norm))
+		i++;
+	return &hf_archs[i];
+}
+
+/* hf_rope_json is config.json's rope_scaling for c: null for the default
+ * rotation, else the numbers rope_read read. */
+static json_t *
+hf_rope_json(const fte_config *c)
+{
+	const fte_rope_scaling *r = &c->rope;
+	json_t *o;
+
+	if (r->type == FTE_ROPE_DEFAULT)
+		return json_null();
+	o = json_pack("{s:s,s:f}", "rope_type", rope_kinds[r->type].name, "factor", r->factor);
+	if (o == NULL)
+		return NULL;
+	if (r->type == FTE_ROPE_LLAMA3) {
+		json_object_set_new(o, "low_freq_factor", json_real(r->low_freq_factor));
+		json_object_set_new(o, "high_freq_factor", json_real(r->high_freq_factor));
+		json_object_set_new(o, "original_max_position_embeddings", json_integer(r->orig_ctx));
+	} else if (r->type == FTE_ROPE_YARN) {
+		json_object_set_new(o, "beta_fast", json_real(r->beta_fast));
+		json_object_set_new(o, "beta_slow", json_real(r->beta_slow));
+		if (r->attn_factor > 0)
+			json_object_set_new(o, "attention_factor", json_real(r->attn_factor));
+		if (r->no_truncate)
+			json_object_set_new(o, "truncate", json_false());
+		/* absent, it is max_position_embeddings */
+		if (r->orig_ctx != c->max_seq_len)
+			json_object_set_new(o, "original_max_position_embeddings", json_integer(r->orig_ctx));
+	}
+	return o;
+}
+
 static json_t *
 hf_config_build(const fte_config *c, const char *torch_dtype)
 {
+	const struct hf_arch *a = hf_arch_of(c);
 	json_t *j;
 
 	if (c->arch == FTE_ARCH_GPT2)
@@ -717,9 +870,8 @@ hf_config_build(const fte_config *c, const char *torch_dtype)
 		    "eos_token_id", json_token(c->eos_id),
 		    "torch_dtype", torch_dtype);
 	else
-		j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:b,s:b,s:b,s:n,s:o,s:o,s:s}",
-		    "architectures", c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM",
-		    "model_type", c->qkv_bias ? "qwen2" : "llama",
+		j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:b,s:b,s:b,s:o,s:o,s:o,s:s}",
+		    "architectures", a->arch_name, "model_type", a->model_type,
 		    "hidden_act", "silu",
 		    "hidden_size", c->dim, "intermediate_size", c->ffn_dim,
 		    "num_hidden_layers", c->n_layers,
@@ -732,7 +884,7 @@ hf_config_build(const fte_config *c, const char *torch_dtype)
 		    "rope_theta", fte__json_float(c->rope_theta),
 		    "tie_word_embeddings", c->tied_embeddings,
 		    "attention_bias", 0, "mlp_bias", 0,
-		    "rope_scaling",
+		    "rope_scaling", hf_rope_json(c),
 		    "bos_token_id", json_token(c->bos_id),
 		    "eos_token_id", json_token(c->eos_id),
 		    "torch_dtype", torch_dtype);
@@ -851,6 +1003,15 @@ fte_hf_save_dtype(fte_model *m, const char *tokenizer_dir, const char *dir, int 
 		return fte_error_set(FTE_ENOTSUP, "%s: GPT-2 needs head_dim * n_heads == dim", dir);
 	if (c->qkv_bias && c->head_dim * c->n_heads != c->dim)
 		return fte_error_set(FTE_ENOTSUP, "%s: Qwen2 needs head_dim * n_heads == dim", dir);
+	if (c->arch == FTE_ARCH_LLAMA && hf_arch_of(c)->arch != c->arch)
+		return fte_error_set(FTE_ENOTSUP, "%s: no Hugging Face architecture has both q/k/v "
+		    "biases and q/k norms", dir);
+	/* config.json's yarn factor must be the one every transformers reads */
+	if (c->rope.type == FTE_ROPE_YARN && c->rope.orig_ctx != c->max_seq_len &&
+	    (double)c->max_seq_len / c->rope.orig_ctx != c->rope.factor)
+		return fte_error_set(FTE_ENOTSUP, "%s: yarn factor %g is not max_seq_len / "
+		    "original_max_position_embeddings (%d / %d)", dir, c->rope.factor,
+		    c->max_seq_len, c->rope.orig_ctx);
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return fte_error_set(FTE_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
 	e = calloc((size_t)fte_model_num_tensors(m), sizeof(*e));

@@ -6,10 +6,42 @@
 
 #include "fte.h"
 #include "transformer.h"
+#include "kernels/kernels.h"
+
+/* rope_check accepts the scalings rope_inv_freq computes, with numbers
+ * that keep its table finite and positive. */
+static int
+rope_check(const fte_config *c)
+{
+	const fte_rope_scaling *r = &c->rope;
+
+	if (r->type == FTE_ROPE_DEFAULT)
+		return FTE_OK;
+	if (r->type < FTE_ROPE_DEFAULT || r->type > FTE_ROPE_YARN)
+		return fte_error_set(FTE_EINVAL, "model config: unknown rope scaling type %d", r->type);
+	if (!(r->factor > 0) || !isfinite(r->factor))
+		return fte_error_set(FTE_EINVAL, "model config: rope scaling factor must be positive");
+	if (r->type == FTE_ROPE_DYNAMIC && c->head_dim <= 2)
+		return fte_error_set(FTE_EINVAL, "model config: dynamic rope scaling needs head_dim > 2");
+	if ((r->type == FTE_ROPE_LLAMA3 || r->type == FTE_ROPE_YARN) && r->orig_ctx <= 0)
+		return fte_error_set(FTE_EINVAL, "model config: rope scaling needs original_max_position_embeddings");
+	if (r->type == FTE_ROPE_LLAMA3 && !(r->low_freq_factor > 0 &&
+	    r->high_freq_factor > r->low_freq_factor && isfinite(r->high_freq_factor)))
+		return fte_error_set(FTE_EINVAL, "model config: llama3 rope scaling needs "
+		    "0 < low_freq_factor < high_freq_factor");
+	if (r->type == FTE_ROPE_YARN && !(r->beta_fast > 0 && r->beta_slow > 0 &&
+	    isfinite(r->beta_fast) && isfinite(r->beta_slow) && r->attn_factor >= 0 &&
+	    isfinite(r->attn_factor)))
+		return fte_error_set(FTE_EINVAL, "model config: yarn rope scaling needs positive "
+		    "beta_fast, beta_slow and attention_factor");
+	return FTE_OK;
+}
 
 int
 fte_config_check(const fte_config *c)
 {
+	int rc;
+
 	if (c == NULL)
 		return fte_error_set(FTE_EINVAL, "model config: NULL");
 	if (c->arch != FTE_ARCH_LLAMA && c->arch != FTE_ARCH_GPT2)
@@ -34,6 +66,8 @@ fte_config_check(const fte_config *c)
 			return fte_error_set(FTE_EINVAL, "model config: rope_theta must be positive");
 		if (c->head_dim % 2 != 0)
 			return fte_error_set(FTE_EINVAL, "model config: head_dim %d must be even for RoPE", c->head_dim);
+		if ((rc = rope_check(c)) != FTE_OK)
+			return rc;
 	} else {
 		if (c->n_kv_heads != c->n_heads)
 			return fte_error_set(FTE_EINVAL, "model config: GPT-2 needs n_kv_heads == n_heads");
@@ -41,6 +75,8 @@ fte_config_check(const fte_config *c)
 			return fte_error_set(FTE_EINVAL, "model config: GPT-2 needs n_heads * head_dim == dim");
 		if (!c->tied_embeddings)
 			return fte_error_set(FTE_EINVAL, "model config: GPT-2 has a tied head");
+		if (c->qk_norm)
+			return fte_error_set(FTE_EINVAL, "model config: GPT-2 has no q/k norm");
 	}
 	if ((c->bos_id >= c->vocab_size) || (c->eos_id >= c->vocab_size))
 		return fte_error_set(FTE_EINVAL, "model config: bos/eos id outside the vocabulary");
@@ -89,6 +125,10 @@ layout_rows(const fte_config *c, int layer, layout_row *r)
 		ROW("layers.%d.attn.wo.weight", SLOT_WO, C, qd);
 		if (gpt2)
 			ROW("layers.%d.attn.wo.bias", SLOT_BO, 0, C);
+		if (!gpt2 && c->qk_norm) {
+			ROW("layers.%d.attn.q_norm.weight", SLOT_Q_NORM, 0, c->head_dim);
+			ROW("layers.%d.attn.k_norm.weight", SLOT_K_NORM, 0, c->head_dim);
+		}
 		ROW("layers.%d.ffn_norm.weight", SLOT_FFN_NORM_W, 0, C);
 		if (gpt2) {
 			ROW("layers.%d.ffn_norm.bias", SLOT_FFN_NORM_B, 0, C);
@@ -142,6 +182,8 @@ fte__weights_view(const fte_model *m, float *base, fte__weights *w)
 		case SLOT_BV: ly->bv = p; break;
 		case SLOT_WO: ly->wo = p; break;
 		case SLOT_BO: ly->bo = p; break;
+		case SLOT_Q_NORM: ly->q_norm_w = p; break;
+		case SLOT_K_NORM: ly->k_norm_w = p; break;
 		case SLOT_FFN_NORM_W: ly->ffn_norm_w = p; break;
 		case SLOT_FFN_NORM_B: ly->ffn_norm_b = p; break;
 		case SLOT_W_GATE: ly->w_gate = p; break;
@@ -212,6 +254,11 @@ fte_model_create(const fte_config *cfg, fte_model **out)
 	m->n_params = off;
 	if ((m->mem = calloc(off, sizeof(float))) == NULL)
 		goto nomem;
+	if (cfg->arch == FTE_ARCH_LLAMA) {
+		if ((m->rope_freq = calloc((size_t)cfg->head_dim / 2, sizeof(float))) == NULL)
+			goto nomem;
+		rope_inv_freq(cfg, m->rope_freq, &m->rope_attn);
+	}
 	for (int i = 0; i < m->n_tensors; i++)
 		m->tensors[i].data = m->mem + m->offset[i];
 	fte__weights_view(m, m->mem, &m->w);
@@ -228,6 +275,7 @@ fte_model_free(fte_model *m)
 	if (m == NULL)
 		return;
 	free(m->mem);
+	free(m->rope_freq);
 	free(m->tensors);
 	free(m->offset);
 	free(m->slot);
@@ -303,7 +351,8 @@ fte_model_init_random(fte_model *m, uint64_t seed)
 					t->data[j + 1] = (float)(std * y);
 			}
 		} else {
-			int norm = s == SLOT_ATTN_NORM_W || s == SLOT_FFN_NORM_W || s == SLOT_NORM_W;
+			int norm = s == SLOT_ATTN_NORM_W || s == SLOT_FFN_NORM_W || s == SLOT_NORM_W ||
+			    s == SLOT_Q_NORM || s == SLOT_K_NORM;
 
 			for (size_t j = 0; j < t->numel; j++)
 				t->data[j] = norm ? 1.0f : 0.0f;

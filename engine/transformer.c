@@ -45,6 +45,10 @@ acts_fields(const fte_config *c, int B, int T, int r, float dropout,
 	F_(q, Lm * N * HD);
 	F_(k, Lm * N * KD);
 	F_(v, Lm * N * KD);
+	F_(qpre, c->qk_norm ? Lm * N * HD : 0);
+	F_(kpre, c->qk_norm ? Lm * N * KD : 0);
+	F_(q_rstd, c->qk_norm ? Lm * N * H : 0);
+	F_(k_rstd, c->qk_norm ? Lm * N * c->n_kv_heads : 0);
 	F_(att, Lm * B * H * T * T);
 	F_(atty, Lm * N * HD);
 	F_(ln2, Lm * N * C);
@@ -70,6 +74,8 @@ acts_fields(const fte_config *c, int B, int T, int r, float dropout,
 	F_(dk, train ? N * KD : 0);
 	F_(dv, train ? N * KD : 0);
 	F_(datty, train ? N * HD : 0);
+	F_(dqpre, train && c->qk_norm ? N * HD : 0);
+	F_(dkpre, train && c->qk_norm ? N * KD : 0);
 	F_(dgate, train && c->arch == FTE_ARCH_LLAMA ? N * F : 0);
 	F_(dup, train ? N * F : 0);
 	F_(dhact, train ? N * F : 0);
@@ -93,11 +99,12 @@ fte__acts_create(const fte_config *c, int B, int T, int lora_rank,
 	fte__acts x;
 	size_t n;
 	float **fields[] = { &x.res, &x.res_mid, &x.ln1, &x.ln1_mean,
-		&x.ln1_rstd, &x.q, &x.k, &x.v, &x.att, &x.atty, &x.ln2,
+		&x.ln1_rstd, &x.q, &x.k, &x.v, &x.qpre, &x.kpre, &x.q_rstd,
+		&x.k_rstd, &x.att, &x.atty, &x.ln2,
 		&x.ln2_mean, &x.ln2_rstd, &x.gate, &x.up, &x.hact, &x.lnf,
 		&x.lnf_mean, &x.lnf_rstd, &x.logits, &x.losses, &x.dloss, &x.tmp,
 		&x.lora_xa, &x.lora_mask, &x.lora_s1, &x.lora_s2, &x.dres, &x.dln,
-		&x.dq, &x.dk, &x.dv, &x.datty, &x.dgate, &x.dup, &x.dhact, &x.datt,
+		&x.dq, &x.dk, &x.dv, &x.datty, &x.dqpre, &x.dkpre, &x.dgate, &x.dup, &x.dhact, &x.datt,
 		&x.lora_dxa };
 
 	memset(&x, 0, sizeof(x));
@@ -234,6 +241,7 @@ res_last(const fte_config *c, const fte__acts *a)
 /* Per-layer slices of the saved activations. */
 typedef struct layer_acts {
 	float *x, *y, *res_mid, *ln1, *ln1_mean, *ln1_rstd, *q, *k, *v, *att;
+	float *qpre, *kpre, *q_rstd, *k_rstd;
 	float *atty, *ln2, *ln2_mean, *ln2_rstd, *gate, *up, *hact;
 } layer_acts;
 
@@ -254,6 +262,10 @@ layer_acts_get(const fte_config *c, const fte__acts *a, int l, layer_acts *s)
 	s->q = a->q + ls * N * HD;
 	s->k = a->k + ls * N * KD;
 	s->v = a->v + ls * N * KD;
+	s->qpre = c->qk_norm ? a->qpre + ls * N * HD : NULL;
+	s->kpre = c->qk_norm ? a->kpre + ls * N * KD : NULL;
+	s->q_rstd = c->qk_norm ? a->q_rstd + ls * N * c->n_heads : NULL;
+	s->k_rstd = c->qk_norm ? a->k_rstd + ls * N * c->n_kv_heads : NULL;
 	s->att = a->att + ls * TT;
 	s->atty = a->atty + ls * N * HD;
 	s->ln2 = a->ln2 + ls * N * C;
@@ -280,12 +292,19 @@ layer_forward(const fte_model *m, const fte__lora *lo, fte__acts *a, int l,
 	layer_acts_get(c, a, l, &s);
 	norm_forward(c, s.ln1, s.ln1_mean, s.ln1_rstd, s.x, lw->attn_norm_w,
 	    lw->attn_norm_b, N);
-	linear_forward(m, lo, a, s.q, s.ln1, lw->wq, lw->bq, N, C, HD, l, LORA_Q, rng);
-	linear_forward(m, lo, a, s.k, s.ln1, lw->wk, lw->bk, N, C, KD, l, LORA_K, rng);
+	linear_forward(m, lo, a, c->qk_norm ? s.qpre : s.q, s.ln1, lw->wq, lw->bq, N, C, HD, l,
+	    LORA_Q, rng);
+	linear_forward(m, lo, a, c->qk_norm ? s.kpre : s.k, s.ln1, lw->wk, lw->bk, N, C, KD, l,
+	    LORA_K, rng);
 	linear_forward(m, lo, a, s.v, s.ln1, lw->wv, lw->bv, N, C, KD, l, LORA_V, rng);
+	if (c->qk_norm) {
+		/* Qwen3: RMSNorm over each head's D values */
+		rmsnorm_forward(s.q, s.q_rstd, s.qpre, lw->q_norm_w, N * H, D, c->norm_eps);
+		rmsnorm_forward(s.k, s.k_rstd, s.kpre, lw->k_norm_w, N * K, D, c->norm_eps);
+	}
 	if (llama) {
-		rope_forward(s.q, a->pos, N, H, D, c->rope_theta, c->rope_style);
-		rope_forward(s.k, a->pos, N, K, D, c->rope_theta, c->rope_style);
+		rope_forward(s.q, a->pos, N, H, D, m->rope_freq, m->rope_attn, c->rope_style);
+		rope_forward(s.k, a->pos, N, K, D, m->rope_freq, m->rope_attn, c->rope_style);
 	}
 	if (a->kv_k != NULL) {
 		size_t at = (size_t)l * c->max_seq_len * KD;
@@ -420,13 +439,24 @@ fte__backward(const fte_model *m, const fte__weights *g, const fte__lora *lo,
 		attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, s.q, s.k,
 		    s.v, s.att, B, T, H, K, D);
 		if (llama) {
-			rope_backward(a->dq, a->pos, N, H, D, c->rope_theta, c->rope_style);
-			rope_backward(a->dk, a->pos, N, K, D, c->rope_theta, c->rope_style);
+			rope_backward(a->dq, a->pos, N, H, D, m->rope_freq, m->rope_attn, c->rope_style);
+			rope_backward(a->dk, a->pos, N, K, D, m->rope_freq, m->rope_attn, c->rope_style);
+		}
+		float *dq = a->dq, *dk = a->dk;
+		if (c->qk_norm) {
+			zero(a->dqpre, (size_t)N * HD);
+			zero(a->dkpre, (size_t)N * KD);
+			rmsnorm_backward(a->dqpre, lg->q_norm_w, a->dq, s.qpre, lw->q_norm_w,
+			    s.q_rstd, N * H, D);
+			rmsnorm_backward(a->dkpre, lg->k_norm_w, a->dk, s.kpre, lw->k_norm_w,
+			    s.k_rstd, N * K, D);
+			dq = a->dqpre;
+			dk = a->dkpre;
 		}
 		zero(a->dln, NC);
-		linear_backward(m, lo, gl, a, a->dln, lg->wq, lg->bq, a->dq, s.ln1,
+		linear_backward(m, lo, gl, a, a->dln, lg->wq, lg->bq, dq, s.ln1,
 		    lw->wq, N, C, HD, l, LORA_Q);
-		linear_backward(m, lo, gl, a, a->dln, lg->wk, lg->bk, a->dk, s.ln1,
+		linear_backward(m, lo, gl, a, a->dln, lg->wk, lg->bk, dk, s.ln1,
 		    lw->wk, N, C, KD, l, LORA_K);
 		linear_backward(m, lo, gl, a, a->dln, lg->wv, lg->bv, a->dv, s.ln1,
 		    lw->wv, N, C, KD, l, LORA_V);

@@ -17,6 +17,7 @@ enum fte__slot {
 	SLOT_TOK_EMB, SLOT_POS_EMB,
 	SLOT_ATTN_NORM_W, SLOT_ATTN_NORM_B,
 	SLOT_WQ, SLOT_BQ, SLOT_WK, SLOT_BK, SLOT_WV, SLOT_BV, SLOT_WO, SLOT_BO,
+	SLOT_Q_NORM, SLOT_K_NORM,
 	SLOT_FFN_NORM_W, SLOT_FFN_NORM_B,
 	SLOT_W_GATE, SLOT_W_UP, SLOT_B_UP, SLOT_W_DOWN, SLOT_B_DOWN,
 	SLOT_NORM_W, SLOT_NORM_B, SLOT_OUTPUT,
@@ -27,6 +28,7 @@ enum fte__slot {
 typedef struct fte__layer {
 	float *attn_norm_w, *attn_norm_b;
 	float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+	float *q_norm_w, *k_norm_w;  /* (D), qk_norm only */
 	float *ffn_norm_w, *ffn_norm_b;
 	float *w_gate, *w_up, *b_up, *w_down, *b_down;
 } fte__layer;
@@ -46,6 +48,8 @@ struct fte_model {
 	size_t *offset;              /* tensor i starts at mem + offset[i] */
 	unsigned char *slot, *layer; /* enum fte__slot and layer of tensor i */
 	fte__weights w;              /* views into mem */
+	float *rope_freq;            /* (head_dim / 2) inv_freq, Llama only */
+	float rope_attn;             /* YaRN's attention factor, else 1 */
 };
 
 /* fte__config_num_params counts a configuration's parameters (checked
@@ -107,6 +111,8 @@ typedef struct fte__acts {
 	float *res_mid;              /* (L, N, C) */
 	float *ln1, *ln1_mean, *ln1_rstd;  /* (L, N, C), (L, N), (L, N) */
 	float *q, *k, *v;            /* (L, N, H*D), (L, N, K*D) x 2, post-RoPE */
+	float *qpre, *kpre;          /* qk_norm: q, k before the head norm */
+	float *q_rstd, *k_rstd;      /* qk_norm: (L, N, H), (L, N, K) */
 	float *att;                  /* (L, B, H, T, T) */
 	float *atty;                 /* (L, N, H*D) */
 	float *ln2, *ln2_mean, *ln2_rstd;
@@ -121,6 +127,7 @@ typedef struct fte__acts {
 	float *tmp;                  /* (N, max(C, F)) */
 	/* backward scratch */
 	float *dres, *dln, *dq, *dk, *dv, *datty, *dgate, *dup, *dhact;
+	float *dqpre, *dkpre;        /* qk_norm: gradients before the head norm */
 	float *datt;                 /* (B, H, T, T) */
 	float *lora_dxa;             /* (N, r) */
 	int *pos;                    /* (N) position of each token */

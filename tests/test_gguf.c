@@ -255,6 +255,66 @@ test_hf_model(void)
 	fte_model_free(m);
 }
 
+/* RoPE scaling: linear and YaRN as llama.cpp's rope.scaling keys; what
+ * GGUF cannot say (llama3, YaRN variants, Qwen3's q/k norms) is refused
+ * and nothing written. */
+static void
+test_rope_scaling(void)
+{
+	fte_model *m = NULL, *z = NULL;
+	fte_gguf_file *f = NULL;
+	fte_vocab *v = vocab_make(64);
+	fte_config c;
+
+	CHECK(fte_model_load(fixture_dir("qwen2_yarn"), &m) == FTE_OK);
+	CHECK(m != NULL && fte_gguf_save(m, v, ft_test_tmp("y.gguf"), FTE_DTYPE_F32) == FTE_OK);
+	CHECK(fte_gguf_open(ft_test_tmp("y.gguf"), &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(kv_str_is(f, "llama.rope.scaling.type", 0, "yarn"));
+		CHECK(fte_gguf_kv_float(fte_gguf_kv_find(f, "llama.rope.scaling.factor")) == 4.0);
+		CHECK(kv_int(f, "llama.rope.scaling.original_context_length") == 4096);
+		CHECK(kv_int(f, "llama.context_length") == 16384);
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	if (m != NULL) {
+		c = *fte_model_config(m);
+		c.rope.attn_factor = 0.5;
+		CHECK(fte_model_create(&c, &z) == FTE_OK);
+		CHECK(fte_gguf_save(z, v, ft_test_tmp("ya.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
+		CHECK(strstr(fte_last_error(), "attention_factor") != NULL);
+		CHECK(access(ft_test_tmp("ya.gguf"), F_OK) != 0);
+		fte_model_free(z);
+		z = NULL;
+		c.rope = (fte_rope_scaling){ .type = FTE_ROPE_LINEAR, .factor = 2.0 };
+		CHECK(fte_model_create(&c, &z) == FTE_OK);
+		CHECK(fte_gguf_save(z, v, ft_test_tmp("l.gguf"), FTE_DTYPE_F32) == FTE_OK);
+		CHECK(fte_gguf_open(ft_test_tmp("l.gguf"), &f) == FTE_OK);
+		if (f != NULL) {
+			CHECK(kv_str_is(f, "llama.rope.scaling.type", 0, "linear"));
+			CHECK(fte_gguf_kv_float(fte_gguf_kv_find(f, "llama.rope.scaling.factor")) == 2.0);
+			CHECK(fte_gguf_kv_find(f, "llama.rope.scaling.original_context_length") == NULL);
+			fte_gguf_close(f);
+		}
+		fte_model_free(z);
+	}
+	fte_model_free(m);
+	m = NULL;
+	CHECK(fte_model_load(fixture_dir("llama3_rope"), &m) == FTE_OK);
+	CHECK(m != NULL && fte_gguf_save(m, v, ft_test_tmp("l3.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "llama3") != NULL);
+	CHECK(access(ft_test_tmp("l3.gguf"), F_OK) != 0);
+	fte_model_free(m);
+	m = NULL;
+	/* Qwen3's q/k norms are llama.cpp's qwen3 architecture, not llama */
+	CHECK(fte_model_load(fixture_dir("qwen3"), &m) == FTE_OK);
+	CHECK(m != NULL && fte_gguf_save(m, v, ft_test_tmp("q3.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "Qwen3") != NULL);
+	CHECK(access(ft_test_tmp("q3.gguf"), F_OK) != 0);
+	fte_model_free(m);
+	fte_vocab_free(v);
+}
+
 /* stories260K (llama2.c, interleaved RoPE already) with its tok512.bin */
 static void
 test_llama2c(void)
@@ -525,6 +585,7 @@ int
 main(void)
 {
 	test_hf_model();
+	test_rope_scaling();
 	test_bad();
 	test_llama2c();
 	test_vocab_json();

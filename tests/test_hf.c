@@ -1,8 +1,10 @@
 /* test_hf.c - Hugging Face import and export: the fixtures written by
  * tests/fixtures/gen_hf_fixtures.py (Llama tied/untied, BF16, F16, sharded,
- * __metadata__ alias, Qwen2 biases, GPT-2) against their PyTorch logits and
+ * __metadata__ alias, Qwen2 biases, GPT-2, Llama 3.1 and YaRN RoPE scaling,
+ * Qwen3 q/k norms) against their PyTorch logits (and Qwen3's gradients) and
  * probe values, the real tiny-gpt2 checkpoint against its raw file, save/load
  * round trips, the llama2.c -> HF q/k permutation, and malformed directories. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,7 @@
 
 static const char *fixtures[] = {
 	"llama_tied", "llama_bf16", "llama_f16", "llama_sharded", "llama_alias",
-	"qwen2_bias", "gpt2",
+	"qwen2_bias", "gpt2", "llama3_rope", "qwen2_yarn", "qwen3",
 };
 
 static double worst_rel;      /* largest logits error seen, relative */
@@ -134,7 +136,13 @@ same_config(const fte_config *a, const fte_config *b)
 	    a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
 	    a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta &&
 	    a->rope_style == b->rope_style && a->tied_embeddings == b->tied_embeddings &&
-	    a->qkv_bias == b->qkv_bias && a->bos_id == b->bos_id && a->eos_id == b->eos_id;
+	    a->qkv_bias == b->qkv_bias && a->bos_id == b->bos_id && a->eos_id == b->eos_id &&
+	    a->rope.type == b->rope.type && a->rope.factor == b->rope.factor &&
+	    a->rope.low_freq_factor == b->rope.low_freq_factor &&
+	    a->rope.high_freq_factor == b->rope.high_freq_factor &&
+	    a->rope.orig_ctx == b->rope.orig_ctx && a->rope.beta_fast == b->rope.beta_fast &&
+	    a->rope.beta_slow == b->rope.beta_slow && a->rope.attn_factor == b->rope.attn_factor &&
+	    a->rope.no_truncate == b->rope.no_truncate && a->qk_norm == b->qk_norm;
 }
 
 static void
@@ -197,6 +205,160 @@ test_configs(void)
 		CHECK(fte_model_config(m)->tied_embeddings == 1);
 		fte_model_free(m);
 	}
+	if (fte_model_load(fixture_dir("llama3_rope"), &m) == FTE_OK) {
+		const fte_rope_scaling *r = &fte_model_config(m)->rope;
+		CHECK(r->type == FTE_ROPE_LLAMA3 && r->factor == 8.0 && r->low_freq_factor == 1.0 &&
+		    r->high_freq_factor == 4.0 && r->orig_ctx == 8192);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("qwen2_yarn"), &m) == FTE_OK) {
+		const fte_rope_scaling *r = &fte_model_config(m)->rope;
+		CHECK(r->type == FTE_ROPE_YARN && r->factor == 4.0 && r->orig_ctx == 4096 &&
+		    r->beta_fast == 32 && r->beta_slow == 1 && r->attn_factor == 0 && !r->no_truncate);
+		fte_model_free(m);
+	}
+}
+
+/* Qwen3: explicit head_dim, q/k norms, and the gradients of the mean
+ * next-token loss equal PyTorch autograd's over the reference forward. */
+static void
+test_qwen3(void)
+{
+	fte_model *m = NULL;
+	fte_trainer *tr = NULL;
+	fte_train_config tc;
+	json_t *exp = NULL, *grads;
+	char path[4096];
+	int tokens[64], targets[64], T, seen = 0;
+	float loss = 0;
+
+	snprintf(path, sizeof(path), "%s/expected.json", fixture_dir("qwen3"));
+	CHECK((exp = json_load_file(path, 0, NULL)) != NULL);
+	CHECK(fte_model_load(fixture_dir("qwen3"), &m) == FTE_OK);
+	if (exp == NULL || m == NULL)
+		goto out;
+	const fte_config *c = fte_model_config(m);
+	CHECK(c->qk_norm == 1 && c->qkv_bias == 0 && c->head_dim == 16 && c->dim == 32 &&
+	    c->tied_embeddings && c->max_seq_len == 64);
+	CHECK(fte_model_find(m, "layers.1.attn.k_norm.weight") != NULL &&
+	    fte_model_find(m, "layers.1.attn.k_norm.weight")->numel == 16);
+	T = (int)json_array_size(json_object_get(exp, "tokens"));
+	for (int i = 0; i < T; i++) {
+		tokens[i] = (int)json_integer_value(json_array_get(json_object_get(exp, "tokens"), (size_t)i));
+		if (i > 0)
+			targets[i - 1] = tokens[i];
+	}
+	targets[T - 1] = -1;
+	fte_train_config_default(&tc);
+	tc.batch = 1;
+	tc.seq = T;
+	CHECK(fte_trainer_create(m, &tc, &tr) == FTE_OK);
+	if (tr == NULL)
+		goto out;
+	fte_batch b = {tokens, targets, NULL, 1, T};
+	CHECK(fte_trainer_backward(tr, &b, 1, NULL, &loss) == FTE_OK);
+	CHECK(fabs(loss - json_number_value(json_object_get(exp, "loss"))) < 1e-5);
+	grads = json_object_get(exp, "grads");
+	for (int i = 0; i < fte_trainer_num_trainable(tr); i++) {
+		fte_tensor *p, *g;
+		json_t *want;
+		double err = 0, big = 0;
+
+		CHECK(fte_trainer_trainable(tr, i, &p, &g) == FTE_OK);
+		if ((want = json_object_get(grads, p->name)) == NULL)
+			continue;
+		CHECK(json_array_size(want) == g->numel);
+		for (size_t k = 0; k < g->numel && k < json_array_size(want); k++) {
+			double r = json_number_value(json_array_get(want, k));
+			err = fmax(err, fabs(g->data[k] - r));
+			big = fmax(big, fabs(r));
+		}
+		printf("qwen3 grad %-28s max abs err %.3g (max |grad| %.3g)\n", p->name, err, big);
+		CHECK(big > 0 && err <= 1e-4 * big);
+		seen++;
+	}
+	CHECK(seen == 4);
+	/* LoRA on every projection: the norms stay frozen, the adapters start
+	 * as the identity (same loss) and their B gradients flow through the
+	 * q/k norms */
+	fte_trainer_free(tr);
+	tr = NULL;
+	tc.lora.rank = 4;
+	tc.lora.alpha = 8;
+	tc.lora.targets = FTE_LORA_ALL;
+	CHECK(fte_trainer_create(m, &tc, &tr) == FTE_OK);
+	if (tr != NULL) {
+		float lora_loss = 0;
+		int only_lora = 1, flows = 1;
+
+		CHECK(fte_trainer_backward(tr, &b, 1, NULL, &lora_loss) == FTE_OK);
+		CHECK(lora_loss == loss);
+		for (int i = 0; i < fte_trainer_num_trainable(tr); i++) {
+			fte_tensor *p, *g;
+			double sum = 0;
+
+			CHECK(fte_trainer_trainable(tr, i, &p, &g) == FTE_OK);
+			only_lora &= strstr(p->name, ".lora_") != NULL;
+			for (size_t k = 0; k < g->numel; k++)
+				sum += fabs(g->data[k]);
+			if (strstr(p->name, "lora_B") && (strstr(p->name, ".wq.") || strstr(p->name, ".wk.")))
+				flows &= isfinite(sum) && sum > 0;
+		}
+		CHECK(only_lora && flows);
+	}
+out:
+	fte_trainer_free(tr);
+	fte_model_free(m);
+	json_decref(exp);
+}
+
+/* KV-cache decoding runs the last prompt token through the decoder: for
+ * every prompt length its greedy token is the argmax of the full forward's
+ * row there, so the cache holds keys turned by the same frequencies,
+ * attention factor and head norms as training computes. */
+static void
+test_generate_rope(const char *name)
+{
+	fte_model *m = NULL;
+	fte_sampler smp;
+	int seq[64], T, agree = 0;
+	json_t *exp, *toks;
+	char path[4096];
+	float *logits;
+
+	snprintf(path, sizeof(path), "%s/expected.json", fixture_dir(name));
+	CHECK((exp = json_load_file(path, 0, NULL)) != NULL);
+	CHECK(fte_model_load(fixture_dir(name), &m) == FTE_OK);
+	if (exp == NULL || m == NULL) {
+		json_decref(exp);
+		fte_model_free(m);
+		return;
+	}
+	toks = json_object_get(exp, "tokens");
+	T = (int)json_array_size(toks);
+	for (int i = 0; i < T; i++)
+		seq[i] = (int)json_integer_value(json_array_get(toks, (size_t)i));
+	json_decref(exp);
+	fte_sampler_default(&smp);
+	smp.max_new_tokens = 1;
+	smp.stop_at_eos = smp.stop_at_bos = 0;
+	logits = malloc((size_t)T * 64 * sizeof(float));
+	CHECK(logits != NULL && logits_compute(m, seq, T, logits) == FTE_OK);
+	for (int P = 1; P <= T && logits != NULL; P++) {
+		const float *row = logits + (size_t)(P - 1) * 64;
+		int best = 0, gen = -1, n = 0;
+
+		for (int v = 1; v < 64; v++)
+			if (row[v] > row[best])
+				best = v;
+		CHECK(fte_generate(m, seq, P, &smp, NULL, NULL, &gen, &n) == FTE_OK && n == 1);
+		agree += gen == best;
+	}
+	printf("%s: KV-cache decoding agrees with the full forward at %d of %d positions\n",
+	    name, agree, T);
+	CHECK(agree == T);
+	free(logits);
+	fte_model_free(m);
 }
 
 /* tiny-gpt2: the real checkpoint, compared value by value with its file. */
@@ -399,15 +561,64 @@ test_bad(void)
 	json_write(cfg, json_deep_copy(j));
 	expect_fail(d, FTE_EFORMAT, "bad", "describes at least");
 	json_object_set_new(j, "vocab_size", json_integer(64));
+	/* every RoPE type and key is read or refused by name, never ignored */
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f}", "type", "longrope", "factor", 2.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling.rope_type \"longrope\"");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f,s:f}", "type", "yarn", "factor", 2.0,
+	    "mscale", 1.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling.mscale");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f,s:i}", "type", "dynamic", "factor", 2.0,
+	    "original_max_position_embeddings", 32));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling.original_max_position_embeddings");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f,s:i}", "rope_type", "yarn", "factor", 4.0,
+	    "original_max_position_embeddings", 32));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "transformers versions");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f,s:f}", "rope_type", "llama3",
+	    "factor", 8.0, "low_freq_factor", 1.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "rope_scaling has no \"high_freq_factor\"");
+	json_object_set_new(j, "rope_scaling", json_pack("{s:s}", "type", "linear"));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "rope_scaling has no \"factor\"");
+	json_object_set_new(j, "partial_rotary_factor", json_real(0.5));
+	json_object_set_new(j, "rope_scaling", json_null());
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_ENOTSUP, "config.json", "partial_rotary_factor");
+	json_object_del(j, "partial_rotary_factor");
 	json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f}", "type", "linear", "factor", 2.0));
 	json_write(cfg, json_deep_copy(j));
-	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_scaling");
-	json_object_del(j, "rope_scaling");
+	{
+		fte_model *ls = NULL;
+		CHECK(fte_model_load(d, &ls) == FTE_OK && ls != NULL &&
+		    fte_model_config(ls)->rope.type == FTE_ROPE_LINEAR &&
+		    fte_model_config(ls)->rope.factor == 2.0);
+		fte_model_free(ls);
+	}
 	/* newer transformers: rope_parameters, read or refused, never ignored */
-	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f}", "rope_type", "llama3",
+	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f}", "rope_type", "linear",
+	    "rope_theta", 10000.0, "factor", 8.0));
+	json_write(cfg, json_deep_copy(j));
+	expect_fail(d, FTE_EFORMAT, "config.json", "both rope_scaling and rope_parameters");
+	json_object_del(j, "rope_scaling");
+	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f}", "rope_type", "su",
 	    "rope_theta", 500000.0, "factor", 8.0));
 	json_write(cfg, json_deep_copy(j));
-	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_parameters.rope_type \"llama3\"");
+	expect_fail(d, FTE_ENOTSUP, "config.json", "rope_parameters.rope_type \"su\"");
+	json_object_set_new(j, "rope_parameters", json_pack("{s:s,s:f,s:f,s:f,s:f,s:i}", "rope_type",
+	    "llama3", "rope_theta", 10000.0, "factor", 8.0, "low_freq_factor", 1.0,
+	    "high_freq_factor", 4.0, "original_max_position_embeddings", 8192));
+	json_write(cfg, json_deep_copy(j));
+	{
+		fte_model *l3 = NULL;
+		CHECK(fte_model_load(d, &l3) == FTE_OK && l3 != NULL &&
+		    fte_model_config(l3)->rope.type == FTE_ROPE_LLAMA3 &&
+		    fte_model_config(l3)->rope.orig_ctx == 8192);
+		fte_model_free(l3);
+	}
 	json_object_set_new(j, "rope_parameters", json_pack("{s:{s:s,s:f}}", "full_attention",
 	    "rope_type", "default", "rope_theta", 1e6));
 	json_write(cfg, json_deep_copy(j));
@@ -863,6 +1074,10 @@ main(void)
 {
 	test_fixtures();
 	test_configs();
+	test_generate_rope("llama3_rope");
+	test_generate_rope("qwen2_yarn");
+	test_generate_rope("qwen3");
+	test_qwen3();
 	test_interleaved();
 	test_bad();
 	test_alias_kept_head();

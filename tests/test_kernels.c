@@ -136,7 +136,8 @@ enum op {
 struct ref {
 	enum op op;
 	int N, C, OC, V, B, T, H, K, D, nh, style;
-	double eps, theta;
+	double eps, attn;
+	const float *freq; /* RoPE inv_freq */
 	const int *ints;   /* tokens, positions or targets */
 	const int *seg;
 	double *in[4];     /* the op's inputs, in kernels.h order */
@@ -185,20 +186,20 @@ ref_norm(double *out, const double *inp, const double *w, const double *b,
 }
 
 static void
-ref_rope(double *x, const int *pos, int N, int nh, int D, double theta,
-    int style)
+ref_rope(double *x, const int *pos, int N, int nh, int D, const float *freq,
+    double attn, int style)
 {
 	for (int n = 0; n < N; n++)
 		for (int h = 0; h < nh; h++)
 			for (int i = 0; i < D / 2; i++) {
-				double a = pos[n] * pow(theta, -2.0 * i / D);
+				double a = pos[n] * (double)freq[i];
 				double *p = x + (n * nh + h) * D;
 				int i0 = style == FTE_ROPE_HALF ? i : 2 * i;
 				int i1 = style == FTE_ROPE_HALF ? i + D / 2 :
 				    2 * i + 1;
 				double x0 = p[i0], x1 = p[i1];
-				p[i0] = x0 * cos(a) - x1 * sin(a);
-				p[i1] = x0 * sin(a) + x1 * cos(a);
+				p[i0] = attn * (x0 * cos(a) - x1 * sin(a));
+				p[i1] = attn * (x0 * sin(a) + x1 * cos(a));
 			}
 }
 
@@ -290,7 +291,7 @@ ref_run(struct ref *r)
 		break;
 	case OP_ROPE:
 		memcpy(r->out, r->in[0], r->nout * sizeof(double));
-		ref_rope(r->out, r->ints, r->N, r->nh, r->D, r->theta,
+		ref_rope(r->out, r->ints, r->N, r->nh, r->D, r->freq, r->attn,
 		    r->style);
 		break;
 	case OP_ATTENTION:
@@ -482,39 +483,107 @@ test_norm(int layer)
 	free(out); free(dinp); free(dw); free(db); free(dinp2);
 }
 
+/* test_rope checks the rotation (scaled by attn, as YaRN scales cos and
+ * sin) and its backward against the double reference on the frequencies of
+ * theta 10000. */
 static void
-test_rope(int style)
+test_rope(int style, float attn)
 {
 	enum { N = 5, NH = 3, D = 8 };
-	const char *name = style == FTE_ROPE_HALF ? "rope(half)" :
-	    "rope(interleaved)";
+	char name[64];
 	const int pos[N] = { 0, 3, 1, 7, 250 };
-	const float theta = 10000.0f;
 	size_t n = N * NH * D;
-	float *x = fvec(n, 1), *wout = fvec(n, 1);
+	float *x = fvec(n, 1), *wout = fvec(n, 1), freq[D / 2];
 	double *dw_out = dvec(wout, n);
-	struct ref r = { .op = OP_ROPE, .N = N, .nh = NH, .D = D,
-	    .theta = theta, .style = style, .ints = pos, .in = { dvec(x, n) },
+	struct ref r = { .op = OP_ROPE, .N = N, .nh = NH, .D = D, .freq = freq,
+	    .attn = attn, .style = style, .ints = pos, .in = { dvec(x, n) },
 	    .wout = dw_out, .nout = n, .out = xmalloc(n * 8) };
 
-	rope_forward(x, pos, N, NH, D, theta, style);
+	snprintf(name, sizeof(name), "rope(%s,attn %g)", style == FTE_ROPE_HALF ?
+	    "half" : "interleaved", (double)attn);
+	for (int i = 0; i < D / 2; i++)
+		freq[i] = (float)pow(10000.0, -2.0 * i / D);
+	rope_forward(x, pos, N, NH, D, freq, attn, style);
 	ref_run(&r);
 	check_fwd(name, "out", x, r.out, n);
-	/* Position 0 is the identity. */
+	/* Position 0 is the identity, times attn. */
 	int same = 1;
 	for (int i = 0; i < NH * D; i++)
-		same &= x[i] == (float)r.in[0][i];
+		same &= x[i] == (float)r.in[0][i] * attn;
 	CHECK(same);
 	/* Backward transforms dx in place (it is not an accumulation);
 	 * check_grad expects two accumulations from GRAD_BASE. */
 	float *dx = xmalloc(n * sizeof(float));
 	memcpy(dx, wout, n * sizeof(float));
-	rope_backward(dx, pos, N, NH, D, theta, style);
+	rope_backward(dx, pos, N, NH, D, freq, attn, style);
 	for (size_t i = 0; i < n; i++)
 		dx[i] = GRAD_BASE + 2.0f * dx[i];
 	check_grad(name, "dx", dx, &r, 0, n);
 	free(r.in[0]); free(r.out); free(dw_out); free(x); free(wout);
 	free(dx);
+}
+
+/* test_rope_freq compares each scaling's frequency table with the formulas
+ * of transformers' modeling_rope_utils (and Meta's llama3 apply_scaling)
+ * evaluated in double by numpy, head_dim 16. */
+static void
+test_rope_freq(void)
+{
+	static const struct {
+		const char *name;
+		float theta;
+		fte_rope_scaling r;
+		double want[8], attn;
+	} cases[] = {
+		{ "default", 10000, { 0 }, { 1, 0.31622776601683794, 0.10000000000000001,
+		    0.031622776601683791, 0.01, 0.0031622776601683794, 0.001,
+		    0.00031622776601683794 }, 1 },
+		{ "linear", 10000, { .type = FTE_ROPE_LINEAR, .factor = 4 }, { 0.25,
+		    0.079056941504209485, 0.025000000000000001, 0.0079056941504209478,
+		    0.0025000000000000001, 0.00079056941504209485, 0.00025000000000000001,
+		    7.9056941504209485e-05 }, 1 },
+		/* within the context, dynamic NTK is the default rotation */
+		{ "dynamic", 10000, { .type = FTE_ROPE_DYNAMIC, .factor = 2 }, { 1,
+		    0.31622776601683794, 0.10000000000000001, 0.031622776601683791, 0.01,
+		    0.0031622776601683794, 0.001, 0.00031622776601683794 }, 1 },
+		{ "llama3", 500000, { .type = FTE_ROPE_LLAMA3, .factor = 8, .low_freq_factor = 1,
+		    .high_freq_factor = 4, .orig_ctx = 8192 }, { 1, 0.19392274474868576,
+		    0.037606030930863933, 0.0072926647372171093, 0.00052484616099295468,
+		    3.4281021959525912e-05, 6.6478698711812354e-06, 1.2891731721515574e-06 }, 1 },
+		{ "yarn", 10000, { .type = FTE_ROPE_YARN, .factor = 4, .orig_ctx = 4096,
+		    .beta_fast = 32, .beta_slow = 1 }, { 1, 0.31622776601683794,
+		    0.10000000000000001, 0.02569350598886808, 0.0062500000000000003,
+		    0.001383496476323666, 0.00025000000000000001, 7.9056941504209485e-05 },
+		    1.1386294361119891 },
+		{ "yarn(truncate false)", 10000, { .type = FTE_ROPE_YARN, .factor = 4,
+		    .orig_ctx = 4096, .beta_fast = 32, .beta_slow = 1, .no_truncate = 1 }, { 1,
+		    0.31622776601683794, 0.10000000000000001, 0.028613608811988892,
+		    0.0065569715211294347, 0.0012856320307266882, 0.00025000000000000001,
+		    7.9056941504209485e-05 }, 1.1386294361119891 },
+		{ "yarn(attention_factor)", 10000, { .type = FTE_ROPE_YARN, .factor = 4,
+		    .orig_ctx = 4096, .beta_fast = 32, .beta_slow = 1, .attn_factor = 0.75 }, { 1,
+		    0.31622776601683794, 0.10000000000000001, 0.02569350598886808,
+		    0.0062500000000000003, 0.001383496476323666, 0.00025000000000000001,
+		    7.9056941504209485e-05 }, 0.75 },
+	};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		fte_config c = { .arch = FTE_ARCH_LLAMA, .head_dim = 16,
+		    .rope_theta = cases[k].theta, .rope = cases[k].r };
+		float inv[8], attn = 0;
+		double worst = 0;
+
+		rope_inv_freq(&c, inv, &attn);
+		for (int i = 0; i < 8; i++) {
+			double e = fabs(inv[i] - cases[k].want[i]) / cases[k].want[i];
+			worst = e > worst ? e : worst;
+		}
+		printf("rope_inv_freq %-22s worst rel err %.3g, attn %g\n", cases[k].name, worst,
+		    (double)attn);
+		/* float32 rounding of a few operations */
+		CHECK(worst < 1e-6);
+		CHECK(attn == (float)cases[k].attn);
+	}
 }
 
 static void
@@ -851,8 +920,10 @@ main(void)
 	test_embedding();
 	test_norm(0);
 	test_norm(1);
-	test_rope(FTE_ROPE_HALF);
-	test_rope(FTE_ROPE_INTERLEAVED);
+	test_rope(FTE_ROPE_HALF, 1.0f);
+	test_rope(FTE_ROPE_INTERLEAVED, 1.0f);
+	test_rope(FTE_ROPE_HALF, 1.1386294f);
+	test_rope_freq();
 	test_attention(2, 5, 4, 4, 8, NULL);
 	test_attention(2, 5, 4, 2, 8, NULL);
 	test_attention(2, 5, 4, 2, 8, seg);
