@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "ftuned.h"
@@ -335,6 +336,10 @@ main(int argc, char **argv)
 		log_error("state: %s", err);
 		goto out;
 	}
+	if (audit_open(d.cfg.state_dir, &d.audit, err, sizeof(err)) != 0) {
+		log_error("audit: %s", err);
+		goto out;
+	}
 	if (uploads_start(&d, &d.uploads, err, sizeof(err)) != 0) {
 		log_error("state: %s", err);
 		goto out;
@@ -378,6 +383,7 @@ out:
 	/* Jobs end (and release their memory) before serving is freed. */
 	queue_stop(d.queue);
 	deploy_free(d.deploy);
+	audit_close(d.audit);
 	store_close(d.store);
 	unlink_pidfile(d.cfg.state_dir);
 	close(lock_fd);
