@@ -33,6 +33,7 @@
 #include "queue.h"
 #include "registry.h"
 #include "rpc.h"
+#include "screen.h"
 #include "store.h"
 #include "upload.h"
 #include "web.h"
@@ -336,6 +337,10 @@ main(int argc, char **argv)
 		log_error("state: %s", err);
 		goto out;
 	}
+	if (screen_rules_load(d.cfg.screen_rules, &d.screen, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (audit_open(d.cfg.state_dir, &d.audit, err, sizeof(err)) != 0) {
 		log_error("audit: %s", err);
 		goto out;
@@ -384,6 +389,7 @@ out:
 	queue_stop(d.queue);
 	deploy_free(d.deploy);
 	audit_close(d.audit);
+	screen_rules_free(d.screen);
 	store_close(d.store);
 	unlink_pidfile(d.cfg.state_dir);
 	close(lock_fd);

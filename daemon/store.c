@@ -202,6 +202,10 @@ static const char *migrations[] = {
 	 * never tells one user the names of another's. */
 	"DROP INDEX api_keys_name;"
 	"CREATE UNIQUE INDEX api_keys_name ON api_keys(owner_uid, name) WHERE revoked_at = 0;",
+
+	/* 10 -> 11: the BLAKE2b of the rule set a dataset was screened with
+	 * (screen.h); '' for datasets added before screening. */
+	"ALTER TABLE datasets ADD COLUMN screen_rules TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
