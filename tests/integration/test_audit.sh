@@ -50,7 +50,7 @@ as ftsf_a "$F" data add "$FT_TMP/d.jsonl" --kind instruct --name da >/dev/null |
 msg=$(as ftsf_a "$F" data add "$FT_TMP/d.jsonl" --kind instruct --name da2 2>&1) &&
 	fail "a second dataset beyond quota_datasets_per_user = 1 was accepted"
 job=$(as ftsf_a "$F" job submit --base stories260K --data da --type sft --method lora \
-	--lora-rank 2 --max-steps 400 --seq-len 32 --batch-size 1 | sed -n 's/^job \([0-9]*\) .*/\1/p')
+	--lora-rank 2 --epochs 1000 --seq-len 32 --batch-size 1 | sed -n 's/^job \([0-9]*\) .*/\1/p')
 [ -n "$job" ] || fail "job submit"
 as ftsf_b "$F" job cancel "$job" >/dev/null 2>&1 && fail "another user cancelled a's job"
 as ftsf_a "$F" job cancel "$job" >/dev/null || fail "job cancel"
