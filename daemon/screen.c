@@ -465,7 +465,8 @@ screen_text(const struct screen_rules *r, const char *s, size_t len,
 		}
 		pcre2_match_data_free(md);
 	}
-	qsort(hits, n, sizeof(*hits), hit_cmp);
+	if (n > 1)
+		qsort(hits, n, sizeof(*hits), hit_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (hits[i].off < end)
 			continue;
