@@ -469,6 +469,7 @@ dataset_print(const Ft__DatasetInfo *d)
 	    (unsigned long long)d->records, (unsigned long long)d->validation_records);
 	printf("  size        %s (%llu bytes)\n", size, (unsigned long long)d->bytes);
 	printf("  blake2b     %s\n", d->blake2b);
+	printf("  screened    %s\n", d->screen_rules[0] ? d->screen_rules : "no");
 	printf("  owner       %s\n", owner);
 	printf("  created     %s\n", when);
 	if (d->stats_json[0] != '\0' && (stats = json_loads(d->stats_json, 0, NULL)) != NULL) {
@@ -525,10 +526,25 @@ cmd_data_show(const struct opts *o, void *args, int argc, char **argv)
 	req.data_show = &dreq;
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
 		return rc;
-	if (o->json)
-		json_print(ft_json_message((const ProtobufCMessage *)rep->data_show->dataset));
-	else if (rep->data_show->dataset != NULL)
+	if (o->json) {
+		json_t *j = ft_json_message((const ProtobufCMessage *)rep->data_show->dataset);
+
+		if (json_is_object(j))
+			json_object_set_new(j, "report", json_string(rep->data_show->report));
+		json_print(j);
+	} else if (rep->data_show->dataset != NULL) {
 		dataset_print(rep->data_show->dataset);
+		/* The report of data add: problems and screening hits, file:line. */
+		if (rep->data_show->report[0] != '\0') {
+			printf("  report\n");
+			for (const char *s = rep->data_show->report; *s;) {
+				size_t n = strcspn(s, "\n");
+
+				printf("    %.*s\n", (int)n, s);
+				s += n + (s[n] == '\n');
+			}
+		}
+	}
 	ft_reply_free(rep);
 	return EXIT_OK;
 }

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cmd_audit.h"
 #include "cmd_deploy.h"
 #include "cmd_eval.h"
 #include "ftctl.h"
@@ -57,6 +58,8 @@ static const struct command commands[] = {
 	  NULL, 0, cmd_undeploy, NULL },
 	{ "key", "", 0, 0, ARG_NONE, "API keys for the OpenAI-compatible API.",
 	  NULL, 0, NULL, key_commands },
+	{ "audit", "", 0, 0, ARG_NONE, "The audit log: who did what, hash-chained.",
+	  NULL, 0, NULL, audit_commands },
 	{ "keygen", "NAME FILE", 2, 2, ARG_FILE,
 	  "Create a signing key for remote access (a daemon's remote_listen) in FILE.\n"
 	  "Prints the line to add to the daemon's remote_keys file; then use\n"

@@ -267,6 +267,9 @@ static const struct cfg_key keys[] = {
 	  "line says how many were dropped." },
 	{ "token_cache_max", NUM(CFG_SIZE, token_cache_max), "1G", 0, (int64_t)1 << 50,
 	  "Disk for tokenized datasets (state_dir/cache/tokens, suffix K, M, G); least recently used go first; 0 disables." },
+	{ "screen_rules", STR(screen_rules), "", 0, 0,
+	  "Rule set that screens datasets at data add for personal data and secrets (format in "
+	  "README); empty: the built-in rules.", check_path_or_empty },
 	{ "remote_listen", STR(remote_listen), "", 0, 0,
 	  "nng address (tcp://ADDR:PORT) for remote ftctl; every request there must be signed "
 	  "with a key from remote_keys. Empty: the IPC socket only.", check_remote_listen },

@@ -39,6 +39,7 @@ struct ft_config {
 	int metrics_max_per_job;      /* per-step metric rows kept per job (thinned) */
 	int log_max_per_job;          /* log lines kept per job (oldest info first) */
 	int64_t token_cache_max;      /* bytes of cached tokenized datasets; 0 = off */
+	char screen_rules[PATH_MAX];  /* screening rule set (screen.h), "" = built in */
 	char remote_listen[256];      /* nng tcp:// address for signed requests, "" = off */
 	char remote_keys[PATH_MAX];   /* NAME UID PUBLIC_KEY_HEX lines */
 	int remote_max_skew;          /* seconds a signed request's clock may be off */

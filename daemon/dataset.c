@@ -302,7 +302,7 @@ record_block(struct dataset_record *r)
 	return r->text ? r->text : r->instruction;
 }
 
-static int
+int
 dataset_append(struct dataset *ds, const char *const *f, const size_t *fl,
     size_t line)
 {
@@ -321,7 +321,7 @@ dataset_append(struct dataset *ds, const char *const *f, const size_t *fl,
 	return 0;
 }
 
-static struct dataset *
+struct dataset *
 dataset_new(enum dataset_kind kind)
 {
 	struct dataset *ds = calloc(1, sizeof(*ds));

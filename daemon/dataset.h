@@ -152,6 +152,14 @@ int dataset_load_jsonl(const char *path, enum dataset_kind kind,
     struct dataset **out, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
+/* dataset_new returns an empty dataset of kind, or NULL when out of
+ * memory; dataset_append adds a record of the kind's fields (instruct:
+ * instruction, input, output, system; text: text), copied: 0, or -1 when
+ * out of memory. */
+struct dataset *dataset_new(enum dataset_kind kind);
+int dataset_append(struct dataset *ds, const char *const *f, const size_t *fl, size_t line)
+    __attribute__((warn_unused_result));
+
 /* dataset_free frees a dataset and its records.  NULL is allowed. */
 void dataset_free(struct dataset *ds);
 

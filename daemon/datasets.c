@@ -18,6 +18,7 @@
 #include "log.h"
 #include "quota.h"
 #include "registry.h"
+#include "screen.h"
 #include "tokcache.h"
 
 int
@@ -110,6 +111,47 @@ parse_one(const char *file_name, const void *content, size_t len,
 	return rc;
 }
 
+/* screen_parts screens the training and validation parts by d's rule set:
+ * redacted and without dropped records, or refused.  Each hit is a warning. */
+static int
+screen_parts(struct ftuned *d, const struct datasets_add *a, struct dataset **train,
+    struct dataset **valid, char **report, uint64_t *warnings, char *err, size_t err_len)
+{
+	struct screen_result res = { 0 };
+	const char *vname = a->validation_len > 0 ? a->validation_file_name : a->file_name;
+	char *line = NULL;
+
+	if (d->screen == NULL)
+		return FT__CODE__OK;
+	if (screen_dataset(d->screen, a->file_name, train, &res, report) != 0 ||
+	    (*valid != NULL && screen_dataset(d->screen, vname, valid, &res, report) != 0)) {
+		snprintf(err, err_len, "out of memory");
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	}
+	*warnings += res.hits;
+	if (res.hits > 0 && asprintf(&line, "%s: screening (rules %.12s): %zu hits, %zu redacted, "
+	    "%zu records dropped\n", a->file_name, screen_rules_hash(d->screen), res.hits,
+	    res.redacted, res.dropped) >= 0) {
+		char *both = NULL;
+
+		if (asprintf(&both, "%s%s", *report ? *report : "", line) >= 0) {
+			free(*report);
+			*report = both;
+		}
+		free(line);
+	}
+	if (res.refused) {
+		snprintf(err, err_len, "screening refused the dataset: a refuse rule matched "
+		    "(see the lines above)");
+		return FT__CODE__FAILED_PRECONDITION;
+	}
+	if (dataset_count(*train) == 0 || (*valid != NULL && dataset_count(*valid) == 0)) {
+		snprintf(err, err_len, "screening dropped every record of a part");
+		return FT__CODE__FAILED_PRECONDITION;
+	}
+	return FT__CODE__OK;
+}
+
 int
 datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
     int validate_only, int64_t *id_out, char **report, uint64_t *errors,
@@ -158,6 +200,9 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 		train = all;
 		all = NULL;
 	}
+	if ((code = screen_parts(d, a, &train, &valid, report, warnings, err, err_len)) != FT__CODE__OK)
+		goto out;
+	code = FT__CODE__INVALID_ARGUMENT;
 	if (validate_only) {
 		code = FT__CODE__OK;
 		goto out;
@@ -183,7 +228,8 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 	db = store_lock(d->store);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT INTO datasets (name, owner_uid, created_at, kind, hash, "
-	    "records, validation_records, bytes, stats, report) VALUES (?,?,?,?,?,?,?,?,?,?)",
+	    "records, validation_records, bytes, stats, report, screen_rules) "
+	    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
 	    -1, &st, NULL) != SQLITE_OK) {
 		snprintf(err, err_len, "datasets: %s", sqlite3_errmsg(db));
 		code = FT__CODE__INTERNAL;
@@ -206,6 +252,8 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)s.bytes);
 		sqlite3_bind_text(st, 9, stats ? stats : "{}", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 10, *report ? *report : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 11, d->screen ? screen_rules_hash(d->screen) : "", -1,
+		    SQLITE_STATIC);
 	}
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE) {
@@ -265,7 +313,7 @@ out:
 }
 
 #define DATASET_COLUMNS "id, name, kind, hash, records, validation_records, bytes, " \
-	"owner_uid, created_at, stats, report"
+	"owner_uid, created_at, stats, report, screen_rules"
 
 static void
 row_to_info(struct ftuned *d, sqlite3_stmt *st, struct dataset_info *di)
@@ -282,6 +330,7 @@ row_to_info(struct ftuned *d, sqlite3_stmt *st, struct dataset_info *di)
 	di->created_at = sqlite3_column_int64(st, 8);
 	di->stats_json = strdup((const char *)sqlite3_column_text(st, 9));
 	di->report = strdup((const char *)sqlite3_column_text(st, 10));
+	snprintf(di->screen_rules, sizeof(di->screen_rules), "%s", sqlite3_column_text(st, 11));
 	snprintf(di->train_path, sizeof(di->train_path), "%s/datasets/%lld/train.jsonl",
 	    d->cfg.state_dir, (long long)di->id);
 	if (di->validation_records > 0)

@@ -22,6 +22,7 @@ struct dataset_info {
 	int64_t created_at;
 	char *stats_json;           /* malloc'd */
 	char *report;               /* malloc'd: the validation report at upload */
+	char screen_rules[65];      /* BLAKE2b of the screening rule set, "" = none */
 	char train_path[PATH_MAX];
 	char validation_path[PATH_MAX]; /* "" when none */
 };

@@ -23,6 +23,8 @@ struct ftuned {
 	struct deploy *deploy;        /* deployed models and their serving threads (deploy.h) */
 	struct genstream *genstream;  /* streamed Generate sessions (genstream.h) */
 	struct uploads *uploads;      /* dataset files arriving in chunks (upload.h) */
+	struct audit *audit;          /* the audit log (audit.h); NULL in tests */
+	struct screen_rules *screen;  /* data add's rule set (screen.h); NULL: none */
 };
 
 /* A snapshot of what Status and /api/v1/status report. */

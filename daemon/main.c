@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "ftuned.h"
@@ -32,6 +33,7 @@
 #include "queue.h"
 #include "registry.h"
 #include "rpc.h"
+#include "screen.h"
 #include "store.h"
 #include "upload.h"
 #include "web.h"
@@ -339,6 +341,14 @@ main(int argc, char **argv)
 		log_error("state: %s", err);
 		goto out;
 	}
+	if (screen_rules_load(d.cfg.screen_rules, &d.screen, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (audit_open(d.cfg.state_dir, &d.audit, err, sizeof(err)) != 0) {
+		log_error("audit: %s", err);
+		goto out;
+	}
 	if (uploads_start(&d, &d.uploads, err, sizeof(err)) != 0) {
 		log_error("state: %s", err);
 		goto out;
@@ -382,6 +392,8 @@ out:
 	/* Jobs end (and release their memory) before serving is freed. */
 	queue_stop(d.queue);
 	deploy_free(d.deploy);
+	audit_close(d.audit);
+	screen_rules_free(d.screen);
 	store_close(d.store);
 	unlink_pidfile(d.cfg.state_dir);
 	close(lock_fd);

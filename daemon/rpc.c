@@ -23,6 +23,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "log.h"
 #include "rpc.h"
@@ -74,6 +75,8 @@ static const struct rpc_method {
 	{ FT__REQUEST__BODY_DATA_UPLOAD_STATUS, "DataUploadStatus", rpc_data_upload_status, 0 },
 	{ FT__REQUEST__BODY_DATA_UPLOAD_COMMIT, "DataUploadCommit", rpc_data_upload_commit,
 	  RPC_WRITE | RPC_SLOW },
+	{ FT__REQUEST__BODY_AUDIT_LIST, "AuditList", rpc_audit_list, RPC_SLOW },
+	{ FT__REQUEST__BODY_AUDIT_VERIFY, "AuditVerify", rpc_audit_verify, RPC_SLOW },
 };
 
 void *
@@ -223,6 +226,8 @@ static void
 req_run(struct rpc_req *r)
 {
 	r->code = r->m->fn(&r->call, r->req, &r->rep);
+	if (r->m->flags & RPC_WRITE)
+		audit_rpc(&r->call, r->req, &r->rep, r->code);
 	if (r->code != FT__CODE__OK)
 		r->rep.body_case = FT__REPLY__BODY__NOT_SET;
 	req_log(r);

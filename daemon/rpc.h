@@ -86,6 +86,8 @@ int rpc_deploy_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *
 int rpc_key_create(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_key_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 int rpc_key_revoke(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_audit_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
+int rpc_audit_verify(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep);
 
 struct auth;
 struct rpc_server;

@@ -34,6 +34,7 @@ dataset_to_proto(struct rpc_call *call, const struct dataset_info *di, int with_
 	p->owner_uid = di->owner_uid;
 	p->created_at = di->created_at;
 	p->stats_json = rpc_strdup(call, di->stats_json);
+	p->screen_rules = rpc_strdup(call, di->screen_rules);
 	if (with_samples) {
 		FILE *f = fopen(di->train_path, "r");
 		char *line = NULL;

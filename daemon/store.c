@@ -208,6 +208,9 @@ static const char *migrations[] = {
 	"ALTER TABLE model_files ADD COLUMN ino INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE model_files ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE model_files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
+	/* 11 -> 12: the BLAKE2b of the rule set a dataset was screened with
+	 * (screen.h); '' for datasets added before screening. */
+	"ALTER TABLE datasets ADD COLUMN screen_rules TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -563,8 +563,9 @@ api_model(struct mg_connection *conn, struct ftuned *d, const char *name)
 static json_t *
 dataset_summary(const struct dataset_info *di)
 {
-	return json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
 	    "id", (json_int_t)di->id, "name", di->name, "kind", di->kind, "blake2b", di->hash,
+	    "screen_rules", di->screen_rules,
 	    "records", (json_int_t)di->records,
 	    "validation_records", (json_int_t)di->validation_records,
 	    "bytes", (json_int_t)di->bytes, "owner_uid", (json_int_t)di->owner_uid,

@@ -98,11 +98,11 @@ $F data add "$FT_TMP/small.jsonl" --kind instruct --name one >/dev/null || fail 
 $F data add "$FT_TMP/small.jsonl" --kind instruct --name two >/dev/null || fail "data add two"
 msg=$($F data add "$FT_TMP/small.jsonl" --kind instruct --name three 2>&1) && fail "a third dataset was added"
 expect_match "$msg" "has 2 datasets, the most allowed \(quota_datasets_per_user = 2\)" "the dataset count quota"
-before=$(du -sb --exclude='ftuned.db*' "$FT_STATE" | cut -f1)
+before=$(du -sb --exclude='ftuned.db*' --exclude='audit.*' "$FT_STATE" | cut -f1)
 msg=$($F model init big --tokenizer "$assets/hf/tiny-gpt2/tokenizer.json" --layers 8 --dim 512 --heads 8 2>&1) &&
 	fail "a 200 MB model init over the quota succeeded"
 expect_match "$msg" "this model needs [0-9.]+ MiB more, over the limit of 12\.0 MiB" "model init over quota refused"
-expect_eq "$(du -sb --exclude='ftuned.db*' "$FT_STATE" | cut -f1)" "$before" "nothing written by the refused init"
+expect_eq "$(du -sb --exclude='ftuned.db*' --exclude='audit.*' "$FT_STATE" | cut -f1)" "$before" "nothing written by the refused init"
 msg=$($F model init huge --tokenizer "$assets/hf/tiny-gpt2/tokenizer.json" --layers 2 --dim 64 --heads 2 \
 	--ffn 4000000000 2>&1) && fail "an ffn of 4e9 was accepted"
 expect_match "$msg" "model shape out of range" "model init bounds --ffn"
