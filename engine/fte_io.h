@@ -21,6 +21,16 @@ int fte_model_load(const char *path, fte_model **out);
  * The model gets rope_style FTE_ROPE_INTERLEAVED, bos 1 and eos 2. */
 int fte_llama2c_load(const char *path, fte_model **out);
 
+/* fte_gguf_load reads a Llama-family GGUF file (llama, mistral, qwen2
+ * architectures; any tensor type of fte__ggml_block, dequantized to float32);
+ * FTE_ENOTSUP with the reason for what the engine cannot compute exactly
+ * (other architectures, RoPE scaling, mixtures of experts, other types).
+ * fte_gguf_tokenizer_load makes the tokenizer of its embedded SentencePiece
+ * vocabulary (tokenizer.ggml.model "llama"; ENOTSUP for others). */
+int fte_gguf_load(const char *path, fte_model **out);
+struct fte_tokenizer;
+int fte_gguf_tokenizer_load(const char *path, struct fte_tokenizer **out);
+
 /* fte_hf_load reads a Hugging Face model directory (config.json plus
  * model.safetensors or a sharded index) into canonical layout. */
 int fte_hf_load(const char *dir, fte_model **out);
@@ -84,11 +94,15 @@ enum fte_dtype {
 	FTE_DTYPE_F32 = 0,
 	FTE_DTYPE_F16 = 1,      /* IEEE half, rounded to nearest even */
 	FTE_DTYPE_BF16 = 2,     /* bfloat16, rounded to nearest even */
+	FTE_DTYPE_Q8_0 = 3,     /* GGUF only: llama.cpp's Q8_0 file type */
+	FTE_DTYPE_Q4_K_M = 4,   /* GGUF only: llama.cpp's Q4_K_M type mix */
 };
 
 /* fte_gguf_save writes a Llama-architecture model with its vocabulary as a
  * GGUF v3 file that llama.cpp loads, in FTE_DTYPE_F32 (general.file_type 0)
- * or FTE_DTYPE_F16 (file_type 1: matrices F16, norms and biases F32) (keys and tensor names are listed at the
+ * FTE_DTYPE_F16 (file_type 1: matrices F16, norms and biases F32),
+ * FTE_DTYPE_Q8_0 (7) or FTE_DTYPE_Q4_K_M (15: the types llama.cpp's
+ * quantizer picks per tensor, gguf_pick_type) (keys and tensor names are listed at the
  * top of gguf.c).  q/k rows are written in llama.cpp's interleaved RoPE order,
  * permuted from rotate-half when the model is rope_style FTE_ROPE_HALF.  The
  * vocabulary may be shorter than the model's (padding tokens are added) but

@@ -205,8 +205,11 @@ double fte_gguf_kv_float(const fte_gguf_kv *kv);
 const char *fte_gguf_kv_str(const fte_gguf_kv *kv, uint64_t i, uint64_t *len);
 /* fte_gguf_kv_arr_num gives the i-th element of a numeric array as double. */
 double fte_gguf_kv_arr_num(const fte_gguf_kv *kv, uint64_t i);
-/* fte_gguf_read_f32 converts an F32 or F16 tensor to float32 (ENOTSUP for
- * quantized types). */
+/* fte_gguf_read_f32 converts a tensor of any type fte__ggml_block knows to
+ * float32 (ENOTSUP for others). */
 int fte_gguf_read_f32(const fte_gguf_file *f, const fte_gguf_tensor *t, float *dst);
+/* fte__gguf_to_canon maps a Llama-architecture GGUF tensor name to the
+ * engine's canonical one (FTE_ENOENT when it has none). */
+int fte__gguf_to_canon(const char *gname, char *out, size_t len);
 
 #endif

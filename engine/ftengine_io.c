@@ -5,7 +5,7 @@
  *       PATH: a Hugging Face directory or llama2.c checkpoint (configuration
  *       and canonical tensors), a .safetensors file or a GGUF file (its
  *       header: tensors, dtypes, shapes, metadata).
- *   ftengine export --model PATH --format hf|gguf [--dtype f32|f16|bf16]
+ *   ftengine export --model PATH --format hf|gguf [--dtype f32|f16|bf16|q8_0|q4_k_m]
  *       [--tokenizer PATH] --out PATH
  *       hf writes a directory (tokenizer files copied from --tokenizer or the
  *       model directory); gguf a single file with the vocabulary of
@@ -352,12 +352,16 @@ ftengine_export(int argc, char **argv)
 	out = opt_get(argc, argv, "out", 0, &bad);
 	dtype = dtype_s == NULL || strcmp(dtype_s, "f32") == 0 ? FTE_DTYPE_F32 :
 	    strcmp(dtype_s, "f16") == 0 ? FTE_DTYPE_F16 :
-	    strcmp(dtype_s, "bf16") == 0 ? FTE_DTYPE_BF16 : -1;
+	    strcmp(dtype_s, "bf16") == 0 ? FTE_DTYPE_BF16 :
+	    strcmp(dtype_s, "q8_0") == 0 ? FTE_DTYPE_Q8_0 :
+	    strcmp(dtype_s, "q4_k_m") == 0 ? FTE_DTYPE_Q4_K_M : -1;
 	if (bad || model == NULL || out == NULL || format == NULL || dtype < 0 ||
 	    (strcmp(format, "hf") != 0 && strcmp(format, "gguf") != 0) ||
-	    (strcmp(format, "gguf") == 0 && dtype == FTE_DTYPE_BF16)) {
+	    (strcmp(format, "gguf") == 0 && dtype == FTE_DTYPE_BF16) ||
+	    (strcmp(format, "hf") == 0 && dtype > FTE_DTYPE_BF16)) {
 		fprintf(stderr, "usage: ftengine export --model PATH --format hf|gguf "
-		    "[--dtype f32|f16|bf16 (bf16: hf only)] [--tokenizer PATH] --out PATH [--json]\n");
+		    "[--dtype f32|f16|bf16|q8_0|q4_k_m (bf16: hf only; q8_0, q4_k_m: gguf only)] "
+		    "[--tokenizer PATH] --out PATH [--json]\n");
 		return 2;
 	}
 	if (fte_model_load(model, &m) != FTE_OK) {
