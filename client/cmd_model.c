@@ -321,8 +321,8 @@ static const struct ftctl_option export_options[] = {
 	  "both merged for a LoRA model; peft: a LoRA model's adapter for PEFT" },
 	{ "out", OPT_STR, offsetof(struct export_args, out), "DIR", NULL, OPT_REQUIRED | OPT_FILE,
 	  "folder to create, inside the daemon's export_roots" },
-	{ "dtype", OPT_STR, offsetof(struct export_args, dtype), "DTYPE", "f32|f16|bf16", 0,
-	  "weight precision (default f32; bf16 for hf only)" },
+	{ "dtype", OPT_STR, offsetof(struct export_args, dtype), "DTYPE", "f32|f16|bf16|q8_0|q4_k_m", 0,
+	  "weight precision (default f32; bf16 for hf only; q8_0 and llama.cpp's q4_k_m mix for gguf only)" },
 	{ NULL, 0, 0, NULL, NULL, 0, NULL },
 };
 

@@ -328,9 +328,13 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 			dtype = FTE_DTYPE_F16;
 		else if (strcmp(q->dtype, "bf16") == 0 && !gguf)
 			dtype = FTE_DTYPE_BF16;
+		else if (strcmp(q->dtype, "q8_0") == 0 && gguf)
+			dtype = FTE_DTYPE_Q8_0;
+		else if (strcmp(q->dtype, "q4_k_m") == 0 && gguf)
+			dtype = FTE_DTYPE_Q4_K_M;
 		else
 			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--dtype must be f32 or f16%s",
-			    gguf ? "" : " or bf16");
+			    gguf ? ", q8_0 or q4_k_m" : " or bf16");
 	}
 	/* The folder to create must not exist; its parent must be an export root. */
 	snprintf(parent, sizeof(parent), "%s", q->out_dir);
