@@ -316,8 +316,9 @@ static const struct ftctl_option init_options[] = {
 };
 
 static const struct ftctl_option export_options[] = {
-	{ "format", OPT_STR, offsetof(struct export_args, format), "FORMAT", "hf|gguf|peft", OPT_REQUIRED,
-	  "hf: a Hugging Face directory; gguf: model.gguf for llama.cpp and ollama (Llama only), "
+	{ "format", OPT_STR, offsetof(struct export_args, format), "FORMAT", "hf|gguf|ollama|peft", OPT_REQUIRED,
+	  "hf: a Hugging Face directory; gguf: model.gguf for llama.cpp and ollama (Llama only); "
+	  "ollama: model.gguf and its Modelfile (chat template, stop tokens), "
 	  "both merged for a LoRA model; peft: a LoRA model's adapter for PEFT" },
 	{ "out", OPT_STR, offsetof(struct export_args, out), "DIR", NULL, OPT_REQUIRED | OPT_FILE,
 	  "folder to create, inside the daemon's export_roots" },

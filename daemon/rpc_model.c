@@ -267,7 +267,8 @@ out:
 
 /* peft_export writes the LoRA model mi as a PEFT directory out (for its
  * base, which fte_peft_save needs for module names and row order); hf and
- * gguf write any model as it runs, a LoRA model merged into its base.
+ * gguf (ollama: plus a Modelfile) write any model as it runs, a LoRA model
+ * merged into its base.
  * FT__CODE__*. */
 static int
 peft_export(struct ftuned *d, const struct model_info *mi, const char *out, char *err,
@@ -309,7 +310,8 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	const Ft__ModelExportRequest *q = req->model_export;
 	Ft__ModelExportReply *r = rpc_alloc(call, sizeof(*r));
 	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX], err[1024] = "", *slash;
-	int gguf = strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
+	int ollama = strcmp(q->format, "ollama") == 0;
+	int gguf = ollama || strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
 	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK;
 	fte_vocab *vocab = NULL;
 	fte_model *m = NULL;
@@ -318,8 +320,8 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 	if (!gguf && !peft && strcmp(q->format, "hf") != 0)
-		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf, gguf or "
-		    "peft, not '%s'", q->format);
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf, gguf, "
+		    "ollama or peft, not '%s'", q->format);
 	if (q->dtype[0] && strcmp(q->dtype, "f32") != 0) {
 		if (peft)
 			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "a PEFT adapter is "
@@ -365,7 +367,9 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 			snprintf(err, sizeof(err), "%s: %s", out, strerror(errno));
 			code = FT__CODE__INTERNAL;
 		} else if (fte_vocab_load(mi.tokenizer, &vocab) != FTE_OK ||
-		    fte_gguf_save(m, vocab, path, dtype) != FTE_OK) {
+		    fte_gguf_save(m, vocab, path, dtype) != FTE_OK ||
+		    (ollama && (snprintf(path, sizeof(path), "%s/Modelfile", out),
+		    fte_gguf_modelfile(vocab, "model.gguf", path)) != FTE_OK)) {
 			snprintf(err, sizeof(err), "%s", fte_last_error());
 			code = fte_model_config(m)->arch != FTE_ARCH_LLAMA ? FT__CODE__FAILED_PRECONDITION :
 			    FT__CODE__INTERNAL;

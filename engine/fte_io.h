@@ -110,6 +110,12 @@ enum fte_dtype {
  * vocabulary.  Written atomically.  FTE_ENOTSUP for GPT-2 models. */
 int fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path,
     int dtype);
+/* fte_gguf_modelfile writes the ollama Modelfile at path for the GGUF named
+ * gguf_name beside it: TEMPLATE translated from vocab->chat_template for a
+ * known family (ChatML, Llama 3, Zephyr), otherwise a note that ollama uses
+ * the GGUF's embedded template; PARAMETER stop for the family's markers and
+ * the EOS token. */
+int fte_gguf_modelfile(const fte_vocab *vocab, const char *gguf_name, const char *path);
 
 /* LoRA adapters to export, as the trainer holds them (fte_trainer_trainable
  * with rank > 0): tensors named "layers.{i}.<module>.lora_A.weight" (r, in)

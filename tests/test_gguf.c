@@ -703,6 +703,40 @@ test_import_refused(void)
 	free(buf);
 }
 
+/* the ollama Modelfile: a known family's template translated, stop tokens;
+ * an unknown one left to the GGUF's embedded template */
+static void
+test_modelfile(void)
+{
+	fte_vocab *v = vocab_make(8);
+	size_t n;
+	char *mf;
+
+	free(v->tokens[2]);
+	v->tokens[2] = strdup("<|im_end|>");
+	v->chat_template = strdup("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+	    "<|im_end|>\n{% endfor %}");
+	CHECK(fte_gguf_modelfile(v, "model.gguf", ft_test_tmp("Modelfile")) == FTE_OK);
+	mf = ft_test_file_read(ft_test_tmp("Modelfile"), &n);
+	CHECK(mf != NULL && strncmp(mf, "FROM ./model.gguf\n", 18) == 0);
+	CHECK(mf && strstr(mf, "TEMPLATE \"\"\"{{- range .Messages }}<|im_start|>{{ .Role }}\n"
+	    "{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n\"\"\"\n") != NULL);
+	CHECK(mf && strstr(mf, "PARAMETER stop \"<|im_end|>\"\n") != NULL);
+	CHECK(mf && strstr(mf, "PARAMETER stop \"<|im_start|>\"\n") != NULL);
+	free(mf);
+	free(v->chat_template);
+	v->chat_template = strdup("{{ bos_token }}{% for m in messages %}### {{ m.role }}: {{ m.content }}{% endfor %}");
+	free(v->tokens[2]);
+	v->tokens[2] = strdup("\"end\"");
+	CHECK(fte_gguf_modelfile(v, "model.gguf", ft_test_tmp("Modelfile")) == FTE_OK);
+	mf = ft_test_file_read(ft_test_tmp("Modelfile"), &n);
+	CHECK(mf && strstr(mf, "TEMPLATE \"") == NULL);
+	CHECK(mf && strstr(mf, "# TEMPLATE is left to the GGUF's embedded tokenizer.chat_template") != NULL);
+	CHECK(mf && strstr(mf, "PARAMETER stop \"\\\"end\\\"\"\n") != NULL);
+	free(mf);
+	fte_vocab_free(v);
+}
+
 int
 main(void)
 {
@@ -713,6 +747,7 @@ main(void)
 	test_cli();
 	test_quantized();
 	test_import_refused();
+	test_modelfile();
 	ft_test_tmp_remove();
 	return ft_test_done();
 }
