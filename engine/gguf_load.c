@@ -118,6 +118,17 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 		c->eos_id = -1;
 	if (fte_config_check(c) != FTE_OK)
 		return fte_error_set(FTE_EFORMAT, "%s: %s", f->path, fte_last_error());
+	/* allocate only what the file can fill: no type stores more than two
+	 * values a byte */
+	{
+		double C = c->dim, HD = (double)c->n_heads * c->head_dim;
+		double KD = (double)c->n_kv_heads * c->head_dim;
+		double need = (double)c->vocab_size * C + c->n_layers * (2 * C * HD + 2 * KD * C +
+		    3 * C * (double)c->ffn_dim);
+		if (need > 2.0 * (double)f->data_len)
+			return fte_error_set(FTE_EFORMAT, "%s: the configuration needs %.0f weights, more "
+			    "than the file holds", f->path, need);
+	}
 	return FTE_OK;
 }
 
