@@ -316,13 +316,14 @@ static const struct ftctl_option init_options[] = {
 };
 
 static const struct ftctl_option export_options[] = {
-	{ "format", OPT_STR, offsetof(struct export_args, format), "FORMAT", "hf|gguf|peft", OPT_REQUIRED,
-	  "hf: a Hugging Face directory; gguf: model.gguf for llama.cpp and ollama (Llama only), "
+	{ "format", OPT_STR, offsetof(struct export_args, format), "FORMAT", "hf|gguf|ollama|peft", OPT_REQUIRED,
+	  "hf: a Hugging Face directory; gguf: model.gguf for llama.cpp and ollama (Llama only); "
+	  "ollama: model.gguf and its Modelfile (chat template, stop tokens), "
 	  "both merged for a LoRA model; peft: a LoRA model's adapter for PEFT" },
 	{ "out", OPT_STR, offsetof(struct export_args, out), "DIR", NULL, OPT_REQUIRED | OPT_FILE,
 	  "folder to create, inside the daemon's export_roots" },
-	{ "dtype", OPT_STR, offsetof(struct export_args, dtype), "DTYPE", "f32|f16|bf16", 0,
-	  "weight precision (default f32; bf16 for hf only)" },
+	{ "dtype", OPT_STR, offsetof(struct export_args, dtype), "DTYPE", "f32|f16|bf16|q8_0|q4_k_m", 0,
+	  "weight precision (default f32; bf16 for hf only; q8_0 and llama.cpp's q4_k_m mix for gguf only)" },
 	{ NULL, 0, 0, NULL, NULL, 0, NULL },
 };
 

@@ -289,7 +289,8 @@ out:
 
 /* peft_export writes the LoRA model mi as a PEFT directory out (for its
  * base, which fte_peft_save needs for module names and row order); hf and
- * gguf write any model as it runs, a LoRA model merged into its base.
+ * gguf (ollama: plus a Modelfile) write any model as it runs, a LoRA model
+ * merged into its base.
  * FT__CODE__*. */
 static int
 peft_export(struct ftuned *d, const struct model_info *mi, const char *out, char *err,
@@ -434,7 +435,8 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	Ft__ModelExportReply *r = rpc_alloc(call, sizeof(*r));
 	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX + 130], err[1024] = "", base[128];
 	char pin[64], path[96], *slash;
-	int gguf = strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
+	int ollama = strcmp(q->format, "ollama") == 0;
+	int gguf = ollama || strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
 	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK, pfd = -1, ofd = -1;
 	fte_vocab *vocab = NULL;
 	fte_model *m = NULL;
@@ -443,8 +445,8 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 	if (!gguf && !peft && strcmp(q->format, "hf") != 0)
-		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf, gguf or "
-		    "peft, not '%s'", q->format);
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf, gguf, "
+		    "ollama or peft, not '%s'", q->format);
 	if (q->dtype[0] && strcmp(q->dtype, "f32") != 0) {
 		if (peft)
 			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "a PEFT adapter is "
@@ -453,9 +455,13 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 			dtype = FTE_DTYPE_F16;
 		else if (strcmp(q->dtype, "bf16") == 0 && !gguf)
 			dtype = FTE_DTYPE_BF16;
+		else if (strcmp(q->dtype, "q8_0") == 0 && gguf)
+			dtype = FTE_DTYPE_Q8_0;
+		else if (strcmp(q->dtype, "q4_k_m") == 0 && gguf)
+			dtype = FTE_DTYPE_Q4_K_M;
 		else
 			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--dtype must be f32 or f16%s",
-			    gguf ? "" : " or bf16");
+			    gguf ? ", q8_0 or q4_k_m" : " or bf16");
 	}
 	/* The folder to create must not exist; its parent must be an export
 	 * root, and is held open from the check to the last write. */
@@ -499,6 +505,10 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 				snprintf(err, sizeof(err), "%s", fte_last_error());
 				code = fte_model_config(m)->arch != FTE_ARCH_LLAMA ?
 				    FT__CODE__FAILED_PRECONDITION : FT__CODE__INTERNAL;
+			} else if (ollama && (snprintf(path, sizeof(path), "%s/Modelfile", pin),
+			    fte_gguf_modelfile(vocab, "model.gguf", path)) != FTE_OK) {
+				snprintf(err, sizeof(err), "%s", fte_last_error());
+				code = FT__CODE__INTERNAL;
 			}
 		} else if (fte_hf_save_dtype(m, mi.dir, pin, dtype) != FTE_OK) {
 			snprintf(err, sizeof(err), "%s", fte_last_error());

@@ -42,6 +42,16 @@ int fte_file_check(const char *name, const void *buf, size_t len);
  * The model gets rope_style FTE_ROPE_INTERLEAVED, bos 1 and eos 2. */
 int fte_llama2c_load(const char *path, fte_model **out);
 
+/* fte_gguf_load reads a Llama-family GGUF file (llama, mistral, qwen2
+ * architectures; any tensor type of fte__ggml_block, dequantized to float32);
+ * FTE_ENOTSUP with the reason for what the engine cannot compute exactly
+ * (other architectures, RoPE scaling, mixtures of experts, other types).
+ * fte_gguf_tokenizer_load makes the tokenizer of its embedded SentencePiece
+ * vocabulary (tokenizer.ggml.model "llama"; ENOTSUP for others). */
+int fte_gguf_load(const char *path, fte_model **out);
+struct fte_tokenizer;
+int fte_gguf_tokenizer_load(const char *path, struct fte_tokenizer **out);
+
 /* fte_hf_load reads a Hugging Face model directory (config.json plus
  * model.safetensors or a sharded index) into canonical layout. */
 int fte_hf_load(const char *dir, fte_model **out);
@@ -105,11 +115,15 @@ enum fte_dtype {
 	FTE_DTYPE_F32 = 0,
 	FTE_DTYPE_F16 = 1,      /* IEEE half, rounded to nearest even */
 	FTE_DTYPE_BF16 = 2,     /* bfloat16, rounded to nearest even */
+	FTE_DTYPE_Q8_0 = 3,     /* GGUF only: llama.cpp's Q8_0 file type */
+	FTE_DTYPE_Q4_K_M = 4,   /* GGUF only: llama.cpp's Q4_K_M type mix */
 };
 
 /* fte_gguf_save writes a Llama-architecture model with its vocabulary as a
  * GGUF v3 file that llama.cpp loads, in FTE_DTYPE_F32 (general.file_type 0)
- * or FTE_DTYPE_F16 (file_type 1: matrices F16, norms and biases F32) (keys and tensor names are listed at the
+ * FTE_DTYPE_F16 (file_type 1: matrices F16, norms and biases F32),
+ * FTE_DTYPE_Q8_0 (7) or FTE_DTYPE_Q4_K_M (15: the types llama.cpp's
+ * quantizer picks per tensor, gguf_pick_type) (keys and tensor names are listed at the
  * top of gguf.c).  q/k rows are written in llama.cpp's interleaved RoPE order,
  * permuted from rotate-half when the model is rope_style FTE_ROPE_HALF.  The
  * vocabulary may be shorter than the model's (padding tokens are added) but
@@ -117,6 +131,12 @@ enum fte_dtype {
  * vocabulary.  Written atomically.  FTE_ENOTSUP for GPT-2 models. */
 int fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path,
     int dtype);
+/* fte_gguf_modelfile writes the ollama Modelfile at path for the GGUF named
+ * gguf_name beside it: TEMPLATE translated from vocab->chat_template for a
+ * known family (ChatML, Llama 3, Zephyr), otherwise a note that ollama uses
+ * the GGUF's embedded template; PARAMETER stop for the family's markers and
+ * the EOS token. */
+int fte_gguf_modelfile(const fte_vocab *vocab, const char *gguf_name, const char *path);
 
 /* LoRA adapters to export, as the trainer holds them (fte_trainer_trainable
  * with rank > 0): tensors named "layers.{i}.<module>.lora_A.weight" (r, in)

@@ -149,6 +149,21 @@ uint16_t fte__f32_to_bf16(float f);
 void fte__f32_to_f16_n(uint16_t *dst, const float *src, size_t n);
 void fte__f16_to_f32_n(float *dst, const void *src, size_t n);
 
+/* ggml tensor types (ggml.h numbering) and their block formats
+ * (gguf_quant.c).  fte__ggml_block gives the values per block and *bytes per
+ * block, 0 for a type not handled; dequantize reads n values (whole blocks)
+ * into float32, quantize writes them as llama.cpp's reference quantizer does
+ * (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q6_K; ENOTSUP otherwise). */
+enum fte_ggml_type {
+	FTE_GGML_F32 = 0, FTE_GGML_F16 = 1, FTE_GGML_Q4_0 = 2, FTE_GGML_Q5_0 = 6,
+	FTE_GGML_Q8_0 = 8, FTE_GGML_Q4_K = 12, FTE_GGML_Q5_K = 13, FTE_GGML_Q6_K = 14,
+	FTE_GGML_BF16 = 30,
+};
+const char *fte__ggml_type_name(int type);
+int fte__ggml_block(int type, int *bytes);
+int fte__ggml_dequantize(int type, const void *src, float *dst, size_t n);
+int fte__ggml_quantize(int type, const float *src, void *dst, size_t n);
+
 /* GGUF reader (gguf.c), enough to check and inspect GGUF files: header,
  * metadata, tensor infos and F32/F16 tensor data, every size and offset
  * checked against the file. */
@@ -207,8 +222,11 @@ double fte_gguf_kv_float(const fte_gguf_kv *kv);
 const char *fte_gguf_kv_str(const fte_gguf_kv *kv, uint64_t i, uint64_t *len);
 /* fte_gguf_kv_arr_num gives the i-th element of a numeric array as double. */
 double fte_gguf_kv_arr_num(const fte_gguf_kv *kv, uint64_t i);
-/* fte_gguf_read_f32 converts an F32 or F16 tensor to float32 (ENOTSUP for
- * quantized types). */
+/* fte_gguf_read_f32 converts a tensor of any type fte__ggml_block knows to
+ * float32 (ENOTSUP for others). */
 int fte_gguf_read_f32(const fte_gguf_file *f, const fte_gguf_tensor *t, float *dst);
+/* fte__gguf_to_canon maps a Llama-architecture GGUF tensor name to the
+ * engine's canonical one (FTE_ENOENT when it has none). */
+int fte__gguf_to_canon(const char *gname, char *out, size_t len);
 
 #endif

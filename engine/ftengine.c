@@ -650,16 +650,32 @@ ids_parse(const char *str, int **out, int *n)
 	return 0;
 }
 
-/* tokenizer_default: a directory holds its tokenizer; a llama2.c file has
- * tokenizer.bin beside it. */
+/* tokenizer_default: a directory holds its tokenizer, a GGUF file embeds
+ * it; a llama2.c file has tokenizer.bin beside it. */
+static int
+is_gguf(const char *path)
+{
+	char magic[4] = {0};
+	FILE *fp = fopen(path, "rb");
+
+	if (fp == NULL)
+		return 0;
+	if (fread(magic, 1, 4, fp) != 4)
+		magic[0] = '\0';
+	fclose(fp);
+	return memcmp(magic, "GGUF", 4) == 0;
+}
+
 static int
 tokenizer_default(const char *model, const char *given, fte_tokenizer **out)
 {
 	char path[4096];
 	const char *slash;
 
-	if (given != NULL)
+	if (given != NULL && !is_gguf(given))
 		return fte_tokenizer_load(given, out);
+	if (given != NULL || is_gguf(model))
+		return fte_gguf_tokenizer_load(given ? given : model, out);
 	if (is_dir(model))
 		return fte_tokenizer_load(model, out);
 	slash = strrchr(model, '/');

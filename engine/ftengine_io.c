@@ -5,13 +5,15 @@
  *       PATH: a Hugging Face directory or llama2.c checkpoint (configuration
  *       and canonical tensors), a .safetensors file or a GGUF file (its
  *       header: tensors, dtypes, shapes, metadata).
- *   ftengine export --model PATH --format hf|gguf [--dtype f32|f16|bf16]
+ *   ftengine export --model PATH --format hf|gguf|ollama [--dtype f32|f16|bf16|q8_0|q4_k_m]
  *       [--tokenizer PATH] --out PATH
  *       hf writes a directory (tokenizer files copied from --tokenizer or the
  *       model directory); gguf a single file with the vocabulary of
  *       --tokenizer (default: the model directory's tokenizer.json, or the
- *       tokenizer.bin beside a llama2.c checkpoint).
+ *       tokenizer.bin beside a llama2.c checkpoint); ollama a directory of
+ *       model.gguf and its Modelfile.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,12 +355,16 @@ ftengine_export(int argc, char **argv)
 	out = opt_get(argc, argv, "out", 0, &bad);
 	dtype = dtype_s == NULL || strcmp(dtype_s, "f32") == 0 ? FTE_DTYPE_F32 :
 	    strcmp(dtype_s, "f16") == 0 ? FTE_DTYPE_F16 :
-	    strcmp(dtype_s, "bf16") == 0 ? FTE_DTYPE_BF16 : -1;
+	    strcmp(dtype_s, "bf16") == 0 ? FTE_DTYPE_BF16 :
+	    strcmp(dtype_s, "q8_0") == 0 ? FTE_DTYPE_Q8_0 :
+	    strcmp(dtype_s, "q4_k_m") == 0 ? FTE_DTYPE_Q4_K_M : -1;
 	if (bad || model == NULL || out == NULL || format == NULL || dtype < 0 ||
-	    (strcmp(format, "hf") != 0 && strcmp(format, "gguf") != 0) ||
-	    (strcmp(format, "gguf") == 0 && dtype == FTE_DTYPE_BF16)) {
-		fprintf(stderr, "usage: ftengine export --model PATH --format hf|gguf "
-		    "[--dtype f32|f16|bf16 (bf16: hf only)] [--tokenizer PATH] --out PATH [--json]\n");
+	    (strcmp(format, "hf") != 0 && strcmp(format, "gguf") != 0 && strcmp(format, "ollama") != 0) ||
+	    (strcmp(format, "hf") != 0 && dtype == FTE_DTYPE_BF16) ||
+	    (strcmp(format, "hf") == 0 && dtype > FTE_DTYPE_BF16)) {
+		fprintf(stderr, "usage: ftengine export --model PATH --format hf|gguf|ollama "
+		    "[--dtype f32|f16|bf16|q8_0|q4_k_m (bf16: hf only; q8_0, q4_k_m: gguf, ollama)] "
+		    "[--tokenizer PATH] --out PATH [--json]\n");
 		return 2;
 	}
 	if (fte_model_load(model, &m) != FTE_OK) {
@@ -372,9 +378,18 @@ ftengine_export(int argc, char **argv)
 		rc = fte_hf_save_dtype(m, tok, out, dtype);
 	} else {
 		fte_vocab *v = NULL;
+		char gguf[4096], mf[4096];
+		int ollama = strcmp(format, "ollama") == 0;
+		/* ollama: a folder of model.gguf and its Modelfile */
+		snprintf(gguf, sizeof(gguf), ollama ? "%s/model.gguf" : "%s", out);
+		snprintf(mf, sizeof(mf), "%s/Modelfile", out);
 		rc = vocab_default(model, tok, &v);
+		if (rc == FTE_OK && ollama && mkdir(out, 0755) != 0)
+			rc = fte_error_set(FTE_EIO, "%s: cannot create: %s", out, strerror(errno));
 		if (rc == FTE_OK)
-			rc = fte_gguf_save(m, v, out, dtype);
+			rc = fte_gguf_save(m, v, gguf, dtype);
+		if (rc == FTE_OK && ollama)
+			rc = fte_gguf_modelfile(v, "model.gguf", mf);
 		fte_vocab_free(v);
 	}
 	fte_model_free(m);

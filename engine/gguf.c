@@ -7,14 +7,14 @@
  *        uint64 count, elements); a string is uint64 length + bytes,
  *   tensor infos: string name, uint32 n_dims, uint64 ne[n_dims] (ne[0] the
  *        fastest-varying, so a PyTorch (out, in) matrix is ne = {in, out}),
- *        uint32 ggml type (0 F32, 1 F16), uint64 offset in the data section,
+ *        uint32 ggml type (enum fte_ggml_type), uint64 offset in the data section,
  *   zero padding to general.alignment, then the data, each tensor padded.
  *
  * Keys written (Llama architecture, as llama.cpp's llama.cpp/src reads them):
  *   general.architecture            string  "llama"
  *   general.name                    string  output file name without ".gguf"
  *   general.alignment               uint32  32
- *   general.file_type               uint32  0 all F32, 1 mostly F16
+ *   general.file_type               uint32  0 all F32, 1 mostly F16, 7 Q8_0, 15 Q4_K_M
  *   llama.vocab_size                uint32
  *   llama.context_length            uint32  max_seq_len
  *   llama.embedding_length          uint32  dim
@@ -60,9 +60,6 @@
 #include "fte_io_internal.h"
 
 #define GGUF_ALIGN 32
-#define GGML_F32 0
-#define GGML_F16 1
-#define GGML_BF16 30
 
 /* ---- writer ---- */
 
@@ -178,6 +175,24 @@ gguf_name(const char *canon, char *out, size_t len)
 	return FTE_ENOENT;
 }
 
+int
+fte__gguf_to_canon(const char *gname, char *out, size_t len)
+{
+	int layer, n = 0;
+
+	if (strcmp(gname, "token_embd.weight") == 0)
+		return snprintf(out, len, "tok_embeddings.weight"), FTE_OK;
+	if (strcmp(gname, "output_norm.weight") == 0)
+		return snprintf(out, len, "norm.weight"), FTE_OK;
+	if (strcmp(gname, "output.weight") == 0)
+		return snprintf(out, len, "output.weight"), FTE_OK;
+	if (sscanf(gname, "blk.%d.%n", &layer, &n) == 1 && n > 0 && layer >= 0)
+		for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
+			if (strcmp(gname + n, gguf_names[i].gguf) == 0)
+				return snprintf(out, len, "layers.%d.%s", layer, gguf_names[i].canon), FTE_OK;
+	return FTE_ENOENT;
+}
+
 /* permute_to_interleaved reorders q/k rows (weight or bias) from rotate-half
  * to adjacent-pair order, head by head. */
 static void
@@ -199,14 +214,68 @@ gguf_outs_free(gguf_out *o, int n)
 	free(o);
 }
 
+/* use_more_bits: llama.cpp's Q4_K_M gives these layers' attn_v and ffn_down
+ * Q6_K: the first and last eighth, and every third layer between. */
+static int
+use_more_bits(int layer, int n_layers)
+{
+	return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
+/* gguf_pick_type chooses a tensor's ggml type as llama.cpp's quantizer
+ * (llama-quant.cpp llama_tensor_get_type) does for the file type: vectors
+ * stay F32; Q8_0 quantizes every matrix; Q4_K_M uses Q4_K, Q6_K for the
+ * output matrix (the embedding when tied; Q8_0 when its rows are not whole
+ * 256-blocks) and for attn_v/ffn_down of use_more_bits layers; a K type
+ * whose rows are not whole blocks falls back to Q5_0 (Q4_K) or Q8_0 (Q6_K),
+ * and to F16 when not whole 32-blocks either.  llama.cpp refuses a Q8_0
+ * file with such rows; we keep them F16 too.  Not reproduced: the 70B rule
+ * (attn_v Q5_K for 80-layer models), refused in fte_gguf_save. */
+static int
+gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_output, int n_layers)
+{
+	int type, layer = 0, bytes;
+
+	if (ndim != 2 || dtype == FTE_DTYPE_F32)
+		return FTE_GGML_F32;
+	if (dtype == FTE_DTYPE_F16)
+		return FTE_GGML_F16;
+	type = dtype == FTE_DTYPE_Q8_0 ? FTE_GGML_Q8_0 : FTE_GGML_Q4_K;
+	sscanf(gname, "blk.%d.", &layer);
+	if (dtype == FTE_DTYPE_Q4_K_M) {
+		if (strcmp(gname, "output.weight") == 0 ||
+		    (!has_output && strcmp(gname, "token_embd.weight") == 0))
+			type = ne0 % 256 != 0 ? FTE_GGML_Q8_0 : FTE_GGML_Q6_K;
+		else if ((strstr(gname, "attn_v.weight") || strstr(gname, "ffn_down")) &&
+		    use_more_bits(layer, n_layers))
+			type = FTE_GGML_Q6_K;
+	}
+	if (ne0 % fte__ggml_block(type, &bytes) != 0) {
+		type = type == FTE_GGML_Q4_K ? FTE_GGML_Q5_0 : type == FTE_GGML_Q6_K ?
+		    FTE_GGML_Q8_0 : FTE_GGML_F16;
+		if (ne0 % fte__ggml_block(type, &bytes) != 0)
+			type = FTE_GGML_F16;
+	}
+	return type;
+}
+
+static uint64_t
+tensor_bytes(int type, size_t numel)
+{
+	int bytes, block = fte__ggml_block(type, &bytes);
+
+	return (uint64_t)(numel / (size_t)block) * (uint64_t)bytes;
+}
+
 /* gguf_outs_build lists m's tensors under GGUF names, q/k permuted when the
- * model is rotate-half, and gives each its offset in the data section. */
+ * model is rotate-half, each with its type and offset in the data section. */
 static int
 gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
 {
 	const fte_config *c = fte_model_config(m);
 	int n = fte_model_num_tensors(m);
 	gguf_out *o = calloc((size_t)n, sizeof(*o));
+	int has_output = fte_model_find(m, "output.weight") != NULL;
 	uint64_t off = 0;
 
 	if (o == NULL)
@@ -225,7 +294,8 @@ gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
 		o[i].ne[1] = t->shape[0];
 		if (t->ndim == 1)
 			o[i].ne[0] = t->shape[0];
-		o[i].type = dtype == FTE_DTYPE_F16 && t->ndim == 2 ? GGML_F16 : GGML_F32;
+		o[i].type = gguf_pick_type(dtype, o[i].name, o[i].ne[0], t->ndim, has_output,
+		    c->n_layers);
 		o[i].numel = t->numel;
 		o[i].data = t->data;
 		if ((is_q || is_k) && c->rope_style == FTE_ROPE_HALF) {
@@ -238,12 +308,19 @@ gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
 			o[i].data = o[i].owned;
 		}
 		o[i].offset = off;
-		off += (t->numel * (o[i].type == GGML_F16 ? 2 : 4) + GGUF_ALIGN - 1) /
-		    GGUF_ALIGN * GGUF_ALIGN;
+		off += (tensor_bytes(o[i].type, t->numel) + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
 	}
 	*out = o;
 	*n_out = n;
 	return FTE_OK;
+}
+
+/* llama_ftype numbers: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q8_0 7, MOSTLY_Q4_K_M 15 */
+static int
+file_type(int dtype)
+{
+	return dtype == FTE_DTYPE_F16 ? 1 : dtype == FTE_DTYPE_Q8_0 ? 7 :
+	    dtype == FTE_DTYPE_Q4_K_M ? 15 : 0;
 }
 
 static void
@@ -257,7 +334,7 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	kv_str(b, "general.architecture", "llama");
 	kv_str(b, "general.name", name);
 	kv_u32(b, "general.alignment", GGUF_ALIGN);
-	kv_u32(b, "general.file_type", dtype == FTE_DTYPE_F16 ? 1 : 0);
+	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
 	kv_u32(b, "llama.vocab_size", (uint32_t)V);
 	kv_u32(b, "llama.context_length", (uint32_t)c->max_seq_len);
 	kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
@@ -332,8 +409,12 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 	if (c->arch != FTE_ARCH_LLAMA)
 		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export supports Llama-architecture models only",
 		    path);
-	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16)
-		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32 or F16", path);
+	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16 && dtype != FTE_DTYPE_Q8_0 &&
+	    dtype != FTE_DTYPE_Q4_K_M)
+		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32, F16, Q8_0 or Q4_K_M", path);
+	if (dtype == FTE_DTYPE_Q4_K_M && c->n_layers == 80)
+		return fte_error_set(FTE_ENOTSUP, "%s: Q4_K_M of an 80-layer model needs llama.cpp's "
+		    "70B rule (attn_v in Q5_K), which is not implemented", path);
 	/* llama.cpp's qwen3 architecture has its own keys and rotate-half q/k */
 	if (c->qk_norm)
 		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of q/k-norm (Qwen3) models is not "
@@ -385,18 +466,29 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 	fte__afile_write(&af, infos.p, infos.n);
 	pos = 24 + meta.n + infos.n;
 	fte__afile_write(&af, zeros, (GGUF_ALIGN - pos % GGUF_ALIGN) % GGUF_ALIGN);
-	for (int i = 0; i < n; i++) {
-		size_t bytes = o[i].numel * (o[i].type == GGML_F16 ? 2 : 4);
-		if (o[i].type == GGML_F32) {
+	for (int i = 0; i < n && rc == FTE_OK; i++) {
+		uint64_t bytes = tensor_bytes(o[i].type, o[i].numel);
+		if (o[i].type == FTE_GGML_F32) {
 			fte__afile_write(&af, o[i].data, bytes);
-		} else {
+		} else if (o[i].type == FTE_GGML_F16) {
 			for (size_t j = 0; j < o[i].numel; j += 1024) {
 				size_t cnt = o[i].numel - j < 1024 ? o[i].numel - j : 1024;
 				fte__f32_to_f16_n(half, o[i].data + j, cnt);
 				fte__afile_write(&af, half, cnt * 2);
 			}
+		} else {
+			uint8_t *q = malloc((size_t)bytes);
+			if (q == NULL)
+				rc = fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+			else if ((rc = fte__ggml_quantize(o[i].type, o[i].data, q, o[i].numel)) == FTE_OK)
+				fte__afile_write(&af, q, (size_t)bytes);
+			free(q);
 		}
 		fte__afile_write(&af, zeros, (GGUF_ALIGN - bytes % GGUF_ALIGN) % GGUF_ALIGN);
+	}
+	if (rc != FTE_OK) {
+		fte__afile_abort(&af);
+		goto out;
 	}
 	rc = fte__afile_commit(&af);
 out:
@@ -570,9 +662,13 @@ gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
 	f->data_len = len - c.off;
 	for (int i = 0; i < f->n_tensors; i++) {
 		fte_gguf_tensor *t = &f->tensors[i];
-		size_t esz = t->type == GGML_F32 ? 4 : t->type == GGML_F16 || t->type == GGML_BF16 ? 2 : 0;
+		int bytes, block = fte__ggml_block(t->type, &bytes);
+		/* a type we do not know is listed, and refused when read */
+		if (block && t->ne[0] % block != 0)
+			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": rows of %lld are not whole %s blocks",
+			    f->path, t->name, (long long)t->ne[0], fte__ggml_type_name(t->type));
 		if (t->offset % f->alignment != 0 || t->offset > f->data_len ||
-		    (esz && t->numel > (f->data_len - t->offset) / esz))
+		    (block && tensor_bytes(t->type, t->numel) > f->data_len - t->offset))
 			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": data outside the file",
 			    f->path, t->name);
 	}
@@ -725,18 +821,10 @@ fte_gguf_kv_str(const fte_gguf_kv *kv, uint64_t i, uint64_t *len)
 int
 fte_gguf_read_f32(const fte_gguf_file *f, const fte_gguf_tensor *t, float *dst)
 {
-	const uint8_t *p = f->data + t->offset;
+	int bytes;
 
-	for (size_t i = 0; i < t->numel; i++) {
-		uint16_t h;
-		switch (t->type) {
-		case GGML_F32: memcpy(&dst[i], p + 4 * i, 4); break;
-		case GGML_F16: memcpy(&h, p + 2 * i, 2); dst[i] = fte__f16_to_f32(h); break;
-		case GGML_BF16: memcpy(&h, p + 2 * i, 2); dst[i] = fte__bf16_to_f32(h); break;
-		default:
-			return fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": ggml type %d not supported",
-			    f->path, t->name, t->type);
-		}
-	}
-	return FTE_OK;
+	if (fte__ggml_block(t->type, &bytes) == 0)
+		return fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": ggml type %d not supported",
+		    f->path, t->name, t->type);
+	return fte__ggml_dequantize(t->type, f->data + t->offset, dst, t->numel);
 }

@@ -36,8 +36,7 @@ fte_model_load(const char *path, fte_model **out)
 		magic[0] = '\0';
 	fclose(fp);
 	if (memcmp(magic, "GGUF", 4) == 0)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF files are an export format; import the Hugging Face or llama.cpp source model",
-		    path);
+		return fte_gguf_load(path, out);
 	if (len > 12 && strcmp(path + len - 12, ".safetensors") == 0)
 		return fte_error_set(FTE_ENOTSUP, "%s: a weights file alone has no configuration; give the directory holding it and config.json",
 		    path);

@@ -62,6 +62,19 @@ if [ -n "${FT_ASSETS:-}" ] && [ -f "$FT_ASSETS/llama2c/stories260K.bin" ]; then
 	    --tokenizer "$FT_ASSETS/llama2c/tok512.bin" --prompt "Once upon a time" \
 	    --max-new-tokens 60 --stop " park" --json)
 	check 'echo "$out" | grep -q "\"text\":\", there was a little girl named Lily. She loved to play outside in the\""'
+	# GGUF exports import with their embedded tokenizer and continue the
+	# prompt with the engine's own 60 greedy tokens (f32/f16 exactly; the
+	# quantized ones happen to agree on all 60 for this model)
+	want=$("$FTE" generate --model "$FT_ASSETS/llama2c/stories260K.bin" \
+	    --tokenizer "$FT_ASSETS/llama2c/tok512.bin" --prompt "Once upon a time" --max-new-tokens 60 --json |
+	    grep -o '"text":"[^"]*"')
+	for d in f32 f16 q8_0 q4_k_m; do
+		"$FTE" export --model "$FT_ASSETS/llama2c/stories260K.bin" --tokenizer "$FT_ASSETS/llama2c/tok512.bin" \
+		    --format gguf --dtype $d --out "$dir/s_$d.gguf" >/dev/null
+		got=$("$FTE" generate --model "$dir/s_$d.gguf" --prompt "Once upon a time" --max-new-tokens 60 --json |
+		    grep -o '"text":"[^"]*"')
+		check '[ -n "$want" ] && [ "$got" = "$want" ]'
+	done
 fi
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -581,6 +581,222 @@ test_cli(void)
 	fte_model_free(b);
 }
 
+/* check_quantized: every tensor of f holds exactly what quantizing the
+ * model's tensor to the file's type and dequantizing gives, and importing the
+ * file gives those same weights. */
+static void
+check_quantized(fte_model *m, const fte_gguf_file *f, const char *path)
+{
+	fte_model *back = NULL;
+	int bad = 0, bad_import = 0;
+
+	CHECK(fte_gguf_load(path, &back) == FTE_OK);
+	for (int i = 0; i < fte_model_num_tensors(m); i++) {
+		fte_tensor *t = fte_model_tensor(m, i), *b = back ? fte_model_find(back, t->name) : NULL;
+		char gname[64];
+		const fte_gguf_tensor *g = NULL;
+		int bytes, block;
+
+		for (int k = 0; k < f->n_tensors && g == NULL; k++)
+			if (fte__gguf_to_canon(f->tensors[k].name, gname, sizeof(gname)) == FTE_OK &&
+			    strcmp(gname, t->name) == 0)
+				g = &f->tensors[k];
+		CHECK(g != NULL);
+		if (g == NULL)
+			continue;
+		block = fte__ggml_block(g->type, &bytes);
+		uint8_t *q = malloc(t->numel / (size_t)block * (size_t)bytes);
+		float *want = malloc(t->numel * sizeof(float)), *got = malloc(t->numel * sizeof(float));
+		CHECK(fte__ggml_quantize(g->type, t->data, q, t->numel) == FTE_OK);
+		CHECK(fte__ggml_dequantize(g->type, q, want, t->numel) == FTE_OK);
+		CHECK(fte_gguf_read_f32(f, g, got) == FTE_OK);
+		bad += memcmp(want, got, t->numel * sizeof(float)) != 0;
+		bad_import += b == NULL || memcmp(b->data, got, t->numel * sizeof(float)) != 0;
+		free(q);
+		free(want);
+		free(got);
+	}
+	CHECK(bad == 0);
+	CHECK(bad_import == 0);
+	fte_model_free(back);
+}
+
+static int
+type_of(const fte_gguf_file *f, const char *name)
+{
+	const fte_gguf_tensor *t = fte_gguf_tensor_find(f, name);
+
+	return t ? t->type : -1;
+}
+
+/* Q8_0 and Q4_K_M exports: llama.cpp's per-tensor types, the data, and the
+ * import of each. */
+static void
+test_quantized(void)
+{
+	fte_config c = {.arch = FTE_ARCH_LLAMA, .n_layers = 8, .dim = 256, .n_heads = 4,
+	    .n_kv_heads = 2, .head_dim = 64, .ffn_dim = 512, .vocab_size = 64, .max_seq_len = 32,
+	    .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope_style = FTE_ROPE_INTERLEAVED,
+	    .bos_id = 1, .eos_id = 2};
+	fte_model *m = NULL;
+	fte_vocab *v = vocab_make(64);
+	fte_gguf_file *f = NULL;
+	static const int more_bits[8] = {1, 0, 0, 1, 0, 0, 1, 1};   /* use_more_bits(l, 8) */
+
+	CHECK(fte_model_create(&c, &m) == FTE_OK && fte_model_init_random(m, 7) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("q4km.gguf"), FTE_DTYPE_Q4_K_M) == FTE_OK);
+	CHECK(fte_gguf_open(ft_test_tmp("q4km.gguf"), &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(kv_int(f, "general.file_type") == 15);
+		CHECK(type_of(f, "output.weight") == FTE_GGML_Q6_K);
+		CHECK(type_of(f, "token_embd.weight") == FTE_GGML_Q4_K);
+		CHECK(type_of(f, "output_norm.weight") == FTE_GGML_F32);
+		for (int l = 0; l < 8; l++) {
+			char n[64];
+			int want = more_bits[l] ? FTE_GGML_Q6_K : FTE_GGML_Q4_K;
+			snprintf(n, sizeof(n), "blk.%d.attn_v.weight", l);
+			CHECK(type_of(f, n) == want);
+			snprintf(n, sizeof(n), "blk.%d.ffn_down.weight", l);
+			CHECK(type_of(f, n) == want);
+			snprintf(n, sizeof(n), "blk.%d.attn_k.weight", l);
+			CHECK(type_of(f, n) == FTE_GGML_Q4_K);
+		}
+		check_quantized(m, f, ft_test_tmp("q4km.gguf"));
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("q8.gguf"), FTE_DTYPE_Q8_0) == FTE_OK);
+	CHECK(fte_gguf_open(ft_test_tmp("q8.gguf"), &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(kv_int(f, "general.file_type") == 7);
+		CHECK(type_of(f, "output.weight") == FTE_GGML_Q8_0);
+		CHECK(type_of(f, "blk.3.ffn_down.weight") == FTE_GGML_Q8_0);
+		check_quantized(m, f, ft_test_tmp("q8.gguf"));
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	fte_model_free(m);
+	fte_vocab_free(v);
+
+	/* stories260K: rows of 64 are not whole 256-blocks (Q4_K -> Q5_0, Q6_K ->
+	 * Q8_0), rows of 172 not whole 32-blocks (F16); the tied embedding is
+	 * the output matrix */
+	const char *model = asset("llama2c/stories260K.bin");
+	const char *tok = asset("llama2c/tok512.bin");
+	if (model == NULL || tok == NULL)
+		return;
+	CHECK(fte_model_load(model, &m) == FTE_OK);
+	CHECK(fte_vocab_load(tok, &v) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("s.gguf"), FTE_DTYPE_Q4_K_M) == FTE_OK);
+	CHECK(fte_gguf_open(ft_test_tmp("s.gguf"), &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(type_of(f, "token_embd.weight") == FTE_GGML_Q8_0);
+		CHECK(type_of(f, "blk.0.attn_q.weight") == FTE_GGML_Q5_0);
+		CHECK(type_of(f, "blk.2.attn_v.weight") == FTE_GGML_Q8_0);   /* use_more_bits(2, 5) */
+		CHECK(type_of(f, "blk.1.attn_v.weight") == FTE_GGML_Q5_0);
+		CHECK(type_of(f, "blk.1.ffn_down.weight") == FTE_GGML_F16);
+		check_quantized(m, f, ft_test_tmp("s.gguf"));
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	/* the F32 export imports as the very same model */
+	fte_model *back = NULL;
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("s32.gguf"), FTE_DTYPE_F32) == FTE_OK);
+	CHECK(fte_model_load(ft_test_tmp("s32.gguf"), &back) == FTE_OK);
+	if (back != NULL) {
+		const fte_config *a = fte_model_config(m), *b = fte_model_config(back);
+		CHECK(a->dim == b->dim && a->n_layers == b->n_layers && a->n_kv_heads == b->n_kv_heads &&
+		    a->ffn_dim == b->ffn_dim && a->tied_embeddings == b->tied_embeddings &&
+		    a->rope_style == b->rope_style && a->bos_id == b->bos_id && a->eos_id == b->eos_id &&
+		    a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta);
+		int same = 1;
+		for (int i = 0; i < fte_model_num_tensors(m); i++)
+			same &= memcmp(fte_model_tensor(m, i)->data, fte_model_tensor(back, i)->data,
+			    fte_model_tensor(m, i)->numel * sizeof(float)) == 0;
+		CHECK(same);
+	}
+	fte_model_free(back);
+	fte_model_free(m);
+	fte_vocab_free(v);
+}
+
+/* what the engine cannot compute is refused with the reason */
+static void
+test_import_refused(void)
+{
+	fte_config c = {.arch = FTE_ARCH_LLAMA, .n_layers = 1, .dim = 32, .n_heads = 4,
+	    .n_kv_heads = 4, .head_dim = 8, .ffn_dim = 32, .vocab_size = 16, .max_seq_len = 8,
+	    .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope_style = FTE_ROPE_INTERLEAVED,
+	    .bos_id = 1, .eos_id = 2};
+	fte_model *m = NULL;
+	fte_vocab *v = vocab_make(16);
+	uint8_t *buf;
+	size_t n;
+	char *p;
+
+	CHECK(fte_model_create(&c, &m) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, ft_test_tmp("r.gguf"), FTE_DTYPE_F32) == FTE_OK);
+	fte_model_free(m);
+	fte_vocab_free(v);
+	m = NULL;
+	buf = (uint8_t *)ft_test_file_read(ft_test_tmp("r.gguf"), &n);
+	CHECK(buf != NULL);
+	if (buf == NULL)
+		return;
+	/* the architecture's value follows its key, type and length */
+	p = memmem(buf, n, "general.architecture", 20);
+	CHECK(p != NULL && memcmp(p + 20 + 12, "llama", 5) == 0);
+	memcpy(p + 20 + 12, "bloom", 5);
+	ft_test_file_write(ft_test_tmp("bloom.gguf"), buf, n);
+	CHECK(fte_model_load(ft_test_tmp("bloom.gguf"), &m) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "\"bloom\"") != NULL);
+	memcpy(p + 20 + 12, "llama", 5);
+	/* a tensor type the engine does not read (Q4_1): the type field of the
+	 * first tensor info sits 12 bytes before its offset field */
+	p = memmem(buf, n, "token_embd.weight", 17);
+	CHECK(p != NULL);
+	uint32_t q4_1 = 3;
+	memcpy(p + 17 + 4 + 16, &q4_1, 4);
+	ft_test_file_write(ft_test_tmp("q41.gguf"), buf, n);
+	CHECK(fte_model_load(ft_test_tmp("q41.gguf"), &m) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "type 3 is not supported") != NULL);
+	free(buf);
+}
+
+/* the ollama Modelfile: a known family's template translated, stop tokens;
+ * an unknown one left to the GGUF's embedded template */
+static void
+test_modelfile(void)
+{
+	fte_vocab *v = vocab_make(8);
+	size_t n;
+	char *mf;
+
+	free(v->tokens[2]);
+	v->tokens[2] = strdup("<|im_end|>");
+	v->chat_template = strdup("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+	    "<|im_end|>\n{% endfor %}");
+	CHECK(fte_gguf_modelfile(v, "model.gguf", ft_test_tmp("Modelfile")) == FTE_OK);
+	mf = ft_test_file_read(ft_test_tmp("Modelfile"), &n);
+	CHECK(mf != NULL && strncmp(mf, "FROM ./model.gguf\n", 18) == 0);
+	CHECK(mf && strstr(mf, "TEMPLATE \"\"\"{{- range .Messages }}<|im_start|>{{ .Role }}\n"
+	    "{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n\"\"\"\n") != NULL);
+	CHECK(mf && strstr(mf, "PARAMETER stop \"<|im_end|>\"\n") != NULL);
+	CHECK(mf && strstr(mf, "PARAMETER stop \"<|im_start|>\"\n") != NULL);
+	free(mf);
+	free(v->chat_template);
+	v->chat_template = strdup("{{ bos_token }}{% for m in messages %}### {{ m.role }}: {{ m.content }}{% endfor %}");
+	free(v->tokens[2]);
+	v->tokens[2] = strdup("\"end\"");
+	CHECK(fte_gguf_modelfile(v, "model.gguf", ft_test_tmp("Modelfile")) == FTE_OK);
+	mf = ft_test_file_read(ft_test_tmp("Modelfile"), &n);
+	CHECK(mf && strstr(mf, "TEMPLATE \"") == NULL);
+	CHECK(mf && strstr(mf, "# TEMPLATE is left to the GGUF's embedded tokenizer.chat_template") != NULL);
+	CHECK(mf && strstr(mf, "PARAMETER stop \"\\\"end\\\"\"\n") != NULL);
+	free(mf);
+	fte_vocab_free(v);
+}
+
 int
 main(void)
 {
@@ -590,6 +806,9 @@ main(void)
 	test_llama2c();
 	test_vocab_json();
 	test_cli();
+	test_quantized();
+	test_import_refused();
+	test_modelfile();
 	ft_test_tmp_remove();
 	return ft_test_done();
 }

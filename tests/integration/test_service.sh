@@ -91,6 +91,14 @@ $F model import "$FT_TMP/export/hf" --name lines-lora-again >/dev/null || fail "
 pass "the export imports again"
 $F model export lines-lora --format gguf --dtype f16 --out "$FT_TMP/export/gguf" >/dev/null || fail "export gguf"
 expect_eq "$(head -c 4 "$FT_TMP/export/gguf/model.gguf")" "GGUF" "exported as GGUF"
+$F model export lines-lora --format gguf --dtype q8_0 --out "$FT_TMP/export/gguf8" >/dev/null || fail "export gguf q8_0"
+"$FT_BIN/engine/ftengine" inspect --model "$FT_TMP/export/gguf8/model.gguf" | grep -q "attn_q.weight  *type 8 " ||
+	fail "q8_0 export holds Q8_0 tensors"
+pass "exported as GGUF Q8_0"
+$F model export lines-lora --format ollama --out "$FT_TMP/export/oll" >/dev/null || fail "export ollama"
+[ "$(head -c 4 "$FT_TMP/export/oll/model.gguf")" = GGUF ] && grep -q '^FROM ./model.gguf$' "$FT_TMP/export/oll/Modelfile" ||
+	fail "ollama export: model.gguf and its Modelfile"
+pass "exported for ollama"
 msg=$($F model export lines-lora --format hf --out /tmp/ft-not-an-export-root 2>&1)
 expect_match "$msg" "PERMISSION_DENIED: .*outside" "exports only into export_roots"
 
