@@ -8,7 +8,7 @@ packages=(
 	libnng-dev libprotobuf-c-dev protobuf-c-compiler
 	libopenblas-dev libsodium-dev libcivetweb-dev
 	libsqlite3-dev libjansson-dev libpcre2-dev libutf8proc-dev zlib1g-dev
-	curl clang systemd sqlite3 jq openssl
+	curl clang systemd sqlite3 jq openssl python3 passwd util-linux
 	dict-gcide dict-foldoc
 	chromium nodejs npm
 )
