@@ -186,6 +186,17 @@ int fte_template_render(const fte_template *tp, const fte_record *rec,
 int fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t n,
     int add_generation_prompt, char **text);
 
+/* fte_template_render_json renders a conversation given as JSON text,
+ * {"messages": [...], "tools": [...]} ("tools" optional), the messages as
+ * transformers passes them (role, content, tool_calls, tool_call_id, name,
+ * any other field) into a malloc'd *text. */
+int fte_template_render_json(const fte_template *tp, const char *conversation,
+    int add_generation_prompt, char **text);
+
+/* fte_template_set_clock fixes the time strftime_now() renders (UTC;
+ * 0, the default: the current time). */
+void fte_template_set_clock(fte_template *tp, long long unix_seconds);
+
 /* fte_template_encode builds one training example: *ids is the encoding of
  * prompt + response followed by the tokenizer's EOS (unless the response
  * text already ends its turn with the EOS token, as chat templates do), and

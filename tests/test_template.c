@@ -1,8 +1,12 @@
 /*
  * test_template.c - prompt templates: Alpaca, custom placeholder strings,
  * and chat templates (the Jinja subset) against hand-written expected text;
- * then training examples (prompt ids, response ids, EOS) with real tokenizers.
+ * then training examples (prompt ids, response ids, EOS) with real tokenizers;
+ * then every template in ../shared/assets/templates against what jinja2
+ * renders (tests/fixtures/gen_template_fixtures.py), byte for byte.
  */
+#include <jansson.h>
+
 #include "ft_test.h"
 #include "fte.h"
 
@@ -239,7 +243,11 @@ test_jinja(void)
 		{ "{{ 'x' ", FTE_EINVAL },
 		{ "{{ f( }}", FTE_EINVAL },
 		{ "{% endif %}", FTE_EINVAL },
-		{ "{% macro m() %}{% endmacro %}", FTE_ENOTSUP },
+		{ "{% filter upper %}x{% endfilter %}", FTE_ENOTSUP },
+		{ "{{ x | wordwrap }}", FTE_ENOTSUP },
+		{ "{{ x.title() }}", FTE_ENOTSUP },
+		{ "{{ x is divisibleby }}", FTE_ENOTSUP },
+		{ "{{ range(3) }}", FTE_ENOTSUP },
 		{ "{% for a, b, c in x %}{% endfor %}", FTE_ENOTSUP },
 		{ "{{ 'unterminated }}", FTE_EINVAL },
 		{ "{{ ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1"
@@ -247,12 +255,15 @@ test_jinja(void)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		fte_template *tp = NULL;
-		CHECK(fte_template_chat(bad[i].src, NULL, NULL, &tp) == bad[i].err);
+		int rc = fte_template_chat(bad[i].src, NULL, NULL, &tp);
+		if (rc != bad[i].err)
+			fprintf(stderr, "bad %zu: %s\n", i, fte_last_error());
+		CHECK(rc == bad[i].err);
 		CHECK(tp == NULL);
 		CHECK(strstr(fte_last_error(), "offset") != NULL);
 	}
 	/* Errors found while rendering. */
-	static const char *const runtime[] = { "{{ 1 + 'a' }}", "{{ messages[5] }}", "{{ 'a'.title() }}", "{{ 1 % 0 }}",
+	static const char *const runtime[] = { "{{ 1 + 'a' }}", "{{ messages[5] }}", "{{ 1 % 0 }}",
 		"{% set ns = namespace(a=1) %}{% set ns.b = 2 %}", "{{ namespace(1) }}", "{% for a, b in messages %}{% endfor %}" };
 	for (size_t i = 0; i < sizeof(runtime) / sizeof(runtime[0]); i++) {
 		fte_template *tp;
@@ -436,6 +447,86 @@ test_budget(void)
 	fte_template_free(tp);
 }
 
+/* The templates of ../shared/assets/templates, by file name. */
+static const char *const asset_templates[] = {
+	"gemma-it", "gemma3-it", "llama-3.0-instruct", "llama-3.1-instruct", "llama-3.2-instruct",
+	"mistral-7b-instruct-v0.3", "mistral-nemo-2407", "mixtral-8x7b-v0.1",
+	"phi-3-mini-4k-instruct-2024-04", "phi-3-mini-4k-instruct-2024-07", "phi-4",
+	"qwen2.5-instruct-b", "qwen2.5-instruct", "qwen3-coder", "qwen3", "smollm2-instruct",
+	"smollm3-b", "tinyllama-zephyr",
+};
+
+/* read_asset_template returns the source of templates/<name>.jinja. */
+static char *
+read_asset_template(const char *name)
+{
+	char rel[256];
+	size_t n;
+
+	snprintf(rel, sizeof(rel), "templates/%s.jinja", name);
+	return ft_test_file_read(ft_test_asset(rel), &n);
+}
+
+/* test_jinja2_fixtures: each case renders exactly as jinja2 did, or raises
+ * the exception jinja2 raised. */
+static void
+test_jinja2_fixtures(void)
+{
+	for (size_t t = 0; t < sizeof(asset_templates) / sizeof(asset_templates[0]); t++) {
+		char rel[256];
+		json_error_t jerr;
+		fte_template *tp = NULL;
+		char *src = read_asset_template(asset_templates[t]);
+
+		snprintf(rel, sizeof(rel), "templates/%s.json", asset_templates[t]);
+		json_t *fx = json_load_file(ft_test_fixture(rel), 0, &jerr);
+		CHECK(fx != NULL && src != NULL);
+		if (fx == NULL || src == NULL) {
+			free(src);
+			continue;
+		}
+		int rc = fte_template_chat(src, json_string_value(json_object_get(fx, "bos_token")),
+		    json_string_value(json_object_get(fx, "eos_token")), &tp);
+		if (rc != FTE_OK)
+			fprintf(stderr, "%s: %s\n", asset_templates[t], fte_last_error());
+		CHECK(rc == FTE_OK);
+		if (rc == FTE_OK)
+			fte_template_set_clock(tp, json_integer_value(json_object_get(fx, "clock")));
+		size_t i, good = 0, n = json_array_size(json_object_get(fx, "cases"));
+		json_t *c;
+		json_array_foreach(json_object_get(fx, "cases"), i, c) {
+			const char *name = json_string_value(json_object_get(c, "conversation"));
+			const char *want = json_string_value(json_object_get(c, "text"));
+			const char *raised = json_string_value(json_object_get(c, "error"));
+			json_t *conv = NULL, *v;
+			size_t k;
+			json_array_foreach(json_object_get(fx, "conversations"), k, v)
+				if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+					conv = v;
+			char *js = json_dumps(conv, 0), *text = NULL, msg[1024];
+			if (tp == NULL || js == NULL)
+				goto next;
+			rc = fte_template_render_json(tp, js, json_is_true(json_object_get(c, "add_generation_prompt")), &text);
+			if (want != NULL && rc == FTE_OK && strcmp(text, want) == 0)
+				good++;
+			else if (raised != NULL && rc == FTE_EINVAL && (snprintf(msg, sizeof(msg),
+			    "chat template raised an exception: %s", raised), strcmp(fte_last_error(), msg) == 0))
+				good++;
+			else
+				fprintf(stderr, "%s/%s/%d: %s\n--- got\n%s\n--- want\n%s\n", asset_templates[t], name,
+				    json_is_true(json_object_get(c, "add_generation_prompt")),
+				    rc == FTE_OK ? "differs" : fte_last_error(), text ? text : "", want ? want : raised);
+		next:
+			free(text);
+			free(js);
+		}
+		CHECK(good == n);
+		json_decref(fx);
+		fte_template_free(tp);
+		free(src);
+	}
+}
+
 int
 main(void)
 {
@@ -448,5 +539,6 @@ main(void)
 	test_zephyr();
 	test_examples();
 	test_budget();
+	test_jinja2_fixtures();
 	return ft_test_done();
 }
