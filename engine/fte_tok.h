@@ -197,6 +197,35 @@ int fte_template_render_json(const fte_template *tp, const char *conversation,
  * 0, the default: the current time). */
 void fte_template_set_clock(fte_template *tp, long long unix_seconds);
 
+/*
+ * The token-level contract between training and serving.  A conversation
+ * is rendered whole with the chat template and encoded once (special
+ * tokens parsed, no extra BOS); the targets are the assistant turns: each
+ * starts where rendering the messages before it with the generation prompt
+ * ends (that text must begin the whole rendering, or the turn is refused
+ * with FTE_ENOTSUP) and ends with the template's end-of-turn token (the
+ * first special token it writes after an assistant's content).  Both ends
+ * are found by encoding the prefix and comparing ids with the whole
+ * encoding, so a BPE merge across a boundary goes to the target.  The ids
+ * before a turn's first target are therefore, id for id, what
+ * fte_template_render_json(..., add_generation_prompt=1) of the messages
+ * before it encodes to: what serving feeds the model.
+ */
+
+/* fte_template_encode_conversation encodes conversation (JSON as for
+ * fte_template_render_json; an assistant message with "weight": 0 is not a
+ * target) into malloc'd *ids and *mask (mask[i] 1: ids[i] is a target):
+ * every assistant turn, or only the last when train_on_last. */
+int fte_template_encode_conversation(const fte_template *tp, const fte_tokenizer *tok,
+    const char *conversation, int train_on_last, int **ids, unsigned char **mask, size_t *n_ids);
+
+/* fte_template_stop_ids gives the ids that end generation: each of
+ * eos_ids (a config's eos_token_id, a number or a list), the tokenizer's
+ * EOS and the chat template's end-of-turn token (tp NULL or not a chat
+ * template: none), without repeats, in a malloc'd *ids. */
+int fte_template_stop_ids(const fte_template *tp, const fte_tokenizer *tok, const int *eos_ids,
+    size_t n_eos, int **ids, size_t *n);
+
 /* fte_template_encode builds one training example: *ids is the encoding of
  * prompt + response followed by the tokenizer's EOS (unless the response
  * text already ends its turn with the EOS token, as chat templates do), and

@@ -2839,3 +2839,208 @@ fte_template_encode_prompt(const fte_template *tp, const fte_tokenizer *tok,
 	free(response);
 	return rc;
 }
+
+/* ---- conversations as training rows ---- */
+
+/* render_upto renders the first k messages of conv. */
+static int
+render_upto(const fte_template *tp, const json_t *conv, size_t k, int gen, char **text)
+{
+	json_t *part = json_copy((json_t *)conv), *msgs = json_array();
+	const json_t *all = json_object_get(conv, "messages");
+	int rc;
+
+	if (part == NULL || msgs == NULL) {
+		json_decref(part);
+		json_decref(msgs);
+		return fte_error_set(FTE_ENOMEM, "conversation: out of memory");
+	}
+	for (size_t i = 0; i < k; i++)
+		json_array_append(msgs, json_array_get(all, i));
+	json_object_set_new(part, "messages", msgs);
+	rc = render_json(tp, part, gen, NULL, text);
+	json_decref(part);
+	return rc;
+}
+
+/* end_of_turn finds the template's end-of-turn token: the first special
+ * token the template writes after an assistant message's content
+ * (<|im_end|>, <|eot_id|>, <end_of_turn>, </s>...); -1 if it writes none. */
+static int
+end_of_turn(const fte_template *tp, const fte_tokenizer *tok, int *eot)
+{
+	static const char *const probes[] = {
+		"{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello\"}]}",
+		"{\"messages\": [{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"Hi\"}, "
+		    "{\"role\": \"assistant\", \"content\": \"Hello\"}]}",
+	};
+	int rc = FTE_OK;
+
+	*eot = -1;
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		char *text;
+		json_t *conv = json_loads(probes[i], 0, NULL);
+		if (conv == NULL)
+			return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
+		rc = render_json(tp, conv, 0, NULL, &text);
+		json_decref(conv);
+		if (rc != FTE_OK)
+			continue;       /* e.g. a template that requires a system message */
+		const char *after = strstr(text, "Hello");
+		int *ids = NULL;
+		size_t n = 0;
+		if (after != NULL)
+			after += 5;
+		if (after != NULL && (rc = fte_tokenizer_encode_flags(tok, after, strlen(after),
+		    FTE_TOK_PARSE_SPECIAL, &ids, &n)) == FTE_OK) {
+			for (size_t k = 0; k < n && *eot < 0; k++)
+				if (fte_tokenizer_is_special(tok, ids[k]))
+					*eot = ids[k];
+		}
+		free(ids);
+		free(text);
+		return rc;
+	}
+	return rc;
+}
+
+/* common_ids counts the leading ids text[0..len) encodes to that are also
+ * the leading ids of full: BPE may merge across len, and then the merged
+ * token belongs to what follows. */
+static int
+common_ids(const fte_tokenizer *tok, const char *text, size_t len, const int *full, size_t n_full, size_t *k)
+{
+	int *ids;
+	size_t n;
+	int rc = fte_tokenizer_encode_flags(tok, text, len, FTE_TOK_PARSE_SPECIAL, &ids, &n);
+
+	if (rc != FTE_OK)
+		return rc;
+	for (*k = 0; *k < n && *k < n_full && ids[*k] == full[*k]; (*k)++)
+		;
+	free(ids);
+	return FTE_OK;
+}
+
+int
+fte_template_encode_conversation(const fte_template *tp, const fte_tokenizer *tok, const char *conversation,
+    int train_on_last, int **ids, unsigned char **mask, size_t *n_ids)
+{
+	json_error_t jerr;
+	json_t *conv;
+	char *full = NULL, *eot_text = NULL;
+	int *f_ids = NULL, eot, rc;
+	unsigned char *m = NULL;
+	size_t nf = 0;
+
+	if (tp == NULL || tok == NULL || conversation == NULL || ids == NULL || mask == NULL || n_ids == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_encode_conversation: NULL argument");
+	if (tp->kind != TPL_CHAT)
+		return fte_error_set(FTE_EINVAL, "fte_template_encode_conversation: not a chat template");
+	if ((conv = json_loads(conversation, 0, &jerr)) == NULL)
+		return fte_error_set(FTE_EINVAL, "conversation: invalid JSON at line %d: %s", jerr.line, jerr.text);
+	const json_t *msgs = json_object_get(conv, "messages");
+	size_t n_msgs = json_array_size(msgs), last = n_msgs;
+	for (size_t i = 0; i < n_msgs; i++)
+		if (strcmp(json_string_value(json_object_get(json_array_get(msgs, i), "role")) ?: "", "assistant") == 0)
+			last = i;
+	if ((rc = render_json(tp, conv, 0, NULL, &full)) != FTE_OK ||
+	    (rc = fte_tokenizer_encode_flags(tok, full, strlen(full), FTE_TOK_PARSE_SPECIAL, &f_ids, &nf)) != FTE_OK ||
+	    (rc = end_of_turn(tp, tok, &eot)) != FTE_OK)
+		goto out;
+	if (eot >= 0 && (eot_text = strdup(fte_tokenizer_token(tok, eot, NULL))) == NULL) {
+		rc = fte_error_set(FTE_ENOMEM, "conversation: out of memory");
+		goto out;
+	}
+	if ((m = calloc(nf + 1, 1)) == NULL) {
+		rc = fte_error_set(FTE_ENOMEM, "conversation: out of memory");
+		goto out;
+	}
+	size_t fl = strlen(full);
+	for (size_t k = 0; k < n_msgs && rc == FTE_OK; k++) {
+		const json_t *msg = json_array_get(msgs, k), *w = json_object_get(msg, "weight");
+		const char *role = json_string_value(json_object_get(msg, "role"));
+		if (role == NULL || strcmp(role, "assistant") != 0 || (train_on_last && k != last) ||
+		    (json_is_integer(w) && json_integer_value(w) == 0))
+			continue;
+		/* the target starts where the generation prompt for this turn
+		 * ends, which must be how the whole conversation begins */
+		char *prompt = NULL, *upto = NULL;
+		size_t start, end, a, b;
+		if ((rc = render_upto(tp, conv, k, 1, &prompt)) != FTE_OK)
+			break;
+		start = strlen(prompt);
+		if (strncmp(prompt, full, start) != 0) {
+			free(prompt);
+			rc = fte_error_set(FTE_ENOTSUP, "chat template: message %zu: the generation prompt is not how the "
+			    "conversation renders up to it, so the turn cannot be trained as it is served", k + 1);
+			break;
+		}
+		free(prompt);
+		/* it ends with the end-of-turn token, or where the conversation
+		 * up to it ends when the template writes none */
+		const char *hit = eot_text != NULL && *eot_text ? strstr(full + start, eot_text) : NULL;
+		if (hit != NULL) {
+			end = (size_t)(hit - full) + strlen(eot_text);
+		} else {
+			if ((rc = render_upto(tp, conv, k + 1, 0, &upto)) != FTE_OK)
+				break;
+			end = strlen(upto);
+			if (end > fl || strncmp(upto, full, end) != 0) {
+				free(upto);
+				rc = fte_error_set(FTE_ENOTSUP, "chat template: message %zu: the turn renders differently "
+				    "once later messages follow, and the template has no end-of-turn token", k + 1);
+				break;
+			}
+			free(upto);
+		}
+		if ((rc = common_ids(tok, full, start, f_ids, nf, &a)) != FTE_OK ||
+		    (rc = common_ids(tok, full, end, f_ids, nf, &b)) != FTE_OK)
+			break;
+		/* a token merged across the end still ends the turn */
+		if (b < nf && end < fl && b < a + 1)
+			b = a + 1;
+		for (size_t i = a; i < b && i < nf; i++)
+			m[i] = 1;
+	}
+	if (rc != FTE_OK)
+		goto out;
+	*ids = f_ids;
+	*mask = m;
+	*n_ids = nf;
+	f_ids = NULL;
+	m = NULL;
+out:
+	json_decref(conv);
+	free(full);
+	free(eot_text);
+	free(f_ids);
+	free(m);
+	return rc;
+}
+
+int
+fte_template_stop_ids(const fte_template *tp, const fte_tokenizer *tok, const int *eos_ids, size_t n_eos,
+    int **ids, size_t *n)
+{
+	int eot = -1, rc, *v;
+	size_t k = 0;
+
+	if (tok == NULL || ids == NULL || n == NULL || (eos_ids == NULL && n_eos > 0))
+		return fte_error_set(FTE_EINVAL, "fte_template_stop_ids: NULL argument");
+	if (tp != NULL && tp->kind == TPL_CHAT && (rc = end_of_turn(tp, tok, &eot)) != FTE_OK)
+		return rc;
+	if ((v = malloc((n_eos + 2) * sizeof(*v))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "stop ids: out of memory");
+	int cand[2] = { fte_tokenizer_eos(tok), eot };
+	for (size_t i = 0; i < n_eos + 2; i++) {
+		int id = i < n_eos ? eos_ids[i] : cand[i - n_eos], dup = id < 0;
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = v[j] == id;
+		if (!dup)
+			v[k++] = id;
+	}
+	*ids = v;
+	*n = k;
+	return FTE_OK;
+}
