@@ -100,12 +100,13 @@ int fte_tokenizer_is_special(const fte_tokenizer *t, int id);
  *     the prompt is everything before {output}, the response {output} and
  *     what follows it ({output} missing: the response follows the text);
  *   - chat: the model's own Jinja chat_template (tokenizer_config.json),
- *     rendered by a small Jinja subset (for/if/elif/else/set, "for k, v",
- *     loop.*, message fields, slices, + - * % ~, comparisons, and/or/not/in,
- *     "x if c else y", is defined/none/string, filters trim/length/upper/
- *     lower/default/items, .strip() and friends, namespace(),
- *     raise_exception; tools and documents are none) with trim_blocks and
- *     lstrip_blocks as transformers uses.  The record becomes a user message
+ *     rendered by a Jinja subset (for/if/elif/else/set, macro, break/
+ *     continue, generation, "for k, v", loop filters, loop.*, slices with a
+ *     step, + - * % ~, comparisons, and/or/not/in, "x if c else y", the
+ *     tests, filters, methods and functions listed in template.c, tojson
+ *     and Python printing of lists and mappings) with trim_blocks and
+ *     lstrip_blocks as transformers uses; anything else is refused when
+ *     the template is compiled, with the construct named.  The record becomes a user message
  *     (instruction, then a blank line and the input if any) and an assistant
  *     message (output); the prompt is the conversation up to the assistant
  *     turn with add_generation_prompt, and the response is the rest.
@@ -147,8 +148,8 @@ int fte_template_chat_load(const char *path, fte_template **out);
 
 /*
  * Every chat render has a budget, so that a model's template cannot take the
- * process's CPU or memory: loop iterations (each pass through a loop body;
- * the subset has no macros) and bytes, both of output and of the strings and
+ * process's CPU or memory: loop iterations (each pass through a loop body,
+ * in macros too) and bytes, both of output and of the strings and
  * lists built on the way.  A render over budget fails with FTE_ERANGE and
  * "chat template exceeded its budget of N loop iterations" (or "N bytes of
  * output", "N bytes of working memory").  0 means no limit.

@@ -1113,12 +1113,6 @@ struct var {
 	struct val v;
 };
 
-/* Offsets in the output of what {% generation %} blocks rendered. */
-struct spans {
-	size_t *v;              /* start, end pairs */
-	size_t n, cap;
-};
-
 struct render {
 	const struct fte_template *tp;
 	struct arena ar;
@@ -1128,7 +1122,7 @@ struct render {
 	size_t nglobals;        /* and the render's arguments below this */
 	struct buf out;
 	size_t iterations, max_iterations;
-	struct spans *gen;      /* NULL: not recorded */
+	int calls;              /* macro calls under way */
 };
 
 /* break and continue unwind render_nodes to their loop as these codes. */
@@ -1186,8 +1180,8 @@ lookup(const struct render *r, const char *name)
 }
 
 /* dump_value writes v as Python prints it inside a container (repr,
- * indent < 0) or as json.dumps(v, ensure_ascii=False, indent=indent) does
- * (indent 0: on one line), which is transformers' tojson. */
+ * indent < 0) or as json.dumps(v, ensure_ascii=False, indent=indent - 1)
+ * does (indent 0: indent=None, on one line), which is transformers' tojson. */
 static int
 dump_value(struct buf *b, const struct val *v, int indent, int level)
 {
@@ -1232,7 +1226,7 @@ dump_value(struct buf *b, const struct val *v, int indent, int level)
 				rc = buf_add(b, indent > 0 ? "," : ", ", indent > 0 ? 1 : 2);
 			if (rc == FTE_OK && indent > 0) {
 				rc = buf_add(b, "\n", 1);
-				for (int k = 0; k < indent * (level + 1) && rc == FTE_OK; k++)
+				for (int k = 0; k < (indent - 1) * (level + 1) && rc == FTE_OK; k++)
 					rc = buf_add(b, " ", 1);
 			}
 			if (rc == FTE_OK && dict) {
@@ -1245,7 +1239,7 @@ dump_value(struct buf *b, const struct val *v, int indent, int level)
 		}
 		if (rc == FTE_OK && indent > 0 && v->n > 0) {
 			rc = buf_add(b, "\n", 1);
-			for (int k = 0; k < indent * level && rc == FTE_OK; k++)
+			for (int k = 0; k < (indent - 1) * level && rc == FTE_OK; k++)
 				rc = buf_add(b, " ", 1);
 		}
 		return rc == FTE_OK ? buf_add(b, dict ? "}" : "]", 1) : rc;
@@ -1621,7 +1615,7 @@ apply_op(struct render *r, const struct expr *e, const struct val *a, const stru
 		int indent = 0;
 		for (size_t i = 0; i < e->nargs; i++)
 			if (e->kw[i] != NULL && strcmp(e->kw[i], "indent") == 0 && args[i].t == V_INT)
-				indent = (int)(args[i].i < 0 ? 0 : args[i].i > 16 ? 16 : args[i].i);
+				indent = 1 + (int)(args[i].i < 0 ? 0 : args[i].i > 16 ? 16 : args[i].i);
 		return dump(r, a, indent, out);
 	}
 	if (filter && (strcmp(m, "selectattr") == 0 || strcmp(m, "rejectattr") == 0 ||
@@ -1823,8 +1817,11 @@ call_macro(struct render *r, const struct expr *e, const struct macro *m, struct
 	for (size_t i = 0; i < m->n; i++)
 		if (args[i].t == V_UNDEF && m->defaults[i] != NULL && (rc = eval(r, m->defaults[i], &args[i])) != FTE_OK)
 			return rc;
-	if (r->frame >= MAX_DEPTH * 4)
+	/* a macro calls only those defined before it, so this bounds the
+	 * stack a chain of them takes */
+	if (r->calls >= 32)
 		return rerr(FTE_ERANGE, e->pos, "macro calls nested too deeply");
+	r->calls++;
 	r->frame = r->nvars;
 	for (size_t i = 0; i < m->n; i++)
 		if ((rc = var_push(r, m->params[i], args[i], e->pos)) != FTE_OK)
@@ -1849,6 +1846,7 @@ call_macro(struct render *r, const struct expr *e, const struct macro *m, struct
 	free(r->out.p);
 	r->out = saved;
 out:
+	r->calls--;
 	r->frame = frame;
 	r->nvars = nvars;
 	return rc;
@@ -2155,29 +2153,6 @@ render_for(struct render *r, const struct node *n)
 	return FTE_OK;
 }
 
-/* render_gen renders a {% generation %} body, recording where it went. */
-static int
-render_gen(struct render *r, const struct node *n)
-{
-	size_t start = r->out.n;
-	int rc = render_nodes(r, &n->bodies[0]);
-
-	if (rc != FTE_OK || r->gen == NULL)
-		return rc;
-	struct spans *g = r->gen;
-	if (g->n + 2 > g->cap) {
-		size_t cap = g->cap ? 2 * g->cap : 16;
-		size_t *v = realloc(g->v, cap * sizeof(*v));
-		if (v == NULL)
-			return FTE_ENOMEM;
-		g->v = v;
-		g->cap = cap;
-	}
-	g->v[g->n++] = start;
-	g->v[g->n++] = r->out.n;
-	return FTE_OK;
-}
-
 static int
 render_nodes(struct render *r, const struct nodes *l)
 {
@@ -2213,8 +2188,8 @@ render_nodes(struct render *r, const struct nodes *l)
 				return rc;
 			break;
 		}
-		case N_GEN:
-			if ((rc = render_gen(r, n)) != FTE_OK)
+		case N_GEN:     /* the targets come from prefixes, see below */
+			if ((rc = render_nodes(r, &n->bodies[0])) != FTE_OK)
 				return rc;
 			break;
 		case N_BREAK:
@@ -2357,10 +2332,9 @@ json_val(struct arena *ar, const json_t *j, int depth, struct val *out)
 
 /* render_json renders a {"messages": [...], "tools": [...]} object. */
 static int
-render_json(const fte_template *tp, const json_t *conv, int add_generation_prompt,
-    struct spans *gen, char **text)
+render_json(const fte_template *tp, const json_t *conv, int add_generation_prompt, char **text)
 {
-	struct render r = { .gen = gen };
+	struct render r = { 0 };
 	struct val msgs, tools = { .t = V_NONE };
 	const json_t *m = json_object_get(conv, "messages"), *t = json_object_get(conv, "tools");
 	int rc;
@@ -2388,7 +2362,7 @@ fte_template_render_json(const fte_template *tp, const char *conversation, int a
 	json_t *conv = json_loads(conversation, 0, &jerr);
 	if (conv == NULL)
 		return fte_error_set(FTE_EINVAL, "conversation: invalid JSON at line %d: %s", jerr.line, jerr.text);
-	int rc = render_json(tp, conv, add_generation_prompt, NULL, text);
+	int rc = render_json(tp, conv, add_generation_prompt, text);
 	json_decref(conv);
 	return rc;
 }
@@ -2858,7 +2832,7 @@ render_upto(const fte_template *tp, const json_t *conv, size_t k, int gen, char 
 	for (size_t i = 0; i < k; i++)
 		json_array_append(msgs, json_array_get(all, i));
 	json_object_set_new(part, "messages", msgs);
-	rc = render_json(tp, part, gen, NULL, text);
+	rc = render_json(tp, part, gen, text);
 	json_decref(part);
 	return rc;
 }
@@ -2882,7 +2856,7 @@ end_of_turn(const fte_template *tp, const fte_tokenizer *tok, int *eot)
 		json_t *conv = json_loads(probes[i], 0, NULL);
 		if (conv == NULL)
 			return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
-		rc = render_json(tp, conv, 0, NULL, &text);
+		rc = render_json(tp, conv, 0, &text);
 		json_decref(conv);
 		if (rc != FTE_OK)
 			continue;       /* e.g. a template that requires a system message */
@@ -2944,11 +2918,12 @@ fte_template_encode_conversation(const fte_template *tp, const fte_tokenizer *to
 	for (size_t i = 0; i < n_msgs; i++)
 		if (strcmp(json_string_value(json_object_get(json_array_get(msgs, i), "role")) ?: "", "assistant") == 0)
 			last = i;
-	if ((rc = render_json(tp, conv, 0, NULL, &full)) != FTE_OK ||
+	if ((rc = render_json(tp, conv, 0, &full)) != FTE_OK ||
 	    (rc = fte_tokenizer_encode_flags(tok, full, strlen(full), FTE_TOK_PARSE_SPECIAL, &f_ids, &nf)) != FTE_OK ||
 	    (rc = end_of_turn(tp, tok, &eot)) != FTE_OK)
 		goto out;
-	if (eot >= 0 && (eot_text = strdup(fte_tokenizer_token(tok, eot, NULL))) == NULL) {
+	const char *spelled = eot >= 0 ? fte_tokenizer_token(tok, eot, NULL) : NULL;
+	if (spelled != NULL && (eot_text = strdup(spelled)) == NULL) {
 		rc = fte_error_set(FTE_ENOMEM, "conversation: out of memory");
 		goto out;
 	}

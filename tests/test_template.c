@@ -225,6 +225,21 @@ test_jinja(void)
 		  "{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.found }}{{ ns.n }}", "True2" },
 		{ "{% for k, v in messages[0].items() %}{{ k }}={{ v }};{% endfor %}{% for k, v in messages[1] | items %}{{ v }}{% endfor %}", "role=user;content=x;usery" },
 		{ "{{ tools is none }}{% if tools is not none %}t{% endif %}", "True" },
+		/* expected text from jinja2 3.1 with transformers' settings */
+		{ "{{ messages | tojson }}|{{ messages[0] | tojson(indent=2) }}|{{ [] | tojson(indent=0) }}|{{ messages[1:] | tojson(indent=0) }}",
+		  "[{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"user\", \"content\": \"y\"}]|{\n  \"role\": \"user\",\n  \"content\": \"x\"\n}|[]|[\n{\n\"role\": \"user\",\n\"content\": \"y\"\n}\n]" },
+		{ "{{ messages[0] | string }}{{ [\"it's\", none, true, 'q\\n'] }}",
+		  "{'role': 'user', 'content': 'x'}[\"it's\", None, True, 'q\\n']" },
+		{ "{{ 'abcdef'[::-1] }}{{ 'abcdef'[1::2] }}{{ 'abcdef'[-2:] }}{% for m in messages[::-1] %}{{ m.content }}{% endfor %}{{ [1,2,3,4,5][4:0:-2] | join(',') }}",
+		  "fedcbabdfefyx5,3" },
+		{ "{% macro tag(n, v='d') %}<{{ n }}={{ v }}>{% endmacro %}{{ tag('a') }}{{ tag('b', v='e') }}{{ tag(v='f', n='c') }}",
+		  "<a=d><b=e><c=f>" },
+		{ "{% for i in [1,2,3,4,5] if i != 2 %}{% if i == 5 %}{% break %}{% endif %}{% if i == 3 %}{% continue %}{% endif %}{{ i }}/{{ loop.length }}{{ loop.previtem }};{% endfor %}",
+		  "1/4;4/43;" },
+		{ "{{ messages | selectattr('role', 'equalto', 'user') | list | length }}{{ messages | rejectattr('content', 'equalto', 'x') | first | tojson }}",
+		  "2{\"role\": \"user\", \"content\": \"y\"}" },
+		{ "{{ ' a b  c '.split() | join('-') }}{{ 'a--b'.split('-') | join('+') }}{{ 'xxhixx'.strip('x') }}{{ 'a.b' | replace('.', '::') }}{{ messages[0] == messages[1] }}{{ messages[0] == messages[:1][0] }}",
+		  "a-b-ca++bhia::bFalseTrue" },
 	};
 	fte_message m[] = { { "user", "x" }, { "user", "y" } };
 
