@@ -100,12 +100,13 @@ int fte_tokenizer_is_special(const fte_tokenizer *t, int id);
  *     the prompt is everything before {output}, the response {output} and
  *     what follows it ({output} missing: the response follows the text);
  *   - chat: the model's own Jinja chat_template (tokenizer_config.json),
- *     rendered by a small Jinja subset (for/if/elif/else/set, "for k, v",
- *     loop.*, message fields, slices, + - * % ~, comparisons, and/or/not/in,
- *     "x if c else y", is defined/none/string, filters trim/length/upper/
- *     lower/default/items, .strip() and friends, namespace(),
- *     raise_exception; tools and documents are none) with trim_blocks and
- *     lstrip_blocks as transformers uses.  The record becomes a user message
+ *     rendered by a Jinja subset (for/if/elif/else/set, macro, break/
+ *     continue, generation, "for k, v", loop filters, loop.*, slices with a
+ *     step, + - * % ~, comparisons, and/or/not/in, "x if c else y", the
+ *     tests, filters, methods and functions listed in template.c, tojson
+ *     and Python printing of lists and mappings) with trim_blocks and
+ *     lstrip_blocks as transformers uses; anything else is refused when
+ *     the template is compiled, with the construct named.  The record becomes a user message
  *     (instruction, then a blank line and the input if any) and an assistant
  *     message (output); the prompt is the conversation up to the assistant
  *     turn with add_generation_prompt, and the response is the rest.
@@ -147,8 +148,8 @@ int fte_template_chat_load(const char *path, fte_template **out);
 
 /*
  * Every chat render has a budget, so that a model's template cannot take the
- * process's CPU or memory: loop iterations (each pass through a loop body;
- * the subset has no macros) and bytes, both of output and of the strings and
+ * process's CPU or memory: loop iterations (each pass through a loop body,
+ * in macros too) and bytes, both of output and of the strings and
  * lists built on the way.  A render over budget fails with FTE_ERANGE and
  * "chat template exceeded its budget of N loop iterations" (or "N bytes of
  * output", "N bytes of working memory").  0 means no limit.
@@ -185,6 +186,46 @@ int fte_template_render(const fte_template *tp, const fte_record *rec,
  * template (FTE_EINVAL for other kinds) into a malloc'd *text. */
 int fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t n,
     int add_generation_prompt, char **text);
+
+/* fte_template_render_json renders a conversation given as JSON text,
+ * {"messages": [...], "tools": [...]} ("tools" optional), the messages as
+ * transformers passes them (role, content, tool_calls, tool_call_id, name,
+ * any other field) into a malloc'd *text. */
+int fte_template_render_json(const fte_template *tp, const char *conversation,
+    int add_generation_prompt, char **text);
+
+/* fte_template_set_clock fixes the time strftime_now() renders (UTC;
+ * 0, the default: the current time). */
+void fte_template_set_clock(fte_template *tp, long long unix_seconds);
+
+/*
+ * The token-level contract between training and serving.  A conversation
+ * is rendered whole with the chat template and encoded once (special
+ * tokens parsed, no extra BOS); the targets are the assistant turns: each
+ * starts where rendering the messages before it with the generation prompt
+ * ends (that text must begin the whole rendering, or the turn is refused
+ * with FTE_ENOTSUP) and ends with the template's end-of-turn token (the
+ * first special token it writes after an assistant's content).  Both ends
+ * are found by encoding the prefix and comparing ids with the whole
+ * encoding, so a BPE merge across a boundary goes to the target.  The ids
+ * before a turn's first target are therefore, id for id, what
+ * fte_template_render_json(..., add_generation_prompt=1) of the messages
+ * before it encodes to: what serving feeds the model.
+ */
+
+/* fte_template_encode_conversation encodes conversation (JSON as for
+ * fte_template_render_json; an assistant message with "weight": 0 is not a
+ * target) into malloc'd *ids and *mask (mask[i] 1: ids[i] is a target):
+ * every assistant turn, or only the last when train_on_last. */
+int fte_template_encode_conversation(const fte_template *tp, const fte_tokenizer *tok,
+    const char *conversation, int train_on_last, int **ids, unsigned char **mask, size_t *n_ids);
+
+/* fte_template_stop_ids gives the ids that end generation: each of
+ * eos_ids (a config's eos_token_id, a number or a list), the tokenizer's
+ * EOS and the chat template's end-of-turn token (tp NULL or not a chat
+ * template: none), without repeats, in a malloc'd *ids. */
+int fte_template_stop_ids(const fte_template *tp, const fte_tokenizer *tok, const int *eos_ids,
+    size_t n_eos, int **ids, size_t *n);
 
 /* fte_template_encode builds one training example: *ids is the encoding of
  * prompt + response followed by the tokenizer's EOS (unless the response

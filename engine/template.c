@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fte.h"
@@ -69,12 +70,12 @@ arena_free(struct arena *a)
 
 /* ---- values ---- */
 
-enum vtype { V_UNDEF, V_NONE, V_BOOL, V_INT, V_STR, V_LIST, V_DICT };
+enum vtype { V_UNDEF, V_NONE, V_BOOL, V_INT, V_STR, V_LIST, V_DICT, V_FUNC };
 
 struct val {
 	enum vtype t;
 	long long i;            /* V_BOOL, V_INT */
-	const char *s;          /* V_STR */
+	const char *s;          /* V_STR; V_FUNC: the global function's name */
 	size_t n;               /* V_STR bytes; V_LIST/V_DICT items */
 	struct val *items;
 	const char **keys;      /* V_DICT */
@@ -99,6 +100,7 @@ v_truthy(const struct val *v)
 	case V_UNDEF: case V_NONE: return 0;
 	case V_BOOL: case V_INT: return v->i != 0;
 	case V_STR: case V_LIST: case V_DICT: return v->n != 0;
+	case V_FUNC: return 1;
 	}
 	return 0;
 }
@@ -117,13 +119,14 @@ struct expr {
 	struct val lit;
 	const char *name;       /* E_NAME, E_ATTR, E_METHOD, E_FILTER, E_TEST, E_CALL */
 	struct expr *a, *b, *c;
+	struct expr *d;         /* E_SLICE: step */
 	struct expr **args;
 	const char **kw;        /* E_CALL: keyword of each argument, NULL if positional */
 	size_t nargs;
 	size_t pos;             /* source offset, for messages */
 };
 
-enum nk { N_TEXT, N_OUT, N_FOR, N_IF, N_SET };
+enum nk { N_TEXT, N_OUT, N_FOR, N_IF, N_SET, N_GEN, N_BREAK, N_CONTINUE };
 
 struct node;
 struct nodes {
@@ -136,13 +139,24 @@ struct node {
 	const char *text;       /* N_TEXT */
 	size_t len;
 	struct expr *e;         /* N_OUT, N_FOR iterable, N_SET value, N_IF first cond */
+	struct expr *filter;    /* N_FOR: "for x in xs if filter" */
 	const char *var;        /* N_FOR, N_SET */
 	const char *var2;       /* N_FOR: second name of "for k, v in"; N_SET: attribute of "set ns.x" */
 	struct expr **conds;    /* N_IF: one per branch */
-	struct nodes *bodies;   /* N_IF: one per branch; N_FOR: [0] body, [1] else */
+	struct nodes *bodies;   /* N_IF: one per branch; N_FOR: [0] body; N_GEN: [0] */
 	size_t nb;
 	struct nodes else_body;
 	size_t pos;
+};
+
+/* {% macro name(params) %}: called like a function, its output is the value. */
+struct macro {
+	const char *name;
+	const char **params;
+	struct expr **defaults;  /* NULL where a parameter has none */
+	size_t n;
+	struct nodes body;
+	struct macro *next;
 };
 
 enum tpl_kind { TPL_CUSTOM, TPL_CHAT };
@@ -167,7 +181,9 @@ struct fte_template {
 	char *bos, *eos;
 	struct arena ast;
 	struct nodes root;
+	struct macro *macros;
 	size_t max_iterations, max_bytes;       /* the render budget */
+	long long clock;                        /* strftime_now's time; 0: now */
 };
 
 /* ---- output buffer ---- */
@@ -363,6 +379,46 @@ str_literal(struct parser *p, struct val *out)
 
 static struct expr *parse_expr(struct parser *p);
 
+/* What the renderer implements, so that a template using anything else is
+ * refused when it is loaded, with the construct named, not at a request. */
+static const char *const known_filters[] = {
+	"count", "default", "first", "items", "join", "last", "length", "list", "lower", "reject",
+	"rejectattr", "replace", "safe", "select", "selectattr", "string", "tojson", "trim", "upper",
+};
+static const char *const known_methods[] = {
+	"endswith", "get", "items", "keys", "lower", "lstrip", "replace", "rstrip", "split",
+	"startswith", "strip", "upper",
+};
+static const char *const global_funcs[] = { "namespace", "raise_exception", "strftime_now" };
+static const char *const known_tests[] = {
+	"boolean", "defined", "false", "integer", "iterable", "mapping", "none", "number",
+	"sequence", "string", "true", "undefined",
+};
+
+static int
+known(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* check_name refuses a filter, method or test the renderer lacks. */
+static int
+check_name(struct parser *p, const char *kind, const char *name)
+{
+	char msg[96];
+	int ok = kind[0] == 'f' ? known(known_filters, sizeof(known_filters) / sizeof(*known_filters), name) :
+	    kind[0] == 'm' ? known(known_methods, sizeof(known_methods) / sizeof(*known_methods), name) :
+	    known(known_tests, sizeof(known_tests) / sizeof(*known_tests), name);
+
+	if (ok)
+		return FTE_OK;
+	snprintf(msg, sizeof(msg), "unsupported %s '%s'", kind, name);
+	return perr(p, FTE_ENOTSUP, msg);
+}
+
 static int
 parse_args(struct parser *p, struct expr *e)
 {
@@ -442,6 +498,15 @@ parse_primary(struct parser *p)
 			e->k = E_CALL;
 			if (parse_args(p, e) != FTE_OK)
 				return NULL;
+			int macro = 0;
+			for (const struct macro *m = p->tp->macros; m != NULL && !macro; m = m->next)
+				macro = strcmp(m->name, e->name) == 0;
+			if (!macro && !known(global_funcs, sizeof(global_funcs) / sizeof(*global_funcs), e->name)) {
+				char msg[96];
+				snprintf(msg, sizeof(msg), "unsupported function '%s'", e->name);
+				p->tok_s = p->src + e->pos;
+				return perr(p, FTE_ENOTSUP, msg), NULL;
+			}
 		}
 	} else if (accept(p, T_OP, "(")) {
 		e = parse_expr(p);
@@ -488,7 +553,7 @@ parse_postfix(struct parser *p)
 			x->a = e;
 			if (accept(p, T_OP, "(")) {
 				x->k = E_METHOD;
-				if (parse_args(p, x) != FTE_OK)
+				if (check_name(p, "method", x->name) != FTE_OK || parse_args(p, x) != FTE_OK)
 					return NULL;
 			}
 		} else if (accept(p, T_OP, "[")) {
@@ -499,7 +564,9 @@ parse_postfix(struct parser *p)
 				return NULL;
 			if (accept(p, T_OP, ":")) {
 				x->k = E_SLICE;
-				if (!is_tok(p, T_OP, "]") && (x->c = parse_expr(p)) == NULL)
+				if (!is_tok(p, T_OP, "]") && !is_tok(p, T_OP, ":") && (x->c = parse_expr(p)) == NULL)
+					return NULL;
+				if (accept(p, T_OP, ":") && !is_tok(p, T_OP, "]") && (x->d = parse_expr(p)) == NULL)
 					return NULL;
 			}
 			if (!expect(p, T_OP, "]"))
@@ -507,7 +574,8 @@ parse_postfix(struct parser *p)
 		} else if (accept(p, T_OP, "|")) {
 			if (p->tok != T_NAME)
 				return perr(p, FTE_EINVAL, "filter name expected"), NULL;
-			if ((x = new_expr(p, E_FILTER)) == NULL || (x->name = tok_dup(p)) == NULL)
+			if ((x = new_expr(p, E_FILTER)) == NULL || (x->name = tok_dup(p)) == NULL ||
+			    check_name(p, "filter", x->name) != FTE_OK)
 				return NULL;
 			lex(p);
 			x->a = e;
@@ -519,7 +587,7 @@ parse_postfix(struct parser *p)
 			x->negate = accept(p, T_NAME, "not");
 			if (p->tok != T_NAME && !is_tok(p, T_NAME, "none"))
 				return perr(p, FTE_EINVAL, "test name expected"), NULL;
-			if ((x->name = tok_dup(p)) == NULL)
+			if ((x->name = tok_dup(p)) == NULL || check_name(p, "test", x->name) != FTE_OK)
 				return NULL;
 			lex(p);
 			x->a = e;
@@ -751,6 +819,28 @@ next_tag(const struct parser *p, size_t *text_end)
 	return i;
 }
 
+/* find_close finds the end of a tag: in {{ }} and {% %} a quoted string
+ * may hold the closing characters ("'}}'" in Mistral-Nemo's template). */
+static const char *
+find_close(const char *s, const char *close)
+{
+	if (close[1] == '}' && close[0] == '#')
+		return strstr(s, close);
+	for (; *s != '\0'; s++) {
+		if (*s == '\'' || *s == '"') {
+			const char *q = s + 1;
+			while (*q != '\0' && *q != *s)
+				q += *q == '\\' && q[1] != '\0' ? 2 : 1;
+			if (*q == '\0')
+				return NULL;
+			s = q;
+		} else if (s[0] == close[0] && s[1] == close[1]) {
+			return s;
+		}
+	}
+	return NULL;
+}
+
 static int parse_nodes(struct parser *p, struct nodes *out, const char *const *stop, int *which);
 
 /* parse_body parses nodes until a block tag whose first word is in stop
@@ -765,6 +855,59 @@ parse_body(struct parser *p, struct nodes *out, const char *const *stop, int *wh
 	int rc = parse_nodes(p, out, stop, which);
 	p->depth--;
 	return rc;
+}
+
+/* parse_macro parses "name(a, b='x') %}" and the body to endmacro; the
+ * macro is the template's from then on (Jinja's are too, at top level). */
+static int
+parse_macro(struct parser *p)
+{
+	static const char *const ends[] = { "endmacro", NULL };
+	struct macro *m = arena_alloc(&p->tp->ast, sizeof(*m));
+	const char *params[16];
+	struct expr *defaults[16] = { NULL };
+	int w;
+
+	if (m == NULL)
+		return perr(p, FTE_ENOMEM, "out of memory");
+	if (p->tok != T_NAME)
+		return perr(p, FTE_EINVAL, "macro name expected");
+	if ((m->name = tok_dup(p)) == NULL)
+		return p->err;
+	lex(p);
+	if (!expect(p, T_OP, "("))
+		return p->err;
+	if (!accept(p, T_OP, ")")) {
+		do {
+			if (m->n == 16)
+				return perr(p, FTE_ENOTSUP, "macro with more than 16 parameters");
+			if (p->tok != T_NAME)
+				return perr(p, FTE_EINVAL, "parameter name expected");
+			if ((params[m->n] = tok_dup(p)) == NULL)
+				return p->err;
+			lex(p);
+			if (accept(p, T_OP, "=") && (defaults[m->n] = parse_expr(p)) == NULL)
+				return p->err;
+			m->n++;
+		} while (accept(p, T_OP, ","));
+		if (!expect(p, T_OP, ")"))
+			return p->err;
+	}
+	if (p->tok != T_END)
+		return perr(p, FTE_EINVAL, "unexpected text in {% macro %}");
+	m->params = arena_alloc(&p->tp->ast, (m->n + 1) * sizeof(*m->params));
+	m->defaults = arena_alloc(&p->tp->ast, (m->n + 1) * sizeof(*m->defaults));
+	if (m->params == NULL || m->defaults == NULL)
+		return perr(p, FTE_ENOMEM, "out of memory");
+	memcpy(m->params, params, m->n * sizeof(*params));
+	memcpy(m->defaults, defaults, m->n * sizeof(*defaults));
+	if (parse_body(p, &m->body, ends, &w) != FTE_OK)
+		return p->err;
+	if (w != 0)
+		return perr(p, FTE_EINVAL, "{% macro %} without {% endmacro %}");
+	m->next = p->tp->macros;
+	p->tp->macros = m;
+	return FTE_OK;
 }
 
 static int
@@ -797,7 +940,7 @@ parse_nodes(struct parser *p, struct nodes *out, const char *const *stop, int *w
 		}
 		char kind = p->src[at + 1];
 		const char *close = kind == '{' ? "}}" : kind == '%' ? "%}" : "#}";
-		const char *end = strstr(p->src + at + 2, close);
+		const char *end = find_close(p->src + at + 2, close);
 		if (end == NULL) {
 			p->pos = at;
 			p->tok_s = p->src + at;
@@ -856,10 +999,13 @@ parse_nodes(struct parser *p, struct nodes *out, const char *const *stop, int *w
 				if (is_tok(p, T_OP, ","))
 					return perr(p, FTE_ENOTSUP, "loops over more than two names are not supported");
 			}
-			if (!expect(p, T_NAME, "in") || (n->e = parse_expr(p)) == NULL)
+			/* the iterable has no "x if c else y": an "if" is the loop filter */
+			if (!expect(p, T_NAME, "in") || (n->e = parse_logic(p, 0)) == NULL)
+				return p->err;
+			if (accept(p, T_NAME, "if") && (n->filter = parse_expr(p)) == NULL)
 				return p->err;
 			if (p->tok != T_END)
-				return perr(p, FTE_ENOTSUP, "loop filters are not supported");
+				return perr(p, FTE_ENOTSUP, "unsupported {% for %} form");
 			if ((n->bodies = arena_alloc(&p->tp->ast, 2 * sizeof(*n->bodies))) == NULL)
 				return perr(p, FTE_ENOMEM, "out of memory");
 			if (parse_body(p, &n->bodies[0], ends, &w) != FTE_OK)
@@ -923,6 +1069,35 @@ parse_nodes(struct parser *p, struct nodes *out, const char *const *stop, int *w
 				return perr(p, FTE_ENOTSUP, "unsupported {% set %} form");
 			if (nodes_push(p, out, n) != FTE_OK)
 				return p->err;
+		} else if (accept(p, T_NAME, "macro")) {
+			if (parse_macro(p) != FTE_OK)
+				return p->err;
+		} else if (accept(p, T_NAME, "generation")) {
+			/* transformers' assistant-token marker: the body renders as is */
+			static const char *const ends[] = { "endgeneration", NULL };
+			struct node *n = new_node(p, N_GEN);
+			int w;
+			if (n == NULL)
+				return p->err;
+			if ((n->bodies = arena_alloc(&p->tp->ast, sizeof(*n->bodies))) == NULL)
+				return perr(p, FTE_ENOMEM, "out of memory");
+			if (p->tok != T_END)
+				return perr(p, FTE_EINVAL, "unexpected text in {% generation %}");
+			if (parse_body(p, &n->bodies[0], ends, &w) != FTE_OK)
+				return p->err;
+			if (w != 0)
+				return perr(p, FTE_EINVAL, "{% generation %} without {% endgeneration %}");
+			if (nodes_push(p, out, n) != FTE_OK)
+				return p->err;
+		} else if (is_tok(p, T_NAME, "break") || is_tok(p, T_NAME, "continue")) {
+			struct node *n = new_node(p, p->tok_s[0] == 'b' ? N_BREAK : N_CONTINUE);
+			if (n == NULL)
+				return p->err;
+			lex(p);
+			if (p->tok != T_END)
+				return perr(p, FTE_EINVAL, "unexpected text after break or continue");
+			if (nodes_push(p, out, n) != FTE_OK)
+				return p->err;
 		} else {
 			char msg[80];
 			snprintf(msg, sizeof(msg), "unsupported statement {%% %.*s %%}", (int)p->tok_n, p->tok_s);
@@ -940,12 +1115,19 @@ struct var {
 };
 
 struct render {
+	const struct fte_template *tp;
 	struct arena ar;
 	struct var vars[256];
 	size_t nvars;
+	size_t frame;           /* a macro sees its own variables from here, */
+	size_t nglobals;        /* and the render's arguments below this */
 	struct buf out;
 	size_t iterations, max_iterations;
+	int calls;              /* macro calls under way */
 };
+
+/* break and continue unwind render_nodes to their loop as these codes. */
+enum { R_BREAK = 100, R_CONTINUE };
 
 /* A template is code from the model's files: each render is bounded in
  * loop iterations, output bytes and working memory (strings and lists it
@@ -982,6 +1164,114 @@ dict_get(const struct val *d, const char *key, size_t klen)
 	return (struct val){ .t = V_UNDEF };
 }
 
+static struct val
+lookup(const struct render *r, const char *name)
+{
+	for (size_t i = r->nvars; i-- > r->frame;)
+		if (strcmp(r->vars[i].name, name) == 0)
+			return r->vars[i].v;
+	for (size_t i = r->frame < r->nglobals ? r->frame : r->nglobals; i-- > 0;)
+		if (strcmp(r->vars[i].name, name) == 0)
+			return r->vars[i].v;
+	/* the global functions are defined ("if strftime_now is defined") */
+	for (size_t i = 0; i < sizeof(global_funcs) / sizeof(global_funcs[0]); i++)
+		if (strcmp(global_funcs[i], name) == 0)
+			return (struct val){ .t = V_FUNC, .s = global_funcs[i] };
+	return (struct val){ .t = V_UNDEF };
+}
+
+/* dump_value writes v as Python prints it inside a container (repr,
+ * indent < 0) or as json.dumps(v, ensure_ascii=False, indent=indent - 1)
+ * does (indent 0: indent=None, on one line), which is transformers' tojson. */
+static int
+dump_value(struct buf *b, const struct val *v, int indent, int level)
+{
+	int json = indent >= 0, rc = FTE_OK;
+	char tmp[32];
+
+	switch (v->t) {
+	case V_UNDEF: case V_FUNC:
+		return json ? FTE_EINVAL : buf_add(b, v->t == V_FUNC ? "<function>" : "Undefined", v->t == V_FUNC ? 10 : 9);
+	case V_NONE:
+		return json ? buf_add(b, "null", 4) : buf_add(b, "None", 4);
+	case V_BOOL:
+		return buf_add(b, v->i ? (json ? "true" : "True") : (json ? "false" : "False"), v->i ? 4 : 5);
+	case V_INT:
+		return buf_add(b, tmp, (size_t)snprintf(tmp, sizeof(tmp), "%lld", v->i));
+	case V_STR: {
+		/* repr quotes with ' unless the text has ' and no " */
+		char q = json || (memchr(v->s, '\'', v->n) && !memchr(v->s, '"', v->n)) ? '"' : '\'';
+		rc = buf_add(b, &q, 1);
+		for (size_t i = 0; i < v->n && rc == FTE_OK; i++) {
+			unsigned char c = (unsigned char)v->s[i];
+			const char *esc = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" :
+			    c == '\\' ? "\\\\" : c == (unsigned char)q ? (q == '"' ? "\\\"" : "\\'") :
+			    json && c == '\b' ? "\\b" : json && c == '\f' ? "\\f" : NULL;
+			if (esc != NULL)
+				rc = buf_add(b, esc, strlen(esc));
+			else if (c < 0x20 || (!json && c == 0x7f))
+				rc = buf_add(b, tmp, (size_t)snprintf(tmp, sizeof(tmp), json ? "\\u%04x" : "\\x%02x", c));
+			else
+				rc = buf_add(b, (const char *)&c, 1);
+		}
+		return rc == FTE_OK ? buf_add(b, &q, 1) : rc;
+	}
+	case V_LIST: case V_DICT: {
+		int dict = v->t == V_DICT;
+		if (level >= MAX_DEPTH)
+			return FTE_ERANGE;
+		if ((rc = buf_add(b, dict ? "{" : "[", 1)) != FTE_OK)
+			return rc;
+		for (size_t i = 0; i < v->n && rc == FTE_OK; i++) {
+			if (i > 0)
+				rc = buf_add(b, indent > 0 ? "," : ", ", indent > 0 ? 1 : 2);
+			if (rc == FTE_OK && indent > 0) {
+				rc = buf_add(b, "\n", 1);
+				for (int k = 0; k < (indent - 1) * (level + 1) && rc == FTE_OK; k++)
+					rc = buf_add(b, " ", 1);
+			}
+			if (rc == FTE_OK && dict) {
+				struct val key = v_str(v->keys[i], strlen(v->keys[i]));
+				if ((rc = dump_value(b, &key, indent, level + 1)) == FTE_OK)
+					rc = buf_add(b, ": ", 2);
+			}
+			if (rc == FTE_OK)
+				rc = dump_value(b, &v->items[i], indent, level + 1);
+		}
+		if (rc == FTE_OK && indent > 0 && v->n > 0) {
+			rc = buf_add(b, "\n", 1);
+			for (int k = 0; k < (indent - 1) * level && rc == FTE_OK; k++)
+				rc = buf_add(b, " ", 1);
+		}
+		return rc == FTE_OK ? buf_add(b, dict ? "}" : "]", 1) : rc;
+	}
+	}
+	return FTE_EINVAL;
+}
+
+/* dump is dump_value into the render's arena. */
+static int
+dump(struct render *r, const struct val *v, int indent, struct val *out)
+{
+	struct buf b = { .limit = r->tp->max_bytes };
+	int rc = dump_value(&b, v, indent, 0);
+	char *s = rc == FTE_OK ? arena_alloc(&r->ar, b.n + 1) : NULL;
+
+	if (s != NULL)
+		memcpy(s, b.p, b.n);
+	free(b.p);
+	if (rc == FTE_EINVAL)
+		return fte_error_set(FTE_EINVAL, "chat template: tojson of an undefined value or a function");
+	if (rc == FTE_ERANGE)
+		return fte_error_set(FTE_ERANGE, "chat template: value nested too deeply to print");
+	if (b.over)
+		r->ar.over = 1;
+	if (s == NULL)
+		return FTE_ENOMEM;
+	*out = v_str(s, b.n);
+	return FTE_OK;
+}
+
 /* to_str renders a value as Jinja prints it. */
 static int
 to_str(struct render *r, const struct val *v, struct val *out)
@@ -1002,10 +1292,10 @@ to_str(struct render *r, const struct val *v, struct val *out)
 		*out = v_str(s, (size_t)n);
 		return FTE_OK;
 	}
-	case V_LIST: case V_DICT:
+	case V_LIST: case V_DICT: case V_FUNC:
 		break;
 	}
-	return fte_error_set(FTE_ENOTSUP, "chat template: printing a list or mapping is not supported");
+	return dump(r, v, -1, out);
 }
 
 static int
@@ -1032,14 +1322,18 @@ v_equal(const struct val *a, const struct val *b)
 		return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
 	if (a->t != b->t)
 		return 0;
-	if (a->t == V_LIST) {
+	if (a->t == V_LIST || a->t == V_DICT) {
 		if (a->n != b->n)
 			return 0;
-		for (size_t i = 0; i < a->n; i++)
-			if (!v_equal(&a->items[i], &b->items[i]))
+		for (size_t i = 0; i < a->n; i++) {
+			struct val bv = a->t == V_LIST ? b->items[i] : dict_get(b, a->keys[i], strlen(a->keys[i]));
+			if (bv.t == V_UNDEF || !v_equal(&a->items[i], &bv))
 				return 0;
+		}
 	}
-	return a->t != V_DICT;  /* none == none; mappings are not compared */
+	if (a->t == V_FUNC)
+		return a->s == b->s;
+	return 1;               /* none == none; equal lists and mappings */
 }
 
 static int eval(struct render *r, const struct expr *e, struct val *out);
@@ -1086,6 +1380,279 @@ change_case(struct render *r, const struct val *v, int upper, struct val *out)
 		s[i] = (char)(upper ? toupper((unsigned char)v->s[i]) : tolower((unsigned char)v->s[i]));
 	*out = v_str(s, v->n);
 	return FTE_OK;
+}
+
+/* apply_test is "v is name(args)" (selectattr's tests too) in *res. */
+static int
+apply_test(const struct expr *e, const char *name, const struct val *a, const struct val *args,
+    size_t nargs, int *res)
+{
+	if (strcmp(name, "defined") == 0)
+		*res = a->t != V_UNDEF;
+	else if (strcmp(name, "undefined") == 0)
+		*res = a->t == V_UNDEF;
+	else if (strcmp(name, "none") == 0)
+		*res = a->t == V_NONE;
+	else if (strcmp(name, "string") == 0)
+		*res = a->t == V_STR;
+	else if (strcmp(name, "number") == 0)
+		*res = a->t == V_INT || a->t == V_BOOL;
+	else if (strcmp(name, "integer") == 0)
+		*res = a->t == V_INT;
+	else if (strcmp(name, "boolean") == 0)
+		*res = a->t == V_BOOL;
+	else if (strcmp(name, "mapping") == 0)
+		*res = a->t == V_DICT;
+	else if (strcmp(name, "sequence") == 0 || strcmp(name, "iterable") == 0)
+		*res = a->t == V_LIST || a->t == V_STR || a->t == V_DICT;
+	else if (strcmp(name, "true") == 0 || strcmp(name, "false") == 0)
+		*res = a->t == V_BOOL && a->i == (name[0] == 't');
+	else if (nargs == 1 && (strcmp(name, "equalto") == 0 || strcmp(name, "eq") == 0 || strcmp(name, "==") == 0))
+		*res = v_equal(a, &args[0]);
+	else if (nargs == 1 && (strcmp(name, "ne") == 0 || strcmp(name, "!=") == 0))
+		*res = !v_equal(a, &args[0]);
+	else if (nargs == 1 && strcmp(name, "in") == 0) {
+		const struct val *b = &args[0];
+		*res = 0;
+		if (b->t == V_STR && a->t == V_STR)
+			*res = a->n == 0 || memmem(b->s, b->n, a->s, a->n) != NULL;
+		else if (b->t == V_LIST)
+			for (size_t i = 0; i < b->n && !*res; i++)
+				*res = v_equal(a, &b->items[i]);
+		else if (b->t == V_DICT && a->t == V_STR)
+			*res = dict_get(b, a->s, a->n).t != V_UNDEF;
+	} else {
+		char m[96];
+		snprintf(m, sizeof(m), "unsupported test 'is %s'", name);
+		return rerr(FTE_ENOTSUP, e->pos, m);
+	}
+	return FTE_OK;
+}
+
+/* new_list allocates a list of n items in the render's arena. */
+static int
+new_list(struct render *r, size_t n, struct val *out)
+{
+	struct val *items = arena_alloc(&r->ar, (n + 1) * sizeof(*items));
+
+	if (items == NULL)
+		return FTE_ENOMEM;
+	*out = (struct val){ .t = V_LIST, .items = items, .n = n };
+	return FTE_OK;
+}
+
+/* filter_list is select/reject(test, args) and selectattr/rejectattr(attr,
+ * test, args); no test keeps the truthy items. */
+static int
+filter_list(struct render *r, const struct expr *e, const struct val *a, const struct val *args,
+    struct val *out)
+{
+	int attr = strstr(e->name, "attr") != NULL, keep = e->name[0] == 's', rc;
+	size_t skip = attr ? 1 : 0, k = 0;
+
+	if (a->t != V_LIST || (attr && (e->nargs < 1 || args[0].t != V_STR)) ||
+	    (e->nargs > skip && args[skip].t != V_STR))
+		return rerr(FTE_EINVAL, e->pos, "select/reject filters need a list, an attribute and a test name");
+	if ((rc = new_list(r, a->n, out)) != FTE_OK)
+		return rc;
+	for (size_t i = 0; i < a->n; i++) {
+		struct val v = attr ? dict_get(&a->items[i], args[0].s, args[0].n) : a->items[i];
+		int res;
+		if (e->nargs > skip) {
+			char name[32];
+			snprintf(name, sizeof(name), "%.*s", (int)args[skip].n, args[skip].s);
+			if ((rc = apply_test(e, name, &v, args + skip + 1, e->nargs - skip - 1, &res)) != FTE_OK)
+				return rc;
+		} else {
+			res = v_truthy(&v);
+		}
+		if (res == keep)
+			out->items[k++] = a->items[i];
+	}
+	out->n = k;
+	return FTE_OK;
+}
+
+/* strip_chars is Python's str.strip/lstrip/rstrip with a set of chars. */
+static int
+strip_chars(const struct val *v, const struct val *chars, int left, int right, struct val *out)
+{
+	size_t a = 0, b = v->n;
+
+	while (left && a < b && memchr(chars->s, v->s[a], chars->n))
+		a++;
+	while (right && b > a && memchr(chars->s, v->s[b - 1], chars->n))
+		b--;
+	*out = v_str(v->s + a, b - a);
+	return FTE_OK;
+}
+
+/* split is str.split(sep), or on runs of blanks when sep is NULL. */
+static int
+split(struct render *r, const struct val *v, const struct val *sep, struct val *out)
+{
+	size_t n = 0, cap = 8;
+	struct val *items = arena_alloc(&r->ar, cap * sizeof(*items));
+	const char *s = v->s, *end = v->s + v->n;
+
+	if (items == NULL)
+		return FTE_ENOMEM;
+	for (;;) {
+		const char *a = s, *b;
+		if (sep == NULL) {
+			while (a < end && isspace((unsigned char)*a))
+				a++;
+			if (a == end)
+				break;
+			for (b = a; b < end && !isspace((unsigned char)*b); b++)
+				;
+		} else {
+			b = memmem(a, (size_t)(end - a), sep->s, sep->n);
+			if (b == NULL)
+				b = end;
+		}
+		if (n == cap) {
+			struct val *more = arena_alloc(&r->ar, 2 * cap * sizeof(*more));
+			if (more == NULL)
+				return FTE_ENOMEM;
+			memcpy(more, items, n * sizeof(*items));
+			items = more;
+			cap *= 2;
+		}
+		items[n++] = v_str(a, (size_t)(b - a));
+		if (b == end)
+			break;
+		s = b + (sep ? sep->n : 1);
+	}
+	*out = (struct val){ .t = V_LIST, .items = items, .n = n };
+	return FTE_OK;
+}
+
+/* replace is str.replace(old, new) (and the filter). */
+static int
+replace(struct render *r, const struct expr *e, const struct val *v, const struct val *old,
+    const struct val *new, struct val *out)
+{
+	struct buf b = { .limit = r->tp->max_bytes };
+	const char *s = v->s, *end = v->s + v->n, *hit;
+	int rc = FTE_OK;
+
+	if (old->n == 0)
+		return rerr(FTE_ENOTSUP, e->pos, "replace of an empty string");
+	while (rc == FTE_OK && (hit = memmem(s, (size_t)(end - s), old->s, old->n)) != NULL) {
+		if ((rc = buf_add(&b, s, (size_t)(hit - s))) == FTE_OK)
+			rc = buf_add(&b, new->s, new->n);
+		s = hit + old->n;
+	}
+	if (rc == FTE_OK)
+		rc = buf_add(&b, s, (size_t)(end - s));
+	char *t = rc == FTE_OK ? arena_alloc(&r->ar, b.n + 1) : NULL;
+	if (t != NULL && b.n)
+		memcpy(t, b.p, b.n);
+	free(b.p);
+	if (b.over)
+		r->ar.over = 1;
+	if (t == NULL)
+		return FTE_ENOMEM;
+	*out = v_str(t, b.n);
+	return FTE_OK;
+}
+
+/* join is the join(sep) filter. */
+static int
+join(struct render *r, const struct val *a, const struct val *sep, struct val *out)
+{
+	struct val acc = v_str("", 0), s;
+	int rc;
+
+	for (size_t i = 0; i < a->n; i++) {
+		if (i > 0 && (rc = concat(r, &acc, sep, &acc)) != FTE_OK)
+			return rc;
+		if ((rc = to_str(r, &a->items[i], &s)) != FTE_OK || (rc = concat(r, &acc, &s, &acc)) != FTE_OK)
+			return rc;
+	}
+	*out = acc;
+	return FTE_OK;
+}
+
+static int
+dict_keys(struct render *r, const struct val *d, struct val *out)
+{
+	int rc = new_list(r, d->n, out);
+
+	for (size_t i = 0; rc == FTE_OK && i < d->n; i++)
+		out->items[i] = v_str(d->keys[i], strlen(d->keys[i]));
+	return rc;
+}
+
+static int string_op(struct render *r, const struct expr *e, const struct val *v, const struct val *args,
+    size_t nargs, struct val *out);
+
+/* apply_op applies a filter or a method to a. */
+static int
+apply_op(struct render *r, const struct expr *e, const struct val *a, const struct val *args,
+    struct val *out)
+{
+	const char *m = e->name;
+	int filter = e->k == E_FILTER;
+
+	if (!filter && a->t == V_DICT && strcmp(m, "get") == 0 && e->nargs >= 1 && args[0].t == V_STR) {
+		*out = dict_get(a, args[0].s, args[0].n);
+		if (out->t == V_UNDEF)
+			*out = e->nargs > 1 ? args[1] : (struct val){ .t = V_NONE };
+		return FTE_OK;
+	}
+	if (filter && strcmp(m, "default") == 0) {
+		*out = a->t != V_UNDEF ? *a : e->nargs > 0 ? args[0] : v_str("", 0);
+		return FTE_OK;
+	}
+	if (filter && strcmp(m, "string") == 0)
+		return to_str(r, a, out);
+	if (filter && strcmp(m, "safe") == 0) {        /* no autoescape: nothing to mark */
+		*out = *a;
+		return FTE_OK;
+	}
+	if (filter && strcmp(m, "tojson") == 0) {
+		int indent = 0;
+		for (size_t i = 0; i < e->nargs; i++)
+			if (e->kw[i] != NULL && strcmp(e->kw[i], "indent") == 0 && args[i].t == V_INT)
+				indent = 1 + (int)(args[i].i < 0 ? 0 : args[i].i > 16 ? 16 : args[i].i);
+		return dump(r, a, indent, out);
+	}
+	if (filter && (strcmp(m, "selectattr") == 0 || strcmp(m, "rejectattr") == 0 ||
+	    strcmp(m, "select") == 0 || strcmp(m, "reject") == 0))
+		return filter_list(r, e, a, args, out);
+	if (filter && strcmp(m, "list") == 0) {
+		if (a->t == V_LIST) {
+			*out = *a;
+			return FTE_OK;
+		}
+		if (a->t == V_DICT)
+			return dict_keys(r, a, out);
+	}
+	if (filter && strcmp(m, "join") == 0 && a->t == V_LIST) {
+		struct val sep = e->nargs > 0 && args[0].t == V_STR ? args[0] : v_str("", 0);
+		return join(r, a, &sep, out);
+	}
+	if (filter && (strcmp(m, "first") == 0 || strcmp(m, "last") == 0) && a->t == V_LIST) {
+		*out = a->n == 0 ? (struct val){ .t = V_UNDEF } : a->items[m[0] == 'f' ? 0 : a->n - 1];
+		return FTE_OK;
+	}
+	if (a->t == V_DICT && strcmp(m, "items") == 0)
+		return dict_items(r, a, out);
+	if (!filter && a->t == V_DICT && strcmp(m, "keys") == 0)
+		return dict_keys(r, a, out);
+	if (a->t == V_STR && strcmp(m, "replace") == 0 && e->nargs == 2 && args[0].t == V_STR && args[1].t == V_STR)
+		return replace(r, e, a, &args[0], &args[1], out);
+	if (!filter && a->t == V_STR && strcmp(m, "split") == 0 && (e->nargs == 0 || args[0].t == V_STR)) {
+		if (e->nargs == 1 && args[0].n == 0)
+			return rerr(FTE_EINVAL, e->pos, "empty separator");
+		return split(r, a, e->nargs ? &args[0] : NULL, out);
+	}
+	if (!filter && a->t == V_STR && e->nargs == 1 && args[0].t == V_STR &&
+	    (strcmp(m, "strip") == 0 || strcmp(m, "lstrip") == 0 || strcmp(m, "rstrip") == 0))
+		return strip_chars(a, &args[0], m[0] != 'r', m[0] != 'l', out);
+	return string_op(r, e, a, args, e->nargs, out);
 }
 
 /* string_op applies a str method or filter name to v. */
@@ -1156,14 +1723,6 @@ eval_index(const struct expr *e, const struct val *a, const struct val *k, struc
 	return rerr(FTE_EINVAL, e->pos, "bad subscript");
 }
 
-static long long
-clamp_index(long long i, size_t n)
-{
-	if (i < 0)
-		i += (long long)n;
-	return i < 0 ? 0 : i > (long long)n ? (long long)n : i;
-}
-
 static int
 eval_bin(struct render *r, const struct expr *e, struct val *a, struct val *b, struct val *out)
 {
@@ -1190,7 +1749,7 @@ eval_bin(struct render *r, const struct expr *e, struct val *a, struct val *b, s
 				found = v_equal(a, &b->items[i]);
 		else if (b->t == V_DICT && a->t == V_STR)
 			found = dict_get(b, a->s, a->n).t != V_UNDEF;
-		else
+		else if (b->t != V_UNDEF)       /* an undefined value iterates as empty */
 			return rerr(FTE_EINVAL, e->pos, "'in' needs a string, list or mapping");
 		*out = v_int(V_BOOL, found == (op[0] == 'i'));
 		return FTE_OK;
@@ -1229,6 +1788,93 @@ eval_bin(struct render *r, const struct expr *e, struct val *a, struct val *b, s
 	return FTE_OK;
 }
 
+static int render_nodes(struct render *r, const struct nodes *l);
+
+/* call_macro renders m's body with its parameters bound, into a string:
+ * the body sees its parameters and the render's arguments, not the
+ * caller's variables, as in Jinja. */
+static int
+call_macro(struct render *r, const struct expr *e, const struct macro *m, struct val *out)
+{
+	struct val args[16];
+	size_t frame = r->frame, nvars = r->nvars;
+	struct buf saved = r->out;
+	int rc;
+
+	if (e->nargs > m->n)
+		return rerr(FTE_EINVAL, e->pos, "too many arguments to a macro");
+	for (size_t i = 0; i < m->n; i++)
+		args[i] = (struct val){ .t = V_UNDEF };
+	for (size_t i = 0; i < e->nargs; i++) {
+		size_t k = i;
+		if (e->kw[i] != NULL)
+			for (k = 0; k < m->n && strcmp(m->params[k], e->kw[i]) != 0; k++)
+				;
+		if (k == m->n)
+			return rerr(FTE_EINVAL, e->pos, "unknown macro argument");
+		if ((rc = eval(r, e->args[i], &args[k])) != FTE_OK)
+			return rc;
+	}
+	for (size_t i = 0; i < m->n; i++)
+		if (args[i].t == V_UNDEF && m->defaults[i] != NULL && (rc = eval(r, m->defaults[i], &args[i])) != FTE_OK)
+			return rc;
+	/* a macro calls only those defined before it, so this bounds the
+	 * stack a chain of them takes */
+	if (r->calls >= 32)
+		return rerr(FTE_ERANGE, e->pos, "macro calls nested too deeply");
+	r->calls++;
+	r->frame = r->nvars;
+	for (size_t i = 0; i < m->n; i++)
+		if ((rc = var_push(r, m->params[i], args[i], e->pos)) != FTE_OK)
+			goto out;
+	/* the macro's text goes to a buffer of its own, charged to the budget */
+	r->out = (struct buf){ .limit = r->tp->max_bytes };
+	rc = render_nodes(r, &m->body);
+	if (rc == R_BREAK || rc == R_CONTINUE)
+		rc = rerr(FTE_EINVAL, e->pos, "break or continue outside a loop");
+	if (rc == FTE_OK) {
+		char *t = arena_alloc(&r->ar, r->out.n + 1);
+		if (t == NULL)
+			rc = FTE_ENOMEM;
+		else {
+			if (r->out.n)
+				memcpy(t, r->out.p, r->out.n);
+			*out = v_str(t, r->out.n);
+		}
+	}
+	if (r->out.over)
+		r->ar.over = 1;
+	free(r->out.p);
+	r->out = saved;
+out:
+	r->calls--;
+	r->frame = frame;
+	r->nvars = nvars;
+	return rc;
+}
+
+/* strftime_now is transformers' global, in UTC (the daemon's clock need
+ * not be the user's). */
+static int
+strftime_now(struct render *r, const struct val *fmt, struct val *out)
+{
+	char f[128], t[256];
+	time_t now = r->tp->clock ? (time_t)r->tp->clock : time(NULL);
+	struct tm tm;
+
+	if (fmt->n >= sizeof(f))
+		return fte_error_set(FTE_EINVAL, "chat template: strftime_now format too long");
+	memcpy(f, fmt->s, fmt->n);
+	f[fmt->n] = '\0';
+	size_t n = gmtime_r(&now, &tm) ? strftime(t, sizeof(t), f, &tm) : 0;
+	char *s = arena_alloc(&r->ar, n + 1);
+	if (s == NULL)
+		return FTE_ENOMEM;
+	memcpy(s, t, n);
+	*out = v_str(s, n);
+	return FTE_OK;
+}
+
 static int
 eval(struct render *r, const struct expr *e, struct val *out)
 {
@@ -1240,12 +1886,7 @@ eval(struct render *r, const struct expr *e, struct val *out)
 		*out = e->lit;
 		return FTE_OK;
 	case E_NAME:
-		for (size_t i = r->nvars; i-- > 0;)
-			if (strcmp(r->vars[i].name, e->name) == 0) {
-				*out = r->vars[i].v;
-				return FTE_OK;
-			}
-		*out = (struct val){ .t = V_UNDEF };
+		*out = lookup(r, e->name);
 		return FTE_OK;
 	case E_ATTR:
 		if ((rc = eval(r, e->a, &a)) != FTE_OK)
@@ -1257,25 +1898,59 @@ eval(struct render *r, const struct expr *e, struct val *out)
 			return rc;
 		return eval_index(e, &a, &b, out);
 	case E_SLICE: {
-		struct val lo = v_int(V_INT, 0), hi;
+		struct val lo, hi, step = v_int(V_INT, 1);
 		if ((rc = eval(r, e->a, &a)) != FTE_OK)
 			return rc;
 		if (a.t != V_LIST && a.t != V_STR)
 			return rerr(FTE_EINVAL, e->pos, "slice of a value that is not a list or string");
-		hi = v_int(V_INT, (long long)a.n);
+		if (e->d && (rc = eval(r, e->d, &step)) != FTE_OK)
+			return rc;
+		if (step.t != V_INT || step.i == 0)
+			return rerr(FTE_EINVAL, e->pos, "slice step must be a non-zero integer");
+		long long n = (long long)a.n, back = step.i < 0;
+		/* Python's defaults and clamping, for either direction */
+		lo = v_int(V_INT, back ? n - 1 : 0);
+		hi = v_int(V_INT, back ? -1 : n);
 		if ((e->b && (rc = eval(r, e->b, &lo)) != FTE_OK) || (e->c && (rc = eval(r, e->c, &hi)) != FTE_OK))
 			return rc;
 		if (lo.t != V_INT || hi.t != V_INT)
 			return rerr(FTE_EINVAL, e->pos, "slice bounds must be integers");
-		long long x = clamp_index(lo.i, a.n), y = clamp_index(hi.i, a.n);
-		if (y < x)
-			y = x;
-		*out = a;
-		out->n = (size_t)(y - x);
-		if (a.t == V_LIST)
-			out->items = a.items + x;
-		else
-			out->s = a.s + x;
+		long long x = lo.i, y = hi.i;
+		if (e->b && x < 0)
+			x += n;
+		if (e->c && y < 0)
+			y += n;
+		if (back) {
+			x = x < -1 ? -1 : x > n - 1 ? n - 1 : x;
+			y = y < -1 ? -1 : y > n - 1 ? n - 1 : y;
+		} else {
+			x = x < 0 ? 0 : x > n ? n : x;
+			y = y < 0 ? 0 : y > n ? n : y;
+		}
+		if (step.i == 1) {
+			*out = a;
+			out->n = (size_t)(y > x ? y - x : 0);
+			if (a.t == V_LIST)
+				out->items = a.items + x;
+			else
+				out->s = a.s + x;
+			return FTE_OK;
+		}
+		size_t k = 0, cnt = (size_t)(back ? (x > y ? (x - y - 1) / -step.i + 1 : 0) :
+		    (y > x ? (y - x - 1) / step.i + 1 : 0));
+		if (a.t == V_LIST) {
+			if ((rc = new_list(r, cnt, out)) != FTE_OK)
+				return rc;
+			for (long long i = x; back ? i > y : i < y; i += step.i)
+				out->items[k++] = a.items[i];
+			return FTE_OK;
+		}
+		char *t = arena_alloc(&r->ar, cnt + 1);
+		if (t == NULL)
+			return FTE_ENOMEM;
+		for (long long i = x; back ? i > y : i < y; i += step.i)
+			t[k++] = a.s[i];
+		*out = v_str(t, cnt);
 		return FTE_OK;
 	}
 	case E_CALL:
@@ -1295,6 +1970,14 @@ eval(struct render *r, const struct expr *e, struct val *out)
 			*out = (struct val){ .t = V_DICT, .items = items, .keys = keys, .n = e->nargs };
 			return FTE_OK;
 		}
+		for (const struct macro *m = r->tp->macros; m != NULL; m = m->next)
+			if (strcmp(m->name, e->name) == 0)
+				return call_macro(r, e, m, out);
+		if (strcmp(e->name, "strftime_now") == 0) {
+			if (e->nargs != 1 || (rc = eval(r, e->args[0], &a)) != FTE_OK || a.t != V_STR)
+				return e->nargs != 1 || a.t != V_STR ? rerr(FTE_EINVAL, e->pos, "strftime_now takes a format") : rc;
+			return strftime_now(r, &a, out);
+		}
 		if (strcmp(e->name, "raise_exception") == 0) {
 			struct val msg = v_str("(no message)", 12);
 			if (e->nargs > 0 && (rc = eval(r, e->args[0], &a)) == FTE_OK && a.t == V_STR)
@@ -1310,46 +1993,11 @@ eval(struct render *r, const struct expr *e, struct val *out)
 	case E_FILTER:
 		if ((rc = eval(r, e->a, &a)) != FTE_OK || (rc = eval_args(r, e, args)) != FTE_OK)
 			return rc;
-		if (e->k == E_METHOD && a.t == V_DICT && strcmp(e->name, "get") == 0 && e->nargs >= 1 && args[0].t == V_STR) {
-			*out = dict_get(&a, args[0].s, args[0].n);
-			if (out->t == V_UNDEF)
-				*out = e->nargs > 1 ? args[1] : (struct val){ .t = V_NONE };
-			return FTE_OK;
-		}
-		if (e->k == E_FILTER && strcmp(e->name, "default") == 0) {
-			*out = a.t != V_UNDEF ? a : e->nargs > 0 ? args[0] : v_str("", 0);
-			return FTE_OK;
-		}
-		if (e->k == E_FILTER && strcmp(e->name, "string") == 0)
-			return to_str(r, &a, out);
-		if (a.t == V_DICT && strcmp(e->name, "items") == 0)
-			return dict_items(r, &a, out);
-		return string_op(r, e, &a, args, e->nargs, out);
+		return apply_op(r, e, &a, args, out);
 	case E_TEST: {
 		int res;
-		if ((rc = eval(r, e->a, &a)) != FTE_OK)
+		if ((rc = eval(r, e->a, &a)) != FTE_OK || (rc = apply_test(e, e->name, &a, NULL, 0, &res)) != FTE_OK)
 			return rc;
-		if (strcmp(e->name, "defined") == 0)
-			res = a.t != V_UNDEF;
-		else if (strcmp(e->name, "undefined") == 0)
-			res = a.t == V_UNDEF;
-		else if (strcmp(e->name, "none") == 0)
-			res = a.t == V_NONE;
-		else if (strcmp(e->name, "string") == 0)
-			res = a.t == V_STR;
-		else if (strcmp(e->name, "number") == 0 || strcmp(e->name, "integer") == 0)
-			res = a.t == V_INT;
-		else if (strcmp(e->name, "mapping") == 0)
-			res = a.t == V_DICT;
-		else if (strcmp(e->name, "sequence") == 0 || strcmp(e->name, "iterable") == 0)
-			res = a.t == V_LIST || a.t == V_STR || a.t == V_DICT;
-		else if (strcmp(e->name, "true") == 0 || strcmp(e->name, "false") == 0)
-			res = a.t == V_BOOL && a.i == (e->name[0] == 't');
-		else {
-			char m[96];
-			snprintf(m, sizeof(m), "unsupported test 'is %s'", e->name);
-			return rerr(FTE_ENOTSUP, e->pos, m);
-		}
 		*out = v_int(V_BOOL, res != e->negate);
 		return FTE_OK;
 	}
@@ -1402,8 +2050,6 @@ eval(struct render *r, const struct expr *e, struct val *out)
 	return rerr(FTE_EINVAL, e->pos, "bad expression");
 }
 
-static int render_nodes(struct render *r, const struct nodes *l);
-
 /* set_attr is "set ns.x = v" on a namespace() that declared x. */
 static int
 set_attr(struct render *r, const struct node *n, const struct val *v)
@@ -1423,10 +2069,28 @@ set_attr(struct render *r, const struct node *n, const struct val *v)
 	return rerr(FTE_ENOTSUP, n->pos, "set of an attribute not declared in namespace()");
 }
 
+/* bind_item binds the loop variable(s) to one item of a for loop. */
+static int
+bind_item(struct render *r, const struct node *n, const struct val *item)
+{
+	int rc;
+
+	if (n->var2 != NULL) {  /* for k, v in pairs */
+		if (item->t != V_LIST || item->n != 2)
+			return rerr(FTE_EINVAL, n->pos, "for a, b: an item is not a pair");
+		if ((rc = var_push(r, n->var2, item->items[1], n->pos)) != FTE_OK)
+			return rc;
+		item = &item->items[0];
+	}
+	return var_push(r, n->var, *item, n->pos);
+}
+
 static int
 render_for(struct render *r, const struct node *n)
 {
-	static const char *const keys[] = { "index", "index0", "first", "last", "length", "revindex", "revindex0" };
+	static const char *const keys[] = {
+		"index", "index0", "first", "last", "length", "revindex", "revindex0", "previtem", "nextitem",
+	};
 	struct val seq;
 	int rc;
 
@@ -1434,22 +2098,32 @@ render_for(struct render *r, const struct node *n)
 		return rc;
 	if (seq.t == V_UNDEF || seq.t == V_NONE)
 		seq = (struct val){ .t = V_LIST };
-	if (seq.t == V_DICT) {  /* iterating a mapping gives its keys */
-		struct val *items = arena_alloc(&r->ar, (seq.n + 1) * sizeof(*items));
-		if (items == NULL)
-			return FTE_ENOMEM;
-		for (size_t i = 0; i < seq.n; i++)
-			items[i] = v_str(seq.keys[i], strlen(seq.keys[i]));
-		seq = (struct val){ .t = V_LIST, .items = items, .n = seq.n };
-	}
+	if (seq.t == V_DICT && (rc = dict_keys(r, &seq, &seq)) != FTE_OK)
+		return rc;      /* iterating a mapping gives its keys */
 	if (seq.t != V_LIST)
 		return rerr(FTE_EINVAL, n->pos, "for loop over a value that is not a list");
+	size_t depth = r->nvars;
+	if (n->filter != NULL) {        /* filtered first: loop.* count what is left */
+		struct val kept, c;
+		size_t k = 0;
+		if ((rc = new_list(r, seq.n, &kept)) != FTE_OK)
+			return rc;
+		for (size_t i = 0; i < seq.n; i++) {
+			r->nvars = depth;
+			if ((rc = bind_item(r, n, &seq.items[i])) != FTE_OK || (rc = eval(r, n->filter, &c)) != FTE_OK)
+				return rc;
+			if (v_truthy(&c))
+				kept.items[k++] = seq.items[i];
+		}
+		r->nvars = depth;
+		kept.n = k;
+		seq = kept;
+	}
 	if (seq.n == 0)
 		return render_nodes(r, &n->else_body);
-	size_t depth = r->nvars;
 	/* one loop object per loop, not per iteration: the memory budget is
 	 * for what the template builds */
-	struct val *lv = arena_alloc(&r->ar, 7 * sizeof(*lv));
+	struct val *lv = arena_alloc(&r->ar, 9 * sizeof(*lv));
 	if (lv == NULL)
 		return FTE_ENOMEM;
 	for (size_t i = 0; i < seq.n; i++) {
@@ -1461,21 +2135,19 @@ render_for(struct render *r, const struct node *n)
 		lv[4] = v_int(V_INT, len);
 		lv[5] = v_int(V_INT, len - k);
 		lv[6] = v_int(V_INT, len - k - 1);
-		struct val loop = { .t = V_DICT, .items = lv, .keys = (const char **)keys, .n = 7 };
+		lv[7] = i > 0 ? seq.items[i - 1] : (struct val){ .t = V_UNDEF };
+		lv[8] = i + 1 < seq.n ? seq.items[i + 1] : (struct val){ .t = V_UNDEF };
+		struct val loop = { .t = V_DICT, .items = lv, .keys = (const char **)keys, .n = 9 };
 		if (r->max_iterations != 0 && ++r->iterations > r->max_iterations)
 			return budget_exceeded(r->max_iterations, "loop iterations");
 		r->nvars = depth;       /* a set inside the loop stays inside it */
-		const struct val *item = &seq.items[i];
-		if (n->var2 != NULL) {  /* for k, v in pairs */
-			if (item->t != V_LIST || item->n != 2)
-				return rerr(FTE_EINVAL, n->pos, "for a, b: an item is not a pair");
-			if ((rc = var_push(r, n->var2, item->items[1], n->pos)) != FTE_OK)
-				return rc;
-			item = &item->items[0];
-		}
-		if ((rc = var_push(r, n->var, *item, n->pos)) != FTE_OK ||
-		    (rc = var_push(r, "loop", loop, n->pos)) != FTE_OK ||
-		    (rc = render_nodes(r, &n->bodies[0])) != FTE_OK)
+		if ((rc = bind_item(r, n, &seq.items[i])) != FTE_OK ||
+		    (rc = var_push(r, "loop", loop, n->pos)) != FTE_OK)
+			return rc;
+		rc = render_nodes(r, &n->bodies[0]);
+		if (rc == R_BREAK)
+			break;
+		if (rc != FTE_OK && rc != R_CONTINUE)
 			return rc;
 	}
 	r->nvars = depth;
@@ -1517,6 +2189,14 @@ render_nodes(struct render *r, const struct nodes *l)
 				return rc;
 			break;
 		}
+		case N_GEN:     /* the targets come from prefixes, see below */
+			if ((rc = render_nodes(r, &n->bodies[0])) != FTE_OK)
+				return rc;
+			break;
+		case N_BREAK:
+			return R_BREAK;
+		case N_CONTINUE:
+			return R_CONTINUE;
 		case N_SET:
 			if ((rc = eval(r, n->e, &v)) != FTE_OK)
 				return rc;
@@ -1532,20 +2212,56 @@ render_nodes(struct render *r, const struct nodes *l)
 	return FTE_OK;
 }
 
+/* render_run renders tp over messages and tools (values in r's arena,
+ * which it frees) into a malloc'd *text. */
+static int
+render_run(struct render *r, const fte_template *tp, struct val messages, struct val tools,
+    int add_generation_prompt, char **text)
+{
+	int rc;
+
+	r->tp = tp;
+	r->max_iterations = tp->max_iterations;
+	r->out.limit = tp->max_bytes;
+	r->vars[0] = (struct var){ "messages", messages };
+	r->vars[1] = (struct var){ "bos_token", v_str(tp->bos, strlen(tp->bos)) };
+	r->vars[2] = (struct var){ "eos_token", v_str(tp->eos, strlen(tp->eos)) };
+	r->vars[3] = (struct var){ "add_generation_prompt", v_int(V_BOOL, add_generation_prompt != 0) };
+	/* transformers passes these as None when the caller has none. */
+	r->vars[4] = (struct var){ "tools", tools };
+	r->vars[5] = (struct var){ "documents", { .t = V_NONE } };
+	r->nvars = r->nglobals = 6;
+	/* the conversation itself is not the template's spending */
+	r->ar.limit = tp->max_bytes ? r->ar.total + tp->max_bytes : 0;
+	rc = render_nodes(r, &tp->root);
+	if (rc == R_BREAK || rc == R_CONTINUE)
+		rc = fte_error_set(FTE_EINVAL, "chat template: break or continue outside a loop");
+	if (rc == FTE_OK && r->out.p == NULL && buf_add(&r->out, "", 0) != FTE_OK)
+		rc = FTE_ENOMEM;
+	arena_free(&r->ar);
+	if (rc != FTE_OK) {
+		free(r->out.p);
+		if (r->out.over)
+			return budget_exceeded(tp->max_bytes, "bytes of output");
+		if (r->ar.over)
+			return budget_exceeded(tp->max_bytes, "bytes of working memory");
+		return rc == FTE_ENOMEM ? fte_error_set(rc, "chat template: out of memory") : rc;
+	}
+	*text = r->out.p;
+	return FTE_OK;
+}
+
 int
 fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t n,
     int add_generation_prompt, char **text)
 {
 	static const char *const keys[] = { "role", "content" };
 	struct render r = { 0 };
-	int rc;
 
 	if (tp == NULL || text == NULL || (msgs == NULL && n > 0))
 		return fte_error_set(FTE_EINVAL, "fte_template_render_chat: NULL argument");
 	if (tp->kind != TPL_CHAT)
 		return fte_error_set(FTE_EINVAL, "fte_template_render_chat: not a chat template");
-	r.max_iterations = tp->max_iterations;
-	r.out.limit = tp->max_bytes;
 	struct val *list = arena_alloc(&r.ar, (n + 1) * sizeof(*list));
 	struct val *fields = arena_alloc(&r.ar, (2 * n + 1) * sizeof(*fields));
 	if (list == NULL || fields == NULL) {
@@ -1558,30 +2274,104 @@ fte_template_render_chat(const fte_template *tp, const fte_message *msgs, size_t
 		fields[2 * i + 1] = v_str(c, strlen(c));
 		list[i] = (struct val){ .t = V_DICT, .items = &fields[2 * i], .keys = (const char **)keys, .n = 2 };
 	}
-	r.vars[0] = (struct var){ "messages", { .t = V_LIST, .items = list, .n = n } };
-	r.vars[1] = (struct var){ "bos_token", v_str(tp->bos, strlen(tp->bos)) };
-	r.vars[2] = (struct var){ "eos_token", v_str(tp->eos, strlen(tp->eos)) };
-	r.vars[3] = (struct var){ "add_generation_prompt", v_int(V_BOOL, add_generation_prompt != 0) };
-	/* transformers passes these as None when the caller has none. */
-	r.vars[4] = (struct var){ "tools", { .t = V_NONE } };
-	r.vars[5] = (struct var){ "documents", { .t = V_NONE } };
-	r.nvars = 6;
-	/* the conversation itself is not the template's spending */
-	r.ar.limit = tp->max_bytes ? r.ar.total + tp->max_bytes : 0;
-	rc = render_nodes(&r, &tp->root);
-	if (rc == FTE_OK && r.out.p == NULL && buf_add(&r.out, "", 0) != FTE_OK)
-		rc = FTE_ENOMEM;
-	arena_free(&r.ar);
-	if (rc != FTE_OK) {
-		free(r.out.p);
-		if (r.out.over)
-			return budget_exceeded(tp->max_bytes, "bytes of output");
-		if (r.ar.over)
-			return budget_exceeded(tp->max_bytes, "bytes of working memory");
-		return rc == FTE_ENOMEM ? fte_error_set(rc, "chat template: out of memory") : rc;
+	return render_run(&r, tp, (struct val){ .t = V_LIST, .items = list, .n = n },
+	    (struct val){ .t = V_NONE }, add_generation_prompt, text);
+}
+
+/* json_val converts JSON into a template value in the arena (strings
+ * point into j, which outlives the render). */
+static int
+json_val(struct arena *ar, const json_t *j, int depth, struct val *out)
+{
+	size_t i, n;
+	const char *key;
+	json_t *v;
+	int rc;
+
+	if (depth > MAX_DEPTH)
+		return fte_error_set(FTE_ERANGE, "conversation nested too deeply");
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		*out = v_str(json_string_value(j), json_string_length(j));
+		return FTE_OK;
+	case JSON_INTEGER:
+		*out = v_int(V_INT, (long long)json_integer_value(j));
+		return FTE_OK;
+	case JSON_TRUE: case JSON_FALSE:
+		*out = v_int(V_BOOL, json_is_true(j));
+		return FTE_OK;
+	case JSON_NULL:
+		*out = (struct val){ .t = V_NONE };
+		return FTE_OK;
+	case JSON_REAL:
+		return fte_error_set(FTE_ENOTSUP, "conversation: numbers with a fraction are not supported");
+	case JSON_ARRAY:
+		n = json_array_size(j);
+		*out = (struct val){ .t = V_LIST, .n = n, .items = arena_alloc(ar, (n + 1) * sizeof(struct val)) };
+		if (out->items == NULL)
+			return fte_error_set(FTE_ENOMEM, "conversation: out of memory");
+		json_array_foreach(j, i, v)
+			if ((rc = json_val(ar, v, depth + 1, &out->items[i])) != FTE_OK)
+				return rc;
+		return FTE_OK;
+	case JSON_OBJECT:
+		n = json_object_size(j);
+		*out = (struct val){ .t = V_DICT, .n = n, .items = arena_alloc(ar, (n + 1) * sizeof(struct val)),
+		    .keys = arena_alloc(ar, (n + 1) * sizeof(char *)) };
+		if (out->items == NULL || out->keys == NULL)
+			return fte_error_set(FTE_ENOMEM, "conversation: out of memory");
+		i = 0;
+		json_object_foreach((json_t *)j, key, v) {
+			out->keys[i] = key;
+			if ((rc = json_val(ar, v, depth + 1, &out->items[i++])) != FTE_OK)
+				return rc;
+		}
+		return FTE_OK;
 	}
-	*text = r.out.p;
-	return FTE_OK;
+	return fte_error_set(FTE_EINVAL, "conversation: bad JSON value");
+}
+
+/* render_json renders a {"messages": [...], "tools": [...]} object. */
+static int
+render_json(const fte_template *tp, const json_t *conv, int add_generation_prompt, char **text)
+{
+	struct render r = { 0 };
+	struct val msgs, tools = { .t = V_NONE };
+	const json_t *m = json_object_get(conv, "messages"), *t = json_object_get(conv, "tools");
+	int rc;
+
+	if (tp->kind != TPL_CHAT)
+		return fte_error_set(FTE_EINVAL, "chat template: not a chat template");
+	if (!json_is_array(m))
+		return fte_error_set(FTE_EINVAL, "conversation: messages: expected an array");
+	if ((rc = json_val(&r.ar, m, 0, &msgs)) != FTE_OK ||
+	    (t != NULL && !json_is_null(t) && (rc = json_val(&r.ar, t, 0, &tools)) != FTE_OK)) {
+		arena_free(&r.ar);
+		return rc;
+	}
+	return render_run(&r, tp, msgs, tools, add_generation_prompt, text);
+}
+
+int
+fte_template_render_json(const fte_template *tp, const char *conversation, int add_generation_prompt,
+    char **text)
+{
+	json_error_t jerr;
+
+	if (tp == NULL || conversation == NULL || text == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_render_json: NULL argument");
+	json_t *conv = json_loads(conversation, 0, &jerr);
+	if (conv == NULL)
+		return fte_error_set(FTE_EINVAL, "conversation: invalid JSON at line %d: %s", jerr.line, jerr.text);
+	int rc = render_json(tp, conv, add_generation_prompt, text);
+	json_decref(conv);
+	return rc;
+}
+
+void
+fte_template_set_clock(fte_template *tp, long long unix_seconds)
+{
+	tp->clock = unix_seconds;
 }
 
 void
@@ -1776,7 +2566,9 @@ fte_template_chat(const char *source, const char *bos_token, const char *eos_tok
 		fte_template_free(tp);
 		return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
 	}
-	static const char *const strays[] = { "endfor", "endif", "elif", "else", NULL };
+	static const char *const strays[] = {
+		"endfor", "endif", "elif", "else", "endmacro", "endgeneration", NULL,
+	};
 	struct parser p = { .tp = tp, .src = tp->src, .len = strlen(tp->src) };
 	int rc = parse_body(&p, &tp->root, strays, &which);
 	if (rc == FTE_OK && which != -1) {
@@ -2018,4 +2810,210 @@ fte_template_encode_prompt(const fte_template *tp, const fte_tokenizer *tok,
 	free(prompt);
 	free(response);
 	return rc;
+}
+
+/* ---- conversations as training rows ---- */
+
+/* render_upto renders the first k messages of conv. */
+static int
+render_upto(const fte_template *tp, const json_t *conv, size_t k, int gen, char **text)
+{
+	json_t *part = json_copy((json_t *)conv), *msgs = json_array();
+	const json_t *all = json_object_get(conv, "messages");
+	int rc;
+
+	if (part == NULL || msgs == NULL) {
+		json_decref(part);
+		json_decref(msgs);
+		return fte_error_set(FTE_ENOMEM, "conversation: out of memory");
+	}
+	for (size_t i = 0; i < k; i++)
+		json_array_append(msgs, json_array_get(all, i));
+	json_object_set_new(part, "messages", msgs);
+	rc = render_json(tp, part, gen, text);
+	json_decref(part);
+	return rc;
+}
+
+/* end_of_turn finds the template's end-of-turn token: the first special
+ * token the template writes after an assistant message's content
+ * (<|im_end|>, <|eot_id|>, <end_of_turn>, </s>...); -1 if it writes none. */
+static int
+end_of_turn(const fte_template *tp, const fte_tokenizer *tok, int *eot)
+{
+	static const char *const probes[] = {
+		"{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello\"}]}",
+		"{\"messages\": [{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"Hi\"}, "
+		    "{\"role\": \"assistant\", \"content\": \"Hello\"}]}",
+	};
+	int rc = FTE_OK;
+
+	*eot = -1;
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		char *text;
+		json_t *conv = json_loads(probes[i], 0, NULL);
+		if (conv == NULL)
+			return fte_error_set(FTE_ENOMEM, "chat template: out of memory");
+		rc = render_json(tp, conv, 0, &text);
+		json_decref(conv);
+		if (rc != FTE_OK)
+			continue;       /* e.g. a template that requires a system message */
+		const char *after = strstr(text, "Hello");
+		int *ids = NULL;
+		size_t n = 0;
+		if (after != NULL)
+			after += 5;
+		if (after != NULL && (rc = fte_tokenizer_encode_flags(tok, after, strlen(after),
+		    FTE_TOK_PARSE_SPECIAL, &ids, &n)) == FTE_OK) {
+			for (size_t k = 0; k < n && *eot < 0; k++)
+				if (fte_tokenizer_is_special(tok, ids[k]))
+					*eot = ids[k];
+		}
+		free(ids);
+		free(text);
+		return rc;
+	}
+	return rc;
+}
+
+/* common_ids counts the leading ids text[0..len) encodes to that are also
+ * the leading ids of full: BPE may merge across len, and then the merged
+ * token belongs to what follows. */
+static int
+common_ids(const fte_tokenizer *tok, const char *text, size_t len, const int *full, size_t n_full, size_t *k)
+{
+	int *ids;
+	size_t n;
+	int rc = fte_tokenizer_encode_flags(tok, text, len, FTE_TOK_PARSE_SPECIAL, &ids, &n);
+
+	if (rc != FTE_OK)
+		return rc;
+	for (*k = 0; *k < n && *k < n_full && ids[*k] == full[*k]; (*k)++)
+		;
+	free(ids);
+	return FTE_OK;
+}
+
+int
+fte_template_encode_conversation(const fte_template *tp, const fte_tokenizer *tok, const char *conversation,
+    int train_on_last, int **ids, unsigned char **mask, size_t *n_ids)
+{
+	json_error_t jerr;
+	json_t *conv;
+	char *full = NULL, *eot_text = NULL;
+	int *f_ids = NULL, eot, rc;
+	unsigned char *m = NULL;
+	size_t nf = 0;
+
+	if (tp == NULL || tok == NULL || conversation == NULL || ids == NULL || mask == NULL || n_ids == NULL)
+		return fte_error_set(FTE_EINVAL, "fte_template_encode_conversation: NULL argument");
+	if (tp->kind != TPL_CHAT)
+		return fte_error_set(FTE_EINVAL, "fte_template_encode_conversation: not a chat template");
+	if ((conv = json_loads(conversation, 0, &jerr)) == NULL)
+		return fte_error_set(FTE_EINVAL, "conversation: invalid JSON at line %d: %s", jerr.line, jerr.text);
+	const json_t *msgs = json_object_get(conv, "messages");
+	size_t n_msgs = json_array_size(msgs), last = n_msgs;
+	for (size_t i = 0; i < n_msgs; i++)
+		if (strcmp(json_string_value(json_object_get(json_array_get(msgs, i), "role")) ?: "", "assistant") == 0)
+			last = i;
+	if ((rc = render_json(tp, conv, 0, &full)) != FTE_OK ||
+	    (rc = fte_tokenizer_encode_flags(tok, full, strlen(full), FTE_TOK_PARSE_SPECIAL, &f_ids, &nf)) != FTE_OK ||
+	    (rc = end_of_turn(tp, tok, &eot)) != FTE_OK)
+		goto out;
+	const char *spelled = eot >= 0 ? fte_tokenizer_token(tok, eot, NULL) : NULL;
+	if (spelled != NULL && (eot_text = strdup(spelled)) == NULL) {
+		rc = fte_error_set(FTE_ENOMEM, "conversation: out of memory");
+		goto out;
+	}
+	if ((m = calloc(nf + 1, 1)) == NULL) {
+		rc = fte_error_set(FTE_ENOMEM, "conversation: out of memory");
+		goto out;
+	}
+	size_t fl = strlen(full);
+	for (size_t k = 0; k < n_msgs && rc == FTE_OK; k++) {
+		const json_t *msg = json_array_get(msgs, k), *w = json_object_get(msg, "weight");
+		const char *role = json_string_value(json_object_get(msg, "role"));
+		if (role == NULL || strcmp(role, "assistant") != 0 || (train_on_last && k != last) ||
+		    (json_is_integer(w) && json_integer_value(w) == 0))
+			continue;
+		/* the target starts where the generation prompt for this turn
+		 * ends, which must be how the whole conversation begins */
+		char *prompt = NULL, *upto = NULL;
+		size_t start, end, a, b;
+		if ((rc = render_upto(tp, conv, k, 1, &prompt)) != FTE_OK)
+			break;
+		start = strlen(prompt);
+		if (strncmp(prompt, full, start) != 0) {
+			free(prompt);
+			rc = fte_error_set(FTE_ENOTSUP, "chat template: message %zu: the generation prompt is not how the "
+			    "conversation renders up to it, so the turn cannot be trained as it is served", k + 1);
+			break;
+		}
+		free(prompt);
+		/* it ends with the end-of-turn token, or where the conversation
+		 * up to it ends when the template writes none */
+		const char *hit = eot_text != NULL && *eot_text ? strstr(full + start, eot_text) : NULL;
+		if (hit != NULL) {
+			end = (size_t)(hit - full) + strlen(eot_text);
+		} else {
+			if ((rc = render_upto(tp, conv, k + 1, 0, &upto)) != FTE_OK)
+				break;
+			end = strlen(upto);
+			if (end > fl || strncmp(upto, full, end) != 0) {
+				free(upto);
+				rc = fte_error_set(FTE_ENOTSUP, "chat template: message %zu: the turn renders differently "
+				    "once later messages follow, and the template has no end-of-turn token", k + 1);
+				break;
+			}
+			free(upto);
+		}
+		if ((rc = common_ids(tok, full, start, f_ids, nf, &a)) != FTE_OK ||
+		    (rc = common_ids(tok, full, end, f_ids, nf, &b)) != FTE_OK)
+			break;
+		/* a token merged across the end still ends the turn */
+		if (b < nf && end < fl && b < a + 1)
+			b = a + 1;
+		for (size_t i = a; i < b && i < nf; i++)
+			m[i] = 1;
+	}
+	if (rc != FTE_OK)
+		goto out;
+	*ids = f_ids;
+	*mask = m;
+	*n_ids = nf;
+	f_ids = NULL;
+	m = NULL;
+out:
+	json_decref(conv);
+	free(full);
+	free(eot_text);
+	free(f_ids);
+	free(m);
+	return rc;
+}
+
+int
+fte_template_stop_ids(const fte_template *tp, const fte_tokenizer *tok, const int *eos_ids, size_t n_eos,
+    int **ids, size_t *n)
+{
+	int eot = -1, rc, *v;
+	size_t k = 0;
+
+	if (tok == NULL || ids == NULL || n == NULL || (eos_ids == NULL && n_eos > 0))
+		return fte_error_set(FTE_EINVAL, "fte_template_stop_ids: NULL argument");
+	if (tp != NULL && tp->kind == TPL_CHAT && (rc = end_of_turn(tp, tok, &eot)) != FTE_OK)
+		return rc;
+	if ((v = malloc((n_eos + 2) * sizeof(*v))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "stop ids: out of memory");
+	int cand[2] = { fte_tokenizer_eos(tok), eot };
+	for (size_t i = 0; i < n_eos + 2; i++) {
+		int id = i < n_eos ? eos_ids[i] : cand[i - n_eos], dup = id < 0;
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = v[j] == id;
+		if (!dup)
+			v[k++] = id;
+	}
+	*ids = v;
+	*n = k;
+	return FTE_OK;
 }

@@ -1,8 +1,13 @@
 /*
  * test_template.c - prompt templates: Alpaca, custom placeholder strings,
  * and chat templates (the Jinja subset) against hand-written expected text;
- * then training examples (prompt ids, response ids, EOS) with real tokenizers.
+ * then training examples (prompt ids, response ids, EOS) with real tokenizers;
+ * then every template in ../shared/assets/templates against what jinja2
+ * renders (tests/fixtures/gen_template_fixtures.py), byte for byte.
  */
+#include <jansson.h>
+#include <stdint.h>
+
 #include "ft_test.h"
 #include "fte.h"
 
@@ -220,6 +225,21 @@ test_jinja(void)
 		  "{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.found }}{{ ns.n }}", "True2" },
 		{ "{% for k, v in messages[0].items() %}{{ k }}={{ v }};{% endfor %}{% for k, v in messages[1] | items %}{{ v }}{% endfor %}", "role=user;content=x;usery" },
 		{ "{{ tools is none }}{% if tools is not none %}t{% endif %}", "True" },
+		/* expected text from jinja2 3.1 with transformers' settings */
+		{ "{{ messages | tojson }}|{{ messages[0] | tojson(indent=2) }}|{{ [] | tojson(indent=0) }}|{{ messages[1:] | tojson(indent=0) }}",
+		  "[{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"user\", \"content\": \"y\"}]|{\n  \"role\": \"user\",\n  \"content\": \"x\"\n}|[]|[\n{\n\"role\": \"user\",\n\"content\": \"y\"\n}\n]" },
+		{ "{{ messages[0] | string }}{{ [\"it's\", none, true, 'q\\n'] }}",
+		  "{'role': 'user', 'content': 'x'}[\"it's\", None, True, 'q\\n']" },
+		{ "{{ 'abcdef'[::-1] }}{{ 'abcdef'[1::2] }}{{ 'abcdef'[-2:] }}{% for m in messages[::-1] %}{{ m.content }}{% endfor %}{{ [1,2,3,4,5][4:0:-2] | join(',') }}",
+		  "fedcbabdfefyx5,3" },
+		{ "{% macro tag(n, v='d') %}<{{ n }}={{ v }}>{% endmacro %}{{ tag('a') }}{{ tag('b', v='e') }}{{ tag(v='f', n='c') }}",
+		  "<a=d><b=e><c=f>" },
+		{ "{% for i in [1,2,3,4,5] if i != 2 %}{% if i == 5 %}{% break %}{% endif %}{% if i == 3 %}{% continue %}{% endif %}{{ i }}/{{ loop.length }}{{ loop.previtem }};{% endfor %}",
+		  "1/4;4/43;" },
+		{ "{{ messages | selectattr('role', 'equalto', 'user') | list | length }}{{ messages | rejectattr('content', 'equalto', 'x') | first | tojson }}",
+		  "2{\"role\": \"user\", \"content\": \"y\"}" },
+		{ "{{ ' a b  c '.split() | join('-') }}{{ 'a--b'.split('-') | join('+') }}{{ 'xxhixx'.strip('x') }}{{ 'a.b' | replace('.', '::') }}{{ messages[0] == messages[1] }}{{ messages[0] == messages[:1][0] }}",
+		  "a-b-ca++bhia::bFalseTrue" },
 	};
 	fte_message m[] = { { "user", "x" }, { "user", "y" } };
 
@@ -239,7 +259,11 @@ test_jinja(void)
 		{ "{{ 'x' ", FTE_EINVAL },
 		{ "{{ f( }}", FTE_EINVAL },
 		{ "{% endif %}", FTE_EINVAL },
-		{ "{% macro m() %}{% endmacro %}", FTE_ENOTSUP },
+		{ "{% filter upper %}x{% endfilter %}", FTE_ENOTSUP },
+		{ "{{ x | wordwrap }}", FTE_ENOTSUP },
+		{ "{{ x.title() }}", FTE_ENOTSUP },
+		{ "{{ x is divisibleby }}", FTE_ENOTSUP },
+		{ "{{ range(3) }}", FTE_ENOTSUP },
 		{ "{% for a, b, c in x %}{% endfor %}", FTE_ENOTSUP },
 		{ "{{ 'unterminated }}", FTE_EINVAL },
 		{ "{{ ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1"
@@ -247,12 +271,15 @@ test_jinja(void)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		fte_template *tp = NULL;
-		CHECK(fte_template_chat(bad[i].src, NULL, NULL, &tp) == bad[i].err);
+		int rc = fte_template_chat(bad[i].src, NULL, NULL, &tp);
+		if (rc != bad[i].err)
+			fprintf(stderr, "bad %zu: %s\n", i, fte_last_error());
+		CHECK(rc == bad[i].err);
 		CHECK(tp == NULL);
 		CHECK(strstr(fte_last_error(), "offset") != NULL);
 	}
 	/* Errors found while rendering. */
-	static const char *const runtime[] = { "{{ 1 + 'a' }}", "{{ messages[5] }}", "{{ 'a'.title() }}", "{{ 1 % 0 }}",
+	static const char *const runtime[] = { "{{ 1 + 'a' }}", "{{ messages[5] }}", "{{ 1 % 0 }}",
 		"{% set ns = namespace(a=1) %}{% set ns.b = 2 %}", "{{ namespace(1) }}", "{% for a, b in messages %}{% endfor %}" };
 	for (size_t i = 0; i < sizeof(runtime) / sizeof(runtime[0]); i++) {
 		fte_template *tp;
@@ -436,6 +463,294 @@ test_budget(void)
 	fte_template_free(tp);
 }
 
+/* The templates of ../shared/assets/templates, by file name. */
+static const char *const asset_templates[] = {
+	"gemma-it", "gemma3-it", "llama-3.0-instruct", "llama-3.1-instruct", "llama-3.2-instruct",
+	"mistral-7b-instruct-v0.3", "mistral-nemo-2407", "mixtral-8x7b-v0.1",
+	"phi-3-mini-4k-instruct-2024-04", "phi-3-mini-4k-instruct-2024-07", "phi-4",
+	"qwen2.5-instruct-b", "qwen2.5-instruct", "qwen3-coder", "qwen3", "smollm2-instruct",
+	"smollm3-b", "tinyllama-zephyr",
+};
+
+/* read_asset_template returns the source of templates/<name>.jinja. */
+static char *
+read_asset_template(const char *name)
+{
+	char rel[256];
+	size_t n;
+
+	snprintf(rel, sizeof(rel), "templates/%s.jinja", name);
+	return ft_test_file_read(ft_test_asset(rel), &n);
+}
+
+/* test_jinja2_fixtures: each case renders exactly as jinja2 did, or raises
+ * the exception jinja2 raised. */
+static void
+test_jinja2_fixtures(void)
+{
+	for (size_t t = 0; t < sizeof(asset_templates) / sizeof(asset_templates[0]); t++) {
+		char rel[256];
+		json_error_t jerr;
+		fte_template *tp = NULL;
+		char *src = read_asset_template(asset_templates[t]);
+
+		snprintf(rel, sizeof(rel), "templates/%s.json", asset_templates[t]);
+		json_t *fx = json_load_file(ft_test_fixture(rel), 0, &jerr);
+		CHECK(fx != NULL && src != NULL);
+		if (fx == NULL || src == NULL) {
+			free(src);
+			continue;
+		}
+		int rc = fte_template_chat(src, json_string_value(json_object_get(fx, "bos_token")),
+		    json_string_value(json_object_get(fx, "eos_token")), &tp);
+		if (rc != FTE_OK)
+			fprintf(stderr, "%s: %s\n", asset_templates[t], fte_last_error());
+		CHECK(rc == FTE_OK);
+		if (rc == FTE_OK)
+			fte_template_set_clock(tp, json_integer_value(json_object_get(fx, "clock")));
+		size_t i, good = 0, n = json_array_size(json_object_get(fx, "cases"));
+		json_t *c;
+		json_array_foreach(json_object_get(fx, "cases"), i, c) {
+			const char *name = json_string_value(json_object_get(c, "conversation"));
+			const char *want = json_string_value(json_object_get(c, "text"));
+			const char *raised = json_string_value(json_object_get(c, "error"));
+			json_t *conv = NULL, *v;
+			size_t k;
+			json_array_foreach(json_object_get(fx, "conversations"), k, v)
+				if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+					conv = v;
+			char *js = json_dumps(conv, 0), *text = NULL, msg[1024];
+			if (tp == NULL || js == NULL)
+				goto next;
+			rc = fte_template_render_json(tp, js, json_is_true(json_object_get(c, "add_generation_prompt")), &text);
+			if (want != NULL && rc == FTE_OK && strcmp(text, want) == 0)
+				good++;
+			else if (raised != NULL && rc == FTE_EINVAL && (snprintf(msg, sizeof(msg),
+			    "chat template raised an exception: %s", raised), strcmp(fte_last_error(), msg) == 0))
+				good++;
+			else
+				fprintf(stderr, "%s/%s/%d: %s\n--- got\n%s\n--- want\n%s\n", asset_templates[t], name,
+				    json_is_true(json_object_get(c, "add_generation_prompt")),
+				    rc == FTE_OK ? "differs" : fte_last_error(), text ? text : "", want ? want : raised);
+		next:
+			free(text);
+			free(js);
+		}
+		CHECK(good == n);
+		json_decref(fx);
+		fte_template_free(tp);
+		free(src);
+	}
+}
+
+/* Each template with a tokenizer of its family (or one whose vocabulary
+ * spells its markers as text, which the contract must survive too). */
+static const struct {
+	const char *name, *tokenizer, *bos, *eos;
+	const char *eot;        /* the token ending a turn; NULL: markers are text */
+	int system_moves;       /* the system message joins the last user turn */
+} pairs[] = {
+	{ "gemma-it", "gemma-3", "<bos>", "<end_of_turn>", "<end_of_turn>", 0 },
+	{ "gemma3-it", "gemma-3", "<bos>", "<end_of_turn>", "<end_of_turn>", 0 },
+	{ "llama-3.0-instruct", "llama-3.1", "<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>", 0 },
+	{ "llama-3.1-instruct", "llama-3.1", "<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>", 0 },
+	{ "llama-3.2-instruct", "llama-3.1", "<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>", 0 },
+	{ "mistral-7b-instruct-v0.3", "tinyllama-1.1b-chat", "<s>", "</s>", "</s>", 0 },
+	{ "mistral-nemo-2407", "tinyllama-1.1b-chat", "<s>", "</s>", "</s>", 1 },
+	{ "mixtral-8x7b-v0.1", "tinyllama-1.1b-chat", "<s>", "</s>", "</s>", 0 },
+	{ "phi-3-mini-4k-instruct-2024-04", "tinyllama-1.1b-chat", "<s>", "</s>", NULL, 0 },
+	{ "phi-3-mini-4k-instruct-2024-07", "tinyllama-1.1b-chat", "<s>", "</s>", "</s>", 0 },
+	{ "phi-4", "qwen3", "", "<|im_end|>", "<|im_end|>", 0 },
+	{ "qwen2.5-instruct-b", "qwen3", "", "<|im_end|>", "<|im_end|>", 0 },
+	{ "qwen2.5-instruct", "qwen3", "", "<|im_end|>", "<|im_end|>", 0 },
+	{ "qwen3-coder", "qwen3", "", "<|im_end|>", "<|im_end|>", 0 },
+	{ "qwen3", "qwen3", "", "<|im_end|>", "<|im_end|>", 0 },
+	{ "smollm2-instruct", "smollm2-135m-instruct", "<|im_start|>", "<|im_end|>", "<|im_end|>", 0 },
+	{ "smollm3-b", "llama-3.1", "<|begin_of_text|>", "<|eot_id|>", NULL, 0 },
+	{ "tinyllama-zephyr", "tinyllama-1.1b-chat", "<s>", "</s>", "</s>", 0 },
+};
+
+static int contract_refusals;
+
+/* first_target is the index of the first 1 in mask (n if none). */
+static size_t
+first_target(const unsigned char *mask, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && !mask[i])
+		i++;
+	return i;
+}
+
+/* served_ids encodes the first k messages of conv with the generation
+ * prompt: what /v1/chat/completions feeds the model. */
+static int *
+served_ids(const fte_template *tp, const fte_tokenizer *t, const json_t *conv, size_t k, size_t *n)
+{
+	json_t *part = json_deep_copy(conv);
+	char *js, *text = NULL;
+	int *ids = NULL;
+
+	while (json_array_size(json_object_get(part, "messages")) > k)
+		json_array_remove(json_object_get(part, "messages"), k);
+	js = json_dumps(part, 0);
+	if (fte_template_render_json(tp, js, 1, &text) == FTE_OK)
+		CHECK(fte_tokenizer_encode_flags(t, text, strlen(text), FTE_TOK_PARSE_SPECIAL, &ids, n) == FTE_OK);
+	free(text);
+	free(js);
+	json_decref(part);
+	return ids;
+}
+
+/* check_contract: for one conversation, the ids before the first target
+ * (of all turns, of the last, and with the first turn weighted 0) are
+ * what serving feeds the model, and every target span ends on the
+ * end-of-turn token. */
+static void
+check_contract(const char *name, const fte_template *tp, const fte_tokenizer *t, json_t *conv, int eot,
+    int system_moves)
+{
+	const json_t *msgs = json_object_get(conv, "messages");
+	size_t first = SIZE_MAX, last = SIZE_MAX;
+	int has_system = strcmp(json_string_value(json_object_get(json_array_get(msgs, 0), "role")), "system") == 0;
+
+	for (size_t i = 0; i < json_array_size(msgs); i++)
+		if (strcmp(json_string_value(json_object_get(json_array_get(msgs, i), "role")), "assistant") == 0) {
+			if (first == SIZE_MAX)
+				first = i;
+			last = i;
+		}
+	if (first == SIZE_MAX)
+		return;
+	for (int mode = 0; mode < 3; mode++) {
+		json_t *c = json_deep_copy(conv);
+		if (mode == 2) {        /* the first turn weighted out */
+			if (first == last) {
+				json_decref(c);
+				break;
+			}
+			json_object_set_new(json_array_get(json_object_get(c, "messages"), first), "weight", json_integer(0));
+		}
+		char *js = json_dumps(c, 0);
+		int *ids = NULL, *want;
+		unsigned char *mask = NULL;
+		size_t n = 0, nw = 0, k = mode == 0 ? first : last;
+		int rc = fte_template_encode_conversation(tp, t, js, mode == 1, &ids, &mask, &n);
+		if (system_moves && has_system && rc == FTE_ENOTSUP) {
+			/* served, the system text goes before the last user turn, which
+			 * training cannot reproduce for a turn that more messages
+			 * follow: refused, not trained on a prompt serving never shows */
+			CHECK(strstr(fte_last_error(), "the generation prompt is not how") != NULL);
+			contract_refusals++;
+			free(js);
+			json_decref(c);
+			continue;
+		}
+		if (rc != FTE_OK)
+			fprintf(stderr, "%s mode %d: %s\n", name, mode, fte_last_error());
+		CHECK(rc == FTE_OK);
+		want = rc == FTE_OK ? served_ids(tp, t, c, k, &nw) : NULL;
+		size_t f = rc == FTE_OK ? first_target(mask, n) : 0;
+		int same = want != NULL && f == nw && memcmp(ids, want, nw * sizeof(int)) == 0;
+		if (rc == FTE_OK && !same)
+			fprintf(stderr, "%s mode %d: %zu ids before the first target, serving feeds %zu\n", name, mode, f, nw);
+		CHECK(same);
+		/* each span ends on the end-of-turn token */
+		size_t spans = 0, ends_ok = 0;
+		for (size_t i = 0; rc == FTE_OK && i < n; i++)
+			if (mask[i] && (i + 1 == n || !mask[i + 1])) {
+				spans++;
+				ends_ok += eot < 0 || ids[i] == eot;
+			}
+		if (rc == FTE_OK && !(spans > 0 && ends_ok == spans))
+			fprintf(stderr, "%s mode %d: %zu spans, %zu end on %d\n", name, mode, spans, ends_ok, eot);
+		CHECK(spans > 0 && ends_ok == spans);
+		if (mode == 1)
+			CHECK(spans == 1);
+		free(want);
+		free(ids);
+		free(mask);
+		free(js);
+		json_decref(c);
+	}
+}
+
+static void
+test_contract(void)
+{
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		char rel[256], *src = read_asset_template(pairs[i].name);
+		fte_template *tp = NULL;
+		fte_tokenizer *t;
+		json_t *fx;
+
+		snprintf(rel, sizeof(rel), "tokenizers/%s/tokenizer.json", pairs[i].tokenizer);
+		t = load(rel);
+		snprintf(rel, sizeof(rel), "templates/%s.json", pairs[i].name);
+		fx = json_load_file(ft_test_fixture(rel), 0, NULL);
+		CHECK(fx != NULL && t != NULL && fte_template_chat(src, pairs[i].bos, pairs[i].eos, &tp) == FTE_OK);
+		if (tp != NULL && fx != NULL && t != NULL) {
+			int *stop, eot = -1;
+			size_t ns, k;
+			json_t *conv;
+			CHECK(fte_template_stop_ids(tp, t, NULL, 0, &stop, &ns) == FTE_OK && ns >= 1);
+			if (pairs[i].eot != NULL) {     /* the stop ids end with the end of turn */
+				int *e = NULL;
+				size_t ne = 0;
+				CHECK(fte_tokenizer_encode_flags(t, pairs[i].eot, strlen(pairs[i].eot),
+				    FTE_TOK_PARSE_SPECIAL, &e, &ne) == FTE_OK && ne == 1);
+				eot = ne == 1 ? e[0] : -2;
+				CHECK(stop[ns - 1] == eot);
+				free(e);
+			}
+			fte_template_set_clock(tp, json_integer_value(json_object_get(fx, "clock")));
+			json_array_foreach(json_object_get(fx, "conversations"), k, conv) {
+				/* the conversations jinja2 rendered without an exception */
+				size_t j;
+				json_t *c;
+				int raised = 0;
+				json_array_foreach(json_object_get(fx, "cases"), j, c)
+					raised |= json_equal(json_object_get(c, "conversation"), json_object_get(conv, "name")) &&
+					    json_object_get(c, "error") != NULL;
+				if (!raised)
+					check_contract(pairs[i].name, tp, t, conv, eot, pairs[i].system_moves);
+			}
+			free(stop);
+		}
+		if (pairs[i].system_moves)
+			CHECK(contract_refusals > 0);
+		fte_template_free(tp);
+		fte_tokenizer_free(t);
+		json_decref(fx);
+		free(src);
+	}
+}
+
+/* test_stop_ids: a config's list, the tokenizer's EOS and the template's
+ * end of turn, once each (Llama 3: 128001 and 128009). */
+static void
+test_stop_ids(void)
+{
+	char *src = read_asset_template("llama-3.1-instruct");
+	fte_tokenizer *t = load("tokenizers/llama-3.1/tokenizer.json");
+	fte_template *tp = NULL;
+	static const int cfg[] = { 128001, 128008, 128009 };
+	int *ids = NULL;
+	size_t n = 0;
+
+	CHECK(fte_template_chat(src, "<|begin_of_text|>", "<|eot_id|>", &tp) == FTE_OK);
+	CHECK(fte_template_stop_ids(tp, t, cfg, 3, &ids, &n) == FTE_OK);
+	CHECK(n == 3 && ids[0] == 128001 && ids[1] == 128008 && ids[2] == 128009);
+	free(ids);
+	CHECK(fte_template_stop_ids(tp, t, NULL, 0, &ids, &n) == FTE_OK);
+	CHECK(n >= 1 && ids[n - 1] == 128009);
+	free(ids);
+	fte_template_free(tp);
+	fte_tokenizer_free(t);
+	free(src);
+}
+
 int
 main(void)
 {
@@ -448,5 +763,8 @@ main(void)
 	test_zephyr();
 	test_examples();
 	test_budget();
+	test_jinja2_fixtures();
+	test_contract();
+	test_stop_ids();
 	return ft_test_done();
 }

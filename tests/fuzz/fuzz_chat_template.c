@@ -16,6 +16,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const fte_message msgs[] = {
 		{ "system", "Be brief." }, { "user", " Hi\n" }, { "assistant", "Hello" }, { "user", "Again" },
 	};
+	/* tools, tool calls and a tool result, as the templates meet them */
+	static const char conv[] = "{\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", "
+	    "\"parameters\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\"}}}}}], "
+	    "\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"\", "
+	    "\"tool_calls\": [{\"id\": \"c1\", \"function\": {\"name\": \"f\", \"arguments\": {\"a\": \"x\"}}}]}, "
+	    "{\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"ok\"}]}";
 	char *src = malloc(size + 1), *text;
 	fte_template *tp;
 
@@ -28,6 +34,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (fte_template_render_chat(tp, msgs, n, (int)(n & 1), &text) == FTE_OK)
 				free(text);
 		}
+		if (fte_template_render_json(tp, conv, 1, &text) == FTE_OK)
+			free(text);
 		fte_template_free(tp);
 	}
 	free(src);
