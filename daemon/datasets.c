@@ -40,7 +40,7 @@ datasets_init(struct ftuned *d, char *err, size_t err_len)
 static int
 write_part(const struct dataset *ds, const char *path, char *err, size_t err_len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640), synced;
 	FILE *f;
 
 	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
@@ -53,7 +53,9 @@ write_part(const struct dataset *ds, const char *path, char *err, size_t err_len
 		fclose(f);
 		return -1;
 	}
-	if ((fsync(fd) != 0) | (fclose(f) != 0)) {
+	/* both run: the stream is closed even when fsync fails */
+	synced = fsync(fd) == 0;
+	if (fclose(f) != 0 || !synced) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		return -1;
 	}

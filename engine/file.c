@@ -48,7 +48,7 @@ fte__file_open(const char *path, int *fd)
 int
 fte__fopen(const char *path, FILE **fp)
 {
-	int fd, rc;
+	int fd = -1, rc;
 
 	if ((rc = fte__file_open(path, &fd)) != FTE_OK)
 		return rc;
@@ -100,7 +100,7 @@ fte__json_load(const char *path, json_t **out)
 {
 	json_error_t err;
 	json_t *j;
-	int fd, rc;
+	int fd = -1, rc;
 
 	if ((rc = fte__file_open(path, &fd)) != FTE_OK)
 		return rc;
