@@ -35,9 +35,10 @@ unsupported(const FteSp__ModelProto *m)
 		return "a normalization rule other than identity";
 	if (no != NULL && no->has_precompiled_charsmap && no->precompiled_charsmap.len > 0)
 		return "a precompiled normalization charsmap";
-	if (no->has_add_dummy_prefix && !no->add_dummy_prefix)
+	/* without a normalizer_spec, SentencePiece's defaults hold */
+	if (no != NULL && no->has_add_dummy_prefix && !no->add_dummy_prefix)
 		return "add_dummy_prefix false";
-	if (no->has_escape_whitespaces && !no->escape_whitespaces)
+	if (no != NULL && no->has_escape_whitespaces && !no->escape_whitespaces)
 		return "escape_whitespaces false";
 	for (size_t i = 0; i < m->n_pieces; i++) {
 		const sp_piece *p = m->pieces[i];
