@@ -91,21 +91,6 @@ spec_default_str(char **field, const char *def)
 	*field = s;
 }
 
-static Ft__EvalSpec *
-spec_copy(const Ft__EvalSpec *spec)
-{
-	size_t len = ft__eval_spec__get_packed_size(spec);
-	uint8_t *buf = malloc(len + 1);
-	Ft__EvalSpec *c;
-
-	if (buf == NULL)
-		return NULL;
-	ft__eval_spec__pack(spec, buf);
-	c = ft__eval_spec__unpack(NULL, len, buf);
-	free(buf);
-	return c;
-}
-
 /* {"file": "hash", ...} of a model's files, keys sorted. */
 static char *
 hashes_json(const struct model_info *m)
@@ -324,7 +309,7 @@ int
 eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, int64_t train_job,
     int64_t *eval_id, int64_t *job_id, char *err, size_t err_len)
 {
-	Ft__EvalSpec *s = spec_copy(in);
+	Ft__EvalSpec *s = (Ft__EvalSpec *)ft_message_copy(&in->base, NULL);
 	Ft__JobSpec js = FT__JOB_SPEC__INIT;
 	struct model_info models[EVAL_MAX_MODELS];
 	struct dataset_info ds;

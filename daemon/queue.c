@@ -411,23 +411,6 @@ train_insert(struct ftuned *d, void *arg, int64_t *id, char *err, size_t err_len
 	return code;
 }
 
-/* A malloc-unpacked copy of spec (via its wire form), which spec_check may
- * change; the caller's spec is borrowed and stays as it was. */
-static Ft__JobSpec *
-spec_copy(const Ft__JobSpec *spec)
-{
-	size_t len = ft__job_spec__get_packed_size(spec);
-	uint8_t *buf = malloc(len + 1);
-	Ft__JobSpec *c;
-
-	if (buf == NULL)
-		return NULL;
-	ft__job_spec__pack(spec, buf);
-	c = ft__job_spec__unpack(NULL, len, buf);
-	free(buf);
-	return c;
-}
-
 int
 queue_submit(struct queue *q, uint32_t uid, int admin, uint64_t request_id,
     const Ft__JobSpec *in, int64_t *id, char *err, size_t err_len)
@@ -449,7 +432,8 @@ queue_submit(struct queue *q, uint32_t uid, int admin, uint64_t request_id,
 		snprintf(err, err_len, "a job needs --base MODEL and --data DATASET");
 		return FT__CODE__INVALID_ARGUMENT;
 	}
-	if ((spec = spec_copy(in)) == NULL) {
+	/* a copy, which spec_check may change: the caller's spec is borrowed */
+	if ((spec = (Ft__JobSpec *)ft_message_copy(&in->base, NULL)) == NULL) {
 		snprintf(err, err_len, "out of memory");
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	}

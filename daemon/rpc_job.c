@@ -12,30 +12,17 @@
 
 #define JOB_LIST_MAX 1000
 
-/* Copies a spec into call memory (via its wire form). */
-static Ft__JobSpec *
-spec_copy(struct rpc_call *call, const Ft__JobSpec *spec)
-{
-	ProtobufCAllocator a = rpc_allocator(call);
-	size_t len = ft__job_spec__get_packed_size(spec);
-	uint8_t *buf = rpc_alloc(call, len + 1);
-
-	if (buf == NULL)
-		return NULL;
-	ft__job_spec__pack(spec, buf);
-	return ft__job_spec__unpack(&a, len, buf);
-}
-
 static Ft__JobInfo *
 job_to_proto(struct rpc_call *call, const struct job_info *j)
 {
+	ProtobufCAllocator a = rpc_allocator(call);
 	Ft__JobInfo *p = rpc_alloc(call, sizeof(*p));
 
 	if (p == NULL)
 		return NULL;
 	ft__job_info__init(p);
 	p->id = j->id;
-	p->spec = spec_copy(call, j->spec);
+	p->spec = j->spec ? (Ft__JobSpec *)ft_message_copy(&j->spec->base, &a) : NULL;
 	p->state = rpc_strdup(call, j->state);
 	p->stage = rpc_strdup(call, j->stage);
 	p->owner_uid = j->owner_uid;

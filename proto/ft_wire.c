@@ -132,3 +132,18 @@ ft_reply_free(Ft__Reply *rep)
 	if (rep != NULL)
 		ft__reply__free_unpacked(rep, NULL);
 }
+
+ProtobufCMessage *
+ft_message_copy(const ProtobufCMessage *m, ProtobufCAllocator *a)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(len + 1);
+	ProtobufCMessage *c;
+
+	if (buf == NULL)
+		return NULL;
+	protobuf_c_message_pack(m, buf);
+	c = protobuf_c_message_unpack(m->descriptor, a, len, buf);
+	free(buf);
+	return c;
+}

@@ -52,6 +52,11 @@ int ft_signed_message(const uint8_t *req, size_t req_len, int64_t timestamp,
     const uint8_t *nonce, size_t nonce_len, uint8_t **out, size_t *out_len)
     __attribute__((warn_unused_result));
 
+/* ft_message_copy returns a deep copy of m made through its wire form,
+ * unpacked with allocator a (NULL: malloc, freed with
+ * protobuf_c_message_free_unpacked), or NULL when out of memory. */
+ProtobufCMessage *ft_message_copy(const ProtobufCMessage *m, ProtobufCAllocator *a);
+
 void ft_request_free(Ft__Request *req);
 void ft_reply_free(Ft__Reply *rep);
 
