@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <sodium.h>
 
 #include "fsutil.h"
+#include "fte.h"
 
 int
 fs_mkdirs(const char *path, unsigned mode)
@@ -292,7 +292,7 @@ fs_dir_inside(const char *path, const char *roots, const char *kind, int *dirfd,
 	}
 	/* What was opened decides, not the name: a component swapped for a
 	 * link after realpath shows here as the place it really is. */
-	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	fte_dir_path(fd, fdpath, sizeof(fdpath));
 	if ((n = readlink(fdpath, real, sizeof(real) - 1)) < 0) {
 		snprintf(err, err_len, "%s: %s", fdpath, strerror(errno));
 		close(fd);
