@@ -28,6 +28,31 @@ assets_require() {
 	done
 }
 
+# users_require GROUP USER...: skips the test (77) unless it runs as root
+# with setpriv and useradd; creates GROUP and each USER in it (removed again
+# at exit, also on failure; users_remove), and `as USER CMD...` runs CMD as
+# that user in GROUP.
+users_require() {
+	if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null || ! command -v useradd >/dev/null; then
+		echo "SKIP: needs root, setpriv and useradd (it creates users $*)"
+		exit 77
+	fi
+	FT_USERS_GROUP=$1
+	shift
+	FT_USERS="$*"
+	users_remove
+	trap 'users_remove; cleanup' EXIT
+	groupadd "$FT_USERS_GROUP" || fail "create test users"
+	for u in $FT_USERS; do
+		useradd -M -N -g "$FT_USERS_GROUP" "$u" || fail "create test users"
+	done
+}
+users_remove() {
+	for u in ${FT_USERS:-}; do userdel "$u" 2>/dev/null; done
+	[ -z "${FT_USERS_GROUP:-}" ] || groupdel "$FT_USERS_GROUP" 2>/dev/null
+}
+as() { local u=$1; shift; setpriv --reuid="$u" --regid="$FT_USERS_GROUP" --init-groups "$@"; }
+
 pass() { FT_PASSED=$((FT_PASSED + 1)); echo "ok: $1"; }
 fail() {
 	FT_FAILED=$((FT_FAILED + 1))

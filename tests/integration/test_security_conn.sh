@@ -9,23 +9,11 @@
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
-if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null || ! command -v useradd >/dev/null; then
-	echo "SKIP: needs root, setpriv and useradd (it creates users ftcn_*)"
-	exit 77
-fi
+users_require ftcn_g ftcn_a ftcn_b
+# the floods running in the background end with the test too
+trap 'for p in $(jobs -p); do kill "$p" 2>/dev/null; done; users_remove; cleanup' EXIT
 F=$FT_BIN/client/ftctl
 C=$FT_BIN/tests/conn_flood
-users_remove() {
-	for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-	userdel ftcn_a 2>/dev/null
-	userdel ftcn_b 2>/dev/null
-	groupdel ftcn_g 2>/dev/null
-}
-trap 'users_remove; cleanup' EXIT
-users_remove
-groupadd ftcn_g && useradd -M -N -g ftcn_g ftcn_a && useradd -M -N -g ftcn_g ftcn_b ||
-	fail "create test users"
-as() { local u=$1; shift; setpriv --reuid="$u" --regid=ftcn_g --init-groups "$@"; }
 # flood_as USER OUT ARGS...: conn_flood as USER in the background, $! its pid.
 flood_as() {
 	local u=$1 out=$2

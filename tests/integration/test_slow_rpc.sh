@@ -9,21 +9,8 @@ set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
 assets_require tokenizers/smollm2-135m-instruct/tokenizer.json
-if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null || ! command -v useradd >/dev/null; then
-	echo "SKIP: needs root, setpriv and useradd (it creates users ftcn_s*)"
-	exit 77
-fi
+users_require ftcn_sg ftcn_sa ftcn_sb
 F=$FT_BIN/client/ftctl
-users_remove() {
-	userdel ftcn_sa 2>/dev/null
-	userdel ftcn_sb 2>/dev/null
-	groupdel ftcn_sg 2>/dev/null
-}
-trap 'users_remove; cleanup' EXIT
-users_remove
-groupadd ftcn_sg && useradd -M -N -g ftcn_sg ftcn_sa && useradd -M -N -g ftcn_sg ftcn_sb ||
-	fail "create test users"
-as() { local u=$1; shift; setpriv --reuid="$u" --regid=ftcn_sg --init-groups "$@"; }
 chmod 755 "$FT_TMP"
 mkdir -p "$FT_TMP/export"
 FT_CONF_EXTRA="import_roots = $assets\nexport_roots = $FT_TMP/export\n"
