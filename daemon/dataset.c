@@ -838,8 +838,10 @@ csv_field(const char *b, size_t len, size_t *pos, char delim, size_t *start, siz
 	*start = i;
 	if (i < len && b[i] == '"') {
 		for (i++;; i++) {
-			if (i >= len)
+			if (i >= len) {
+				*end = len;
 				return CSV_UNCLOSED;
+			}
 			if (b[i] == '"' && (i + 1 >= len || b[i + 1] != '"'))
 				break;
 			if (b[i] == '"')
