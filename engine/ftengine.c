@@ -260,12 +260,15 @@ shape_from_opts(opts *o, fte_config *c)
 		fprintf(stderr, "ftengine %s: unknown preset '%s' (smollm-135m, gpt2-124m)\n", o->cmd, preset);
 		return 2;
 	}
-	if (arch == NULL || (strcmp(arch, "llama") != 0 && strcmp(arch, "gpt2") != 0)) {
-		fprintf(stderr, "ftengine %s: --arch llama|gpt2 (or --preset) is required\n", o->cmd);
+	if (fte_arch_find(arch) == 0) {
+		char list[256];
+
+		fte_arch_list(list, sizeof(list));
+		fprintf(stderr, "ftengine %s: --arch %s (or --preset) is required\n", o->cmd, list);
 		return 2;
 	}
 	memset(c, 0, sizeof(*c));
-	c->arch = strcmp(arch, "llama") == 0 ? FTE_ARCH_LLAMA : FTE_ARCH_GPT2;
+	c->arch = fte_arch_find(arch);
 	c->n_layers = (int)opt_int(o, "layers", 0);
 	c->dim = (int)opt_int(o, "dim", 0);
 	c->n_heads = (int)opt_int(o, "heads", 0);
@@ -276,7 +279,7 @@ shape_from_opts(opts *o, fte_config *c)
 	c->max_seq_len = (int)opt_int(o, "seq-len", 1024);
 	c->norm_eps = (float)opt_num(o, "norm-eps", 1e-5);
 	c->rope_theta = (float)opt_num(o, "rope-theta", 10000.0);
-	c->tied_embeddings = c->arch == FTE_ARCH_GPT2 || opt_flag(o, "tied");
+	c->tied_embeddings = fte_arch_get(c->arch)->always_tied || opt_flag(o, "tied");
 	c->bos_id = (int)opt_int(o, "bos", -1);
 	c->eos_id = (int)opt_int(o, "eos", -1);
 	if (o->bad)
@@ -877,7 +880,7 @@ train_shapes(const fte_config *c, int M, int lora, gshape *g)
 	int HD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
 	int np = 0, n = 0, L = c->n_layers;
 
-	if (c->arch == FTE_ARCH_LLAMA) {
+	if (fte_arch_get(c->arch)->mlp != FTE_MLP_GELU) {
 		proj[np++] = (__typeof__(proj[0])){ "q", c->dim, HD, L };
 		proj[np++] = (__typeof__(proj[0])){ "k,v", c->dim, KD, 2 * L };
 		proj[np++] = (__typeof__(proj[0])){ "o", HD, c->dim, L };
@@ -1060,7 +1063,8 @@ step_flops(const fte_config *c, int B, int T, int lora)
 {
 	double C = c->dim, HD = (double)c->n_heads * c->head_dim;
 	double KD = (double)c->n_kv_heads * c->head_dim, F = c->ffn_dim;
-	double per_layer = C * HD * 2 + C * KD * 2 + F * C * (c->arch == FTE_ARCH_LLAMA ? 3 : 2);
+	double per_layer = C * HD * 2 + C * KD * 2 +
+	    F * C * (fte_arch_get(c->arch)->mlp != FTE_MLP_GELU ? 3 : 2);
 	double matw = per_layer * c->n_layers + (double)c->vocab_size * C;
 	double attn = 2.0 * 2.0 * T * HD * c->n_layers;   /* forward, per token */
 
@@ -1283,7 +1287,7 @@ ftengine_bench(int argc, char **argv)
 		printf("%s %s: %.1f tokens/s, %.1f ms/step (best %.1f), MFU %.1f%% of the %.1f "
 		    "GFLOP/s FMA peak, %.1f%% of OpenBLAS's %.1f GFLOP/s on the step's products; "
 		    "peak RSS %.0f MB (estimated %.0f MB), %d threads; kernels: %s\n",
-		    c.arch == FTE_ARCH_LLAMA ? "llama" : "gpt2", tc.lora.rank ? "LoRA" : "full",
+		    fte_arch_get(c.arch)->name, tc.lora.rank ? "LoRA" : "full",
 		    B * T / (ms * 1e-3), ms, best, 100.0 * rate / peak, peak * 1e-9,
 		    100.0 * rate / blas, blas * 1e-9, ru.ru_maxrss / 1024.0,
 		    mem.total / 1048576.0, fte_threads_get(), kbuf);

@@ -331,7 +331,7 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	int eos = c->eos_id >= 0 ? c->eos_id : v->eos_id;
 	char pad[32];
 
-	kv_str(b, "general.architecture", "llama");
+	kv_str(b, "general.architecture", fte_arch_get(c->arch)->gguf);
 	kv_str(b, "general.name", name);
 	kv_u32(b, "general.alignment", GGUF_ALIGN);
 	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
@@ -406,19 +406,20 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 	uint16_t half[1024];
 	int n = 0, rc;
 
-	if (c->arch != FTE_ARCH_LLAMA)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export supports Llama-architecture models only",
-		    path);
+	if (fte_arch_get(c->arch)->gguf == NULL)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of %s models is not supported "
+		    "(llama.cpp's architecture for them is not written here)", path,
+		    fte_arch_get(c->arch)->title);
+	/* llama.cpp's llama architecture attends to the whole context */
+	if (c->sliding_window > 0 && c->sliding_window < c->max_seq_len)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of a sliding window (%d of %d "
+		    "positions) is not supported", path, c->sliding_window, c->max_seq_len);
 	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16 && dtype != FTE_DTYPE_Q8_0 &&
 	    dtype != FTE_DTYPE_Q4_K_M)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32, F16, Q8_0 or Q4_K_M", path);
 	if (dtype == FTE_DTYPE_Q4_K_M && c->n_layers == 80)
 		return fte_error_set(FTE_ENOTSUP, "%s: Q4_K_M of an 80-layer model needs llama.cpp's "
 		    "70B rule (attn_v in Q5_K), which is not implemented", path);
-	/* llama.cpp's qwen3 architecture has its own keys and rotate-half q/k */
-	if (c->qk_norm)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of q/k-norm (Qwen3) models is not "
-		    "supported: llama.cpp's qwen3 architecture is not written here", path);
 	/* llama.cpp's YaRN has beta 32/1, rounded ramp ends and attention
 	 * factor 0.1 ln(factor) + 1; llama3 needs a rope_freqs tensor and
 	 * dynamic NTK has no key */

@@ -90,7 +90,6 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 		return fte_error_set(FTE_ENOTSUP, "%s: mixture-of-experts models are not supported", f->path);
 	if (emb == NULL || emb->ndim != 2)
 		return fte_error_set(FTE_EFORMAT, "%s: no token_embd.weight matrix", f->path);
-	c->arch = FTE_ARCH_LLAMA;
 	c->dim = (int)key_int(f, arch, "embedding_length", 0);
 	c->n_layers = (int)key_int(f, arch, "block_count", 0);
 	c->ffn_dim = (int)key_int(f, arch, "feed_forward_length", 0);
@@ -109,7 +108,8 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 	c->norm_eps = (float)key_float(f, arch, "attention.layer_norm_rms_epsilon", 1e-5);
 	c->rope_theta = (float)key_float(f, arch, "rope.freq_base", 10000.0);
 	c->tied_embeddings = fte_gguf_tensor_find(f, "output.weight") == NULL;
-	c->qkv_bias = fte_gguf_tensor_find(f, "blk.0.attn_q.bias") != NULL;
+	/* q/k/v biases make it the Qwen2 row, whatever the file calls itself */
+	c->arch = fte_gguf_tensor_find(f, "blk.0.attn_q.bias") != NULL ? FTE_ARCH_QWEN2 : FTE_ARCH_LLAMA;
 	c->bos_id = (int)fte_gguf_kv_int(fte_gguf_kv_find(f, "tokenizer.ggml.bos_token_id"));
 	c->eos_id = (int)fte_gguf_kv_int(fte_gguf_kv_find(f, "tokenizer.ggml.eos_token_id"));
 	if (fte_gguf_kv_find(f, "tokenizer.ggml.bos_token_id") == NULL || c->bos_id >= c->vocab_size)

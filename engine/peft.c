@@ -67,7 +67,8 @@ peft_parse(fte_model *m, const fte_peft_adapter *ad, peft_layer *layers)
 		for (k = 0; k < PEFT_NMOD; k++)
 			if (strcmp(mod, peft_modules[k].canon) == 0)
 				break;
-		if (k == PEFT_NMOD || (c->arch == FTE_ARCH_GPT2 ? peft_modules[k].gpt2 : peft_modules[k].llama) == NULL)
+		if (k == PEFT_NMOD || (fte_arch_get(c->arch)->hf_layout == FTE_HF_GPT2 ?
+		    peft_modules[k].gpt2 : peft_modules[k].llama) == NULL)
 			return fte_error_set(FTE_EINVAL, "LoRA tensor \"%s\": no such module", t->name);
 		snprintf(base, sizeof(base), "layers.%d.%s.weight", layer, mod);
 		if ((w = fte_model_find(m, base)) == NULL)
@@ -123,7 +124,7 @@ peft_entries_build(fte_model *m, const fte_peft_adapter *ad, const peft_layer *l
     fte_st_entry *e, int *n_out, peft_bufs *bufs, int *qkv, unsigned *used)
 {
 	const fte_config *c = fte_model_config(m);
-	int n = 0, gpt2 = c->arch == FTE_ARCH_GPT2, r = ad->rank;
+	int n = 0, gpt2 = fte_arch_get(c->arch)->hf_layout == FTE_HF_GPT2, r = ad->rank;
 	int permute = !gpt2 && c->rope_style == FTE_ROPE_INTERLEAVED;
 	char prefix[64];
 
@@ -193,7 +194,7 @@ peft_entries_build(fte_model *m, const fte_peft_adapter *ad, const peft_layer *l
 static json_t *
 peft_config_build(const fte_config *c, const fte_peft_adapter *ad, unsigned used, int qkv)
 {
-	int gpt2 = c->arch == FTE_ARCH_GPT2;
+	int gpt2 = fte_arch_get(c->arch)->hf_layout == FTE_HF_GPT2;
 	json_t *targets = json_array(), *rank_pattern = json_object(), *alpha_pattern = json_object();
 
 	for (int k = 0; k < PEFT_NMOD; k++) {
@@ -249,6 +250,11 @@ fte_peft_save(fte_model *m, const fte_peft_adapter *ad, const char *dir)
 
 	if (ad->rank <= 0 || !(ad->alpha > 0) || ad->n_tensors <= 0)
 		return fte_error_set(FTE_EINVAL, "%s: LoRA export needs rank > 0, alpha > 0 and adapters", dir);
+	/* PEFT would need one adapter of qkv_proj (and gate_up_proj) */
+	if (fte_arch_get(c->arch)->hf_layout == FTE_HF_PHI3)
+		return fte_error_set(FTE_ENOTSUP, "%s: PEFT export of %s adapters (fused qkv_proj and "
+		    "gate_up_proj) is not supported: merge them into the model instead", dir,
+		    fte_arch_get(c->arch)->title);
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return fte_error_set(FTE_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
 	layers = calloc((size_t)c->n_layers, sizeof(*layers));

@@ -136,13 +136,16 @@ same_config(const fte_config *a, const fte_config *b)
 	    a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
 	    a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta &&
 	    a->rope_style == b->rope_style && a->tied_embeddings == b->tied_embeddings &&
-	    a->qkv_bias == b->qkv_bias && a->bos_id == b->bos_id && a->eos_id == b->eos_id &&
+	    a->bos_id == b->bos_id && a->eos_id == b->eos_id &&
 	    a->rope.type == b->rope.type && a->rope.factor == b->rope.factor &&
 	    a->rope.low_freq_factor == b->rope.low_freq_factor &&
 	    a->rope.high_freq_factor == b->rope.high_freq_factor &&
 	    a->rope.orig_ctx == b->rope.orig_ctx && a->rope.beta_fast == b->rope.beta_fast &&
 	    a->rope.beta_slow == b->rope.beta_slow && a->rope.attn_factor == b->rope.attn_factor &&
-	    a->rope.no_truncate == b->rope.no_truncate && a->qk_norm == b->qk_norm;
+	    a->rope.no_truncate == b->rope.no_truncate &&
+	    a->sliding_window == b->sliding_window && a->sliding_pattern == b->sliding_pattern &&
+	    a->query_scale == b->query_scale && a->attn_softcap == b->attn_softcap &&
+	    a->final_softcap == b->final_softcap && a->rope_local_theta == b->rope_local_theta;
 }
 
 static void
@@ -197,7 +200,7 @@ test_configs(void)
 	}
 	if (fte_model_load(fixture_dir("qwen2_bias"), &m) == FTE_OK) {
 		c = fte_model_config(m);
-		CHECK(c->qkv_bias == 1 && c->max_seq_len == 64 && c->rope_theta == 1e6f);
+		CHECK(c->arch == FTE_ARCH_QWEN2 && c->max_seq_len == 64 && c->rope_theta == 1e6f);
 		CHECK(fte_model_find(m, "layers.1.attn.wv.bias") != NULL);
 		fte_model_free(m);
 	}
@@ -238,7 +241,7 @@ test_qwen3(void)
 	if (exp == NULL || m == NULL)
 		goto out;
 	const fte_config *c = fte_model_config(m);
-	CHECK(c->qk_norm == 1 && c->qkv_bias == 0 && c->head_dim == 16 && c->dim == 32 &&
+	CHECK(c->arch == FTE_ARCH_QWEN3 && c->head_dim == 16 && c->dim == 32 &&
 	    c->tied_embeddings && c->max_seq_len == 64);
 	CHECK(fte_model_find(m, "layers.1.attn.k_norm.weight") != NULL &&
 	    fte_model_find(m, "layers.1.attn.k_norm.weight")->numel == 16);

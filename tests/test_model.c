@@ -136,8 +136,23 @@ setup_load(const char *name, setup *s)
 	s->mc = (fte_config){ .arch = ci[0], .n_layers = ci[1], .dim = ci[2],
 		.n_heads = ci[3], .n_kv_heads = ci[4], .head_dim = ci[5], .ffn_dim = ci[6],
 		.vocab_size = ci[7], .max_seq_len = ci[8], .rope_style = ci[9],
-		.tied_embeddings = ci[10], .qkv_bias = ci[11], .norm_eps = cf[0],
+		.tied_embeddings = ci[10], .norm_eps = cf[0],
 		.rope_theta = cf[1], .bos_id = -1, .eos_id = -1 };
+	/* the first fixtures say "Llama with q/k/v biases" for the Qwen2 row */
+	if (ci[0] == FTE_ARCH_LLAMA && ci[11])
+		s->mc.arch = FTE_ARCH_QWEN2;
+	/* families after Llama and GPT-2 add their attention's numbers */
+	if (fx_get(&s->fx, "config.xi") != NULL) {
+		int32_t *xi = fx_get(&s->fx, "config.xi")->data;
+		float *xf = fx_get(&s->fx, "config.xf")->data;
+
+		s->mc.sliding_window = xi[0];
+		s->mc.sliding_pattern = xi[1];
+		s->mc.query_scale = xf[0];
+		s->mc.attn_softcap = xf[1];
+		s->mc.final_softcap = xf[2];
+		s->mc.rope_local_theta = xf[3];
+	}
 	s->B = ci[12];
 	s->T = ci[13];
 	s->steps = ci[14];
