@@ -534,6 +534,51 @@ layer_types_read(const char *path, json_t *j, fte_config *c)
 	return FTE_OK;
 }
 
+/* rope_read_per_type reads Gemma's rope_parameters, which newer
+ * transformers keeps per layer type: full_attention as every family's
+ * rope_parameters, sliding_attention as the sliding layers' base (Gemma 3's
+ * rope_local_base_freq), which must not scale.  A flat object is read as
+ * usual. */
+static int
+rope_read_per_type(const char *path, json_t *j, fte_config *c)
+{
+	json_t *o = json_object_get(j, "rope_parameters");
+	json_t *full = json_object_get(o, "full_attention");
+	json_t *slide = json_object_get(o, "sliding_attention");
+	json_t *w, *v;
+	const char *key, *type;
+	int rc;
+
+	if (!json_is_object(full) && !json_is_object(slide))
+		return rope_read(path, j, "rope_parameters", c->max_seq_len, c);
+	json_object_foreach(o, key, v)
+		if (strcmp(key, "full_attention") != 0 && strcmp(key, "sliding_attention") != 0)
+			return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.%s is not supported",
+			    path, key);
+	if (json_is_object(full)) {
+		/* rope_read reads "rope_parameters" of the object it is given */
+		if ((w = json_pack("{s:O}", "rope_parameters", full)) == NULL)
+			return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+		rc = rope_read(path, w, "rope_parameters", c->max_seq_len, c);
+		json_decref(w);
+		if (rc != FTE_OK)
+			return rc;
+	}
+	if (json_is_object(slide)) {
+		type = json_string_value(json_object_get(slide, "rope_type"));
+		json_object_foreach(slide, key, v)
+			if (strcmp(key, "rope_type") != 0 && strcmp(key, "rope_theta") != 0)
+				return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.sliding_attention.%s "
+				    "is not supported", path, key);
+		if (type != NULL && strcmp(type, "default") != 0)
+			return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.sliding_attention.rope_type "
+			    "\"%s\" is not supported (the sliding layers' RoPE does not scale)", path, type);
+		if ((rc = cfg_real(path, slide, "rope_theta", c->rope_theta, &c->rope_local_theta)) != FTE_OK)
+			return rc;
+	}
+	return FTE_OK;
+}
+
 /* hf_config_parse fills c from config.json (and generation_config.json for
  * BOS/EOS). */
 static int
@@ -619,7 +664,8 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 			return fte_error_set(FTE_ENOTSUP, "%s: partial_rotary_factor is not supported "
 			    "(RoPE turns the whole head)", path);
 		if ((rc = rope_read(path, j, "rope_scaling", c->max_seq_len, c)) != FTE_OK ||
-		    (rc = rope_read(path, j, "rope_parameters", c->max_seq_len, c)) != FTE_OK)
+		    (rc = gemma ? rope_read_per_type(path, j, c) :
+		    rope_read(path, j, "rope_parameters", c->max_seq_len, c)) != FTE_OK)
 			return rc;
 		if (cfg_bool(j, "attention_bias", 0) || cfg_bool(j, "mlp_bias", 0))
 			return fte_error_set(FTE_ENOTSUP, "%s: attention_bias / mlp_bias are not supported",
@@ -636,22 +682,29 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 				if (json_object_get(j, *k) != NULL && !json_is_null(json_object_get(j, *k)))
 					return fte_error_set(FTE_ENOTSUP, "%s: %s is not read by %s models",
 					    path, *k, ai->hf_arch);
-		/* absent keys take Gemma2Config's / Gemma3TextConfig's defaults */
+		/* absent keys take Gemma2Config's / Gemma3TextConfig's defaults;
+		 * rope_parameters.sliding_attention may have set the local base */
+		float local = c->rope_local_theta;
 		if (gemma && ((rc = cfg_opt_real(path, j, "query_pre_attn_scalar", 256, &c->query_scale)) ||
 		    (rc = cfg_opt_real(path, j, "attn_logit_softcapping",
 		    arch == FTE_ARCH_GEMMA2 ? 50 : 0, &c->attn_softcap)) ||
 		    (rc = cfg_opt_real(path, j, "final_logit_softcapping",
 		    arch == FTE_ARCH_GEMMA2 ? 30 : 0, &c->final_softcap)) ||
-		    (rc = cfg_opt_real(path, j, "rope_local_base_freq", 10000, &c->rope_local_theta))))
+		    (local == 0 && (rc = cfg_opt_real(path, j, "rope_local_base_freq", 10000,
+		    &c->rope_local_theta)))))
 			return rc;
 		if (gemma && json_object_get(j, "sliding_window") == NULL)
 			window = 4096;
 		if (arch == FTE_ARCH_GEMMA3 && json_object_get(j, "rope_theta") == NULL &&
 		    json_object_get(j, "rope_parameters") == NULL)
 			c->rope_theta = 1e6f;
-		/* Gemma 2 keeps its base for the sliding layers */
-		if (arch == FTE_ARCH_GEMMA2)
+		/* Gemma 2's sliding layers turn with the full layers' RoPE */
+		if (arch == FTE_ARCH_GEMMA2) {
+			if (local != 0 && local != c->rope_theta)
+				return fte_error_set(FTE_ENOTSUP, "%s: a Gemma 2 sliding-layer RoPE base (%g) "
+				    "other than rope_theta is not supported", path, (double)local);
 			c->rope_local_theta = 0;
+		}
 		/* Qwen2 ignores head_dim; it is always hidden_size / heads */
 		if (arch == FTE_ARCH_QWEN2)
 			c->head_dim = c->dim / c->n_heads;

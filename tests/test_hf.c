@@ -19,7 +19,7 @@
 
 static const char *fixtures[] = {
 	"llama_tied", "llama_bf16", "llama_f16", "llama_sharded", "llama_alias",
-	"qwen2_bias", "gpt2", "llama3_rope", "qwen2_yarn", "qwen3",
+	"qwen2_bias", "gpt2", "llama3_rope", "qwen2_yarn", "qwen3", "gemma2", "gemma3", "phi3",
 };
 
 static double worst_rel;      /* largest logits error seen, relative */
@@ -218,6 +218,43 @@ test_configs(void)
 		const fte_rope_scaling *r = &fte_model_config(m)->rope;
 		CHECK(r->type == FTE_ROPE_YARN && r->factor == 4.0 && r->orig_ctx == 4096 &&
 		    r->beta_fast == 32 && r->beta_slow == 1 && r->attn_factor == 0 && !r->no_truncate);
+		fte_model_free(m);
+	}
+}
+
+/* The config keys of Gemma 2, Gemma 3 and Phi-3 as the engine reads them,
+ * and what it refuses by name. */
+static void
+test_families(void)
+{
+	fte_model *m = NULL;
+	const fte_config *c;
+
+	if (fte_model_load(fixture_dir("gemma2"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->arch == FTE_ARCH_GEMMA2 && c->head_dim == 12 && c->query_scale == 16 &&
+		    c->attn_softcap == 50 && c->final_softcap == 30 && c->sliding_window == 6 &&
+		    c->sliding_pattern == 2 && c->tied_embeddings && c->rope_local_theta == 0);
+		CHECK(fte_config_layer_sliding(c, 0) && !fte_config_layer_sliding(c, 1));
+		CHECK(fte_model_find(m, "layers.1.attn_post_norm.weight") != NULL &&
+		    fte_model_find(m, "layers.1.ffn_post_norm.weight") != NULL);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("gemma3"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->arch == FTE_ARCH_GEMMA3 && c->n_layers == 6 && c->sliding_window == 5 &&
+		    c->sliding_pattern == 6 && c->rope_local_theta == 10000 && c->rope_theta == 1e6f &&
+		    c->rope.type == FTE_ROPE_LINEAR && c->rope.factor == 8 && c->attn_softcap == 0 &&
+		    c->final_softcap == 0 && c->n_kv_heads == 1);
+		CHECK(fte_config_layer_sliding(c, 4) && !fte_config_layer_sliding(c, 5));
+		CHECK(fte_model_find(m, "layers.5.attn.q_norm.weight") != NULL);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("phi3"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->arch == FTE_ARCH_PHI3 && c->sliding_window == 7 && c->sliding_pattern == 0 &&
+		    !c->tied_embeddings && c->max_seq_len == 64);
+		CHECK(fte_config_layer_sliding(c, 0) && fte_config_layer_sliding(c, 1));
 		fte_model_free(m);
 	}
 }
@@ -521,6 +558,95 @@ expect_fail(const char *dir, int err, const char *file, const char *what)
 	CHECK(strstr(fte_last_error(), file) != NULL);
 	CHECK(strstr(fte_last_error(), what) != NULL);
 	fte_model_free(m);
+}
+
+/* bad_family_dir saves fixture name into a fresh directory and returns its
+ * config.json, to break one key at a time. */
+static json_t *
+bad_family_dir(const char *name, const char *dir, fte_model **keep)
+{
+	char cfg[4096];
+
+	CHECK(fte_model_load(fixture_dir(name), keep) == FTE_OK);
+	if (*keep == NULL)
+		return NULL;
+	CHECK(mkdir(dir, 0755) == 0);
+	CHECK(fte_hf_save(*keep, NULL, dir) == FTE_OK);
+	snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
+	return json_load_file(cfg, 0, NULL);
+}
+
+/* Gemma's and Phi-3's keys: read in every form transformers writes them,
+ * or refused by name. */
+static void
+test_bad_families(void)
+{
+	const char *d = ft_test_tmp("bad_gemma3"), *p = ft_test_tmp("bad_phi3");
+	char cfg[4096];
+	fte_model *g3 = NULL, *p3 = NULL, *m = NULL;
+	json_t *j = bad_family_dir("gemma3", d, &g3), *lt;
+
+	snprintf(cfg, sizeof(cfg), "%s/config.json", d);
+	if (j != NULL) {
+		/* newer transformers: RoPE per layer type */
+		json_t *k = json_deep_copy(j);
+		json_object_del(k, "rope_theta");
+		json_object_del(k, "rope_scaling");
+		json_object_del(k, "rope_local_base_freq");
+		json_object_set_new(k, "rope_parameters", json_pack("{s:{s:s,s:f,s:f},s:{s:s,s:f}}",
+		    "full_attention", "rope_type", "linear", "factor", 8.0, "rope_theta", 1e6,
+		    "sliding_attention", "rope_type", "default", "rope_theta", 10000.0));
+		json_write(cfg, k);
+		CHECK(fte_model_load(d, &m) == FTE_OK);
+		if (m != NULL)
+			CHECK(same_config(fte_model_config(m), fte_model_config(g3)));
+		fte_model_free(m);
+		m = NULL;
+		k = json_deep_copy(j);
+		json_object_set_new(k, "rope_parameters", json_pack("{s:{s:s,s:f,s:f}}",
+		    "sliding_attention", "rope_type", "linear", "factor", 2.0, "rope_theta", 1e4));
+		json_write(cfg, k);
+		expect_fail(d, FTE_ENOTSUP, "config.json", "sliding_attention.factor");
+		/* layer_types: every 6th layer full is read, anything else refused */
+		lt = json_object_get(j, "layer_types");
+		CHECK(json_array_size(lt) == 6);
+		json_array_set_new(lt, 1, json_string("full_attention"));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "layer_types is not");
+		json_array_set_new(lt, 1, json_string("sliding_attention"));
+		json_object_set_new(j, "hidden_activation", json_string("gelu"));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "hidden_activation \"gelu\"");
+		json_object_set_new(j, "hidden_activation", json_string("gelu_pytorch_tanh"));
+		json_object_set_new(j, "use_bidirectional_attention", json_true());
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "use_bidirectional_attention");
+		json_decref(j);
+	}
+	fte_model_free(g3);
+	snprintf(cfg, sizeof(cfg), "%s/config.json", p);
+	if ((j = bad_family_dir("phi3", p, &p3)) != NULL) {
+		/* Phi-3-mini-128k's LongRoPE */
+		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:[f],s:[f]}", "type", "longrope",
+		    "long_factor", 1.0, "short_factor", 1.0));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(p, FTE_ENOTSUP, "config.json", "rope_type \"longrope\"");
+		json_object_set_new(j, "rope_scaling", json_null());
+		json_object_set_new(j, "partial_rotary_factor", json_real(0.75));   /* Phi-4-mini */
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(p, FTE_ENOTSUP, "config.json", "partial_rotary_factor");
+		json_object_del(j, "partial_rotary_factor");
+		json_object_set_new(j, "attn_logit_softcapping", json_real(50));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(p, FTE_ENOTSUP, "config.json", "attn_logit_softcapping is not read");
+		json_decref(j);
+	}
+	/* no PEFT layout for fused projections */
+	if (p3 != NULL) {
+		fte_peft_adapter ad = { .rank = 4, .alpha = 8, .n_tensors = 1 };
+		CHECK(fte_peft_save(p3, &ad, ft_test_tmp("phi3_peft")) == FTE_ENOTSUP);
+	}
+	fte_model_free(p3);
 }
 
 static void
@@ -1080,6 +1206,11 @@ main(void)
 	test_generate_rope("llama3_rope");
 	test_generate_rope("qwen2_yarn");
 	test_generate_rope("qwen3");
+	test_generate_rope("gemma2");
+	test_generate_rope("gemma3");
+	test_generate_rope("phi3");
+	test_families();
+	test_bad_families();
 	test_qwen3();
 	test_interleaved();
 	test_bad();
