@@ -242,7 +242,31 @@ static const shape presets[] = {
 		.n_heads = 12, .n_kv_heads = 12, .head_dim = 64, .ffn_dim = 3072,
 		.vocab_size = 50257, .max_seq_len = 1024, .norm_eps = 1e-5f,
 		.tied_embeddings = 1, .bos_id = 50256, .eos_id = 50256 } },
+	/* Qwen/Qwen2.5-0.5B's config.json */
+	{ "qwen2.5-0.5b", { .arch = FTE_ARCH_QWEN2, .n_layers = 24, .dim = 896,
+		.n_heads = 14, .n_kv_heads = 2, .head_dim = 64, .ffn_dim = 4864,
+		.vocab_size = 151936, .max_seq_len = 32768, .norm_eps = 1e-6f,
+		.rope_theta = 1000000.0f, .tied_embeddings = 1, .bos_id = -1,
+		.eos_id = 151643 } },
+	/* meta-llama/Llama-3.2-1B's config.json */
+	{ "llama-3.2-1b", { .arch = FTE_ARCH_LLAMA, .n_layers = 16, .dim = 2048,
+		.n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .ffn_dim = 8192,
+		.vocab_size = 128256, .max_seq_len = 131072, .norm_eps = 1e-5f,
+		.rope_theta = 500000.0f, .rope = { .type = FTE_ROPE_LLAMA3, .factor = 32,
+		.low_freq_factor = 1, .high_freq_factor = 4, .orig_ctx = 8192 },
+		.tied_embeddings = 1, .bos_id = 128000, .eos_id = 128001 } },
 };
+
+/* preset_list writes the preset names, comma-separated. */
+static void
+preset_list(char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]) && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", presets[i].name);
+}
 
 /* shape_from_opts reads --preset or --arch/--layers/... into *c. */
 static int
@@ -257,7 +281,10 @@ shape_from_opts(opts *o, fte_config *c)
 				*c = presets[i].cfg;
 				return 0;
 			}
-		fprintf(stderr, "ftengine %s: unknown preset '%s' (smollm-135m, gpt2-124m)\n", o->cmd, preset);
+		char list[256];
+
+		preset_list(list, sizeof(list));
+		fprintf(stderr, "ftengine %s: unknown preset '%s' (%s)\n", o->cmd, preset, list);
 		return 2;
 	}
 	if (fte_arch_find(arch) == 0) {
@@ -1185,13 +1212,38 @@ done:
 	return rc;
 }
 
+/* bench --estimate: what a run of this shape would hold, without running
+ * it (the machine is shared; a 1B-parameter step takes a while). */
+static int
+bench_estimate(opts *o, const fte_config *c, const fte_train_config *tc, const fte_memory *mem)
+{
+	double mb = 1048576.0;
+	size_t params = fte_config_num_params(c);
+
+	if (opt_flag(o, "json")) {
+		json_print(json_pack("{s:s,s:s,s:I,s:i,s:i,s:f,s:f,s:f,s:f,s:f}",
+		    "arch", fte_arch_get(c->arch)->name, "mode", tc->lora.rank ? "lora" : "full",
+		    "params", (json_int_t)params, "batch", tc->batch, "seq", tc->seq,
+		    "weights_mb", mem->weights / mb, "grads_mb", mem->grads / mb,
+		    "optimizer_mb", mem->optimizer / mb, "activations_mb", mem->activations / mb,
+		    "total_mb", mem->total / mb));
+		return 0;
+	}
+	printf("%s %s, %.1fM parameters, batch %d x %d tokens: weights %.0f MB, gradients %.0f MB, "
+	    "AdamW %.0f MB, activations %.0f MB; total %.0f MB (estimated, not run)\n",
+	    fte_arch_get(c->arch)->name, tc->lora.rank ? "LoRA" : "full", params / 1e6, tc->batch,
+	    tc->seq, mem->weights / mb, mem->grads / mb, mem->optimizer / mb, mem->activations / mb,
+	    mem->total / mb);
+	return 0;
+}
+
 int
 ftengine_bench(int argc, char **argv)
 {
 	static const char *const known[] = { "preset", "arch", "layers", "dim",
 		"heads", "kv-heads", "ffn", "vocab", "seq-len", "batch", "seq", "steps",
 		"warmup", "lora-rank", "lora-targets", "threads", "json!", "recompute!", "eval!",
-		"model", "prompt", "new", "gemm!", "reps", NULL };
+		"model", "prompt", "new", "gemm!", "reps", "estimate!", NULL };
 	opts o = { argc, argv, "bench", 0 };
 	fte_config c;
 	fte_train_config tc;
@@ -1236,6 +1288,8 @@ ftengine_bench(int argc, char **argv)
 		return 1;
 	if (fte_train_memory(&c, &tc, &mem) != FTE_OK)
 		return fail("bench", "configuration");
+	if (opt_flag(&o, "estimate"))
+		return bench_estimate(&o, &c, &tc, &mem);
 	if (fte_model_create(&c, &m) != FTE_OK)
 		return fail("bench", "model");
 	fte_model_init_random(m, 1);

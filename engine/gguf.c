@@ -336,7 +336,8 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	kv_u32(b, "general.alignment", GGUF_ALIGN);
 	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
 	kv_u32(b, "llama.vocab_size", (uint32_t)V);
-	kv_u32(b, "llama.context_length", (uint32_t)c->max_seq_len);
+	kv_u32(b, "llama.context_length", (uint32_t)(c->sliding_window > 0 &&
+	    c->sliding_window < c->max_seq_len ? c->sliding_window : c->max_seq_len));
 	kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
 	kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
 	kv_u32(b, "llama.feed_forward_length", (uint32_t)c->ffn_dim);
@@ -410,10 +411,11 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of %s models is not supported "
 		    "(llama.cpp's architecture for them is not written here)", path,
 		    fte_arch_get(c->arch)->title);
-	/* llama.cpp's llama architecture attends to the whole context */
-	if (c->sliding_window > 0 && c->sliding_window < c->max_seq_len)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of a sliding window (%d of %d "
-		    "positions) is not supported", path, c->sliding_window, c->max_seq_len);
+	/* llama.cpp's llama architecture attends to the whole context, which
+	 * is exact for a window over every layer only up to the window */
+	if (c->sliding_window > 0 && c->sliding_pattern > 0)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of full and sliding layers "
+		    "mixed is not supported", path);
 	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16 && dtype != FTE_DTYPE_Q8_0 &&
 	    dtype != FTE_DTYPE_Q4_K_M)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32, F16, Q8_0 or Q4_K_M", path);
