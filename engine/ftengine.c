@@ -1368,7 +1368,7 @@ static const command commands[] = {
 	{ "loss", ftengine_loss, "teacher-forced loss of a model on token lines" },
 	{ "train", ftengine_train, "fine-tune on token lines (full or LoRA)" },
 	{ "generate", ftengine_generate, "generate text with a KV cache" },
-	{ "bench", ftengine_bench, "time training steps on random weights (--eval: loss and generation)" },
+	{ "bench", ftengine_bench, "time training steps on random weights (--eval: loss and generation; --estimate: memory only)" },
 	{ "tokenize", ftengine_tokenize, "text to token ids" },
 	{ "detokenize", ftengine_detokenize, "token ids to text" },
 	{ "tokenizer-train", ftengine_tokenizer_train, "learn a byte-level BPE tokenizer from text" },
