@@ -20,6 +20,7 @@
 static const char *fixtures[] = {
 	"llama_tied", "llama_bf16", "llama_f16", "llama_sharded", "llama_alias",
 	"qwen2_bias", "gpt2", "llama3_rope", "qwen2_yarn", "qwen3", "gemma2", "gemma3", "phi3",
+	"mistral_window",
 };
 
 static double worst_rel;      /* largest logits error seen, relative */
@@ -255,6 +256,11 @@ test_families(void)
 		CHECK(c->arch == FTE_ARCH_PHI3 && c->sliding_window == 7 && c->sliding_pattern == 0 &&
 		    !c->tied_embeddings && c->max_seq_len == 64);
 		CHECK(fte_config_layer_sliding(c, 0) && fte_config_layer_sliding(c, 1));
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("mistral_window"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->arch == FTE_ARCH_MISTRAL && c->sliding_window == 9 && c->max_seq_len == 64);
 		fte_model_free(m);
 	}
 }
@@ -1209,6 +1215,7 @@ main(void)
 	test_generate_rope("gemma2");
 	test_generate_rope("gemma3");
 	test_generate_rope("phi3");
+	test_generate_rope("mistral_window");
 	test_families();
 	test_bad_families();
 	test_qwen3();
