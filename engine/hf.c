@@ -579,6 +579,12 @@ rope_read_per_type(const char *path, json_t *j, fte_config *c)
 	return FTE_OK;
 }
 
+/* The config keys only Gemma's attention reads. */
+static const char *const gemma_keys[] = {
+	"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping",
+	"rope_local_base_freq",
+};
+
 /* hf_config_parse fills c from config.json (and generation_config.json for
  * BOS/EOS). */
 static int
@@ -673,15 +679,13 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 		if (cfg_bool(j, "use_bidirectional_attention", 0))
 			return fte_error_set(FTE_ENOTSUP, "%s: use_bidirectional_attention is not supported "
 			    "(the engine's attention is causal)", path);
-		/* the keys of Gemma's attention; elsewhere they would be ignored
-		 * by transformers, so they are refused rather than applied */
-		if (!gemma)
-			for (const char *const *k = (const char *const[]){ "query_pre_attn_scalar",
-			    "attn_logit_softcapping", "final_logit_softcapping", "rope_local_base_freq",
-			    NULL }; *k != NULL; k++)
-				if (json_object_get(j, *k) != NULL && !json_is_null(json_object_get(j, *k)))
-					return fte_error_set(FTE_ENOTSUP, "%s: %s is not read by %s models",
-					    path, *k, ai->hf_arch);
+		/* Gemma's attention keys on another family: transformers would
+		 * ignore them, the config means them; ambiguous, so refused */
+		for (size_t k = 0; !gemma && k < sizeof(gemma_keys) / sizeof(gemma_keys[0]); k++)
+			if (json_object_get(j, gemma_keys[k]) != NULL &&
+			    !json_is_null(json_object_get(j, gemma_keys[k])))
+				return fte_error_set(FTE_ENOTSUP, "%s: %s is not read by %s models",
+				    path, gemma_keys[k], ai->hf_arch);
 		/* absent keys take Gemma2Config's / Gemma3TextConfig's defaults;
 		 * rope_parameters.sliding_attention may have set the local base */
 		float local = c->rope_local_theta;
