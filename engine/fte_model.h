@@ -126,7 +126,12 @@ enum fte_rope_type {
 	FTE_ROPE_DYNAMIC = 2, /* NTK base at the configured context (exact up to it) */
 	FTE_ROPE_LLAMA3 = 3,  /* Llama 3.1: low frequencies / factor, a smooth band */
 	FTE_ROPE_YARN = 4,    /* ramped interpolation and an attention factor */
+	FTE_ROPE_LONGROPE = 5, /* Phi-3: per-pair factors and an attention factor;
+	                        * the short factors, the context capped at
+	                        * orig_ctx */
 };
+
+#define FTE_ROPE_PAIRS_MAX 128
 
 /* The numbers of a RoPE scaling, kept as the config states them (doubles,
  * as transformers reads them) so an export writes them back unchanged. */
@@ -138,8 +143,13 @@ typedef struct fte_rope_scaling {
 	int orig_ctx;             /* llama3, yarn: original_max_position_embeddings */
 	double beta_fast;         /* yarn (32) */
 	double beta_slow;         /* yarn (1) */
-	double attn_factor;       /* yarn; 0: 0.1 ln(factor) + 1 */
+	double attn_factor;       /* yarn; 0: 0.1 ln(factor) + 1; longrope; 0:
+	                           * sqrt(1 + ln(factor) / ln(orig_ctx)) */
 	int no_truncate;          /* yarn: truncate false (ramp ends not rounded) */
+	/* longrope: factor is max_position_embeddings / orig_ctx; the factors
+	 * of the rotated pairs, float32 as transformers makes them */
+	float short_factor[FTE_ROPE_PAIRS_MAX];
+	float long_factor[FTE_ROPE_PAIRS_MAX];
 } fte_rope_scaling;
 
 #define FTE_MAX_LAYERS 256
@@ -152,6 +162,8 @@ typedef struct fte_config {
 	int n_heads;         /* H */
 	int n_kv_heads;      /* K: == n_heads for GPT-2 and plain multi-head */
 	int head_dim;        /* D: usually dim / n_heads */
+	int rope_dim;        /* the first rope_dim (even) of each head's D turn;
+	                      * 0: all (Phi-4-mini: 3/4) */
 	int ffn_dim;         /* F */
 	int vocab_size;      /* V */
 	int max_seq_len;     /* P: context length */

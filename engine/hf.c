@@ -363,6 +363,10 @@ static const struct rope_kind {
 	    "original_max_position_embeddings", NULL}},
 	{"yarn", FTE_ROPE_YARN, {"factor", "original_max_position_embeddings", "beta_fast",
 	    "beta_slow", "attention_factor", "truncate", NULL}},
+	/* transformers replaces factor by max_position_embeddings /
+	 * original_max_position_embeddings, so it is read but not used */
+	{"longrope", FTE_ROPE_LONGROPE, {"long_factor", "short_factor", "factor",
+	    "attention_factor", "original_max_position_embeddings", NULL}},
 };
 
 /* rope_num reads a positive number of a RoPE object; absent or null gives
@@ -382,6 +386,61 @@ rope_num(const char *path, const char *label, json_t *o, const char *key, double
 	if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v)))
 		return fte_error_set(FTE_EFORMAT, "%s: %s.%s is not a positive number", path, label, key);
 	*out = json_number_value(v);
+	return FTE_OK;
+}
+
+/* rope_factors reads one of LongRoPE's lists: a number per rotated pair. */
+static int
+rope_factors(const char *path, const char *label, json_t *o, const char *key, int n, float *out)
+{
+	json_t *a = json_object_get(o, key), *v;
+	size_t i;
+
+	if (!json_is_array(a) || json_array_size(a) != (size_t)n)
+		return fte_error_set(FTE_EFORMAT, "%s: %s.%s is not a list of %d numbers (one per "
+		    "rotated pair)", path, label, key, n);
+	json_array_foreach(a, i, v) {
+		if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v)))
+			return fte_error_set(FTE_EFORMAT, "%s: %s.%s[%zu] is not a positive number",
+			    path, label, key, i);
+		out[i] = (float)json_number_value(v);
+	}
+	return FTE_OK;
+}
+
+/* rope_longrope reads Phi-3's LongRoPE: its short factors within
+ * original_max_position_embeddings (top level, Phi3Config's default 4096,
+ * or in the object), to which the context is capped: past it transformers
+ * turns every position by the long factors instead. */
+static int
+rope_longrope(const char *path, json_t *j, json_t *o, const char *label, fte_config *c)
+{
+	fte_rope_scaling *r = &c->rope;
+	int half = (c->rope_dim > 0 ? c->rope_dim : c->head_dim) / 2, rc, orig = 4096;
+	json_t *v = json_object_get(o, "original_max_position_embeddings");
+
+	if (c->arch != FTE_ARCH_PHI3)
+		return fte_error_set(FTE_ENOTSUP, "%s: %s.rope_type \"longrope\" is read for Phi-3 only",
+		    path, label);
+	if (half > FTE_ROPE_PAIRS_MAX)
+		return fte_error_set(FTE_ENOTSUP, "%s: longrope with more than %d rotated pairs", path,
+		    FTE_ROPE_PAIRS_MAX);
+	if (v == NULL)
+		v = json_object_get(j, "original_max_position_embeddings");
+	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+	    json_integer_value(v) > CFG_INT_MAX))
+		return fte_error_set(FTE_EFORMAT, "%s: original_max_position_embeddings is not a "
+		    "positive integer", path);
+	if (v != NULL)
+		orig = (int)json_integer_value(v);
+	if ((rc = rope_factors(path, label, o, "short_factor", half, r->short_factor)) ||
+	    (rc = rope_factors(path, label, o, "long_factor", half, r->long_factor)) ||
+	    (rc = rope_num(path, label, o, "attention_factor", 0, &r->attn_factor)))
+		return rc;
+	r->orig_ctx = orig;
+	r->factor = (double)c->max_seq_len / orig;
+	if (c->max_seq_len > orig)
+		c->max_seq_len = orig;
 	return FTE_OK;
 }
 
@@ -446,6 +505,8 @@ rope_read(const char *path, json_t *j, const char *label, int max_pos, fte_confi
 		return FTE_OK;
 	memset(r, 0, sizeof(*r));
 	r->type = k->type;
+	if (k->type == FTE_ROPE_LONGROPE)
+		return rope_longrope(path, j, o, label, c);
 	if ((rc = rope_num(path, label, o, "factor", -1, &r->factor)) != FTE_OK)
 		return rc;
 	if (k->type == FTE_ROPE_LLAMA3) {
@@ -666,9 +727,18 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 			return fte_error_set(FTE_ENOTSUP, "%s: %s \"%s\" not supported (only %s)",
 			    path, actkey, act, want);
 		json_t *prf = json_object_get(j, "partial_rotary_factor");
-		if (prf != NULL && !json_is_null(prf) && json_number_value(prf) != 1.0)
-			return fte_error_set(FTE_ENOTSUP, "%s: partial_rotary_factor is not supported "
-			    "(RoPE turns the whole head)", path);
+		if (prf != NULL && !json_is_null(prf) && json_number_value(prf) != 1.0) {
+			/* transformers' Phi-3 turns int(head_dim * factor) dims */
+			double f = json_number_value(prf);
+
+			if (arch != FTE_ARCH_PHI3)
+				return fte_error_set(FTE_ENOTSUP, "%s: partial_rotary_factor is not read by "
+				    "%s models", path, ai->hf_arch);
+			c->rope_dim = (int)(c->head_dim * f);
+			if (!(f > 0 && f < 1) || c->rope_dim < 2 || c->rope_dim % 2 != 0)
+				return fte_error_set(FTE_ENOTSUP, "%s: partial_rotary_factor %g does not turn "
+				    "an even number of a head's %d dims", path, f, c->head_dim);
+		}
 		if ((rc = rope_read(path, j, "rope_scaling", c->max_seq_len, c)) != FTE_OK ||
 		    (rc = gemma ? rope_read_per_type(path, j, c) :
 		    rope_read(path, j, "rope_parameters", c->max_seq_len, c)) != FTE_OK)
@@ -1053,6 +1123,20 @@ hf_rope_json(const fte_config *c)
 
 	if (r->type == FTE_ROPE_DEFAULT)
 		return json_null();
+	if (r->type == FTE_ROPE_LONGROPE) {
+		int half = (c->rope_dim > 0 ? c->rope_dim : c->head_dim) / 2;
+		json_t *sf = json_array(), *lf = json_array();
+
+		for (int i = 0; i < half; i++) {
+			json_array_append_new(sf, fte__json_float(r->short_factor[i]));
+			json_array_append_new(lf, fte__json_float(r->long_factor[i]));
+		}
+		o = json_pack("{s:s,s:o,s:o}", "rope_type", "longrope", "short_factor", sf,
+		    "long_factor", lf);
+		if (o != NULL && r->attn_factor > 0)
+			json_object_set_new(o, "attention_factor", json_real(r->attn_factor));
+		return o;
+	}
 	o = json_pack("{s:s,s:f}", "rope_type", rope_kinds[r->type].name, "factor", r->factor);
 	if (o == NULL)
 		return NULL;
@@ -1105,6 +1189,19 @@ hf_config_extra(const fte_config *c, json_t *j)
 			json_array_append_new(lt, json_string(fte_config_layer_sliding(c, l) ?
 			    "sliding_attention" : "full_attention"));
 		json_object_set_new(j, "layer_types", lt);
+	}
+	if (c->rope_dim > 0) {
+		/* a factor whose int(head_dim * factor) is rope_dim */
+		double f = (double)c->rope_dim / c->head_dim;
+
+		if ((int)(c->head_dim * f) != c->rope_dim)
+			f = (c->rope_dim + 0.5) / c->head_dim;
+		json_object_set_new(j, "partial_rotary_factor", json_real(f));
+	}
+	if (c->rope.type == FTE_ROPE_LONGROPE) {
+		json_object_set_new(j, "original_max_position_embeddings", json_integer(c->rope.orig_ctx));
+		json_object_set_new(j, "max_position_embeddings",
+		    json_integer(llround(c->rope.factor * c->rope.orig_ctx)));
 	}
 	if (a->window && c->arch != FTE_ARCH_QWEN2 && c->arch != FTE_ARCH_QWEN3)
 		json_object_set_new(j, "sliding_window", c->sliding_window > 0 ?

@@ -17,11 +17,11 @@ rope_check(const fte_config *c)
 
 	if (r->type == FTE_ROPE_DEFAULT)
 		return FTE_OK;
-	if (r->type < FTE_ROPE_DEFAULT || r->type > FTE_ROPE_YARN)
+	if (r->type < FTE_ROPE_DEFAULT || r->type > FTE_ROPE_LONGROPE)
 		return fte_error_set(FTE_EINVAL, "model config: unknown rope scaling type %d", r->type);
 	if (!(r->factor > 0) || !isfinite(r->factor))
 		return fte_error_set(FTE_EINVAL, "model config: rope scaling factor must be positive");
-	if (r->type == FTE_ROPE_DYNAMIC && c->head_dim <= 2)
+	if (r->type == FTE_ROPE_DYNAMIC && (c->rope_dim > 0 ? c->rope_dim : c->head_dim) <= 2)
 		return fte_error_set(FTE_EINVAL, "model config: dynamic rope scaling needs head_dim > 2");
 	if ((r->type == FTE_ROPE_LLAMA3 || r->type == FTE_ROPE_YARN) && r->orig_ctx <= 0)
 		return fte_error_set(FTE_EINVAL, "model config: rope scaling needs original_max_position_embeddings");
@@ -29,6 +29,21 @@ rope_check(const fte_config *c)
 	    r->high_freq_factor > r->low_freq_factor && isfinite(r->high_freq_factor)))
 		return fte_error_set(FTE_EINVAL, "model config: llama3 rope scaling needs "
 		    "0 < low_freq_factor < high_freq_factor");
+	if (r->type == FTE_ROPE_LONGROPE) {
+		int half = (c->rope_dim > 0 ? c->rope_dim : c->head_dim) / 2;
+
+		if (half > FTE_ROPE_PAIRS_MAX)
+			return fte_error_set(FTE_EINVAL, "model config: longrope has at most %d pairs",
+			    FTE_ROPE_PAIRS_MAX);
+		if (r->orig_ctx <= 0 || c->max_seq_len > r->orig_ctx || !(r->attn_factor >= 0))
+			return fte_error_set(FTE_EINVAL, "model config: longrope needs a context of at "
+			    "most original_max_position_embeddings");
+		for (int i = 0; i < half; i++)
+			if (!(r->short_factor[i] > 0 && r->long_factor[i] > 0 &&
+			    isfinite(r->short_factor[i]) && isfinite(r->long_factor[i])))
+				return fte_error_set(FTE_EINVAL, "model config: longrope factor %d must be "
+				    "positive", i);
+	}
 	if (r->type == FTE_ROPE_YARN && !(r->beta_fast > 0 && r->beta_slow > 0 &&
 	    isfinite(r->beta_fast) && isfinite(r->beta_slow) && r->attn_factor >= 0 &&
 	    isfinite(r->attn_factor)))
@@ -74,6 +89,9 @@ fte_config_check(const fte_config *c)
 			return fte_error_set(FTE_EINVAL, "model config: rope_theta must be positive");
 		if (c->head_dim % 2 != 0)
 			return fte_error_set(FTE_EINVAL, "model config: head_dim %d must be even for RoPE", c->head_dim);
+		if (c->rope_dim < 0 || c->rope_dim % 2 != 0 || c->rope_dim > c->head_dim)
+			return fte_error_set(FTE_EINVAL, "model config: rope_dim %d must be even and at "
+			    "most head_dim %d", c->rope_dim, c->head_dim);
 		if ((rc = rope_check(c)) != FTE_OK)
 			return rc;
 	} else {
@@ -280,7 +298,7 @@ fte_model_create(const fte_config *cfg, fte_model **out)
 	if ((m->mem = calloc(off, sizeof(float))) == NULL)
 		goto nomem;
 	if (fte_arch_get(cfg->arch)->rope) {
-		int half = cfg->head_dim / 2;
+		int half = (cfg->rope_dim > 0 ? cfg->rope_dim : cfg->head_dim) / 2;
 
 		if ((m->rope_freq = calloc((size_t)half * 2, sizeof(float))) == NULL)
 			goto nomem;

@@ -300,6 +300,13 @@ layer_acts_get(const fte_model *m, const fte__acts *a, int l, layer_acts *s)
 	s->mo_rstd = post ? a->mo_rstd + ls * N : NULL;
 }
 
+/* The dimensions of each head RoPE turns. */
+static int
+rope_dims(const fte_config *c)
+{
+	return c->rope_dim > 0 ? c->rope_dim : c->head_dim;
+}
+
 /* The attention options and RoPE table of layer l. */
 static void
 layer_attn(const fte_model *m, int l, attn_opts *o, const float **freq, float *attn)
@@ -350,8 +357,8 @@ layer_forward(const fte_model *m, const fte__lora *lo, fte__acts *a, int l,
 		    c->norm_eps);
 	}
 	if (ai->rope) {
-		rope_forward(s.q, a->pos, N, H, D, freq, rattn, c->rope_style);
-		rope_forward(s.k, a->pos, N, K, D, freq, rattn, c->rope_style);
+		rope_forward(s.q, a->pos, N, H, D, rope_dims(c), freq, rattn, c->rope_style);
+		rope_forward(s.k, a->pos, N, K, D, rope_dims(c), freq, rattn, c->rope_style);
 	}
 	if (a->kv_k != NULL) {
 		size_t at = ((size_t)l * c->max_seq_len + a->pos0) * KD;
@@ -555,8 +562,8 @@ fte__backward(const fte_model *m, const fte__weights *g, const fte__lora *lo,
 		attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, s.q, s.k,
 		    s.v, s.att, B, T, H, K, D, &ao);
 		if (ai->rope) {
-			rope_backward(a->dq, a->pos, N, H, D, freq, rattn, c->rope_style);
-			rope_backward(a->dk, a->pos, N, K, D, freq, rattn, c->rope_style);
+			rope_backward(a->dq, a->pos, N, H, D, rope_dims(c), freq, rattn, c->rope_style);
+			rope_backward(a->dk, a->pos, N, K, D, rope_dims(c), freq, rattn, c->rope_style);
 		}
 		float *dq = a->dq, *dk = a->dk;
 		if (ai->qk_norm) {

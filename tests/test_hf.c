@@ -20,7 +20,7 @@
 static const char *fixtures[] = {
 	"llama_tied", "llama_bf16", "llama_f16", "llama_sharded", "llama_alias",
 	"qwen2_bias", "gpt2", "llama3_rope", "qwen2_yarn", "qwen3", "gemma2", "gemma3", "phi3",
-	"mistral_window",
+	"mistral_window", "phi3_longrope",
 };
 
 static double worst_rel;      /* largest logits error seen, relative */
@@ -146,7 +146,10 @@ same_config(const fte_config *a, const fte_config *b)
 	    a->rope.no_truncate == b->rope.no_truncate &&
 	    a->sliding_window == b->sliding_window && a->sliding_pattern == b->sliding_pattern &&
 	    a->query_scale == b->query_scale && a->attn_softcap == b->attn_softcap &&
-	    a->final_softcap == b->final_softcap && a->rope_local_theta == b->rope_local_theta;
+	    a->final_softcap == b->final_softcap && a->rope_local_theta == b->rope_local_theta &&
+	    a->rope_dim == b->rope_dim &&
+	    memcmp(a->rope.short_factor, b->rope.short_factor, sizeof(a->rope.short_factor)) == 0 &&
+	    memcmp(a->rope.long_factor, b->rope.long_factor, sizeof(a->rope.long_factor)) == 0;
 }
 
 static void
@@ -256,6 +259,18 @@ test_families(void)
 		CHECK(c->arch == FTE_ARCH_PHI3 && c->sliding_window == 7 && c->sliding_pattern == 0 &&
 		    !c->tied_embeddings && c->max_seq_len == 64);
 		CHECK(fte_config_layer_sliding(c, 0) && fte_config_layer_sliding(c, 1));
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("phi3_longrope"), &m) == FTE_OK) {
+		const fte_rope_scaling *r;
+
+		c = fte_model_config(m);
+		r = &c->rope;
+		/* the context capped at original_max_position_embeddings */
+		CHECK(c->arch == FTE_ARCH_PHI3 && c->rope_dim == 12 && c->head_dim == 16 &&
+		    c->max_seq_len == 32 && r->type == FTE_ROPE_LONGROPE && r->orig_ctx == 32 &&
+		    r->factor == 8 && r->short_factor[5] == 4.0f && r->long_factor[5] == 32.0f &&
+		    c->tied_embeddings && c->sliding_window == 0);
 		fte_model_free(m);
 	}
 	if (fte_model_load(fixture_dir("mistral_window"), &m) == FTE_OK) {
@@ -627,20 +642,33 @@ test_bad_families(void)
 		json_object_set_new(j, "use_bidirectional_attention", json_true());
 		json_write(cfg, json_deep_copy(j));
 		expect_fail(d, FTE_ENOTSUP, "config.json", "use_bidirectional_attention");
+		json_object_del(j, "use_bidirectional_attention");
+		json_object_set_new(j, "partial_rotary_factor", json_real(0.5));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "partial_rotary_factor is not read");
+		json_object_del(j, "partial_rotary_factor");
+		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:[f],s:[f]}", "type", "longrope",
+		    "long_factor", 1.0, "short_factor", 1.0));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "read for Phi-3 only");
 		json_decref(j);
 	}
 	fte_model_free(g3);
 	snprintf(cfg, sizeof(cfg), "%s/config.json", p);
 	if ((j = bad_family_dir("phi3", p, &p3)) != NULL) {
-		/* Phi-3-mini-128k's LongRoPE */
+		/* LongRoPE: a factor per rotated pair (4 of head_dim 8), Phi-3 only */
 		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:[f],s:[f]}", "type", "longrope",
 		    "long_factor", 1.0, "short_factor", 1.0));
 		json_write(cfg, json_deep_copy(j));
-		expect_fail(p, FTE_ENOTSUP, "config.json", "rope_type \"longrope\"");
-		json_object_set_new(j, "rope_scaling", json_null());
-		json_object_set_new(j, "partial_rotary_factor", json_real(0.75));   /* Phi-4-mini */
+		expect_fail(p, FTE_EFORMAT, "config.json", "short_factor is not a list of 4 numbers");
+		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:[f,f,f,f],s:[f,f,f,f]}", "type",
+		    "su", "long_factor", 1.0, 1.0, 1.0, 1.0, "short_factor", 1.0, 1.0, 1.0, 1.0));
 		json_write(cfg, json_deep_copy(j));
-		expect_fail(p, FTE_ENOTSUP, "config.json", "partial_rotary_factor");
+		expect_fail(p, FTE_ENOTSUP, "config.json", "rope_type \"su\"");
+		json_object_set_new(j, "rope_scaling", json_null());
+		json_object_set_new(j, "partial_rotary_factor", json_real(0.1));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(p, FTE_ENOTSUP, "config.json", "does not turn an even number");
 		json_object_del(j, "partial_rotary_factor");
 		json_object_set_new(j, "attn_logit_softcapping", json_real(50));
 		json_write(cfg, json_deep_copy(j));
@@ -1216,6 +1244,7 @@ main(void)
 	test_generate_rope("gemma3");
 	test_generate_rope("phi3");
 	test_generate_rope("mistral_window");
+	test_generate_rope("phi3_longrope");
 	test_families();
 	test_bad_families();
 	test_qwen3();

@@ -189,16 +189,16 @@ ref_norm(double *out, const double *inp, const double *w, const double *b,
 }
 
 static void
-ref_rope(double *x, const int *pos, int N, int nh, int D, const float *freq,
+ref_rope(double *x, const int *pos, int N, int nh, int D, int R, const float *freq,
     double attn, int style)
 {
 	for (int n = 0; n < N; n++)
 		for (int h = 0; h < nh; h++)
-			for (int i = 0; i < D / 2; i++) {
+			for (int i = 0; i < R / 2; i++) {
 				double a = pos[n] * (double)freq[i];
 				double *p = x + (n * nh + h) * D;
 				int i0 = style == FTE_ROPE_HALF ? i : 2 * i;
-				int i1 = style == FTE_ROPE_HALF ? i + D / 2 :
+				int i1 = style == FTE_ROPE_HALF ? i + R / 2 :
 				    2 * i + 1;
 				double x0 = p[i0], x1 = p[i1];
 				p[i0] = attn * (x0 * cos(a) - x1 * sin(a));
@@ -301,7 +301,7 @@ ref_run(struct ref *r)
 		break;
 	case OP_ROPE:
 		memcpy(r->out, r->in[0], r->nout * sizeof(double));
-		ref_rope(r->out, r->ints, r->N, r->nh, r->D, r->freq, r->attn,
+		ref_rope(r->out, r->ints, r->N, r->nh, r->D, r->C, r->freq, r->attn,
 		    r->style);
 		break;
 	case OP_ATTENTION:
@@ -502,10 +502,10 @@ test_norm(int layer, float off)
 }
 
 /* test_rope checks the rotation (scaled by attn, as YaRN scales cos and
- * sin) and its backward against the double reference on the frequencies of
- * theta 10000. */
+ * sin) of the first R of each head's D values and its backward against the
+ * double reference on the frequencies of theta 10000. */
 static void
-test_rope(int style, float attn)
+test_rope(int style, float attn, int R)
 {
 	enum { N = 5, NH = 3, D = 8 };
 	char name[64];
@@ -513,27 +513,27 @@ test_rope(int style, float attn)
 	size_t n = N * NH * D;
 	float *x = fvec(n, 1), *wout = fvec(n, 1), freq[D / 2];
 	double *dw_out = dvec(wout, n);
-	struct ref r = { .op = OP_ROPE, .N = N, .nh = NH, .D = D, .freq = freq,
+	struct ref r = { .op = OP_ROPE, .N = N, .nh = NH, .D = D, .C = R, .freq = freq,
 	    .attn = attn, .style = style, .ints = pos, .in = { dvec(x, n) },
 	    .wout = dw_out, .nout = n, .out = xmalloc(n * 8) };
 
-	snprintf(name, sizeof(name), "rope(%s,attn %g)", style == FTE_ROPE_HALF ?
-	    "half" : "interleaved", (double)attn);
-	for (int i = 0; i < D / 2; i++)
-		freq[i] = (float)pow(10000.0, -2.0 * i / D);
-	rope_forward(x, pos, N, NH, D, freq, attn, style);
+	snprintf(name, sizeof(name), "rope(%s,attn %g,%d of %d)", style == FTE_ROPE_HALF ?
+	    "half" : "interleaved", (double)attn, R, D);
+	for (int i = 0; i < R / 2; i++)
+		freq[i] = (float)pow(10000.0, -2.0 * i / R);
+	rope_forward(x, pos, N, NH, D, R, freq, attn, style);
 	ref_run(&r);
 	check_fwd(name, "out", x, r.out, n);
 	/* Position 0 is the identity, times attn. */
 	int same = 1;
 	for (int i = 0; i < NH * D; i++)
-		same &= x[i] == (float)r.in[0][i] * attn;
+		same &= x[i] == (float)r.in[0][i] * (i % D < R ? attn : 1.0f);
 	CHECK(same);
 	/* Backward transforms dx in place (it is not an accumulation);
 	 * check_grad expects two accumulations from GRAD_BASE. */
 	float *dx = xmalloc(n * sizeof(float));
 	memcpy(dx, wout, n * sizeof(float));
-	rope_backward(dx, pos, N, NH, D, freq, attn, style);
+	rope_backward(dx, pos, N, NH, D, R, freq, attn, style);
 	for (size_t i = 0; i < n; i++)
 		dx[i] = GRAD_BASE + 2.0f * dx[i];
 	check_grad(name, "dx", dx, &r, 0, n);
@@ -583,6 +583,11 @@ test_rope_freq(void)
 		    0.31622776601683794, 0.10000000000000001, 0.02569350598886808,
 		    0.0062500000000000003, 0.001383496476323666, 0.00025000000000000001,
 		    7.9056941504209485e-05 }, 0.75 },
+		/* short factors; attention factor sqrt(1 + ln(factor) / ln(orig)) */
+		{ "longrope", 10000, { .type = FTE_ROPE_LONGROPE, .factor = 32, .orig_ctx = 4096,
+		    .short_factor = { 1, 1.5f, 2, 2.5f, 3, 3.5f, 4, 4.5f } }, { 1.0,
+		    0.21081851067789195, 0.05, 0.01264911064067352, 0.0033333333333333335,
+		    0.0009035079029052511, 0.00025, 7.027283689263064e-05 }, 1.1902380714238083 },
 	};
 
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
@@ -991,9 +996,11 @@ main(void)
 	test_norm(0, 0.0f);
 	test_norm(0, 1.0f);
 	test_norm(1, 0.0f);
-	test_rope(FTE_ROPE_HALF, 1.0f);
-	test_rope(FTE_ROPE_INTERLEAVED, 1.0f);
-	test_rope(FTE_ROPE_HALF, 1.1386294f);
+	test_rope(FTE_ROPE_HALF, 1.0f, 8);
+	test_rope(FTE_ROPE_INTERLEAVED, 1.0f, 8);
+	test_rope(FTE_ROPE_HALF, 1.1386294f, 8);
+	test_rope(FTE_ROPE_HALF, 1.19f, 6);
+	test_rope(FTE_ROPE_INTERLEAVED, 1.0f, 4);
 	test_rope_freq();
 	const attn_opts plain = { 0 }, gemma = { 0.35f, 2.5f, 3 }, wide = { 0, 0, 40 };
 	test_attention(2, 5, 4, 4, 8, NULL, &plain);

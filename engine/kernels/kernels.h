@@ -157,20 +157,22 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
     const float *dout, const float *inp, const float *weight,
     const float *mean, const float *rstd, int N, int C);
 
-/* Rotary position embedding, in place on x[N, nh*D] (nh heads of size D),
- * token n at position pos[n].  style is enum fte_rope_style: rotate-half
- * pairs (i, i + D/2) or interleaved pairs (2i, 2i+1); pair i turns by
- * pos * inv_freq[i], and cos and sin are multiplied by attn (YaRN's
- * attention factor, 1 otherwise).  rope_backward applies the transposed
- * map to the gradient, in place. */
-void rope_forward(float *x, const int *pos, int N, int nh, int D,
+/* Rotary position embedding, in place on the first R (even, <= D) of each
+ * head's D values in x[N, nh*D], token n at position pos[n]; the rest
+ * pass.  style is enum fte_rope_style: rotate-half pairs (i, i + R/2) or
+ * interleaved pairs (2i, 2i+1); pair i turns by pos * inv_freq[i], and cos
+ * and sin are multiplied by attn (YaRN's and LongRoPE's attention factor, 1
+ * otherwise).  rope_backward applies the transposed map to the gradient, in
+ * place. */
+void rope_forward(float *x, const int *pos, int N, int nh, int D, int R,
     const float *inv_freq, float attn, int style);
-void rope_backward(float *dx, const int *pos, int N, int nh, int D,
+void rope_backward(float *dx, const int *pos, int N, int nh, int D, int R,
     const float *inv_freq, float attn, int style);
 
 struct fte_config;
 
-/* rope_inv_freq fills inv_freq[D/2] for c's theta and scaling and sets *attn,
+/* rope_inv_freq fills inv_freq[R/2] (R = c's rotated dims) for c's theta and
+ * scaling and sets *attn,
  * rounding to float32 where transformers computes in float32 tensors and in
  * double where it computes with Python floats. */
 void rope_inv_freq(const struct fte_config *c, float *inv_freq, float *attn);
