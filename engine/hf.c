@@ -473,6 +473,9 @@ rope_read(const char *path, json_t *j, const char *label, int max_pos, fte_confi
 		    path, label, type, alt);
 	if (type == NULL)
 		type = alt != NULL ? alt : "default";
+	/* Phi-3's first configs call LongRoPE "su"; Phi3Config renames it */
+	if (strcmp(type, "su") == 0 && c->arch == FTE_ARCH_PHI3)
+		type = "longrope";
 	for (size_t i = 0; i < sizeof(rope_kinds) / sizeof(rope_kinds[0]); i++)
 		if (strcmp(type, rope_kinds[i].name) == 0)
 			k = &rope_kinds[i];

@@ -661,10 +661,22 @@ test_bad_families(void)
 		    "long_factor", 1.0, "short_factor", 1.0));
 		json_write(cfg, json_deep_copy(j));
 		expect_fail(p, FTE_EFORMAT, "config.json", "short_factor is not a list of 4 numbers");
+		/* "su", as Phi-3's first configs name it, is LongRoPE */
 		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:[f,f,f,f],s:[f,f,f,f]}", "type",
-		    "su", "long_factor", 1.0, 1.0, 1.0, 1.0, "short_factor", 1.0, 1.0, 1.0, 1.0));
+		    "su", "long_factor", 1.0, 2.0, 3.0, 4.0, "short_factor", 1.0, 1.5, 2.0, 2.5));
 		json_write(cfg, json_deep_copy(j));
-		expect_fail(p, FTE_ENOTSUP, "config.json", "rope_type \"su\"");
+		CHECK(fte_model_load(p, &m) == FTE_OK && m != NULL &&
+		    fte_model_config(m)->rope.type == FTE_ROPE_LONGROPE &&
+		    fte_model_config(m)->rope.short_factor[3] == 2.5f &&
+		    fte_model_config(m)->max_seq_len == 64);
+		fte_model_free(m);
+		m = NULL;
+		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f}", "type", "dynamic", "factor", 2.0));
+		json_object_set_new(j, "partial_rotary_factor", json_real(0.5));
+		json_write(cfg, json_deep_copy(j));
+		CHECK(fte_model_load(p, &m) == FTE_OK && m != NULL && fte_model_config(m)->rope_dim == 4);
+		fte_model_free(m);
+		m = NULL;
 		json_object_set_new(j, "rope_scaling", json_null());
 		json_object_set_new(j, "partial_rotary_factor", json_real(0.1));
 		json_write(cfg, json_deep_copy(j));
