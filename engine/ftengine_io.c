@@ -270,11 +270,18 @@ inspect_model(const char *path, int json)
 		if (fte_arch_get(c->arch)->rope)
 			printf("  rope_theta %g  rope %s", (double)c->rope_theta,
 			    c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half");
+		if (c->rope_dim > 0)
+			printf("  rope_dim %d", c->rope_dim);
 		if (c->sliding_window > 0 && c->sliding_pattern > 0)
-			printf("  window %d (every %d-th layer global)", c->sliding_window,
-			    c->sliding_pattern);
+			printf("  window %d (1 layer in %d global)", c->sliding_window, c->sliding_pattern);
 		else if (c->sliding_window > 0)
 			printf("  window %d", c->sliding_window);
+		if (c->rope_local_theta > 0)
+			printf("  local rope_theta %g", (double)c->rope_local_theta);
+		if (c->query_scale > 0)
+			printf("  query_scale %g", (double)c->query_scale);
+		if (c->attn_softcap > 0 || c->final_softcap > 0)
+			printf("  softcap %g/%g", (double)c->attn_softcap, (double)c->final_softcap);
 		printf("  tied %d  bos %d  eos %d\n", c->tied_embeddings, c->bos_id, c->eos_id);
 	}
 	for (int i = 0; i < fte_model_num_tensors(m); i++) {
