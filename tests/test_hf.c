@@ -687,11 +687,6 @@ test_bad_families(void)
 		expect_fail(p, FTE_ENOTSUP, "config.json", "attn_logit_softcapping is not read");
 		json_decref(j);
 	}
-	/* no PEFT layout for fused projections */
-	if (p3 != NULL) {
-		fte_peft_adapter ad = { .rank = 4, .alpha = 8, .n_tensors = 1 };
-		CHECK(fte_peft_save(p3, &ad, ft_test_tmp("phi3_peft")) == FTE_ENOTSUP);
-	}
 	fte_model_free(p3);
 }
 
@@ -937,7 +932,7 @@ merged_check(const char *base_dir, const char *merged_dir, const char *adapter_d
 /* PEFT export: adapters from a real LoRA trainer (filled with values, since
  * B starts at zero), checked against the trainer's merge. */
 static void
-peft_case(fte_model *m, const char *tag, int conv1d, int want_modules)
+peft_case(fte_model *m, const char *tag, int conv1d, int want_modules, int want_targets)
 {
 	fte_train_config tc;
 	fte_trainer *tr = NULL;
@@ -982,10 +977,18 @@ peft_case(fte_model *m, const char *tag, int conv1d, int want_modules)
 	CHECK(json_integer_value(json_object_get(j, "r")) == 4);
 	CHECK(json_number_value(json_object_get(j, "lora_alpha")) == 8.0);
 	CHECK(json_is_true(json_object_get(j, "fan_in_fan_out")) == conv1d);
-	CHECK(json_array_size(json_object_get(j, "target_modules")) == (conv1d ? 3 : 7));
+	CHECK(json_array_size(json_object_get(j, "target_modules")) == (size_t)want_targets);
 	if (conv1d) {
 		CHECK(json_integer_value(json_object_get(json_object_get(j, "rank_pattern"), "c_attn")) == 12);
 		CHECK(json_number_value(json_object_get(json_object_get(j, "alpha_pattern"), "c_attn")) == 24.0);
+	}
+	if (strcmp(tag, "phi3") == 0) {
+		/* q, k, v in one adapter of rank 12, gate and up in one of rank 8 */
+		json_t *rp = json_object_get(j, "rank_pattern"), *ap = json_object_get(j, "alpha_pattern");
+		CHECK(json_integer_value(json_object_get(rp, "qkv_proj")) == 12 &&
+		    json_integer_value(json_object_get(rp, "gate_up_proj")) == 8);
+		CHECK(json_number_value(json_object_get(ap, "qkv_proj")) == 24.0 &&
+		    json_number_value(json_object_get(ap, "gate_up_proj")) == 16.0);
 	}
 	json_decref(j);
 
@@ -1015,14 +1018,25 @@ test_peft(void)
 	for (int i = 0; i < fte_model_num_tensors(il); i++)
 		memcpy(fte_model_tensor(il, i)->data, fte_model_tensor(m, i)->data,
 		    fte_model_tensor(il, i)->numel * sizeof(float));
-	peft_case(m, "llama", 0, 2 * 7);
-	peft_case(il, "interleaved", 0, 2 * 7);
+	peft_case(m, "llama", 0, 2 * 7, 7);
+	peft_case(il, "interleaved", 0, 2 * 7, 7);
 	fte_model_free(il);
 	fte_model_free(m);
 	m = NULL;
 	CHECK(fte_model_load(fixture_dir("gpt2"), &m) == FTE_OK);
 	if (m != NULL)
-		peft_case(m, "gpt2", 1, 2 * 4);
+		peft_case(m, "gpt2", 1, 2 * 4, 3);
+	fte_model_free(m);
+	m = NULL;
+	/* fused qkv_proj and gate_up_proj, against the fused base weights */
+	CHECK(fte_model_load(fixture_dir("phi3"), &m) == FTE_OK);
+	if (m != NULL)
+		peft_case(m, "phi3", 0, 2 * 4, 4);
+	fte_model_free(m);
+	m = NULL;
+	CHECK(fte_model_load(fixture_dir("gemma3"), &m) == FTE_OK);
+	if (m != NULL)
+		peft_case(m, "gemma3", 0, 6 * 7, 7);
 	fte_model_free(m);
 }
 
