@@ -4,8 +4,9 @@
  * One fte_model holds the parameters of a decoder-only transformer in a single
  * float32 allocation, exposed as named tensors.  Every linear weight is stored
  * as PyTorch's nn.Linear stores it: (out_features, in_features), row-major.
- * Loaders for other layouts (GPT-2's Conv1D (in, out), packed q/k/v, llama2.c
- * grouped-by-type files) convert into this layout; exporters convert back.
+ * Loaders for other layouts (GPT-2's Conv1D (in, out), packed q/k/v, Phi-3's
+ * fused qkv_proj and gate_up_proj, llama2.c grouped-by-type files) convert
+ * into this layout; exporters convert back.
  *
  * Canonical parameter names ({i} is the layer index, C = dim, V = vocab,
  * D = head_dim, H = n_heads, K = n_kv_heads, F = ffn_dim, P = max_seq_len):
