@@ -26,6 +26,7 @@
 #include "log.h"
 #include "registry.h"
 #include "rng.h"
+#include "rows.h"
 #include "testhook.h"
 #include "tokcache.h"
 #include "train_job.h"
@@ -33,144 +34,6 @@
 #define DEFAULT_SAVE_EVERY 50
 
 void queue_train_config(const Ft__JobSpec *s, fte_train_config *tc);
-
-/* Training rows: n rows of T tokens with their targets (-1: no loss) and
- * optional segment ids (packed documents). */
-struct rows {
-	int T;
-	size_t n, cap;
-	int *tokens, *targets, *segments;
-	size_t truncated;   /* SFT examples cut to fit T */
-};
-
-static int
-rows_grow(struct rows *r, int with_segments)
-{
-	size_t cap = r->cap ? r->cap * 2 : 64;
-	int *t = realloc(r->tokens, cap * r->T * sizeof(int));
-
-	if (t == NULL)
-		return -1;
-	r->tokens = t;
-	if ((t = realloc(r->targets, cap * r->T * sizeof(int))) == NULL)
-		return -1;
-	r->targets = t;
-	if (with_segments) {
-		if ((t = realloc(r->segments, cap * r->T * sizeof(int))) == NULL)
-			return -1;
-		r->segments = t;
-	}
-	r->cap = cap;
-	return 0;
-}
-
-static void
-rows_free(struct rows *r)
-{
-	free(r->tokens);
-	free(r->targets);
-	free(r->segments);
-}
-
-/* SFT: one row per record; the loss covers its targets (every assistant
- * turn and its end of turn). */
-static int
-rows_sft(struct rows *r, const struct tokcache_form *f, char *err, size_t err_len)
-{
-	const int32_t *ids = f->ids;
-
-	for (size_t i = 0; i < f->n; ids += f->len[i], i++) {
-		size_t n_ids = f->len[i], n_prompt = f->n_prompt[i], drop = 0, L;
-		const uint8_t *mask = f->mask + (ids - f->ids);
-		int *tk, *tg;
-
-		if (r->n == r->cap && rows_grow(r, 0) != 0) {
-			snprintf(err, err_len, "out of memory");
-			return -1;
-		}
-		if (n_ids > (size_t)r->T + 1) {
-			/* Too long: drop prompt tokens after the first (BOS) so the
-			 * response keeps its place, then cut the end if needed. */
-			size_t excess = n_ids - ((size_t)r->T + 1);
-
-			drop = n_prompt > 1 ? (excess < n_prompt - 1 ? excess : n_prompt - 1) : 0;
-			n_ids -= drop;
-			n_prompt -= drop;
-			r->truncated++;
-		}
-		L = n_ids < (size_t)r->T + 1 ? n_ids : (size_t)r->T + 1;
-		tk = r->tokens + r->n * r->T;
-		tg = r->targets + r->n * r->T;
-		/* Position p of the shortened record is ids[p + drop], but BOS stays. */
-		for (int t = 0; t < r->T; t++) {
-			if ((size_t)t + 1 < L) {
-				tk[t] = ids[t > 0 ? t + drop : 0];
-				tg[t] = mask[t + 1 + drop] ? ids[t + 1 + drop] : -1;
-			} else {
-				tk[t] = 0;  /* padding after the example: never attended to by it */
-				tg[t] = -1;
-			}
-		}
-		r->n++;
-	}
-	return 0;
-}
-
-/* CPT: documents (BOS ... EOS) packed into rows of T with segment ids. */
-static int
-rows_cpt(struct rows *r, const struct tokcache_form *f, int eos, char *err, size_t err_len)
-{
-	size_t n = 0, cap = f->n_ids + f->n + 1;   /* tokens, an EOS each */
-	int *stream = malloc(cap * sizeof(int)), *seg = malloc(cap * sizeof(int));
-	const int32_t *ids = f->ids;
-	int rc = -1;
-
-	if (stream == NULL || seg == NULL) {
-		snprintf(err, err_len, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < f->n; ids += f->len[i], i++) {
-		for (size_t k = 0; k < f->len[i]; k++) {
-			stream[n] = ids[k];
-			seg[n++] = (int)i;
-		}
-		if (eos >= 0) {
-			stream[n] = eos;
-			seg[n++] = (int)i;
-		}
-	}
-	for (size_t start = 0; start + 1 < n; start += (size_t)r->T) {
-		int *tk, *tg, *sg;
-
-		if (r->n == r->cap && rows_grow(r, 1) != 0) {
-			snprintf(err, err_len, "out of memory");
-			goto out;
-		}
-		tk = r->tokens + r->n * r->T;
-		tg = r->targets + r->n * r->T;
-		sg = r->segments + r->n * r->T;
-		for (int t = 0; t < r->T; t++) {
-			size_t p = start + (size_t)t;
-
-			if (p + 1 < n) {
-				tk[t] = stream[p];
-				sg[t] = seg[p];
-				/* The last token of a document does not predict the next one. */
-				tg[t] = seg[p + 1] == seg[p] ? stream[p + 1] : -1;
-			} else {
-				tk[t] = 0;
-				sg[t] = -1;
-				tg[t] = -1;
-			}
-		}
-		r->n++;
-	}
-	rc = 0;
-out:
-	free(stream);
-	free(seg);
-	return rc;
-}
 
 /* The tokens of one dataset part (path, loaded as part): from the cache
  * when it holds them (*hit), else encoded and stored there. */
@@ -704,6 +567,8 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		struct tokcache_form tf = { 0 }, vf = { 0 };
 		const char *tmpl = cpt ? NULL : j.spec->template_;
 		int hit_t = 0, hit_v = 0, last = strcmp(j.spec->train_on, "last") == 0;
+		/* a job queued before packing existed trains as it was queued */
+		int pack = strcmp(j.spec->packing, "on") == 0;
 
 		rc = part_tokens(d, id, &ds, ds.train_path, train_ds, &base, tok, cpt ? NULL : &fmt,
 		    tmpl, last, &tf, &hit_t, err, sizeof(err));
@@ -715,10 +580,10 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			    hit_t && hit_v ? "training and validation" : hit_t ? "training" : "validation");
 		if (rc == 0)
 			rc = cpt ? rows_cpt(&train, &tf, fte_tokenizer_eos(tok), err, sizeof(err)) :
-			    rows_sft(&train, &tf, err, sizeof(err));
+			    rows_sft(&train, &tf, pack, err, sizeof(err));
 		if (rc == 0 && val_ds != NULL)
 			rc = cpt ? rows_cpt(&val, &vf, fte_tokenizer_eos(tok), err, sizeof(err)) :
-			    rows_sft(&val, &vf, err, sizeof(err));
+			    rows_sft(&val, &vf, pack, err, sizeof(err));
 		tokcache_form_free(&tf);
 		tokcache_form_free(&vf);
 		if (rc != 0)
@@ -754,7 +619,8 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	}
 	keep_best = j.spec->early_stop > 0 && val.n > 0;
 	if ((perm = malloc(train.n * sizeof(*perm))) == NULL ||
-	    step_buf_init(&sb, (int)j.spec->batch_size, train.T, (int)j.spec->grad_accum, cpt) != 0) {
+	    step_buf_init(&sb, (int)j.spec->batch_size, train.T, (int)j.spec->grad_accum,
+	    train.segments != NULL) != 0) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}

@@ -40,8 +40,8 @@ $F data add "$FT_TMP/chats.jsonl" --kind instruct --name chats >/dev/null || fai
 train() {
 	local name=$1 job
 	shift
-	job=$($F job submit --base chatty --data chats --type sft --epochs 1000 --max-steps 150 \
-		--seq-len 80 --batch-size 5 --lr 0.003 --warmup 0 --schedule constant --name "$name" "$@" |
+	job=$($F job submit --base chatty --data chats --type sft --epochs 1000 --max-steps 90 \
+		--seq-len 80 --batch-size 5 --lr 0.006 --warmup 0 --schedule constant --name "$name" "$@" |
 		sed -n 's/^job \([0-9]*\) .*/\1/p')
 	expect_eq "$(job_wait "$job" 300)" "SUCCEEDED" "$name trained"
 	echo "$name: final loss $(job_field "$job" loss)" >&2
