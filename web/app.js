@@ -458,7 +458,7 @@ async function tokenCounter(d, params) {
   const last = jobs.find(j => j.kind === 'train' && j.spec && j.dataset_id === d.id);
   const model = params.get('model') || (last && models.some(m => m.id === last.base_id)
     ? models.find(m => m.id === last.base_id).name : models[0].name);
-  const template = params.get('template') || (last && last.spec.template) || 'alpaca';
+  const template = params.get('template') || (last && last.spec.template) || '';
   const sel = h('select', { name: 'model', 'aria-label': 'model' },
     models.map(m => h('option', { value: m.name, selected: m.name === model }, m.name)));
   const tIn = h('input', { name: 'template', value: template, 'aria-label': 'template', size: 28,
