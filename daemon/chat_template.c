@@ -173,11 +173,12 @@ chat_format_free(struct chat_format *f)
 char *
 chat_format_record_json(const struct dataset_record *r)
 {
-	json_t *conv, *msgs = json_array();
+	json_t *conv, *msgs;
 	char *user = NULL, *text;
 
 	if (r->chat != NULL)
 		return strdup(r->chat);
+	msgs = json_array();
 	if (asprintf(&user, "%s%s%s", r->instruction, r->input[0] ? "\n\n" : "", r->input) < 0)
 		user = NULL;
 	if (r->system[0] != '\0')
