@@ -94,4 +94,6 @@ expect_match "$(printf '%s\n' "$ex" | jq -r 'select(.index == 0) | .prompt')" \
 # data show prints the turns
 expect_match "$(COLUMNS=200 $F data show chats)" "system: Be brief\. \| user: My name is Ann\. \| assistant: Noted\. \| user: What is my name\? \| assistant: Ann\.  \[2 assistant turns\]" \
 	"data show prints a conversation's turns"
+daemon_stop
+expect_eq "$FT_EXIT" "0" "the daemon stops cleanly (in an ASan build: nothing leaked)"
 finish
