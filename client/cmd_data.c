@@ -466,7 +466,8 @@ tokens_print(const Ft__DatasetInfo *d)
 		if (d->token_counts[i]->counted < least)
 			least = d->token_counts[i]->counted;
 	printf("  tokens      %s%s", d->token_counts[0]->template_[0] ? "through the template " :
-	    "as text with the tokenizer's specials", d->token_counts[0]->template_);
+	    "as text with the tokenizer's specials", strstr(d->token_counts[0]->template_, "{%") ?
+	    "(Jinja)" : d->token_counts[0]->template_);
 	if (least < d->records)
 		printf(", over the first %llu records", (unsigned long long)least);
 	printf("\n");
