@@ -17,14 +17,19 @@
 static struct ft_config cfg;
 
 /* The records: a conversation with a system message, two turns and one
- * not trained on; an instruction record with a system message. */
+ * not trained on; an instruction record with a system message; two turns
+ * both trained on. */
 static const char data[] =
     "{\"messages\": [{\"role\": \"system\", \"content\": \"Answer in French.\"},"
     " {\"role\": \"user\", \"content\": \"My name is Ann.\"},"
     " {\"role\": \"assistant\", \"content\": \"Bonjour Ann.\", \"weight\": 0},"
     " {\"role\": \"user\", \"content\": \"Who am I?\"},"
     " {\"role\": \"assistant\", \"content\": \"Ann.\"}]}\n"
-    "{\"instruction\": \"Greet me.\", \"input\": \"twice\", \"output\": \"Hi hi.\", \"system\": \"Be brief.\"}\n";
+    "{\"instruction\": \"Greet me.\", \"input\": \"twice\", \"output\": \"Hi hi.\", \"system\": \"Be brief.\"}\n"
+    "{\"messages\": [{\"role\": \"user\", \"content\": \"My name is Ann.\"},"
+    " {\"role\": \"assistant\", \"content\": \"Bonjour Ann.\"},"
+    " {\"role\": \"user\", \"content\": \"Who am I?\"},"
+    " {\"role\": \"assistant\", \"content\": \"Ann.\"}]}\n";
 
 /* prefix_equal: the ids before the first target equal the prompt. */
 static int
@@ -159,6 +164,25 @@ main(void)
 	CHECK(f.n_stop == 3 && f.stop_ids[0] == 0 && f.stop_ids[1] == 7 && f.stop_ids[2] == eot);
 	chat_format_free(&f);
 
+	/* --train-on all and last */
+	{
+		int *ids;
+		unsigned char *mask;
+		size_t n;
+		char *text;
+
+		CHECK(chat_format_open(&cfg, "chat", dir, tok, &f, err, sizeof(err)) == 0);
+		for (int last = 0; last < 2; last++) {
+			CHECK(chat_format_encode(&f, tok, dataset_sample(ds, 2), last, &ids, &mask, &n) ==
+			    FTE_OK);
+			text = targets_text(tok, ids, mask, n);
+			CHECK_STR(text, last ? "Ann.<|im_end|>" : "Bonjour Ann.<|im_end|>Ann.<|im_end|>");
+			free(text);
+			free(ids);
+			free(mask);
+		}
+		chat_format_free(&f);
+	}
 	/* every assistant turn but the weight-0 one, with its end of turn */
 	check_format("chat", dir, tok, ds, "Ann.<|im_end|>", "Hi hi.<|im_end|>");
 	/* Alpaca: the last answer and EOS; the earlier turns in the input */
