@@ -371,7 +371,8 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 		snprintf(err, err_len, "out of memory");
 		return -1;
 	}
-	if (web_conn_guard_new(d->cfg.http_max_conns_per_user, &w->guard) != 0) {
+	if (web_conn_guard_new(d->cfg.http_max_conns_per_user, d->cfg.http_tls_certificate[0] == '\0',
+	    &w->guard) != 0) {
 		snprintf(err, err_len, "out of memory");
 		free(w);
 		return -1;

@@ -7,6 +7,14 @@
  * descriptors that are sockets on the server's port are duplicated: a dup
  * of another file, closed again, would drop the POSIX locks SQLite holds
  * on it.
+ *
+ * A connection the guard closes is always one first seen in that scan:
+ * an older one has no more older ones than when it was kept.  So civetweb
+ * has neither read from it nor written to it (every connection passes
+ * init_connection, and so a scan, before its worker reads), and on plain
+ * HTTP the guard may answer it, 429 in OpenAI's error shape (whose
+ * error.message the dashboard reads too), before shutting it down.  Under
+ * TLS it is only shut down: the guard cannot speak TLS.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -28,6 +36,7 @@
 struct web_conn_guard {
 	pthread_mutex_t lock;         /* guards everything below */
 	int per_client;
+	int reply;                    /* plain HTTP: answer 429 before closing */
 	struct web_conn *v;
 	int *fd;                      /* our dup of v[i]'s socket during a scan, or -1 */
 	uint8_t *excess;
@@ -38,7 +47,7 @@ struct web_conn_guard {
 };
 
 int
-web_conn_guard_new(int per_client, struct web_conn_guard **out)
+web_conn_guard_new(int per_client, int reply, struct web_conn_guard **out)
 {
 	struct web_conn_guard *g = calloc(1, sizeof(*g));
 
@@ -46,6 +55,7 @@ web_conn_guard_new(int per_client, struct web_conn_guard **out)
 		return -1;
 	pthread_mutex_init(&g->lock, NULL);
 	g->per_client = per_client;
+	g->reply = reply;
 	*out = g;
 	return 0;
 }
@@ -238,6 +248,39 @@ guard_scan(struct web_conn_guard *g, int server_port)
 	g->n = kept;
 }
 
+/* Names client for people: "uid 1001" or its address. */
+static void
+client_name(const uint8_t client[17], char *out, size_t len)
+{
+	uint32_t uid;
+
+	if (client[0] == 'u') {
+		memcpy(&uid, client + 1, sizeof(uid));
+		snprintf(out, len, "uid %u", uid);
+	} else {
+		inet_ntop(AF_INET6, client + 1, out, (socklen_t)len);
+	}
+}
+
+/* The 429 for an excess connection of who, sent without waiting: the
+ * socket's buffer is empty, so it fits or the client is not reading. */
+static void
+reply_busy(int fd, const char *who, int per_client)
+{
+	char body[256], head[256];
+	int bn, hn;
+
+	bn = snprintf(body, sizeof(body), "{\"error\": {\"message\": \"%s has %d HTTP connections "
+	    "open, as many as http_max_conns_per_user allows; retry when one has ended\", "
+	    "\"type\": \"requests\", \"param\": null, \"code\": \"rate_limit_exceeded\"}}\n", who,
+	    per_client);
+	hn = snprintf(head, sizeof(head), "HTTP/1.1 429 Too Many Requests\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %d\r\nRetry-After: 1\r\n"
+	    "Cache-Control: no-store\r\nConnection: close\r\n\r\n", bn);
+	if (send(fd, head, (size_t)hn, MSG_DONTWAIT | MSG_NOSIGNAL) == hn)
+		(void)!send(fd, body, (size_t)bn, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 void
 web_conn_guard_check(struct web_conn_guard *g, int server_port)
 {
@@ -249,21 +292,19 @@ web_conn_guard_check(struct web_conn_guard *g, int server_port)
 	guard_scan(g, server_port);
 	if (g->n > 0 && web_conn_excess(g->v, g->n, g->per_client, g->excess) > 0) {
 		for (size_t i = 0; i < g->n; i++) {
+			char name[INET6_ADDRSTRLEN + 8];
+
 			if (!g->excess[i])
 				continue;
+			client_name(g->v[i].client, name, sizeof(name));
+			if (g->reply)
+				reply_busy(g->fd[i], name, g->per_client);
 			shutdown(g->fd[i], SHUT_RDWR);
 			g->v[i].shut = 1;
 			closed++;
 			if (who[0] != '\0')
 				continue;
-			if (g->v[i].client[0] == 'u') {
-				uint32_t uid;
-
-				memcpy(&uid, g->v[i].client + 1, sizeof(uid));
-				snprintf(who, sizeof(who), "uid %u", uid);
-			} else {
-				inet_ntop(AF_INET6, g->v[i].client + 1, who, sizeof(who));
-			}
+			memcpy(who, name, sizeof(who));
 			for (size_t j = 0; j < g->n; j++)
 				had += memcmp(g->v[j].client, g->v[i].client, sizeof(g->v[i].client)) == 0;
 		}

@@ -10,10 +10,10 @@
  * instead: every descriptor of ours that is a TCP socket on the server's
  * port, its peer, and the peer's uid from /proc/net/tcp{,6} (web_peer.h)
  * on loopback, its address otherwise.  A client with more than the limit
- * keeps its oldest connections; the newer ones are shut down
- * (shutdown(2) on a dup of the descriptor, so a reused number is never
- * hit), and civetweb's worker or queue then sees the end of the stream at
- * once.  In total civetweb holds at most http_threads + its queue, and
+ * keeps its oldest connections; the newer ones get a 429 (plain HTTP
+ * only) and are shut down (shutdown(2) on a dup of the descriptor, so a
+ * reused number is never hit), and civetweb's worker or queue then sees
+ * the end of the stream at once.  In total civetweb holds at most http_threads + its queue, and
  * the kernel's backlog the rest.
  */
 #ifndef FT_WEB_CONN_H
@@ -24,9 +24,10 @@
 
 struct web_conn_guard;
 
-/* web_conn_guard_new: a guard allowing per_client connections per client.
- * 0, or -1 (out of memory). */
-int web_conn_guard_new(int per_client, struct web_conn_guard **out)
+/* web_conn_guard_new: a guard allowing per_client connections per client;
+ * with reply (a plain HTTP server) the excess is answered 429 first.  0,
+ * or -1 (out of memory). */
+int web_conn_guard_new(int per_client, int reply, struct web_conn_guard **out)
     __attribute__((warn_unused_result));
 
 void web_conn_guard_free(struct web_conn_guard *g);

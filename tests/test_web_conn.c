@@ -3,8 +3,8 @@
  * sighting then inode; connections already shut neither count nor are
  * closed again; clients are told apart by uid or address.  Then the guard
  * itself on real loopback connections of this process (one uid): the
- * excess sees the end of the stream, the kept ones do not, and later
- * connections are closed as they come while the oldest stay. */
+ * excess reads a 429 and the end of the stream, the kept ones nothing,
+ * and later connections are closed as they come while the oldest stay. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -56,7 +56,7 @@ guard_on_sockets(void)
 	CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 16) == 0 &&
 	    getsockname(lfd, (struct sockaddr *)&sa, &len) == 0);
 	port = ntohs(sa.sin_port);
-	CHECK(web_conn_guard_new(3, &g) == 0);
+	CHECK(web_conn_guard_new(3, 1, &g) == 0);
 	for (int i = 0; i < 12; i++) {
 		cl[i] = socket(AF_INET, SOCK_STREAM, 0);
 		CHECK(connect(cl[i], (struct sockaddr *)&sa, sizeof(sa)) == 0);
@@ -68,6 +68,15 @@ guard_on_sockets(void)
 			CHECK(closed_count(cl, i + 1) == i + 1 - 3);
 		}
 		if (i == 4) {
+			char reply[512];
+			ssize_t n = read(cl[4], reply, sizeof(reply) - 1);
+
+			/* Plain HTTP: answered before the end of the stream. */
+			reply[n > 0 ? n : 0] = '\0';
+			CHECK(strncmp(reply, "HTTP/1.1 429 Too Many Requests\r\n", 32) == 0);
+			CHECK(strstr(reply, "\"message\": \"uid ") != NULL &&
+			    strstr(reply, " has 3 HTTP connections open") != NULL);
+			CHECK(strstr(reply, "\"code\": \"rate_limit_exceeded\"") != NULL);
 			/* As civetweb would: the closed ones leave the table. */
 			close(sv[3]);
 			close(sv[4]);
