@@ -73,7 +73,7 @@ json_print(json_t *j)
 		return;
 	}
 	/* 15 digits: doubles print as written, floats arrive pre-rounded. */
-	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+	json_dumpf(j, stdout, JSON_INDENT(2) | FT_JSON_DUMP_FLAGS);
 	printf("\n");
 	fflush(stdout);
 	json_decref(j);

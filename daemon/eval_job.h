@@ -53,20 +53,6 @@
 int eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *spec,
     int64_t train_job, int64_t *eval_id, int64_t *job_id, char *err, size_t err_len);
 
-/* An evaluation a training job queued, as its job page lists it. */
-struct eval_ref {
-	int64_t id;
-	int64_t job_id;             /* the evaluation's own job */
-	char name[128];
-	char state[16];             /* of that job */
-};
-
-/* eval_refs_of_job lists the evaluations training job train_job queued,
- * oldest first, into *out (malloc'd, NULL when none).  0, or -1 when the
- * state database cannot be read. */
-int eval_refs_of_job(struct ftuned *d, int64_t train_job, struct eval_ref **out, size_t *n)
-    __attribute__((warn_unused_result));
-
 /* eval_job_run runs evaluation job id (RUNNING in its row): verifies every
  * model's files against the hashes recorded at submission, evaluates each
  * example with each model, stores outputs, values and the summary, and ends

@@ -19,6 +19,7 @@
 #include "fsutil.h"
 #include "fte.h"
 #include "ft_wire.h"
+#include "jobs.h"
 #include "log.h"
 #include "quota.h"
 #include "registry.h"
@@ -834,10 +835,7 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 		return FT__CODE__PERMISSION_DENIED;
 	}
 	db = store_lock(d->store);
-	/* Training jobs name their base; evaluations every model they compare. */
-	jobs = count_rows(db, "SELECT count(*) FROM jobs j WHERE j.state IN ('QUEUED', 'RUNNING') "
-	    "AND (j.base_id = ?1 OR EXISTS (SELECT 1 FROM evals e JOIN eval_models em ON "
-	    "em.eval_id = e.id WHERE e.job_id = j.id AND em.model_id = ?1))", m.id);
+	jobs = jobs_active_with_model(db, m.id);
 	children = count_rows(db, "SELECT count(*) FROM models WHERE base_id = ?", m.id);
 	if (sqlite3_prepare_v2(db, "SELECT group_concat(name, ', ') FROM models WHERE base_id = ? "
 	    "AND format = 'lora'", -1, &st, NULL) == SQLITE_OK) {
@@ -867,11 +865,10 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 		 * the row links to the removed model are cleared. */
 		static const char *sql[] = {
 			"UPDATE models SET base_id = NULL WHERE base_id = ?",
-			"UPDATE jobs SET base_id = NULL WHERE base_id = ?",
-			"UPDATE jobs SET result_model_id = NULL WHERE result_model_id = ?",
 			"DELETE FROM models WHERE id = ?",
 		};
-		int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+		int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+		    jobs_unlink_model(db, m.id) == 0;
 
 		for (size_t i = 0; ok && i < sizeof(sql) / sizeof(sql[0]); i++) {
 			ok = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) == SQLITE_OK;
@@ -1065,6 +1062,19 @@ model_info_free(struct model_info *m)
 	m->files = NULL;
 }
 
+char *
+registry_model_hashes_json(const struct model_info *m)
+{
+	json_t *o = json_object();
+	char *s;
+
+	for (size_t i = 0; i < m->n_files; i++)
+		json_object_set_new(o, m->files[i].name, json_string(m->files[i].hash));
+	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
 int
 registry_model_config(const struct model_info *m, fte_config *out)
 {
@@ -1096,4 +1106,79 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	json_decref(j);
 	*out = c;
 	return 0;
+}
+
+/* ---- reply objects ---- */
+
+int
+registry_model_proto(struct arena *a, const struct model_info *m, Ft__ModelInfo **out)
+{
+	Ft__ModelInfo *p = arena_alloc(a, sizeof(*p));
+	const char *tok = strrchr(m->tokenizer, '/');
+
+	if (p == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	ft__model_info__init(p);
+	p->id = m->id;
+	p->name = arena_strdup(a, m->name);
+	p->kind = arena_strdup(a, m->kind);
+	p->format = arena_strdup(a, m->format);
+	p->arch = arena_strdup(a, m->arch);
+	p->params = m->params;
+	p->config_json = arena_strdup(a, m->config_json);
+	p->owner_uid = m->owner_uid;
+	p->created_at = m->created_at;
+	p->size = m->size;
+	p->base_model = arena_strdup(a, m->base_name);
+	p->base_id = m->base_id;
+	p->job_id = m->job_id;
+	p->lineage_json = arena_strdup(a, m->lineage_json);
+	p->tokenizer = arena_strdup(a, tok ? tok + 1 : m->tokenizer);
+	p->files = arena_alloc(a, (m->n_files + 1) * sizeof(*p->files));
+	if (p->name == NULL || p->kind == NULL || p->format == NULL || p->arch == NULL ||
+	    p->config_json == NULL || p->base_model == NULL || p->lineage_json == NULL ||
+	    p->tokenizer == NULL || p->files == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < m->n_files; i++) {
+		Ft__ModelFile *f = arena_alloc(a, sizeof(*f));
+
+		if (f == NULL)
+			return FT__CODE__RESOURCE_EXHAUSTED;
+		ft__model_file__init(f);
+		f->name = arena_strdup(a, m->files[i].name);
+		f->blake2b = arena_strdup(a, m->files[i].hash);
+		f->size = m->files[i].size;
+		if (f->name == NULL || f->blake2b == NULL)
+			return FT__CODE__RESOURCE_EXHAUSTED;
+		p->files[p->n_files++] = f;
+	}
+	*out = p;
+	return FT__CODE__OK;
+}
+
+int
+registry_list_reply(struct ftuned *d, struct arena *a, Ft__ModelListReply **out)
+{
+	Ft__ModelListReply *r = arena_alloc(a, sizeof(*r));
+	struct model_info *list;
+	size_t n;
+	int code = FT__CODE__OK;
+
+	if (r == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (registry_model_list(d, &list, &n) != 0)
+		return FT__CODE__INTERNAL;
+	ft__model_list_reply__init(r);
+	if ((r->models = arena_alloc(a, (n + 1) * sizeof(*r->models))) == NULL)
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < n; i++) {
+		if (code == FT__CODE__OK &&
+		    (code = registry_model_proto(a, &list[i], &r->models[r->n_models])) == FT__CODE__OK)
+			r->n_models++;
+		model_info_free(&list[i]);
+	}
+	free(list);
+	if (code == FT__CODE__OK)
+		*out = r;
+	return code;
 }

@@ -22,7 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "fte.h"
+#include "ft_wire.h"
 #include "ftuned.h"
 
 #define REGISTRY_NAME_MAX 100
@@ -135,6 +137,19 @@ int registry_model_load(struct ftuned *d, const struct model_info *m,
  * the registry (no weights loaded).  0 or -1. */
 int registry_model_config(const struct model_info *m, fte_config *out);
 
+/* registry_model_hashes_json: {"file": "blake2b", ...} of m's files, keys
+ * sorted, so two readings of the same files compare equal as text
+ * (malloc'd; NULL when out of memory). */
+char *registry_model_hashes_json(const struct model_info *m);
+
 void model_info_free(struct model_info *m);
+
+/* Reply objects from arena a (a reply's), which the RPC handlers
+ * (rpc_model.c) and the JSON API (web_api.c) both serialise:
+ * registry_model_proto copies one row (the tokenizer by its file name),
+ * registry_list_reply every model.  FT__CODE__OK with *out, or
+ * RESOURCE_EXHAUSTED / INTERNAL. */
+int registry_model_proto(struct arena *a, const struct model_info *m, Ft__ModelInfo **out);
+int registry_list_reply(struct ftuned *d, struct arena *a, Ft__ModelListReply **out);
 
 #endif

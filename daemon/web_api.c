@@ -3,8 +3,11 @@
  * and checkpoints), models (with lineage), datasets (with stats and
  * samples), API keys (with usage); evaluations, read from their tables,
  * are in web_eval.c.
- * Every endpoint reads through the same modules the RPCs use; nothing here
- * writes state.  Unknown ids answer 404 JSON, malformed query
+ * Jobs, models and datasets are the RPCs' own reply messages, built by the
+ * modules that own their tables (jobs.c, registry.c, datasets.c) and
+ * serialised by ft_json_message, with a few dashboard-only fields added
+ * (links' names, checkpoints on disk, export commands, lineage trees,
+ * parsed samples).  Nothing here writes state.  Unknown ids answer 404 JSON, malformed query
  * values 400, and every page size is capped at WEB_API_PAGE_MAX.
  */
 #include <dirent.h>
@@ -22,7 +25,6 @@
 
 #include "datasets.h"
 #include "deploy.h"
-#include "eval_job.h"
 #include "jobs.h"
 #include "registry.h"
 #include "tokcache.h"
@@ -35,7 +37,7 @@
 void
 web_send_json(struct mg_connection *conn, int status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body ? json_dumps(body, JSON_COMPACT | FT_JSON_DUMP_FLAGS) : NULL;
 	size_t len;
 
 	if (text == NULL) {
@@ -107,36 +109,25 @@ web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t *out
 	*out = v;
 }
 
-/* The estimate ftctl shows: time per step so far times the steps left. */
-static json_t *
-job_eta(const struct job_info *j)
+/* The error reply for a jobs.c, registry.c or datasets.c code. */
+static void
+send_code(struct mg_connection *conn, int code, const char *what)
 {
-	if (strcmp(j->state, "RUNNING") != 0 || j->step == 0 || j->total_steps <= j->step ||
-	    j->started_at == 0)
-		return json_null();
-	return json_real(difftime(time(NULL), (time_t)j->started_at) / j->step *
-	    (j->total_steps - j->step));
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), code == FT__CODE__NOT_FOUND ? "no such %s" :
+	    code == FT__CODE__RESOURCE_EXHAUSTED ? "out of memory" : "cannot read the %s", what);
+	web_send_error(conn, code == FT__CODE__NOT_FOUND ? 404 : 500, msg);
 }
 
-static json_t *
-job_to_json(struct ftuned *d, const struct job_info *j)
+/* Sends m as JSON and releases the arena it lives in. */
+static void
+send_message(struct mg_connection *conn, struct arena *a, const ProtobufCMessage *m)
 {
-	char kind[16];
+	json_t *o = ft_json_message(m);
 
-	jobs_kind(d, j->id, kind, sizeof(kind));
-	return json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,"
-	    "s:I,s:o,s:s,s:I,s:I,s:I,s:o}",
-	    "id", (json_int_t)j->id, "kind", kind, "state", j->state, "stage", j->stage,
-	    "owner_uid", (json_int_t)j->owner_uid, "created_at", (json_int_t)j->created_at,
-	    "started_at", (json_int_t)j->started_at, "finished_at", (json_int_t)j->finished_at,
-	    "step", (json_int_t)j->step, "total_steps", (json_int_t)j->total_steps,
-	    "epoch", (json_int_t)j->epoch, "loss", web_json_num(j->loss),
-	    "val_loss", web_json_num(j->val_loss), "base_val_loss", web_json_num(j->base_val_loss),
-	    "tokens_per_s", web_json_num(j->tokens_per_s), "eta_s", job_eta(j),
-	    "checkpoint_step", (json_int_t)j->checkpoint_step, "error", ft_json_text(j->error),
-	    "result_model", j->result_model, "memory_bytes", (json_int_t)j->memory_bytes,
-	    "base_id", (json_int_t)j->base_id, "dataset_id", (json_int_t)j->dataset_id,
-	    "spec", j->spec ? ft_json_message(&j->spec->base) : json_null());
+	arena_release(a);
+	web_send_json(conn, 200, o);
 }
 
 static void
@@ -191,9 +182,10 @@ api_jobs(struct mg_connection *conn, struct ftuned *d, struct web_query *q)
 	static const char *states[] = { "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED" };
 	char state[16] = "";
 	uint64_t user = UINT32_MAX, limit = 100;
-	struct job_info *list;
-	json_t *arr;
-	size_t n, i;
+	struct arena a = ARENA_INIT;
+	Ft__JobListReply *r;
+	size_t i;
+	int code;
 
 	web_query_str(q, "state", state, sizeof(state));
 	web_query_uint(q, "user", UINT32_MAX - 1, &user);
@@ -208,17 +200,12 @@ api_jobs(struct mg_connection *conn, struct ftuned *d, struct web_query *q)
 		web_send_error(conn, 400, q->bad);
 		return;
 	}
-	if (jobs_list(d, state, (uint32_t)user, (int)limit, &list, &n) != 0) {
-		web_send_error(conn, 500, "cannot list jobs");
+	if ((code = jobs_list_reply(d, &a, state, (uint32_t)user, (int)limit, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "jobs");
 		return;
 	}
-	arr = json_array();
-	for (i = 0; i < n; i++) {
-		json_array_append_new(arr, job_to_json(d, &list[i]));
-		job_info_free(&list[i]);
-	}
-	free(list);
-	web_send_json(conn, 200, json_pack("{s:o}", "jobs", arr));
+	send_message(conn, &a, &r->base);
 }
 
 /* Checkpoints on disk now: a job keeps the newest few while it runs and
@@ -283,40 +270,24 @@ dataset_name(struct ftuned *d, int64_t id)
 	return v;
 }
 
-/* The evaluations a training job queued after it succeeded. */
-static json_t *
-job_evaluations(struct ftuned *d, int64_t id)
-{
-	struct eval_ref *refs;
-	json_t *arr = json_array();
-	size_t n;
-
-	if (eval_refs_of_job(d, id, &refs, &n) != 0)
-		return arr;
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:s,s:I,s:s}", "id", (json_int_t)refs[i].id,
-		    "name", refs[i].name, "job_id", (json_int_t)refs[i].job_id, "state",
-		    refs[i].state));
-	free(refs);
-	return arr;
-}
-
 static void
 api_job(struct mg_connection *conn, struct ftuned *d, int64_t id)
 {
-	struct job_info j;
+	struct arena a = ARENA_INIT;
+	Ft__JobReply *r;
 	json_t *o;
+	int code;
 
-	if (jobs_get(d, id, &j) != 0) {
-		web_send_error(conn, 404, "no such job");
+	if ((code = jobs_reply(d, &a, id, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "job");
 		return;
 	}
-	o = job_to_json(d, &j);
-	json_object_set_new(o, "base_model", model_name(d, j.base_id));
-	json_object_set_new(o, "dataset", dataset_name(d, j.dataset_id));
+	o = ft_json_message(&r->job->base);
+	json_object_set_new(o, "base_model", model_name(d, r->job->base_id));
+	json_object_set_new(o, "dataset", dataset_name(d, r->job->dataset_id));
 	json_object_set_new(o, "checkpoints", job_checkpoints(d, id));
-	json_object_set_new(o, "evaluations", job_evaluations(d, id));
-	job_info_free(&j);
+	arena_release(&a);
 	web_send_json(conn, 200, o);
 }
 
@@ -324,10 +295,9 @@ static void
 api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct web_query *q)
 {
 	uint64_t after = 0, limit = 10000;
-	Ft__Metric **list;
-	struct job_info j;
-	json_t *arr, *o;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__JobMetricsReply *r;
+	int code;
 
 	web_query_uint(q, "after", UINT32_MAX, &after);
 	web_query_uint(q, "limit", 10000, &limit);
@@ -335,39 +305,22 @@ api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct
 		web_send_error(conn, 400, q->bad);
 		return;
 	}
-	if (jobs_get(d, id, &j) != 0) {
-		web_send_error(conn, 404, "no such job");
+	if ((code = jobs_metrics_reply(d, &a, id, (uint32_t)after, limit ? (uint32_t)limit : 1,
+	    &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, code == FT__CODE__NOT_FOUND ? "job" : "metrics");
 		return;
 	}
-	/* The job row first: a step it reports is already in the metrics. */
-	o = json_pack("{s:I,s:s,s:I,s:I,s:o}", "id", (json_int_t)id, "state", j.state,
-	    "step", (json_int_t)j.step, "total_steps", (json_int_t)j.total_steps,
-	    "eta_s", job_eta(&j));
-	job_info_free(&j);
-	if (jobs_metrics(d, id, (uint32_t)after, limit ? (uint32_t)limit : 1, &list, &n) != 0) {
-		json_decref(o);
-		web_send_error(conn, 500, "cannot read metrics");
-		return;
-	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}",
-		    "step", (json_int_t)list[i]->step, "loss", web_json_num(list[i]->loss),
-		    "lr", web_json_num(list[i]->lr), "grad_norm", web_json_num(list[i]->grad_norm),
-		    "tokens_per_s", web_json_num(list[i]->tokens_per_s),
-		    "val_loss", web_json_num(list[i]->val_loss)));
-	jobs_metrics_free(list, n);
-	web_send_json(conn, 200, json_pack("{s:o,s:o}", "job", o, "metrics", arr));
+	send_message(conn, &a, &r->base);
 }
 
 static void
 api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct web_query *q)
 {
 	uint64_t after = 0, limit = WEB_API_PAGE_MAX;
-	Ft__LogLine **list;
-	struct job_info j;
-	json_t *arr;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__JobLogsReply *r;
+	int code;
 
 	web_query_uint(q, "after", INT64_MAX, &after);
 	web_query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
@@ -375,53 +328,37 @@ api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct we
 		web_send_error(conn, 400, q->bad);
 		return;
 	}
-	if (jobs_get(d, id, &j) != 0) {
-		web_send_error(conn, 404, "no such job");
+	if ((code = jobs_logs_reply(d, &a, id, (int64_t)after, limit ? (uint32_t)limit : 1, &r)) !=
+	    FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, code == FT__CODE__NOT_FOUND ? "job" : "log");
 		return;
 	}
-	job_info_free(&j);
-	if (jobs_logs(d, id, (int64_t)after, limit ? (uint32_t)limit : 1, &list, &n) != 0) {
-		web_send_error(conn, 500, "cannot read the log");
-		return;
-	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:o}",
-		    "seq", (json_int_t)list[i]->seq, "time", (json_int_t)list[i]->time,
-		    "level", list[i]->level, "message", ft_json_text(list[i]->message)));
-	jobs_logs_free(list, n);
-	web_send_json(conn, 200, json_pack("{s:o}", "lines", arr));
+	send_message(conn, &a, &r->base);
 }
 
+/* Model m as JSON: the ModelInfo the RPCs send (NULL when out of memory). */
 static json_t *
-model_summary(const struct model_info *m)
+model_json(struct arena *a, const struct model_info *m)
 {
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I}",
-	    "id", (json_int_t)m->id, "name", m->name, "kind", m->kind, "format", m->format,
-	    "arch", m->arch, "params", (json_int_t)m->params, "size", (json_int_t)m->size,
-	    "owner_uid", (json_int_t)m->owner_uid, "created_at", (json_int_t)m->created_at,
-	    "base_model", m->base_name, "base_id", (json_int_t)m->base_id,
-	    "job_id", (json_int_t)m->job_id);
+	Ft__ModelInfo *p;
+
+	return registry_model_proto(a, m, &p) == FT__CODE__OK ? ft_json_message(&p->base) : NULL;
 }
 
 static void
 api_models(struct mg_connection *conn, struct ftuned *d)
 {
-	struct model_info *list;
-	json_t *arr;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__ModelListReply *r;
+	int code;
 
-	if (registry_model_list(d, &list, &n) != 0) {
-		web_send_error(conn, 500, "cannot list models");
+	if ((code = registry_list_reply(d, &a, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "models");
 		return;
 	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(arr, model_summary(&list[i]));
-		model_info_free(&list[i]);
-	}
-	free(list);
-	web_send_json(conn, 200, json_pack("{s:o}", "models", arr));
+	send_message(conn, &a, &r->base);
 }
 
 /* A parsed lineage or stats column; a row that is not JSON shows as null. */
@@ -445,7 +382,8 @@ lineage_field(json_t *obj, const char *key)
 /* The tuned models derived from list[at], recursively, each with the job
  * and dataset between it and its parent. */
 static json_t *
-model_descendants(const struct model_info *list, size_t n, size_t at, int depth)
+model_descendants(struct arena *a, const struct model_info *list, size_t n, size_t at,
+    int depth)
 {
 	json_t *arr = json_array();
 
@@ -454,14 +392,15 @@ model_descendants(const struct model_info *list, size_t n, size_t at, int depth)
 
 		if (list[i].base_id != list[at].id || i == at)
 			continue;
-		node = model_summary(&list[i]);
+		if ((node = model_json(a, &list[i])) == NULL)
+			continue;
 		lin = json_column(list[i].lineage_json);
 		json_object_set_new(node, "dataset",
 		    lineage_field(json_object_get(lin, "dataset"), "name"));
 		json_object_set_new(node, "type", lineage_field(lin, "type"));
 		json_object_set_new(node, "method", lineage_field(lin, "method"));
 		json_decref(lin);
-		json_object_set_new(node, "children", model_descendants(list, n, i, depth + 1));
+		json_object_set_new(node, "children", model_descendants(a, list, n, i, depth + 1));
 		json_array_append_new(arr, node);
 	}
 	return arr;
@@ -503,8 +442,9 @@ model_exports(const struct model_info *m)
 static void
 api_model(struct mg_connection *conn, struct ftuned *d, const char *name)
 {
+	struct arena a = ARENA_INIT;
 	struct model_info *list;
-	json_t *o, *files, *chain;
+	json_t *o, *chain;
 	size_t n, at;
 	int64_t base;
 
@@ -528,11 +468,7 @@ api_model(struct mg_connection *conn, struct ftuned *d, const char *name)
 	}
 	const struct model_info *m = &list[at];
 
-	o = model_summary(m);
-	files = json_array();
-	for (size_t i = 0; i < m->n_files; i++)
-		json_array_append_new(files, json_pack("{s:s,s:s,s:I}", "name", m->files[i].name,
-		    "blake2b", m->files[i].hash, "size", (json_int_t)m->files[i].size));
+	o = model_json(&a, m);
 	/* The base chain, this model first, then its base, up to a base model. */
 	chain = json_array();
 	base = m->id;
@@ -543,53 +479,32 @@ api_model(struct mg_connection *conn, struct ftuned *d, const char *name)
 			;
 		if (i == n)
 			break;
-		json_array_append_new(chain, model_summary(&list[i]));
+		json_array_append_new(chain, model_json(&a, &list[i]));
 		base = list[i].base_id;
 	}
-	json_object_set_new(o, "tokenizer", json_string(strrchr(m->tokenizer, '/') ?
-	    strrchr(m->tokenizer, '/') + 1 : m->tokenizer));
-	json_object_set_new(o, "config", json_column(m->config_json));
-	json_object_set_new(o, "lineage", json_column(m->lineage_json));
 	json_object_set_new(o, "ancestors", chain);
-	json_object_set_new(o, "descendants", model_descendants(list, n, at, 0));
-	json_object_set_new(o, "files", files);
+	json_object_set_new(o, "descendants", model_descendants(&a, list, n, at, 0));
 	json_object_set_new(o, "export_commands", model_exports(m));
 	for (size_t i = 0; i < n; i++)
 		model_info_free(&list[i]);
 	free(list);
+	arena_release(&a);
 	web_send_json(conn, 200, o);
-}
-
-static json_t *
-dataset_summary(const struct dataset_info *di)
-{
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
-	    "id", (json_int_t)di->id, "name", di->name, "kind", di->kind, "blake2b", di->hash,
-	    "screen_rules", di->screen_rules,
-	    "records", (json_int_t)di->records,
-	    "validation_records", (json_int_t)di->validation_records,
-	    "bytes", (json_int_t)di->bytes, "owner_uid", (json_int_t)di->owner_uid,
-	    "created_at", (json_int_t)di->created_at);
 }
 
 static void
 api_datasets(struct mg_connection *conn, struct ftuned *d)
 {
-	struct dataset_info *list;
-	json_t *arr;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__DataListReply *r;
+	int code;
 
-	if (datasets_list(d, &list, &n) != 0) {
-		web_send_error(conn, 500, "cannot list datasets");
+	if ((code = datasets_list_reply(d, &a, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "datasets");
 		return;
 	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(arr, dataset_summary(&list[i]));
-		dataset_info_free(&list[i]);
-	}
-	free(list);
-	web_send_json(conn, 200, json_pack("{s:o}", "datasets", arr));
+	send_message(conn, &a, &r->base);
 }
 
 /* Records offset..offset+count of the canonical train.jsonl, each parsed
@@ -627,7 +542,9 @@ static void
 api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, struct web_query *q)
 {
 	uint64_t offset = 0, count = 5;
+	struct arena a = ARENA_INIT;
 	struct dataset_info di;
+	Ft__DatasetInfo *p;
 	json_t *o;
 
 	web_query_uint(q, "offset", UINT32_MAX, &offset);
@@ -640,8 +557,15 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 		web_send_error(conn, 404, "no such dataset");
 		return;
 	}
-	o = dataset_summary(&di);
-	json_object_set_new(o, "stats", json_column(di.stats_json));
+	if (datasets_info_proto(&a, &di, 0, &p) != FT__CODE__OK) {
+		dataset_info_free(&di);
+		arena_release(&a);
+		web_send_error(conn, 500, "out of memory");
+		return;
+	}
+	o = ft_json_message(&p->base);
+	arena_release(&a);
+	/* the DataReply's report beside it, and a page of parsed records */
 	json_object_set_new(o, "report", ft_json_text(di.report ? di.report : ""));
 	json_object_set_new(o, "samples_offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "samples", dataset_samples(di.train_path, offset, count));

@@ -11,6 +11,11 @@
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 
+/* The flags ftctl --json and the dashboard's API print with: fifteen
+ * significant digits, so a double read back from JSON text prints the same
+ * in both. */
+#define FT_JSON_DUMP_FLAGS JSON_REAL_PRECISION(15)
+
 /* ft_json_message: m as a new JSON object (NULL only when out of memory). */
 json_t *ft_json_message(const ProtobufCMessage *m);
 
