@@ -3,12 +3,13 @@
  * and checkpoints), models (with lineage), datasets (with stats and
  * samples), API keys (with usage); evaluations, read from their tables,
  * are in web_eval.c.
- * Jobs, models and datasets are the RPCs' own reply messages, built by the
- * modules that own their tables (jobs.c, registry.c, datasets.c) and
- * serialised by ft_json_message, with a few dashboard-only fields added
- * (links' names, checkpoints on disk, export commands, lineage trees,
- * parsed samples).  Nothing here writes state.  Unknown ids answer 404 JSON, malformed query
- * values 400, and every page size is capped at WEB_API_PAGE_MAX.
+ * Jobs, models, datasets and API keys are the RPCs' own reply messages,
+ * built by the modules that own their tables (jobs.c, registry.c,
+ * datasets.c, deploy.c) and serialised by ft_json_message, with a few
+ * dashboard-only fields added (links' names, checkpoints on disk, export
+ * commands, lineage trees, parsed samples).  Nothing here writes state.
+ * Unknown ids answer 404 JSON, malformed query values 400, and every page
+ * size is capped at WEB_API_PAGE_MAX.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -157,23 +158,16 @@ api_status(struct mg_connection *conn, struct ftuned *d)
 static void
 api_keys(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who)
 {
-	struct deploy_key_info *v;
-	json_t *arr;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__KeyListReply *r;
+	int code;
 
-	if (deploy_key_list(d, who->uid, who->admin, &v, &n) != 0) {
-		web_send_error(conn, 500, "cannot list API keys");
+	if ((code = deploy_key_list_reply(d, &a, who->uid, who->admin, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "API keys");
 		return;
 	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "name",
-		    v[i].name, "owner_uid", (json_int_t)v[i].owner_uid, "created_at",
-		    (json_int_t)v[i].created_at, "revoked_at", (json_int_t)v[i].revoked_at,
-		    "last_used_at", (json_int_t)v[i].last_used_at, "requests",
-		    (json_int_t)v[i].requests, "tokens", (json_int_t)v[i].tokens));
-	free(v);
-	web_send_json(conn, 200, json_pack("{s:o}", "keys", arr));
+	send_message(conn, &a, &r->base);
 }
 
 static void

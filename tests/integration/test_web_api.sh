@@ -209,6 +209,8 @@ expect_eq "$(jqe "$dash" '[.requests, .tokens, .last_used_at > 0, .revoked_at, .
 	"1,$used,true,0,$(id -u)" "keys: the completion counted against its key, as ftctl key ls"
 expect_eq "$(jqe "$($F key ls --json)" '.keys[] | select(.name == "dash") | [.requests, .tokens] | join(",")')" \
 	"1,$used" "keys: the same numbers over the control socket"
+expect_eq "$(jqe "$ks" '.keys | tojson')" "$(jqe "$($F key ls --json)" '.keys | tojson')" \
+	"keys: the list key ls --json prints"
 expect_eq "$(jqe "$ks" '.keys[] | select(.name == "old") | [.requests, .revoked_at > 0] | join(",")')" \
 	"0,true" "keys: the revoked key shows its revocation"
 curl -s -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" \
