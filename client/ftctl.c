@@ -102,10 +102,21 @@ command_names(FILE *f, const struct command *table)
 	fprintf(f, "\n");
 }
 
+/* The words an option takes ("sft|cpt"), or NULL for any value. */
+static const char *
+option_choices(const struct ftctl_option *opt)
+{
+	static char words[256];
+
+	if (opt->type == OPT_ENUM)
+		return ft_enum_words(opt->words, "|", words, sizeof(words));
+	return opt->choices;
+}
+
 static const char *
 option_value_name(const struct ftctl_option *opt)
 {
-	return opt->choices != NULL ? opt->choices : opt->metavar;
+	return option_choices(opt) != NULL ? option_choices(opt) : opt->metavar;
 }
 
 /* usage_line writes "model import PATH [--name NAME] ..." for c, which
@@ -268,6 +279,13 @@ option_set(const char *cmdname, const struct ftctl_option *opt, char *value, cha
 			return FTCTL_USAGE;
 		}
 		*(const char **)dst = value;
+		return 0;
+	case OPT_ENUM:
+		if (value[0] == '\0' || ft_enum_parse(opt->words, value, (int *)dst) != 0) {
+			fprintf(stderr, "ftctl: %s: --%s must be one of %s, not '%s'\n",
+			    cmdname, opt->name, option_choices(opt), value);
+			return FTCTL_USAGE;
+		}
 		return 0;
 	case OPT_U32:
 	case OPT_U64: {
@@ -508,9 +526,9 @@ completion_leaf(FILE *f, const char *indent, const struct command *c)
 		if (!values++)
 			fprintf(f, "\n%s\tcase $prev in", indent);
 		fprintf(f, "\n%s\t--%s) ", indent, opt->name);
-		if (opt->choices != NULL) {
+		if (option_choices(opt) != NULL) {
 			fprintf(f, "COMPREPLY=($(compgen -W \"");
-			for (const char *p = opt->choices; *p; p++)
+			for (const char *p = option_choices(opt); *p; p++)
 				fputc(*p == '|' ? ' ' : *p, f);
 			fprintf(f, "\" -- \"$cur\")); return ;;");
 		} else if (opt->flags & OPT_FILE) {

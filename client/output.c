@@ -462,3 +462,13 @@ json_inline_print(FILE *f, const json_t *j, int indent, int width)
 	if (col > 0)
 		fprintf(f, "\n");
 }
+
+const char *
+enum_word(const ProtobufCEnumDescriptor *d, int v)
+{
+	static char bufs[8][FT_ENUM_WORD_MAX];
+	static unsigned next;
+	char *b = bufs[next++ % 8];
+
+	return ft_enum_word(d, v, b) != NULL ? b : "?";
+}

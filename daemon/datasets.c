@@ -14,6 +14,7 @@
 
 #include "datasets.h"
 #include "fsutil.h"
+#include "ft_enum.h"
 #include "ft_wire.h"
 #include "jobs.h"
 #include "log.h"
@@ -172,10 +173,15 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 
 	*report = NULL;
 	*errors = *warnings = 0;
-	if (dataset_kind_parse(a->kind, &opt.kind) != 0) {
-		snprintf(err, err_len, "--kind must be instruct or text, not '%s'", a->kind);
+	if (a->kind != FT__DATASET_KIND__DATASET_KIND_INSTRUCT &&
+	    a->kind != FT__DATASET_KIND__DATASET_KIND_TEXT) {
+		char words[64];
+
+		snprintf(err, err_len, "--kind must be one of %s", ft_enum_words(
+		    &ft__dataset_kind__descriptor, ", ", words, sizeof(words)));
 		return FT__CODE__INVALID_ARGUMENT;
 	}
+	opt.kind = (enum dataset_kind)a->kind;
 	if (a->text_column != NULL && a->text_column[0] != '\0' && opt.kind != DATASET_KIND_TEXT) {
 		snprintf(err, err_len, "--text-column is for --kind text");
 		return FT__CODE__INVALID_ARGUMENT;
@@ -248,7 +254,7 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, uid);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-		sqlite3_bind_text(st, 4, dataset_kind_name(opt.kind), -1, SQLITE_STATIC);
+		store_bind_enum(st, 4, &ft__dataset_kind__descriptor, opt.kind);
 		sqlite3_bind_text(st, 5, hash, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)dataset_count(train));
 		sqlite3_bind_int64(st, 7, valid ? (sqlite3_int64)dataset_count(valid) : 0);
@@ -324,7 +330,8 @@ row_to_info(struct ftuned *d, sqlite3_stmt *st, struct dataset_info *di)
 	memset(di, 0, sizeof(*di));
 	di->id = sqlite3_column_int64(st, 0);
 	snprintf(di->name, sizeof(di->name), "%s", sqlite3_column_text(st, 1));
-	snprintf(di->kind, sizeof(di->kind), "%s", sqlite3_column_text(st, 2));
+	/* SQLite's CHECK admits only the two words */
+	di->kind = (enum dataset_kind)store_column_enum(st, 2, &ft__dataset_kind__descriptor);
 	snprintf(di->hash, sizeof(di->hash), "%s", sqlite3_column_text(st, 3));
 	di->records = (uint64_t)sqlite3_column_int64(st, 4);
 	di->validation_records = (uint64_t)sqlite3_column_int64(st, 5);
@@ -490,7 +497,7 @@ datasets_info_proto(struct arena *a, const struct dataset_info *di, size_t sampl
 	ft__dataset_info__init(p);
 	p->id = di->id;
 	p->name = arena_strdup(a, di->name);
-	p->kind = arena_strdup(a, di->kind);
+	p->kind = (Ft__DatasetKind)di->kind;
 	p->blake2b = arena_strdup(a, di->hash);
 	p->records = di->records;
 	p->validation_records = di->validation_records;
@@ -499,7 +506,7 @@ datasets_info_proto(struct arena *a, const struct dataset_info *di, size_t sampl
 	p->created_at = di->created_at;
 	p->stats_json = arena_strdup(a, di->stats_json);
 	p->screen_rules = arena_strdup(a, di->screen_rules);
-	if (p->name == NULL || p->kind == NULL || p->blake2b == NULL || p->stats_json == NULL ||
+	if (p->name == NULL || p->blake2b == NULL || p->stats_json == NULL ||
 	    p->screen_rules == NULL)
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	if (samples > 0) {

@@ -17,7 +17,7 @@
 struct dataset_info {
 	int64_t id;
 	char name[101];
-	char kind[12];
+	enum dataset_kind kind;
 	char hash[65];
 	uint64_t records, validation_records, bytes;
 	uint32_t owner_uid;
@@ -34,7 +34,7 @@ struct datasets_add {
 	const char *file_name;
 	const void *content;
 	size_t len;
-	const char *kind;
+	Ft__DatasetKind kind;       /* UNSPECIFIED is refused */
 	const char *name;
 	double validation_split;
 	const void *validation_content;

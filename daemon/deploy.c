@@ -649,10 +649,8 @@ model_memory(struct deploy *s, struct deploy_job *j, uint64_t *weights, uint64_t
 		    "was removed from the registry", id);
 		return -1;
 	}
-	if (registry_model_config(&mi, &mc) != 0) {
+	if (registry_model_config(&mi, &mc, j->result.message, sizeof(j->result.message)) != 0) {
 		j->result.status = DEPLOY_FAILED;
-		snprintf(j->result.message, sizeof(j->result.message), "model %s has an unreadable "
-		    "configuration", mi.name);
 		model_info_free(&mi);
 		return -1;
 	}

@@ -94,7 +94,7 @@ spec_default_str(char **field, const char *def)
 static int
 spec_check(Ft__EvalSpec *s, const struct dataset_info *ds, char *err, size_t err_len)
 {
-	int text = strcmp(ds->kind, "text") == 0;
+	int text = ds->kind == DATASET_KIND_TEXT;
 	unsigned set;
 	char list[256];
 
@@ -174,7 +174,7 @@ eval_insert(struct ftuned *d, void *arg, int64_t *id, char *err, size_t err_len)
 	int code = FT__CODE__INTERNAL;
 
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
-		if ((code = jobs_insert_row(db, "eval", e->uid, 0, ei->js, e->models[0].id, e->ds->id, 0,
+		if ((code = jobs_insert_row(db, FT__JOB_KIND__JOB_KIND_EVAL, e->uid, 0, ei->js, e->models[0].id, e->ds->id, 0,
 		    ei->memory, &jid)) == FT__CODE__OK &&
 		    (code = evals_insert(db, jid, e, &ei->eval_id)) == FT__CODE__OK &&
 		    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -205,7 +205,7 @@ eval_memory(const struct model_info *m)
 	uint64_t bytes = m->params * sizeof(float);
 	fte_config c;
 
-	if (registry_model_config(m, &c) == 0)
+	if (registry_model_config(m, &c, NULL, 0) == 0)
 		bytes += fte_generate_memory(&c) + (uint64_t)EVAL_LOSS_TOKENS *
 		    ((uint64_t)c.vocab_size + 8 * (uint64_t)c.dim + 2 * (uint64_t)c.ffn_dim) *
 		    sizeof(float);
@@ -563,8 +563,7 @@ examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
     struct dataset **a, struct dataset **b, struct example **out, size_t *n, char *err,
     size_t err_len)
 {
-	enum dataset_kind kind = strcmp(ds->kind, "text") == 0 ? DATASET_KIND_TEXT :
-	    DATASET_KIND_INSTRUCT;
+	enum dataset_kind kind = ds->kind;
 	size_t total, k = 0;
 	struct example *ex;
 
@@ -617,7 +616,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 
 	if (jobs_get(d, id, &j) != 0)
 		return;
-	if (strcmp(j.state, "RUNNING") != 0) {
+	if (j.state != JOB_RUNNING) {
 		job_info_free(&j);
 		return;
 	}
@@ -643,7 +642,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		snprintf(err, sizeof(err), "dataset %s changed since the evaluation was queued", ds.name);
 		goto fail;
 	}
-	text = strcmp(ds.kind, "text") == 0;
+	text = ds.kind == DATASET_KIND_TEXT;
 	if (metrics_parse(e.spec->metrics, &set, err, sizeof(err)) != 0 ||
 	    examples_load(&ds, e.spec->split, e.spec->limit, &part_a, &part_b, &ex, &n, err,
 	    sizeof(err)) != 0)

@@ -139,12 +139,12 @@ info_row(sqlite3 *db, struct arena *a, sqlite3_stmt *st, int detail, Ft__EvalInf
 	p->examples_per_s = sqlite3_column_type(st, 10) == SQLITE_NULL ? NAN :
 	    sqlite3_column_double(st, 10);
 	p->metrics = arena_strdup(a, col_text(st, 11));
-	p->state = arena_strdup(a, col_text(st, 12));
+	p->state = (Ft__JobState)store_column_enum(st, 12, &ft__job_state__descriptor);
 	p->stage = arena_strdup(a, col_text(st, 13));
 	p->error = arena_strdup(a, col_text(st, 14));
 	p->dataset_id = sqlite3_column_int64(st, 15);
 	if (p->name == NULL || p->spec == NULL || p->dataset == NULL || p->dataset_blake2b == NULL ||
-	    p->metrics == NULL || p->state == NULL || p->stage == NULL || p->error == NULL)
+	    p->metrics == NULL || p->stage == NULL || p->error == NULL)
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	if ((rc = models_read(db, a, p, detail)) != FT__CODE__OK ||
 	    (detail && (rc = stats_read(db, a, p)) != FT__CODE__OK))
@@ -402,8 +402,8 @@ evals_refs(sqlite3 *db, struct arena *a, int64_t train_job, Ft__EvalRef ***out, 
 		r->id = sqlite3_column_int64(st, 0);
 		r->job_id = sqlite3_column_int64(st, 1);
 		r->name = arena_strdup(a, col_text(st, 2));
-		r->state = arena_strdup(a, col_text(st, 3));
-		if (r->name == NULL || r->state == NULL)
+		r->state = (Ft__JobState)store_column_enum(st, 3, &ft__job_state__descriptor);
+		if (r->name == NULL)
 			rc = FT__CODE__RESOURCE_EXHAUSTED;
 		list[(*n)++] = r;
 	}

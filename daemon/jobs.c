@@ -9,19 +9,13 @@
 #include <sqlite3.h>
 
 #include "evals.h"
+#include "ft_enum.h"
 #include "jobs.h"
 #include "log.h"
 
-static const char *state_names[] = { "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED" };
-
-const char *
-job_state_name(enum job_state s)
-{
-	return state_names[s];
-}
 
 int
-jobs_insert_row(sqlite3 *db, const char *kind, uint32_t uid, uint64_t request_id,
+jobs_insert_row(sqlite3 *db, Ft__JobKind kind, uint32_t uid, uint64_t request_id,
     const Ft__JobSpec *spec, int64_t base_id, int64_t dataset_id, int64_t general_id,
     uint64_t memory_bytes, int64_t *id)
 {
@@ -48,8 +42,8 @@ jobs_insert_row(sqlite3 *db, const char *kind, uint32_t uid, uint64_t request_id
 		sqlite3_bind_int64(st, 9, (sqlite3_int64)request_id);
 		if (general_id > 0)
 			sqlite3_bind_int64(st, 10, general_id);
-		sqlite3_bind_text(st, 11, kind, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_DONE) {
+		if (store_bind_enum(st, 11, &ft__job_kind__descriptor, kind) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_DONE) {
 			*id = sqlite3_last_insert_rowid(db);
 			code = FT__CODE__OK;
 		}
@@ -65,7 +59,7 @@ jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSp
     char *err, size_t err_len)
 {
 	sqlite3 *db = store_lock(d->store);
-	int code = jobs_insert_row(db, "train", uid, request_id, spec, base_id, dataset_id,
+	int code = jobs_insert_row(db, FT__JOB_KIND__JOB_KIND_TRAIN, uid, request_id, spec, base_id, dataset_id,
 	    general_id, memory_bytes, id);
 
 	if (code != FT__CODE__OK)
@@ -94,7 +88,7 @@ row_to_job(sqlite3_stmt *st, struct job_info *j)
 	j->id = sqlite3_column_int64(st, 0);
 	j->spec = ft__job_spec__unpack(NULL, (size_t)sqlite3_column_bytes(st, 1),
 	    sqlite3_column_blob(st, 1));
-	snprintf(j->state, sizeof(j->state), "%s", sqlite3_column_text(st, 2));
+	j->state = store_column_enum(st, 2, &ft__job_state__descriptor);
 	snprintf(j->stage, sizeof(j->stage), "%s", sqlite3_column_text(st, 3));
 	j->owner_uid = (uint32_t)sqlite3_column_int64(st, 4);
 	j->created_at = sqlite3_column_int64(st, 5);
@@ -114,7 +108,7 @@ row_to_job(sqlite3_stmt *st, struct job_info *j)
 	if (sqlite3_column_type(st, 19) != SQLITE_NULL)
 		snprintf(j->result_model, sizeof(j->result_model), "%s", sqlite3_column_text(st, 19));
 	j->memory_bytes = (uint64_t)sqlite3_column_int64(st, 20);
-	snprintf(j->kind, sizeof(j->kind), "%s", sqlite3_column_text(st, 21));
+	j->kind = store_column_enum(st, 21, &ft__job_kind__descriptor);
 }
 
 int
@@ -137,24 +131,8 @@ jobs_get(struct ftuned *d, int64_t id, struct job_info *out)
 	return rc;
 }
 
-void
-jobs_kind(struct ftuned *d, int64_t id, char *kind, size_t len)
-{
-	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st;
-
-	kind[0] = '\0';
-	if (sqlite3_prepare_v2(db, "SELECT kind FROM jobs WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			snprintf(kind, len, "%s", sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-	}
-	store_unlock(d->store);
-}
-
 int
-jobs_list(struct ftuned *d, const char *state, uint32_t owner, int limit,
+jobs_list(struct ftuned *d, Ft__JobState state, uint32_t owner, int limit,
     struct job_info **out, size_t *n)
 {
 	sqlite3 *db = store_lock(d->store);
@@ -165,7 +143,7 @@ jobs_list(struct ftuned *d, const char *state, uint32_t owner, int limit,
 
 	if (sqlite3_prepare_v2(db, "SELECT " JOB_COLUMNS JOB_FROM "WHERE (?1 = '' OR j.state = ?1) "
 	    "AND (?2 < 0 OR j.owner_uid = ?2) ORDER BY j.id DESC LIMIT ?3", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+		store_bind_enum(st, 1, &ft__job_state__descriptor, state);
 		sqlite3_bind_int64(st, 2, owner == UINT32_MAX ? -1 : (sqlite3_int64)owner);
 		sqlite3_bind_int(st, 3, limit);
 		rc = 0;
@@ -322,8 +300,11 @@ int
 jobs_set_state(struct ftuned *d, int64_t id, enum job_state to, const char *error)
 {
 	int64_t now = (int64_t)time(NULL);
+	char word[FT_ENUM_WORD_MAX];
 	int n;
 
+	if (ft_enum_word(&ft__job_state__descriptor, (int)to, word) == NULL || word[0] == '\0')
+		return -1;
 	if (to == JOB_RUNNING)
 		n = update(d, "UPDATE jobs SET state = 'RUNNING', started_at = CASE WHEN started_at = 0 "
 		    "THEN ?1 ELSE started_at END, stage = 'starting' WHERE id = ?2 AND state = 'QUEUED'",
@@ -333,7 +314,7 @@ jobs_set_state(struct ftuned *d, int64_t id, enum job_state to, const char *erro
 		    "state = 'RUNNING'", "i", id);
 	else
 		n = update(d, "UPDATE jobs SET state = ?1, finished_at = ?2, stage = '', error = ?3 "
-		    "WHERE id = ?4 AND state IN ('QUEUED', 'RUNNING')", "sisi", job_state_name(to),
+		    "WHERE id = ?4 AND state IN ('QUEUED', 'RUNNING')", "sisi", word,
 		    now, error ? error : "", id);
 	return n == 1 ? 0 : -1;
 }
@@ -726,9 +707,9 @@ jobs_info_proto(struct arena *a, const struct job_info *j, Ft__JobInfo **out)
 	ft__job_info__init(p);
 	p->id = j->id;
 	p->spec = j->spec ? (Ft__JobSpec *)ft_message_copy(&j->spec->base, &pa) : NULL;
-	p->state = arena_strdup(a, j->state);
+	p->state = (Ft__JobState)j->state;
 	p->stage = arena_strdup(a, j->stage);
-	p->kind = arena_strdup(a, j->kind);
+	p->kind = j->kind;
 	p->owner_uid = j->owner_uid;
 	p->created_at = j->created_at;
 	p->started_at = j->started_at;
@@ -748,11 +729,11 @@ jobs_info_proto(struct arena *a, const struct job_info *j, Ft__JobInfo **out)
 	p->checkpoint_step = j->checkpoint_step;
 	/* time per step so far times the steps left */
 	p->eta_s = NAN;
-	if (strcmp(j->state, "RUNNING") == 0 && j->step > 0 && j->total_steps > j->step &&
+	if (j->state == JOB_RUNNING && j->step > 0 && j->total_steps > j->step &&
 	    j->started_at != 0)
 		p->eta_s = difftime(time(NULL), (time_t)j->started_at) / j->step *
 		    (j->total_steps - j->step);
-	if (p->spec == NULL || p->state == NULL || p->stage == NULL || p->kind == NULL ||
+	if (p->spec == NULL || p->stage == NULL ||
 	    p->error == NULL || p->result_model == NULL)
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	*out = p;
@@ -783,7 +764,7 @@ jobs_reply(struct ftuned *d, struct arena *a, int64_t id, Ft__JobReply **out)
 }
 
 int
-jobs_list_reply(struct ftuned *d, struct arena *a, const char *state, uint32_t owner, int limit,
+jobs_list_reply(struct ftuned *d, struct arena *a, Ft__JobState state, uint32_t owner, int limit,
     Ft__JobListReply **out)
 {
 	Ft__JobListReply *r = arena_alloc(a, sizeof(*r));

@@ -258,7 +258,8 @@ spec_bounds_check(Ft__JobSpec *s, int lora, char *err, size_t err_len)
 
 /* Fills defaults and range-checks every hyperparameter. */
 static int
-spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char *err, size_t err_len)
+spec_check(Ft__JobSpec *s, const fte_config *mc, enum dataset_kind dataset_kind, char *err,
+    size_t err_len)
 {
 	unsigned targets;
 	int lora, code;
@@ -269,10 +270,10 @@ spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char 
 	spec_default_str(&s->template_, "alpaca");
 	if (strcmp(s->type, "sft") != 0 && strcmp(s->type, "cpt") != 0)
 		BAD("--type must be sft or cpt, not '%s'", s->type);
-	if (strcmp(s->type, "sft") == 0 && strcmp(dataset_kind, "instruct") != 0)
-		BAD("an sft job needs an instruct dataset; this one holds %s", dataset_kind);
-	if (strcmp(s->type, "cpt") == 0 && strcmp(dataset_kind, "text") != 0)
-		BAD("a cpt job needs a text dataset; this one holds %s", dataset_kind);
+	if (strcmp(s->type, "sft") == 0 && dataset_kind != DATASET_KIND_INSTRUCT)
+		BAD("an sft job needs an instruct dataset; this one holds text");
+	if (strcmp(s->type, "cpt") == 0 && dataset_kind != DATASET_KIND_TEXT)
+		BAD("a cpt job needs a text dataset; this one holds instruct records");
 	if (strcmp(s->method, "full") != 0 && strcmp(s->method, "lora") != 0)
 		BAD("--method must be full or lora, not '%s'", s->method);
 	lora = strcmp(s->method, "lora") == 0;
@@ -448,8 +449,7 @@ queue_submit(struct queue *q, uint32_t uid, int admin, uint64_t request_id,
 		ft__job_spec__free_unpacked(spec, NULL);
 		return FT__CODE__NOT_FOUND;
 	}
-	if (registry_model_config(&m, &mc) != 0) {
-		snprintf(err, err_len, "model '%s' has an unreadable configuration", m.name);
+	if (registry_model_config(&m, &mc, err, err_len) != 0) {
 		code = FT__CODE__INTERNAL;
 		goto out;
 	}
@@ -463,9 +463,9 @@ queue_submit(struct queue *q, uint32_t uid, int admin, uint64_t request_id,
 			code = FT__CODE__NOT_FOUND;
 			goto out;
 		}
-		if (strcmp(gen.kind, "text") != 0) {
-			snprintf(err, err_len, "--general-data needs a text dataset; '%s' holds %s",
-			    gen.name, gen.kind);
+		if (gen.kind != DATASET_KIND_TEXT) {
+			snprintf(err, err_len, "--general-data needs a text dataset; '%s' holds "
+			    "instruct records", gen.name);
 			code = FT__CODE__INVALID_ARGUMENT;
 		}
 		ti.general_id = gen.id;

@@ -18,6 +18,7 @@
 #include "chat_template.h"
 #include "fsutil.h"
 #include "fte.h"
+#include "ft_enum.h"
 #include "ft_wire.h"
 #include "jobs.h"
 #include "log.h"
@@ -77,11 +78,39 @@ registry_name_check(const char *name, char *err, size_t err_len)
 	return 0;
 }
 
+/* The wire's architectures and the engine's, the one place they meet. */
+static const struct {
+	Ft__ModelArch wire;
+	int engine;                 /* enum fte_arch */
+} archs[] = {
+	{ FT__MODEL_ARCH__MODEL_ARCH_LLAMA, FTE_ARCH_LLAMA },
+	{ FT__MODEL_ARCH__MODEL_ARCH_GPT2, FTE_ARCH_GPT2 },
+};
+
+Ft__ModelArch
+registry_arch_wire(int fte_arch)
+{
+	for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
+		if (archs[i].engine == fte_arch)
+			return archs[i].wire;
+	return FT__MODEL_ARCH__MODEL_ARCH_UNSPECIFIED;
+}
+
+int
+registry_arch_engine(Ft__ModelArch arch)
+{
+	for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
+		if (archs[i].wire == arch)
+			return archs[i].engine;
+	return 0;
+}
+
 static char *
 config_to_json(const fte_config *c)
 {
+	char arch[FT_ENUM_WORD_MAX];
 	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:b,s:b,s:b,s:i,s:i}",
-	    "arch", c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama",
+	    "arch", ft_enum_word(&ft__model_arch__descriptor, registry_arch_wire(c->arch), arch),
 	    "n_layers", c->n_layers, "dim", c->dim, "n_heads", c->n_heads,
 	    "n_kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim", c->ffn_dim,
 	    "vocab_size", c->vocab_size, "max_seq_len", c->max_seq_len,
@@ -320,17 +349,25 @@ files_size(const struct import_file *f, size_t n)
 /* Registers a model whose files are listed in f, in one transaction; c and
  * params describe the model as it runs. */
 static int
-model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
-    const char *format, const fte_config *c, uint64_t params, const char *entry,
+model_insert(struct ftuned *d, uint32_t uid, const char *name, enum model_kind kind,
+    enum model_format format, const fte_config *c, uint64_t params, const char *entry,
     const char *tok_name, int64_t base_id, int64_t job_id, const char *lineage,
     struct import_file *f, size_t n, int64_t *id_out, char *err, size_t err_len)
 {
-	char *config = config_to_json(c);
+	char *config;
 	sqlite3_stmt *st = NULL;
 	uint64_t size = 0;
 	int64_t id;
 	int code = FT__CODE__INTERNAL;
-	sqlite3 *db = store_lock(d->store);
+	sqlite3 *db;
+
+	if (registry_arch_wire(c->arch) == FT__MODEL_ARCH__MODEL_ARCH_UNSPECIFIED) {
+		snprintf(err, err_len, "the engine's architecture %d has no ModelArch (registry.c)",
+		    c->arch);
+		return FT__CODE__INTERNAL;
+	}
+	config = config_to_json(c);
+	db = store_lock(d->store);
 
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
@@ -347,7 +384,7 @@ model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 		st = NULL;
 	}
 	/* A job's result was checked at submission and is counted, not refused. */
-	if (strcmp(kind, "tuned") != 0 && (code = quota_check_db(db, &d->cfg, uid, QUOTA_MODEL,
+	if (kind != MODEL_TUNED && (code = quota_check_db(db, &d->cfg, uid, QUOTA_MODEL,
 	    files_size(f, n), err, err_len)) != FT__CODE__OK)
 		goto rollback;
 	code = FT__CODE__INTERNAL;
@@ -360,9 +397,9 @@ model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, format, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama", -1, SQLITE_STATIC);
+	store_bind_enum(st, 4, &ft__model_kind__descriptor, kind);
+	store_bind_enum(st, 5, &ft__model_format__descriptor, format);
+	store_bind_enum(st, 6, &ft__model_arch__descriptor, registry_arch_wire(c->arch));
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)params);
 	sqlite3_bind_text(st, 8, config ? config : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, entry, -1, SQLITE_STATIC);
@@ -505,7 +542,8 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 	}
 	if (import_files_open(f, n, entry, err, err_len) != 0)
 		goto out;
-	code = model_insert(d, uid, name, "base", is_dir ? "hf" : "llama2c", fte_model_config(m),
+	code = model_insert(d, uid, name, MODEL_BASE, is_dir ? MODEL_HF : MODEL_LLAMA2C,
+	    fte_model_config(m),
 	    fte_model_num_params(m), entry, tok_name, 0, 0, NULL, f, n, id, err, err_len);
 	if (code == FT__CODE__OK)
 		log_info("registry: uid %u imported %s as model %lld '%s'", uid, real,
@@ -528,8 +566,8 @@ out:
 
 /* Registers the files of dfd (shown as dir) listed in f. */
 static int
-files_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
-    const char *format, const fte_config *c, uint64_t params, const char *entry,
+files_insert(struct ftuned *d, uint32_t uid, const char *name, enum model_kind kind,
+    enum model_format format, const fte_config *c, uint64_t params, const char *entry,
     const char *tok_name, int64_t base_id, int64_t job_id, const char *lineage,
     struct import_file *f, size_t n, int64_t *id, char *err, size_t err_len)
 {
@@ -544,7 +582,7 @@ files_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 
 int
 registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
-    const char *name, const char *kind, int64_t base_id, int64_t job_id,
+    const char *name, enum model_kind kind, int64_t base_id, int64_t job_id,
     const char *lineage, int64_t *id, char *err, size_t err_len)
 {
 	char tok_name[32];
@@ -564,7 +602,7 @@ registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
 		snprintf(err, err_len, "model in %s does not load: %s", src_dir, fte_last_error());
 		goto out;
 	}
-	rc = files_insert(d, uid, name, kind, "hf", fte_model_config(m), fte_model_num_params(m),
+	rc = files_insert(d, uid, name, kind, MODEL_HF, fte_model_config(m), fte_model_num_params(m),
 	    ".", tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
 out:
 	fte_model_free(m);
@@ -618,9 +656,7 @@ registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
 		return FT__CODE__FAILED_PRECONDITION;
 	}
 	params = base.params;
-	if (registry_model_config(&base, &c) != 0) {
-		snprintf(err, err_len, "the adapter's base model '%s' has an unreadable "
-		    "configuration", base.name);
+	if (registry_model_config(&base, &c, err, err_len) != 0) {
 		model_info_free(&base);
 		return FT__CODE__INTERNAL;
 	}
@@ -640,7 +676,7 @@ registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
 		rc = FT__CODE__INTERNAL;
 	} else {
 		adapter_files_list(adfd, adapter, bfd, &base, f, &n, tok_name);
-		rc = files_insert(d, uid, name, "tuned", "lora", &c, params, REGISTRY_ADAPTER_FILE,
+		rc = files_insert(d, uid, name, MODEL_TUNED, MODEL_LORA, &c, params, REGISTRY_ADAPTER_FILE,
 		    tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
 	}
 	if (adfd >= 0)
@@ -662,9 +698,11 @@ row_to_info(struct ftuned *d, sqlite3 *db, sqlite3_stmt *st, struct model_info *
 	snprintf(m->name, sizeof(m->name), "%s", sqlite3_column_text(st, 1));
 	m->owner_uid = (uint32_t)sqlite3_column_int64(st, 2);
 	m->created_at = sqlite3_column_int64(st, 3);
-	snprintf(m->kind, sizeof(m->kind), "%s", sqlite3_column_text(st, 4));
-	snprintf(m->format, sizeof(m->format), "%s", sqlite3_column_text(st, 5));
-	snprintf(m->arch, sizeof(m->arch), "%s", sqlite3_column_text(st, 6));
+	/* SQLite's CHECKs admit only known kinds and formats; arch is checked
+	 * where it is used (registry_model_config) */
+	m->kind = (enum model_kind)store_column_enum(st, 4, &ft__model_kind__descriptor);
+	m->format = (enum model_format)store_column_enum(st, 5, &ft__model_format__descriptor);
+	m->arch = (Ft__ModelArch)store_column_enum(st, 6, &ft__model_arch__descriptor);
 	m->params = (uint64_t)sqlite3_column_int64(st, 7);
 	m->config_json = strdup((const char *)sqlite3_column_text(st, 8));
 	snprintf(m->dir, sizeof(m->dir), "%s/models/%lld", d->cfg.state_dir, (long long)m->id);
@@ -940,7 +978,7 @@ registry_model_verify(struct ftuned *d, const struct model_info *m, char *err, s
 	for (size_t i = 0; i < m->n_files; i++)
 		if (registry_model_verify_file(d, m, &m->files[i], err, err_len) != 0)
 			return -1;
-	if (strcmp(m->format, "lora") != 0)
+	if (m->format != MODEL_LORA)
 		return 0;
 	if (adapter_base_find(d, m, &base, err, err_len) != 0)
 		return -1;
@@ -1027,7 +1065,7 @@ registry_model_load(struct ftuned *d, const struct model_info *m, fte_model **ou
 
 	if (model_files_check(d, m, err, err_len) != 0)
 		return -1;
-	if (strcmp(m->format, "lora") != 0) {
+	if (m->format != MODEL_LORA) {
 		if (fte_model_load(m->entry, out) != FTE_OK) {
 			snprintf(err, err_len, "loading %s: %s", m->name, fte_last_error());
 			return -1;
@@ -1076,13 +1114,13 @@ registry_model_hashes_json(const struct model_info *m)
 }
 
 int
-registry_model_config(const struct model_info *m, fte_config *out)
+registry_model_config(const struct model_info *m, fte_config *out, char *err, size_t err_len)
 {
 	json_error_t jerr;
 	json_t *j = json_loads(m->config_json, 0, &jerr);
 	const char *arch = NULL, *rope = NULL;
 	double eps = 0, theta = 0;
-	int tied = 0, qkv = 0, qk_norm = 0;
+	int tied = 0, qkv = 0, qk_norm = 0, wire;
 	fte_config c;
 
 	memset(&c, 0, sizeof(c));
@@ -1093,10 +1131,28 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	    "vocab_size", &c.vocab_size, "max_seq_len", &c.max_seq_len, "norm_eps", &eps,
 	    "rope_theta", &theta, "rope_style", &rope, "tied_embeddings", &tied,
 	    "qkv_bias", &qkv, "qk_norm", &qk_norm, "bos_id", &c.bos_id, "eos_id", &c.eos_id) != 0) {
+		snprintf(err, err_len, "model '%s': its configuration record is unreadable: %s",
+		    m->name, j == NULL ? jerr.text : "a field is missing or of the wrong type");
 		json_decref(j);
 		return -1;
 	}
-	c.arch = strcmp(arch, "gpt2") == 0 ? FTE_ARCH_GPT2 : FTE_ARCH_LLAMA;
+	/* A value this build does not know is refused, never read as another. */
+	if (ft_enum_parse(&ft__model_arch__descriptor, arch, &wire) != 0 ||
+	    (c.arch = registry_arch_engine((Ft__ModelArch)wire)) == 0) {
+		char words[64];
+
+		snprintf(err, err_len, "model '%s': architecture '%.32s' is not one this ftuned "
+		    "runs (%s)", m->name, arch, ft_enum_words(&ft__model_arch__descriptor, ", ", words,
+		    sizeof(words)));
+		json_decref(j);
+		return -1;
+	}
+	if (strcmp(rope, "interleaved") != 0 && strcmp(rope, "half") != 0) {
+		snprintf(err, err_len, "model '%s': RoPE style '%.32s' is not interleaved or half",
+		    m->name, rope);
+		json_decref(j);
+		return -1;
+	}
 	c.rope_style = strcmp(rope, "interleaved") == 0 ? FTE_ROPE_INTERLEAVED : FTE_ROPE_HALF;
 	c.norm_eps = (float)eps;
 	c.rope_theta = (float)theta;
@@ -1121,9 +1177,9 @@ registry_model_proto(struct arena *a, const struct model_info *m, Ft__ModelInfo 
 	ft__model_info__init(p);
 	p->id = m->id;
 	p->name = arena_strdup(a, m->name);
-	p->kind = arena_strdup(a, m->kind);
-	p->format = arena_strdup(a, m->format);
-	p->arch = arena_strdup(a, m->arch);
+	p->kind = (Ft__ModelKind)m->kind;
+	p->format = (Ft__ModelFormat)m->format;
+	p->arch = m->arch;
 	p->params = m->params;
 	p->config_json = arena_strdup(a, m->config_json);
 	p->owner_uid = m->owner_uid;
@@ -1135,8 +1191,7 @@ registry_model_proto(struct arena *a, const struct model_info *m, Ft__ModelInfo 
 	p->lineage_json = arena_strdup(a, m->lineage_json);
 	p->tokenizer = arena_strdup(a, tok ? tok + 1 : m->tokenizer);
 	p->files = arena_alloc(a, (m->n_files + 1) * sizeof(*p->files));
-	if (p->name == NULL || p->kind == NULL || p->format == NULL || p->arch == NULL ||
-	    p->config_json == NULL || p->base_model == NULL || p->lineage_json == NULL ||
+	if (p->name == NULL || p->config_json == NULL || p->base_model == NULL || p->lineage_json == NULL ||
 	    p->tokenizer == NULL || p->files == NULL)
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	for (size_t i = 0; i < m->n_files; i++) {

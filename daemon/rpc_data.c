@@ -194,7 +194,7 @@ rpc_data_upload_commit(struct rpc_call *call, const Ft__Request *req, Ft__Reply 
 static int
 token_counts(struct rpc_call *call, const struct dataset_info *di, Ft__DatasetInfo *p)
 {
-	const char *tmpl = strcmp(di->kind, "text") == 0 ? "" : "alpaca";
+	const char *tmpl = di->kind == DATASET_KIND_TEXT ? "" : "alpaca";
 	struct model_info *models;
 	char (*hash)[65] = NULL;
 	size_t n;
@@ -255,7 +255,7 @@ token_counts(struct rpc_call *call, const struct dataset_info *di, Ft__DatasetIn
 			}
 			ft__token_model__init(tm);
 			tm->model = rpc_strdup(call, models[k].name);
-			if (registry_model_config(&models[k], &cfg) == 0) {
+			if (registry_model_config(&models[k], &cfg, NULL, 0) == 0) {
 				tm->context = (uint32_t)cfg.max_seq_len;
 				tokcache_form_stats(&f, (uint64_t)cfg.max_seq_len, &st);
 				tm->over_context = st.longer;

@@ -1,7 +1,6 @@
 /* rpc_job.c - training queue RPCs: JobSubmit, JobList, JobShow, JobCancel,
  * JobMetrics, JobLogs. */
-#include <string.h>
-
+#include "ft_enum.h"
 #include "jobs.h"
 #include "queue.h"
 #include "rpc.h"
@@ -72,12 +71,12 @@ rpc_job_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	const Ft__JobListRequest *q = req->job_list;
 	uint32_t owner = q->all_users ? UINT32_MAX : q->owner_uid ? q->owner_uid : (uint32_t)call->uid;
 	Ft__JobListReply *r;
+	char words[96];
 	int code;
 
-	if (q->state[0] && strcmp(q->state, "QUEUED") && strcmp(q->state, "RUNNING") &&
-	    strcmp(q->state, "SUCCEEDED") && strcmp(q->state, "FAILED") && strcmp(q->state, "CANCELLED"))
-		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "state must be one of QUEUED, "
-		    "RUNNING, SUCCEEDED, FAILED, CANCELLED");
+	if (protobuf_c_enum_descriptor_get_value(&ft__job_state__descriptor, q->state) == NULL)
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "state must be one of %s",
+		    ft_enum_words(&ft__job_state__descriptor, ", ", words, sizeof(words)));
 	if ((code = jobs_list_reply(call->d, &call->mem, q->state, owner, JOB_LIST_MAX, &r)) !=
 	    FT__CODE__OK)
 		return rpc_error(call, rep, code, code == FT__CODE__RESOURCE_EXHAUSTED ?

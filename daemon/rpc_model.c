@@ -15,6 +15,7 @@
 
 #include "chat_template.h"
 #include "fsutil.h"
+#include "ft_enum.h"
 #include "log.h"
 #include "quota.h"
 #include "registry.h"
@@ -108,14 +109,18 @@ rpc_model_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 static int
 init_config(const Ft__ModelInitRequest *q, int vocab, fte_config *c, char *err, size_t err_len)
 {
-	int gpt2 = strcmp(q->arch, "gpt2") == 0;
+	int arch = registry_arch_engine(q->arch ? q->arch : FT__MODEL_ARCH__MODEL_ARCH_LLAMA);
+	char words[64];
+	int gpt2;
 
-	if (q->arch[0] && !gpt2 && strcmp(q->arch, "llama") != 0) {
-		snprintf(err, err_len, "--arch must be llama or gpt2, not '%s'", q->arch);
+	if (arch == 0) {
+		snprintf(err, err_len, "--arch must be one of %s, not %d", ft_enum_words(
+		    &ft__model_arch__descriptor, ", ", words, sizeof(words)), (int)q->arch);
 		return -1;
 	}
 	memset(c, 0, sizeof(*c));
-	c->arch = gpt2 ? FTE_ARCH_GPT2 : FTE_ARCH_LLAMA;
+	c->arch = arch;
+	gpt2 = arch == FTE_ARCH_GPT2;
 	c->n_layers = (int)q->layers;
 	c->dim = (int)q->dim;
 	c->n_heads = (int)q->heads;
@@ -222,7 +227,7 @@ rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	    "tokenizer", tok_json);
 	lineage = lj ? json_dumps(lj, JSON_COMPACT) : NULL;
 	json_decref(lj);
-	code = registry_model_add(call->d, (uint32_t)call->uid, tmp, q->name, "base", 0, 0,
+	code = registry_model_add(call->d, (uint32_t)call->uid, tmp, q->name, MODEL_BASE, 0, 0,
 	    lineage, &id, err, sizeof(err));
 	free(lineage);
 	fs_rm_rf(tmp);
@@ -386,8 +391,9 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	Ft__ModelExportReply *r = rpc_alloc(call, sizeof(*r));
 	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX + 130], err[1024] = "", base[128];
 	char pin[64], path[96], *slash;
-	int ollama = strcmp(q->format, "ollama") == 0;
-	int gguf = ollama || strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
+	int ollama = q->format == FT__EXPORT_FORMAT__EXPORT_FORMAT_OLLAMA;
+	int gguf = ollama || q->format == FT__EXPORT_FORMAT__EXPORT_FORMAT_GGUF;
+	int peft = q->format == FT__EXPORT_FORMAT__EXPORT_FORMAT_PEFT;
 	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK, pfd = -1, ofd = -1;
 	fte_vocab *vocab = NULL;
 	fte_model *m = NULL;
@@ -395,9 +401,11 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
-	if (!gguf && !peft && strcmp(q->format, "hf") != 0)
-		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf, gguf, "
-		    "ollama or peft, not '%s'", q->format);
+	/* UNSPECIFIED is hf */
+	if (protobuf_c_enum_descriptor_get_value(&ft__export_format__descriptor, q->format) == NULL)
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be one of %s, "
+		    "not %d", ft_enum_words(&ft__export_format__descriptor, ", ", err, sizeof(err)),
+		    (int)q->format);
 	if (q->dtype[0] && strcmp(q->dtype, "f32") != 0) {
 		if (peft)
 			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "a PEFT adapter is "
@@ -432,7 +440,7 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		close(pfd);
 		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no model '%s'", q->name);
 	}
-	if (peft && strcmp(mi.format, "lora") != 0) {
+	if (peft && mi.format != MODEL_LORA) {
 		snprintf(err, sizeof(err), "'%s' is a full model, not a LoRA adapter: --format peft "
 		    "exports models tuned with --method lora (use hf or gguf)", mi.name);
 		code = FT__CODE__FAILED_PRECONDITION;

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "fsutil.h"
+#include "ft_enum.h"
 #include "log.h"
 #include "store.h"
 
@@ -397,4 +398,23 @@ store_queue_length(struct store *s, uint32_t *out)
 		log_error("store: counting jobs: %s", sqlite3_errmsg(s->db));
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int
+store_column_enum(sqlite3_stmt *st, int i, const ProtobufCEnumDescriptor *d)
+{
+	const unsigned char *w = sqlite3_column_text(st, i);
+	int v;
+
+	return w != NULL && ft_enum_parse(d, (const char *)w, &v) == 0 ? v : 0;
+}
+
+int
+store_bind_enum(sqlite3_stmt *st, int i, const ProtobufCEnumDescriptor *d, int v)
+{
+	char w[FT_ENUM_WORD_MAX];
+
+	if (ft_enum_word(d, v, w) == NULL)
+		return SQLITE_MISUSE;
+	return sqlite3_bind_text(st, i, w, -1, SQLITE_TRANSIENT);
 }

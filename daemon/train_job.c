@@ -565,7 +565,7 @@ result_save(fte_trainer *t, const fte_train_config *tc, fte_model *m,
 		return adapter_save(t, tc, fte_model_config(m), out_dir, path, err, err_len);
 	}
 	/* llama2.c bases have no Hugging Face tokenizer files to copy */
-	if (fte_hf_save(m, strcmp(base->format, "llama2c") != 0 ? base->dir : NULL, out_dir) != FTE_OK) {
+	if (fte_hf_save(m, base->format != MODEL_LLAMA2C ? base->dir : NULL, out_dir) != FTE_OK) {
 		snprintf(err, err_len, "saving the tuned model: %s", fte_last_error());
 		return -1;
 	}
@@ -639,7 +639,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 
 	if (jobs_get(d, id, &j) != 0)
 		return;
-	if (strcmp(j.state, "RUNNING") != 0) {
+	if (j.state != JOB_RUNNING) {
 		job_info_free(&j);
 		return; /* cancelled between being claimed and started */
 	}
@@ -862,7 +862,7 @@ finished:
 		lineage = lineage_json(&base, &ds, &j, last_loss, val_loss, base_val, step);
 		code = tc.lora.rank > 0 ? registry_adapter_add(d, j.owner_uid, path, name, base.id, id,
 		    lineage, &model_id, err, sizeof(err)) : registry_model_add(d, j.owner_uid, out_dir,
-		    name, "tuned", base.id, id, lineage, &model_id, err, sizeof(err));
+		    name, MODEL_TUNED, base.id, id, lineage, &model_id, err, sizeof(err));
 		free(lineage);
 		if (code != FT__CODE__OK)
 			goto fail;

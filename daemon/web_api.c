@@ -26,6 +26,7 @@
 
 #include "datasets.h"
 #include "deploy.h"
+#include "ft_enum.h"
 #include "jobs.h"
 #include "registry.h"
 #include "tokcache.h"
@@ -173,28 +174,24 @@ api_keys(struct mg_connection *conn, struct ftuned *d, const struct web_caller *
 static void
 api_jobs(struct mg_connection *conn, struct ftuned *d, struct web_query *q)
 {
-	static const char *states[] = { "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED" };
-	char state[16] = "";
+	char state[FT_ENUM_WORD_MAX] = "", words[96];
 	uint64_t user = UINT32_MAX, limit = 100;
 	struct arena a = ARENA_INIT;
 	Ft__JobListReply *r;
-	size_t i;
-	int code;
+	int code, st = 0;
 
 	web_query_str(q, "state", state, sizeof(state));
 	web_query_uint(q, "user", UINT32_MAX - 1, &user);
 	web_query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
-	for (i = 0; state[0] && i < sizeof(states) / sizeof(states[0]); i++)
-		if (strcmp(state, states[i]) == 0)
-			break;
-	if (q->bad[0] == '\0' && i == sizeof(states) / sizeof(states[0]))
-		snprintf(q->bad, sizeof(q->bad), "state must be one of QUEUED, RUNNING, "
-		    "SUCCEEDED, FAILED, CANCELLED");
+	if (q->bad[0] == '\0' && ft_enum_parse(&ft__job_state__descriptor, state, &st) != 0)
+		snprintf(q->bad, sizeof(q->bad), "state must be one of %s",
+		    ft_enum_words(&ft__job_state__descriptor, ", ", words, sizeof(words)));
 	if (q->bad[0]) {
 		web_send_error(conn, 400, q->bad);
 		return;
 	}
-	if ((code = jobs_list_reply(d, &a, state, (uint32_t)user, (int)limit, &r)) != FT__CODE__OK) {
+	if ((code = jobs_list_reply(d, &a, (Ft__JobState)st, (uint32_t)user, (int)limit, &r)) !=
+	    FT__CODE__OK) {
 		arena_release(&a);
 		send_code(conn, code, "jobs");
 		return;
@@ -408,7 +405,7 @@ model_exports(const struct model_info *m)
 	char tok[PATH_MAX + 16] = "", line[3 * PATH_MAX];
 	json_t *arr = json_array();
 
-	if (strcmp(m->format, "lora") == 0) {
+	if (m->format == MODEL_LORA) {
 		/* An adapter is not a model ftengine can open alone: the daemon
 		 * assembles it on its base. */
 		static const char *const formats[] = { "peft", "hf", "gguf" };
@@ -418,9 +415,9 @@ model_exports(const struct model_info *m)
 			    "'%s-%s'", m->name, formats[i], m->name, formats[i]);
 			json_array_append_new(arr, json_string(line));
 		}
-	} else if (strcmp(m->format, "llama2c") == 0)
+	} else if (m->format == MODEL_LLAMA2C)
 		snprintf(tok, sizeof(tok), " --tokenizer '%s'", m->tokenizer);
-	if (strcmp(m->format, "lora") != 0) {
+	if (m->format != MODEL_LORA) {
 		snprintf(line, sizeof(line), "ftengine export --model '%s'%s --format gguf "
 		    "--dtype f16 --out '%s.gguf'", m->entry, tok, m->name);
 		json_array_append_new(arr, json_string(line));
@@ -679,7 +676,7 @@ api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *nam
 		web_send_error(conn, 404, "no such model");
 		return;
 	}
-	text = strcmp(di.kind, "text") == 0;
+	text = di.kind == DATASET_KIND_TEXT;
 	if (tokcache_tokenizer_hash(&m, tok_hash) != 0) {
 		snprintf(err, sizeof(err), "the model '%s' has no tokenizer", m.name);
 		code = FT__CODE__INVALID_ARGUMENT;

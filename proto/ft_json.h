@@ -1,9 +1,10 @@
 /*
  * ft_json.h - any ft.proto message as a JSON object, through its
  * descriptor: every field under its proto name, repeated fields as arrays,
- * enums by name, NaN and infinities as null, floats to seven digits, a
- * string field NAME_json (JSON carried as text) parsed under NAME, an unset
- * message left out.  ftctl --json and the dashboard's API both use it.
+ * enums by their words (ft_enum.h), NaN and infinities as null, floats to
+ * seven digits, a string field NAME_json (JSON carried as text) parsed
+ * under NAME, an unset message left out.  ftctl --json and the dashboard's
+ * API both use it.
  */
 #ifndef FT_JSON_H
 #define FT_JSON_H
