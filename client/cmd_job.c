@@ -126,10 +126,11 @@ bar_format(uint32_t step, uint32_t total, int width, char *buf, size_t len)
 static void
 method_format(const Ft__JobSpec *s, char *buf, size_t len)
 {
-	if (strcmp(s->type, "eval") == 0)
+	if (s->type == FT__JOB_TYPE__JOB_TYPE_EVAL)
 		snprintf(buf, len, "eval");   /* an evaluation trains nothing */
 	else
-		snprintf(buf, len, "%s/%s", s->type, s->method[0] ? s->method : "full");
+		snprintf(buf, len, "%s/%s", enum_word(&ft__job_type__descriptor, s->type),
+		    enum_word(&ft__train_method__descriptor, s->method));
 }
 
 static int
@@ -262,8 +263,9 @@ job_print(const Ft__JobInfo *j)
 		if (s->general_data[0] != '\0')
 			printf("  general     %s (base and tuned loss on it after training)\n",
 			    s->general_data);
-		printf("  type        %s, %s", s->type, s->method[0] ? s->method : "full");
-		if (strcmp(s->method, "lora") == 0)
+		printf("  type        %s, %s", enum_word(&ft__job_type__descriptor, s->type),
+		    enum_word(&ft__train_method__descriptor, s->method));
+		if (s->method == FT__TRAIN_METHOD__TRAIN_METHOD_LORA)
 			printf(" (rank %u, alpha %g, targets %s, dropout %g)", s->lora_rank,
 			    s->lora_alpha, s->lora_targets[0] ? s->lora_targets : "default",
 			    s->lora_dropout);
@@ -272,7 +274,7 @@ job_print(const Ft__JobInfo *j)
 		if (s->max_steps > 0)
 			printf(" (at most %u steps)", s->max_steps);
 		printf(", lr %g %s, warmup %u, batch %u x %u, seq %u\n", s->lr,
-		    s->schedule[0] ? s->schedule : "constant", s->warmup, s->batch_size,
+		    enum_word(&ft__lr_schedule__descriptor, s->schedule), s->warmup, s->batch_size,
 		    s->grad_accum, s->seq_len);
 		printf("  optimizer   weight decay %g, clip %g, seed %llu\n", s->weight_decay,
 		    s->clip, (unsigned long long)s->seed);
@@ -621,49 +623,51 @@ static const struct ftctl_option submit_options[] = {
 	  "the dataset, by name or id", NULL },
 	{ "general-data", OPT_STR, offsetof(Ft__JobSpec, general_data), "DATASET", NULL, 0,
 	  "a text dataset; after training, base and tuned are also evaluated on it, to measure forgetting", NULL },
-	{ "type", OPT_STR, offsetof(Ft__JobSpec, type), NULL, "sft|cpt", OPT_REQUIRED,
-	  "instruction tuning, or continued pre-training on text", NULL },
-	{ "method", OPT_STR, offsetof(Ft__JobSpec, method), NULL, "full|lora", 0,
-	  "train every weight, or low-rank adapters (default full)", NULL },
-	{ "lora-rank", OPT_U32, offsetof(Ft__JobSpec, lora_rank), "R", NULL, 0,
+	{ "type", OPT_ENUM, offsetof(Ft__JobSpec, type), NULL, "sft|cpt", OPT_REQUIRED,
+	  "instruction tuning, or continued pre-training on text", &ft__job_type__descriptor },
+	{ "method", OPT_ENUM, offsetof(Ft__JobSpec, method), NULL, NULL, 0,
+	  "train every weight, or low-rank adapters (default full)",
+	  &ft__train_method__descriptor },
+	{ "lora-rank", OPT_U32, offsetof(Ft__JobSpec, lora_rank), "R", NULL, OPT_SPEC,
 	  "LoRA rank", NULL },
-	{ "lora-alpha", OPT_FLOAT, offsetof(Ft__JobSpec, lora_alpha), "A", NULL, 0,
+	{ "lora-alpha", OPT_FLOAT, offsetof(Ft__JobSpec, lora_alpha), "A", NULL, OPT_SPEC,
 	  "LoRA alpha; the update is scaled by alpha/rank", NULL },
 	{ "lora-targets", OPT_STR, offsetof(Ft__JobSpec, lora_targets), "LIST", NULL, 0,
 	  "weights to adapt: comma-separated q,k,v,o,gate,up,down or all", NULL },
-	{ "lora-dropout", OPT_FLOAT, offsetof(Ft__JobSpec, lora_dropout), "P", NULL, 0,
+	{ "lora-dropout", OPT_FLOAT, offsetof(Ft__JobSpec, lora_dropout), "P", NULL, OPT_SPEC,
 	  "dropout on the LoRA input", NULL },
-	{ "epochs", OPT_U32, offsetof(Ft__JobSpec, epochs), "E", NULL, 0,
+	{ "epochs", OPT_U32, offsetof(Ft__JobSpec, epochs), "E", NULL, OPT_SPEC,
 	  "passes over the training records", NULL },
-	{ "lr", OPT_FLOAT, offsetof(Ft__JobSpec, lr), "LR", NULL, 0,
+	{ "lr", OPT_FLOAT, offsetof(Ft__JobSpec, lr), "LR", NULL, OPT_SPEC,
 	  "peak learning rate, e.g. 3e-4", NULL },
-	{ "batch-size", OPT_U32, offsetof(Ft__JobSpec, batch_size), "B", NULL, 0,
+	{ "batch-size", OPT_U32, offsetof(Ft__JobSpec, batch_size), "B", NULL, OPT_SPEC,
 	  "sequences per micro-batch", NULL },
-	{ "grad-accum", OPT_U32, offsetof(Ft__JobSpec, grad_accum), "G", NULL, 0,
+	{ "grad-accum", OPT_U32, offsetof(Ft__JobSpec, grad_accum), "G", NULL, OPT_SPEC,
 	  "micro-batches per optimizer step", NULL },
 	{ "seq-len", OPT_U32, offsetof(Ft__JobSpec, seq_len), "T", NULL, 0,
 	  "tokens per sequence", NULL },
-	{ "warmup", OPT_U32, offsetof(Ft__JobSpec, warmup), "W", NULL, 0,
+	{ "warmup", OPT_U32, offsetof(Ft__JobSpec, warmup), "W", NULL, OPT_SPEC,
 	  "steps of linear learning-rate warmup", NULL },
-	{ "schedule", OPT_STR, offsetof(Ft__JobSpec, schedule), NULL, "constant|linear|cosine", 0,
-	  "learning-rate schedule after the warmup", NULL },
-	{ "weight-decay", OPT_FLOAT, offsetof(Ft__JobSpec, weight_decay), "D", NULL, 0,
+	{ "schedule", OPT_ENUM, offsetof(Ft__JobSpec, schedule), NULL, NULL, 0,
+	  "learning-rate schedule after the warmup (default cosine)",
+	  &ft__lr_schedule__descriptor },
+	{ "weight-decay", OPT_FLOAT, offsetof(Ft__JobSpec, weight_decay), "D", NULL, OPT_SPEC,
 	  "AdamW weight decay", NULL },
-	{ "clip", OPT_FLOAT, offsetof(Ft__JobSpec, clip), "C", NULL, 0,
+	{ "clip", OPT_FLOAT, offsetof(Ft__JobSpec, clip), "C", NULL, OPT_SPEC,
 	  "clip the gradient norm to C", NULL },
-	{ "eval-every", OPT_U32, offsetof(Ft__JobSpec, eval_every), "N", NULL, 0,
-	  "steps between validation evaluations (default: at the end)", NULL },
-	{ "save-every", OPT_U32, offsetof(Ft__JobSpec, save_every), "N", NULL, 0,
+	{ "eval-every", OPT_U32, offsetof(Ft__JobSpec, eval_every), "N", NULL, OPT_SPEC,
+	  "steps between validation evaluations", NULL },
+	{ "save-every", OPT_U32, offsetof(Ft__JobSpec, save_every), "N", NULL, OPT_SPEC,
 	  "steps between checkpoints", NULL },
-	{ "early-stop", OPT_U32, offsetof(Ft__JobSpec, early_stop), "PATIENCE", NULL, 0,
+	{ "early-stop", OPT_U32, offsetof(Ft__JobSpec, early_stop), "PATIENCE", NULL, OPT_SPEC,
 	  "stop after PATIENCE evaluations without a better validation loss", NULL },
-	{ "max-steps", OPT_U32, offsetof(Ft__JobSpec, max_steps), "N", NULL, 0,
+	{ "max-steps", OPT_U32, offsetof(Ft__JobSpec, max_steps), "N", NULL, OPT_SPEC,
 	  "stop after N optimizer steps", NULL },
-	{ "time-limit", OPT_U32, offsetof(Ft__JobSpec, time_limit), "SECONDS", NULL, 0,
+	{ "time-limit", OPT_U32, offsetof(Ft__JobSpec, time_limit), "SECONDS", NULL, OPT_SPEC,
 	  "fail the job (after a checkpoint) once it has run this long since it first started", NULL },
-	{ "seed", OPT_U64, offsetof(Ft__JobSpec, seed), "S", NULL, 0,
+	{ "seed", OPT_U64, offsetof(Ft__JobSpec, seed), "S", NULL, OPT_SPEC,
 	  "seed for initialisation, shuffling and dropout", NULL },
-	{ "priority", OPT_I32, offsetof(Ft__JobSpec, priority), "P", NULL, 0,
+	{ "priority", OPT_I32, offsetof(Ft__JobSpec, priority), "P", NULL, OPT_SPEC,
 	  "higher runs first, equal in submission order; above user_priority_max for admins only", NULL },
 	{ "name", OPT_STR, offsetof(Ft__JobSpec, name), "NAME", NULL, 0,
 	  "name of the tuned model (default: BASE-JOBID)", NULL },

@@ -19,6 +19,7 @@
 #include "cmd_audit.h"
 #include "cmd_deploy.h"
 #include "cmd_eval.h"
+#include "ft_spec.h"
 #include "ftctl.h"
 
 #define FTCTL_VERSION "0.1.0"
@@ -108,7 +109,7 @@ option_choices(const struct ftctl_option *opt)
 {
 	static char words[256];
 
-	if (opt->type == OPT_ENUM)
+	if (opt->type == OPT_ENUM && opt->choices == NULL)
 		return ft_enum_words(opt->words, "|", words, sizeof(words));
 	return opt->choices;
 }
@@ -212,6 +213,27 @@ command_usage(FILE *f, const struct command *group, const struct command *c)
 	fprintf(f, "usage: ftctl %s\n", line);
 }
 
+/* spec_bound_help writes "; [1, 1024], default 8 (LoRA only)": the range
+ * and default the daemon holds a JobSpec field to (ft_spec.h). */
+static void
+spec_bound_help(const char *option, char *buf, size_t len)
+{
+	const struct ft_spec_bound *b = ft_spec_bound_find(option);
+	char range[80];
+	size_t o;
+
+	if (b == NULL)
+		return;
+	/* a 64-bit field takes every value */
+	o = (size_t)snprintf(buf, len, "; %s", b->type == FT_SPEC_U64 ? "any" :
+	    ft_spec_bound_range(b, range, sizeof(range)));
+	if (b->def != 0 && o < len)
+		o += (size_t)snprintf(buf + o, len - o, ", default %.*g",
+		    b->type == FT_SPEC_F32 ? 6 : 15, b->def);
+	if (o < len)
+		snprintf(buf + o, len - o, "%s%s", b->note, b->flags & FT_SPEC_LORA ? " (LoRA only)" : "");
+}
+
 /* command_help prints the usage, the whole help text and every option. */
 static void
 command_help(FILE *f, const struct command *group, const struct command *c)
@@ -223,17 +245,19 @@ command_help(FILE *f, const struct command *group, const struct command *c)
 	if (c->options != NULL && c->options[0].name != NULL) {
 		fprintf(f, "\noptions:\n");
 		for (const struct ftctl_option *opt = c->options; opt->name; opt++) {
-			char left[80];
+			char left[80], bound[160] = "";
 
 			if (opt->type == OPT_FLAG)
 				snprintf(left, sizeof(left), "--%s", opt->name);
 			else
 				snprintf(left, sizeof(left), "--%s %s", opt->name, option_value_name(opt));
+			if (opt->flags & OPT_SPEC)
+				spec_bound_help(opt->name, bound, sizeof(bound));
 			if (strlen(left) > 26)
-				fprintf(f, "  %s\n  %-26s %s%s\n", left, "", opt->help,
+				fprintf(f, "  %s\n  %-26s %s%s%s\n", left, "", opt->help, bound,
 				    opt->flags & OPT_REQUIRED ? " (required)" : "");
 			else
-				fprintf(f, "  %-26s %s%s\n", left, opt->help,
+				fprintf(f, "  %-26s %s%s%s\n", left, opt->help, bound,
 				    opt->flags & OPT_REQUIRED ? " (required)" : "");
 		}
 	}
@@ -281,7 +305,9 @@ option_set(const char *cmdname, const struct ftctl_option *opt, char *value, cha
 		*(const char **)dst = value;
 		return 0;
 	case OPT_ENUM:
-		if (value[0] == '\0' || ft_enum_parse(opt->words, value, (int *)dst) != 0) {
+		/* choices, when given, are the words of the enum a user may ask for */
+		if (value[0] == '\0' || (opt->choices != NULL && !choice_take(opt->choices, value)) ||
+		    ft_enum_parse(opt->words, value, (int *)dst) != 0) {
 			fprintf(stderr, "ftctl: %s: --%s must be one of %s, not '%s'\n",
 			    cmdname, opt->name, option_choices(opt), value);
 			return FTCTL_USAGE;

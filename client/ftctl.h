@@ -47,11 +47,12 @@ enum opt_type {
 	OPT_FLOAT,      /* float */
 	OPT_DOUBLE,     /* double */
 	OPT_ENUM,       /* int: the value of `words` whose word (ft_enum.h) is given, in
-	                 * any case; 0 (UNSPECIFIED) when not given */
+	                 * any case (one of choices, when set); 0 (UNSPECIFIED) when not given */
 };
 
 #define OPT_REQUIRED 0x1  /* the command refuses to run without it */
 #define OPT_FILE 0x2      /* the value is a local file (for completion) */
+#define OPT_SPEC 0x4      /* a JobSpec field: help adds its range and default (ft_spec.h) */
 
 struct ftctl_option {
 	const char *name;       /* without the leading "--" */

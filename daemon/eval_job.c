@@ -263,7 +263,7 @@ eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, i
 	snprintf(detail, sizeof(detail), "model %s: weights %.1f MiB, generation and loss buffers "
 	    "%.1f MiB", models[largest].name, (double)(models[largest].params * sizeof(float)) /
 	    (1 << 20), (double)(a.memory - models[largest].params * sizeof(float)) / (1 << 20));
-	js.type = "eval";
+	js.type = FT__JOB_TYPE__JOB_TYPE_EVAL;
 	js.base_model = models[0].name;   /* resolved: ids read badly in job ls */
 	js.data = s->data;
 	js.name = s->name;

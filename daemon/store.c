@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "fsutil.h"
+#include "ft.pb-c.h"
 #include "ft_enum.h"
 #include "log.h"
 #include "store.h"
@@ -212,6 +213,9 @@ static const char *migrations[] = {
 	/* 11 -> 12: the BLAKE2b of the rule set a dataset was screened with
 	 * (screen.h); '' for datasets added before screening. */
 	"ALTER TABLE datasets ADD COLUMN screen_rules TEXT NOT NULL DEFAULT '';",
+	/* 12 -> 13: a job spec's type, method and schedule are enums, no
+	 * longer strings (store_job_spec_upgrade). */
+	"UPDATE jobs SET spec = ft_job_spec_upgrade(spec);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -242,6 +246,112 @@ user_version(sqlite3 *db)
 	return v;
 }
 
+/* The JobSpec fields that were strings up to schema 12, and their enums. */
+static const struct {
+	uint32_t field;
+	const ProtobufCEnumDescriptor *d;
+} spec_enums[] = {
+	{ 3, &ft__job_type__descriptor },
+	{ 4, &ft__train_method__descriptor },
+	{ 15, &ft__lr_schedule__descriptor },
+};
+
+static int
+varint_get(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64 && *i < n; shift += 7) {
+		uint8_t b = p[(*i)++];
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+static size_t
+varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	return n;
+}
+
+int
+store_job_spec_upgrade(const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
+{
+	size_t i = 0, o = 0;
+
+	while (i < n) {
+		size_t start = i, k;
+		uint64_t key, len = 0;
+
+		if (varint_get(in, n, &i, &key) != 0)
+			return -1;
+		switch (key & 7) {
+		case 0: if (varint_get(in, n, &i, &len) != 0) return -1; break;
+		case 1: i += 8; break;
+		case 2: if (varint_get(in, n, &i, &len) != 0 || len > n - i) return -1; break;
+		case 5: i += 4; break;
+		default: return -1;
+		}
+		if ((key & 7) == 2)
+			i += len;
+		if (i > n)
+			return -1;
+		for (k = 0; k < sizeof(spec_enums) / sizeof(spec_enums[0]); k++)
+			if ((key & 7) == 2 && key >> 3 == spec_enums[k].field)
+				break;
+		if (k == sizeof(spec_enums) / sizeof(spec_enums[0])) {
+			memcpy(out + o, in + start, i - start);
+			o += i - start;
+			continue;
+		}
+		/* The word as an enum value; "" or a word no value has is left
+		 * out (UNSPECIFIED).  A varint pair is never longer than the
+		 * tag, length and word it replaces. */
+		char word[FT_ENUM_WORD_MAX];
+		int v;
+
+		if (len == 0 || len >= sizeof(word))
+			continue;
+		memcpy(word, in + i - len, len);
+		word[len] = '\0';
+		if (ft_enum_parse(spec_enums[k].d, word, &v) != 0 || v == 0)
+			continue;
+		o += varint_put(out + o, (uint64_t)spec_enums[k].field << 3);
+		o += varint_put(out + o, (uint64_t)v);
+	}
+	*out_len = o;
+	return 0;
+}
+
+/* ft_job_spec_upgrade(spec) in SQL, for the 12 -> 13 migration. */
+static void
+sql_job_spec_upgrade(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const uint8_t *in = sqlite3_value_blob(argv[0]);
+	size_t n = (size_t)sqlite3_value_bytes(argv[0]), len;
+	uint8_t *out = sqlite3_malloc64(n + 1);
+
+	(void)argc;
+	if (out == NULL) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	if (store_job_spec_upgrade(in, n, out, &len) != 0) {
+		sqlite3_free(out);
+		sqlite3_result_error(ctx, "a job's spec is not a packed JobSpec", -1);
+		return;
+	}
+	sqlite3_result_blob64(ctx, out, len, sqlite3_free);
+}
+
 static int
 migrate(sqlite3 *db, char *err, size_t err_len)
 {
@@ -250,6 +360,12 @@ migrate(sqlite3 *db, char *err, size_t err_len)
 
 	if (v < 0) {
 		snprintf(err, err_len, "cannot read schema version: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (sqlite3_create_function(db, "ft_job_spec_upgrade", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+	    NULL, sql_job_spec_upgrade, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "cannot register the migration's function: %s",
+		    sqlite3_errmsg(db));
 		return -1;
 	}
 	if (v > SCHEMA_VERSION) {

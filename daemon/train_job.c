@@ -22,6 +22,7 @@
 #include "eval_job.h"
 #include "fsutil.h"
 #include "fte.h"
+#include "ft_enum.h"
 #include "jobs.h"
 #include "log.h"
 #include "registry.h"
@@ -498,6 +499,7 @@ lineage_json(const struct model_info *base, const struct dataset_info *ds,
 {
 	const Ft__JobSpec *s = j->spec;
 	json_t *files = json_object(), *root;
+	char type[FT_ENUM_WORD_MAX], method[FT_ENUM_WORD_MAX], schedule[FT_ENUM_WORD_MAX];
 	char *text;
 
 	for (size_t i = 0; i < base->n_files; i++)
@@ -507,9 +509,10 @@ lineage_json(const struct model_info *base, const struct dataset_info *ds,
 	    "s:{s:f,s:f,s:f,s:i}}",
 	    "base", "name", base->name, "id", (json_int_t)base->id, "files", files,
 	    "dataset", "name", ds->name, "id", (json_int_t)ds->id, "blake2b", ds->hash,
-	    "job", (json_int_t)j->id, "type", s->type, "method", s->method,
+	    "job", (json_int_t)j->id, "type", ft_enum_word(&ft__job_type__descriptor, s->type, type),
+	    "method", ft_enum_word(&ft__train_method__descriptor, s->method, method),
 	    "hyperparameters", "epochs", (int)s->epochs, "lr", (double)s->lr,
-	    "schedule", s->schedule, "warmup", (int)s->warmup, "batch_size", (int)s->batch_size,
+	    "schedule", ft_enum_word(&ft__lr_schedule__descriptor, s->schedule, schedule), "warmup", (int)s->warmup, "batch_size", (int)s->batch_size,
 	    "grad_accum", (int)s->grad_accum, "seq_len", (int)s->seq_len, "template", s->template_,
 	    "lora_rank", (int)s->lora_rank, "lora_alpha", (double)s->lora_alpha,
 	    "weight_decay", (double)s->weight_decay, "seed", (json_int_t)s->seed,
@@ -657,7 +660,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		goto fail;
 	}
 	fte_threads_set(d->training_threads);
-	cpt = strcmp(j.spec->type, "cpt") == 0;
+	cpt = j.spec->type == FT__JOB_TYPE__JOB_TYPE_CPT;
 
 	/* Inputs, verified: a corrupted model file is found before use. */
 	jobs_set_stage(d, id, "loading");

@@ -1,6 +1,7 @@
 /* test_enum.c - ft.proto's enums as words (proto/ft_enum.c): every value's
  * word parses back to it, in any case; the words stored in SQLite before
- * these were enums still read; JSON shows words; and a model whose record
+ * these were enums still read, and job specs packed with strings are
+ * rewritten as enums; JSON shows words; and a model whose record
  * names an architecture this build does not know is refused with the name,
  * not run as Llama (daemon/registry.c). */
 #include <strings.h>
@@ -9,11 +10,13 @@
 #include "ft_json.h"
 #include "ft_test.h"
 #include "registry.h"
+#include "store.h"
 
 static const ProtobufCEnumDescriptor *const enums[] = {
 	&ft__code__descriptor, &ft__job_state__descriptor, &ft__job_kind__descriptor,
 	&ft__model_kind__descriptor, &ft__model_format__descriptor, &ft__model_arch__descriptor,
-	&ft__export_format__descriptor, &ft__dataset_kind__descriptor,
+	&ft__export_format__descriptor, &ft__dataset_kind__descriptor, &ft__job_type__descriptor,
+	&ft__train_method__descriptor, &ft__lr_schedule__descriptor,
 };
 
 /* Each value's word parses back to the value, upper- or lower-cased too. */
@@ -131,6 +134,46 @@ test_model_config(void)
 	CHECK(registry_arch_engine(FT__MODEL_ARCH__MODEL_ARCH_UNSPECIFIED) == 0);
 }
 
+/* A JobSpec as schema 12 stored it (type, method, schedule as strings)
+ * reads, after the 12 -> 13 migration's rewrite, with the enums set and
+ * every other field as it was. */
+static void
+test_spec_upgrade(void)
+{
+	static const uint8_t old[] = {
+		0x0a, 1, 'm',                           /* 1 base_model "m" */
+		0x1a, 3, 'c', 'p', 't',                 /* 3 type "cpt" */
+		0x22, 4, 'l', 'o', 'r', 'a',            /* 4 method "lora" */
+		0x55, 0x6f, 0x12, 0x83, 0x3a,           /* 10 lr 0.001f */
+		0x7a, 6, 'l', 'i', 'n', 'e', 'a', 'r',  /* 15 schedule "linear" */
+		0xb0, 0x01, 3,                          /* 22 priority 3 */
+		0xba, 0x01, 2, 'x', 'y',                /* 23 name "xy" */
+	};
+	static const uint8_t odd[] = {
+		0x1a, 0,                                /* type "" */
+		0x7a, 7, 'r', 'm', 's', 'p', 'r', 'o', 'p',  /* a schedule no build has */
+	};
+	uint8_t out[sizeof(old)];
+	size_t n;
+	Ft__JobSpec *s;
+
+	CHECK(store_job_spec_upgrade(old, sizeof(old), out, &n) == 0 && n < sizeof(old));
+	CHECK((s = ft__job_spec__unpack(NULL, n, out)) != NULL);
+	if (s != NULL) {
+		CHECK(s->type == FT__JOB_TYPE__JOB_TYPE_CPT);
+		CHECK(s->method == FT__TRAIN_METHOD__TRAIN_METHOD_LORA);
+		CHECK(s->schedule == FT__LR_SCHEDULE__LR_SCHEDULE_LINEAR);
+		CHECK_STR(s->base_model, "m");
+		CHECK_STR(s->name, "xy");
+		CHECK(s->priority == 3 && s->lr == 0.001f);
+		ft__job_spec__free_unpacked(s, NULL);
+	}
+	/* the old bytes do not unpack as they are: the rewrite is needed */
+	CHECK(ft__job_spec__unpack(NULL, sizeof(old), old) == NULL);
+	CHECK(store_job_spec_upgrade(odd, sizeof(odd), out, &n) == 0 && n == 0);
+	CHECK(store_job_spec_upgrade(old, 4, out, &n) == -1);   /* cut inside a field */
+}
+
 int
 main(void)
 {
@@ -138,5 +181,6 @@ main(void)
 	test_stored_words();
 	test_json();
 	test_model_config();
+	test_spec_upgrade();
 	return ft_test_done();
 }
