@@ -465,18 +465,7 @@ cmd_status(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	s = rep->status;
 	if (o->json) {
-		json_t *j = json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:I,s:s,s:s,s:I}",
-		    "version", s->version, "uptime_ms", (json_int_t)s->uptime_ms,
-		    "pid", s->pid, "state_dir", s->state_dir,
-		    "queue_length", (json_int_t)s->queue_length,
-		    "training_threads", (json_int_t)s->training_threads,
-		    "caller_uid", (json_int_t)s->caller_uid,
-		    "http_url", s->http_url, "socket_url", s->socket_url,
-		    "schema_version", (json_int_t)s->schema_version);
-
-		if (s->usage != NULL)
-			json_object_set_new(j, "usage", ft_json_message(&s->usage->base));
-		json_print(j);
+		json_print(ft_json_message(&s->base));
 	} else {
 		duration_format(s->uptime_ms, up, sizeof(up));
 		printf("ftuned %s, up %s, pid %d\n", s->version, up, s->pid);

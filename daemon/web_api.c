@@ -3,11 +3,12 @@
  * and checkpoints), models (with lineage), datasets (with stats and
  * samples), API keys (with usage); evaluations, read from their tables,
  * are in web_eval.c.
- * Jobs, models, datasets and API keys are the RPCs' own reply messages,
- * built by the modules that own their tables (jobs.c, registry.c,
- * datasets.c, deploy.c) and serialised by ft_json_message, with a few
- * dashboard-only fields added (links' names, checkpoints on disk, export
- * commands, lineage trees, parsed samples).  Nothing here writes state.
+ * The status, jobs, models, datasets and API keys are the RPCs' own reply
+ * messages, built by the modules that own them (status.c, jobs.c,
+ * registry.c, datasets.c, deploy.c) and serialised by ft_json_message,
+ * with a few dashboard-only fields added (links' names, checkpoints on
+ * disk, export commands, lineage trees, parsed samples).  Nothing here
+ * writes state.
  * Unknown ids answer 404 JSON, malformed query values 400, and every page
  * size is capped at WEB_API_PAGE_MAX.
  */
@@ -132,25 +133,19 @@ send_message(struct mg_connection *conn, struct arena *a, const ProtobufCMessage
 	web_send_json(conn, 200, o);
 }
 
+/* The Status RPC's reply, the caller's quota usage in it. */
 static void
-api_status(struct mg_connection *conn, struct ftuned *d)
+api_status(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who)
 {
-	struct ft_status st;
+	struct arena a = ARENA_INIT;
+	Ft__StatusReply *r;
 
-	if (ftuned_status_collect(d, &st) != 0) {
+	if (ftuned_status_reply(d, &a, who->uid, &r) != FT__CODE__OK) {
+		arena_release(&a);
 		web_send_error(conn, 500, "state database unreadable");
 		return;
 	}
-	web_send_json(conn, 200, json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:s,s:s,s:I}",
-	    "version", st.version,
-	    "uptime_ms", (json_int_t)st.uptime_ms,
-	    "pid", st.pid,
-	    "state_dir", st.state_dir,
-	    "queue_length", (json_int_t)st.queue_length,
-	    "training_threads", (json_int_t)st.training_threads,
-	    "http_url", st.http_url,
-	    "socket_url", st.socket_url,
-	    "schema_version", (json_int_t)st.schema_version));
+	send_message(conn, &a, &r->base);
 }
 
 /* API keys with their usage, revoked ones included; never a key or its
@@ -727,7 +722,7 @@ web_api_serve(struct mg_connection *conn, struct ftuned *d, const struct web_cal
 		return;
 	}
 	switch (r.ep) {
-	case WEB_EP_STATUS: api_status(conn, d); break;
+	case WEB_EP_STATUS: api_status(conn, d, who); break;
 	case WEB_EP_KEYS: api_keys(conn, d, who); break;
 	case WEB_EP_JOBS: api_jobs(conn, d, &q); break;
 	case WEB_EP_JOB: api_job(conn, d, r.id); break;

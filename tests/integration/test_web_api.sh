@@ -21,6 +21,9 @@ jqe() { jq -r "$2" <<<"$1"; }
 st=$(get /api/v1/status)
 expect_eq "$(jqe "$st" .version)" "$(json_get "$($F status --json)" version)" "status: version as RPC"
 expect_eq "$(jqe "$st" .http_url)" "$WEB_URL/" "status: its own URL"
+# the RPC's StatusReply, but for the clock
+expect_eq "$(jqe "$st" 'del(.uptime_ms) | tojson')" "$(jqe "$($F status --json)" 'del(.uptime_ms) | tojson')" \
+	"status: the object status --json prints"
 
 # --- jobs ---
 jobs=$(get /api/v1/jobs)
