@@ -44,7 +44,7 @@ struct ls_args {
 };
 
 struct export_args {
-	const char *format;
+	int format;                 /* Ft__EvalExportFormat */
 };
 
 static int
@@ -321,7 +321,7 @@ cmd_eval_export(const struct opts *o, void *args, int argc, char **argv)
 	(void)argc;
 	if ((rc = eval_id_parse("eval export", argv[0], &xr.id)) != 0)
 		return rc;
-	xr.format = (char *)a->format;
+	xr.format = (Ft__EvalExportFormat)a->format;
 	req.body_case = FT__REQUEST__BODY_EVAL_EXPORT;
 	req.eval_export = &xr;
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
@@ -482,8 +482,9 @@ static const struct ftctl_option ls_options[] = {
 };
 
 static const struct ftctl_option export_options[] = {
-	{ "format", OPT_STR, offsetof(struct export_args, format), NULL, "csv|jsonl|md",
-	  OPT_REQUIRED, "one row per example with every model's output and metric values", NULL },
+	{ "format", OPT_ENUM, offsetof(struct export_args, format), NULL, NULL, OPT_REQUIRED,
+	  "one row per example with every model's output and metric values",
+	  &ft__eval_export_format__descriptor },
 	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 

@@ -3,10 +3,10 @@
  * dataset, with the same prompt template and decoding settings, compared
  * metric by metric with bootstrap confidence intervals (eval_metrics.h).
  *
- * An evaluation is a row in `jobs` (kind 'eval', its spec a JobSpec with
- * type "eval", base_model the first model, data the dataset, name the
+ * An evaluation is a row in `jobs` (kind eval, its spec a JobSpec with
+ * type eval, base_model the first model, data the dataset, name the
  * evaluation's name) so the queue runs it and job ls/show/watch/cancel
- * work unchanged, plus rows in the eval tables (store.c) that hold its full
+ * work unchanged, plus rows in the eval tables (evals.c) that hold its full
  * specification (models with their file hashes, dataset hash, template,
  * decoding settings, seed), every example with each model's output and
  * metric values, and the summary.

@@ -17,6 +17,7 @@ static const ProtobufCEnumDescriptor *const enums[] = {
 	&ft__model_kind__descriptor, &ft__model_format__descriptor, &ft__model_arch__descriptor,
 	&ft__export_format__descriptor, &ft__dataset_kind__descriptor, &ft__job_type__descriptor,
 	&ft__train_method__descriptor, &ft__lr_schedule__descriptor,
+	&ft__eval_export_format__descriptor,
 };
 
 /* Each value's word parses back to the value, upper- or lower-cased too. */
