@@ -20,7 +20,7 @@
 struct run_args {
 	const char *models;
 	const char *data;
-	const char *split;
+	int split;                  /* Ft__EvalSplit */
 	const char *metrics;
 	uint32_t max_new_tokens;
 	float temperature;
@@ -90,7 +90,7 @@ cmd_eval_run(const struct opts *o, void *args, int argc, char **argv)
 	spec.models = models;
 	spec.n_models = n;
 	spec.data = (char *)a->data;
-	spec.split = (char *)a->split;
+	spec.split = (Ft__EvalSplit)a->split;
 	spec.metrics = (char *)a->metrics;
 	spec.max_new_tokens = a->max_new_tokens;
 	spec.temperature = a->temperature;
@@ -217,7 +217,7 @@ cmd_eval_show(const struct opts *o, void *args, int argc, char **argv)
 	if (e->error[0])
 		printf("error       %s\n", e->error);
 	printf("dataset     %s, %s split, %u examples (blake2b %.16s...)\n", e->dataset,
-	    e->spec->split, e->examples, e->dataset_blake2b);
+	    enum_word(&ft__eval_split__descriptor, e->spec->split), e->examples, e->dataset_blake2b);
 	for (size_t k = 0; k < e->n_models; k++)
 		printf("model %-5zu %s (id %lld)\n", k, e->models[k]->name, (long long)e->models[k]->id);
 	printf("decoding    template %s, max %u new tokens, temperature %g, top_p %g, seed %llu\n",
@@ -439,8 +439,8 @@ static const struct ftctl_option run_options[] = {
 	  "models to compare, by name or id; the first is the baseline", NULL },
 	{ "data", OPT_STR, offsetof(struct run_args, data), "DATASET", NULL, OPT_REQUIRED,
 	  "the dataset, by name or id", NULL },
-	{ "split", OPT_STR, offsetof(struct run_args, split), NULL, "validation|all", 0,
-	  "held-out records (default) or train and validation together", NULL },
+	{ "split", OPT_ENUM, offsetof(struct run_args, split), NULL, NULL, 0,
+	  "held-out records (default) or train and validation together", &ft__eval_split__descriptor },
 	{ "metrics", OPT_STR, offsetof(struct run_args, metrics), "LIST", NULL, 0,
 	  "comma-separated metric names, e.g. loss,token_f1 (default: all that apply; "
 	  "an unknown name is answered with the list)", NULL },

@@ -27,6 +27,7 @@
 #include "eval_job.h"
 #include "eval_metrics.h"
 #include "evals.h"
+#include "ft_enum.h"
 #include "fte.h"
 #include "jobs.h"
 #include "log.h"
@@ -103,11 +104,11 @@ spec_check(Ft__EvalSpec *s, const struct dataset_info *ds, char *err, size_t err
 		    s->n_models);
 		return -1;
 	}
-	if (strcmp(s->split, "validation") != 0 && strcmp(s->split, "all") != 0) {
-		snprintf(err, err_len, "--split must be validation or all, not '%s'", s->split);
+	if (s->split != FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION && s->split != FT__EVAL_SPLIT__EVAL_SPLIT_ALL) {
+		snprintf(err, err_len, "--split must be validation or all");
 		return -1;
 	}
-	if (strcmp(s->split, "validation") == 0 && ds->validation_records == 0) {
+	if (s->split == FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION && ds->validation_records == 0) {
 		snprintf(err, err_len, "dataset %s has no validation split; hold one out with "
 		    "data add --validation-split, or evaluate with --split all", ds->name);
 		return -1;
@@ -170,6 +171,7 @@ eval_insert(struct ftuned *d, void *arg, int64_t *id, char *err, size_t err_len)
 	struct eval_insert *ei = arg;
 	const struct evals_new *e = &ei->e;
 	sqlite3 *db = store_lock(d->store);
+	char split[FT_ENUM_WORD_MAX];
 	int64_t jid;
 	int code = FT__CODE__INTERNAL;
 
@@ -192,7 +194,8 @@ eval_insert(struct ftuned *d, void *arg, int64_t *id, char *err, size_t err_len)
 	*id = jid;
 	jobs_log(d, jid, "info", "evaluation %lld queued by uid %u: %zu model%s on %s (%s split), "
 	    "metrics %s", (long long)ei->eval_id, e->uid, e->n_models, e->n_models == 1 ? "" : "s",
-	    e->ds->name, e->spec->split, e->spec->metrics);
+	    e->ds->name, ft_enum_word(&ft__eval_split__descriptor, e->spec->split, split),
+	    e->spec->metrics);
 	return FT__CODE__OK;
 }
 
@@ -231,7 +234,8 @@ eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, i
 		snprintf(err, err_len, "out of memory");
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	}
-	spec_default_str(&s->split, "validation");
+	if (s->split == FT__EVAL_SPLIT__EVAL_SPLIT_UNSPECIFIED)
+		s->split = FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION;
 	spec_default_str(&s->template_, "alpaca");
 	if (s->max_new_tokens == 0)
 		s->max_new_tokens = DEFAULT_MAX_NEW_TOKENS;
@@ -559,7 +563,7 @@ fail:
 
 /* Examples of the split, at most limit (0 = all). */
 static int
-examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
+examples_load(const struct dataset_info *ds, Ft__EvalSplit split, uint32_t limit,
     struct dataset **a, struct dataset **b, struct example **out, size_t *n, char *err,
     size_t err_len)
 {
@@ -567,7 +571,7 @@ examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
 	size_t total, k = 0;
 	struct example *ex;
 
-	if (strcmp(split, "all") == 0 && dataset_load_jsonl(ds->train_path, kind, a, err,
+	if (split == FT__EVAL_SPLIT__EVAL_SPLIT_ALL && dataset_load_jsonl(ds->train_path, kind, a, err,
 	    err_len) != 0)
 		return -1;
 	if (ds->validation_path[0] && dataset_load_jsonl(ds->validation_path, kind, b, err,
@@ -577,7 +581,10 @@ examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
 	if (limit > 0 && total > limit)
 		total = limit;
 	if (total == 0) {
-		snprintf(err, err_len, "the %s split of %s has no examples", split, ds->name);
+		char w[FT_ENUM_WORD_MAX];
+
+		snprintf(err, err_len, "the %s split of %s has no examples",
+		    ft_enum_word(&ft__eval_split__descriptor, split, w), ds->name);
 		return -1;
 	}
 	if ((ex = calloc(total, sizeof(*ex))) == NULL) {
@@ -601,7 +608,7 @@ examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
 void
 eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 {
-	char err[1024] = "", metrics[256];
+	char err[1024] = "", metrics[256], split[FT_ENUM_WORD_MAX];
 	struct job_info j;
 	struct evals_run e;
 	struct dataset_info ds;
@@ -685,7 +692,8 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	total = (uint32_t)(n * e.n_models);
 	evals_set_progress(d, e.id, metrics, (uint32_t)n, 0, NAN);
 	jobs_log(d, id, "info", "evaluating %zu model%s on %zu examples of %s (%s split): %s",
-	    e.n_models, e.n_models == 1 ? "" : "s", n, ds.name, e.spec->split, metrics);
+	    e.n_models, e.n_models == 1 ? "" : "s", n, ds.name,
+	    ft_enum_word(&ft__eval_split__descriptor, e.spec->split, split), metrics);
 	jobs_set_progress(d, id, 0, total, 1, NAN, 0);
 	t0 = now_s();
 
@@ -924,7 +932,7 @@ out:
  * what to say of it in the job's log is what. */
 static void
 after_training_submit(struct ftuned *d, struct job_info *j, struct dataset_info *ds, char *name,
-    char *split, char *metrics, const char *what)
+    Ft__EvalSplit split, char *metrics, const char *what)
 {
 	Ft__EvalSpec s = FT__EVAL_SPEC__INIT;
 	char *models[2], base[32], err[512];
@@ -988,7 +996,7 @@ eval_job_after_training(struct ftuned *d, int64_t job_id)
 		jobs_log(d, job_id, "info", "no automatic evaluation: dataset %s has no validation split",
 		    ds.name);
 	else
-		after_training_submit(d, &j, &ds, name, "validation", "", "the validation split");
+		after_training_submit(d, &j, &ds, name, FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION, "", "the validation split");
 	dataset_info_free(&ds);
 	if (j.spec->general_data[0] != '\0') {
 		/* Forgetting: the loss (perplexity) on general text, its held-out
@@ -999,7 +1007,7 @@ eval_job_after_training(struct ftuned *d, int64_t job_id)
 		} else {
 			snprintf(name, sizeof(name), "job-%lld-general", (long long)job_id);
 			snprintf(what, sizeof(what), "general text %s, to measure forgetting", ds.name);
-			after_training_submit(d, &j, &ds, name, ds.validation_records ? "validation" : "all",
+			after_training_submit(d, &j, &ds, name, ds.validation_records ? FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION : FT__EVAL_SPLIT__EVAL_SPLIT_ALL,
 			    "loss", what);
 			dataset_info_free(&ds);
 		}

@@ -197,9 +197,12 @@ md_cell(FILE *f, const char *s)
 static void
 export_summary_md(FILE *f, const Ft__EvalInfo *e)
 {
+	char split[FT_ENUM_WORD_MAX];
+
 	fprintf(f, "# Evaluation %lld%s%s\n\n", (long long)e->id, e->name[0] ? ": " : "", e->name);
 	fprintf(f, "Dataset %s (blake2b %s), split %s, %u examples; template %s; max_new_tokens %u, "
-	    "temperature %g, top_p %g, seed %llu.\n\n", e->dataset, e->dataset_blake2b, e->spec->split,
+	    "temperature %g, top_p %g, seed %llu.\n\n", e->dataset, e->dataset_blake2b,
+	    ft_enum_word(&ft__eval_split__descriptor, e->spec->split, split),
 	    e->examples, e->spec->template_, e->spec->max_new_tokens, (double)e->spec->temperature,
 	    (double)e->spec->top_p, (unsigned long long)e->spec->seed);
 	for (size_t k = 0; k < e->n_models; k++)

@@ -213,9 +213,10 @@ static const char *migrations[] = {
 	/* 11 -> 12: the BLAKE2b of the rule set a dataset was screened with
 	 * (screen.h); '' for datasets added before screening. */
 	"ALTER TABLE datasets ADD COLUMN screen_rules TEXT NOT NULL DEFAULT '';",
-	/* 12 -> 13: a job spec's type, method and schedule are enums, no
-	 * longer strings (store_job_spec_upgrade). */
-	"UPDATE jobs SET spec = ft_job_spec_upgrade(spec);",
+	/* 12 -> 13: a job spec's type, method and schedule and an evaluation
+	 * spec's split are enums, no longer strings (store_spec_upgrade). */
+	"UPDATE jobs SET spec = ft_spec_upgrade(0, spec);"
+	"UPDATE evals SET spec = ft_spec_upgrade(1, spec);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -246,14 +247,16 @@ user_version(sqlite3 *db)
 	return v;
 }
 
-/* The JobSpec fields that were strings up to schema 12, and their enums. */
+/* The spec fields that were strings up to schema 12, and their enums. */
 static const struct {
+	enum store_spec spec;
 	uint32_t field;
 	const ProtobufCEnumDescriptor *d;
 } spec_enums[] = {
-	{ 3, &ft__job_type__descriptor },
-	{ 4, &ft__train_method__descriptor },
-	{ 15, &ft__lr_schedule__descriptor },
+	{ STORE_JOB_SPEC, 3, &ft__job_type__descriptor },
+	{ STORE_JOB_SPEC, 4, &ft__train_method__descriptor },
+	{ STORE_JOB_SPEC, 15, &ft__lr_schedule__descriptor },
+	{ STORE_EVAL_SPEC, 3, &ft__eval_split__descriptor },
 };
 
 static int
@@ -283,7 +286,8 @@ varint_put(uint8_t *p, uint64_t v)
 }
 
 int
-store_job_spec_upgrade(const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
+store_spec_upgrade(enum store_spec spec, const uint8_t *in, size_t n, uint8_t *out,
+    size_t *out_len)
 {
 	size_t i = 0, o = 0;
 
@@ -305,7 +309,7 @@ store_job_spec_upgrade(const uint8_t *in, size_t n, uint8_t *out, size_t *out_le
 		if (i > n)
 			return -1;
 		for (k = 0; k < sizeof(spec_enums) / sizeof(spec_enums[0]); k++)
-			if ((key & 7) == 2 && key >> 3 == spec_enums[k].field)
+			if ((key & 7) == 2 && spec_enums[k].spec == spec && key >> 3 == spec_enums[k].field)
 				break;
 		if (k == sizeof(spec_enums) / sizeof(spec_enums[0])) {
 			memcpy(out + o, in + start, i - start);
@@ -331,12 +335,13 @@ store_job_spec_upgrade(const uint8_t *in, size_t n, uint8_t *out, size_t *out_le
 	return 0;
 }
 
-/* ft_job_spec_upgrade(spec) in SQL, for the 12 -> 13 migration. */
+/* ft_spec_upgrade(which, spec) in SQL, for the 12 -> 13 migration. */
 static void
-sql_job_spec_upgrade(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+sql_spec_upgrade(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-	const uint8_t *in = sqlite3_value_blob(argv[0]);
-	size_t n = (size_t)sqlite3_value_bytes(argv[0]), len;
+	int which = sqlite3_value_int(argv[0]);
+	const uint8_t *in = sqlite3_value_blob(argv[1]);
+	size_t n = (size_t)sqlite3_value_bytes(argv[1]), len;
 	uint8_t *out = sqlite3_malloc64(n + 1);
 
 	(void)argc;
@@ -344,9 +349,10 @@ sql_job_spec_upgrade(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	if (store_job_spec_upgrade(in, n, out, &len) != 0) {
+	if ((which != STORE_JOB_SPEC && which != STORE_EVAL_SPEC) ||
+	    store_spec_upgrade((enum store_spec)which, in, n, out, &len) != 0) {
 		sqlite3_free(out);
-		sqlite3_result_error(ctx, "a job's spec is not a packed JobSpec", -1);
+		sqlite3_result_error(ctx, "a stored spec is not protobuf", -1);
 		return;
 	}
 	sqlite3_result_blob64(ctx, out, len, sqlite3_free);
@@ -362,8 +368,8 @@ migrate(sqlite3 *db, char *err, size_t err_len)
 		snprintf(err, err_len, "cannot read schema version: %s", sqlite3_errmsg(db));
 		return -1;
 	}
-	if (sqlite3_create_function(db, "ft_job_spec_upgrade", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-	    NULL, sql_job_spec_upgrade, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_create_function(db, "ft_spec_upgrade", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+	    NULL, sql_spec_upgrade, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, err_len, "cannot register the migration's function: %s",
 		    sqlite3_errmsg(db));
 		return -1;

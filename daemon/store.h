@@ -46,12 +46,15 @@ int store_dir_prune(struct store *s, const char *dir, const char *table, char *e
 int store_column_enum(struct sqlite3_stmt *st, int i, const ProtobufCEnumDescriptor *d);
 int store_bind_enum(struct sqlite3_stmt *st, int i, const ProtobufCEnumDescriptor *d, int v);
 
-/* store_job_spec_upgrade rewrites a JobSpec packed by schema 12 or
- * earlier, whose type, method and schedule were strings, as this build
- * packs it (enums; other fields byte for byte) into out, which has room
- * for n bytes (the result is never longer).  0, or -1 for bytes that are
- * not protobuf.  The 12 -> 13 migration runs it on every job row. */
-int store_job_spec_upgrade(const uint8_t *in, size_t n, uint8_t *out, size_t *out_len);
+/* store_spec_upgrade rewrites a spec packed by schema 12 or earlier, a
+ * JobSpec whose type, method and schedule or an EvalSpec whose split were
+ * strings, as this build packs it (enums; other fields byte for byte) into
+ * out, which has room for n bytes (the result is never longer).  0, or -1
+ * for bytes that are not protobuf.  The 12 -> 13 migration runs it on
+ * every job and evaluation row. */
+enum store_spec { STORE_JOB_SPEC, STORE_EVAL_SPEC };
+int store_spec_upgrade(enum store_spec spec, const uint8_t *in, size_t n, uint8_t *out,
+    size_t *out_len);
 
 /* store_schema_version returns the schema version in use. */
 int store_schema_version(struct store *s);

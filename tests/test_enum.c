@@ -17,7 +17,7 @@ static const ProtobufCEnumDescriptor *const enums[] = {
 	&ft__model_kind__descriptor, &ft__model_format__descriptor, &ft__model_arch__descriptor,
 	&ft__export_format__descriptor, &ft__dataset_kind__descriptor, &ft__job_type__descriptor,
 	&ft__train_method__descriptor, &ft__lr_schedule__descriptor,
-	&ft__eval_export_format__descriptor,
+	&ft__eval_export_format__descriptor, &ft__eval_split__descriptor,
 };
 
 /* Each value's word parses back to the value, upper- or lower-cased too. */
@@ -158,7 +158,7 @@ test_spec_upgrade(void)
 	size_t n;
 	Ft__JobSpec *s;
 
-	CHECK(store_job_spec_upgrade(old, sizeof(old), out, &n) == 0 && n < sizeof(old));
+	CHECK(store_spec_upgrade(STORE_JOB_SPEC, old, sizeof(old), out, &n) == 0 && n < sizeof(old));
 	CHECK((s = ft__job_spec__unpack(NULL, n, out)) != NULL);
 	if (s != NULL) {
 		CHECK(s->type == FT__JOB_TYPE__JOB_TYPE_CPT);
@@ -171,8 +171,22 @@ test_spec_upgrade(void)
 	}
 	/* the old bytes do not unpack as they are: the rewrite is needed */
 	CHECK(ft__job_spec__unpack(NULL, sizeof(old), old) == NULL);
-	CHECK(store_job_spec_upgrade(odd, sizeof(odd), out, &n) == 0 && n == 0);
-	CHECK(store_job_spec_upgrade(old, 4, out, &n) == -1);   /* cut inside a field */
+	CHECK(store_spec_upgrade(STORE_JOB_SPEC, odd, sizeof(odd), out, &n) == 0 && n == 0);
+	CHECK(store_spec_upgrade(STORE_JOB_SPEC, old, 4, out, &n) == -1);   /* cut inside a field */
+	/* an EvalSpec's split; its field 3 is not a JobSpec's type */
+	{
+		static const uint8_t ev[] = { 0x0a, 1, 'a', 0x1a, 3, 'a', 'l', 'l', 0x48, 5 };
+		Ft__EvalSpec *e;
+
+		CHECK(store_spec_upgrade(STORE_EVAL_SPEC, ev, sizeof(ev), out, &n) == 0);
+		CHECK((e = ft__eval_spec__unpack(NULL, n, out)) != NULL);
+		if (e != NULL) {
+			CHECK(e->split == FT__EVAL_SPLIT__EVAL_SPLIT_ALL && e->limit == 5 &&
+			    e->n_models == 1);
+			ft__eval_spec__free_unpacked(e, NULL);
+		}
+		CHECK(store_spec_upgrade(STORE_JOB_SPEC, ev, sizeof(ev), out, &n) == 0 && n == 5);  /* "all" is no JobType: dropped */
+	}
 }
 
 int
