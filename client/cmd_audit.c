@@ -122,14 +122,14 @@ cmd_audit_verify(const struct opts *o, void *args, int argc, char **argv)
 
 static const struct ftctl_option audit_ls_options[] = {
 	{ "user", OPT_STR, offsetof(struct audit_ls_args, user), "USER", NULL, 0,
-	  "one user's entries (admins; others see only their own)" },
+	  "one user's entries (admins; others see only their own)", NULL },
 	{ "action", OPT_STR, offsetof(struct audit_ls_args, action), "ACTION", NULL, 0,
-	  "one action (job.submit), or a family ending in a dot (model.)" },
+	  "one action (job.submit), or a family ending in a dot (model.)", NULL },
 	{ "since", OPT_STR, offsetof(struct audit_ls_args, since), "T", NULL, 0,
-	  "Unix seconds, 30m/12h/7d ago, or a UTC YYYY-MM-DD[THH:MM]" },
+	  "Unix seconds, 30m/12h/7d ago, or a UTC YYYY-MM-DD[THH:MM]", NULL },
 	{ "limit", OPT_U32, offsetof(struct audit_ls_args, limit), "N", NULL, 0,
-	  "the last N entries (default 1000)" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "the last N entries (default 1000)", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 const struct command audit_commands[] = {

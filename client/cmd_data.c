@@ -18,7 +18,7 @@
 #include "ftctl.h"
 
 struct add_args {
-	const char *kind;
+	int kind;                   /* Ft__DatasetKind */
 	const char *text_column;
 	const char *name;
 	double validation_split;
@@ -203,7 +203,7 @@ dataset_summary(const char *verb, const Ft__DatasetInfo *d)
 	    (unsigned long long)d->records);
 	if (d->validation_records > 0)
 		printf(" + %llu for validation", (unsigned long long)d->validation_records);
-	printf(", %s, %s\n", size, d->kind);
+	printf(", %s, %s\n", size, enum_word(&ft__dataset_kind__descriptor, d->kind));
 }
 
 /* data_send uploads the files and commits them as a dataset (or, for data
@@ -236,7 +236,7 @@ data_send(const struct opts *o, const struct add_args *a, const char *file, int 
 	}
 	creq.id = id;
 	creq.file_name = base_name(file, name, sizeof(name));
-	creq.kind = (char *)a->kind;
+	creq.kind = (Ft__DatasetKind)a->kind;
 	creq.name = (char *)a->name;
 	creq.validation_split = a->validation_split;
 	if (vid[0] != '\0') {
@@ -346,7 +346,8 @@ cmd_data_ls(const struct opts *o, void *args, int argc, char **argv)
 			user_format(d->owner_uid, owner, sizeof(owner));
 			time_format(d->created_at, when, sizeof(when));
 			when[16] = '\0';
-			table_add(t, id, d->name, d->kind, recs, vrecs, size, owner, when);
+			table_add(t, id, d->name, enum_word(&ft__dataset_kind__descriptor, d->kind), recs,
+			    vrecs, size, owner, when);
 		}
 		table_print(t, stdout, term_width());
 	}
@@ -507,7 +508,7 @@ dataset_print(const Ft__DatasetInfo *d)
 	time_format(d->created_at, when, sizeof(when));
 	user_format(d->owner_uid, owner, sizeof(owner));
 	printf("dataset %s (id %lld)\n", d->name, (long long)d->id);
-	printf("  kind        %s\n", d->kind);
+	printf("  kind        %s\n", enum_word(&ft__dataset_kind__descriptor, d->kind));
 	printf("  records     %llu training, %llu validation\n",
 	    (unsigned long long)d->records, (unsigned long long)d->validation_records);
 	printf("  size        %s (%llu bytes)\n", size, (unsigned long long)d->bytes);
@@ -617,50 +618,50 @@ cmd_data_rm(const struct opts *o, void *args, int argc, char **argv)
 }
 
 static const struct ftctl_option add_options[] = {
-	{ "kind", OPT_STR, offsetof(struct add_args, kind), NULL, "instruct|text", OPT_REQUIRED,
-	  "instruction records (JSONL or JSON array) or raw text" },
+	{ "kind", OPT_ENUM, offsetof(struct add_args, kind), NULL, NULL, OPT_REQUIRED,
+	  "instruction records (JSONL or JSON array) or raw text", &ft__dataset_kind__descriptor },
 	{ "text-column", OPT_STR, offsetof(struct add_args, text_column), "NAME", NULL, 0,
-	  "text: the file is CSV or TSV with a header; this column is the text" },
+	  "text: the file is CSV or TSV with a header; this column is the text", NULL },
 	{ "name", OPT_STR, offsetof(struct add_args, name), "NAME", NULL, 0,
-	  "name in the registry (default: the file name)" },
+	  "name in the registry (default: the file name)", NULL },
 	{ "validation-split", OPT_DOUBLE, offsetof(struct add_args, validation_split), "F", NULL, 0,
-	  "hold out this fraction of the records for validation, e.g. 0.1" },
+	  "hold out this fraction of the records for validation, e.g. 0.1", NULL },
 	{ "validation", OPT_STR, offsetof(struct add_args, validation), "FILE", NULL, OPT_FILE,
-	  "or take the validation records from this file" },
+	  "or take the validation records from this file", NULL },
 	{ "skip-invalid", OPT_FLAG, offsetof(struct add_args, skip_invalid), NULL, NULL, 0,
-	  "keep the valid records of a file with errors" },
+	  "keep the valid records of a file with errors", NULL },
 	{ "seed", OPT_U64, offsetof(struct add_args, seed), "S", NULL, 0,
-	  "seed of the validation split's shuffle" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "seed of the validation split's shuffle", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 /* data validate takes the same options, less the name it would not store. */
 static const struct ftctl_option validate_options[] = {
-	{ "kind", OPT_STR, offsetof(struct add_args, kind), NULL, "instruct|text", OPT_REQUIRED,
-	  "instruction records (JSONL or JSON array) or raw text" },
+	{ "kind", OPT_ENUM, offsetof(struct add_args, kind), NULL, NULL, OPT_REQUIRED,
+	  "instruction records (JSONL or JSON array) or raw text", &ft__dataset_kind__descriptor },
 	{ "text-column", OPT_STR, offsetof(struct add_args, text_column), "NAME", NULL, 0,
-	  "text: the file is CSV or TSV with a header; this column is the text" },
+	  "text: the file is CSV or TSV with a header; this column is the text", NULL },
 	{ "validation-split", OPT_DOUBLE, offsetof(struct add_args, validation_split), "F", NULL, 0,
-	  "hold out this fraction of the records for validation, e.g. 0.1" },
+	  "hold out this fraction of the records for validation, e.g. 0.1", NULL },
 	{ "validation", OPT_STR, offsetof(struct add_args, validation), "FILE", NULL, OPT_FILE,
-	  "or check a validation file too" },
+	  "or check a validation file too", NULL },
 	{ "skip-invalid", OPT_FLAG, offsetof(struct add_args, skip_invalid), NULL, NULL, 0,
-	  "succeed when some records are valid, as data add would keep them" },
+	  "succeed when some records are valid, as data add would keep them", NULL },
 	{ "seed", OPT_U64, offsetof(struct add_args, seed), "S", NULL, 0,
-	  "seed of the validation split's shuffle" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "seed of the validation split's shuffle", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option ls_options[] = {
 	{ "quiet", OPT_FLAG, offsetof(struct quiet_args, quiet), NULL, NULL, 0,
-	  "print only the names" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "print only the names", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option rm_options[] = {
 	{ "force", OPT_FLAG, offsetof(struct force_args, force), NULL, NULL, 0,
-	  "remove even while queued or running jobs use it" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "remove even while queued or running jobs use it", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 const struct command data_commands[] = {

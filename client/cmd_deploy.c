@@ -198,20 +198,20 @@ cmd_key_revoke(const struct opts *o, void *args, int argc, char **argv)
 
 const struct ftctl_option deploy_options[] = {
 	{ "name", OPT_STR, offsetof(struct deploy_args, name), "ALIAS", NULL, 0,
-	  "the name clients ask for (default: the model's name)" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "the name clients ask for (default: the model's name)", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option key_create_options[] = {
 	{ "name", OPT_STR, offsetof(struct key_create_args, name), "NAME", NULL, OPT_REQUIRED,
-	  "a name for the key, to list and revoke it by" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "a name for the key, to list and revoke it by", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option key_ls_options[] = {
 	{ "all", OPT_FLAG, offsetof(struct key_ls_args, all), NULL, NULL, 0,
-	  "every user's keys (admins)" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "every user's keys (admins)", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 const struct command key_commands[] = {

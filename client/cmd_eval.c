@@ -20,7 +20,7 @@
 struct run_args {
 	const char *models;
 	const char *data;
-	const char *split;
+	int split;                  /* Ft__EvalSplit */
 	const char *metrics;
 	uint32_t max_new_tokens;
 	float temperature;
@@ -44,7 +44,7 @@ struct ls_args {
 };
 
 struct export_args {
-	const char *format;
+	int format;                 /* Ft__EvalExportFormat */
 };
 
 static int
@@ -91,7 +91,7 @@ cmd_eval_run(const struct opts *o, void *args, int argc, char **argv)
 	spec.models = models;
 	spec.n_models = n;
 	spec.data = (char *)a->data;
-	spec.split = (char *)a->split;
+	spec.split = (Ft__EvalSplit)a->split;
 	spec.metrics = (char *)a->metrics;
 	spec.max_new_tokens = a->max_new_tokens;
 	spec.temperature = a->temperature;
@@ -118,7 +118,7 @@ cmd_eval_run(const struct opts *o, void *args, int argc, char **argv)
 		json_print(ft_json_message(&e->base));
 	else if (e != NULL)
 		printf("eval %lld (job %lld) %s: %zu model%s on %s, metrics %s\n", (long long)e->id,
-		    (long long)e->job_id, e->state, e->n_models, e->n_models == 1 ? "" : "s", e->dataset,
+		    (long long)e->job_id, enum_word(&ft__job_state__descriptor, e->state), e->n_models, e->n_models == 1 ? "" : "s", e->dataset,
 		    e->spec->metrics);
 	ft_reply_free(rep);
 	return EXIT_OK;
@@ -215,15 +215,15 @@ cmd_eval_show(const struct opts *o, void *args, int argc, char **argv)
 		return EXIT_OK;
 	}
 	printf("eval %lld%s%s (job %lld) %s", (long long)e->id, e->name[0] ? " " : "", e->name,
-	    (long long)e->job_id, e->state);
-	if (strcmp(e->state, "RUNNING") == 0)
+	    (long long)e->job_id, enum_word(&ft__job_state__descriptor, e->state));
+	if (e->state == FT__JOB_STATE__JOB_STATE_RUNNING)
 		printf(" %s, %u of %u example runs", e->stage, e->done,
 		    e->examples * (uint32_t)e->n_models);
 	printf("\n");
 	if (e->error[0])
 		printf("error       %s\n", e->error);
 	printf("dataset     %s, %s split, %u examples (blake2b %.16s...)\n", e->dataset,
-	    e->spec->split, e->examples, e->dataset_blake2b);
+	    enum_word(&ft__eval_split__descriptor, e->spec->split), e->examples, e->dataset_blake2b);
 	for (size_t k = 0; k < e->n_models; k++)
 		printf("model %-5zu %s (id %lld)\n", k, e->models[k]->name, (long long)e->models[k]->id);
 	printf("decoding    template %s, max %u new tokens, temperature %g, top_p %g, seed %llu\n",
@@ -306,7 +306,8 @@ cmd_eval_ls(const struct opts *o, void *args, int argc, char **argv)
 				    e->models[k]->name);
 			snprintf(ex, sizeof(ex), "%u", e->examples);
 			age_format(e->created_at, age, sizeof(age));
-			table_add(t, id, e->name[0] ? e->name : "-", job, e->state, user, models, e->dataset,
+			table_add(t, id, e->name[0] ? e->name : "-", job,
+			    enum_word(&ft__job_state__descriptor, e->state), user, models, e->dataset,
 			    ex, age);
 		}
 		table_print(t, stdout, term_width());
@@ -327,7 +328,7 @@ cmd_eval_export(const struct opts *o, void *args, int argc, char **argv)
 	(void)argc;
 	if ((rc = eval_id_parse("eval export", argv[0], &xr.id)) != 0)
 		return rc;
-	xr.format = (char *)a->format;
+	xr.format = (Ft__EvalExportFormat)a->format;
 	req.body_case = FT__REQUEST__BODY_EVAL_EXPORT;
 	req.eval_export = &xr;
 	if ((rc = call(o, &req, &rep)) != EXIT_OK)
@@ -447,77 +448,78 @@ cmd_generate(const struct opts *o, void *args, int argc, char **argv)
 
 static const struct ftctl_option run_options[] = {
 	{ "models", OPT_STR, offsetof(struct run_args, models), "A,B[,C]", NULL, OPT_REQUIRED,
-	  "models to compare, by name or id; the first is the baseline" },
+	  "models to compare, by name or id; the first is the baseline", NULL },
 	{ "data", OPT_STR, offsetof(struct run_args, data), "DATASET", NULL, OPT_REQUIRED,
-	  "the dataset, by name or id" },
-	{ "split", OPT_STR, offsetof(struct run_args, split), NULL, "validation|all", 0,
-	  "held-out records (default) or train and validation together" },
+	  "the dataset, by name or id", NULL },
+	{ "split", OPT_ENUM, offsetof(struct run_args, split), NULL, NULL, 0,
+	  "held-out records (default) or train and validation together", &ft__eval_split__descriptor },
 	{ "metrics", OPT_STR, offsetof(struct run_args, metrics), "LIST", NULL, 0,
 	  "comma-separated metric names, e.g. loss,token_f1 (default: all that apply; "
-	  "an unknown name is answered with the list)" },
+	  "an unknown name is answered with the list)", NULL },
 	{ "max-new-tokens", OPT_U32, offsetof(struct run_args, max_new_tokens), "N", NULL, 0,
-	  "generation length cap (default 64)" },
+	  "generation length cap (default 64)", NULL },
 	{ "temperature", OPT_FLOAT, offsetof(struct run_args, temperature), "T", NULL, 0,
-	  "sampling temperature; 0 is greedy (default)" },
+	  "sampling temperature; 0 is greedy (default)", NULL },
 	{ "top-p", OPT_FLOAT, offsetof(struct run_args, top_p), "P", NULL, 0,
-	  "nucleus sampling mass (default 1)" },
+	  "nucleus sampling mass (default 1)", NULL },
 	{ "seed", OPT_U64, offsetof(struct run_args, seed), "S", NULL, 0,
-	  "sampling and bootstrap seed (default 1)" },
+	  "sampling and bootstrap seed (default 1)", NULL },
 	{ "limit", OPT_U32, offsetof(struct run_args, limit), "N", NULL, 0,
-	  "only the first N examples" },
+	  "only the first N examples", NULL },
 	{ "name", OPT_STR, offsetof(struct run_args, name), "NAME", NULL, 0,
-	  "a name for the evaluation" },
+	  "a name for the evaluation", NULL },
 	{ "template", OPT_STR, offsetof(struct run_args, template_), "T", NULL, 0,
 	  "prompt template: alpaca, chat, a Jinja FILE or STRING, or a {instruction}/{input}/{output} "
-	  "string (default: each model's own)" },
+	  "string (default: each model's own)", NULL },
 	{ "priority", OPT_I32, offsetof(struct run_args, priority), "P", NULL, 0,
-	  "queue priority, higher first" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "queue priority, higher first", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option show_options[] = {
 	{ "sort", OPT_STR, offsetof(struct show_args, sort), "METRIC", NULL, 0,
-	  "metric for wins, losses and the example order (default: the first generation metric)" },
+	  "metric for wins, losses and the example order (default: the first generation metric)", NULL },
 	{ "top", OPT_U32, offsetof(struct show_args, top), "N", NULL, 0,
-	  "biggest wins and losses to show (default 5)" },
+	  "biggest wins and losses to show (default 5)", NULL },
 	{ "examples", OPT_U32, offsetof(struct show_args, examples), "N", NULL, 0,
-	  "also list N examples by largest difference" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "also list N examples by largest difference", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option ls_options[] = {
 	{ "all", OPT_FLAG, offsetof(struct ls_args, all), NULL, NULL, 0,
-	  "every user's evaluations, not only yours" },
+	  "every user's evaluations, not only yours", NULL },
 	{ "quiet", OPT_FLAG, offsetof(struct ls_args, quiet), NULL, NULL, 0,
-	  "print only the ids" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "print only the ids", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option export_options[] = {
-	{ "format", OPT_STR, offsetof(struct export_args, format), NULL, "csv|jsonl|md",
-	  OPT_REQUIRED, "one row per example with every model's output and metric values" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	{ "format", OPT_ENUM, offsetof(struct export_args, format), NULL, NULL, OPT_REQUIRED,
+	  "one row per example with every model's output and metric values",
+	  &ft__eval_export_format__descriptor },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 const struct ftctl_option generate_options[] = {
 	{ "raw", OPT_FLAG, offsetof(struct generate_args, raw), NULL, NULL, 0,
-	  "continue the prompt as it is, without the template" },
+	  "continue the prompt as it is, without the template", NULL },
 	{ "max-new-tokens", OPT_U32, offsetof(struct generate_args, max_new_tokens), "N", NULL, 0,
-	  "at most this many tokens (default 64, at most 512)" },
+	  "at most this many tokens (default 64, at most 512)", NULL },
 	{ "temperature", OPT_FLOAT, offsetof(struct generate_args, temperature), "T", NULL, 0,
-	  "sampling temperature; 0 is greedy (default)" },
+	  "sampling temperature; 0 is greedy (default)", NULL },
 	{ "top-p", OPT_FLOAT, offsetof(struct generate_args, top_p), "P", NULL, 0,
-	  "nucleus sampling mass (default 1)" },
+	  "nucleus sampling mass (default 1)", NULL },
 	{ "seed", OPT_U64, offsetof(struct generate_args, seed), "S", NULL, 0,
-	  "sampling seed (default 1)" },
+	  "sampling seed (default 1)", NULL },
 	{ "template", OPT_STR, offsetof(struct generate_args, template_), "T", NULL, 0,
 	  "prompt template: alpaca, chat, a Jinja FILE or STRING, or a {instruction}/{input}/{output} "
-	  "string (default: each model's own)" },
+	  "string (default: each model's own)", NULL },
 	{ "stream", OPT_FLAG, offsetof(struct generate_args, stream), NULL, NULL, 0,
-	  "print the text as it is generated (the default on a terminal)" },
+	  "print the text as it is generated (the default on a terminal)", NULL },
 	{ "no-stream", OPT_FLAG, offsetof(struct generate_args, no_stream), NULL, NULL, 0,
-	  "print the text once it is complete (the default otherwise and with --json)" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "print the text once it is complete (the default otherwise and with --json)", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 const struct command eval_commands[] = {

@@ -21,7 +21,7 @@
 #define LOGS_PAGE 500
 
 struct ls_args {
-	const char *state;
+	int state;                  /* Ft__JobState */
 	const char *user;
 	int all;
 	int quiet;
@@ -47,11 +47,19 @@ job_id_parse(const char *cmd, const char *s, int64_t *id)
 	return 0;
 }
 
+#define STATE(x) FT__JOB_STATE__JOB_STATE_##x
+
 static int
-state_final(const char *state)
+state_final(Ft__JobState state)
 {
-	return strcmp(state, "SUCCEEDED") == 0 || strcmp(state, "FAILED") == 0 ||
-	    strcmp(state, "CANCELLED") == 0;
+	return state == STATE(SUCCEEDED) || state == STATE(FAILED) || state == STATE(CANCELLED);
+}
+
+/* The word of a job state, for output. */
+static const char *
+state_word(Ft__JobState state)
+{
+	return enum_word(&ft__job_state__descriptor, state);
 }
 
 /* Set by ^C during watch and logs --follow, which then end their line
@@ -118,10 +126,11 @@ bar_format(uint32_t step, uint32_t total, int width, char *buf, size_t len)
 static void
 method_format(const Ft__JobSpec *s, char *buf, size_t len)
 {
-	if (strcmp(s->type, "eval") == 0)
+	if (s->type == FT__JOB_TYPE__JOB_TYPE_EVAL)
 		snprintf(buf, len, "eval");   /* an evaluation trains nothing */
 	else
-		snprintf(buf, len, "%s/%s", s->type, s->method[0] ? s->method : "full");
+		snprintf(buf, len, "%s/%s", enum_word(&ft__job_type__descriptor, s->type),
+		    enum_word(&ft__train_method__descriptor, s->method));
 }
 
 static int
@@ -153,7 +162,7 @@ cmd_job_submit(const struct opts *o, void *args, int argc, char **argv)
 	if (o->json) {
 		json_print(ft_json_message((const ProtobufCMessage *)j));
 	} else if (j != NULL) {
-		printf("job %lld %s", (long long)j->id, j->state);
+		printf("job %lld %s", (long long)j->id, state_word(j->state));
 		if (j->memory_bytes > 0) {
 			size_format(j->memory_bytes, mem, sizeof(mem));
 			printf(", needs %s", mem);
@@ -181,7 +190,7 @@ cmd_job_ls(const struct opts *o, void *args, int argc, char **argv)
 	int rc;
 
 	(void)argc, (void)argv;
-	jreq.state = (char *)a->state;
+	jreq.state = (Ft__JobState)a->state;
 	jreq.all_users = a->all;
 	if (a->user[0] != '\0') {
 		struct passwd *pw = getpwnam(a->user);
@@ -223,7 +232,7 @@ cmd_job_ls(const struct opts *o, void *args, int argc, char **argv)
 			loss_format(j->loss, j->step > 0, loss, sizeof(loss));
 			loss_format(j->val_loss, 1, val, sizeof(val));
 			age_format(j->created_at, age, sizeof(age));
-			table_add(t, id, j->state, j->stage[0] ? j->stage : "-", user,
+			table_add(t, id, state_word(j->state), j->stage[0] ? j->stage : "-", user,
 			    s ? s->base_model : "", s ? s->data : "", s ? type : "", step, loss, val, age);
 		}
 		table_print(t, stdout, term_width());
@@ -252,7 +261,7 @@ job_print(const Ft__JobInfo *j)
 	char buf[64], buf2[64], bar[40], user[64];
 
 	user_format(j->owner_uid, user, sizeof(user));
-	printf("job %lld  %s%s%s%s  owner %s\n", (long long)j->id, j->state,
+	printf("job %lld  %s%s%s%s  owner %s\n", (long long)j->id, state_word(j->state),
 	    j->stage[0] ? " (" : "", j->stage, j->stage[0] ? ")" : "", user);
 	if (s != NULL) {
 		printf("  base        %s\n", s->base_model);
@@ -260,8 +269,9 @@ job_print(const Ft__JobInfo *j)
 		if (s->general_data[0] != '\0')
 			printf("  general     %s (base and tuned loss on it after training)\n",
 			    s->general_data);
-		printf("  type        %s, %s", s->type, s->method[0] ? s->method : "full");
-		if (strcmp(s->method, "lora") == 0)
+		printf("  type        %s, %s", enum_word(&ft__job_type__descriptor, s->type),
+		    enum_word(&ft__train_method__descriptor, s->method));
+		if (s->method == FT__TRAIN_METHOD__TRAIN_METHOD_LORA)
 			printf(" (rank %u, alpha %g, targets %s, dropout %g)", s->lora_rank,
 			    s->lora_alpha, s->lora_targets[0] ? s->lora_targets : "default",
 			    s->lora_dropout);
@@ -270,7 +280,7 @@ job_print(const Ft__JobInfo *j)
 		if (s->max_steps > 0)
 			printf(" (at most %u steps)", s->max_steps);
 		printf(", lr %g %s, warmup %u, batch %u x %u, seq %u\n", s->lr,
-		    s->schedule[0] ? s->schedule : "constant", s->warmup, s->batch_size,
+		    enum_word(&ft__lr_schedule__descriptor, s->schedule), s->warmup, s->batch_size,
 		    s->grad_accum, s->seq_len);
 		printf("  optimizer   weight decay %g, clip %g, seed %llu\n", s->weight_decay,
 		    s->clip, (unsigned long long)s->seed);
@@ -292,13 +302,15 @@ job_print(const Ft__JobInfo *j)
 		else
 			printf("  output      %s, template %s", s->name[0] ? s->name : "(default name)",
 			    s->template_[0] ? s->template_ : "alpaca");
-		if (strcmp(s->type, "sft") == 0 && s->train_on[0] != '\0')
-			printf(", train on %s turns, packing %s", s->train_on, s->packing);
+		if (s->type == FT__JOB_TYPE__JOB_TYPE_SFT && s->train_on != FT__TRAIN_ON__TRAIN_ON_UNSPECIFIED)
+			printf(", train on %s turns, packing %s",
+			    enum_word(&ft__train_on__descriptor, s->train_on),
+			    enum_word(&ft__packing__descriptor, s->packing));
 		printf(", priority %d\n", s->priority);
 	}
 	bar_format(j->step, j->total_steps, 20, bar, sizeof(bar));
 	printf("  progress    %s step %u/%u, epoch %u", bar, j->step, j->total_steps, j->epoch);
-	if (strcmp(j->state, "RUNNING") == 0 && j->eta_s > 0) {
+	if (j->state == STATE(RUNNING) && j->eta_s > 0) {
 		clock_format(j->eta_s, buf, sizeof(buf));
 		printf(", ETA %s", buf);
 	}
@@ -335,7 +347,7 @@ job_print(const Ft__JobInfo *j)
 	for (size_t i = 0; i < j->n_evals; i++)
 		printf("  %-11s %lld %s (job %lld, %s): ftctl eval show %lld\n", i == 0 ? "evaluation" : "",
 		    (long long)j->evals[i]->id, j->evals[i]->name, (long long)j->evals[i]->job_id,
-		    j->evals[i]->state, (long long)j->evals[i]->id);
+		    state_word(j->evals[i]->state), (long long)j->evals[i]->id);
 }
 
 static int
@@ -378,10 +390,10 @@ cmd_job_cancel(const struct opts *o, void *args, int argc, char **argv)
 	if (o->json)
 		json_print(ft_json_message((const ProtobufCMessage *)j));
 	else if (j != NULL && state_final(j->state))
-		printf("job %lld %s\n", (long long)j->id, j->state);
+		printf("job %lld %s\n", (long long)j->id, state_word(j->state));
 	else if (j != NULL)
 		printf("job %lld %s: cancel requested; it stops at the next step\n",
-		    (long long)j->id, j->state);
+		    (long long)j->id, state_word(j->state));
 	ft_reply_free(rep);
 	return EXIT_OK;
 }
@@ -465,7 +477,7 @@ watch_line(const Ft__JobInfo *j, const Ft__Metric *m, float val, int live, char 
 	bar_format(m != NULL ? m->step : j->step, j->total_steps, 10, bar, sizeof(bar));
 	APPEND("%s", bar);
 	if (m == NULL) {
-		APPEND(" %s", j->state);
+		APPEND(" %s", state_word(j->state));
 	} else {
 		APPEND(" step %u/%u", m->step, j->total_steps);
 		if (live)
@@ -479,7 +491,7 @@ watch_line(const Ft__JobInfo *j, const Ft__Metric *m, float val, int live, char 
 		return;
 	if (j->stage[0] != '\0' && strcmp(j->stage, "training") != 0)
 		APPEND(" (%s)", j->stage);
-	if (strcmp(j->state, "RUNNING") == 0 && j->eta_s > 0) {
+	if (j->state == STATE(RUNNING) && j->eta_s > 0) {
 		clock_format(j->eta_s, eta, sizeof(eta));
 		APPEND(" ETA %s", eta);
 	}
@@ -504,7 +516,7 @@ metric_json(const Ft__JobInfo *j, const Ft__Metric *m)
 
 	json_object_set_new(js, "total_steps", json_integer(j->total_steps));
 	json_object_set_new(js, "epoch", json_integer(j->epoch));
-	json_object_set_new(js, "state", json_string(j->state));
+	json_object_set_new(js, "state", json_string(state_word(j->state)));
 	json_line(js);
 }
 
@@ -564,7 +576,7 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 			if (o->json) {
 				metric_json(j, x);
 			} else if (!tty) {
-				watch_line(j, x, val, i == n - 1 && strcmp(j->state, "RUNNING") == 0,
+				watch_line(j, x, val, i == n - 1 && j->state == STATE(RUNNING),
 				    line, sizeof(line));
 				printf("%s\n", line);
 			}
@@ -604,11 +616,11 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 	}
 	if (drawn && tty)
 		printf("\n");
-	rc = strcmp(j->state, "SUCCEEDED") == 0 ? EXIT_OK : EXIT_REFUSED;
+	rc = j->state == STATE(SUCCEEDED) ? EXIT_OK : EXIT_REFUSED;
 	if (o->json) {
 		json_line(ft_json_message(&j->base));
 	} else {
-		printf("job %lld %s", (long long)j->id, j->state);
+		printf("job %lld %s", (long long)j->id, state_word(j->state));
 		if (j->result_model[0] != '\0')
 			printf(": model %s", j->result_model);
 		if (j->error[0] != '\0')
@@ -621,83 +633,87 @@ cmd_job_watch(const struct opts *o, void *args, int argc, char **argv)
 
 static const struct ftctl_option submit_options[] = {
 	{ "base", OPT_STR, offsetof(Ft__JobSpec, base_model), "MODEL", NULL, OPT_REQUIRED,
-	  "the model to tune, by name or id" },
+	  "the model to tune, by name or id", NULL },
 	{ "data", OPT_STR, offsetof(Ft__JobSpec, data), "DATASET", NULL, OPT_REQUIRED,
-	  "the dataset, by name or id" },
+	  "the dataset, by name or id", NULL },
 	{ "general-data", OPT_STR, offsetof(Ft__JobSpec, general_data), "DATASET", NULL, 0,
-	  "a text dataset; after training, base and tuned are also evaluated on it, to measure forgetting" },
-	{ "type", OPT_STR, offsetof(Ft__JobSpec, type), NULL, "sft|cpt", OPT_REQUIRED,
-	  "instruction tuning, or continued pre-training on text" },
-	{ "method", OPT_STR, offsetof(Ft__JobSpec, method), NULL, "full|lora", 0,
-	  "train every weight, or low-rank adapters (default full)" },
-	{ "lora-rank", OPT_U32, offsetof(Ft__JobSpec, lora_rank), "R", NULL, 0,
-	  "LoRA rank" },
-	{ "lora-alpha", OPT_FLOAT, offsetof(Ft__JobSpec, lora_alpha), "A", NULL, 0,
-	  "LoRA alpha; the update is scaled by alpha/rank" },
+	  "a text dataset; after training, base and tuned are also evaluated on it, to measure forgetting", NULL },
+	{ "type", OPT_ENUM, offsetof(Ft__JobSpec, type), NULL, "sft|cpt", OPT_REQUIRED,
+	  "instruction tuning, or continued pre-training on text", &ft__job_type__descriptor },
+	{ "method", OPT_ENUM, offsetof(Ft__JobSpec, method), NULL, NULL, 0,
+	  "train every weight, or low-rank adapters (default full)",
+	  &ft__train_method__descriptor },
+	{ "lora-rank", OPT_U32, offsetof(Ft__JobSpec, lora_rank), "R", NULL, OPT_SPEC,
+	  "LoRA rank", NULL },
+	{ "lora-alpha", OPT_FLOAT, offsetof(Ft__JobSpec, lora_alpha), "A", NULL, OPT_SPEC,
+	  "LoRA alpha; the update is scaled by alpha/rank", NULL },
 	{ "lora-targets", OPT_STR, offsetof(Ft__JobSpec, lora_targets), "LIST", NULL, 0,
-	  "weights to adapt: comma-separated q,k,v,o,gate,up,down or all" },
-	{ "lora-dropout", OPT_FLOAT, offsetof(Ft__JobSpec, lora_dropout), "P", NULL, 0,
-	  "dropout on the LoRA input" },
-	{ "epochs", OPT_U32, offsetof(Ft__JobSpec, epochs), "E", NULL, 0,
-	  "passes over the training records" },
-	{ "lr", OPT_FLOAT, offsetof(Ft__JobSpec, lr), "LR", NULL, 0,
-	  "peak learning rate, e.g. 3e-4" },
-	{ "batch-size", OPT_U32, offsetof(Ft__JobSpec, batch_size), "B", NULL, 0,
-	  "sequences per micro-batch" },
-	{ "grad-accum", OPT_U32, offsetof(Ft__JobSpec, grad_accum), "G", NULL, 0,
-	  "micro-batches per optimizer step" },
+	  "weights to adapt: comma-separated q,k,v,o,gate,up,down or all", NULL },
+	{ "lora-dropout", OPT_FLOAT, offsetof(Ft__JobSpec, lora_dropout), "P", NULL, OPT_SPEC,
+	  "dropout on the LoRA input", NULL },
+	{ "epochs", OPT_U32, offsetof(Ft__JobSpec, epochs), "E", NULL, OPT_SPEC,
+	  "passes over the training records", NULL },
+	{ "lr", OPT_FLOAT, offsetof(Ft__JobSpec, lr), "LR", NULL, OPT_SPEC,
+	  "peak learning rate, e.g. 3e-4", NULL },
+	{ "batch-size", OPT_U32, offsetof(Ft__JobSpec, batch_size), "B", NULL, OPT_SPEC,
+	  "sequences per micro-batch", NULL },
+	{ "grad-accum", OPT_U32, offsetof(Ft__JobSpec, grad_accum), "G", NULL, OPT_SPEC,
+	  "micro-batches per optimizer step", NULL },
 	{ "seq-len", OPT_U32, offsetof(Ft__JobSpec, seq_len), "T", NULL, 0,
-	  "tokens per sequence" },
-	{ "warmup", OPT_U32, offsetof(Ft__JobSpec, warmup), "W", NULL, 0,
-	  "steps of linear learning-rate warmup" },
-	{ "schedule", OPT_STR, offsetof(Ft__JobSpec, schedule), NULL, "constant|linear|cosine", 0,
-	  "learning-rate schedule after the warmup" },
-	{ "weight-decay", OPT_FLOAT, offsetof(Ft__JobSpec, weight_decay), "D", NULL, 0,
-	  "AdamW weight decay" },
-	{ "clip", OPT_FLOAT, offsetof(Ft__JobSpec, clip), "C", NULL, 0,
-	  "clip the gradient norm to C" },
-	{ "eval-every", OPT_U32, offsetof(Ft__JobSpec, eval_every), "N", NULL, 0,
-	  "steps between validation evaluations (default: at the end)" },
-	{ "save-every", OPT_U32, offsetof(Ft__JobSpec, save_every), "N", NULL, 0,
-	  "steps between checkpoints" },
-	{ "early-stop", OPT_U32, offsetof(Ft__JobSpec, early_stop), "PATIENCE", NULL, 0,
-	  "stop after PATIENCE evaluations without a better validation loss" },
-	{ "max-steps", OPT_U32, offsetof(Ft__JobSpec, max_steps), "N", NULL, 0,
-	  "stop after N optimizer steps" },
-	{ "time-limit", OPT_U32, offsetof(Ft__JobSpec, time_limit), "SECONDS", NULL, 0,
-	  "fail the job (after a checkpoint) once it has run this long since it first started" },
-	{ "seed", OPT_U64, offsetof(Ft__JobSpec, seed), "S", NULL, 0,
-	  "seed for initialisation, shuffling and dropout" },
-	{ "priority", OPT_I32, offsetof(Ft__JobSpec, priority), "P", NULL, 0,
-	  "higher runs first, equal in submission order; above user_priority_max for admins only" },
+	  "tokens per sequence", NULL },
+	{ "warmup", OPT_U32, offsetof(Ft__JobSpec, warmup), "W", NULL, OPT_SPEC,
+	  "steps of linear learning-rate warmup", NULL },
+	{ "schedule", OPT_ENUM, offsetof(Ft__JobSpec, schedule), NULL, NULL, 0,
+	  "learning-rate schedule after the warmup (default cosine)",
+	  &ft__lr_schedule__descriptor },
+	{ "weight-decay", OPT_FLOAT, offsetof(Ft__JobSpec, weight_decay), "D", NULL, OPT_SPEC,
+	  "AdamW weight decay", NULL },
+	{ "clip", OPT_FLOAT, offsetof(Ft__JobSpec, clip), "C", NULL, OPT_SPEC,
+	  "clip the gradient norm to C", NULL },
+	{ "eval-every", OPT_U32, offsetof(Ft__JobSpec, eval_every), "N", NULL, OPT_SPEC,
+	  "steps between validation evaluations", NULL },
+	{ "save-every", OPT_U32, offsetof(Ft__JobSpec, save_every), "N", NULL, OPT_SPEC,
+	  "steps between checkpoints", NULL },
+	{ "early-stop", OPT_U32, offsetof(Ft__JobSpec, early_stop), "PATIENCE", NULL, OPT_SPEC,
+	  "stop after PATIENCE evaluations without a better validation loss", NULL },
+	{ "max-steps", OPT_U32, offsetof(Ft__JobSpec, max_steps), "N", NULL, OPT_SPEC,
+	  "stop after N optimizer steps", NULL },
+	{ "time-limit", OPT_U32, offsetof(Ft__JobSpec, time_limit), "SECONDS", NULL, OPT_SPEC,
+	  "fail the job (after a checkpoint) once it has run this long since it first started", NULL },
+	{ "seed", OPT_U64, offsetof(Ft__JobSpec, seed), "S", NULL, OPT_SPEC,
+	  "seed for initialisation, shuffling and dropout", NULL },
+	{ "priority", OPT_I32, offsetof(Ft__JobSpec, priority), "P", NULL, OPT_SPEC,
+	  "higher runs first, equal in submission order; above user_priority_max for admins only", NULL },
 	{ "name", OPT_STR, offsetof(Ft__JobSpec, name), "NAME", NULL, 0,
-	  "name of the tuned model (default: BASE-JOBID)" },
+	  "name of the tuned model (default: BASE-JOBID)", NULL },
 	{ "template", OPT_STR, offsetof(Ft__JobSpec, template_), "T", NULL, 0,
 	  "the tuned model's prompt template: alpaca, chat (the base's chat template), a Jinja "
-	  "FILE or STRING, or a string with {instruction} {input} {output} (default: the base's own)" },
-	{ "train-on", OPT_STR, offsetof(Ft__JobSpec, train_on), NULL, "all|last", 0,
-	  "sft: learn every assistant turn of a conversation, or only the last (default all)" },
-	{ "packing", OPT_STR, offsetof(Ft__JobSpec, packing), NULL, "on|off", 0,
-	  "sft: several conversations a row, attending only within each (default on)" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "FILE or STRING, or a string with {instruction} {input} {output} (default: the base's own)", NULL },
+	{ "train-on", OPT_ENUM, offsetof(Ft__JobSpec, train_on), NULL, NULL, 0,
+	  "sft: learn every assistant turn of a conversation, or only the last (default all)",
+	  &ft__train_on__descriptor },
+	{ "packing", OPT_ENUM, offsetof(Ft__JobSpec, packing), NULL, NULL, 0,
+	  "sft: several conversations a row, attending only within each (default on)",
+	  &ft__packing__descriptor },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option ls_options[] = {
-	{ "state", OPT_STR, offsetof(struct ls_args, state), NULL,
-	  "QUEUED|RUNNING|SUCCEEDED|FAILED|CANCELLED", 0, "only jobs in this state" },
+	{ "state", OPT_ENUM, offsetof(struct ls_args, state), NULL, NULL, 0,
+	  "only jobs in this state", &ft__job_state__descriptor },
 	{ "user", OPT_STR, offsetof(struct ls_args, user), "USER", NULL, 0,
-	  "only this user's jobs (login name or uid)" },
+	  "only this user's jobs (login name or uid)", NULL },
 	{ "all", OPT_FLAG, offsetof(struct ls_args, all), NULL, NULL, 0,
-	  "every user's jobs, not only yours" },
+	  "every user's jobs, not only yours", NULL },
 	{ "quiet", OPT_FLAG, offsetof(struct ls_args, quiet), NULL, NULL, 0,
-	  "print only the job ids" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "print only the job ids", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option logs_options[] = {
 	{ "follow", OPT_FLAG, offsetof(struct logs_args, follow), NULL, NULL, 0,
-	  "keep printing new lines until the job ends" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "keep printing new lines until the job ends", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 const struct command job_commands[] = {

@@ -14,13 +14,13 @@ struct import_args {
 
 struct init_args {
 	const char *tokenizer;
-	const char *arch;
+	int arch;                   /* Ft__ModelArch */
 	uint32_t layers, dim, heads, kv_heads, ffn, seq_len;
 	uint64_t seed;
 };
 
 struct export_args {
-	const char *format;
+	int format;                 /* Ft__ExportFormat */
 	const char *out;
 	const char *dtype;
 };
@@ -48,7 +48,7 @@ static void
 model_print(const Ft__ModelInfo *m)
 {
 	char size[32], params[32], when[64], owner[64];
-	int lora = strcmp(m->format, "lora") == 0;
+	int lora = m->format == FT__MODEL_FORMAT__MODEL_FORMAT_LORA;
 	json_t *j;
 
 	size_format(m->size, size, sizeof(size));
@@ -56,7 +56,9 @@ model_print(const Ft__ModelInfo *m)
 	time_format(m->created_at, when, sizeof(when));
 	user_format(m->owner_uid, owner, sizeof(owner));
 	printf("model %s (id %lld)\n", m->name, (long long)m->id);
-	printf("  kind       %s, %s format, %s\n", m->kind, m->format, m->arch);
+	printf("  kind       %s, %s format, %s\n", enum_word(&ft__model_kind__descriptor, m->kind),
+	    enum_word(&ft__model_format__descriptor, m->format),
+	    enum_word(&ft__model_arch__descriptor, m->arch));
 	printf("  params     %s (%llu)%s\n", params, (unsigned long long)m->params,
 	    lora ? ", with its base" : "");
 	printf("  size       %s in %zu file%s\n", size, m->n_files, m->n_files == 1 ? "" : "s");
@@ -138,7 +140,7 @@ cmd_model_init(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	mreq.name = argv[0];
 	mreq.tokenizer = tok;
-	mreq.arch = (char *)a->arch;
+	mreq.arch = (Ft__ModelArch)a->arch;
 	mreq.layers = a->layers;
 	mreq.dim = a->dim;
 	mreq.heads = a->heads;
@@ -180,7 +182,7 @@ cmd_model_export(const struct opts *o, void *args, int argc, char **argv)
 	}
 	snprintf(out + strlen(out), sizeof(out) - strlen(out), "/%s", slash ? slash + 1 : a->out);
 	mreq.name = argv[0];
-	mreq.format = (char *)a->format;
+	mreq.format = (Ft__ExportFormat)a->format;
 	mreq.out_dir = out;
 	mreq.dtype = (char *)a->dtype;
 	req.body_case = FT__REQUEST__BODY_MODEL_EXPORT;
@@ -190,7 +192,8 @@ cmd_model_export(const struct opts *o, void *args, int argc, char **argv)
 	if (o->json)
 		json_print(ft_json_message(&rep->model_export->base));
 	else
-		printf("exported %s as %s to %s\n", argv[0], a->format, out);
+		printf("exported %s as %s to %s\n", argv[0],
+		    enum_word(&ft__export_format__descriptor, a->format), out);
 	ft_reply_free(rep);
 	return EXIT_OK;
 }
@@ -231,7 +234,9 @@ cmd_model_ls(const struct opts *o, void *args, int argc, char **argv)
 			user_format(m->owner_uid, owner, sizeof(owner));
 			time_format(m->created_at, when, sizeof(when));
 			when[16] = '\0'; /* minutes are enough in a table */
-			table_add(t, id, m->name, m->kind, m->arch, params, size, m->format,
+			table_add(t, id, m->name, enum_word(&ft__model_kind__descriptor, m->kind),
+			    enum_word(&ft__model_arch__descriptor, m->arch), params, size,
+			    enum_word(&ft__model_format__descriptor, m->format),
 			    m->base_model[0] ? m->base_model : "-", owner, when);
 		}
 		table_print(t, stdout, term_width());
@@ -288,55 +293,56 @@ cmd_model_rm(const struct opts *o, void *args, int argc, char **argv)
 
 static const struct ftctl_option import_options[] = {
 	{ "name", OPT_STR, offsetof(struct import_args, name), "NAME", NULL, 0,
-	  "name in the registry (default: the file or directory name)" },
+	  "name in the registry (default: the file or directory name)", NULL },
 	{ "tokenizer", OPT_STR, offsetof(struct import_args, tokenizer), "FILE", NULL, OPT_FILE,
-	  "llama2.c tokenizer.bin (default: the one beside the checkpoint)" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "llama2.c tokenizer.bin (default: the one beside the checkpoint)", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option init_options[] = {
 	{ "tokenizer", OPT_STR, offsetof(struct init_args, tokenizer), "FILE", NULL,
-	  OPT_REQUIRED | OPT_FILE, "tokenizer.json to use (its folder's tokenizer_config.json comes along)" },
-	{ "arch", OPT_STR, offsetof(struct init_args, arch), "ARCH", "llama|gpt2|mistral|qwen2|qwen3|gemma2|gemma3|phi3", 0,
-	  "architecture (default llama)" },
+	  OPT_REQUIRED | OPT_FILE, "tokenizer.json to use (its folder's tokenizer_config.json comes along)", NULL },
+	{ "arch", OPT_ENUM, offsetof(struct init_args, arch), "ARCH", NULL, 0,
+	  "architecture (default llama)", &ft__model_arch__descriptor },
 	{ "layers", OPT_U32, offsetof(struct init_args, layers), "N", NULL, OPT_REQUIRED,
-	  "transformer layers" },
-	{ "dim", OPT_U32, offsetof(struct init_args, dim), "N", NULL, OPT_REQUIRED, "residual width" },
+	  "transformer layers", NULL },
+	{ "dim", OPT_U32, offsetof(struct init_args, dim), "N", NULL, OPT_REQUIRED, "residual width", NULL },
 	{ "heads", OPT_U32, offsetof(struct init_args, heads), "N", NULL, OPT_REQUIRED,
-	  "attention heads" },
+	  "attention heads", NULL },
 	{ "kv-heads", OPT_U32, offsetof(struct init_args, kv_heads), "N", NULL, 0,
-	  "key/value heads (default: heads)" },
+	  "key/value heads (default: heads)", NULL },
 	{ "ffn", OPT_U32, offsetof(struct init_args, ffn), "N", NULL, 0,
-	  "MLP width (default 8/3 dim for Llama, 4 dim for GPT-2)" },
+	  "MLP width (default 8/3 dim for Llama, 4 dim for GPT-2)", NULL },
 	{ "seq-len", OPT_U32, offsetof(struct init_args, seq_len), "N", NULL, 0,
-	  "context length (default 256)" },
+	  "context length (default 256)", NULL },
 	{ "seed", OPT_U64, offsetof(struct init_args, seed), "N", NULL, 0,
-	  "initialisation seed (default 1)" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "initialisation seed (default 1)", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option export_options[] = {
-	{ "format", OPT_STR, offsetof(struct export_args, format), "FORMAT", "hf|gguf|ollama|peft", OPT_REQUIRED,
+	{ "format", OPT_ENUM, offsetof(struct export_args, format), "FORMAT", NULL, OPT_REQUIRED,
 	  "hf: a Hugging Face directory; gguf: model.gguf for llama.cpp and ollama (Llama only); "
 	  "ollama: model.gguf and its Modelfile (chat template, stop tokens), "
-	  "both merged for a LoRA model; peft: a LoRA model's adapter for PEFT" },
+	  "both merged for a LoRA model; peft: a LoRA model's adapter for PEFT",
+	  &ft__export_format__descriptor },
 	{ "out", OPT_STR, offsetof(struct export_args, out), "DIR", NULL, OPT_REQUIRED | OPT_FILE,
-	  "folder to create, inside the daemon's export_roots" },
+	  "folder to create, inside the daemon's export_roots", NULL },
 	{ "dtype", OPT_STR, offsetof(struct export_args, dtype), "DTYPE", "f32|f16|bf16|q8_0|q4_k_m", 0,
-	  "weight precision (default f32; bf16 for hf only; q8_0 and llama.cpp's q4_k_m mix for gguf only)" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "weight precision (default f32; bf16 for hf only; q8_0 and llama.cpp's q4_k_m mix for gguf only)", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option ls_options[] = {
 	{ "quiet", OPT_FLAG, offsetof(struct quiet_args, quiet), NULL, NULL, 0,
-	  "print only the names" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "print only the names", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 static const struct ftctl_option rm_options[] = {
 	{ "force", OPT_FLAG, offsetof(struct force_args, force), NULL, NULL, 0,
-	  "remove even while tuned models derive from it" },
-	{ NULL, 0, 0, NULL, NULL, 0, NULL },
+	  "remove even while tuned models derive from it", NULL },
+	{ NULL, 0, 0, NULL, NULL, 0, NULL, NULL },
 };
 
 const struct command model_commands[] = {

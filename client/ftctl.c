@@ -20,6 +20,7 @@
 #include "cmd_audit.h"
 #include "cmd_deploy.h"
 #include "cmd_eval.h"
+#include "ft_spec.h"
 #include "ftctl.h"
 
 #define FTCTL_VERSION "0.1.0"
@@ -103,10 +104,21 @@ command_names(FILE *f, const struct command *table)
 	fprintf(f, "\n");
 }
 
+/* The words an option takes ("sft|cpt"), or NULL for any value. */
+static const char *
+option_choices(const struct ftctl_option *opt)
+{
+	static char words[256];
+
+	if (opt->type == OPT_ENUM && opt->choices == NULL)
+		return ft_enum_words(opt->words, "|", words, sizeof(words));
+	return opt->choices;
+}
+
 static const char *
 option_value_name(const struct ftctl_option *opt)
 {
-	return opt->choices != NULL ? opt->choices : opt->metavar;
+	return option_choices(opt) != NULL ? option_choices(opt) : opt->metavar;
 }
 
 /* usage_line writes "model import PATH [--name NAME] ..." for c, which
@@ -202,6 +214,27 @@ command_usage(FILE *f, const struct command *group, const struct command *c)
 	fprintf(f, "usage: ftctl %s\n", line);
 }
 
+/* spec_bound_help writes "; [1, 1024], default 8 (LoRA only)": the range
+ * and default the daemon holds a JobSpec field to (ft_spec.h). */
+static void
+spec_bound_help(const char *option, char *buf, size_t len)
+{
+	const struct ft_spec_bound *b = ft_spec_bound_find(option);
+	char range[80];
+	size_t o;
+
+	if (b == NULL)
+		return;
+	/* a 64-bit field takes every value */
+	o = (size_t)snprintf(buf, len, "; %s", b->type == FT_SPEC_U64 ? "any" :
+	    ft_spec_bound_range(b, range, sizeof(range)));
+	if (b->def != 0 && o < len)
+		o += (size_t)snprintf(buf + o, len - o, ", default %.*g",
+		    b->type == FT_SPEC_F32 ? 6 : 15, b->def);
+	if (o < len)
+		snprintf(buf + o, len - o, "%s%s", b->note, b->flags & FT_SPEC_LORA ? " (LoRA only)" : "");
+}
+
 /* command_help prints the usage, the whole help text and every option. */
 static void
 command_help(FILE *f, const struct command *group, const struct command *c)
@@ -213,17 +246,19 @@ command_help(FILE *f, const struct command *group, const struct command *c)
 	if (c->options != NULL && c->options[0].name != NULL) {
 		fprintf(f, "\noptions:\n");
 		for (const struct ftctl_option *opt = c->options; opt->name; opt++) {
-			char left[80];
+			char left[80], bound[160] = "";
 
 			if (opt->type == OPT_FLAG)
 				snprintf(left, sizeof(left), "--%s", opt->name);
 			else
 				snprintf(left, sizeof(left), "--%s %s", opt->name, option_value_name(opt));
+			if (opt->flags & OPT_SPEC)
+				spec_bound_help(opt->name, bound, sizeof(bound));
 			if (strlen(left) > 26)
-				fprintf(f, "  %s\n  %-26s %s%s\n", left, "", opt->help,
+				fprintf(f, "  %s\n  %-26s %s%s%s\n", left, "", opt->help, bound,
 				    opt->flags & OPT_REQUIRED ? " (required)" : "");
 			else
-				fprintf(f, "  %-26s %s%s\n", left, opt->help,
+				fprintf(f, "  %-26s %s%s%s\n", left, opt->help, bound,
 				    opt->flags & OPT_REQUIRED ? " (required)" : "");
 		}
 	}
@@ -269,6 +304,15 @@ option_set(const char *cmdname, const struct ftctl_option *opt, char *value, cha
 			return FTCTL_USAGE;
 		}
 		*(const char **)dst = value;
+		return 0;
+	case OPT_ENUM:
+		/* choices, when given, are the words of the enum a user may ask for */
+		if (value[0] == '\0' || (opt->choices != NULL && !choice_take(opt->choices, value)) ||
+		    ft_enum_parse(opt->words, value, (int *)dst) != 0) {
+			fprintf(stderr, "ftctl: %s: --%s must be one of %s, not '%s'\n",
+			    cmdname, opt->name, option_choices(opt), value);
+			return FTCTL_USAGE;
+		}
 		return 0;
 	case OPT_U32:
 	case OPT_U64: {
@@ -449,18 +493,7 @@ cmd_status(const struct opts *o, void *args, int argc, char **argv)
 		return rc;
 	s = rep->status;
 	if (o->json) {
-		json_t *j = json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:I,s:s,s:s,s:I}",
-		    "version", s->version, "uptime_ms", (json_int_t)s->uptime_ms,
-		    "pid", s->pid, "state_dir", s->state_dir,
-		    "queue_length", (json_int_t)s->queue_length,
-		    "training_threads", (json_int_t)s->training_threads,
-		    "caller_uid", (json_int_t)s->caller_uid,
-		    "http_url", s->http_url, "socket_url", s->socket_url,
-		    "schema_version", (json_int_t)s->schema_version);
-
-		if (s->usage != NULL)
-			json_object_set_new(j, "usage", ft_json_message(&s->usage->base));
-		json_print(j);
+		json_print(ft_json_message(&s->base));
 	} else {
 		duration_format(s->uptime_ms, up, sizeof(up));
 		printf("ftuned %s, up %s, pid %d\n", s->version, up, s->pid);
@@ -536,9 +569,9 @@ completion_leaf(FILE *f, const char *indent, const struct command *c)
 		if (!values++)
 			fprintf(f, "\n%s\tcase $prev in", indent);
 		fprintf(f, "\n%s\t--%s) ", indent, opt->name);
-		if (opt->choices != NULL) {
+		if (option_choices(opt) != NULL) {
 			fprintf(f, "COMPREPLY=($(compgen -W \"");
-			for (const char *p = opt->choices; *p; p++)
+			for (const char *p = option_choices(opt); *p; p++)
 				fputc(*p == '|' ? ' ' : *p, f);
 			fprintf(f, "\" -- \"$cur\")); return ;;");
 		} else if (opt->flags & OPT_FILE) {

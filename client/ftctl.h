@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "call.h"
+#include "ft_enum.h"
 #include "ft_json.h"
 
 /* Exit status. */
@@ -51,10 +52,13 @@ enum opt_type {
 	OPT_I32,        /* int32_t */
 	OPT_FLOAT,      /* float */
 	OPT_DOUBLE,     /* double */
+	OPT_ENUM,       /* int: the value of `words` whose word (ft_enum.h) is given, in
+	                 * any case (one of choices, when set); 0 (UNSPECIFIED) when not given */
 };
 
 #define OPT_REQUIRED 0x1  /* the command refuses to run without it */
 #define OPT_FILE 0x2      /* the value is a local file (for completion) */
+#define OPT_SPEC 0x4      /* a JobSpec field: help adds its range and default (ft_spec.h) */
 
 struct ftctl_option {
 	const char *name;       /* without the leading "--" */
@@ -64,6 +68,7 @@ struct ftctl_option {
 	const char *choices;    /* "sft|cpt": the only values accepted, or NULL */
 	int flags;              /* OPT_REQUIRED, OPT_FILE */
 	const char *help;
+	const ProtobufCEnumDescriptor *words;  /* OPT_ENUM: the enum whose words it takes */
 };
 
 /* What a command's positional arguments are, for completion. */
@@ -115,6 +120,11 @@ void json_fields_print(FILE *f, const json_t *j, int indent);
 void json_inline_print(FILE *f, const json_t *j, int indent, int width);
 
 /* Human-friendly renderings into buf. */
+/* enum_word: value v of enum d as its word (ft_enum.h), "?" for a value this
+ * build does not know.  The text lives in one of 8 static buffers used in
+ * turn, enough for one printf (ftctl is single-threaded). */
+const char *enum_word(const ProtobufCEnumDescriptor *d, int v);
+
 void size_format(uint64_t bytes, char *buf, size_t len);     /* "1.5 MiB" */
 void count_format(uint64_t n, char *buf, size_t len);        /* "260K", "1.1B" */
 void duration_format(uint64_t ms, char *buf, size_t len);    /* "3m 12s" */

@@ -73,7 +73,7 @@ json_print(json_t *j)
 		return;
 	}
 	/* 15 digits: doubles print as written, floats arrive pre-rounded. */
-	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+	json_dumpf(j, stdout, JSON_INDENT(2) | FT_JSON_DUMP_FLAGS);
 	printf("\n");
 	fflush(stdout);
 	json_decref(j);
@@ -461,4 +461,14 @@ json_inline_print(FILE *f, const json_t *j, int indent, int width)
 	}
 	if (col > 0)
 		fprintf(f, "\n");
+}
+
+const char *
+enum_word(const ProtobufCEnumDescriptor *d, int v)
+{
+	static char bufs[8][FT_ENUM_WORD_MAX];
+	static unsigned next;
+	char *b = bufs[next++ % 8];
+
+	return ft_enum_word(d, v, b) != NULL ? b : "?";
 }

@@ -1,6 +1,6 @@
 /*
  * arena.h - memory that is freed all at once: a reply's objects (rpc.c,
- * web_eval.c) are allocated here and released after it is sent.
+ * web_api.c, web_eval.c) are allocated here and released after it is sent.
  */
 #ifndef FT_ARENA_H
 #define FT_ARENA_H

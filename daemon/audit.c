@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "ft_enum.h"
 #include "log.h"
 #include "rpc.h"
 
@@ -537,9 +538,11 @@ obj_model_init(struct rpc_call *call, const Ft__Request *q, const Ft__Reply *p)
 static const char *
 obj_model_export(struct rpc_call *call, const Ft__Request *q, const Ft__Reply *p)
 {
+	char w[FT_ENUM_WORD_MAX];
+	const char *f = ft_enum_word(&ft__export_format__descriptor, q->model_export->format, w);
+
 	(void)p;
-	return objf(call, "%s as %s", q->model_export->name,
-	    q->model_export->format[0] ? q->model_export->format : "hf");
+	return objf(call, "%s as %s", q->model_export->name, f == NULL ? "?" : f[0] ? f : "hf");
 }
 
 static const char *

@@ -56,24 +56,6 @@ static const char *const instruct_keys[FIELDS_MAX] = {
 	"instruction", "input", "output", "system", "messages",
 };
 
-const char *
-dataset_kind_name(enum dataset_kind kind)
-{
-	return kind == DATASET_KIND_TEXT ? "text" : "instruct";
-}
-
-int
-dataset_kind_parse(const char *word, enum dataset_kind *kind)
-{
-	if (strcmp(word, "instruct") == 0)
-		*kind = DATASET_KIND_INSTRUCT;
-	else if (strcmp(word, "text") == 0)
-		*kind = DATASET_KIND_TEXT;
-	else
-		return -1;
-	return 0;
-}
-
 static size_t
 kind_fields(enum dataset_kind kind)
 {

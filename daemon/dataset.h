@@ -65,9 +65,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ft.pb-c.h"
+
+/* ft.proto's DatasetKind values by shorter names; their words (ft_enum.h)
+ * are "instruct" and "text". */
 enum dataset_kind {
-	DATASET_KIND_INSTRUCT,
-	DATASET_KIND_TEXT,
+	DATASET_KIND_INSTRUCT = FT__DATASET_KIND__DATASET_KIND_INSTRUCT,
+	DATASET_KIND_TEXT = FT__DATASET_KIND__DATASET_KIND_TEXT,
 };
 
 #define DATASET_MAX_RECORDS 10000000    /* more is an error, not a truncation */
@@ -133,14 +137,6 @@ struct dataset_stats {
 };
 
 struct dataset;
-
-/* dataset_kind_name returns "instruct" or "text". */
-const char *dataset_kind_name(enum dataset_kind kind);
-
-/* dataset_kind_parse reads "instruct" or "text" into *kind.  Returns 0, or
- * -1 for any other word. */
-int dataset_kind_parse(const char *word, enum dataset_kind *kind)
-    __attribute__((warn_unused_result));
 
 /* dataset_parse validates len bytes of data (the contents of the file called
  * name, the NAME of every issue) as opt->kind and builds the dataset.

@@ -14,7 +14,9 @@
 
 #include "datasets.h"
 #include "fsutil.h"
+#include "ft_enum.h"
 #include "ft_wire.h"
+#include "jobs.h"
 #include "log.h"
 #include "quota.h"
 #include "registry.h"
@@ -171,10 +173,15 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 
 	*report = NULL;
 	*errors = *warnings = 0;
-	if (dataset_kind_parse(a->kind, &opt.kind) != 0) {
-		snprintf(err, err_len, "--kind must be instruct or text, not '%s'", a->kind);
+	if (a->kind != FT__DATASET_KIND__DATASET_KIND_INSTRUCT &&
+	    a->kind != FT__DATASET_KIND__DATASET_KIND_TEXT) {
+		char words[64];
+
+		snprintf(err, err_len, "--kind must be one of %s", ft_enum_words(
+		    &ft__dataset_kind__descriptor, ", ", words, sizeof(words)));
 		return FT__CODE__INVALID_ARGUMENT;
 	}
+	opt.kind = (enum dataset_kind)a->kind;
 	if (a->text_column != NULL && a->text_column[0] != '\0' && opt.kind != DATASET_KIND_TEXT) {
 		snprintf(err, err_len, "--text-column is for --kind text");
 		return FT__CODE__INVALID_ARGUMENT;
@@ -247,7 +254,7 @@ datasets_add(struct ftuned *d, uint32_t uid, const struct datasets_add *a,
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, uid);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-		sqlite3_bind_text(st, 4, dataset_kind_name(opt.kind), -1, SQLITE_STATIC);
+		store_bind_enum(st, 4, &ft__dataset_kind__descriptor, opt.kind);
 		sqlite3_bind_text(st, 5, hash, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)dataset_count(train));
 		sqlite3_bind_int64(st, 7, valid ? (sqlite3_int64)dataset_count(valid) : 0);
@@ -323,7 +330,8 @@ row_to_info(struct ftuned *d, sqlite3_stmt *st, struct dataset_info *di)
 	memset(di, 0, sizeof(*di));
 	di->id = sqlite3_column_int64(st, 0);
 	snprintf(di->name, sizeof(di->name), "%s", sqlite3_column_text(st, 1));
-	snprintf(di->kind, sizeof(di->kind), "%s", sqlite3_column_text(st, 2));
+	/* SQLite's CHECK admits only the two words */
+	di->kind = (enum dataset_kind)store_column_enum(st, 2, &ft__dataset_kind__descriptor);
 	snprintf(di->hash, sizeof(di->hash), "%s", sqlite3_column_text(st, 3));
 	di->records = (uint64_t)sqlite3_column_int64(st, 4);
 	di->validation_records = (uint64_t)sqlite3_column_int64(st, 5);
@@ -433,34 +441,23 @@ datasets_remove(struct ftuned *d, uint32_t uid, int admin, const char *name, cha
 		return FT__CODE__PERMISSION_DENIED;
 	}
 	db = store_lock(d->store);
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM jobs j WHERE j.state IN ('QUEUED', 'RUNNING') "
-	    "AND (j.dataset_id = ?1 OR j.general_id = ?1 OR EXISTS (SELECT 1 FROM evals e WHERE "
-	    "e.job_id = j.id AND e.dataset_id = ?1))", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, di.id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			jobs = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
+	jobs = jobs_active_with_dataset(db, di.id);
 	if (jobs > 0) {
 		snprintf(err, err_len, "dataset '%s' is used by %lld queued or running job%s", di.name,
 		    jobs, jobs == 1 ? "" : "s");
 		code = FT__CODE__FAILED_PRECONDITION;
 	} else {
 		/* Finished jobs keep the dataset's name and hash in their spec. */
-		static const char *sql[] = {
-			"UPDATE jobs SET dataset_id = NULL WHERE dataset_id = ?",
-			"DELETE FROM datasets WHERE id = ?",
-		};
-		int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+		int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+		    jobs_unlink_dataset(db, di.id) == 0;
 
-		for (size_t i = 0; ok && i < 2; i++) {
-			ok = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) == SQLITE_OK;
-			if (ok) {
-				sqlite3_bind_int64(st, 1, di.id);
-				ok = sqlite3_step(st) == SQLITE_DONE;
-				sqlite3_finalize(st);
-			}
-		}
+		if (ok && sqlite3_prepare_v2(db, "DELETE FROM datasets WHERE id = ?", -1, &st, NULL) ==
+		    SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, di.id);
+			ok = sqlite3_step(st) == SQLITE_DONE;
+			sqlite3_finalize(st);
+		} else
+			ok = 0;
 		if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 			snprintf(err, err_len, "datasets: %s", sqlite3_errmsg(db));
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -485,4 +482,78 @@ dataset_info_free(struct dataset_info *di)
 	free(di->stats_json);
 	free(di->report);
 	di->stats_json = di->report = NULL;
+}
+
+/* ---- reply objects ---- */
+
+int
+datasets_info_proto(struct arena *a, const struct dataset_info *di, size_t samples,
+    Ft__DatasetInfo **out)
+{
+	Ft__DatasetInfo *p = arena_alloc(a, sizeof(*p));
+
+	if (p == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	ft__dataset_info__init(p);
+	p->id = di->id;
+	p->name = arena_strdup(a, di->name);
+	p->kind = (Ft__DatasetKind)di->kind;
+	p->blake2b = arena_strdup(a, di->hash);
+	p->records = di->records;
+	p->validation_records = di->validation_records;
+	p->bytes = di->bytes;
+	p->owner_uid = di->owner_uid;
+	p->created_at = di->created_at;
+	p->stats_json = arena_strdup(a, di->stats_json);
+	p->screen_rules = arena_strdup(a, di->screen_rules);
+	if (p->name == NULL || p->blake2b == NULL || p->stats_json == NULL ||
+	    p->screen_rules == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (samples > 0) {
+		FILE *f = fopen(di->train_path, "r");
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t n;
+
+		p->samples = arena_alloc(a, samples * sizeof(char *));
+		while (f != NULL && p->samples != NULL && p->n_samples < samples &&
+		    (n = getline(&line, &cap, f)) > 0) {
+			if (line[n - 1] == '\n')
+				line[n - 1] = '\0';
+			if ((p->samples[p->n_samples] = arena_strdup(a, line)) != NULL)
+				p->n_samples++;
+		}
+		free(line);
+		if (f != NULL)
+			fclose(f);
+	}
+	*out = p;
+	return FT__CODE__OK;
+}
+
+int
+datasets_list_reply(struct ftuned *d, struct arena *a, Ft__DataListReply **out)
+{
+	Ft__DataListReply *r = arena_alloc(a, sizeof(*r));
+	struct dataset_info *list;
+	size_t n;
+	int code = FT__CODE__OK;
+
+	if (r == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (datasets_list(d, &list, &n) != 0)
+		return FT__CODE__INTERNAL;
+	ft__data_list_reply__init(r);
+	if ((r->datasets = arena_alloc(a, (n + 1) * sizeof(*r->datasets))) == NULL)
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < n; i++) {
+		if (code == FT__CODE__OK && (code = datasets_info_proto(a, &list[i], 0,
+		    &r->datasets[r->n_datasets])) == FT__CODE__OK)
+			r->n_datasets++;
+		dataset_info_free(&list[i]);
+	}
+	free(list);
+	if (code == FT__CODE__OK)
+		*out = r;
+	return code;
 }

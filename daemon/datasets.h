@@ -9,13 +9,15 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "dataset.h"
+#include "ft_wire.h"
 #include "ftuned.h"
 
 struct dataset_info {
 	int64_t id;
 	char name[101];
-	char kind[12];
+	enum dataset_kind kind;
 	char hash[65];
 	uint64_t records, validation_records, bytes;
 	uint32_t owner_uid;
@@ -32,7 +34,7 @@ struct datasets_add {
 	const char *file_name;
 	const void *content;
 	size_t len;
-	const char *kind;
+	Ft__DatasetKind kind;       /* UNSPECIFIED is refused */
 	const char *name;
 	double validation_split;
 	const void *validation_content;
@@ -68,5 +70,14 @@ int datasets_remove(struct ftuned *d, uint32_t uid, int admin, const char *name,
     char *err, size_t err_len);
 
 void dataset_info_free(struct dataset_info *di);
+
+/* Reply objects from arena a (a reply's), which the RPC handlers
+ * (rpc_data.c) and the JSON API (web_api.c) both serialise:
+ * datasets_info_proto copies one row with the first `samples` training
+ * records as text, datasets_list_reply every dataset.  FT__CODE__OK with
+ * *out, or RESOURCE_EXHAUSTED / INTERNAL. */
+int datasets_info_proto(struct arena *a, const struct dataset_info *di, size_t samples,
+    Ft__DatasetInfo **out);
+int datasets_list_reply(struct ftuned *d, struct arena *a, Ft__DataListReply **out);
 
 #endif

@@ -653,10 +653,8 @@ model_memory(struct deploy *s, struct deploy_job *j, uint64_t *weights, uint64_t
 		    "was removed from the registry", id);
 		return -1;
 	}
-	if (registry_model_config(&mi, &mc) != 0) {
+	if (registry_model_config(&mi, &mc, j->result.message, sizeof(j->result.message)) != 0) {
 		j->result.status = DEPLOY_FAILED;
-		snprintf(j->result.message, sizeof(j->result.message), "model %s has an unreadable "
-		    "configuration", mi.name);
 		model_info_free(&mi);
 		return -1;
 	}
@@ -1567,4 +1565,51 @@ deploy_free(struct deploy *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s->threads);
 	free(s);
+}
+
+/* ---- reply objects ---- */
+
+int
+deploy_key_proto(struct arena *a, const struct deploy_key_info *k, Ft__KeyInfo **out)
+{
+	Ft__KeyInfo *p = arena_alloc(a, sizeof(*p));
+
+	if (p == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	ft__key_info__init(p);
+	if ((p->name = arena_strdup(a, k->name)) == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	p->owner_uid = k->owner_uid;
+	p->created_at = k->created_at;
+	p->last_used_at = k->last_used_at;
+	p->requests = k->requests;
+	p->tokens = k->tokens;
+	p->revoked_at = k->revoked_at;
+	*out = p;
+	return FT__CODE__OK;
+}
+
+int
+deploy_key_list_reply(struct ftuned *d, struct arena *a, uint32_t uid, int all,
+    Ft__KeyListReply **out)
+{
+	Ft__KeyListReply *r = arena_alloc(a, sizeof(*r));
+	struct deploy_key_info *v;
+	size_t n;
+	int code = FT__CODE__OK;
+
+	if (r == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (deploy_key_list(d, uid, all, &v, &n) != 0)
+		return FT__CODE__INTERNAL;
+	ft__key_list_reply__init(r);
+	if ((r->keys = arena_alloc(a, (n + 1) * sizeof(*r->keys))) == NULL)
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; code == FT__CODE__OK && i < n; i++)
+		if ((code = deploy_key_proto(a, &v[i], &r->keys[r->n_keys])) == FT__CODE__OK)
+			r->n_keys++;
+	free(v);
+	if (code == FT__CODE__OK)
+		*out = r;
+	return code;
 }

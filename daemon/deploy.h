@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
+#include "ft_wire.h"
 #include "fte_tok.h"
 #include "fte_train.h"
 #include "ftuned.h"
@@ -122,6 +124,14 @@ int deploy_key_create(struct ftuned *d, uint32_t uid, const char *name, char *ke
  * included, in a malloc'd array.  0, or -1 on a database error. */
 int deploy_key_list(struct ftuned *d, uint32_t uid, int all, struct deploy_key_info **out,
     size_t *n);
+
+/* deploy_key_proto copies one key's row into a KeyInfo from arena a (a
+ * reply's); deploy_key_list_reply is deploy_key_list as the KeyListReply
+ * the RPC and the JSON API both send.  FT__CODE__OK with *out, or
+ * RESOURCE_EXHAUSTED / INTERNAL. */
+int deploy_key_proto(struct arena *a, const struct deploy_key_info *k, Ft__KeyInfo **out);
+int deploy_key_list_reply(struct ftuned *d, struct arena *a, uint32_t uid, int all,
+    Ft__KeyListReply **out);
 
 /* deploy_key_revoke revokes uid's active key name; an admin without a key
  * of that name revokes another user's (the lowest uid's, when several have

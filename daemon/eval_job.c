@@ -21,13 +21,14 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
 #include <sqlite3.h>
 
 #include "chat_template.h"
 #include "datasets.h"
 #include "eval_job.h"
 #include "eval_metrics.h"
+#include "evals.h"
+#include "ft_enum.h"
 #include "fte.h"
 #include "jobs.h"
 #include "log.h"
@@ -92,25 +93,11 @@ spec_default_str(char **field, const char *def)
 	*field = s;
 }
 
-/* {"file": "hash", ...} of a model's files, keys sorted. */
-static char *
-hashes_json(const struct model_info *m)
-{
-	json_t *o = json_object();
-	char *s;
-
-	for (size_t i = 0; i < m->n_files; i++)
-		json_object_set_new(o, m->files[i].name, json_string(m->files[i].hash));
-	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	return s;
-}
-
 static int
 spec_check(const struct ft_config *cfg, Ft__EvalSpec *s, const struct dataset_info *ds,
     char *err, size_t err_len)
 {
-	int text = strcmp(ds->kind, "text") == 0;
+	int text = ds->kind == DATASET_KIND_TEXT;
 	unsigned set;
 	char list[256];
 
@@ -119,11 +106,11 @@ spec_check(const struct ft_config *cfg, Ft__EvalSpec *s, const struct dataset_in
 		    s->n_models);
 		return -1;
 	}
-	if (strcmp(s->split, "validation") != 0 && strcmp(s->split, "all") != 0) {
-		snprintf(err, err_len, "--split must be validation or all, not '%s'", s->split);
+	if (s->split != FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION && s->split != FT__EVAL_SPLIT__EVAL_SPLIT_ALL) {
+		snprintf(err, err_len, "--split must be validation or all");
 		return -1;
 	}
-	if (strcmp(s->split, "validation") == 0 && ds->validation_records == 0) {
+	if (s->split == FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION && ds->validation_records == 0) {
 		snprintf(err, err_len, "dataset %s has no validation split; hold one out with "
 		    "data add --validation-split, or evaluate with --split all", ds->name);
 		return -1;
@@ -166,25 +153,11 @@ spec_check(const struct ft_config *cfg, Ft__EvalSpec *s, const struct dataset_in
 	return s->metrics ? 0 : -1;
 }
 
-static int
-step_done(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* An evaluation's rows, inserted by queue_admit: the job, the evaluation
- * and its models, in one transaction. */
+/* An evaluation's rows, inserted by queue_admit: the job (jobs.c) and the
+ * evaluation with its models (evals.c), in one transaction. */
 struct eval_insert {
-	uint32_t uid;
-	const Ft__EvalSpec *s;
+	struct evals_new e;
 	const Ft__JobSpec *js;
-	const struct model_info *models;
-	size_t n_models;
-	const struct dataset_info *ds;
-	int64_t train_job;
 	uint64_t memory;
 	int64_t eval_id;            /* set on success */
 };
@@ -192,98 +165,35 @@ struct eval_insert {
 static int
 eval_insert(struct ftuned *d, void *arg, int64_t *id, char *err, size_t err_len)
 {
-	struct eval_insert *e = arg;
-	const Ft__EvalSpec *s = e->s;
-	size_t len = ft__eval_spec__get_packed_size(s), jlen = ft__job_spec__get_packed_size(e->js);
-	uint8_t *buf = malloc(len + 1), *jbuf = malloc(jlen + 1);
-	int64_t eid, jid;
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct eval_insert *ei = arg;
+	const struct evals_new *e = &ei->e;
+	sqlite3 *db = store_lock(d->store);
+	char split[FT_ENUM_WORD_MAX];
+	int64_t jid;
+	int code = FT__CODE__INTERNAL;
 
-	if (buf == NULL || jbuf == NULL) {
-		free(buf);
-		free(jbuf);
-		snprintf(err, err_len, "out of memory");
-		return FT__CODE__RESOURCE_EXHAUSTED;
-	}
-	ft__eval_spec__pack(s, buf);
-	ft__job_spec__pack(e->js, jbuf);
-	db = store_lock(d->store);
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		goto db_err;
-	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (owner_uid, state, priority, created_at, spec, "
-	    "name, base_id, dataset_id, memory_bytes, kind) VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, "
-	    "'eval')", -1, &st, NULL) != SQLITE_OK)
-		goto db_rollback;
-	sqlite3_bind_int64(st, 1, e->uid);
-	sqlite3_bind_int(st, 2, s->priority);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-	sqlite3_bind_blob(st, 4, jbuf, (int)jlen, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, s->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, e->models[0].id);
-	sqlite3_bind_int64(st, 7, e->ds->id);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)e->memory);
-	if (step_done(st) != 0)
-		goto db_rollback;
-	jid = sqlite3_last_insert_rowid(db);
-	if (sqlite3_prepare_v2(db, "INSERT INTO evals (job_id, name, owner_uid, created_at, spec, "
-	    "dataset_id, dataset_name, dataset_hash, metrics, train_job_id) VALUES (?, ?, ?, ?, ?, ?, "
-	    "?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-		goto db_rollback;
-	sqlite3_bind_int64(st, 1, jid);
-	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, e->uid);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
-	sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, e->ds->id);
-	sqlite3_bind_text(st, 7, e->ds->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, e->ds->hash, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, s->metrics, -1, SQLITE_STATIC);
-	if (e->train_job > 0)
-		sqlite3_bind_int64(st, 10, e->train_job);
-	if (step_done(st) != 0)
-		goto db_rollback;
-	eid = sqlite3_last_insert_rowid(db);
-	for (size_t i = 0; i < e->n_models; i++) {
-		char *h = hashes_json(&e->models[i]);
-
-		if (h == NULL || sqlite3_prepare_v2(db, "INSERT INTO eval_models (eval_id, idx, model_id, "
-		    "name, hashes) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
-			free(h);
-			goto db_rollback;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+		if ((code = jobs_insert_row(db, FT__JOB_KIND__JOB_KIND_EVAL, e->uid, 0, ei->js, e->models[0].id, e->ds->id, 0,
+		    ei->memory, &jid)) == FT__CODE__OK &&
+		    (code = evals_insert(db, jid, e, &ei->eval_id)) == FT__CODE__OK &&
+		    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			code = FT__CODE__INTERNAL;
+		if (code != FT__CODE__OK) {
+			snprintf(err, err_len, "evals: %s", code == FT__CODE__INTERNAL ?
+			    sqlite3_errmsg(db) : "out of memory");
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		}
-		sqlite3_bind_int64(st, 1, eid);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-		sqlite3_bind_int64(st, 3, e->models[i].id);
-		sqlite3_bind_text(st, 4, e->models[i].name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, h, -1, SQLITE_TRANSIENT);
-		free(h);
-		if (step_done(st) != 0)
-			goto db_rollback;
-	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto db_rollback;
+	} else
+		snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
 	store_unlock(d->store);
-	free(buf);
-	free(jbuf);
-	e->eval_id = eid;
+	if (code != FT__CODE__OK)
+		return code;
 	*id = jid;
 	jobs_log(d, jid, "info", "evaluation %lld queued by uid %u: %zu model%s on %s (%s split), "
-	    "metrics %s", (long long)eid, e->uid, e->n_models, e->n_models == 1 ? "" : "s",
-	    e->ds->name, s->split, s->metrics);
+	    "metrics %s", (long long)ei->eval_id, e->uid, e->n_models, e->n_models == 1 ? "" : "s",
+	    e->ds->name, ft_enum_word(&ft__eval_split__descriptor, e->spec->split, split),
+	    e->spec->metrics);
 	return FT__CODE__OK;
-db_rollback:
-	snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	store_unlock(d->store);
-	goto out;
-db_err:
-	snprintf(err, err_len, "evals: %s", sqlite3_errmsg(db));
-	store_unlock(d->store);
-out:
-	free(buf);
-	free(jbuf);
-	return FT__CODE__INTERNAL;
 }
 
 /* The most memory evaluating model m needs (models run one at a time): its
@@ -295,7 +205,7 @@ eval_memory(const struct model_info *m)
 	uint64_t bytes = m->params * sizeof(float);
 	fte_config c;
 
-	if (registry_model_config(m, &c) == 0)
+	if (registry_model_config(m, &c, NULL, 0) == 0)
 		bytes += fte_generate_memory(&c) + (uint64_t)EVAL_LOSS_TOKENS *
 		    ((uint64_t)c.vocab_size + 8 * (uint64_t)c.dim + 2 * (uint64_t)c.ffn_dim) *
 		    sizeof(float);
@@ -310,7 +220,7 @@ eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, i
 	Ft__JobSpec js = FT__JOB_SPEC__INIT;
 	struct model_info models[EVAL_MAX_MODELS];
 	struct dataset_info ds;
-	struct eval_insert ei = { uid, NULL, &js, models, 0, &ds, train_job, 0, 0 };
+	struct eval_insert ei = { { uid, NULL, models, 0, &ds, train_job }, &js, 0, 0 };
 	struct queue_admission a = { uid, admin, train_job > 0, 0, 0, 0, NULL,
 	    "evaluate smaller models, or raise memory_budget", eval_insert, &ei };
 	size_t n_found = 0, largest = 0;
@@ -321,7 +231,8 @@ eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, i
 		snprintf(err, err_len, "out of memory");
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	}
-	spec_default_str(&s->split, "validation");
+	if (s->split == FT__EVAL_SPLIT__EVAL_SPLIT_UNSPECIFIED)
+		s->split = FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION;
 	if (s->max_new_tokens == 0)
 		s->max_new_tokens = DEFAULT_MAX_NEW_TOKENS;
 	if (s->top_p == 0)
@@ -352,14 +263,14 @@ eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, i
 	snprintf(detail, sizeof(detail), "model %s: weights %.1f MiB, generation and loss buffers "
 	    "%.1f MiB", models[largest].name, (double)(models[largest].params * sizeof(float)) /
 	    (1 << 20), (double)(a.memory - models[largest].params * sizeof(float)) / (1 << 20));
-	js.type = "eval";
+	js.type = FT__JOB_TYPE__JOB_TYPE_EVAL;
 	js.base_model = models[0].name;   /* resolved: ids read badly in job ls */
 	js.data = s->data;
 	js.name = s->name;
 	js.seed = s->seed;
 	js.priority = s->priority;
-	ei.s = s;
-	ei.n_models = n_found;
+	ei.e.spec = s;
+	ei.e.n_models = n_found;
 	ei.memory = a.memory;
 	a.priority = s->priority;
 	a.memory_detail = detail;
@@ -376,207 +287,11 @@ out:
 
 /* ---- the runner ---- */
 
-struct eval_model {
-	int64_t model_id;
-	char name[REGISTRY_NAME_MAX + 1];
-	char *hashes;
-};
-
-struct eval_row {
-	int64_t id;
-	Ft__EvalSpec *spec;
-	int64_t dataset_id;
-	char dataset_hash[65];
-	struct eval_model models[EVAL_MAX_MODELS];
-	size_t n_models;
-};
-
-static void
-eval_row_free(struct eval_row *e)
-{
-	if (e->spec != NULL)
-		ft__eval_spec__free_unpacked(e->spec, NULL);
-	for (size_t i = 0; i < e->n_models; i++)
-		free(e->models[i].hashes);
-}
-
-static int
-eval_row_load(struct ftuned *d, int64_t job_id, struct eval_row *e)
-{
-	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st;
-	int rc = -1;
-
-	memset(e, 0, sizeof(*e));
-	if (sqlite3_prepare_v2(db, "SELECT id, spec, dataset_id, dataset_hash FROM evals WHERE "
-	    "job_id = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, job_id);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			e->id = sqlite3_column_int64(st, 0);
-			e->spec = ft__eval_spec__unpack(NULL, (size_t)sqlite3_column_bytes(st, 1),
-			    sqlite3_column_blob(st, 1));
-			e->dataset_id = sqlite3_column_int64(st, 2);
-			snprintf(e->dataset_hash, sizeof(e->dataset_hash), "%s",
-			    sqlite3_column_text(st, 3));
-			rc = e->spec != NULL ? 0 : -1;
-		}
-		sqlite3_finalize(st);
-	}
-	if (rc == 0 && sqlite3_prepare_v2(db, "SELECT model_id, name, hashes FROM eval_models "
-	    "WHERE eval_id = ? ORDER BY idx", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, e->id);
-		while (sqlite3_step(st) == SQLITE_ROW && e->n_models < EVAL_MAX_MODELS) {
-			struct eval_model *m = &e->models[e->n_models++];
-
-			m->model_id = sqlite3_column_int64(st, 0);
-			snprintf(m->name, sizeof(m->name), "%s", sqlite3_column_text(st, 1));
-			m->hashes = strdup((const char *)sqlite3_column_text(st, 2));
-		}
-		sqlite3_finalize(st);
-	}
-	store_unlock(d->store);
-	return rc == 0 && e->n_models > 0 ? 0 : -1;
-}
-
-/* Runs sql with int64 binds (?1 = eval id, then the rest). */
-static void
-eval_exec(struct ftuned *d, const char *sql, int64_t eval_id)
-{
-	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, eval_id);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			log_warn("eval %lld: %s", (long long)eval_id, sqlite3_errmsg(db));
-		sqlite3_finalize(st);
-	}
-	store_unlock(d->store);
-}
-
-/* Drops whatever an interrupted earlier run stored. */
-static void
-eval_reset(struct ftuned *d, int64_t eval_id)
-{
-	eval_exec(d, "DELETE FROM eval_examples WHERE eval_id = ?1", eval_id);
-	eval_exec(d, "DELETE FROM eval_outputs WHERE eval_id = ?1", eval_id);
-	eval_exec(d, "DELETE FROM eval_values WHERE eval_id = ?1", eval_id);
-	eval_exec(d, "DELETE FROM eval_stats WHERE eval_id = ?1", eval_id);
-	eval_exec(d, "UPDATE evals SET done = 0, examples_per_s = NULL WHERE id = ?1", eval_id);
-}
-
-static void
-eval_set_progress(struct ftuned *d, int64_t eval_id, const char *metrics, uint32_t examples,
-    uint32_t done, double rate)
-{
-	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(db, "UPDATE evals SET metrics = ?, examples = ?, done = ?, "
-	    "examples_per_s = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, metrics, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, examples);
-		sqlite3_bind_int64(st, 3, done);
-		if (isfinite(rate))
-			sqlite3_bind_double(st, 4, rate);
-		sqlite3_bind_int64(st, 5, eval_id);
-		sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
-	store_unlock(d->store);
-}
-
 struct example {
 	const struct dataset_record *rec;
 	char *prompt;       /* the rendered prompt ("" for text) */
 	const char *reference;
 };
-
-/* One model's results for one example, stored in one transaction. */
-static int
-eval_store_output(struct ftuned *d, int64_t eval_id, uint32_t idx, uint32_t model_idx,
-    const struct example *ex, const char *output, const double *values, unsigned set)
-{
-	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st;
-	int rc = -1;
-
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		goto out;
-	if (model_idx == 0) {
-		if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_examples (eval_id, idx, prompt, "
-		    "reference) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-			goto rollback;
-		sqlite3_bind_int64(st, 1, eval_id);
-		sqlite3_bind_int64(st, 2, idx);
-		sqlite3_bind_text(st, 3, ex->prompt, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, ex->reference, -1, SQLITE_STATIC);
-		if (step_done(st) != 0)
-			goto rollback;
-	}
-	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_outputs (eval_id, idx, model_idx, "
-	    "output) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-		goto rollback;
-	sqlite3_bind_int64(st, 1, eval_id);
-	sqlite3_bind_int64(st, 2, idx);
-	sqlite3_bind_int64(st, 3, model_idx);
-	sqlite3_bind_text(st, 4, output, -1, SQLITE_STATIC);
-	if (step_done(st) != 0)
-		goto rollback;
-	for (int m = 0; m < EVAL_M_COUNT; m++) {
-		if (!(set & (1u << m)) || !isfinite(values[m]))
-			continue;
-		if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_values (eval_id, idx, model_idx, "
-		    "metric, value) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-			goto rollback;
-		sqlite3_bind_int64(st, 1, eval_id);
-		sqlite3_bind_int64(st, 2, idx);
-		sqlite3_bind_int64(st, 3, model_idx);
-		sqlite3_bind_text(st, 4, eval_metrics[m].name, -1, SQLITE_STATIC);
-		sqlite3_bind_double(st, 5, values[m]);
-		if (step_done(st) != 0)
-			goto rollback;
-	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
-		rc = 0;
-		goto out;
-	}
-rollback:
-	log_warn("eval %lld: storing example %u: %s", (long long)eval_id, idx, sqlite3_errmsg(db));
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-out:
-	store_unlock(d->store);
-	return rc;
-}
-
-static int
-eval_store_stat(struct ftuned *d, int64_t eval_id, const char *metric, int model, int versus,
-    const struct eval_ci *ci, const struct eval_wtl *w, size_t n)
-{
-	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st;
-	int rc = -1;
-
-	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_stats (eval_id, metric, model_idx, "
-	    "versus, mean, lo, hi, wins, ties, losses, n, higher_is_better) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, eval_id);
-		sqlite3_bind_text(st, 2, metric, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 3, model);
-		sqlite3_bind_int(st, 4, versus);
-		sqlite3_bind_double(st, 5, ci->mean);
-		sqlite3_bind_double(st, 6, ci->lo);
-		sqlite3_bind_double(st, 7, ci->hi);
-		sqlite3_bind_int64(st, 8, w ? w->wins : 0);
-		sqlite3_bind_int64(st, 9, w ? w->ties : 0);
-		sqlite3_bind_int64(st, 10, w ? w->losses : 0);
-		sqlite3_bind_int64(st, 11, (sqlite3_int64)n);
-		sqlite3_bind_int(st, 12, eval_metric_higher_is_better(metric));
-		rc = step_done(st);
-	}
-	store_unlock(d->store);
-	return rc;
-}
 
 /* One example's teacher-forced row for the current model. */
 struct loss_row {
@@ -783,7 +498,7 @@ now_s(void)
 /* The summary: each model's mean per metric, each pair's difference,
  * over the examples where every model has a value. */
 static int
-summarise(struct ftuned *d, const struct eval_row *e, unsigned set, double *values, size_t n,
+summarise(struct ftuned *d, const struct evals_run *e, unsigned set, double *values, size_t n,
     char *err, size_t err_len)
 {
 	size_t K = e->n_models;
@@ -817,12 +532,12 @@ summarise(struct ftuned *d, const struct eval_row *e, unsigned set, double *valu
 			struct eval_ci ci;
 
 			if (eval_bootstrap_mean(col + k * n, used, EVAL_BOOTSTRAP_B, seed, &ci) != 0 ||
-			    eval_store_stat(d, e->id, eval_metrics[m].name, (int)k, -1, &ci, NULL, used) != 0)
+			    evals_store_stat(d, e->id, eval_metrics[m].name, (int)k, -1, &ci, NULL, used) != 0)
 				goto fail;
 			if (m == EVAL_M_LOSS) {
 				struct eval_ci p = { exp(ci.mean), exp(ci.lo), exp(ci.hi) };
 
-				if (eval_store_stat(d, e->id, "perplexity", (int)k, -1, &p, NULL, used) != 0)
+				if (evals_store_stat(d, e->id, "perplexity", (int)k, -1, &p, NULL, used) != 0)
 					goto fail;
 			}
 		}
@@ -833,7 +548,7 @@ summarise(struct ftuned *d, const struct eval_row *e, unsigned set, double *valu
 
 				if (eval_bootstrap_diff(col + a * n, col + b * n, used, EVAL_BOOTSTRAP_B, seed,
 				    eval_metrics[m].higher_is_better, &ci, &w) != 0 ||
-				    eval_store_stat(d, e->id, eval_metrics[m].name, (int)b, (int)a, &ci, &w,
+				    evals_store_stat(d, e->id, eval_metrics[m].name, (int)b, (int)a, &ci, &w,
 				    used) != 0)
 					goto fail;
 			}
@@ -849,16 +564,15 @@ fail:
 
 /* Examples of the split, at most limit (0 = all). */
 static int
-examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
+examples_load(const struct dataset_info *ds, Ft__EvalSplit split, uint32_t limit,
     struct dataset **a, struct dataset **b, struct example **out, size_t *n, char *err,
     size_t err_len)
 {
-	enum dataset_kind kind = strcmp(ds->kind, "text") == 0 ? DATASET_KIND_TEXT :
-	    DATASET_KIND_INSTRUCT;
+	enum dataset_kind kind = ds->kind;
 	size_t total, k = 0;
 	struct example *ex;
 
-	if (strcmp(split, "all") == 0 && dataset_load_jsonl(ds->train_path, kind, a, err,
+	if (split == FT__EVAL_SPLIT__EVAL_SPLIT_ALL && dataset_load_jsonl(ds->train_path, kind, a, err,
 	    err_len) != 0)
 		return -1;
 	if (ds->validation_path[0] && dataset_load_jsonl(ds->validation_path, kind, b, err,
@@ -868,7 +582,10 @@ examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
 	if (limit > 0 && total > limit)
 		total = limit;
 	if (total == 0) {
-		snprintf(err, err_len, "the %s split of %s has no examples", split, ds->name);
+		char w[FT_ENUM_WORD_MAX];
+
+		snprintf(err, err_len, "the %s split of %s has no examples",
+		    ft_enum_word(&ft__eval_split__descriptor, split, w), ds->name);
 		return -1;
 	}
 	if ((ex = calloc(total, sizeof(*ex))) == NULL) {
@@ -892,9 +609,9 @@ examples_load(const struct dataset_info *ds, const char *split, uint32_t limit,
 void
 eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 {
-	char err[1024] = "", metrics[256];
+	char err[1024] = "", metrics[256], split[FT_ENUM_WORD_MAX];
 	struct job_info j;
-	struct eval_row e;
+	struct evals_run e;
 	struct dataset_info ds;
 	struct dataset *part_a = NULL, *part_b = NULL;
 	struct example *ex = NULL;
@@ -906,18 +623,18 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 
 	if (jobs_get(d, id, &j) != 0)
 		return;
-	if (strcmp(j.state, "RUNNING") != 0) {
+	if (j.state != JOB_RUNNING) {
 		job_info_free(&j);
 		return;
 	}
-	if (eval_row_load(d, id, &e) != 0) {
+	if (evals_run_load(d, id, &e) != 0) {
 		snprintf(err, sizeof(err), "the evaluation's rows are missing");
 		goto fail;
 	}
 	have_e = 1;
 	fte_threads_set(d->training_threads);
 	jobs_set_stage(d, id, "loading");
-	eval_reset(d, e.id);
+	evals_reset(d, e.id);
 	{
 		char idbuf[32];
 
@@ -932,7 +649,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		snprintf(err, sizeof(err), "dataset %s changed since the evaluation was queued", ds.name);
 		goto fail;
 	}
-	text = strcmp(ds.kind, "text") == 0;
+	text = ds.kind == DATASET_KIND_TEXT;
 	if (metrics_parse(e.spec->metrics, &set, err, sizeof(err)) != 0 ||
 	    examples_load(&ds, e.spec->split, e.spec->limit, &part_a, &part_b, &ex, &n, err,
 	    sizeof(err)) != 0)
@@ -950,9 +667,10 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	for (size_t i = 0; i < (size_t)EVAL_M_COUNT * e.n_models * n; i++)
 		values[i] = NAN;
 	total = (uint32_t)(n * e.n_models);
-	eval_set_progress(d, e.id, metrics, (uint32_t)n, 0, NAN);
+	evals_set_progress(d, e.id, metrics, (uint32_t)n, 0, NAN);
 	jobs_log(d, id, "info", "evaluating %zu model%s on %zu examples of %s (%s split): %s",
-	    e.n_models, e.n_models == 1 ? "" : "s", n, ds.name, e.spec->split, metrics);
+	    e.n_models, e.n_models == 1 ? "" : "s", n, ds.name,
+	    ft_enum_word(&ft__eval_split__descriptor, e.spec->split, split), metrics);
 	jobs_set_progress(d, id, 0, total, 1, NAN, 0);
 	t0 = now_s();
 
@@ -974,7 +692,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			snprintf(err, sizeof(err), "model %s no longer exists", e.models[k].name);
 			goto fail;
 		}
-		if ((now_hashes = hashes_json(&mi)) == NULL || e.models[k].hashes == NULL ||
+		if ((now_hashes = registry_model_hashes_json(&mi)) == NULL || e.models[k].hashes == NULL ||
 		    strcmp(now_hashes, e.models[k].hashes) != 0) {
 			snprintf(err, sizeof(err), "model %s is not the one the evaluation was queued "
 			    "with (its file hashes differ)", mi.name);
@@ -1115,7 +833,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 					loss_sum += row[EVAL_M_LOSS];
 					loss_n++;
 				}
-				if (eval_store_output(d, e.id, (uint32_t)i, (uint32_t)k, &ex[i], out_text, row,
+				if (evals_store_output(d, e.id, (uint32_t)i, (uint32_t)k, ex[i].prompt, ex[i].reference, out_text, row,
 				    set) != 0) {
 					free(g.text);
 					snprintf(err, sizeof(err), "storing example %zu failed", i + 1);
@@ -1130,7 +848,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 						last_report = el;
 						jobs_set_progress(d, id, done, total, (uint32_t)k + 1,
 						    loss_n ? loss_sum / loss_n : NAN, rate);
-						eval_set_progress(d, e.id, metrics, (uint32_t)n, done, rate);
+						evals_set_progress(d, e.id, metrics, (uint32_t)n, done, rate);
 					}
 				}
 			}
@@ -1178,7 +896,7 @@ model_out:
 	{
 		double el = now_s() - t0;
 
-		eval_set_progress(d, e.id, metrics, (uint32_t)n, done, el > 0 ? done / el : 0);
+		evals_set_progress(d, e.id, metrics, (uint32_t)n, done, el > 0 ? done / el : 0);
 		jobs_log(d, id, "info", "evaluation %lld done: %u examples in %.1f s (%.1f examples/s)",
 		    (long long)e.id, done, el, el > 0 ? done / el : 0);
 		/* each part's own rate, without loading, tokenizing and storing */
@@ -1204,69 +922,35 @@ out:
 	if (have_ds)
 		dataset_info_free(&ds);
 	if (have_e)
-		eval_row_free(&e);
+		evals_run_free(&e);
 	job_info_free(&j);
-}
-
-int
-eval_refs_of_job(struct ftuned *d, int64_t train_job, struct eval_ref **out, size_t *n)
-{
-	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st = NULL;
-	struct eval_ref *list = NULL, *grown;
-	size_t count = 0;
-	int rc = -1, step;
-
-	if (sqlite3_prepare_v2(db, "SELECT e.id, e.job_id, e.name, j.state FROM evals e JOIN jobs j "
-	    "ON j.id = e.job_id WHERE e.train_job_id = ? ORDER BY e.id", -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int64(st, 1, train_job);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((grown = realloc(list, (count + 1) * sizeof(*list))) == NULL)
-			goto out;
-		list = grown;
-		list[count].id = sqlite3_column_int64(st, 0);
-		list[count].job_id = sqlite3_column_int64(st, 1);
-		snprintf(list[count].name, sizeof(list[count].name), "%s",
-		    (const char *)sqlite3_column_text(st, 2));
-		snprintf(list[count].state, sizeof(list[count].state), "%s",
-		    (const char *)sqlite3_column_text(st, 3));
-		count++;
-	}
-	rc = step == SQLITE_DONE ? 0 : -1;
-out:
-	sqlite3_finalize(st);
-	store_unlock(d->store);
-	if (rc != 0) {
-		free(list);
-		return -1;
-	}
-	*out = list;
-	*n = count;
-	return 0;
 }
 
 /* Queues base against tuned on dataset ds for training job j, named name;
  * what to say of it in the job's log is what. */
 static void
 after_training_submit(struct ftuned *d, struct job_info *j, struct dataset_info *ds, char *name,
-    char *split, char *metrics, const char *what)
+    Ft__EvalSplit split, char *metrics, const char *what)
 {
 	Ft__EvalSpec s = FT__EVAL_SPEC__INIT;
 	char *models[2], base[32], err[512];
 	int64_t eval_id, eval_job;
-	struct eval_ref *refs;
+	struct arena a = ARENA_INIT;
+	Ft__EvalRef **refs;
 	size_t n, i = 0;
+	int code;
 
 	/* A job resumed after a crash queues only what it had not yet. */
-	if (eval_refs_of_job(d, j->id, &refs, &n) != 0) {
+	code = evals_refs(store_lock(d->store), &a, j->id, &refs, &n);
+	store_unlock(d->store);
+	while (code == FT__CODE__OK && i < n && strcmp(refs[i]->name, name) != 0)
+		i++;
+	arena_release(&a);
+	if (code != FT__CODE__OK) {
 		jobs_log(d, j->id, "warn", "automatic evaluation on %s not queued: cannot list the "
 		    "job's evaluations", what);
 		return;
 	}
-	while (i < n && strcmp(refs[i].name, name) != 0)
-		i++;
-	free(refs);
 	if (i < n)
 		return;
 
@@ -1310,7 +994,7 @@ eval_job_after_training(struct ftuned *d, int64_t job_id)
 		jobs_log(d, job_id, "info", "no automatic evaluation: dataset %s has no validation split",
 		    ds.name);
 	else
-		after_training_submit(d, &j, &ds, name, "validation", "", "the validation split");
+		after_training_submit(d, &j, &ds, name, FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION, "", "the validation split");
 	dataset_info_free(&ds);
 	if (j.spec->general_data[0] != '\0') {
 		/* Forgetting: the loss (perplexity) on general text, its held-out
@@ -1321,7 +1005,7 @@ eval_job_after_training(struct ftuned *d, int64_t job_id)
 		} else {
 			snprintf(name, sizeof(name), "job-%lld-general", (long long)job_id);
 			snprintf(what, sizeof(what), "general text %s, to measure forgetting", ds.name);
-			after_training_submit(d, &j, &ds, name, ds.validation_records ? "validation" : "all",
+			after_training_submit(d, &j, &ds, name, ds.validation_records ? FT__EVAL_SPLIT__EVAL_SPLIT_VALIDATION : FT__EVAL_SPLIT__EVAL_SPLIT_ALL,
 			    "loss", what);
 			dataset_info_free(&ds);
 		}

@@ -3,10 +3,10 @@
  * dataset, with the same prompt template and decoding settings, compared
  * metric by metric with bootstrap confidence intervals (eval_metrics.h).
  *
- * An evaluation is a row in `jobs` (kind 'eval', its spec a JobSpec with
- * type "eval", base_model the first model, data the dataset, name the
+ * An evaluation is a row in `jobs` (kind eval, its spec a JobSpec with
+ * type eval, base_model the first model, data the dataset, name the
  * evaluation's name) so the queue runs it and job ls/show/watch/cancel
- * work unchanged, plus rows in the eval tables (store.c) that hold its full
+ * work unchanged, plus rows in the eval tables (evals.c) that hold its full
  * specification (models with their file hashes, dataset hash, template,
  * decoding settings, seed), every example with each model's output and
  * metric values, and the summary.
@@ -52,20 +52,6 @@
  * message in err. */
 int eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *spec,
     int64_t train_job, int64_t *eval_id, int64_t *job_id, char *err, size_t err_len);
-
-/* An evaluation a training job queued, as its job page lists it. */
-struct eval_ref {
-	int64_t id;
-	int64_t job_id;             /* the evaluation's own job */
-	char name[128];
-	char state[16];             /* of that job */
-};
-
-/* eval_refs_of_job lists the evaluations training job train_job queued,
- * oldest first, into *out (malloc'd, NULL when none).  0, or -1 when the
- * state database cannot be read. */
-int eval_refs_of_job(struct ftuned *d, int64_t train_job, struct eval_ref **out, size_t *n)
-    __attribute__((warn_unused_result));
 
 /* eval_job_run runs evaluation job id (RUNNING in its row): verifies every
  * model's files against the hashes recorded at submission, evaluates each

@@ -1,5 +1,6 @@
 /*
- * evals.c - reads the evaluation tables into ft.proto's objects (evals.h).
+ * evals.c - the evaluation tables (evals.h): the runner's writes, and the
+ * reads into ft.proto's objects.
  *
  * An example's "gain" on a metric is the last model's value minus the
  * first's, times -1 where lower is better, so every order below is one
@@ -7,12 +8,17 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "eval_job.h"
+#include "eval_metrics.h"
 #include "evals.h"
+#include "log.h"
+#include "registry.h"
 
 #define EVAL_COLUMNS "e.id, e.job_id, e.name, e.owner_uid, e.created_at, e.spec, " \
 	"e.dataset_name, e.dataset_hash, e.examples, e.done, e.examples_per_s, e.metrics, " \
@@ -133,12 +139,12 @@ info_row(sqlite3 *db, struct arena *a, sqlite3_stmt *st, int detail, Ft__EvalInf
 	p->examples_per_s = sqlite3_column_type(st, 10) == SQLITE_NULL ? NAN :
 	    sqlite3_column_double(st, 10);
 	p->metrics = arena_strdup(a, col_text(st, 11));
-	p->state = arena_strdup(a, col_text(st, 12));
+	p->state = (Ft__JobState)store_column_enum(st, 12, &ft__job_state__descriptor);
 	p->stage = arena_strdup(a, col_text(st, 13));
 	p->error = arena_strdup(a, col_text(st, 14));
 	p->dataset_id = sqlite3_column_int64(st, 15);
 	if (p->name == NULL || p->spec == NULL || p->dataset == NULL || p->dataset_blake2b == NULL ||
-	    p->metrics == NULL || p->state == NULL || p->stage == NULL || p->error == NULL)
+	    p->metrics == NULL || p->stage == NULL || p->error == NULL)
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	if ((rc = models_read(db, a, p, detail)) != FT__CODE__OK ||
 	    (detail && (rc = stats_read(db, a, p)) != FT__CODE__OK))
@@ -354,5 +360,304 @@ evals_examples(sqlite3 *db, struct arena *a, const Ft__EvalInfo *e,
 		rc = FT__CODE__INTERNAL;
 	sqlite3_finalize(st);
 	*out = list;
+	return rc;
+}
+
+/* ---- the evaluation's refs, for its training job ---- */
+
+int
+evals_refs(sqlite3 *db, struct arena *a, int64_t train_job, Ft__EvalRef ***out, size_t *n)
+{
+	Ft__EvalRef **list = NULL;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc = FT__CODE__OK, step;
+
+	*out = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(db, "SELECT e.id, e.job_id, e.name, j.state FROM evals e JOIN jobs j "
+	    "ON j.id = e.job_id WHERE e.train_job_id = ? ORDER BY e.id", -1, &st, NULL) != SQLITE_OK)
+		return FT__CODE__INTERNAL;
+	sqlite3_bind_int64(st, 1, train_job);
+	while (rc == FT__CODE__OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		Ft__EvalRef *r = arena_alloc(a, sizeof(*r));
+
+		if (*n == cap) {
+			Ft__EvalRef **grown = arena_alloc(a, (cap ? 2 * cap : 4) * sizeof(*grown));
+
+			if (grown == NULL) {
+				rc = FT__CODE__RESOURCE_EXHAUSTED;
+				break;
+			}
+			if (*n > 0)
+				memcpy(grown, list, *n * sizeof(*grown));
+			list = grown;
+			cap = cap ? 2 * cap : 4;
+		}
+		if (r == NULL) {
+			rc = FT__CODE__RESOURCE_EXHAUSTED;
+			break;
+		}
+		ft__eval_ref__init(r);
+		r->id = sqlite3_column_int64(st, 0);
+		r->job_id = sqlite3_column_int64(st, 1);
+		r->name = arena_strdup(a, col_text(st, 2));
+		r->state = (Ft__JobState)store_column_enum(st, 3, &ft__job_state__descriptor);
+		if (r->name == NULL)
+			rc = FT__CODE__RESOURCE_EXHAUSTED;
+		list[(*n)++] = r;
+	}
+	if (rc == FT__CODE__OK && step != SQLITE_DONE)
+		rc = FT__CODE__INTERNAL;
+	sqlite3_finalize(st);
+	*out = list;
+	return rc;
+}
+
+/* ---- writes ---- */
+
+static int
+step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+evals_insert(sqlite3 *db, int64_t job_id, const struct evals_new *e, int64_t *eval_id)
+{
+	const Ft__EvalSpec *s = e->spec;
+	size_t len = ft__eval_spec__get_packed_size(s);
+	uint8_t *buf = malloc(len + 1);
+	sqlite3_stmt *st;
+	int64_t eid;
+
+	if (buf == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	ft__eval_spec__pack(s, buf);
+	if (sqlite3_prepare_v2(db, "INSERT INTO evals (job_id, name, owner_uid, created_at, spec, "
+	    "dataset_id, dataset_name, dataset_hash, metrics, train_job_id) VALUES (?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		free(buf);
+		return FT__CODE__INTERNAL;
+	}
+	sqlite3_bind_int64(st, 1, job_id);
+	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, e->uid);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+	sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, e->ds->id);
+	sqlite3_bind_text(st, 7, e->ds->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, e->ds->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, s->metrics, -1, SQLITE_STATIC);
+	if (e->train_job > 0)
+		sqlite3_bind_int64(st, 10, e->train_job);
+	if (step_done(st) != 0) {
+		free(buf);
+		return FT__CODE__INTERNAL;
+	}
+	free(buf);
+	eid = sqlite3_last_insert_rowid(db);
+	for (size_t i = 0; i < e->n_models; i++) {
+		char *h = registry_model_hashes_json(&e->models[i]);
+
+		if (h == NULL)
+			return FT__CODE__RESOURCE_EXHAUSTED;
+		if (sqlite3_prepare_v2(db, "INSERT INTO eval_models (eval_id, idx, model_id, name, "
+		    "hashes) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+			free(h);
+			return FT__CODE__INTERNAL;
+		}
+		sqlite3_bind_int64(st, 1, eid);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		sqlite3_bind_int64(st, 3, e->models[i].id);
+		sqlite3_bind_text(st, 4, e->models[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, h, -1, SQLITE_TRANSIENT);
+		free(h);
+		if (step_done(st) != 0)
+			return FT__CODE__INTERNAL;
+	}
+	*eval_id = eid;
+	return FT__CODE__OK;
+}
+
+void
+evals_run_free(struct evals_run *e)
+{
+	if (e->spec != NULL)
+		ft__eval_spec__free_unpacked(e->spec, NULL);
+	for (size_t i = 0; i < e->n_models; i++)
+		free(e->models[i].hashes);
+}
+
+int
+evals_run_load(struct ftuned *d, int64_t job_id, struct evals_run *e)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	memset(e, 0, sizeof(*e));
+	if (sqlite3_prepare_v2(db, "SELECT id, spec, dataset_id, dataset_hash FROM evals WHERE "
+	    "job_id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, job_id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			e->id = sqlite3_column_int64(st, 0);
+			e->spec = ft__eval_spec__unpack(NULL, (size_t)sqlite3_column_bytes(st, 1),
+			    sqlite3_column_blob(st, 1));
+			e->dataset_id = sqlite3_column_int64(st, 2);
+			snprintf(e->dataset_hash, sizeof(e->dataset_hash), "%s", col_text(st, 3));
+			rc = e->spec != NULL ? 0 : -1;
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc == 0 && sqlite3_prepare_v2(db, "SELECT model_id, name, hashes FROM eval_models "
+	    "WHERE eval_id = ? ORDER BY idx", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, e->id);
+		while (sqlite3_step(st) == SQLITE_ROW && e->n_models < EVAL_MAX_MODELS) {
+			struct evals_run_model *m = &e->models[e->n_models++];
+
+			m->model_id = sqlite3_column_int64(st, 0);
+			snprintf(m->name, sizeof(m->name), "%s", col_text(st, 1));
+			m->hashes = strdup(col_text(st, 2));
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+	return rc == 0 && e->n_models > 0 ? 0 : -1;
+}
+
+/* Runs sql with ?1 bound to the evaluation's id. */
+static void
+evals_exec(struct ftuned *d, const char *sql, int64_t eval_id)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, eval_id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_warn("eval %lld: %s", (long long)eval_id, sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+}
+
+void
+evals_reset(struct ftuned *d, int64_t eval_id)
+{
+	evals_exec(d, "DELETE FROM eval_examples WHERE eval_id = ?1", eval_id);
+	evals_exec(d, "DELETE FROM eval_outputs WHERE eval_id = ?1", eval_id);
+	evals_exec(d, "DELETE FROM eval_values WHERE eval_id = ?1", eval_id);
+	evals_exec(d, "DELETE FROM eval_stats WHERE eval_id = ?1", eval_id);
+	evals_exec(d, "UPDATE evals SET done = 0, examples_per_s = NULL WHERE id = ?1", eval_id);
+}
+
+void
+evals_set_progress(struct ftuned *d, int64_t eval_id, const char *metrics, uint32_t examples,
+    uint32_t done, double rate)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, "UPDATE evals SET metrics = ?, examples = ?, done = ?, "
+	    "examples_per_s = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, metrics, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, examples);
+		sqlite3_bind_int64(st, 3, done);
+		if (isfinite(rate))
+			sqlite3_bind_double(st, 4, rate);
+		sqlite3_bind_int64(st, 5, eval_id);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	store_unlock(d->store);
+}
+
+int
+evals_store_output(struct ftuned *d, int64_t eval_id, uint32_t idx, uint32_t model_idx,
+    const char *prompt, const char *reference, const char *output, const double *values,
+    unsigned set)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	if (model_idx == 0) {
+		if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_examples (eval_id, idx, prompt, "
+		    "reference) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+			goto rollback;
+		sqlite3_bind_int64(st, 1, eval_id);
+		sqlite3_bind_int64(st, 2, idx);
+		sqlite3_bind_text(st, 3, prompt, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, reference, -1, SQLITE_STATIC);
+		if (step_done(st) != 0)
+			goto rollback;
+	}
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_outputs (eval_id, idx, model_idx, "
+	    "output) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, eval_id);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int64(st, 3, model_idx);
+	sqlite3_bind_text(st, 4, output, -1, SQLITE_STATIC);
+	if (step_done(st) != 0)
+		goto rollback;
+	for (int m = 0; m < EVAL_M_COUNT; m++) {
+		if (!(set & (1u << m)) || !isfinite(values[m]))
+			continue;
+		if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_values (eval_id, idx, model_idx, "
+		    "metric, value) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+			goto rollback;
+		sqlite3_bind_int64(st, 1, eval_id);
+		sqlite3_bind_int64(st, 2, idx);
+		sqlite3_bind_int64(st, 3, model_idx);
+		sqlite3_bind_text(st, 4, eval_metrics[m].name, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 5, values[m]);
+		if (step_done(st) != 0)
+			goto rollback;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+		rc = 0;
+		goto out;
+	}
+rollback:
+	log_warn("eval %lld: storing example %u: %s", (long long)eval_id, idx, sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	store_unlock(d->store);
+	return rc;
+}
+
+int
+evals_store_stat(struct ftuned *d, int64_t eval_id, const char *metric, int model, int versus,
+    const struct eval_ci *ci, const struct eval_wtl *w, size_t n)
+{
+	sqlite3 *db = store_lock(d->store);
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO eval_stats (eval_id, metric, model_idx, "
+	    "versus, mean, lo, hi, wins, ties, losses, n, higher_is_better) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, eval_id);
+		sqlite3_bind_text(st, 2, metric, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, model);
+		sqlite3_bind_int(st, 4, versus);
+		sqlite3_bind_double(st, 5, ci->mean);
+		sqlite3_bind_double(st, 6, ci->lo);
+		sqlite3_bind_double(st, 7, ci->hi);
+		sqlite3_bind_int64(st, 8, w ? w->wins : 0);
+		sqlite3_bind_int64(st, 9, w ? w->ties : 0);
+		sqlite3_bind_int64(st, 10, w ? w->losses : 0);
+		sqlite3_bind_int64(st, 11, (sqlite3_int64)n);
+		sqlite3_bind_int(st, 12, eval_metric_higher_is_better(metric));
+		rc = step_done(st);
+	}
+	store_unlock(d->store);
 	return rc;
 }

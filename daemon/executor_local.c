@@ -39,24 +39,24 @@ slot_main(void *arg)
 	struct local *ex = s->ex;
 	struct ftuned *d = ex->base.d;
 	struct job_info j;
-	char kind[16];
+	Ft__JobKind kind = FT__JOB_KIND__JOB_KIND_UNSPECIFIED;
 	int n;
 
 	/* Each kind of job has its runner; all report through their rows. */
-	jobs_kind(d, s->job_id, kind, sizeof(kind));
 	s->memory.job_id = s->job_id;
-	s->memory.kind = strcmp(kind, "eval") == 0 ? "evaluation" : "training";
 	s->memory.bytes = 0;
 	if (jobs_get(d, s->job_id, &j) == 0) {
+		kind = j.kind;
 		s->memory.bytes = j.memory_bytes;
 		job_info_free(&j);
 	}
+	s->memory.kind = kind == FT__JOB_KIND__JOB_KIND_EVAL ? "evaluation" : "training";
 	if ((n = deploy_memory_reserve(d->deploy, &s->memory)) > 0)
 		jobs_log(d, s->job_id, "info", "%d deployed model%s unloaded to fit memory_budget", n,
 		    n == 1 ? "" : "s");
-	if (strcmp(kind, "train") == 0)
+	if (kind == FT__JOB_KIND__JOB_KIND_TRAIN)
 		train_job_run(d, s->job_id, &s->stop);
-	else if (strcmp(kind, "eval") == 0)
+	else if (kind == FT__JOB_KIND__JOB_KIND_EVAL)
 		eval_job_run(d, s->job_id, &s->stop);
 	else
 		jobs_set_state(d, s->job_id, JOB_FAILED, "unknown job kind");

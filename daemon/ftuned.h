@@ -27,23 +27,15 @@ struct ftuned {
 	struct screen_rules *screen;  /* data add's rule set (screen.h); NULL: none */
 };
 
-/* A snapshot of what Status and /api/v1/status report. */
-struct ft_status {
-	const char *version;
-	uint64_t uptime_ms;
-	int pid;
-	const char *state_dir;
-	uint32_t queue_length;
-	uint32_t training_threads;
-	const char *http_url;
-	const char *socket_url;
-	uint32_t schema_version;
-};
+struct arena;
+struct Ft__StatusReply;
 
-/* ftuned_status_collect fills st from the daemon's state.  Returns 0, or -1
- * if the state store could not be read. */
-int ftuned_status_collect(struct ftuned *d, struct ft_status *st)
-    __attribute__((warn_unused_result));
+/* ftuned_status_reply builds the StatusReply that the Status RPC and
+ * /api/v1/status both send, for the caller uid (its quota usage), from
+ * arena a.  FT__CODE__OK with *out, INTERNAL when the state store cannot
+ * be read, or RESOURCE_EXHAUSTED. */
+int ftuned_status_reply(struct ftuned *d, struct arena *a, uint32_t uid,
+    struct Ft__StatusReply **out) __attribute__((warn_unused_result));
 
 /* ftuned_now_ms returns CLOCK_MONOTONIC in milliseconds. */
 uint64_t ftuned_now_ms(void);

@@ -8,37 +8,28 @@
 
 #include <sqlite3.h>
 
+#include "evals.h"
+#include "ft_enum.h"
 #include "jobs.h"
 #include "log.h"
 
-static const char *state_names[] = { "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED" };
-
-const char *
-job_state_name(enum job_state s)
-{
-	return state_names[s];
-}
 
 int
-jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSpec *spec,
-    int64_t base_id, int64_t dataset_id, int64_t general_id, uint64_t memory_bytes, int64_t *id,
-    char *err, size_t err_len)
+jobs_insert_row(sqlite3 *db, Ft__JobKind kind, uint32_t uid, uint64_t request_id,
+    const Ft__JobSpec *spec, int64_t base_id, int64_t dataset_id, int64_t general_id,
+    uint64_t memory_bytes, int64_t *id)
 {
 	size_t len = ft__job_spec__get_packed_size(spec);
 	uint8_t *buf = malloc(len ? len : 1);
-	sqlite3 *db;
 	sqlite3_stmt *st;
 	int code = FT__CODE__INTERNAL;
 
-	if (buf == NULL) {
-		snprintf(err, err_len, "out of memory");
+	if (buf == NULL)
 		return FT__CODE__RESOURCE_EXHAUSTED;
-	}
 	ft__job_spec__pack(spec, buf);
-	db = store_lock(d->store);
 	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (owner_uid, state, priority, created_at, spec, "
-	    "name, base_id, dataset_id, memory_bytes, request_id, general_id) "
-	    "VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	    "name, base_id, dataset_id, memory_bytes, request_id, general_id, kind) "
+	    "VALUES (?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	    -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, uid);
 		sqlite3_bind_int(st, 2, spec->priority);
@@ -51,23 +42,37 @@ jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSp
 		sqlite3_bind_int64(st, 9, (sqlite3_int64)request_id);
 		if (general_id > 0)
 			sqlite3_bind_int64(st, 10, general_id);
-		if (sqlite3_step(st) == SQLITE_DONE) {
+		if (store_bind_enum(st, 11, &ft__job_kind__descriptor, kind) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_DONE) {
 			*id = sqlite3_last_insert_rowid(db);
 			code = FT__CODE__OK;
 		}
 		sqlite3_finalize(st);
 	}
-	if (code != FT__CODE__OK)
-		snprintf(err, err_len, "jobs: %s", sqlite3_errmsg(db));
-	store_unlock(d->store);
 	free(buf);
+	return code;
+}
+
+int
+jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__JobSpec *spec,
+    int64_t base_id, int64_t dataset_id, int64_t general_id, uint64_t memory_bytes, int64_t *id,
+    char *err, size_t err_len)
+{
+	sqlite3 *db = store_lock(d->store);
+	int code = jobs_insert_row(db, FT__JOB_KIND__JOB_KIND_TRAIN, uid, request_id, spec, base_id, dataset_id,
+	    general_id, memory_bytes, id);
+
+	if (code != FT__CODE__OK)
+		snprintf(err, err_len, "jobs: %s", code == FT__CODE__INTERNAL ? sqlite3_errmsg(db) :
+		    "out of memory");
+	store_unlock(d->store);
 	return code;
 }
 
 #define JOB_COLUMNS "j.id, j.spec, j.state, j.stage, j.owner_uid, j.created_at, j.started_at, " \
 	"j.finished_at, j.base_id, j.dataset_id, j.step, j.total_steps, j.epoch, " \
 	"j.checkpoint_step, j.loss, j.val_loss, j.base_val_loss, j.tokens_per_s, j.error, " \
-	"m.name, j.memory_bytes"
+	"m.name, j.memory_bytes, j.kind"
 #define JOB_FROM " FROM jobs j LEFT JOIN models m ON m.id = j.result_model_id "
 
 static double
@@ -83,7 +88,7 @@ row_to_job(sqlite3_stmt *st, struct job_info *j)
 	j->id = sqlite3_column_int64(st, 0);
 	j->spec = ft__job_spec__unpack(NULL, (size_t)sqlite3_column_bytes(st, 1),
 	    sqlite3_column_blob(st, 1));
-	snprintf(j->state, sizeof(j->state), "%s", sqlite3_column_text(st, 2));
+	j->state = store_column_enum(st, 2, &ft__job_state__descriptor);
 	snprintf(j->stage, sizeof(j->stage), "%s", sqlite3_column_text(st, 3));
 	j->owner_uid = (uint32_t)sqlite3_column_int64(st, 4);
 	j->created_at = sqlite3_column_int64(st, 5);
@@ -103,6 +108,7 @@ row_to_job(sqlite3_stmt *st, struct job_info *j)
 	if (sqlite3_column_type(st, 19) != SQLITE_NULL)
 		snprintf(j->result_model, sizeof(j->result_model), "%s", sqlite3_column_text(st, 19));
 	j->memory_bytes = (uint64_t)sqlite3_column_int64(st, 20);
+	j->kind = store_column_enum(st, 21, &ft__job_kind__descriptor);
 }
 
 int
@@ -125,24 +131,8 @@ jobs_get(struct ftuned *d, int64_t id, struct job_info *out)
 	return rc;
 }
 
-void
-jobs_kind(struct ftuned *d, int64_t id, char *kind, size_t len)
-{
-	sqlite3 *db = store_lock(d->store);
-	sqlite3_stmt *st;
-
-	kind[0] = '\0';
-	if (sqlite3_prepare_v2(db, "SELECT kind FROM jobs WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			snprintf(kind, len, "%s", sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-	}
-	store_unlock(d->store);
-}
-
 int
-jobs_list(struct ftuned *d, const char *state, uint32_t owner, int limit,
+jobs_list(struct ftuned *d, Ft__JobState state, uint32_t owner, int limit,
     struct job_info **out, size_t *n)
 {
 	sqlite3 *db = store_lock(d->store);
@@ -153,7 +143,7 @@ jobs_list(struct ftuned *d, const char *state, uint32_t owner, int limit,
 
 	if (sqlite3_prepare_v2(db, "SELECT " JOB_COLUMNS JOB_FROM "WHERE (?1 = '' OR j.state = ?1) "
 	    "AND (?2 < 0 OR j.owner_uid = ?2) ORDER BY j.id DESC LIMIT ?3", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+		store_bind_enum(st, 1, &ft__job_state__descriptor, state);
 		sqlite3_bind_int64(st, 2, owner == UINT32_MAX ? -1 : (sqlite3_int64)owner);
 		sqlite3_bind_int(st, 3, limit);
 		rc = 0;
@@ -310,8 +300,11 @@ int
 jobs_set_state(struct ftuned *d, int64_t id, enum job_state to, const char *error)
 {
 	int64_t now = (int64_t)time(NULL);
+	char word[FT_ENUM_WORD_MAX];
 	int n;
 
+	if (ft_enum_word(&ft__job_state__descriptor, (int)to, word) == NULL || word[0] == '\0')
+		return -1;
 	if (to == JOB_RUNNING)
 		n = update(d, "UPDATE jobs SET state = 'RUNNING', started_at = CASE WHEN started_at = 0 "
 		    "THEN ?1 ELSE started_at END, stage = 'starting' WHERE id = ?2 AND state = 'QUEUED'",
@@ -321,7 +314,7 @@ jobs_set_state(struct ftuned *d, int64_t id, enum job_state to, const char *erro
 		    "state = 'RUNNING'", "i", id);
 	else
 		n = update(d, "UPDATE jobs SET state = ?1, finished_at = ?2, stage = '', error = ?3 "
-		    "WHERE id = ?4 AND state IN ('QUEUED', 'RUNNING')", "sisi", job_state_name(to),
+		    "WHERE id = ?4 AND state IN ('QUEUED', 'RUNNING')", "sisi", word,
 		    now, error ? error : "", id);
 	return n == 1 ? 0 : -1;
 }
@@ -624,4 +617,256 @@ job_info_free(struct job_info *j)
 	if (j->spec != NULL)
 		ft__job_spec__free_unpacked(j->spec, NULL);
 	j->spec = NULL;
+}
+
+/* ---- links from other tables' rows ---- */
+
+/* The first column of sql's one row with ?1 bound to id; -1 on error. */
+static int64_t
+count_of(sqlite3 *db, const char *sql, int64_t id)
+{
+	sqlite3_stmt *st;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+int64_t
+jobs_active_with_model(sqlite3 *db, int64_t model_id)
+{
+	/* Training jobs name their base; evaluations every model they compare. */
+	return count_of(db, "SELECT count(*) FROM jobs j WHERE j.state IN ('QUEUED', 'RUNNING') "
+	    "AND (j.base_id = ?1 OR EXISTS (SELECT 1 FROM evals e JOIN eval_models em ON "
+	    "em.eval_id = e.id WHERE e.job_id = j.id AND em.model_id = ?1))", model_id);
+}
+
+int64_t
+jobs_active_with_dataset(sqlite3 *db, int64_t dataset_id)
+{
+	return count_of(db, "SELECT count(*) FROM jobs j WHERE j.state IN ('QUEUED', 'RUNNING') "
+	    "AND (j.dataset_id = ?1 OR j.general_id = ?1 OR EXISTS (SELECT 1 FROM evals e WHERE "
+	    "e.job_id = j.id AND e.dataset_id = ?1))", dataset_id);
+}
+
+/* Runs each of sql with ?1 bound to id; 0, or -1 at the first failure. */
+static int
+exec_each(sqlite3 *db, const char *const *sql, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st;
+		int ok = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) == SQLITE_OK;
+
+		if (ok) {
+			sqlite3_bind_int64(st, 1, id);
+			ok = sqlite3_step(st) == SQLITE_DONE;
+			sqlite3_finalize(st);
+		}
+		if (!ok)
+			return -1;
+	}
+	return 0;
+}
+
+int
+jobs_unlink_model(sqlite3 *db, int64_t model_id)
+{
+	static const char *const sql[] = {
+		"UPDATE jobs SET base_id = NULL WHERE base_id = ?1",
+		"UPDATE jobs SET result_model_id = NULL WHERE result_model_id = ?1",
+	};
+
+	return exec_each(db, sql, sizeof(sql) / sizeof(sql[0]), model_id);
+}
+
+int
+jobs_unlink_dataset(sqlite3 *db, int64_t dataset_id)
+{
+	static const char *const sql[] = {
+		"UPDATE jobs SET dataset_id = NULL WHERE dataset_id = ?1",
+	};
+
+	return exec_each(db, sql, sizeof(sql) / sizeof(sql[0]), dataset_id);
+}
+
+/* ---- reply objects ---- */
+
+int
+jobs_info_proto(struct arena *a, const struct job_info *j, Ft__JobInfo **out)
+{
+	ProtobufCAllocator pa = arena_allocator(a);
+	Ft__JobInfo *p = arena_alloc(a, sizeof(*p));
+
+	if (p == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	ft__job_info__init(p);
+	p->id = j->id;
+	p->spec = j->spec ? (Ft__JobSpec *)ft_message_copy(&j->spec->base, &pa) : NULL;
+	p->state = (Ft__JobState)j->state;
+	p->stage = arena_strdup(a, j->stage);
+	p->kind = j->kind;
+	p->owner_uid = j->owner_uid;
+	p->created_at = j->created_at;
+	p->started_at = j->started_at;
+	p->finished_at = j->finished_at;
+	p->base_id = j->base_id;
+	p->dataset_id = j->dataset_id;
+	p->step = j->step;
+	p->total_steps = j->total_steps;
+	p->epoch = j->epoch;
+	p->loss = (float)j->loss;
+	p->val_loss = (float)j->val_loss;
+	p->base_val_loss = (float)j->base_val_loss;
+	p->tokens_per_s = isnan(j->tokens_per_s) ? 0 : (float)j->tokens_per_s;
+	p->error = arena_strdup(a, j->error);
+	p->result_model = arena_strdup(a, j->result_model);
+	p->memory_bytes = j->memory_bytes;
+	p->checkpoint_step = j->checkpoint_step;
+	/* time per step so far times the steps left */
+	p->eta_s = NAN;
+	if (j->state == JOB_RUNNING && j->step > 0 && j->total_steps > j->step &&
+	    j->started_at != 0)
+		p->eta_s = difftime(time(NULL), (time_t)j->started_at) / j->step *
+		    (j->total_steps - j->step);
+	if (p->spec == NULL || p->stage == NULL ||
+	    p->error == NULL || p->result_model == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	*out = p;
+	return FT__CODE__OK;
+}
+
+int
+jobs_reply(struct ftuned *d, struct arena *a, int64_t id, Ft__JobReply **out)
+{
+	Ft__JobReply *r = arena_alloc(a, sizeof(*r));
+	struct job_info j;
+	int code;
+
+	if (r == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (jobs_get(d, id, &j) != 0)
+		return FT__CODE__NOT_FOUND;
+	ft__job_reply__init(r);
+	code = jobs_info_proto(a, &j, &r->job);
+	job_info_free(&j);
+	if (code == FT__CODE__OK) {
+		code = evals_refs(store_lock(d->store), a, id, &r->job->evals, &r->job->n_evals);
+		store_unlock(d->store);
+	}
+	if (code == FT__CODE__OK)
+		*out = r;
+	return code;
+}
+
+int
+jobs_list_reply(struct ftuned *d, struct arena *a, Ft__JobState state, uint32_t owner, int limit,
+    Ft__JobListReply **out)
+{
+	Ft__JobListReply *r = arena_alloc(a, sizeof(*r));
+	struct job_info *list;
+	size_t n;
+	int code = FT__CODE__OK;
+
+	if (r == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (jobs_list(d, state, owner, limit, &list, &n) != 0)
+		return FT__CODE__INTERNAL;
+	ft__job_list_reply__init(r);
+	if ((r->jobs = arena_alloc(a, (n + 1) * sizeof(*r->jobs))) == NULL)
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < n; i++) {
+		if (code == FT__CODE__OK &&
+		    (code = jobs_info_proto(a, &list[i], &r->jobs[r->n_jobs])) == FT__CODE__OK)
+			r->n_jobs++;
+		job_info_free(&list[i]);
+	}
+	free(list);
+	if (code == FT__CODE__OK)
+		*out = r;
+	return code;
+}
+
+int
+jobs_metrics_reply(struct ftuned *d, struct arena *a, int64_t id, uint32_t after, uint32_t limit,
+    Ft__JobMetricsReply **out)
+{
+	Ft__JobMetricsReply *r = arena_alloc(a, sizeof(*r));
+	Ft__Metric **list;
+	struct job_info j;
+	size_t n;
+	int code;
+
+	if (r == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (jobs_get(d, id, &j) != 0)
+		return FT__CODE__NOT_FOUND;
+	ft__job_metrics_reply__init(r);
+	/* The job row first: a step it reports is already in the metrics. */
+	code = jobs_info_proto(a, &j, &r->job);
+	job_info_free(&j);
+	if (code != FT__CODE__OK)
+		return code;
+	if (jobs_metrics(d, id, after, limit, &list, &n) != 0) {
+		jobs_metrics_free(list, n);
+		return FT__CODE__INTERNAL;
+	}
+	if ((r->metrics = arena_alloc(a, (n + 1) * sizeof(*r->metrics))) == NULL)
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; code == FT__CODE__OK && i < n; i++) {
+		Ft__Metric *m = arena_alloc(a, sizeof(*m));
+
+		if (m == NULL) {
+			code = FT__CODE__RESOURCE_EXHAUSTED;
+			break;
+		}
+		*m = *list[i];
+		r->metrics[r->n_metrics++] = m;
+	}
+	jobs_metrics_free(list, n);
+	if (code == FT__CODE__OK)
+		*out = r;
+	return code;
+}
+
+int
+jobs_logs_reply(struct ftuned *d, struct arena *a, int64_t id, int64_t after, uint32_t limit,
+    Ft__JobLogsReply **out)
+{
+	Ft__JobLogsReply *r = arena_alloc(a, sizeof(*r));
+	Ft__LogLine **list;
+	struct job_info j;
+	size_t n;
+	int code = FT__CODE__OK;
+
+	if (r == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (jobs_get(d, id, &j) != 0)
+		return FT__CODE__NOT_FOUND;
+	job_info_free(&j);
+	if (jobs_logs(d, id, after, limit, &list, &n) != 0) {
+		jobs_logs_free(list, n);
+		return FT__CODE__INTERNAL;
+	}
+	ft__job_logs_reply__init(r);
+	if ((r->lines = arena_alloc(a, (n + 1) * sizeof(*r->lines))) == NULL)
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; code == FT__CODE__OK && i < n; i++) {
+		Ft__LogLine *l = arena_alloc(a, sizeof(*l));
+
+		if (l == NULL || (*l = *list[i], l->level = arena_strdup(a, list[i]->level)) == NULL ||
+		    (l->message = arena_strdup(a, list[i]->message)) == NULL) {
+			code = FT__CODE__RESOURCE_EXHAUSTED;
+			break;
+		}
+		r->lines[r->n_lines++] = l;
+	}
+	jobs_logs_free(list, n);
+	if (code == FT__CODE__OK)
+		*out = r;
+	return code;
 }

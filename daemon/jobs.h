@@ -9,15 +9,24 @@
 
 #include <stdint.h>
 
+#include "arena.h"
 #include "ft_wire.h"
 #include "ftuned.h"
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
+/* ft.proto's JobState values by shorter names; SQLite stores their words
+ * (ft_enum.h), which only jobs.c reads and writes. */
+enum job_state {
+	JOB_QUEUED = FT__JOB_STATE__JOB_STATE_QUEUED,
+	JOB_RUNNING = FT__JOB_STATE__JOB_STATE_RUNNING,
+	JOB_SUCCEEDED = FT__JOB_STATE__JOB_STATE_SUCCEEDED,
+	JOB_FAILED = FT__JOB_STATE__JOB_STATE_FAILED,
+	JOB_CANCELLED = FT__JOB_STATE__JOB_STATE_CANCELLED,
+};
 
 struct job_info {
 	int64_t id;
 	Ft__JobSpec *spec;          /* unpacked; free with job_info_free */
-	char state[12];
+	enum job_state state;       /* 0 for a word this build does not know */
 	char stage[16];
 	uint32_t owner_uid;
 	int64_t created_at, started_at, finished_at;
@@ -27,9 +36,8 @@ struct job_info {
 	char error[512];
 	char result_model[101];
 	uint64_t memory_bytes;
+	Ft__JobKind kind;
 };
-
-const char *job_state_name(enum job_state s);
 
 /* jobs_insert stores a QUEUED job (spec packed as protobuf) with the
  * client's request id (0 for none) and the id of its --general-data
@@ -38,18 +46,23 @@ int jobs_insert(struct ftuned *d, uint32_t uid, uint64_t request_id, const Ft__J
     int64_t base_id, int64_t dataset_id, int64_t general_id, uint64_t memory_bytes, int64_t *id,
     char *err, size_t err_len);
 
+/* jobs_insert_row is jobs_insert inside the caller's transaction, the
+ * store locked, for a job of another kind (an evaluation) whose rows go in
+ * the same transaction.  FT__CODE__OK, RESOURCE_EXHAUSTED, or INTERNAL
+ * with the reason in sqlite3_errmsg(db). */
+int jobs_insert_row(struct sqlite3 *db, Ft__JobKind kind, uint32_t uid, uint64_t request_id,
+    const Ft__JobSpec *spec, int64_t base_id, int64_t dataset_id, int64_t general_id,
+    uint64_t memory_bytes, int64_t *id);
+
 /* jobs_find_request returns the job uid submitted with request_id, or 0. */
 int64_t jobs_find_request(struct ftuned *d, uint32_t uid, uint64_t request_id);
-
-/* jobs_kind writes the job's kind ("train", "eval") into kind, or "". */
-void jobs_kind(struct ftuned *d, int64_t id, char *kind, size_t len);
 
 /* jobs_get loads one job (0) or returns -1 when there is none. */
 int jobs_get(struct ftuned *d, int64_t id, struct job_info *out);
 
-/* jobs_list returns jobs newest first, filtered by state ("" = any) and
- * owner (UINT32_MAX = any), at most limit. */
-int jobs_list(struct ftuned *d, const char *state, uint32_t owner, int limit,
+/* jobs_list returns jobs newest first, filtered by state (UNSPECIFIED =
+ * any) and owner (UINT32_MAX = any), at most limit. */
+int jobs_list(struct ftuned *d, Ft__JobState state, uint32_t owner, int limit,
     struct job_info **out, size_t *n);
 
 /* jobs_next returns the id of the QUEUED job to run next (priority, then
@@ -96,5 +109,35 @@ int jobs_logs(struct ftuned *d, int64_t id, int64_t after, uint32_t limit,
 void jobs_logs_free(Ft__LogLine **l, size_t n);
 
 void job_info_free(struct job_info *j);
+
+/* Rows of other tables that jobs link to, for the modules removing them
+ * (registry.c, datasets.c), the store locked, inside their transaction.
+ * jobs_active_with_model counts QUEUED and RUNNING jobs that train on the
+ * model or whose evaluation compares it (reading evals.c's tables);
+ * jobs_active_with_dataset those that use the dataset, as data, general
+ * data or evaluation data; -1 on error.  jobs_unlink_model and
+ * jobs_unlink_dataset clear the finished jobs' links to a row about to go
+ * (their specs and the models' lineage keep its name and hash).  0 or -1. */
+int64_t jobs_active_with_model(struct sqlite3 *db, int64_t model_id);
+int64_t jobs_active_with_dataset(struct sqlite3 *db, int64_t dataset_id);
+int jobs_unlink_model(struct sqlite3 *db, int64_t model_id);
+int jobs_unlink_dataset(struct sqlite3 *db, int64_t dataset_id);
+
+/* Reply objects, allocated from arena a (a reply's): the RPC handlers
+ * (rpc_job.c) and the JSON API (web_api.c) build the same ones.  Each
+ * returns FT__CODE__OK with *out set, NOT_FOUND for an unknown job,
+ * RESOURCE_EXHAUSTED or INTERNAL.  jobs_info_proto copies one row (eta_s
+ * NaN unless the job runs and has taken a step); jobs_reply adds the
+ * evaluations the job queued; jobs_list_reply takes jobs_list's filters;
+ * jobs_metrics_reply and jobs_logs_reply take jobs_metrics' and
+ * jobs_logs' pages, the former with the job row read before the metrics. */
+int jobs_info_proto(struct arena *a, const struct job_info *j, Ft__JobInfo **out);
+int jobs_reply(struct ftuned *d, struct arena *a, int64_t id, Ft__JobReply **out);
+int jobs_list_reply(struct ftuned *d, struct arena *a, Ft__JobState state, uint32_t owner,
+    int limit, Ft__JobListReply **out);
+int jobs_metrics_reply(struct ftuned *d, struct arena *a, int64_t id, uint32_t after,
+    uint32_t limit, Ft__JobMetricsReply **out);
+int jobs_logs_reply(struct ftuned *d, struct arena *a, int64_t id, int64_t after,
+    uint32_t limit, Ft__JobLogsReply **out);
 
 #endif

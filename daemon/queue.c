@@ -26,6 +26,8 @@
 #include "datasets.h"
 #include "executor.h"
 #include "fte.h"
+#include "ft_enum.h"
+#include "ft_spec.h"
 #include "jobs.h"
 #include "log.h"
 #include "queue.h"
@@ -160,124 +162,87 @@ queue_memory_budget(const struct ftuned *d)
 
 #define BAD(...) do { snprintf(err, err_len, __VA_ARGS__); return FT__CODE__INVALID_ARGUMENT; } while (0)
 
-/*
- * The numeric fields of a training spec: a field left 0 takes def (0: it
- * stays 0), then must lie in [min, max], an end open where the flag says;
- * LoRA rows apply to LoRA jobs only.  The learning rate's default depends
- * on the method and the sequence length's bound on the model, so those two
- * are set in spec_check; their ranges are still here.
- */
-#define PRIORITY_MAX 100        /* of every kind of job (queue_admit) */
-
-enum bound_type { B_U32, B_I32, B_U64, B_F32 };
-#define B_MIN_OPEN 1
-#define B_MAX_OPEN 2
-#define B_LORA 4
-
-static const struct spec_bound {
-	const char *option;
-	size_t offset;
-	enum bound_type type;
-	double def, min, max;
-	int flags;
-	const char *note;           /* appended to the refusal */
-} spec_bounds[] = {
-#define F(f) offsetof(Ft__JobSpec, f)
-	{ "--lora-rank", F(lora_rank), B_U32, 8, 1, 1024, B_LORA, "" },
-	{ "--lora-alpha", F(lora_alpha), B_F32, 16, 0, 1e6, B_LORA | B_MIN_OPEN | B_MAX_OPEN, "" },
-	{ "--lora-dropout", F(lora_dropout), B_F32, 0, 0, 1, B_LORA | B_MAX_OPEN, "" },
-	{ "--epochs", F(epochs), B_U32, 1, 1, 1000, 0, "" },
-	{ "--lr", F(lr), B_F32, 0, 0, 1, B_MIN_OPEN, "" },
-	{ "--batch-size", F(batch_size), B_U32, 4, 1, 4096, 0, "" },
-	{ "--grad-accum", F(grad_accum), B_U32, 1, 1, 4096, 0, "" },
-	{ "--weight-decay", F(weight_decay), B_F32, 0, 0, 1, 0, "" },
-	{ "--clip", F(clip), B_F32, 0, 0, 1e6, B_MAX_OPEN, " (0 turns clipping off)" },
-	{ "--warmup", F(warmup), B_U32, 0, 0, 1000000, 0, "" },
-	{ "--eval-every", F(eval_every), B_U32, 0, 0, 1000000, 0, " (0: at the end only)" },
-	{ "--save-every", F(save_every), B_U32, 0, 0, 1000000, 0, "" },
-	{ "--max-steps", F(max_steps), B_U32, 0, 0, 10000000, 0, " (0: the epochs decide)" },
-	{ "--early-stop", F(early_stop), B_U32, 0, 0, 1000, 0, " (0 turns it off)" },
-	{ "--time-limit", F(time_limit), B_U32, 0, 0, 365 * 86400, 0, " seconds (0: none)" },
-	{ "--priority", F(priority), B_I32, 0, -PRIORITY_MAX, PRIORITY_MAX, 0, "" },
-	{ "--seed", F(seed), B_U64, 1, 0, 18446744073709551615.0, 0, "" },
-#undef F
-};
-
 static double
-bound_get(const Ft__JobSpec *s, const struct spec_bound *b)
+bound_get(const Ft__JobSpec *s, const struct ft_spec_bound *b)
 {
 	const char *p = (const char *)s + b->offset;
 
 	switch (b->type) {
-	case B_U32: return *(const uint32_t *)p;
-	case B_I32: return *(const int32_t *)p;
-	case B_U64: return (double)*(const uint64_t *)p;
-	case B_F32: return *(const float *)p;
+	case FT_SPEC_U32: return *(const uint32_t *)p;
+	case FT_SPEC_I32: return *(const int32_t *)p;
+	case FT_SPEC_U64: return (double)*(const uint64_t *)p;
+	case FT_SPEC_F32: return *(const float *)p;
 	}
 	return NAN;
 }
 
 static void
-bound_set(Ft__JobSpec *s, const struct spec_bound *b, double v)
+bound_set(Ft__JobSpec *s, const struct ft_spec_bound *b, double v)
 {
 	char *p = (char *)s + b->offset;
 
 	switch (b->type) {
-	case B_U32: *(uint32_t *)p = (uint32_t)v; break;
-	case B_I32: *(int32_t *)p = (int32_t)v; break;
-	case B_U64: *(uint64_t *)p = (uint64_t)v; break;
-	case B_F32: *(float *)p = (float)v; break;
+	case FT_SPEC_U32: *(uint32_t *)p = (uint32_t)v; break;
+	case FT_SPEC_I32: *(int32_t *)p = (int32_t)v; break;
+	case FT_SPEC_U64: *(uint64_t *)p = (uint64_t)v; break;
+	case FT_SPEC_F32: *(float *)p = (float)v; break;
 	}
 }
 
-/* Defaults and ranges of every row of spec_bounds that applies. */
+/* Defaults and ranges of every row of ft_spec_bounds that applies. */
 static int
 spec_bounds_check(Ft__JobSpec *s, int lora, char *err, size_t err_len)
 {
-	for (size_t i = 0; i < sizeof(spec_bounds) / sizeof(spec_bounds[0]); i++) {
-		const struct spec_bound *b = &spec_bounds[i];
+	for (size_t i = 0; i < ft_spec_bounds_n; i++) {
+		const struct ft_spec_bound *b = &ft_spec_bounds[i];
+		char range[80];
 		double v;
 
-		if ((b->flags & B_LORA) && !lora)
+		if ((b->flags & FT_SPEC_LORA) && !lora)
 			continue;
 		if (bound_get(s, b) == 0 && b->def != 0)
 			bound_set(s, b, b->def);
-		if (b->type == B_U64)
+		if (b->type == FT_SPEC_U64)
 			continue;   /* every value is in range */
 		v = bound_get(s, b);
-		if (!(b->flags & B_MIN_OPEN ? v > b->min : v >= b->min) ||
-		    !(b->flags & B_MAX_OPEN ? v < b->max : v <= b->max)) {
-			int prec = b->type == B_F32 ? 6 : 15;   /* integers in full */
-
-			BAD("%s %.*g is out of range %c%.*g, %.*g%c%s", b->option, prec, v,
-			    b->flags & B_MIN_OPEN ? '(' : '[', prec, b->min, prec, b->max,
-			    b->flags & B_MAX_OPEN ? ')' : ']', b->note);
-		}
+		if (!(b->flags & FT_SPEC_MIN_OPEN ? v > b->min : v >= b->min) ||
+		    !(b->flags & FT_SPEC_MAX_OPEN ? v < b->max : v <= b->max))
+			BAD("--%s %.*g is out of range %s%s", b->option, b->type == FT_SPEC_F32 ? 6 : 15,
+			    v, ft_spec_bound_range(b, range, sizeof(range)), b->note);
 	}
 	return FT__CODE__OK;
 }
 
 /* Fills defaults and range-checks every hyperparameter. */
 static int
-spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char *err, size_t err_len)
+spec_check(Ft__JobSpec *s, const fte_config *mc, enum dataset_kind dataset_kind, char *err,
+    size_t err_len)
 {
 	unsigned targets;
+	char words[64];
 	int lora, code;
 
-	spec_default_str(&s->type, "sft");
-	spec_default_str(&s->method, "full");
-	spec_default_str(&s->schedule, "cosine");
-	spec_default_str(&s->train_on, "all");
-	spec_default_str(&s->packing, "on");
-	if (strcmp(s->type, "sft") != 0 && strcmp(s->type, "cpt") != 0)
-		BAD("--type must be sft or cpt, not '%s'", s->type);
-	if (strcmp(s->type, "sft") == 0 && strcmp(dataset_kind, "instruct") != 0)
-		BAD("an sft job needs an instruct dataset; this one holds %s", dataset_kind);
-	if (strcmp(s->type, "cpt") == 0 && strcmp(dataset_kind, "text") != 0)
-		BAD("a cpt job needs a text dataset; this one holds %s", dataset_kind);
-	if (strcmp(s->method, "full") != 0 && strcmp(s->method, "lora") != 0)
-		BAD("--method must be full or lora, not '%s'", s->method);
-	lora = strcmp(s->method, "lora") == 0;
+	if (s->type == FT__JOB_TYPE__JOB_TYPE_UNSPECIFIED)
+		s->type = FT__JOB_TYPE__JOB_TYPE_SFT;
+	if (s->method == FT__TRAIN_METHOD__TRAIN_METHOD_UNSPECIFIED)
+		s->method = FT__TRAIN_METHOD__TRAIN_METHOD_FULL;
+	if (s->schedule == FT__LR_SCHEDULE__LR_SCHEDULE_UNSPECIFIED)
+		s->schedule = FT__LR_SCHEDULE__LR_SCHEDULE_COSINE;
+	if (s->train_on == FT__TRAIN_ON__TRAIN_ON_UNSPECIFIED)
+		s->train_on = FT__TRAIN_ON__TRAIN_ON_ALL;
+	if (s->packing == FT__PACKING__PACKING_UNSPECIFIED)
+		s->packing = FT__PACKING__PACKING_ON;
+	/* an evaluation's type is set by eval_submit, never asked for */
+	if (s->type != FT__JOB_TYPE__JOB_TYPE_SFT && s->type != FT__JOB_TYPE__JOB_TYPE_CPT)
+		BAD("--type must be sft or cpt");
+	if (s->type == FT__JOB_TYPE__JOB_TYPE_SFT && dataset_kind != DATASET_KIND_INSTRUCT)
+		BAD("an sft job needs an instruct dataset; this one holds text");
+	if (s->type == FT__JOB_TYPE__JOB_TYPE_CPT && dataset_kind != DATASET_KIND_TEXT)
+		BAD("a cpt job needs a text dataset; this one holds instruct records");
+	if (protobuf_c_enum_descriptor_get_value(&ft__train_method__descriptor, s->method) == NULL)
+		BAD("--method must be one of %s", ft_enum_words(&ft__train_method__descriptor, ", ",
+		    words, sizeof(words)));
+	lora = s->method == FT__TRAIN_METHOD__TRAIN_METHOD_LORA;
 	if (!lora && s->lora_rank != 0)
 		BAD("--lora-rank needs --method lora");
 	if (s->lr == 0)
@@ -295,15 +260,16 @@ spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char 
 		s->seq_len = mc->max_seq_len < 256 ? (uint32_t)mc->max_seq_len : 256;
 	if (s->seq_len < 2 || s->seq_len > (uint32_t)mc->max_seq_len)
 		BAD("--seq-len %u is out of range [2, %d] (the model's context)", s->seq_len, mc->max_seq_len);
-	if (strcmp(s->schedule, "constant") && strcmp(s->schedule, "linear") && strcmp(s->schedule, "cosine"))
-		BAD("--schedule must be constant, linear or cosine, not '%s'", s->schedule);
+	if (protobuf_c_enum_descriptor_get_value(&ft__lr_schedule__descriptor, s->schedule) == NULL)
+		BAD("--schedule must be one of %s", ft_enum_words(&ft__lr_schedule__descriptor, ", ",
+		    words, sizeof(words)));
 	if (s->name[0] != '\0' && registry_name_check(s->name, err, err_len) != 0)
 		return FT__CODE__INVALID_ARGUMENT;
-	if (strcmp(s->train_on, "all") != 0 && strcmp(s->train_on, "last") != 0)
-		BAD("--train-on must be all or last, not '%s'", s->train_on);
-	if (strcmp(s->packing, "on") != 0 && strcmp(s->packing, "off") != 0)
-		BAD("--packing must be on or off, not '%s'", s->packing);
-	if (strcmp(s->type, "cpt") == 0 && strcmp(s->packing, "off") == 0)
+	if (protobuf_c_enum_descriptor_get_value(&ft__train_on__descriptor, s->train_on) == NULL)
+		BAD("--train-on must be all or last");
+	if (protobuf_c_enum_descriptor_get_value(&ft__packing__descriptor, s->packing) == NULL)
+		BAD("--packing must be on or off");
+	if (s->type == FT__JOB_TYPE__JOB_TYPE_CPT && s->packing == FT__PACKING__PACKING_OFF)
 		BAD("--packing off: cpt always packs its documents");
 	return FT__CODE__OK;
 }
@@ -320,13 +286,14 @@ queue_train_config(const Ft__JobSpec *s, fte_train_config *tc)
 	tc->lr = s->lr;
 	tc->weight_decay = s->weight_decay;
 	tc->clip = s->clip;
-	tc->schedule = strcmp(s->schedule, "linear") == 0 ? FTE_SCHEDULE_LINEAR :
-	    strcmp(s->schedule, "cosine") == 0 ? FTE_SCHEDULE_COSINE : FTE_SCHEDULE_CONSTANT;
+	tc->schedule = s->schedule == FT__LR_SCHEDULE__LR_SCHEDULE_LINEAR ? FTE_SCHEDULE_LINEAR :
+	    s->schedule == FT__LR_SCHEDULE__LR_SCHEDULE_COSINE ? FTE_SCHEDULE_COSINE :
+	    FTE_SCHEDULE_CONSTANT;
 	tc->warmup_steps = (int)s->warmup;
 	tc->seed = s->seed;
 	/* The job sets the real count once the data is tokenized. */
 	tc->total_steps = s->max_steps ? (int)s->max_steps : 1;
-	if (strcmp(s->method, "lora") == 0) {
+	if (s->method == FT__TRAIN_METHOD__TRAIN_METHOD_LORA) {
 		tc->lora.rank = (int)s->lora_rank;
 		tc->lora.alpha = s->lora_alpha;
 		tc->lora.dropout = s->lora_dropout;
@@ -348,9 +315,9 @@ queue_admit(struct queue *q, const struct queue_admission *a, int64_t *id, char 
 	struct ftuned *d = q->d;
 	int code;
 
-	if (a->priority < -PRIORITY_MAX || a->priority > PRIORITY_MAX) {
+	if (a->priority < -FT_SPEC_PRIORITY_MAX || a->priority > FT_SPEC_PRIORITY_MAX) {
 		snprintf(err, err_len, "--priority %d is out of range [%d, %d]", a->priority,
-		    -PRIORITY_MAX, PRIORITY_MAX);
+		    -FT_SPEC_PRIORITY_MAX, FT_SPEC_PRIORITY_MAX);
 		return FT__CODE__INVALID_ARGUMENT;
 	}
 	if (!a->admin && !a->followup && a->priority > d->cfg.user_priority_max) {
@@ -405,10 +372,14 @@ train_insert(struct ftuned *d, void *arg, int64_t *id, char *err, size_t err_len
 	/* Store names as resolved ids can be renamed later; the spec keeps the names. */
 	code = jobs_insert(d, t->uid, t->request_id, t->spec, t->base_id, t->dataset_id,
 	    t->general_id, t->memory, id, err, err_len);
-	if (code == FT__CODE__OK)
+	if (code == FT__CODE__OK) {
+		char type[FT_ENUM_WORD_MAX], method[FT_ENUM_WORD_MAX];
+
 		jobs_log(d, *id, "info", "queued by uid %u: %s %s of %s on %s, needs %.1f MiB", t->uid,
-		    t->spec->type, t->spec->method, t->base_name, t->data_name,
-		    (double)t->memory / (1 << 20));
+		    ft_enum_word(&ft__job_type__descriptor, t->spec->type, type),
+		    ft_enum_word(&ft__train_method__descriptor, t->spec->method, method),
+		    t->base_name, t->data_name, (double)t->memory / (1 << 20));
+	}
 	return code;
 }
 
@@ -449,8 +420,7 @@ queue_submit(struct queue *q, uint32_t uid, int admin, uint64_t request_id,
 		ft__job_spec__free_unpacked(spec, NULL);
 		return FT__CODE__NOT_FOUND;
 	}
-	if (registry_model_config(&m, &mc) != 0) {
-		snprintf(err, err_len, "model '%s' has an unreadable configuration", m.name);
+	if (registry_model_config(&m, &mc, err, err_len) != 0) {
 		code = FT__CODE__INTERNAL;
 		goto out;
 	}
@@ -480,9 +450,9 @@ queue_submit(struct queue *q, uint32_t uid, int admin, uint64_t request_id,
 			code = FT__CODE__NOT_FOUND;
 			goto out;
 		}
-		if (strcmp(gen.kind, "text") != 0) {
-			snprintf(err, err_len, "--general-data needs a text dataset; '%s' holds %s",
-			    gen.name, gen.kind);
+		if (gen.kind != DATASET_KIND_TEXT) {
+			snprintf(err, err_len, "--general-data needs a text dataset; '%s' holds "
+			    "instruct records", gen.name);
 			code = FT__CODE__INVALID_ARGUMENT;
 		}
 		ti.general_id = gen.id;

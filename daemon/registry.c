@@ -18,7 +18,9 @@
 #include "chat_template.h"
 #include "fsutil.h"
 #include "fte.h"
+#include "ft_enum.h"
 #include "ft_wire.h"
+#include "jobs.h"
 #include "log.h"
 #include "quota.h"
 #include "registry.h"
@@ -76,12 +78,46 @@ registry_name_check(const char *name, char *err, size_t err_len)
 	return 0;
 }
 
+/* The wire's architectures and the engine's, the one place they meet. */
+static const struct {
+	Ft__ModelArch wire;
+	int engine;                 /* enum fte_arch */
+} archs[] = {
+	{ FT__MODEL_ARCH__MODEL_ARCH_LLAMA, FTE_ARCH_LLAMA },
+	{ FT__MODEL_ARCH__MODEL_ARCH_GPT2, FTE_ARCH_GPT2 },
+	{ FT__MODEL_ARCH__MODEL_ARCH_MISTRAL, FTE_ARCH_MISTRAL },
+	{ FT__MODEL_ARCH__MODEL_ARCH_QWEN2, FTE_ARCH_QWEN2 },
+	{ FT__MODEL_ARCH__MODEL_ARCH_QWEN3, FTE_ARCH_QWEN3 },
+	{ FT__MODEL_ARCH__MODEL_ARCH_GEMMA2, FTE_ARCH_GEMMA2 },
+	{ FT__MODEL_ARCH__MODEL_ARCH_GEMMA3, FTE_ARCH_GEMMA3 },
+	{ FT__MODEL_ARCH__MODEL_ARCH_PHI3, FTE_ARCH_PHI3 },
+};
+
+Ft__ModelArch
+registry_arch_wire(int fte_arch)
+{
+	for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
+		if (archs[i].engine == fte_arch)
+			return archs[i].wire;
+	return FT__MODEL_ARCH__MODEL_ARCH_UNSPECIFIED;
+}
+
+int
+registry_arch_engine(Ft__ModelArch arch)
+{
+	for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
+		if (archs[i].wire == arch)
+			return archs[i].engine;
+	return 0;
+}
+
 static char *
 config_to_json(const fte_config *c)
 {
+	char arch[FT_ENUM_WORD_MAX];
 	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:b,s:i,s:i,"
 	    "s:i,s:i,s:f,s:f,s:f,s:f}",
-	    "arch", fte_arch_get(c->arch)->name,
+	    "arch", ft_enum_word(&ft__model_arch__descriptor, registry_arch_wire(c->arch), arch),
 	    "n_layers", c->n_layers, "dim", c->dim, "n_heads", c->n_heads,
 	    "n_kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim", c->ffn_dim,
 	    "vocab_size", c->vocab_size, "max_seq_len", c->max_seq_len,
@@ -323,17 +359,25 @@ files_size(const struct import_file *f, size_t n)
 /* Registers a model whose files are listed in f, in one transaction; c and
  * params describe the model as it runs. */
 static int
-model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
-    const char *format, const fte_config *c, uint64_t params, const char *entry,
+model_insert(struct ftuned *d, uint32_t uid, const char *name, enum model_kind kind,
+    enum model_format format, const fte_config *c, uint64_t params, const char *entry,
     const char *tok_name, int64_t base_id, int64_t job_id, const char *lineage,
     struct import_file *f, size_t n, int64_t *id_out, char *err, size_t err_len)
 {
-	char *config = config_to_json(c);
+	char *config;
 	sqlite3_stmt *st = NULL;
 	uint64_t size = 0;
 	int64_t id;
 	int code = FT__CODE__INTERNAL;
-	sqlite3 *db = store_lock(d->store);
+	sqlite3 *db;
+
+	if (registry_arch_wire(c->arch) == FT__MODEL_ARCH__MODEL_ARCH_UNSPECIFIED) {
+		snprintf(err, err_len, "the engine's architecture %d has no ModelArch (registry.c)",
+		    c->arch);
+		return FT__CODE__INTERNAL;
+	}
+	config = config_to_json(c);
+	db = store_lock(d->store);
 
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, err_len, "registry: %s", sqlite3_errmsg(db));
@@ -350,7 +394,7 @@ model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 		st = NULL;
 	}
 	/* A job's result was checked at submission and is counted, not refused. */
-	if (strcmp(kind, "tuned") != 0 && (code = quota_check_db(db, &d->cfg, uid, QUOTA_MODEL,
+	if (kind != MODEL_TUNED && (code = quota_check_db(db, &d->cfg, uid, QUOTA_MODEL,
 	    files_size(f, n), err, err_len)) != FT__CODE__OK)
 		goto rollback;
 	code = FT__CODE__INTERNAL;
@@ -363,9 +407,9 @@ model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, format, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, fte_arch_get(c->arch)->name, -1, SQLITE_STATIC);
+	store_bind_enum(st, 4, &ft__model_kind__descriptor, kind);
+	store_bind_enum(st, 5, &ft__model_format__descriptor, format);
+	store_bind_enum(st, 6, &ft__model_arch__descriptor, registry_arch_wire(c->arch));
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)params);
 	sqlite3_bind_text(st, 8, config ? config : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, entry, -1, SQLITE_STATIC);
@@ -508,7 +552,8 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 	}
 	if (import_files_open(f, n, entry, err, err_len) != 0)
 		goto out;
-	code = model_insert(d, uid, name, "base", is_dir ? "hf" : "llama2c", fte_model_config(m),
+	code = model_insert(d, uid, name, MODEL_BASE, is_dir ? MODEL_HF : MODEL_LLAMA2C,
+	    fte_model_config(m),
 	    fte_model_num_params(m), entry, tok_name, 0, 0, NULL, f, n, id, err, err_len);
 	if (code == FT__CODE__OK)
 		log_info("registry: uid %u imported %s as model %lld '%s'", uid, real,
@@ -531,8 +576,8 @@ out:
 
 /* Registers the files of dfd (shown as dir) listed in f. */
 static int
-files_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
-    const char *format, const fte_config *c, uint64_t params, const char *entry,
+files_insert(struct ftuned *d, uint32_t uid, const char *name, enum model_kind kind,
+    enum model_format format, const fte_config *c, uint64_t params, const char *entry,
     const char *tok_name, int64_t base_id, int64_t job_id, const char *lineage,
     struct import_file *f, size_t n, int64_t *id, char *err, size_t err_len)
 {
@@ -547,7 +592,7 @@ files_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 
 int
 registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
-    const char *name, const char *kind, int64_t base_id, int64_t job_id,
+    const char *name, enum model_kind kind, int64_t base_id, int64_t job_id,
     const char *lineage, int64_t *id, char *err, size_t err_len)
 {
 	char tok_name[32];
@@ -567,7 +612,7 @@ registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
 		snprintf(err, err_len, "model in %s does not load: %s", src_dir, fte_last_error());
 		goto out;
 	}
-	rc = files_insert(d, uid, name, kind, "hf", fte_model_config(m), fte_model_num_params(m),
+	rc = files_insert(d, uid, name, kind, MODEL_HF, fte_model_config(m), fte_model_num_params(m),
 	    ".", tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
 out:
 	fte_model_free(m);
@@ -621,9 +666,7 @@ registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
 		return FT__CODE__FAILED_PRECONDITION;
 	}
 	params = base.params;
-	if (registry_model_config(&base, &c) != 0) {
-		snprintf(err, err_len, "the adapter's base model '%s' has an unreadable "
-		    "configuration", base.name);
+	if (registry_model_config(&base, &c, err, err_len) != 0) {
 		model_info_free(&base);
 		return FT__CODE__INTERNAL;
 	}
@@ -643,7 +686,7 @@ registry_adapter_add(struct ftuned *d, uint32_t uid, const char *adapter,
 		rc = FT__CODE__INTERNAL;
 	} else {
 		adapter_files_list(adfd, adapter, bfd, &base, f, &n, tok_name);
-		rc = files_insert(d, uid, name, "tuned", "lora", &c, params, REGISTRY_ADAPTER_FILE,
+		rc = files_insert(d, uid, name, MODEL_TUNED, MODEL_LORA, &c, params, REGISTRY_ADAPTER_FILE,
 		    tok_name, base_id, job_id, lineage, f, n, id, err, err_len);
 	}
 	if (adfd >= 0)
@@ -665,9 +708,11 @@ row_to_info(struct ftuned *d, sqlite3 *db, sqlite3_stmt *st, struct model_info *
 	snprintf(m->name, sizeof(m->name), "%s", sqlite3_column_text(st, 1));
 	m->owner_uid = (uint32_t)sqlite3_column_int64(st, 2);
 	m->created_at = sqlite3_column_int64(st, 3);
-	snprintf(m->kind, sizeof(m->kind), "%s", sqlite3_column_text(st, 4));
-	snprintf(m->format, sizeof(m->format), "%s", sqlite3_column_text(st, 5));
-	snprintf(m->arch, sizeof(m->arch), "%s", sqlite3_column_text(st, 6));
+	/* SQLite's CHECKs admit only known kinds and formats; arch is checked
+	 * where it is used (registry_model_config) */
+	m->kind = (enum model_kind)store_column_enum(st, 4, &ft__model_kind__descriptor);
+	m->format = (enum model_format)store_column_enum(st, 5, &ft__model_format__descriptor);
+	m->arch = (Ft__ModelArch)store_column_enum(st, 6, &ft__model_arch__descriptor);
 	m->params = (uint64_t)sqlite3_column_int64(st, 7);
 	m->config_json = strdup((const char *)sqlite3_column_text(st, 8));
 	snprintf(m->dir, sizeof(m->dir), "%s/models/%lld", d->cfg.state_dir, (long long)m->id);
@@ -838,10 +883,7 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 		return FT__CODE__PERMISSION_DENIED;
 	}
 	db = store_lock(d->store);
-	/* Training jobs name their base; evaluations every model they compare. */
-	jobs = count_rows(db, "SELECT count(*) FROM jobs j WHERE j.state IN ('QUEUED', 'RUNNING') "
-	    "AND (j.base_id = ?1 OR EXISTS (SELECT 1 FROM evals e JOIN eval_models em ON "
-	    "em.eval_id = e.id WHERE e.job_id = j.id AND em.model_id = ?1))", m.id);
+	jobs = jobs_active_with_model(db, m.id);
 	children = count_rows(db, "SELECT count(*) FROM models WHERE base_id = ?", m.id);
 	if (sqlite3_prepare_v2(db, "SELECT group_concat(name, ', ') FROM models WHERE base_id = ? "
 	    "AND format = 'lora'", -1, &st, NULL) == SQLITE_OK) {
@@ -871,11 +913,10 @@ registry_model_remove(struct ftuned *d, uint32_t uid, int admin, const char *nam
 		 * the row links to the removed model are cleared. */
 		static const char *sql[] = {
 			"UPDATE models SET base_id = NULL WHERE base_id = ?",
-			"UPDATE jobs SET base_id = NULL WHERE base_id = ?",
-			"UPDATE jobs SET result_model_id = NULL WHERE result_model_id = ?",
 			"DELETE FROM models WHERE id = ?",
 		};
-		int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+		int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+		    jobs_unlink_model(db, m.id) == 0;
 
 		for (size_t i = 0; ok && i < sizeof(sql) / sizeof(sql[0]); i++) {
 			ok = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) == SQLITE_OK;
@@ -947,7 +988,7 @@ registry_model_verify(struct ftuned *d, const struct model_info *m, char *err, s
 	for (size_t i = 0; i < m->n_files; i++)
 		if (registry_model_verify_file(d, m, &m->files[i], err, err_len) != 0)
 			return -1;
-	if (strcmp(m->format, "lora") != 0)
+	if (m->format != MODEL_LORA)
 		return 0;
 	if (adapter_base_find(d, m, &base, err, err_len) != 0)
 		return -1;
@@ -1034,7 +1075,7 @@ registry_model_load(struct ftuned *d, const struct model_info *m, fte_model **ou
 
 	if (model_files_check(d, m, err, err_len) != 0)
 		return -1;
-	if (strcmp(m->format, "lora") != 0) {
+	if (m->format != MODEL_LORA) {
 		if (fte_model_load(m->entry, out) != FTE_OK) {
 			snprintf(err, err_len, "loading %s: %s", m->name, fte_last_error());
 			return -1;
@@ -1069,14 +1110,27 @@ model_info_free(struct model_info *m)
 	m->files = NULL;
 }
 
+char *
+registry_model_hashes_json(const struct model_info *m)
+{
+	json_t *o = json_object();
+	char *s;
+
+	for (size_t i = 0; i < m->n_files; i++)
+		json_object_set_new(o, m->files[i].name, json_string(m->files[i].hash));
+	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
 int
-registry_model_config(const struct model_info *m, fte_config *out)
+registry_model_config(const struct model_info *m, fte_config *out, char *err, size_t err_len)
 {
 	json_error_t jerr;
 	json_t *j = json_loads(m->config_json, 0, &jerr);
 	const char *arch = NULL, *rope = NULL;
 	double eps = 0, theta = 0, qs = 0, acap = 0, fcap = 0, ltheta = 0;
-	int tied = 0, qkv = 0, qk_norm = 0;
+	int tied = 0, qkv = 0, qk_norm = 0, wire;
 	fte_config c;
 
 	memset(&c, 0, sizeof(c));
@@ -1092,11 +1146,24 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	    "qkv_bias", &qkv, "qk_norm", &qk_norm, "bos_id", &c.bos_id, "eos_id", &c.eos_id,
 	    "sliding_window", &c.sliding_window, "sliding_pattern", &c.sliding_pattern,
 	    "query_scale", &qs, "attn_softcap", &acap, "final_softcap", &fcap,
-	    "rope_local_theta", &ltheta) != 0 || fte_arch_find(arch) == 0) {
+	    "rope_local_theta", &ltheta) != 0) {
+		snprintf(err, err_len, "model '%s': its configuration record is unreadable: %s",
+		    m->name, j == NULL ? jerr.text : "a field is missing or of the wrong type");
 		json_decref(j);
 		return -1;
 	}
-	c.arch = fte_arch_find(arch);
+	/* A value this build does not know is refused, never read as another. */
+	if (ft_enum_parse(&ft__model_arch__descriptor, arch, &wire) != 0 ||
+	    (c.arch = registry_arch_engine((Ft__ModelArch)wire)) == 0) {
+		char words[128];
+
+		snprintf(err, err_len, "model '%s': architecture '%.32s' is not one this ftuned "
+		    "runs (%s)", m->name, arch, ft_enum_words(&ft__model_arch__descriptor, ", ", words,
+		    sizeof(words)));
+		json_decref(j);
+		return -1;
+	}
+	/* records written before the table name Qwen's rows by their features */
 	if (c.arch == FTE_ARCH_LLAMA && qkv)
 		c.arch = FTE_ARCH_QWEN2;
 	if (c.arch == FTE_ARCH_LLAMA && qk_norm)
@@ -1105,6 +1172,12 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	c.attn_softcap = (float)acap;
 	c.final_softcap = (float)fcap;
 	c.rope_local_theta = (float)ltheta;
+	if (strcmp(rope, "interleaved") != 0 && strcmp(rope, "half") != 0) {
+		snprintf(err, err_len, "model '%s': RoPE style '%.32s' is not interleaved or half",
+		    m->name, rope);
+		json_decref(j);
+		return -1;
+	}
 	c.rope_style = strcmp(rope, "interleaved") == 0 ? FTE_ROPE_INTERLEAVED : FTE_ROPE_HALF;
 	c.norm_eps = (float)eps;
 	c.rope_theta = (float)theta;
@@ -1112,4 +1185,78 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	json_decref(j);
 	*out = c;
 	return 0;
+}
+
+/* ---- reply objects ---- */
+
+int
+registry_model_proto(struct arena *a, const struct model_info *m, Ft__ModelInfo **out)
+{
+	Ft__ModelInfo *p = arena_alloc(a, sizeof(*p));
+	const char *tok = strrchr(m->tokenizer, '/');
+
+	if (p == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	ft__model_info__init(p);
+	p->id = m->id;
+	p->name = arena_strdup(a, m->name);
+	p->kind = (Ft__ModelKind)m->kind;
+	p->format = (Ft__ModelFormat)m->format;
+	p->arch = m->arch;
+	p->params = m->params;
+	p->config_json = arena_strdup(a, m->config_json);
+	p->owner_uid = m->owner_uid;
+	p->created_at = m->created_at;
+	p->size = m->size;
+	p->base_model = arena_strdup(a, m->base_name);
+	p->base_id = m->base_id;
+	p->job_id = m->job_id;
+	p->lineage_json = arena_strdup(a, m->lineage_json);
+	p->tokenizer = arena_strdup(a, tok ? tok + 1 : m->tokenizer);
+	p->files = arena_alloc(a, (m->n_files + 1) * sizeof(*p->files));
+	if (p->name == NULL || p->config_json == NULL || p->base_model == NULL || p->lineage_json == NULL ||
+	    p->tokenizer == NULL || p->files == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < m->n_files; i++) {
+		Ft__ModelFile *f = arena_alloc(a, sizeof(*f));
+
+		if (f == NULL)
+			return FT__CODE__RESOURCE_EXHAUSTED;
+		ft__model_file__init(f);
+		f->name = arena_strdup(a, m->files[i].name);
+		f->blake2b = arena_strdup(a, m->files[i].hash);
+		f->size = m->files[i].size;
+		if (f->name == NULL || f->blake2b == NULL)
+			return FT__CODE__RESOURCE_EXHAUSTED;
+		p->files[p->n_files++] = f;
+	}
+	*out = p;
+	return FT__CODE__OK;
+}
+
+int
+registry_list_reply(struct ftuned *d, struct arena *a, Ft__ModelListReply **out)
+{
+	Ft__ModelListReply *r = arena_alloc(a, sizeof(*r));
+	struct model_info *list;
+	size_t n;
+	int code = FT__CODE__OK;
+
+	if (r == NULL)
+		return FT__CODE__RESOURCE_EXHAUSTED;
+	if (registry_model_list(d, &list, &n) != 0)
+		return FT__CODE__INTERNAL;
+	ft__model_list_reply__init(r);
+	if ((r->models = arena_alloc(a, (n + 1) * sizeof(*r->models))) == NULL)
+		code = FT__CODE__RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < n; i++) {
+		if (code == FT__CODE__OK &&
+		    (code = registry_model_proto(a, &list[i], &r->models[r->n_models])) == FT__CODE__OK)
+			r->n_models++;
+		model_info_free(&list[i]);
+	}
+	free(list);
+	if (code == FT__CODE__OK)
+		*out = r;
+	return code;
 }

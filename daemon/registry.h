@@ -22,7 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "fte.h"
+#include "ft_wire.h"
 #include "ftuned.h"
 
 #define REGISTRY_NAME_MAX 100
@@ -37,14 +39,26 @@ struct model_file {
 	int64_t ctime_ns;           /* as last checked: a link elsewhere moves it */
 };
 
+/* ft.proto's ModelKind and ModelFormat values by shorter names; SQLite
+ * stores their words (ft_enum.h), which only registry.c converts. */
+enum model_kind {
+	MODEL_BASE = FT__MODEL_KIND__MODEL_KIND_BASE,
+	MODEL_TUNED = FT__MODEL_KIND__MODEL_KIND_TUNED,
+};
+enum model_format {
+	MODEL_HF = FT__MODEL_FORMAT__MODEL_FORMAT_HF,
+	MODEL_LLAMA2C = FT__MODEL_FORMAT__MODEL_FORMAT_LLAMA2C,
+	MODEL_LORA = FT__MODEL_FORMAT__MODEL_FORMAT_LORA,     /* an adapter on base_id */
+};
+
 struct model_info {
 	int64_t id;
 	char name[REGISTRY_NAME_MAX + 1];
 	uint32_t owner_uid;
 	int64_t created_at;
-	char kind[8];               /* base, tuned */
-	char format[8];             /* hf, llama2c, lora (an adapter on base_id) */
-	char arch[8];               /* llama, gpt2 */
+	enum model_kind kind;
+	enum model_format format;
+	Ft__ModelArch arch;
 	uint64_t params;            /* of the model as it runs (a lora row: its base's) */
 	uint64_t size;
 	char *config_json;          /* malloc'd */
@@ -76,11 +90,11 @@ int registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
     size_t err_len);
 
 /* registry_model_add registers the model directory src_dir (HF layout, as
- * the engine writes it) as a model of kind "base" (a new initialisation)
- * or "tuned" (of base_id, made by job_id), with the lineage JSON; the files
- * are copied into the store. FT__CODE__*. */
+ * the engine writes it) as a model of kind MODEL_BASE (a new
+ * initialisation) or MODEL_TUNED (of base_id, made by job_id), with the
+ * lineage JSON; the files are copied into the store. FT__CODE__*. */
 int registry_model_add(struct ftuned *d, uint32_t uid, const char *src_dir,
-    const char *name, const char *kind, int64_t base_id, int64_t job_id,
+    const char *name, enum model_kind kind, int64_t base_id, int64_t job_id,
     const char *lineage, int64_t *id, char *err, size_t err_len);
 
 /* registry_adapter_add registers the adapter file at path adapter (written
@@ -132,9 +146,30 @@ int registry_model_load(struct ftuned *d, const struct model_info *m,
     __attribute__((warn_unused_result));
 
 /* registry_model_config reads the model's engine configuration back from
- * the registry (no weights loaded).  0 or -1. */
-int registry_model_config(const struct model_info *m, fte_config *out);
+ * the registry (no weights loaded).  0, or -1 with the reason in err (an
+ * architecture or RoPE style this build does not know is named, never
+ * read as another; err may be NULL with err_len 0). */
+int registry_model_config(const struct model_info *m, fte_config *out, char *err,
+    size_t err_len);
+
+/* registry_arch_wire and registry_arch_engine map between ft.proto's
+ * ModelArch and the engine's fte_arch (UNSPECIFIED / 0 for none). */
+Ft__ModelArch registry_arch_wire(int fte_arch);
+int registry_arch_engine(Ft__ModelArch arch);
+
+/* registry_model_hashes_json: {"file": "blake2b", ...} of m's files, keys
+ * sorted, so two readings of the same files compare equal as text
+ * (malloc'd; NULL when out of memory). */
+char *registry_model_hashes_json(const struct model_info *m);
 
 void model_info_free(struct model_info *m);
+
+/* Reply objects from arena a (a reply's), which the RPC handlers
+ * (rpc_model.c) and the JSON API (web_api.c) both serialise:
+ * registry_model_proto copies one row (the tokenizer by its file name),
+ * registry_list_reply every model.  FT__CODE__OK with *out, or
+ * RESOURCE_EXHAUSTED / INTERNAL. */
+int registry_model_proto(struct arena *a, const struct model_info *m, Ft__ModelInfo **out);
+int registry_list_reply(struct ftuned *d, struct arena *a, Ft__ModelListReply **out);
 
 #endif

@@ -17,45 +17,6 @@
 
 #define SAMPLES_SHOWN 3
 
-static Ft__DatasetInfo *
-dataset_to_proto(struct rpc_call *call, const struct dataset_info *di, int with_samples)
-{
-	Ft__DatasetInfo *p = rpc_alloc(call, sizeof(*p));
-
-	if (p == NULL)
-		return NULL;
-	ft__dataset_info__init(p);
-	p->id = di->id;
-	p->name = rpc_strdup(call, di->name);
-	p->kind = rpc_strdup(call, di->kind);
-	p->blake2b = rpc_strdup(call, di->hash);
-	p->records = di->records;
-	p->validation_records = di->validation_records;
-	p->bytes = di->bytes;
-	p->owner_uid = di->owner_uid;
-	p->created_at = di->created_at;
-	p->stats_json = rpc_strdup(call, di->stats_json);
-	p->screen_rules = rpc_strdup(call, di->screen_rules);
-	if (with_samples) {
-		FILE *f = fopen(di->train_path, "r");
-		char *line = NULL;
-		size_t cap = 0;
-		ssize_t n;
-
-		p->samples = rpc_alloc(call, SAMPLES_SHOWN * sizeof(char *));
-		while (f != NULL && p->samples != NULL && p->n_samples < SAMPLES_SHOWN &&
-		    (n = getline(&line, &cap, f)) > 0) {
-			if (line[n - 1] == '\n')
-				line[n - 1] = '\0';
-			p->samples[p->n_samples++] = rpc_strdup(call, line);
-		}
-		free(line);
-		if (f != NULL)
-			fclose(f);
-	}
-	return p->stats_json != NULL ? p : NULL;
-}
-
 static Ft__DataUploadReply *
 upload_reply(struct rpc_call *call, const char *id, uint64_t size, uint64_t received)
 {
@@ -216,7 +177,9 @@ rpc_data_upload_commit(struct rpc_call *call, const Ft__Request *req, Ft__Reply 
 
 		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
 		if (datasets_find(call->d, idbuf, &di) == 0) {
-			r->dataset = dataset_to_proto(call, &di, 0);
+			/* Out of memory leaves the dataset out: it is added all the same. */
+			if (datasets_info_proto(&call->mem, &di, 0, &r->dataset) != FT__CODE__OK)
+				r->dataset = NULL;
 			dataset_info_free(&di);
 		}
 	}
@@ -232,7 +195,7 @@ rpc_data_upload_commit(struct rpc_call *call, const Ft__Request *req, Ft__Reply 
 static int
 token_counts(struct rpc_call *call, const struct dataset_info *di, Ft__DatasetInfo *p)
 {
-	int text = strcmp(di->kind, "text") == 0;
+	int text = di->kind == DATASET_KIND_TEXT;
 	struct model_info *models;
 	char (*hash)[65] = NULL;
 	size_t n;
@@ -302,7 +265,7 @@ token_counts(struct rpc_call *call, const struct dataset_info *di, Ft__DatasetIn
 			}
 			ft__token_model__init(tm);
 			tm->model = rpc_strdup(call, models[k].name);
-			if (registry_model_config(&models[k], &cfg) == 0) {
+			if (registry_model_config(&models[k], &cfg, NULL, 0) == 0) {
 				tm->context = (uint32_t)cfg.max_seq_len;
 				tokcache_form_stats(&f, (uint64_t)cfg.max_seq_len, &st);
 				tm->over_context = st.longer;
@@ -332,9 +295,9 @@ rpc_data_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	if (datasets_find(call->d, req->data_show->name, &di) != 0)
 		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no dataset '%s'", req->data_show->name);
 	ft__data_reply__init(r);
-	r->dataset = dataset_to_proto(call, &di, 1);
 	r->report = rpc_strdup(call, di.report);
-	if (r->dataset == NULL || token_counts(call, &di, r->dataset) != 0) {
+	if (datasets_info_proto(&call->mem, &di, SAMPLES_SHOWN, &r->dataset) != FT__CODE__OK ||
+	    r->report == NULL || token_counts(call, &di, r->dataset) != 0) {
 		dataset_info_free(&di);
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 	}
@@ -347,24 +310,13 @@ rpc_data_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 int
 rpc_data_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
-	Ft__DataListReply *r = rpc_alloc(call, sizeof(*r));
-	struct dataset_info *list;
-	size_t n;
+	Ft__DataListReply *r;
+	int code = datasets_list_reply(call->d, &call->mem, &r);
 
 	(void)req;
-	if (r == NULL || datasets_list(call->d, &list, &n) != 0)
-		return rpc_error(call, rep, FT__CODE__INTERNAL, "cannot list datasets");
-	ft__data_list_reply__init(r);
-	r->datasets = rpc_alloc(call, (n + 1) * sizeof(*r->datasets));
-	for (size_t i = 0; i < n; i++) {
-		if (r->datasets != NULL &&
-		    (r->datasets[r->n_datasets] = dataset_to_proto(call, &list[i], 0)) != NULL)
-			r->n_datasets++;
-		dataset_info_free(&list[i]);
-	}
-	free(list);
-	if (r->n_datasets != n)
-		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, code == FT__CODE__RESOURCE_EXHAUSTED ?
+		    "out of memory" : "cannot list datasets");
 	rep->body_case = FT__REPLY__BODY_DATA_LIST;
 	rep->data_list = r;
 	return FT__CODE__OK;

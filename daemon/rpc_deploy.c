@@ -26,24 +26,6 @@ deploy_to_proto(struct rpc_call *call, const struct deploy_info *m)
 	return p->name && p->model ? p : NULL;
 }
 
-static Ft__KeyInfo *
-key_to_proto(struct rpc_call *call, const struct deploy_key_info *k)
-{
-	Ft__KeyInfo *p = rpc_alloc(call, sizeof(*p));
-
-	if (p == NULL)
-		return NULL;
-	ft__key_info__init(p);
-	p->name = rpc_strdup(call, k->name);
-	p->owner_uid = k->owner_uid;
-	p->created_at = k->created_at;
-	p->last_used_at = k->last_used_at;
-	p->requests = k->requests;
-	p->tokens = k->tokens;
-	p->revoked_at = k->revoked_at;
-	return p->name ? p : NULL;
-}
-
 /* The API's base URL, "" when the HTTP server is off. */
 static char *
 api_url(struct rpc_call *call)
@@ -141,10 +123,10 @@ rpc_key_create(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	if (code != FT__CODE__OK)
 		return rpc_error(call, rep, code, "%s", err);
 	ft__key_create_reply__init(r);
-	r->key = key_to_proto(call, &info);
+	code = deploy_key_proto(&call->mem, &info, &r->key);
 	r->secret = rpc_strdup(call, key);
 	sodium_memzero(key, sizeof(key));
-	if (r->key == NULL || r->secret == NULL)
+	if (code != FT__CODE__OK || r->secret == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 	rep->body_case = FT__REPLY__BODY_KEY_CREATE;
 	rep->key_create = r;
@@ -154,28 +136,16 @@ rpc_key_create(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 int
 rpc_key_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
-	Ft__KeyListReply *r = rpc_alloc(call, sizeof(*r));
-	struct deploy_key_info *v;
-	int all = req->key_list->all_users;
-	size_t n;
+	int all = req->key_list->all_users, code;
+	Ft__KeyListReply *r;
 
-	if (r == NULL)
-		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 	if (all && !rpc_caller_is_admin(call))
 		return rpc_error(call, rep, FT__CODE__PERMISSION_DENIED, "--all is for admins "
 		    "(root and admin_group)");
-	if (deploy_key_list(call->d, (uint32_t)call->uid, all, &v, &n) != 0)
-		return rpc_error(call, rep, FT__CODE__INTERNAL, "the API keys could not be read");
-	ft__key_list_reply__init(r);
-	r->keys = rpc_alloc(call, (n + 1) * sizeof(*r->keys));
-	for (size_t i = 0; r->keys != NULL && i < n; i++) {
-		if ((r->keys[i] = key_to_proto(call, &v[i])) == NULL)
-			break;
-		r->n_keys++;
-	}
-	free(v);
-	if (r->n_keys != n)
-		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if ((code = deploy_key_list_reply(call->d, &call->mem, (uint32_t)call->uid, all, &r)) !=
+	    FT__CODE__OK)
+		return rpc_error(call, rep, code, code == FT__CODE__RESOURCE_EXHAUSTED ?
+		    "out of memory" : "the API keys could not be read");
 	rep->body_case = FT__REPLY__BODY_KEY_LIST;
 	rep->key_list = r;
 	return FT__CODE__OK;

@@ -18,6 +18,7 @@
 #include "eval_job.h"
 #include "eval_metrics.h"
 #include "evals.h"
+#include "ft_enum.h"
 #include "fte.h"
 #include "genstream.h"
 #include "registry.h"
@@ -197,9 +198,12 @@ md_cell(FILE *f, const char *s)
 static void
 export_summary_md(FILE *f, const Ft__EvalInfo *e)
 {
+	char split[FT_ENUM_WORD_MAX];
+
 	fprintf(f, "# Evaluation %lld%s%s\n\n", (long long)e->id, e->name[0] ? ": " : "", e->name);
 	fprintf(f, "Dataset %s (blake2b %s), split %s, %u examples; template %s; max_new_tokens %u, "
-	    "temperature %g, top_p %g, seed %llu.\n\n", e->dataset, e->dataset_blake2b, e->spec->split,
+	    "temperature %g, top_p %g, seed %llu.\n\n", e->dataset, e->dataset_blake2b,
+	    ft_enum_word(&ft__eval_split__descriptor, e->spec->split, split),
 	    e->examples, e->spec->template_[0] ? e->spec->template_ : "each model's own",
 	    e->spec->max_new_tokens, (double)e->spec->temperature,
 	    (double)e->spec->top_p, (unsigned long long)e->spec->seed);
@@ -220,21 +224,25 @@ export_summary_md(FILE *f, const Ft__EvalInfo *e)
 	fputc('\n', f);
 }
 
-/* One example as a line of the export's format (0 csv, 1 jsonl, 2 md). */
+#define CSV FT__EVAL_EXPORT_FORMAT__EVAL_EXPORT_FORMAT_CSV
+#define JSONL FT__EVAL_EXPORT_FORMAT__EVAL_EXPORT_FORMAT_JSONL
+#define MD FT__EVAL_EXPORT_FORMAT__EVAL_EXPORT_FORMAT_MD
+
+/* One example as a line of the export's format. */
 static void
-export_example(FILE *f, int fmt, const Ft__EvalExample *x)
+export_example(FILE *f, Ft__EvalExportFormat fmt, const Ft__EvalExample *x)
 {
 	char idx[16];
 
 	snprintf(idx, sizeof(idx), "%u", x->index);
-	if (fmt == 0) {
+	if (fmt == CSV) {
 		csv_field(f, idx, 0);
 		csv_field(f, x->prompt, 0);
 		csv_field(f, x->reference, 0);
 		for (size_t k = 0; k < x->n_outputs; k++)
 			csv_field(f, x->outputs[k], 0);
 		csv_field(f, x->metrics_json, 1);
-	} else if (fmt == 1) {
+	} else if (fmt == JSONL) {
 		json_t *outs = json_array(), *o;
 		char *line;
 
@@ -267,23 +275,24 @@ rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	Ft__EvalExportReply *r = rpc_alloc(call, sizeof(*r));
 	Ft__EvalInfo *e;
 	struct sbuf b = { NULL, 0, NULL };
-	int fmt, code;
+	Ft__EvalExportFormat fmt = q->format;
+	char words[64];
+	int code;
 	struct evals_page page = { .filter = "" };
 	sqlite3 *db;
 	int more;
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
-	fmt = strcmp(q->format, "csv") == 0 ? 0 : strcmp(q->format, "jsonl") == 0 ? 1 :
-	    strcmp(q->format, "md") == 0 ? 2 : -1;
-	if (fmt < 0)
-		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be csv, jsonl or "
-		    "md, not '%s'", q->format);
+	if (fmt == FT__EVAL_EXPORT_FORMAT__EVAL_EXPORT_FORMAT_UNSPECIFIED ||
+	    protobuf_c_enum_descriptor_get_value(&ft__eval_export_format__descriptor, fmt) == NULL)
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be one of %s",
+		    ft_enum_words(&ft__eval_export_format__descriptor, ", ", words, sizeof(words)));
 	if ((e = eval_info_get(call, q->id, &code)) == NULL)
 		return rpc_error(call, rep, code, "no evaluation %lld", (long long)q->id);
 	if ((b.f = open_memstream(&b.p, &b.len)) == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
-	if (fmt == 2) {
+	if (fmt == MD) {
 		export_summary_md(b.f, e);
 		fprintf(b.f, "| # | prompt | reference |");
 		for (size_t k = 0; k < e->n_models; k++)
@@ -292,7 +301,7 @@ rpc_eval_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		for (size_t k = 0; k <= e->n_models; k++)
 			fprintf(b.f, "---|");
 		fputc('\n', b.f);
-	} else if (fmt == 0) {
+	} else if (fmt == CSV) {
 		csv_field(b.f, "index", 0);
 		csv_field(b.f, "prompt", 0);
 		csv_field(b.f, "reference", 0);

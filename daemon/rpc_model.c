@@ -15,67 +15,29 @@
 
 #include "chat_template.h"
 #include "fsutil.h"
+#include "ft_enum.h"
 #include "log.h"
 #include "quota.h"
 #include "registry.h"
 #include "rpc.h"
 #include "testhook.h"
 
-/* Copies a registry row into a reply message in call memory. */
-static Ft__ModelInfo *
-model_to_proto(struct rpc_call *call, const struct model_info *m)
-{
-	Ft__ModelInfo *p = rpc_alloc(call, sizeof(*p));
-
-	if (p == NULL)
-		return NULL;
-	ft__model_info__init(p);
-	p->id = m->id;
-	p->name = rpc_strdup(call, m->name);
-	p->kind = rpc_strdup(call, m->kind);
-	p->format = rpc_strdup(call, m->format);
-	p->arch = rpc_strdup(call, m->arch);
-	p->params = m->params;
-	p->config_json = rpc_strdup(call, m->config_json);
-	p->owner_uid = m->owner_uid;
-	p->created_at = m->created_at;
-	p->size = m->size;
-	p->base_model = rpc_strdup(call, m->base_name);
-	p->job_id = m->job_id;
-	p->lineage_json = rpc_strdup(call, m->lineage_json);
-	p->tokenizer = rpc_strdup(call, strrchr(m->tokenizer, '/') + 1);
-	p->files = rpc_alloc(call, (m->n_files + 1) * sizeof(*p->files));
-	if (p->name == NULL || p->files == NULL || p->lineage_json == NULL || p->tokenizer == NULL)
-		return NULL;
-	for (size_t i = 0; i < m->n_files; i++) {
-		Ft__ModelFile *f = rpc_alloc(call, sizeof(*f));
-
-		if (f == NULL)
-			return NULL;
-		ft__model_file__init(f);
-		f->name = rpc_strdup(call, m->files[i].name);
-		f->blake2b = rpc_strdup(call, m->files[i].hash);
-		f->size = m->files[i].size;
-		p->files[p->n_files++] = f;
-	}
-	return p;
-}
-
 static int
 model_reply(struct rpc_call *call, Ft__Reply *rep, const char *name, int body_case)
 {
 	Ft__ModelReply *r = rpc_alloc(call, sizeof(*r));
 	struct model_info m;
+	int code;
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 	if (registry_model_find(call->d, name, &m) != 0)
 		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no model '%s'", name);
 	ft__model_reply__init(r);
-	r->model = model_to_proto(call, &m);
+	code = registry_model_proto(&call->mem, &m, &r->model);
 	model_info_free(&m);
-	if (r->model == NULL)
-		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, "out of memory");
 	rep->body_case = body_case;
 	rep->model_show = r; /* model_import and model_show share the ModelReply slot type */
 	return FT__CODE__OK;
@@ -108,23 +70,13 @@ rpc_model_show(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 int
 rpc_model_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 {
-	Ft__ModelListReply *r = rpc_alloc(call, sizeof(*r));
-	struct model_info *list;
-	size_t n;
+	Ft__ModelListReply *r;
+	int code = registry_list_reply(call->d, &call->mem, &r);
 
 	(void)req;
-	if (r == NULL || registry_model_list(call->d, &list, &n) != 0)
-		return rpc_error(call, rep, FT__CODE__INTERNAL, "cannot list models");
-	ft__model_list_reply__init(r);
-	r->models = rpc_alloc(call, (n + 1) * sizeof(*r->models));
-	for (size_t i = 0; i < n; i++) {
-		if (r->models != NULL && (r->models[r->n_models] = model_to_proto(call, &list[i])) != NULL)
-			r->n_models++;
-		model_info_free(&list[i]);
-	}
-	free(list);
-	if (r->n_models != n)
-		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+	if (code != FT__CODE__OK)
+		return rpc_error(call, rep, code, code == FT__CODE__RESOURCE_EXHAUSTED ?
+		    "out of memory" : "cannot list models");
 	rep->body_case = FT__REPLY__BODY_MODEL_LIST;
 	rep->model_list = r;
 	return FT__CODE__OK;
@@ -157,13 +109,13 @@ rpc_model_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 static int
 init_config(const Ft__ModelInitRequest *q, int vocab, fte_config *c, char *err, size_t err_len)
 {
-	int arch = q->arch[0] ? fte_arch_find(q->arch) : FTE_ARCH_LLAMA, gpt2;
+	int arch = registry_arch_engine(q->arch ? q->arch : FT__MODEL_ARCH__MODEL_ARCH_LLAMA);
+	char words[128];
+	int gpt2;
 
 	if (arch == 0) {
-		char list[256];
-
-		fte_arch_list(list, sizeof(list));
-		snprintf(err, err_len, "--arch must be one of %s, not '%s'", list, q->arch);
+		snprintf(err, err_len, "--arch must be one of %s, not %d", ft_enum_words(
+		    &ft__model_arch__descriptor, ", ", words, sizeof(words)), (int)q->arch);
 		return -1;
 	}
 	/* learned positions: GPT-2's shape rules */
@@ -276,7 +228,7 @@ rpc_model_init(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	    "tokenizer", tok_json);
 	lineage = lj ? json_dumps(lj, JSON_COMPACT) : NULL;
 	json_decref(lj);
-	code = registry_model_add(call->d, (uint32_t)call->uid, tmp, q->name, "base", 0, 0,
+	code = registry_model_add(call->d, (uint32_t)call->uid, tmp, q->name, MODEL_BASE, 0, 0,
 	    lineage, &id, err, sizeof(err));
 	free(lineage);
 	fs_rm_rf(tmp);
@@ -440,8 +392,9 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	Ft__ModelExportReply *r = rpc_alloc(call, sizeof(*r));
 	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX + 130], err[1024] = "", base[128];
 	char pin[64], path[96], *slash;
-	int ollama = strcmp(q->format, "ollama") == 0;
-	int gguf = ollama || strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
+	int ollama = q->format == FT__EXPORT_FORMAT__EXPORT_FORMAT_OLLAMA;
+	int gguf = ollama || q->format == FT__EXPORT_FORMAT__EXPORT_FORMAT_GGUF;
+	int peft = q->format == FT__EXPORT_FORMAT__EXPORT_FORMAT_PEFT;
 	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK, pfd = -1, ofd = -1;
 	fte_vocab *vocab = NULL;
 	fte_model *m = NULL;
@@ -449,9 +402,11 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 
 	if (r == NULL)
 		return rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
-	if (!gguf && !peft && strcmp(q->format, "hf") != 0)
-		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be hf, gguf, "
-		    "ollama or peft, not '%s'", q->format);
+	/* UNSPECIFIED is hf */
+	if (protobuf_c_enum_descriptor_get_value(&ft__export_format__descriptor, q->format) == NULL)
+		return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "--format must be one of %s, "
+		    "not %d", ft_enum_words(&ft__export_format__descriptor, ", ", err, sizeof(err)),
+		    (int)q->format);
 	if (q->dtype[0] && strcmp(q->dtype, "f32") != 0) {
 		if (peft)
 			return rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "a PEFT adapter is "
@@ -486,7 +441,7 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		close(pfd);
 		return rpc_error(call, rep, FT__CODE__NOT_FOUND, "no model '%s'", q->name);
 	}
-	if (peft && strcmp(mi.format, "lora") != 0) {
+	if (peft && mi.format != MODEL_LORA) {
 		snprintf(err, sizeof(err), "'%s' is a full model, not a LoRA adapter: --format peft "
 		    "exports models tuned with --method lora (use hf or gguf)", mi.name);
 		code = FT__CODE__FAILED_PRECONDITION;

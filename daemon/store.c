@@ -9,6 +9,8 @@
 #include <sqlite3.h>
 
 #include "fsutil.h"
+#include "ft.pb-c.h"
+#include "ft_enum.h"
 #include "log.h"
 #include "store.h"
 
@@ -211,6 +213,10 @@ static const char *migrations[] = {
 	/* 11 -> 12: the BLAKE2b of the rule set a dataset was screened with
 	 * (screen.h); '' for datasets added before screening. */
 	"ALTER TABLE datasets ADD COLUMN screen_rules TEXT NOT NULL DEFAULT '';",
+	/* 12 -> 13: a job spec's type, method and schedule and an evaluation
+	 * spec's split are enums, no longer strings (store_spec_upgrade). */
+	"UPDATE jobs SET spec = ft_spec_upgrade(0, spec);"
+	"UPDATE evals SET spec = ft_spec_upgrade(1, spec);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -241,6 +247,117 @@ user_version(sqlite3 *db)
 	return v;
 }
 
+/* The spec fields that were strings up to schema 12, and their enums. */
+static const struct {
+	enum store_spec spec;
+	uint32_t field;
+	const ProtobufCEnumDescriptor *d;
+} spec_enums[] = {
+	{ STORE_JOB_SPEC, 3, &ft__job_type__descriptor },
+	{ STORE_JOB_SPEC, 4, &ft__train_method__descriptor },
+	{ STORE_JOB_SPEC, 15, &ft__lr_schedule__descriptor },
+	{ STORE_EVAL_SPEC, 3, &ft__eval_split__descriptor },
+};
+
+static int
+varint_get(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64 && *i < n; shift += 7) {
+		uint8_t b = p[(*i)++];
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+static size_t
+varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	return n;
+}
+
+int
+store_spec_upgrade(enum store_spec spec, const uint8_t *in, size_t n, uint8_t *out,
+    size_t *out_len)
+{
+	size_t i = 0, o = 0;
+
+	while (i < n) {
+		size_t start = i, k;
+		uint64_t key, len = 0;
+
+		if (varint_get(in, n, &i, &key) != 0)
+			return -1;
+		switch (key & 7) {
+		case 0: if (varint_get(in, n, &i, &len) != 0) return -1; break;
+		case 1: i += 8; break;
+		case 2: if (varint_get(in, n, &i, &len) != 0 || len > n - i) return -1; break;
+		case 5: i += 4; break;
+		default: return -1;
+		}
+		if ((key & 7) == 2)
+			i += len;
+		if (i > n)
+			return -1;
+		for (k = 0; k < sizeof(spec_enums) / sizeof(spec_enums[0]); k++)
+			if ((key & 7) == 2 && spec_enums[k].spec == spec && key >> 3 == spec_enums[k].field)
+				break;
+		if (k == sizeof(spec_enums) / sizeof(spec_enums[0])) {
+			memcpy(out + o, in + start, i - start);
+			o += i - start;
+			continue;
+		}
+		/* The word as an enum value; "" or a word no value has is left
+		 * out (UNSPECIFIED).  A varint pair is never longer than the
+		 * tag, length and word it replaces. */
+		char word[FT_ENUM_WORD_MAX];
+		int v;
+
+		if (len == 0 || len >= sizeof(word))
+			continue;
+		memcpy(word, in + i - len, len);
+		word[len] = '\0';
+		if (ft_enum_parse(spec_enums[k].d, word, &v) != 0 || v == 0)
+			continue;
+		o += varint_put(out + o, (uint64_t)spec_enums[k].field << 3);
+		o += varint_put(out + o, (uint64_t)v);
+	}
+	*out_len = o;
+	return 0;
+}
+
+/* ft_spec_upgrade(which, spec) in SQL, for the 12 -> 13 migration. */
+static void
+sql_spec_upgrade(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	int which = sqlite3_value_int(argv[0]);
+	const uint8_t *in = sqlite3_value_blob(argv[1]);
+	size_t n = (size_t)sqlite3_value_bytes(argv[1]), len;
+	uint8_t *out = sqlite3_malloc64(n + 1);
+
+	(void)argc;
+	if (out == NULL) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	if ((which != STORE_JOB_SPEC && which != STORE_EVAL_SPEC) ||
+	    store_spec_upgrade((enum store_spec)which, in, n, out, &len) != 0) {
+		sqlite3_free(out);
+		sqlite3_result_error(ctx, "a stored spec is not protobuf", -1);
+		return;
+	}
+	sqlite3_result_blob64(ctx, out, len, sqlite3_free);
+}
+
 static int
 migrate(sqlite3 *db, char *err, size_t err_len)
 {
@@ -249,6 +366,12 @@ migrate(sqlite3 *db, char *err, size_t err_len)
 
 	if (v < 0) {
 		snprintf(err, err_len, "cannot read schema version: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (sqlite3_create_function(db, "ft_spec_upgrade", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+	    NULL, sql_spec_upgrade, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, err_len, "cannot register the migration's function: %s",
+		    sqlite3_errmsg(db));
 		return -1;
 	}
 	if (v > SCHEMA_VERSION) {
@@ -397,4 +520,23 @@ store_queue_length(struct store *s, uint32_t *out)
 		log_error("store: counting jobs: %s", sqlite3_errmsg(s->db));
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int
+store_column_enum(sqlite3_stmt *st, int i, const ProtobufCEnumDescriptor *d)
+{
+	const unsigned char *w = sqlite3_column_text(st, i);
+	int v;
+
+	return w != NULL && ft_enum_parse(d, (const char *)w, &v) == 0 ? v : 0;
+}
+
+int
+store_bind_enum(sqlite3_stmt *st, int i, const ProtobufCEnumDescriptor *d, int v)
+{
+	char w[FT_ENUM_WORD_MAX];
+
+	if (ft_enum_word(d, v, w) == NULL)
+		return SQLITE_MISUSE;
+	return sqlite3_bind_text(st, i, w, -1, SQLITE_TRANSIENT);
 }

@@ -11,7 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 struct store;
+struct sqlite3_stmt;
 
 /* store_open opens (creating if needed) the database under state_dir and
  * migrates it to the current schema.  Returns 0 and sets *out, or -1 with a
@@ -33,6 +36,25 @@ void store_unlock(struct store *s);
  * of table names: what a crash left half-built.  0, or -1 with err. */
 int store_dir_prune(struct store *s, const char *dir, const char *table, char *err,
     size_t err_len) __attribute__((warn_unused_result));
+
+/* Enum-valued columns hold their words (ft_enum.h: "RUNNING", "lora"), so
+ * the database reads the same as before they were enums; these are the
+ * one place a column and a value convert.  store_column_enum reads column
+ * i as a value of d (UNSPECIFIED for a NULL or unknown word);
+ * store_bind_enum binds parameter i to v's word (SQLITE_OK, or an error
+ * for a value d does not have). */
+int store_column_enum(struct sqlite3_stmt *st, int i, const ProtobufCEnumDescriptor *d);
+int store_bind_enum(struct sqlite3_stmt *st, int i, const ProtobufCEnumDescriptor *d, int v);
+
+/* store_spec_upgrade rewrites a spec packed by schema 12 or earlier, a
+ * JobSpec whose type, method and schedule or an EvalSpec whose split were
+ * strings, as this build packs it (enums; other fields byte for byte) into
+ * out, which has room for n bytes (the result is never longer).  0, or -1
+ * for bytes that are not protobuf.  The 12 -> 13 migration runs it on
+ * every job and evaluation row. */
+enum store_spec { STORE_JOB_SPEC, STORE_EVAL_SPEC };
+int store_spec_upgrade(enum store_spec spec, const uint8_t *in, size_t n, uint8_t *out,
+    size_t *out_len);
 
 /* store_schema_version returns the schema version in use. */
 int store_schema_version(struct store *s);

@@ -412,7 +412,7 @@ tokcache_dataset_form(struct ftuned *d, const struct dataset_info *di,
     const struct model_info *m, const char *tmpl, struct tokcache_form *out, int *hit,
     char *err, size_t err_len)
 {
-	int text = strcmp(di->kind, "text") == 0, code = FT__CODE__INVALID_ARGUMENT;
+	int text = di->kind == DATASET_KIND_TEXT, code = FT__CODE__INVALID_ARGUMENT;
 	struct tokcache_key k;
 	struct dataset *ds = NULL;
 	fte_tokenizer *tok = NULL;

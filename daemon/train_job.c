@@ -22,6 +22,7 @@
 #include "eval_job.h"
 #include "fsutil.h"
 #include "fte.h"
+#include "ft_enum.h"
 #include "jobs.h"
 #include "log.h"
 #include "registry.h"
@@ -363,6 +364,7 @@ lineage_json(const struct model_info *base, const struct dataset_info *ds,
 {
 	const Ft__JobSpec *s = j->spec;
 	json_t *files = json_object(), *root;
+	char type[FT_ENUM_WORD_MAX], method[FT_ENUM_WORD_MAX], schedule[FT_ENUM_WORD_MAX];
 	char *text;
 
 	for (size_t i = 0; i < base->n_files; i++)
@@ -372,14 +374,16 @@ lineage_json(const struct model_info *base, const struct dataset_info *ds,
 	    "s:{s:f,s:f,s:f,s:i}}",
 	    "base", "name", base->name, "id", (json_int_t)base->id, "files", files,
 	    "dataset", "name", ds->name, "id", (json_int_t)ds->id, "blake2b", ds->hash,
-	    "job", (json_int_t)j->id, "type", s->type, "method", s->method,
+	    "job", (json_int_t)j->id, "type", ft_enum_word(&ft__job_type__descriptor, s->type, type),
+	    "method", ft_enum_word(&ft__train_method__descriptor, s->method, method),
 	    "hyperparameters", "epochs", (int)s->epochs, "lr", (double)s->lr,
-	    "schedule", s->schedule, "warmup", (int)s->warmup, "batch_size", (int)s->batch_size,
+	    "schedule", ft_enum_word(&ft__lr_schedule__descriptor, s->schedule, schedule), "warmup", (int)s->warmup, "batch_size", (int)s->batch_size,
 	    "grad_accum", (int)s->grad_accum, "seq_len", (int)s->seq_len, "template", s->template_,
 	    "lora_rank", (int)s->lora_rank, "lora_alpha", (double)s->lora_alpha,
 	    "weight_decay", (double)s->weight_decay, "seed", (json_int_t)s->seed,
 	    "max_steps", (int)s->max_steps, "clip", (double)s->clip, "lora_targets", s->lora_targets,
-	    "train_on", s->train_on[0] ? s->train_on : "all", "packing", s->packing[0] ? s->packing : "off",
+	    "train_on", s->train_on == FT__TRAIN_ON__TRAIN_ON_LAST ? "last" : "all",
+	    "packing", s->packing == FT__PACKING__PACKING_ON ? "on" : "off",
 	    "metrics", "final_loss", isnan(loss) ? -1.0 : loss, "val_loss", isnan(val) ? -1.0 : val,
 	    "base_val_loss", isnan(base_val) ? -1.0 : base_val, "steps", (int)steps);
 	text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -431,7 +435,7 @@ result_save(fte_trainer *t, const fte_train_config *tc, fte_model *m,
 		return adapter_save(t, tc, fte_model_config(m), out_dir, path, err, err_len);
 	}
 	/* llama2.c bases have no Hugging Face tokenizer files to copy */
-	if (fte_hf_save(m, strcmp(base->format, "llama2c") != 0 ? base->dir : NULL, out_dir) != FTE_OK) {
+	if (fte_hf_save(m, base->format != MODEL_LLAMA2C ? base->dir : NULL, out_dir) != FTE_OK) {
 		snprintf(err, err_len, "saving the tuned model: %s", fte_last_error());
 		return -1;
 	}
@@ -505,7 +509,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 
 	if (jobs_get(d, id, &j) != 0)
 		return;
-	if (strcmp(j.state, "RUNNING") != 0) {
+	if (j.state != JOB_RUNNING) {
 		job_info_free(&j);
 		return; /* cancelled between being claimed and started */
 	}
@@ -523,7 +527,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		goto fail;
 	}
 	fte_threads_set(d->training_threads);
-	cpt = strcmp(j.spec->type, "cpt") == 0;
+	cpt = j.spec->type == FT__JOB_TYPE__JOB_TYPE_CPT;
 
 	/* Inputs, verified: a corrupted model file is found before use. */
 	jobs_set_stage(d, id, "loading");
@@ -566,9 +570,9 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	{
 		struct tokcache_form tf = { 0 }, vf = { 0 };
 		const char *tmpl = cpt ? NULL : j.spec->template_;
-		int hit_t = 0, hit_v = 0, last = strcmp(j.spec->train_on, "last") == 0;
+		int hit_t = 0, hit_v = 0, last = j.spec->train_on == FT__TRAIN_ON__TRAIN_ON_LAST;
 		/* a job queued before packing existed trains as it was queued */
-		int pack = strcmp(j.spec->packing, "on") == 0;
+		int pack = j.spec->packing == FT__PACKING__PACKING_ON;
 
 		rc = part_tokens(d, id, &ds, ds.train_path, train_ds, &base, tok, cpt ? NULL : &fmt,
 		    tmpl, last, &tf, &hit_t, err, sizeof(err));
@@ -730,7 +734,7 @@ finished:
 		lineage = lineage_json(&base, &ds, &j, last_loss, val_loss, base_val, step);
 		code = tc.lora.rank > 0 ? registry_adapter_add(d, j.owner_uid, path, name, base.id, id,
 		    lineage, &model_id, err, sizeof(err)) : registry_model_add(d, j.owner_uid, out_dir,
-		    name, "tuned", base.id, id, lineage, &model_id, err, sizeof(err));
+		    name, MODEL_TUNED, base.id, id, lineage, &model_id, err, sizeof(err));
 		free(lineage);
 		if (code != FT__CODE__OK)
 			goto fail;

@@ -3,9 +3,14 @@
  * and checkpoints), models (with lineage), datasets (with stats and
  * samples), API keys (with usage); evaluations, read from their tables,
  * are in web_eval.c.
- * Every endpoint reads through the same modules the RPCs use; nothing here
- * writes state.  Unknown ids answer 404 JSON, malformed query
- * values 400, and every page size is capped at WEB_API_PAGE_MAX.
+ * The status, jobs, models, datasets and API keys are the RPCs' own reply
+ * messages, built by the modules that own them (status.c, jobs.c,
+ * registry.c, datasets.c, deploy.c) and serialised by ft_json_message,
+ * with a few dashboard-only fields added (links' names, checkpoints on
+ * disk, export commands, lineage trees, parsed samples).  Nothing here
+ * writes state.
+ * Unknown ids answer 404 JSON, malformed query values 400, and every page
+ * size is capped at WEB_API_PAGE_MAX.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,7 +28,7 @@
 #include "chat_template.h"
 #include "datasets.h"
 #include "deploy.h"
-#include "eval_job.h"
+#include "ft_enum.h"
 #include "jobs.h"
 #include "registry.h"
 #include "tokcache.h"
@@ -36,7 +41,7 @@
 void
 web_send_json(struct mg_connection *conn, int status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body ? json_dumps(body, JSON_COMPACT | FT_JSON_DUMP_FLAGS) : NULL;
 	size_t len;
 
 	if (text == NULL) {
@@ -108,57 +113,40 @@ web_query_uint(struct web_query *q, const char *key, uint64_t max, uint64_t *out
 	*out = v;
 }
 
-/* The estimate ftctl shows: time per step so far times the steps left. */
-static json_t *
-job_eta(const struct job_info *j)
-{
-	if (strcmp(j->state, "RUNNING") != 0 || j->step == 0 || j->total_steps <= j->step ||
-	    j->started_at == 0)
-		return json_null();
-	return json_real(difftime(time(NULL), (time_t)j->started_at) / j->step *
-	    (j->total_steps - j->step));
-}
-
-static json_t *
-job_to_json(struct ftuned *d, const struct job_info *j)
-{
-	char kind[16];
-
-	jobs_kind(d, j->id, kind, sizeof(kind));
-	return json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,"
-	    "s:I,s:o,s:s,s:I,s:I,s:I,s:o}",
-	    "id", (json_int_t)j->id, "kind", kind, "state", j->state, "stage", j->stage,
-	    "owner_uid", (json_int_t)j->owner_uid, "created_at", (json_int_t)j->created_at,
-	    "started_at", (json_int_t)j->started_at, "finished_at", (json_int_t)j->finished_at,
-	    "step", (json_int_t)j->step, "total_steps", (json_int_t)j->total_steps,
-	    "epoch", (json_int_t)j->epoch, "loss", web_json_num(j->loss),
-	    "val_loss", web_json_num(j->val_loss), "base_val_loss", web_json_num(j->base_val_loss),
-	    "tokens_per_s", web_json_num(j->tokens_per_s), "eta_s", job_eta(j),
-	    "checkpoint_step", (json_int_t)j->checkpoint_step, "error", ft_json_text(j->error),
-	    "result_model", j->result_model, "memory_bytes", (json_int_t)j->memory_bytes,
-	    "base_id", (json_int_t)j->base_id, "dataset_id", (json_int_t)j->dataset_id,
-	    "spec", j->spec ? ft_json_message(&j->spec->base) : json_null());
-}
-
+/* The error reply for a jobs.c, registry.c or datasets.c code. */
 static void
-api_status(struct mg_connection *conn, struct ftuned *d)
+send_code(struct mg_connection *conn, int code, const char *what)
 {
-	struct ft_status st;
+	char msg[96];
 
-	if (ftuned_status_collect(d, &st) != 0) {
+	snprintf(msg, sizeof(msg), code == FT__CODE__NOT_FOUND ? "no such %s" :
+	    code == FT__CODE__RESOURCE_EXHAUSTED ? "out of memory" : "cannot read the %s", what);
+	web_send_error(conn, code == FT__CODE__NOT_FOUND ? 404 : 500, msg);
+}
+
+/* Sends m as JSON and releases the arena it lives in. */
+static void
+send_message(struct mg_connection *conn, struct arena *a, const ProtobufCMessage *m)
+{
+	json_t *o = ft_json_message(m);
+
+	arena_release(a);
+	web_send_json(conn, 200, o);
+}
+
+/* The Status RPC's reply, the caller's quota usage in it. */
+static void
+api_status(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who)
+{
+	struct arena a = ARENA_INIT;
+	Ft__StatusReply *r;
+
+	if (ftuned_status_reply(d, &a, who->uid, &r) != FT__CODE__OK) {
+		arena_release(&a);
 		web_send_error(conn, 500, "state database unreadable");
 		return;
 	}
-	web_send_json(conn, 200, json_pack("{s:s,s:I,s:i,s:s,s:I,s:I,s:s,s:s,s:I}",
-	    "version", st.version,
-	    "uptime_ms", (json_int_t)st.uptime_ms,
-	    "pid", st.pid,
-	    "state_dir", st.state_dir,
-	    "queue_length", (json_int_t)st.queue_length,
-	    "training_threads", (json_int_t)st.training_threads,
-	    "http_url", st.http_url,
-	    "socket_url", st.socket_url,
-	    "schema_version", (json_int_t)st.schema_version));
+	send_message(conn, &a, &r->base);
 }
 
 /* API keys with their usage, revoked ones included; never a key or its
@@ -167,59 +155,44 @@ api_status(struct mg_connection *conn, struct ftuned *d)
 static void
 api_keys(struct mg_connection *conn, struct ftuned *d, const struct web_caller *who)
 {
-	struct deploy_key_info *v;
-	json_t *arr;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__KeyListReply *r;
+	int code;
 
-	if (deploy_key_list(d, who->uid, who->admin, &v, &n) != 0) {
-		web_send_error(conn, 500, "cannot list API keys");
+	if ((code = deploy_key_list_reply(d, &a, who->uid, who->admin, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "API keys");
 		return;
 	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "name",
-		    v[i].name, "owner_uid", (json_int_t)v[i].owner_uid, "created_at",
-		    (json_int_t)v[i].created_at, "revoked_at", (json_int_t)v[i].revoked_at,
-		    "last_used_at", (json_int_t)v[i].last_used_at, "requests",
-		    (json_int_t)v[i].requests, "tokens", (json_int_t)v[i].tokens));
-	free(v);
-	web_send_json(conn, 200, json_pack("{s:o}", "keys", arr));
+	send_message(conn, &a, &r->base);
 }
 
 static void
 api_jobs(struct mg_connection *conn, struct ftuned *d, struct web_query *q)
 {
-	static const char *states[] = { "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED" };
-	char state[16] = "";
+	char state[FT_ENUM_WORD_MAX] = "", words[96];
 	uint64_t user = UINT32_MAX, limit = 100;
-	struct job_info *list;
-	json_t *arr;
-	size_t n, i;
+	struct arena a = ARENA_INIT;
+	Ft__JobListReply *r;
+	int code, st = 0;
 
 	web_query_str(q, "state", state, sizeof(state));
 	web_query_uint(q, "user", UINT32_MAX - 1, &user);
 	web_query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
-	for (i = 0; state[0] && i < sizeof(states) / sizeof(states[0]); i++)
-		if (strcmp(state, states[i]) == 0)
-			break;
-	if (q->bad[0] == '\0' && i == sizeof(states) / sizeof(states[0]))
-		snprintf(q->bad, sizeof(q->bad), "state must be one of QUEUED, RUNNING, "
-		    "SUCCEEDED, FAILED, CANCELLED");
+	if (q->bad[0] == '\0' && ft_enum_parse(&ft__job_state__descriptor, state, &st) != 0)
+		snprintf(q->bad, sizeof(q->bad), "state must be one of %s",
+		    ft_enum_words(&ft__job_state__descriptor, ", ", words, sizeof(words)));
 	if (q->bad[0]) {
 		web_send_error(conn, 400, q->bad);
 		return;
 	}
-	if (jobs_list(d, state, (uint32_t)user, (int)limit, &list, &n) != 0) {
-		web_send_error(conn, 500, "cannot list jobs");
+	if ((code = jobs_list_reply(d, &a, (Ft__JobState)st, (uint32_t)user, (int)limit, &r)) !=
+	    FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "jobs");
 		return;
 	}
-	arr = json_array();
-	for (i = 0; i < n; i++) {
-		json_array_append_new(arr, job_to_json(d, &list[i]));
-		job_info_free(&list[i]);
-	}
-	free(list);
-	web_send_json(conn, 200, json_pack("{s:o}", "jobs", arr));
+	send_message(conn, &a, &r->base);
 }
 
 /* Checkpoints on disk now: a job keeps the newest few while it runs and
@@ -284,40 +257,24 @@ dataset_name(struct ftuned *d, int64_t id)
 	return v;
 }
 
-/* The evaluations a training job queued after it succeeded. */
-static json_t *
-job_evaluations(struct ftuned *d, int64_t id)
-{
-	struct eval_ref *refs;
-	json_t *arr = json_array();
-	size_t n;
-
-	if (eval_refs_of_job(d, id, &refs, &n) != 0)
-		return arr;
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:s,s:I,s:s}", "id", (json_int_t)refs[i].id,
-		    "name", refs[i].name, "job_id", (json_int_t)refs[i].job_id, "state",
-		    refs[i].state));
-	free(refs);
-	return arr;
-}
-
 static void
 api_job(struct mg_connection *conn, struct ftuned *d, int64_t id)
 {
-	struct job_info j;
+	struct arena a = ARENA_INIT;
+	Ft__JobReply *r;
 	json_t *o;
+	int code;
 
-	if (jobs_get(d, id, &j) != 0) {
-		web_send_error(conn, 404, "no such job");
+	if ((code = jobs_reply(d, &a, id, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "job");
 		return;
 	}
-	o = job_to_json(d, &j);
-	json_object_set_new(o, "base_model", model_name(d, j.base_id));
-	json_object_set_new(o, "dataset", dataset_name(d, j.dataset_id));
+	o = ft_json_message(&r->job->base);
+	json_object_set_new(o, "base_model", model_name(d, r->job->base_id));
+	json_object_set_new(o, "dataset", dataset_name(d, r->job->dataset_id));
 	json_object_set_new(o, "checkpoints", job_checkpoints(d, id));
-	json_object_set_new(o, "evaluations", job_evaluations(d, id));
-	job_info_free(&j);
+	arena_release(&a);
 	web_send_json(conn, 200, o);
 }
 
@@ -325,10 +282,9 @@ static void
 api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct web_query *q)
 {
 	uint64_t after = 0, limit = 10000;
-	Ft__Metric **list;
-	struct job_info j;
-	json_t *arr, *o;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__JobMetricsReply *r;
+	int code;
 
 	web_query_uint(q, "after", UINT32_MAX, &after);
 	web_query_uint(q, "limit", 10000, &limit);
@@ -336,39 +292,22 @@ api_job_metrics(struct mg_connection *conn, struct ftuned *d, int64_t id, struct
 		web_send_error(conn, 400, q->bad);
 		return;
 	}
-	if (jobs_get(d, id, &j) != 0) {
-		web_send_error(conn, 404, "no such job");
+	if ((code = jobs_metrics_reply(d, &a, id, (uint32_t)after, limit ? (uint32_t)limit : 1,
+	    &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, code == FT__CODE__NOT_FOUND ? "job" : "metrics");
 		return;
 	}
-	/* The job row first: a step it reports is already in the metrics. */
-	o = json_pack("{s:I,s:s,s:I,s:I,s:o}", "id", (json_int_t)id, "state", j.state,
-	    "step", (json_int_t)j.step, "total_steps", (json_int_t)j.total_steps,
-	    "eta_s", job_eta(&j));
-	job_info_free(&j);
-	if (jobs_metrics(d, id, (uint32_t)after, limit ? (uint32_t)limit : 1, &list, &n) != 0) {
-		json_decref(o);
-		web_send_error(conn, 500, "cannot read metrics");
-		return;
-	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}",
-		    "step", (json_int_t)list[i]->step, "loss", web_json_num(list[i]->loss),
-		    "lr", web_json_num(list[i]->lr), "grad_norm", web_json_num(list[i]->grad_norm),
-		    "tokens_per_s", web_json_num(list[i]->tokens_per_s),
-		    "val_loss", web_json_num(list[i]->val_loss)));
-	jobs_metrics_free(list, n);
-	web_send_json(conn, 200, json_pack("{s:o,s:o}", "job", o, "metrics", arr));
+	send_message(conn, &a, &r->base);
 }
 
 static void
 api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct web_query *q)
 {
 	uint64_t after = 0, limit = WEB_API_PAGE_MAX;
-	Ft__LogLine **list;
-	struct job_info j;
-	json_t *arr;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__JobLogsReply *r;
+	int code;
 
 	web_query_uint(q, "after", INT64_MAX, &after);
 	web_query_uint(q, "limit", WEB_API_PAGE_MAX, &limit);
@@ -376,53 +315,37 @@ api_job_logs(struct mg_connection *conn, struct ftuned *d, int64_t id, struct we
 		web_send_error(conn, 400, q->bad);
 		return;
 	}
-	if (jobs_get(d, id, &j) != 0) {
-		web_send_error(conn, 404, "no such job");
+	if ((code = jobs_logs_reply(d, &a, id, (int64_t)after, limit ? (uint32_t)limit : 1, &r)) !=
+	    FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, code == FT__CODE__NOT_FOUND ? "job" : "log");
 		return;
 	}
-	job_info_free(&j);
-	if (jobs_logs(d, id, (int64_t)after, limit ? (uint32_t)limit : 1, &list, &n) != 0) {
-		web_send_error(conn, 500, "cannot read the log");
-		return;
-	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I,s:I,s:s,s:o}",
-		    "seq", (json_int_t)list[i]->seq, "time", (json_int_t)list[i]->time,
-		    "level", list[i]->level, "message", ft_json_text(list[i]->message)));
-	jobs_logs_free(list, n);
-	web_send_json(conn, 200, json_pack("{s:o}", "lines", arr));
+	send_message(conn, &a, &r->base);
 }
 
+/* Model m as JSON: the ModelInfo the RPCs send (NULL when out of memory). */
 static json_t *
-model_summary(const struct model_info *m)
+model_json(struct arena *a, const struct model_info *m)
 {
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:I,s:I}",
-	    "id", (json_int_t)m->id, "name", m->name, "kind", m->kind, "format", m->format,
-	    "arch", m->arch, "params", (json_int_t)m->params, "size", (json_int_t)m->size,
-	    "owner_uid", (json_int_t)m->owner_uid, "created_at", (json_int_t)m->created_at,
-	    "base_model", m->base_name, "base_id", (json_int_t)m->base_id,
-	    "job_id", (json_int_t)m->job_id);
+	Ft__ModelInfo *p;
+
+	return registry_model_proto(a, m, &p) == FT__CODE__OK ? ft_json_message(&p->base) : NULL;
 }
 
 static void
 api_models(struct mg_connection *conn, struct ftuned *d)
 {
-	struct model_info *list;
-	json_t *arr;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__ModelListReply *r;
+	int code;
 
-	if (registry_model_list(d, &list, &n) != 0) {
-		web_send_error(conn, 500, "cannot list models");
+	if ((code = registry_list_reply(d, &a, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "models");
 		return;
 	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(arr, model_summary(&list[i]));
-		model_info_free(&list[i]);
-	}
-	free(list);
-	web_send_json(conn, 200, json_pack("{s:o}", "models", arr));
+	send_message(conn, &a, &r->base);
 }
 
 /* A parsed lineage or stats column; a row that is not JSON shows as null. */
@@ -446,7 +369,8 @@ lineage_field(json_t *obj, const char *key)
 /* The tuned models derived from list[at], recursively, each with the job
  * and dataset between it and its parent. */
 static json_t *
-model_descendants(const struct model_info *list, size_t n, size_t at, int depth)
+model_descendants(struct arena *a, const struct model_info *list, size_t n, size_t at,
+    int depth)
 {
 	json_t *arr = json_array();
 
@@ -455,14 +379,15 @@ model_descendants(const struct model_info *list, size_t n, size_t at, int depth)
 
 		if (list[i].base_id != list[at].id || i == at)
 			continue;
-		node = model_summary(&list[i]);
+		if ((node = model_json(a, &list[i])) == NULL)
+			continue;
 		lin = json_column(list[i].lineage_json);
 		json_object_set_new(node, "dataset",
 		    lineage_field(json_object_get(lin, "dataset"), "name"));
 		json_object_set_new(node, "type", lineage_field(lin, "type"));
 		json_object_set_new(node, "method", lineage_field(lin, "method"));
 		json_decref(lin);
-		json_object_set_new(node, "children", model_descendants(list, n, i, depth + 1));
+		json_object_set_new(node, "children", model_descendants(a, list, n, i, depth + 1));
 		json_array_append_new(arr, node);
 	}
 	return arr;
@@ -476,7 +401,7 @@ model_exports(const struct model_info *m)
 	char tok[PATH_MAX + 16] = "", line[3 * PATH_MAX];
 	json_t *arr = json_array();
 
-	if (strcmp(m->format, "lora") == 0) {
+	if (m->format == MODEL_LORA) {
 		/* An adapter is not a model ftengine can open alone: the daemon
 		 * assembles it on its base. */
 		static const char *const formats[] = { "peft", "hf", "gguf" };
@@ -486,9 +411,9 @@ model_exports(const struct model_info *m)
 			    "'%s-%s'", m->name, formats[i], m->name, formats[i]);
 			json_array_append_new(arr, json_string(line));
 		}
-	} else if (strcmp(m->format, "llama2c") == 0)
+	} else if (m->format == MODEL_LLAMA2C)
 		snprintf(tok, sizeof(tok), " --tokenizer '%s'", m->tokenizer);
-	if (strcmp(m->format, "lora") != 0) {
+	if (m->format != MODEL_LORA) {
 		snprintf(line, sizeof(line), "ftengine export --model '%s'%s --format gguf "
 		    "--dtype f16 --out '%s.gguf'", m->entry, tok, m->name);
 		json_array_append_new(arr, json_string(line));
@@ -504,8 +429,9 @@ model_exports(const struct model_info *m)
 static void
 api_model(struct mg_connection *conn, struct ftuned *d, const char *name)
 {
+	struct arena a = ARENA_INIT;
 	struct model_info *list;
-	json_t *o, *files, *chain;
+	json_t *o, *chain;
 	size_t n, at;
 	int64_t base;
 
@@ -529,11 +455,7 @@ api_model(struct mg_connection *conn, struct ftuned *d, const char *name)
 	}
 	const struct model_info *m = &list[at];
 
-	o = model_summary(m);
-	files = json_array();
-	for (size_t i = 0; i < m->n_files; i++)
-		json_array_append_new(files, json_pack("{s:s,s:s,s:I}", "name", m->files[i].name,
-		    "blake2b", m->files[i].hash, "size", (json_int_t)m->files[i].size));
+	o = model_json(&a, m);
 	/* The base chain, this model first, then its base, up to a base model. */
 	chain = json_array();
 	base = m->id;
@@ -544,53 +466,32 @@ api_model(struct mg_connection *conn, struct ftuned *d, const char *name)
 			;
 		if (i == n)
 			break;
-		json_array_append_new(chain, model_summary(&list[i]));
+		json_array_append_new(chain, model_json(&a, &list[i]));
 		base = list[i].base_id;
 	}
-	json_object_set_new(o, "tokenizer", json_string(strrchr(m->tokenizer, '/') ?
-	    strrchr(m->tokenizer, '/') + 1 : m->tokenizer));
-	json_object_set_new(o, "config", json_column(m->config_json));
-	json_object_set_new(o, "lineage", json_column(m->lineage_json));
 	json_object_set_new(o, "ancestors", chain);
-	json_object_set_new(o, "descendants", model_descendants(list, n, at, 0));
-	json_object_set_new(o, "files", files);
+	json_object_set_new(o, "descendants", model_descendants(&a, list, n, at, 0));
 	json_object_set_new(o, "export_commands", model_exports(m));
 	for (size_t i = 0; i < n; i++)
 		model_info_free(&list[i]);
 	free(list);
+	arena_release(&a);
 	web_send_json(conn, 200, o);
-}
-
-static json_t *
-dataset_summary(const struct dataset_info *di)
-{
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
-	    "id", (json_int_t)di->id, "name", di->name, "kind", di->kind, "blake2b", di->hash,
-	    "screen_rules", di->screen_rules,
-	    "records", (json_int_t)di->records,
-	    "validation_records", (json_int_t)di->validation_records,
-	    "bytes", (json_int_t)di->bytes, "owner_uid", (json_int_t)di->owner_uid,
-	    "created_at", (json_int_t)di->created_at);
 }
 
 static void
 api_datasets(struct mg_connection *conn, struct ftuned *d)
 {
-	struct dataset_info *list;
-	json_t *arr;
-	size_t n;
+	struct arena a = ARENA_INIT;
+	Ft__DataListReply *r;
+	int code;
 
-	if (datasets_list(d, &list, &n) != 0) {
-		web_send_error(conn, 500, "cannot list datasets");
+	if ((code = datasets_list_reply(d, &a, &r)) != FT__CODE__OK) {
+		arena_release(&a);
+		send_code(conn, code, "datasets");
 		return;
 	}
-	arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(arr, dataset_summary(&list[i]));
-		dataset_info_free(&list[i]);
-	}
-	free(list);
-	web_send_json(conn, 200, json_pack("{s:o}", "datasets", arr));
+	send_message(conn, &a, &r->base);
 }
 
 /* Records offset..offset+count of the canonical train.jsonl, each parsed
@@ -628,7 +529,9 @@ static void
 api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, struct web_query *q)
 {
 	uint64_t offset = 0, count = 5;
+	struct arena a = ARENA_INIT;
 	struct dataset_info di;
+	Ft__DatasetInfo *p;
 	json_t *o;
 
 	web_query_uint(q, "offset", UINT32_MAX, &offset);
@@ -641,8 +544,15 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 		web_send_error(conn, 404, "no such dataset");
 		return;
 	}
-	o = dataset_summary(&di);
-	json_object_set_new(o, "stats", json_column(di.stats_json));
+	if (datasets_info_proto(&a, &di, 0, &p) != FT__CODE__OK) {
+		dataset_info_free(&di);
+		arena_release(&a);
+		web_send_error(conn, 500, "out of memory");
+		return;
+	}
+	o = ft_json_message(&p->base);
+	arena_release(&a);
+	/* the DataReply's report beside it, and a page of parsed records */
 	json_object_set_new(o, "report", ft_json_text(di.report ? di.report : ""));
 	json_object_set_new(o, "samples_offset", json_integer((json_int_t)offset));
 	json_object_set_new(o, "samples", dataset_samples(di.train_path, offset, count));
@@ -762,7 +672,7 @@ api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *nam
 		web_send_error(conn, 404, "no such model");
 		return;
 	}
-	text = strcmp(di.kind, "text") == 0;
+	text = di.kind == DATASET_KIND_TEXT;
 	/* no template named: the model's own */
 	if (tmpl[0] == '\0') {
 		char *own;
@@ -822,7 +732,7 @@ web_api_serve(struct mg_connection *conn, struct ftuned *d, const struct web_cal
 		return;
 	}
 	switch (r.ep) {
-	case WEB_EP_STATUS: api_status(conn, d); break;
+	case WEB_EP_STATUS: api_status(conn, d, who); break;
 	case WEB_EP_KEYS: api_keys(conn, d, who); break;
 	case WEB_EP_JOBS: api_jobs(conn, d, &q); break;
 	case WEB_EP_JOB: api_job(conn, d, r.id); break;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ft_enum.h"
 #include "ft_json.h"
 
 json_t *
@@ -94,9 +95,11 @@ json_value(const ProtobufCFieldDescriptor *f, const void *p)
 	case PROTOBUF_C_TYPE_BOOL:
 		return json_boolean(*(const protobuf_c_boolean *)p);
 	case PROTOBUF_C_TYPE_ENUM: {
-		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-		    f->descriptor, *(const int *)p);
-		return v != NULL ? json_string(v->name) : json_integer(*(const int *)p);
+		char w[FT_ENUM_WORD_MAX];
+
+		/* by its word (ft_enum.h); a number this build does not know as such */
+		return ft_enum_word(f->descriptor, *(const int *)p, w) != NULL ? json_string(w) :
+		    json_integer(*(const int *)p);
 	}
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *s = *(char *const *)p;

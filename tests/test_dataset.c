@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "ft_enum.h"
 #include "ft_test.h"
 
 static char err[512];
@@ -929,12 +930,14 @@ test_assets(void)
 int
 main(void)
 {
-	enum dataset_kind k;
+	char w[FT_ENUM_WORD_MAX];
+	int k;
 
-	CHECK(dataset_kind_parse("text", &k) == 0 && k == DATASET_KIND_TEXT);
-	CHECK(dataset_kind_parse("instruct", &k) == 0 && k == DATASET_KIND_INSTRUCT);
-	CHECK(dataset_kind_parse("chat", &k) == -1);
-	CHECK_STR(dataset_kind_name(DATASET_KIND_TEXT), "text");
+	CHECK(ft_enum_parse(&ft__dataset_kind__descriptor, "text", &k) == 0 && k == DATASET_KIND_TEXT);
+	CHECK(ft_enum_parse(&ft__dataset_kind__descriptor, "instruct", &k) == 0 &&
+	    k == DATASET_KIND_INSTRUCT);
+	CHECK(ft_enum_parse(&ft__dataset_kind__descriptor, "chat", &k) == -1);
+	CHECK_STR(ft_enum_word(&ft__dataset_kind__descriptor, DATASET_KIND_TEXT, w), "text");
 	test_bad_inputs();
 	test_warnings_and_report();
 	test_conversations();

@@ -215,7 +215,7 @@ main(void)
 	CHECK(registry_model_import(&d, 0, model, "stories260K-b", tok, &id, err, sizeof(err)) ==
 	    FT__CODE__OK);
 	CHECK(deploy_create(&d, 0, "stories260K-b", "b", &info, err, sizeof(err)) == FT__CODE__OK);
-	CHECK(registry_model_config(&mi, &mc) == 0);
+	CHECK(registry_model_config(&mi, &mc, NULL, 0) == 0);
 	w = mi.params * sizeof(float);
 	CHECK(fte_generate_memory(&mc) > 2ull * mc.n_layers * mc.max_seq_len * mc.n_kv_heads *
 	    mc.head_dim * sizeof(float));

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "call.h"
+#include "ft_enum.h"
 
 static char *
 file_read(const char *path, size_t *len)
@@ -67,6 +68,7 @@ main(int argc, char **argv)
 	Ft__DataUploadCommitRequest m = FT__DATA_UPLOAD_COMMIT_REQUEST__INIT;
 	Ft__Reply *rep;
 	const char *cmd = argc > 2 ? argv[2] : "";
+	int kind;
 	size_t len;
 	char *data = NULL;
 
@@ -134,7 +136,9 @@ main(int argc, char **argv)
 		    (unsigned long long)rep->data_upload_status->size);
 	} else if (strcmp(cmd, "commit") == 0 && argc == 6) {
 		m.id = argv[3];
-		m.kind = argv[4];
+		if (ft_enum_parse(&ft__dataset_kind__descriptor, argv[4], &kind) != 0)
+			return 2;
+		m.kind = (Ft__DatasetKind)kind;
 		m.name = argv[5];
 		m.file_name = argv[5];
 		req.body_case = FT__REQUEST__BODY_DATA_UPLOAD_COMMIT;

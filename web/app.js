@@ -249,8 +249,8 @@ async function pageJob(id) {
       ev ? ['Evaluation', link('#/evals/' + ev.id, `#${ev.id} ${ev.models.map(m => m.name).join(' vs ')}`)]
         : ['Resulting model', j.result_model ? link('#/models/' + esc(j.result_model), j.result_model)
           : '–', 'result_model'],
-      j.evaluations && j.evaluations.length ? ['Evaluations', h('span.evals', {},
-        ...j.evaluations.flatMap((e, i) => [i ? ', ' : '',
+      j.evals && j.evals.length ? ['Evaluations', h('span.evals', {},
+        ...j.evals.flatMap((e, i) => [i ? ', ' : '',
           link('#/evals/' + e.id, `#${e.id} ${e.name}`), ` (${e.state.toLowerCase()})`]))] : null,
     ]));
     sizeBars(head);

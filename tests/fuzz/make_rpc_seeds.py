@@ -39,14 +39,16 @@ seeds = {
     "data_upload_begin": request(35, field(1, 0, 20) + s(2, "ab" * 32)),
     "data_upload_chunk": request(36, s(1, "00" * 16) + field(2, 0, 0) + s(3, "para one\n\npara two\n")),
     "data_upload_status": request(37, s(1, "00" * 16)),
-    "data_upload_commit": request(38, s(1, "00" * 16) + s(2, "t.txt") + s(3, "text") + s(4, "d")
+    # enums are varints: DatasetKind TEXT = 2, JobType SFT = 1, TrainMethod
+    # LORA = 2, JobState QUEUED = 1
+    "data_upload_commit": request(38, s(1, "00" * 16) + s(2, "t.txt") + field(3, 0, 2) + s(4, "d")
                                   + field(5, 1, 0.5) + s(10, "text") + field(11, 0, 1)),
     "data_list": request(32, b""),
     "data_show": request(33, s(1, "d")),
     "data_remove": request(34, s(1, "d")),
-    "job_submit": request(40, field(1, 2, s(1, "m") + s(2, "d") + s(3, "sft") + s(4, "lora")
+    "job_submit": request(40, field(1, 2, s(1, "m") + s(2, "d") + field(3, 0, 1) + field(4, 0, 2)
                                     + field(5, 0, 4) + field(10, 5, 0.001))),
-    "job_list": request(41, s(1, "QUEUED")),
+    "job_list": request(41, field(1, 0, 1)),
     "job_show": request(42, field(1, 0, 1)),
     "job_cancel": request(43, field(1, 0, 1)),
     "job_metrics": request(44, field(1, 0, 1) + field(2, 0, 0)),

@@ -100,4 +100,24 @@ daemon_start
 json=$("$FT_BIN/client/ftctl" status --json) || fail "status after restart"
 expect_eq "$(json_get "$json" schema_version)" "$schema" "schema kept across restart"
 daemon_stop
+
+# Migration 12 -> 13: a job stored when type, method and schedule were
+# strings reads with them as enums, every other field kept.
+/usr/bin/python3 - "$FT_STATE/ftuned.db" <<'PY' || fail "a schema-12 job row written"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+old = (b"\x0a\x01m" b"\x12\x01d" b"\x1a\x03cpt" b"\x22\x04lora" b"\x28\x04"
+       b"\x7a\x06linear" b"\xba\x01\x02xy")
+db.execute("INSERT INTO jobs (owner_uid, state, created_at, spec, name) "
+           "VALUES (0, 'FAILED', 1, ?, 'xy')", (old,))
+db.execute("PRAGMA user_version = 12")
+db.commit()
+PY
+daemon_start
+old=$("$FT_BIN/client/ftctl" job ls --all --json | jq -c '.jobs[] | select(.spec.name == "xy") | .spec')
+expect_eq "$(jq -r '[.type, .method, .schedule, .base_model, .data, .lora_rank] | join(" ")' <<<"$old")" \
+	"cpt lora linear m d 4" "a job spec from schema 12 reads with its type, method and schedule"
+expect_eq "$(json_get "$("$FT_BIN/client/ftctl" status --json)" schema_version)" "$schema" \
+	"migrated to the current schema"
+daemon_stop
 finish

@@ -86,7 +86,7 @@ expect_eq "$($F job show "$job" --json | jq -r '[.evals[].name] | join(",")')" "
 	"job show --json lists both evaluations"
 expect_eq "$($F job show "$auto_job" --json | jq -r '.evals | length')" "0" "an evaluation job queued none"
 web=$(json_get "$($F status --json)" http_url)
-expect_eq "$(curl -s "${web}api/v1/jobs/$job" | jq -r '[.evaluations[] | "\(.id):\(.job_id)"] | join(",")')" \
+expect_eq "$(curl -s "${web}api/v1/jobs/$job" | jq -r '[.evals[] | "\(.id):\(.job_id)"] | join(",")')" \
 	"$auto_eval:$auto_job,$gen_eval:$gen_job" "dashboard API: the job's evaluations"
 $F data rm general >/dev/null || fail "general dataset removed once its evaluation ended"
 

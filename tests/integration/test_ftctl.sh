@@ -60,6 +60,11 @@ expect_eq "$rc" "0" "help job submit"
 expect_match "$out" "usage: ftctl job submit --base MODEL --data DATASET --type sft\|cpt \[OPTIONS\]" "help usage line"
 expect_match "$out" "--lora-rank R +LoRA rank" "help lists options"
 expect_match "$out" "--schedule constant\|linear\|cosine" "help shows choices"
+# ranges and defaults from the table the daemon checks specs against (proto/ft_spec.c)
+expect_match "$out" "--lora-rank R +LoRA rank; \[1, 1024\], default 8 \(LoRA only\)" \
+	"help shows a hyperparameter's range and default"
+expect_match "$out" "--clip C .*; \[0, 1e\+06\) \(0 turns clipping off\)" "help shows open ends and notes"
+expect_match "$out" "--method full\|lora" "help lists an enum's words"
 run job submit --help
 expect_match "$out" "--early-stop PATIENCE" "--help after a command"
 run help

@@ -21,6 +21,9 @@ jqe() { jq -r "$2" <<<"$1"; }
 st=$(get /api/v1/status)
 expect_eq "$(jqe "$st" .version)" "$(json_get "$($F status --json)" version)" "status: version as RPC"
 expect_eq "$(jqe "$st" .http_url)" "$WEB_URL/" "status: its own URL"
+# the RPC's StatusReply, but for the clock
+expect_eq "$(jqe "$st" 'del(.uptime_ms) | tojson')" "$(jqe "$($F status --json)" 'del(.uptime_ms) | tojson')" \
+	"status: the object status --json prints"
 
 # --- jobs ---
 jobs=$(get /api/v1/jobs)
@@ -45,6 +48,11 @@ expect_eq "$(jqe "$j" .result_model)" "$TUNED" "job: resulting model"
 expect_eq "$(jqe "$j" .base_model)/$(jqe "$j" .dataset)" "stories260K/lines" "job: base and dataset names"
 expect_eq "$(jqe "$j" .spec.max_steps)/$(jqe "$j" .spec.method)" "12/lora" "job: specification"
 expect_eq "$(jqe "$j" .checkpoint_step)" "$(json_get "$show" checkpoint_step)" "job: checkpoint step as RPC"
+# The same JobInfo object as ftctl's, beside the dashboard's own links and files.
+expect_eq "$(jqe "$j" 'del(.base_model, .dataset, .checkpoints) | tojson')" \
+	"$(jqe "$show" 'tojson')" "job: the object job show --json prints"
+expect_eq "$(jqe "$j" '.kind + " " + (.base_id | tostring) + " " + (.dataset_id | tostring)')" \
+	"train 1 1" "job: its kind, base and dataset ids"
 # Both must be numbers: awk reads a missing value (or null) as 0.
 awk -v a="$(jqe "$j" .val_loss)" -v b="$(json_get "$show" val_loss)" \
 	'BEGIN { n = "^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$"
@@ -88,6 +96,10 @@ expect_eq "$(jqe "$mm" '.lineage.dataset.blake2b')" "$(json_get "$($F data show 
 	"model: lineage has the dataset hash"
 expect_eq "$(jqe "$mm" '[.files[] | .name + "=" + .blake2b] | sort | join(" ")')" \
 	"$(jqe "$rpc" '[.files[] | .name + "=" + .blake2b] | sort | join(" ")')" "model: file hashes as RPC"
+expect_eq "$(jqe "$mm" 'del(.ancestors, .descendants, .export_commands) | tojson')" \
+	"$(jqe "$rpc" 'tojson')" "model: the object model show --json prints"
+expect_eq "$(jqe "$models" '.models | tojson')" "$(jqe "$($F model ls --json)" '.models | tojson')" \
+	"models: the list model ls --json prints"
 expect_match "$(jqe "$mm" '.export_commands[0]')" "^ftctl model export '$TUNED' --format peft" \
 	"model: an adapter exports through the daemon"
 expect_match "$(jqe "$(get "/api/v1/models/$TUNED-full")" '.export_commands[0]')" \
@@ -107,6 +119,9 @@ d1=$(get '/api/v1/datasets/lines?samples=3')
 expect_eq "$(jqe "$d1" .records)/$(jqe "$d1" .validation_records)" "108/12" "dataset: records held out"
 expect_eq "$(jqe "$d1" '[.stats.histogram[].count] | add')" "108" "dataset: histogram counts every record"
 expect_eq "$(jqe "$d1" '.samples | length')" "3" "dataset: samples"
+expect_eq "$(jqe "$d1" 'del(.samples, .samples_offset, .token_counts) | tojson')" \
+	"$(jqe "$($F data show lines --json)" 'del(.samples, .token_counts) | tojson')" \
+	"dataset: the object data show --json prints"
 expect_eq "$(jqe "$d1" '.samples[0].instruction')" "Continue." "dataset: samples are records"
 expect_match "$(jqe "$d1" .report)" "120 records, 120 valid" "dataset: validation report"
 expect_eq "$(jqe "$(get '/api/v1/datasets/lines?offset=106&samples=5')" '.samples | length')" "2" \
@@ -197,6 +212,8 @@ expect_eq "$(jqe "$dash" '[.requests, .tokens, .last_used_at > 0, .revoked_at, .
 	"1,$used,true,0,$(id -u)" "keys: the completion counted against its key, as ftctl key ls"
 expect_eq "$(jqe "$($F key ls --json)" '.keys[] | select(.name == "dash") | [.requests, .tokens] | join(",")')" \
 	"1,$used" "keys: the same numbers over the control socket"
+expect_eq "$(jqe "$ks" '.keys | tojson')" "$(jqe "$($F key ls --json)" '.keys | tojson')" \
+	"keys: the list key ls --json prints"
 expect_eq "$(jqe "$ks" '.keys[] | select(.name == "old") | [.requests, .revoked_at > 0] | join(",")')" \
 	"0,true" "keys: the revoked key shows its revocation"
 curl -s -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" \
