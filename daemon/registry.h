@@ -43,7 +43,7 @@ struct model_info {
 	uint32_t owner_uid;
 	int64_t created_at;
 	char kind[8];               /* base, tuned */
-	char format[8];             /* hf, llama2c, lora (an adapter on base_id) */
+	char format[8];             /* hf, llama2c, gguf, lora (an adapter on base_id) */
 	char arch[8];               /* llama, gpt2 */
 	uint64_t params;            /* of the model as it runs (a lora row: its base's) */
 	uint64_t size;

@@ -211,6 +211,12 @@ static const char *migrations[] = {
 	/* 11 -> 12: the BLAKE2b of the rule set a dataset was screened with
 	 * (screen.h); '' for datasets added before screening. */
 	"ALTER TABLE datasets ADD COLUMN screen_rules TEXT NOT NULL DEFAULT '';",
+	/* 12 -> 13: base models imported from a GGUF file (format 'gguf'); the
+	 * CHECK widens in place as in 6 -> 7. */
+	"PRAGMA writable_schema = ON;"
+	"UPDATE sqlite_schema SET sql = replace(sql, 'CHECK (format IN (''hf'', ''llama2c'', ''lora''))', "
+	"  'CHECK (format IN (''hf'', ''llama2c'', ''lora'', ''gguf''))') WHERE type = 'table' AND name = 'models';"
+	"PRAGMA writable_schema = RESET;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

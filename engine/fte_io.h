@@ -33,7 +33,8 @@ int fte_file_openat(int dirfd, const char *name, int *fd);
 
 /* fte_file_check parses len bytes of a file a model directory keeps, by its
  * name: *.json must be a JSON object, *.safetensors valid safetensors,
- * tokenizer.bin a llama2.c tokenizer; other names are FTE_ENOTSUP.  A
+ * *.gguf valid GGUF, tokenizer.bin a llama2.c tokenizer and tokenizer.gguf
+ * a GGUF vocabulary the engine reads; other names are FTE_ENOTSUP.  A
  * parse error gives the place, never the bytes. */
 int fte_file_check(const char *name, const void *buf, size_t len);
 
@@ -46,9 +47,16 @@ int fte_llama2c_load(const char *path, fte_model **out);
  * architectures; any tensor type of fte__ggml_block, dequantized to float32);
  * FTE_ENOTSUP with the reason for what the engine cannot compute exactly
  * (other architectures, RoPE scaling, mixtures of experts, other types).
- * fte_gguf_tokenizer_load makes the tokenizer of its embedded SentencePiece
- * vocabulary (tokenizer.ggml.model "llama"; ENOTSUP for others). */
+ * fte_gguf_tokenizer_load makes the tokenizer of its embedded vocabulary
+ * (tokenizer.ggml.model "llama", SentencePiece, or "gpt2", byte-level BPE
+ * with its merges and one of the pre-tokenizers gpt-2, llama-bpe, qwen2,
+ * smollm; ENOTSUP naming others), from a model or a vocabulary-only file. */
 int fte_gguf_load(const char *path, fte_model **out);
+/* fte_gguf_describe summarizes a GGUF file for a model's lineage, as a
+ * malloc'd JSON object: architecture, name, file_type, tokenizer model and
+ * pre, whether it has a chat template, and how many tensors of each ggml
+ * type (tensor_types).  The caller frees *json. */
+int fte_gguf_describe(const char *path, char **json);
 struct fte_tokenizer;
 int fte_gguf_tokenizer_load(const char *path, struct fte_tokenizer **out);
 
@@ -102,7 +110,8 @@ typedef struct fte_vocab {
 } fte_vocab;
 
 /* fte_vocab_load reads the vocabulary of a tokenizer.json (BPE, byte-level
- * or SentencePiece-style), a llama2.c tokenizer.bin, or a directory holding
+ * or SentencePiece-style), a llama2.c tokenizer.bin, a GGUF file (its
+ * tokenizer.ggml.* keys and chat template), or a directory holding
  * tokenizer.json.  SentencePiece-style tokenizer.json files carry no scores,
  * so a merged token scores -(its merge rank) and others -(n_merges + id),
  * which keeps the merge order.  FTE_EFORMAT for malformed files or invalid
@@ -131,6 +140,11 @@ enum fte_dtype {
  * vocabulary.  Written atomically.  FTE_ENOTSUP for GPT-2 models. */
 int fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path,
     int dtype);
+/* fte_gguf_vocab_save writes v alone as a GGUF v3 file with no tensors (the
+ * tokenizer.* keys fte_gguf_save writes, as llama.cpp's vocabulary-only
+ * files are), atomically: what a model imported from GGUF keeps as its
+ * tokenizer.  fte_gguf_tokenizer_load and fte_vocab_load read it back. */
+int fte_gguf_vocab_save(const fte_vocab *v, const char *path);
 /* fte_gguf_modelfile writes the ollama Modelfile at path for the GGUF named
  * gguf_name beside it: TEMPLATE translated from vocab->chat_template for a
  * known family (ChatML, Llama 3, Zephyr), otherwise a note that ollama uses

@@ -48,13 +48,8 @@
  * RoPE to adjacent pairs, so rotate-half q/k rows are permuted as
  * convert_hf_to_gguf.py does: gguf[h*D + 2i + j] = hf[h*D + j*D/2 + i].
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "fte.h"
 #include "fte_io_internal.h"
@@ -323,36 +318,12 @@ file_type(int dtype)
 	    dtype == FTE_DTYPE_Q4_K_M ? 15 : 0;
 }
 
+/* gguf_vocab_meta writes the tokenizer.* keys for V tokens (the
+ * vocabulary padded with unused [PADn] tokens up to V). */
 static void
-gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *name,
-    int dtype)
+gguf_vocab_meta(gbuf *b, const fte_vocab *v, int V, int bos, int eos)
 {
-	int V = c->vocab_size, bos = c->bos_id >= 0 ? c->bos_id : v->bos_id;
-	int eos = c->eos_id >= 0 ? c->eos_id : v->eos_id;
 	char pad[32];
-
-	kv_str(b, "general.architecture", "llama");
-	kv_str(b, "general.name", name);
-	kv_u32(b, "general.alignment", GGUF_ALIGN);
-	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
-	kv_u32(b, "llama.vocab_size", (uint32_t)V);
-	kv_u32(b, "llama.context_length", (uint32_t)c->max_seq_len);
-	kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
-	kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
-	kv_u32(b, "llama.feed_forward_length", (uint32_t)c->ffn_dim);
-	kv_u32(b, "llama.rope.dimension_count", (uint32_t)c->head_dim);
-	kv_f32(b, "llama.rope.freq_base", c->rope_theta);
-	if (c->rope.type == FTE_ROPE_LINEAR || c->rope.type == FTE_ROPE_YARN) {
-		kv_str(b, "llama.rope.scaling.type", c->rope.type == FTE_ROPE_LINEAR ? "linear" : "yarn");
-		kv_f32(b, "llama.rope.scaling.factor", (float)c->rope.factor);
-		if (c->rope.type == FTE_ROPE_YARN)
-			kv_u32(b, "llama.rope.scaling.original_context_length", (uint32_t)c->rope.orig_ctx);
-	}
-	kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
-	kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-	kv_u32(b, "llama.attention.key_length", (uint32_t)c->head_dim);
-	kv_u32(b, "llama.attention.value_length", (uint32_t)c->head_dim);
-	kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
 
 	kv_str(b, "tokenizer.ggml.model", v->kind == FTE_VOCAB_SPM ? "llama" : "gpt2");
 	kv_str(b, "tokenizer.ggml.pre", v->kind == FTE_VOCAB_SPM || v->pre[0] == '\0' ?
@@ -390,6 +361,39 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	kv_bool(b, "tokenizer.ggml.add_bos_token", v->add_bos);
 	if (v->chat_template != NULL)
 		kv_str(b, "tokenizer.chat_template", v->chat_template);
+}
+
+static void
+gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *name,
+    int dtype)
+{
+	int V = c->vocab_size, bos = c->bos_id >= 0 ? c->bos_id : v->bos_id;
+	int eos = c->eos_id >= 0 ? c->eos_id : v->eos_id;
+
+	kv_str(b, "general.architecture", "llama");
+	kv_str(b, "general.name", name);
+	kv_u32(b, "general.alignment", GGUF_ALIGN);
+	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
+	kv_u32(b, "llama.vocab_size", (uint32_t)V);
+	kv_u32(b, "llama.context_length", (uint32_t)c->max_seq_len);
+	kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
+	kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
+	kv_u32(b, "llama.feed_forward_length", (uint32_t)c->ffn_dim);
+	kv_u32(b, "llama.rope.dimension_count", (uint32_t)c->head_dim);
+	kv_f32(b, "llama.rope.freq_base", c->rope_theta);
+	if (c->rope.type == FTE_ROPE_LINEAR || c->rope.type == FTE_ROPE_YARN) {
+		kv_str(b, "llama.rope.scaling.type", c->rope.type == FTE_ROPE_LINEAR ? "linear" : "yarn");
+		kv_f32(b, "llama.rope.scaling.factor", (float)c->rope.factor);
+		if (c->rope.type == FTE_ROPE_YARN)
+			kv_u32(b, "llama.rope.scaling.original_context_length", (uint32_t)c->rope.orig_ctx);
+	}
+	kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
+	kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+	kv_u32(b, "llama.attention.key_length", (uint32_t)c->head_dim);
+	kv_u32(b, "llama.attention.value_length", (uint32_t)c->head_dim);
+	kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+
+	gguf_vocab_meta(b, v, V, bos, eos);
 }
 
 int
@@ -498,170 +502,45 @@ out:
 	return rc;
 }
 
-/* ---- reader ---- */
-
-typedef struct cursor {
-	const uint8_t *p;
-	size_t n, off;
-} cursor;
-
-static int
-cur_take(cursor *c, void *dst, size_t n)
+int
+fte_gguf_vocab_save(const fte_vocab *v, const char *path)
 {
-	if (c->n - c->off < n)
-		return -1;
-	memcpy(dst, c->p + c->off, n);
-	c->off += n;
-	return 0;
-}
+	static const uint8_t zeros[GGUF_ALIGN];
+	gbuf meta = {0};
+	fte__afile af;
+	uint32_t version = 3;
+	uint64_t nt = 0;
+	int rc;
 
-/* cur_str reads a GGUF string; *s points into the file. */
-static int
-cur_str(cursor *c, const char **s, uint64_t *len)
-{
-	if (cur_take(c, len, 8) != 0 || c->n - c->off < *len)
-		return -1;
-	*s = (const char *)c->p + c->off;
-	c->off += (size_t)*len;
-	return 0;
-}
-
-static size_t
-type_size(int t)
-{
-	static const size_t sz[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-
-	return t >= 0 && t <= FTE_GGUF_FLOAT64 ? sz[t] : 0;
-}
-
-void
-fte_gguf_close(fte_gguf_file *f)
-{
-	if (f == NULL)
-		return;
-	for (int i = 0; i < f->n_kv; i++)
-		free(f->kv[i].key);
-	for (int i = 0; i < f->n_tensors; i++)
-		free(f->tensors[i].name);
-	free(f->kv);
-	free(f->tensors);
-	if (f->map != NULL)
-		munmap(f->map, f->map_len);
-	free(f->path);
-	free(f);
-}
-
-/* gguf_kv_parse reads one KV's value at the cursor, checking its extent. */
-static int
-gguf_kv_parse(cursor *c, fte_gguf_kv *kv)
-{
-	uint32_t type, at;
-	uint64_t n = 1;
-
-	if (cur_take(c, &type, 4) != 0)
-		return -1;
-	kv->type = (int)type;
-	kv->arr_type = -1;
-	if (type == FTE_GGUF_ARRAY) {
-		if (cur_take(c, &at, 4) != 0 || cur_take(c, &n, 8) != 0 ||
-		    at == FTE_GGUF_ARRAY || at > FTE_GGUF_FLOAT64)
-			return -1;
-		kv->arr_type = (int)at;
-		type = at;
-	} else if (type > FTE_GGUF_FLOAT64) {
-		return -1;
+	if (v == NULL || v->n_tokens <= 0)
+		return fte_error_set(FTE_EINVAL, "%s: no vocabulary given", path);
+	kv_u32(&meta, "general.alignment", GGUF_ALIGN);
+	gguf_vocab_meta(&meta, v, v->n_tokens, v->bos_id, v->eos_id);
+	if (meta.oom) {
+		free(meta.p);
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 	}
-	kv->n = n;
-	kv->val = c->p + c->off;
-	if (type == FTE_GGUF_STRING) {
-		for (uint64_t i = 0; i < n; i++) {
-			const char *s;
-			uint64_t len;
-			if (cur_str(c, &s, &len) != 0)
-				return -1;
-		}
-		return 0;
+	if ((rc = fte__afile_open(&af, path)) == FTE_OK) {
+		fte__afile_write(&af, "GGUF", 4);
+		fte__afile_write(&af, &version, 4);
+		fte__afile_write(&af, &nt, 8);
+		fte__afile_write(&af, &meta.count, 8);
+		fte__afile_write(&af, meta.p, meta.n);
+		fte__afile_write(&af, zeros, (GGUF_ALIGN - (24 + meta.n) % GGUF_ALIGN) % GGUF_ALIGN);
+		rc = fte__afile_commit(&af);
 	}
-	if (n > (c->n - c->off) / type_size((int)type))
-		return -1;
-	c->off += (size_t)n * type_size((int)type);
-	return 0;
+	free(meta.p);
+	return rc;
 }
 
-static int
-gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
-{
-	cursor c = {p, len, 0};
-	uint64_t nt, nkv;
-	char magic[4];
+/* ---- reader: tensor extents (gguf_read.c parses the rest) ---- */
 
-	f->alignment = GGUF_ALIGN;
-	if (cur_take(&c, magic, 4) != 0 || memcmp(magic, "GGUF", 4) != 0)
-		return fte_error_set(FTE_EFORMAT, "%s: not a GGUF file (bad magic)", f->path);
-	if (cur_take(&c, &f->version, 4) != 0 || cur_take(&c, &nt, 8) != 0 ||
-	    cur_take(&c, &nkv, 8) != 0)
-		return fte_error_set(FTE_EFORMAT, "%s: truncated header", f->path);
-	if (f->version < 2 || f->version > 3)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF version %u not supported", f->path, f->version);
-	/* each KV and tensor info takes at least 12 bytes: bound the counts */
-	if (nkv > len / 12 || nt > len / 12)
-		return fte_error_set(FTE_EFORMAT, "%s: counts exceed the file", f->path);
-	f->kv = calloc((size_t)nkv + 1, sizeof(*f->kv));
-	f->tensors = calloc((size_t)nt + 1, sizeof(*f->tensors));
-	if (f->kv == NULL || f->tensors == NULL)
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", f->path);
-	for (uint64_t i = 0; i < nkv; i++) {
-		const char *key;
-		uint64_t klen;
-		fte_gguf_kv *kv = &f->kv[f->n_kv];
-		if (cur_str(&c, &key, &klen) != 0 || (kv->key = strndup(key, (size_t)klen)) == NULL)
-			return fte_error_set(FTE_EFORMAT, "%s: metadata %llu: bad key", f->path,
-			    (unsigned long long)i);
-		f->n_kv++;
-		if (gguf_kv_parse(&c, kv) != 0)
-			return fte_error_set(FTE_EFORMAT, "%s: metadata \"%s\": bad or truncated value",
-			    f->path, kv->key);
-		if (strcmp(kv->key, "general.alignment") == 0) {
-			int64_t a = fte_gguf_kv_int(kv);
-			if (a <= 0 || a > 65536 || (a & (a - 1)) != 0)
-				return fte_error_set(FTE_EFORMAT, "%s: general.alignment %lld is not a power of two",
-				    f->path, (long long)a);
-			f->alignment = (uint32_t)a;
-		}
-	}
-	for (uint64_t i = 0; i < nt; i++) {
-		fte_gguf_tensor *t = &f->tensors[f->n_tensors];
-		const char *name;
-		uint64_t nlen, ne;
-		uint32_t nd, type;
-		if (cur_str(&c, &name, &nlen) != 0 || (t->name = strndup(name, (size_t)nlen)) == NULL)
-			return fte_error_set(FTE_EFORMAT, "%s: tensor %llu: bad name", f->path,
-			    (unsigned long long)i);
-		f->n_tensors++;
-		if (cur_take(&c, &nd, 4) != 0 || nd < 1 || nd > 4)
-			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": bad dimension count",
-			    f->path, t->name);
-		t->ndim = (int)nd;
-		t->numel = 1;
-		for (uint32_t d = 0; d < nd; d++) {
-			if (cur_take(&c, &ne, 8) != 0 || ne > (uint64_t)len || (ne && t->numel > len / ne))
-				return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": bad shape",
-				    f->path, t->name);
-			t->ne[d] = (int64_t)ne;
-			t->numel *= (size_t)ne;
-		}
-		if (cur_take(&c, &type, 4) != 0 || cur_take(&c, &t->offset, 8) != 0)
-			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": truncated info",
-			    f->path, t->name);
-		t->type = (int)type;
-	}
-	c.off = (c.off + f->alignment - 1) / f->alignment * f->alignment;
-	if (c.off > len)
-		return fte_error_set(FTE_EFORMAT, "%s: no data section", f->path);
-	f->data = p + c.off;
-	f->data_len = len - c.off;
+/* gguf_tensors_check: rows of whole blocks, data inside the file. */
+static int
+gguf_tensors_check(const fte_gguf_file *f)
+{
 	for (int i = 0; i < f->n_tensors; i++) {
-		fte_gguf_tensor *t = &f->tensors[i];
+		const fte_gguf_tensor *t = &f->tensors[i];
 		int bytes, block = fte__ggml_block(t->type, &bytes);
 		/* a type we do not know is listed, and refused when read */
 		if (block && t->ne[0] % block != 0)
@@ -675,147 +554,32 @@ gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
 	return FTE_OK;
 }
 
+static int
+gguf_checked(int rc, fte_gguf_file *f, fte_gguf_file **out)
+{
+	if (rc == FTE_OK && (rc = gguf_tensors_check(f)) != FTE_OK)
+		fte_gguf_close(f);
+	if (rc == FTE_OK)
+		*out = f;
+	return rc;
+}
+
 int
 fte_gguf_parse(const char *path, const uint8_t *buf, size_t len, fte_gguf_file **out)
 {
-	fte_gguf_file *f;
-	int rc;
+	fte_gguf_file *f = NULL;
+	int rc = fte__gguf_read(path, buf, len, &f);
 
-	if ((f = calloc(1, sizeof(*f))) == NULL || (f->path = strdup(path)) == NULL) {
-		free(f);
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
-	}
-	if ((rc = gguf_parse(f, buf, len)) != FTE_OK) {
-		fte_gguf_close(f);
-		return rc;
-	}
-	*out = f;
-	return FTE_OK;
+	return gguf_checked(rc, f, out);
 }
 
 int
 fte_gguf_open(const char *path, fte_gguf_file **out)
 {
-	fte_gguf_file *f;
-	struct stat st;
-	void *map;
-	int fd, rc;
+	fte_gguf_file *f = NULL;
+	int rc = fte__gguf_map(path, &f);
 
-	if ((rc = fte__file_open(path, &fd)) != FTE_OK)
-		return rc;
-	if (fstat(fd, &st) != 0 || st.st_size < 24) {
-		close(fd);
-		return fte_error_set(FTE_EFORMAT, "%s: not a GGUF file (too short)", path);
-	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return fte_error_set(FTE_EIO, "%s: mmap failed: %s", path, strerror(errno));
-	if ((f = calloc(1, sizeof(*f))) == NULL || (f->path = strdup(path)) == NULL) {
-		free(f);
-		munmap(map, (size_t)st.st_size);
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
-	}
-	f->map = map;
-	f->map_len = (size_t)st.st_size;
-	if ((rc = gguf_parse(f, map, (size_t)st.st_size)) != FTE_OK) {
-		fte_gguf_close(f);
-		return rc;
-	}
-	*out = f;
-	return FTE_OK;
-}
-
-const fte_gguf_kv *
-fte_gguf_kv_find(const fte_gguf_file *f, const char *key)
-{
-	for (int i = 0; i < f->n_kv; i++)
-		if (strcmp(f->kv[i].key, key) == 0)
-			return &f->kv[i];
-	return NULL;
-}
-
-const fte_gguf_tensor *
-fte_gguf_tensor_find(const fte_gguf_file *f, const char *name)
-{
-	for (int i = 0; i < f->n_tensors; i++)
-		if (strcmp(f->tensors[i].name, name) == 0)
-			return &f->tensors[i];
-	return NULL;
-}
-
-static double
-num_at(int type, const uint8_t *p)
-{
-	union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
-	    float f32; uint64_t u64; int64_t i64; double f64; } v;
-
-	memcpy(&v, p, type_size(type));
-	switch (type) {
-	case FTE_GGUF_UINT8: case FTE_GGUF_BOOL: return v.u8;
-	case FTE_GGUF_INT8: return v.i8;
-	case FTE_GGUF_UINT16: return v.u16;
-	case FTE_GGUF_INT16: return v.i16;
-	case FTE_GGUF_UINT32: return v.u32;
-	case FTE_GGUF_INT32: return v.i32;
-	case FTE_GGUF_FLOAT32: return v.f32;
-	case FTE_GGUF_UINT64: return (double)v.u64;
-	case FTE_GGUF_INT64: return (double)v.i64;
-	case FTE_GGUF_FLOAT64: return v.f64;
-	}
-	return 0;
-}
-
-int64_t
-fte_gguf_kv_int(const fte_gguf_kv *kv)
-{
-	if (kv == NULL || kv->type == FTE_GGUF_ARRAY || kv->type == FTE_GGUF_STRING)
-		return 0;
-	if (kv->type == FTE_GGUF_UINT64 || kv->type == FTE_GGUF_INT64) {
-		int64_t x;
-		memcpy(&x, kv->val, 8);
-		return x;
-	}
-	double d = num_at(kv->type, kv->val);
-	/* a float that no int64 holds (or NaN) reads as 0, not as UB */
-	return d >= -0x1p63 && d < 0x1p63 ? (int64_t)d : 0;
-}
-
-double
-fte_gguf_kv_float(const fte_gguf_kv *kv)
-{
-	if (kv == NULL || kv->type == FTE_GGUF_ARRAY || kv->type == FTE_GGUF_STRING)
-		return 0;
-	return num_at(kv->type, kv->val);
-}
-
-double
-fte_gguf_kv_arr_num(const fte_gguf_kv *kv, uint64_t i)
-{
-	if (kv == NULL || kv->type != FTE_GGUF_ARRAY || kv->arr_type == FTE_GGUF_STRING || i >= kv->n)
-		return 0;
-	return num_at(kv->arr_type, kv->val + i * type_size(kv->arr_type));
-}
-
-const char *
-fte_gguf_kv_str(const fte_gguf_kv *kv, uint64_t i, uint64_t *len)
-{
-	const uint8_t *p;
-
-	if (kv == NULL || i >= kv->n || !(kv->type == FTE_GGUF_STRING ||
-	    (kv->type == FTE_GGUF_ARRAY && kv->arr_type == FTE_GGUF_STRING)))
-		return NULL;
-	/* the strings were bounds-checked when the file was opened */
-	p = kv->val;
-	for (uint64_t k = 0;; k++) {
-		uint64_t n;
-		memcpy(&n, p, 8);
-		if (k == i) {
-			*len = n;
-			return (const char *)p + 8;
-		}
-		p += 8 + n;
-	}
+	return gguf_checked(rc, f, out);
 }
 
 int

@@ -2,8 +2,7 @@
  * gguf_load.c - import of Llama-family GGUF files (llama.cpp's "llama",
  * "mistral" and "qwen2" architectures, and the engine's own exports): the
  * configuration from the {arch}.* keys, every tensor dequantized to float32
- * (any type gguf_quant.c reads), and the embedded SentencePiece vocabulary
- * (tokenizer.ggml.model "llama") as a tokenizer.
+ * (any type gguf_quant.c reads); the embedded vocabulary is tok_gguf.c's.
  *
  * llama.cpp's converter stores llama/mistral q/k rows in adjacent-pair RoPE
  * order, which the engine computes directly (FTE_ROPE_INTERLEAVED); qwen2
@@ -17,7 +16,6 @@
 
 #include "fte.h"
 #include "fte_io_internal.h"
-#include "tok_internal.h"
 
 static const struct {
 	const char *arch;
@@ -163,8 +161,10 @@ fte_gguf_load(const char *path, fte_model **out)
 			break;
 		}
 		if (fte__ggml_block(g->type, &bytes) == 0) {
-			rc = fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": ggml type %d is not supported "
-			    "(F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K are)", path, g->name, g->type);
+			const char *tn = fte__ggml_type_name(g->type);
+			rc = fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": ggml type %s (%d) is "
+			    "not supported (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K are)", path,
+			    g->name, tn ? tn : "unknown", g->type);
 			break;
 		}
 		rc = fte_gguf_read_f32(f, g, t->data);
@@ -183,59 +183,43 @@ out:
 	return FTE_OK;
 }
 
-/* sp_kind maps llama.cpp's token types onto SentencePiece piece kinds; byte
- * and user-defined pieces are ordinary pieces to the merger. */
-static enum tok_sp_kind
-sp_kind(int type)
-{
-	switch (type) {
-	case FTE_TOKEN_UNKNOWN: return TOK_SP_UNKNOWN;
-	case FTE_TOKEN_CONTROL: return TOK_SP_CONTROL;
-	case FTE_TOKEN_UNUSED: return TOK_SP_UNUSED;
-	default: return TOK_SP_NORMAL;
-	}
-}
-
 int
-fte_gguf_tokenizer_load(const char *path, fte_tokenizer **out)
+fte_gguf_describe(const char *path, char **json)
 {
-	const fte_gguf_kv *tok, *scores, *types;
-	struct tok_sp_piece *pc = NULL;
+	static const struct { const char *key, *name; } keys[] = {
+		{"general.architecture", "architecture"}, {"general.name", "name"},
+		{"tokenizer.ggml.model", "tokenizer"}, {"tokenizer.ggml.pre", "pre_tokenizer"},
+	};
+	json_t *o = json_object(), *types = json_object();
 	fte_gguf_file *f;
 	int rc;
 
-	if ((rc = fte_gguf_open(path, &f)) != FTE_OK)
+	if ((rc = fte_gguf_open(path, &f)) != FTE_OK) {
+		json_decref(o);
+		json_decref(types);
 		return rc;
-	tok = fte_gguf_kv_find(f, "tokenizer.ggml.tokens");
-	scores = fte_gguf_kv_find(f, "tokenizer.ggml.scores");
-	types = fte_gguf_kv_find(f, "tokenizer.ggml.token_type");
-	if (!str_is(fte_gguf_kv_find(f, "tokenizer.ggml.model"), "llama")) {
-		rc = fte_error_set(FTE_ENOTSUP, "%s: only SentencePiece (tokenizer.ggml.model \"llama\") "
-		    "GGUF vocabularies are read; give the model's tokenizer with --tokenizer", path);
-	} else if (tok == NULL || tok->type != FTE_GGUF_ARRAY || tok->arr_type != FTE_GGUF_STRING ||
-	    tok->n == 0 || tok->n > (1 << 22) || (scores && scores->n != tok->n) ||
-	    (types && types->n != tok->n)) {
-		rc = fte_error_set(FTE_EFORMAT, "%s: tokenizer.ggml.tokens/scores/token_type missing "
-		    "or of different lengths", path);
-	} else if ((pc = calloc((size_t)tok->n, sizeof(*pc))) == NULL) {
-		rc = fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
-	} else {
-		for (uint64_t i = 0; i < tok->n; i++) {
-			uint64_t len;
-			pc[i].s = fte_gguf_kv_str(tok, i, &len);
-			pc[i].len = (size_t)len;
-			if (tok_utf8_check(pc[i].s, pc[i].len) != pc[i].len) {
-				rc = fte_error_set(FTE_EFORMAT, "%s: token %llu is not valid UTF-8", path,
-				    (unsigned long long)i);
-				break;
-			}
-			pc[i].score = scores ? (float)fte_gguf_kv_arr_num(scores, i) : 0.0f;
-			pc[i].kind = types ? sp_kind((int)fte_gguf_kv_arr_num(types, i)) : TOK_SP_NORMAL;
-		}
-		if (rc == FTE_OK)
-			rc = tok_sp_build(path, pc, (int)tok->n, 0, out);
 	}
-	free(pc);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		uint64_t len;
+		const char *s = fte_gguf_kv_str(fte_gguf_kv_find(f, keys[i].key), 0, &len);
+		json_t *v = s ? json_stringn(s, (size_t)len) : NULL;
+		if (v != NULL)   /* not UTF-8: left out */
+			json_object_set_new(o, keys[i].name, v);
+	}
+	if (fte_gguf_kv_find(f, "general.file_type") != NULL)
+		json_object_set_new(o, "file_type", json_integer(fte_gguf_kv_int(
+		    fte_gguf_kv_find(f, "general.file_type"))));
+	for (int i = 0; i < f->n_tensors; i++) {
+		const char *tn = fte__ggml_type_name(f->tensors[i].type);
+		json_t *c = json_object_get(types, tn ? tn : "unknown");
+		json_object_set_new(types, tn ? tn : "unknown",
+		    json_integer(c ? json_integer_value(c) + 1 : 1));
+	}
+	json_object_set_new(o, "tensor_types", types);
+	json_object_set_new(o, "chat_template", json_boolean(
+	    fte_gguf_kv_find(f, "tokenizer.chat_template") != NULL));
 	fte_gguf_close(f);
-	return rc;
+	*json = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return *json ? FTE_OK : fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 }

@@ -497,12 +497,25 @@ type_find(int id)
 	return NULL;
 }
 
+/* ggml's other types (ggml.h), named in refusals; 4, 5 and 31-33 were
+ * removed from ggml. */
+static const char *const other_names[] = {
+	[3] = "Q4_1", [7] = "Q5_1", [9] = "Q8_1", [10] = "Q2_K", [11] = "Q3_K", [15] = "Q8_K",
+	[16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S", [20] = "IQ4_NL",
+	[21] = "IQ3_S", [22] = "IQ2_S", [23] = "IQ4_XS", [24] = "I8", [25] = "I16", [26] = "I32",
+	[27] = "I64", [28] = "F64", [29] = "IQ1_M", [34] = "TQ1_0", [35] = "TQ2_0", [39] = "MXFP4",
+};
+
 const char *
 fte__ggml_type_name(int type)
 {
 	const struct ggml_type *t = type_find(type);
 
-	return t ? t->name : NULL;
+	if (t != NULL)
+		return t->name;
+	if (type >= 0 && (size_t)type < sizeof(other_names) / sizeof(other_names[0]))
+		return other_names[type];
+	return NULL;
 }
 
 int

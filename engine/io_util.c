@@ -36,7 +36,14 @@ fte_file_check(const char *name, const void *buf, size_t len)
 		fte_st_close(f);
 		return rc;
 	}
-	if (strcmp(name, "tokenizer.bin") == 0) {
+	if (n > 5 && strcmp(name + n - 5, ".gguf") == 0) {
+		fte_gguf_file *f = NULL;
+		int rc = fte_gguf_parse(name, buf, len, &f);
+
+		fte_gguf_close(f);
+		return rc;
+	}
+	if (strcmp(name, "tokenizer.bin") == 0 || strcmp(name, "tokenizer.gguf") == 0) {
 		fte_tokenizer *t = NULL;
 		int rc = fte_tokenizer_load_memory(name, buf, len, &t);
 

@@ -1,6 +1,6 @@
 /*
  * vocab.c - a tokenizer's vocabulary as plain arrays (fte_vocab), read from
- * tokenizer.json or llama2.c tokenizer.bin, for writers such as GGUF that
+ * tokenizer.json, llama2.c tokenizer.bin or GGUF, for writers such as GGUF that
  * store the vocabulary rather than run it.
  */
 #include <errno.h>
@@ -538,10 +538,23 @@ vocab_from_json(const char *path, fte_vocab **out)
 	return FTE_OK;
 }
 
+static int
+vocab_from_gguf(const char *path, fte_vocab **out)
+{
+	fte_gguf_file *f;
+	int rc;
+
+	if ((rc = fte__gguf_map(path, &f)) != FTE_OK)
+		return rc;
+	rc = fte__gguf_vocab(f, out);
+	fte_gguf_close(f);
+	return rc;
+}
+
 int
 fte_vocab_load(const char *path, fte_vocab **out)
 {
-	char file[PATH_MAX];
+	char file[PATH_MAX], magic[4];
 	struct stat st;
 	FILE *fp;
 	int c, rc;
@@ -555,6 +568,11 @@ fte_vocab_load(const char *path, fte_vocab **out)
 	/* tokenizer.json starts with '{'; tokenizer.bin with a small int32 */
 	if ((rc = fte__fopen(path, &fp)) != FTE_OK)
 		return rc;
+	if (fread(magic, 1, 4, fp) == 4 && memcmp(magic, "GGUF", 4) == 0) {
+		fclose(fp);
+		return vocab_from_gguf(path, out);
+	}
+	rewind(fp);
 	while ((c = fgetc(fp)) == ' ' || c == '\n' || c == '\r' || c == '\t')
 		;
 	fclose(fp);

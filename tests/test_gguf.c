@@ -759,7 +759,7 @@ test_import_refused(void)
 	memcpy(p + 17 + 4 + 16, &q4_1, 4);
 	ft_test_file_write(ft_test_tmp("q41.gguf"), buf, n);
 	CHECK(fte_model_load(ft_test_tmp("q41.gguf"), &m) == FTE_ENOTSUP);
-	CHECK(strstr(fte_last_error(), "type 3 is not supported") != NULL);
+	CHECK(strstr(fte_last_error(), "type Q4_1 (3) is not supported") != NULL);
 	free(buf);
 }
 
