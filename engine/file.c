@@ -100,12 +100,14 @@ fte__json_load(const char *path, json_t **out)
 {
 	json_error_t err;
 	json_t *j;
-	int fd = -1, rc;
+	FILE *fp;
+	int rc;
 
-	if ((rc = fte__file_open(path, &fd)) != FTE_OK)
+	/* through stdio's buffer: json_loadfd reads a byte per system call */
+	if ((rc = fte__fopen(path, &fp)) != FTE_OK)
 		return rc;
-	j = json_loadfd(fd, JSON_REJECT_DUPLICATES, &err);
-	close(fd);
+	j = json_loadf(fp, JSON_REJECT_DUPLICATES, &err);
+	fclose(fp);
 	if (j == NULL)
 		return fte__json_parse_error(path, &err);
 	if (!json_is_object(j)) {
