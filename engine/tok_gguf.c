@@ -241,11 +241,14 @@ bpe_json(const fte_vocab *v, const struct bpe_pre *p)
 		/* the first id of a string wins, as in llama.cpp's token map */
 		if (json_object_get(vocab, v->tokens[i]) == NULL)
 			json_object_set_new(vocab, v->tokens[i], json_integer(i));
-		if (v->types[i] == FTE_TOKEN_CONTROL || v->types[i] == FTE_TOKEN_USER_DEFINED)
+		/* an unknown token of a byte-level vocabulary (GPT-2's
+		 * <|endoftext|> is also its unk_token) is a special one */
+		if (v->types[i] == FTE_TOKEN_CONTROL || v->types[i] == FTE_TOKEN_USER_DEFINED ||
+		    v->types[i] == FTE_TOKEN_UNKNOWN)
 			json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", i,
 			    "content", v->tokens[i], "single_word", 0, "lstrip", 0, "rstrip", 0,
 			    "normalized", v->types[i] == FTE_TOKEN_USER_DEFINED,
-			    "special", v->types[i] == FTE_TOKEN_CONTROL));
+			    "special", v->types[i] != FTE_TOKEN_USER_DEFINED));
 	}
 	for (int i = 0; i < v->n_merges; i++)
 		json_array_append_new(merges, json_string(v->merges[i]));

@@ -1,7 +1,8 @@
 /* test_gguf.c - GGUF export read back with our reader: metadata keys,
  * tensor names, shapes, alignment, q/k permutation (inverted it gives the
  * original), F16 rounding; vocabularies from tokenizer.json and tokenizer.bin;
- * malformed inputs. */
+ * byte-level BPE vocabularies through tokenizer.gguf id for id; malformed
+ * inputs. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -797,6 +798,145 @@ test_modelfile(void)
 	fte_vocab_free(v);
 }
 
+/* vocab_equal compares two vocabularies field by field. */
+static int
+vocab_equal(const fte_vocab *a, const fte_vocab *b)
+{
+	int bad = a->kind != b->kind || a->n_tokens != b->n_tokens || a->n_merges != b->n_merges ||
+	    a->bos_id != b->bos_id || a->eos_id != b->eos_id || a->unk_id != b->unk_id ||
+	    a->pad_id != b->pad_id || a->add_bos != b->add_bos || strcmp(a->pre, b->pre) != 0 ||
+	    (a->chat_template == NULL) != (b->chat_template == NULL) ||
+	    (a->chat_template && strcmp(a->chat_template, b->chat_template) != 0);
+
+	for (int i = 0; !bad && i < a->n_tokens; i++)
+		bad = strcmp(a->tokens[i], b->tokens[i]) != 0 || a->types[i] != b->types[i] ||
+		    a->scores[i] != b->scores[i];
+	for (int i = 0; !bad && i < a->n_merges; i++)
+		bad = strcmp(a->merges[i], b->merges[i]) != 0;
+	return !bad;
+}
+
+/* encode_same encodes text with both tokenizers (specials added and
+ * parsed) and counts the ids, failing on the first difference. */
+static size_t
+encode_same(const fte_tokenizer *a, const fte_tokenizer *b, const char *text, size_t len)
+{
+	int *x = NULL, *y = NULL;
+	size_t nx = 0, ny = 0, same = 0;
+	char *dx = NULL, *dy = NULL;
+	size_t lx, ly;
+
+	CHECK(fte_tokenizer_encode(a, text, len, 1, &x, &nx) == FTE_OK);
+	CHECK(fte_tokenizer_encode(b, text, len, 1, &y, &ny) == FTE_OK);
+	if (nx == ny && (nx == 0 || memcmp(x, y, nx * sizeof(int)) == 0))
+		same = nx;
+	else
+		fprintf(stderr, "encodings differ (%zu and %zu ids) on \"%.40s\"\n", nx, ny, text);
+	CHECK(same == nx);
+	CHECK(fte_tokenizer_decode(a, x, nx, &dx, &lx) == FTE_OK);
+	CHECK(fte_tokenizer_decode(b, y, ny, &dy, &ly) == FTE_OK);
+	CHECK(dx && dy && lx == ly && memcmp(dx, dy, lx) == 0);
+	free(x);
+	free(y);
+	free(dx);
+	free(dy);
+	return same;
+}
+
+/* Byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") survive GGUF
+ * id for id: tokenizer.json -> fte_vocab -> tokenizer.gguf -> the same
+ * vocabulary, and a tokenizer that encodes real text (prose, code, digits,
+ * contractions, other scripts, the model's special tokens) to the ids the
+ * tokenizer.json gives. */
+static void
+test_bpe_round_trip(void)
+{
+	static const struct {
+		const char *dir, *pre;
+		const char *special;          /* a control token to parse */
+	} cases[] = {
+		{"hf/tiny-gpt2", "gpt-2", "<|endoftext|>"},
+		{"tokenizers/smollm2-135m-instruct", "smollm", "<|im_start|>"},
+		{"tokenizers/llama-3.1", "llama-bpe", "<|eot_id|>"},
+		{"tokenizers/qwen3", "qwen2", "<|im_end|>"},
+	};
+	const char *corpus = asset("corpora/rfc/rfc2616.txt");
+	size_t clen = 0;
+	char *text = corpus ? ft_test_file_read(corpus, &clen) : NULL;
+
+	if (clen > 60000)
+		clen = 60000;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char rel[256], extra[512];
+		const char *json;
+		fte_vocab *v = NULL, *back = NULL;
+		fte_tokenizer *a = NULL, *b = NULL;
+		const char *gguf = ft_test_tmp("bpe.gguf");
+		size_t ids = 0;
+
+		snprintf(rel, sizeof(rel), "%s/tokenizer.json", cases[c].dir);
+		if ((json = asset(rel)) == NULL)
+			continue;
+		CHECK(fte_vocab_load(json, &v) == FTE_OK);
+		CHECK(v != NULL && v->kind == FTE_VOCAB_BPE && strcmp(v->pre, cases[c].pre) == 0);
+		CHECK(fte_gguf_vocab_save(v, gguf) == FTE_OK);
+		CHECK(fte_vocab_load(gguf, &back) == FTE_OK);
+		CHECK(v && back && vocab_equal(v, back));
+		CHECK(fte_tokenizer_load(json, &a) == FTE_OK);
+		CHECK(fte_tokenizer_load(gguf, &b) == FTE_OK);
+		if (a == NULL || b == NULL || v == NULL) {
+			fte_tokenizer_free(a);
+			fte_tokenizer_free(b);
+			fte_vocab_free(v);
+			fte_vocab_free(back);
+			continue;
+		}
+		CHECK(fte_tokenizer_vocab_size(a) == fte_tokenizer_vocab_size(b));
+		CHECK(fte_tokenizer_bos(a) == fte_tokenizer_bos(b));
+		CHECK(fte_tokenizer_eos(a) == fte_tokenizer_eos(b));
+		if (text != NULL)
+			ids += encode_same(a, b, text, clen);
+		snprintf(extra, sizeof(extra), "%s Hello world!  It's 2024-12-03, 1234567 items; "
+		    "they'll've done   it.\n\n\tdef f(x):\n        return x**2  # done\n"
+		    "Grüße, naïve café — 東京は晴れ。 Привет, мир! 🙂🙃 %s", cases[c].special,
+		    cases[c].special);
+		ids += encode_same(a, b, extra, strlen(extra));
+		printf("%s: %d tokens, %d merges, %zu ids equal through tokenizer.gguf\n", cases[c].dir,
+		    v->n_tokens, v->n_merges, ids);
+		fte_tokenizer_free(a);
+		fte_tokenizer_free(b);
+		fte_vocab_free(v);
+		fte_vocab_free(back);
+	}
+	free(text);
+}
+
+/* A BPE vocabulary llama.cpp names a pre-tokenizer we do not implement is
+ * refused with its name, not split differently. */
+static void
+test_bpe_refused(void)
+{
+	const char *json = asset("hf/tiny-gpt2/tokenizer.json");
+	fte_tokenizer *t = NULL;
+	fte_vocab *v = NULL;
+
+	if (json == NULL || fte_vocab_load(json, &v) != FTE_OK)
+		return;
+	snprintf(v->pre, sizeof(v->pre), "deepseek-llm");
+	CHECK(fte_gguf_vocab_save(v, ft_test_tmp("pre.gguf")) == FTE_OK);
+	CHECK(fte_tokenizer_load(ft_test_tmp("pre.gguf"), &t) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "\"deepseek-llm\"") != NULL);
+	/* without merges a gpt2 vocabulary is malformed */
+	for (int i = 0; i < v->n_merges; i++)
+		free(v->merges[i]);
+	v->n_merges = 0;
+	snprintf(v->pre, sizeof(v->pre), "gpt-2");
+	CHECK(fte_gguf_vocab_save(v, ft_test_tmp("pre.gguf")) == FTE_OK);
+	CHECK(fte_tokenizer_load(ft_test_tmp("pre.gguf"), &t) == FTE_OK);
+	fte_tokenizer_free(t);
+	fte_vocab_free(v);
+}
+
 int
 main(void)
 {
@@ -809,6 +949,8 @@ main(void)
 	test_quantized();
 	test_import_refused();
 	test_modelfile();
+	test_bpe_round_trip();
+	test_bpe_refused();
 	ft_test_tmp_remove();
 	return ft_test_done();
 }

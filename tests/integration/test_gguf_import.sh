@@ -102,6 +102,21 @@ a=$($F generate chat "Hi" --raw --max-new-tokens 8 --no-stream 2>/dev/null)
 b=$($F generate chat-gguf "Hi" --raw --max-new-tokens 8 --no-stream 2>/dev/null)
 expect_eq "$b" "$a" "a SentencePiece-style tokenizer.json model continues the same way from its F16 GGUF"
 
+# --- a byte-level BPE vocabulary (Qwen3's, tokenizer.ggml.model gpt2) ---
+mkdir -p "$FT_TMP/in/qwen"
+cp "$assets/tokenizers/qwen3/tokenizer.json" "$assets/tokenizers/qwen3/tokenizer_config.json" "$FT_TMP/in/qwen/"
+$F model init qw --tokenizer "$FT_TMP/in/qwen/tokenizer.json" --layers 1 --dim 16 --heads 2 --seq-len 64 >/dev/null ||
+	fail "model init with Qwen3's tokenizer"
+$F model export qw --format gguf --out "$FT_TMP/export/qw" >/dev/null || fail "export qw"
+out=$($F model import "$FT_TMP/export/qw/model.gguf" --name qw-gguf --json) || fail "import qw"
+expect_eq "$(printf '%s' "$out" | jq -r '.lineage.import.gguf | .tokenizer + " " + .pre_tokenizer')" "gpt2 qwen2" \
+	"Qwen3's vocabulary is stored as gpt2 BPE with the qwen2 pre-tokenizer"
+p="Привет, 2024: it's <think>東京</think> 12345"
+a=$($F generate qw "$p" --raw --max-new-tokens 12 --no-stream 2>/dev/null)
+b=$($F generate qw-gguf "$p" --raw --max-new-tokens 12 --no-stream 2>/dev/null)
+[ -n "$a" ] && [ "$b" = "$a" ] && pass "the BPE model continues the same way from its F32 GGUF" ||
+	fail "qw '$a' and qw-gguf '$b'"
+
 # --- a GGUF base trains; the tuned model keeps its tokenizer ---
 for i in $(seq 1 20); do
 	printf '{"instruction": "Say hi to %s", "output": "Hi there, %s."}\n' "$i" "$i"
