@@ -437,7 +437,7 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	char pin[64], path[96], *slash;
 	int ollama = strcmp(q->format, "ollama") == 0;
 	int gguf = ollama || strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
-	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK, pfd = -1, ofd = -1;
+	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK, pfd = -1, ofd = -1, rc;
 	fte_vocab *vocab = NULL;
 	fte_model *m = NULL;
 	struct model_info mi;
@@ -501,10 +501,10 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		if (peft) {
 			code = peft_export(call->d, &mi, pin, err, sizeof(err));
 		} else if (gguf) {
-			if (fte_gguf_save(m, vocab, path, dtype) != FTE_OK) {
+			if ((rc = fte_gguf_save(m, vocab, path, dtype)) != FTE_OK) {
 				snprintf(err, sizeof(err), "%s", fte_last_error());
-				code = fte_model_config(m)->arch != FTE_ARCH_LLAMA ?
-				    FT__CODE__FAILED_PRECONDITION : FT__CODE__INTERNAL;
+				/* what GGUF or this exporter cannot say about the model */
+				code = rc == FTE_ENOTSUP ? FT__CODE__FAILED_PRECONDITION : FT__CODE__INTERNAL;
 			} else if (ollama && (snprintf(path, sizeof(path), "%s/Modelfile", pin),
 			    fte_gguf_modelfile(vocab, "model.gguf", path)) != FTE_OK) {
 				snprintf(err, sizeof(err), "%s", fte_last_error());

@@ -43,8 +43,9 @@ int fte_file_check(const char *name, const void *buf, size_t len);
  * The model gets rope_style FTE_ROPE_INTERLEAVED, bos 1 and eos 2. */
 int fte_llama2c_load(const char *path, fte_model **out);
 
-/* fte_gguf_load reads a Llama-family GGUF file (llama, mistral, qwen2
- * architectures; any tensor type of fte__ggml_block, dequantized to float32);
+/* fte_gguf_load reads a Llama-family or GPT-2 GGUF file (llama, mistral,
+ * qwen2, gpt2 architectures; any tensor type of fte__ggml_block, dequantized
+ * to float32);
  * FTE_ENOTSUP with the reason for what the engine cannot compute exactly
  * (other architectures, RoPE scaling, mixtures of experts, other types).
  * fte_gguf_tokenizer_load makes the tokenizer of its embedded vocabulary
@@ -128,7 +129,7 @@ enum fte_dtype {
 	FTE_DTYPE_Q4_K_M = 4,   /* GGUF only: llama.cpp's Q4_K_M type mix */
 };
 
-/* fte_gguf_save writes a Llama-architecture model with its vocabulary as a
+/* fte_gguf_save writes a Llama-architecture or GPT-2 model with its vocabulary as a
  * GGUF v3 file that llama.cpp loads, in FTE_DTYPE_F32 (general.file_type 0)
  * FTE_DTYPE_F16 (file_type 1: matrices F16, norms and biases F32),
  * FTE_DTYPE_Q8_0 (7) or FTE_DTYPE_Q4_K_M (15: the types llama.cpp's
@@ -137,7 +138,10 @@ enum fte_dtype {
  * permuted from rotate-half when the model is rope_style FTE_ROPE_HALF.  The
  * vocabulary may be shorter than the model's (padding tokens are added) but
  * not longer.  BOS/EOS come from the model config when set, else from the
- * vocabulary.  Written atomically.  FTE_ENOTSUP for GPT-2 models. */
+ * vocabulary.  Written atomically.  GPT-2 models are written as llama.cpp's
+ * gpt2 architecture (q/k/v fused into attn_qkv); FTE_ENOTSUP for what GGUF
+ * or this exporter cannot say (Qwen3's q/k norms, llama3/dynamic RoPE,
+ * Q4_K_M where llama.cpp would use Q5_K). */
 int fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path,
     int dtype);
 /* fte_gguf_vocab_save writes v alone as a GGUF v3 file with no tensors (the

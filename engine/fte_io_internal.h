@@ -242,9 +242,13 @@ double fte_gguf_kv_arr_num(const fte_gguf_kv *kv, uint64_t i);
 /* fte_gguf_read_f32 converts a tensor of any type fte__ggml_block knows to
  * float32 (ENOTSUP for others). */
 int fte_gguf_read_f32(const fte_gguf_file *f, const fte_gguf_tensor *t, float *dst);
-/* fte__gguf_to_canon maps a Llama-architecture GGUF tensor name to the
- * engine's canonical one (FTE_ENOENT when it has none). */
-int fte__gguf_to_canon(const char *gname, char *out, size_t len);
+/* fte__gguf_source names the GGUF tensor that holds the canonical tensor
+ * canon of an arch (enum fte_arch) model, with *part 0, or 1..3 for the
+ * rows of GPT-2's fused attn_qkv (q, k, v); fte__gguf_to_canon is the
+ * reverse for one part (0 for unfused tensors).  FTE_ENOENT for names with
+ * no counterpart. */
+int fte__gguf_source(int arch, const char *canon, char *gname, size_t len, int *part);
+int fte__gguf_to_canon(int arch, const char *gname, int part, char *out, size_t len);
 
 /* fte__gguf_vocab reads the vocabulary of f's tokenizer.ggml.* keys
  * (SentencePiece "llama" or byte-level BPE "gpt2", merges, special ids,

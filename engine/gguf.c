@@ -10,7 +10,8 @@
  *        uint32 ggml type (enum fte_ggml_type), uint64 offset in the data section,
  *   zero padding to general.alignment, then the data, each tensor padded.
  *
- * Keys written (Llama architecture, as llama.cpp's llama.cpp/src reads them):
+ * Keys written (Llama architecture, as llama.cpp's llama.cpp/src reads them;
+ * GPT-2's below):
  *   general.architecture            string  "llama"
  *   general.name                    string  output file name without ".gguf"
  *   general.alignment               uint32  32
@@ -41,7 +42,15 @@
  *   tokenizer.ggml.add_bos_token    bool
  *   tokenizer.chat_template         string   when tokenizer_config.json has one
  *
- * Tensors: token_embd.weight, blk.N.{attn_norm, attn_q, attn_k, attn_v,
+ * GPT-2 (general.architecture "gpt2", as convert_hf_to_gguf.py writes it):
+ * gpt2.{context_length, embedding_length, block_count, feed_forward_length,
+ * attention.head_count}, gpt2.attention.layer_norm_epsilon; tensors
+ * token_embd, position_embd, blk.N.{attn_norm, attn_qkv (q, k, v rows in
+ * that order), attn_output, ffn_norm, ffn_up, ffn_down}.{weight,bias},
+ * output_norm.{weight,bias}, output.weight when untied; matrices (out, in)
+ * as for Llama (the converter transposes Conv1D weights).
+ *
+ * Llama tensors: token_embd.weight, blk.N.{attn_norm, attn_q, attn_k, attn_v,
  * attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight (attn_q/k/v.bias
  * for Qwen2-style biases), output_norm.weight, output.weight (absent when the
  * embedding is tied; llama.cpp then reuses token_embd).  llama.cpp applies
@@ -138,53 +147,95 @@ typedef struct gguf_out {
 	uint64_t offset;
 } gguf_out;
 
-static const struct {
+/* Canonical names and GGUF ones, per architecture (as llama.cpp's gguf-py
+ * tensor map names them); a row without "%d" is not per layer.  GPT-2's
+ * q, k and v are one attn_qkv tensor in llama.cpp, their rows (or bias
+ * values) in that order: part 1, 2, 3. */
+#define ARCHS_LLAMA (1 << FTE_ARCH_LLAMA)
+#define ARCHS_GPT2 (1 << FTE_ARCH_GPT2)
+#define ARCHS_ALL (ARCHS_LLAMA | ARCHS_GPT2)
+static const struct gguf_name {
 	const char *canon, *gguf;
+	int archs, part;
 } gguf_names[] = {
-	{"attn_norm.weight", "attn_norm.weight"},
-	{"attn.wq.weight", "attn_q.weight"}, {"attn.wq.bias", "attn_q.bias"},
-	{"attn.wk.weight", "attn_k.weight"}, {"attn.wk.bias", "attn_k.bias"},
-	{"attn.wv.weight", "attn_v.weight"}, {"attn.wv.bias", "attn_v.bias"},
-	{"attn.wo.weight", "attn_output.weight"},
-	{"ffn_norm.weight", "ffn_norm.weight"},
-	{"ffn.w1.weight", "ffn_gate.weight"},
-	{"ffn.w3.weight", "ffn_up.weight"},
-	{"ffn.w2.weight", "ffn_down.weight"},
+	{"tok_embeddings.weight", "token_embd.weight", ARCHS_ALL, 0},
+	{"pos_embeddings.weight", "position_embd.weight", ARCHS_GPT2, 0},
+	{"norm.weight", "output_norm.weight", ARCHS_ALL, 0},
+	{"norm.bias", "output_norm.bias", ARCHS_GPT2, 0},
+	{"output.weight", "output.weight", ARCHS_ALL, 0},
+	{"layers.%d.attn_norm.weight", "blk.%d.attn_norm.weight", ARCHS_ALL, 0},
+	{"layers.%d.attn_norm.bias", "blk.%d.attn_norm.bias", ARCHS_GPT2, 0},
+	{"layers.%d.attn.wq.weight", "blk.%d.attn_q.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wq.bias", "blk.%d.attn_q.bias", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wk.weight", "blk.%d.attn_k.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wk.bias", "blk.%d.attn_k.bias", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wv.weight", "blk.%d.attn_v.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wv.bias", "blk.%d.attn_v.bias", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wq.weight", "blk.%d.attn_qkv.weight", ARCHS_GPT2, 1},
+	{"layers.%d.attn.wk.weight", "blk.%d.attn_qkv.weight", ARCHS_GPT2, 2},
+	{"layers.%d.attn.wv.weight", "blk.%d.attn_qkv.weight", ARCHS_GPT2, 3},
+	{"layers.%d.attn.wq.bias", "blk.%d.attn_qkv.bias", ARCHS_GPT2, 1},
+	{"layers.%d.attn.wk.bias", "blk.%d.attn_qkv.bias", ARCHS_GPT2, 2},
+	{"layers.%d.attn.wv.bias", "blk.%d.attn_qkv.bias", ARCHS_GPT2, 3},
+	{"layers.%d.attn.wo.weight", "blk.%d.attn_output.weight", ARCHS_ALL, 0},
+	{"layers.%d.attn.wo.bias", "blk.%d.attn_output.bias", ARCHS_GPT2, 0},
+	{"layers.%d.ffn_norm.weight", "blk.%d.ffn_norm.weight", ARCHS_ALL, 0},
+	{"layers.%d.ffn_norm.bias", "blk.%d.ffn_norm.bias", ARCHS_GPT2, 0},
+	{"layers.%d.ffn.w1.weight", "blk.%d.ffn_gate.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.ffn.w3.weight", "blk.%d.ffn_up.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.ffn.w2.weight", "blk.%d.ffn_down.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.ffn.fc.weight", "blk.%d.ffn_up.weight", ARCHS_GPT2, 0},
+	{"layers.%d.ffn.fc.bias", "blk.%d.ffn_up.bias", ARCHS_GPT2, 0},
+	{"layers.%d.ffn.proj.weight", "blk.%d.ffn_down.weight", ARCHS_GPT2, 0},
+	{"layers.%d.ffn.proj.bias", "blk.%d.ffn_down.bias", ARCHS_GPT2, 0},
 };
 
+/* name_match: does name spell pattern (with its %d as a layer number)? */
 static int
-gguf_name(const char *canon, char *out, size_t len)
+name_match(const char *pattern, const char *name, int *layer)
 {
-	int layer, n = 0;
+	const char *d = strstr(pattern, "%d");
+	char *end;
+	long l;
 
-	if (strcmp(canon, "tok_embeddings.weight") == 0)
-		return snprintf(out, len, "token_embd.weight"), FTE_OK;
-	if (strcmp(canon, "norm.weight") == 0)
-		return snprintf(out, len, "output_norm.weight"), FTE_OK;
-	if (strcmp(canon, "output.weight") == 0)
-		return snprintf(out, len, "output.weight"), FTE_OK;
-	if (sscanf(canon, "layers.%d.%n", &layer, &n) == 1 && n > 0)
-		for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
-			if (strcmp(canon + n, gguf_names[i].canon) == 0)
-				return snprintf(out, len, "blk.%d.%s", layer, gguf_names[i].gguf), FTE_OK;
+	*layer = -1;
+	if (d == NULL)
+		return strcmp(pattern, name) == 0;
+	if (strncmp(pattern, name, (size_t)(d - pattern)) != 0 ||
+	    !(name[d - pattern] >= '0' && name[d - pattern] <= '9'))
+		return 0;
+	l = strtol(name + (d - pattern), &end, 10);
+	if (l > 1 << 20 || strcmp(end, d + 2) != 0)
+		return 0;
+	*layer = (int)l;
+	return 1;
+}
+
+int
+fte__gguf_source(int arch, const char *canon, char *gname, size_t len, int *part)
+{
+	int layer;
+
+	for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
+		if ((gguf_names[i].archs & (1 << arch)) && name_match(gguf_names[i].canon, canon, &layer)) {
+			snprintf(gname, len, gguf_names[i].gguf, layer);
+			*part = gguf_names[i].part;
+			return FTE_OK;
+		}
 	return FTE_ENOENT;
 }
 
 int
-fte__gguf_to_canon(const char *gname, char *out, size_t len)
+fte__gguf_to_canon(int arch, const char *gname, int part, char *out, size_t len)
 {
-	int layer, n = 0;
+	int layer;
 
-	if (strcmp(gname, "token_embd.weight") == 0)
-		return snprintf(out, len, "tok_embeddings.weight"), FTE_OK;
-	if (strcmp(gname, "output_norm.weight") == 0)
-		return snprintf(out, len, "norm.weight"), FTE_OK;
-	if (strcmp(gname, "output.weight") == 0)
-		return snprintf(out, len, "output.weight"), FTE_OK;
-	if (sscanf(gname, "blk.%d.%n", &layer, &n) == 1 && n > 0 && layer >= 0)
-		for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
-			if (strcmp(gname + n, gguf_names[i].gguf) == 0)
-				return snprintf(out, len, "layers.%d.%s", layer, gguf_names[i].canon), FTE_OK;
+	for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
+		if ((gguf_names[i].archs & (1 << arch)) && gguf_names[i].part == part &&
+		    name_match(gguf_names[i].gguf, gname, &layer)) {
+			snprintf(out, len, gguf_names[i].canon, layer);
+			return FTE_OK;
+		}
 	return FTE_ENOENT;
 }
 
@@ -224,8 +275,10 @@ use_more_bits(int layer, int n_layers)
  * 256-blocks) and for attn_v/ffn_down of use_more_bits layers; a K type
  * whose rows are not whole blocks falls back to Q5_0 (Q4_K) or Q8_0 (Q6_K),
  * and to F16 when not whole 32-blocks either.  llama.cpp refuses a Q8_0
- * file with such rows; we keep them F16 too.  Not reproduced: the 70B rule
- * (attn_v Q5_K for 80-layer models), refused in fte_gguf_save. */
+ * file with such rows; we keep them F16 too.  Learned positions (GPT-2's
+ * position_embd) stay F32 in quantized files.  Not reproduced: the rules
+ * that need Q5_K (attn_v of 80-layer models, GPT-2's attn_qkv), refused in
+ * fte_gguf_save. */
 static int
 gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_output, int n_layers)
 {
@@ -235,6 +288,9 @@ gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_outp
 		return FTE_GGML_F32;
 	if (dtype == FTE_DTYPE_F16)
 		return FTE_GGML_F16;
+	/* llama.cpp never quantizes learned positions */
+	if (strcmp(gname, "position_embd.weight") == 0)
+		return FTE_GGML_F32;
 	type = dtype == FTE_DTYPE_Q8_0 ? FTE_GGML_Q8_0 : FTE_GGML_Q4_K;
 	sscanf(gname, "blk.%d.", &layer);
 	if (dtype == FTE_DTYPE_Q4_K_M) {
@@ -262,51 +318,96 @@ tensor_bytes(int type, size_t numel)
 	return (uint64_t)(numel / (size_t)block) * (uint64_t)bytes;
 }
 
+/* qkv_fuse makes GPT-2's attn_qkv of layer tensor t (attn.wq, weight or
+ * bias): the rows of wq, wk and wv one after another, as llama.cpp keeps
+ * them. */
+static int
+qkv_fuse(fte_model *m, const fte_tensor *t, gguf_out *o)
+{
+	const fte_tensor *part[3];
+	char name[FTE_NAME_MAX];
+	const char *at = strstr(t->name, ".attn.wq.");
+	size_t numel = 0;
+
+	for (int k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "%.*s.attn.w%c.%s", (int)(at - t->name), t->name,
+		    "qkv"[k], at + 9);
+		if ((part[k] = fte_model_find(m, name)) == NULL)
+			return fte_error_set(FTE_EINVAL, "GGUF export: %s has no %s", t->name, name);
+		numel += part[k]->numel;
+	}
+	if ((o->owned = malloc(numel * sizeof(float))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "out of memory");
+	numel = 0;
+	for (int k = 0; k < 3; k++) {
+		memcpy(o->owned + numel, part[k]->data, part[k]->numel * sizeof(float));
+		numel += part[k]->numel;
+	}
+	o->data = o->owned;
+	o->numel = numel;
+	if (t->ndim == 2)
+		o->ne[1] = (int64_t)(numel / (size_t)t->shape[1]);
+	else
+		o->ne[0] = (int64_t)numel;
+	return FTE_OK;
+}
+
 /* gguf_outs_build lists m's tensors under GGUF names, q/k permuted when the
- * model is rotate-half, each with its type and offset in the data section. */
+ * model is rotate-half and GPT-2's q/k/v fused, each with its type and
+ * offset in the data section. */
 static int
 gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
 {
 	const fte_config *c = fte_model_config(m);
-	int n = fte_model_num_tensors(m);
+	int n = fte_model_num_tensors(m), k = 0, rc = FTE_OK;
 	gguf_out *o = calloc((size_t)n, sizeof(*o));
 	int has_output = fte_model_find(m, "output.weight") != NULL;
 	uint64_t off = 0;
 
 	if (o == NULL)
 		return fte_error_set(FTE_ENOMEM, "out of memory");
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && rc == FTE_OK; i++) {
 		fte_tensor *t = fte_model_tensor(m, i);
 		size_t cols = t->ndim == 2 ? (size_t)t->shape[1] : 1;
 		int is_q = strstr(t->name, ".attn.wq.") != NULL, is_k = strstr(t->name, ".attn.wk.") != NULL;
+		int part;
 
-		if (gguf_name(t->name, o[i].name, sizeof(o[i].name)) != FTE_OK) {
-			gguf_outs_free(o, n);
-			return fte_error_set(FTE_ENOTSUP, "no GGUF name for %s", t->name);
+		if (fte__gguf_source(c->arch, t->name, o[k].name, sizeof(o[k].name), &part) != FTE_OK) {
+			rc = fte_error_set(FTE_ENOTSUP, "no GGUF name for %s", t->name);
+			break;
 		}
-		o[i].ndim = t->ndim;
-		o[i].ne[0] = (int64_t)cols;       /* ggml: ne[0] is the row length */
-		o[i].ne[1] = t->shape[0];
+		if (part > 1)           /* inside the part 1 tensor */
+			continue;
+		o[k].ndim = t->ndim;
+		o[k].ne[0] = (int64_t)cols;       /* ggml: ne[0] is the row length */
+		o[k].ne[1] = t->shape[0];
 		if (t->ndim == 1)
-			o[i].ne[0] = t->shape[0];
-		o[i].type = gguf_pick_type(dtype, o[i].name, o[i].ne[0], t->ndim, has_output,
-		    c->n_layers);
-		o[i].numel = t->numel;
-		o[i].data = t->data;
-		if ((is_q || is_k) && c->rope_style == FTE_ROPE_HALF) {
-			if ((o[i].owned = malloc(t->numel * sizeof(float))) == NULL) {
-				gguf_outs_free(o, n);
-				return fte_error_set(FTE_ENOMEM, "out of memory");
+			o[k].ne[0] = t->shape[0];
+		o[k].numel = t->numel;
+		o[k].data = t->data;
+		if (part == 1) {
+			rc = qkv_fuse(m, t, &o[k]);
+		} else if ((is_q || is_k) && c->arch == FTE_ARCH_LLAMA && c->rope_style == FTE_ROPE_HALF) {
+			if ((o[k].owned = malloc(t->numel * sizeof(float))) == NULL) {
+				rc = fte_error_set(FTE_ENOMEM, "out of memory");
+				break;
 			}
-			permute_to_interleaved(o[i].owned, t->data, is_q ? c->n_heads : c->n_kv_heads,
+			permute_to_interleaved(o[k].owned, t->data, is_q ? c->n_heads : c->n_kv_heads,
 			    c->head_dim, cols);
-			o[i].data = o[i].owned;
+			o[k].data = o[k].owned;
 		}
-		o[i].offset = off;
-		off += (tensor_bytes(o[i].type, t->numel) + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
+		o[k].type = gguf_pick_type(dtype, o[k].name, o[k].ne[0], t->ndim, has_output,
+		    c->n_layers);
+		o[k].offset = off;
+		off += (tensor_bytes(o[k].type, o[k].numel) + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
+		k++;
+	}
+	if (rc != FTE_OK) {
+		gguf_outs_free(o, k + 1);
+		return rc;
 	}
 	*out = o;
-	*n_out = n;
+	*n_out = k;
 	return FTE_OK;
 }
 
@@ -370,29 +471,39 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	int V = c->vocab_size, bos = c->bos_id >= 0 ? c->bos_id : v->bos_id;
 	int eos = c->eos_id >= 0 ? c->eos_id : v->eos_id;
 
-	kv_str(b, "general.architecture", "llama");
+	char k[96];
+	const char *arch = c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama";
+
+#define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
+	kv_str(b, "general.architecture", arch);
 	kv_str(b, "general.name", name);
 	kv_u32(b, "general.alignment", GGUF_ALIGN);
 	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
-	kv_u32(b, "llama.vocab_size", (uint32_t)V);
-	kv_u32(b, "llama.context_length", (uint32_t)c->max_seq_len);
-	kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
-	kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
-	kv_u32(b, "llama.feed_forward_length", (uint32_t)c->ffn_dim);
-	kv_u32(b, "llama.rope.dimension_count", (uint32_t)c->head_dim);
-	kv_f32(b, "llama.rope.freq_base", c->rope_theta);
-	if (c->rope.type == FTE_ROPE_LINEAR || c->rope.type == FTE_ROPE_YARN) {
-		kv_str(b, "llama.rope.scaling.type", c->rope.type == FTE_ROPE_LINEAR ? "linear" : "yarn");
-		kv_f32(b, "llama.rope.scaling.factor", (float)c->rope.factor);
-		if (c->rope.type == FTE_ROPE_YARN)
-			kv_u32(b, "llama.rope.scaling.original_context_length", (uint32_t)c->rope.orig_ctx);
+	kv_u32(b, KEY("vocab_size"), (uint32_t)V);
+	kv_u32(b, KEY("context_length"), (uint32_t)c->max_seq_len);
+	kv_u32(b, KEY("embedding_length"), (uint32_t)c->dim);
+	kv_u32(b, KEY("block_count"), (uint32_t)c->n_layers);
+	kv_u32(b, KEY("feed_forward_length"), (uint32_t)c->ffn_dim);
+	kv_u32(b, KEY("attention.head_count"), (uint32_t)c->n_heads);
+	if (c->arch == FTE_ARCH_GPT2) {
+		/* LayerNorm, learned positions: no RoPE or head keys */
+		kv_f32(b, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+		gguf_vocab_meta(b, v, V, bos, eos);
+		return;
 	}
-	kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
-	kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-	kv_u32(b, "llama.attention.key_length", (uint32_t)c->head_dim);
-	kv_u32(b, "llama.attention.value_length", (uint32_t)c->head_dim);
-	kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
-
+	kv_u32(b, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
+	kv_f32(b, KEY("rope.freq_base"), c->rope_theta);
+	if (c->rope.type == FTE_ROPE_LINEAR || c->rope.type == FTE_ROPE_YARN) {
+		kv_str(b, KEY("rope.scaling.type"), c->rope.type == FTE_ROPE_LINEAR ? "linear" : "yarn");
+		kv_f32(b, KEY("rope.scaling.factor"), (float)c->rope.factor);
+		if (c->rope.type == FTE_ROPE_YARN)
+			kv_u32(b, KEY("rope.scaling.original_context_length"), (uint32_t)c->rope.orig_ctx);
+	}
+	kv_u32(b, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+	kv_u32(b, KEY("attention.key_length"), (uint32_t)c->head_dim);
+	kv_u32(b, KEY("attention.value_length"), (uint32_t)c->head_dim);
+	kv_f32(b, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+#undef KEY
 	gguf_vocab_meta(b, v, V, bos, eos);
 }
 
@@ -410,9 +521,12 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 	uint16_t half[1024];
 	int n = 0, rc;
 
-	if (c->arch != FTE_ARCH_LLAMA)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export supports Llama-architecture models only",
-		    path);
+	if (c->arch != FTE_ARCH_LLAMA && c->arch != FTE_ARCH_GPT2)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export supports Llama-architecture and "
+		    "GPT-2 models only", path);
+	if (dtype == FTE_DTYPE_Q4_K_M && c->arch == FTE_ARCH_GPT2)
+		return fte_error_set(FTE_ENOTSUP, "%s: Q4_K_M of a GPT-2 model needs Q5_K for attn_qkv "
+		    "(llama.cpp's rule), which is not implemented; export q8_0 or f16", path);
 	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16 && dtype != FTE_DTYPE_Q8_0 &&
 	    dtype != FTE_DTYPE_Q4_K_M)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32, F16, Q8_0 or Q4_K_M", path);

@@ -1,8 +1,9 @@
 /*
- * gguf_load.c - import of Llama-family GGUF files (llama.cpp's "llama",
- * "mistral" and "qwen2" architectures, and the engine's own exports): the
- * configuration from the {arch}.* keys, every tensor dequantized to float32
- * (any type gguf_quant.c reads); the embedded vocabulary is tok_gguf.c's.
+ * gguf_load.c - import of Llama-family and GPT-2 GGUF files (llama.cpp's
+ * "llama", "mistral", "qwen2" and "gpt2" architectures, and the engine's own
+ * exports): the configuration from the {arch}.* keys, every tensor
+ * dequantized to float32 (any type gguf_quant.c reads; GPT-2's attn_qkv
+ * split into q, k, v); the embedded vocabulary is tok_gguf.c's.
  *
  * llama.cpp's converter stores llama/mistral q/k rows in adjacent-pair RoPE
  * order, which the engine computes directly (FTE_ROPE_INTERLEAVED); qwen2
@@ -10,20 +11,21 @@
  * engine cannot compute exactly is refused with the reason: other
  * architectures, RoPE scaling, rope_freqs tensors, unknown tensors or types.
  */
-#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fte.h"
 #include "fte_io_internal.h"
 
 static const struct {
 	const char *arch;
-	int rope_style;
+	int engine_arch, rope_style;
 } archs[] = {
-	{"llama", FTE_ROPE_INTERLEAVED},
-	{"mistral", FTE_ROPE_INTERLEAVED},
-	{"qwen2", FTE_ROPE_HALF},
+	{"llama", FTE_ARCH_LLAMA, FTE_ROPE_INTERLEAVED},
+	{"mistral", FTE_ARCH_LLAMA, FTE_ROPE_INTERLEAVED},
+	{"qwen2", FTE_ARCH_LLAMA, FTE_ROPE_HALF},
+	{"gpt2", FTE_ARCH_GPT2, FTE_ROPE_INTERLEAVED},
 };
 
 /* key_int reads {arch}.{name}; def when absent. */
@@ -58,6 +60,59 @@ str_is(const fte_gguf_kv *kv, const char *want)
 	return s != NULL && len == strlen(want) && memcmp(s, want, len) == 0;
 }
 
+/* gguf_config_finish takes BOS/EOS from the vocabulary's ids, checks the
+ * configuration and that the file can fill it. */
+static int
+gguf_config_finish(const fte_gguf_file *f, fte_config *c)
+{
+	c->bos_id = (int)fte_gguf_kv_int(fte_gguf_kv_find(f, "tokenizer.ggml.bos_token_id"));
+	c->eos_id = (int)fte_gguf_kv_int(fte_gguf_kv_find(f, "tokenizer.ggml.eos_token_id"));
+	if (fte_gguf_kv_find(f, "tokenizer.ggml.bos_token_id") == NULL || c->bos_id >= c->vocab_size)
+		c->bos_id = -1;
+	if (fte_gguf_kv_find(f, "tokenizer.ggml.eos_token_id") == NULL || c->eos_id >= c->vocab_size)
+		c->eos_id = -1;
+	if (fte_config_check(c) != FTE_OK)
+		return fte_error_set(FTE_EFORMAT, "%s: %s", f->path, fte_last_error());
+	/* allocate only what the file can fill: no type stores more than two
+	 * values a byte */
+	{
+		double C = c->dim, HD = (double)c->n_heads * c->head_dim;
+		double KD = (double)c->n_kv_heads * c->head_dim;
+		double need = (double)c->vocab_size * C + c->n_layers * (2 * C * HD + 2 * KD * C +
+		    (c->arch == FTE_ARCH_GPT2 ? 2 : 3) * C * (double)c->ffn_dim);
+		if (need > 2.0 * (double)f->data_len)
+			return fte_error_set(FTE_EFORMAT, "%s: the configuration needs %.0f weights, more "
+			    "than the file holds", f->path, need);
+	}
+	return FTE_OK;
+}
+
+/* gguf_config_gpt2: llama.cpp's gpt2 keys (LayerNorm epsilon, no RoPE);
+ * the context is the learned position table's length. */
+static int
+gguf_config_gpt2(const fte_gguf_file *f, fte_config *c)
+{
+	const fte_gguf_tensor *emb = fte_gguf_tensor_find(f, "token_embd.weight");
+	const fte_gguf_tensor *pos = fte_gguf_tensor_find(f, "position_embd.weight");
+
+	if (emb == NULL || emb->ndim != 2 || pos == NULL || pos->ndim != 2)
+		return fte_error_set(FTE_EFORMAT, "%s: a gpt2 file needs token_embd.weight and "
+		    "position_embd.weight matrices", f->path);
+	c->dim = (int)key_int(f, "gpt2", "embedding_length", 0);
+	c->n_layers = (int)key_int(f, "gpt2", "block_count", 0);
+	c->ffn_dim = (int)key_int(f, "gpt2", "feed_forward_length", 4 * (int64_t)c->dim);
+	c->n_heads = c->n_kv_heads = (int)key_int(f, "gpt2", "attention.head_count", 0);
+	c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+	c->vocab_size = (int)emb->ne[1];
+	c->max_seq_len = (int)pos->ne[1];
+	if (key_int(f, "gpt2", "context_length", c->max_seq_len) != c->max_seq_len)
+		return fte_error_set(FTE_EFORMAT, "%s: gpt2.context_length differs from the %d "
+		    "learned positions", f->path, c->max_seq_len);
+	c->norm_eps = (float)key_float(f, "gpt2", "attention.layer_norm_epsilon", 1e-5);
+	c->tied_embeddings = fte_gguf_tensor_find(f, "output.weight") == NULL;
+	return gguf_config_finish(f, c);
+}
+
 /* gguf_config fills c from the metadata, refusing what the engine lacks. */
 static int
 gguf_config(const fte_gguf_file *f, fte_config *c)
@@ -71,14 +126,18 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 	for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
 		if (str_is(akv, archs[i].arch)) {
 			arch = archs[i].arch;
+			c->arch = archs[i].engine_arch;
 			c->rope_style = archs[i].rope_style;
 		}
 	if (arch == NULL) {
 		uint64_t len = 0;
 		const char *s = fte_gguf_kv_str(akv, 0, &len);
 		return fte_error_set(FTE_ENOTSUP, "%s: architecture \"%.*s\" is not one the engine "
-		    "computes (llama, mistral, qwen2)", f->path, s ? (int)len : 0, s ? s : "");
+		    "computes (llama, mistral, qwen2, gpt2)", f->path, s && len < 64 ? (int)len : 0,
+		    s ? s : "");
 	}
+	if (c->arch == FTE_ARCH_GPT2)
+		return gguf_config_gpt2(f, c);
 	snprintf(key, sizeof(key), "%s.rope.scaling.type", arch);
 	if (fte_gguf_kv_find(f, key) != NULL && !str_is(fte_gguf_kv_find(f, key), "none"))
 		return fte_error_set(FTE_ENOTSUP, "%s: RoPE scaling (%s) is not implemented", f->path, key);
@@ -88,7 +147,6 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 		return fte_error_set(FTE_ENOTSUP, "%s: mixture-of-experts models are not supported", f->path);
 	if (emb == NULL || emb->ndim != 2)
 		return fte_error_set(FTE_EFORMAT, "%s: no token_embd.weight matrix", f->path);
-	c->arch = FTE_ARCH_LLAMA;
 	c->dim = (int)key_int(f, arch, "embedding_length", 0);
 	c->n_layers = (int)key_int(f, arch, "block_count", 0);
 	c->ffn_dim = (int)key_int(f, arch, "feed_forward_length", 0);
@@ -108,26 +166,64 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 	c->rope_theta = (float)key_float(f, arch, "rope.freq_base", 10000.0);
 	c->tied_embeddings = fte_gguf_tensor_find(f, "output.weight") == NULL;
 	c->qkv_bias = fte_gguf_tensor_find(f, "blk.0.attn_q.bias") != NULL;
-	c->bos_id = (int)fte_gguf_kv_int(fte_gguf_kv_find(f, "tokenizer.ggml.bos_token_id"));
-	c->eos_id = (int)fte_gguf_kv_int(fte_gguf_kv_find(f, "tokenizer.ggml.eos_token_id"));
-	if (fte_gguf_kv_find(f, "tokenizer.ggml.bos_token_id") == NULL || c->bos_id >= c->vocab_size)
-		c->bos_id = -1;
-	if (fte_gguf_kv_find(f, "tokenizer.ggml.eos_token_id") == NULL || c->eos_id >= c->vocab_size)
-		c->eos_id = -1;
-	if (fte_config_check(c) != FTE_OK)
-		return fte_error_set(FTE_EFORMAT, "%s: %s", f->path, fte_last_error());
-	/* allocate only what the file can fill: no type stores more than two
-	 * values a byte */
-	{
-		double C = c->dim, HD = (double)c->n_heads * c->head_dim;
-		double KD = (double)c->n_kv_heads * c->head_dim;
-		double need = (double)c->vocab_size * C + c->n_layers * (2 * C * HD + 2 * KD * C +
-		    3 * C * (double)c->ffn_dim);
-		if (need > 2.0 * (double)f->data_len)
-			return fte_error_set(FTE_EFORMAT, "%s: the configuration needs %.0f weights, more "
-			    "than the file holds", f->path, need);
+	return gguf_config_finish(f, c);
+}
+
+/* gguf_tensor_read dequantizes the GGUF tensor g into its place in m (for
+ * GPT-2's attn_qkv, the three tensors its rows are), after checking its
+ * name, shape and type; *filled counts the model tensors filled. */
+static int
+gguf_tensor_read(const fte_gguf_file *f, fte_model *m, const fte_gguf_tensor *g, int *filled)
+{
+	const fte_config *c = fte_model_config(m);
+	fte_tensor *t[3] = {NULL, NULL, NULL};
+	char canon[FTE_NAME_MAX];
+	int n = 0, bytes, rc;
+	size_t numel = 0;
+	int64_t rows = 0;
+	float *buf;
+
+	if (fte__gguf_to_canon(c->arch, g->name, 0, canon, sizeof(canon)) == FTE_OK)
+		n = (t[0] = fte_model_find(m, canon)) != NULL;
+	else
+		for (int p = 1; p <= 3; p++)
+			if (fte__gguf_to_canon(c->arch, g->name, p, canon, sizeof(canon)) == FTE_OK &&
+			    (t[n] = fte_model_find(m, canon)) != NULL)
+				n++;
+	if (n == 0 || (n != 1 && n != 3))
+		return fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\" has no place in a %s model",
+		    f->path, g->name, c->arch == FTE_ARCH_GPT2 ? "GPT-2" : "Llama-architecture");
+	for (int k = 0; k < n; k++) {
+		numel += t[k]->numel;
+		rows += t[k]->shape[0];
 	}
-	return FTE_OK;
+	if (g->ndim != t[0]->ndim || g->numel != numel ||
+	    (t[0]->ndim == 2 && (g->ne[0] != t[0]->shape[1] || g->ne[1] != rows)))
+		return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\" has the wrong shape for the "
+		    "configuration", f->path, g->name);
+	if (fte__ggml_block(g->type, &bytes) == 0) {
+		const char *tn = fte__ggml_type_name(g->type);
+		return fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": ggml type %s (%d) is "
+		    "not supported (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K are)", f->path,
+		    g->name, tn ? tn : "unknown", g->type);
+	}
+	if (n == 1) {
+		(*filled)++;
+		return fte_gguf_read_f32(f, g, t[0]->data);
+	}
+	/* fused q, k, v: their rows (or bias values) one after another */
+	if ((buf = malloc(numel * sizeof(float))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", f->path);
+	if ((rc = fte_gguf_read_f32(f, g, buf)) == FTE_OK) {
+		numel = 0;
+		for (int k = 0; k < 3; k++) {
+			memcpy(t[k]->data, buf + numel, t[k]->numel * sizeof(float));
+			numel += t[k]->numel;
+		}
+		*filled += 3;
+	}
+	free(buf);
+	return rc;
 }
 
 int
@@ -142,34 +238,8 @@ fte_gguf_load(const char *path, fte_model **out)
 		return rc;
 	if ((rc = gguf_config(f, &c)) != FTE_OK || (rc = fte_model_create(&c, &m)) != FTE_OK)
 		goto out;
-	for (int i = 0; i < f->n_tensors && rc == FTE_OK; i++) {
-		const fte_gguf_tensor *g = &f->tensors[i];
-		char canon[FTE_NAME_MAX];
-		fte_tensor *t;
-		int bytes;
-
-		if (fte__gguf_to_canon(g->name, canon, sizeof(canon)) != FTE_OK ||
-		    (t = fte_model_find(m, canon)) == NULL) {
-			rc = fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\" has no place in a %s model",
-			    path, g->name, "Llama-architecture");
-			break;
-		}
-		if (g->ndim != t->ndim || g->ne[0] != (t->ndim == 2 ? t->shape[1] : t->shape[0]) ||
-		    (t->ndim == 2 && g->ne[1] != t->shape[0])) {
-			rc = fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\" has the wrong shape for the "
-			    "configuration", path, g->name);
-			break;
-		}
-		if (fte__ggml_block(g->type, &bytes) == 0) {
-			const char *tn = fte__ggml_type_name(g->type);
-			rc = fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\": ggml type %s (%d) is "
-			    "not supported (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K are)", path,
-			    g->name, tn ? tn : "unknown", g->type);
-			break;
-		}
-		rc = fte_gguf_read_f32(f, g, t->data);
-		filled++;
-	}
+	for (int i = 0; i < f->n_tensors && rc == FTE_OK; i++)
+		rc = gguf_tensor_read(f, m, &f->tensors[i], &filled);
 	if (rc == FTE_OK && filled != fte_model_num_tensors(m))
 		rc = fte_error_set(FTE_EFORMAT, "%s: %d of the model's %d tensors are missing", path,
 		    fte_model_num_tensors(m) - filled, fte_model_num_tensors(m));

@@ -107,6 +107,33 @@ gguf_kv_parse(cursor *c, fte_gguf_kv *kv)
 }
 
 static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* names_unique refuses a tensor named twice: a loader filling tensors by
+ * name would otherwise fill one twice and another never. */
+static int
+names_unique(const fte_gguf_file *f)
+{
+	char **names = malloc(((size_t)f->n_tensors + 1) * sizeof(*names));
+	int rc = FTE_OK;
+
+	if (names == NULL)
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", f->path);
+	for (int i = 0; i < f->n_tensors; i++)
+		names[i] = f->tensors[i].name;
+	qsort(names, (size_t)f->n_tensors, sizeof(*names), name_cmp);
+	for (int i = 1; i < f->n_tensors && rc == FTE_OK; i++)
+		if (strcmp(names[i - 1], names[i]) == 0)
+			rc = fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\" appears twice", f->path,
+			    names[i]);
+	free(names);
+	return rc;
+}
+
+static int
 gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
 {
 	cursor c = {p, len, 0};
@@ -178,7 +205,7 @@ gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
 		return fte_error_set(FTE_EFORMAT, "%s: no data section", f->path);
 	f->data = p + c.off;
 	f->data_len = len - c.off;
-	return FTE_OK;
+	return names_unique(f);
 }
 
 const fte_gguf_kv *

@@ -3,6 +3,7 @@
  * original), F16 rounding; vocabularies from tokenizer.json and tokenizer.bin;
  * byte-level BPE vocabularies through tokenizer.gguf id for id; malformed
  * inputs. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,9 +250,87 @@ test_hf_model(void)
 		fte_model_free(m);
 		m = NULL;
 	}
+}
+
+/* GPT-2 as llama.cpp's gpt2 architecture: its keys, position_embd, q/k/v
+ * rows fused into attn_qkv; F32 read back bit for bit, Q8_0 within half a
+ * quantization step, Q4_K_M refused (it needs Q5_K). */
+static void
+test_gpt2(void)
+{
+	fte_model *m = NULL, *back = NULL;
+	fte_gguf_file *f = NULL;
+	fte_vocab *v = vocab_make(64);
+	const char *path = ft_test_tmp("g.gguf");
+
 	CHECK(fte_model_load(fixture_dir("gpt2"), &m) == FTE_OK);
-	v = vocab_make(64);
-	CHECK(fte_gguf_save(m, v, ft_test_tmp("g.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
+	if (m == NULL) {
+		fte_vocab_free(v);
+		return;
+	}
+	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_F32) == FTE_OK);
+	CHECK(fte_gguf_open(path, &f) == FTE_OK);
+	if (f != NULL) {
+		const fte_gguf_tensor *qkv = fte_gguf_tensor_find(f, "blk.1.attn_qkv.weight");
+		const fte_gguf_tensor *up = fte_gguf_tensor_find(f, "blk.0.ffn_up.weight");
+		const fte_gguf_tensor *pos = fte_gguf_tensor_find(f, "position_embd.weight");
+		CHECK(kv_str_is(f, "general.architecture", 0, "gpt2"));
+		CHECK(kv_int(f, "gpt2.embedding_length") == 32 && kv_int(f, "gpt2.block_count") == 2);
+		CHECK(kv_int(f, "gpt2.context_length") == 16 && kv_int(f, "gpt2.attention.head_count") == 4);
+		CHECK(kv_int(f, "gpt2.feed_forward_length") == 128);
+		CHECK(fte_gguf_kv_find(f, "gpt2.attention.layer_norm_epsilon") != NULL);
+		CHECK(fte_gguf_kv_find(f, "gpt2.rope.freq_base") == NULL);
+		CHECK(qkv != NULL && qkv->ne[0] == 32 && qkv->ne[1] == 96);
+		CHECK(fte_gguf_tensor_find(f, "blk.1.attn_qkv.bias") != NULL &&
+		    fte_gguf_tensor_find(f, "blk.1.attn_qkv.bias")->ne[0] == 96);
+		CHECK(up != NULL && up->ne[0] == 32 && up->ne[1] == 128);
+		CHECK(pos != NULL && pos->ne[0] == 32 && pos->ne[1] == 16);
+		CHECK(fte_gguf_tensor_find(f, "output_norm.bias") != NULL);
+		CHECK(fte_gguf_tensor_find(f, "output.weight") == NULL);
+		CHECK(fte_gguf_tensor_find(f, "blk.0.attn_q.weight") == NULL);
+		/* 4 + 12 per layer */
+		CHECK(f->n_tensors == 4 + 2 * 12);
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	CHECK(fte_gguf_load(path, &back) == FTE_OK);
+	if (back != NULL) {
+		int bad = fte_model_num_tensors(back) != fte_model_num_tensors(m);
+		CHECK(fte_model_config(back)->arch == FTE_ARCH_GPT2);
+		CHECK(fte_model_config(back)->tied_embeddings == fte_model_config(m)->tied_embeddings);
+		CHECK(fte_model_config(back)->norm_eps == fte_model_config(m)->norm_eps);
+		for (int i = 0; !bad && i < fte_model_num_tensors(m); i++) {
+			const fte_tensor *a = fte_model_tensor(m, i), *b = fte_model_find(back, a->name);
+			bad = b == NULL || b->numel != a->numel ||
+			    memcmp(a->data, b->data, a->numel * sizeof(float)) != 0;
+		}
+		CHECK(bad == 0);
+		fte_model_free(back);
+		back = NULL;
+	}
+	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_Q8_0) == FTE_OK);
+	CHECK(fte_gguf_open(path, &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(fte_gguf_tensor_find(f, "blk.0.attn_qkv.weight")->type == FTE_GGML_Q8_0);
+		CHECK(fte_gguf_tensor_find(f, "position_embd.weight")->type == FTE_GGML_F32);
+		fte_gguf_close(f);
+	}
+	CHECK(fte_gguf_load(path, &back) == FTE_OK);
+	for (int i = 0; back != NULL && i < fte_model_num_tensors(m); i++) {
+		const fte_tensor *a = fte_model_tensor(m, i), *b = fte_model_find(back, a->name);
+		float amax = 0, err = 0;
+		for (size_t k = 0; b != NULL && k < a->numel; k++) {
+			float d = fabsf(a->data[k] - b->data[k]);
+			amax = fabsf(a->data[k]) > amax ? fabsf(a->data[k]) : amax;
+			err = d > err ? d : err;
+		}
+		/* Q8_0 rounds to steps of d = block amax / 127 and stores d in
+		 * F16: half a step plus 127 times d's rounding (2^-11 d) */
+		CHECK(b != NULL && err <= amax / 127.0f * (0.5f + 127.0f / 2048.0f) + 1e-7f);
+	}
+	fte_model_free(back);
+	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_Q4_K_M) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "Q5_K") != NULL);
 	fte_vocab_free(v);
 	fte_model_free(m);
 }
@@ -575,9 +654,11 @@ test_cli(void)
 	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", model, "--bogus", NULL}) == 2);
 	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", NULL}) == 2);
 	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", ft_test_tmp("nope"), NULL}) == 1);
+	/* a vocabulary larger than the model's embedding (50257 > 64) */
 	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", fixture_dir("gpt2"),
 	    "--format", "gguf", "--tokenizer", asset("hf/tiny-gpt2") ? asset("hf/tiny-gpt2") : "x",
 	    "--out", gguf, NULL}) == 1);
+	CHECK(strstr(fte_last_error(), "larger than the model's embedding") != NULL || !asset("hf/tiny-gpt2"));
 	fte_model_free(a);
 	fte_model_free(b);
 }
@@ -599,7 +680,7 @@ check_quantized(fte_model *m, const fte_gguf_file *f, const char *path)
 		int bytes, block;
 
 		for (int k = 0; k < f->n_tensors && g == NULL; k++)
-			if (fte__gguf_to_canon(f->tensors[k].name, gname, sizeof(gname)) == FTE_OK &&
+			if (fte__gguf_to_canon(FTE_ARCH_LLAMA, f->tensors[k].name, 0, gname, sizeof(gname)) == FTE_OK &&
 			    strcmp(gname, t->name) == 0)
 				g = &f->tensors[k];
 		CHECK(g != NULL);
@@ -942,6 +1023,7 @@ main(void)
 {
 	test_hf_model();
 	test_rope_scaling();
+	test_gpt2();
 	test_bad();
 	test_llama2c();
 	test_vocab_json();

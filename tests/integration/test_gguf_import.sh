@@ -6,13 +6,15 @@
 # source for F32, and every copy's teacher-forced loss (ftctl eval, loss)
 # equal for F32 and within its quantization error otherwise; a model with
 # a chat template keeps it (the ollama export of the re-import translates
-# it); a GGUF base trains, and its tuned model exports again.  Refused, with
+# it); Qwen3's byte-level BPE vocabulary and tiny-gpt2 (llama.cpp's gpt2)
+# come back generating the same tokens; a GGUF base trains, and its tuned
+# model exports again.  Refused, with
 # the reason: a truncated file, a tensor type the engine does not read, a
 # symbolic link, --tokenizer beside a GGUF.
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
-assets_require llama2c/stories260K.bin tokenizers/tinyllama-1.1b-chat/tokenizer.json
+assets_require llama2c/stories260K.bin tokenizers/tinyllama-1.1b-chat/tokenizer.json hf/tiny-gpt2/config.json
 command -v jq >/dev/null || { echo "SKIP: needs jq"; exit 77; }
 F=$FT_BIN/client/ftctl
 FT_MAX_MESSAGE=16M
@@ -116,6 +118,21 @@ a=$($F generate qw "$p" --raw --max-new-tokens 12 --no-stream 2>/dev/null)
 b=$($F generate qw-gguf "$p" --raw --max-new-tokens 12 --no-stream 2>/dev/null)
 [ -n "$a" ] && [ "$b" = "$a" ] && pass "the BPE model continues the same way from its F32 GGUF" ||
 	fail "qw '$a' and qw-gguf '$b'"
+
+# --- GPT-2 (llama.cpp's gpt2: position_embd, fused attn_qkv) ---
+$F model import "$assets/hf/tiny-gpt2" --name tg >/dev/null || fail "import tiny-gpt2"
+for dt in f32 q8_0; do
+	$F model export tg --format gguf --dtype "$dt" --out "$FT_TMP/export/tg-$dt" >/dev/null ||
+		fail "export tiny-gpt2 $dt"
+	out=$($F model import "$FT_TMP/export/tg-$dt/model.gguf" --name "tg-$dt" --json) || fail "import tg $dt"
+	expect_eq "$(printf '%s' "$out" | jq -r '.arch + " " + .lineage.import.gguf.architecture')" "gpt2 gpt2" \
+		"GPT-2 $dt: imported as gpt2"
+done
+a=$($F generate tg "Hello there" --raw --max-new-tokens 12 --no-stream 2>/dev/null)
+b=$($F generate tg-f32 "Hello there" --raw --max-new-tokens 12 --no-stream 2>/dev/null)
+[ -n "$a" ] && [ "$b" = "$a" ] && pass "GPT-2 F32 round trip: the same greedy tokens" || fail "tg '$a', tg-f32 '$b'"
+msg=$($F model export tg --format gguf --dtype q4_k_m --out "$FT_TMP/export/tg-q4" 2>&1)
+expect_match "$msg" "FAILED_PRECONDITION: .*needs Q5_K for attn_qkv" "GPT-2 Q4_K_M is refused: it needs Q5_K"
 
 # --- a GGUF base trains; the tuned model keeps its tokenizer ---
 for i in $(seq 1 20); do
