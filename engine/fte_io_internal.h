@@ -157,7 +157,7 @@ void fte__f16_to_f32_n(float *dst, const void *src, size_t n);
  * (gguf_quant.c).  fte__ggml_block gives the values per block and *bytes per
  * block, 0 for a type not handled; dequantize reads n values (whole blocks)
  * into float32, quantize writes them as llama.cpp's reference quantizer does
- * (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q6_K; ENOTSUP otherwise). */
+ * (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K; ENOTSUP otherwise). */
 enum fte_ggml_type {
 	FTE_GGML_F32 = 0, FTE_GGML_F16 = 1, FTE_GGML_Q4_0 = 2, FTE_GGML_Q5_0 = 6,
 	FTE_GGML_Q8_0 = 8, FTE_GGML_Q4_K = 12, FTE_GGML_Q5_K = 13, FTE_GGML_Q6_K = 14,

@@ -270,17 +270,18 @@ use_more_bits(int layer, int n_layers)
 
 /* gguf_pick_type chooses a tensor's ggml type as llama.cpp's quantizer
  * (llama-quant.cpp llama_tensor_get_type) does for the file type: vectors
- * stay F32; Q8_0 quantizes every matrix; Q4_K_M uses Q4_K, Q6_K for the
- * output matrix (the embedding when tied; Q8_0 when its rows are not whole
- * 256-blocks) and for attn_v/ffn_down of use_more_bits layers; a K type
- * whose rows are not whole blocks falls back to Q5_0 (Q4_K) or Q8_0 (Q6_K),
- * and to F16 when not whole 32-blocks either.  llama.cpp refuses a Q8_0
- * file with such rows; we keep them F16 too.  Learned positions (GPT-2's
- * position_embd) stay F32 in quantized files.  Not reproduced: the rules
- * that need Q5_K (attn_v of 80-layer models, GPT-2's attn_qkv), refused in
- * fte_gguf_save. */
+ * stay F32, and learned positions (GPT-2's position_embd) in quantized files
+ * too; Q8_0 quantizes every matrix; Q4_K_M uses Q4_K, Q6_K for the output
+ * matrix (the embedding when tied; Q8_0 when its rows are not whole
+ * 256-blocks) and for attn_v/ffn_down of use_more_bits layers, Q5_K for
+ * GPT-2's attn_qkv and for attn_v of a 70B model (80 layers, grouped
+ * heads) that would be Q4_K; a K type whose rows are not whole blocks falls
+ * back to Q5_0 (Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K), and to F16 when not
+ * whole 32-blocks either.  llama.cpp refuses a Q8_0 file with such rows; we
+ * keep them F16 too.  -1 for Q5_1, which is not implemented. */
 static int
-gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_output, int n_layers)
+gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_output,
+    const fte_config *c)
 {
 	int type, layer = 0, bytes;
 
@@ -297,11 +298,18 @@ gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_outp
 		if (strcmp(gname, "output.weight") == 0 ||
 		    (!has_output && strcmp(gname, "token_embd.weight") == 0))
 			type = ne0 % 256 != 0 ? FTE_GGML_Q8_0 : FTE_GGML_Q6_K;
+		else if (strstr(gname, "attn_qkv.weight"))
+			type = FTE_GGML_Q5_K;
 		else if ((strstr(gname, "attn_v.weight") || strstr(gname, "ffn_down")) &&
-		    use_more_bits(layer, n_layers))
+		    use_more_bits(layer, c->n_layers))
 			type = FTE_GGML_Q6_K;
+		else if (strstr(gname, "attn_v.weight") && c->n_layers == 80 &&
+		    c->n_heads != c->n_kv_heads)
+			type = FTE_GGML_Q5_K;
 	}
 	if (ne0 % fte__ggml_block(type, &bytes) != 0) {
+		if (type == FTE_GGML_Q5_K && ne0 % 32 == 0)
+			return -1;
 		type = type == FTE_GGML_Q4_K ? FTE_GGML_Q5_0 : type == FTE_GGML_Q6_K ?
 		    FTE_GGML_Q8_0 : FTE_GGML_F16;
 		if (ne0 % fte__ggml_block(type, &bytes) != 0)
@@ -396,8 +404,13 @@ gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
 			    c->head_dim, cols);
 			o[k].data = o[k].owned;
 		}
-		o[k].type = gguf_pick_type(dtype, o[k].name, o[k].ne[0], t->ndim, has_output,
-		    c->n_layers);
+		if ((o[k].type = gguf_pick_type(dtype, o[k].name, o[k].ne[0], t->ndim, has_output,
+		    c)) < 0) {
+			rc = fte_error_set(FTE_ENOTSUP, "%s: llama.cpp's Q4_K_M stores it in Q5_1 (rows "
+			    "of %lld are not whole 256-blocks), which is not implemented", o[k].name,
+			    (long long)o[k].ne[0]);
+			break;
+		}
 		o[k].offset = off;
 		off += (tensor_bytes(o[k].type, o[k].numel) + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
 		k++;
@@ -524,15 +537,9 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 	if (c->arch != FTE_ARCH_LLAMA && c->arch != FTE_ARCH_GPT2)
 		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export supports Llama-architecture and "
 		    "GPT-2 models only", path);
-	if (dtype == FTE_DTYPE_Q4_K_M && c->arch == FTE_ARCH_GPT2)
-		return fte_error_set(FTE_ENOTSUP, "%s: Q4_K_M of a GPT-2 model needs Q5_K for attn_qkv "
-		    "(llama.cpp's rule), which is not implemented; export q8_0 or f16", path);
 	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16 && dtype != FTE_DTYPE_Q8_0 &&
 	    dtype != FTE_DTYPE_Q4_K_M)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32, F16, Q8_0 or Q4_K_M", path);
-	if (dtype == FTE_DTYPE_Q4_K_M && c->n_layers == 80)
-		return fte_error_set(FTE_ENOTSUP, "%s: Q4_K_M of an 80-layer model needs llama.cpp's "
-		    "70B rule (attn_v in Q5_K), which is not implemented", path);
 	/* llama.cpp's qwen3 architecture has its own keys and rotate-half q/k */
 	if (c->qk_norm)
 		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of q/k-norm (Qwen3) models is not "

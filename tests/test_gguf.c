@@ -329,10 +329,57 @@ test_gpt2(void)
 		CHECK(b != NULL && err <= amax / 127.0f * (0.5f + 127.0f / 2048.0f) + 1e-7f);
 	}
 	fte_model_free(back);
+	/* Q4_K_M: attn_qkv would be Q5_K, and rows of 32 make that Q5_1 */
 	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_Q4_K_M) == FTE_ENOTSUP);
-	CHECK(strstr(fte_last_error(), "Q5_K") != NULL);
+	CHECK(strstr(fte_last_error(), "blk.0.attn_qkv.weight: llama.cpp's Q4_K_M stores it in Q5_1") != NULL);
 	fte_vocab_free(v);
 	fte_model_free(m);
+}
+
+/* GPT-2 in Q4_K_M with whole 256-blocks: llama.cpp's types (Q5_K attn_qkv,
+ * Q6_K for the tied embedding and the last layer's ffn_down, F32
+ * positions), and the import within each type's error. */
+static void
+test_gpt2_q4_k_m(void)
+{
+	fte_config c = {.arch = FTE_ARCH_GPT2, .n_layers = 2, .dim = 256, .n_heads = 4,
+	    .n_kv_heads = 4, .head_dim = 64, .ffn_dim = 1024, .vocab_size = 64, .max_seq_len = 16,
+	    .norm_eps = 1e-5f, .tied_embeddings = 1, .bos_id = 1, .eos_id = 2};
+	static const struct { const char *name; int type; } want[] = {
+		{"token_embd.weight", FTE_GGML_Q6_K}, {"position_embd.weight", FTE_GGML_F32},
+		{"blk.0.attn_qkv.weight", FTE_GGML_Q5_K}, {"blk.0.attn_output.weight", FTE_GGML_Q4_K},
+		{"blk.0.ffn_up.weight", FTE_GGML_Q4_K}, {"blk.0.ffn_down.weight", FTE_GGML_Q4_K},
+		{"blk.1.ffn_down.weight", FTE_GGML_Q6_K}, {"blk.1.attn_qkv.bias", FTE_GGML_F32},
+	};
+	const char *path = ft_test_tmp("g4.gguf");
+	fte_vocab *v = vocab_make(64);
+	fte_model *m = NULL, *back = NULL;
+	fte_gguf_file *f = NULL;
+
+	CHECK(fte_model_create(&c, &m) == FTE_OK && fte_model_init_random(m, 7) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_Q4_K_M) == FTE_OK);
+	CHECK(fte_gguf_open(path, &f) == FTE_OK);
+	for (size_t i = 0; f != NULL && i < sizeof(want) / sizeof(want[0]); i++) {
+		const fte_gguf_tensor *t = fte_gguf_tensor_find(f, want[i].name);
+		if (t == NULL || t->type != want[i].type)
+			fprintf(stderr, "%s: type %d, want %d\n", want[i].name, t ? t->type : -1, want[i].type);
+		CHECK(t != NULL && t->type == want[i].type);
+	}
+	fte_gguf_close(f);
+	CHECK(fte_gguf_load(path, &back) == FTE_OK);
+	for (int i = 0; back != NULL && i < fte_model_num_tensors(m); i++) {
+		const fte_tensor *a = fte_model_tensor(m, i), *b = fte_model_find(back, a->name);
+		double se = 0, sx = 0;
+		for (size_t k = 0; b != NULL && k < a->numel; k++) {
+			se += (double)(a->data[k] - b->data[k]) * (a->data[k] - b->data[k]);
+			sx += (double)a->data[k] * a->data[k];
+		}
+		/* Q4_K's bound (test_gguf_quant); the rest are finer */
+		CHECK(b != NULL && (sx == 0 || sqrt(se / sx) <= 0.10));
+	}
+	fte_model_free(back);
+	fte_model_free(m);
+	fte_vocab_free(v);
 }
 
 /* RoPE scaling: linear and YaRN as llama.cpp's rope.scaling keys; what
@@ -1024,6 +1071,7 @@ main(void)
 	test_hf_model();
 	test_rope_scaling();
 	test_gpt2();
+	test_gpt2_q4_k_m();
 	test_bad();
 	test_llama2c();
 	test_vocab_json();
