@@ -250,6 +250,11 @@ int fte_gguf_read_f32(const fte_gguf_file *f, const fte_gguf_tensor *t, float *d
 int fte__gguf_source(int arch, const char *canon, char *gname, size_t len, int *part);
 int fte__gguf_to_canon(int arch, const char *gname, int part, char *out, size_t len);
 
+/* fte__gguf_shown gives a short name read from a GGUF file (an
+ * architecture, a tokenizer model) as an error message may show it: only
+ * letters, digits, '.', '_' and '-', under 32 bytes, else "?", so a message
+ * never quotes other bytes of a file.  out holds 32 bytes. */
+const char *fte__gguf_shown(const char *s, size_t len, char out[32]);
 /* fte__gguf_vocab reads the vocabulary of f's tokenizer.ggml.* keys
  * (SentencePiece "llama" or byte-level BPE "gpt2", merges, special ids,
  * add_bos, pre, chat template): FTE_ENOTSUP naming any other model,

@@ -132,9 +132,9 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 	if (arch == NULL) {
 		uint64_t len = 0;
 		const char *s = fte_gguf_kv_str(akv, 0, &len);
-		return fte_error_set(FTE_ENOTSUP, "%s: architecture \"%.*s\" is not one the engine "
-		    "computes (llama, mistral, qwen2, gpt2)", f->path, s && len < 64 ? (int)len : 0,
-		    s ? s : "");
+		char name[32];
+		return fte_error_set(FTE_ENOTSUP, "%s: architecture \"%s\" is not one the engine "
+		    "computes (llama, mistral, qwen2, gpt2)", f->path, fte__gguf_shown(s, (size_t)len, name));
 	}
 	if (c->arch == FTE_ARCH_GPT2)
 		return gguf_config_gpt2(f, c);

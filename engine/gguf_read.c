@@ -208,6 +208,22 @@ gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
 	return names_unique(f);
 }
 
+/* fte__gguf_shown: a short name from the file, as messages may show it (letters,
+ * digits, '.', '_', '-'), else "?": a message never quotes other bytes. */
+const char *
+fte__gguf_shown(const char *s, size_t len, char out[32])
+{
+	if (s == NULL || len == 0 || len >= 32)
+		return "?";
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return "?";
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return out;
+}
+
 const fte_gguf_kv *
 fte_gguf_kv_find(const fte_gguf_file *f, const char *key)
 {

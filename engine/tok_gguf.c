@@ -111,18 +111,19 @@ fte__gguf_vocab(const fte_gguf_file *f, fte_vocab **out)
 	fte_vocab *v;
 	int kind, n, rc = FTE_OK;
 
-	if (str_is(model, "llama"))
-		kind = FTE_VOCAB_SPM;
-	else if (str_is(model, "gpt2"))
-		kind = FTE_VOCAB_BPE;
-	else if (model == NULL)
+	if (model == NULL)
 		return fte_error_set(FTE_EFORMAT, "%s: no tokenizer.ggml.model: the file carries no "
 		    "vocabulary; give the model's tokenizer with --tokenizer", f->path);
-	else
-		return (s = fte_gguf_kv_str(model, 0, &len)),
-		    fte_error_set(FTE_ENOTSUP, "%s: tokenizer.ggml.model \"%.*s\" is not read (llama, "
-		    "SentencePiece, and gpt2, byte-level BPE, are)", f->path, s && len < 32 ? (int)len : 0,
-		    s ? s : "");
+	if (str_is(model, "llama")) {
+		kind = FTE_VOCAB_SPM;
+	} else if (str_is(model, "gpt2")) {
+		kind = FTE_VOCAB_BPE;
+	} else {
+		char name[32];
+		s = fte_gguf_kv_str(model, 0, &len);
+		return fte_error_set(FTE_ENOTSUP, "%s: tokenizer.ggml.model \"%s\" is not read (llama, "
+		    "SentencePiece, and gpt2, byte-level BPE, are)", f->path, fte__gguf_shown(s, (size_t)len, name));
+	}
 	if (!is_str_array(tok) || tok->n == 0 || tok->n > (1 << 24) ||
 	    (scores && !is_num_array(scores, tok->n)) || (types && !is_num_array(types, tok->n)))
 		return fte_error_set(FTE_EFORMAT, "%s: tokenizer.ggml.tokens/scores/token_type missing, "
@@ -287,10 +288,11 @@ fte__vocab_tokenizer(const char *path, const fte_vocab *v, fte_tokenizer **out)
 		for (size_t i = 0; i < sizeof(bpe_pres) / sizeof(bpe_pres[0]); i++)
 			if (strcmp(v->pre, bpe_pres[i].name) == 0)
 				p = &bpe_pres[i];
+		char name[32];
 		if (p == NULL)
 			return fte_error_set(FTE_ENOTSUP, "%s: BPE pre-tokenizer \"%s\" (tokenizer.ggml.pre) "
 			    "is not implemented (gpt-2, llama-bpe, qwen2 and smollm are); give the model's "
-			    "tokenizer.json with --tokenizer", path, v->pre);
+			    "tokenizer.json with --tokenizer", path, fte__gguf_shown(v->pre, strlen(v->pre), name));
 		if ((root = bpe_json(v, p)) == NULL)
 			return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 		rc = tok_json_build(path, root, &t);
