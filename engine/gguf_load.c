@@ -129,6 +129,9 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 			c->arch = archs[i].engine_arch;
 			c->rope_style = archs[i].rope_style;
 		}
+	if (akv == NULL)
+		return fte_error_set(FTE_EFORMAT, "%s: no general.architecture: not a model (a "
+		    "vocabulary-only file?)", f->path);
 	if (arch == NULL) {
 		uint64_t len = 0;
 		const char *s = fte_gguf_kv_str(akv, 0, &len);

@@ -678,6 +678,17 @@ test_cli(void)
 	}
 	fte_vocab_free(v);
 	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", gguf2, "--json", NULL}) == 0);
+	/* a GGUF model exports again with its own vocabulary, template and all */
+	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", gguf2, "--format", "gguf",
+	    "--dtype", "q8_0", "--out", gguf, NULL}) == 0);
+	CHECK(fte_gguf_open(gguf, &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(kv_int(f, "general.file_type") == 7);
+		CHECK(kv_str_is(f, "tokenizer.chat_template", 0, "{% for m in messages %}{{ m.content }}{% endfor %}"));
+		CHECK(kv_str_is(f, "tokenizer.ggml.tokens", 63, "t63"));
+		fte_gguf_close(f);
+		f = NULL;
+	}
 
 	const char *s260 = asset("llama2c/stories260K.bin"), *t512 = asset("llama2c/tok512.bin");
 	if (s260 != NULL && t512 != NULL) {
