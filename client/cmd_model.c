@@ -315,7 +315,7 @@ static const struct ftctl_option import_options[] = {
 static const struct ftctl_option init_options[] = {
 	{ "tokenizer", OPT_STR, offsetof(struct init_args, tokenizer), "FILE", NULL,
 	  OPT_REQUIRED | OPT_FILE, "tokenizer.json to use (its folder's tokenizer_config.json comes along)" },
-	{ "arch", OPT_STR, offsetof(struct init_args, arch), "ARCH", "llama|gpt2", 0,
+	{ "arch", OPT_STR, offsetof(struct init_args, arch), "ARCH", "llama|gpt2|mistral|qwen2|qwen3|gemma2|gemma3|phi3", 0,
 	  "architecture (default llama)" },
 	{ "layers", OPT_U32, offsetof(struct init_args, layers), "N", NULL, OPT_REQUIRED,
 	  "transformer layers" },

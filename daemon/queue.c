@@ -286,8 +286,8 @@ spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char 
 		spec_default_str(&s->lora_targets, "q,v");
 		if (fte_lora_targets_parse(s->lora_targets, &targets) != FTE_OK)
 			BAD("--lora-targets: %s", fte_last_error());
-		if (mc->arch == FTE_ARCH_GPT2 && (targets & FTE_LORA_GATE))
-			BAD("--lora-targets: GPT-2 has no gate projection");
+		if (fte_arch_get(mc->arch)->mlp == FTE_MLP_GELU && (targets & FTE_LORA_GATE))
+			BAD("--lora-targets: %s has no gate projection", fte_arch_get(mc->arch)->title);
 	}
 	if (s->seq_len == 0)
 		s->seq_len = mc->max_seq_len < 256 ? (uint32_t)mc->max_seq_len : 256;

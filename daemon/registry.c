@@ -79,15 +79,19 @@ registry_name_check(const char *name, char *err, size_t err_len)
 static char *
 config_to_json(const fte_config *c)
 {
-	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:b,s:b,s:b,s:i,s:i}",
-	    "arch", c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama",
+	json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:b,s:i,s:i,"
+	    "s:i,s:i,s:f,s:f,s:f,s:f}",
+	    "arch", fte_arch_get(c->arch)->name,
 	    "n_layers", c->n_layers, "dim", c->dim, "n_heads", c->n_heads,
 	    "n_kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim", c->ffn_dim,
 	    "vocab_size", c->vocab_size, "max_seq_len", c->max_seq_len,
 	    "norm_eps", (double)c->norm_eps, "rope_theta", (double)c->rope_theta,
 	    "rope_style", c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half",
-	    "tied_embeddings", c->tied_embeddings, "qkv_bias", c->qkv_bias,
-	    "qk_norm", c->qk_norm, "bos_id", c->bos_id, "eos_id", c->eos_id);
+	    "tied_embeddings", c->tied_embeddings, "bos_id", c->bos_id, "eos_id", c->eos_id,
+	    "sliding_window", c->sliding_window, "sliding_pattern", c->sliding_pattern,
+	    "query_scale", (double)c->query_scale, "attn_softcap", (double)c->attn_softcap,
+	    "final_softcap", (double)c->final_softcap, "rope_local_theta",
+	    (double)c->rope_local_theta);
 	char *s = json_dumps(j, JSON_COMPACT);
 
 	json_decref(j);
@@ -366,7 +370,7 @@ model_insert(struct ftuned *d, uint32_t uid, const char *name, const char *kind,
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
 	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, format, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, fte_arch_get(c->arch)->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)params);
 	sqlite3_bind_text(st, 8, config ? config : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, entry, -1, SQLITE_STATIC);
@@ -1209,28 +1213,40 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	json_error_t jerr;
 	json_t *j = json_loads(m->config_json, 0, &jerr);
 	const char *arch = NULL, *rope = NULL;
-	double eps = 0, theta = 0;
+	double eps = 0, theta = 0, qs = 0, acap = 0, fcap = 0, ltheta = 0;
 	int tied = 0, qkv = 0, qk_norm = 0;
 	fte_config c;
 
 	memset(&c, 0, sizeof(c));
-	/* qk_norm is absent from records written before Qwen3 */
-	if (j == NULL || json_unpack(j, "{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:F,s:F,s:s,s:b,s:b,s?b,s:i,s:i}",
+	/* qkv_bias and qk_norm are in records written before the architecture
+	 * table named Qwen2 and Qwen3; the attention's numbers are absent from
+	 * records written before Gemma */
+	if (j == NULL || json_unpack(j, "{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:F,s:F,s:s,s:b,s?b,"
+	    "s?b,s:i,s:i,s?i,s?i,s?F,s?F,s?F,s?F}",
 	    "arch", &arch, "n_layers", &c.n_layers, "dim", &c.dim, "n_heads", &c.n_heads,
 	    "n_kv_heads", &c.n_kv_heads, "head_dim", &c.head_dim, "ffn_dim", &c.ffn_dim,
 	    "vocab_size", &c.vocab_size, "max_seq_len", &c.max_seq_len, "norm_eps", &eps,
 	    "rope_theta", &theta, "rope_style", &rope, "tied_embeddings", &tied,
-	    "qkv_bias", &qkv, "qk_norm", &qk_norm, "bos_id", &c.bos_id, "eos_id", &c.eos_id) != 0) {
+	    "qkv_bias", &qkv, "qk_norm", &qk_norm, "bos_id", &c.bos_id, "eos_id", &c.eos_id,
+	    "sliding_window", &c.sliding_window, "sliding_pattern", &c.sliding_pattern,
+	    "query_scale", &qs, "attn_softcap", &acap, "final_softcap", &fcap,
+	    "rope_local_theta", &ltheta) != 0 || fte_arch_find(arch) == 0) {
 		json_decref(j);
 		return -1;
 	}
-	c.arch = strcmp(arch, "gpt2") == 0 ? FTE_ARCH_GPT2 : FTE_ARCH_LLAMA;
+	c.arch = fte_arch_find(arch);
+	if (c.arch == FTE_ARCH_LLAMA && qkv)
+		c.arch = FTE_ARCH_QWEN2;
+	if (c.arch == FTE_ARCH_LLAMA && qk_norm)
+		c.arch = FTE_ARCH_QWEN3;
+	c.query_scale = (float)qs;
+	c.attn_softcap = (float)acap;
+	c.final_softcap = (float)fcap;
+	c.rope_local_theta = (float)ltheta;
 	c.rope_style = strcmp(rope, "interleaved") == 0 ? FTE_ROPE_INTERLEAVED : FTE_ROPE_HALF;
 	c.norm_eps = (float)eps;
 	c.rope_theta = (float)theta;
 	c.tied_embeddings = tied;
-	c.qkv_bias = qkv;
-	c.qk_norm = qk_norm;
 	json_decref(j);
 	*out = c;
 	return 0;

@@ -157,14 +157,19 @@ rpc_model_remove(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 static int
 init_config(const Ft__ModelInitRequest *q, int vocab, fte_config *c, char *err, size_t err_len)
 {
-	int gpt2 = strcmp(q->arch, "gpt2") == 0;
+	int arch = q->arch[0] ? fte_arch_find(q->arch) : FTE_ARCH_LLAMA, gpt2;
 
-	if (q->arch[0] && !gpt2 && strcmp(q->arch, "llama") != 0) {
-		snprintf(err, err_len, "--arch must be llama or gpt2, not '%s'", q->arch);
+	if (arch == 0) {
+		char list[256];
+
+		fte_arch_list(list, sizeof(list));
+		snprintf(err, err_len, "--arch must be one of %s, not '%s'", list, q->arch);
 		return -1;
 	}
+	/* learned positions: GPT-2's shape rules */
+	gpt2 = !fte_arch_get(arch)->rope;
 	memset(c, 0, sizeof(*c));
-	c->arch = gpt2 ? FTE_ARCH_GPT2 : FTE_ARCH_LLAMA;
+	c->arch = arch;
 	c->n_layers = (int)q->layers;
 	c->dim = (int)q->dim;
 	c->n_heads = (int)q->heads;
@@ -437,7 +442,7 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	char pin[64], path[96], *slash;
 	int ollama = strcmp(q->format, "ollama") == 0;
 	int gguf = ollama || strcmp(q->format, "gguf") == 0, peft = strcmp(q->format, "peft") == 0;
-	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK, pfd = -1, ofd = -1, rc;
+	int dtype = FTE_DTYPE_F32, code = FT__CODE__OK, pfd = -1, ofd = -1;
 	fte_vocab *vocab = NULL;
 	fte_model *m = NULL;
 	struct model_info mi;
@@ -501,10 +506,12 @@ rpc_model_export(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		if (peft) {
 			code = peft_export(call->d, &mi, pin, err, sizeof(err));
 		} else if (gguf) {
-			if ((rc = fte_gguf_save(m, vocab, path, dtype)) != FTE_OK) {
+			int grc = fte_gguf_save(m, vocab, path, dtype);
+
+			if (grc != FTE_OK) {
 				snprintf(err, sizeof(err), "%s", fte_last_error());
-				/* what GGUF or this exporter cannot say about the model */
-				code = rc == FTE_ENOTSUP ? FT__CODE__FAILED_PRECONDITION : FT__CODE__INTERNAL;
+				/* a family or feature GGUF cannot hold */
+				code = grc == FTE_ENOTSUP ? FT__CODE__FAILED_PRECONDITION : FT__CODE__INTERNAL;
 			} else if (ollama && (snprintf(path, sizeof(path), "%s/Modelfile", pin),
 			    fte_gguf_modelfile(vocab, "model.gguf", path)) != FTE_OK) {
 				snprintf(err, sizeof(err), "%s", fte_last_error());

@@ -242,7 +242,31 @@ static const shape presets[] = {
 		.n_heads = 12, .n_kv_heads = 12, .head_dim = 64, .ffn_dim = 3072,
 		.vocab_size = 50257, .max_seq_len = 1024, .norm_eps = 1e-5f,
 		.tied_embeddings = 1, .bos_id = 50256, .eos_id = 50256 } },
+	/* Qwen/Qwen2.5-0.5B's config.json */
+	{ "qwen2.5-0.5b", { .arch = FTE_ARCH_QWEN2, .n_layers = 24, .dim = 896,
+		.n_heads = 14, .n_kv_heads = 2, .head_dim = 64, .ffn_dim = 4864,
+		.vocab_size = 151936, .max_seq_len = 32768, .norm_eps = 1e-6f,
+		.rope_theta = 1000000.0f, .tied_embeddings = 1, .bos_id = -1,
+		.eos_id = 151643 } },
+	/* meta-llama/Llama-3.2-1B's config.json */
+	{ "llama-3.2-1b", { .arch = FTE_ARCH_LLAMA, .n_layers = 16, .dim = 2048,
+		.n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .ffn_dim = 8192,
+		.vocab_size = 128256, .max_seq_len = 131072, .norm_eps = 1e-5f,
+		.rope_theta = 500000.0f, .rope = { .type = FTE_ROPE_LLAMA3, .factor = 32,
+		.low_freq_factor = 1, .high_freq_factor = 4, .orig_ctx = 8192 },
+		.tied_embeddings = 1, .bos_id = 128000, .eos_id = 128001 } },
 };
+
+/* preset_list writes the preset names, comma-separated. */
+static void
+preset_list(char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]) && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", presets[i].name);
+}
 
 /* shape_from_opts reads --preset or --arch/--layers/... into *c. */
 static int
@@ -257,15 +281,21 @@ shape_from_opts(opts *o, fte_config *c)
 				*c = presets[i].cfg;
 				return 0;
 			}
-		fprintf(stderr, "ftengine %s: unknown preset '%s' (smollm-135m, gpt2-124m)\n", o->cmd, preset);
+		char list[256];
+
+		preset_list(list, sizeof(list));
+		fprintf(stderr, "ftengine %s: unknown preset '%s' (%s)\n", o->cmd, preset, list);
 		return 2;
 	}
-	if (arch == NULL || (strcmp(arch, "llama") != 0 && strcmp(arch, "gpt2") != 0)) {
-		fprintf(stderr, "ftengine %s: --arch llama|gpt2 (or --preset) is required\n", o->cmd);
+	if (fte_arch_find(arch) == 0) {
+		char list[256];
+
+		fte_arch_list(list, sizeof(list));
+		fprintf(stderr, "ftengine %s: --arch %s (or --preset) is required\n", o->cmd, list);
 		return 2;
 	}
 	memset(c, 0, sizeof(*c));
-	c->arch = strcmp(arch, "llama") == 0 ? FTE_ARCH_LLAMA : FTE_ARCH_GPT2;
+	c->arch = fte_arch_find(arch);
 	c->n_layers = (int)opt_int(o, "layers", 0);
 	c->dim = (int)opt_int(o, "dim", 0);
 	c->n_heads = (int)opt_int(o, "heads", 0);
@@ -276,7 +306,7 @@ shape_from_opts(opts *o, fte_config *c)
 	c->max_seq_len = (int)opt_int(o, "seq-len", 1024);
 	c->norm_eps = (float)opt_num(o, "norm-eps", 1e-5);
 	c->rope_theta = (float)opt_num(o, "rope-theta", 10000.0);
-	c->tied_embeddings = c->arch == FTE_ARCH_GPT2 || opt_flag(o, "tied");
+	c->tied_embeddings = fte_arch_get(c->arch)->always_tied || opt_flag(o, "tied");
 	c->bos_id = (int)opt_int(o, "bos", -1);
 	c->eos_id = (int)opt_int(o, "eos", -1);
 	if (o->bad)
@@ -877,7 +907,7 @@ train_shapes(const fte_config *c, int M, int lora, gshape *g)
 	int HD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
 	int np = 0, n = 0, L = c->n_layers;
 
-	if (c->arch == FTE_ARCH_LLAMA) {
+	if (fte_arch_get(c->arch)->mlp != FTE_MLP_GELU) {
 		proj[np++] = (__typeof__(proj[0])){ "q", c->dim, HD, L };
 		proj[np++] = (__typeof__(proj[0])){ "k,v", c->dim, KD, 2 * L };
 		proj[np++] = (__typeof__(proj[0])){ "o", HD, c->dim, L };
@@ -1060,7 +1090,8 @@ step_flops(const fte_config *c, int B, int T, int lora)
 {
 	double C = c->dim, HD = (double)c->n_heads * c->head_dim;
 	double KD = (double)c->n_kv_heads * c->head_dim, F = c->ffn_dim;
-	double per_layer = C * HD * 2 + C * KD * 2 + F * C * (c->arch == FTE_ARCH_LLAMA ? 3 : 2);
+	double per_layer = C * HD * 2 + C * KD * 2 +
+	    F * C * (fte_arch_get(c->arch)->mlp != FTE_MLP_GELU ? 3 : 2);
 	double matw = per_layer * c->n_layers + (double)c->vocab_size * C;
 	double attn = 2.0 * 2.0 * T * HD * c->n_layers;   /* forward, per token */
 
@@ -1181,13 +1212,38 @@ done:
 	return rc;
 }
 
+/* bench --estimate: what a run of this shape would hold, without running
+ * it (the machine is shared; a 1B-parameter step takes a while). */
+static int
+bench_estimate(opts *o, const fte_config *c, const fte_train_config *tc, const fte_memory *mem)
+{
+	double mb = 1048576.0;
+	size_t params = fte_config_num_params(c);
+
+	if (opt_flag(o, "json")) {
+		json_print(json_pack("{s:s,s:s,s:I,s:i,s:i,s:f,s:f,s:f,s:f,s:f}",
+		    "arch", fte_arch_get(c->arch)->name, "mode", tc->lora.rank ? "lora" : "full",
+		    "params", (json_int_t)params, "batch", tc->batch, "seq", tc->seq,
+		    "weights_mb", mem->weights / mb, "grads_mb", mem->grads / mb,
+		    "optimizer_mb", mem->optimizer / mb, "activations_mb", mem->activations / mb,
+		    "total_mb", mem->total / mb));
+		return 0;
+	}
+	printf("%s %s, %.1fM parameters, batch %d x %d tokens: weights %.0f MB, gradients %.0f MB, "
+	    "AdamW %.0f MB, activations %.0f MB; total %.0f MB (estimated, not run)\n",
+	    fte_arch_get(c->arch)->name, tc->lora.rank ? "LoRA" : "full", params / 1e6, tc->batch,
+	    tc->seq, mem->weights / mb, mem->grads / mb, mem->optimizer / mb, mem->activations / mb,
+	    mem->total / mb);
+	return 0;
+}
+
 int
 ftengine_bench(int argc, char **argv)
 {
 	static const char *const known[] = { "preset", "arch", "layers", "dim",
 		"heads", "kv-heads", "ffn", "vocab", "seq-len", "batch", "seq", "steps",
 		"warmup", "lora-rank", "lora-targets", "threads", "json!", "recompute!", "eval!",
-		"model", "prompt", "new", "gemm!", "reps", NULL };
+		"model", "prompt", "new", "gemm!", "reps", "estimate!", NULL };
 	opts o = { argc, argv, "bench", 0 };
 	fte_config c;
 	fte_train_config tc;
@@ -1232,6 +1288,8 @@ ftengine_bench(int argc, char **argv)
 		return 1;
 	if (fte_train_memory(&c, &tc, &mem) != FTE_OK)
 		return fail("bench", "configuration");
+	if (opt_flag(&o, "estimate"))
+		return bench_estimate(&o, &c, &tc, &mem);
 	if (fte_model_create(&c, &m) != FTE_OK)
 		return fail("bench", "model");
 	fte_model_init_random(m, 1);
@@ -1283,7 +1341,7 @@ ftengine_bench(int argc, char **argv)
 		printf("%s %s: %.1f tokens/s, %.1f ms/step (best %.1f), MFU %.1f%% of the %.1f "
 		    "GFLOP/s FMA peak, %.1f%% of OpenBLAS's %.1f GFLOP/s on the step's products; "
 		    "peak RSS %.0f MB (estimated %.0f MB), %d threads; kernels: %s\n",
-		    c.arch == FTE_ARCH_LLAMA ? "llama" : "gpt2", tc.lora.rank ? "LoRA" : "full",
+		    fte_arch_get(c.arch)->name, tc.lora.rank ? "LoRA" : "full",
 		    B * T / (ms * 1e-3), ms, best, 100.0 * rate / peak, peak * 1e-9,
 		    100.0 * rate / blas, blas * 1e-9, ru.ru_maxrss / 1024.0,
 		    mem.total / 1048576.0, fte_threads_get(), kbuf);
@@ -1310,7 +1368,7 @@ static const command commands[] = {
 	{ "loss", ftengine_loss, "teacher-forced loss of a model on token lines" },
 	{ "train", ftengine_train, "fine-tune on token lines (full or LoRA)" },
 	{ "generate", ftengine_generate, "generate text with a KV cache" },
-	{ "bench", ftengine_bench, "time training steps on random weights (--eval: loss and generation)" },
+	{ "bench", ftengine_bench, "time training steps on random weights (--eval: loss and generation; --estimate: memory only)" },
 	{ "tokenize", ftengine_tokenize, "text to token ids" },
 	{ "detokenize", ftengine_detokenize, "token ids to text" },
 	{ "tokenizer-train", ftengine_tokenizer_train, "learn a byte-level BPE tokenizer from text" },

@@ -242,31 +242,47 @@ inspect_model(const char *path, int json)
 		return NULL;
 	}
 	c = fte_model_config(m);
-	out = json_pack("{s:s,s:s,s:{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:s,s:b,s:b,s:b,s:i,s:i},s:I}",
+	out = json_pack("{s:s,s:s,s:{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:s,s:b,s:i,s:i,"
+	    "s:o,s:o,s:o,s:o,s:i,s:i},s:I}",
 	    "path", path,
 	    "format", stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? "hf" : "llama2c",
 	    "config",
-	    "arch", c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama",
+	    "arch", fte_arch_get(c->arch)->name,
 	    "n_layers", c->n_layers, "dim", c->dim, "n_heads", c->n_heads,
 	    "n_kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim", c->ffn_dim,
 	    "vocab_size", c->vocab_size, "max_seq_len", c->max_seq_len,
 	    "norm_eps", fte__json_float(c->norm_eps), "rope_theta", fte__json_float(c->rope_theta),
 	    "rope_style", c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half",
-	    "tied_embeddings", c->tied_embeddings, "qkv_bias", c->qkv_bias,
-	    "qk_norm", c->qk_norm, "bos_id", c->bos_id, "eos_id", c->eos_id,
+	    "tied_embeddings", c->tied_embeddings, "bos_id", c->bos_id, "eos_id", c->eos_id,
+	    "rope_local_theta", fte__json_float(c->rope_local_theta),
+	    "query_scale", fte__json_float(c->query_scale),
+	    "attn_softcap", fte__json_float(c->attn_softcap),
+	    "final_softcap", fte__json_float(c->final_softcap),
+	    "sliding_window", c->sliding_window, "sliding_pattern", c->sliding_pattern,
 	    "params", (json_int_t)fte_model_num_params(m));
 	if (!json) {
 		printf("%s: %s model, %s, %zu parameters\n", path,
 		    json_string_value(json_object_get(out, "format")),
-		    c->arch == FTE_ARCH_GPT2 ? "GPT-2" : "Llama", fte_model_num_params(m));
+		    fte_arch_get(c->arch)->title, fte_model_num_params(m));
 		printf("  layers %d  dim %d  heads %d  kv_heads %d  head_dim %d  ffn %d  vocab %d  context %d\n",
 		    c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim,
 		    c->vocab_size, c->max_seq_len);
 		printf("  norm_eps %g", (double)c->norm_eps);
-		if (c->arch == FTE_ARCH_LLAMA)
-			printf("  rope_theta %g  rope %s  qkv_bias %d  qk_norm %d", (double)c->rope_theta,
-			    c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half", c->qkv_bias,
-			    c->qk_norm);
+		if (fte_arch_get(c->arch)->rope)
+			printf("  rope_theta %g  rope %s", (double)c->rope_theta,
+			    c->rope_style == FTE_ROPE_INTERLEAVED ? "interleaved" : "half");
+		if (c->rope_dim > 0)
+			printf("  rope_dim %d", c->rope_dim);
+		if (c->sliding_window > 0 && c->sliding_pattern > 0)
+			printf("  window %d (1 layer in %d global)", c->sliding_window, c->sliding_pattern);
+		else if (c->sliding_window > 0)
+			printf("  window %d", c->sliding_window);
+		if (c->rope_local_theta > 0)
+			printf("  local rope_theta %g", (double)c->rope_local_theta);
+		if (c->query_scale > 0)
+			printf("  query_scale %g", (double)c->query_scale);
+		if (c->attn_softcap > 0 || c->final_softcap > 0)
+			printf("  softcap %g/%g", (double)c->attn_softcap, (double)c->final_softcap);
 		printf("  tied %d  bos %d  eos %d\n", c->tied_embeddings, c->bos_id, c->eos_id);
 	}
 	for (int i = 0; i < fte_model_num_tensors(m); i++) {

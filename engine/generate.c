@@ -1,14 +1,14 @@
 /*
  * generate.c - inference: teacher-forced loss over a sequence, and token by
  * token generation with a KV cache and a sampler (greedy, temperature,
- * top-k, top-p).
+ * top-k, top-p).  Decoding runs transformer.c's layers with the cache
+ * attached, so it computes what training computes.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fte.h"
-#include "kernels/kernels.h"
 #include "transformer.h"
 
 int
@@ -81,151 +81,11 @@ fte_sampler_default(fte_sampler *s)
 	s->stop_at_bos = 1;
 }
 
-/* One position's state: the KV cache and per-token buffers. */
-typedef struct decoder {
-	float *mem;
-	float *kc, *vc;              /* (L, P, KD) */
-	float *x, *xb, *q, *atty, *tmp, *hg, *hu, *ha, *scores, *logits;
-	float mean, rstd;
-} decoder;
-
-/* Floats of one decoder: the KV cache and one position's buffers. */
+/* The KV cache of one generation: (L, P, K*D) keys, then values. */
 static size_t
-decoder_floats(const fte_config *c)
+kv_floats(const fte_config *c)
 {
-	size_t P = c->max_seq_len, L = c->n_layers, C = c->dim, F = c->ffn_dim;
-	size_t KD = (size_t)c->n_kv_heads * c->head_dim;
-	size_t HD = (size_t)c->n_heads * c->head_dim, V = c->vocab_size;
-	size_t big = C > F ? C : F;
-
-	return 2 * L * P * KD + 3 * C + 2 * HD + big + 3 * F + P + V;
-}
-
-static int
-decoder_create(const fte_config *c, decoder *d)
-{
-	size_t P = c->max_seq_len, L = c->n_layers, C = c->dim, F = c->ffn_dim;
-	size_t KD = (size_t)c->n_kv_heads * c->head_dim;
-	size_t HD = (size_t)c->n_heads * c->head_dim;
-	size_t big = C > F ? C : F;
-	float *p;
-
-	if ((p = calloc(decoder_floats(c), sizeof(float))) == NULL)
-		return fte_error_set(FTE_ENOMEM, "generate: cannot allocate the KV cache");
-	d->mem = p;
-	d->kc = p; p += L * P * KD;
-	d->vc = p; p += L * P * KD;
-	d->x = p; p += C;
-	d->xb = p; p += C;
-	d->q = p; p += HD;
-	d->atty = p; p += HD;
-	d->tmp = p; p += big;
-	d->hg = p; p += F;
-	d->hu = p; p += F;
-	d->ha = p; p += F;
-	d->scores = p; p += P;
-	d->logits = p;
-	return FTE_OK;
-}
-
-static void
-dnorm(const fte_config *c, decoder *d, float *out, const float *inp,
-    const float *w, const float *b)
-{
-	if (c->arch == FTE_ARCH_LLAMA)
-		rmsnorm_forward(out, &d->rstd, inp, w, 1, c->dim, c->norm_eps);
-	else
-		layernorm_forward(out, &d->mean, &d->rstd, inp, w, b, 1, c->dim, c->norm_eps);
-}
-
-/* head_norm applies Qwen3's RMSNorm to each of x's nh heads of D values,
- * through d->atty (free until the attention output). */
-static void
-head_norm(decoder *d, float *x, const float *w, int nh, int D, float eps)
-{
-	for (int h = 0; h < nh; h++)
-		rmsnorm_forward(d->atty + (size_t)h * D, &d->rstd, x + (size_t)h * D, w, 1, D, eps);
-	memcpy(x, d->atty, (size_t)nh * D * sizeof(float));
-}
-
-/* decoder_step runs token tok at position pos, leaving logits. */
-static void
-decoder_step(const fte_model *m, decoder *d, int tok, int pos)
-{
-	const fte_config *c = &m->cfg;
-	const fte__weights *w = &m->w;
-	int C = c->dim, F = c->ffn_dim, H = c->n_heads, K = c->n_kv_heads;
-	int D = c->head_dim, HD = H * D, KD = K * D, P = c->max_seq_len;
-	float scale = 1.0f / sqrtf((float)D);
-
-	memcpy(d->x, w->tok_emb + (size_t)tok * C, (size_t)C * sizeof(float));
-	if (w->pos_emb != NULL)
-		for (int i = 0; i < C; i++)
-			d->x[i] += w->pos_emb[(size_t)pos * C + i];
-	for (int l = 0; l < c->n_layers; l++) {
-		const fte__layer *lw = &w->layer[l];
-		float *kr = d->kc + ((size_t)l * P + pos) * KD;
-		float *vr = d->vc + ((size_t)l * P + pos) * KD;
-
-		dnorm(c, d, d->xb, d->x, lw->attn_norm_w, lw->attn_norm_b);
-		matmul_forward(d->q, d->xb, lw->wq, lw->bq, 1, C, HD);
-		matmul_forward(kr, d->xb, lw->wk, lw->bk, 1, C, KD);
-		matmul_forward(vr, d->xb, lw->wv, lw->bv, 1, C, KD);
-		if (c->qk_norm) {
-			head_norm(d, d->q, lw->q_norm_w, H, D, c->norm_eps);
-			head_norm(d, kr, lw->k_norm_w, K, D, c->norm_eps);
-		}
-		if (c->arch == FTE_ARCH_LLAMA) {
-			rope_forward(d->q, &pos, 1, H, D, m->rope_freq, m->rope_attn, c->rope_style);
-			rope_forward(kr, &pos, 1, K, D, m->rope_freq, m->rope_attn, c->rope_style);
-		}
-		/* one query against the cache; query head h reads kv head h/(H/K) */
-		for (int h = 0; h < H; h++) {
-			const float *qh = d->q + (size_t)h * D;
-			int kvh = h / (H / K);
-			float mx = -INFINITY, sum = 0.0f, *oh = d->atty + (size_t)h * D;
-
-			for (int t = 0; t <= pos; t++) {
-				const float *kt = d->kc + ((size_t)l * P + t) * KD + (size_t)kvh * D;
-				float s = 0.0f;
-
-				for (int i = 0; i < D; i++)
-					s += qh[i] * kt[i];
-				d->scores[t] = s * scale;
-				if (d->scores[t] > mx)
-					mx = d->scores[t];
-			}
-			for (int t = 0; t <= pos; t++) {
-				d->scores[t] = expf(d->scores[t] - mx);
-				sum += d->scores[t];
-			}
-			memset(oh, 0, (size_t)D * sizeof(float));
-			for (int t = 0; t <= pos; t++) {
-				const float *vt = d->vc + ((size_t)l * P + t) * KD + (size_t)kvh * D;
-				float p = d->scores[t] / sum;
-
-				for (int i = 0; i < D; i++)
-					oh[i] += p * vt[i];
-			}
-		}
-		matmul_forward(d->tmp, d->atty, lw->wo, lw->bo, 1, HD, C);
-		for (int i = 0; i < C; i++)
-			d->x[i] += d->tmp[i];
-		dnorm(c, d, d->xb, d->x, lw->ffn_norm_w, lw->ffn_norm_b);
-		if (c->arch == FTE_ARCH_LLAMA) {
-			matmul_forward(d->hg, d->xb, lw->w_gate, NULL, 1, C, F);
-			matmul_forward(d->hu, d->xb, lw->w_up, NULL, 1, C, F);
-			swiglu_forward(d->ha, d->hg, d->hu, (size_t)F);
-		} else {
-			matmul_forward(d->hu, d->xb, lw->w_up, lw->b_up, 1, C, F);
-			gelu_forward(d->ha, d->hu, (size_t)F);
-		}
-		matmul_forward(d->tmp, d->ha, lw->w_down, lw->b_down, 1, F, C);
-		for (int i = 0; i < C; i++)
-			d->x[i] += d->tmp[i];
-	}
-	dnorm(c, d, d->xb, d->x, w->norm_w, w->norm_b);
-	matmul_forward(d->logits, d->xb, w->output, NULL, 1, C, c->vocab_size);
+	return 2 * (size_t)c->n_layers * c->max_seq_len * c->n_kv_heads * c->head_dim;
 }
 
 typedef struct prob_idx {
@@ -381,13 +241,14 @@ fte_generate_memory(const fte_config *c)
 {
 	size_t prefill = 0;
 
-	/* fte_generate's largest moment: the longest prefill beside the
-	 * decoder and the sampler's buffer */
+	/* fte_generate's largest moment: the longest prefill beside the cache,
+	 * one token's activations, its logits and the sampler's buffer */
 	if (c->max_seq_len > 1)
-		prefill = fte__acts_floats(c, 1, c->max_seq_len - 1, 0, 0.0f, ACTS_INFER) *
+		prefill = fte__acts_floats(c, 1, c->max_seq_len - 1, 0, 0.0f, ACTS_CACHE) *
 		    sizeof(float) + (size_t)(c->max_seq_len - 1) * sizeof(int);
-	return decoder_floats(c) * sizeof(float) + (size_t)c->vocab_size * sizeof(prob_idx) +
-	    prefill;
+	return (kv_floats(c) + fte__acts_floats(c, 1, 1, 0, 0.0f, ACTS_CACHE) +
+	    (size_t)c->vocab_size) * sizeof(float) + sizeof(int) +
+	    (size_t)c->vocab_size * sizeof(prob_idx) + prefill;
 }
 
 /* generate_run is fte_generate calling fn, or lp_fn with k alternatives. */
@@ -396,8 +257,9 @@ generate_run(fte_model *m, const int *prompt, int n_prompt, const fte_sampler *s
     fte_token_fn fn, fte_logprob_fn lp_fn, int k, void *arg, int *out, int *n_out)
 {
 	const fte_config *c = &m->cfg;
-	decoder d;
-	prob_idx *pi;
+	fte__acts one = { 0 };
+	float *kv, *logits = NULL;
+	prob_idx *pi = NULL;
 	fte_logprob lp;
 	uint64_t rng = s->seed;
 	int rc, n = 0, tok;
@@ -416,35 +278,40 @@ generate_run(fte_model *m, const int *prompt, int n_prompt, const fte_sampler *s
 	if (k < 0 || k > FTE_TOP_LOGPROBS_MAX)
 		return fte_error_set(FTE_EINVAL, "generate: at most %d alternatives",
 		    FTE_TOP_LOGPROBS_MAX);
-	if ((rc = decoder_create(c, &d)) != FTE_OK)
-		return rc;
-	if ((pi = malloc((size_t)c->vocab_size * sizeof(*pi))) == NULL) {
-		free(d.mem);
-		return fte_error_set(FTE_ENOMEM, "generate: out of memory");
+	if ((kv = calloc(kv_floats(c), sizeof(float))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "generate: cannot allocate the KV cache");
+	if ((rc = fte__acts_create(c, 1, 1, 0, 0.0f, ACTS_CACHE, &one)) != FTE_OK)
+		goto done;
+	logits = malloc((size_t)c->vocab_size * sizeof(*logits));
+	pi = malloc((size_t)c->vocab_size * sizeof(*pi));
+	if (logits == NULL || pi == NULL) {
+		rc = fte_error_set(FTE_ENOMEM, "generate: out of memory");
+		goto done;
 	}
-	/* prefill: all but the last prompt token in one batched forward pass
-	 * that leaves their keys and values in the cache */
+	/* prefill: all but the last prompt token in one batched pass that
+	 * leaves their keys and values in the cache */
 	if (n_prompt > 1) {
 		fte__acts a;
 
-		if ((rc = fte__acts_create(c, 1, n_prompt - 1, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK) {
-			free(pi);
-			free(d.mem);
-			return rc;
-		}
-		a.kv_k = d.kc;
-		a.kv_v = d.vc;
+		if ((rc = fte__acts_create(c, 1, n_prompt - 1, 0, 0.0f, ACTS_CACHE, &a)) != FTE_OK)
+			goto done;
+		a.kv_k = kv;
+		a.kv_v = kv + kv_floats(c) / 2;
 		fte__forward(m, NULL, &a, prompt, NULL, NULL, 1, n_prompt - 1, NULL, NULL);
 		fte__acts_free(&a);
 	}
+	/* then one token at a time through the same layers */
+	one.kv_k = kv;
+	one.kv_v = kv + kv_floats(c) / 2;
 	tok = prompt[n_prompt - 1];
 	for (int pos = n_prompt - 1; n < s->max_new_tokens && pos < c->max_seq_len; pos++) {
 		int next;
 
-		decoder_step(m, &d, tok, pos);
-		next = sample(s, d.logits, c->vocab_size, pi, &rng);
+		one.pos0 = pos;
+		fte__forward(m, NULL, &one, &tok, NULL, NULL, 1, 1, logits, NULL);
+		next = sample(s, logits, c->vocab_size, pi, &rng);
 		if (lp_fn != NULL)
-			logprob_row(d.logits, c->vocab_size, next, k, &lp);
+			logprob_row(logits, c->vocab_size, next, k, &lp);
 		if ((s->stop_at_eos && next == c->eos_id) || (s->stop_at_bos && next == c->bos_id))
 			break;
 		if (out != NULL)
@@ -456,10 +323,13 @@ generate_run(fte_model *m, const int *prompt, int n_prompt, const fte_sampler *s
 			break;
 		tok = next;
 	}
-	free(pi);
-	free(d.mem);
 	*n_out = n;
-	return FTE_OK;
+done:
+	fte__acts_free(&one);
+	free(pi);
+	free(logits);
+	free(kv);
+	return rc;
 }
 
 int

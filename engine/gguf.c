@@ -151,8 +151,8 @@ typedef struct gguf_out {
  * tensor map names them); a row without "%d" is not per layer.  GPT-2's
  * q, k and v are one attn_qkv tensor in llama.cpp, their rows (or bias
  * values) in that order: part 1, 2, 3. */
-#define ARCHS_LLAMA (1 << FTE_ARCH_LLAMA)
-#define ARCHS_GPT2 (1 << FTE_ARCH_GPT2)
+#define ARCHS_LLAMA 1          /* llama.cpp's llama (Llama, Mistral, Qwen2) */
+#define ARCHS_GPT2 2
 #define ARCHS_ALL (ARCHS_LLAMA | ARCHS_GPT2)
 static const struct gguf_name {
 	const char *canon, *gguf;
@@ -211,13 +211,25 @@ name_match(const char *pattern, const char *name, int *layer)
 	return 1;
 }
 
+/* archs_of: the gguf_names column an engine arch reads, by the GGUF
+ * architecture it is written as (0: none). */
+static int
+archs_of(int arch)
+{
+	const fte_arch_info *a = fte_arch_get(arch);
+
+	if (a == NULL || a->gguf == NULL)
+		return 0;
+	return strcmp(a->gguf, "gpt2") == 0 ? ARCHS_GPT2 : strcmp(a->gguf, "llama") == 0 ? ARCHS_LLAMA : 0;
+}
+
 int
 fte__gguf_source(int arch, const char *canon, char *gname, size_t len, int *part)
 {
 	int layer;
 
 	for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
-		if ((gguf_names[i].archs & (1 << arch)) && name_match(gguf_names[i].canon, canon, &layer)) {
+		if ((gguf_names[i].archs & archs_of(arch)) && name_match(gguf_names[i].canon, canon, &layer)) {
 			snprintf(gname, len, gguf_names[i].gguf, layer);
 			*part = gguf_names[i].part;
 			return FTE_OK;
@@ -231,7 +243,7 @@ fte__gguf_to_canon(int arch, const char *gname, int part, char *out, size_t len)
 	int layer;
 
 	for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
-		if ((gguf_names[i].archs & (1 << arch)) && gguf_names[i].part == part &&
+		if ((gguf_names[i].archs & archs_of(arch)) && gguf_names[i].part == part &&
 		    name_match(gguf_names[i].gguf, gname, &layer)) {
 			snprintf(out, len, gguf_names[i].canon, layer);
 			return FTE_OK;
@@ -395,7 +407,7 @@ gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
 		o[k].data = t->data;
 		if (part == 1) {
 			rc = qkv_fuse(m, t, &o[k]);
-		} else if ((is_q || is_k) && c->arch == FTE_ARCH_LLAMA && c->rope_style == FTE_ROPE_HALF) {
+		} else if ((is_q || is_k) && fte_arch_get(c->arch)->rope && c->rope_style == FTE_ROPE_HALF) {
 			if ((o[k].owned = malloc(t->numel * sizeof(float))) == NULL) {
 				rc = fte_error_set(FTE_ENOMEM, "out of memory");
 				break;
@@ -485,7 +497,7 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	int eos = c->eos_id >= 0 ? c->eos_id : v->eos_id;
 
 	char k[96];
-	const char *arch = c->arch == FTE_ARCH_GPT2 ? "gpt2" : "llama";
+	const char *arch = fte_arch_get(c->arch)->gguf;
 
 #define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
 	kv_str(b, "general.architecture", arch);
@@ -493,13 +505,14 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 	kv_u32(b, "general.alignment", GGUF_ALIGN);
 	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
 	kv_u32(b, KEY("vocab_size"), (uint32_t)V);
-	kv_u32(b, KEY("context_length"), (uint32_t)c->max_seq_len);
+	kv_u32(b, KEY("context_length"), (uint32_t)(c->sliding_window > 0 &&
+	    c->sliding_window < c->max_seq_len ? c->sliding_window : c->max_seq_len));
 	kv_u32(b, KEY("embedding_length"), (uint32_t)c->dim);
 	kv_u32(b, KEY("block_count"), (uint32_t)c->n_layers);
 	kv_u32(b, KEY("feed_forward_length"), (uint32_t)c->ffn_dim);
 	kv_u32(b, KEY("attention.head_count"), (uint32_t)c->n_heads);
-	if (c->arch == FTE_ARCH_GPT2) {
-		/* LayerNorm, learned positions: no RoPE or head keys */
+	if (!fte_arch_get(c->arch)->rope) {
+		/* GPT-2: LayerNorm, learned positions, no RoPE or head keys */
 		kv_f32(b, KEY("attention.layer_norm_epsilon"), c->norm_eps);
 		gguf_vocab_meta(b, v, V, bos, eos);
 		return;
@@ -534,16 +547,18 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 	uint16_t half[1024];
 	int n = 0, rc;
 
-	if (c->arch != FTE_ARCH_LLAMA && c->arch != FTE_ARCH_GPT2)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export supports Llama-architecture and "
-		    "GPT-2 models only", path);
+	if (fte_arch_get(c->arch)->gguf == NULL)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of %s models is not supported "
+		    "(llama.cpp's architecture for them is not written here)", path,
+		    fte_arch_get(c->arch)->title);
+	/* llama.cpp's llama architecture attends to the whole context, which
+	 * is exact for a window over every layer only up to the window */
+	if (c->sliding_window > 0 && c->sliding_pattern > 0)
+		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of full and sliding layers "
+		    "mixed is not supported", path);
 	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16 && dtype != FTE_DTYPE_Q8_0 &&
 	    dtype != FTE_DTYPE_Q4_K_M)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32, F16, Q8_0 or Q4_K_M", path);
-	/* llama.cpp's qwen3 architecture has its own keys and rotate-half q/k */
-	if (c->qk_norm)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF export of q/k-norm (Qwen3) models is not "
-		    "supported: llama.cpp's qwen3 architecture is not written here", path);
 	/* llama.cpp's YaRN has beta 32/1, rounded ramp ends and attention
 	 * factor 0.1 ln(factor) + 1; llama3 needs a rope_freqs tensor and
 	 * dynamic NTK has no key */

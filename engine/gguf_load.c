@@ -168,7 +168,8 @@ gguf_config(const fte_gguf_file *f, fte_config *c)
 	c->norm_eps = (float)key_float(f, arch, "attention.layer_norm_rms_epsilon", 1e-5);
 	c->rope_theta = (float)key_float(f, arch, "rope.freq_base", 10000.0);
 	c->tied_embeddings = fte_gguf_tensor_find(f, "output.weight") == NULL;
-	c->qkv_bias = fte_gguf_tensor_find(f, "blk.0.attn_q.bias") != NULL;
+	/* q/k/v biases make it the Qwen2 row, whatever the file calls itself */
+	c->arch = fte_gguf_tensor_find(f, "blk.0.attn_q.bias") != NULL ? FTE_ARCH_QWEN2 : FTE_ARCH_LLAMA;
 	return gguf_config_finish(f, c);
 }
 
@@ -195,7 +196,7 @@ gguf_tensor_read(const fte_gguf_file *f, fte_model *m, const fte_gguf_tensor *g,
 				n++;
 	if (n == 0 || (n != 1 && n != 3))
 		return fte_error_set(FTE_ENOTSUP, "%s: tensor \"%s\" has no place in a %s model",
-		    f->path, g->name, c->arch == FTE_ARCH_GPT2 ? "GPT-2" : "Llama-architecture");
+		    f->path, g->name, fte_arch_get(c->arch)->title);
 	for (int k = 0; k < n; k++) {
 		numel += t[k]->numel;
 		rows += t[k]->shape[0];

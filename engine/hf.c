@@ -3,11 +3,13 @@
  * (or shards listed in model.safetensors.index.json), read into the canonical
  * layout of fte_model.h and written back.
  *
- * Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (Llama
- * with q/k/v biases), Qwen3ForCausalLM (Llama with a per-head RMSNorm of q
- * and k before RoPE) and GPT2LMHeadModel.  GPT-2 stores its linear layers as
- * Conv1D (in, out) and packs q, k and v into one c_attn; both are undone on
- * load and redone on save.  HF Llama q/k rows are in rotate-half order, so
+ * Every family of the architecture table (fte_arch_info.hf_arch): Llama,
+ * Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 (text), Phi-3 and GPT-2, each
+ * read with the config keys that change its numbers (any such key the
+ * engine does not compute is refused by name).  GPT-2 stores its linear
+ * layers as Conv1D (in, out) and packs q, k and v into one c_attn; Phi-3
+ * fuses q, k, v into qkv_proj and gate, up into gate_up_proj; all are undone
+ * on load and redone on save.  HF Llama q/k rows are in rotate-half order, so
  * the model keeps rope_style FTE_ROPE_HALF; a llama2.c model (interleaved
  * RoPE) is saved with its q/k rows permuted into rotate-half order, as
  * transformers' convert_llama_weights_to_hf.py does.
@@ -29,54 +31,82 @@ enum hf_xform {
 	HF_T,         /* Conv1D (in, out) <-> canonical (out, in) */
 	HF_QKV_W,     /* one third of c_attn.weight, transposed */
 	HF_QKV_B,     /* one third of c_attn.bias */
+	HF_ROWS,      /* rows of a fused tensor (Phi-3), member part of its group */
 };
 
-/* Canonical name -> HF name, per family.  A NULL entry means the family has
- * no such tensor.  part selects q, k or v inside GPT-2's c_attn. */
+/* Canonical name -> HF name, by enum fte_hf_layout.  A NULL entry means the
+ * layout has no such tensor.  part selects q, k or v inside GPT-2's c_attn,
+ * or the member of a fused Phi-3 tensor (hf_fused). */
+#define HF_NLAYOUT 4
 static const struct hf_name {
 	const char *canon;
-	const char *llama;
-	const char *gpt2;
-	int gpt2_xform;
+	const char *name[HF_NLAYOUT];   /* llama, gpt2, gemma, phi3 */
+	int gpt2_xform, phi3_xform;
 	int part;
 } hf_layer_names[] = {
-	{"attn_norm.weight", "input_layernorm.weight", "ln_1.weight", HF_COPY, 0},
-	{"attn_norm.bias", NULL, "ln_1.bias", HF_COPY, 0},
-	{"attn.wq.weight", "self_attn.q_proj.weight", "attn.c_attn.weight", HF_QKV_W, 0},
-	{"attn.wq.bias", "self_attn.q_proj.bias", "attn.c_attn.bias", HF_QKV_B, 0},
-	{"attn.wk.weight", "self_attn.k_proj.weight", "attn.c_attn.weight", HF_QKV_W, 1},
-	{"attn.wk.bias", "self_attn.k_proj.bias", "attn.c_attn.bias", HF_QKV_B, 1},
-	{"attn.wv.weight", "self_attn.v_proj.weight", "attn.c_attn.weight", HF_QKV_W, 2},
-	{"attn.wv.bias", "self_attn.v_proj.bias", "attn.c_attn.bias", HF_QKV_B, 2},
-	{"attn.wo.weight", "self_attn.o_proj.weight", "attn.c_proj.weight", HF_T, 0},
-	{"attn.wo.bias", NULL, "attn.c_proj.bias", HF_COPY, 0},
-	{"attn.q_norm.weight", "self_attn.q_norm.weight", NULL, HF_COPY, 0},
-	{"attn.k_norm.weight", "self_attn.k_norm.weight", NULL, HF_COPY, 0},
-	{"ffn_norm.weight", "post_attention_layernorm.weight", "ln_2.weight", HF_COPY, 0},
-	{"ffn_norm.bias", NULL, "ln_2.bias", HF_COPY, 0},
-	{"ffn.w1.weight", "mlp.gate_proj.weight", NULL, HF_COPY, 0},
-	{"ffn.w3.weight", "mlp.up_proj.weight", NULL, HF_COPY, 0},
-	{"ffn.w2.weight", "mlp.down_proj.weight", NULL, HF_COPY, 0},
-	{"ffn.fc.weight", NULL, "mlp.c_fc.weight", HF_T, 0},
-	{"ffn.fc.bias", NULL, "mlp.c_fc.bias", HF_COPY, 0},
-	{"ffn.proj.weight", NULL, "mlp.c_proj.weight", HF_T, 0},
-	{"ffn.proj.bias", NULL, "mlp.c_proj.bias", HF_COPY, 0},
+	{"attn_norm.weight", {"input_layernorm.weight", "ln_1.weight", "input_layernorm.weight",
+	    "input_layernorm.weight"}, HF_COPY, HF_COPY, 0},
+	{"attn_norm.bias", {NULL, "ln_1.bias", NULL, NULL}, HF_COPY, HF_COPY, 0},
+	{"attn.wq.weight", {"self_attn.q_proj.weight", "attn.c_attn.weight", "self_attn.q_proj.weight",
+	    "self_attn.qkv_proj.weight"}, HF_QKV_W, HF_ROWS, 0},
+	{"attn.wq.bias", {"self_attn.q_proj.bias", "attn.c_attn.bias", NULL, NULL}, HF_QKV_B, HF_COPY, 0},
+	{"attn.wk.weight", {"self_attn.k_proj.weight", "attn.c_attn.weight", "self_attn.k_proj.weight",
+	    "self_attn.qkv_proj.weight"}, HF_QKV_W, HF_ROWS, 1},
+	{"attn.wk.bias", {"self_attn.k_proj.bias", "attn.c_attn.bias", NULL, NULL}, HF_QKV_B, HF_COPY, 1},
+	{"attn.wv.weight", {"self_attn.v_proj.weight", "attn.c_attn.weight", "self_attn.v_proj.weight",
+	    "self_attn.qkv_proj.weight"}, HF_QKV_W, HF_ROWS, 2},
+	{"attn.wv.bias", {"self_attn.v_proj.bias", "attn.c_attn.bias", NULL, NULL}, HF_QKV_B, HF_COPY, 2},
+	{"attn.wo.weight", {"self_attn.o_proj.weight", "attn.c_proj.weight", "self_attn.o_proj.weight",
+	    "self_attn.o_proj.weight"}, HF_T, HF_COPY, 0},
+	{"attn.wo.bias", {NULL, "attn.c_proj.bias", NULL, NULL}, HF_COPY, HF_COPY, 0},
+	{"attn.q_norm.weight", {"self_attn.q_norm.weight", NULL, "self_attn.q_norm.weight", NULL},
+	    HF_COPY, HF_COPY, 0},
+	{"attn.k_norm.weight", {"self_attn.k_norm.weight", NULL, "self_attn.k_norm.weight", NULL},
+	    HF_COPY, HF_COPY, 0},
+	/* Gemma's post_attention_layernorm norms the attention output; in
+	 * Llama's naming it is the MLP's input norm */
+	{"attn_post_norm.weight", {NULL, NULL, "post_attention_layernorm.weight", NULL},
+	    HF_COPY, HF_COPY, 0},
+	{"ffn_norm.weight", {"post_attention_layernorm.weight", "ln_2.weight",
+	    "pre_feedforward_layernorm.weight", "post_attention_layernorm.weight"}, HF_COPY, HF_COPY, 0},
+	{"ffn_norm.bias", {NULL, "ln_2.bias", NULL, NULL}, HF_COPY, HF_COPY, 0},
+	{"ffn.w1.weight", {"mlp.gate_proj.weight", NULL, "mlp.gate_proj.weight",
+	    "mlp.gate_up_proj.weight"}, HF_COPY, HF_ROWS, 0},
+	{"ffn.w3.weight", {"mlp.up_proj.weight", NULL, "mlp.up_proj.weight",
+	    "mlp.gate_up_proj.weight"}, HF_COPY, HF_ROWS, 1},
+	{"ffn.w2.weight", {"mlp.down_proj.weight", NULL, "mlp.down_proj.weight",
+	    "mlp.down_proj.weight"}, HF_COPY, HF_COPY, 0},
+	{"ffn.fc.weight", {NULL, "mlp.c_fc.weight", NULL, NULL}, HF_T, HF_COPY, 0},
+	{"ffn.fc.bias", {NULL, "mlp.c_fc.bias", NULL, NULL}, HF_COPY, HF_COPY, 0},
+	{"ffn.proj.weight", {NULL, "mlp.c_proj.weight", NULL, NULL}, HF_T, HF_COPY, 0},
+	{"ffn.proj.bias", {NULL, "mlp.c_proj.bias", NULL, NULL}, HF_COPY, HF_COPY, 0},
+	{"ffn_post_norm.weight", {NULL, NULL, "post_feedforward_layernorm.weight", NULL},
+	    HF_COPY, HF_COPY, 0},
 }, hf_top_names[] = {
-	{"tok_embeddings.weight", "model.embed_tokens.weight", "transformer.wte.weight", HF_COPY, 0},
-	{"pos_embeddings.weight", NULL, "transformer.wpe.weight", HF_COPY, 0},
-	{"norm.weight", "model.norm.weight", "transformer.ln_f.weight", HF_COPY, 0},
-	{"norm.bias", NULL, "transformer.ln_f.bias", HF_COPY, 0},
-	{"output.weight", "lm_head.weight", "lm_head.weight", HF_COPY, 0},
+	{"tok_embeddings.weight", {"model.embed_tokens.weight", "transformer.wte.weight",
+	    "model.embed_tokens.weight", "model.embed_tokens.weight"}, HF_COPY, HF_COPY, 0},
+	{"pos_embeddings.weight", {NULL, "transformer.wpe.weight", NULL, NULL}, HF_COPY, HF_COPY, 0},
+	{"norm.weight", {"model.norm.weight", "transformer.ln_f.weight", "model.norm.weight",
+	    "model.norm.weight"}, HF_COPY, HF_COPY, 0},
+	{"norm.bias", {NULL, "transformer.ln_f.bias", NULL, NULL}, HF_COPY, HF_COPY, 0},
+	{"output.weight", {"lm_head.weight", "lm_head.weight", "lm_head.weight", "lm_head.weight"},
+	    HF_COPY, HF_COPY, 0},
+};
+
+/* The members of each fused Phi-3 tensor, in their order along its rows. */
+static const char *const hf_fused[][4] = {
+	{"attn.wq.weight", "attn.wk.weight", "attn.wv.weight", NULL},
+	{"ffn.w1.weight", "ffn.w3.weight", NULL},
 };
 
 #define HF_NAME_MAX 128
 
-/* hf_name_map gives the HF name, transform and c_attn part of a canonical
- * tensor name; FTE_ENOENT when the family has no such tensor. */
+/* hf_name_map gives the HF name, transform and part of a canonical tensor
+ * name; FTE_ENOENT when the family has no such tensor. */
 static int
 hf_name_map(int arch, const char *canon, char *hf, int *xform, int *part)
 {
-	int gpt2 = arch == FTE_ARCH_GPT2, layer, n = 0;
+	int lay = fte_arch_get(arch)->hf_layout, layer, n = 0;
 	const struct hf_name *t = hf_top_names;
 	size_t count = sizeof(hf_top_names) / sizeof(hf_top_names[0]);
 	const char *suffix = canon;
@@ -86,34 +116,55 @@ hf_name_map(int arch, const char *canon, char *hf, int *xform, int *part)
 		t = hf_layer_names;
 		count = sizeof(hf_layer_names) / sizeof(hf_layer_names[0]);
 		suffix = canon + n;
-		snprintf(prefix, sizeof(prefix), gpt2 ? "transformer.h.%d." : "model.layers.%d.", layer);
+		snprintf(prefix, sizeof(prefix), lay == FTE_HF_GPT2 ? "transformer.h.%d." :
+		    "model.layers.%d.", layer);
 	}
 	for (size_t i = 0; i < count; i++) {
-		const char *name = gpt2 ? t[i].gpt2 : t[i].llama;
+		const char *name = t[i].name[lay];
 		if (strcmp(t[i].canon, suffix) != 0 || name == NULL)
 			continue;
 		snprintf(hf, HF_NAME_MAX, "%s%s", prefix, name);
-		*xform = gpt2 ? t[i].gpt2_xform : HF_COPY;
+		*xform = lay == FTE_HF_GPT2 ? t[i].gpt2_xform : lay == FTE_HF_PHI3 ? t[i].phi3_xform :
+		    HF_COPY;
 		*part = t[i].part;
 		return FTE_OK;
 	}
 	return FTE_ENOENT;
 }
 
-static const struct hf_arch {
-	const char *arch_name;
-	const char *model_type;
-	int arch;
-	int qkv_bias;
-	int qk_norm;
-	int window_flag;     /* the sliding window applies only with use_sliding_window */
-} hf_archs[] = {
-	{"LlamaForCausalLM", "llama", FTE_ARCH_LLAMA, 0, 0, 0},
-	{"MistralForCausalLM", "mistral", FTE_ARCH_LLAMA, 0, 0, 0},
-	{"Qwen2ForCausalLM", "qwen2", FTE_ARCH_LLAMA, 1, 0, 1},
-	{"Qwen3ForCausalLM", "qwen3", FTE_ARCH_LLAMA, 0, 1, 1},
-	{"GPT2LMHeadModel", "gpt2", FTE_ARCH_GPT2, 0, 0, 0},
-};
+/* hf_fused_span gives the first row and the total rows of canonical tensor
+ * ct inside its fused HF tensor (Phi-3), from the model's other members;
+ * *group receives the fused group's member list. */
+static void
+hf_fused_span(fte_model *m, const fte_tensor *ct, int64_t *first, int64_t *total,
+    const char *const **group)
+{
+	int layer, n = 0;
+
+	sscanf(ct->name, "layers.%d.%n", &layer, &n);
+	*first = *total = 0;
+	for (size_t g = 0; g < sizeof(hf_fused) / sizeof(hf_fused[0]); g++) {
+		int in = 0;
+
+		for (int i = 0; hf_fused[g][i] != NULL; i++)
+			in |= strcmp(ct->name + n, hf_fused[g][i]) == 0;
+		if (!in)
+			continue;
+		*group = hf_fused[g];
+		for (int i = 0, before = 1; hf_fused[g][i] != NULL; i++) {
+			char name[FTE_NAME_MAX];
+			const fte_tensor *t;
+
+			snprintf(name, sizeof(name), "layers.%d.%s", layer, hf_fused[g][i]);
+			t = fte_model_find(m, name);
+			if (strcmp(ct->name + n, hf_fused[g][i]) == 0)
+				before = 0;
+			if (before)
+				*first += t->shape[0];
+			*total += t->shape[0];
+		}
+	}
+}
 
 /* The weight files of one directory. */
 typedef struct hf_weights {
@@ -312,6 +363,10 @@ static const struct rope_kind {
 	    "original_max_position_embeddings", NULL}},
 	{"yarn", FTE_ROPE_YARN, {"factor", "original_max_position_embeddings", "beta_fast",
 	    "beta_slow", "attention_factor", "truncate", NULL}},
+	/* transformers replaces factor by max_position_embeddings /
+	 * original_max_position_embeddings, so it is read but not used */
+	{"longrope", FTE_ROPE_LONGROPE, {"long_factor", "short_factor", "factor",
+	    "attention_factor", "original_max_position_embeddings", NULL}},
 };
 
 /* rope_num reads a positive number of a RoPE object; absent or null gives
@@ -331,6 +386,61 @@ rope_num(const char *path, const char *label, json_t *o, const char *key, double
 	if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v)))
 		return fte_error_set(FTE_EFORMAT, "%s: %s.%s is not a positive number", path, label, key);
 	*out = json_number_value(v);
+	return FTE_OK;
+}
+
+/* rope_factors reads one of LongRoPE's lists: a number per rotated pair. */
+static int
+rope_factors(const char *path, const char *label, json_t *o, const char *key, int n, float *out)
+{
+	json_t *a = json_object_get(o, key), *v;
+	size_t i;
+
+	if (!json_is_array(a) || json_array_size(a) != (size_t)n)
+		return fte_error_set(FTE_EFORMAT, "%s: %s.%s is not a list of %d numbers (one per "
+		    "rotated pair)", path, label, key, n);
+	json_array_foreach(a, i, v) {
+		if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v)))
+			return fte_error_set(FTE_EFORMAT, "%s: %s.%s[%zu] is not a positive number",
+			    path, label, key, i);
+		out[i] = (float)json_number_value(v);
+	}
+	return FTE_OK;
+}
+
+/* rope_longrope reads Phi-3's LongRoPE: its short factors within
+ * original_max_position_embeddings (top level, Phi3Config's default 4096,
+ * or in the object), to which the context is capped: past it transformers
+ * turns every position by the long factors instead. */
+static int
+rope_longrope(const char *path, json_t *j, json_t *o, const char *label, fte_config *c)
+{
+	fte_rope_scaling *r = &c->rope;
+	int half = (c->rope_dim > 0 ? c->rope_dim : c->head_dim) / 2, rc, orig = 4096;
+	json_t *v = json_object_get(o, "original_max_position_embeddings");
+
+	if (c->arch != FTE_ARCH_PHI3)
+		return fte_error_set(FTE_ENOTSUP, "%s: %s.rope_type \"longrope\" is read for Phi-3 only",
+		    path, label);
+	if (half > FTE_ROPE_PAIRS_MAX)
+		return fte_error_set(FTE_ENOTSUP, "%s: longrope with more than %d rotated pairs", path,
+		    FTE_ROPE_PAIRS_MAX);
+	if (v == NULL)
+		v = json_object_get(j, "original_max_position_embeddings");
+	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+	    json_integer_value(v) > CFG_INT_MAX))
+		return fte_error_set(FTE_EFORMAT, "%s: original_max_position_embeddings is not a "
+		    "positive integer", path);
+	if (v != NULL)
+		orig = (int)json_integer_value(v);
+	if ((rc = rope_factors(path, label, o, "short_factor", half, r->short_factor)) ||
+	    (rc = rope_factors(path, label, o, "long_factor", half, r->long_factor)) ||
+	    (rc = rope_num(path, label, o, "attention_factor", 0, &r->attn_factor)))
+		return rc;
+	r->orig_ctx = orig;
+	r->factor = (double)c->max_seq_len / orig;
+	if (c->max_seq_len > orig)
+		c->max_seq_len = orig;
 	return FTE_OK;
 }
 
@@ -363,6 +473,9 @@ rope_read(const char *path, json_t *j, const char *label, int max_pos, fte_confi
 		    path, label, type, alt);
 	if (type == NULL)
 		type = alt != NULL ? alt : "default";
+	/* Phi-3's first configs call LongRoPE "su"; Phi3Config renames it */
+	if (strcmp(type, "su") == 0 && c->arch == FTE_ARCH_PHI3)
+		type = "longrope";
 	for (size_t i = 0; i < sizeof(rope_kinds) / sizeof(rope_kinds[0]); i++)
 		if (strcmp(type, rope_kinds[i].name) == 0)
 			k = &rope_kinds[i];
@@ -395,6 +508,8 @@ rope_read(const char *path, json_t *j, const char *label, int max_pos, fte_confi
 		return FTE_OK;
 	memset(r, 0, sizeof(*r));
 	r->type = k->type;
+	if (k->type == FTE_ROPE_LONGROPE)
+		return rope_longrope(path, j, o, label, c);
 	if ((rc = rope_num(path, label, o, "factor", -1, &r->factor)) != FTE_OK)
 		return rc;
 	if (k->type == FTE_ROPE_LLAMA3) {
@@ -429,18 +544,123 @@ rope_read(const char *path, json_t *j, const char *label, int max_pos, fte_confi
 	return FTE_OK;
 }
 
+/* cfg_opt_real reads an optional positive number: absent is dflt (the
+ * config class's default), null is 0 (none). */
+static int
+cfg_opt_real(const char *path, json_t *cfg, const char *key, double dflt, float *out)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	if (v != NULL && json_is_null(v)) {
+		*out = 0;
+		return FTE_OK;
+	}
+	return cfg_real(path, cfg, key, dflt, out);
+}
+
+/* layer_types_read derives c's sliding pattern from a layer_types list
+ * (newer transformers) when c has a window: every n-th layer full, or all
+ * sliding; any other layout is refused. */
+static int
+layer_types_read(const char *path, json_t *j, fte_config *c)
+{
+	json_t *lt = json_object_get(j, "layer_types"), *v;
+	int first_full = 0;
+	size_t i;
+
+	if (lt == NULL || json_is_null(lt))
+		return FTE_OK;
+	if (!json_is_array(lt) || json_array_size(lt) != (size_t)c->n_layers)
+		return fte_error_set(FTE_EFORMAT, "%s: layer_types is not a list of %d layer types",
+		    path, c->n_layers);
+	json_array_foreach(lt, i, v) {
+		const char *t = json_string_value(v);
+		if (t == NULL || (strcmp(t, "full_attention") != 0 && strcmp(t, "sliding_attention") != 0))
+			return fte_error_set(FTE_ENOTSUP, "%s: layer_types[%zu] is not full_attention "
+			    "or sliding_attention", path, i);
+		if (first_full == 0 && strcmp(t, "full_attention") == 0)
+			first_full = (int)i + 1;
+	}
+	/* without a window shorter than the context every layer is full */
+	if (c->sliding_window == 0)
+		return FTE_OK;
+	c->sliding_pattern = first_full;
+	for (int l = 0; l < c->n_layers; l++) {
+		const char *t = json_string_value(json_array_get(lt, (size_t)l));
+		if ((strcmp(t, "sliding_attention") == 0) != fte_config_layer_sliding(c, l))
+			return fte_error_set(FTE_ENOTSUP, "%s: layer_types is not \"every n-th layer "
+			    "full\" (layer %d), which the engine does not compute", path, l);
+	}
+	if (first_full == 1) {
+		c->sliding_window = 0;
+		c->sliding_pattern = 0;
+	}
+	return FTE_OK;
+}
+
+/* rope_read_per_type reads Gemma's rope_parameters, which newer
+ * transformers keeps per layer type: full_attention as every family's
+ * rope_parameters, sliding_attention as the sliding layers' base (Gemma 3's
+ * rope_local_base_freq), which must not scale.  A flat object is read as
+ * usual. */
+static int
+rope_read_per_type(const char *path, json_t *j, fte_config *c)
+{
+	json_t *o = json_object_get(j, "rope_parameters");
+	json_t *full = json_object_get(o, "full_attention");
+	json_t *slide = json_object_get(o, "sliding_attention");
+	json_t *w, *v;
+	const char *key, *type;
+	int rc;
+
+	if (!json_is_object(full) && !json_is_object(slide))
+		return rope_read(path, j, "rope_parameters", c->max_seq_len, c);
+	json_object_foreach(o, key, v)
+		if (strcmp(key, "full_attention") != 0 && strcmp(key, "sliding_attention") != 0)
+			return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.%s is not supported",
+			    path, key);
+	if (json_is_object(full)) {
+		/* rope_read reads "rope_parameters" of the object it is given */
+		if ((w = json_pack("{s:O}", "rope_parameters", full)) == NULL)
+			return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+		rc = rope_read(path, w, "rope_parameters", c->max_seq_len, c);
+		json_decref(w);
+		if (rc != FTE_OK)
+			return rc;
+	}
+	if (json_is_object(slide)) {
+		type = json_string_value(json_object_get(slide, "rope_type"));
+		json_object_foreach(slide, key, v)
+			if (strcmp(key, "rope_type") != 0 && strcmp(key, "rope_theta") != 0)
+				return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.sliding_attention.%s "
+				    "is not supported", path, key);
+		if (type != NULL && strcmp(type, "default") != 0)
+			return fte_error_set(FTE_ENOTSUP, "%s: rope_parameters.sliding_attention.rope_type "
+			    "\"%s\" is not supported (the sliding layers' RoPE does not scale)", path, type);
+		if ((rc = cfg_real(path, slide, "rope_theta", c->rope_theta, &c->rope_local_theta)) != FTE_OK)
+			return rc;
+	}
+	return FTE_OK;
+}
+
+/* The config keys only Gemma's attention reads. */
+static const char *const gemma_keys[] = {
+	"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping",
+	"rope_local_base_freq",
+};
+
 /* hf_config_parse fills c from config.json (and generation_config.json for
  * BOS/EOS). */
 static int
 hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 {
-	const struct hf_arch *a = NULL;
+	const fte_arch_info *ai = NULL;
 	json_t *archs = json_object_get(j, "architectures");
 	const char *name = json_string_value(json_array_get(archs, 0));
 	const char *mtype = json_string_value(json_object_get(j, "model_type"));
 	char gpath[PATH_MAX];
 	json_t *gen;
-	int rc, window = 0;
+	int rc, arch = 0, window = 0, gemma;
 
 	/* quantized weights are codes and scales, not the numbers themselves */
 	if (json_object_get(j, "quantization_config") != NULL) {
@@ -449,24 +669,24 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 		return fte_error_set(FTE_ENOTSUP, "%s: quantization_config (quant_method %s) is not "
 		    "supported: import the unquantized checkpoint", path, qm ? qm : "unnamed");
 	}
-	for (size_t i = 0; i < sizeof(hf_archs) / sizeof(hf_archs[0]); i++)
-		if ((name && strcmp(name, hf_archs[i].arch_name) == 0) ||
-		    (!name && mtype && strcmp(mtype, hf_archs[i].model_type) == 0))
-			a = &hf_archs[i];
-	if (a == NULL) {
-		char list[256] = "";
-		for (size_t i = 0; i < sizeof(hf_archs) / sizeof(hf_archs[0]); i++)
-			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
-			    hf_archs[i].arch_name);
+	for (int a = 1; a < FTE_ARCH_END; a++)
+		if ((name && strcmp(name, fte_arch_get(a)->hf_arch) == 0) ||
+		    (!name && mtype && strcmp(mtype, fte_arch_get(a)->hf_type) == 0))
+			arch = a;
+	if (arch == 0) {
+		char list[512] = "";
+		for (int a = 1; a < FTE_ARCH_END; a++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", a > 1 ? ", " : "",
+			    fte_arch_get(a)->hf_arch);
 		return fte_error_set(FTE_ENOTSUP, "%s: unsupported architecture \"%s\" (supported: %s)",
 		    path, name ? name : mtype ? mtype : "(none)", list);
 	}
+	ai = fte_arch_get(arch);
+	gemma = ai->hf_layout == FTE_HF_GEMMA;
 	memset(c, 0, sizeof(*c));
-	c->arch = a->arch;
-	c->qkv_bias = a->qkv_bias;
-	c->qk_norm = a->qk_norm;
+	c->arch = arch;
 	c->bos_id = c->eos_id = -1;
-	if (a->arch == FTE_ARCH_GPT2) {
+	if (ai->hf_layout == FTE_HF_GPT2) {
 		const char *act = json_string_value(json_object_get(j, "activation_function"));
 		if ((rc = cfg_int(path, j, "n_embd", -1, &c->dim)) ||
 		    (rc = cfg_int(path, j, "n_layer", -1, &c->n_layers)) ||
@@ -488,7 +708,12 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 		c->head_dim = c->dim / c->n_heads;
 		c->tied_embeddings = cfg_bool(j, "tie_word_embeddings", 1);
 	} else {
-		const char *act = json_string_value(json_object_get(j, "hidden_act"));
+		/* Gemma names its activation hidden_activation (and keeps a
+		 * hidden_act that transformers ignores for it) */
+		const char *actkey = gemma && json_object_get(j, "hidden_activation") ? "hidden_activation" :
+		    "hidden_act";
+		const char *act = json_string_value(json_object_get(j, actkey));
+		const char *want = ai->mlp == FTE_MLP_GEGLU ? "gelu_pytorch_tanh" : "silu";
 		if ((rc = cfg_int(path, j, "hidden_size", -1, &c->dim)) ||
 		    (rc = cfg_int(path, j, "num_hidden_layers", -1, &c->n_layers)) ||
 		    (rc = cfg_int(path, j, "num_attention_heads", -1, &c->n_heads)) ||
@@ -501,30 +726,88 @@ hf_config_parse(const char *dir, const char *path, json_t *j, fte_config *c)
 		    (rc = cfg_real(path, j, "rms_norm_eps", 1e-6, &c->norm_eps)) ||
 		    (rc = cfg_real(path, j, "rope_theta", 10000.0, &c->rope_theta)))
 			return rc;
-		if (act != NULL && strcmp(act, "silu") != 0)
-			return fte_error_set(FTE_ENOTSUP, "%s: hidden_act \"%s\" not supported (only silu)",
-			    path, act);
+		if (act != NULL && strcmp(act, want) != 0)
+			return fte_error_set(FTE_ENOTSUP, "%s: %s \"%s\" not supported (only %s)",
+			    path, actkey, act, want);
 		json_t *prf = json_object_get(j, "partial_rotary_factor");
-		if (prf != NULL && !json_is_null(prf) && json_number_value(prf) != 1.0)
-			return fte_error_set(FTE_ENOTSUP, "%s: partial_rotary_factor is not supported "
-			    "(RoPE turns the whole head)", path);
+		if (prf != NULL && !json_is_null(prf) && json_number_value(prf) != 1.0) {
+			/* transformers' Phi-3 turns int(head_dim * factor) dims */
+			double f = json_number_value(prf);
+
+			if (arch != FTE_ARCH_PHI3)
+				return fte_error_set(FTE_ENOTSUP, "%s: partial_rotary_factor is not read by "
+				    "%s models", path, ai->hf_arch);
+			c->rope_dim = (int)(c->head_dim * f);
+			if (!(f > 0 && f < 1) || c->rope_dim < 2 || c->rope_dim % 2 != 0)
+				return fte_error_set(FTE_ENOTSUP, "%s: partial_rotary_factor %g does not turn "
+				    "an even number of a head's %d dims", path, f, c->head_dim);
+		}
 		if ((rc = rope_read(path, j, "rope_scaling", c->max_seq_len, c)) != FTE_OK ||
-		    (rc = rope_read(path, j, "rope_parameters", c->max_seq_len, c)) != FTE_OK)
+		    (rc = gemma ? rope_read_per_type(path, j, c) :
+		    rope_read(path, j, "rope_parameters", c->max_seq_len, c)) != FTE_OK)
 			return rc;
 		if (cfg_bool(j, "attention_bias", 0) || cfg_bool(j, "mlp_bias", 0))
 			return fte_error_set(FTE_ENOTSUP, "%s: attention_bias / mlp_bias are not supported",
 			    path);
+		if (cfg_bool(j, "use_bidirectional_attention", 0))
+			return fte_error_set(FTE_ENOTSUP, "%s: use_bidirectional_attention is not supported "
+			    "(the engine's attention is causal)", path);
+		/* Gemma's attention keys on another family: transformers would
+		 * ignore them, the config means them; ambiguous, so refused */
+		for (size_t k = 0; !gemma && k < sizeof(gemma_keys) / sizeof(gemma_keys[0]); k++)
+			if (json_object_get(j, gemma_keys[k]) != NULL &&
+			    !json_is_null(json_object_get(j, gemma_keys[k])))
+				return fte_error_set(FTE_ENOTSUP, "%s: %s is not read by %s models",
+				    path, gemma_keys[k], ai->hf_arch);
+		/* absent keys take Gemma2Config's / Gemma3TextConfig's defaults;
+		 * rope_parameters.sliding_attention may have set the local base */
+		float local = c->rope_local_theta;
+		if (gemma && ((rc = cfg_opt_real(path, j, "query_pre_attn_scalar", 256, &c->query_scale)) ||
+		    (rc = cfg_opt_real(path, j, "attn_logit_softcapping",
+		    arch == FTE_ARCH_GEMMA2 ? 50 : 0, &c->attn_softcap)) ||
+		    (rc = cfg_opt_real(path, j, "final_logit_softcapping",
+		    arch == FTE_ARCH_GEMMA2 ? 30 : 0, &c->final_softcap)) ||
+		    (local == 0 && (rc = cfg_opt_real(path, j, "rope_local_base_freq", 10000,
+		    &c->rope_local_theta)))))
+			return rc;
+		if (gemma && json_object_get(j, "sliding_window") == NULL)
+			window = 4096;
+		if (arch == FTE_ARCH_GEMMA3 && json_object_get(j, "rope_theta") == NULL &&
+		    json_object_get(j, "rope_parameters") == NULL)
+			c->rope_theta = 1e6f;
+		/* Gemma 2's sliding layers turn with the full layers' RoPE */
+		if (arch == FTE_ARCH_GEMMA2) {
+			if (local != 0 && local != c->rope_theta)
+				return fte_error_set(FTE_ENOTSUP, "%s: a Gemma 2 sliding-layer RoPE base (%g) "
+				    "other than rope_theta is not supported", path, (double)local);
+			c->rope_local_theta = 0;
+		}
 		/* Qwen2 ignores head_dim; it is always hidden_size / heads */
-		if (c->qkv_bias)
+		if (arch == FTE_ARCH_QWEN2)
 			c->head_dim = c->dim / c->n_heads;
-		/* Without a sliding-window mask the attention is exact only up to
-		 * the window, so the context is capped there. */
-		if (a->window_flag && !cfg_bool(j, "use_sliding_window", 0))
-			window = 0;
-		if (window > 0 && window < c->max_seq_len)
-			c->max_seq_len = window;
+		if (arch == FTE_ARCH_QWEN2 || arch == FTE_ARCH_QWEN3) {
+			/* Qwen's window (only with use_sliding_window) covers the layers
+			 * from max_window_layers on; attention is exact up to the window,
+			 * so the context is capped there instead. */
+			if (!cfg_bool(j, "use_sliding_window", 0))
+				window = 0;
+			if (window > 0 && window < c->max_seq_len)
+				c->max_seq_len = window;
+		} else if (window > 0 && window < c->max_seq_len) {
+			c->sliding_window = window;
+			/* Gemma 2 alternates (even layers slide), Gemma 3 keeps one
+			 * full layer in sliding_window_pattern; Mistral and Phi-3 slide
+			 * everywhere */
+			if (arch == FTE_ARCH_GEMMA2)
+				c->sliding_pattern = 2;
+			if (arch == FTE_ARCH_GEMMA3 && (rc = cfg_int(path, j, "sliding_window_pattern", 6,
+			    &c->sliding_pattern)) != FTE_OK)
+				return rc;
+		}
+		if ((rc = layer_types_read(path, j, c)) != FTE_OK)
+			return rc;
 		c->rope_style = FTE_ROPE_HALF;
-		c->tied_embeddings = cfg_bool(j, "tie_word_embeddings", 0);
+		c->tied_embeddings = cfg_bool(j, "tie_word_embeddings", gemma);
 	}
 	cfg_token(j, "bos_token_id", &c->bos_id);
 	cfg_token(j, "eos_token_id", &c->eos_id);
@@ -560,16 +843,17 @@ shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
 
 /* hf_tensor_load reads the HF tensor that holds canonical tensor ct. */
 static int
-hf_tensor_load(const char *dir, const hf_weights *w, int arch, fte_tensor *ct)
+hf_tensor_load(const char *dir, const hf_weights *w, fte_model *m, fte_tensor *ct)
 {
 	char hf[HF_NAME_MAX], want[64], have[160];
 	const fte_st_file *f;
 	const fte_st_tensor *t;
-	int64_t exp[2];
+	const char *const *group;
+	int64_t exp[2], first = 0, total = 0;
 	int xform, part, exp_ndim = ct->ndim, rc;
 	float *tmp;
 
-	if (hf_name_map(arch, ct->name, hf, &xform, &part) != FTE_OK)
+	if (hf_name_map(fte_model_config(m)->arch, ct->name, hf, &xform, &part) != FTE_OK)
 		return fte_error_set(FTE_ENOTSUP, "%s: no Hugging Face name for %s", dir, ct->name);
 	/* a tied pair is stored once: either name may be the alias of the
 	 * other in __metadata__ */
@@ -586,6 +870,9 @@ hf_tensor_load(const char *dir, const hf_weights *w, int arch, fte_tensor *ct)
 		exp[1] = ct->shape[0] * (xform == HF_QKV_W ? 3 : 1);
 	} else if (xform == HF_QKV_B) {
 		exp[0] = ct->shape[0] * 3;
+	} else if (xform == HF_ROWS) {
+		hf_fused_span(m, ct, &first, &total, &group);
+		exp[0] = total;
 	}
 	if (t->ndim != exp_ndim || t->shape[0] != exp[0] || (exp_ndim == 2 && t->shape[1] != exp[1])) {
 		shape_str(want, sizeof(want), exp_ndim, exp);
@@ -603,6 +890,8 @@ hf_tensor_load(const char *dir, const hf_weights *w, int arch, fte_tensor *ct)
 		size_t ld = (size_t)t->shape[t->ndim - 1];   /* HF row length */
 		if (xform == HF_QKV_B) {
 			memcpy(ct->data, tmp + (size_t)part * rows, rows * sizeof(float));
+		} else if (xform == HF_ROWS) {
+			memcpy(ct->data, tmp + (size_t)first * cols, rows * cols * sizeof(float));
 		} else {
 			/* canonical [o][i] = HF [i][part * rows + o] */
 			for (size_t o = 0; o < rows; o++)
@@ -639,8 +928,9 @@ fte_hf_load(const char *dir, fte_model **out)
 	 * file omits or names as the other's alias in __metadata__ (GPT-2's
 	 * head may be left out with no alias at all). */
 	if (!c.tied_embeddings) {
+		int gpt2 = fte_arch_get(c.arch)->hf_layout == FTE_HF_GPT2;
 		const char *head = "lm_head.weight";
-		const char *emb = c.arch == FTE_ARCH_GPT2 ? "transformer.wte.weight" : "model.embed_tokens.weight";
+		const char *emb = gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight";
 		int no_head = hf_weights_find(&w, head, &f) == NULL;
 		int no_emb = hf_weights_find(&w, emb, &f) == NULL &&
 		    (strncmp(emb, "transformer.", 12) != 0 || hf_weights_find(&w, emb + 12, &f) == NULL);
@@ -652,7 +942,7 @@ fte_hf_load(const char *dir, fte_model **out)
 			    strcmp(kept, head) == 0))
 				c.tied_embeddings = 1;
 		}
-		if (!c.tied_embeddings && no_head && c.arch == FTE_ARCH_GPT2)
+		if (!c.tied_embeddings && no_head && gpt2)
 			c.tied_embeddings = 1;
 	}
 	/* Refuse a config far larger than its weights before allocating it:
@@ -672,7 +962,7 @@ fte_hf_load(const char *dir, fte_model **out)
 		return rc;
 	}
 	for (int i = 0; i < fte_model_num_tensors(m) && rc == FTE_OK; i++)
-		rc = hf_tensor_load(dir, &w, c.arch, fte_model_tensor(m, i));
+		rc = hf_tensor_load(dir, &w, m, fte_model_tensor(m, i));
 	hf_weights_close(&w);
 	if (rc != FTE_OK) {
 		fte_model_free(m);
@@ -729,8 +1019,8 @@ static int
 hf_entries_build(fte_model *m, fte_st_entry *e, int *n, hf_bufs *bufs)
 {
 	const fte_config *c = fte_model_config(m);
-	int count = 0, gpt2 = c->arch == FTE_ARCH_GPT2;
-	int permute = !gpt2 && c->rope_style == FTE_ROPE_INTERLEAVED;
+	int count = 0;
+	int permute = fte_arch_get(c->arch)->rope && c->rope_style == FTE_ROPE_INTERLEAVED;
 
 	for (int i = 0; i < fte_model_num_tensors(m); i++) {
 		fte_tensor *t = fte_model_tensor(m, i);
@@ -775,6 +1065,29 @@ hf_entries_build(fte_model *m, fte_st_entry *e, int *n, hf_bufs *bufs)
 			} else {
 				x->shape[0] = 3 * (int64_t)rows;
 			}
+		} else if (xform == HF_ROWS) {
+			/* the fused tensor is written once, when its first member comes by */
+			const char *const *group;
+			int64_t first, total, at = 0;
+			int layer;
+
+			if (part != 0)
+				continue;
+			hf_fused_span(m, t, &first, &total, &group);
+			if ((buf = hf_bufs_alloc(bufs, (size_t)total * cols)) == NULL)
+				return fte_error_set(FTE_ENOMEM, "out of memory");
+			sscanf(t->name, "layers.%d.", &layer);
+			for (int p = 0; group[p] != NULL; p++) {
+				char mname[FTE_NAME_MAX];
+				const fte_tensor *src;
+
+				snprintf(mname, sizeof(mname), "layers.%d.%s", layer, group[p]);
+				src = fte_model_find(m, mname);
+				memcpy(buf + (size_t)at * cols, src->data, src->numel * sizeof(float));
+				at += src->shape[0];
+			}
+			x->data = buf;
+			x->shape[0] = total;
 		} else if (xform == HF_T) {
 			if ((buf = hf_bufs_alloc(bufs, t->numel)) == NULL)
 				return fte_error_set(FTE_ENOMEM, "out of memory");
@@ -803,20 +1116,6 @@ json_token(int id)
 	return id >= 0 ? json_integer(id) : json_null();
 }
 
-/* hf_arch_of is the hf_archs row a Llama-architecture model is saved as:
- * the first whose features it has (Llama before Mistral). */
-static const struct hf_arch *
-hf_arch_of(const fte_config *c)
-{
-	size_t i = 0;
-
-	while (i + 1 < sizeof(hf_archs) / sizeof(hf_archs[0]) &&
-	    (hf_archs[i].arch != c->arch || hf_archs[i].qkv_bias != c->qkv_bias ||
-	    hf_archs[i].qk_norm != c->qk_norm))
-		i++;
-	return &hf_archs[i];
-}
-
 /* hf_rope_json is config.json's rope_scaling for c: null for the default
  * rotation, else the numbers rope_read read. */
 static json_t *
@@ -827,6 +1126,20 @@ hf_rope_json(const fte_config *c)
 
 	if (r->type == FTE_ROPE_DEFAULT)
 		return json_null();
+	if (r->type == FTE_ROPE_LONGROPE) {
+		int half = (c->rope_dim > 0 ? c->rope_dim : c->head_dim) / 2;
+		json_t *sf = json_array(), *lf = json_array();
+
+		for (int i = 0; i < half; i++) {
+			json_array_append_new(sf, fte__json_float(r->short_factor[i]));
+			json_array_append_new(lf, fte__json_float(r->long_factor[i]));
+		}
+		o = json_pack("{s:s,s:o,s:o}", "rope_type", "longrope", "short_factor", sf,
+		    "long_factor", lf);
+		if (o != NULL && r->attn_factor > 0)
+			json_object_set_new(o, "attention_factor", json_real(r->attn_factor));
+		return o;
+	}
 	o = json_pack("{s:s,s:f}", "rope_type", rope_kinds[r->type].name, "factor", r->factor);
 	if (o == NULL)
 		return NULL;
@@ -849,12 +1162,62 @@ hf_rope_json(const fte_config *c)
 }
 
 static json_t *
+json_opt_float(float x)
+{
+	return x > 0 ? fte__json_float(x) : json_null();
+}
+
+/* hf_config_extra adds the keys of a family's attention: the window and
+ * which layers slide, Gemma's scale, soft-caps and local RoPE base. */
+static void
+hf_config_extra(const fte_config *c, json_t *j)
+{
+	const fte_arch_info *a = fte_arch_get(c->arch);
+
+	if (a->hf_layout == FTE_HF_GEMMA) {
+		json_t *lt = json_array();
+
+		json_object_set_new(j, "hidden_activation", json_string("gelu_pytorch_tanh"));
+		json_object_set_new(j, "query_pre_attn_scalar", c->query_scale > 0 ?
+		    fte__json_float(c->query_scale) : json_integer(c->head_dim));
+		json_object_set_new(j, "attn_logit_softcapping", json_opt_float(c->attn_softcap));
+		json_object_set_new(j, "final_logit_softcapping", json_opt_float(c->final_softcap));
+		if (c->arch == FTE_ARCH_GEMMA3) {
+			json_object_set_new(j, "rope_local_base_freq", c->rope_local_theta > 0 ?
+			    fte__json_float(c->rope_local_theta) : fte__json_float(c->rope_theta));
+			json_object_set_new(j, "sliding_window_pattern",
+			    json_integer(c->sliding_pattern > 0 ? c->sliding_pattern : c->n_layers + 1));
+		}
+		for (int l = 0; l < c->n_layers; l++)
+			json_array_append_new(lt, json_string(fte_config_layer_sliding(c, l) ?
+			    "sliding_attention" : "full_attention"));
+		json_object_set_new(j, "layer_types", lt);
+	}
+	if (c->rope_dim > 0) {
+		/* a factor whose int(head_dim * factor) is rope_dim */
+		double f = (double)c->rope_dim / c->head_dim;
+
+		if ((int)(c->head_dim * f) != c->rope_dim)
+			f = (c->rope_dim + 0.5) / c->head_dim;
+		json_object_set_new(j, "partial_rotary_factor", json_real(f));
+	}
+	if (c->rope.type == FTE_ROPE_LONGROPE) {
+		json_object_set_new(j, "original_max_position_embeddings", json_integer(c->rope.orig_ctx));
+		json_object_set_new(j, "max_position_embeddings",
+		    json_integer(llround(c->rope.factor * c->rope.orig_ctx)));
+	}
+	if (a->window && c->arch != FTE_ARCH_QWEN2 && c->arch != FTE_ARCH_QWEN3)
+		json_object_set_new(j, "sliding_window", c->sliding_window > 0 ?
+		    json_integer(c->sliding_window) : json_null());
+}
+
+static json_t *
 hf_config_build(const fte_config *c, const char *torch_dtype)
 {
-	const struct hf_arch *a = hf_arch_of(c);
+	const fte_arch_info *a = fte_arch_get(c->arch);
 	json_t *j;
 
-	if (c->arch == FTE_ARCH_GPT2)
+	if (a->hf_layout == FTE_HF_GPT2)
 		j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:b,s:b,s:f,s:f,s:f,s:o,s:o,s:s}",
 		    "architectures", "GPT2LMHeadModel",
 		    "model_type", "gpt2",
@@ -871,8 +1234,8 @@ hf_config_build(const fte_config *c, const char *torch_dtype)
 		    "torch_dtype", torch_dtype);
 	else
 		j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:b,s:b,s:b,s:o,s:o,s:o,s:s}",
-		    "architectures", a->arch_name, "model_type", a->model_type,
-		    "hidden_act", "silu",
+		    "architectures", a->hf_arch, "model_type", a->hf_type,
+		    "hidden_act", a->mlp == FTE_MLP_GEGLU ? "gelu_pytorch_tanh" : "silu",
 		    "hidden_size", c->dim, "intermediate_size", c->ffn_dim,
 		    "num_hidden_layers", c->n_layers,
 		    "num_attention_heads", c->n_heads,
@@ -888,6 +1251,8 @@ hf_config_build(const fte_config *c, const char *torch_dtype)
 		    "bos_token_id", json_token(c->bos_id),
 		    "eos_token_id", json_token(c->eos_id),
 		    "torch_dtype", torch_dtype);
+	if (j != NULL && a->hf_layout != FTE_HF_GPT2)
+		hf_config_extra(c, j);
 	return j;
 }
 
@@ -999,13 +1364,19 @@ fte_hf_save_dtype(fte_model *m, const char *tokenizer_dir, const char *dir, int 
 
 	if (dtype < FTE_DTYPE_F32 || dtype > FTE_DTYPE_BF16)
 		return fte_error_set(FTE_EINVAL, "%s: unknown dtype %d", dir, dtype);
-	if (c->arch == FTE_ARCH_GPT2 && c->head_dim * c->n_heads != c->dim)
-		return fte_error_set(FTE_ENOTSUP, "%s: GPT-2 needs head_dim * n_heads == dim", dir);
-	if (c->qkv_bias && c->head_dim * c->n_heads != c->dim)
-		return fte_error_set(FTE_ENOTSUP, "%s: Qwen2 needs head_dim * n_heads == dim", dir);
-	if (c->arch == FTE_ARCH_LLAMA && hf_arch_of(c)->arch != c->arch)
-		return fte_error_set(FTE_ENOTSUP, "%s: no Hugging Face architecture has both q/k/v "
-		    "biases and q/k norms", dir);
+	/* Qwen2 ignores head_dim, GPT-2 has none */
+	if ((c->arch == FTE_ARCH_GPT2 || c->arch == FTE_ARCH_QWEN2) &&
+	    c->head_dim * c->n_heads != c->dim)
+		return fte_error_set(FTE_ENOTSUP, "%s: %s needs head_dim * n_heads == dim", dir,
+		    fte_arch_get(c->arch)->title);
+	/* Qwen's config.json cannot say every layer slides */
+	if ((c->arch == FTE_ARCH_QWEN2 || c->arch == FTE_ARCH_QWEN3) && c->sliding_window > 0)
+		return fte_error_set(FTE_ENOTSUP, "%s: a %s sliding window over every layer has no "
+		    "config.json form", dir, fte_arch_get(c->arch)->title);
+	/* older transformers fix Gemma 2's alternation */
+	if (c->arch == FTE_ARCH_GEMMA2 && c->sliding_window > 0 && c->sliding_pattern != 2)
+		return fte_error_set(FTE_ENOTSUP, "%s: Gemma 2's sliding layers alternate "
+		    "(sliding_pattern 2, not %d)", dir, c->sliding_pattern);
 	/* config.json's yarn factor must be the one every transformers reads */
 	if (c->rope.type == FTE_ROPE_YARN && c->rope.orig_ctx != c->max_seq_len &&
 	    (double)c->max_seq_len / c->rope.orig_ctx != c->rope.factor)

@@ -58,7 +58,7 @@ fte__lora_dims(const fte_config *c, int mod, int *in, int *out)
 	case LORA_K: *in = C; *out = KD; break;
 	case LORA_V: *in = C; *out = KD; break;
 	case LORA_O: *in = HD; *out = C; break;
-	case LORA_GATE: *in = C; *out = c->arch == FTE_ARCH_LLAMA ? F : 0; break;
+	case LORA_GATE: *in = C; *out = fte_arch_get(c->arch)->mlp != FTE_MLP_GELU ? F : 0; break;
 	case LORA_UP: *in = C; *out = F; break;
 	default: *in = F; *out = C; break;
 	}
@@ -69,7 +69,7 @@ fte__lora_dims(const fte_config *c, int mod, int *in, int *out)
 unsigned
 fte__lora_targets_effective(const fte_config *c, unsigned targets)
 {
-	if (c->arch == FTE_ARCH_GPT2)
+	if (fte_arch_get(c->arch)->mlp == FTE_MLP_GELU)
 		targets &= ~(unsigned)FTE_LORA_GATE;
 	return targets & FTE_LORA_ALL;
 }
@@ -108,13 +108,13 @@ fte__lora_base(const fte__layer *ly, int mod)
 void
 fte__lora_name(const fte_config *c, int l, int mod, char *buf, size_t len)
 {
-	static const char *llama[LORA_NMOD] = { "attn.wq", "attn.wk", "attn.wv",
+	static const char *gated[LORA_NMOD] = { "attn.wq", "attn.wk", "attn.wv",
 		"attn.wo", "ffn.w1", "ffn.w3", "ffn.w2" };
-	static const char *gpt2[LORA_NMOD] = { "attn.wq", "attn.wk", "attn.wv",
+	static const char *gelu[LORA_NMOD] = { "attn.wq", "attn.wk", "attn.wv",
 		"attn.wo", "", "ffn.fc", "ffn.proj" };
 
 	snprintf(buf, len, "layers.%d.%s", l,
-	    c->arch == FTE_ARCH_LLAMA ? llama[mod] : gpt2[mod]);
+	    fte_arch_get(c->arch)->mlp != FTE_MLP_GELU ? gated[mod] : gelu[mod]);
 }
 
 void

@@ -17,11 +17,11 @@ rope_check(const fte_config *c)
 
 	if (r->type == FTE_ROPE_DEFAULT)
 		return FTE_OK;
-	if (r->type < FTE_ROPE_DEFAULT || r->type > FTE_ROPE_YARN)
+	if (r->type < FTE_ROPE_DEFAULT || r->type > FTE_ROPE_LONGROPE)
 		return fte_error_set(FTE_EINVAL, "model config: unknown rope scaling type %d", r->type);
 	if (!(r->factor > 0) || !isfinite(r->factor))
 		return fte_error_set(FTE_EINVAL, "model config: rope scaling factor must be positive");
-	if (r->type == FTE_ROPE_DYNAMIC && c->head_dim <= 2)
+	if (r->type == FTE_ROPE_DYNAMIC && (c->rope_dim > 0 ? c->rope_dim : c->head_dim) <= 2)
 		return fte_error_set(FTE_EINVAL, "model config: dynamic rope scaling needs head_dim > 2");
 	if ((r->type == FTE_ROPE_LLAMA3 || r->type == FTE_ROPE_YARN) && r->orig_ctx <= 0)
 		return fte_error_set(FTE_EINVAL, "model config: rope scaling needs original_max_position_embeddings");
@@ -29,6 +29,21 @@ rope_check(const fte_config *c)
 	    r->high_freq_factor > r->low_freq_factor && isfinite(r->high_freq_factor)))
 		return fte_error_set(FTE_EINVAL, "model config: llama3 rope scaling needs "
 		    "0 < low_freq_factor < high_freq_factor");
+	if (r->type == FTE_ROPE_LONGROPE) {
+		int half = (c->rope_dim > 0 ? c->rope_dim : c->head_dim) / 2;
+
+		if (half > FTE_ROPE_PAIRS_MAX)
+			return fte_error_set(FTE_EINVAL, "model config: longrope has at most %d pairs",
+			    FTE_ROPE_PAIRS_MAX);
+		if (r->orig_ctx <= 0 || c->max_seq_len > r->orig_ctx || !(r->attn_factor >= 0))
+			return fte_error_set(FTE_EINVAL, "model config: longrope needs a context of at "
+			    "most original_max_position_embeddings");
+		for (int i = 0; i < half; i++)
+			if (!(r->short_factor[i] > 0 && r->long_factor[i] > 0 &&
+			    isfinite(r->short_factor[i]) && isfinite(r->long_factor[i])))
+				return fte_error_set(FTE_EINVAL, "model config: longrope factor %d must be "
+				    "positive", i);
+	}
 	if (r->type == FTE_ROPE_YARN && !(r->beta_fast > 0 && r->beta_slow > 0 &&
 	    isfinite(r->beta_fast) && isfinite(r->beta_slow) && r->attn_factor >= 0 &&
 	    isfinite(r->attn_factor)))
@@ -40,11 +55,12 @@ rope_check(const fte_config *c)
 int
 fte_config_check(const fte_config *c)
 {
+	const fte_arch_info *ai;
 	int rc;
 
 	if (c == NULL)
 		return fte_error_set(FTE_EINVAL, "model config: NULL");
-	if (c->arch != FTE_ARCH_LLAMA && c->arch != FTE_ARCH_GPT2)
+	if ((ai = fte_arch_get(c->arch)) == NULL)
 		return fte_error_set(FTE_EINVAL, "model config: unknown arch %d", c->arch);
 #define POS(f) if (c->f <= 0) \
 	return fte_error_set(FTE_EINVAL, "model config: " #f " = %d must be positive", c->f)
@@ -59,28 +75,44 @@ fte_config_check(const fte_config *c)
 		    c->n_heads, c->n_kv_heads);
 	if (!(c->norm_eps > 0.0f))
 		return fte_error_set(FTE_EINVAL, "model config: norm_eps must be positive");
-	if (c->arch == FTE_ARCH_LLAMA) {
+	if (c->sliding_window < 0 || c->sliding_pattern < 0 || (!ai->window && c->sliding_window))
+		return fte_error_set(FTE_EINVAL, "model config: %s has no sliding window", ai->title);
+	if (!(c->query_scale >= 0 && c->attn_softcap >= 0 && c->final_softcap >= 0 &&
+	    c->rope_local_theta >= 0 && isfinite(c->query_scale) && isfinite(c->attn_softcap) &&
+	    isfinite(c->final_softcap) && isfinite(c->rope_local_theta)))
+		return fte_error_set(FTE_EINVAL, "model config: query_scale, soft-caps and "
+		    "rope_local_theta must be finite and not negative");
+	if (ai->rope) {
 		if (c->rope_style != FTE_ROPE_HALF && c->rope_style != FTE_ROPE_INTERLEAVED)
 			return fte_error_set(FTE_EINVAL, "model config: unknown rope_style %d", c->rope_style);
 		if (!(c->rope_theta > 0.0f))
 			return fte_error_set(FTE_EINVAL, "model config: rope_theta must be positive");
 		if (c->head_dim % 2 != 0)
 			return fte_error_set(FTE_EINVAL, "model config: head_dim %d must be even for RoPE", c->head_dim);
+		if (c->rope_dim < 0 || c->rope_dim % 2 != 0 || c->rope_dim > c->head_dim)
+			return fte_error_set(FTE_EINVAL, "model config: rope_dim %d must be even and at "
+			    "most head_dim %d", c->rope_dim, c->head_dim);
 		if ((rc = rope_check(c)) != FTE_OK)
 			return rc;
 	} else {
 		if (c->n_kv_heads != c->n_heads)
-			return fte_error_set(FTE_EINVAL, "model config: GPT-2 needs n_kv_heads == n_heads");
+			return fte_error_set(FTE_EINVAL, "model config: %s needs n_kv_heads == n_heads", ai->title);
 		if (c->n_heads * c->head_dim != c->dim)
-			return fte_error_set(FTE_EINVAL, "model config: GPT-2 needs n_heads * head_dim == dim");
-		if (!c->tied_embeddings)
-			return fte_error_set(FTE_EINVAL, "model config: GPT-2 has a tied head");
-		if (c->qk_norm)
-			return fte_error_set(FTE_EINVAL, "model config: GPT-2 has no q/k norm");
+			return fte_error_set(FTE_EINVAL, "model config: %s needs n_heads * head_dim == dim", ai->title);
+		if (c->rope_local_theta > 0)
+			return fte_error_set(FTE_EINVAL, "model config: %s has no RoPE", ai->title);
 	}
+	if (ai->always_tied && !c->tied_embeddings)
+		return fte_error_set(FTE_EINVAL, "model config: %s has a tied head", ai->title);
 	if ((c->bos_id >= c->vocab_size) || (c->eos_id >= c->vocab_size))
 		return fte_error_set(FTE_EINVAL, "model config: bos/eos id outside the vocabulary");
 	return FTE_OK;
+}
+
+int
+fte_config_layer_sliding(const fte_config *c, int l)
+{
+	return c->sliding_window > 0 && (c->sliding_pattern == 0 || (l + 1) % c->sliding_pattern != 0);
 }
 
 /* One row of the layout; the walk below is the canonical order. */
@@ -94,24 +126,25 @@ typedef struct layout_row {
 static int
 layout_rows(const fte_config *c, int layer, layout_row *r)
 {
+	const fte_arch_info *ai = fte_arch_get(c->arch);
 	int n = 0, C = c->dim, qd = c->n_heads * c->head_dim;
 	int kd = c->n_kv_heads * c->head_dim, F = c->ffn_dim;
-	int gpt2 = c->arch == FTE_ARCH_GPT2, qb = gpt2 || c->qkv_bias;
+	int nb = ai->bias, qb = ai->bias || ai->qkv_bias;
 
 #define ROW(nm, s, rr, cc) (r[n++] = (layout_row){ nm, s, rr, cc })
 	if (layer == -1) {
 		ROW("tok_embeddings.weight", SLOT_TOK_EMB, c->vocab_size, C);
-		if (gpt2)
+		if (!ai->rope)
 			ROW("pos_embeddings.weight", SLOT_POS_EMB, c->max_seq_len, C);
 	} else if (layer == -2) {
 		ROW("norm.weight", SLOT_NORM_W, 0, C);
-		if (gpt2)
+		if (nb)
 			ROW("norm.bias", SLOT_NORM_B, 0, C);
 		if (!c->tied_embeddings)
 			ROW("output.weight", SLOT_OUTPUT, c->vocab_size, C);
 	} else {
 		ROW("layers.%d.attn_norm.weight", SLOT_ATTN_NORM_W, 0, C);
-		if (gpt2)
+		if (nb)
 			ROW("layers.%d.attn_norm.bias", SLOT_ATTN_NORM_B, 0, C);
 		ROW("layers.%d.attn.wq.weight", SLOT_WQ, qd, C);
 		if (qb)
@@ -123,24 +156,31 @@ layout_rows(const fte_config *c, int layer, layout_row *r)
 		if (qb)
 			ROW("layers.%d.attn.wv.bias", SLOT_BV, 0, kd);
 		ROW("layers.%d.attn.wo.weight", SLOT_WO, C, qd);
-		if (gpt2)
+		if (nb)
 			ROW("layers.%d.attn.wo.bias", SLOT_BO, 0, C);
-		if (!gpt2 && c->qk_norm) {
+		if (ai->qk_norm) {
 			ROW("layers.%d.attn.q_norm.weight", SLOT_Q_NORM, 0, c->head_dim);
 			ROW("layers.%d.attn.k_norm.weight", SLOT_K_NORM, 0, c->head_dim);
 		}
+		if (ai->post_norms)
+			ROW("layers.%d.attn_post_norm.weight", SLOT_ATTN_POST_NORM, 0, C);
 		ROW("layers.%d.ffn_norm.weight", SLOT_FFN_NORM_W, 0, C);
-		if (gpt2) {
+		if (nb)
 			ROW("layers.%d.ffn_norm.bias", SLOT_FFN_NORM_B, 0, C);
+		if (ai->mlp == FTE_MLP_GELU) {
 			ROW("layers.%d.ffn.fc.weight", SLOT_W_UP, F, C);
-			ROW("layers.%d.ffn.fc.bias", SLOT_B_UP, 0, F);
+			if (nb)
+				ROW("layers.%d.ffn.fc.bias", SLOT_B_UP, 0, F);
 			ROW("layers.%d.ffn.proj.weight", SLOT_W_DOWN, C, F);
-			ROW("layers.%d.ffn.proj.bias", SLOT_B_DOWN, 0, C);
+			if (nb)
+				ROW("layers.%d.ffn.proj.bias", SLOT_B_DOWN, 0, C);
 		} else {
 			ROW("layers.%d.ffn.w1.weight", SLOT_W_GATE, F, C);
 			ROW("layers.%d.ffn.w3.weight", SLOT_W_UP, F, C);
 			ROW("layers.%d.ffn.w2.weight", SLOT_W_DOWN, C, F);
 		}
+		if (ai->post_norms)
+			ROW("layers.%d.ffn_post_norm.weight", SLOT_FFN_POST_NORM, 0, C);
 	}
 #undef ROW
 	return n;
@@ -184,6 +224,8 @@ fte__weights_view(const fte_model *m, float *base, fte__weights *w)
 		case SLOT_BO: ly->bo = p; break;
 		case SLOT_Q_NORM: ly->q_norm_w = p; break;
 		case SLOT_K_NORM: ly->k_norm_w = p; break;
+		case SLOT_ATTN_POST_NORM: ly->attn_post_w = p; break;
+		case SLOT_FFN_POST_NORM: ly->ffn_post_w = p; break;
 		case SLOT_FFN_NORM_W: ly->ffn_norm_w = p; break;
 		case SLOT_FFN_NORM_B: ly->ffn_norm_b = p; break;
 		case SLOT_W_GATE: ly->w_gate = p; break;
@@ -219,7 +261,8 @@ fte_model_create(const fte_config *cfg, fte_model **out)
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return fte_error_set(FTE_ENOMEM, "model: out of memory");
 	m->cfg = *cfg;
-	cap = 8 + 24 * cfg->n_layers;
+	m->ai = fte_arch_get(cfg->arch);
+	cap = 8 + 32 * cfg->n_layers;
 	m->tensors = calloc((size_t)cap, sizeof(*m->tensors));
 	m->offset = calloc((size_t)cap, sizeof(*m->offset));
 	m->slot = calloc((size_t)cap, 1);
@@ -254,10 +297,23 @@ fte_model_create(const fte_config *cfg, fte_model **out)
 	m->n_params = off;
 	if ((m->mem = calloc(off, sizeof(float))) == NULL)
 		goto nomem;
-	if (cfg->arch == FTE_ARCH_LLAMA) {
-		if ((m->rope_freq = calloc((size_t)cfg->head_dim / 2, sizeof(float))) == NULL)
+	if (fte_arch_get(cfg->arch)->rope) {
+		int half = (cfg->rope_dim > 0 ? cfg->rope_dim : cfg->head_dim) / 2;
+
+		if ((m->rope_freq = calloc((size_t)half * 2, sizeof(float))) == NULL)
 			goto nomem;
 		rope_inv_freq(cfg, m->rope_freq, &m->rope_attn);
+		m->rope_freq_local = m->rope_freq;
+		m->rope_attn_local = m->rope_attn;
+		if (cfg->rope_local_theta > 0) {
+			/* Gemma 3's sliding layers: their own base, no scaling */
+			fte_config lc = *cfg;
+
+			lc.rope_theta = cfg->rope_local_theta;
+			memset(&lc.rope, 0, sizeof(lc.rope));
+			m->rope_freq_local = m->rope_freq + half;
+			rope_inv_freq(&lc, m->rope_freq_local, &m->rope_attn_local);
+		}
 	}
 	for (int i = 0; i < m->n_tensors; i++)
 		m->tensors[i].data = m->mem + m->offset[i];
@@ -352,10 +408,13 @@ fte_model_init_random(fte_model *m, uint64_t seed)
 			}
 		} else {
 			int norm = s == SLOT_ATTN_NORM_W || s == SLOT_FFN_NORM_W || s == SLOT_NORM_W ||
-			    s == SLOT_Q_NORM || s == SLOT_K_NORM;
+			    s == SLOT_Q_NORM || s == SLOT_K_NORM || s == SLOT_ATTN_POST_NORM ||
+			    s == SLOT_FFN_POST_NORM;
+			/* a norm starts as the identity: stored w - offset */
+			float one = 1.0f - fte_arch_get(m->cfg.arch)->norm_offset;
 
 			for (size_t j = 0; j < t->numel; j++)
-				t->data[j] = norm ? 1.0f : 0.0f;
+				t->data[j] = norm ? one : 0.0f;
 		}
 	}
 	return FTE_OK;

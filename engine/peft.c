@@ -8,11 +8,12 @@
  * Two layouts need care:
  *  - a llama2.c model (interleaved RoPE) is exported with its q/k rows in
  *    rotate-half order, so lora_B of q/k gets the same row permutation;
- *  - GPT-2 packs q, k and v into one Conv1D c_attn, so their adapters become
- *    one adapter of rank (number of q/k/v adapters) * r: A stacked, B block
- *    diagonal, which computes exactly the separate updates.  rank_pattern and
- *    alpha_pattern give c_attn that rank and a matching alpha, so the scale
- *    stays alpha / r.
+ *  - GPT-2 packs q, k and v into one Conv1D c_attn, Phi-3 into qkv_proj (and
+ *    gate, up into gate_up_proj), so their adapters become one adapter of
+ *    rank (number of member adapters) * r: A stacked, B block diagonal, which
+ *    computes exactly the separate updates.  rank_pattern and alpha_pattern
+ *    give the fused module that rank and a matching alpha, so the scale stays
+ *    alpha / r.
  */
 #include <errno.h>
 #include <limits.h>
@@ -24,20 +25,47 @@
 #include "fte.h"
 #include "fte_io_internal.h"
 
+/* Canonical module -> PEFT module, by enum fte_hf_layout (Gemma names its
+ * projections as Llama); NULL: the layout has no such module. */
 static const struct {
-	const char *canon, *llama, *gpt2;
+	const char *canon;
+	const char *name[4];          /* llama, gpt2, gemma, phi3 */
 } peft_modules[] = {
-	{"attn.wq", "self_attn.q_proj", "attn.c_attn"},
-	{"attn.wk", "self_attn.k_proj", "attn.c_attn"},
-	{"attn.wv", "self_attn.v_proj", "attn.c_attn"},
-	{"attn.wo", "self_attn.o_proj", "attn.c_proj"},
-	{"ffn.w1", "mlp.gate_proj", NULL},
-	{"ffn.w3", "mlp.up_proj", NULL},
-	{"ffn.w2", "mlp.down_proj", NULL},
-	{"ffn.fc", NULL, "mlp.c_fc"},
-	{"ffn.proj", NULL, "mlp.c_proj"},
+	{"attn.wq", {"self_attn.q_proj", "attn.c_attn", "self_attn.q_proj", "self_attn.qkv_proj"}},
+	{"attn.wk", {"self_attn.k_proj", "attn.c_attn", "self_attn.k_proj", "self_attn.qkv_proj"}},
+	{"attn.wv", {"self_attn.v_proj", "attn.c_attn", "self_attn.v_proj", "self_attn.qkv_proj"}},
+	{"attn.wo", {"self_attn.o_proj", "attn.c_proj", "self_attn.o_proj", "self_attn.o_proj"}},
+	{"ffn.w1", {"mlp.gate_proj", NULL, "mlp.gate_proj", "mlp.gate_up_proj"}},
+	{"ffn.w3", {"mlp.up_proj", NULL, "mlp.up_proj", "mlp.gate_up_proj"}},
+	{"ffn.w2", {"mlp.down_proj", NULL, "mlp.down_proj", "mlp.down_proj"}},
+	{"ffn.fc", {NULL, "mlp.c_fc", NULL, NULL}},
+	{"ffn.proj", {NULL, "mlp.c_proj", NULL, NULL}},
 };
 #define PEFT_NMOD (int)(sizeof(peft_modules) / sizeof(peft_modules[0]))
+
+/* The fused modules: their members (peft_modules indices, -1 ends) in the
+ * order of the fused weight's rows. */
+static const struct peft_fused {
+	int layout;                  /* enum fte_hf_layout */
+	const char *module;
+	int member[4];
+} peft_fused[] = {
+	{FTE_HF_GPT2, "attn.c_attn", {0, 1, 2, -1}},
+	{FTE_HF_PHI3, "self_attn.qkv_proj", {0, 1, 2, -1}},
+	{FTE_HF_PHI3, "mlp.gate_up_proj", {4, 5, -1}},
+};
+#define PEFT_NFUSED (int)(sizeof(peft_fused) / sizeof(peft_fused[0]))
+
+/* peft_fused_of is the fused group module k belongs to in layout, or -1. */
+static int
+peft_fused_of(int layout, int k)
+{
+	for (int g = 0; g < PEFT_NFUSED; g++)
+		for (int i = 0; peft_fused[g].layout == layout && peft_fused[g].member[i] >= 0; i++)
+			if (peft_fused[g].member[i] == k)
+				return g;
+	return -1;
+}
 
 /* The adapters of one layer, by module: A (r, in) and B (out, r). */
 typedef struct peft_layer {
@@ -67,7 +95,7 @@ peft_parse(fte_model *m, const fte_peft_adapter *ad, peft_layer *layers)
 		for (k = 0; k < PEFT_NMOD; k++)
 			if (strcmp(mod, peft_modules[k].canon) == 0)
 				break;
-		if (k == PEFT_NMOD || (c->arch == FTE_ARCH_GPT2 ? peft_modules[k].gpt2 : peft_modules[k].llama) == NULL)
+		if (k == PEFT_NMOD || peft_modules[k].name[fte_arch_get(c->arch)->hf_layout] == NULL)
 			return fte_error_set(FTE_EINVAL, "LoRA tensor \"%s\": no such module", t->name);
 		snprintf(base, sizeof(base), "layers.%d.%s.weight", layer, mod);
 		if ((w = fte_model_find(m, base)) == NULL)
@@ -116,54 +144,90 @@ entry_set(fte_st_entry *e, const char *prefix, const char *module, char ab,
 	e->data = data;
 }
 
-/* peft_entries_build lists the PEFT tensors; returns the c_attn rank
- * multiplier (number of q/k/v adapters per layer) in *qkv. */
+/* peft_fused_build packs layer l's adapters of fused group g into one:
+ * A (np*r, in) the members' A stacked, B (rows of all members, np*r) with
+ * each member's B in its own rows and columns.  *np is how many members
+ * have adapters; nothing is written when none has. */
+static int
+peft_fused_build(fte_model *m, const peft_layer *ly, int l, int g, int r, const char *prefix,
+    fte_st_entry *e, int *n, peft_bufs *bufs, int *np, unsigned *used)
+{
+	const struct peft_fused *fu = &peft_fused[g];
+	int64_t rows = 0, in = 0;
+	float *a, *b;
+
+	*np = 0;
+	for (int i = 0; fu->member[i] >= 0; i++) {
+		char name[FTE_NAME_MAX];
+		const fte_tensor *w;
+
+		snprintf(name, sizeof(name), "layers.%d.%s.weight", l, peft_modules[fu->member[i]].canon);
+		if ((w = fte_model_find(m, name)) == NULL)
+			return fte_error_set(FTE_EINVAL, "LoRA export: the model has no %s", name);
+		rows += w->shape[0];
+		in = w->shape[1];
+		*np += ly->a[fu->member[i]] != NULL;
+	}
+	if (*np == 0)
+		return FTE_OK;
+	a = peft_alloc(bufs, (size_t)*np * r * in);
+	b = peft_alloc(bufs, (size_t)rows * *np * r);
+	if (a == NULL || b == NULL)
+		return fte_error_set(FTE_ENOMEM, "LoRA export: out of memory");
+	for (int i = 0, p = 0, row0 = 0; fu->member[i] >= 0; i++) {
+		int k = fu->member[i];
+		char name[FTE_NAME_MAX];
+
+		snprintf(name, sizeof(name), "layers.%d.%s.weight", l, peft_modules[k].canon);
+		if (ly->a[k] != NULL) {
+			memcpy(a + (size_t)p * r * in, ly->a[k]->data, (size_t)r * in * sizeof(float));
+			for (int o = 0; o < ly->b[k]->shape[0]; o++)
+				memcpy(b + ((size_t)row0 + o) * *np * r + (size_t)p * r,
+				    ly->b[k]->data + (size_t)o * r, (size_t)r * sizeof(float));
+			*used |= 1u << k;
+			p++;
+		}
+		row0 += (int)fte_model_find(m, name)->shape[0];
+	}
+	entry_set(&e[(*n)++], prefix, fu->module, 'A', (int64_t)*np * r, in, a);
+	entry_set(&e[(*n)++], prefix, fu->module, 'B', rows, (int64_t)*np * r, b);
+	return FTE_OK;
+}
+
+/* peft_entries_build lists the PEFT tensors; fused[g] receives the rank
+ * multiplier of fused group g (how many member adapters each layer has;
+ * -1 if the layout has no such group). */
 static int
 peft_entries_build(fte_model *m, const fte_peft_adapter *ad, const peft_layer *layers,
-    fte_st_entry *e, int *n_out, peft_bufs *bufs, int *qkv, unsigned *used)
+    fte_st_entry *e, int *n_out, peft_bufs *bufs, int *fused, unsigned *used)
 {
 	const fte_config *c = fte_model_config(m);
-	int n = 0, gpt2 = c->arch == FTE_ARCH_GPT2, r = ad->rank;
-	int permute = !gpt2 && c->rope_style == FTE_ROPE_INTERLEAVED;
+	int lay = fte_arch_get(c->arch)->hf_layout, n = 0, r = ad->rank, rc;
+	int permute = fte_arch_get(c->arch)->rope && c->rope_style == FTE_ROPE_INTERLEAVED;
 	char prefix[64];
 
-	*qkv = -1;
+	for (int g = 0; g < PEFT_NFUSED; g++)
+		fused[g] = -1;
 	for (int l = 0; l < c->n_layers; l++) {
 		const peft_layer *ly = &layers[l];
-		snprintf(prefix, sizeof(prefix), gpt2 ? "base_model.model.transformer.h.%d."
+		snprintf(prefix, sizeof(prefix), lay == FTE_HF_GPT2 ? "base_model.model.transformer.h.%d."
 		    : "base_model.model.model.layers.%d.", l);
-		if (gpt2) {
-			int np = 0, C = c->dim;
-			for (int k = 0; k < 3; k++)
-				np += ly->a[k] != NULL;
-			if (*qkv >= 0 && np != *qkv)
-				return fte_error_set(FTE_EINVAL, "LoRA: GPT-2 layers must adapt the same q/k/v modules");
-			*qkv = np;
-			if (np > 0) {
-				/* A: the q/k/v A's stacked (np*r, C); B: (3C, np*r)
-				 * with each B in its own rows and columns */
-				float *a = peft_alloc(bufs, (size_t)np * r * C);
-				float *b = peft_alloc(bufs, (size_t)3 * C * np * r);
-				if (a == NULL || b == NULL)
-					return fte_error_set(FTE_ENOMEM, "LoRA export: out of memory");
-				for (int k = 0, p = 0; k < 3; k++) {
-					if (ly->a[k] == NULL)
-						continue;
-					memcpy(a + (size_t)p * r * C, ly->a[k]->data, (size_t)r * C * sizeof(float));
-					for (int o = 0; o < C; o++)
-						memcpy(b + ((size_t)k * C + o) * np * r + (size_t)p * r,
-						    ly->b[k]->data + (size_t)o * r, (size_t)r * sizeof(float));
-					*used |= 1u << k;
-					p++;
-				}
-				entry_set(&e[n++], prefix, "attn.c_attn", 'A', (int64_t)np * r, C, a);
-				entry_set(&e[n++], prefix, "attn.c_attn", 'B', 3 * (int64_t)C, (int64_t)np * r, b);
-			}
+		for (int g = 0; g < PEFT_NFUSED; g++) {
+			int np;
+
+			if (peft_fused[g].layout != lay)
+				continue;
+			if ((rc = peft_fused_build(m, ly, l, g, r, prefix, e, &n, bufs, &np, used)) != FTE_OK)
+				return rc;
+			if (fused[g] >= 0 && np != fused[g])
+				return fte_error_set(FTE_EINVAL, "LoRA: every layer must adapt the same "
+				    "modules of %s", peft_fused[g].module);
+			fused[g] = np;
 		}
-		for (int k = gpt2 ? 3 : 0; k < PEFT_NMOD; k++) {
-			const char *module = gpt2 ? peft_modules[k].gpt2 : peft_modules[k].llama;
+		for (int k = 0; k < PEFT_NMOD; k++) {
+			const char *module = peft_modules[k].name[lay];
 			const float *bdata;
-			if (ly->a[k] == NULL)
+			if (ly->a[k] == NULL || peft_fused_of(lay, k) >= 0)
 				continue;
 			bdata = ly->b[k]->data;
 			if (permute && k < 2) {
@@ -191,13 +255,13 @@ peft_entries_build(fte_model *m, const fte_peft_adapter *ad, const peft_layer *l
 }
 
 static json_t *
-peft_config_build(const fte_config *c, const fte_peft_adapter *ad, unsigned used, int qkv)
+peft_config_build(const fte_config *c, const fte_peft_adapter *ad, unsigned used, const int *fused)
 {
-	int gpt2 = c->arch == FTE_ARCH_GPT2;
+	int lay = fte_arch_get(c->arch)->hf_layout, gpt2 = lay == FTE_HF_GPT2;
 	json_t *targets = json_array(), *rank_pattern = json_object(), *alpha_pattern = json_object();
 
 	for (int k = 0; k < PEFT_NMOD; k++) {
-		const char *module = gpt2 ? peft_modules[k].gpt2 : peft_modules[k].llama;
+		const char *module = peft_modules[k].name[lay];
 		const char *dot;
 		json_t *v;
 		size_t i;
@@ -211,10 +275,13 @@ peft_config_build(const fte_config *c, const fte_peft_adapter *ad, unsigned used
 		if (!seen)
 			json_array_append_new(targets, json_string(dot + 1));
 	}
-	if (gpt2 && qkv > 1) {
-		json_object_set_new(rank_pattern, "c_attn", json_integer((json_int_t)qkv * ad->rank));
-		json_object_set_new(alpha_pattern, "c_attn", json_real((double)ad->alpha * qkv));
-	}
+	for (int g = 0; g < PEFT_NFUSED; g++)
+		if (fused[g] > 1) {
+			const char *last = strrchr(peft_fused[g].module, '.') + 1;
+
+			json_object_set_new(rank_pattern, last, json_integer((json_int_t)fused[g] * ad->rank));
+			json_object_set_new(alpha_pattern, last, json_real((double)ad->alpha * fused[g]));
+		}
 	return json_pack("{s:s,s:s,s:o,s:i,s:f,s:f,s:o,s:s,s:b,s:b,s:n,s:b,s:b,s:b,s:o,s:o,s:n}",
 	    "peft_type", "LORA",
 	    "task_type", "CAUSAL_LM",
@@ -244,7 +311,7 @@ fte_peft_save(fte_model *m, const fte_peft_adapter *ad, const char *dir)
 	peft_bufs bufs = {0, NULL};
 	fte_st_entry *e;
 	unsigned used = 0;
-	int n = 0, qkv = 0, rc;
+	int n = 0, fused[PEFT_NFUSED], rc;
 	json_t *j;
 
 	if (ad->rank <= 0 || !(ad->alpha > 0) || ad->n_tensors <= 0)
@@ -259,12 +326,12 @@ fte_peft_save(fte_model *m, const fte_peft_adapter *ad, const char *dir)
 		goto out;
 	}
 	if ((rc = peft_parse(m, ad, layers)) != FTE_OK ||
-	    (rc = peft_entries_build(m, ad, layers, e, &n, &bufs, &qkv, &used)) != FTE_OK)
+	    (rc = peft_entries_build(m, ad, layers, e, &n, &bufs, fused, &used)) != FTE_OK)
 		goto out;
 	snprintf(path, sizeof(path), "%s/adapter_model.safetensors", dir);
 	if ((rc = fte_st_write(path, e, n, FTE_ST_F32, NULL)) != FTE_OK)
 		goto out;
-	if ((j = peft_config_build(c, ad, used, qkv)) == NULL) {
+	if ((j = peft_config_build(c, ad, used, fused)) == NULL) {
 		rc = fte_error_set(FTE_ENOMEM, "%s: out of memory", dir);
 		goto out;
 	}

@@ -609,8 +609,8 @@ fingerprint(const fte_trainer *t)
 {
 	const fte_config *c = &t->m->cfg;
 	int32_t v[] = { c->arch, c->n_layers, c->dim, c->n_heads, c->n_kv_heads,
-		c->head_dim, c->ffn_dim, c->vocab_size, c->tied_embeddings, c->qkv_bias,
-		t->cfg.lora.rank, (int32_t)t->lora.targets };
+		c->head_dim, c->ffn_dim, c->vocab_size, c->tied_embeddings,
+		t->m->ai->qkv_bias, t->cfg.lora.rank, (int32_t)t->lora.targets };
 
 	return fnv(FNV_INIT, v, sizeof(v));
 }

@@ -17,20 +17,23 @@ enum fte__slot {
 	SLOT_TOK_EMB, SLOT_POS_EMB,
 	SLOT_ATTN_NORM_W, SLOT_ATTN_NORM_B,
 	SLOT_WQ, SLOT_BQ, SLOT_WK, SLOT_BK, SLOT_WV, SLOT_BV, SLOT_WO, SLOT_BO,
-	SLOT_Q_NORM, SLOT_K_NORM,
+	SLOT_Q_NORM, SLOT_K_NORM, SLOT_ATTN_POST_NORM,
 	SLOT_FFN_NORM_W, SLOT_FFN_NORM_B,
 	SLOT_W_GATE, SLOT_W_UP, SLOT_B_UP, SLOT_W_DOWN, SLOT_B_DOWN,
+	SLOT_FFN_POST_NORM,
 	SLOT_NORM_W, SLOT_NORM_B, SLOT_OUTPUT,
 };
 
 /* One layer's tensors; NULL where the architecture has none.  The MLP is
- * gate/up/down: Llama w1/w3/w2, GPT-2 (no gate) c_fc / c_proj. */
+ * gate/up/down: w1/w3/w2 when gated, GPT-2 (no gate) c_fc / c_proj. */
 typedef struct fte__layer {
 	float *attn_norm_w, *attn_norm_b;
 	float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
 	float *q_norm_w, *k_norm_w;  /* (D), qk_norm only */
+	float *attn_post_w;          /* (C), post_norms only */
 	float *ffn_norm_w, *ffn_norm_b;
 	float *w_gate, *w_up, *b_up, *w_down, *b_down;
+	float *ffn_post_w;           /* (C), post_norms only */
 } fte__layer;
 
 typedef struct fte__weights {
@@ -48,9 +51,14 @@ struct fte_model {
 	size_t *offset;              /* tensor i starts at mem + offset[i] */
 	unsigned char *slot, *layer; /* enum fte__slot and layer of tensor i */
 	fte__weights w;              /* views into mem */
-	float *rope_freq;            /* (head_dim / 2) inv_freq, Llama only */
+	const fte_arch_info *ai;     /* the family's row */
+	float *rope_freq;            /* (head_dim / 2) inv_freq, RoPE only */
 	float rope_attn;             /* YaRN's attention factor, else 1 */
+	float *rope_freq_local;      /* sliding layers' (== rope_freq unless
+	                              * rope_local_theta) */
+	float rope_attn_local;
 };
+
 
 /* fte__config_num_params counts a configuration's parameters (checked
  * configuration) without allocating. */
@@ -113,12 +121,18 @@ typedef struct fte__acts {
 	float *q, *k, *v;            /* (L, N, H*D), (L, N, K*D) x 2, post-RoPE */
 	float *qpre, *kpre;          /* qk_norm: q, k before the head norm */
 	float *q_rstd, *k_rstd;      /* qk_norm: (L, N, H), (L, N, K) */
-	float *att;                  /* (L, B, H, T, T) */
+	float *att;                  /* (L, B, H, T, T); with a cache (H, T, P)
+	                              * scores */
 	float *atty;                 /* (L, N, H*D) */
+	float *ao, *ao_rstd;         /* post_norms: (L, N, C) attention output
+	                              * before its norm, (L, N) */
 	float *ln2, *ln2_mean, *ln2_rstd;
-	float *gate, *up, *hact;     /* (L, N, F); gate Llama only */
+	float *gate, *up, *hact;     /* (L, N, F); gate for gated MLPs only */
+	float *mo, *mo_rstd;         /* post_norms: MLP output before its norm */
 	float *lnf, *lnf_mean, *lnf_rstd;  /* (N, C), (N), (N) */
 	float *logits;               /* (N, V); softmax in place, then dlogits */
+	float *capped;               /* final_softcap, training: the capped
+	                              * logits backward needs */
 	float *losses;               /* (N) */
 	float *dloss;                /* (N) weight of each token in the loss */
 	float *lora_xa;              /* (L, NMOD, N, r): scale * drop(x) @ A^T */
@@ -126,20 +140,24 @@ typedef struct fte__acts {
 	float *lora_s1, *lora_s2;    /* (N, maxin) dropout scratch */
 	float *tmp;                  /* (N, max(C, F)) */
 	/* backward scratch */
+	float *dpost;                /* post_norms: gradient before a post norm */
 	float *dres, *dln, *dq, *dk, *dv, *datty, *dgate, *dup, *dhact;
 	float *dqpre, *dkpre;        /* qk_norm: gradients before the head norm */
 	float *datt;                 /* (B, H, T, T) */
 	float *lora_dxa;             /* (N, r) */
 	int *pos;                    /* (N) position of each token */
-	float *kv_k, *kv_v;          /* optional KV cache (L, P, K*D) that each
-	                              * layer fills with its keys and values
-	                              * (post-RoPE), for a B = 1 prefill */
+	float *kv_k, *kv_v;          /* optional KV cache (L, P, K*D) (B = 1,
+	                              * ACTS_CACHE): each layer writes its keys
+	                              * and values (post-RoPE) at pos0.. and
+	                              * attends to positions 0 .. pos0+T-1 */
+	int pos0;                    /* position of the first token */
 } fte__acts;
 
 /* Activation modes: inference (forward only, one layer's worth reused),
  * training (every layer saved), training with recomputation (only layer
- * inputs saved; backward reruns each layer's forward). */
-enum { ACTS_INFER, ACTS_TRAIN, ACTS_RECOMPUTE };
+ * inputs saved; backward reruns each layer's forward), and inference
+ * against a KV cache (scores against every position). */
+enum { ACTS_INFER, ACTS_TRAIN, ACTS_RECOMPUTE, ACTS_CACHE };
 
 /* fte__acts_floats returns the floats activations for (B, T) need; the
  * single source for fte_train_memory and fte__acts_create. */

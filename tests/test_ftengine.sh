@@ -54,6 +54,11 @@ done
 g=$("$FTE" bench --gemm --preset gpt2-124m --batch 1 --seq 4 --reps 1)
 check 'echo "$g" | grep -q "^FMA peak [0-9.]* GFLOP/s"'
 check '[ "$(echo "$g" | grep -c "^gpt2-124m ")" -eq 16 ]'
+# the shapes people tune: estimated, not run (the memory a job would hold)
+e=$("$FTE" bench --preset qwen2.5-0.5b --batch 4 --seq 512 --estimate --json)
+check '[ "$(echo "$e" | field params)" = 494032768 ] && echo "$e" | grep -q "\"arch\":\"qwen2\""'
+e=$("$FTE" bench --preset llama-3.2-1b --batch 4 --seq 512 --lora-rank 16 --estimate)
+check 'echo "$e" | grep -q "^llama LoRA, 1235.8M parameters, batch 4 x 512 tokens: .* total [0-9]* MB"'
 if [ -n "${FT_ASSETS:-}" ] && [ -f "$FT_ASSETS/llama2c/stories260K.bin" ]; then
 	out=$("$FTE" generate --model "$FT_ASSETS/llama2c/stories260K.bin" \
 	    --tokenizer "$FT_ASSETS/llama2c/tok512.bin" --prompt-tokens 1 --max-new-tokens 30 --json)

@@ -19,7 +19,8 @@
 
 static const char *fixtures[] = {
 	"llama_tied", "llama_bf16", "llama_f16", "llama_sharded", "llama_alias",
-	"qwen2_bias", "gpt2", "llama3_rope", "qwen2_yarn", "qwen3",
+	"qwen2_bias", "gpt2", "llama3_rope", "qwen2_yarn", "qwen3", "gemma2", "gemma3", "phi3",
+	"mistral_window", "phi3_longrope",
 };
 
 static double worst_rel;      /* largest logits error seen, relative */
@@ -136,13 +137,19 @@ same_config(const fte_config *a, const fte_config *b)
 	    a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
 	    a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta &&
 	    a->rope_style == b->rope_style && a->tied_embeddings == b->tied_embeddings &&
-	    a->qkv_bias == b->qkv_bias && a->bos_id == b->bos_id && a->eos_id == b->eos_id &&
+	    a->bos_id == b->bos_id && a->eos_id == b->eos_id &&
 	    a->rope.type == b->rope.type && a->rope.factor == b->rope.factor &&
 	    a->rope.low_freq_factor == b->rope.low_freq_factor &&
 	    a->rope.high_freq_factor == b->rope.high_freq_factor &&
 	    a->rope.orig_ctx == b->rope.orig_ctx && a->rope.beta_fast == b->rope.beta_fast &&
 	    a->rope.beta_slow == b->rope.beta_slow && a->rope.attn_factor == b->rope.attn_factor &&
-	    a->rope.no_truncate == b->rope.no_truncate && a->qk_norm == b->qk_norm;
+	    a->rope.no_truncate == b->rope.no_truncate &&
+	    a->sliding_window == b->sliding_window && a->sliding_pattern == b->sliding_pattern &&
+	    a->query_scale == b->query_scale && a->attn_softcap == b->attn_softcap &&
+	    a->final_softcap == b->final_softcap && a->rope_local_theta == b->rope_local_theta &&
+	    a->rope_dim == b->rope_dim &&
+	    memcmp(a->rope.short_factor, b->rope.short_factor, sizeof(a->rope.short_factor)) == 0 &&
+	    memcmp(a->rope.long_factor, b->rope.long_factor, sizeof(a->rope.long_factor)) == 0;
 }
 
 static void
@@ -197,7 +204,7 @@ test_configs(void)
 	}
 	if (fte_model_load(fixture_dir("qwen2_bias"), &m) == FTE_OK) {
 		c = fte_model_config(m);
-		CHECK(c->qkv_bias == 1 && c->max_seq_len == 64 && c->rope_theta == 1e6f);
+		CHECK(c->arch == FTE_ARCH_QWEN2 && c->max_seq_len == 64 && c->rope_theta == 1e6f);
 		CHECK(fte_model_find(m, "layers.1.attn.wv.bias") != NULL);
 		fte_model_free(m);
 	}
@@ -215,6 +222,60 @@ test_configs(void)
 		const fte_rope_scaling *r = &fte_model_config(m)->rope;
 		CHECK(r->type == FTE_ROPE_YARN && r->factor == 4.0 && r->orig_ctx == 4096 &&
 		    r->beta_fast == 32 && r->beta_slow == 1 && r->attn_factor == 0 && !r->no_truncate);
+		fte_model_free(m);
+	}
+}
+
+/* The config keys of Gemma 2, Gemma 3 and Phi-3 as the engine reads them,
+ * and what it refuses by name. */
+static void
+test_families(void)
+{
+	fte_model *m = NULL;
+	const fte_config *c;
+
+	if (fte_model_load(fixture_dir("gemma2"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->arch == FTE_ARCH_GEMMA2 && c->head_dim == 12 && c->query_scale == 16 &&
+		    c->attn_softcap == 50 && c->final_softcap == 30 && c->sliding_window == 6 &&
+		    c->sliding_pattern == 2 && c->tied_embeddings && c->rope_local_theta == 0);
+		CHECK(fte_config_layer_sliding(c, 0) && !fte_config_layer_sliding(c, 1));
+		CHECK(fte_model_find(m, "layers.1.attn_post_norm.weight") != NULL &&
+		    fte_model_find(m, "layers.1.ffn_post_norm.weight") != NULL);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("gemma3"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->arch == FTE_ARCH_GEMMA3 && c->n_layers == 6 && c->sliding_window == 5 &&
+		    c->sliding_pattern == 6 && c->rope_local_theta == 10000 && c->rope_theta == 1e6f &&
+		    c->rope.type == FTE_ROPE_LINEAR && c->rope.factor == 8 && c->attn_softcap == 0 &&
+		    c->final_softcap == 0 && c->n_kv_heads == 1);
+		CHECK(fte_config_layer_sliding(c, 4) && !fte_config_layer_sliding(c, 5));
+		CHECK(fte_model_find(m, "layers.5.attn.q_norm.weight") != NULL);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("phi3"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->arch == FTE_ARCH_PHI3 && c->sliding_window == 7 && c->sliding_pattern == 0 &&
+		    !c->tied_embeddings && c->max_seq_len == 64);
+		CHECK(fte_config_layer_sliding(c, 0) && fte_config_layer_sliding(c, 1));
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("phi3_longrope"), &m) == FTE_OK) {
+		const fte_rope_scaling *r;
+
+		c = fte_model_config(m);
+		r = &c->rope;
+		/* the context capped at original_max_position_embeddings */
+		CHECK(c->arch == FTE_ARCH_PHI3 && c->rope_dim == 12 && c->head_dim == 16 &&
+		    c->max_seq_len == 32 && r->type == FTE_ROPE_LONGROPE && r->orig_ctx == 32 &&
+		    r->factor == 8 && r->short_factor[5] == 4.0f && r->long_factor[5] == 32.0f &&
+		    c->tied_embeddings && c->sliding_window == 0);
+		fte_model_free(m);
+	}
+	if (fte_model_load(fixture_dir("mistral_window"), &m) == FTE_OK) {
+		c = fte_model_config(m);
+		CHECK(c->arch == FTE_ARCH_MISTRAL && c->sliding_window == 9 && c->max_seq_len == 64);
 		fte_model_free(m);
 	}
 }
@@ -238,7 +299,7 @@ test_qwen3(void)
 	if (exp == NULL || m == NULL)
 		goto out;
 	const fte_config *c = fte_model_config(m);
-	CHECK(c->qk_norm == 1 && c->qkv_bias == 0 && c->head_dim == 16 && c->dim == 32 &&
+	CHECK(c->arch == FTE_ARCH_QWEN3 && c->head_dim == 16 && c->dim == 32 &&
 	    c->tied_embeddings && c->max_seq_len == 64);
 	CHECK(fte_model_find(m, "layers.1.attn.k_norm.weight") != NULL &&
 	    fte_model_find(m, "layers.1.attn.k_norm.weight")->numel == 16);
@@ -520,6 +581,115 @@ expect_fail(const char *dir, int err, const char *file, const char *what)
 	fte_model_free(m);
 }
 
+/* bad_family_dir saves fixture name into a fresh directory and returns its
+ * config.json, to break one key at a time. */
+static json_t *
+bad_family_dir(const char *name, const char *dir, fte_model **keep)
+{
+	char cfg[4096];
+
+	CHECK(fte_model_load(fixture_dir(name), keep) == FTE_OK);
+	if (*keep == NULL)
+		return NULL;
+	CHECK(mkdir(dir, 0755) == 0);
+	CHECK(fte_hf_save(*keep, NULL, dir) == FTE_OK);
+	snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
+	return json_load_file(cfg, 0, NULL);
+}
+
+/* Gemma's and Phi-3's keys: read in every form transformers writes them,
+ * or refused by name. */
+static void
+test_bad_families(void)
+{
+	const char *d = ft_test_tmp("bad_gemma3"), *p = ft_test_tmp("bad_phi3");
+	char cfg[4096];
+	fte_model *g3 = NULL, *p3 = NULL, *m = NULL;
+	json_t *j = bad_family_dir("gemma3", d, &g3), *lt;
+
+	snprintf(cfg, sizeof(cfg), "%s/config.json", d);
+	if (j != NULL) {
+		/* newer transformers: RoPE per layer type */
+		json_t *k = json_deep_copy(j);
+		json_object_del(k, "rope_theta");
+		json_object_del(k, "rope_scaling");
+		json_object_del(k, "rope_local_base_freq");
+		json_object_set_new(k, "rope_parameters", json_pack("{s:{s:s,s:f,s:f},s:{s:s,s:f}}",
+		    "full_attention", "rope_type", "linear", "factor", 8.0, "rope_theta", 1e6,
+		    "sliding_attention", "rope_type", "default", "rope_theta", 10000.0));
+		json_write(cfg, k);
+		CHECK(fte_model_load(d, &m) == FTE_OK);
+		if (m != NULL)
+			CHECK(same_config(fte_model_config(m), fte_model_config(g3)));
+		fte_model_free(m);
+		m = NULL;
+		k = json_deep_copy(j);
+		json_object_set_new(k, "rope_parameters", json_pack("{s:{s:s,s:f,s:f}}",
+		    "sliding_attention", "rope_type", "linear", "factor", 2.0, "rope_theta", 1e4));
+		json_write(cfg, k);
+		expect_fail(d, FTE_ENOTSUP, "config.json", "sliding_attention.factor");
+		/* layer_types: every 6th layer full is read, anything else refused */
+		lt = json_object_get(j, "layer_types");
+		CHECK(json_array_size(lt) == 6);
+		json_array_set_new(lt, 1, json_string("full_attention"));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "layer_types is not");
+		json_array_set_new(lt, 1, json_string("sliding_attention"));
+		json_object_set_new(j, "hidden_activation", json_string("gelu"));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "hidden_activation \"gelu\"");
+		json_object_set_new(j, "hidden_activation", json_string("gelu_pytorch_tanh"));
+		json_object_set_new(j, "use_bidirectional_attention", json_true());
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "use_bidirectional_attention");
+		json_object_del(j, "use_bidirectional_attention");
+		json_object_set_new(j, "partial_rotary_factor", json_real(0.5));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "partial_rotary_factor is not read");
+		json_object_del(j, "partial_rotary_factor");
+		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:[f],s:[f]}", "type", "longrope",
+		    "long_factor", 1.0, "short_factor", 1.0));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(d, FTE_ENOTSUP, "config.json", "read for Phi-3 only");
+		json_decref(j);
+	}
+	fte_model_free(g3);
+	snprintf(cfg, sizeof(cfg), "%s/config.json", p);
+	if ((j = bad_family_dir("phi3", p, &p3)) != NULL) {
+		/* LongRoPE: a factor per rotated pair (4 of head_dim 8), Phi-3 only */
+		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:[f],s:[f]}", "type", "longrope",
+		    "long_factor", 1.0, "short_factor", 1.0));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(p, FTE_EFORMAT, "config.json", "short_factor is not a list of 4 numbers");
+		/* "su", as Phi-3's first configs name it, is LongRoPE */
+		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:[f,f,f,f],s:[f,f,f,f]}", "type",
+		    "su", "long_factor", 1.0, 2.0, 3.0, 4.0, "short_factor", 1.0, 1.5, 2.0, 2.5));
+		json_write(cfg, json_deep_copy(j));
+		CHECK(fte_model_load(p, &m) == FTE_OK && m != NULL &&
+		    fte_model_config(m)->rope.type == FTE_ROPE_LONGROPE &&
+		    fte_model_config(m)->rope.short_factor[3] == 2.5f &&
+		    fte_model_config(m)->max_seq_len == 64);
+		fte_model_free(m);
+		m = NULL;
+		json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f}", "type", "dynamic", "factor", 2.0));
+		json_object_set_new(j, "partial_rotary_factor", json_real(0.5));
+		json_write(cfg, json_deep_copy(j));
+		CHECK(fte_model_load(p, &m) == FTE_OK && m != NULL && fte_model_config(m)->rope_dim == 4);
+		fte_model_free(m);
+		m = NULL;
+		json_object_set_new(j, "rope_scaling", json_null());
+		json_object_set_new(j, "partial_rotary_factor", json_real(0.1));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(p, FTE_ENOTSUP, "config.json", "does not turn an even number");
+		json_object_del(j, "partial_rotary_factor");
+		json_object_set_new(j, "attn_logit_softcapping", json_real(50));
+		json_write(cfg, json_deep_copy(j));
+		expect_fail(p, FTE_ENOTSUP, "config.json", "attn_logit_softcapping is not read");
+		json_decref(j);
+	}
+	fte_model_free(p3);
+}
+
 static void
 test_bad(void)
 {
@@ -762,7 +932,7 @@ merged_check(const char *base_dir, const char *merged_dir, const char *adapter_d
 /* PEFT export: adapters from a real LoRA trainer (filled with values, since
  * B starts at zero), checked against the trainer's merge. */
 static void
-peft_case(fte_model *m, const char *tag, int conv1d, int want_modules)
+peft_case(fte_model *m, const char *tag, int conv1d, int want_modules, int want_targets)
 {
 	fte_train_config tc;
 	fte_trainer *tr = NULL;
@@ -807,10 +977,18 @@ peft_case(fte_model *m, const char *tag, int conv1d, int want_modules)
 	CHECK(json_integer_value(json_object_get(j, "r")) == 4);
 	CHECK(json_number_value(json_object_get(j, "lora_alpha")) == 8.0);
 	CHECK(json_is_true(json_object_get(j, "fan_in_fan_out")) == conv1d);
-	CHECK(json_array_size(json_object_get(j, "target_modules")) == (conv1d ? 3 : 7));
+	CHECK(json_array_size(json_object_get(j, "target_modules")) == (size_t)want_targets);
 	if (conv1d) {
 		CHECK(json_integer_value(json_object_get(json_object_get(j, "rank_pattern"), "c_attn")) == 12);
 		CHECK(json_number_value(json_object_get(json_object_get(j, "alpha_pattern"), "c_attn")) == 24.0);
+	}
+	if (strcmp(tag, "phi3") == 0) {
+		/* q, k, v in one adapter of rank 12, gate and up in one of rank 8 */
+		json_t *rp = json_object_get(j, "rank_pattern"), *ap = json_object_get(j, "alpha_pattern");
+		CHECK(json_integer_value(json_object_get(rp, "qkv_proj")) == 12 &&
+		    json_integer_value(json_object_get(rp, "gate_up_proj")) == 8);
+		CHECK(json_number_value(json_object_get(ap, "qkv_proj")) == 24.0 &&
+		    json_number_value(json_object_get(ap, "gate_up_proj")) == 16.0);
 	}
 	json_decref(j);
 
@@ -840,14 +1018,25 @@ test_peft(void)
 	for (int i = 0; i < fte_model_num_tensors(il); i++)
 		memcpy(fte_model_tensor(il, i)->data, fte_model_tensor(m, i)->data,
 		    fte_model_tensor(il, i)->numel * sizeof(float));
-	peft_case(m, "llama", 0, 2 * 7);
-	peft_case(il, "interleaved", 0, 2 * 7);
+	peft_case(m, "llama", 0, 2 * 7, 7);
+	peft_case(il, "interleaved", 0, 2 * 7, 7);
 	fte_model_free(il);
 	fte_model_free(m);
 	m = NULL;
 	CHECK(fte_model_load(fixture_dir("gpt2"), &m) == FTE_OK);
 	if (m != NULL)
-		peft_case(m, "gpt2", 1, 2 * 4);
+		peft_case(m, "gpt2", 1, 2 * 4, 3);
+	fte_model_free(m);
+	m = NULL;
+	/* fused qkv_proj and gate_up_proj, against the fused base weights */
+	CHECK(fte_model_load(fixture_dir("phi3"), &m) == FTE_OK);
+	if (m != NULL)
+		peft_case(m, "phi3", 0, 2 * 4, 4);
+	fte_model_free(m);
+	m = NULL;
+	CHECK(fte_model_load(fixture_dir("gemma3"), &m) == FTE_OK);
+	if (m != NULL)
+		peft_case(m, "gemma3", 0, 6 * 7, 7);
 	fte_model_free(m);
 }
 
@@ -1077,6 +1266,13 @@ main(void)
 	test_generate_rope("llama3_rope");
 	test_generate_rope("qwen2_yarn");
 	test_generate_rope("qwen3");
+	test_generate_rope("gemma2");
+	test_generate_rope("gemma3");
+	test_generate_rope("phi3");
+	test_generate_rope("mistral_window");
+	test_generate_rope("phi3_longrope");
+	test_families();
+	test_bad_families();
 	test_qwen3();
 	test_interleaved();
 	test_bad();

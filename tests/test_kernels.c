@@ -129,7 +129,7 @@ check_fwd(const char *op, const char *what, const float *got,
 
 enum op {
 	OP_MATMUL, OP_EMBEDDING, OP_RMSNORM, OP_LAYERNORM, OP_ROPE,
-	OP_ATTENTION, OP_SWIGLU, OP_GELU, OP_CROSSENTROPY,
+	OP_ATTENTION, OP_SWIGLU, OP_GELU, OP_CROSSENTROPY, OP_GEGLU, OP_SOFTCAP,
 };
 
 /* One op's inputs (in double) and sizes; ref_run computes its output. */
@@ -137,6 +137,9 @@ struct ref {
 	enum op op;
 	int N, C, OC, V, B, T, H, K, D, nh, style;
 	double eps, attn;
+	double off;        /* RMSNorm weight offset */
+	attn_opts ao;      /* attention scale, cap, window */
+	double cap;        /* softcap */
 	const float *freq; /* RoPE inv_freq */
 	const int *ints;   /* tokens, positions or targets */
 	const int *seg;
@@ -162,7 +165,7 @@ ref_matmul(double *out, const double *inp, const double *w,
 
 static void
 ref_norm(double *out, const double *inp, const double *w, const double *b,
-    int N, int C, double eps, int layer, double *rstd, double *mean)
+    int N, int C, double eps, double off, int layer, double *rstd, double *mean)
 {
 	for (int n = 0; n < N; n++) {
 		const double *x = inp + n * C;
@@ -176,7 +179,7 @@ ref_norm(double *out, const double *inp, const double *w, const double *b,
 			v += (x[c] - m) * (x[c] - m);
 		double r = 1.0 / sqrt(v / C + eps);
 		for (int c = 0; c < C; c++)
-			out[n * C + c] = (x[c] - m) * r * w[c] +
+			out[n * C + c] = (x[c] - m) * r * (off + w[c]) +
 			    (b != NULL ? b[c] : 0.0);
 		if (rstd != NULL)
 			rstd[n] = r;
@@ -186,16 +189,16 @@ ref_norm(double *out, const double *inp, const double *w, const double *b,
 }
 
 static void
-ref_rope(double *x, const int *pos, int N, int nh, int D, const float *freq,
+ref_rope(double *x, const int *pos, int N, int nh, int D, int R, const float *freq,
     double attn, int style)
 {
 	for (int n = 0; n < N; n++)
 		for (int h = 0; h < nh; h++)
-			for (int i = 0; i < D / 2; i++) {
+			for (int i = 0; i < R / 2; i++) {
 				double a = pos[n] * (double)freq[i];
 				double *p = x + (n * nh + h) * D;
 				int i0 = style == FTE_ROPE_HALF ? i : 2 * i;
-				int i1 = style == FTE_ROPE_HALF ? i + D / 2 :
+				int i1 = style == FTE_ROPE_HALF ? i + R / 2 :
 				    2 * i + 1;
 				double x0 = p[i0], x1 = p[i1];
 				p[i0] = attn * (x0 * cos(a) - x1 * sin(a));
@@ -205,8 +208,11 @@ ref_rope(double *x, const int *pos, int N, int nh, int D, const float *freq,
 
 static void
 ref_attention(double *out, double *att, const double *q, const double *k,
-    const double *v, const int *seg, int B, int T, int H, int K, int D)
+    const double *v, const int *seg, int B, int T, int H, int K, int D,
+    const attn_opts *o)
 {
+	double scale = o->scale > 0 ? o->scale : 1.0 / sqrt(D);
+
 	/* row r = (b * H + h) * T + i: query i of head h in batch b */
 	for (int r = 0; r < B * H * T; r++) {
 		int i = r % T, h = r / T % H, b = r / (T * H), g = h / (H / K);
@@ -218,11 +224,15 @@ ref_attention(double *out, double *att, const double *q, const double *k,
 
 		for (int j = 0; j < T; j++) {
 			int ok = j <= i && (seg == NULL ||
-			    seg[b * T + j] == seg[b * T + i]);
+			    seg[b * T + j] == seg[b * T + i]) &&
+			    (o->window == 0 || j > i - o->window);
 			double s = 0.0;
 			for (int d = 0; d < D; d++)
 				s += qi[d] * kb[j * K * D + d];
-			p[j] = ok ? s / sqrt(D) : -INFINITY;
+			s *= scale;
+			if (o->softcap > 0)
+				s = o->softcap * tanh(s / o->softcap);
+			p[j] = ok ? s : -INFINITY;
 			max = fmax(max, p[j]);
 		}
 		for (int j = 0; j < T; j++)
@@ -287,16 +297,24 @@ ref_run(struct ref *r)
 	case OP_RMSNORM:
 	case OP_LAYERNORM:
 		ref_norm(r->out, r->in[0], r->in[1], r->in[2], r->N, r->C,
-		    r->eps, r->op == OP_LAYERNORM, NULL, NULL);
+		    r->eps, r->off, r->op == OP_LAYERNORM, NULL, NULL);
 		break;
 	case OP_ROPE:
 		memcpy(r->out, r->in[0], r->nout * sizeof(double));
-		ref_rope(r->out, r->ints, r->N, r->nh, r->D, r->freq, r->attn,
+		ref_rope(r->out, r->ints, r->N, r->nh, r->D, r->C, r->freq, r->attn,
 		    r->style);
 		break;
 	case OP_ATTENTION:
 		ref_attention(r->out, r->aux, r->in[0], r->in[1], r->in[2],
-		    r->seg, r->B, r->T, r->H, r->K, r->D);
+		    r->seg, r->B, r->T, r->H, r->K, r->D, &r->ao);
+		break;
+	case OP_GEGLU:
+		for (i = 0; i < r->nout; i++)
+			r->out[i] = ref_gelu(r->in[0][i]) * r->in[1][i];
+		break;
+	case OP_SOFTCAP:
+		for (i = 0; i < r->nout; i++)
+			r->out[i] = r->cap * tanh(r->in[0][i] / r->cap);
 		break;
 	case OP_SWIGLU:
 		for (i = 0; i < r->nout; i++)
@@ -422,10 +440,10 @@ test_embedding(void)
 }
 
 static void
-test_norm(int layer)
+test_norm(int layer, float off)
 {
 	enum { N = 4, C = 16 };
-	const char *name = layer ? "layernorm" : "rmsnorm";
+	const char *name = layer ? "layernorm" : off != 0 ? "rmsnorm(1+w)" : "rmsnorm";
 	const float eps = 1e-5f;
 	float *inp = fvec(N * C, 2), *w = fvec(C, 1), *b = fvec(C, 1);
 	float *wout = fvec(N * C, 1), *out = fvec(N * C, 1);
@@ -434,7 +452,7 @@ test_norm(int layer)
 	float *dinp = grad_new(N * C), *dw = grad_new(C), *db = grad_new(C);
 	double *dw_out = dvec(wout, N * C);
 	struct ref r = { .op = layer ? OP_LAYERNORM : OP_RMSNORM, .N = N,
-	    .C = C, .eps = eps, .in = { dvec(inp, N * C), dvec(w, C),
+	    .C = C, .eps = eps, .off = off, .in = { dvec(inp, N * C), dvec(w, C),
 	    layer ? dvec(b, C) : NULL }, .wout = dw_out, .nout = N * C,
 	    .out = xmalloc(N * C * 8) };
 
@@ -446,8 +464,8 @@ test_norm(int layer)
 	if (layer)
 		layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps);
 	else
-		rmsnorm_forward(out, rstd, inp, w, N, C, eps);
-	ref_norm(r.out, r.in[0], r.in[1], r.in[2], N, C, eps, layer, rrstd,
+		rmsnorm_forward(out, rstd, inp, w, off, N, C, eps);
+	ref_norm(r.out, r.in[0], r.in[1], r.in[2], N, C, eps, off, layer, rrstd,
 	    rmean);
 	check_fwd(name, "out", out, r.out, N * C);
 	check_fwd(name, "rstd", rstd, rrstd, N);
@@ -458,7 +476,7 @@ test_norm(int layer)
 			layernorm_backward(dinp, dw, db, wout, inp, w, mean,
 			    rstd, N, C);
 		else
-			rmsnorm_backward(dinp, dw, wout, inp, w, rstd, N, C);
+			rmsnorm_backward(dinp, dw, wout, inp, w, off, rstd, N, C);
 	}
 	check_grad(name, "dinp", dinp, &r, 0, N * C);
 	check_grad(name, "dweight", dw, &r, 1, C);
@@ -472,8 +490,8 @@ test_norm(int layer)
 			layernorm_backward(dinp2, NULL, NULL, wout, inp, w,
 			    mean, rstd, N, C);
 		else
-			rmsnorm_backward(dinp2, NULL, wout, inp, w, rstd, N,
-			    C);
+			rmsnorm_backward(dinp2, NULL, wout, inp, w, off, rstd,
+			    N, C);
 	}
 	CHECK(memcmp(dinp2, dinp, N * C * sizeof(float)) == 0);
 
@@ -484,10 +502,10 @@ test_norm(int layer)
 }
 
 /* test_rope checks the rotation (scaled by attn, as YaRN scales cos and
- * sin) and its backward against the double reference on the frequencies of
- * theta 10000. */
+ * sin) of the first R of each head's D values and its backward against the
+ * double reference on the frequencies of theta 10000. */
 static void
-test_rope(int style, float attn)
+test_rope(int style, float attn, int R)
 {
 	enum { N = 5, NH = 3, D = 8 };
 	char name[64];
@@ -495,27 +513,27 @@ test_rope(int style, float attn)
 	size_t n = N * NH * D;
 	float *x = fvec(n, 1), *wout = fvec(n, 1), freq[D / 2];
 	double *dw_out = dvec(wout, n);
-	struct ref r = { .op = OP_ROPE, .N = N, .nh = NH, .D = D, .freq = freq,
+	struct ref r = { .op = OP_ROPE, .N = N, .nh = NH, .D = D, .C = R, .freq = freq,
 	    .attn = attn, .style = style, .ints = pos, .in = { dvec(x, n) },
 	    .wout = dw_out, .nout = n, .out = xmalloc(n * 8) };
 
-	snprintf(name, sizeof(name), "rope(%s,attn %g)", style == FTE_ROPE_HALF ?
-	    "half" : "interleaved", (double)attn);
-	for (int i = 0; i < D / 2; i++)
-		freq[i] = (float)pow(10000.0, -2.0 * i / D);
-	rope_forward(x, pos, N, NH, D, freq, attn, style);
+	snprintf(name, sizeof(name), "rope(%s,attn %g,%d of %d)", style == FTE_ROPE_HALF ?
+	    "half" : "interleaved", (double)attn, R, D);
+	for (int i = 0; i < R / 2; i++)
+		freq[i] = (float)pow(10000.0, -2.0 * i / R);
+	rope_forward(x, pos, N, NH, D, R, freq, attn, style);
 	ref_run(&r);
 	check_fwd(name, "out", x, r.out, n);
 	/* Position 0 is the identity, times attn. */
 	int same = 1;
 	for (int i = 0; i < NH * D; i++)
-		same &= x[i] == (float)r.in[0][i] * attn;
+		same &= x[i] == (float)r.in[0][i] * (i % D < R ? attn : 1.0f);
 	CHECK(same);
 	/* Backward transforms dx in place (it is not an accumulation);
 	 * check_grad expects two accumulations from GRAD_BASE. */
 	float *dx = xmalloc(n * sizeof(float));
 	memcpy(dx, wout, n * sizeof(float));
-	rope_backward(dx, pos, N, NH, D, freq, attn, style);
+	rope_backward(dx, pos, N, NH, D, R, freq, attn, style);
 	for (size_t i = 0; i < n; i++)
 		dx[i] = GRAD_BASE + 2.0f * dx[i];
 	check_grad(name, "dx", dx, &r, 0, n);
@@ -565,6 +583,11 @@ test_rope_freq(void)
 		    0.31622776601683794, 0.10000000000000001, 0.02569350598886808,
 		    0.0062500000000000003, 0.001383496476323666, 0.00025000000000000001,
 		    7.9056941504209485e-05 }, 0.75 },
+		/* short factors; attention factor sqrt(1 + ln(factor) / ln(orig)) */
+		{ "longrope", 10000, { .type = FTE_ROPE_LONGROPE, .factor = 32, .orig_ctx = 4096,
+		    .short_factor = { 1, 1.5f, 2, 2.5f, 3, 3.5f, 4, 4.5f } }, { 1.0,
+		    0.21081851067789195, 0.05, 0.01264911064067352, 0.0033333333333333335,
+		    0.0009035079029052511, 0.00025, 7.027283689263064e-05 }, 1.1902380714238083 },
 	};
 
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
@@ -587,30 +610,31 @@ test_rope_freq(void)
 }
 
 static void
-test_attention(int B, int T, int H, int K, int D, const int *seg)
+test_attention(int B, int T, int H, int K, int D, const int *seg,
+    const attn_opts *o)
 {
-	char name[64];
+	char name[96];
 	size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * K * D;
 	size_t na = (size_t)B * H * T * T;
-	float *q = fvec(nq, 1), *k = fvec(nk, 1), *v = fvec(nk, 1);
+	float *q = fvec(nq, 3), *k = fvec(nk, 3), *v = fvec(nk, 1);
 	float *wout = fvec(nq, 1), *out = fvec(nq, 1), *att = fvec(na, 1);
-	float *scratch = fvec(na, 1);
+	float *scratch = fvec(2 * na, 1);
 	float *dq = grad_new(nq), *dk = grad_new(nk), *dv = grad_new(nk);
 	double *dw_out = dvec(wout, nq);
 	struct ref r = { .op = OP_ATTENTION, .B = B, .T = T, .H = H, .K = K,
 	    .D = D, .seg = seg, .in = { dvec(q, nq), dvec(k, nk),
 	    dvec(v, nk) }, .wout = dw_out, .nout = nq,
-	    .out = xmalloc(nq * 8), .aux = xmalloc(na * 8) };
+	    .out = xmalloc(nq * 8), .aux = xmalloc(na * 8), .ao = *o };
 
-	snprintf(name, sizeof(name), "attention(T%d,H%d,K%d%s)", T, H, K,
-	    seg ? ",seg" : "");
-	attention_forward(out, att, q, k, v, seg, B, T, H, K, D);
+	snprintf(name, sizeof(name), "attention(T%d,H%d,K%d%s scale %g cap %g window %d)", T, H,
+	    K, seg ? ",seg" : "", (double)o->scale, (double)o->softcap, o->window);
+	attention_forward(out, att, q, k, v, seg, B, T, H, K, D, o);
 	ref_run(&r);
 	check_fwd(name, "out", out, r.out, nq);
 	check_fwd(name, "att", att, r.aux, na);
 	for (int rep = 0; rep < 2; rep++)
 		attention_backward(dq, dk, dv, scratch, wout, q, k, v, att,
-		    B, T, H, K, D);
+		    B, T, H, K, D, o);
 	check_grad(name, "dq", dq, &r, 0, nq);
 	check_grad(name, "dk", dk, &r, 1, nk);
 	check_grad(name, "dv", dv, &r, 2, nk);
@@ -619,12 +643,30 @@ test_attention(int B, int T, int H, int K, int D, const int *seg)
 	float *dv2 = grad_new(nk), *dq2 = grad_new(nq);
 	for (int rep = 0; rep < 2; rep++) {
 		attention_backward(NULL, NULL, dv2, scratch, wout, q, k, v,
-		    att, B, T, H, K, D);
+		    att, B, T, H, K, D, o);
 		attention_backward(dq2, NULL, NULL, scratch, wout, q, k, v,
-		    att, B, T, H, K, D);
+		    att, B, T, H, K, D, o);
 	}
 	CHECK(memcmp(dv2, dv, nk * sizeof(float)) == 0);
 	CHECK(memcmp(dq2, dq, nq * sizeof(float)) == 0);
+
+	/* The cached kernel gives the same rows: every row of batch 0 at once
+	 * (p0 = 0), then the last rows against a cache of the earlier ones. */
+	if (seg == NULL) {
+		float *oc = fvec(nq, 1), *sc = fvec((size_t)H * T * T, 1);
+		size_t ld = (size_t)H * D, half = (size_t)T / 2;
+		double e = 0;
+
+		attention_cache_forward(oc, sc, q, k, v, 0, T, H, K, D, o);
+		attention_cache_forward(oc + half * ld, sc, q + half * ld, k, v, (int)half,
+		    T - (int)half, H, K, D, o);
+		for (size_t i = 0; i < (size_t)T * ld; i++)
+			e = fmax(e, fabs(oc[i] - out[i]));
+		printf("  %-40s cached rows max abs diff %.3g\n", name, e);
+		CHECK(e < 1e-5);
+		free(oc);
+		free(sc);
+	}
 
 	for (int i = 0; i < 3; i++)
 		free(r.in[i]);
@@ -633,41 +675,74 @@ test_attention(int B, int T, int H, int K, int D, const int *seg)
 	free(dv); free(dv2); free(dq2);
 }
 
+/* test_activation: 0 swiglu, 1 gelu, 2 geglu. */
 static void
 test_activation(int gelu)
 {
 	enum { N = 37 };
-	const char *name = gelu ? "gelu" : "swiglu";
+	const char *name = gelu == 1 ? "gelu" : gelu == 2 ? "geglu" : "swiglu";
 	float *a = fvec(N, 4), *b = fvec(N, 2), *wout = fvec(N, 1);
 	float *out = fvec(N, 1), *da = grad_new(N), *db = grad_new(N);
 	double *dw_out = dvec(wout, N);
-	struct ref r = { .op = gelu ? OP_GELU : OP_SWIGLU,
+	struct ref r = { .op = gelu == 1 ? OP_GELU : gelu == 2 ? OP_GEGLU : OP_SWIGLU,
 	    .in = { dvec(a, N), dvec(b, N) }, .wout = dw_out, .nout = N,
 	    .out = xmalloc(N * 8) };
 
-	if (gelu)
+	if (gelu == 1)
 		gelu_forward(out, a, N);
+	else if (gelu == 2)
+		geglu_forward(out, a, b, N);
 	else
 		swiglu_forward(out, a, b, N);
 	ref_run(&r);
 	check_fwd(name, "out", out, r.out, N);
 	for (int rep = 0; rep < 2; rep++) {
-		if (gelu)
+		if (gelu == 1)
 			gelu_backward(da, wout, a, N);
+		else if (gelu == 2)
+			geglu_backward(da, db, wout, a, b, N);
 		else
 			swiglu_backward(da, db, wout, a, b, N);
 	}
-	check_grad(name, gelu ? "dinp" : "dgate", da, &r, 0, N);
-	if (!gelu) {
+	check_grad(name, gelu == 1 ? "dinp" : "dgate", da, &r, 0, N);
+	if (gelu != 1) {
 		check_grad(name, "dup", db, &r, 1, N);
 		float *db2 = grad_new(N);
 		for (int rep = 0; rep < 2; rep++)
-			swiglu_backward(NULL, db2, wout, a, b, N);
+			if (gelu == 2)
+				geglu_backward(NULL, db2, wout, a, b, N);
+			else
+				swiglu_backward(NULL, db2, wout, a, b, N);
 		CHECK(memcmp(db2, db, N * sizeof(float)) == 0);
 		free(db2);
 	}
 	free(r.in[0]); free(r.in[1]); free(r.out); free(dw_out); free(a);
 	free(b); free(wout); free(out); free(da); free(db);
+}
+
+/* test_softcap: forward against the reference; backward (in place, not
+ * accumulating) turned into the accumulated form check_grad reads. */
+static void
+test_softcap(void)
+{
+	enum { N = 41 };
+	const float cap = 3.0f;
+	float *x = fvec(N, 8), *y = fvec(N, 1), *wout = fvec(N, 1);
+	float *d = xmalloc(N * sizeof(float)), *g = grad_new(N);
+	double *dw_out = dvec(wout, N);
+	struct ref r = { .op = OP_SOFTCAP, .cap = cap, .in = { dvec(x, N) },
+	    .wout = dw_out, .nout = N, .out = xmalloc(N * 8) };
+
+	softcap_forward(y, x, N, cap);
+	ref_run(&r);
+	check_fwd("softcap", "out", y, r.out, N);
+	memcpy(d, wout, N * sizeof(float));
+	softcap_backward(d, y, N, cap);
+	for (int i = 0; i < N; i++)
+		g[i] += 2.0f * d[i];
+	check_grad("softcap", "dinp", g, &r, 0, N);
+	free(r.in[0]); free(r.out); free(dw_out); free(x); free(y); free(wout);
+	free(d); free(g);
 }
 
 static void
@@ -751,9 +826,9 @@ test_threads(void)
 		matmul_forward(res[run][0], inp, w, NULL, N, C, OC);
 		matmul_backward(res[run][1], res[run][2], NULL, dout, inp, w,
 		    N, C, OC);
-		attention_forward(o, att, q, k, v, NULL, B, T, H, K, D);
+		attention_forward(o, att, q, k, v, NULL, B, T, H, K, D, NULL);
 		attention_backward(res[run][3], res[run][4], NULL, scratch,
-		    datt, q, k, v, att, B, T, H, K, D);
+		    datt, q, k, v, att, B, T, H, K, D, NULL);
 	}
 	/* The split products are right, not just repeatable. */
 	double *rin = dvec(inp, N * C), *rw = dvec(w, OC * C);
@@ -918,18 +993,27 @@ main(void)
 	test_matmul(0);
 	test_matmul(1);
 	test_embedding();
-	test_norm(0);
-	test_norm(1);
-	test_rope(FTE_ROPE_HALF, 1.0f);
-	test_rope(FTE_ROPE_INTERLEAVED, 1.0f);
-	test_rope(FTE_ROPE_HALF, 1.1386294f);
+	test_norm(0, 0.0f);
+	test_norm(0, 1.0f);
+	test_norm(1, 0.0f);
+	test_rope(FTE_ROPE_HALF, 1.0f, 8);
+	test_rope(FTE_ROPE_INTERLEAVED, 1.0f, 8);
+	test_rope(FTE_ROPE_HALF, 1.1386294f, 8);
+	test_rope(FTE_ROPE_HALF, 1.19f, 6);
+	test_rope(FTE_ROPE_INTERLEAVED, 1.0f, 4);
 	test_rope_freq();
-	test_attention(2, 5, 4, 4, 8, NULL);
-	test_attention(2, 5, 4, 2, 8, NULL);
-	test_attention(2, 5, 4, 2, 8, seg);
-	test_attention(1, 100, 2, 1, 4, seg100);
+	const attn_opts plain = { 0 }, gemma = { 0.35f, 2.5f, 3 }, wide = { 0, 0, 40 };
+	test_attention(2, 5, 4, 4, 8, NULL, &plain);
+	test_attention(2, 5, 4, 2, 8, NULL, &plain);
+	test_attention(2, 5, 4, 2, 8, seg, &plain);
+	test_attention(1, 100, 2, 1, 4, seg100, &plain);
+	test_attention(2, 5, 4, 2, 8, NULL, &gemma);
+	test_attention(2, 5, 4, 2, 8, seg, &gemma);
+	test_attention(1, 100, 2, 1, 4, NULL, &wide);
 	test_activation(0);
 	test_activation(1);
+	test_activation(2);
+	test_softcap();
 	test_crossentropy(ce_some, "crossentropy");
 	test_crossentropy(ce_none, "crossentropy(all masked)");
 	test_threads();

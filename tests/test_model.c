@@ -12,6 +12,8 @@
 /* Float32 against a float64 reference: errors are relative to the tensor's
  * largest magnitude (element-wise ratios of near-zero values mean nothing). */
 #define TOL_REL 1e-4
+/* logits, which one product from the last norm leaves at float rounding */
+#define TOL_LOGITS 1e-6
 
 typedef struct record {
 	char name[128];
@@ -136,8 +138,25 @@ setup_load(const char *name, setup *s)
 	s->mc = (fte_config){ .arch = ci[0], .n_layers = ci[1], .dim = ci[2],
 		.n_heads = ci[3], .n_kv_heads = ci[4], .head_dim = ci[5], .ffn_dim = ci[6],
 		.vocab_size = ci[7], .max_seq_len = ci[8], .rope_style = ci[9],
-		.tied_embeddings = ci[10], .qkv_bias = ci[11], .norm_eps = cf[0],
+		.tied_embeddings = ci[10], .norm_eps = cf[0],
 		.rope_theta = cf[1], .bos_id = -1, .eos_id = -1 };
+	/* the first fixtures say "Llama with q/k/v biases" for the Qwen2 row */
+	if (ci[0] == FTE_ARCH_LLAMA && ci[11])
+		s->mc.arch = FTE_ARCH_QWEN2;
+	/* families after Llama and GPT-2 add their attention's numbers */
+	if (fx_get(&s->fx, "config.xi") != NULL) {
+		int32_t *xi = fx_get(&s->fx, "config.xi")->data;
+		float *xf = fx_get(&s->fx, "config.xf")->data;
+
+		s->mc.sliding_window = xi[0];
+		s->mc.sliding_pattern = xi[1];
+		s->mc.query_scale = xf[0];
+		s->mc.attn_softcap = xf[1];
+		s->mc.final_softcap = xf[2];
+		s->mc.rope_local_theta = xf[3];
+		if (xf[4] > 0)
+			s->mc.rope = (fte_rope_scaling){ .type = FTE_ROPE_LINEAR, .factor = xf[4] };
+	}
 	s->B = ci[12];
 	s->T = ci[13];
 	s->steps = ci[14];
@@ -266,7 +285,7 @@ check_case(const char *name)
 		CHECK(ev == loss);
 	}
 	ref = fx_f(&s.fx, "%slogits", "");
-	CHECK(rel_err("logits", logits, ref, nl, 1) <= TOL_REL);
+	CHECK(rel_err("logits", logits, ref, nl, 1) <= TOL_LOGITS);
 	ref = fx_f(&s.fx, "%sloss", "");
 	printf("  loss %.7f (torch %.7f)\n", loss, ref[0]);
 	CHECK_NEAR(loss, ref[0], TOL_REL * fabs(ref[0]));
@@ -599,6 +618,64 @@ check_generate(const char *name)
 	fixture_free(&s.fx);
 }
 
+/* Generated tokens' log-probabilities, collected by the callback. */
+typedef struct lp_log {
+	int n;
+	float lp[64];
+} lp_log;
+
+static int
+lp_collect(void *arg, int token, const fte_logprob *lp)
+{
+	lp_log *l = arg;
+
+	(void)token;
+	if (l->n < 64)
+		l->lp[l->n++] = lp->logprob;
+	return 0;
+}
+
+/* check_generate_exact: every step of KV-cache generation, far past the
+ * sliding window, gives the log-probability the full forward (the training
+ * attention) gives the same token, to float rounding. */
+static void
+check_generate_exact(const char *name)
+{
+	setup s;
+	fte_model *m;
+	fte_sampler smp;
+	fte_logprob full[40];
+	lp_log got = { 0 };
+	int seq[41], n = 0, want;
+	double worst = 0;
+
+	printf("KV-cache generation, log-probabilities (%s)\n", name);
+	if (setup_load(name, &s) != 0 || (m = model_from(&s)) == NULL) {
+		CHECK(0);
+		return;
+	}
+	/* to the end of the context, or 37 tokens */
+	want = s.mc.max_seq_len - 3 < 37 ? s.mc.max_seq_len - 3 : 37;
+	fte_sampler_default(&smp);
+	smp.max_new_tokens = want;
+	smp.temperature = 1.0f;   /* sampled: the path is not the argmax's */
+	smp.seed = 7;
+	smp.stop_at_eos = smp.stop_at_bos = 0;
+	memcpy(seq, s.tokens, 4 * sizeof(int));
+	CHECK(fte_generate_logprobs(m, seq, 4, &smp, 0, lp_collect, &got, seq + 4, &n) == FTE_OK);
+	CHECK(n == want && got.n == want);
+	CHECK(fte_model_logprobs(m, seq, 4 + n, 0, full) == FTE_OK);
+	for (int i = 0; i < n; i++) {
+		double d = fabs((double)got.lp[i] - full[3 + i].logprob);
+		worst = d > worst ? d : worst;
+	}
+	printf("  %d tokens (window %d), worst |logprob difference| %.3g\n", n,
+	    s.mc.sliding_window, worst);
+	CHECK(worst < 1e-5);
+	fte_model_free(m);
+	fixture_free(&s.fx);
+}
+
 /* check_loss_rows: rows of different lengths in one batch, padded at the
  * end, each get the loss they get alone: fte_model_loss for a whole
  * sequence, a trainer's masked mean for a row with a masked prompt. */
@@ -799,6 +876,13 @@ main(void)
 	check_case("gpt2_sched");
 	check_case("llama_lora");
 	check_case("gpt2_lora");
+	check_case("gemma2");
+	check_case("gemma2_packed");
+	check_case("gemma3");
+	check_case("phi3");
+	check_case("gemma2_lora");
+	check_case("gemma3_lora");
+	check_case("phi3_lora");
 	check_all_masked();
 	check_abort_progress();
 	check_accumulation();
@@ -806,9 +890,19 @@ main(void)
 	check_resume("gpt2_lora", 0.1f);
 	check_recompute("llama_packed", 0.0f);
 	check_recompute("gpt2_lora", 0.1f);
+	check_recompute("gemma2_packed", 0.0f);
+	check_recompute("gemma3_lora", 0.1f);
 	check_generate("llama");
 	check_generate("gpt2");
 	check_generate("llama_packed");
+	check_generate("gemma2");
+	check_generate("gemma3");
+	check_generate("phi3");
+	check_generate_exact("llama");
+	check_generate_exact("gpt2");
+	check_generate_exact("gemma2");
+	check_generate_exact("gemma3");
+	check_generate_exact("phi3");
 	check_loss_rows("llama");
 	check_loss_rows("gpt2");
 	check_errors();

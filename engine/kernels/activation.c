@@ -1,6 +1,7 @@
 /*
- * activation.c - SwiGLU (Llama's silu(gate) * up) and GELU with the tanh
- * approximation (GPT-2's gelu_new):
+ * activation.c - SwiGLU (Llama's silu(gate) * up), GeGLU (Gemma's
+ * gelu(gate) * up), soft-capping (cap tanh(x / cap)) and GELU with the tanh
+ * approximation (GPT-2's gelu_new, Gemma's gelu_pytorch_tanh):
  *   gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
  * Since 0.5 (1 + tanh(u)) = sigmoid(2u), GELU is computed as x sigmoid(2u):
  * the same function, one exp instead of tanh, and no cancellation in
@@ -9,6 +10,7 @@
  * Elementwise, four lanes at a time (vmath.h); the threads split the range
  * into contiguous chunks of four-element groups.
  */
+#include <math.h>
 #include <stddef.h>
 
 #include "kernels/kernels.h"
@@ -36,6 +38,7 @@ struct act {
 	float *out, *dinp, *dup;
 	const float *inp, *up, *dout;
 	long n;
+	float cap;                   /* softcap */
 };
 
 static int
@@ -151,4 +154,100 @@ gelu_backward(float *dinp, const float *dout, const float *inp,
 
 	fte__parallel_range(act_groups(count), 45.0 * count, gelu_bwd_groups,
 	    &a);
+}
+
+static void
+geglu_fwd_groups(void *arg, int lo, int hi)
+{
+	const struct act *a = arg;
+	long n = a->n;
+
+	for (long i = 4L * lo; i < n && i < 4L * hi; i += 4) {
+		v4f g = v4f_loadn(a->inp + i, n - i, 0.0f);
+		v4f u = v4f_loadn(a->up + i, n - i, 0.0f);
+		v4f_storen(a->out + i, g * sigmoid4(gelu_u4(g)) * u, n - i);
+	}
+}
+
+void
+geglu_forward(float *out, const float *gate, const float *up, size_t count)
+{
+	struct act a = { .out = out, .inp = gate, .up = up, .n = (long)count };
+
+	fte__parallel_range(act_groups(count), 40.0 * count, geglu_fwd_groups, &a);
+}
+
+static void
+geglu_bwd_groups(void *arg, int lo, int hi)
+{
+	const struct act *a = arg;
+	long n = a->n;
+
+	for (long i = 4L * lo; i < n && i < 4L * hi; i += 4) {
+		v4f g = v4f_loadn(a->inp + i, n - i, 0.0f);
+		v4f d = v4f_loadn(a->dout + i, n - i, 0.0f);
+		v4f s = sigmoid4(gelu_u4(g));
+		if (a->dinp != NULL) {
+			v4f u = v4f_loadn(a->up + i, n - i, 0.0f);
+			v4f dg = v4f_loadn(a->dinp + i, n - i, 0.0f);
+			v4f du2 = 2.0f * GELU_K * (1.0f + 3.0f * GELU_A * g * g);
+			dg += d * u * (s + g * s * (1.0f - s) * du2);
+			v4f_storen(a->dinp + i, dg, n - i);
+		}
+		if (a->dup != NULL) {
+			v4f du = v4f_loadn(a->dup + i, n - i, 0.0f);
+			v4f_storen(a->dup + i, du + d * g * s, n - i);
+		}
+	}
+}
+
+void
+geglu_backward(float *dgate, float *dup, const float *dout,
+    const float *gate, const float *up, size_t count)
+{
+	struct act a = { .dinp = dgate, .dup = dup, .inp = gate, .up = up,
+	    .dout = dout, .n = (long)count };
+
+	if (dgate != NULL || dup != NULL)
+		fte__parallel_range(act_groups(count), 50.0 * count,
+		    geglu_bwd_groups, &a);
+}
+
+static void
+softcap_fwd_rows(void *arg, int lo, int hi)
+{
+	const struct act *a = arg;
+	float cap = a->cap;
+
+	for (long i = lo; i < hi; i++)
+		a->out[i] = cap * tanhf(a->inp[i] / cap);
+}
+
+void
+softcap_forward(float *y, const float *x, size_t count, float cap)
+{
+	struct act a = { .out = y, .inp = x, .n = (long)count, .cap = cap };
+
+	fte__parallel_range((int)count, 20.0 * count, softcap_fwd_rows, &a);
+}
+
+static void
+softcap_bwd_rows(void *arg, int lo, int hi)
+{
+	const struct act *a = arg;
+	float cap = a->cap;
+
+	for (long i = lo; i < hi; i++) {
+		float t = a->inp[i] / cap;
+
+		a->dinp[i] *= 1.0f - t * t;
+	}
+}
+
+void
+softcap_backward(float *d, const float *y, size_t count, float cap)
+{
+	struct act a = { .dinp = d, .inp = y, .n = (long)count, .cap = cap };
+
+	fte__parallel_range((int)count, 4.0 * count, softcap_bwd_rows, &a);
 }

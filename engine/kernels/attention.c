@@ -29,6 +29,14 @@
  *                  block lets grouped heads share dk/dv without atomics.
  * The two backward passes are two jobs of the thread pool, one after the
  * other.
+ *
+ * Scores.  s = scale q.k, soft-capped (cap tanh(s / cap)) when asked, then
+ * masked (causal, document, sliding window) before the softmax, the order
+ * transformers uses.  Backward of the cap needs the capped scores: pass 1
+ * recomputes them into the second half of scratch.
+ *
+ * Cache.  attention_cache_forward is the same row computation for new
+ * tokens against cached keys (generation): one item per head.
  */
 #include <math.h>
 #include <stddef.h>
@@ -46,11 +54,12 @@ struct att {
 	const int *seg;
 	int B, T, H, K, D;
 	int nblk, ldq, ldk, group;
-	float scale;
+	float scale, cap;
+	int window;
 };
 
 static void
-att_init(struct att *a, int B, int T, int H, int K, int D)
+att_init(struct att *a, int B, int T, int H, int K, int D, const attn_opts *o)
 {
 	a->B = B;
 	a->T = T;
@@ -61,7 +70,32 @@ att_init(struct att *a, int B, int T, int H, int K, int D)
 	a->ldq = H * D;
 	a->ldk = K * D;
 	a->group = H / K;
-	a->scale = 1.0f / sqrtf((float)D);
+	a->scale = o != NULL && o->scale > 0 ? o->scale : 1.0f / sqrtf((float)D);
+	a->cap = o != NULL ? o->softcap : 0.0f;
+	a->window = o != NULL ? o->window : 0;
+}
+
+/* att_row_softmax turns the scores of query i against keys 0 .. n-1 into
+ * probabilities: cap, mask (keys after i, before the window or, with sb,
+ * of another document), softmax, zeros for keys i+1 .. n-1.  Query i
+ * always sees itself, so max is finite. */
+static void
+att_row_softmax(const struct att *a, float *row, int i, int n, const int *sb)
+{
+	if (a->cap > 0)
+		for (int j = 0; j < n; j++)
+			row[j] = a->cap * tanhf(row[j] / a->cap);
+	if (sb != NULL)
+		for (int j = 0; j < i; j++)
+			if (sb[j] != sb[i])
+				row[j] = -INFINITY;
+	if (a->window > 0)
+		for (int j = 0; j <= i - a->window; j++)
+			row[j] = -INFINITY;
+	float max = vrow_max(row, i + 1);
+	float sum = vrow_expsum(row, row, max, i + 1);
+	vrow_axpy(row, 1.0f / sum, row, 0.0f, i + 1);
+	memset(row + i + 1, 0, (size_t)(n - i - 1) * sizeof(float));
 }
 
 /* att_fwd_item: scores, softmax and output rows of one (b, h, row block). */
@@ -84,19 +118,10 @@ att_fwd_item(void *arg, int it)
 	fte__gemm(0, 1, i1 - i0, i1, D,
 	    a->scale, qh + (size_t)i0 * ldq, ldq, kh, ldk, 0.0f,
 	    ah + (size_t)i0 * T, T);
-	for (int i = i0; i < i1; i++) {
-		float *row = ah + (size_t)i * T;
-		if (sb != NULL) {
-			for (int j = 0; j < i; j++)
-				if (sb[j] != sb[i])
-					row[j] = -INFINITY;
-		}
-		/* Row i always sees itself, so max is finite. */
-		float max = vrow_max(row, i + 1);
-		float sum = vrow_expsum(row, row, max, i + 1);
-		vrow_axpy(row, 1.0f / sum, row, 0.0f, i + 1);
-		memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
-	}
+	for (int i = i0; i < i1; i++)
+		att_row_softmax(a, ah + (size_t)i * T, i, i1, sb);
+	for (int i = i0; i < i1; i++)
+		memset(ah + (size_t)i * T + i1, 0, (size_t)(T - i1) * sizeof(float));
 	fte__gemm(0, 0, i1 - i0, D, i1,
 	    1.0f, ah + (size_t)i0 * T, T, vh, ldk, 0.0f,
 	    a->out + (size_t)b * T * ldq + (size_t)i0 * ldq + h * D, ldq);
@@ -105,12 +130,12 @@ att_fwd_item(void *arg, int it)
 void
 attention_forward(float *out, float *att, const float *q,
     const float *k, const float *v, const int *seg,
-    int B, int T, int H, int K, int D)
+    int B, int T, int H, int K, int D, const attn_opts *o)
 {
 	struct att a = { .out = out, .att = att, .q = q, .k = k, .v = v,
 	    .seg = seg };
 
-	att_init(&a, B, T, H, K, D);
+	att_init(&a, B, T, H, K, D, o);
 	fte__parallel_for(B * H * a.nblk, 2.0 * B * H * T * T * D,
 	    att_fwd_item, &a);
 }
@@ -129,7 +154,16 @@ att_bwd_rows_item(void *arg, int it)
 	size_t ko = (size_t)b * T * ldk + (h / a->group) * D;
 	const float *ah = a->catt + ((size_t)b * a->H + h) * T * T;
 	float *sh = a->scratch + ((size_t)b * a->H + h) * T * T;
+	float *ch = sh + (size_t)a->B * a->H * T * T;
 
+	/* the capped scores again, as forward made them */
+	if (a->cap > 0) {
+		fte__gemm(0, 1, i1 - i0, i1, D, a->scale, a->q + qo + (size_t)i0 * ldq, ldq,
+		    a->k + ko, ldk, 0.0f, ch + (size_t)i0 * T, T);
+		for (int i = i0; i < i1; i++)
+			for (int j = 0; j <= i; j++)
+				ch[(size_t)i * T + j] = tanhf(ch[(size_t)i * T + j] / a->cap);
+	}
 	/* dP[i0:i1, 0:i1] = dO V^T */
 	fte__gemm(0, 1, i1 - i0, i1, D,
 	    1.0f, a->dout + qo + (size_t)i0 * ldq, ldq, a->v + ko, ldk, 0.0f,
@@ -146,6 +180,12 @@ att_bwd_rows_item(void *arg, int it)
 			v4f sj = v4f_loadn(s + j, m, 0.0f);
 			v4f_storen(s + j, pj * (sj - dot), m);
 		}
+		/* through the cap: d tanh = 1 - tanh^2 */
+		if (a->cap > 0)
+			for (int j = 0; j <= i; j++) {
+				float t = ch[(size_t)i * T + j];
+				s[j] *= 1.0f - t * t;
+			}
 		memset(s + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
 	}
 	if (a->dq != NULL)
@@ -187,16 +227,53 @@ att_bwd_keys_item(void *arg, int it)
 void
 attention_backward(float *dq, float *dk, float *dv, float *scratch,
     const float *dout, const float *q, const float *k, const float *v,
-    const float *att, int B, int T, int H, int K, int D)
+    const float *att, int B, int T, int H, int K, int D, const attn_opts *o)
 {
 	struct att a = { .dq = dq, .dk = dk, .dv = dv, .scratch = scratch,
 	    .dout = dout, .q = q, .k = k, .v = v, .catt = att };
 	double work = 2.0 * B * H * T * T * D;
 
-	att_init(&a, B, T, H, K, D);
+	att_init(&a, B, T, H, K, D, o);
 	/* dS (pass 1) feeds dq and dk; dv needs only P and dO. */
 	if (dq != NULL || dk != NULL)
 		fte__parallel_for(B * H * a.nblk, work, att_bwd_rows_item, &a);
 	if (dk != NULL || dv != NULL)
 		fte__parallel_for(B * K * a.nblk, work, att_bwd_keys_item, &a);
+}
+
+/* One cached call: q rows of the new tokens, the layer's cache. */
+struct att_cache {
+	struct att a;
+	float *out, *scores;
+	const float *q, *kc, *vc;
+	int p0, n;                   /* first new position, keys in all */
+};
+
+/* att_cache_item: the new tokens' rows of head h. */
+static void
+att_cache_item(void *arg, int h)
+{
+	const struct att_cache *c = arg;
+	const struct att *a = &c->a;
+	int T = a->T, D = a->D, n = c->n, g = h / a->group;
+	float *sc = c->scores + (size_t)h * T * n;
+
+	fte__gemm(0, 1, T, n, D, a->scale, c->q + (size_t)h * D, a->ldq,
+	    c->kc + (size_t)g * D, a->ldk, 0.0f, sc, n);
+	for (int i = 0; i < T; i++)
+		att_row_softmax(a, sc + (size_t)i * n, c->p0 + i, n, NULL);
+	fte__gemm(0, 0, T, D, n, 1.0f, sc, n, c->vc + (size_t)g * D, a->ldk,
+	    0.0f, c->out + (size_t)h * D, a->ldq);
+}
+
+void
+attention_cache_forward(float *out, float *scores, const float *q,
+    const float *kc, const float *vc, int p0, int T, int H, int K, int D,
+    const attn_opts *o)
+{
+	struct att_cache c = { .out = out, .scores = scores, .q = q, .kc = kc,
+	    .vc = vc, .p0 = p0, .n = p0 + T };
+
+	att_init(&c.a, 1, T, H, K, D, o);
+	fte__parallel_for(H, 2.0 * H * T * c.n * D, att_cache_item, &c);
 }

@@ -140,12 +140,14 @@ void embedding_forward(float *out, const int *tokens, const float *wte,
 void embedding_backward(float *dwte, const float *dout, const int *tokens,
     int N, int C);
 
-/* out[N,C] = inp * rstd * weight, rstd[N] = 1/sqrt(mean(inp^2) + eps).
- * out may not alias inp. */
+/* out[N,C] = inp * rstd * (offset + weight), rstd[N] = 1/sqrt(mean(inp^2)
+ * + eps); offset is 1 for Gemma's stored w - 1, else 0.  out may not
+ * alias inp. */
 void rmsnorm_forward(float *out, float *rstd, const float *inp,
-    const float *weight, int N, int C, float eps);
+    const float *weight, float offset, int N, int C, float eps);
 void rmsnorm_backward(float *dinp, float *dweight, const float *dout,
-    const float *inp, const float *weight, const float *rstd, int N, int C);
+    const float *inp, const float *weight, float offset, const float *rstd,
+    int N, int C);
 
 /* out[N,C] = (inp - mean) * rstd * weight + bias; saves mean[N], rstd[N]. */
 void layernorm_forward(float *out, float *mean, float *rstd,
@@ -155,39 +157,60 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
     const float *dout, const float *inp, const float *weight,
     const float *mean, const float *rstd, int N, int C);
 
-/* Rotary position embedding, in place on x[N, nh*D] (nh heads of size D),
- * token n at position pos[n].  style is enum fte_rope_style: rotate-half
- * pairs (i, i + D/2) or interleaved pairs (2i, 2i+1); pair i turns by
- * pos * inv_freq[i], and cos and sin are multiplied by attn (YaRN's
- * attention factor, 1 otherwise).  rope_backward applies the transposed
- * map to the gradient, in place. */
-void rope_forward(float *x, const int *pos, int N, int nh, int D,
+/* Rotary position embedding, in place on the first R (even, <= D) of each
+ * head's D values in x[N, nh*D], token n at position pos[n]; the rest
+ * pass.  style is enum fte_rope_style: rotate-half pairs (i, i + R/2) or
+ * interleaved pairs (2i, 2i+1); pair i turns by pos * inv_freq[i], and cos
+ * and sin are multiplied by attn (YaRN's and LongRoPE's attention factor, 1
+ * otherwise).  rope_backward applies the transposed map to the gradient, in
+ * place. */
+void rope_forward(float *x, const int *pos, int N, int nh, int D, int R,
     const float *inv_freq, float attn, int style);
-void rope_backward(float *dx, const int *pos, int N, int nh, int D,
+void rope_backward(float *dx, const int *pos, int N, int nh, int D, int R,
     const float *inv_freq, float attn, int style);
 
 struct fte_config;
 
-/* rope_inv_freq fills inv_freq[D/2] for c's theta and scaling and sets *attn,
+/* rope_inv_freq fills inv_freq[R/2] (R = c's rotated dims) for c's theta and
+ * scaling and sets *attn,
  * rounding to float32 where transformers computes in float32 tensors and in
  * double where it computes with Python floats. */
 void rope_inv_freq(const struct fte_config *c, float *inv_freq, float *attn);
+
+/* How attention scores are made: s = q.k * scale (0: 1/sqrt(D)), then
+ * s = softcap * tanh(s / softcap) when softcap > 0 (Gemma 2), and with a
+ * window > 0 query i sees keys i - window + 1 .. i only. */
+typedef struct attn_opts {
+	float scale, softcap;
+	int window;
+} attn_opts;
 
 /* Causal multi-head attention with grouped keys/values.
  * q[B*T, H*D], k/v[B*T, K*D] (query head h uses kv head h / (H/K));
  * out[B*T, H*D]; att[B, H, T, T] saves the softmax probabilities.
  * seg[B*T] (may be NULL) gives each token's document id for packed
  * sequences: a token attends only to earlier tokens of the same document.
- * Scale is 1/sqrt(D). */
+ * o may be NULL: scale 1/sqrt(D), no cap, no window. */
 void attention_forward(float *out, float *att, const float *q,
     const float *k, const float *v, const int *seg,
-    int B, int T, int H, int K, int D);
+    int B, int T, int H, int K, int D, const attn_opts *o);
 /* dq, dk, dv accumulate (any may be NULL); scratch holds B*H*T*T floats
- * and is overwritten.  att is attention_forward's, whose zeros outside the
- * causal window and the document carry the masking, so no seg here. */
+ * (twice that with a soft-cap) and is overwritten.  att is
+ * attention_forward's, whose zeros outside the causal window and the
+ * document carry the masking, so no seg here; o as in forward. */
 void attention_backward(float *dq, float *dk, float *dv, float *scratch,
     const float *dout, const float *q, const float *k, const float *v,
-    const float *att, int B, int T, int H, int K, int D);
+    const float *att, int B, int T, int H, int K, int D, const attn_opts *o);
+
+/* attention_cache_forward attends T new tokens, at positions p0 ..
+ * p0+T-1, to the cached keys and values of positions 0 .. p0+T-1:
+ * q[T, H*D], kc/vc[P, K*D] (the new tokens' rows already written),
+ * out[T, H*D]; scores[H, T, p0+T] is scratch.  The causal mask, scale,
+ * cap and window are attention_forward's, so with p0 = 0 it computes the
+ * same rows (inference only: no backward). */
+void attention_cache_forward(float *out, float *scores, const float *q,
+    const float *kc, const float *vc, int p0, int T, int H, int K, int D,
+    const attn_opts *o);
 
 /* out[n] = silu(gate[n]) * up[n], n < count. */
 void swiglu_forward(float *out, const float *gate, const float *up,
@@ -195,10 +218,22 @@ void swiglu_forward(float *out, const float *gate, const float *up,
 void swiglu_backward(float *dgate, float *dup, const float *dout,
     const float *gate, const float *up, size_t count);
 
+/* out[n] = gelu_tanh(gate[n]) * up[n] (Gemma's GeGLU), n < count. */
+void geglu_forward(float *out, const float *gate, const float *up,
+    size_t count);
+void geglu_backward(float *dgate, float *dup, const float *dout,
+    const float *gate, const float *up, size_t count);
+
 /* GELU, tanh approximation (GPT-2's gelu_new). */
 void gelu_forward(float *out, const float *inp, size_t count);
 void gelu_backward(float *dinp, const float *dout, const float *inp,
     size_t count);
+
+/* Soft-capping (Gemma 2's final logits): y[n] = cap * tanh(x[n] / cap);
+ * y may alias x.  softcap_backward turns the gradient d of y into that of
+ * x in place: d *= 1 - (y / cap)^2, from the saved y. */
+void softcap_forward(float *y, const float *x, size_t count, float cap);
+void softcap_backward(float *d, const float *y, size_t count, float cap);
 
 /* Softmax cross-entropy over logits[N,V]: probs[N,V] receives the softmax
  * (may alias logits), losses[N] the per-token loss -log p[target].

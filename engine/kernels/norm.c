@@ -1,6 +1,7 @@
 /*
  * norm.c - RMSNorm (Llama) and LayerNorm (GPT-2), as PyTorch defines them:
- * RMSNorm x * rsqrt(mean(x^2) + eps) * w, LayerNorm with the biased variance.
+ * RMSNorm x * rsqrt(mean(x^2) + eps) * (offset + w) (Gemma stores w - 1, so
+ * offset 1), LayerNorm with the biased variance.
  *
  * Rows are independent and split among the threads.  The weight gradients
  * sum over rows, so they are a second pass split by columns, each thread
@@ -19,7 +20,7 @@ struct norm {
 	const float *inp, *weight, *bias, *dout;
 	const float *smean, *srstd;          /* saved by forward */
 	int N, C;
-	float eps;
+	float eps, off;
 };
 
 static void
@@ -38,17 +39,17 @@ rmsnorm_rows(void *arg, int lo, int hi)
 		float r = 1.0f / sqrtf(ss / C + a->eps);
 #pragma omp simd
 		for (int c = 0; c < C; c++)
-			o[c] = x[c] * r * a->weight[c];
+			o[c] = x[c] * r * (a->off + a->weight[c]);
 		a->rstd[n] = r;
 	}
 }
 
 void
 rmsnorm_forward(float *out, float *rstd, const float *inp,
-    const float *weight, int N, int C, float eps)
+    const float *weight, float offset, int N, int C, float eps)
 {
 	struct norm a = { .out = out, .rstd = rstd, .inp = inp,
-	    .weight = weight, .N = N, .C = C, .eps = eps };
+	    .weight = weight, .N = N, .C = C, .eps = eps, .off = offset };
 
 	fte__parallel_range(N, 3.0 * N * C, rmsnorm_rows, &a);
 }
@@ -86,21 +87,23 @@ rmsnorm_dinp_rows(void *arg, int lo, int hi)
 		float dot = 0.0f;
 #pragma omp simd reduction(+:dot)
 		for (int c = 0; c < C; c++)
-			dot += d[c] * a->weight[c] * x[c];
+			dot += d[c] * (a->off + a->weight[c]) * x[c];
 		/* d rstd / d x_c = -rstd^3 x_c / C */
 		float k = dot * r * r * r / C;
 #pragma omp simd
 		for (int c = 0; c < C; c++)
-			dx[c] += r * a->weight[c] * d[c] - k * x[c];
+			dx[c] += r * (a->off + a->weight[c]) * d[c] - k * x[c];
 	}
 }
 
 void
 rmsnorm_backward(float *dinp, float *dweight, const float *dout,
-    const float *inp, const float *weight, const float *rstd, int N, int C)
+    const float *inp, const float *weight, float offset, const float *rstd,
+    int N, int C)
 {
 	struct norm a = { .dinp = dinp, .dweight = dweight, .inp = inp,
-	    .weight = weight, .dout = dout, .srstd = rstd, .N = N, .C = C };
+	    .weight = weight, .dout = dout, .srstd = rstd, .N = N, .C = C,
+	    .off = offset };
 
 	if (dinp != NULL)
 		fte__parallel_range(N, 6.0 * N * C, rmsnorm_dinp_rows, &a);

@@ -2,8 +2,9 @@
  * rope.c - rotary position embeddings, both pairings, and the frequency
  * table of each RoPE scaling.
  *
- * Pair i (i < D/2) of each head turns by the angle pos * inv_freq[i].
- * FTE_ROPE_HALF pairs (i, i + D/2), as Hugging Face's rotate_half does;
+ * Pair i (i < R/2) of the first R of each head's D dimensions turns by the
+ * angle pos * inv_freq[i]; the other D - R pass (partial rotary, Phi-4-mini).
+ * FTE_ROPE_HALF pairs (i, i + R/2), as Hugging Face's rotate_half does;
  * FTE_ROPE_INTERLEAVED pairs (2i, 2i + 1), as llama2.c and GGUF do.  The
  * angle is computed in float the way both references do (angle = pos *
  * inv_freq), so long positions round as theirs do.  Each (token, pair)
@@ -24,7 +25,7 @@ struct rope {
 	float *x;
 	const int *pos;
 	const float *inv_freq;
-	int nh, D, style;
+	int nh, D, R, style;
 	float attn, sign;
 };
 
@@ -34,7 +35,7 @@ static void
 rope_rows(void *arg, int lo, int hi)
 {
 	const struct rope *a = arg;
-	int D = a->D, half = D / 2;
+	int D = a->D, half = a->R / 2;
 	/* Pair i is (i, i + half) or (2i, 2i + 1). */
 	int stride = a->style == FTE_ROPE_INTERLEAVED ? 2 : 1;
 	int off = a->style == FTE_ROPE_INTERLEAVED ? 1 : half;
@@ -56,20 +57,20 @@ rope_rows(void *arg, int lo, int hi)
 }
 
 void
-rope_forward(float *x, const int *pos, int N, int nh, int D,
+rope_forward(float *x, const int *pos, int N, int nh, int D, int R,
     const float *inv_freq, float attn, int style)
 {
-	struct rope a = { x, pos, inv_freq, nh, D, style, attn, 1.0f };
+	struct rope a = { x, pos, inv_freq, nh, D, R, style, attn, 1.0f };
 
 	fte__parallel_range(N, 3.0 * N * nh * D, rope_rows, &a);
 }
 
 void
-rope_backward(float *dx, const int *pos, int N, int nh, int D,
+rope_backward(float *dx, const int *pos, int N, int nh, int D, int R,
     const float *inv_freq, float attn, int style)
 {
 	/* attn times a rotation: its transpose is attn times the inverse turn. */
-	struct rope a = { dx, pos, inv_freq, nh, D, style, attn, -1.0f };
+	struct rope a = { dx, pos, inv_freq, nh, D, R, style, attn, -1.0f };
 
 	fte__parallel_range(N, 3.0 * N * nh * D, rope_rows, &a);
 }
@@ -86,7 +87,8 @@ void
 rope_inv_freq(const fte_config *c, float *inv, float *attn)
 {
 	const fte_rope_scaling *r = &c->rope;
-	int D = c->head_dim, half = D / 2;
+	/* transformers' dim: the rotated part of the head */
+	int D = c->rope_dim > 0 ? c->rope_dim : c->head_dim, half = D / 2;
 	double base = c->rope_theta;
 
 	*attn = 1.0f;
@@ -99,6 +101,13 @@ rope_inv_freq(const fte_config *c, float *inv, float *attn)
 	if (r->type == FTE_ROPE_LINEAR) {
 		for (int i = 0; i < half; i++)
 			inv[i] = inv[i] / (float)r->factor;
+	} else if (r->type == FTE_ROPE_LONGROPE) {
+		/* the short factors: the context is capped at orig_ctx, past
+		 * which transformers switches to the long ones */
+		for (int i = 0; i < half; i++)
+			inv[i] = 1.0f / (r->short_factor[i] * powf((float)base, (float)(2 * i) / (float)D));
+		*attn = (float)(r->attn_factor > 0 ? r->attn_factor : r->factor <= 1 ? 1.0 :
+		    sqrt(1 + log(r->factor) / log((double)r->orig_ctx)));
 	} else if (r->type == FTE_ROPE_LLAMA3) {
 		float lo_wl = (float)(r->orig_ctx / r->low_freq_factor);
 		float hi_wl = (float)(r->orig_ctx / r->high_freq_factor);
