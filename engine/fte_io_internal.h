@@ -135,8 +135,11 @@ int fte__fopen(const char *path, FILE **fp);
  * never show a file's contents. */
 int fte__json_parse_error(const char *label, const json_error_t *err);
 
-/* fte__json_load reads a JSON object from path, FTE_ENOENT if absent,
+/* fte__json_loadb parses len bytes of JSON, duplicate keys refused; a file
+ * with an integer too large for int64 is read with every number a real.
+ * fte__json_load reads a JSON object from path, FTE_ENOENT if absent,
  * FTE_EFORMAT with line and column if it does not parse or is not an object. */
+json_t *fte__json_loadb(const char *buf, size_t len, json_error_t *err);
 int fte__json_load(const char *path, json_t **out);
 
 /* fte__json_float makes a JSON number of f written as the shortest decimal

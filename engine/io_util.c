@@ -21,7 +21,7 @@ fte_file_check(const char *name, const void *buf, size_t len)
 
 	if (n > 5 && strcmp(name + n - 5, ".json") == 0) {
 		json_error_t err;
-		json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+		json_t *j = fte__json_loadb(buf, len, &err);
 		int obj = json_is_object(j);
 
 		json_decref(j);

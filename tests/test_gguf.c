@@ -1018,6 +1018,10 @@ test_bpe_round_trip(void)
 			continue;
 		CHECK(fte_vocab_load(json, &v) == FTE_OK);
 		CHECK(v != NULL && v->kind == FTE_VOCAB_BPE && strcmp(v->pre, cases[c].pre) == 0);
+		/* Llama 3.1's tokenizer_config.json (model_max_length 1e30, past
+		 * int64) gives its chat template and <|eot_id|> as EOS */
+		if (v != NULL && strcmp(cases[c].pre, "llama-bpe") == 0)
+			CHECK(v->chat_template != NULL && v->eos_id == 128009 && v->bos_id == 128000);
 		CHECK(fte_gguf_vocab_save(v, gguf) == FTE_OK);
 		CHECK(fte_vocab_load(gguf, &back) == FTE_OK);
 		CHECK(v && back && vocab_equal(v, back));

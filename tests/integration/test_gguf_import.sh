@@ -6,15 +6,17 @@
 # source for F32, and every copy's teacher-forced loss (ftctl eval, loss)
 # equal for F32 and within its quantization error otherwise; a model with
 # a chat template keeps it (the ollama export of the re-import translates
-# it); Qwen3's byte-level BPE vocabulary and tiny-gpt2 (llama.cpp's gpt2)
-# come back generating the same tokens; a GGUF base trains, and its tuned
+# it); Qwen3's and Llama 3.1's byte-level BPE vocabularies (Llama 3.1's chat
+# template too) and tiny-gpt2 (llama.cpp's gpt2) come back generating the
+# same tokens; a GGUF base trains, and its tuned
 # model exports again.  Refused, with
 # the reason: a truncated file, a tensor type the engine does not read, a
 # symbolic link, --tokenizer beside a GGUF.
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
-assets_require llama2c/stories260K.bin tokenizers/tinyllama-1.1b-chat/tokenizer.json hf/tiny-gpt2/config.json
+assets_require llama2c/stories260K.bin tokenizers/tinyllama-1.1b-chat/tokenizer.json hf/tiny-gpt2/config.json \
+	tokenizers/qwen3/tokenizer.json tokenizers/llama-3.1/tokenizer.json
 command -v jq >/dev/null || { echo "SKIP: needs jq"; exit 77; }
 F=$FT_BIN/client/ftctl
 FT_MAX_MESSAGE=16M
@@ -118,6 +120,23 @@ a=$($F generate qw "$p" --raw --max-new-tokens 12 --no-stream 2>/dev/null)
 b=$($F generate qw-gguf "$p" --raw --max-new-tokens 12 --no-stream 2>/dev/null)
 [ -n "$a" ] && [ "$b" = "$a" ] && pass "the BPE model continues the same way from its F32 GGUF" ||
 	fail "qw '$a' and qw-gguf '$b'"
+
+# --- Llama 3.1's tokenizer and chat template (llama-bpe, a config with
+# an integer past int64) ---
+mkdir -p "$FT_TMP/in/l3"
+cp "$assets/tokenizers/llama-3.1/tokenizer.json" "$assets/tokenizers/llama-3.1/tokenizer_config.json" "$FT_TMP/in/l3/"
+$F model init l3 --tokenizer "$FT_TMP/in/l3/tokenizer.json" --layers 1 --dim 16 --heads 2 --seq-len 64 >/dev/null ||
+	fail "model init with Llama 3.1's tokenizer"
+$F model export l3 --format gguf --out "$FT_TMP/export/l3" >/dev/null || fail "export l3"
+$F model import "$FT_TMP/export/l3/model.gguf" --name l3-gguf >/dev/null || fail "import l3"
+$F model export l3-gguf --format ollama --out "$FT_TMP/export/l3-oll" >/dev/null || fail "ollama export of l3-gguf"
+grep -q '^# chat template: the Llama 3 family' "$FT_TMP/export/l3-oll/Modelfile" &&
+	grep -q '^PARAMETER stop "<|eot_id|>"$' "$FT_TMP/export/l3-oll/Modelfile" &&
+	pass "Llama 3.1's chat template and EOS survive GGUF into the Modelfile" || fail "l3 Modelfile"
+a=$($F generate l3 "Hello, 2024!" --raw --max-new-tokens 8 --no-stream 2>/dev/null)
+b=$($F generate l3-gguf "Hello, 2024!" --raw --max-new-tokens 8 --no-stream 2>/dev/null)
+[ -n "$a" ] && [ "$b" = "$a" ] && pass "the Llama 3.1-vocabulary model continues the same way from its GGUF" ||
+	fail "l3 '$a', l3-gguf '$b'"
 
 # --- GPT-2 (llama.cpp's gpt2: position_embd, fused attn_qkv) ---
 $F model import "$assets/hf/tiny-gpt2" --name tg >/dev/null || fail "import tiny-gpt2"
