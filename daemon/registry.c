@@ -36,6 +36,26 @@ path_join(char *out, const char *a, const char *b)
 	snprintf(out, PATH_MAX, "%s/%s", a, b);
 }
 
+/* tmp_prune removes the folders an import or init interrupted by a crash
+ * was building in the state directory (tmp-gguf-*, tmp-init-*): nothing
+ * refers to them. */
+static void
+tmp_prune(const char *state_dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *dp = opendir(state_dir);
+
+	while (dp != NULL && (e = readdir(dp)) != NULL)
+		if (strncmp(e->d_name, "tmp-gguf-", 9) == 0 || strncmp(e->d_name, "tmp-init-", 9) == 0) {
+			path_join(path, state_dir, e->d_name);
+			log_warn("state: removing %s, left by an interrupted import", path);
+			fs_rm_rf(path);
+		}
+	if (dp != NULL)
+		closedir(dp);
+}
+
 int
 registry_init(struct ftuned *d, char *err, size_t err_len)
 {
@@ -47,6 +67,7 @@ registry_init(struct ftuned *d, char *err, size_t err_len)
 		snprintf(err, err_len, "%s: %s", models, strerror(errno));
 		return -1;
 	}
+	tmp_prune(d->cfg.state_dir);
 	return store_dir_prune(d->store, models, "models", err, err_len);
 }
 

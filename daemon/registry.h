@@ -1,6 +1,7 @@
 /*
  * registry.h - the model registry: base models imported from Hugging Face
- * directories and llama2.c checkpoints, and tuned models made by jobs.
+ * directories, llama2.c checkpoints and GGUF files, and tuned models made by
+ * jobs.
  *
  * Files live once in a content-addressed store (state_dir/blobs/<BLAKE2b>)
  * and are hard-linked into each model's directory (state_dir/models/<id>),
@@ -59,8 +60,10 @@ struct model_info {
 	size_t n_files;
 };
 
-/* registry_init creates the store's directories and removes model
- * directories that no committed row names (left by a crash). */
+/* registry_init creates the store's directories and removes what a crash
+ * can leave: model directories that no committed row names, and the
+ * state directory's tmp-gguf-* / tmp-init-* folders of unfinished imports
+ * and inits. */
 int registry_init(struct ftuned *d, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 

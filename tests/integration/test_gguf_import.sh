@@ -194,4 +194,11 @@ expect_eq "$($F model ls --json | jq '[.. | objects | select(has("kind")) | sele
 	fail "temporary folders left: $(ls -d "$FT_STATE"/tmp-gguf-*)"
 
 daemon_stop
+# what a crash in the middle of an import leaves is removed at start
+mkdir -p "$FT_STATE/tmp-gguf-AbC123" && touch "$FT_STATE/tmp-gguf-AbC123/tokenizer.gguf"
+daemon_start
+[ ! -e "$FT_STATE/tmp-gguf-AbC123" ] && pass "an interrupted import's folder is removed at start" ||
+	fail "tmp-gguf folder left after a restart"
+expect_eq "$($F model show s-q8_0 --json | jq -r .format)" "gguf" "GGUF models are there after a restart"
+daemon_stop
 finish
