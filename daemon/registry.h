@@ -72,7 +72,11 @@ int registry_init(struct ftuned *d, char *err, size_t err_len)
 int registry_name_check(const char *name, char *err, size_t err_len);
 
 /* registry_model_import validates path with the engine's loader (and the
- * tokenizer), stores its files and registers a base model owned by uid.
+ * tokenizer), stores its files and registers a base model owned by uid.  A
+ * file starting with GGUF's magic is stored as it is (format "gguf") with
+ * its vocabulary as tokenizer.gguf and its chat template in a
+ * tokenizer_config.json; a file is opened below its folder, a link at its
+ * name refused.
  * Returns an FT__CODE__* with a message in err on failure. */
 int registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
     const char *name, const char *tokenizer, int64_t *id, char *err,
