@@ -387,9 +387,47 @@ histogram_print(const json_t *hist, int width)
 	}
 }
 
+/* conversation_format writes a conversation's turns as "role: content"
+ * joined by " | ", a tool call as "role: -> name(arguments)", then how
+ * many turns and which tools it has. */
+static void
+conversation_format(const json_t *j, char *buf, size_t len)
+{
+	const json_t *msgs = json_object_get(j, "messages"), *m, *c, *tools = json_object_get(j, "tools");
+	size_t i, k, n = 0, turns = 0;
+
+	buf[0] = '\0';
+#define PUT(...) (n += (size_t)snprintf(buf + n, n < len ? len - n : 0, __VA_ARGS__))
+	json_array_foreach(msgs, i, m) {
+		const char *role = json_string_value(json_object_get(m, "role"));
+		const char *content = json_string_value(json_object_get(m, "content"));
+
+		turns += role != NULL && strcmp(role, "assistant") == 0;
+		PUT("%s%s: %s", i ? " | " : "", role ? role : "?", content ? content : "");
+		json_array_foreach(json_object_get(m, "tool_calls"), k, c) {
+			const json_t *fn = json_object_get(c, "function"), *args = json_object_get(fn, "arguments");
+			char *a = json_is_string(args) ? NULL : json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
+
+			PUT(" -> %s(%s)", json_string_value(json_object_get(fn, "name")) ?: "?",
+			    json_is_string(args) ? json_string_value(args) : a ? a : "");
+			free(a);
+		}
+		if (json_integer_value(json_object_get(m, "weight")) == 0 &&
+		    json_object_get(m, "weight") != NULL)
+			PUT(" (not trained)");
+	}
+	PUT("  [%zu assistant turn%s", turns, turns == 1 ? "" : "s");
+	json_array_foreach(tools, i, c)
+		PUT("%s%s", i ? ", " : "; tools: ", json_string_value(json_object_get(json_object_get(c,
+		    "function"), "name")) ?: "?");
+	PUT("]");
+#undef PUT
+}
+
 /* sample_format renders a stored record (a canonical JSONL line): text
  * records as their text, instruction records as instruction, input and
- * output joined by arrows; anything else as it is. */
+ * output joined by arrows (a system message first in brackets),
+ * conversations as their turns; anything else as it is. */
 static void
 sample_format(const char *record, char *buf, size_t len)
 {
@@ -398,12 +436,16 @@ sample_format(const char *record, char *buf, size_t len)
 	const char *ins = json_string_value(json_object_get(j, "instruction"));
 	const char *in = json_string_value(json_object_get(j, "input"));
 	const char *out = json_string_value(json_object_get(j, "output"));
+	const char *sys = json_string_value(json_object_get(j, "system"));
 
 	if (text != NULL)
 		snprintf(buf, len, "%s", text);
 	else if (ins != NULL && out != NULL)
-		snprintf(buf, len, "%s%s%s -> %s", ins, in != NULL && in[0] ? " | " : "",
+		snprintf(buf, len, "%s%s%s%s%s%s -> %s", sys && sys[0] ? "[" : "", sys && sys[0] ? sys : "",
+		    sys && sys[0] ? "] " : "", ins, in != NULL && in[0] ? " | " : "",
 		    in != NULL ? in : "", out);
+	else if (json_is_array(json_object_get(j, "messages")))
+		conversation_format(j, buf, len);
 	else
 		snprintf(buf, len, "%s", record);
 	json_decref(j);
@@ -424,7 +466,8 @@ tokens_print(const Ft__DatasetInfo *d)
 		if (d->token_counts[i]->counted < least)
 			least = d->token_counts[i]->counted;
 	printf("  tokens      %s%s", d->token_counts[0]->template_[0] ? "through the template " :
-	    "as text with the tokenizer's specials", d->token_counts[0]->template_);
+	    "as text with the tokenizer's specials", strstr(d->token_counts[0]->template_, "{%") ?
+	    "(Jinja)" : d->token_counts[0]->template_);
 	if (least < d->records)
 		printf(", over the first %llu records", (unsigned long long)least);
 	printf("\n");

@@ -74,6 +74,7 @@ cmd_eval_run(const struct opts *o, void *args, int argc, char **argv)
 	Ft__EvalInfo *e;
 	Ft__Reply *rep;
 	size_t n = 0;
+	char *tmpl = NULL;
 	int rc;
 
 	(void)argc, (void)argv;
@@ -98,13 +99,18 @@ cmd_eval_run(const struct opts *o, void *args, int argc, char **argv)
 	spec.seed = a->seed;
 	spec.limit = a->limit;
 	spec.name = (char *)a->name;
-	spec.template_ = (char *)a->template_;
+	if ((rc = template_arg("eval run", a->template_, &tmpl)) != EXIT_OK) {
+		free(list);
+		return rc;
+	}
+	spec.template_ = tmpl ? tmpl : (char *)a->template_;
 	spec.priority = a->priority;
 	er.spec = &spec;
 	req.body_case = FT__REQUEST__BODY_EVAL_RUN;
 	req.eval_run = &er;
 	rc = call(o, &req, &rep);
 	free(list);
+	free(tmpl);
 	if (rc != EXIT_OK)
 		return rc;
 	e = rep->eval_run->eval;
@@ -221,7 +227,8 @@ cmd_eval_show(const struct opts *o, void *args, int argc, char **argv)
 	for (size_t k = 0; k < e->n_models; k++)
 		printf("model %-5zu %s (id %lld)\n", k, e->models[k]->name, (long long)e->models[k]->id);
 	printf("decoding    template %s, max %u new tokens, temperature %g, top_p %g, seed %llu\n",
-	    e->spec->template_, e->spec->max_new_tokens, (double)e->spec->temperature,
+	    e->spec->template_[0] ? e->spec->template_ : "each model's own", e->spec->max_new_tokens,
+	    (double)e->spec->temperature,
 	    (double)e->spec->top_p, (unsigned long long)e->spec->seed);
 	if (e->examples_per_s > 0)
 		printf("speed       %.1f examples/s (per model)\n", e->examples_per_s);
@@ -397,6 +404,7 @@ cmd_generate(const struct opts *o, void *args, int argc, char **argv)
 	Ft__GenerateRequest gr = FT__GENERATE_REQUEST__INIT;
 	Ft__Reply *rep;
 	uint64_t session;
+	char *tmpl;
 	int rc;
 
 	(void)argc;
@@ -407,15 +415,19 @@ cmd_generate(const struct opts *o, void *args, int argc, char **argv)
 	gr.temperature = a->temperature;
 	gr.top_p = a->top_p;
 	gr.seed = a->seed;
-	gr.template_ = (char *)a->template_;
 	if (a->stream && (a->no_stream || o->json)) {
 		fprintf(stderr, "ftctl: generate: --stream goes with neither --no-stream nor --json\n");
 		return FTCTL_USAGE;
 	}
+	if ((rc = template_arg("generate", a->template_, &tmpl)) != EXIT_OK)
+		return rc;
+	gr.template_ = tmpl ? tmpl : (char *)a->template_;
 	gr.stream = a->stream || (!a->no_stream && !o->json && isatty(STDOUT_FILENO));
 	req.body_case = FT__REQUEST__BODY_GENERATE;
 	req.generate = &gr;
-	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+	rc = call(o, &req, &rep);
+	free(tmpl);
+	if (rc != EXIT_OK)
 		return rc;
 	if (gr.stream) {
 		session = rep->generate->session;
@@ -456,7 +468,8 @@ static const struct ftctl_option run_options[] = {
 	{ "name", OPT_STR, offsetof(struct run_args, name), "NAME", NULL, 0,
 	  "a name for the evaluation" },
 	{ "template", OPT_STR, offsetof(struct run_args, template_), "T", NULL, 0,
-	  "prompt template: alpaca (default) or a {instruction}/{input}/{output} string" },
+	  "prompt template: alpaca, chat, a Jinja FILE or STRING, or a {instruction}/{input}/{output} "
+	  "string (default: each model's own)" },
 	{ "priority", OPT_I32, offsetof(struct run_args, priority), "P", NULL, 0,
 	  "queue priority, higher first" },
 	{ NULL, 0, 0, NULL, NULL, 0, NULL },
@@ -498,7 +511,8 @@ const struct ftctl_option generate_options[] = {
 	{ "seed", OPT_U64, offsetof(struct generate_args, seed), "S", NULL, 0,
 	  "sampling seed (default 1)" },
 	{ "template", OPT_STR, offsetof(struct generate_args, template_), "T", NULL, 0,
-	  "prompt template: alpaca (default) or a {instruction}/{input}/{output} string" },
+	  "prompt template: alpaca, chat, a Jinja FILE or STRING, or a {instruction}/{input}/{output} "
+	  "string (default: each model's own)" },
 	{ "stream", OPT_FLAG, offsetof(struct generate_args, stream), NULL, NULL, 0,
 	  "print the text as it is generated (the default on a terminal)" },
 	{ "no-stream", OPT_FLAG, offsetof(struct generate_args, no_stream), NULL, NULL, 0,

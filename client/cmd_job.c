@@ -132,16 +132,22 @@ cmd_job_submit(const struct opts *o, void *args, int argc, char **argv)
 	Ft__JobSubmitRequest jreq = FT__JOB_SUBMIT_REQUEST__INIT;
 	Ft__JobInfo *j;
 	Ft__Reply *rep;
-	char mem[32];
+	char mem[32], *tmpl;
 	int rc;
 
 	(void)argc, (void)argv;
 	/* The options filled the fields; the message header comes from INIT. */
 	spec->base = init.base;
+	if ((rc = template_arg("job submit", spec->template_, &tmpl)) != EXIT_OK)
+		return rc;
+	if (tmpl != NULL)
+		spec->template_ = tmpl;
 	jreq.spec = spec;
 	req.body_case = FT__REQUEST__BODY_JOB_SUBMIT;
 	req.job_submit = &jreq;
-	if ((rc = call(o, &req, &rep)) != EXIT_OK)
+	rc = call(o, &req, &rep);
+	free(tmpl);
+	if (rc != EXIT_OK)
 		return rc;
 	j = rep->job_submit->job;
 	if (o->json) {
@@ -280,8 +286,15 @@ job_print(const Ft__JobInfo *j)
 		if (s->time_limit > 0)
 			printf(", time limit %u s", s->time_limit);
 		printf("\n");
-		printf("  output      %s, template %s, priority %d\n", s->name[0] ? s->name : "(default name)",
-		    s->template_[0] ? s->template_ : "alpaca", s->priority);
+		if (strstr(s->template_, "{%") != NULL)
+			printf("  output      %s, Jinja template (%zu bytes)", s->name[0] ? s->name :
+			    "(default name)", strlen(s->template_));
+		else
+			printf("  output      %s, template %s", s->name[0] ? s->name : "(default name)",
+			    s->template_[0] ? s->template_ : "alpaca");
+		if (strcmp(s->type, "sft") == 0 && s->train_on[0] != '\0')
+			printf(", train on %s turns, packing %s", s->train_on, s->packing);
+		printf(", priority %d\n", s->priority);
 	}
 	bar_format(j->step, j->total_steps, 20, bar, sizeof(bar));
 	printf("  progress    %s step %u/%u, epoch %u", bar, j->step, j->total_steps, j->epoch);
@@ -660,7 +673,12 @@ static const struct ftctl_option submit_options[] = {
 	{ "name", OPT_STR, offsetof(Ft__JobSpec, name), "NAME", NULL, 0,
 	  "name of the tuned model (default: BASE-JOBID)" },
 	{ "template", OPT_STR, offsetof(Ft__JobSpec, template_), "T", NULL, 0,
-	  "prompt template: alpaca, or a string with {instruction} {input} {output}" },
+	  "the tuned model's prompt template: alpaca, chat (the base's chat template), a Jinja "
+	  "FILE or STRING, or a string with {instruction} {input} {output} (default: the base's own)" },
+	{ "train-on", OPT_STR, offsetof(Ft__JobSpec, train_on), NULL, "all|last", 0,
+	  "sft: learn every assistant turn of a conversation, or only the last (default all)" },
+	{ "packing", OPT_STR, offsetof(Ft__JobSpec, packing), NULL, "on|off", 0,
+	  "sft: several conversations a row, attending only within each (default on)" },
 	{ NULL, 0, 0, NULL, NULL, 0, NULL },
 };
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cmd_audit.h"
@@ -390,6 +391,33 @@ options_parse(const char *cmdname, const struct command *c, char **words, int n,
 }
 
 /* usage_print shows the caller's storage against the quotas (0: none). */
+int
+template_arg(const char *cmd, const char *value, char **text)
+{
+	struct stat st;
+	FILE *f;
+	size_t n;
+
+	*text = NULL;
+	if (value[0] == '\0' || strchr(value, '{') != NULL || strcmp(value, "alpaca") == 0 ||
+	    strcmp(value, "chat") == 0 || stat(value, &st) != 0)
+		return EXIT_OK;
+	if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20) || (f = fopen(value, "r")) == NULL) {
+		fprintf(stderr, "ftctl: %s: --template %s: %s\n", cmd, value,
+		    S_ISREG(st.st_mode) ? st.st_size > (1 << 20) ? "over 1 MiB" : strerror(errno) :
+		    "not a regular file");
+		return EXIT_USAGE;
+	}
+	if ((*text = malloc((size_t)st.st_size + 1)) == NULL) {
+		fclose(f);
+		return EXIT_USAGE;
+	}
+	n = fread(*text, 1, (size_t)st.st_size, f);
+	(*text)[n] = '\0';
+	fclose(f);
+	return EXIT_OK;
+}
+
 static void
 usage_print(const Ft__QuotaUsage *u)
 {

@@ -29,6 +29,12 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
  * (a file it cannot read) returns EXIT_USAGE instead. */
 #define FTCTL_USAGE (-1)
 
+/* template_arg reads a --template value that names a local file (a Jinja
+ * chat template, or a custom one) into a malloc'd *text; any other value
+ * (alpaca, chat, template text) leaves *text NULL, to be sent as it is.
+ * EXIT_OK, or EXIT_USAGE after saying why the file cannot be read. */
+int template_arg(const char *cmd, const char *value, char **text);
+
 /* Global options, which may stand anywhere on the line. */
 struct opts {
 	const char *socket;

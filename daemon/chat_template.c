@@ -1,6 +1,14 @@
-/* chat_template.c - chat templates with the configured render budget, and
- * the worst-case probe at import. */
+/* chat_template.c - chat templates with the configured render budget, the
+ * worst-case probe at import, and models' prompt formats. */
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "chat_template.h"
 
@@ -31,4 +39,313 @@ chat_template_check(const struct ft_config *cfg, const char *path, char *err, si
 	snprintf(err, err_len, "the model's chat template is refused: on %d messages of %zu bytes "
 	    "(the API's limits) %s", CHAT_MESSAGES_MAX, each, fte_last_error());
 	return -1;
+}
+
+/* ---- a model's prompt format ---- */
+
+int
+chat_format_of_model(const struct ft_config *cfg, const char *lineage_json, const char *dir,
+    char **spec)
+{
+	json_t *lin = lineage_json ? json_loads(lineage_json, 0, NULL) : NULL;
+	const char *t = json_string_value(json_object_get(json_object_get(lin, "hyperparameters"),
+	    "template"));
+	fte_template *tp;
+
+	if (t != NULL && t[0] != '\0') {
+		*spec = strdup(t);
+	} else if (chat_template_load(cfg, dir, &tp) == FTE_OK) {
+		fte_template_free(tp);
+		*spec = strdup("chat");
+	} else {
+		*spec = strdup("alpaca");
+	}
+	json_decref(lin);
+	return *spec ? 0 : -1;
+}
+
+int
+chat_format_check(const struct ft_config *cfg, const char *spec, const char *dir, char *err,
+    size_t err_len)
+{
+	fte_template *tp = NULL;
+	int rc;
+
+	if (strcmp(spec, "alpaca") == 0)
+		return 0;
+	if (strcmp(spec, "chat") == 0) {
+		if ((rc = chat_template_load(cfg, dir, &tp)) == FTE_ENOENT) {
+			snprintf(err, err_len, "--template chat: the model has no chat template");
+			return -1;
+		}
+	} else {
+		rc = strstr(spec, "{%") != NULL ? fte_template_chat(spec, NULL, NULL, &tp) :
+		    fte_template_custom(spec, &tp);
+	}
+	fte_template_free(tp);
+	if (rc != FTE_OK) {
+		snprintf(err, err_len, "--template: %s", fte_last_error());
+		return -1;
+	}
+	return 0;
+}
+
+/* config_eos_ids appends the eos_token_id (a number or a list) of dir/name,
+ * read without following links, to ids. */
+static void
+config_eos_ids(const char *dir, const char *name, int *ids, size_t *n, size_t max)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	json_t *j = NULL, *v, *e;
+	size_t i;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		j = json_loadfd(fd, 0, NULL);
+	close(fd);
+	v = json_object_get(j, "eos_token_id");
+	if (json_is_integer(v) && *n < max)
+		ids[(*n)++] = (int)json_integer_value(v);
+	json_array_foreach(v, i, e)
+		if (json_is_integer(e) && *n < max)
+			ids[(*n)++] = (int)json_integer_value(e);
+	json_decref(j);
+}
+
+int
+chat_format_open(const struct ft_config *cfg, const char *spec, const char *dir,
+    const fte_tokenizer *tok, struct chat_format *out, char *err, size_t err_len)
+{
+	int eos[16], rc;
+	size_t n_eos = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(spec, "alpaca") == 0) {
+		rc = fte_template_alpaca(&out->tp);
+	} else if (strcmp(spec, "chat") == 0) {
+		out->chat = 1;
+		rc = chat_template_load(cfg, dir, &out->tp);
+		if (rc == FTE_ENOENT) {
+			snprintf(err, err_len, "template chat: the model has no chat template "
+			    "(tokenizer_config.json's chat_template)");
+			return -1;
+		}
+	} else if (strstr(spec, "{%") != NULL) {
+		int bos = fte_tokenizer_bos(tok), eo = fte_tokenizer_eos(tok);
+
+		out->chat = 1;
+		rc = fte_template_chat(spec, bos >= 0 ? fte_tokenizer_token(tok, bos, NULL) : NULL,
+		    eo >= 0 ? fte_tokenizer_token(tok, eo, NULL) : NULL, &out->tp);
+		if (rc == FTE_OK)
+			fte_template_set_budget(out->tp, (size_t)cfg->template_max_iterations,
+			    (size_t)cfg->template_max_bytes);
+	} else {
+		rc = fte_template_custom(spec, &out->tp);
+	}
+	if (rc != FTE_OK) {
+		snprintf(err, err_len, "template: %s", fte_last_error());
+		out->tp = NULL;
+		return -1;
+	}
+	config_eos_ids(dir, "config.json", eos, &n_eos, 8);
+	config_eos_ids(dir, "generation_config.json", eos, &n_eos, 16);
+	if (fte_template_stop_ids(out->chat ? out->tp : NULL, tok, eos, n_eos, &out->stop_ids,
+	    &out->n_stop) != FTE_OK) {
+		snprintf(err, err_len, "template: %s", fte_last_error());
+		chat_format_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+void
+chat_format_free(struct chat_format *f)
+{
+	fte_template_free(f->tp);
+	free(f->stop_ids);
+	memset(f, 0, sizeof(*f));
+}
+
+char *
+chat_format_record_json(const struct dataset_record *r)
+{
+	json_t *conv, *msgs;
+	char *user = NULL, *text;
+
+	if (r->chat != NULL)
+		return strdup(r->chat);
+	msgs = json_array();
+	if (asprintf(&user, "%s%s%s", r->instruction, r->input[0] ? "\n\n" : "", r->input) < 0)
+		user = NULL;
+	if (r->system[0] != '\0')
+		json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", r->system));
+	json_array_append_new(msgs, json_pack("{s:s,s:s?}", "role", "user", "content", user));
+	json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "assistant", "content", r->output));
+	conv = json_pack("{s:o}", "messages", msgs);
+	text = conv != NULL && user != NULL ? json_dumps(conv, JSON_COMPACT) : NULL;
+	json_decref(conv);
+	free(user);
+	return text;
+}
+
+/* alpaca_fill makes the one-turn record of n messages that end before the
+ * answer: the last user message is the instruction, the other messages
+ * but the system message are the input's "role: content" lines (*buf,
+ * malloc'd, holds them). */
+static int
+alpaca_fill(const fte_message *msgs, size_t n, fte_record *rec, char **buf)
+{
+	size_t last = n, len = 0;
+	char *p;
+
+	*buf = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(msgs[i].role, "user") == 0)
+			last = i;
+	if (last == n)
+		return fte_error_set(FTE_EINVAL, "the conversation has no user message");
+	for (size_t i = 0; i < n; i++)
+		if (i != last && strcmp(msgs[i].role, "system") != 0)
+			len += strlen(msgs[i].role) + strlen(msgs[i].content) + 3;
+	if (len > 0) {
+		if ((*buf = p = malloc(len + 1)) == NULL)
+			return fte_error_set(FTE_ENOMEM, "out of memory");
+		for (size_t i = 0; i < n; i++)
+			if (i != last && strcmp(msgs[i].role, "system") != 0)
+				p += sprintf(p, "%s%s: %s", p == *buf ? "" : "\n", msgs[i].role,
+				    msgs[i].content);
+	}
+	rec->instruction = msgs[last].content;
+	rec->input = *buf;
+	return FTE_OK;
+}
+
+/* record_alpaca is r as the one-turn record the Alpaca and custom formats
+ * render: an instruction record as it is, a conversation through
+ * alpaca_fill with its last message the output.  *conv and *buf hold what
+ * rec points into. */
+static int
+record_alpaca(const struct dataset_record *r, fte_record *rec, json_t **conv, char **buf)
+{
+	fte_message m[CHAT_MESSAGES_MAX];
+	json_t *msgs, *v;
+	size_t n, i;
+
+	*conv = NULL;
+	*buf = NULL;
+	if (r->chat == NULL) {
+		*rec = (fte_record){ r->instruction, r->input, r->output };
+		return FTE_OK;
+	}
+	if ((*conv = json_loads(r->chat, 0, NULL)) == NULL)
+		return fte_error_set(FTE_EINVAL, "the conversation is not JSON");
+	msgs = json_object_get(*conv, "messages");
+	if ((n = json_array_size(msgs)) < 2 || n - 1 > CHAT_MESSAGES_MAX)
+		return fte_error_set(FTE_EINVAL, "the conversation has %zu messages", n);
+	json_array_foreach(msgs, i, v)
+		if (i + 1 < n)
+			m[i] = (fte_message){ json_string_value(json_object_get(v, "role")),
+				json_string_value(json_object_get(v, "content")) };
+	rec->output = json_string_value(json_object_get(json_array_get(msgs, n - 1), "content"));
+	return alpaca_fill(m, n - 1, rec, buf);
+}
+
+int
+chat_format_encode(const struct chat_format *f, const fte_tokenizer *tok,
+    const struct dataset_record *r, int train_on_last, int **ids, unsigned char **mask,
+    size_t *n_ids)
+{
+	fte_record rec;
+	json_t *conv;
+	char *buf, *json;
+	size_t n_prompt;
+	int rc;
+
+	if (f->chat) {
+		if ((json = chat_format_record_json(r)) == NULL)
+			return fte_error_set(FTE_ENOMEM, "out of memory");
+		rc = fte_template_encode_conversation(f->tp, tok, json, train_on_last, ids, mask, n_ids);
+		free(json);
+		return rc;
+	}
+	if ((rc = record_alpaca(r, &rec, &conv, &buf)) == FTE_OK &&
+	    (rc = fte_template_encode(f->tp, tok, &rec, ids, n_ids, &n_prompt)) == FTE_OK) {
+		if ((*mask = malloc(*n_ids ? *n_ids : 1)) == NULL) {
+			free(*ids);
+			rc = fte_error_set(FTE_ENOMEM, "out of memory");
+		} else {
+			for (size_t i = 0; i < *n_ids; i++)
+				(*mask)[i] = i >= n_prompt;
+		}
+	}
+	json_decref(conv);
+	free(buf);
+	return rc;
+}
+
+int
+chat_format_record_prompt(const struct chat_format *f, const fte_tokenizer *tok,
+    const struct dataset_record *r, char **text, int **ids, size_t *n_ids)
+{
+	fte_record rec;
+	json_t *conv = NULL, *msgs;
+	char *buf = NULL, *json, *t = NULL, *resp = NULL;
+	int rc;
+
+	if (f->chat) {
+		/* the conversation without its last message */
+		if ((json = chat_format_record_json(r)) == NULL)
+			return fte_error_set(FTE_ENOMEM, "out of memory");
+		conv = json_loads(json, 0, NULL);
+		free(json);
+		msgs = json_object_get(conv, "messages");
+		json_array_remove(msgs, json_array_size(msgs) - 1);
+		json = conv ? json_dumps(conv, JSON_COMPACT) : NULL;
+		json_decref(conv);
+		if (json == NULL)
+			return fte_error_set(FTE_ENOMEM, "out of memory");
+		rc = fte_template_render_json(f->tp, json, 1, &t);
+		free(json);
+		/* chat text spells its own special tokens and BOS */
+		if (rc == FTE_OK && ids != NULL)
+			rc = fte_tokenizer_encode_flags(tok, t, strlen(t), FTE_TOK_PARSE_SPECIAL, ids, n_ids);
+	} else {
+		if ((rc = record_alpaca(r, &rec, &conv, &buf)) == FTE_OK && text != NULL)
+			rc = fte_template_render(f->tp, &rec, &t, &resp);
+		if (rc == FTE_OK && ids != NULL)
+			rc = fte_template_encode_prompt(f->tp, tok, &rec, ids, n_ids);
+		json_decref(conv);
+		free(buf);
+		free(resp);
+	}
+	if (rc == FTE_OK && text != NULL)
+		*text = t;
+	else
+		free(t);
+	return rc;
+}
+
+int
+chat_format_messages_prompt(const struct chat_format *f, const fte_tokenizer *tok,
+    const fte_message *msgs, size_t n, int **ids, size_t *n_ids)
+{
+	fte_record rec = { "", NULL, "" };
+	char *text, *buf;
+	int rc;
+
+	if (f->chat) {
+		if ((rc = fte_template_render_chat(f->tp, msgs, n, 1, &text)) != FTE_OK)
+			return rc;
+		rc = fte_tokenizer_encode_flags(tok, text, strlen(text), FTE_TOK_PARSE_SPECIAL, ids, n_ids);
+		free(text);
+		return rc;
+	}
+	if ((rc = alpaca_fill(msgs, n, &rec, &buf)) == FTE_OK)
+		rc = fte_template_encode_prompt(f->tp, tok, &rec, ids, n_ids);
+	free(buf);
+	return rc;
 }

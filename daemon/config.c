@@ -220,6 +220,9 @@ static const struct cfg_key keys[] = {
 	  "Directory of the static dashboard files.", check_path },
 	{ "http_threads", NUM(CFG_INT, http_threads), "16", 1, 64,
 	  "Worker threads of the HTTP server: each half-sent request holds one for up to 2 s." },
+	{ "http_max_conns_per_user", NUM(CFG_INT, http_max_conns_per_user), "8", 1, 64,
+	  "HTTP connections from one client at once (its uid on loopback, else its address); "
+	  "more are closed as they reach a worker. Keep it below http_threads." },
 	{ "http_auth", STR(http_auth), "auto", 0, 0,
 	  "auto: the dashboard needs a token (ftuned --new-dashboard-token) unless http_listen is loopback; token: always.", check_http_auth },
 	{ "http_tls_certificate", STR(http_tls_certificate), "", 0, 0,

@@ -17,6 +17,7 @@ struct ft_config {
 	char http_listen[128];        /* ADDR:PORT of the dashboard, "" = off */
 	char web_root[PATH_MAX];      /* static dashboard files */
 	int http_threads;
+	int http_max_conns_per_user;  /* HTTP connections from one uid or address */
 	char http_auth[8];            /* "auto": token off loopback; "token": always */
 	char http_tls_certificate[PATH_MAX]; /* PEM cert + key; "" = plain HTTP */
 	char http_host_names[512];    /* Host names served besides loopback's, "," separated */

@@ -25,8 +25,10 @@ struct dataset {
 };
 
 /* Record contents as borrowed (pointer, length) pairs: instruction, input,
- * output, system for instruct records; text alone for text records. */
-#define FIELDS_MAX 4
+ * output, system and the canonical conversation ("" for a one-turn record)
+ * for instruct records; text alone for text records. */
+#define FIELDS_MAX 5
+#define FIELD_CHAT 4
 
 struct dup_slot {
 	uint64_t hash;
@@ -51,7 +53,7 @@ struct parser {
 };
 
 static const char *const instruct_keys[FIELDS_MAX] = {
-	"instruction", "input", "output", "system",
+	"instruction", "input", "output", "system", "messages",
 };
 
 const char *
@@ -81,7 +83,8 @@ kind_fields(enum dataset_kind kind)
 static const char *
 record_field(const struct dataset_record *r, enum dataset_kind kind, size_t i)
 {
-	const char *f[FIELDS_MAX] = { r->instruction, r->input, r->output, r->system };
+	const char *f[FIELDS_MAX] = { r->instruction, r->input, r->output, r->system,
+	    r->chat ? r->chat : "" };
 
 	return kind == DATASET_KIND_TEXT ? r->text : f[i];
 }
@@ -269,13 +272,27 @@ dup_find(struct parser *p, uint64_t h, const char *const *f, const size_t *fl,
 	return 0;
 }
 
+/* fields_bytes is a record's content length: a conversation's canonical
+ * JSON, or the sum of the other fields. */
+static size_t
+fields_bytes(enum dataset_kind kind, const size_t *fl)
+{
+	size_t bytes = 0;
+
+	if (kind == DATASET_KIND_INSTRUCT && fl[FIELD_CHAT] > 0)
+		return fl[FIELD_CHAT];
+	for (size_t i = 0; i < kind_fields(kind) && i < FIELD_CHAT; i++)
+		bytes += fl[i];
+	return bytes;
+}
+
 /* record_fill copies the fields into one block that r's strings point into. */
 static int
 record_fill(struct dataset_record *r, enum dataset_kind kind,
     const char *const *f, const size_t *fl, size_t line)
 {
-	char **dst[FIELDS_MAX] = { &r->instruction, &r->input, &r->output, &r->system };
-	size_t nf = kind_fields(kind), total = 0, bytes = 0;
+	char **dst[FIELDS_MAX] = { &r->instruction, &r->input, &r->output, &r->system, &r->chat };
+	size_t nf = kind_fields(kind), total = 0;
 	char *m;
 
 	for (size_t i = 0; i < nf; i++)
@@ -288,9 +305,10 @@ record_fill(struct dataset_record *r, enum dataset_kind kind,
 		m[fl[i]] = '\0';
 		*(kind == DATASET_KIND_TEXT ? &r->text : dst[i]) = m;
 		m += fl[i] + 1;
-		bytes += fl[i];
 	}
-	r->bytes = bytes;
+	if (kind == DATASET_KIND_INSTRUCT && fl[FIELD_CHAT] == 0)
+		r->chat = NULL;
+	r->bytes = fields_bytes(kind, fl);
 	r->line = line;
 	return 0;
 }
@@ -383,11 +401,10 @@ static void
 record_finish(struct parser *p, size_t line, const char *const *f,
     const size_t *fl)
 {
-	size_t nf = kind_fields(p->ds->kind), bytes = 0, first;
+	size_t nf = kind_fields(p->ds->kind), bytes, first;
 
 	if (!p->bad) {
-		for (size_t i = 0; i < nf; i++)
-			bytes += fl[i];
+		bytes = fields_bytes(p->ds->kind, fl);
 		if (p->opt.max_bytes && bytes > p->opt.max_bytes)
 			issue_add(p, line, 0, "-", "record is %zu bytes, over the limit of %zu",
 			    bytes, p->opt.max_bytes);
@@ -452,101 +469,346 @@ unknown_fields(struct parser *p, json_t *o, size_t line, const char *prefix,
 	}
 }
 
-/* chat_fields turns a {"messages": [...]} record into instruction (f[0]),
- * output (f[2]) and system (f[3]). */
-static void
-chat_fields(struct parser *p, json_t *o, size_t line, const char **f, size_t *fl)
+/*
+ * Conversations.  Every chat source (OpenAI messages, ShareGPT
+ * conversations, Alpaca history) becomes one canonical message list: each
+ * message {"role", "content" (a string), "name"?, "tool_calls"?,
+ * "tool_call_id"?, "weight": 0?} (weight 1 is the default and is left out),
+ * so equal conversations give equal bytes.  A conversation of one user
+ * message and its answer, with an optional system message first and
+ * nothing else, is stored as an instruction record instead: the form
+ * instruct datasets always had, which keeps their hashes.
+ */
+
+/* The names one source gives a message's parts, for its issues. */
+struct conv_src {
+	const char *list;       /* "messages", "conversations", "history" */
+	const char *role;       /* "role", "from" */
+	const char *content;    /* "content", "value" */
+};
+
+static const struct conv_src conv_openai = { "messages", "role", "content" };
+static const struct conv_src conv_sharegpt = { "conversations", "from", "value" };
+
+/* ShareGPT's speakers and the roles they are. */
+static const struct {
+	const char *from, *role;
+} sharegpt_roles[] = {
+	{ "human", "user" }, { "user", "user" }, { "gpt", "assistant" },
+	{ "assistant", "assistant" }, { "system", "system" }, { "tool", "tool" },
+};
+
+/* msg_content reads content v (a string, or an array of text parts that
+ * are joined) into a new string; NULL after an issue. */
+static json_t *
+msg_content(struct parser *p, size_t line, const char *field, json_t *v)
 {
-	static const char *const msg_keys[] = { "role", "content" };
-	json_t *msgs = json_object_get(o, "messages");
-	size_t n, errors = p->rep->errors, user = SIZE_MAX, last, dropped;
+	json_t *s, *part;
+	size_t i;
+	char f[64];
+
+	if (json_is_string(v))
+		return json_string(json_string_value(v));
+	if (!json_is_array(v)) {
+		issue_add(p, line, 0, field, "not a string or an array of text parts (%s)",
+		    json_type_name(v));
+		return NULL;
+	}
+	s = json_string("");
+	json_array_foreach(v, i, part) {
+		json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
+		char *joined;
+
+		snprintf(f, sizeof(f), "%s[%zu]", field, i);
+		if (!json_is_object(part) || !json_is_string(type) ||
+		    strcmp(json_string_value(type), "text") != 0 || !json_is_string(text)) {
+			issue_add(p, line, 0, f, "not a text part {\"type\": \"text\", \"text\": ...}");
+			json_decref(s);
+			return NULL;
+		}
+		if (asprintf(&joined, "%s%s", json_string_value(s), json_string_value(text)) < 0) {
+			p->oom = p->stop = 1;
+			json_decref(s);
+			return NULL;
+		}
+		json_string_set(s, joined);
+		free(joined);
+	}
+	return s;
+}
+
+/* tool_calls_check checks an assistant's tool_calls: an array of
+ * {"type": "function", "function": {"name": string, "arguments": ...}}. */
+static void
+tool_calls_check(struct parser *p, size_t line, const char *prefix, json_t *v)
+{
+	json_t *c;
+	size_t i;
+	char f[64];
+
+	snprintf(f, sizeof(f), "%stool_calls", prefix);
+	if (!json_is_array(v)) {
+		issue_add(p, line, 0, f, "not an array (%s)", json_type_name(v));
+		return;
+	}
+	json_array_foreach(v, i, c) {
+		json_t *fn = json_object_get(c, "function");
+
+		snprintf(f, sizeof(f), "%stool_calls[%zu]", prefix, i);
+		if (!json_is_object(c))
+			issue_add(p, line, 0, f, "not an object (%s)", json_type_name(c));
+		else if (!json_is_string(json_object_get(fn, "name")))
+			issue_add(p, line, 0, f, "function.name: missing or not a string");
+		else if (json_object_get(fn, "arguments") == NULL)
+			issue_add(p, line, 0, f, "function.arguments: missing");
+	}
+}
+
+/* msg_add checks message i of a source and appends its canonical form to
+ * out.  role is the message's role (already mapped for ShareGPT). */
+static void
+msg_add(struct parser *p, size_t line, const struct conv_src *src, size_t i, json_t *m,
+    const char *role, json_t *out)
+{
+	static const char *const extra[] = { "name", "tool_calls", "tool_call_id", "weight" };
+	json_t *c = json_object(), *content = json_object_get(m, src->content), *v;
+	int assistant = strcmp(role, "assistant") == 0, tool = strcmp(role, "tool") == 0;
+	char prefix[48], f[64];
+
+	snprintf(prefix, sizeof(prefix), "%s[%zu].", src->list, i);
+	json_object_set_new(c, "role", json_string(role));
+	snprintf(f, sizeof(f), "%s%s", prefix, src->content);
+	if ((content == NULL || json_is_null(content)) && assistant &&
+	    json_object_get(m, "tool_calls") != NULL) {
+		json_object_set_new(c, "content", json_string(""));
+	} else if (content == NULL) {
+		issue_add(p, line, 0, f, "missing");
+	} else if ((v = msg_content(p, line, f, content)) != NULL) {
+		if (json_string_length(v) == 0 && strcmp(role, "system") != 0 &&
+		    !(assistant && json_object_get(m, "tool_calls") != NULL))
+			issue_add(p, line, 0, f, "empty");
+		json_object_set_new(c, "content", v);
+	}
+	for (size_t k = 0; k < sizeof(extra) / sizeof(extra[0]); k++) {
+		if ((v = json_object_get(m, extra[k])) == NULL)
+			continue;
+		snprintf(f, sizeof(f), "%s%s", prefix, extra[k]);
+		if (k == 0 && !json_is_string(v)) {
+			issue_add(p, line, 0, f, "not a string (%s)", json_type_name(v));
+		} else if (k == 1 && !assistant) {
+			issue_add(p, line, 0, f, "only an assistant message makes tool calls");
+		} else if (k == 1) {
+			tool_calls_check(p, line, prefix, v);
+			json_object_set(c, extra[k], v);
+			continue;
+		} else if (k == 2 && (!tool || !json_is_string(v))) {
+			issue_add(p, line, 0, f, tool ? "not a string (%s)" : "only a tool message has one%.0s",
+			    json_type_name(v));
+		} else if (k == 3 && (!assistant || !json_is_integer(v) ||
+		    (json_integer_value(v) != 0 && json_integer_value(v) != 1))) {
+			issue_add(p, line, 0, f, assistant ? "must be 0 or 1" :
+			    "only an assistant message has a weight");
+		} else if (k == 3 && json_integer_value(v) == 1) {
+			continue;       /* the default */
+		}
+		if (!p->bad)
+			json_object_set(c, extra[k], v);
+	}
+	json_array_append_new(out, c);
+}
+
+/* conv_finish checks the shape of a canonical conversation (msgs, of which
+ * the first shift were not in the source's list; tools or NULL) and fills the record's fields: an instruction record when
+ * it is one plain turn, else the conversation's JSON in *chat (malloc'd,
+ * f[FIELD_CHAT] points to it) and its last exchange in the other fields. */
+static void
+conv_finish(struct parser *p, size_t line, const char *list, size_t shift, json_t *msgs,
+    json_t *tools, const char **f, size_t *fl, char **chat)
+{
+	size_t n = json_array_size(msgs), user = SIZE_MAX, weighted = 0, plain = tools == NULL;
+	json_t *m;
+	size_t i;
 	char field[64];
 
-	if (!json_is_array(msgs)) {
-		issue_add(p, line, 0, "messages", "not an array (%s)", json_type_name(msgs));
-		return;
-	}
-	if ((n = json_array_size(msgs)) == 0) {
-		issue_add(p, line, 0, "messages", "empty");
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_t *m = json_array_get(msgs, i), *role, *content;
-		const char *r;
-
-		snprintf(field, sizeof(field), "messages[%zu]", i);
-		if (!json_is_object(m)) {
-			issue_add(p, line, 0, field, "not an object (%s)", json_type_name(m));
-			continue;
+#define ROLE(m) json_string_value(json_object_get((m), "role"))
+	json_array_foreach(msgs, i, m) {
+		if (strcmp(ROLE(m), "system") == 0 && i > 0) {
+			snprintf(field, sizeof(field), "%s[%zu]", list, i - shift);
+			issue_add(p, line, 0, field, "a system message must come first");
 		}
-		role = json_object_get(m, "role");
-		content = json_object_get(m, "content");
-		snprintf(field, sizeof(field), "messages[%zu].role", i);
-		if (role == NULL) {
-			issue_add(p, line, 0, field, "missing");
-		} else if (!json_is_string(role)) {
-			issue_add(p, line, 0, field, "not a string (%s)", json_type_name(role));
-		} else {
-			r = json_string_value(role);
-			if (strcmp(r, "system") == 0 && i > 0)
-				issue_add(p, line, 0, field, "a system message must come first");
-			else if (strcmp(r, "system") != 0 && strcmp(r, "user") != 0 &&
-			    strcmp(r, "assistant") != 0)
-				issue_add(p, line, 0, field,
-				    "unknown role \"%.40s\" (expected system, user or assistant)", r);
-		}
-		snprintf(field, sizeof(field), "messages[%zu].content", i);
-		if (content == NULL)
-			issue_add(p, line, 0, field, "missing");
-		else if (!json_is_string(content))
-			issue_add(p, line, 0, field, "not a string (%s)", json_type_name(content));
-		snprintf(field, sizeof(field), "messages[%zu].", i);
-		unknown_fields(p, m, line, field, msg_keys, 2);
+		if (strcmp(ROLE(m), "assistant") == 0 && json_object_get(m, "weight") == NULL)
+			weighted++;
+		if (json_object_size(m) != 2)
+			plain = 0;
 	}
-	if (p->rep->errors != errors)
+	if (p->bad)
 		return;
-
-	/* Every message is now an object with a known role and string content. */
-#define ROLE(i) json_string_value(json_object_get(json_array_get(msgs, (i)), "role"))
-#define CONTENT(i) json_object_get(json_array_get(msgs, (i)), "content")
-	last = n - 1;
-	if (strcmp(ROLE(last), "assistant") != 0) {
-		issue_add(p, line, 0, "messages", "the last message must be from the assistant");
+	if (strcmp(ROLE(json_array_get(msgs, n - 1)), "assistant") != 0) {
+		issue_add(p, line, 0, list, "the last message must be from the assistant");
 		return;
 	}
-	for (size_t i = last; i-- > 0;)
-		if (strcmp(ROLE(i), "user") == 0) {
+	for (i = n - 1; i-- > 0;)
+		if (strcmp(ROLE(json_array_get(msgs, i)), "user") == 0) {
 			user = i;
 			break;
 		}
 	if (user == SIZE_MAX) {
-		issue_add(p, line, 0, "messages", "no user message");
+		issue_add(p, line, 0, list, "no user message");
 		return;
 	}
-	if (json_string_length(CONTENT(user)) == 0) {
-		snprintf(field, sizeof(field), "messages[%zu].content", user);
-		issue_add(p, line, 0, field, "empty");
+	if (weighted == 0) {
+		issue_add(p, line, 0, list, "every assistant message has weight 0: nothing to train on");
+		return;
 	}
-	if (json_string_length(CONTENT(last)) == 0) {
-		snprintf(field, sizeof(field), "messages[%zu].content", last);
-		issue_add(p, line, 0, field, "empty");
-	}
+#define CONTENT(k) json_object_get(json_array_get(msgs, (k)), "content")
 	f[0] = json_string_value(CONTENT(user));
 	fl[0] = json_string_length(CONTENT(user));
-	f[2] = json_string_value(CONTENT(last));
-	fl[2] = json_string_length(CONTENT(last));
-	dropped = n - 2;
-	if (strcmp(ROLE(0), "system") == 0) {
+	f[2] = json_string_value(CONTENT(n - 1));
+	fl[2] = json_string_length(CONTENT(n - 1));
+	if (strcmp(ROLE(json_array_get(msgs, 0)), "system") == 0) {
 		f[3] = json_string_value(CONTENT(0));
 		fl[3] = json_string_length(CONTENT(0));
-		dropped--;
 	}
-#undef ROLE
 #undef CONTENT
-	if (dropped > 0)
-		issue_add(p, line, 1, "messages", "%zu earlier message%s dropped: only the last "
-		    "user message and the assistant's answer are kept", dropped,
-		    dropped == 1 ? "" : "s");
+#undef ROLE
+	if (plain && n == user + 2 && user == (f[3] != NULL && *f[3] ? 1u : 0u) &&
+	    (user == 0 || n == 3))
+		return;         /* one plain turn: an instruction record */
+	{
+		json_t *conv = json_pack("{s:O}", "messages", msgs);
+
+		if (conv != NULL && tools != NULL)
+			json_object_set(conv, "tools", tools);
+		*chat = conv ? json_dumps(conv, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(conv);
+	}
+	if (*chat == NULL) {
+		p->oom = p->stop = 1;
+		return;
+	}
+	f[FIELD_CHAT] = *chat;
+	fl[FIELD_CHAT] = strlen(*chat);
+}
+
+/* conv_list reads the message list of an OpenAI (messages) or ShareGPT
+ * (conversations) record into out. */
+static void
+conv_list(struct parser *p, json_t *o, size_t line, const struct conv_src *src, json_t *out)
+{
+	static const char *const openai_keys[] = {
+		"role", "content", "name", "tool_calls", "tool_call_id", "weight",
+	};
+	static const char *const sharegpt_keys[] = { "from", "value", "name", "tool_calls",
+		"tool_call_id", "weight" };
+	json_t *msgs = json_object_get(o, src->list), *m;
+	size_t i;
+	char field[64];
+
+	if (!json_is_array(msgs)) {
+		issue_add(p, line, 0, src->list, "not an array (%s)", json_type_name(msgs));
+		return;
+	}
+	if (json_array_size(msgs) == 0) {
+		issue_add(p, line, 0, src->list, "empty");
+		return;
+	}
+	json_array_foreach(msgs, i, m) {
+		json_t *role;
+		const char *r = NULL;
+
+		snprintf(field, sizeof(field), "%s[%zu]", src->list, i);
+		if (!json_is_object(m)) {
+			issue_add(p, line, 0, field, "not an object (%s)", json_type_name(m));
+			continue;
+		}
+		role = json_object_get(m, src->role);
+		snprintf(field, sizeof(field), "%s[%zu].%s", src->list, i, src->role);
+		if (role == NULL) {
+			issue_add(p, line, 0, field, "missing");
+		} else if (!json_is_string(role)) {
+			issue_add(p, line, 0, field, "not a string (%s)", json_type_name(role));
+		} else if (src == &conv_sharegpt) {
+			for (size_t k = 0; k < sizeof(sharegpt_roles) / sizeof(sharegpt_roles[0]); k++)
+				if (strcmp(json_string_value(role), sharegpt_roles[k].from) == 0)
+					r = sharegpt_roles[k].role;
+			if (r == NULL)
+				issue_add(p, line, 0, field, "unknown speaker \"%.40s\" (expected human, "
+				    "gpt, system, tool, user or assistant)", json_string_value(role));
+		} else {
+			r = json_string_value(role);
+			if (strcmp(r, "system") != 0 && strcmp(r, "user") != 0 &&
+			    strcmp(r, "assistant") != 0 && strcmp(r, "tool") != 0) {
+				issue_add(p, line, 0, field, "unknown role \"%.40s\" (expected system, "
+				    "user, assistant or tool)", r);
+				r = NULL;
+			}
+		}
+		if (r != NULL)
+			msg_add(p, line, src, i, m, r, out);
+		snprintf(field, sizeof(field), "%s[%zu].", src->list, i);
+		unknown_fields(p, m, line, field, src == &conv_sharegpt ? sharegpt_keys : openai_keys, 6);
+	}
+}
+
+/* conv_tools checks a record's "tools": an array of objects, kept as is. */
+static json_t *
+conv_tools(struct parser *p, json_t *o, size_t line)
+{
+	json_t *tools = json_object_get(o, "tools"), *t;
+	size_t i;
+	char field[64];
+
+	if (tools == NULL || (json_is_array(tools) && json_array_size(tools) == 0))
+		return NULL;
+	if (!json_is_array(tools)) {
+		issue_add(p, line, 0, "tools", "not an array (%s)", json_type_name(tools));
+		return NULL;
+	}
+	json_array_foreach(tools, i, t)
+		if (!json_is_object(t)) {
+			snprintf(field, sizeof(field), "tools[%zu]", i);
+			issue_add(p, line, 0, field, "not an object (%s)", json_type_name(t));
+		}
+	return tools;
+}
+
+/* alpaca_history turns an instruction record with a non-empty "history"
+ * ([[user, assistant], ...] before it) into a conversation in out. */
+static void
+alpaca_history(struct parser *p, json_t *o, size_t line, const char *const *f,
+    const size_t *fl, json_t *out)
+{
+	json_t *h = json_object_get(o, "history"), *pair;
+	size_t i;
+	char field[64], *user;
+
+	if (fl[3] > 0)
+		json_array_append_new(out, json_pack("{s:s,s:s%}", "role", "system", "content", f[3], fl[3]));
+	json_array_foreach(h, i, pair) {
+		snprintf(field, sizeof(field), "history[%zu]", i);
+		if (!json_is_array(pair) || json_array_size(pair) != 2 ||
+		    !json_is_string(json_array_get(pair, 0)) || !json_is_string(json_array_get(pair, 1))) {
+			issue_add(p, line, 0, field, "not a [user, assistant] pair of strings");
+			continue;
+		}
+		if (json_string_length(json_array_get(pair, 0)) == 0 ||
+		    json_string_length(json_array_get(pair, 1)) == 0)
+			issue_add(p, line, 0, field, "empty");
+		json_array_append_new(out, json_pack("{s:s,s:O}", "role", "user", "content",
+		    json_array_get(pair, 0)));
+		json_array_append_new(out, json_pack("{s:s,s:O}", "role", "assistant", "content",
+		    json_array_get(pair, 1)));
+	}
+	/* The turn itself, its input after a blank line as the chat
+	 * rendering of an instruction record has it. */
+	if (asprintf(&user, "%.*s%s%.*s", (int)fl[0], f[0], fl[1] ? "\n\n" : "", (int)fl[1],
+	    f[1]) < 0) {
+		p->oom = p->stop = 1;
+		return;
+	}
+	json_array_append_new(out, json_pack("{s:s,s:s}", "role", "user", "content", user));
+	json_array_append_new(out, json_pack("{s:s,s:s%}", "role", "assistant", "content", f[2], fl[2]));
+	free(user);
 }
 
 /* record_object checks one parsed record and finishes it. */
@@ -554,28 +816,72 @@ static void
 record_object(struct parser *p, json_t *o, size_t line)
 {
 	static const char *const text_keys[] = { "text" };
-	static const char *const chat_keys[] = { "messages" };
-	const char *f[FIELDS_MAX] = { "", "", "", "" };
-	size_t fl[FIELDS_MAX] = { 0, 0, 0, 0 };
+	static const char *const openai_keys[] = { "messages", "tools" };
+	static const char *const sharegpt_keys[] = { "conversations", "system", "tools" };
+	static const char *const alpaca_keys[] = { "instruction", "input", "output", "system",
+		"history" };
+	static const char *const pc_keys[] = { "prompt", "completion" };
+	const char *f[FIELDS_MAX] = { "", "", "", "", "" };
+	size_t fl[FIELDS_MAX] = { 0, 0, 0, 0, 0 };
+	json_t *msgs = NULL;
+	char *chat = NULL;
+	size_t shift = 0;
 
-	if (p->ds->kind == DATASET_KIND_TEXT && json_object_get(o, "text") == NULL &&
-	    (json_object_get(o, "instruction") != NULL || json_object_get(o, "messages") != NULL)) {
+#define HAS(k) (json_object_get(o, (k)) != NULL)
+	if (p->ds->kind == DATASET_KIND_TEXT && !HAS("text") &&
+	    (HAS("instruction") || HAS("messages") || HAS("conversations") || HAS("prompt"))) {
 		issue_add(p, line, 0, "text", "missing: an instruction record, use --kind instruct");
 	} else if (p->ds->kind == DATASET_KIND_TEXT) {
 		string_field(p, o, line, "text", 1, &f[0], &fl[0]);
 		unknown_fields(p, o, line, "", text_keys, 1);
-	} else if (json_object_get(o, "text") != NULL && json_object_get(o, "instruction") == NULL &&
-	    json_object_get(o, "messages") == NULL) {
+	} else if (HAS("text") && !HAS("instruction") && !HAS("messages") &&
+	    !HAS("conversations") && !HAS("prompt")) {
 		issue_add(p, line, 0, "instruction", "missing: a text record, use --kind text");
-	} else if (json_object_get(o, "messages") != NULL) {
-		chat_fields(p, o, line, f, fl);
-		unknown_fields(p, o, line, "", chat_keys, 1);
+	} else if (HAS("messages") || HAS("conversations")) {
+		const struct conv_src *src = HAS("messages") ? &conv_openai : &conv_sharegpt;
+		json_t *tools = conv_tools(p, o, line);
+
+		msgs = json_array();
+		if (src == &conv_sharegpt && HAS("system")) {
+			string_field(p, o, line, "system", 0, &f[3], &fl[3]);
+			if (fl[3] > 0) {
+				json_array_append_new(msgs, json_pack("{s:s,s:s%}", "role", "system",
+				    "content", f[3], fl[3]));
+				shift = 1;
+			}
+		}
+		conv_list(p, o, line, src, msgs);
+		unknown_fields(p, o, line, "", src == &conv_openai ? openai_keys : sharegpt_keys,
+		    src == &conv_openai ? 2 : 3);
+		if (!p->bad)
+			conv_finish(p, line, src->list, shift, msgs, tools, f, fl, &chat);
+	} else if (HAS("prompt") && !HAS("instruction")) {
+		/* prompt/completion: the prompt is the user's turn */
+		string_field(p, o, line, "prompt", 1, &f[0], &fl[0]);
+		string_field(p, o, line, "completion", 1, &f[2], &fl[2]);
+		unknown_fields(p, o, line, "", pc_keys, 2);
 	} else {
-		for (size_t i = 0; i < FIELDS_MAX; i++)
+		for (size_t i = 0; i < FIELD_CHAT; i++)
 			string_field(p, o, line, instruct_keys[i], i == 0 || i == 2, &f[i], &fl[i]);
-		unknown_fields(p, o, line, "", instruct_keys, FIELDS_MAX);
+		unknown_fields(p, o, line, "", alpaca_keys, 5);
+		if (HAS("history") && !json_is_array(json_object_get(o, "history"))) {
+			issue_add(p, line, 0, "history", "not an array (%s)",
+			    json_type_name(json_object_get(o, "history")));
+		} else if (HAS("history") && json_array_size(json_object_get(o, "history")) > 0 &&
+		    !p->bad) {
+			msgs = json_array();
+			alpaca_history(p, o, line, f, fl, msgs);
+			if (!p->bad) {
+				f[1] = "";
+				fl[1] = 0;
+				conv_finish(p, line, "history", 0, msgs, NULL, f, fl, &chat);
+			}
+		}
 	}
+#undef HAS
 	record_finish(p, line, f, fl);
+	free(chat);
+	json_decref(msgs);
 }
 
 /* utf8_slice checks the raw bytes [pos, pos + n) before they are parsed, so
@@ -1288,7 +1594,15 @@ canonical_write(const struct dataset *ds, emit_fn emit, void *ctx)
 	const char *const *keys = ds->kind == DATASET_KIND_TEXT ? text_keys : instruct_keys;
 
 	for (size_t r = 0; r < ds->n; r++) {
-		for (size_t i = 0; i < kind_fields(ds->kind); i++) {
+		const char *chat = ds->rec[r].chat;
+
+		/* a conversation is its canonical JSON, written when parsed */
+		if (ds->kind == DATASET_KIND_INSTRUCT && chat != NULL) {
+			if (emit(ctx, chat, strlen(chat)) != 0 || emit(ctx, "\n", 1) != 0)
+				return -1;
+			continue;
+		}
+		for (size_t i = 0; i < kind_fields(ds->kind) && i < FIELD_CHAT; i++) {
 			if (emit(ctx, i == 0 ? "{\"" : ",\"", 2) != 0 ||
 			    emit(ctx, keys[i], strlen(keys[i])) != 0 ||
 			    emit(ctx, "\":", 2) != 0 ||

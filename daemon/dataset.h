@@ -8,13 +8,19 @@
  *   DATASET_KIND_INSTRUCT
  *     JSONL (one JSON object per line, blank lines allowed) or one JSON
  *     array of objects (chosen when the first non-space byte is '[').
- *     A record is {"instruction", "input"?, "output", "system"?} (input and
- *     system may be empty or absent) or chat {"messages": [{"role":
- *     "system"|"user"|"assistant", "content": "..."}, ...]}: an optional
- *     system message first, at least one user message, and an assistant
- *     message last.  Chat becomes instruction = the last user message before
- *     the final assistant message, output = that assistant message, system =
- *     the system message; earlier turns are dropped with a warning.
+ *     A record is a conversation, in any of these forms:
+ *       - Alpaca {"instruction", "input"?, "output", "system"?, "history"?}
+ *         (history: [[user, assistant], ...] turns before it);
+ *       - OpenAI chat {"messages": [...], "tools"?: [...]}: roles system
+ *         (first only), user, assistant, tool; content a string or an
+ *         array of {"type": "text", "text"} parts (joined); "name",
+ *         "tool_calls" (assistant), "tool_call_id" (tool), "weight" 0 or 1
+ *         (assistant: 0 is context, not a target);
+ *       - ShareGPT {"conversations": [{"from", "value"}, ...], "system"?,
+ *         "tools"?}: from human/user, gpt/assistant, system, tool;
+ *       - {"prompt", "completion"}: one user turn and its answer.
+ *     A conversation ends with an assistant message, has a user message
+ *     before it and at least one assistant message to train on.
  *
  *   DATASET_KIND_TEXT
  *     JSONL {"text": "..."} (chosen when the first non-space byte is '{'),
@@ -45,7 +51,12 @@
  * The canonical form is JSONL with one compact object per record and a fixed
  * key order ({"instruction","input","output","system"} or {"text"}), so equal
  * content gives equal bytes and an equal BLAKE2b hash whatever the source's
- * format, key order or whitespace.
+ * format, key order or whitespace.  A conversation that is one plain turn
+ * (an optional system message, a user message and its answer, nothing
+ * else) takes the instruction form, which instruct datasets always had;
+ * any other is {"messages": [...], "tools"?: [...]} with sorted keys, each
+ * message {"content" (a string), "name"?, "role", "tool_call_id"?,
+ * "tool_calls"?, "weight": 0?}, whatever its source format.
  */
 #ifndef FT_DATASET_H
 #define FT_DATASET_H
@@ -64,12 +75,18 @@ enum dataset_kind {
 #define DATASET_HIST_BUCKETS 10
 
 /* A record.  Instruct records use instruction, input, output and system
- * ("" when absent) and have text NULL; text records use only text.  The
- * strings are NUL-free UTF-8 in one block owned by the dataset. */
+ * ("" when absent) and have text NULL; text records use only text.  An
+ * instruct record that is more than one turn has chat, its canonical
+ * conversation {"messages": [...], "tools": [...]} (NULL otherwise), and
+ * then instruction, output and system are its last user message, last
+ * assistant message and system message, for display.  The strings are
+ * NUL-free UTF-8 in one block owned by the dataset. */
 struct dataset_record {
 	char *instruction, *input, *output, *system;
+	char *chat;
 	char *text;
-	size_t bytes;   /* content length: the sum of the strings' lengths */
+	size_t bytes;   /* content length: the sum of the strings' lengths, or
+	                 * a conversation's canonical JSON length */
 	size_t line;    /* 1-based line where the record starts in its source */
 };
 
@@ -154,7 +171,8 @@ int dataset_load_jsonl(const char *path, enum dataset_kind kind,
 
 /* dataset_new returns an empty dataset of kind, or NULL when out of
  * memory; dataset_append adds a record of the kind's fields (instruct:
- * instruction, input, output, system; text: text), copied: 0, or -1 when
+ * instruction, input, output, system and the canonical conversation, ""
+ * for none; text: text), copied: 0, or -1 when
  * out of memory. */
 struct dataset *dataset_new(enum dataset_kind kind);
 int dataset_append(struct dataset *ds, const char *const *f, const size_t *fl, size_t line)

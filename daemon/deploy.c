@@ -70,8 +70,8 @@ struct cached {
 	uint64_t per_request;        /* bytes each request generating with it holds */
 	fte_model *model;
 	fte_tokenizer *tok;
-	fte_template *chat;          /* the model's chat template, or NULL */
-	fte_template *alpaca;
+	struct chat_format fmt;      /* the model's prompt format and stop ids */
+	char dir[PATH_MAX];          /* the model's directory, for other formats */
 	enum deploy_status fail;
 	char err[200];
 };
@@ -82,7 +82,8 @@ struct deploy_job {
 	int64_t model_id;
 	char name[REGISTRY_NAME_MAX + 1];
 	char *prompt;
-	char *template_;             /* not NULL: prompt is an instruction in it */
+	char *template_;             /* not NULL: prompt is a user message in this format
+	                              * ("": the model's own) */
 	fte_message *messages;
 	size_t n_messages;
 	int max_tokens;
@@ -276,8 +277,7 @@ deploy_find(struct ftuned *d, const char *name, struct deploy_info *out)
 static void
 cached_free(struct cached *c)
 {
-	fte_template_free(c->alpaca);
-	fte_template_free(c->chat);
+	chat_format_free(&c->fmt);
 	fte_tokenizer_free(c->tok);
 	fte_model_free(c->model);
 	free(c);
@@ -572,8 +572,7 @@ static int
 cached_load(struct deploy *s, struct cached *c)
 {
 	struct model_info mi;
-	char id[24];
-	int rc;
+	char id[24], *spec = NULL;
 
 	snprintf(id, sizeof(id), "%lld", (long long)c->model_id);
 	if (registry_model_find(s->d, id, &mi) != 0) {
@@ -587,22 +586,27 @@ cached_load(struct deploy *s, struct cached *c)
 		model_info_free(&mi);
 		return -1;
 	}
-	if (fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK ||
-	    fte_template_alpaca(&c->alpaca) != FTE_OK) {
+	if (fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK) {
 		c->fail = DEPLOY_FAILED;
 		snprintf(c->err, sizeof(c->err), "loading model %s: %s", mi.name, fte_last_error());
 		model_info_free(&mi);
 		return -1;
 	}
-	rc = chat_template_load(&s->d->cfg, mi.dir, &c->chat);
-	if (rc != FTE_OK && rc != FTE_ENOENT)
-		log_warn("deploy: %s: chat template unusable, chat uses the Alpaca prompt: %s",
-		    mi.name, fte_last_error());
-	if (rc != FTE_OK)
-		c->chat = NULL;
+	/* the template it was trained with (chat_template.h) */
+	if (chat_format_of_model(&s->d->cfg, mi.lineage_json, mi.dir, &spec) != 0 ||
+	    chat_format_open(&s->d->cfg, spec, mi.dir, c->tok, &c->fmt, c->err, sizeof(c->err)) != 0) {
+		c->fail = DEPLOY_FAILED;
+		if (spec == NULL)
+			snprintf(c->err, sizeof(c->err), "out of memory");
+		free(spec);
+		model_info_free(&mi);
+		return -1;
+	}
 	snprintf(c->name, sizeof(c->name), "%s", mi.name);
-	log_info("deploy: model %s loaded (%zu parameters%s)", mi.name,
-	    fte_model_num_params(c->model), c->chat ? ", chat template" : "");
+	snprintf(c->dir, sizeof(c->dir), "%s", mi.dir);
+	log_info("deploy: model %s loaded (%zu parameters, template %.40s)", mi.name,
+	    fte_model_num_params(c->model), c->fmt.chat && strcmp(spec, "chat") != 0 ? "Jinja" : spec);
+	free(spec);
 	model_info_free(&mi);
 	return 0;
 }
@@ -1108,67 +1112,19 @@ out:
 	return rc;
 }
 
-/* The Alpaca prompt has one turn: the last user message is the
- * instruction, and a system message and earlier turns go in its input as
- * "role: content" lines. */
+/* The prompt's ids in format f: a completion's raw prompt as it is, a
+ * generate prompt as one user message, a chat request's messages. */
 static int
-job_alpaca_ids(struct deploy_job *j, struct cached *c, int **ids, size_t *n)
+job_prompt_ids(struct deploy_job *j, struct cached *c, const struct chat_format *f, int **ids,
+    size_t *n)
 {
-	fte_record rec = { "", NULL, "" };
-	size_t last = j->n_messages, len = 0;
-	char *input = NULL, *p;
-	int rc;
+	fte_message one = { "user", j->prompt };
 
-	for (size_t i = 0; i < j->n_messages; i++)
-		if (strcmp(j->messages[i].role, "user") == 0)
-			last = i;
-	if (last == j->n_messages)
-		return fte_error_set(FTE_EINVAL, "the conversation has no user message");
-	for (size_t i = 0; i < j->n_messages; i++)
-		if (i != last)
-			len += strlen(j->messages[i].role) + strlen(j->messages[i].content) + 3;
-	if (len > 0) {
-		if ((input = p = malloc(len + 1)) == NULL)
-			return fte_error_set(FTE_ENOMEM, "out of memory");
-		for (size_t i = 0; i < j->n_messages; i++)
-			if (i != last)
-				p += sprintf(p, "%s%s: %s", p == input ? "" : "\n", j->messages[i].role,
-				    j->messages[i].content);
-	}
-	rec.instruction = j->messages[last].content;
-	rec.input = input;
-	rc = fte_template_encode_prompt(c->alpaca, c->tok, &rec, ids, n);
-	free(input);
-	return rc;
-}
-
-static int
-job_prompt_ids(struct deploy_job *j, struct cached *c, int **ids, size_t *n)
-{
-	fte_template *tp;
-	fte_record rec = { j->prompt, "", "" };
-	char *text;
-	int rc;
-
-	if (j->template_ != NULL) {
-		if (j->template_[0] == '\0' || strcmp(j->template_, "alpaca") == 0)
-			return fte_template_encode_prompt(c->alpaca, c->tok, &rec, ids, n);
-		if ((rc = fte_template_custom(j->template_, &tp)) != FTE_OK)
-			return rc;
-		rc = fte_template_encode_prompt(tp, c->tok, &rec, ids, n);
-		fte_template_free(tp);
-		return rc;
-	}
+	if (j->template_ != NULL)
+		return chat_format_messages_prompt(f, c->tok, &one, 1, ids, n);
 	if (j->n_messages == 0)
 		return fte_tokenizer_encode(c->tok, j->prompt, strlen(j->prompt), 1, ids, n);
-	if (c->chat == NULL)
-		return job_alpaca_ids(j, c, ids, n);
-	if ((rc = fte_template_render_chat(c->chat, j->messages, j->n_messages, 1, &text)) != FTE_OK)
-		return rc;
-	/* Chat text spells its own special tokens and BOS. */
-	rc = fte_tokenizer_encode_flags(c->tok, text, strlen(text), FTE_TOK_PARSE_SPECIAL, ids, n);
-	free(text);
-	return rc;
+	return chat_format_messages_prompt(f, c->tok, j->messages, j->n_messages, ids, n);
 }
 
 /* Generates j on this serving thread; the caller marks it done. */
@@ -1179,6 +1135,8 @@ job_run(struct deploy *s, struct deploy_job *j)
 	struct cached *c;
 	const fte_config *mc;
 	fte_sampler sm;
+	struct chat_format other = { 0 };
+	const struct chat_format *fmt;
 	int *ids = NULL, n_out = 0, max_new;
 	size_t n_ids = 0, len;
 	char *text = NULL;
@@ -1187,7 +1145,17 @@ job_run(struct deploy *s, struct deploy_job *j)
 	if (atomic_load(&j->cancel) || (c = cache_acquire(s, j)) == NULL)
 		return;
 	mc = fte_model_config(c->model);
-	if (job_prompt_ids(j, c, &ids, &n_ids) != FTE_OK) {
+	fmt = &c->fmt;
+	/* a generate request may name another template than the model's */
+	if (j->template_ != NULL && j->template_[0] != '\0') {
+		if (chat_format_open(&s->d->cfg, j->template_, c->dir, c->tok, &other, r->message,
+		    sizeof(r->message)) != 0) {
+			r->status = DEPLOY_BAD_REQUEST;
+			goto out;
+		}
+		fmt = &other;
+	}
+	if (job_prompt_ids(j, c, fmt, &ids, &n_ids) != FTE_OK) {
 		r->status = DEPLOY_BAD_REQUEST;
 		snprintf(r->message, sizeof(r->message), "prompt: %s", fte_last_error());
 		goto out;
@@ -1206,6 +1174,8 @@ job_run(struct deploy *s, struct deploy_job *j)
 	sm.top_p = j->top_p;
 	sm.seed = j->seed;
 	sm.max_new_tokens = max_new;
+	sm.stop_ids = fmt->stop_ids;
+	sm.n_stop_ids = fmt->n_stop;
 	if ((j->ids = malloc((size_t)max_new * sizeof(int))) == NULL ||
 	    (j->logprobs && (j->toks = calloc((size_t)max_new, sizeof(*j->toks))) == NULL)) {
 		r->status = DEPLOY_NO_MEMORY;
@@ -1252,6 +1222,7 @@ job_run(struct deploy *s, struct deploy_job *j)
 out:
 	free(text);
 	free(ids);
+	chat_format_free(&other);
 	cache_release(s, c);
 }
 

@@ -143,8 +143,8 @@ struct deploy_params {
 	int64_t model_id;                /* > 0: this registered model instead, which model
 	                                  * then only names (ftctl generate) */
 	const char *prompt;              /* completion: the raw prompt */
-	const char *template_;           /* with prompt: not NULL puts it as the instruction in
-	                                  * this template ("" or "alpaca", or a custom one) */
+	const char *template_;           /* with prompt: not NULL makes it a user message in
+	                                  * this format ("": the model's own; chat_template.h) */
 	const fte_message *messages;     /* chat, when n_messages > 0 */
 	size_t n_messages;
 	int max_tokens;                  /* 0 = up to the context length */

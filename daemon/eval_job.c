@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "chat_template.h"
 #include "datasets.h"
 #include "eval_job.h"
 #include "eval_metrics.h"
@@ -106,7 +107,8 @@ hashes_json(const struct model_info *m)
 }
 
 static int
-spec_check(Ft__EvalSpec *s, const struct dataset_info *ds, char *err, size_t err_len)
+spec_check(const struct ft_config *cfg, Ft__EvalSpec *s, const struct dataset_info *ds,
+    char *err, size_t err_len)
 {
 	int text = strcmp(ds->kind, "text") == 0;
 	unsigned set;
@@ -141,15 +143,10 @@ spec_check(Ft__EvalSpec *s, const struct dataset_info *ds, char *err, size_t err
 	}
 	if (s->name[0] && registry_name_check(s->name, err, err_len) != 0)
 		return -1;
-	if (strcmp(s->template_, "alpaca") != 0) {
-		fte_template *tp;
-
-		if (fte_template_custom(s->template_, &tp) != FTE_OK) {
-			snprintf(err, err_len, "--template: %s", fte_last_error());
-			return -1;
-		}
-		fte_template_free(tp);
-	}
+	/* "chat" is checked against each model when it runs */
+	if (s->template_[0] != '\0' && strcmp(s->template_, "chat") != 0 &&
+	    chat_format_check(cfg, s->template_, NULL, err, err_len) != 0)
+		return -1;
 	if (s->metrics[0] == '\0') {
 		set = ((1u << EVAL_M_COUNT) - 1) & ~(text ? metrics_generated() : 0);
 		eval_metric_list(set, ",", list, sizeof(list));
@@ -325,7 +322,6 @@ eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, i
 		return FT__CODE__RESOURCE_EXHAUSTED;
 	}
 	spec_default_str(&s->split, "validation");
-	spec_default_str(&s->template_, "alpaca");
 	if (s->max_new_tokens == 0)
 		s->max_new_tokens = DEFAULT_MAX_NEW_TOKENS;
 	if (s->top_p == 0)
@@ -338,7 +334,7 @@ eval_submit(struct ftuned *d, uint32_t uid, int admin, const Ft__EvalSpec *in, i
 		goto out;
 	}
 	have_ds = 1;
-	if (spec_check(s, &ds, err, err_len) != 0)
+	if (spec_check(&d->cfg, s, &ds, err, err_len) != 0)
 		goto out;
 	for (; n_found < s->n_models; n_found++) {
 		uint64_t need;
@@ -588,15 +584,18 @@ struct loss_row {
 	int T;                  /* 0: nothing to predict */
 };
 
-/* The row of ids whose response (and EOS) the loss covers, the n_prompt
- * prompt tokens masked (0 for text: every token counts), with SFT's
- * truncation: a sequence longer than the context loses prompt tokens after
- * the first (BOS), then its end. */
+/* The row of ids whose targets (mask[i] 1; mask NULL for text: every
+ * token) the loss covers, with SFT's truncation: a sequence longer than the
+ * context loses tokens before its first target after the first (BOS), then
+ * its end. */
 static int
-row_build(const int *ids, size_t n_ids, size_t n_prompt, int max_T, struct loss_row *r)
+row_build(const int *ids, const unsigned char *mask, size_t n_ids, int max_T, struct loss_row *r)
 {
-	size_t L = n_ids, drop = 0;
+	size_t L = n_ids, drop = 0, n_prompt = 0;
 	int any = 0;
+
+	while (mask != NULL && n_prompt < n_ids && !mask[n_prompt])
+		n_prompt++;
 
 	r->T = 0;
 	r->tokens = r->targets = NULL;
@@ -616,7 +615,7 @@ row_build(const int *ids, size_t n_ids, size_t n_prompt, int max_T, struct loss_
 		size_t src = i == 0 ? 0 : i + drop, nxt = i + 1 + drop;
 
 		r->tokens[i] = ids[src];
-		r->targets[i] = nxt >= n_prompt ? ids[nxt] : -1;
+		r->targets[i] = mask == NULL || mask[nxt] ? ids[nxt] : -1;
 		any |= r->targets[i] >= 0;
 	}
 	if (any) {
@@ -688,8 +687,8 @@ struct gen_result {
 /* Generates from the prompt ids with the spec's decoding settings and the
  * example's own seed. */
 static int
-generate_one(fte_model *m, const fte_tokenizer *tok, const int *ids, size_t n_ids,
-    const Ft__EvalSpec *s, uint32_t idx, int *out, struct gen_result *g)
+generate_one(fte_model *m, const fte_tokenizer *tok, const struct chat_format *f, const int *ids,
+    size_t n_ids, const Ft__EvalSpec *s, uint32_t idx, int *out, struct gen_result *g)
 {
 	const fte_config *c = fte_model_config(m);
 	int max_new = (int)s->max_new_tokens, keep, n_out = 0;
@@ -702,6 +701,8 @@ generate_one(fte_model *m, const fte_tokenizer *tok, const int *ids, size_t n_id
 	sm.top_p = s->top_p;
 	sm.seed = s->seed ^ (0x9e3779b97f4a7c15ULL * ((uint64_t)idx + 1));
 	sm.max_new_tokens = max_new;
+	sm.stop_ids = f->stop_ids;
+	sm.n_stop_ids = f->n_stop;
 	/* Leave room to generate: a prompt longer than the context minus
 	 * max_new_tokens (at most half the context) keeps its first token
 	 * (BOS) and its end. */
@@ -897,7 +898,6 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	struct dataset_info ds;
 	struct dataset *part_a = NULL, *part_b = NULL;
 	struct example *ex = NULL;
-	fte_template *tp = NULL;
 	double *values = NULL, t0, last_report = 0, loss_s = 0, gen_s = 0;
 	size_t n = 0;
 	unsigned set;
@@ -943,29 +943,6 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		    "(more than %d distinct)", EVAL_LABELS_MAX);
 	}
 	eval_metric_list(set, ",", metrics, sizeof(metrics));
-	if (!text && (strcmp(e.spec->template_, "alpaca") == 0 ? fte_template_alpaca(&tp) :
-	    fte_template_custom(e.spec->template_, &tp)) != FTE_OK) {
-		snprintf(err, sizeof(err), "template: %s", fte_last_error());
-		goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (text) {
-			ex[i].prompt = strdup("");
-		} else {
-			fte_record r = { ex[i].rec->instruction, ex[i].rec->input, ex[i].rec->output };
-			char *resp;
-
-			if (fte_template_render(tp, &r, &ex[i].prompt, &resp) != FTE_OK) {
-				snprintf(err, sizeof(err), "example %zu: %s", i + 1, fte_last_error());
-				goto fail;
-			}
-			free(resp);
-		}
-		if (ex[i].prompt == NULL) {
-			snprintf(err, sizeof(err), "out of memory");
-			goto fail;
-		}
-	}
 	if ((values = malloc((size_t)EVAL_M_COUNT * e.n_models * n * sizeof(*values))) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
@@ -983,12 +960,13 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		struct model_info mi;
 		fte_model *m = NULL;
 		fte_tokenizer *tok = NULL;
+		struct chat_format fmt = { 0 };
 		struct loss_row *rows = NULL;
 		uint64_t *keys = NULL;
 		double *loss = NULL, loss_sum = 0;
 		int *gen = NULL, *btok = NULL, *btgt = NULL, max_T = 1, rc = -1;
 		size_t loss_n = 0, cap, i = 0;
-		char idbuf[32], *now_hashes = NULL;
+		char idbuf[32], *now_hashes = NULL, *spec = NULL;
 
 		jobs_set_stage(d, id, "loading");
 		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e.models[k].model_id);
@@ -1010,6 +988,15 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			snprintf(err, sizeof(err), "loading %s: %s", mi.name, fte_last_error());
 			goto model_out;
 		}
+		/* each model in its own template unless the evaluation names one */
+		if (!text && ((e.spec->template_[0] == '\0' &&
+		    chat_format_of_model(&d->cfg, mi.lineage_json, mi.dir, &spec) != 0) ||
+		    chat_format_open(&d->cfg, spec ? spec : e.spec->template_, mi.dir, tok, &fmt, err,
+		    sizeof(err)) != 0)) {
+			if (spec == NULL && e.spec->template_[0] == '\0')
+				snprintf(err, sizeof(err), "out of memory");
+			goto model_out;
+		}
 		max_T = fte_model_config(m)->max_seq_len;
 		/* a batch holds EVAL_LOSS_TOKENS, or one row of up to the context */
 		cap = (size_t)(max_T > EVAL_LOSS_TOKENS ? max_T : EVAL_LOSS_TOKENS);
@@ -1025,7 +1012,8 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		jobs_set_stage(d, id, "tokenizing");
 		for (i = 0; i < n; i++) {
 			int *ids = NULL, eos = fte_tokenizer_eos(tok);
-			size_t n_ids = 0, n_prompt = 0;
+			unsigned char *mask = NULL;
+			size_t n_ids = 0;
 
 			if (text) {
 				if (fte_tokenizer_encode(tok, ex[i].reference, strlen(ex[i].reference), 1, &ids,
@@ -1043,13 +1031,22 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 					ids[n_ids++] = eos;
 				}
 			} else {
-				fte_record r = { ex[i].rec->instruction, ex[i].rec->input, ex[i].rec->output };
-
-				if (fte_template_encode(tp, tok, &r, &ids, &n_ids, &n_prompt) != FTE_OK)
+				/* the reference is the last assistant turn; the prompt
+				 * everything before it, shown as the first model has it */
+				if (chat_format_encode(&fmt, tok, ex[i].rec, 1, &ids, &mask, &n_ids) != FTE_OK ||
+				    (k == 0 && chat_format_record_prompt(&fmt, tok, ex[i].rec, &ex[i].prompt,
+				    NULL, NULL) != FTE_OK)) {
+					free(ids);
+					free(mask);
 					goto example_err;
+				}
 			}
-			rc = row_build(ids, n_ids, n_prompt, max_T, &rows[i]);
+			if (k == 0 && text)
+				ex[i].prompt = strdup("");
+			rc = k == 0 && ex[i].prompt == NULL ? -1 : row_build(ids, mask, n_ids, max_T,
+			    &rows[i]);
 			free(ids);
+			free(mask);
 			if (rc != 0) {
 				fte_error_set(FTE_ENOMEM, "out of memory");
 				rc = -1;
@@ -1088,14 +1085,14 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 				row[EVAL_M_LOSS] = loss[i];
 				/* a text dataset, or only the loss asked for: nothing to generate */
 				if (!text && (set & metrics_generated())) {
-					fte_record r = { ex[i].rec->instruction, ex[i].rec->input,
-						ex[i].rec->output };
 					int *ids = NULL;
 					size_t n_ids = 0;
 
 					ts = now_s();
-					if (fte_template_encode_prompt(tp, tok, &r, &ids, &n_ids) != FTE_OK ||
-					    generate_one(m, tok, ids, n_ids, e.spec, (uint32_t)i, gen, &g) != FTE_OK) {
+					if (chat_format_record_prompt(&fmt, tok, ex[i].rec, NULL, &ids,
+					    &n_ids) != FTE_OK ||
+					    generate_one(m, tok, &fmt, ids, n_ids, e.spec, (uint32_t)i, gen,
+					    &g) != FTE_OK) {
 						free(ids);
 						free(g.text);
 						goto example_err;
@@ -1155,6 +1152,8 @@ model_out:
 		free(loss);
 		free(btok);
 		free(btgt);
+		chat_format_free(&fmt);
+		free(spec);
 		fte_tokenizer_free(tok);
 		fte_model_free(m);
 		free(gen);
@@ -1200,7 +1199,6 @@ out:
 		free(ex[i].prompt);
 	free(ex);
 	free(values);
-	fte_template_free(tp);
 	dataset_free(part_a);
 	dataset_free(part_b);
 	if (have_ds)

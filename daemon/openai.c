@@ -677,13 +677,15 @@ job_wait(struct api_call *c, struct deploy_job *job, size_t off, int at_start, i
 
 	for (;;) {
 		running = deploy_job_wait_for(job, off, GONE_CHECK_MS, started, chunk, len);
-		if (*chunk != NULL || !running || (at_start && *started))
-			return running;
+		/* Whatever came: tokens come faster than GONE_CHECK_MS, and a
+		 * non-streamed reply writes nothing that would fail before the end. */
 		if (web_peer_gone(c->fd)) {
 			deploy_job_cancel(job);
 			c->gone = 1;
 			return running;
 		}
+		if (*chunk != NULL || !running || (at_start && *started))
+			return running;
 	}
 }
 

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat_template.h"
 #include "datasets.h"
 #include "executor.h"
 #include "fte.h"
@@ -266,7 +267,8 @@ spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char 
 	spec_default_str(&s->type, "sft");
 	spec_default_str(&s->method, "full");
 	spec_default_str(&s->schedule, "cosine");
-	spec_default_str(&s->template_, "alpaca");
+	spec_default_str(&s->train_on, "all");
+	spec_default_str(&s->packing, "on");
 	if (strcmp(s->type, "sft") != 0 && strcmp(s->type, "cpt") != 0)
 		BAD("--type must be sft or cpt, not '%s'", s->type);
 	if (strcmp(s->type, "sft") == 0 && strcmp(dataset_kind, "instruct") != 0)
@@ -297,13 +299,12 @@ spec_check(Ft__JobSpec *s, const fte_config *mc, const char *dataset_kind, char 
 		BAD("--schedule must be constant, linear or cosine, not '%s'", s->schedule);
 	if (s->name[0] != '\0' && registry_name_check(s->name, err, err_len) != 0)
 		return FT__CODE__INVALID_ARGUMENT;
-	if (strcmp(s->template_, "alpaca") != 0) {
-		fte_template *tp;
-
-		if (fte_template_custom(s->template_, &tp) != FTE_OK)
-			BAD("--template: %s", fte_last_error());
-		fte_template_free(tp);
-	}
+	if (strcmp(s->train_on, "all") != 0 && strcmp(s->train_on, "last") != 0)
+		BAD("--train-on must be all or last, not '%s'", s->train_on);
+	if (strcmp(s->packing, "on") != 0 && strcmp(s->packing, "off") != 0)
+		BAD("--packing must be on or off, not '%s'", s->packing);
+	if (strcmp(s->type, "cpt") == 0 && strcmp(s->packing, "off") == 0)
+		BAD("--packing off: cpt always packs its documents");
 	return FT__CODE__OK;
 }
 
@@ -455,6 +456,22 @@ queue_submit(struct queue *q, uint32_t uid, int admin, uint64_t request_id,
 	}
 	if ((code = spec_check(spec, &mc, ds.kind, err, err_len)) != FT__CODE__OK)
 		goto out;
+	/* The template becomes the tuned model's: the base's own unless named. */
+	if (spec->template_[0] == '\0') {
+		char *t;
+
+		if (chat_format_of_model(&d->cfg, m.lineage_json, m.dir, &t) != 0) {
+			snprintf(err, err_len, "out of memory");
+			code = FT__CODE__RESOURCE_EXHAUSTED;
+			goto out;
+		}
+		spec_default_str(&spec->template_, t);
+		free(t);
+	}
+	if (chat_format_check(&d->cfg, spec->template_, m.dir, err, err_len) != 0) {
+		code = FT__CODE__INVALID_ARGUMENT;
+		goto out;
+	}
 	/* The forgetting check's text: named like --data, and held as in use. */
 	if (spec->general_data[0] != '\0') {
 		if (datasets_find(d, spec->general_data, &gen) != 0) {

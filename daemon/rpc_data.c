@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "chat_template.h"
 #include "datasets.h"
 #include "log.h"
 #include "registry.h"
@@ -231,7 +232,7 @@ rpc_data_upload_commit(struct rpc_call *call, const Ft__Request *req, Ft__Reply 
 static int
 token_counts(struct rpc_call *call, const struct dataset_info *di, Ft__DatasetInfo *p)
 {
-	const char *tmpl = strcmp(di->kind, "text") == 0 ? "" : "alpaca";
+	int text = strcmp(di->kind, "text") == 0;
 	struct model_info *models;
 	char (*hash)[65] = NULL;
 	size_t n;
@@ -253,14 +254,23 @@ token_counts(struct rpc_call *call, const struct dataset_info *di, Ft__DatasetIn
 		Ft__TokenCount *tc;
 		char err[512];
 		size_t first = 0;
-		int hit;
+		char *tmpl = NULL;
+		const char *spec;
+		int hit, code;
 
 		while (first < i && strcmp(hash[first], hash[i]) != 0)
 			first++;
 		if (hash[i][0] == '\0' || first < i)
 			continue;   /* no tokenizer, or counted with an earlier model */
-		if (tokcache_dataset_form(call->d, di, &models[i], "alpaca", &f, &hit, err,
-		    sizeof(err)) != FT__CODE__OK) {
+		/* through the model's own template, as it trains and serves */
+		if (chat_format_of_model(&call->d->cfg, models[i].lineage_json, models[i].dir,
+		    &tmpl) != 0)
+			goto out;
+		code = tokcache_dataset_form(call->d, di, &models[i], tmpl, &f, &hit, err,
+		    sizeof(err));
+		spec = rpc_strdup(call, text ? "" : tmpl);
+		free(tmpl);
+		if (code != FT__CODE__OK) {
 			log_warn("data show %s: tokens for %s: %s", di->name, models[i].name, err);
 			continue;
 		}
@@ -275,7 +285,7 @@ token_counts(struct rpc_call *call, const struct dataset_info *di, Ft__DatasetIn
 			goto out;
 		}
 		tc->tokenizer = rpc_strdup(call, hash[i]);
-		tc->template_ = rpc_strdup(call, tmpl);
+		tc->template_ = (char *)spec;
 		tc->counted = st.counted;
 		tc->tokens = st.tokens;
 		tc->mean_tokens = st.counted ? (double)st.tokens / (double)st.counted : 0;

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "chat_template.h"
 #include "eval_job.h"
 #include "eval_metrics.h"
 #include "evals.h"
@@ -199,7 +200,8 @@ export_summary_md(FILE *f, const Ft__EvalInfo *e)
 	fprintf(f, "# Evaluation %lld%s%s\n\n", (long long)e->id, e->name[0] ? ": " : "", e->name);
 	fprintf(f, "Dataset %s (blake2b %s), split %s, %u examples; template %s; max_new_tokens %u, "
 	    "temperature %g, top_p %g, seed %llu.\n\n", e->dataset, e->dataset_blake2b, e->spec->split,
-	    e->examples, e->spec->template_, e->spec->max_new_tokens, (double)e->spec->temperature,
+	    e->examples, e->spec->template_[0] ? e->spec->template_ : "each model's own",
+	    e->spec->max_new_tokens, (double)e->spec->temperature,
 	    (double)e->spec->top_p, (unsigned long long)e->spec->seed);
 	for (size_t k = 0; k < e->n_models; k++)
 		fprintf(f, "- model %zu: %s (id %lld)\n", k, e->models[k]->name, (long long)e->models[k]->id);
@@ -436,7 +438,7 @@ rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	struct model_info mi;
 	fte_model *m = NULL;
 	fte_tokenizer *tok = NULL;
-	fte_template *tp = NULL;
+	struct chat_format fmt = { 0 };
 	fte_sampler sm;
 	int *ids = NULL, *out = NULL, n_out = 0, code = FT__CODE__OK;
 	size_t n_ids = 0, len;
@@ -477,23 +479,40 @@ rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		code = rpc_error(call, rep, FT__CODE__INTERNAL, "loading %s: %s", mi.name, fte_last_error());
 		goto out;
 	}
+	/* the model's own template (and stop ids) unless the request names one */
+	{
+		char *spec = NULL;
+
+		if (q->template_[0] == '\0' &&
+		    chat_format_of_model(&call->d->cfg, mi.lineage_json, mi.dir, &spec) != 0) {
+			code = rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
+			goto out;
+		}
+		if (chat_format_open(&call->d->cfg, spec ? spec : q->template_, mi.dir, tok, &fmt, err,
+		    sizeof(err)) != 0) {
+			free(spec);
+			code = rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "%s", err);
+			goto out;
+		}
+		free(spec);
+	}
 	if (q->raw) {
 		if (fte_tokenizer_encode(tok, q->prompt, strlen(q->prompt), 1, &ids, &n_ids) != FTE_OK) {
 			code = rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "prompt: %s", fte_last_error());
 			goto out;
 		}
 	} else {
-		fte_record rec = { q->prompt, "", "" };
+		fte_message one = { "user", q->prompt };
 
-		if ((q->template_[0] == '\0' || strcmp(q->template_, "alpaca") == 0 ?
-		    fte_template_alpaca(&tp) : fte_template_custom(q->template_, &tp)) != FTE_OK ||
-		    fte_template_encode_prompt(tp, tok, &rec, &ids, &n_ids) != FTE_OK) {
+		if (chat_format_messages_prompt(&fmt, tok, &one, 1, &ids, &n_ids) != FTE_OK) {
 			code = rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "template: %s",
 			    fte_last_error());
 			goto out;
 		}
 	}
 	fte_sampler_default(&sm);
+	sm.stop_ids = fmt.stop_ids;
+	sm.n_stop_ids = fmt.n_stop;
 	sm.temperature = q->temperature;
 	sm.top_p = q->top_p > 0 ? q->top_p : 1;
 	sm.seed = q->seed ? q->seed : 1;
@@ -529,7 +548,7 @@ out:
 	free(text);
 	free(out);
 	free(ids);
-	fte_template_free(tp);
+	chat_format_free(&fmt);
 	fte_tokenizer_free(tok);
 	fte_model_free(m);
 	model_info_free(&mi);

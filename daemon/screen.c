@@ -568,26 +568,29 @@ on_hit(void *arg, const struct screen_hit *h)
 	return 0;
 }
 
-static const char *const instruct_fields[] = { "instruction", "input", "output", "system" };
+/* A conversation's canonical JSON is screened as it is stored. */
+static const char *const instruct_fields[] = { "instruction", "input", "output", "system",
+	"messages" };
 
 int
 screen_dataset(const struct screen_rules *r, const char *file, struct dataset **ds,
     struct screen_result *res, char **report)
 {
 	enum dataset_kind kind = dataset_kind(*ds);
-	size_t nf = kind == DATASET_KIND_TEXT ? 1 : 4;
+	size_t nf = kind == DATASET_KIND_TEXT ? 1 : 5;
 	struct dataset *out = dataset_new(kind);
 	struct field_scan f = { .res = res, .report = report, .file = file };
-	char *fields[4] = { 0 };
+	char *fields[5] = { 0 };
 	int rc = -1;
 
 	if (out == NULL)
 		return -1;
 	for (size_t i = 0; i < dataset_count(*ds); i++) {
 		const struct dataset_record *rec = dataset_sample(*ds, i);
-		const char *src[4] = { rec->instruction, rec->input, rec->output, rec->system };
-		const char *fv[4];
-		size_t fl[4];
+		const char *src[5] = { rec->instruction, rec->input, rec->output, rec->system,
+			rec->chat ? rec->chat : "" };
+		const char *fv[5];
+		size_t fl[5];
 		int drop = 0;
 
 		if (kind == DATASET_KIND_TEXT)
@@ -629,7 +632,7 @@ screen_dataset(const struct screen_rules *r, const char *file, struct dataset **
 	out = NULL;
 	rc = 0;
 out:
-	for (size_t k = 0; k < 4; k++)
+	for (size_t k = 0; k < 5; k++)
 		free(fields[k]);
 	free(f.out);
 	dataset_free(out);

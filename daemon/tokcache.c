@@ -6,8 +6,9 @@
  *   struct tc_header   magic "FTTOKENS", version, record and token counts,
  *                      the key as hex, BLAKE2b-256 of the payload
  *   uint32 len[n]      tokens per record
- *   uint32 prompt[n]   of which the prompt
+ *   uint32 prompt[n]   of which come before the first target
  *   int32  ids[n_ids]  the records' tokens, one after another
+ *   uint8  mask[n_ids] 1 for a target (an assistant turn and its end)
  *
  * Writers (jobs, data show, the dashboard) hold one mutex while they write
  * and evict, so a *.tmp file seen under it is a crash's leftover.
@@ -24,13 +25,14 @@
 
 #include <sodium.h>
 
+#include "chat_template.h"
 #include "fsutil.h"
 #include "ft_wire.h"
 #include "log.h"
 #include "tokcache.h"
 
 /* Bump when the engine's tokenizers or templates change what they make. */
-#define TOKCACHE_VERSION 1
+#define TOKCACHE_VERSION 2
 
 struct tc_header {
 	char magic[8];
@@ -88,7 +90,7 @@ tokcache_tokenizer_hash(const struct model_info *m, char hex[65])
 
 int
 tokcache_key_init(struct tokcache_key *k, const char *dataset_hash, const char *part_path,
-    const struct model_info *m, const char *tmpl, char *err, size_t err_len)
+    const struct model_info *m, const char *tmpl, int train_on_last, char *err, size_t err_len)
 {
 	char part[FS_HASH_HEX], tok[65];
 	crypto_generichash_state st;
@@ -105,7 +107,7 @@ tokcache_key_init(struct tokcache_key *k, const char *dataset_hash, const char *
 		return -1;
 	/* The template comes last, so its text needs no escaping. */
 	n = snprintf(head, sizeof(head), "ftuned tokcache %d\n%s\n%s\n%s\n", TOKCACHE_VERSION, part,
-	    tok, tmpl ? "instruct" : "text");
+	    tok, tmpl == NULL ? "text" : train_on_last ? "instruct last" : "instruct");
 	crypto_generichash_init(&st, NULL, 0, sizeof(digest));
 	crypto_generichash_update(&st, (const unsigned char *)head, (size_t)n);
 	if (tmpl != NULL)
@@ -130,6 +132,7 @@ form_view(struct tokcache_form *f, void *buf, size_t len)
 	f->len = (const uint32_t *)p;
 	f->n_prompt = f->len + f->n;
 	f->ids = (const int32_t *)(f->n_prompt + f->n);
+	f->mask = (const uint8_t *)(f->ids + f->n_ids);
 }
 
 /* Every check a file must pass before its tokens are used. */
@@ -152,7 +155,7 @@ form_check(const void *buf, size_t len, const struct tokcache_key *k, char *why,
 		snprintf(why, why_len, "version %u or key differs", h->version);
 		return -1;
 	}
-	if (h->n > avail / 8 || h->n_ids != (avail - h->n * 8) / 4 || avail % 4 != 0) {
+	if (h->n > avail / 8 || h->n_ids != (avail - h->n * 8) / 5 || (avail - h->n * 8) % 5 != 0) {
 		snprintf(why, why_len, "%zu payload bytes for %llu records and %llu tokens", avail,
 		    (unsigned long long)h->n, (unsigned long long)h->n_ids);
 		return -1;
@@ -312,12 +315,13 @@ tokcache_put(struct ftuned *d, const struct tokcache_key *k, const struct tokcac
 
 int
 tokcache_tokenize(const struct tokcache_key *k, const struct dataset *ds,
-    const fte_tokenizer *tok, const fte_template *tp, size_t max_records,
-    struct tokcache_form *out, char *err, size_t err_len)
+    const fte_tokenizer *tok, const struct chat_format *fmt, int train_on_last,
+    size_t max_records, struct tokcache_form *out, char *err, size_t err_len)
 {
 	size_t n = dataset_count(ds), n_ids = 0, cap = 0, head;
 	uint32_t *len, *prompt;
 	int32_t *all = NULL;
+	uint8_t *targets = NULL;
 	struct tc_header *h;
 	char *buf = NULL;
 
@@ -331,37 +335,46 @@ tokcache_tokenize(const struct tokcache_key *k, const struct dataset *ds,
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct dataset_record *r = dataset_sample(ds, i);
-		fte_record fr = { r->instruction, r->input, r->output };
 		size_t n_tok, n_prompt = 0;
+		unsigned char *mask = NULL;
 		int *ids;
 
-		if ((tp ? fte_template_encode(tp, tok, &fr, &ids, &n_tok, &n_prompt) :
+		if ((fmt ? chat_format_encode(fmt, tok, r, train_on_last, &ids, &mask, &n_tok) :
 		    fte_tokenizer_encode(tok, r->text, strlen(r->text), 1, &ids, &n_tok)) != FTE_OK) {
-			snprintf(err, err_len, "%s %zu: %s", tp ? "record" : "document", i + 1,
+			snprintf(err, err_len, "%s %zu: %s", fmt ? "record" : "document", i + 1,
 			    fte_last_error());
 			goto fail;
 		}
 		if (n_ids + n_tok > cap) {
 			size_t nc = (n_ids + n_tok) * 2;
 			int32_t *na = realloc(all, nc * sizeof(*all));
+			uint8_t *nm = na ? realloc(targets, nc) : NULL;
 
-			if (na == NULL) {
+			if (na != NULL)
+				all = na;
+			if (nm == NULL) {
 				free(ids);
+				free(mask);
 				snprintf(err, err_len, "out of memory");
 				goto fail;
 			}
-			all = na;
+			targets = nm;
 			cap = nc;
 		}
-		for (size_t t = 0; t < n_tok; t++)
+		for (size_t t = 0; t < n_tok; t++) {
 			all[n_ids + t] = ids[t];
+			targets[n_ids + t] = mask ? mask[t] : 1;
+		}
+		while (mask != NULL && n_prompt < n_tok && !mask[n_prompt])
+			n_prompt++;
 		free(ids);
+		free(mask);
 		n_ids += n_tok;
 		len[i] = (uint32_t)n_tok;
 		prompt[i] = (uint32_t)n_prompt;
 	}
 	head = sizeof(*h) + 2 * n * sizeof(uint32_t);
-	if ((buf = malloc(head + n_ids * sizeof(int32_t))) == NULL) {
+	if ((buf = malloc(head + n_ids * (sizeof(int32_t) + 1))) == NULL) {
 		snprintf(err, err_len, "out of memory");
 		goto fail;
 	}
@@ -374,19 +387,23 @@ tokcache_tokenize(const struct tokcache_key *k, const struct dataset *ds,
 	memcpy(h->key, k->hex, 64);
 	memcpy(buf + sizeof(*h), len, n * sizeof(uint32_t));
 	memcpy(buf + sizeof(*h) + n * sizeof(uint32_t), prompt, n * sizeof(uint32_t));
-	if (n_ids > 0)
+	if (n_ids > 0) {
 		memcpy(buf + head, all, n_ids * sizeof(int32_t));
+		memcpy(buf + head + n_ids * sizeof(int32_t), targets, n_ids);
+	}
 	crypto_generichash(h->checksum, sizeof(h->checksum), (unsigned char *)buf + sizeof(*h),
-	    head - sizeof(*h) + n_ids * sizeof(int32_t), NULL, 0);
-	form_view(out, buf, head + n_ids * sizeof(int32_t));
+	    head - sizeof(*h) + n_ids * (sizeof(int32_t) + 1), NULL, 0);
+	form_view(out, buf, head + n_ids * (sizeof(int32_t) + 1));
 	free(len);
 	free(prompt);
 	free(all);
+	free(targets);
 	return 0;
 fail:
 	free(len);
 	free(prompt);
 	free(all);
+	free(targets);
 	return -1;
 }
 
@@ -399,26 +416,27 @@ tokcache_dataset_form(struct ftuned *d, const struct dataset_info *di,
 	struct tokcache_key k;
 	struct dataset *ds = NULL;
 	fte_tokenizer *tok = NULL;
-	fte_template *tp = NULL;
+	struct chat_format fmt = { 0 };
 	char why[256];
 
-	if (tokcache_key_init(&k, di->hash, di->train_path, m, text ? NULL : tmpl, err,
+	if (tokcache_key_init(&k, di->hash, di->train_path, m, text ? NULL : tmpl, 0, err,
 	    err_len) != 0)
 		return FT__CODE__INTERNAL;
 	if (tokcache_get(d, &k, out, why, sizeof(why)) == 0) {
 		*hit = 1;
 		return FT__CODE__OK;
 	}
-	if (fte_tokenizer_load(m->tokenizer, &tok) != FTE_OK ||
-	    (!text && (strcmp(tmpl, "alpaca") == 0 ? fte_template_alpaca(&tp) :
-	    fte_template_custom(tmpl, &tp)) != FTE_OK)) {
+	if (fte_tokenizer_load(m->tokenizer, &tok) != FTE_OK) {
 		snprintf(err, err_len, "%s", fte_last_error());
 		goto out;
 	}
+	if (!text && chat_format_open(&d->cfg, tmpl, m->dir, tok, &fmt, err, err_len) != 0)
+		goto out;
 	code = FT__CODE__INTERNAL;
 	if (dataset_load_jsonl(di->train_path, text ? DATASET_KIND_TEXT : DATASET_KIND_INSTRUCT,
 	    &ds, err, err_len) != 0 ||
-	    tokcache_tokenize(&k, ds, tok, tp, TOKCACHE_COUNT_MAX, out, err, err_len) != 0)
+	    tokcache_tokenize(&k, ds, tok, text ? NULL : &fmt, 0, TOKCACHE_COUNT_MAX, out, err,
+	    err_len) != 0)
 		goto out;
 	if (out->n == dataset_count(ds))
 		tokcache_put(d, &k, out);
@@ -426,7 +444,7 @@ tokcache_dataset_form(struct ftuned *d, const struct dataset_info *di,
 	code = FT__CODE__OK;
 out:
 	dataset_free(ds);
-	fte_template_free(tp);
+	chat_format_free(&fmt);
 	fte_tokenizer_free(tok);
 	return code;
 }

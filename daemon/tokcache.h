@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat_template.h"
 #include "dataset.h"
 #include "datasets.h"
 #include "fte.h"
@@ -33,15 +34,18 @@
 
 #define TOKCACHE_COUNT_MAX 20000   /* records data show tokenizes when not cached */
 
-/* One dataset part's tokens: record i is len[i] tokens, its first
- * n_prompt[i] the prompt (0 for text), stored one record after another in
- * ids.  The arrays point into buf (the file's bytes). */
+/* One dataset part's tokens: record i is len[i] tokens, stored one record
+ * after another in ids; mask[t] is 1 when ids[t] is a target (an assistant
+ * turn and its end of turn; every token of text), and the first n_prompt[i]
+ * of a record come before its first target.  The arrays point into buf
+ * (the file's bytes). */
 struct tokcache_form {
 	size_t n;                   /* records */
 	size_t n_ids;               /* tokens of all records */
 	const uint32_t *len;
 	const uint32_t *n_prompt;
 	const int32_t *ids;
+	const uint8_t *mask;
 	void *buf;                  /* malloc'd: header and payload */
 	size_t buf_len;
 };
@@ -69,11 +73,13 @@ int tokcache_tokenizer_hash(const struct model_info *m, char hex[65])
 /* tokcache_key_init makes the key of the form of the dataset part in
  * part_path (a canonical file of the dataset with registry hash
  * dataset_hash, rehashed here so a changed file never matches) for model
- * m's tokenizer; tmpl is the template of instruct data, NULL for text.
- * 0, or -1 with a message in err. */
+ * m's tokenizer (whose tokenizer_config.json holds a "chat" template); tmpl
+ * is the format spec of instruct data (chat_template.h), NULL for text,
+ * and train_on_last whether only last turns are targets.  0, or -1 with a
+ * message in err. */
 int tokcache_key_init(struct tokcache_key *k, const char *dataset_hash,
     const char *part_path, const struct model_info *m, const char *tmpl,
-    char *err, size_t err_len) __attribute__((warn_unused_result));
+    int train_on_last, char *err, size_t err_len) __attribute__((warn_unused_result));
 
 /* tokcache_get reads the entry for k into *out (free with
  * tokcache_form_free) and refreshes its mtime.  0 on a hit; -1 on a miss,
@@ -90,12 +96,13 @@ void tokcache_put(struct ftuned *d, const struct tokcache_key *k,
     const struct tokcache_form *f);
 
 /* tokcache_tokenize encodes the first max_records records of ds (all when
- * 0) into *out, filed under k: through tp when it is not NULL (instruct
- * data), else as text with BOS.  0, or -1 with "record N: ..." in err
- * (nothing kept). */
+ * 0) into *out, filed under k: through format fmt when it is not NULL
+ * (instruct data; train_on_last as chat_format_encode), else as text with
+ * BOS.  0, or -1 with "record N: ..." in err (nothing kept). */
 int tokcache_tokenize(const struct tokcache_key *k, const struct dataset *ds,
-    const fte_tokenizer *tok, const fte_template *tp, size_t max_records,
-    struct tokcache_form *out, char *err, size_t err_len) __attribute__((warn_unused_result));
+    const fte_tokenizer *tok, const struct chat_format *fmt, int train_on_last,
+    size_t max_records, struct tokcache_form *out, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 /* tokcache_dataset_form returns the form of a registered dataset's
  * training part for model m's tokenizer (and template tmpl for instruct

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "registry.h"
 #include "rng.h"
+#include "rows.h"
 #include "testhook.h"
 #include "tokcache.h"
 #include "train_job.h"
@@ -34,154 +35,18 @@
 
 void queue_train_config(const Ft__JobSpec *s, fte_train_config *tc);
 
-/* Training rows: n rows of T tokens with their targets (-1: no loss) and
- * optional segment ids (packed documents). */
-struct rows {
-	int T;
-	size_t n, cap;
-	int *tokens, *targets, *segments;
-	size_t truncated;   /* SFT examples cut to fit T */
-};
-
-static int
-rows_grow(struct rows *r, int with_segments)
-{
-	size_t cap = r->cap ? r->cap * 2 : 64;
-	int *t = realloc(r->tokens, cap * r->T * sizeof(int));
-
-	if (t == NULL)
-		return -1;
-	r->tokens = t;
-	if ((t = realloc(r->targets, cap * r->T * sizeof(int))) == NULL)
-		return -1;
-	r->targets = t;
-	if (with_segments) {
-		if ((t = realloc(r->segments, cap * r->T * sizeof(int))) == NULL)
-			return -1;
-		r->segments = t;
-	}
-	r->cap = cap;
-	return 0;
-}
-
-static void
-rows_free(struct rows *r)
-{
-	free(r->tokens);
-	free(r->targets);
-	free(r->segments);
-}
-
-/* SFT: one row per record; the loss covers the response and EOS. */
-static int
-rows_sft(struct rows *r, const struct tokcache_form *f, char *err, size_t err_len)
-{
-	const int32_t *ids = f->ids;
-
-	for (size_t i = 0; i < f->n; ids += f->len[i], i++) {
-		size_t n_ids = f->len[i], n_prompt = f->n_prompt[i], drop = 0, L;
-		int *tk, *tg;
-
-		if (r->n == r->cap && rows_grow(r, 0) != 0) {
-			snprintf(err, err_len, "out of memory");
-			return -1;
-		}
-		if (n_ids > (size_t)r->T + 1) {
-			/* Too long: drop prompt tokens after the first (BOS) so the
-			 * response keeps its place, then cut the end if needed. */
-			size_t excess = n_ids - ((size_t)r->T + 1);
-
-			drop = n_prompt > 1 ? (excess < n_prompt - 1 ? excess : n_prompt - 1) : 0;
-			n_ids -= drop;
-			n_prompt -= drop;
-			r->truncated++;
-		}
-		L = n_ids < (size_t)r->T + 1 ? n_ids : (size_t)r->T + 1;
-		tk = r->tokens + r->n * r->T;
-		tg = r->targets + r->n * r->T;
-		/* Position p of the shortened record is ids[p + drop], but BOS stays. */
-		for (int t = 0; t < r->T; t++) {
-			if ((size_t)t + 1 < L) {
-				tk[t] = ids[t > 0 ? t + drop : 0];
-				tg[t] = (size_t)t + 1 >= n_prompt ? ids[t + 1 + drop] : -1;
-			} else {
-				tk[t] = 0;  /* padding after the example: never attended to by it */
-				tg[t] = -1;
-			}
-		}
-		r->n++;
-	}
-	return 0;
-}
-
-/* CPT: documents (BOS ... EOS) packed into rows of T with segment ids. */
-static int
-rows_cpt(struct rows *r, const struct tokcache_form *f, int eos, char *err, size_t err_len)
-{
-	size_t n = 0, cap = f->n_ids + f->n + 1;   /* tokens, an EOS each */
-	int *stream = malloc(cap * sizeof(int)), *seg = malloc(cap * sizeof(int));
-	const int32_t *ids = f->ids;
-	int rc = -1;
-
-	if (stream == NULL || seg == NULL) {
-		snprintf(err, err_len, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < f->n; ids += f->len[i], i++) {
-		for (size_t k = 0; k < f->len[i]; k++) {
-			stream[n] = ids[k];
-			seg[n++] = (int)i;
-		}
-		if (eos >= 0) {
-			stream[n] = eos;
-			seg[n++] = (int)i;
-		}
-	}
-	for (size_t start = 0; start + 1 < n; start += (size_t)r->T) {
-		int *tk, *tg, *sg;
-
-		if (r->n == r->cap && rows_grow(r, 1) != 0) {
-			snprintf(err, err_len, "out of memory");
-			goto out;
-		}
-		tk = r->tokens + r->n * r->T;
-		tg = r->targets + r->n * r->T;
-		sg = r->segments + r->n * r->T;
-		for (int t = 0; t < r->T; t++) {
-			size_t p = start + (size_t)t;
-
-			if (p + 1 < n) {
-				tk[t] = stream[p];
-				sg[t] = seg[p];
-				/* The last token of a document does not predict the next one. */
-				tg[t] = seg[p + 1] == seg[p] ? stream[p + 1] : -1;
-			} else {
-				tk[t] = 0;
-				sg[t] = -1;
-				tg[t] = -1;
-			}
-		}
-		r->n++;
-	}
-	rc = 0;
-out:
-	free(stream);
-	free(seg);
-	return rc;
-}
-
 /* The tokens of one dataset part (path, loaded as part): from the cache
  * when it holds them (*hit), else encoded and stored there. */
 static int
 part_tokens(struct ftuned *d, int64_t id, const struct dataset_info *di, const char *path,
     const struct dataset *part, const struct model_info *base, const fte_tokenizer *tok,
-    const fte_template *tp, const char *tmpl, struct tokcache_form *out, int *hit, char *err,
-    size_t err_len)
+    const struct chat_format *fmt, const char *tmpl, int last, struct tokcache_form *out,
+    int *hit, char *err, size_t err_len)
 {
 	struct tokcache_key k;
 	char why[256];
 
-	if (tokcache_key_init(&k, di->hash, path, base, tmpl, err, err_len) != 0)
+	if (tokcache_key_init(&k, di->hash, path, base, tmpl, last, err, err_len) != 0)
 		return -1;
 	if (tokcache_get(d, &k, out, why, sizeof(why)) == 0) {
 		*hit = 1;
@@ -189,7 +54,7 @@ part_tokens(struct ftuned *d, int64_t id, const struct dataset_info *di, const c
 	}
 	if (why[0] != '\0')
 		jobs_log(d, id, "warn", "cached tokens of %s unusable (%s); tokenizing again", path, why);
-	if (tokcache_tokenize(&k, part, tok, tp, 0, out, err, err_len) != 0)
+	if (tokcache_tokenize(&k, part, tok, fmt, last, 0, out, err, err_len) != 0)
 		return -1;
 	tokcache_put(d, &k, out);
 	return 0;
@@ -503,7 +368,7 @@ lineage_json(const struct model_info *base, const struct dataset_info *ds,
 	for (size_t i = 0; i < base->n_files; i++)
 		json_object_set_new(files, base->files[i].name, json_string(base->files[i].hash));
 	root = json_pack("{s:{s:s,s:I,s:o},s:{s:s,s:I,s:s},s:I,s:s,s:s,"
-	    "s:{s:i,s:f,s:s,s:i,s:i,s:i,s:i,s:s,s:i,s:f,s:f,s:I,s:i,s:f,s:s},"
+	    "s:{s:i,s:f,s:s,s:i,s:i,s:i,s:i,s:s,s:i,s:f,s:f,s:I,s:i,s:f,s:s,s:s,s:s},"
 	    "s:{s:f,s:f,s:f,s:i}}",
 	    "base", "name", base->name, "id", (json_int_t)base->id, "files", files,
 	    "dataset", "name", ds->name, "id", (json_int_t)ds->id, "blake2b", ds->hash,
@@ -514,6 +379,7 @@ lineage_json(const struct model_info *base, const struct dataset_info *ds,
 	    "lora_rank", (int)s->lora_rank, "lora_alpha", (double)s->lora_alpha,
 	    "weight_decay", (double)s->weight_decay, "seed", (json_int_t)s->seed,
 	    "max_steps", (int)s->max_steps, "clip", (double)s->clip, "lora_targets", s->lora_targets,
+	    "train_on", s->train_on[0] ? s->train_on : "all", "packing", s->packing[0] ? s->packing : "off",
 	    "metrics", "final_loss", isnan(loss) ? -1.0 : loss, "val_loss", isnan(val) ? -1.0 : val,
 	    "base_val_loss", isnan(base_val) ? -1.0 : base_val, "steps", (int)steps);
 	text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -626,7 +492,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	struct step_buf sb = { 0 };
 	fte_model *m = NULL;
 	fte_tokenizer *tok = NULL;
-	fte_template *tp = NULL;
+	struct chat_format fmt = { 0 };
 	fte_trainer *t = NULL;
 	fte_train_config tc;
 	size_t *perm = NULL;
@@ -693,30 +559,31 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 
 	jobs_set_stage(d, id, "tokenizing");
 	train.T = val.T = (int)j.spec->seq_len;
-	if (!cpt && (strcmp(j.spec->template_, "alpaca") == 0 ? fte_template_alpaca(&tp) :
-	    fte_template_custom(j.spec->template_, &tp)) != FTE_OK) {
-		snprintf(err, sizeof(err), "template: %s", fte_last_error());
+	/* the template the tuned model will be served with (chat_template.h) */
+	if (!cpt && chat_format_open(&d->cfg, j.spec->template_, base.dir, tok, &fmt, err,
+	    sizeof(err)) != 0)
 		goto fail;
-	}
 	{
 		struct tokcache_form tf = { 0 }, vf = { 0 };
 		const char *tmpl = cpt ? NULL : j.spec->template_;
-		int hit_t = 0, hit_v = 0;
+		int hit_t = 0, hit_v = 0, last = strcmp(j.spec->train_on, "last") == 0;
+		/* a job queued before packing existed trains as it was queued */
+		int pack = strcmp(j.spec->packing, "on") == 0;
 
-		rc = part_tokens(d, id, &ds, ds.train_path, train_ds, &base, tok, tp, tmpl, &tf,
-		    &hit_t, err, sizeof(err));
+		rc = part_tokens(d, id, &ds, ds.train_path, train_ds, &base, tok, cpt ? NULL : &fmt,
+		    tmpl, last, &tf, &hit_t, err, sizeof(err));
 		if (rc == 0 && val_ds != NULL)
-			rc = part_tokens(d, id, &ds, ds.validation_path, val_ds, &base, tok, tp, tmpl,
-			    &vf, &hit_v, err, sizeof(err));
+			rc = part_tokens(d, id, &ds, ds.validation_path, val_ds, &base, tok,
+			    cpt ? NULL : &fmt, tmpl, last, &vf, &hit_v, err, sizeof(err));
 		if (rc == 0 && (hit_t || hit_v))
 			jobs_log(d, id, "info", "tokenized rows reused from the cache (%s)",
 			    hit_t && hit_v ? "training and validation" : hit_t ? "training" : "validation");
 		if (rc == 0)
 			rc = cpt ? rows_cpt(&train, &tf, fte_tokenizer_eos(tok), err, sizeof(err)) :
-			    rows_sft(&train, &tf, err, sizeof(err));
+			    rows_sft(&train, &tf, pack, err, sizeof(err));
 		if (rc == 0 && val_ds != NULL)
 			rc = cpt ? rows_cpt(&val, &vf, fte_tokenizer_eos(tok), err, sizeof(err)) :
-			    rows_sft(&val, &vf, err, sizeof(err));
+			    rows_sft(&val, &vf, pack, err, sizeof(err));
 		tokcache_form_free(&tf);
 		tokcache_form_free(&vf);
 		if (rc != 0)
@@ -752,7 +619,8 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	}
 	keep_best = j.spec->early_stop > 0 && val.n > 0;
 	if ((perm = malloc(train.n * sizeof(*perm))) == NULL ||
-	    step_buf_init(&sb, (int)j.spec->batch_size, train.T, (int)j.spec->grad_accum, cpt) != 0) {
+	    step_buf_init(&sb, (int)j.spec->batch_size, train.T, (int)j.spec->grad_accum,
+	    train.segments != NULL) != 0) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
@@ -881,7 +749,7 @@ out:
 	step_buf_free(&sb);
 	free(perm);
 	fte_trainer_free(t);
-	fte_template_free(tp);
+	chat_format_free(&fmt);
 	fte_tokenizer_free(tok);
 	fte_model_free(m);
 	rows_free(&train);

@@ -38,6 +38,7 @@
 #include "openai.h"
 #include "web.h"
 #include "web_api.h"
+#include "web_conn.h"
 #include "web_peer.h"
 #include "web_route.h"
 
@@ -49,16 +50,16 @@
 /* Against slowloris: civetweb 1.15 gives a connection's worker thread
  * request_timeout_ms in all to receive the request head (and each later
  * read or write that much), instead of our old 10 s; accepted connections
- * wait in a bounded queue, then in the kernel's backlog.  It cannot limit
- * connections per client: its init_connection callback runs before the
- * client's address is known (mg_get_request_info is NULL until a request
- * is read), so http_threads is what half-sent requests must exhaust. */
+ * wait in a bounded queue, then in the kernel's backlog.  One client may
+ * hold at most http_max_conns_per_user of them (web_conn.h), so the other
+ * workers stay free for everyone else. */
 #define REQUEST_TIMEOUT_MS "2000"
 #define CONNECTION_QUEUE "32"
 #define LISTEN_BACKLOG "64"
 
 struct web_server {
 	struct mg_context *ctx;
+	struct web_conn_guard *guard;
 	struct ftuned *d;
 	int need_token;              /* no loopback peer is let in without a credential */
 	int tls;
@@ -322,6 +323,21 @@ begin_request(struct mg_connection *conn)
 	return static_file_check(w, conn, uri);
 }
 
+/* A new connection on its worker, before anything is read: the client's
+ * excess connections (this one, if it is one) are shut down. */
+static int
+init_connection(const struct mg_connection *conn, void **conn_data)
+{
+	struct mg_context *ctx = mg_get_context(conn);
+	struct web_server *w = mg_get_user_data(ctx);
+	struct mg_server_port port;
+
+	*conn_data = NULL;
+	if (mg_get_server_ports(ctx, 1, &port) == 1)
+		web_conn_guard_check(w->guard, port.port);
+	return 0;
+}
+
 static int
 log_message(const struct mg_connection *conn, const char *message)
 {
@@ -355,12 +371,19 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 		snprintf(err, err_len, "out of memory");
 		return -1;
 	}
+	if (web_conn_guard_new(d->cfg.http_max_conns_per_user, d->cfg.http_tls_certificate[0] == '\0',
+	    &w->guard) != 0) {
+		snprintf(err, err_len, "out of memory");
+		free(w);
+		return -1;
+	}
 	w->d = d;
 	w->need_token = !loopback || strcmp(d->cfg.http_auth, "token") == 0;
 	w->tls = d->cfg.http_tls_certificate[0] != '\0';
 	if (w->need_token && token_hash_load(&d->cfg, hash) != 0) {
 		snprintf(err, err_len, "http_listen %s needs a dashboard token and %s/dashboard-token "
 		    "has none: run ftuned --new-dashboard-token", d->cfg.http_listen, d->cfg.state_dir);
+		web_conn_guard_free(w->guard);
 		free(w);
 		return -1;
 	}
@@ -384,6 +407,7 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 	memset(&cb, 0, sizeof(cb));
 	cb.log_message = log_message;
 	cb.begin_request = begin_request;
+	cb.init_connection = init_connection;
 	/* Not MG_FEATURES_TLS: Debian 12's civetweb 1.15 then half-loads
 	 * OpenSSL 3 (it asks for SSL_get_peer_certificate, gone in 3.0) and
 	 * crashes on the first connection; mg_start loads it itself and fails
@@ -392,6 +416,7 @@ web_server_start(struct ftuned *d, struct web_server **out, char *err, size_t er
 	if ((w->ctx = mg_start(&cb, w, options)) == NULL) {
 		snprintf(err, err_len, "http: cannot listen on %s%s (see log)", d->cfg.http_listen,
 		    w->tls ? " with TLS: civetweb could not set up OpenSSL or the certificate" : "");
+		web_conn_guard_free(w->guard);
 		free(w);
 		mg_exit_library();
 		return -1;
@@ -421,5 +446,6 @@ web_server_stop(struct web_server *w)
 		return;
 	mg_stop(w->ctx);
 	mg_exit_library();
+	web_conn_guard_free(w->guard);
 	free(w);
 }

@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "chat_template.h"
 #include "datasets.h"
 #include "deploy.h"
 #include "eval_job.h"
@@ -734,7 +735,7 @@ static void
 api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *name,
     struct web_query *q)
 {
-	char model[REGISTRY_NAME_MAX + 1] = "", tmpl[256] = "alpaca", err[512], tok_hash[65];
+	char model[REGISTRY_NAME_MAX + 1] = "", tmpl[256] = "", err[512], tok_hash[65];
 	char key[2 * crypto_generichash_BYTES + 1];
 	uint64_t seq_len = 0;
 	struct tokcache_form f = { 0 };
@@ -762,6 +763,15 @@ api_dataset_tokens(struct mg_connection *conn, struct ftuned *d, const char *nam
 		return;
 	}
 	text = strcmp(di.kind, "text") == 0;
+	/* no template named: the model's own */
+	if (tmpl[0] == '\0') {
+		char *own;
+
+		if (chat_format_of_model(&d->cfg, m.lineage_json, m.dir, &own) == 0) {
+			snprintf(tmpl, sizeof(tmpl), "%s", own);
+			free(own);
+		}
+	}
 	if (tokcache_tokenizer_hash(&m, tok_hash) != 0) {
 		snprintf(err, sizeof(err), "the model '%s' has no tokenizer", m.name);
 		code = FT__CODE__INVALID_ARGUMENT;

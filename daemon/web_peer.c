@@ -108,23 +108,39 @@ proc_read(const char *path)
 	return buf;
 }
 
+/* The table of v6 (0: /proc/net/tcp, 1: tcp6), read on first use. */
+static const char *
+table_get(struct web_peer_tables *t, int v6)
+{
+	char **slot = v6 ? &t->tcp6 : &t->tcp;
+
+	if (*slot == NULL)
+		*slot = proc_read(v6 ? "/proc/net/tcp6" : "/proc/net/tcp");
+	return *slot;
+}
+
+void
+web_peer_tables_free(struct web_peer_tables *t)
+{
+	free(t->tcp);
+	free(t->tcp6);
+	t->tcp = t->tcp6 = NULL;
+}
+
 int
-web_peer_uid(const char *remote_addr, int remote_port, int server_port, uint32_t *uid)
+web_peer_uid_in(struct web_peer_tables *t, const char *remote_addr, int remote_port,
+    int server_port, uint32_t *uid)
 {
 	unsigned char a6[16];
 	struct in_addr a4;
-	char *table;
-	int rc = -1;
+	const char *table;
 
 	if (inet_pton(AF_INET, remote_addr, &a4) == 1) {
 		if ((ntohl(a4.s_addr) >> 24) != 127)
 			return -1;
 		/* A v4 client of a dual-stack socket sits in tcp6 as ::ffff:a.b.c.d. */
-		if ((table = proc_read("/proc/net/tcp")) != NULL) {
-			rc = web_peer_find(table, 0, (unsigned char *)&a4, remote_port, server_port, uid);
-			free(table);
-		}
-		if (rc == 0)
+		if ((table = table_get(t, 0)) != NULL &&
+		    web_peer_find(table, 0, (unsigned char *)&a4, remote_port, server_port, uid) == 0)
 			return 0;
 		memset(a6, 0, 10);
 		a6[10] = a6[11] = 0xff;
@@ -134,10 +150,18 @@ web_peer_uid(const char *remote_addr, int remote_port, int server_port, uint32_t
 	    (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a6) && a6[12] == 127))) {
 		return -1;
 	}
-	if ((table = proc_read("/proc/net/tcp6")) != NULL) {
-		rc = web_peer_find(table, 1, a6, remote_port, server_port, uid);
-		free(table);
-	}
+	if ((table = table_get(t, 1)) == NULL)
+		return -1;
+	return web_peer_find(table, 1, a6, remote_port, server_port, uid);
+}
+
+int
+web_peer_uid(const char *remote_addr, int remote_port, int server_port, uint32_t *uid)
+{
+	struct web_peer_tables t = { NULL, NULL };
+	int rc = web_peer_uid_in(&t, remote_addr, remote_port, server_port, uid);
+
+	web_peer_tables_free(&t);
 	return rc;
 }
 

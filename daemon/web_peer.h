@@ -31,6 +31,17 @@ int web_peer_find(const char *table, int v6, const unsigned char *addr, int port
 int web_peer_uid(const char *remote_addr, int remote_port, int server_port, uint32_t *uid)
     __attribute__((warn_unused_result));
 
+/* The kernel's socket tables, read once for many look-ups. */
+struct web_peer_tables {
+	char *tcp, *tcp6;           /* /proc/net/tcp and tcp6, read on first use */
+};
+
+/* web_peer_uid_in: web_peer_uid in tables t (start them {NULL, NULL}, end
+ * them with web_peer_tables_free). */
+int web_peer_uid_in(struct web_peer_tables *t, const char *remote_addr, int remote_port,
+    int server_port, uint32_t *uid) __attribute__((warn_unused_result));
+void web_peer_tables_free(struct web_peer_tables *t);
+
 /* web_peer_in_group: 1 when uid's primary or supplementary groups hold gid. */
 int web_peer_in_group(uint32_t uid, gid_t gid);
 

@@ -225,10 +225,13 @@ typedef struct fte_sampler {
 	int max_new_tokens;
 	int stop_at_eos;     /* stop after the model's eos_id */
 	int stop_at_bos;     /* stop when bos_id is produced (llama2.c models) */
+	const int *stop_ids; /* also stop at any of these n_stop_ids (a config's
+	                      * eos list, the end-of-turn token); borrowed */
+	size_t n_stop_ids;
 } fte_sampler;
 
 /* fte_sampler_default: greedy, top_k 0, top_p 1, seed 1, 256 new tokens,
- * stop at EOS and at BOS. */
+ * stop at EOS and at BOS, no other stop ids.  A stop token is not output. */
 void fte_sampler_default(fte_sampler *s);
 
 /* Called with each generated token; a nonzero return stops generation (the

@@ -81,6 +81,15 @@ fte_sampler_default(fte_sampler *s)
 	s->stop_at_bos = 1;
 }
 
+static int
+is_stop_id(const fte_sampler *s, int id)
+{
+	for (size_t i = 0; i < s->n_stop_ids; i++)
+		if (s->stop_ids[i] == id)
+			return 1;
+	return 0;
+}
+
 /* The KV cache of one generation: (L, P, K*D) keys, then values. */
 static size_t
 kv_floats(const fte_config *c)
@@ -312,7 +321,8 @@ generate_run(fte_model *m, const int *prompt, int n_prompt, const fte_sampler *s
 		next = sample(s, logits, c->vocab_size, pi, &rng);
 		if (lp_fn != NULL)
 			logprob_row(logits, c->vocab_size, next, k, &lp);
-		if ((s->stop_at_eos && next == c->eos_id) || (s->stop_at_bos && next == c->bos_id))
+		if ((s->stop_at_eos && next == c->eos_id) || (s->stop_at_bos && next == c->bos_id) ||
+		    is_stop_id(s, next))
 			break;
 		if (out != NULL)
 			out[n] = next;

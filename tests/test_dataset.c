@@ -119,7 +119,56 @@ test_bad_inputs(void)
 	bad(DATASET_KIND_INSTRUCT,
 	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"},"
 	    " {\"role\": \"bot\", \"content\": \"a\"}]}\n", 0,
-	    "t.jsonl:1: messages[1].role: unknown role \"bot\" (expected system, user or assistant)");
+	    "t.jsonl:1: messages[1].role: unknown role \"bot\" (expected system, user, assistant or tool)");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"conversations\": [{\"from\": \"human\", \"value\": \"q\"},"
+	    " {\"from\": \"bot\", \"value\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: conversations[1].from: unknown speaker \"bot\" (expected human, gpt, system, "
+	    "tool, user or assistant)");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"conversations\": [{\"from\": \"human\"}, {\"from\": \"gpt\", \"value\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: conversations[0].value: missing");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"},"
+	    " {\"role\": \"assistant\", \"content\": \"a\", \"weight\": 2}]}\n", 0,
+	    "t.jsonl:1: messages[1].weight: must be 0 or 1");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\", \"weight\": 1},"
+	    " {\"role\": \"assistant\", \"content\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: messages[0].weight: only an assistant message has a weight");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"},"
+	    " {\"role\": \"assistant\", \"content\": \"a\", \"weight\": 0}]}\n", 0,
+	    "t.jsonl:1: messages: every assistant message has weight 0: nothing to train on");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\", \"tool_calls\": []},"
+	    " {\"role\": \"assistant\", \"content\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: messages[0].tool_calls: only an assistant message makes tool calls");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"},"
+	    " {\"role\": \"assistant\", \"tool_calls\": [{\"type\": \"function\", \"function\": {}}]},"
+	    " {\"role\": \"tool\", \"content\": \"1\"}, {\"role\": \"assistant\", \"content\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: messages[1].tool_calls[0]: function.name: missing or not a string");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\", \"tool_call_id\": \"c1\"},"
+	    " {\"role\": \"assistant\", \"content\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: messages[0].tool_call_id: only a tool message has one");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]},"
+	    " {\"role\": \"assistant\", \"content\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: messages[0].content[0]: not a text part {\"type\": \"text\", \"text\": ...}");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"},"
+	    " {\"role\": \"system\", \"content\": \"s\"}, {\"role\": \"assistant\", \"content\": \"a\"}]}\n", 0,
+	    "t.jsonl:1: messages[1]: a system message must come first");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"},"
+	    " {\"role\": \"assistant\", \"content\": \"a\"}], \"tools\": {}}\n", 0,
+	    "t.jsonl:1: tools: not an array (object)");
+	bad(DATASET_KIND_INSTRUCT,
+	    "{\"instruction\": \"q\", \"output\": \"a\", \"history\": [[\"u\"]]}\n", 0,
+	    "t.jsonl:1: history[0]: not a [user, assistant] pair of strings");
+	bad(DATASET_KIND_INSTRUCT, "{\"prompt\": \"q\"}\n", 0, "t.jsonl:1: completion: missing");
 	bad(DATASET_KIND_INSTRUCT, "{\"messages\": {}}\n", 0,
 	    "t.jsonl:1: messages: not an array (object)");
 	bad(DATASET_KIND_INSTRUCT,
@@ -172,14 +221,13 @@ test_warnings_and_report(void)
 	dataset_report_free(rep);
 	dataset_free(ds);
 
-	/* Chat: system kept, last user/assistant pair used, earlier turns
-	 * dropped with a warning. */
+	/* A one-turn chat is an instruction record, as it always was; name
+	 * is a message field now. */
 	const char *chat =
 	    "{\"messages\": [{\"role\": \"system\", \"content\": \"be brief\"},"
-	    " {\"role\": \"user\", \"content\": \"q1\"}, {\"role\": \"assistant\", \"content\": \"a1\"},"
 	    " {\"role\": \"user\", \"content\": \"q2\"}, {\"role\": \"assistant\", \"content\": \"a2\"}]}\n"
 	    "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
-	    " {\"role\": \"assistant\", \"content\": \"hello\", \"name\": \"x\"}]}\n";
+	    " {\"role\": \"assistant\", \"content\": \"hello\", \"nick\": \"x\"}]}\n";
 	CHECK(parse("chat.jsonl", DATASET_KIND_INSTRUCT, chat, strlen(chat), 0, 0, &ds, &rep, &text) == 0);
 	CHECK(ds != NULL && dataset_count(ds) == 2);
 	if (ds != NULL && dataset_count(ds) == 2) {
@@ -189,6 +237,7 @@ test_warnings_and_report(void)
 		CHECK_STR(r->input, "");
 		CHECK_STR(r->output, "a2");
 		CHECK_STR(r->system, "be brief");
+		CHECK(r->chat == NULL);
 		CHECK(r->bytes == 12);
 		r = dataset_sample(ds, 1);
 		CHECK_STR(r->instruction, "hi");
@@ -198,10 +247,8 @@ test_warnings_and_report(void)
 		CHECK(dataset_sample(ds, 2) == NULL);
 	}
 	CHECK_STR(text,
-	    "warning: chat.jsonl:1: messages: 2 earlier messages dropped: only the last user "
-	    "message and the assistant's answer are kept\n"
-	    "warning: chat.jsonl:2: messages[1].name: unknown field, ignored\n"
-	    "chat.jsonl: 2 records, 2 valid, 0 invalid, 2 warnings\n");
+	    "warning: chat.jsonl:2: messages[1].nick: unknown field, ignored\n"
+	    "chat.jsonl: 2 records, 2 valid, 0 invalid, 1 warning\n");
 	free(text);
 	dataset_report_free(rep);
 	dataset_free(ds);
@@ -256,6 +303,105 @@ test_warnings_and_report(void)
 	CHECK(parse("x.jsonl", DATASET_KIND_INSTRUCT, "1\n2\n", 4, 1, 0, &ds, &rep, NULL) == -1);
 	CHECK(ds == NULL && rep->invalid == 2);
 	dataset_report_free(rep);
+}
+
+/* canonical_of parses data (one record) and returns its canonical line. */
+static char *
+canonical_of(const char *data)
+{
+	struct dataset *ds;
+	struct dataset_report *rep;
+	char *buf = NULL;
+	size_t len;
+
+	if (parse("c.jsonl", DATASET_KIND_INSTRUCT, data, strlen(data), 0, 0, &ds, &rep, NULL) == 0) {
+		if (write_buffer(ds, &buf, &len) != 0)
+			buf = NULL;
+		dataset_free(ds);
+	} else {
+		fprintf(stderr, "canonical_of: %s\n", err);
+	}
+	dataset_report_free(rep);
+	return buf;
+}
+
+static void
+test_conversations(void)
+{
+	/* The same three-turn conversation in each source format. */
+	const char *openai =
+	    "{\"messages\": [{\"role\": \"system\", \"content\": \"Answer in French.\"},"
+	    " {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"My name \"},"
+	    " {\"type\": \"text\", \"text\": \"is Ann.\"}]},"
+	    " {\"role\": \"assistant\", \"content\": \"Bonjour Ann.\", \"weight\": 1},"
+	    " {\"role\": \"user\", \"content\": \"Who am I?\"},"
+	    " {\"content\": \"Ann.\", \"role\": \"assistant\"}]}\n";
+	const char *sharegpt =
+	    "{\"system\": \"Answer in French.\", \"conversations\": ["
+	    " {\"from\": \"human\", \"value\": \"My name is Ann.\"},"
+	    " {\"from\": \"gpt\", \"value\": \"Bonjour Ann.\"},"
+	    " {\"from\": \"user\", \"value\": \"Who am I?\"},"
+	    " {\"from\": \"assistant\", \"value\": \"Ann.\"}]}\n";
+	const char *alpaca =
+	    "{\"instruction\": \"Who am I?\", \"output\": \"Ann.\", \"system\": \"Answer in French.\","
+	    " \"history\": [[\"My name is Ann.\", \"Bonjour Ann.\"]]}\n";
+	const char *want =
+	    "{\"messages\":[{\"content\":\"Answer in French.\",\"role\":\"system\"},"
+	    "{\"content\":\"My name is Ann.\",\"role\":\"user\"},"
+	    "{\"content\":\"Bonjour Ann.\",\"role\":\"assistant\"},"
+	    "{\"content\":\"Who am I?\",\"role\":\"user\"},"
+	    "{\"content\":\"Ann.\",\"role\":\"assistant\"}]}\n";
+	char *c;
+
+	c = canonical_of(openai);
+	CHECK_STR(c ? c : "(null)", want);
+	free(c);
+	c = canonical_of(sharegpt);
+	CHECK_STR(c ? c : "(null)", want);
+	free(c);
+	c = canonical_of(alpaca);
+	CHECK_STR(c ? c : "(null)", want);
+	free(c);
+
+	/* Tools, tool calls, a tool result and a turn not trained on; the
+	 * canonical form reads back to itself. */
+	const char *tools =
+	    "{\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"add\"}}],"
+	    " \"messages\": [{\"role\": \"user\", \"content\": \"1+2?\"},"
+	    " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+	    " \"type\": \"function\", \"function\": {\"name\": \"add\", \"arguments\": \"{\\\"a\\\":1}\"}}],"
+	    " \"weight\": 0},"
+	    " {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"name\": \"add\", \"content\": \"3\"},"
+	    " {\"role\": \"assistant\", \"content\": \"3\"}]}\n";
+	const char *tools_want =
+	    "{\"messages\":[{\"content\":\"1+2?\",\"role\":\"user\"},"
+	    "{\"content\":\"\",\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"arguments\":"
+	    "\"{\\\"a\\\":1}\",\"name\":\"add\"},\"id\":\"c1\",\"type\":\"function\"}],\"weight\":0},"
+	    "{\"content\":\"3\",\"name\":\"add\",\"role\":\"tool\",\"tool_call_id\":\"c1\"},"
+	    "{\"content\":\"3\",\"role\":\"assistant\"}],"
+	    "\"tools\":[{\"function\":{\"name\":\"add\"},\"type\":\"function\"}]}\n";
+	c = canonical_of(tools);
+	CHECK_STR(c ? c : "(null)", tools_want);
+	if (c != NULL) {
+		char *again = canonical_of(c);
+
+		CHECK_STR(again ? again : "(null)", tools_want);
+		free(again);
+	}
+	free(c);
+
+	/* One plain turn from any source is the instruction record. */
+	const char *one = "{\"instruction\":\"q\",\"input\":\"\",\"output\":\"a\",\"system\":\"\"}\n";
+	c = canonical_of("{\"prompt\": \"q\", \"completion\": \"a\"}");
+	CHECK_STR(c ? c : "(null)", one);
+	free(c);
+	c = canonical_of("{\"conversations\": [{\"from\": \"human\", \"value\": \"q\"},"
+	    " {\"from\": \"gpt\", \"value\": \"a\"}]}");
+	CHECK_STR(c ? c : "(null)", one);
+	free(c);
+	c = canonical_of("{\"instruction\": \"q\", \"output\": \"a\", \"history\": []}");
+	CHECK_STR(c ? c : "(null)", one);
+	free(c);
 }
 
 static void
@@ -791,6 +937,7 @@ main(void)
 	CHECK_STR(dataset_kind_name(DATASET_KIND_TEXT), "text");
 	test_bad_inputs();
 	test_warnings_and_report();
+	test_conversations();
 	test_text();
 	test_canonical();
 	test_split();

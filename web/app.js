@@ -437,9 +437,19 @@ async function pageDatasets() {
     : h('p.muted', {}, 'No datasets yet: ftctl data add FILE')));
 }
 
+// A conversation shows one row per message (role, content, tool calls),
+// then its tools; an instruction record its fields.
 function sampleView(rec) {
   if (typeof rec === 'string') return h('pre.sample', {}, rec);
   if (rec.text !== undefined) return h('pre.sample', {}, rec.text);
+  if (Array.isArray(rec.messages)) {
+    const call = c => ` → ${c.function && c.function.name}(${typeof (c.function || {}).arguments === 'string'
+      ? c.function.arguments : JSON.stringify((c.function || {}).arguments)})`;
+    return h('dl.sample', {}, [
+      rec.messages.map(m => [h('dt', {}, m.role + (m.weight === 0 ? ' (not trained)' : '')),
+        h('dd', {}, (m.content || '') + (m.tool_calls || []).map(call).join(''))]),
+      rec.tools ? [h('dt', {}, 'tools'), h('dd', {}, rec.tools.map(t => (t.function || {}).name).join(', '))] : []]);
+  }
   return h('dl.sample', {}, Object.entries(rec).filter(([, v]) => v !== '').map(([k, v]) =>
     [h('dt', {}, k), h('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]));
 }
@@ -458,7 +468,7 @@ async function tokenCounter(d, params) {
   const last = jobs.find(j => j.kind === 'train' && j.spec && j.dataset_id === d.id);
   const model = params.get('model') || (last && models.some(m => m.id === last.base_id)
     ? models.find(m => m.id === last.base_id).name : models[0].name);
-  const template = params.get('template') || (last && last.spec.template) || 'alpaca';
+  const template = params.get('template') || (last && last.spec.template) || '';
   const sel = h('select', { name: 'model', 'aria-label': 'model' },
     models.map(m => h('option', { value: m.name, selected: m.name === model }, m.name)));
   const tIn = h('input', { name: 'template', value: template, 'aria-label': 'template', size: 28,

@@ -4,7 +4,10 @@ server that send half a request head and then nothing, as a slowloris
 client does.  With ROUNDS (default 3), print the worst latency in
 milliseconds of that many GET /api/v1/status requests made meanwhile (or
 'timeout' after 30 s).  With 'hold', print 'held' and keep them open until
-killed, so that another user can measure."""
+killed, so that another user can measure; every 0.2 s print 'kept K closed
+C': how many the server has not yet closed (or answered) and how many it
+has."""
+import select
 import socket
 import sys
 import time
@@ -31,7 +34,10 @@ for _ in range(n):
     held.append(s)
 if mode == "hold":
     print("held", flush=True)
-    time.sleep(600)
+    for _ in range(3000):
+        time.sleep(0.2)
+        ready = select.select(held, [], [], 0)[0]
+        print("kept %d closed %d" % (n - len(ready), len(ready)), flush=True)
     sys.exit(0)
 time.sleep(0.2)
 try:
