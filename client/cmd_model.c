@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ftctl.h"
 
@@ -33,11 +34,28 @@ struct force_args {
 	int force;
 };
 
-/* The daemon opens the files itself, so it is sent absolute paths. */
+/* The daemon opens the files itself, so it is sent absolute paths: the
+ * folder resolved, the last name as given, so that the daemon sees (and
+ * refuses) a symbolic link there rather than the file it points to. */
 static int
 path_absolute(const char *what, const char *path, char *out)
 {
-	if (realpath(path, out) == NULL) {
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+	struct stat st;
+	int whole = name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	if (realpath(whole ? path : dir[0] ? dir : "/", out) == NULL ||
+	    (!whole && strlen(out) + strlen(name) + 2 > PATH_MAX)) {
+		fprintf(stderr, "ftctl: model import: %s %s: %s\n", what, path,
+		    strerror(errno ? errno : ENAMETOOLONG));
+		return EXIT_USAGE;
+	}
+	if (!whole)
+		snprintf(out + strlen(out), PATH_MAX - strlen(out), "%s%s",
+		    strcmp(out, "/") == 0 ? "" : "/", name);
+	if (lstat(out, &st) != 0) {
 		fprintf(stderr, "ftctl: model import: %s %s: %s\n", what, path, strerror(errno));
 		return EXIT_USAGE;
 	}

@@ -315,16 +315,20 @@ int
 fs_file_inside(const char *path, const char *roots, const char *kind, int *dirfd,
     char *dir, char base[128], char *err, size_t err_len)
 {
-	char real[PATH_MAX], *slash;
+	char parent[PATH_MAX];
+	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
 
-	if (realpath(path, real) == NULL) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+	/* Only the folder is resolved: the file's own name is kept, so that
+	 * opening it below *dirfd refuses a link there instead of following
+	 * it somewhere else. */
+	if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+	    strlen(name) >= 128 || (size_t)(name - path) >= sizeof(parent)) {
+		snprintf(err, err_len, "%s: not a file name", path);
 		return -1;
 	}
-	slash = strrchr(real, '/');
-	snprintf(base, 128, "%s", slash + 1);
-	*slash = '\0';
-	return fs_dir_inside(real[0] ? real : "/", roots, kind, dirfd, dir, err, err_len);
+	snprintf(base, 128, "%s", name);
+	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	return fs_dir_inside(parent[0] ? parent : "/", roots, kind, dirfd, dir, err, err_len);
 }
 
 void

@@ -53,8 +53,9 @@ int fs_dir_inside(const char *path, const char *roots, const char *kind, int *di
     char *out, char *err, size_t err_len) __attribute__((warn_unused_result));
 
 /* fs_file_inside is fs_dir_inside for the directory holding the file path,
- * with the file's name in base: the file is then opened below *dirfd
- * (fte_file_openat), never by its path. */
+ * with the file's name in base (as given: a link there is not resolved):
+ * the file is then opened below *dirfd (fte_file_openat), never by its
+ * path, so a link is refused. */
 int fs_file_inside(const char *path, const char *roots, const char *kind, int *dirfd,
     char *dir, char base[128], char *err, size_t err_len) __attribute__((warn_unused_result));
 

@@ -38,6 +38,26 @@ path_join(char *out, const char *a, const char *b)
 	snprintf(out, PATH_MAX, "%s/%s", a, b);
 }
 
+/* tmp_prune removes the folders an import or init interrupted by a crash
+ * was building in the state directory (tmp-gguf-*, tmp-init-*): nothing
+ * refers to them. */
+static void
+tmp_prune(const char *state_dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *dp = opendir(state_dir);
+
+	while (dp != NULL && (e = readdir(dp)) != NULL)
+		if (strncmp(e->d_name, "tmp-gguf-", 9) == 0 || strncmp(e->d_name, "tmp-init-", 9) == 0) {
+			path_join(path, state_dir, e->d_name);
+			log_warn("state: removing %s, left by an interrupted import", path);
+			fs_rm_rf(path);
+		}
+	if (dp != NULL)
+		closedir(dp);
+}
+
 int
 registry_init(struct ftuned *d, char *err, size_t err_len)
 {
@@ -49,6 +69,7 @@ registry_init(struct ftuned *d, char *err, size_t err_len)
 		snprintf(err, err_len, "%s: %s", models, strerror(errno));
 		return -1;
 	}
+	tmp_prune(d->cfg.state_dir);
 	return store_dir_prune(d->store, models, "models", err, err_len);
 }
 
@@ -208,10 +229,15 @@ import_files_list(int dfd, const char *dir, struct import_file *f, size_t *n_out
 	}
 	closedir(dp);
 	strcpy(tok_name, "tokenizer.json");
-	/* Models of llama2.c descent carry their tokenizer.bin instead. */
-	if (!present(dfd, "tokenizer.json") && present(dfd, "tokenizer.bin")) {
-		file_add(f, &n, dfd, dir, "tokenizer.bin", "tokenizer.bin");
-		strcpy(tok_name, "tokenizer.bin");
+	/* Models of llama2.c descent carry their tokenizer.bin instead, those
+	 * of GGUF descent their vocabulary as tokenizer.gguf. */
+	for (size_t i = 0; i < 2 && !present(dfd, "tokenizer.json"); i++) {
+		const char *alt = i == 0 ? "tokenizer.bin" : "tokenizer.gguf";
+		if (present(dfd, alt)) {
+			file_add(f, &n, dfd, dir, alt, alt);
+			strcpy(tok_name, alt);
+			break;
+		}
 	}
 	*n_out = n;
 	return 0;
@@ -469,19 +495,121 @@ join3(char *out, size_t len, const char *a, const char *b)
 	snprintf(out, len, "%s/%s", a, b);
 }
 
+/* entry_is_gguf opens the file name below dfd (shown as dir) as every
+ * import does, with no link followed, and tells whether it starts with
+ * GGUF's magic: 1 or 0, or -1 with a message when it cannot be opened. */
+static int
+entry_is_gguf(int dfd, const char *dir, const char *name, char *err, size_t err_len)
+{
+	char magic[4];
+	int fd, yes;
+
+	if (fte_file_openat(dfd, name, &fd) != FTE_OK) {
+		struct import_file e;
+
+		snprintf(e.src, sizeof(e.src), "%s/%s", dir, name);
+		file_error(&e, name, err, err_len);
+		return -1;
+	}
+	yes = read(fd, magic, 4) == 4 && memcmp(magic, "GGUF", 4) == 0;
+	close(fd);
+	return yes;
+}
+
+/* gguf_sidecars writes what a model imported from the GGUF file at load
+ * keeps beside it, in a new folder tmp of the state directory (held as
+ * *tmpfd), and lists them in f: its vocabulary alone as tokenizer.gguf (the
+ * tokenizer every user of the model loads, and what a tuned model copies
+ * instead of the weights) and, when the file has tokenizer.chat_template, a
+ * tokenizer_config.json holding it with the BOS and EOS text it renders
+ * with, which is where the registry's models keep their chat template.
+ * 0, or -1 with a message (tmp may then exist, for the caller to remove). */
+static int
+gguf_sidecars(struct ftuned *d, const char *load, char tmp[PATH_MAX], int *tmpfd,
+    struct import_file *f, size_t *n, char *err, size_t err_len)
+{
+	char path[PATH_MAX + 32], *text = NULL;
+	fte_vocab *v = NULL;
+	json_t *cfg;
+	int rc = -1;
+
+	if (fte_vocab_load(load, &v) != FTE_OK) {
+		snprintf(err, err_len, "no usable tokenizer: %s", fte_last_error());
+		return -1;
+	}
+	snprintf(tmp, PATH_MAX, "%s/tmp-gguf-XXXXXX", d->cfg.state_dir);
+	if (mkdtemp(tmp) == NULL) {
+		snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+		tmp[0] = '\0';
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/tokenizer.gguf", tmp);
+	if (fte_gguf_vocab_save(v, path) != FTE_OK) {
+		snprintf(err, err_len, "%s", fte_last_error());
+		goto out;
+	}
+	if (v->chat_template != NULL) {
+		/* built as JSON, so the template's text cannot add keys */
+		cfg = json_pack("{s:s}", "chat_template", v->chat_template);
+		if (cfg != NULL && v->bos_id >= 0)
+			json_object_set_new(cfg, "bos_token", json_string(v->tokens[v->bos_id]));
+		if (cfg != NULL && v->eos_id >= 0)
+			json_object_set_new(cfg, "eos_token", json_string(v->tokens[v->eos_id]));
+		text = cfg ? json_dumps(cfg, JSON_INDENT(2)) : NULL;
+		json_decref(cfg);
+		snprintf(path, sizeof(path), "%s/tokenizer_config.json", tmp);
+		if (text == NULL) {
+			snprintf(err, err_len, "out of memory");
+			goto out;
+		}
+		if (fs_write_atomic(path, text, strlen(text), err, err_len) != 0)
+			goto out;
+	}
+	if (fte_dir_open(tmp, tmpfd) != FTE_OK) {
+		snprintf(err, err_len, "%s", fte_last_error());
+		goto out;
+	}
+	file_add(f, n, *tmpfd, tmp, "tokenizer.gguf", "tokenizer.gguf");
+	if (v->chat_template != NULL)
+		file_add(f, n, *tmpfd, tmp, "tokenizer_config.json", "tokenizer_config.json");
+	rc = 0;
+out:
+	free(text);
+	fte_vocab_free(v);
+	return rc;
+}
+
+/* gguf_lineage says where a GGUF model came from: the file, and what
+ * fte_gguf_describe reads in it (architecture, types, tokenizer). */
+static char *
+gguf_lineage(const char *load, const char *shown)
+{
+	char *desc = NULL, *out = NULL;
+	json_t *j;
+
+	if (fte_gguf_describe(load, &desc) != FTE_OK)
+		return NULL;
+	j = json_pack("{s:{s:s,s:o?}}", "import", "file", shown, "gguf", json_loads(desc, 0, NULL));
+	out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	free(desc);
+	return out;
+}
+
 int
 registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
     const char *name, const char *tokenizer, int64_t *id, char *err, size_t err_len)
 {
 	char real[PATH_MAX], tok_real[PATH_MAX], pin[64] = "", tpin[64] = "", load[PATH_MAX + 200];
 	char tok_path[PATH_MAX + 200], base[128] = "", tbase[128] = "", entry[16] = ".";
-	char tok_name[32] = "tokenizer.bin", auto_name[REGISTRY_NAME_MAX + 1];
+	char tok_name[32] = "tokenizer.bin", auto_name[REGISTRY_NAME_MAX + 1], tmp[PATH_MAX] = "";
+	char shown[PATH_MAX + 130], *lineage = NULL;
 	struct import_file *f = calloc(IMPORT_FILES_MAX, sizeof(*f));
 	fte_tokenizer *tok = NULL;
 	fte_model *m = NULL;
 	struct stat sb;
 	size_t n = 0;
-	int dfd = -1, tfd = -1, is_dir, code = FT__CODE__INVALID_ARGUMENT;
+	int dfd = -1, tfd = -1, tmpfd = -1, is_dir, gguf = 0, code = FT__CODE__INVALID_ARGUMENT;
 
 	if (f == NULL) {
 		snprintf(err, err_len, "out of memory");
@@ -493,20 +621,28 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 		return FT__CODE__NOT_FOUND;
 	}
 	is_dir = S_ISDIR(sb.st_mode);
-	/* From here on the directory is named only by its descriptor. */
+	/* From here on the directory is named only by its descriptor; a file is
+	 * named as given, so that a link there is refused, not followed. */
 	if ((is_dir ? fs_dir_inside(real, d->cfg.import_roots, "import", &dfd, real, err, err_len) :
-	    fs_file_inside(real, d->cfg.import_roots, "import", &dfd, real, base, err, err_len)) != 0 ||
+	    fs_file_inside(path, d->cfg.import_roots, "import", &dfd, real, base, err, err_len)) != 0 ||
 	    (tokenizer && tokenizer[0] &&
 	    fs_file_inside(tokenizer, d->cfg.import_roots, "import", &tfd, tok_real, tbase, err, err_len) != 0)) {
 		code = FT__CODE__PERMISSION_DENIED;
 		goto out;
 	}
 	fte_dir_path(dfd, pin, sizeof(pin));
+	if (!is_dir && (gguf = entry_is_gguf(dfd, real, base, err, err_len)) < 0)
+		goto out;
+	if (gguf && tfd >= 0) {
+		snprintf(err, err_len, "%s/%s is a GGUF file, which carries its own tokenizer "
+		    "(tokenizer.ggml.*): --tokenizer is for llama2.c checkpoints", real, base);
+		goto out;
+	}
 	if (name == NULL || name[0] == '\0') {
-		/* Default name: the file or directory name, without .bin. */
+		/* Default name: the file or directory name, without .bin or .gguf. */
 		snprintf(auto_name, sizeof(auto_name), "%s", is_dir ? base_name_of(real) : base);
 		char *dot = strrchr(auto_name, '.');
-		if (dot && strcmp(dot, ".bin") == 0)
+		if (dot && (strcmp(dot, ".bin") == 0 || strcmp(dot, ".gguf") == 0))
 			*dot = '\0';
 		name = auto_name;
 	}
@@ -519,6 +655,12 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 			goto out;
 		snprintf(load, sizeof(load), "%s", pin);
 		join3(tok_path, sizeof(tok_path), pin, tok_name);
+	} else if (gguf) {
+		/* the tokenizer is written beside it once the model has loaded */
+		file_add(f, &n, dfd, real, base, "model.gguf");
+		join3(load, sizeof(load), pin, base);
+		strcpy(entry, "model.gguf");
+		strcpy(tok_name, "tokenizer.gguf");
 	} else {
 		file_add(f, &n, dfd, real, base, "model.bin");
 		if (tfd >= 0) {
@@ -541,6 +683,17 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 		snprintf(err, err_len, "not a loadable model: %s", fte_last_error());
 		goto out;
 	}
+	if (gguf) {
+		snprintf(shown, sizeof(shown), "%s/%s", real, base);
+		if (gguf_sidecars(d, load, tmp, &tmpfd, f, &n, err, err_len) != 0 ||
+		    chat_template_check(&d->cfg, tmp, err, err_len) != 0)
+			goto out;
+		if ((lineage = gguf_lineage(load, shown)) == NULL) {
+			snprintf(err, err_len, "%s", fte_last_error());
+			goto out;
+		}
+		join3(tok_path, sizeof(tok_path), tmp, "tokenizer.gguf");
+	}
 	if (fte_tokenizer_load(tok_path, &tok) != FTE_OK) {
 		snprintf(err, err_len, "no usable tokenizer: %s", fte_last_error());
 		goto out;
@@ -552,9 +705,9 @@ registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
 	}
 	if (import_files_open(f, n, entry, err, err_len) != 0)
 		goto out;
-	code = model_insert(d, uid, name, MODEL_BASE, is_dir ? MODEL_HF : MODEL_LLAMA2C,
-	    fte_model_config(m),
-	    fte_model_num_params(m), entry, tok_name, 0, 0, NULL, f, n, id, err, err_len);
+	code = model_insert(d, uid, name, MODEL_BASE, is_dir ? MODEL_HF : gguf ? MODEL_GGUF :
+	    MODEL_LLAMA2C, fte_model_config(m), fte_model_num_params(m), entry, tok_name, 0, 0,
+	    lineage, f, n, id, err, err_len);
 	if (code == FT__CODE__OK)
 		log_info("registry: uid %u imported %s as model %lld '%s'", uid, real,
 		    (long long)*id, name);
@@ -567,10 +720,15 @@ out:
 	fte_tokenizer_free(tok);
 	fte_model_free(m);
 	free(f);
+	free(lineage);
 	if (dfd >= 0)
 		close(dfd);
 	if (tfd >= 0)
 		close(tfd);
+	if (tmpfd >= 0)
+		close(tmpfd);
+	if (tmp[0])
+		fs_rm_rf(tmp);
 	return code;
 }
 

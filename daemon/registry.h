@@ -1,6 +1,7 @@
 /*
  * registry.h - the model registry: base models imported from Hugging Face
- * directories and llama2.c checkpoints, and tuned models made by jobs.
+ * directories, llama2.c checkpoints and GGUF files, and tuned models made by
+ * jobs.
  *
  * Files live once in a content-addressed store (state_dir/blobs/<BLAKE2b>)
  * and are hard-linked into each model's directory (state_dir/models/<id>),
@@ -49,6 +50,7 @@ enum model_format {
 	MODEL_HF = FT__MODEL_FORMAT__MODEL_FORMAT_HF,
 	MODEL_LLAMA2C = FT__MODEL_FORMAT__MODEL_FORMAT_LLAMA2C,
 	MODEL_LORA = FT__MODEL_FORMAT__MODEL_FORMAT_LORA,     /* an adapter on base_id */
+	MODEL_GGUF = FT__MODEL_FORMAT__MODEL_FORMAT_GGUF,     /* a GGUF file as imported */
 };
 
 struct model_info {
@@ -73,8 +75,10 @@ struct model_info {
 	size_t n_files;
 };
 
-/* registry_init creates the store's directories and removes model
- * directories that no committed row names (left by a crash). */
+/* registry_init creates the store's directories and removes what a crash
+ * can leave: model directories that no committed row names, and the
+ * state directory's tmp-gguf-* / tmp-init-* folders of unfinished imports
+ * and inits. */
 int registry_init(struct ftuned *d, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
@@ -83,7 +87,11 @@ int registry_init(struct ftuned *d, char *err, size_t err_len)
 int registry_name_check(const char *name, char *err, size_t err_len);
 
 /* registry_model_import validates path with the engine's loader (and the
- * tokenizer), stores its files and registers a base model owned by uid.
+ * tokenizer), stores its files and registers a base model owned by uid.  A
+ * file starting with GGUF's magic is stored as it is (format "gguf") with
+ * its vocabulary as tokenizer.gguf and its chat template in a
+ * tokenizer_config.json; a file is opened below its folder, a link at its
+ * name refused.
  * Returns an FT__CODE__* with a message in err on failure. */
 int registry_model_import(struct ftuned *d, uint32_t uid, const char *path,
     const char *name, const char *tokenizer, int64_t *id, char *err,

@@ -217,6 +217,12 @@ static const char *migrations[] = {
 	 * spec's split are enums, no longer strings (store_spec_upgrade). */
 	"UPDATE jobs SET spec = ft_spec_upgrade(0, spec);"
 	"UPDATE evals SET spec = ft_spec_upgrade(1, spec);",
+	/* 13 -> 14: base models imported from a GGUF file (format 'gguf'); the
+	 * CHECK widens in place as in 6 -> 7. */
+	"PRAGMA writable_schema = ON;"
+	"UPDATE sqlite_schema SET sql = replace(sql, 'CHECK (format IN (''hf'', ''llama2c'', ''lora''))', "
+	"  'CHECK (format IN (''hf'', ''llama2c'', ''lora'', ''gguf''))') WHERE type = 'table' AND name = 'models';"
+	"PRAGMA writable_schema = RESET;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -19,7 +19,7 @@ static const fte_arch_info arch_rows[FTE_ARCH_END] = {
 	[FTE_ARCH_LLAMA] = { "llama", "Llama", FTE_NORM_RMS, 0, FTE_MLP_SWIGLU, 1, 0, 0, 0, 0, 0, 0, 0,
 		"LlamaForCausalLM", "llama", FTE_HF_LLAMA, "llama" },
 	[FTE_ARCH_GPT2] = { "gpt2", "GPT-2", FTE_NORM_LAYER, 0, FTE_MLP_GELU, 0, 1, 0, 0, 0, 0, 0, 1,
-		"GPT2LMHeadModel", "gpt2", FTE_HF_GPT2, NULL },
+		"GPT2LMHeadModel", "gpt2", FTE_HF_GPT2, "gpt2" },
 	[FTE_ARCH_MISTRAL] = { "mistral", "Mistral", FTE_NORM_RMS, 0, FTE_MLP_SWIGLU, 1, 0, 0, 0, 0, 0, 1, 0,
 		"MistralForCausalLM", "mistral", FTE_HF_LLAMA, "llama" },
 	[FTE_ARCH_QWEN2] = { "qwen2", "Qwen2", FTE_NORM_RMS, 0, FTE_MLP_SWIGLU, 1, 0, 1, 0, 0, 0, 1, 0,

@@ -95,17 +95,52 @@ fte__json_parse_error(const char *label, const json_error_t *err)
 	    err->line, err->column);
 }
 
+json_t *
+fte__json_loadb(const char *buf, size_t len, json_error_t *err)
+{
+	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, err);
+
+	/* an integer past int64 (Llama 3.1's model_max_length of 1e30) makes
+	 * every number a real instead of the file unreadable; nothing the
+	 * engine reads from such a file is an integer that large */
+	if (j == NULL && json_error_code(err) == json_error_numeric_overflow)
+		j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, err);
+	return j;
+}
+
 int
 fte__json_load(const char *path, json_t **out)
 {
 	json_error_t err;
 	json_t *j;
-	int fd = -1, rc;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	FILE *fp;
+	int rc;
 
-	if ((rc = fte__file_open(path, &fd)) != FTE_OK)
+	/* read whole, through stdio's buffer (json_loadfd reads a byte per
+	 * system call) */
+	if ((rc = fte__fopen(path, &fp)) != FTE_OK)
 		return rc;
-	j = json_loadfd(fd, JSON_REJECT_DUPLICATES, &err);
-	close(fd);
+	do {
+		if (len == cap) {
+			char *nb = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
+			if (nb == NULL) {
+				free(buf);
+				fclose(fp);
+				return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, fp);
+		len += n;
+	} while (n > 0);
+	rc = ferror(fp) ? fte_error_set(FTE_EIO, "%s: read failed", path) : FTE_OK;
+	fclose(fp);
+	j = rc == FTE_OK ? fte__json_loadb(buf, len, &err) : NULL;
+	free(buf);
+	if (rc != FTE_OK)
+		return rc;
 	if (j == NULL)
 		return fte__json_parse_error(path, &err);
 	if (!json_is_object(j)) {

@@ -33,7 +33,8 @@ int fte_file_openat(int dirfd, const char *name, int *fd);
 
 /* fte_file_check parses len bytes of a file a model directory keeps, by its
  * name: *.json must be a JSON object, *.safetensors valid safetensors,
- * tokenizer.bin a llama2.c tokenizer; other names are FTE_ENOTSUP.  A
+ * *.gguf valid GGUF, tokenizer.bin a llama2.c tokenizer and tokenizer.gguf
+ * a GGUF vocabulary the engine reads; other names are FTE_ENOTSUP.  A
  * parse error gives the place, never the bytes. */
 int fte_file_check(const char *name, const void *buf, size_t len);
 
@@ -42,13 +43,21 @@ int fte_file_check(const char *name, const void *buf, size_t len);
  * The model gets rope_style FTE_ROPE_INTERLEAVED, bos 1 and eos 2. */
 int fte_llama2c_load(const char *path, fte_model **out);
 
-/* fte_gguf_load reads a Llama-family GGUF file (llama, mistral, qwen2
- * architectures; any tensor type of fte__ggml_block, dequantized to float32);
+/* fte_gguf_load reads a Llama-family or GPT-2 GGUF file (llama, mistral,
+ * qwen2, gpt2 architectures; any tensor type of fte__ggml_block, dequantized
+ * to float32);
  * FTE_ENOTSUP with the reason for what the engine cannot compute exactly
  * (other architectures, RoPE scaling, mixtures of experts, other types).
- * fte_gguf_tokenizer_load makes the tokenizer of its embedded SentencePiece
- * vocabulary (tokenizer.ggml.model "llama"; ENOTSUP for others). */
+ * fte_gguf_tokenizer_load makes the tokenizer of its embedded vocabulary
+ * (tokenizer.ggml.model "llama", SentencePiece, or "gpt2", byte-level BPE
+ * with its merges and one of the pre-tokenizers gpt-2, llama-bpe, qwen2,
+ * smollm; ENOTSUP naming others), from a model or a vocabulary-only file. */
 int fte_gguf_load(const char *path, fte_model **out);
+/* fte_gguf_describe summarizes a GGUF file for a model's lineage, as a
+ * malloc'd JSON object: architecture, name, file_type, tokenizer model and
+ * pre, whether it has a chat template, and how many tensors of each ggml
+ * type (tensor_types).  The caller frees *json. */
+int fte_gguf_describe(const char *path, char **json);
 struct fte_tokenizer;
 int fte_gguf_tokenizer_load(const char *path, struct fte_tokenizer **out);
 
@@ -102,7 +111,8 @@ typedef struct fte_vocab {
 } fte_vocab;
 
 /* fte_vocab_load reads the vocabulary of a tokenizer.json (BPE, byte-level
- * or SentencePiece-style), a llama2.c tokenizer.bin, or a directory holding
+ * or SentencePiece-style), a llama2.c tokenizer.bin, a GGUF file (its
+ * tokenizer.ggml.* keys and chat template), or a directory holding
  * tokenizer.json.  SentencePiece-style tokenizer.json files carry no scores,
  * so a merged token scores -(its merge rank) and others -(n_merges + id),
  * which keeps the merge order.  FTE_EFORMAT for malformed files or invalid
@@ -119,7 +129,7 @@ enum fte_dtype {
 	FTE_DTYPE_Q4_K_M = 4,   /* GGUF only: llama.cpp's Q4_K_M type mix */
 };
 
-/* fte_gguf_save writes a Llama-architecture model with its vocabulary as a
+/* fte_gguf_save writes a Llama-architecture or GPT-2 model with its vocabulary as a
  * GGUF v3 file that llama.cpp loads, in FTE_DTYPE_F32 (general.file_type 0)
  * FTE_DTYPE_F16 (file_type 1: matrices F16, norms and biases F32),
  * FTE_DTYPE_Q8_0 (7) or FTE_DTYPE_Q4_K_M (15: the types llama.cpp's
@@ -128,9 +138,17 @@ enum fte_dtype {
  * permuted from rotate-half when the model is rope_style FTE_ROPE_HALF.  The
  * vocabulary may be shorter than the model's (padding tokens are added) but
  * not longer.  BOS/EOS come from the model config when set, else from the
- * vocabulary.  Written atomically.  FTE_ENOTSUP for GPT-2 models. */
+ * vocabulary.  Written atomically.  GPT-2 models are written as llama.cpp's
+ * gpt2 architecture (q/k/v fused into attn_qkv); FTE_ENOTSUP for what GGUF
+ * or this exporter cannot say (Qwen3's q/k norms, llama3/dynamic RoPE,
+ * Q4_K_M where llama.cpp would use Q5_K). */
 int fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path,
     int dtype);
+/* fte_gguf_vocab_save writes v alone as a GGUF v3 file with no tensors (the
+ * tokenizer.* keys fte_gguf_save writes, as llama.cpp's vocabulary-only
+ * files are), atomically: what a model imported from GGUF keeps as its
+ * tokenizer.  fte_gguf_tokenizer_load and fte_vocab_load read it back. */
+int fte_gguf_vocab_save(const fte_vocab *v, const char *path);
 /* fte_gguf_modelfile writes the ollama Modelfile at path for the GGUF named
  * gguf_name beside it: TEMPLATE translated from vocab->chat_template for a
  * known family (ChatML, Llama 3, Zephyr), otherwise a note that ollama uses

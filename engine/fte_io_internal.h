@@ -17,6 +17,10 @@
 
 #include <jansson.h>
 
+#include "fte_io.h"
+
+struct fte_tokenizer;
+
 #define FTE_ST_MAX_DIMS 8
 /* The reference implementation refuses headers over 100 MB; so do we. */
 #define FTE_ST_MAX_HEADER (100u << 20)
@@ -131,8 +135,11 @@ int fte__fopen(const char *path, FILE **fp);
  * never show a file's contents. */
 int fte__json_parse_error(const char *label, const json_error_t *err);
 
-/* fte__json_load reads a JSON object from path, FTE_ENOENT if absent,
+/* fte__json_loadb parses len bytes of JSON, duplicate keys refused; a file
+ * with an integer too large for int64 is read with every number a real.
+ * fte__json_load reads a JSON object from path, FTE_ENOENT if absent,
  * FTE_EFORMAT with line and column if it does not parse or is not an object. */
+json_t *fte__json_loadb(const char *buf, size_t len, json_error_t *err);
 int fte__json_load(const char *path, json_t **out);
 
 /* fte__json_float makes a JSON number of f written as the shortest decimal
@@ -153,18 +160,20 @@ void fte__f16_to_f32_n(float *dst, const void *src, size_t n);
  * (gguf_quant.c).  fte__ggml_block gives the values per block and *bytes per
  * block, 0 for a type not handled; dequantize reads n values (whole blocks)
  * into float32, quantize writes them as llama.cpp's reference quantizer does
- * (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q6_K; ENOTSUP otherwise). */
+ * (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K; ENOTSUP otherwise). */
 enum fte_ggml_type {
 	FTE_GGML_F32 = 0, FTE_GGML_F16 = 1, FTE_GGML_Q4_0 = 2, FTE_GGML_Q5_0 = 6,
 	FTE_GGML_Q8_0 = 8, FTE_GGML_Q4_K = 12, FTE_GGML_Q5_K = 13, FTE_GGML_Q6_K = 14,
 	FTE_GGML_BF16 = 30,
 };
+/* fte__ggml_type_name names any ggml type, handled or not (NULL for an
+ * id ggml does not define). */
 const char *fte__ggml_type_name(int type);
 int fte__ggml_block(int type, int *bytes);
 int fte__ggml_dequantize(int type, const void *src, float *dst, size_t n);
 int fte__ggml_quantize(int type, const float *src, void *dst, size_t n);
 
-/* GGUF reader (gguf.c), enough to check and inspect GGUF files: header,
+/* GGUF reader (gguf_read.c, gguf.c), enough to check and inspect GGUF files: header,
  * metadata, tensor infos and F32/F16 tensor data, every size and offset
  * checked against the file. */
 enum fte_gguf_type {
@@ -206,7 +215,14 @@ typedef struct fte_gguf_file {
 } fte_gguf_file;
 
 /* fte_gguf_parse validates a GGUF image of len bytes at buf (which must
- * outlive the result); fte_gguf_open memory-maps path and parses it. */
+ * outlive the result); fte_gguf_open memory-maps path and parses it.  Both
+ * check every tensor's rows and extent against its block format (gguf.c);
+ * fte__gguf_read and fte__gguf_map (gguf_read.c, in the tokenizer library)
+ * parse the same without knowing block formats, for readers of the
+ * metadata alone. */
+int fte__gguf_read(const char *path, const uint8_t *buf, size_t len,
+    fte_gguf_file **out);
+int fte__gguf_map(const char *path, fte_gguf_file **out);
 int fte_gguf_parse(const char *path, const uint8_t *buf, size_t len,
     fte_gguf_file **out);
 int fte_gguf_open(const char *path, fte_gguf_file **out);
@@ -220,13 +236,40 @@ double fte_gguf_kv_float(const fte_gguf_kv *kv);
 /* fte_gguf_kv_str gives the i-th string of a STRING (i == 0) or an array of
  * strings, with its length in *len; NULL when out of range. */
 const char *fte_gguf_kv_str(const fte_gguf_kv *kv, uint64_t i, uint64_t *len);
+/* fte_gguf_kv_strs lists every string of an array of strings in s and len
+ * (kv->n entries each, the caller's), in one pass; FTE_EINVAL for another
+ * type. */
+int fte_gguf_kv_strs(const fte_gguf_kv *kv, const char **s, uint64_t *len);
 /* fte_gguf_kv_arr_num gives the i-th element of a numeric array as double. */
 double fte_gguf_kv_arr_num(const fte_gguf_kv *kv, uint64_t i);
 /* fte_gguf_read_f32 converts a tensor of any type fte__ggml_block knows to
  * float32 (ENOTSUP for others). */
 int fte_gguf_read_f32(const fte_gguf_file *f, const fte_gguf_tensor *t, float *dst);
-/* fte__gguf_to_canon maps a Llama-architecture GGUF tensor name to the
- * engine's canonical one (FTE_ENOENT when it has none). */
-int fte__gguf_to_canon(const char *gname, char *out, size_t len);
+/* fte__gguf_source names the GGUF tensor that holds the canonical tensor
+ * canon of an arch (enum fte_arch) model, with *part 0, or 1..3 for the
+ * rows of GPT-2's fused attn_qkv (q, k, v); fte__gguf_to_canon is the
+ * reverse for one part (0 for unfused tensors).  FTE_ENOENT for names with
+ * no counterpart. */
+int fte__gguf_source(int arch, const char *canon, char *gname, size_t len, int *part);
+int fte__gguf_to_canon(int arch, const char *gname, int part, char *out, size_t len);
+
+/* fte__gguf_shown gives a short name read from a GGUF file (an
+ * architecture, a tokenizer model) as an error message may show it: only
+ * letters, digits, '.', '_' and '-', under 32 bytes, else "?", so a message
+ * never quotes other bytes of a file.  out holds 32 bytes. */
+const char *fte__gguf_shown(const char *s, size_t len, char out[32]);
+/* fte__gguf_vocab reads the vocabulary of f's tokenizer.ggml.* keys
+ * (SentencePiece "llama" or byte-level BPE "gpt2", merges, special ids,
+ * add_bos, pre, chat template): FTE_ENOTSUP naming any other model,
+ * FTE_EFORMAT for missing or inconsistent keys. */
+int fte__gguf_vocab(const fte_gguf_file *f, fte_vocab **out);
+/* fte__vocab_tokenizer makes the tokenizer a vocabulary describes:
+ * SentencePiece pieces by score, or byte-level BPE with the pre-tokenizer
+ * llama.cpp names v->pre (gpt-2, llama-bpe, qwen2, smollm). */
+int fte__vocab_tokenizer(const char *path, const fte_vocab *v, struct fte_tokenizer **out);
+/* fte__gguf_tokenizer_memory is fte_gguf_tokenizer_load of a GGUF image in
+ * memory (a vocabulary-only file or a whole model). */
+int fte__gguf_tokenizer_memory(const char *name, const void *buf, size_t len,
+    struct fte_tokenizer **out);
 
 #endif

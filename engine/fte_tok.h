@@ -18,14 +18,17 @@
 typedef struct fte_tokenizer fte_tokenizer;
 
 /* fte_tokenizer_load reads a tokenizer.json, a llama2.c tokenizer.bin,
- * OpenAI's GPT-2 encoder.json + vocab.bpe (either path names the pair), or a
- * directory holding one of those (tokenizer.json first).  BOS/EOS come from
- * tokenizer_config.json beside the file when there is one.  On success *out
+ * OpenAI's GPT-2 encoder.json + vocab.bpe (either path names the pair), a
+ * SentencePiece tokenizer.model, a GGUF file's vocabulary (any file that
+ * starts with GGUF's magic, tokenizer.gguf in a directory), or a directory
+ * holding one of those (tokenizer.json first).  BOS/EOS come from
+ * tokenizer_config.json beside a tokenizer.json, from a GGUF's own ids, else
+ * from the post-processor and well-known names.  On success *out
  * owns it; broken files fail with a message naming the file. */
 int fte_tokenizer_load(const char *path, fte_tokenizer **out);
 
-/* fte_tokenizer_load_memory parses size bytes of a tokenizer.json or
- * tokenizer.bin; name labels error messages.  No tokenizer_config.json is
+/* fte_tokenizer_load_memory parses size bytes of a tokenizer.json,
+ * tokenizer.bin or GGUF file; name labels error messages.  No tokenizer_config.json is
  * consulted, so BOS/EOS come from the post-processor and well-known names. */
 int fte_tokenizer_load_memory(const char *name, const void *data, size_t size,
     fte_tokenizer **out);

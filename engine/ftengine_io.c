@@ -9,8 +9,9 @@
  *       [--tokenizer PATH] --out PATH
  *       hf writes a directory (tokenizer files copied from --tokenizer or the
  *       model directory); gguf a single file with the vocabulary of
- *       --tokenizer (default: the model directory's tokenizer.json, or the
- *       tokenizer.bin beside a llama2.c checkpoint); ollama a directory of
+ *       --tokenizer (default: the model directory's tokenizer.json, a GGUF
+ *       model's own vocabulary, or the tokenizer.bin beside a llama2.c
+ *       checkpoint); ollama a directory of
  *       model.gguf and its Modelfile.
  */
 #include <errno.h>
@@ -335,8 +336,22 @@ ftengine_inspect(int argc, char **argv)
 	return 0;
 }
 
-/* vocab_default: --tokenizer, else the model directory, else tokenizer.bin
- * beside a llama2.c checkpoint. */
+static int
+gguf_magic(const char *path)
+{
+	char magic[4];
+	FILE *fp;
+	int yes;
+
+	if (fte__fopen(path, &fp) != FTE_OK)
+		return 0;
+	yes = fread(magic, 1, 4, fp) == 4 && memcmp(magic, "GGUF", 4) == 0;
+	fclose(fp);
+	return yes;
+}
+
+/* vocab_default: --tokenizer, else the model directory, else a GGUF
+ * model's own vocabulary, else tokenizer.bin beside a llama2.c checkpoint. */
 static int
 vocab_default(const char *model, const char *given, fte_vocab **out)
 {
@@ -347,6 +362,9 @@ vocab_default(const char *model, const char *given, fte_vocab **out)
 	if (given != NULL)
 		return fte_vocab_load(given, out);
 	if (stat(model, &st) == 0 && S_ISDIR(st.st_mode))
+		return fte_vocab_load(model, out);
+	/* a GGUF model carries its vocabulary */
+	if (gguf_magic(model))
 		return fte_vocab_load(model, out);
 	slash = strrchr(model, '/');
 	snprintf(path, sizeof(path), "%.*stokenizer.bin", slash ? (int)(slash - model + 1) : 0, model);

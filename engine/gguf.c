@@ -10,7 +10,8 @@
  *        uint32 ggml type (enum fte_ggml_type), uint64 offset in the data section,
  *   zero padding to general.alignment, then the data, each tensor padded.
  *
- * Keys written (Llama architecture, as llama.cpp's llama.cpp/src reads them):
+ * Keys written (Llama architecture, as llama.cpp's llama.cpp/src reads them;
+ * GPT-2's below):
  *   general.architecture            string  "llama"
  *   general.name                    string  output file name without ".gguf"
  *   general.alignment               uint32  32
@@ -41,20 +42,23 @@
  *   tokenizer.ggml.add_bos_token    bool
  *   tokenizer.chat_template         string   when tokenizer_config.json has one
  *
- * Tensors: token_embd.weight, blk.N.{attn_norm, attn_q, attn_k, attn_v,
+ * GPT-2 (general.architecture "gpt2", as convert_hf_to_gguf.py writes it):
+ * gpt2.{context_length, embedding_length, block_count, feed_forward_length,
+ * attention.head_count}, gpt2.attention.layer_norm_epsilon; tensors
+ * token_embd, position_embd, blk.N.{attn_norm, attn_qkv (q, k, v rows in
+ * that order), attn_output, ffn_norm, ffn_up, ffn_down}.{weight,bias},
+ * output_norm.{weight,bias}, output.weight when untied; matrices (out, in)
+ * as for Llama (the converter transposes Conv1D weights).
+ *
+ * Llama tensors: token_embd.weight, blk.N.{attn_norm, attn_q, attn_k, attn_v,
  * attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight (attn_q/k/v.bias
  * for Qwen2-style biases), output_norm.weight, output.weight (absent when the
  * embedding is tied; llama.cpp then reuses token_embd).  llama.cpp applies
  * RoPE to adjacent pairs, so rotate-half q/k rows are permuted as
  * convert_hf_to_gguf.py does: gguf[h*D + 2i + j] = hf[h*D + j*D/2 + i].
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "fte.h"
 #include "fte_io_internal.h"
@@ -143,53 +147,107 @@ typedef struct gguf_out {
 	uint64_t offset;
 } gguf_out;
 
-static const struct {
+/* Canonical names and GGUF ones, per architecture (as llama.cpp's gguf-py
+ * tensor map names them); a row without "%d" is not per layer.  GPT-2's
+ * q, k and v are one attn_qkv tensor in llama.cpp, their rows (or bias
+ * values) in that order: part 1, 2, 3. */
+#define ARCHS_LLAMA 1          /* llama.cpp's llama (Llama, Mistral, Qwen2) */
+#define ARCHS_GPT2 2
+#define ARCHS_ALL (ARCHS_LLAMA | ARCHS_GPT2)
+static const struct gguf_name {
 	const char *canon, *gguf;
+	int archs, part;
 } gguf_names[] = {
-	{"attn_norm.weight", "attn_norm.weight"},
-	{"attn.wq.weight", "attn_q.weight"}, {"attn.wq.bias", "attn_q.bias"},
-	{"attn.wk.weight", "attn_k.weight"}, {"attn.wk.bias", "attn_k.bias"},
-	{"attn.wv.weight", "attn_v.weight"}, {"attn.wv.bias", "attn_v.bias"},
-	{"attn.wo.weight", "attn_output.weight"},
-	{"ffn_norm.weight", "ffn_norm.weight"},
-	{"ffn.w1.weight", "ffn_gate.weight"},
-	{"ffn.w3.weight", "ffn_up.weight"},
-	{"ffn.w2.weight", "ffn_down.weight"},
+	{"tok_embeddings.weight", "token_embd.weight", ARCHS_ALL, 0},
+	{"pos_embeddings.weight", "position_embd.weight", ARCHS_GPT2, 0},
+	{"norm.weight", "output_norm.weight", ARCHS_ALL, 0},
+	{"norm.bias", "output_norm.bias", ARCHS_GPT2, 0},
+	{"output.weight", "output.weight", ARCHS_ALL, 0},
+	{"layers.%d.attn_norm.weight", "blk.%d.attn_norm.weight", ARCHS_ALL, 0},
+	{"layers.%d.attn_norm.bias", "blk.%d.attn_norm.bias", ARCHS_GPT2, 0},
+	{"layers.%d.attn.wq.weight", "blk.%d.attn_q.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wq.bias", "blk.%d.attn_q.bias", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wk.weight", "blk.%d.attn_k.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wk.bias", "blk.%d.attn_k.bias", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wv.weight", "blk.%d.attn_v.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wv.bias", "blk.%d.attn_v.bias", ARCHS_LLAMA, 0},
+	{"layers.%d.attn.wq.weight", "blk.%d.attn_qkv.weight", ARCHS_GPT2, 1},
+	{"layers.%d.attn.wk.weight", "blk.%d.attn_qkv.weight", ARCHS_GPT2, 2},
+	{"layers.%d.attn.wv.weight", "blk.%d.attn_qkv.weight", ARCHS_GPT2, 3},
+	{"layers.%d.attn.wq.bias", "blk.%d.attn_qkv.bias", ARCHS_GPT2, 1},
+	{"layers.%d.attn.wk.bias", "blk.%d.attn_qkv.bias", ARCHS_GPT2, 2},
+	{"layers.%d.attn.wv.bias", "blk.%d.attn_qkv.bias", ARCHS_GPT2, 3},
+	{"layers.%d.attn.wo.weight", "blk.%d.attn_output.weight", ARCHS_ALL, 0},
+	{"layers.%d.attn.wo.bias", "blk.%d.attn_output.bias", ARCHS_GPT2, 0},
+	{"layers.%d.ffn_norm.weight", "blk.%d.ffn_norm.weight", ARCHS_ALL, 0},
+	{"layers.%d.ffn_norm.bias", "blk.%d.ffn_norm.bias", ARCHS_GPT2, 0},
+	{"layers.%d.ffn.w1.weight", "blk.%d.ffn_gate.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.ffn.w3.weight", "blk.%d.ffn_up.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.ffn.w2.weight", "blk.%d.ffn_down.weight", ARCHS_LLAMA, 0},
+	{"layers.%d.ffn.fc.weight", "blk.%d.ffn_up.weight", ARCHS_GPT2, 0},
+	{"layers.%d.ffn.fc.bias", "blk.%d.ffn_up.bias", ARCHS_GPT2, 0},
+	{"layers.%d.ffn.proj.weight", "blk.%d.ffn_down.weight", ARCHS_GPT2, 0},
+	{"layers.%d.ffn.proj.bias", "blk.%d.ffn_down.bias", ARCHS_GPT2, 0},
 };
 
+/* name_match: does name spell pattern (with its %d as a layer number)? */
 static int
-gguf_name(const char *canon, char *out, size_t len)
+name_match(const char *pattern, const char *name, int *layer)
 {
-	int layer, n = 0;
+	const char *d = strstr(pattern, "%d");
+	char *end;
+	long l;
 
-	if (strcmp(canon, "tok_embeddings.weight") == 0)
-		return snprintf(out, len, "token_embd.weight"), FTE_OK;
-	if (strcmp(canon, "norm.weight") == 0)
-		return snprintf(out, len, "output_norm.weight"), FTE_OK;
-	if (strcmp(canon, "output.weight") == 0)
-		return snprintf(out, len, "output.weight"), FTE_OK;
-	if (sscanf(canon, "layers.%d.%n", &layer, &n) == 1 && n > 0)
-		for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
-			if (strcmp(canon + n, gguf_names[i].canon) == 0)
-				return snprintf(out, len, "blk.%d.%s", layer, gguf_names[i].gguf), FTE_OK;
+	*layer = -1;
+	if (d == NULL)
+		return strcmp(pattern, name) == 0;
+	if (strncmp(pattern, name, (size_t)(d - pattern)) != 0 ||
+	    !(name[d - pattern] >= '0' && name[d - pattern] <= '9'))
+		return 0;
+	l = strtol(name + (d - pattern), &end, 10);
+	if (l > 1 << 20 || strcmp(end, d + 2) != 0)
+		return 0;
+	*layer = (int)l;
+	return 1;
+}
+
+/* archs_of: the gguf_names column an engine arch reads, by the GGUF
+ * architecture it is written as (0: none). */
+static int
+archs_of(int arch)
+{
+	const fte_arch_info *a = fte_arch_get(arch);
+
+	if (a == NULL || a->gguf == NULL)
+		return 0;
+	return strcmp(a->gguf, "gpt2") == 0 ? ARCHS_GPT2 : strcmp(a->gguf, "llama") == 0 ? ARCHS_LLAMA : 0;
+}
+
+int
+fte__gguf_source(int arch, const char *canon, char *gname, size_t len, int *part)
+{
+	int layer;
+
+	for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
+		if ((gguf_names[i].archs & archs_of(arch)) && name_match(gguf_names[i].canon, canon, &layer)) {
+			snprintf(gname, len, gguf_names[i].gguf, layer);
+			*part = gguf_names[i].part;
+			return FTE_OK;
+		}
 	return FTE_ENOENT;
 }
 
 int
-fte__gguf_to_canon(const char *gname, char *out, size_t len)
+fte__gguf_to_canon(int arch, const char *gname, int part, char *out, size_t len)
 {
-	int layer, n = 0;
+	int layer;
 
-	if (strcmp(gname, "token_embd.weight") == 0)
-		return snprintf(out, len, "tok_embeddings.weight"), FTE_OK;
-	if (strcmp(gname, "output_norm.weight") == 0)
-		return snprintf(out, len, "norm.weight"), FTE_OK;
-	if (strcmp(gname, "output.weight") == 0)
-		return snprintf(out, len, "output.weight"), FTE_OK;
-	if (sscanf(gname, "blk.%d.%n", &layer, &n) == 1 && n > 0 && layer >= 0)
-		for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
-			if (strcmp(gname + n, gguf_names[i].gguf) == 0)
-				return snprintf(out, len, "layers.%d.%s", layer, gguf_names[i].canon), FTE_OK;
+	for (size_t i = 0; i < sizeof(gguf_names) / sizeof(gguf_names[0]); i++)
+		if ((gguf_names[i].archs & archs_of(arch)) && gguf_names[i].part == part &&
+		    name_match(gguf_names[i].gguf, gname, &layer)) {
+			snprintf(out, len, gguf_names[i].canon, layer);
+			return FTE_OK;
+		}
 	return FTE_ENOENT;
 }
 
@@ -224,15 +282,18 @@ use_more_bits(int layer, int n_layers)
 
 /* gguf_pick_type chooses a tensor's ggml type as llama.cpp's quantizer
  * (llama-quant.cpp llama_tensor_get_type) does for the file type: vectors
- * stay F32; Q8_0 quantizes every matrix; Q4_K_M uses Q4_K, Q6_K for the
- * output matrix (the embedding when tied; Q8_0 when its rows are not whole
- * 256-blocks) and for attn_v/ffn_down of use_more_bits layers; a K type
- * whose rows are not whole blocks falls back to Q5_0 (Q4_K) or Q8_0 (Q6_K),
- * and to F16 when not whole 32-blocks either.  llama.cpp refuses a Q8_0
- * file with such rows; we keep them F16 too.  Not reproduced: the 70B rule
- * (attn_v Q5_K for 80-layer models), refused in fte_gguf_save. */
+ * stay F32, and learned positions (GPT-2's position_embd) in quantized files
+ * too; Q8_0 quantizes every matrix; Q4_K_M uses Q4_K, Q6_K for the output
+ * matrix (the embedding when tied; Q8_0 when its rows are not whole
+ * 256-blocks) and for attn_v/ffn_down of use_more_bits layers, Q5_K for
+ * GPT-2's attn_qkv and for attn_v of a 70B model (80 layers, grouped
+ * heads) that would be Q4_K; a K type whose rows are not whole blocks falls
+ * back to Q5_0 (Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K), and to F16 when not
+ * whole 32-blocks either.  llama.cpp refuses a Q8_0 file with such rows; we
+ * keep them F16 too.  -1 for Q5_1, which is not implemented. */
 static int
-gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_output, int n_layers)
+gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_output,
+    const fte_config *c)
 {
 	int type, layer = 0, bytes;
 
@@ -240,17 +301,27 @@ gguf_pick_type(int dtype, const char *gname, int64_t ne0, int ndim, int has_outp
 		return FTE_GGML_F32;
 	if (dtype == FTE_DTYPE_F16)
 		return FTE_GGML_F16;
+	/* llama.cpp never quantizes learned positions */
+	if (strcmp(gname, "position_embd.weight") == 0)
+		return FTE_GGML_F32;
 	type = dtype == FTE_DTYPE_Q8_0 ? FTE_GGML_Q8_0 : FTE_GGML_Q4_K;
 	sscanf(gname, "blk.%d.", &layer);
 	if (dtype == FTE_DTYPE_Q4_K_M) {
 		if (strcmp(gname, "output.weight") == 0 ||
 		    (!has_output && strcmp(gname, "token_embd.weight") == 0))
 			type = ne0 % 256 != 0 ? FTE_GGML_Q8_0 : FTE_GGML_Q6_K;
+		else if (strstr(gname, "attn_qkv.weight"))
+			type = FTE_GGML_Q5_K;
 		else if ((strstr(gname, "attn_v.weight") || strstr(gname, "ffn_down")) &&
-		    use_more_bits(layer, n_layers))
+		    use_more_bits(layer, c->n_layers))
 			type = FTE_GGML_Q6_K;
+		else if (strstr(gname, "attn_v.weight") && c->n_layers == 80 &&
+		    c->n_heads != c->n_kv_heads)
+			type = FTE_GGML_Q5_K;
 	}
 	if (ne0 % fte__ggml_block(type, &bytes) != 0) {
+		if (type == FTE_GGML_Q5_K && ne0 % 32 == 0)
+			return -1;
 		type = type == FTE_GGML_Q4_K ? FTE_GGML_Q5_0 : type == FTE_GGML_Q6_K ?
 		    FTE_GGML_Q8_0 : FTE_GGML_F16;
 		if (ne0 % fte__ggml_block(type, &bytes) != 0)
@@ -267,51 +338,101 @@ tensor_bytes(int type, size_t numel)
 	return (uint64_t)(numel / (size_t)block) * (uint64_t)bytes;
 }
 
+/* qkv_fuse makes GPT-2's attn_qkv of layer tensor t (attn.wq, weight or
+ * bias): the rows of wq, wk and wv one after another, as llama.cpp keeps
+ * them. */
+static int
+qkv_fuse(fte_model *m, const fte_tensor *t, gguf_out *o)
+{
+	const fte_tensor *part[3];
+	char name[FTE_NAME_MAX];
+	const char *at = strstr(t->name, ".attn.wq.");
+	size_t numel = 0;
+
+	for (int k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "%.*s.attn.w%c.%s", (int)(at - t->name), t->name,
+		    "qkv"[k], at + 9);
+		if ((part[k] = fte_model_find(m, name)) == NULL)
+			return fte_error_set(FTE_EINVAL, "GGUF export: %s has no %s", t->name, name);
+		numel += part[k]->numel;
+	}
+	if ((o->owned = malloc(numel * sizeof(float))) == NULL)
+		return fte_error_set(FTE_ENOMEM, "out of memory");
+	numel = 0;
+	for (int k = 0; k < 3; k++) {
+		memcpy(o->owned + numel, part[k]->data, part[k]->numel * sizeof(float));
+		numel += part[k]->numel;
+	}
+	o->data = o->owned;
+	o->numel = numel;
+	if (t->ndim == 2)
+		o->ne[1] = (int64_t)(numel / (size_t)t->shape[1]);
+	else
+		o->ne[0] = (int64_t)numel;
+	return FTE_OK;
+}
+
 /* gguf_outs_build lists m's tensors under GGUF names, q/k permuted when the
- * model is rotate-half, each with its type and offset in the data section. */
+ * model is rotate-half and GPT-2's q/k/v fused, each with its type and
+ * offset in the data section. */
 static int
 gguf_outs_build(fte_model *m, int dtype, gguf_out **out, int *n_out)
 {
 	const fte_config *c = fte_model_config(m);
-	int n = fte_model_num_tensors(m);
+	int n = fte_model_num_tensors(m), k = 0, rc = FTE_OK;
 	gguf_out *o = calloc((size_t)n, sizeof(*o));
 	int has_output = fte_model_find(m, "output.weight") != NULL;
 	uint64_t off = 0;
 
 	if (o == NULL)
 		return fte_error_set(FTE_ENOMEM, "out of memory");
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && rc == FTE_OK; i++) {
 		fte_tensor *t = fte_model_tensor(m, i);
 		size_t cols = t->ndim == 2 ? (size_t)t->shape[1] : 1;
 		int is_q = strstr(t->name, ".attn.wq.") != NULL, is_k = strstr(t->name, ".attn.wk.") != NULL;
+		int part;
 
-		if (gguf_name(t->name, o[i].name, sizeof(o[i].name)) != FTE_OK) {
-			gguf_outs_free(o, n);
-			return fte_error_set(FTE_ENOTSUP, "no GGUF name for %s", t->name);
+		if (fte__gguf_source(c->arch, t->name, o[k].name, sizeof(o[k].name), &part) != FTE_OK) {
+			rc = fte_error_set(FTE_ENOTSUP, "no GGUF name for %s", t->name);
+			break;
 		}
-		o[i].ndim = t->ndim;
-		o[i].ne[0] = (int64_t)cols;       /* ggml: ne[0] is the row length */
-		o[i].ne[1] = t->shape[0];
+		if (part > 1)           /* inside the part 1 tensor */
+			continue;
+		o[k].ndim = t->ndim;
+		o[k].ne[0] = (int64_t)cols;       /* ggml: ne[0] is the row length */
+		o[k].ne[1] = t->shape[0];
 		if (t->ndim == 1)
-			o[i].ne[0] = t->shape[0];
-		o[i].type = gguf_pick_type(dtype, o[i].name, o[i].ne[0], t->ndim, has_output,
-		    c->n_layers);
-		o[i].numel = t->numel;
-		o[i].data = t->data;
-		if ((is_q || is_k) && c->rope_style == FTE_ROPE_HALF) {
-			if ((o[i].owned = malloc(t->numel * sizeof(float))) == NULL) {
-				gguf_outs_free(o, n);
-				return fte_error_set(FTE_ENOMEM, "out of memory");
+			o[k].ne[0] = t->shape[0];
+		o[k].numel = t->numel;
+		o[k].data = t->data;
+		if (part == 1) {
+			rc = qkv_fuse(m, t, &o[k]);
+		} else if ((is_q || is_k) && fte_arch_get(c->arch)->rope && c->rope_style == FTE_ROPE_HALF) {
+			if ((o[k].owned = malloc(t->numel * sizeof(float))) == NULL) {
+				rc = fte_error_set(FTE_ENOMEM, "out of memory");
+				break;
 			}
-			permute_to_interleaved(o[i].owned, t->data, is_q ? c->n_heads : c->n_kv_heads,
+			permute_to_interleaved(o[k].owned, t->data, is_q ? c->n_heads : c->n_kv_heads,
 			    c->head_dim, cols);
-			o[i].data = o[i].owned;
+			o[k].data = o[k].owned;
 		}
-		o[i].offset = off;
-		off += (tensor_bytes(o[i].type, t->numel) + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
+		if ((o[k].type = gguf_pick_type(dtype, o[k].name, o[k].ne[0], t->ndim, has_output,
+		    c)) < 0) {
+			rc = fte_error_set(FTE_ENOTSUP, "%s: llama.cpp's Q4_K_M stores it in Q5_1 (rows "
+			    "of %lld are not whole 256-blocks), which is not implemented", o[k].name,
+			    (long long)o[k].ne[0]);
+			break;
+		}
+		o[k].offset = off;
+		off += (tensor_bytes(o[k].type, o[k].numel) + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
+		k++;
+	}
+	if (rc != FTE_OK) {
+		gguf_outs_free(o, k + 1);
+		return rc;
 	}
 	*out = o;
-	*n_out = n;
+	*n_out = k;
 	return FTE_OK;
 }
 
@@ -323,37 +444,12 @@ file_type(int dtype)
 	    dtype == FTE_DTYPE_Q4_K_M ? 15 : 0;
 }
 
+/* gguf_vocab_meta writes the tokenizer.* keys for V tokens (the
+ * vocabulary padded with unused [PADn] tokens up to V). */
 static void
-gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *name,
-    int dtype)
+gguf_vocab_meta(gbuf *b, const fte_vocab *v, int V, int bos, int eos)
 {
-	int V = c->vocab_size, bos = c->bos_id >= 0 ? c->bos_id : v->bos_id;
-	int eos = c->eos_id >= 0 ? c->eos_id : v->eos_id;
 	char pad[32];
-
-	kv_str(b, "general.architecture", fte_arch_get(c->arch)->gguf);
-	kv_str(b, "general.name", name);
-	kv_u32(b, "general.alignment", GGUF_ALIGN);
-	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
-	kv_u32(b, "llama.vocab_size", (uint32_t)V);
-	kv_u32(b, "llama.context_length", (uint32_t)(c->sliding_window > 0 &&
-	    c->sliding_window < c->max_seq_len ? c->sliding_window : c->max_seq_len));
-	kv_u32(b, "llama.embedding_length", (uint32_t)c->dim);
-	kv_u32(b, "llama.block_count", (uint32_t)c->n_layers);
-	kv_u32(b, "llama.feed_forward_length", (uint32_t)c->ffn_dim);
-	kv_u32(b, "llama.rope.dimension_count", (uint32_t)c->head_dim);
-	kv_f32(b, "llama.rope.freq_base", c->rope_theta);
-	if (c->rope.type == FTE_ROPE_LINEAR || c->rope.type == FTE_ROPE_YARN) {
-		kv_str(b, "llama.rope.scaling.type", c->rope.type == FTE_ROPE_LINEAR ? "linear" : "yarn");
-		kv_f32(b, "llama.rope.scaling.factor", (float)c->rope.factor);
-		if (c->rope.type == FTE_ROPE_YARN)
-			kv_u32(b, "llama.rope.scaling.original_context_length", (uint32_t)c->rope.orig_ctx);
-	}
-	kv_u32(b, "llama.attention.head_count", (uint32_t)c->n_heads);
-	kv_u32(b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-	kv_u32(b, "llama.attention.key_length", (uint32_t)c->head_dim);
-	kv_u32(b, "llama.attention.value_length", (uint32_t)c->head_dim);
-	kv_f32(b, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
 
 	kv_str(b, "tokenizer.ggml.model", v->kind == FTE_VOCAB_SPM ? "llama" : "gpt2");
 	kv_str(b, "tokenizer.ggml.pre", v->kind == FTE_VOCAB_SPM || v->pre[0] == '\0' ?
@@ -393,6 +489,50 @@ gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *na
 		kv_str(b, "tokenizer.chat_template", v->chat_template);
 }
 
+static void
+gguf_meta_build(gbuf *b, const fte_config *c, const fte_vocab *v, const char *name,
+    int dtype)
+{
+	int V = c->vocab_size, bos = c->bos_id >= 0 ? c->bos_id : v->bos_id;
+	int eos = c->eos_id >= 0 ? c->eos_id : v->eos_id;
+
+	char k[96];
+	const char *arch = fte_arch_get(c->arch)->gguf;
+
+#define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
+	kv_str(b, "general.architecture", arch);
+	kv_str(b, "general.name", name);
+	kv_u32(b, "general.alignment", GGUF_ALIGN);
+	kv_u32(b, "general.file_type", (uint32_t)file_type(dtype));
+	kv_u32(b, KEY("vocab_size"), (uint32_t)V);
+	kv_u32(b, KEY("context_length"), (uint32_t)(c->sliding_window > 0 &&
+	    c->sliding_window < c->max_seq_len ? c->sliding_window : c->max_seq_len));
+	kv_u32(b, KEY("embedding_length"), (uint32_t)c->dim);
+	kv_u32(b, KEY("block_count"), (uint32_t)c->n_layers);
+	kv_u32(b, KEY("feed_forward_length"), (uint32_t)c->ffn_dim);
+	kv_u32(b, KEY("attention.head_count"), (uint32_t)c->n_heads);
+	if (!fte_arch_get(c->arch)->rope) {
+		/* GPT-2: LayerNorm, learned positions, no RoPE or head keys */
+		kv_f32(b, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+		gguf_vocab_meta(b, v, V, bos, eos);
+		return;
+	}
+	kv_u32(b, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
+	kv_f32(b, KEY("rope.freq_base"), c->rope_theta);
+	if (c->rope.type == FTE_ROPE_LINEAR || c->rope.type == FTE_ROPE_YARN) {
+		kv_str(b, KEY("rope.scaling.type"), c->rope.type == FTE_ROPE_LINEAR ? "linear" : "yarn");
+		kv_f32(b, KEY("rope.scaling.factor"), (float)c->rope.factor);
+		if (c->rope.type == FTE_ROPE_YARN)
+			kv_u32(b, KEY("rope.scaling.original_context_length"), (uint32_t)c->rope.orig_ctx);
+	}
+	kv_u32(b, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+	kv_u32(b, KEY("attention.key_length"), (uint32_t)c->head_dim);
+	kv_u32(b, KEY("attention.value_length"), (uint32_t)c->head_dim);
+	kv_f32(b, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+#undef KEY
+	gguf_vocab_meta(b, v, V, bos, eos);
+}
+
 int
 fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 {
@@ -419,9 +559,6 @@ fte_gguf_save(fte_model *m, const fte_vocab *vocab, const char *path, int dtype)
 	if (dtype != FTE_DTYPE_F32 && dtype != FTE_DTYPE_F16 && dtype != FTE_DTYPE_Q8_0 &&
 	    dtype != FTE_DTYPE_Q4_K_M)
 		return fte_error_set(FTE_EINVAL, "%s: GGUF dtype must be F32, F16, Q8_0 or Q4_K_M", path);
-	if (dtype == FTE_DTYPE_Q4_K_M && c->n_layers == 80)
-		return fte_error_set(FTE_ENOTSUP, "%s: Q4_K_M of an 80-layer model needs llama.cpp's "
-		    "70B rule (attn_v in Q5_K), which is not implemented", path);
 	/* llama.cpp's YaRN has beta 32/1, rounded ramp ends and attention
 	 * factor 0.1 ln(factor) + 1; llama3 needs a rope_freqs tensor and
 	 * dynamic NTK has no key */
@@ -501,170 +638,45 @@ out:
 	return rc;
 }
 
-/* ---- reader ---- */
-
-typedef struct cursor {
-	const uint8_t *p;
-	size_t n, off;
-} cursor;
-
-static int
-cur_take(cursor *c, void *dst, size_t n)
+int
+fte_gguf_vocab_save(const fte_vocab *v, const char *path)
 {
-	if (c->n - c->off < n)
-		return -1;
-	memcpy(dst, c->p + c->off, n);
-	c->off += n;
-	return 0;
-}
+	static const uint8_t zeros[GGUF_ALIGN];
+	gbuf meta = {0};
+	fte__afile af;
+	uint32_t version = 3;
+	uint64_t nt = 0;
+	int rc;
 
-/* cur_str reads a GGUF string; *s points into the file. */
-static int
-cur_str(cursor *c, const char **s, uint64_t *len)
-{
-	if (cur_take(c, len, 8) != 0 || c->n - c->off < *len)
-		return -1;
-	*s = (const char *)c->p + c->off;
-	c->off += (size_t)*len;
-	return 0;
-}
-
-static size_t
-type_size(int t)
-{
-	static const size_t sz[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-
-	return t >= 0 && t <= FTE_GGUF_FLOAT64 ? sz[t] : 0;
-}
-
-void
-fte_gguf_close(fte_gguf_file *f)
-{
-	if (f == NULL)
-		return;
-	for (int i = 0; i < f->n_kv; i++)
-		free(f->kv[i].key);
-	for (int i = 0; i < f->n_tensors; i++)
-		free(f->tensors[i].name);
-	free(f->kv);
-	free(f->tensors);
-	if (f->map != NULL)
-		munmap(f->map, f->map_len);
-	free(f->path);
-	free(f);
-}
-
-/* gguf_kv_parse reads one KV's value at the cursor, checking its extent. */
-static int
-gguf_kv_parse(cursor *c, fte_gguf_kv *kv)
-{
-	uint32_t type, at;
-	uint64_t n = 1;
-
-	if (cur_take(c, &type, 4) != 0)
-		return -1;
-	kv->type = (int)type;
-	kv->arr_type = -1;
-	if (type == FTE_GGUF_ARRAY) {
-		if (cur_take(c, &at, 4) != 0 || cur_take(c, &n, 8) != 0 ||
-		    at == FTE_GGUF_ARRAY || at > FTE_GGUF_FLOAT64)
-			return -1;
-		kv->arr_type = (int)at;
-		type = at;
-	} else if (type > FTE_GGUF_FLOAT64) {
-		return -1;
+	if (v == NULL || v->n_tokens <= 0)
+		return fte_error_set(FTE_EINVAL, "%s: no vocabulary given", path);
+	kv_u32(&meta, "general.alignment", GGUF_ALIGN);
+	gguf_vocab_meta(&meta, v, v->n_tokens, v->bos_id, v->eos_id);
+	if (meta.oom) {
+		free(meta.p);
+		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
 	}
-	kv->n = n;
-	kv->val = c->p + c->off;
-	if (type == FTE_GGUF_STRING) {
-		for (uint64_t i = 0; i < n; i++) {
-			const char *s;
-			uint64_t len;
-			if (cur_str(c, &s, &len) != 0)
-				return -1;
-		}
-		return 0;
+	if ((rc = fte__afile_open(&af, path)) == FTE_OK) {
+		fte__afile_write(&af, "GGUF", 4);
+		fte__afile_write(&af, &version, 4);
+		fte__afile_write(&af, &nt, 8);
+		fte__afile_write(&af, &meta.count, 8);
+		fte__afile_write(&af, meta.p, meta.n);
+		fte__afile_write(&af, zeros, (GGUF_ALIGN - (24 + meta.n) % GGUF_ALIGN) % GGUF_ALIGN);
+		rc = fte__afile_commit(&af);
 	}
-	if (n > (c->n - c->off) / type_size((int)type))
-		return -1;
-	c->off += (size_t)n * type_size((int)type);
-	return 0;
+	free(meta.p);
+	return rc;
 }
 
-static int
-gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
-{
-	cursor c = {p, len, 0};
-	uint64_t nt, nkv;
-	char magic[4];
+/* ---- reader: tensor extents (gguf_read.c parses the rest) ---- */
 
-	f->alignment = GGUF_ALIGN;
-	if (cur_take(&c, magic, 4) != 0 || memcmp(magic, "GGUF", 4) != 0)
-		return fte_error_set(FTE_EFORMAT, "%s: not a GGUF file (bad magic)", f->path);
-	if (cur_take(&c, &f->version, 4) != 0 || cur_take(&c, &nt, 8) != 0 ||
-	    cur_take(&c, &nkv, 8) != 0)
-		return fte_error_set(FTE_EFORMAT, "%s: truncated header", f->path);
-	if (f->version < 2 || f->version > 3)
-		return fte_error_set(FTE_ENOTSUP, "%s: GGUF version %u not supported", f->path, f->version);
-	/* each KV and tensor info takes at least 12 bytes: bound the counts */
-	if (nkv > len / 12 || nt > len / 12)
-		return fte_error_set(FTE_EFORMAT, "%s: counts exceed the file", f->path);
-	f->kv = calloc((size_t)nkv + 1, sizeof(*f->kv));
-	f->tensors = calloc((size_t)nt + 1, sizeof(*f->tensors));
-	if (f->kv == NULL || f->tensors == NULL)
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", f->path);
-	for (uint64_t i = 0; i < nkv; i++) {
-		const char *key;
-		uint64_t klen;
-		fte_gguf_kv *kv = &f->kv[f->n_kv];
-		if (cur_str(&c, &key, &klen) != 0 || (kv->key = strndup(key, (size_t)klen)) == NULL)
-			return fte_error_set(FTE_EFORMAT, "%s: metadata %llu: bad key", f->path,
-			    (unsigned long long)i);
-		f->n_kv++;
-		if (gguf_kv_parse(&c, kv) != 0)
-			return fte_error_set(FTE_EFORMAT, "%s: metadata \"%s\": bad or truncated value",
-			    f->path, kv->key);
-		if (strcmp(kv->key, "general.alignment") == 0) {
-			int64_t a = fte_gguf_kv_int(kv);
-			if (a <= 0 || a > 65536 || (a & (a - 1)) != 0)
-				return fte_error_set(FTE_EFORMAT, "%s: general.alignment %lld is not a power of two",
-				    f->path, (long long)a);
-			f->alignment = (uint32_t)a;
-		}
-	}
-	for (uint64_t i = 0; i < nt; i++) {
-		fte_gguf_tensor *t = &f->tensors[f->n_tensors];
-		const char *name;
-		uint64_t nlen, ne;
-		uint32_t nd, type;
-		if (cur_str(&c, &name, &nlen) != 0 || (t->name = strndup(name, (size_t)nlen)) == NULL)
-			return fte_error_set(FTE_EFORMAT, "%s: tensor %llu: bad name", f->path,
-			    (unsigned long long)i);
-		f->n_tensors++;
-		if (cur_take(&c, &nd, 4) != 0 || nd < 1 || nd > 4)
-			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": bad dimension count",
-			    f->path, t->name);
-		t->ndim = (int)nd;
-		t->numel = 1;
-		for (uint32_t d = 0; d < nd; d++) {
-			if (cur_take(&c, &ne, 8) != 0 || ne > (uint64_t)len || (ne && t->numel > len / ne))
-				return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": bad shape",
-				    f->path, t->name);
-			t->ne[d] = (int64_t)ne;
-			t->numel *= (size_t)ne;
-		}
-		if (cur_take(&c, &type, 4) != 0 || cur_take(&c, &t->offset, 8) != 0)
-			return fte_error_set(FTE_EFORMAT, "%s: tensor \"%s\": truncated info",
-			    f->path, t->name);
-		t->type = (int)type;
-	}
-	c.off = (c.off + f->alignment - 1) / f->alignment * f->alignment;
-	if (c.off > len)
-		return fte_error_set(FTE_EFORMAT, "%s: no data section", f->path);
-	f->data = p + c.off;
-	f->data_len = len - c.off;
+/* gguf_tensors_check: rows of whole blocks, data inside the file. */
+static int
+gguf_tensors_check(const fte_gguf_file *f)
+{
 	for (int i = 0; i < f->n_tensors; i++) {
-		fte_gguf_tensor *t = &f->tensors[i];
+		const fte_gguf_tensor *t = &f->tensors[i];
 		int bytes, block = fte__ggml_block(t->type, &bytes);
 		/* a type we do not know is listed, and refused when read */
 		if (block && t->ne[0] % block != 0)
@@ -678,147 +690,32 @@ gguf_parse(fte_gguf_file *f, const uint8_t *p, size_t len)
 	return FTE_OK;
 }
 
+static int
+gguf_checked(int rc, fte_gguf_file *f, fte_gguf_file **out)
+{
+	if (rc == FTE_OK && (rc = gguf_tensors_check(f)) != FTE_OK)
+		fte_gguf_close(f);
+	if (rc == FTE_OK)
+		*out = f;
+	return rc;
+}
+
 int
 fte_gguf_parse(const char *path, const uint8_t *buf, size_t len, fte_gguf_file **out)
 {
-	fte_gguf_file *f;
-	int rc;
+	fte_gguf_file *f = NULL;
+	int rc = fte__gguf_read(path, buf, len, &f);
 
-	if ((f = calloc(1, sizeof(*f))) == NULL || (f->path = strdup(path)) == NULL) {
-		free(f);
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
-	}
-	if ((rc = gguf_parse(f, buf, len)) != FTE_OK) {
-		fte_gguf_close(f);
-		return rc;
-	}
-	*out = f;
-	return FTE_OK;
+	return gguf_checked(rc, f, out);
 }
 
 int
 fte_gguf_open(const char *path, fte_gguf_file **out)
 {
-	fte_gguf_file *f;
-	struct stat st;
-	void *map;
-	int fd, rc;
+	fte_gguf_file *f = NULL;
+	int rc = fte__gguf_map(path, &f);
 
-	if ((rc = fte__file_open(path, &fd)) != FTE_OK)
-		return rc;
-	if (fstat(fd, &st) != 0 || st.st_size < 24) {
-		close(fd);
-		return fte_error_set(FTE_EFORMAT, "%s: not a GGUF file (too short)", path);
-	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return fte_error_set(FTE_EIO, "%s: mmap failed: %s", path, strerror(errno));
-	if ((f = calloc(1, sizeof(*f))) == NULL || (f->path = strdup(path)) == NULL) {
-		free(f);
-		munmap(map, (size_t)st.st_size);
-		return fte_error_set(FTE_ENOMEM, "%s: out of memory", path);
-	}
-	f->map = map;
-	f->map_len = (size_t)st.st_size;
-	if ((rc = gguf_parse(f, map, (size_t)st.st_size)) != FTE_OK) {
-		fte_gguf_close(f);
-		return rc;
-	}
-	*out = f;
-	return FTE_OK;
-}
-
-const fte_gguf_kv *
-fte_gguf_kv_find(const fte_gguf_file *f, const char *key)
-{
-	for (int i = 0; i < f->n_kv; i++)
-		if (strcmp(f->kv[i].key, key) == 0)
-			return &f->kv[i];
-	return NULL;
-}
-
-const fte_gguf_tensor *
-fte_gguf_tensor_find(const fte_gguf_file *f, const char *name)
-{
-	for (int i = 0; i < f->n_tensors; i++)
-		if (strcmp(f->tensors[i].name, name) == 0)
-			return &f->tensors[i];
-	return NULL;
-}
-
-static double
-num_at(int type, const uint8_t *p)
-{
-	union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
-	    float f32; uint64_t u64; int64_t i64; double f64; } v;
-
-	memcpy(&v, p, type_size(type));
-	switch (type) {
-	case FTE_GGUF_UINT8: case FTE_GGUF_BOOL: return v.u8;
-	case FTE_GGUF_INT8: return v.i8;
-	case FTE_GGUF_UINT16: return v.u16;
-	case FTE_GGUF_INT16: return v.i16;
-	case FTE_GGUF_UINT32: return v.u32;
-	case FTE_GGUF_INT32: return v.i32;
-	case FTE_GGUF_FLOAT32: return v.f32;
-	case FTE_GGUF_UINT64: return (double)v.u64;
-	case FTE_GGUF_INT64: return (double)v.i64;
-	case FTE_GGUF_FLOAT64: return v.f64;
-	}
-	return 0;
-}
-
-int64_t
-fte_gguf_kv_int(const fte_gguf_kv *kv)
-{
-	if (kv == NULL || kv->type == FTE_GGUF_ARRAY || kv->type == FTE_GGUF_STRING)
-		return 0;
-	if (kv->type == FTE_GGUF_UINT64 || kv->type == FTE_GGUF_INT64) {
-		int64_t x;
-		memcpy(&x, kv->val, 8);
-		return x;
-	}
-	double d = num_at(kv->type, kv->val);
-	/* a float that no int64 holds (or NaN) reads as 0, not as UB */
-	return d >= -0x1p63 && d < 0x1p63 ? (int64_t)d : 0;
-}
-
-double
-fte_gguf_kv_float(const fte_gguf_kv *kv)
-{
-	if (kv == NULL || kv->type == FTE_GGUF_ARRAY || kv->type == FTE_GGUF_STRING)
-		return 0;
-	return num_at(kv->type, kv->val);
-}
-
-double
-fte_gguf_kv_arr_num(const fte_gguf_kv *kv, uint64_t i)
-{
-	if (kv == NULL || kv->type != FTE_GGUF_ARRAY || kv->arr_type == FTE_GGUF_STRING || i >= kv->n)
-		return 0;
-	return num_at(kv->arr_type, kv->val + i * type_size(kv->arr_type));
-}
-
-const char *
-fte_gguf_kv_str(const fte_gguf_kv *kv, uint64_t i, uint64_t *len)
-{
-	const uint8_t *p;
-
-	if (kv == NULL || i >= kv->n || !(kv->type == FTE_GGUF_STRING ||
-	    (kv->type == FTE_GGUF_ARRAY && kv->arr_type == FTE_GGUF_STRING)))
-		return NULL;
-	/* the strings were bounds-checked when the file was opened */
-	p = kv->val;
-	for (uint64_t k = 0;; k++) {
-		uint64_t n;
-		memcpy(&n, p, 8);
-		if (k == i) {
-			*len = n;
-			return (const char *)p + 8;
-		}
-		p += 8 + n;
-	}
+	return gguf_checked(rc, f, out);
 }
 
 int

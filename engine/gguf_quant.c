@@ -1,7 +1,7 @@
 /*
  * gguf_quant.c - ggml's block formats: dequantization of F32, F16, BF16,
- * Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, and quantization of Q4_0, Q5_0, Q8_0,
- * Q4_K, Q6_K computed as llama.cpp's reference quantizer (ggml-quants.c,
+ * Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, and quantization of all of them
+ * computed as llama.cpp's reference quantizer (ggml-quants.c,
  * quantize_row_*_ref, no importance matrix) computes them, operation by
  * operation in float32, so the bytes are identical.  This file is built with
  * -ffp-contract=off: a fused multiply-add would round differently.
@@ -326,10 +326,15 @@ make_qkx2(int n, int nmax, const float *x, const float *w, uint8_t *L, float *th
 	return scale;
 }
 
+/* q_kfit is the part Q4_K and Q5_K share (quantize_row_q4_K_ref and _q5_K_ref):
+ * each 32-value sub-block fitted by make_qkx2 with weights av_x + |x| (nmax
+ * 15 or 31, with their search parameters), the eight scales and mins as
+ * 6-bit multiples of the block's F16 d and dmin at b, b + 2 (packed at
+ * b + 4), then every value requantized to L against the stored scales. */
 static void
-q_q4_k(const float *x, uint8_t *b)
+q_kfit(const float *x, uint8_t *b, uint8_t *L, int nmax, float rmin, float rdelta, int nstep)
 {
-	uint8_t L[QK_K], Laux[32], *sc = b + 4, *q = b + 16;
+	uint8_t Laux[32], *sc = b + 4;
 	float w[32], mins[8], scales[8], max_scale = 0.0f, max_min = 0.0f;
 	float inv_scale, inv_min, d, dmin;
 
@@ -340,8 +345,8 @@ q_q4_k(const float *x, uint8_t *b)
 		av_x = sqrtf(sum_x2 / 32.0f);
 		for (int l = 0; l < 32; l++)
 			w[l] = av_x + fabsf(x[32 * j + l]);
-		scales[j] = make_qkx2(32, 15, x + 32 * j, w, L + 32 * j, &mins[j], Laux,
-		    -1.0f, 0.1f, 20);
+		scales[j] = make_qkx2(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux,
+		    rmin, rdelta, nstep);
 		if (scales[j] > max_scale)
 			max_scale = scales[j];
 		if (mins[j] > max_min)
@@ -375,11 +380,36 @@ q_q4_k(const float *x, uint8_t *b)
 		if (dj == 0.0f)
 			continue;
 		for (int i = 0; i < 32; i++)
-			L[32 * j + i] = (uint8_t)imax(0, imin(15, nearest_int((x[32 * j + i] + dm) / dj)));
+			L[32 * j + i] = (uint8_t)imax(0, imin(nmax, nearest_int((x[32 * j + i] + dm) / dj)));
 	}
+}
+
+static void
+q_q4_k(const float *x, uint8_t *b)
+{
+	uint8_t L[QK_K], *q = b + 16;
+
+	q_kfit(x, b, L, 15, -1.0f, 0.1f, 20);
 	for (int j = 0; j < QK_K; j += 64, q += 32)
 		for (int l = 0; l < 32; l++)
 			q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+}
+
+/* Q5_K: the low four bits as Q4_K packs them (at b + 48), the fifth bit of
+ * sub-blocks 2k and 2k + 1 in bits 2k and 2k + 1 of qh (b + 16). */
+static void
+q_q5_k(const float *x, uint8_t *b)
+{
+	uint8_t L[QK_K], *qh = b + 16, *q = b + 48;
+
+	q_kfit(x, b, L, 31, -0.5f, 0.1f, 15);
+	memset(qh, 0, 32);
+	for (int j = 0, u = 0; j < QK_K; j += 64, q += 32, u += 2)
+		for (int l = 0; l < 32; l++) {
+			int l1 = L[j + l], l2 = L[j + l + 32];
+			qh[l] |= (uint8_t)(((l1 >> 4) << u) | ((l2 >> 4) << (u + 1)));
+			q[l] = (uint8_t)((l1 & 0xF) | ((l2 & 0xF) << 4));
+		}
 }
 
 /* make_qx fits x ~ scale*(L - nmax), weights x^2 (ggml's rmse_type 1), trying
@@ -484,7 +514,7 @@ static const struct ggml_type {
 	{FTE_GGML_Q5_0, "Q5_0", QK, 22, deq_q5_0, q_q5_0},
 	{FTE_GGML_Q8_0, "Q8_0", QK, 34, deq_q8_0, q_q8_0},
 	{FTE_GGML_Q4_K, "Q4_K", QK_K, 144, deq_q4_k, q_q4_k},
-	{FTE_GGML_Q5_K, "Q5_K", QK_K, 176, deq_q5_k, NULL},
+	{FTE_GGML_Q5_K, "Q5_K", QK_K, 176, deq_q5_k, q_q5_k},
 	{FTE_GGML_Q6_K, "Q6_K", QK_K, 210, deq_q6_k, q_q6_k},
 };
 
@@ -497,12 +527,25 @@ type_find(int id)
 	return NULL;
 }
 
+/* ggml's other types (ggml.h), named in refusals; 4, 5 and 31-33 were
+ * removed from ggml. */
+static const char *const other_names[] = {
+	[3] = "Q4_1", [7] = "Q5_1", [9] = "Q8_1", [10] = "Q2_K", [11] = "Q3_K", [15] = "Q8_K",
+	[16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S", [20] = "IQ4_NL",
+	[21] = "IQ3_S", [22] = "IQ2_S", [23] = "IQ4_XS", [24] = "I8", [25] = "I16", [26] = "I32",
+	[27] = "I64", [28] = "F64", [29] = "IQ1_M", [34] = "TQ1_0", [35] = "TQ2_0", [39] = "MXFP4",
+};
+
 const char *
 fte__ggml_type_name(int type)
 {
 	const struct ggml_type *t = type_find(type);
 
-	return t ? t->name : NULL;
+	if (t != NULL)
+		return t->name;
+	if (type >= 0 && (size_t)type < sizeof(other_names) / sizeof(other_names[0]))
+		return other_names[type];
+	return NULL;
 }
 
 int

@@ -21,7 +21,7 @@ fte_file_check(const char *name, const void *buf, size_t len)
 
 	if (n > 5 && strcmp(name + n - 5, ".json") == 0) {
 		json_error_t err;
-		json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+		json_t *j = fte__json_loadb(buf, len, &err);
 		int obj = json_is_object(j);
 
 		json_decref(j);
@@ -36,7 +36,14 @@ fte_file_check(const char *name, const void *buf, size_t len)
 		fte_st_close(f);
 		return rc;
 	}
-	if (strcmp(name, "tokenizer.bin") == 0) {
+	if (n > 5 && strcmp(name + n - 5, ".gguf") == 0) {
+		fte_gguf_file *f = NULL;
+		int rc = fte_gguf_parse(name, buf, len, &f);
+
+		fte_gguf_close(f);
+		return rc;
+	}
+	if (strcmp(name, "tokenizer.bin") == 0 || strcmp(name, "tokenizer.gguf") == 0) {
 		fte_tokenizer *t = NULL;
 		int rc = fte_tokenizer_load_memory(name, buf, len, &t);
 

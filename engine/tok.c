@@ -456,6 +456,8 @@ load_memory(const char *name, const char *data, size_t size, int with_config, ft
 	 * tokenizer.bin). */
 	if (i < size && data[i] == '{')
 		return tok_json_load(name, data, size, with_config, out);
+	if (size >= 4 && memcmp(data, "GGUF", 4) == 0)
+		return fte__gguf_tokenizer_memory(name, data, size, out);
 	if (nl >= 6 && strcmp(name + nl - 6, ".model") == 0)
 		return tok_spm_load(name, (const unsigned char *)data, size, out);
 	return tok_llama2c_load(name, (const unsigned char *)data, size, out);
@@ -487,6 +489,8 @@ fte_tokenizer_load(const char *path, fte_tokenizer **out)
 			return tok_gpt2_load(file, bpe, out);
 		}
 		snprintf(file, sizeof(file), "%s/tokenizer.bin", path);
+		if (stat(file, &st) != 0)
+			snprintf(file, sizeof(file), "%s/tokenizer.gguf", path);
 		if (stat(file, &st) != 0)
 			snprintf(file, sizeof(file), "%s/tokenizer.model", path);
 	} else if (strcmp(base, "encoder.json") == 0 || strcmp(base, "vocab.bpe") == 0) {

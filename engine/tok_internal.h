@@ -16,6 +16,7 @@
 #define TOK_INTERNAL_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
 #include <pcre2.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -183,5 +184,8 @@ int tok_sp_build(const char *path, const struct tok_sp_piece *pc, int n, int squ
 /* tok_json_load parses a tokenizer.json; with_config also reads BOS/EOS
  * from the tokenizer_config.json beside path. */
 int tok_json_load(const char *path, const char *data, size_t size, int with_config, fte_tokenizer **out);
+/* tok_json_build makes the tokenizer of a tokenizer.json already parsed
+ * (or built, as for GGUF vocabularies), reading no file beside it. */
+int tok_json_build(const char *path, const json_t *root, fte_tokenizer **out);
 
 #endif

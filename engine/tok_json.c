@@ -616,6 +616,12 @@ build(const char *path, const json_t *root, int with_config, fte_tokenizer **out
 }
 
 int
+tok_json_build(const char *path, const json_t *root, fte_tokenizer **out)
+{
+	return build(path, root, 0, out);
+}
+
+int
 tok_json_load(const char *path, const char *data, size_t size, int with_config, fte_tokenizer **out)
 {
 	json_error_t jerr;

@@ -1,6 +1,6 @@
 /*
  * vocab.c - a tokenizer's vocabulary as plain arrays (fte_vocab), read from
- * tokenizer.json or llama2.c tokenizer.bin, for writers such as GGUF that
+ * tokenizer.json, llama2.c tokenizer.bin or GGUF, for writers such as GGUF that
  * store the vocabulary rather than run it.
  */
 #include <errno.h>
@@ -335,12 +335,33 @@ special_id(const strmap *m, json_t *cfg, const char *key)
 	return json_is_string(v) ? strmap_get(m, json_string_value(v)) : -1;
 }
 
+/* template_processing finds the TemplateProcessing post-processor, alone
+ * or in a Sequence (Llama 3 puts ByteLevel first). */
+static json_t *
+template_processing(json_t *pp)
+{
+	const char *t = json_string_value(json_object_get(pp, "type"));
+	json_t *p;
+	size_t i;
+
+	if (t != NULL && strcmp(t, "TemplateProcessing") == 0)
+		return pp;
+	if (t != NULL && strcmp(t, "Sequence") == 0)
+		json_array_foreach(json_object_get(pp, "processors"), i, p)
+			if (json_is_object(p) && json_object_get(p, "processors") == NULL &&
+			    (p = template_processing(p)) != NULL)
+				return p;
+	return NULL;
+}
+
 /* vocab_specials sets BOS/EOS/UNK/PAD and add_bos from the post-processor,
- * tokenizer_config.json beside the file, and the usual token names. */
+ * tokenizer_config.json beside the file, and the usual token names (those
+ * the tokenizer itself falls back to, tok_json.c). */
 static void
 vocab_specials(fte_vocab *v, const strmap *m, json_t *tok, const char *path)
 {
-	json_t *pp = json_object_get(tok, "post_processor"), *single, *cfg = NULL;
+	static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>"};
+	json_t *pp = template_processing(json_object_get(tok, "post_processor")), *single, *cfg = NULL;
 	char cpath[PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	const char *unk = json_string_value(json_object_get(json_object_get(tok, "model"), "unk_token"));
@@ -375,10 +396,8 @@ vocab_specials(fte_vocab *v, const strmap *m, json_t *tok, const char *path)
 	}
 	if (unk != NULL && (id = strmap_get(m, unk)) >= 0)
 		v->unk_id = id;
-	if (v->eos_id < 0 && (id = strmap_get(m, "</s>")) >= 0)
-		v->eos_id = id;
-	if (v->eos_id < 0 && (id = strmap_get(m, "<|endoftext|>")) >= 0)
-		v->eos_id = id;
+	for (size_t i = 0; i < sizeof(eos_names) / sizeof(eos_names[0]) && v->eos_id < 0; i++)
+		v->eos_id = strmap_get(m, eos_names[i]);
 	if (v->unk_id >= 0)
 		v->types[v->unk_id] = FTE_TOKEN_UNKNOWN;
 }
@@ -538,10 +557,23 @@ vocab_from_json(const char *path, fte_vocab **out)
 	return FTE_OK;
 }
 
+static int
+vocab_from_gguf(const char *path, fte_vocab **out)
+{
+	fte_gguf_file *f;
+	int rc;
+
+	if ((rc = fte__gguf_map(path, &f)) != FTE_OK)
+		return rc;
+	rc = fte__gguf_vocab(f, out);
+	fte_gguf_close(f);
+	return rc;
+}
+
 int
 fte_vocab_load(const char *path, fte_vocab **out)
 {
-	char file[PATH_MAX];
+	char file[PATH_MAX], magic[4];
 	struct stat st;
 	FILE *fp;
 	int c, rc;
@@ -555,6 +587,11 @@ fte_vocab_load(const char *path, fte_vocab **out)
 	/* tokenizer.json starts with '{'; tokenizer.bin with a small int32 */
 	if ((rc = fte__fopen(path, &fp)) != FTE_OK)
 		return rc;
+	if (fread(magic, 1, 4, fp) == 4 && memcmp(magic, "GGUF", 4) == 0) {
+		fclose(fp);
+		return vocab_from_gguf(path, out);
+	}
+	rewind(fp);
 	while ((c = fgetc(fp)) == ' ' || c == '\n' || c == '\r' || c == '\t')
 		;
 	fclose(fp);

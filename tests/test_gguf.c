@@ -1,7 +1,9 @@
 /* test_gguf.c - GGUF export read back with our reader: metadata keys,
  * tensor names, shapes, alignment, q/k permutation (inverted it gives the
  * original), F16 rounding; vocabularies from tokenizer.json and tokenizer.bin;
- * malformed inputs. */
+ * byte-level BPE vocabularies through tokenizer.gguf id for id; malformed
+ * inputs. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,11 +250,136 @@ test_hf_model(void)
 		fte_model_free(m);
 		m = NULL;
 	}
+}
+
+/* GPT-2 as llama.cpp's gpt2 architecture: its keys, position_embd, q/k/v
+ * rows fused into attn_qkv; F32 read back bit for bit, Q8_0 within half a
+ * quantization step, Q4_K_M refused (it needs Q5_K). */
+static void
+test_gpt2(void)
+{
+	fte_model *m = NULL, *back = NULL;
+	fte_gguf_file *f = NULL;
+	fte_vocab *v = vocab_make(64);
+	const char *path = ft_test_tmp("g.gguf");
+
 	CHECK(fte_model_load(fixture_dir("gpt2"), &m) == FTE_OK);
-	v = vocab_make(64);
-	CHECK(fte_gguf_save(m, v, ft_test_tmp("g.gguf"), FTE_DTYPE_F32) == FTE_ENOTSUP);
+	if (m == NULL) {
+		fte_vocab_free(v);
+		return;
+	}
+	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_F32) == FTE_OK);
+	CHECK(fte_gguf_open(path, &f) == FTE_OK);
+	if (f != NULL) {
+		const fte_gguf_tensor *qkv = fte_gguf_tensor_find(f, "blk.1.attn_qkv.weight");
+		const fte_gguf_tensor *up = fte_gguf_tensor_find(f, "blk.0.ffn_up.weight");
+		const fte_gguf_tensor *pos = fte_gguf_tensor_find(f, "position_embd.weight");
+		CHECK(kv_str_is(f, "general.architecture", 0, "gpt2"));
+		CHECK(kv_int(f, "gpt2.embedding_length") == 32 && kv_int(f, "gpt2.block_count") == 2);
+		CHECK(kv_int(f, "gpt2.context_length") == 16 && kv_int(f, "gpt2.attention.head_count") == 4);
+		CHECK(kv_int(f, "gpt2.feed_forward_length") == 128);
+		CHECK(fte_gguf_kv_find(f, "gpt2.attention.layer_norm_epsilon") != NULL);
+		CHECK(fte_gguf_kv_find(f, "gpt2.rope.freq_base") == NULL);
+		CHECK(qkv != NULL && qkv->ne[0] == 32 && qkv->ne[1] == 96);
+		CHECK(fte_gguf_tensor_find(f, "blk.1.attn_qkv.bias") != NULL &&
+		    fte_gguf_tensor_find(f, "blk.1.attn_qkv.bias")->ne[0] == 96);
+		CHECK(up != NULL && up->ne[0] == 32 && up->ne[1] == 128);
+		CHECK(pos != NULL && pos->ne[0] == 32 && pos->ne[1] == 16);
+		CHECK(fte_gguf_tensor_find(f, "output_norm.bias") != NULL);
+		CHECK(fte_gguf_tensor_find(f, "output.weight") == NULL);
+		CHECK(fte_gguf_tensor_find(f, "blk.0.attn_q.weight") == NULL);
+		/* 4 + 12 per layer */
+		CHECK(f->n_tensors == 4 + 2 * 12);
+		fte_gguf_close(f);
+		f = NULL;
+	}
+	CHECK(fte_gguf_load(path, &back) == FTE_OK);
+	if (back != NULL) {
+		int bad = fte_model_num_tensors(back) != fte_model_num_tensors(m);
+		CHECK(fte_model_config(back)->arch == FTE_ARCH_GPT2);
+		CHECK(fte_model_config(back)->tied_embeddings == fte_model_config(m)->tied_embeddings);
+		CHECK(fte_model_config(back)->norm_eps == fte_model_config(m)->norm_eps);
+		for (int i = 0; !bad && i < fte_model_num_tensors(m); i++) {
+			const fte_tensor *a = fte_model_tensor(m, i), *b = fte_model_find(back, a->name);
+			bad = b == NULL || b->numel != a->numel ||
+			    memcmp(a->data, b->data, a->numel * sizeof(float)) != 0;
+		}
+		CHECK(bad == 0);
+		fte_model_free(back);
+		back = NULL;
+	}
+	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_Q8_0) == FTE_OK);
+	CHECK(fte_gguf_open(path, &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(fte_gguf_tensor_find(f, "blk.0.attn_qkv.weight")->type == FTE_GGML_Q8_0);
+		CHECK(fte_gguf_tensor_find(f, "position_embd.weight")->type == FTE_GGML_F32);
+		fte_gguf_close(f);
+	}
+	CHECK(fte_gguf_load(path, &back) == FTE_OK);
+	for (int i = 0; back != NULL && i < fte_model_num_tensors(m); i++) {
+		const fte_tensor *a = fte_model_tensor(m, i), *b = fte_model_find(back, a->name);
+		float amax = 0, err = 0;
+		for (size_t k = 0; b != NULL && k < a->numel; k++) {
+			float d = fabsf(a->data[k] - b->data[k]);
+			amax = fabsf(a->data[k]) > amax ? fabsf(a->data[k]) : amax;
+			err = d > err ? d : err;
+		}
+		/* Q8_0 rounds to steps of d = block amax / 127 and stores d in
+		 * F16: half a step plus 127 times d's rounding (2^-11 d) */
+		CHECK(b != NULL && err <= amax / 127.0f * (0.5f + 127.0f / 2048.0f) + 1e-7f);
+	}
+	fte_model_free(back);
+	/* Q4_K_M: attn_qkv would be Q5_K, and rows of 32 make that Q5_1 */
+	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_Q4_K_M) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "blk.0.attn_qkv.weight: llama.cpp's Q4_K_M stores it in Q5_1") != NULL);
 	fte_vocab_free(v);
 	fte_model_free(m);
+}
+
+/* GPT-2 in Q4_K_M with whole 256-blocks: llama.cpp's types (Q5_K attn_qkv,
+ * Q6_K for the tied embedding and the last layer's ffn_down, F32
+ * positions), and the import within each type's error. */
+static void
+test_gpt2_q4_k_m(void)
+{
+	fte_config c = {.arch = FTE_ARCH_GPT2, .n_layers = 2, .dim = 256, .n_heads = 4,
+	    .n_kv_heads = 4, .head_dim = 64, .ffn_dim = 1024, .vocab_size = 64, .max_seq_len = 16,
+	    .norm_eps = 1e-5f, .tied_embeddings = 1, .bos_id = 1, .eos_id = 2};
+	static const struct { const char *name; int type; } want[] = {
+		{"token_embd.weight", FTE_GGML_Q6_K}, {"position_embd.weight", FTE_GGML_F32},
+		{"blk.0.attn_qkv.weight", FTE_GGML_Q5_K}, {"blk.0.attn_output.weight", FTE_GGML_Q4_K},
+		{"blk.0.ffn_up.weight", FTE_GGML_Q4_K}, {"blk.0.ffn_down.weight", FTE_GGML_Q4_K},
+		{"blk.1.ffn_down.weight", FTE_GGML_Q6_K}, {"blk.1.attn_qkv.bias", FTE_GGML_F32},
+	};
+	const char *path = ft_test_tmp("g4.gguf");
+	fte_vocab *v = vocab_make(64);
+	fte_model *m = NULL, *back = NULL;
+	fte_gguf_file *f = NULL;
+
+	CHECK(fte_model_create(&c, &m) == FTE_OK && fte_model_init_random(m, 7) == FTE_OK);
+	CHECK(fte_gguf_save(m, v, path, FTE_DTYPE_Q4_K_M) == FTE_OK);
+	CHECK(fte_gguf_open(path, &f) == FTE_OK);
+	for (size_t i = 0; f != NULL && i < sizeof(want) / sizeof(want[0]); i++) {
+		const fte_gguf_tensor *t = fte_gguf_tensor_find(f, want[i].name);
+		if (t == NULL || t->type != want[i].type)
+			fprintf(stderr, "%s: type %d, want %d\n", want[i].name, t ? t->type : -1, want[i].type);
+		CHECK(t != NULL && t->type == want[i].type);
+	}
+	fte_gguf_close(f);
+	CHECK(fte_gguf_load(path, &back) == FTE_OK);
+	for (int i = 0; back != NULL && i < fte_model_num_tensors(m); i++) {
+		const fte_tensor *a = fte_model_tensor(m, i), *b = fte_model_find(back, a->name);
+		double se = 0, sx = 0;
+		for (size_t k = 0; b != NULL && k < a->numel; k++) {
+			se += (double)(a->data[k] - b->data[k]) * (a->data[k] - b->data[k]);
+			sx += (double)a->data[k] * a->data[k];
+		}
+		/* Q4_K's bound (test_gguf_quant); the rest are finer */
+		CHECK(b != NULL && (sx == 0 || sqrt(se / sx) <= 0.10));
+	}
+	fte_model_free(back);
+	fte_model_free(m);
+	fte_vocab_free(v);
 }
 
 /* RoPE scaling: linear and YaRN as llama.cpp's rope.scaling keys; what
@@ -551,6 +678,17 @@ test_cli(void)
 	}
 	fte_vocab_free(v);
 	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", gguf2, "--json", NULL}) == 0);
+	/* a GGUF model exports again with its own vocabulary, template and all */
+	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", gguf2, "--format", "gguf",
+	    "--dtype", "q8_0", "--out", gguf, NULL}) == 0);
+	CHECK(fte_gguf_open(gguf, &f) == FTE_OK);
+	if (f != NULL) {
+		CHECK(kv_int(f, "general.file_type") == 7);
+		CHECK(kv_str_is(f, "tokenizer.chat_template", 0, "{% for m in messages %}{{ m.content }}{% endfor %}"));
+		CHECK(kv_str_is(f, "tokenizer.ggml.tokens", 63, "t63"));
+		fte_gguf_close(f);
+		f = NULL;
+	}
 
 	const char *s260 = asset("llama2c/stories260K.bin"), *t512 = asset("llama2c/tok512.bin");
 	if (s260 != NULL && t512 != NULL) {
@@ -574,9 +712,11 @@ test_cli(void)
 	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", model, "--bogus", NULL}) == 2);
 	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", NULL}) == 2);
 	CHECK(run(ftengine_inspect, (const char *const[]){"inspect", "--model", ft_test_tmp("nope"), NULL}) == 1);
+	/* a vocabulary larger than the model's embedding (50257 > 64) */
 	CHECK(run(ftengine_export, (const char *const[]){"export", "--model", fixture_dir("gpt2"),
 	    "--format", "gguf", "--tokenizer", asset("hf/tiny-gpt2") ? asset("hf/tiny-gpt2") : "x",
 	    "--out", gguf, NULL}) == 1);
+	CHECK(strstr(fte_last_error(), "larger than the model's embedding") != NULL || !asset("hf/tiny-gpt2"));
 	fte_model_free(a);
 	fte_model_free(b);
 }
@@ -598,7 +738,7 @@ check_quantized(fte_model *m, const fte_gguf_file *f, const char *path)
 		int bytes, block;
 
 		for (int k = 0; k < f->n_tensors && g == NULL; k++)
-			if (fte__gguf_to_canon(f->tensors[k].name, gname, sizeof(gname)) == FTE_OK &&
+			if (fte__gguf_to_canon(FTE_ARCH_LLAMA, f->tensors[k].name, 0, gname, sizeof(gname)) == FTE_OK &&
 			    strcmp(gname, t->name) == 0)
 				g = &f->tensors[k];
 		CHECK(g != NULL);
@@ -759,7 +899,7 @@ test_import_refused(void)
 	memcpy(p + 17 + 4 + 16, &q4_1, 4);
 	ft_test_file_write(ft_test_tmp("q41.gguf"), buf, n);
 	CHECK(fte_model_load(ft_test_tmp("q41.gguf"), &m) == FTE_ENOTSUP);
-	CHECK(strstr(fte_last_error(), "type 3 is not supported") != NULL);
+	CHECK(strstr(fte_last_error(), "type Q4_1 (3) is not supported") != NULL);
 	free(buf);
 }
 
@@ -797,11 +937,156 @@ test_modelfile(void)
 	fte_vocab_free(v);
 }
 
+/* vocab_equal compares two vocabularies field by field. */
+static int
+vocab_equal(const fte_vocab *a, const fte_vocab *b)
+{
+	int bad = a->kind != b->kind || a->n_tokens != b->n_tokens || a->n_merges != b->n_merges ||
+	    a->bos_id != b->bos_id || a->eos_id != b->eos_id || a->unk_id != b->unk_id ||
+	    a->pad_id != b->pad_id || a->add_bos != b->add_bos || strcmp(a->pre, b->pre) != 0 ||
+	    (a->chat_template == NULL) != (b->chat_template == NULL) ||
+	    (a->chat_template && strcmp(a->chat_template, b->chat_template) != 0);
+
+	for (int i = 0; !bad && i < a->n_tokens; i++)
+		bad = strcmp(a->tokens[i], b->tokens[i]) != 0 || a->types[i] != b->types[i] ||
+		    a->scores[i] != b->scores[i];
+	for (int i = 0; !bad && i < a->n_merges; i++)
+		bad = strcmp(a->merges[i], b->merges[i]) != 0;
+	return !bad;
+}
+
+/* encode_same encodes text with both tokenizers (specials added and
+ * parsed) and counts the ids, failing on the first difference. */
+static size_t
+encode_same(const fte_tokenizer *a, const fte_tokenizer *b, const char *text, size_t len)
+{
+	int *x = NULL, *y = NULL;
+	size_t nx = 0, ny = 0, same = 0;
+	char *dx = NULL, *dy = NULL;
+	size_t lx, ly;
+
+	CHECK(fte_tokenizer_encode(a, text, len, 1, &x, &nx) == FTE_OK);
+	CHECK(fte_tokenizer_encode(b, text, len, 1, &y, &ny) == FTE_OK);
+	if (nx == ny && (nx == 0 || memcmp(x, y, nx * sizeof(int)) == 0))
+		same = nx;
+	else
+		fprintf(stderr, "encodings differ (%zu and %zu ids) on \"%.40s\"\n", nx, ny, text);
+	CHECK(same == nx);
+	CHECK(fte_tokenizer_decode(a, x, nx, &dx, &lx) == FTE_OK);
+	CHECK(fte_tokenizer_decode(b, y, ny, &dy, &ly) == FTE_OK);
+	CHECK(dx && dy && lx == ly && memcmp(dx, dy, lx) == 0);
+	free(x);
+	free(y);
+	free(dx);
+	free(dy);
+	return same;
+}
+
+/* Byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") survive GGUF
+ * id for id: tokenizer.json -> fte_vocab -> tokenizer.gguf -> the same
+ * vocabulary, and a tokenizer that encodes real text (prose, code, digits,
+ * contractions, other scripts, the model's special tokens) to the ids the
+ * tokenizer.json gives. */
+static void
+test_bpe_round_trip(void)
+{
+	static const struct {
+		const char *dir, *pre;
+		const char *special;          /* a control token to parse */
+	} cases[] = {
+		{"hf/tiny-gpt2", "gpt-2", "<|endoftext|>"},
+		{"tokenizers/smollm2-135m-instruct", "smollm", "<|im_start|>"},
+		{"tokenizers/llama-3.1", "llama-bpe", "<|eot_id|>"},
+		{"tokenizers/qwen3", "qwen2", "<|im_end|>"},
+	};
+	const char *corpus = asset("corpora/rfc/rfc2616.txt");
+	size_t clen = 0;
+	char *text = corpus ? ft_test_file_read(corpus, &clen) : NULL;
+
+	if (clen > 60000)
+		clen = 60000;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char rel[256], extra[512];
+		const char *json;
+		fte_vocab *v = NULL, *back = NULL;
+		fte_tokenizer *a = NULL, *b = NULL;
+		const char *gguf = ft_test_tmp("bpe.gguf");
+		size_t ids = 0;
+
+		snprintf(rel, sizeof(rel), "%s/tokenizer.json", cases[c].dir);
+		if ((json = asset(rel)) == NULL)
+			continue;
+		CHECK(fte_vocab_load(json, &v) == FTE_OK);
+		CHECK(v != NULL && v->kind == FTE_VOCAB_BPE && strcmp(v->pre, cases[c].pre) == 0);
+		/* Llama 3.1's tokenizer_config.json (model_max_length 1e30, past
+		 * int64) gives its chat template and <|eot_id|> as EOS */
+		if (v != NULL && strcmp(cases[c].pre, "llama-bpe") == 0)
+			CHECK(v->chat_template != NULL && v->eos_id == 128009 && v->bos_id == 128000);
+		CHECK(fte_gguf_vocab_save(v, gguf) == FTE_OK);
+		CHECK(fte_vocab_load(gguf, &back) == FTE_OK);
+		CHECK(v && back && vocab_equal(v, back));
+		CHECK(fte_tokenizer_load(json, &a) == FTE_OK);
+		CHECK(fte_tokenizer_load(gguf, &b) == FTE_OK);
+		if (a == NULL || b == NULL || v == NULL) {
+			fte_tokenizer_free(a);
+			fte_tokenizer_free(b);
+			fte_vocab_free(v);
+			fte_vocab_free(back);
+			continue;
+		}
+		CHECK(fte_tokenizer_vocab_size(a) == fte_tokenizer_vocab_size(b));
+		CHECK(fte_tokenizer_bos(a) == fte_tokenizer_bos(b));
+		CHECK(fte_tokenizer_eos(a) == fte_tokenizer_eos(b));
+		if (text != NULL)
+			ids += encode_same(a, b, text, clen);
+		snprintf(extra, sizeof(extra), "%s Hello world!  It's 2024-12-03, 1234567 items; "
+		    "they'll've done   it.\n\n\tdef f(x):\n        return x**2  # done\n"
+		    "Grüße, naïve café — 東京は晴れ。 Привет, мир! 🙂🙃 %s", cases[c].special,
+		    cases[c].special);
+		ids += encode_same(a, b, extra, strlen(extra));
+		printf("%s: %d tokens, %d merges, %zu ids equal through tokenizer.gguf\n", cases[c].dir,
+		    v->n_tokens, v->n_merges, ids);
+		fte_tokenizer_free(a);
+		fte_tokenizer_free(b);
+		fte_vocab_free(v);
+		fte_vocab_free(back);
+	}
+	free(text);
+}
+
+/* A BPE vocabulary llama.cpp names a pre-tokenizer we do not implement is
+ * refused with its name, not split differently. */
+static void
+test_bpe_refused(void)
+{
+	const char *json = asset("hf/tiny-gpt2/tokenizer.json");
+	fte_tokenizer *t = NULL;
+	fte_vocab *v = NULL;
+
+	if (json == NULL || fte_vocab_load(json, &v) != FTE_OK)
+		return;
+	snprintf(v->pre, sizeof(v->pre), "deepseek-llm");
+	CHECK(fte_gguf_vocab_save(v, ft_test_tmp("pre.gguf")) == FTE_OK);
+	CHECK(fte_tokenizer_load(ft_test_tmp("pre.gguf"), &t) == FTE_ENOTSUP);
+	CHECK(strstr(fte_last_error(), "\"deepseek-llm\"") != NULL);
+	/* without merges a gpt2 vocabulary is malformed */
+	for (int i = 0; i < v->n_merges; i++)
+		free(v->merges[i]);
+	v->n_merges = 0;
+	snprintf(v->pre, sizeof(v->pre), "gpt-2");
+	CHECK(fte_gguf_vocab_save(v, ft_test_tmp("pre.gguf")) == FTE_OK);
+	CHECK(fte_tokenizer_load(ft_test_tmp("pre.gguf"), &t) == FTE_OK);
+	fte_tokenizer_free(t);
+	fte_vocab_free(v);
+}
+
 int
 main(void)
 {
 	test_hf_model();
 	test_rope_scaling();
+	test_gpt2();
+	test_gpt2_q4_k_m();
 	test_bad();
 	test_llama2c();
 	test_vocab_json();
@@ -809,6 +1094,8 @@ main(void)
 	test_quantized();
 	test_import_refused();
 	test_modelfile();
+	test_bpe_round_trip();
+	test_bpe_refused();
 	ft_test_tmp_remove();
 	return ft_test_done();
 }

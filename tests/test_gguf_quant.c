@@ -21,7 +21,7 @@ static const struct {
 	{"F16", FTE_GGML_F16, 0.0005}, {"BF16", FTE_GGML_BF16, 0.004},
 	{"Q4_0", FTE_GGML_Q4_0, 0.12}, {"Q5_0", FTE_GGML_Q5_0, 0.06},
 	{"Q8_0", FTE_GGML_Q8_0, 0.008}, {"Q4_K", FTE_GGML_Q4_K, 0.10},
-	{"Q5_K", FTE_GGML_Q5_K, 0}, {"Q6_K", FTE_GGML_Q6_K, 0.025},
+	{"Q5_K", FTE_GGML_Q5_K, 0.05}, {"Q6_K", FTE_GGML_Q6_K, 0.025},
 };
 
 static int
@@ -123,10 +123,6 @@ check_error(void)
 	}
 	for (size_t t = 0; t < sizeof(formats) / sizeof(formats[0]); t++) {
 		double se = 0, sx = 0;
-		if (formats[t].rel_rms == 0) {  /* read only */
-			CHECK(fte__ggml_quantize(formats[t].type, x, q, N) == FTE_ENOTSUP);
-			continue;
-		}
 		CHECK(fte__ggml_quantize(formats[t].type, x, q, N) == FTE_OK);
 		CHECK(fte__ggml_dequantize(formats[t].type, q, y, N) == FTE_OK);
 		for (int i = 0; i < N; i++) {

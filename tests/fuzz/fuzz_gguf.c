@@ -3,7 +3,9 @@
  * path `ftengine inspect` takes for any file starting with "GGUF".  Build
  * with clang and -DFT_FUZZ=ON; run as
  *   build/tests/fuzz_gguf tests/fuzz/corpus/gguf
- * Whatever parses must be safe to walk: every key, string and F32/F16 tensor.
+ * Whatever parses must be safe to walk: every key, string and F32/F16 tensor;
+ * and a vocabulary the tokenizer takes from it (tok_gguf.c) must encode and
+ * decode.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fte_gguf_file *f = NULL;
+	fte_tokenizer *tok = NULL;
 	uint64_t len, sum = 0;
 
 	if (fte_gguf_parse("fuzz.gguf", data, size, &f) != FTE_OK) {
@@ -49,6 +52,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(buf);
 	}
 	fte_gguf_close(f);
+	if (fte_tokenizer_load_memory("fuzz.gguf", data, size, &tok) == FTE_OK) {
+		static const char text[] = "Hello, world! 123 \xc3\xa9t\xc3\xa9";
+		int *ids = NULL;
+		size_t n = 0, tlen;
+		char *back = NULL;
+		if (fte_tokenizer_encode(tok, text, sizeof(text) - 1, 1, &ids, &n) == FTE_OK &&
+		    fte_tokenizer_decode(tok, ids, n, &back, &tlen) == FTE_OK)
+			sum += tlen;
+		free(ids);
+		free(back);
+		fte_tokenizer_free(tok);
+	}
 	fuzz_sink = sum;
 	return 0;
 }
