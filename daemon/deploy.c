@@ -78,7 +78,7 @@ struct cached {
 	uint64_t weights;            /* bytes of weights (registered shape until loaded) */
 	uint64_t per_request;        /* bytes each request generating with it holds */
 	fte_model *model;
-	fte_tokenizer *tok;
+	fte_tokenizer *tok;          /* a shared adapter's: its base's */
 	struct chat_format fmt;      /* the model's prompt format and stop ids */
 	char dir[PATH_MAX];          /* the model's directory, for other formats */
 	enum deploy_status fail;
@@ -161,7 +161,7 @@ static void
 cache_memory(struct deploy *s, struct deploy_info *out)
 {
 	out->loaded = 0;
-	out->memory = out->base_memory = 0;
+	out->memory = out->base_memory = out->request_memory = 0;
 	out->base[0] = '\0';
 	if (s == NULL)
 		return;
@@ -170,6 +170,7 @@ cache_memory(struct deploy *s, struct deploy_info *out)
 		if (c->model_id == out->model_id && c->state == CACHE_READY) {
 			out->loaded = 1;
 			out->memory = c->weights;
+			out->request_memory = c->per_request;
 			if (c->base != NULL) {
 				snprintf(out->base, sizeof(out->base), "%s", c->base->name);
 				out->base_memory = c->base->weights;
@@ -327,7 +328,8 @@ static void
 cached_free(struct deploy *s, struct cached *c)
 {
 	chat_format_free(&c->fmt);
-	fte_tokenizer_free(c->tok);
+	if (c->base == NULL)
+		fte_tokenizer_free(c->tok);   /* else the base's, borrowed */
 	fte_model_free(c->model);
 	if (c->base != NULL)
 		base_release(s, c->base);
@@ -693,7 +695,10 @@ cached_load(struct deploy *s, struct cached *c)
 		model_info_free(&mi);
 		return -1;
 	}
-	if (fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK) {
+	/* an adapter's tokenizer files are its base's (registry_adapter_add) */
+	if (c->base != NULL)
+		c->tok = c->base->tok;
+	else if (fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK) {
 		c->fail = DEPLOY_FAILED;
 		snprintf(c->err, sizeof(c->err), "loading model %s: %s", mi.name, fte_last_error());
 		model_info_free(&mi);
@@ -707,6 +712,14 @@ cached_load(struct deploy *s, struct cached *c)
 			snprintf(c->err, sizeof(c->err), "out of memory");
 		free(spec);
 		model_info_free(&mi);
+		/* a failed entry is freed under the lock: let the base go now */
+		if (c->base != NULL) {
+			fte_model_free(c->model);
+			c->model = NULL;
+			c->tok = NULL;
+			base_release(s, c->base);
+			c->base = NULL;
+		}
 		return -1;
 	}
 	snprintf(c->name, sizeof(c->name), "%s", mi.name);
@@ -1663,6 +1676,7 @@ deploy_free(struct deploy *s)
 		if (c->base != NULL) {
 			c->base->users--;
 			c->base = NULL;
+			c->tok = NULL;        /* the base's */
 		}
 	while ((c = s->cache) != NULL) {
 		s->cache = c->next;

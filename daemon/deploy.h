@@ -43,6 +43,7 @@ struct deploy_info {
 	                              * shared adapter: the adapter alone) */
 	char base[REGISTRY_NAME_MAX + 1];  /* the shared base it runs on, or "" */
 	uint64_t base_memory;        /* that base's bytes, shared by its adapters */
+	uint64_t request_memory;     /* loaded: what each request generating holds */
 };
 
 struct deploy_key_info {

@@ -26,6 +26,7 @@ deploy_to_proto(struct rpc_call *call, const struct deploy_info *m)
 	p->memory_bytes = m->memory;
 	p->shared_base = rpc_strdup(call, m->base);
 	p->base_bytes = m->base_memory;
+	p->request_bytes = m->request_memory;
 	return p->name && p->model && p->shared_base ? p : NULL;
 }
 
