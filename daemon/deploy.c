@@ -73,6 +73,7 @@ struct cached {
 	int refs;                    /* jobs using it (or waiting for the load) */
 	int users;                   /* adapters loaded on it (their base) */
 	struct cached *base;         /* the shared base this adapter runs on, or NULL */
+	int served;                  /* requested for itself, not only as a base */
 	int linked;                  /* in the cache list; else freed at refs 0 */
 	uint64_t last_used_ms;
 	uint64_t weights;            /* bytes of weights (registered shape until loaded) */
@@ -314,13 +315,16 @@ base_release(struct deploy *s, struct cached *b)
 
 	pthread_mutex_lock(&s->lock);
 	b->last_used_ms = ftuned_now_ms();
-	if (--b->users == 0 && b->refs == 0 && b->linked && !memory_fits(s, 0))
+	/* a base no deployment asks for itself goes with its last adapter */
+	if (--b->users == 0 && b->refs == 0 && b->linked && (!b->served || !memory_fits(s, 0)))
 		cache_unlink(s, b);
 	dead = b->users == 0 && b->refs == 0 && !b->linked;
 	pthread_cond_broadcast(&s->memory);
 	pthread_mutex_unlock(&s->lock);
-	if (dead)
+	if (dead) {
+		log_info("deploy: model %s unloaded with the last adapter on it", b->name);
 		cached_free(s, b);
+	}
 }
 
 /* Frees c (its adapter view before the base it borrows from).  Unlocked. */
@@ -345,6 +349,8 @@ cache_drop(struct deploy *s, int64_t model_id)
 	pthread_mutex_lock(&s->lock);
 	for (pp = &s->cache; (c = *pp) != NULL;) {
 		/* a base adapters run on stays while they do */
+		if (c->model_id == model_id && c->users > 0)
+			c->served = 0;
 		if (c->model_id == model_id && c->state != CACHE_LOADING && c->users == 0) {
 			*pp = c->next;
 			c->linked = 0;
@@ -1258,6 +1264,9 @@ job_run(struct deploy *s, struct deploy_job *j)
 	/* Cancelled while queued (a generate session let go): no model load. */
 	if (atomic_load(&j->cancel) || (c = cache_acquire(s, j->model_id, &j->result)) == NULL)
 		return;
+	pthread_mutex_lock(&s->lock);
+	c->served = 1;
+	pthread_mutex_unlock(&s->lock);
 	mc = fte_model_config(c->model);
 	fmt = &c->fmt;
 	/* a generate request may name another template than the model's */

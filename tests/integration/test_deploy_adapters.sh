@@ -10,7 +10,8 @@
 # bytes + ADAPTER_SLACK to the peak; ftctl deploy ls shows each
 # deployment's own bytes and the shared base's once.  Each adapter's answers
 # at temperature 0 equal its merged model's (the adapter exported merged
-# as HF, imported as a full model and run with ftctl generate).
+# as HF, imported as a full model and run with ftctl generate); the base,
+# not deployed itself, is unloaded with the last adapter.
 set -u
 . "$FT_SRC/tests/integration/lib.sh"
 
@@ -88,6 +89,12 @@ for i in 1 2 3; do
 done
 expect_eq "$([ "${got[1]}" != "${got[2]}" ] || [ "${got[2]}" != "${got[3]}" ] && echo yes)" "yes" \
 	"the adapters differ from one another"
+# The base, never deployed itself, goes with its last adapter.
+for i in 1 2 3; do
+	$F undeploy a$i >/dev/null || fail "undeploy a$i"
+done
+grep -q 'model base unloaded with the last adapter on it' "$FT_TMP/ftuned.log" &&
+	pass "the base is unloaded with its last adapter" || fail "the base stayed loaded"
 daemon_stop
 expect_eq "$FT_EXIT" "0" "clean shutdown"
 finish
