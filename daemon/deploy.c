@@ -27,8 +27,9 @@
  * loaded as its adapter alone, attached unmerged (fte_adapter_attach) to
  * the base's cache entry, which it holds (users) until it is unloaded; so
  * N adapters of a base cost the base once and N adapters, and the base
- * stays in memory while any of them is.  An adapter on an adapter is
- * loaded merged, a copy of its own.
+ * stays in memory while any of them is (and goes with the last when no
+ * request asked for it itself).  An adapter on an adapter is loaded
+ * merged, a copy of its own.
  *
  * Streaming: after each token the job's whole output is decoded again (the
  * outputs are short; this is what keeps multi-token characters and
@@ -306,8 +307,9 @@ cache_unlink(struct deploy *s, struct cached *c)
 	c->linked = 0;
 }
 
-/* An adapter on base b was unloaded: b is unloaded too when it was
- * dropped, or when nothing else uses it and a job needs the memory. */
+/* An adapter on base b was unloaded: when nothing else uses b, it is
+ * unloaded too if it was undeployed, no deployment asks for it itself, or a
+ * job needs the memory. */
 static void
 base_release(struct deploy *s, struct cached *b)
 {
