@@ -69,10 +69,15 @@ grown=$((peak - idle))
 request=$(printf '%s' "$ls" | jq -r '.deploys[0].requestBytes // .deploys[0].request_bytes')
 limit=$((base + adapters + request + SERVE_SLACK))
 echo "memory: idle VmHWM $idle, after a1 $one, peak $peak (+$grown); base $base, adapters $adapters, request $request, limit $limit"
-expect_eq "$([ "$grown" -le "$limit" ] && echo yes)" "yes" \
-	"peak RSS grew $grown <= base + 3 adapters + one request $request + $SERVE_SLACK ($limit)"
-expect_eq "$([ $((peak - one)) -le $((adapters + ADAPTER_SLACK)) ] && echo yes)" "yes" \
-	"a2 and a3 added $((peak - one)) bytes to the peak (<= their adapters + $ADAPTER_SLACK)"
+# AddressSanitizer's redzones and quarantine inflate RSS: no bound there.
+if ldd "$FT_BIN/daemon/ftuned" | grep -q libasan; then
+	echo "note: ftuned is built with AddressSanitizer; the RSS bounds are not checked"
+else
+	expect_eq "$([ "$grown" -le "$limit" ] && echo yes)" "yes" \
+		"peak RSS grew $grown <= base + 3 adapters + one request $request + $SERVE_SLACK ($limit)"
+	expect_eq "$([ $((peak - one)) -le $((adapters + ADAPTER_SLACK)) ] && echo yes)" "yes" \
+		"a2 and a3 added $((peak - one)) bytes to the peak (<= their adapters + $ADAPTER_SLACK)"
+fi
 table=$($F deploy ls)
 expect_match "$table" 'MEMORY +SHARED BASE' "deploy ls shows memory and the shared base"
 expect_match "$table" 'serving memory: [0-9.]+ MiB \(each shared base counted once\)' "deploy ls totals serving memory"
