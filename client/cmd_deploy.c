@@ -19,7 +19,8 @@ deploy_ls(const struct opts *o)
 {
 	Ft__Request req = FT__REQUEST__INIT;
 	Ft__DeployListRequest dreq = FT__DEPLOY_LIST_REQUEST__INIT;
-	static const char *const heads[] = { "NAME", "MODEL", "LOADED", "OWNER", "CREATED" };
+	static const char *const heads[] = { "NAME", "MODEL", "LOADED", "MEMORY", "SHARED BASE",
+		"OWNER", "CREATED" };
 	Ft__DeployListReply *l;
 	struct table *t;
 	Ft__Reply *rep;
@@ -32,17 +33,28 @@ deploy_ls(const struct opts *o)
 	l = rep->deploy_list;
 	if (o->json) {
 		json_print(ft_json_message(&l->base));
-	} else if ((t = table_new(5, heads, "sslLL")) != NULL) {
+	} else if ((t = table_new(7, heads, "ssslsLL")) != NULL) {
 		for (size_t i = 0; i < l->n_deploys; i++) {
 			const Ft__DeployInfo *d = l->deploys[i];
-			char owner[64], when[64];
+			char owner[64], when[64], mem[32], base[160], bb[32];
 
 			user_format(d->owner_uid, owner, sizeof(owner));
 			time_format(d->created_at, when, sizeof(when));
 			when[16] = '\0';
-			table_add(t, d->name, d->model, d->loaded ? "yes" : "no", owner, when);
+			size_format(d->memory_bytes, mem, sizeof(mem));
+			size_format(d->base_bytes, bb, sizeof(bb));
+			snprintf(base, sizeof(base), "%s%s%s%s", d->shared_base, d->shared_base[0] ? " (" :
+			    "-", d->shared_base[0] ? bb : "", d->shared_base[0] ? ")" : "");
+			table_add(t, d->name, d->model, d->loaded ? "yes" : "no", d->loaded ? mem : "-",
+			    base, owner, when);
 		}
 		table_print(t, stdout, term_width());
+		{
+			char total[32];
+
+			size_format(l->serving_bytes, total, sizeof(total));
+			printf("serving memory: %s (each shared base counted once)\n", total);
+		}
 		if (l->url[0])
 			printf("API: %s\n", l->url);
 	}

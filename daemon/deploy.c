@@ -23,6 +23,14 @@
  * allocated per call), so the sum bounds what serving can hold.  A model
  * that is not loaded is sized from its registered shape before it loads.
  *
+ * Adapters on one base: a LoRA model whose base has weights of its own is
+ * loaded as its adapter alone, attached unmerged (fte_adapter_attach) to
+ * the base's cache entry, which it holds (users) until it is unloaded; so
+ * N adapters of a base cost the base once and N adapters, and the base
+ * stays in memory while any of them is (and goes with the last when no
+ * request asked for it itself).  An adapter on an adapter is loaded
+ * merged, a copy of its own.
+ *
  * Streaming: after each token the job's whole output is decoded again (the
  * outputs are short; this is what keeps multi-token characters and
  * decoder rules such as the leading-space strip right) and the text up to
@@ -64,12 +72,15 @@ struct cached {
 	char name[REGISTRY_NAME_MAX + 1];
 	enum cache_state state;
 	int refs;                    /* jobs using it (or waiting for the load) */
+	int users;                   /* adapters loaded on it (their base) */
+	struct cached *base;         /* the shared base this adapter runs on, or NULL */
+	int served;                  /* requested for itself, not only as a base */
 	int linked;                  /* in the cache list; else freed at refs 0 */
 	uint64_t last_used_ms;
 	uint64_t weights;            /* bytes of weights (registered shape until loaded) */
 	uint64_t per_request;        /* bytes each request generating with it holds */
 	fte_model *model;
-	fte_tokenizer *tok;
+	fte_tokenizer *tok;          /* a shared adapter's: its base's */
 	struct chat_format fmt;      /* the model's prompt format and stop ids */
 	char dir[PATH_MAX];          /* the model's directory, for other formats */
 	enum deploy_status fail;
@@ -147,20 +158,27 @@ deploy_row(sqlite3_stmt *st, struct deploy_info *out)
 	out->created_at = sqlite3_column_int64(st, 4);
 }
 
-/* 1 when model_id is in memory now. */
-static int
-cache_loaded(struct deploy *s, int64_t model_id)
+/* Fills out's loaded, memory and shared base from the cache. */
+static void
+cache_memory(struct deploy *s, struct deploy_info *out)
 {
-	int loaded = 0;
-
+	out->loaded = 0;
+	out->memory = out->base_memory = out->request_memory = 0;
+	out->base[0] = '\0';
 	if (s == NULL)
-		return 0;
+		return;
 	pthread_mutex_lock(&s->lock);
 	for (struct cached *c = s->cache; c != NULL; c = c->next)
-		if (c->model_id == model_id && c->state == CACHE_READY)
-			loaded = 1;
+		if (c->model_id == out->model_id && c->state == CACHE_READY) {
+			out->loaded = 1;
+			out->memory = c->weights;
+			out->request_memory = c->per_request;
+			if (c->base != NULL) {
+				snprintf(out->base, sizeof(out->base), "%s", c->base->name);
+				out->base_memory = c->base->weights;
+			}
+		}
 	pthread_mutex_unlock(&s->lock);
-	return loaded;
 }
 
 int
@@ -211,7 +229,7 @@ deploy_create(struct ftuned *d, uint32_t uid, const char *name_or_id, const char
 	store_unlock(d->store);
 	if (rc != SQLITE_DONE)
 		return rc == SQLITE_CONSTRAINT ? FT__CODE__ALREADY_EXISTS : FT__CODE__INTERNAL;
-	info.loaded = cache_loaded(d->deploy, info.model_id);
+	cache_memory(d->deploy, &info);
 	*out = info;
 	log_info("deploy: %s serves model %s (uid %u)", info.name, info.model, uid);
 	return FT__CODE__OK;
@@ -245,7 +263,7 @@ deploy_list(struct ftuned *d, struct deploy_info **out, size_t *n)
 		return -1;
 	}
 	for (size_t i = 0; i < count; i++)
-		v[i].loaded = cache_loaded(d->deploy, v[i].model_id);
+		cache_memory(d->deploy, &v[i]);
 	*out = v;
 	*n = count;
 	return 0;
@@ -270,16 +288,57 @@ deploy_find(struct ftuned *d, const char *name, struct deploy_info *out)
 	store_unlock(d->store);
 	if (!found)
 		return -1;
-	out->loaded = cache_loaded(d->deploy, out->model_id);
+	cache_memory(d->deploy, out);
 	return 0;
 }
 
+static int memory_fits(const struct deploy *s, uint64_t add);
+static void cached_free(struct deploy *s, struct cached *c);
+
+/* Unlinks c from the cache list when it is there.  Locked. */
 static void
-cached_free(struct cached *c)
+cache_unlink(struct deploy *s, struct cached *c)
+{
+	for (struct cached **pp = &s->cache; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	c->linked = 0;
+}
+
+/* An adapter on base b was unloaded: when nothing else uses b, it is
+ * unloaded too if it was undeployed, no deployment asks for it itself, or a
+ * job needs the memory. */
+static void
+base_release(struct deploy *s, struct cached *b)
+{
+	int dead;
+
+	pthread_mutex_lock(&s->lock);
+	b->last_used_ms = ftuned_now_ms();
+	/* a base no deployment asks for itself goes with its last adapter */
+	if (--b->users == 0 && b->refs == 0 && b->linked && (!b->served || !memory_fits(s, 0)))
+		cache_unlink(s, b);
+	dead = b->users == 0 && b->refs == 0 && !b->linked;
+	pthread_cond_broadcast(&s->memory);
+	pthread_mutex_unlock(&s->lock);
+	if (dead) {
+		log_info("deploy: model %s unloaded with the last adapter on it", b->name);
+		cached_free(s, b);
+	}
+}
+
+/* Frees c (its adapter view before the base it borrows from).  Unlocked. */
+static void
+cached_free(struct deploy *s, struct cached *c)
 {
 	chat_format_free(&c->fmt);
-	fte_tokenizer_free(c->tok);
+	if (c->base == NULL)
+		fte_tokenizer_free(c->tok);   /* else the base's, borrowed */
 	fte_model_free(c->model);
+	if (c->base != NULL)
+		base_release(s, c->base);
 	free(c);
 }
 
@@ -291,7 +350,10 @@ cache_drop(struct deploy *s, int64_t model_id)
 
 	pthread_mutex_lock(&s->lock);
 	for (pp = &s->cache; (c = *pp) != NULL;) {
-		if (c->model_id == model_id && c->state != CACHE_LOADING) {
+		/* a base adapters run on stays while they do */
+		if (c->model_id == model_id && c->users > 0)
+			c->served = 0;
+		if (c->model_id == model_id && c->state != CACHE_LOADING && c->users == 0) {
 			*pp = c->next;
 			c->linked = 0;
 			if (c->refs == 0) {
@@ -306,7 +368,7 @@ cache_drop(struct deploy *s, int64_t model_id)
 	pthread_mutex_unlock(&s->lock);
 	while ((c = dead) != NULL) {
 		dead = c->next;
-		cached_free(c);
+		cached_free(s, c);
 	}
 }
 
@@ -566,6 +628,57 @@ deploy_key_used(struct ftuned *d, int64_t id, uint64_t tokens)
 
 /* ---- the model cache ---- */
 
+static struct cached *cache_acquire(struct deploy *s, int64_t model_id,
+    struct deploy_result *r);
+static void cache_release(struct deploy *s, struct cached *c);
+
+/* 1 when LoRA model m runs shared on its base: the base has weights of its
+ * own (an adapter on an adapter is loaded merged). */
+static int
+adapter_shared(struct ftuned *d, const struct model_info *m)
+{
+	struct model_info b;
+	char id[24];
+	int shared;
+
+	if (m->format != MODEL_LORA)
+		return 0;
+	snprintf(id, sizeof(id), "%lld", (long long)m->base_id);
+	if (registry_model_find(d, id, &b) != 0)
+		return 0;       /* registry_model_load names the missing base */
+	shared = b.format != MODEL_LORA;
+	model_info_free(&b);
+	return shared;
+}
+
+/* Loads m's adapter onto its base's cache entry, which c then holds.  0, or
+ * -1 with c->fail and c->err set. */
+static int
+cached_attach(struct deploy *s, struct cached *c, const struct model_info *m)
+{
+	struct deploy_result br;
+	struct cached *b;
+
+	memset(&br, 0, sizeof(br));
+	if ((b = cache_acquire(s, m->base_id, &br)) == NULL) {
+		c->fail = br.status;
+		snprintf(c->err, sizeof(c->err), "the base of %s: %s", m->name, br.message);
+		return -1;
+	}
+	if (registry_adapter_attach(s->d, m, b->model, &c->model, c->err, sizeof(c->err)) != 0) {
+		c->fail = DEPLOY_FAILED;
+		cache_release(s, b);
+		return -1;
+	}
+	/* the request's reference becomes the adapter's hold */
+	pthread_mutex_lock(&s->lock);
+	b->refs--;
+	b->users++;
+	pthread_mutex_unlock(&s->lock);
+	c->base = b;
+	return 0;
+}
+
 /* Loads c's model (called without the lock; c is LOADING, so no one else
  * touches it).  0, or -1 with c->fail and c->err set. */
 static int
@@ -573,6 +686,7 @@ cached_load(struct deploy *s, struct cached *c)
 {
 	struct model_info mi;
 	char id[24], *spec = NULL;
+	int rc;
 
 	snprintf(id, sizeof(id), "%lld", (long long)c->model_id);
 	if (registry_model_find(s->d, id, &mi) != 0) {
@@ -581,12 +695,18 @@ cached_load(struct deploy *s, struct cached *c)
 		    "registry", id);
 		return -1;
 	}
-	if (registry_model_load(s->d, &mi, &c->model, c->err, sizeof(c->err)) != 0) {
+	if (adapter_shared(s->d, &mi))
+		rc = cached_attach(s, c, &mi);
+	else if ((rc = registry_model_load(s->d, &mi, &c->model, c->err, sizeof(c->err))) != 0)
 		c->fail = DEPLOY_FAILED;
+	if (rc != 0) {
 		model_info_free(&mi);
 		return -1;
 	}
-	if (fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK) {
+	/* an adapter's tokenizer files are its base's (registry_adapter_add) */
+	if (c->base != NULL)
+		c->tok = c->base->tok;
+	else if (fte_tokenizer_load(mi.tokenizer, &c->tok) != FTE_OK) {
 		c->fail = DEPLOY_FAILED;
 		snprintf(c->err, sizeof(c->err), "loading model %s: %s", mi.name, fte_last_error());
 		model_info_free(&mi);
@@ -600,12 +720,21 @@ cached_load(struct deploy *s, struct cached *c)
 			snprintf(c->err, sizeof(c->err), "out of memory");
 		free(spec);
 		model_info_free(&mi);
+		/* a failed entry is freed under the lock: let the base go now */
+		if (c->base != NULL) {
+			fte_model_free(c->model);
+			c->model = NULL;
+			c->tok = NULL;
+			base_release(s, c->base);
+			c->base = NULL;
+		}
 		return -1;
 	}
 	snprintf(c->name, sizeof(c->name), "%s", mi.name);
 	snprintf(c->dir, sizeof(c->dir), "%s", mi.dir);
-	log_info("deploy: model %s loaded (%zu parameters, template %.40s)", mi.name,
-	    fte_model_num_params(c->model), c->fmt.chat && strcmp(spec, "chat") != 0 ? "Jinja" : spec);
+	log_info("deploy: model %s loaded (%.1f MiB of its own%s%s, template %.40s)", mi.name,
+	    (double)fte_model_own_bytes(c->model) / (1 << 20), c->base ? " on shared base " : "",
+	    c->base ? c->base->name : "", c->fmt.chat && strcmp(spec, "chat") != 0 ? "Jinja" : spec);
 	free(spec);
 	model_info_free(&mi);
 	return 0;
@@ -637,50 +766,52 @@ memory_fits(const struct deploy *s, uint64_t add)
 	return n <= queue_memory_budget(s->d);
 }
 
-/* What j's model will hold once loaded, from its registered shape.  0, or
- * -1 with the reason in j. */
+/* What model_id will hold once loaded, from its registered shape (an
+ * adapter: its base's weights and its files, whether or not the base is
+ * loaded).  0, or -1 with the reason in r. */
 static int
-model_memory(struct deploy *s, struct deploy_job *j, uint64_t *weights, uint64_t *per_request)
+model_memory(struct deploy *s, int64_t model_id, struct deploy_result *r, uint64_t *weights,
+    uint64_t *per_request)
 {
 	struct model_info mi;
 	fte_config mc;
 	char id[24];
 
-	snprintf(id, sizeof(id), "%lld", (long long)j->model_id);
+	snprintf(id, sizeof(id), "%lld", (long long)model_id);
 	if (registry_model_find(s->d, id, &mi) != 0) {
-		j->result.status = DEPLOY_NOT_FOUND;
-		snprintf(j->result.message, sizeof(j->result.message), "the deployed model (id %s) "
+		r->status = DEPLOY_NOT_FOUND;
+		snprintf(r->message, sizeof(r->message), "the deployed model (id %s) "
 		    "was removed from the registry", id);
 		return -1;
 	}
-	if (registry_model_config(&mi, &mc, j->result.message, sizeof(j->result.message)) != 0) {
-		j->result.status = DEPLOY_FAILED;
+	if (registry_model_config(&mi, &mc, r->message, sizeof(r->message)) != 0) {
+		r->status = DEPLOY_FAILED;
 		model_info_free(&mi);
 		return -1;
 	}
-	*weights = mi.params * sizeof(float);
+	*weights = mi.params * sizeof(float) + (mi.format == MODEL_LORA ? mi.size : 0);
 	*per_request = fte_generate_memory(&mc);
 	model_info_free(&mi);
 	return 0;
 }
 
-/* While a job holds memory, waits up to serve_memory_wait seconds until
- * j's generation, and its model's weights when it is not listed, fit
+/* While a job holds memory, waits up to serve_memory_wait seconds until a
+ * generation with model_id, and its weights when it is not listed, fit
  * beside it.  Locked; 0 with *c the listed entry or NULL, or -1 with the
- * reason in j. */
+ * reason in r. */
 static int
-memory_wait(struct deploy *s, struct deploy_job *j, struct cached **c, uint64_t *weights,
-    uint64_t *per_request)
+memory_wait(struct deploy *s, int64_t model_id, struct deploy_result *r, struct cached **c,
+    uint64_t *weights, uint64_t *per_request)
 {
 	struct timespec until = { 0, 0 };
 	int sized = 0, rc, late = 0;
 
 	for (;;) {
-		for (*c = s->cache; *c != NULL && (*c)->model_id != j->model_id; *c = (*c)->next)
+		for (*c = s->cache; *c != NULL && (*c)->model_id != model_id; *c = (*c)->next)
 			;
 		if (atomic_load(&s->stopping)) {
-			j->result.status = DEPLOY_STOPPING;
-			snprintf(j->result.message, sizeof(j->result.message), "the server is shutting "
+			r->status = DEPLOY_STOPPING;
+			snprintf(r->message, sizeof(r->message), "the server is shutting "
 			    "down");
 			return -1;
 		}
@@ -689,7 +820,7 @@ memory_wait(struct deploy *s, struct deploy_job *j, struct cached **c, uint64_t 
 		if (*c == NULL && !sized) {
 			/* Sized without the lock: it reads the registry. */
 			pthread_mutex_unlock(&s->lock);
-			rc = model_memory(s, j, weights, per_request);
+			rc = model_memory(s, model_id, r, weights, per_request);
 			pthread_mutex_lock(&s->lock);
 			if (rc != 0)
 				return -1;
@@ -699,8 +830,8 @@ memory_wait(struct deploy *s, struct deploy_job *j, struct cached **c, uint64_t 
 		if (memory_fits(s, *c != NULL ? (*c)->per_request : *weights + *per_request))
 			return 0;
 		if (late) {
-			j->result.status = DEPLOY_BUSY;
-			snprintf(j->result.message, sizeof(j->result.message), "the server's memory is "
+			r->status = DEPLOY_BUSY;
+			snprintf(r->message, sizeof(r->message), "the server's memory is "
 			    "in use by %s job %lld; retry later", s->reserved->kind,
 			    (long long)s->reserved->job_id);
 			return -1;
@@ -714,27 +845,27 @@ memory_wait(struct deploy *s, struct deploy_job *j, struct cached **c, uint64_t 
 }
 
 /* Returns model_id's loaded entry with a reference, loading it on this
- * thread or waiting for the thread that is; NULL with the reason in j. */
+ * thread or waiting for the thread that is; NULL with the reason in r. */
 static struct cached *
-cache_acquire(struct deploy *s, struct deploy_job *j)
+cache_acquire(struct deploy *s, int64_t model_id, struct deploy_result *r)
 {
 	struct cached *c;
 	uint64_t weights = 0, per_request = 0;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	if (memory_wait(s, j, &c, &weights, &per_request) != 0) {
+	if (memory_wait(s, model_id, r, &c, &weights, &per_request) != 0) {
 		pthread_mutex_unlock(&s->lock);
 		return NULL;
 	}
 	if (c == NULL) {
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
 			pthread_mutex_unlock(&s->lock);
-			j->result.status = DEPLOY_NO_MEMORY;
-			snprintf(j->result.message, sizeof(j->result.message), "out of memory");
+			r->status = DEPLOY_NO_MEMORY;
+			snprintf(r->message, sizeof(r->message), "out of memory");
 			return NULL;
 		}
-		c->model_id = j->model_id;
+		c->model_id = model_id;
 		c->state = CACHE_LOADING;
 		c->refs = 1;
 		c->linked = 1;
@@ -748,16 +879,11 @@ cache_acquire(struct deploy *s, struct deploy_job *j)
 		c->state = rc == 0 ? CACHE_READY : CACHE_FAILED;
 		if (rc == 0) {
 			/* What the engine allocated, now that it has. */
-			c->weights = fte_model_num_params(c->model) * sizeof(float);
-			c->per_request = fte_generate_memory(fte_model_config(c->model));
+			c->weights = fte_model_own_bytes(c->model);
+			c->per_request = fte_model_generate_memory(c->model);
 		} else {
 			/* Unlinked, so the next request tries again. */
-			for (struct cached **pp = &s->cache; *pp != NULL; pp = &(*pp)->next)
-				if (*pp == c) {
-					*pp = c->next;
-					break;
-				}
-			c->linked = 0;
+			cache_unlink(s, c);
 			pthread_cond_broadcast(&s->memory);
 		}
 		pthread_cond_broadcast(&s->progress);
@@ -767,10 +893,10 @@ cache_acquire(struct deploy *s, struct deploy_job *j)
 			pthread_cond_wait(&s->progress, &s->lock);
 	}
 	if (c->state == CACHE_FAILED) {
-		j->result.status = c->fail;
-		snprintf(j->result.message, sizeof(j->result.message), "%s", c->err);
+		r->status = c->fail;
+		snprintf(r->message, sizeof(r->message), "%s", c->err);
 		if (--c->refs == 0)
-			cached_free(c);
+			cached_free(s, c);  /* holds no base: cached_attach let it go */
 		c = NULL;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -787,24 +913,19 @@ cache_release(struct deploy *s, struct cached *c)
 
 	pthread_mutex_lock(&s->lock);
 	c->last_used_ms = ftuned_now_ms();
-	evict = --c->refs == 0 && c->linked && !memory_fits(s, 0);
+	evict = --c->refs == 0 && c->users == 0 && c->linked && !memory_fits(s, 0);
 	if (evict) {
-		for (struct cached **pp = &s->cache; *pp != NULL; pp = &(*pp)->next)
-			if (*pp == c) {
-				*pp = c->next;
-				break;
-			}
-		c->linked = 0;
+		cache_unlink(s, c);
 		job_id = s->reserved->job_id;
 	}
-	dead = c->refs == 0 && !c->linked;
+	dead = c->refs == 0 && c->users == 0 && !c->linked;
 	pthread_cond_broadcast(&s->memory);
 	pthread_mutex_unlock(&s->lock);
 	if (evict)
 		log_info("deploy: model %s unloaded after its last request: job %lld needs the "
 		    "memory (serve_yield_to_training)", c->name, (long long)job_id);
 	if (dead)
-		cached_free(c);
+		cached_free(s, c);
 }
 
 /* Unlinks models idle for serve_idle_unload seconds into *dead. Locked. */
@@ -817,7 +938,8 @@ cache_sweep(struct deploy *s, struct cached **dead)
 	if (idle_ms == 0)
 		return;
 	for (pp = &s->cache; (c = *pp) != NULL;) {
-		if (c->state == CACHE_READY && c->refs == 0 && now - c->last_used_ms >= idle_ms) {
+		if (c->state == CACHE_READY && c->refs == 0 && c->users == 0 &&
+		    now - c->last_used_ms >= idle_ms) {
 			*pp = c->next;
 			c->linked = 0;
 			c->next = *dead;
@@ -843,7 +965,7 @@ deploy_memory_reserve(struct deploy *s, struct deploy_reservation *r)
 	while (!memory_fits(s, 0)) {
 		lru = NULL;
 		for (pp = &s->cache; *pp != NULL; pp = &(*pp)->next)
-			if ((*pp)->state == CACHE_READY && (*pp)->refs == 0 &&
+			if ((*pp)->state == CACHE_READY && (*pp)->refs == 0 && (*pp)->users == 0 &&
 			    (lru == NULL || (*pp)->last_used_ms < (*lru)->last_used_ms))
 				lru = pp;
 		/* The rest are in use: cache_release unloads them as they end. */
@@ -864,7 +986,7 @@ deploy_memory_reserve(struct deploy *s, struct deploy_reservation *r)
 		log_info("deploy: model %s unloaded (%.1f MiB): %s job %lld needs %.1f MiB of "
 		    "memory_budget (serve_yield_to_training)", c->name, (double)c->weights / (1 << 20),
 		    r->kind, (long long)r->job_id, (double)r->bytes / (1 << 20));
-		cached_free(c);
+		cached_free(s, c);
 	}
 	if (busy > 0)
 		log_info("deploy: %.1f MiB of models in use beside %s job %lld, unloaded as their "
@@ -1140,8 +1262,11 @@ job_run(struct deploy *s, struct deploy_job *j)
 	char *text = NULL;
 
 	/* Cancelled while queued (a generate session let go): no model load. */
-	if (atomic_load(&j->cancel) || (c = cache_acquire(s, j)) == NULL)
+	if (atomic_load(&j->cancel) || (c = cache_acquire(s, j->model_id, &j->result)) == NULL)
 		return;
+	pthread_mutex_lock(&s->lock);
+	c->served = 1;
+	pthread_mutex_unlock(&s->lock);
 	mc = fte_model_config(c->model);
 	fmt = &c->fmt;
 	/* a generate request may name another template than the model's */
@@ -1247,7 +1372,7 @@ worker_main(void *arg)
 				dead = c->next;
 				log_info("deploy: model %s unloaded after %d s idle", c->name,
 				    s->d->cfg.serve_idle_unload);
-				cached_free(c);
+				cached_free(s, c);
 			}
 			pthread_mutex_lock(&s->lock);
 		}
@@ -1555,9 +1680,16 @@ deploy_free(struct deploy *s)
 
 	if (s == NULL)
 		return;
+	/* adapters let their bases go first, so that each is freed once */
+	for (c = s->cache; c != NULL; c = c->next)
+		if (c->base != NULL) {
+			c->base->users--;
+			c->base = NULL;
+			c->tok = NULL;        /* the base's */
+		}
 	while ((c = s->cache) != NULL) {
 		s->cache = c->next;
-		cached_free(c);
+		cached_free(s, c);
 	}
 	pthread_cond_destroy(&s->memory);
 	pthread_cond_destroy(&s->progress);

@@ -41,6 +41,11 @@ struct deploy_info {
 	uint32_t owner_uid;
 	int64_t created_at;
 	int loaded;                  /* the model is in memory now */
+	uint64_t memory;             /* loaded: bytes of weights of its own (a
+	                              * shared adapter: the adapter alone) */
+	char base[REGISTRY_NAME_MAX + 1];  /* the shared base it runs on, or "" */
+	uint64_t base_memory;        /* that base's bytes, shared by its adapters */
+	uint64_t request_memory;     /* loaded: what each request generating holds */
 };
 
 struct deploy_key_info {

@@ -1258,6 +1258,23 @@ registry_model_load(struct ftuned *d, const struct model_info *m, fte_model **ou
 	return 0;
 }
 
+int
+registry_adapter_attach(struct ftuned *d, const struct model_info *m, const fte_model *base,
+    fte_model **out, char *err, size_t err_len)
+{
+	fte_peft_adapter *a = NULL;
+	int rc;
+
+	if (model_files_check(d, m, err, err_len) != 0)
+		return -1;
+	rc = fte_adapter_load(m->entry, fte_model_config(base), &a) == FTE_OK &&
+	    fte_adapter_attach(base, a, out) == FTE_OK ? 0 : -1;
+	if (rc != 0)
+		snprintf(err, err_len, "loading %s: %s", m->name, fte_last_error());
+	fte_adapter_free(a);
+	return rc;
+}
+
 void
 model_info_free(struct model_info *m)
 {

@@ -153,6 +153,14 @@ int registry_model_load(struct ftuned *d, const struct model_info *m,
     fte_model **out, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
+/* registry_adapter_attach loads LoRA model m's adapter, after the checks of
+ * registry_model_load, onto base, its base as loaded by registry_model_load,
+ * unmerged (fte_adapter_attach): *out shares base's weights, which must
+ * outlive it.  0, or -1 with a message in err. */
+int registry_adapter_attach(struct ftuned *d, const struct model_info *m,
+    const fte_model *base, fte_model **out, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
 /* registry_model_config reads the model's engine configuration back from
  * the registry (no weights loaded).  0, or -1 with the reason in err (an
  * architecture or RoPE style this build does not know is named, never

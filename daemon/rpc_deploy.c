@@ -23,7 +23,11 @@ deploy_to_proto(struct rpc_call *call, const struct deploy_info *m)
 	p->owner_uid = m->owner_uid;
 	p->created_at = m->created_at;
 	p->loaded = m->loaded != 0;
-	return p->name && p->model ? p : NULL;
+	p->memory_bytes = m->memory;
+	p->shared_base = rpc_strdup(call, m->base);
+	p->base_bytes = m->base_memory;
+	p->request_bytes = m->request_memory;
+	return p->name && p->model && p->shared_base ? p : NULL;
 }
 
 /* The API's base URL, "" when the HTTP server is off. */
@@ -75,6 +79,7 @@ rpc_deploy_list(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 		return rpc_error(call, rep, FT__CODE__INTERNAL, "the deployments could not be read");
 	ft__deploy_list_reply__init(r);
 	r->url = api_url(call);
+	r->serving_bytes = call->d->deploy != NULL ? deploy_memory_used(call->d->deploy) : 0;
 	r->deploys = rpc_alloc(call, (n + 1) * sizeof(*r->deploys));
 	for (size_t i = 0; r->deploys != NULL && i < n; i++) {
 		if ((r->deploys[i] = deploy_to_proto(call, &v[i])) == NULL)

@@ -266,6 +266,9 @@ fte_adapter_apply(fte_model *m, const fte_peft_adapter *a)
 	int rc, r = a->rank;
 	float scale = a->alpha / (float)a->rank;
 
+	if (m->base != NULL)
+		return fte_error_set(FTE_EINVAL, "LoRA adapter: the model shares its weights with its "
+		    "base (fte_adapter_attach); apply to a loaded copy");
 	if ((rc = adapter_check(c, a, &targets, "LoRA adapter", FTE_EINVAL)) != FTE_OK)
 		return rc;
 	for (int i = 0; i < a->n_tensors; i++) {
@@ -298,5 +301,44 @@ fte_adapter_apply(fte_model *m, const fte_peft_adapter *a)
 					W->data[(size_t)o * in + x] += bk * A->data[(size_t)q * in + x];
 			}
 	}
+	return FTE_OK;
+}
+
+int
+fte_adapter_attach(const fte_model *base, const fte_peft_adapter *a, fte_model **out)
+{
+	const fte_config *c = &base->cfg;
+	fte_lora_config lc = { a->rank, a->alpha, 0.0f, 0 };
+	fte__lora *lo;
+	fte_model *m;
+	size_t n;
+	int rc;
+
+	if (base->base != NULL)
+		return fte_error_set(FTE_EINVAL, "LoRA adapter: the base already carries an adapter; "
+		    "attach to a model with weights of its own");
+	if ((rc = adapter_check(c, a, &lc.targets, "LoRA adapter", FTE_EINVAL)) != FTE_OK)
+		return rc;
+	n = fte__lora_numel(c, a->rank, lc.targets);
+	/* one block: the fte__lora, then its floats, freed by fte_model_free */
+	if ((m = malloc(sizeof(*m))) == NULL ||
+	    (lo = calloc(1, sizeof(*lo) + n * sizeof(float))) == NULL) {
+		free(m);
+		return fte_error_set(FTE_ENOMEM, "LoRA adapter: out of memory");
+	}
+	/* dropout 0: serving computes the adapter's expectation, as the merge */
+	fte__lora_view(c, &lc, (float *)(lo + 1), lo);
+	for (int i = 0; i < a->n_tensors; i++) {
+		const fte_tensor *t = a->tensors[i];
+		int l, k, h;
+
+		if (adapter_name_parse(c, t->name, &l, &k, &h) == 0)
+			memcpy(h ? lo->b[l][k] : lo->a[l][k], t->data, (size_t)t->numel * sizeof(float));
+	}
+	*m = *base;
+	m->base = base;
+	m->lora = lo;
+	m->lora_floats = n;
+	*out = m;
 	return FTE_OK;
 }

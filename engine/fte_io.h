@@ -206,4 +206,15 @@ void fte_adapter_free(fte_peft_adapter *a);
  * when a does not fit m. */
 int fte_adapter_apply(fte_model *m, const fte_peft_adapter *a);
 
+/* fte_adapter_attach makes *out, a model that computes base + a unmerged:
+ * each adapted layer is x W^T + (alpha / rank) (x A^T) B^T, the training
+ * forward's LoRA path, with no dropout.  It shares base's weights (borrowed:
+ * base must outlive *out and not change) and owns only a copy of the
+ * adapter, so many adapters of one base cost one base.  It generates, scores
+ * and reports its configuration like base; it cannot be trained, have an
+ * adapter applied or carry a second one (FTE_EINVAL).  fte_model_free frees
+ * only the adapter.  FTE_EINVAL when a does not fit base. */
+int fte_adapter_attach(const fte_model *base, const fte_peft_adapter *a,
+    fte_model **out);
+
 #endif

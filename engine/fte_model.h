@@ -231,6 +231,11 @@ fte_tensor *fte_model_find(fte_model *m, const char *name);
 /* fte_model_num_params returns the number of scalar parameters. */
 size_t fte_model_num_params(const fte_model *m);
 
+/* fte_model_own_bytes returns the bytes of weights m holds itself: every
+ * parameter, or for a model made by fte_adapter_attach only its adapter
+ * (the base's weights are the base's). */
+size_t fte_model_own_bytes(const fte_model *m);
+
 /* fte_model_init_random fills the parameters as GPT-2 / Llama pretraining
  * does (normal(0, 0.02) weights, output projections scaled by
  * 1/sqrt(2 * n_layers), norms one, biases zero), from a seeded generator, so

@@ -273,6 +273,10 @@ int fte_generate_logprobs(fte_model *m, const int *prompt, int n_prompt,
  * activations of the longest prompt's prefill. */
 size_t fte_generate_memory(const fte_config *c);
 
+/* fte_model_generate_memory is fte_generate_memory for model m as it runs,
+ * its attached adapter's activations included (fte_adapter_attach). */
+size_t fte_model_generate_memory(const fte_model *m);
+
 /* fte_generate extends prompt (n_prompt >= 1 ids) with a KV cache until
  * max_new_tokens, a stop token (not passed to fn, not counted), the
  * callback's stop, or the context length.  The generated ids are written to

@@ -11,6 +11,13 @@
 #include "fte.h"
 #include "transformer.h"
 
+/* The rank of m's attached adapter (fte_adapter_attach), 0 without. */
+static int
+lora_rank(const fte_model *m)
+{
+	return m->lora != NULL ? m->lora->rank : 0;
+}
+
 int
 fte_model_loss(fte_model *m, const int *tokens, int n, double *sum, int *count)
 {
@@ -49,11 +56,11 @@ fte_model_loss_rows(fte_model *m, const fte_batch *b, double *sum, int *count)
 			return fte_error_set(FTE_EINVAL, "loss: target %d outside the vocabulary (%d)",
 			    b->targets[i], c->vocab_size);
 	}
-	if ((rc = fte__acts_create(c, b->B, b->T, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK)
+	if ((rc = fte__acts_create(c, b->B, b->T, lora_rank(m), 0.0f, ACTS_INFER, &a)) != FTE_OK)
 		return rc;
 	for (size_t i = 0; i < N; i++)
 		a.dloss[i] = b->targets[i] >= 0 ? 1.0f : 0.0f;
-	fte__forward(m, NULL, &a, b->tokens, b->targets, b->segments, b->B, b->T, NULL, NULL);
+	fte__forward(m, m->lora, &a, b->tokens, b->targets, b->segments, b->B, b->T, NULL, NULL);
 	for (int r = 0; r < b->B; r++) {
 		double s = 0.0;
 		int k = 0;
@@ -222,14 +229,14 @@ fte_model_logprobs(fte_model *m, const int *tokens, int n, int k, fte_logprob *o
 		if (tokens[i] < 0 || tokens[i] >= V)
 			return fte_error_set(FTE_EINVAL, "logprobs: token %d outside the vocabulary (%d)",
 			    tokens[i], V);
-	if ((rc = fte__acts_create(c, 1, n - 1, 0, 0.0f, ACTS_INFER, &a)) != FTE_OK)
+	if ((rc = fte__acts_create(c, 1, n - 1, lora_rank(m), 0.0f, ACTS_INFER, &a)) != FTE_OK)
 		return rc;
 	for (int i = 0; i < n - 1; i++)
 		a.dloss[i] = 1.0f;
 	/* the loss pass, so no copy of the logits: each target's loss is its
 	 * log-probability, and the probabilities left in place rank the rest
 	 * (one that underflows to 0 is not listed) */
-	fte__forward(m, NULL, &a, tokens, tokens + 1, NULL, 1, n - 1, NULL, NULL);
+	fte__forward(m, m->lora, &a, tokens, tokens + 1, NULL, 1, n - 1, NULL, NULL);
 	for (int i = 0; i < n - 1; i++) {
 		out[i].logprob = -a.losses[i];
 		top_select(a.logits + (size_t)i * V, V, k, &out[i]);
@@ -245,19 +252,32 @@ fte_model_logprobs(fte_model *m, const int *tokens, int n, int k, fte_logprob *o
 	return FTE_OK;
 }
 
-size_t
-fte_generate_memory(const fte_config *c)
+/* generate_memory is fte_generate_memory with an adapter of rank r. */
+static size_t
+generate_memory(const fte_config *c, int r)
 {
 	size_t prefill = 0;
 
 	/* fte_generate's largest moment: the longest prefill beside the cache,
 	 * one token's activations, its logits and the sampler's buffer */
 	if (c->max_seq_len > 1)
-		prefill = fte__acts_floats(c, 1, c->max_seq_len - 1, 0, 0.0f, ACTS_CACHE) *
+		prefill = fte__acts_floats(c, 1, c->max_seq_len - 1, r, 0.0f, ACTS_CACHE) *
 		    sizeof(float) + (size_t)(c->max_seq_len - 1) * sizeof(int);
-	return (kv_floats(c) + fte__acts_floats(c, 1, 1, 0, 0.0f, ACTS_CACHE) +
+	return (kv_floats(c) + fte__acts_floats(c, 1, 1, r, 0.0f, ACTS_CACHE) +
 	    (size_t)c->vocab_size) * sizeof(float) + sizeof(int) +
 	    (size_t)c->vocab_size * sizeof(prob_idx) + prefill;
+}
+
+size_t
+fte_generate_memory(const fte_config *c)
+{
+	return generate_memory(c, 0);
+}
+
+size_t
+fte_model_generate_memory(const fte_model *m)
+{
+	return generate_memory(&m->cfg, lora_rank(m));
 }
 
 /* generate_run is fte_generate calling fn, or lp_fn with k alternatives. */
@@ -289,7 +309,7 @@ generate_run(fte_model *m, const int *prompt, int n_prompt, const fte_sampler *s
 		    FTE_TOP_LOGPROBS_MAX);
 	if ((kv = calloc(kv_floats(c), sizeof(float))) == NULL)
 		return fte_error_set(FTE_ENOMEM, "generate: cannot allocate the KV cache");
-	if ((rc = fte__acts_create(c, 1, 1, 0, 0.0f, ACTS_CACHE, &one)) != FTE_OK)
+	if ((rc = fte__acts_create(c, 1, 1, lora_rank(m), 0.0f, ACTS_CACHE, &one)) != FTE_OK)
 		goto done;
 	logits = malloc((size_t)c->vocab_size * sizeof(*logits));
 	pi = malloc((size_t)c->vocab_size * sizeof(*pi));
@@ -302,11 +322,12 @@ generate_run(fte_model *m, const int *prompt, int n_prompt, const fte_sampler *s
 	if (n_prompt > 1) {
 		fte__acts a;
 
-		if ((rc = fte__acts_create(c, 1, n_prompt - 1, 0, 0.0f, ACTS_CACHE, &a)) != FTE_OK)
+		if ((rc = fte__acts_create(c, 1, n_prompt - 1, lora_rank(m), 0.0f,
+		    ACTS_CACHE, &a)) != FTE_OK)
 			goto done;
 		a.kv_k = kv;
 		a.kv_v = kv + kv_floats(c) / 2;
-		fte__forward(m, NULL, &a, prompt, NULL, NULL, 1, n_prompt - 1, NULL, NULL);
+		fte__forward(m, m->lora, &a, prompt, NULL, NULL, 1, n_prompt - 1, NULL, NULL);
 		fte__acts_free(&a);
 	}
 	/* then one token at a time through the same layers */
@@ -317,7 +338,7 @@ generate_run(fte_model *m, const int *prompt, int n_prompt, const fte_sampler *s
 		int next;
 
 		one.pos0 = pos;
-		fte__forward(m, NULL, &one, &tok, NULL, NULL, 1, 1, logits, NULL);
+		fte__forward(m, m->lora, &one, &tok, NULL, NULL, 1, 1, logits, NULL);
 		next = sample(s, logits, c->vocab_size, pi, &rng);
 		if (lp_fn != NULL)
 			logprob_row(logits, c->vocab_size, next, k, &lp);

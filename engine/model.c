@@ -330,6 +330,12 @@ fte_model_free(fte_model *m)
 {
 	if (m == NULL)
 		return;
+	if (m->base != NULL) {
+		/* the adapter is one block: the fte__lora, then its floats */
+		free((void *)m->lora);
+		free(m);
+		return;
+	}
 	free(m->mem);
 	free(m->rope_freq);
 	free(m->tensors);
@@ -372,6 +378,12 @@ size_t
 fte_model_num_params(const fte_model *m)
 {
 	return m->n_params;
+}
+
+size_t
+fte_model_own_bytes(const fte_model *m)
+{
+	return (m->base != NULL ? m->lora_floats : m->n_params) * sizeof(float);
 }
 
 /* normal_pair draws two independent standard normals (Box-Muller). */

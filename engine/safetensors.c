@@ -290,6 +290,19 @@ fte_st_metadata(const fte_st_file *f, const char *key)
 	return f->metadata ? json_string_value(json_object_get(f->metadata, key)) : NULL;
 }
 
+/* st_pages_drop gives back the mapped file pages wholly inside [p, p+len),
+ * read and copied: a load then never holds a file and its weights at once
+ * (the private read-only mapping refaults from the file if read again). */
+static void
+st_pages_drop(const fte_st_file *f, const uint8_t *p, size_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + len) & ~(page - 1);
+
+	if (f->map != NULL && hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 int
 fte_st_read_f32(const fte_st_file *f, const fte_st_tensor *t, float *dst)
 {
@@ -314,6 +327,7 @@ fte_st_read_f32(const fte_st_file *f, const fte_st_tensor *t, float *dst)
 		    f->path, t->name, st_dtypes[t->dtype].name);
 	}
 #undef ST_CONVERT
+	st_pages_drop(f, p, n * st_dtypes[t->dtype].size);
 	return FTE_OK;
 }
 

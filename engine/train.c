@@ -185,6 +185,9 @@ fte_trainer_create(fte_model *m, const fte_train_config *cfg, fte_trainer **out)
 	fte_trainer *t;
 	int rc, n_cap;
 
+	if (m->base != NULL)
+		return fte_error_set(FTE_EINVAL, "trainer: the model shares its base's weights "
+		    "(fte_adapter_attach); train a loaded copy");
 	if ((rc = train_config_check(&m->cfg, cfg)) != FTE_OK)
 		return rc;
 	if ((t = calloc(1, sizeof(*t))) == NULL)

@@ -57,6 +57,11 @@ struct fte_model {
 	float *rope_freq_local;      /* sliding layers' (== rope_freq unless
 	                              * rope_local_theta) */
 	float rope_attn_local;
+	/* An adapted view (fte_adapter_attach): the fields above are base's,
+	 * borrowed; only lora and its floats are this model's own. */
+	const struct fte_model *base;
+	const struct fte__lora *lora;
+	size_t lora_floats;
 };
 
 
