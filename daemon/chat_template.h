@@ -22,6 +22,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "dataset.h"
 #include "fte.h"
@@ -86,6 +88,15 @@ int chat_format_encode(const struct chat_format *f, const fte_tokenizer *tok,
 int chat_format_record_prompt(const struct chat_format *f, const fte_tokenizer *tok,
     const struct dataset_record *r, char **text, int **ids, size_t *n_ids);
 
+/* chat_format_conversation_prompt is the generation prompt of
+ * conversation (JSON {"messages": [...], "tools"?: [...]}, as
+ * chat_request_conversation makes it, ending before the answer): in a
+ * chat template rendered whole with the tools, in Alpaca or custom its
+ * one-turn record.  As text in a malloc'd *text and ids in malloc'd *ids
+ * (either NULL: not wanted). */
+int chat_format_conversation_prompt(const struct chat_format *f, const fte_tokenizer *tok,
+    const char *conversation, char **text, int **ids, size_t *n_ids);
+
 /* chat_format_messages_prompt is the generation prompt of n messages (a
  * chat request), as ids in malloc'd *ids. */
 int chat_format_messages_prompt(const struct chat_format *f, const fte_tokenizer *tok,
@@ -97,5 +108,15 @@ int chat_format_messages_prompt(const struct chat_format *f, const fte_tokenizer
  * then a blank line and the input when there is one).  NULL when out of
  * memory. */
 char *chat_format_record_json(const struct dataset_record *r);
+
+/* chat_request_conversation writes the messages and tools of a chat
+ * completion request as a conversation in the dataset's canonical form
+ * (dataset.h; sorted keys, content parts joined, developer as system, an
+ * assistant's absent content "" beside its tool_calls), so that serving
+ * renders exactly what training rendered, into a malloc'd *conv.  0, or
+ * -1 with the request member at fault in *param ("messages", "tools") and
+ * the reason in err. */
+int chat_request_conversation(json_t *messages, json_t *tools, char **conv, const char **param,
+    char *err, size_t err_len) __attribute__((warn_unused_result));
 
 #endif

@@ -84,8 +84,7 @@ struct deploy_job {
 	char *prompt;
 	char *template_;             /* not NULL: prompt is a user message in this format
 	                              * ("": the model's own) */
-	fte_message *messages;
-	size_t n_messages;
+	char *conversation;          /* a chat request's (chat_template.h) */
 	int max_tokens;
 	float temperature, top_p;
 	uint64_t seed;
@@ -1122,9 +1121,9 @@ job_prompt_ids(struct deploy_job *j, struct cached *c, const struct chat_format 
 
 	if (j->template_ != NULL)
 		return chat_format_messages_prompt(f, c->tok, &one, 1, ids, n);
-	if (j->n_messages == 0)
+	if (j->conversation == NULL)
 		return fte_tokenizer_encode(c->tok, j->prompt, strlen(j->prompt), 1, ids, n);
-	return chat_format_messages_prompt(f, c->tok, j->messages, j->n_messages, ids, n);
+	return chat_format_conversation_prompt(f, c->tok, j->conversation, NULL, ids, n);
 }
 
 /* Generates j on this serving thread; the caller marks it done. */
@@ -1278,11 +1277,7 @@ job_free(struct deploy_job *j)
 {
 	free(j->prompt);
 	free(j->template_);
-	for (size_t i = 0; i < j->n_messages; i++) {
-		free((char *)j->messages[i].role);
-		free((char *)j->messages[i].content);
-	}
-	free(j->messages);
+	free(j->conversation);
 	for (size_t i = 0; i < j->n_stop; i++)
 		free(j->stop[i]);
 	free(j->stop);
@@ -1321,17 +1316,12 @@ job_new(struct deploy *s, const struct deploy_params *p, const struct deploy_inf
 	j->stop_at = -1;
 	atomic_init(&j->cancel, 0);
 	j->prompt = strdup(p->prompt ? p->prompt : "");
-	j->messages = calloc(p->n_messages + 1, sizeof(*j->messages));
 	j->stop = calloc(p->n_stop + 1, sizeof(*j->stop));
-	bad = j->prompt == NULL || j->messages == NULL || j->stop == NULL;
+	bad = j->prompt == NULL || j->stop == NULL;
 	if (!bad && p->template_ != NULL)
 		bad = (j->template_ = strdup(p->template_)) == NULL;
-	for (size_t i = 0; !bad && i < p->n_messages; i++) {
-		j->messages[i].role = strdup(p->messages[i].role);
-		j->messages[i].content = strdup(p->messages[i].content);
-		j->n_messages++;
-		bad = j->messages[i].role == NULL || j->messages[i].content == NULL;
-	}
+	if (!bad && p->conversation != NULL)
+		bad = (j->conversation = strdup(p->conversation)) == NULL;
 	for (size_t i = 0; !bad && i < p->n_stop; i++) {
 		bad = (j->stop[i] = strdup(p->stop[i])) == NULL;
 		j->n_stop += !bad;

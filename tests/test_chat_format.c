@@ -29,7 +29,14 @@ static const char data[] =
     "{\"messages\": [{\"role\": \"user\", \"content\": \"My name is Ann.\"},"
     " {\"role\": \"assistant\", \"content\": \"Bonjour Ann.\"},"
     " {\"role\": \"user\", \"content\": \"Who am I?\"},"
-    " {\"role\": \"assistant\", \"content\": \"Ann.\"}]}\n";
+    " {\"role\": \"assistant\", \"content\": \"Ann.\"}]}\n"
+    "{\"messages\": [{\"role\": \"user\", \"content\": \"1+2?\"},"
+    " {\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\","
+    " \"function\": {\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}}]},"
+    " {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"3\"},"
+    " {\"role\": \"assistant\", \"content\": \"3.\"}],"
+    " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"add\","
+    " \"parameters\": {\"type\": \"object\"}}}]}\n";
 
 /* prefix_equal: the ids before the first target equal the prompt. */
 static int
@@ -102,6 +109,68 @@ check_format(const char *spec, const char *dir, const fte_tokenizer *tok, const 
 	free(mask);
 	free(p);
 	chat_format_free(&f);
+}
+
+/* The tool conversation before its answer as a client sends it: content
+ * null beside the tool calls, text parts, a developer message. */
+static const char tool_request[] =
+    "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"1+\"},"
+    " {\"type\": \"text\", \"text\": \"2?\"}]},"
+    " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+    " \"type\": \"function\", \"function\": {\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}}]},"
+    " {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"3\"}],"
+    " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"add\","
+    " \"parameters\": {\"type\": \"object\"}}}], \"tool_choice\": \"auto\"}";
+
+/* check_tools: a chat request with tool calls, a tool result and tools is
+ * the stored conversation before its answer, and what serving feeds the
+ * model is, id for id, what training holds before that answer (Qwen2.5's
+ * template, which renders tools and tool calls). */
+static void
+check_tools(const char *dir, const fte_tokenizer *tok, const struct dataset *ds)
+{
+	const struct dataset_record *r = dataset_sample(ds, 3);
+	json_t *req = json_loads(tool_request, 0, NULL), *stored, *bad;
+	struct chat_format f;
+	const char *param;
+	char err[256], *conv, *want, *text;
+	int *ids, *p;
+	unsigned char *mask;
+	size_t n, np;
+
+	CHECK(r->chat != NULL);
+	CHECK(chat_request_conversation(json_object_get(req, "messages"),
+	    json_object_get(req, "tools"), &conv, &param, err, sizeof(err)) == 0);
+	stored = json_loads(r->chat, 0, NULL);
+	json_array_remove(json_object_get(stored, "messages"), 3);
+	want = json_dumps(stored, JSON_COMPACT | JSON_SORT_KEYS);
+	CHECK_STR(conv, want);
+	free(want);
+	json_decref(stored);
+	CHECK(chat_format_open(&cfg, "chat", dir, tok, &f, err, sizeof(err)) == 0);
+	CHECK(chat_format_encode(&f, tok, r, 1, &ids, &mask, &n) == FTE_OK);   /* the answer */
+	CHECK(chat_format_conversation_prompt(&f, tok, conv, &text, &p, &np) == FTE_OK);
+	printf("tools: %zu ids, prompt %zu: ...%s\n", n, np, text + (strlen(text) > 120 ?
+	    strlen(text) - 120 : 0));
+	CHECK(strstr(text, "<tools>") != NULL && strstr(text, "<tool_call>") != NULL &&
+	    strstr(text, "<tool_response>\n3\n</tool_response>") != NULL);
+	CHECK(prefix_equal(ids, mask, n, p, np));
+	free(text);
+	free(ids);
+	free(mask);
+	free(p);
+	free(conv);
+	chat_format_free(&f);
+	/* refusals name the member */
+	bad = json_pack("[{s:s,s:s,s:[]}]", "role", "user", "content", "x", "tool_calls");
+	CHECK(chat_request_conversation(bad, NULL, &conv, &param, err, sizeof(err)) == -1);
+	CHECK_STR(err, "messages[0].tool_calls: only an assistant message makes tool calls.");
+	json_decref(bad);
+	bad = json_pack("[{s:s,s:s}]", "role", "user", "content", "x");
+	CHECK(chat_request_conversation(bad, json_string("add"), &conv, &param, err, sizeof(err)) == -1);
+	CHECK_STR(param, "tools");
+	json_decref(bad);
+	json_decref(req);
 }
 
 int
@@ -187,6 +256,20 @@ main(void)
 	check_format("chat", dir, tok, ds, "Ann.<|im_end|>", "Hi hi.<|im_end|>");
 	/* Alpaca: the last answer and EOS; the earlier turns in the input */
 	check_format("alpaca", dir, tok, ds, "Ann.<|im_end|>", "Hi hi.<|im_end|>");
+	fte_tokenizer_free(tok);
+
+	/* tools, in Qwen2.5's template with Qwen3's tokenizer (the same special tokens) */
+	snprintf(dir, sizeof(dir), "%s", ft_test_tmp("qwen"));
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s' '%s/'", dir,
+	    ft_test_asset("tokenizers/qwen3/tokenizer.json"), dir);
+	src = ft_test_file_read(ft_test_asset("templates/qwen2.5-instruct.jinja"), &len);
+	CHECK(src != NULL && system(cmd) == 0);
+	tc = json_pack("{s:s,s:s}", "eos_token", "<|im_end|>", "chat_template", src ? src : "");
+	CHECK(json_dump_file(tc, ft_test_tmp("qwen/tokenizer_config.json"), 0) == 0);
+	json_decref(tc);
+	free(src);
+	CHECK(fte_tokenizer_load(ft_test_tmp("qwen/tokenizer.json"), &tok) == FTE_OK);
+	check_tools(dir, tok, ds);
 
 	dataset_free(ds);
 	fte_tokenizer_free(tok);
