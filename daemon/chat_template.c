@@ -118,7 +118,8 @@ config_eos_ids(const char *dir, const char *name, int *ids, size_t *n, size_t ma
 
 int
 chat_format_open(const struct ft_config *cfg, const char *spec, const char *dir,
-    const fte_tokenizer *tok, struct chat_format *out, char *err, size_t err_len)
+    const char *config_dir, const fte_tokenizer *tok, struct chat_format *out, char *err,
+    size_t err_len)
 {
 	int eos[16], rc;
 	size_t n_eos = 0;
@@ -151,8 +152,8 @@ chat_format_open(const struct ft_config *cfg, const char *spec, const char *dir,
 		out->tp = NULL;
 		return -1;
 	}
-	config_eos_ids(dir, "config.json", eos, &n_eos, 8);
-	config_eos_ids(dir, "generation_config.json", eos, &n_eos, 16);
+	config_eos_ids(config_dir ? config_dir : dir, "config.json", eos, &n_eos, 8);
+	config_eos_ids(config_dir ? config_dir : dir, "generation_config.json", eos, &n_eos, 16);
 	if (fte_template_stop_ids(out->chat ? out->tp : NULL, tok, eos, n_eos, &out->stop_ids,
 	    &out->n_stop) != FTE_OK) {
 		snprintf(err, err_len, "template: %s", fte_last_error());

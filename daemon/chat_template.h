@@ -63,12 +63,15 @@ int chat_format_check(const struct ft_config *cfg, const char *spec, const char 
     size_t err_len) __attribute__((warn_unused_result));
 
 /* chat_format_open compiles spec for the model in dir and its tokenizer
- * tok, with the stop ids: every eos_token_id of dir's config.json and
- * generation_config.json, the tokenizer's EOS and the chat template's
+ * tok, with the stop ids: every eos_token_id of config_dir's config.json
+ * and generation_config.json (config_dir NULL: dir's; for a LoRA adapter,
+ * whose directory has no config.json, its base's:
+ * registry_model_config_dir), the tokenizer's EOS and the chat template's
  * end-of-turn token.  0, or -1 with a message in err ("chat" without a
  * chat template in dir, a template that does not compile). */
 int chat_format_open(const struct ft_config *cfg, const char *spec, const char *dir,
-    const fte_tokenizer *tok, struct chat_format *out, char *err, size_t err_len)
+    const char *config_dir, const fte_tokenizer *tok, struct chat_format *out, char *err,
+    size_t err_len)
     __attribute__((warn_unused_result));
 
 /* chat_format_free releases what chat_format_open made; a zeroed format is

@@ -72,6 +72,7 @@ struct cached {
 	fte_tokenizer *tok;
 	struct chat_format fmt;      /* the model's prompt format and stop ids */
 	char dir[PATH_MAX];          /* the model's directory, for other formats */
+	char config_dir[PATH_MAX];   /* where its eos ids are (an adapter's base) */
 	enum deploy_status fail;
 	char err[200];
 };
@@ -592,8 +593,11 @@ cached_load(struct deploy *s, struct cached *c)
 		return -1;
 	}
 	/* the template it was trained with (chat_template.h) */
+	if (registry_model_config_dir(s->d, &mi, c->config_dir, sizeof(c->config_dir)) != 0)
+		snprintf(c->config_dir, sizeof(c->config_dir), "%s", mi.dir);
 	if (chat_format_of_model(&s->d->cfg, mi.lineage_json, mi.dir, &spec) != 0 ||
-	    chat_format_open(&s->d->cfg, spec, mi.dir, c->tok, &c->fmt, c->err, sizeof(c->err)) != 0) {
+	    chat_format_open(&s->d->cfg, spec, mi.dir, c->config_dir, c->tok, &c->fmt, c->err,
+	    sizeof(c->err)) != 0) {
 		c->fail = DEPLOY_FAILED;
 		if (spec == NULL)
 			snprintf(c->err, sizeof(c->err), "out of memory");
@@ -1147,7 +1151,7 @@ job_run(struct deploy *s, struct deploy_job *j)
 	fmt = &c->fmt;
 	/* a generate request may name another template than the model's */
 	if (j->template_ != NULL && j->template_[0] != '\0') {
-		if (chat_format_open(&s->d->cfg, j->template_, c->dir, c->tok, &other, r->message,
+		if (chat_format_open(&s->d->cfg, j->template_, c->dir, c->config_dir, c->tok, &other, r->message,
 		    sizeof(r->message)) != 0) {
 			r->status = DEPLOY_BAD_REQUEST;
 			goto out;

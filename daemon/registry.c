@@ -1113,3 +1113,21 @@ registry_model_config(const struct model_info *m, fte_config *out)
 	*out = c;
 	return 0;
 }
+
+int
+registry_model_config_dir(struct ftuned *d, const struct model_info *m, char *dir, size_t len)
+{
+	struct model_info base;
+	char err[160];
+	int rc;
+
+	if (strcmp(m->format, "lora") != 0) {
+		snprintf(dir, len, "%s", m->dir);
+		return 0;
+	}
+	if (adapter_base_find(d, m, &base, err, sizeof(err)) != 0)
+		return -1;
+	rc = registry_model_config_dir(d, &base, dir, len);
+	model_info_free(&base);
+	return rc;
+}

@@ -135,6 +135,12 @@ int registry_model_load(struct ftuned *d, const struct model_info *m,
  * the registry (no weights loaded).  0 or -1. */
 int registry_model_config(const struct model_info *m, fte_config *out);
 
+/* registry_model_config_dir writes the directory whose config.json and
+ * generation_config.json describe m as it runs: m's own, or for a LoRA
+ * adapter its base chain's.  0, or -1 when the base is missing. */
+int registry_model_config_dir(struct ftuned *d, const struct model_info *m, char *dir,
+    size_t len);
+
 void model_info_free(struct model_info *m);
 
 #endif

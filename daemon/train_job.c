@@ -560,7 +560,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	jobs_set_stage(d, id, "tokenizing");
 	train.T = val.T = (int)j.spec->seq_len;
 	/* the template the tuned model will be served with (chat_template.h) */
-	if (!cpt && chat_format_open(&d->cfg, j.spec->template_, base.dir, tok, &fmt, err,
+	if (!cpt && chat_format_open(&d->cfg, j.spec->template_, base.dir, NULL, tok, &fmt, err,
 	    sizeof(err)) != 0)
 		goto fail;
 	{

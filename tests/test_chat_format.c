@@ -80,7 +80,7 @@ check_format(const char *spec, const char *dir, const fte_tokenizer *tok, const 
 	size_t n, np, nq;
 	char err[256], *text;
 
-	CHECK(chat_format_open(&cfg, spec, dir, tok, &f, err, sizeof(err)) == 0);
+	CHECK(chat_format_open(&cfg, spec, dir, NULL, tok, &f, err, sizeof(err)) == 0);
 	/* the conversation: trained as the chat request is served */
 	CHECK(chat_format_encode(&f, tok, dataset_sample(ds, 0), 0, &ids, &mask, &n) == FTE_OK);
 	CHECK(chat_format_messages_prompt(&f, tok, msgs, 4, &p, &np) == FTE_OK);
@@ -147,7 +147,7 @@ check_tools(const char *dir, const fte_tokenizer *tok, const struct dataset *ds)
 	CHECK_STR(conv, want);
 	free(want);
 	json_decref(stored);
-	CHECK(chat_format_open(&cfg, "chat", dir, tok, &f, err, sizeof(err)) == 0);
+	CHECK(chat_format_open(&cfg, "chat", dir, NULL, tok, &f, err, sizeof(err)) == 0);
 	CHECK(chat_format_encode(&f, tok, r, 1, &ids, &mask, &n) == FTE_OK);   /* the answer */
 	CHECK(chat_format_conversation_prompt(&f, tok, conv, &text, &p, &np) == FTE_OK);
 	printf("tools: %zu ids, prompt %zu: ...%s\n", n, np, text + (strlen(text) > 120 ?
@@ -229,7 +229,20 @@ main(void)
 
 	/* stop ids: the config's list, the end-of-turn token */
 	eot = fte_tokenizer_token_id(tok, "<|im_end|>");
-	CHECK(chat_format_open(&cfg, "chat", dir, tok, &f, err, sizeof(err)) == 0);
+	CHECK(chat_format_open(&cfg, "chat", dir, NULL, tok, &f, err, sizeof(err)) == 0);
+	CHECK(f.n_stop == 3 && f.stop_ids[0] == 0 && f.stop_ids[1] == 7 && f.stop_ids[2] == eot);
+	chat_format_free(&f);
+	/* a LoRA adapter's directory has the tokenizer files but no
+	 * config.json: its base's list still stops it */
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/tokenizer.json' '%s/tokenizer_config.json' "
+	    "'%s/'", ft_test_tmp("adapter"), dir, dir, ft_test_tmp("adapter"));
+	CHECK(system(cmd) == 0);
+	CHECK(chat_format_open(&cfg, "chat", ft_test_tmp("adapter"), NULL, tok, &f, err,
+	    sizeof(err)) == 0);
+	CHECK(f.n_stop == 1 && f.stop_ids[0] == eot);
+	chat_format_free(&f);
+	CHECK(chat_format_open(&cfg, "chat", ft_test_tmp("adapter"), dir, tok, &f, err,
+	    sizeof(err)) == 0);
 	CHECK(f.n_stop == 3 && f.stop_ids[0] == 0 && f.stop_ids[1] == 7 && f.stop_ids[2] == eot);
 	chat_format_free(&f);
 
@@ -240,7 +253,7 @@ main(void)
 		size_t n;
 		char *text;
 
-		CHECK(chat_format_open(&cfg, "chat", dir, tok, &f, err, sizeof(err)) == 0);
+		CHECK(chat_format_open(&cfg, "chat", dir, NULL, tok, &f, err, sizeof(err)) == 0);
 		for (int last = 0; last < 2; last++) {
 			CHECK(chat_format_encode(&f, tok, dataset_sample(ds, 2), last, &ids, &mask, &n) ==
 			    FTE_OK);
