@@ -339,6 +339,86 @@ chat_format_conversation_prompt(const struct chat_format *f, const fte_tokenizer
 	return rc;
 }
 
+/* turns_drop removes conversation conv's earliest turn: the messages after
+ * the system message up to the next user message that follows an
+ * assistant's.  0, or -1 when only the last exchange is left. */
+static int
+turns_drop(json_t *conv)
+{
+	json_t *msgs = json_object_get(conv, "messages");
+	size_t n = json_array_size(msgs), first, k;
+	int answered = 0;
+
+#define ROLE(i) json_string_value(json_object_get(json_array_get(msgs, (i)), "role"))
+	first = n > 0 && strcmp(ROLE(0), "system") == 0;
+	for (k = first; k < n; k++) {
+		if (answered && strcmp(ROLE(k), "user") == 0)
+			break;
+		answered |= strcmp(ROLE(k), "assistant") == 0;
+	}
+#undef ROLE
+	if (k >= n)
+		return -1;
+	while (k-- > first)
+		json_array_remove(msgs, first);
+	return 0;
+}
+
+int
+chat_format_encode_fit(const struct chat_format *f, const fte_tokenizer *tok,
+    const struct dataset_record *r, int train_on_last, size_t max_ids, int **ids,
+    unsigned char **mask, size_t *n_ids, size_t *dropped)
+{
+	struct dataset_record short_r = *r;
+	json_t *conv = NULL;
+	size_t targets = 0;
+	int rc;
+
+	*dropped = 0;
+	for (;;) {
+		if ((rc = chat_format_encode(f, tok, &short_r, train_on_last, ids, mask,
+		    n_ids)) != FTE_OK)
+			break;
+		if (*n_ids <= max_ids)
+			break;
+		free(*ids);
+		free(*mask);
+		*ids = NULL;
+		*mask = NULL;
+		if (conv == NULL && (r->chat == NULL || (conv = json_loads(r->chat, 0, NULL)) == NULL)) {
+			rc = fte_error_set(FTE_ERANGE, "one turn of %zu tokens", *n_ids);
+			break;
+		}
+		if (turns_drop(conv) != 0) {
+			rc = fte_error_set(FTE_ERANGE, "its last exchange alone is %zu tokens", *n_ids);
+			break;
+		}
+		(*dropped)++;
+		if (short_r.chat != r->chat)
+			free(short_r.chat);
+		if ((short_r.chat = json_dumps(conv, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+			short_r.chat = r->chat;
+			rc = fte_error_set(FTE_ENOMEM, "out of memory");
+			break;
+		}
+	}
+	if (short_r.chat != r->chat)
+		free(short_r.chat);
+	json_decref(conv);
+	if (rc != FTE_OK)
+		return rc;
+	for (size_t i = 0; i < *n_ids; i++)
+		targets += (*mask)[i];
+	if (targets == 0) {
+		free(*ids);
+		free(*mask);
+		*ids = NULL;
+		*mask = NULL;
+		return fte_error_set(FTE_ERANGE, "no turn to train on is left");
+	}
+	return FTE_OK;
+}
+
 int
 chat_format_record_prompt(const struct chat_format *f, const fte_tokenizer *tok,
     const struct dataset_record *r, char **text, int **ids, size_t *n_ids)

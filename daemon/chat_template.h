@@ -85,6 +85,17 @@ int chat_format_encode(const struct chat_format *f, const fte_tokenizer *tok,
     const struct dataset_record *r, int train_on_last, int **ids, unsigned char **mask,
     size_t *n_ids);
 
+/* chat_format_encode_fit is chat_format_encode of r in at most max_ids
+ * ids: while it is longer, its earliest turn is dropped (the messages
+ * after the system message up to the next user message that follows an
+ * answer; *dropped counts them), so what is left is a conversation as a
+ * client could send it, its later turns with their context.  FTE_ERANGE
+ * when its last exchange alone (or a one-turn record) is longer, or no
+ * target is left; on failure *ids and *mask are NULL or untouched. */
+int chat_format_encode_fit(const struct chat_format *f, const fte_tokenizer *tok,
+    const struct dataset_record *r, int train_on_last, size_t max_ids, int **ids,
+    unsigned char **mask, size_t *n_ids, size_t *dropped);
+
 /* chat_format_record_prompt is the generation prompt of r: everything
  * before its last assistant message, as text in a malloc'd *text (NULL:
  * not wanted) and as ids in malloc'd *ids (ids NULL: not wanted). */

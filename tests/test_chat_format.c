@@ -265,6 +265,55 @@ main(void)
 		}
 		chat_format_free(&f);
 	}
+	/* a conversation longer than a row loses its earliest turns, never its
+	 * system message, and what is left is trained as it would be served */
+	{
+		const fte_message later[] = { { "system", "Answer in French." }, { "user", "Who am I?" } };
+		int *ids, *p;
+		unsigned char *mask;
+		size_t n, np, dropped, full;
+		char *text;
+
+		CHECK(chat_format_open(&cfg, "chat", dir, NULL, tok, &f, err, sizeof(err)) == 0);
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 0), 0, 1000, &ids, &mask, &full,
+		    &dropped) == FTE_OK && dropped == 0);
+		free(ids);
+		free(mask);
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 0), 0, full - 1, &ids, &mask, &n,
+		    &dropped) == FTE_OK);
+		CHECK(dropped == 1 && n < full);
+		CHECK(chat_format_messages_prompt(&f, tok, later, 2, &p, &np) == FTE_OK);
+		CHECK(prefix_equal(ids, mask, n, p, np));
+		text = targets_text(tok, ids, mask, n);
+		CHECK_STR(text, "Ann.<|im_end|>");
+		printf("fit: %zu ids of %zu after dropping %zu turn\n", n, full, dropped);
+		free(text);
+		free(ids);
+		free(mask);
+		free(p);
+		/* two turns both trained on: the later is kept */
+		CHECK(chat_format_encode(&f, tok, dataset_sample(ds, 2), 0, &ids, &mask, &full) == FTE_OK);
+		free(ids);
+		free(mask);
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 2), 0, full - 1, &ids, &mask, &n,
+		    &dropped) == FTE_OK && dropped == 1);
+		text = targets_text(tok, ids, mask, n);
+		CHECK_STR(text, "Ann.<|im_end|>");
+		free(text);
+		free(ids);
+		free(mask);
+		/* the last exchange alone, or a one-turn record, does not fit */
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 0), 0, 10, &ids, &mask, &n,
+		    &dropped) == FTE_ERANGE);
+		CHECK(strstr(fte_last_error(), "its last exchange alone is") != NULL);
+		ids = NULL;
+		mask = NULL;
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 1), 0, 10, &ids, &mask, &n,
+		    &dropped) == FTE_ERANGE);
+		free(ids);      /* nothing is left allocated, or pointed at once freed */
+		free(mask);
+		chat_format_free(&f);
+	}
 	/* every assistant turn but the weight-0 one, with its end of turn */
 	check_format("chat", dir, tok, ds, "Ann.<|im_end|>", "Hi hi.<|im_end|>");
 	/* Alpaca: the last answer and EOS; the earlier turns in the input */
