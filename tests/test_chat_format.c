@@ -167,8 +167,10 @@ check_tools(const char *dir, const fte_tokenizer *tok, const struct dataset *ds)
 	CHECK_STR(err, "messages[0].tool_calls: only an assistant message makes tool calls.");
 	json_decref(bad);
 	bad = json_pack("[{s:s,s:s}]", "role", "user", "content", "x");
-	CHECK(chat_request_conversation(bad, json_string("add"), &conv, &param, err, sizeof(err)) == -1);
+	stored = json_string("add");
+	CHECK(chat_request_conversation(bad, stored, &conv, &param, err, sizeof(err)) == -1);
 	CHECK_STR(param, "tools");
+	json_decref(stored);
 	json_decref(bad);
 	json_decref(req);
 }
