@@ -118,7 +118,8 @@ config_eos_ids(const char *dir, const char *name, int *ids, size_t *n, size_t ma
 
 int
 chat_format_open(const struct ft_config *cfg, const char *spec, const char *dir,
-    const fte_tokenizer *tok, struct chat_format *out, char *err, size_t err_len)
+    const char *config_dir, const fte_tokenizer *tok, struct chat_format *out, char *err,
+    size_t err_len)
 {
 	int eos[16], rc;
 	size_t n_eos = 0;
@@ -151,8 +152,8 @@ chat_format_open(const struct ft_config *cfg, const char *spec, const char *dir,
 		out->tp = NULL;
 		return -1;
 	}
-	config_eos_ids(dir, "config.json", eos, &n_eos, 8);
-	config_eos_ids(dir, "generation_config.json", eos, &n_eos, 16);
+	config_eos_ids(config_dir ? config_dir : dir, "config.json", eos, &n_eos, 8);
+	config_eos_ids(config_dir ? config_dir : dir, "generation_config.json", eos, &n_eos, 16);
 	if (fte_template_stop_ids(out->chat ? out->tp : NULL, tok, eos, n_eos, &out->stop_ids,
 	    &out->n_stop) != FTE_OK) {
 		snprintf(err, err_len, "template: %s", fte_last_error());
@@ -287,6 +288,137 @@ chat_format_encode(const struct chat_format *f, const fte_tokenizer *tok,
 	return rc;
 }
 
+/* messages_alpaca is conversation conv, which ends before the answer, as
+ * the one-turn record of the Alpaca and custom formats (alpaca_fill). */
+static int
+messages_alpaca(const json_t *conv, fte_record *rec, char **buf)
+{
+	fte_message m[CHAT_MESSAGES_MAX];
+	json_t *msgs = json_object_get(conv, "messages"), *v;
+	size_t i, n = json_array_size(msgs);
+
+	*buf = NULL;
+	if (n == 0 || n > CHAT_MESSAGES_MAX)
+		return fte_error_set(FTE_EINVAL, "the conversation has %zu messages", n);
+	json_array_foreach(msgs, i, v)
+		m[i] = (fte_message){ json_string_value(json_object_get(v, "role")),
+			json_string_value(json_object_get(v, "content")) };
+	*rec = (fte_record){ "", NULL, "" };
+	return alpaca_fill(m, n, rec, buf);
+}
+
+int
+chat_format_conversation_prompt(const struct chat_format *f, const fte_tokenizer *tok,
+    const char *conversation, char **text, int **ids, size_t *n_ids)
+{
+	fte_record rec;
+	json_t *conv;
+	char *buf = NULL, *t = NULL, *resp = NULL;
+	int rc;
+
+	if (f->chat) {
+		rc = fte_template_render_json(f->tp, conversation, 1, &t);
+		/* chat text spells its own special tokens and BOS */
+		if (rc == FTE_OK && ids != NULL)
+			rc = fte_tokenizer_encode_flags(tok, t, strlen(t), FTE_TOK_PARSE_SPECIAL, ids, n_ids);
+	} else {
+		if ((conv = json_loads(conversation, 0, NULL)) == NULL)
+			return fte_error_set(FTE_EINVAL, "the conversation is not JSON");
+		if ((rc = messages_alpaca(conv, &rec, &buf)) == FTE_OK && text != NULL)
+			rc = fte_template_render(f->tp, &rec, &t, &resp);
+		if (rc == FTE_OK && ids != NULL)
+			rc = fte_template_encode_prompt(f->tp, tok, &rec, ids, n_ids);
+		json_decref(conv);
+		free(buf);
+		free(resp);
+	}
+	if (rc == FTE_OK && text != NULL)
+		*text = t;
+	else
+		free(t);
+	return rc;
+}
+
+/* turns_drop removes conversation conv's earliest turn: the messages after
+ * the system message up to the next user message that follows an
+ * assistant's.  0, or -1 when only the last exchange is left. */
+static int
+turns_drop(json_t *conv)
+{
+	json_t *msgs = json_object_get(conv, "messages");
+	size_t n = json_array_size(msgs), first, k;
+	int answered = 0;
+
+#define ROLE(i) json_string_value(json_object_get(json_array_get(msgs, (i)), "role"))
+	first = n > 0 && strcmp(ROLE(0), "system") == 0;
+	for (k = first; k < n; k++) {
+		if (answered && strcmp(ROLE(k), "user") == 0)
+			break;
+		answered |= strcmp(ROLE(k), "assistant") == 0;
+	}
+#undef ROLE
+	if (k >= n)
+		return -1;
+	while (k-- > first)
+		json_array_remove(msgs, first);
+	return 0;
+}
+
+int
+chat_format_encode_fit(const struct chat_format *f, const fte_tokenizer *tok,
+    const struct dataset_record *r, int train_on_last, size_t max_ids, int **ids,
+    unsigned char **mask, size_t *n_ids, size_t *dropped)
+{
+	struct dataset_record short_r = *r;
+	json_t *conv = NULL;
+	size_t targets = 0;
+	int rc;
+
+	*dropped = 0;
+	for (;;) {
+		if ((rc = chat_format_encode(f, tok, &short_r, train_on_last, ids, mask,
+		    n_ids)) != FTE_OK)
+			break;
+		if (*n_ids <= max_ids)
+			break;
+		free(*ids);
+		free(*mask);
+		*ids = NULL;
+		*mask = NULL;
+		if (conv == NULL && (r->chat == NULL || (conv = json_loads(r->chat, 0, NULL)) == NULL)) {
+			rc = fte_error_set(FTE_ERANGE, "one turn of %zu tokens", *n_ids);
+			break;
+		}
+		if (turns_drop(conv) != 0) {
+			rc = fte_error_set(FTE_ERANGE, "its last exchange alone is %zu tokens", *n_ids);
+			break;
+		}
+		(*dropped)++;
+		if (short_r.chat != r->chat)
+			free(short_r.chat);
+		if ((short_r.chat = json_dumps(conv, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+			short_r.chat = r->chat;
+			rc = fte_error_set(FTE_ENOMEM, "out of memory");
+			break;
+		}
+	}
+	if (short_r.chat != r->chat)
+		free(short_r.chat);
+	json_decref(conv);
+	if (rc != FTE_OK)
+		return rc;
+	for (size_t i = 0; i < *n_ids; i++)
+		targets += (*mask)[i];
+	if (targets == 0) {
+		free(*ids);
+		free(*mask);
+		*ids = NULL;
+		*mask = NULL;
+		return fte_error_set(FTE_ERANGE, "no turn to train on is left");
+	}
+	return FTE_OK;
+}
+
 int
 chat_format_record_prompt(const struct chat_format *f, const fte_tokenizer *tok,
     const struct dataset_record *r, char **text, int **ids, size_t *n_ids)
@@ -304,24 +436,21 @@ chat_format_record_prompt(const struct chat_format *f, const fte_tokenizer *tok,
 		free(json);
 		msgs = json_object_get(conv, "messages");
 		json_array_remove(msgs, json_array_size(msgs) - 1);
-		json = conv ? json_dumps(conv, JSON_COMPACT) : NULL;
+		json = conv ? json_dumps(conv, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 		json_decref(conv);
 		if (json == NULL)
 			return fte_error_set(FTE_ENOMEM, "out of memory");
-		rc = fte_template_render_json(f->tp, json, 1, &t);
+		rc = chat_format_conversation_prompt(f, tok, json, text, ids, n_ids);
 		free(json);
-		/* chat text spells its own special tokens and BOS */
-		if (rc == FTE_OK && ids != NULL)
-			rc = fte_tokenizer_encode_flags(tok, t, strlen(t), FTE_TOK_PARSE_SPECIAL, ids, n_ids);
-	} else {
-		if ((rc = record_alpaca(r, &rec, &conv, &buf)) == FTE_OK && text != NULL)
-			rc = fte_template_render(f->tp, &rec, &t, &resp);
-		if (rc == FTE_OK && ids != NULL)
-			rc = fte_template_encode_prompt(f->tp, tok, &rec, ids, n_ids);
-		json_decref(conv);
-		free(buf);
-		free(resp);
+		return rc;
 	}
+	if ((rc = record_alpaca(r, &rec, &conv, &buf)) == FTE_OK && text != NULL)
+		rc = fte_template_render(f->tp, &rec, &t, &resp);
+	if (rc == FTE_OK && ids != NULL)
+		rc = fte_template_encode_prompt(f->tp, tok, &rec, ids, n_ids);
+	json_decref(conv);
+	free(buf);
+	free(resp);
 	if (rc == FTE_OK && text != NULL)
 		*text = t;
 	else
@@ -348,4 +477,152 @@ chat_format_messages_prompt(const struct chat_format *f, const fte_tokenizer *to
 		rc = fte_template_encode_prompt(f->tp, tok, &rec, ids, n_ids);
 	free(buf);
 	return rc;
+}
+
+/* ---- a chat request's conversation ---- */
+
+/* request_content is a message's content as a string: a string, or text
+ * parts joined; NULL after an error. */
+static json_t *
+request_content(json_t *content, size_t i, char *err, size_t err_len)
+{
+	json_t *part;
+	json_t *s;
+	size_t k;
+	char *joined;
+
+	if (json_is_string(content))
+		return json_string(json_string_value(content));
+	if (!json_is_array(content)) {
+		snprintf(err, err_len, "messages[%zu].content must be a string or an array of text "
+		    "parts.", i);
+		return NULL;
+	}
+	s = json_string("");
+	json_array_foreach(content, k, part) {
+		const char *type = json_string_value(json_object_get(part, "type"));
+		json_t *text = json_object_get(part, "text");
+
+		if (!json_is_string(text) || type == NULL || strcmp(type, "text") != 0) {
+			snprintf(err, err_len, "messages[%zu].content[%zu]: only text parts are "
+			    "supported.", i, k);
+			json_decref(s);
+			return NULL;
+		}
+		if (asprintf(&joined, "%s%s", json_string_value(s), json_string_value(text)) < 0) {
+			snprintf(err, err_len, "out of memory");
+			json_decref(s);
+			return NULL;
+		}
+		json_string_set(s, joined);
+		free(joined);
+	}
+	return s;
+}
+
+/* request_message is message i of a request in the dataset's canonical
+ * form; NULL after an error. */
+static json_t *
+request_message(json_t *m, size_t i, char *err, size_t err_len)
+{
+	const char *role = json_string_value(json_object_get(m, "role"));
+	json_t *content = json_object_get(m, "content"), *calls = json_object_get(m, "tool_calls");
+	json_t *name = json_object_get(m, "name"), *call_id = json_object_get(m, "tool_call_id");
+	json_t *c;
+	json_t *out, *v;
+	size_t k;
+
+	if (role == NULL || (strcmp(role, "system") != 0 && strcmp(role, "developer") != 0 &&
+	    strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0 && strcmp(role, "tool") != 0)) {
+		snprintf(err, err_len, "messages[%zu].role must be system, developer, user, assistant "
+		    "or tool.", i);
+		return NULL;
+	}
+	if (calls != NULL && json_is_null(calls))
+		calls = NULL;
+	if (calls != NULL && (strcmp(role, "assistant") != 0 || !json_is_array(calls))) {
+		snprintf(err, err_len, "messages[%zu].tool_calls: %s.", i, json_is_array(calls) ?
+		    "only an assistant message makes tool calls" : "must be an array");
+		return NULL;
+	}
+	json_array_foreach(calls, k, c) {
+		json_t *fn = json_object_get(c, "function");
+
+		if (!json_is_string(json_object_get(fn, "name")) ||
+		    json_object_get(fn, "arguments") == NULL) {
+			snprintf(err, err_len, "messages[%zu].tool_calls[%zu] must be {\"type\": "
+			    "\"function\", \"function\": {\"name\", \"arguments\"}}.", i, k);
+			return NULL;
+		}
+	}
+	if ((name != NULL && !json_is_string(name)) || (call_id != NULL && (!json_is_string(call_id) ||
+	    strcmp(role, "tool") != 0))) {
+		snprintf(err, err_len, "messages[%zu].%s.", i, name != NULL && !json_is_string(name) ?
+		    "name must be a string" : "tool_call_id must be a string, on a tool message");
+		return NULL;
+	}
+	/* an assistant's tool calls may come without content */
+	if ((content == NULL || json_is_null(content)) && calls != NULL)
+		v = json_string("");
+	else if ((v = request_content(content, i, err, err_len)) == NULL)
+		return NULL;
+	/* templates know system; developer is OpenAI's newer name for it */
+	out = json_pack("{s:s,s:o}", "role", strcmp(role, "developer") == 0 ? "system" : role,
+	    "content", v);
+	if (name != NULL)
+		json_object_set(out, "name", name);
+	if (calls != NULL)
+		json_object_set(out, "tool_calls", calls);
+	if (call_id != NULL)
+		json_object_set(out, "tool_call_id", call_id);
+	return out;
+}
+
+int
+chat_request_conversation(json_t *messages, json_t *tools, char **conv,
+    const char **param, char *err, size_t err_len)
+{
+	json_t *m, *t;
+	json_t *msgs, *c, *one;
+	size_t i;
+
+	*param = "messages";
+	if (!json_is_array(messages) || json_array_size(messages) == 0 ||
+	    json_array_size(messages) > CHAT_MESSAGES_MAX) {
+		snprintf(err, err_len, "'messages' must be an array of 1 to %d messages.",
+		    CHAT_MESSAGES_MAX);
+		return -1;
+	}
+	msgs = json_array();
+	json_array_foreach(messages, i, m) {
+		if ((one = request_message(m, i, err, err_len)) == NULL) {
+			json_decref(msgs);
+			return -1;
+		}
+		json_array_append_new(msgs, one);
+	}
+	c = json_pack("{s:o}", "messages", msgs);
+	if (tools != NULL && !json_is_null(tools)) {
+		*param = "tools";
+		if (!json_is_array(tools)) {
+			snprintf(err, err_len, "'tools' must be an array of tool definitions.");
+			json_decref(c);
+			return -1;
+		}
+		json_array_foreach(tools, i, t)
+			if (!json_is_object(t)) {
+				snprintf(err, err_len, "tools[%zu] must be an object.", i);
+				json_decref(c);
+				return -1;
+			}
+		if (json_array_size(tools) > 0)
+			json_object_set(c, "tools", tools);
+	}
+	*conv = c ? json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(c);
+	if (*conv == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	return 0;
 }

@@ -22,6 +22,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "dataset.h"
 #include "fte.h"
@@ -61,12 +63,15 @@ int chat_format_check(const struct ft_config *cfg, const char *spec, const char 
     size_t err_len) __attribute__((warn_unused_result));
 
 /* chat_format_open compiles spec for the model in dir and its tokenizer
- * tok, with the stop ids: every eos_token_id of dir's config.json and
- * generation_config.json, the tokenizer's EOS and the chat template's
+ * tok, with the stop ids: every eos_token_id of config_dir's config.json
+ * and generation_config.json (config_dir NULL: dir's; for a LoRA adapter,
+ * whose directory has no config.json, its base's:
+ * registry_model_config_dir), the tokenizer's EOS and the chat template's
  * end-of-turn token.  0, or -1 with a message in err ("chat" without a
  * chat template in dir, a template that does not compile). */
 int chat_format_open(const struct ft_config *cfg, const char *spec, const char *dir,
-    const fte_tokenizer *tok, struct chat_format *out, char *err, size_t err_len)
+    const char *config_dir, const fte_tokenizer *tok, struct chat_format *out, char *err,
+    size_t err_len)
     __attribute__((warn_unused_result));
 
 /* chat_format_free releases what chat_format_open made; a zeroed format is
@@ -80,11 +85,31 @@ int chat_format_encode(const struct chat_format *f, const fte_tokenizer *tok,
     const struct dataset_record *r, int train_on_last, int **ids, unsigned char **mask,
     size_t *n_ids);
 
+/* chat_format_encode_fit is chat_format_encode of r in at most max_ids
+ * ids: while it is longer, its earliest turn is dropped (the messages
+ * after the system message up to the next user message that follows an
+ * answer; *dropped counts them), so what is left is a conversation as a
+ * client could send it, its later turns with their context.  FTE_ERANGE
+ * when its last exchange alone (or a one-turn record) is longer, or no
+ * target is left; on failure *ids and *mask are NULL or untouched. */
+int chat_format_encode_fit(const struct chat_format *f, const fte_tokenizer *tok,
+    const struct dataset_record *r, int train_on_last, size_t max_ids, int **ids,
+    unsigned char **mask, size_t *n_ids, size_t *dropped);
+
 /* chat_format_record_prompt is the generation prompt of r: everything
  * before its last assistant message, as text in a malloc'd *text (NULL:
  * not wanted) and as ids in malloc'd *ids (ids NULL: not wanted). */
 int chat_format_record_prompt(const struct chat_format *f, const fte_tokenizer *tok,
     const struct dataset_record *r, char **text, int **ids, size_t *n_ids);
+
+/* chat_format_conversation_prompt is the generation prompt of
+ * conversation (JSON {"messages": [...], "tools"?: [...]}, as
+ * chat_request_conversation makes it, ending before the answer): in a
+ * chat template rendered whole with the tools, in Alpaca or custom its
+ * one-turn record.  As text in a malloc'd *text and ids in malloc'd *ids
+ * (either NULL: not wanted). */
+int chat_format_conversation_prompt(const struct chat_format *f, const fte_tokenizer *tok,
+    const char *conversation, char **text, int **ids, size_t *n_ids);
 
 /* chat_format_messages_prompt is the generation prompt of n messages (a
  * chat request), as ids in malloc'd *ids. */
@@ -97,5 +122,15 @@ int chat_format_messages_prompt(const struct chat_format *f, const fte_tokenizer
  * then a blank line and the input when there is one).  NULL when out of
  * memory. */
 char *chat_format_record_json(const struct dataset_record *r);
+
+/* chat_request_conversation writes the messages and tools of a chat
+ * completion request as a conversation in the dataset's canonical form
+ * (dataset.h; sorted keys, content parts joined, developer as system, an
+ * assistant's absent content "" beside its tool_calls), so that serving
+ * renders exactly what training rendered, into a malloc'd *conv.  0, or
+ * -1 with the request member at fault in *param ("messages", "tools") and
+ * the reason in err. */
+int chat_request_conversation(json_t *messages, json_t *tools, char **conv, const char **param,
+    char *err, size_t err_len) __attribute__((warn_unused_result));
 
 #endif

@@ -83,6 +83,7 @@ struct cached {
 	fte_tokenizer *tok;          /* a shared adapter's: its base's */
 	struct chat_format fmt;      /* the model's prompt format and stop ids */
 	char dir[PATH_MAX];          /* the model's directory, for other formats */
+	char config_dir[PATH_MAX];   /* where its eos ids are (an adapter's base) */
 	enum deploy_status fail;
 	char err[200];
 };
@@ -95,8 +96,7 @@ struct deploy_job {
 	char *prompt;
 	char *template_;             /* not NULL: prompt is a user message in this format
 	                              * ("": the model's own) */
-	fte_message *messages;
-	size_t n_messages;
+	char *conversation;          /* a chat request's (chat_template.h) */
 	int max_tokens;
 	float temperature, top_p;
 	uint64_t seed;
@@ -713,8 +713,11 @@ cached_load(struct deploy *s, struct cached *c)
 		return -1;
 	}
 	/* the template it was trained with (chat_template.h) */
+	if (registry_model_config_dir(s->d, &mi, c->config_dir, sizeof(c->config_dir)) != 0)
+		snprintf(c->config_dir, sizeof(c->config_dir), "%s", mi.dir);
 	if (chat_format_of_model(&s->d->cfg, mi.lineage_json, mi.dir, &spec) != 0 ||
-	    chat_format_open(&s->d->cfg, spec, mi.dir, c->tok, &c->fmt, c->err, sizeof(c->err)) != 0) {
+	    chat_format_open(&s->d->cfg, spec, mi.dir, c->config_dir, c->tok, &c->fmt, c->err,
+	    sizeof(c->err)) != 0) {
 		c->fail = DEPLOY_FAILED;
 		if (spec == NULL)
 			snprintf(c->err, sizeof(c->err), "out of memory");
@@ -1242,9 +1245,9 @@ job_prompt_ids(struct deploy_job *j, struct cached *c, const struct chat_format 
 
 	if (j->template_ != NULL)
 		return chat_format_messages_prompt(f, c->tok, &one, 1, ids, n);
-	if (j->n_messages == 0)
+	if (j->conversation == NULL)
 		return fte_tokenizer_encode(c->tok, j->prompt, strlen(j->prompt), 1, ids, n);
-	return chat_format_messages_prompt(f, c->tok, j->messages, j->n_messages, ids, n);
+	return chat_format_conversation_prompt(f, c->tok, j->conversation, NULL, ids, n);
 }
 
 /* Generates j on this serving thread; the caller marks it done. */
@@ -1271,7 +1274,7 @@ job_run(struct deploy *s, struct deploy_job *j)
 	fmt = &c->fmt;
 	/* a generate request may name another template than the model's */
 	if (j->template_ != NULL && j->template_[0] != '\0') {
-		if (chat_format_open(&s->d->cfg, j->template_, c->dir, c->tok, &other, r->message,
+		if (chat_format_open(&s->d->cfg, j->template_, c->dir, c->config_dir, c->tok, &other, r->message,
 		    sizeof(r->message)) != 0) {
 			r->status = DEPLOY_BAD_REQUEST;
 			goto out;
@@ -1401,11 +1404,7 @@ job_free(struct deploy_job *j)
 {
 	free(j->prompt);
 	free(j->template_);
-	for (size_t i = 0; i < j->n_messages; i++) {
-		free((char *)j->messages[i].role);
-		free((char *)j->messages[i].content);
-	}
-	free(j->messages);
+	free(j->conversation);
 	for (size_t i = 0; i < j->n_stop; i++)
 		free(j->stop[i]);
 	free(j->stop);
@@ -1444,17 +1443,12 @@ job_new(struct deploy *s, const struct deploy_params *p, const struct deploy_inf
 	j->stop_at = -1;
 	atomic_init(&j->cancel, 0);
 	j->prompt = strdup(p->prompt ? p->prompt : "");
-	j->messages = calloc(p->n_messages + 1, sizeof(*j->messages));
 	j->stop = calloc(p->n_stop + 1, sizeof(*j->stop));
-	bad = j->prompt == NULL || j->messages == NULL || j->stop == NULL;
+	bad = j->prompt == NULL || j->stop == NULL;
 	if (!bad && p->template_ != NULL)
 		bad = (j->template_ = strdup(p->template_)) == NULL;
-	for (size_t i = 0; !bad && i < p->n_messages; i++) {
-		j->messages[i].role = strdup(p->messages[i].role);
-		j->messages[i].content = strdup(p->messages[i].content);
-		j->n_messages++;
-		bad = j->messages[i].role == NULL || j->messages[i].content == NULL;
-	}
+	if (!bad && p->conversation != NULL)
+		bad = (j->conversation = strdup(p->conversation)) == NULL;
 	for (size_t i = 0; !bad && i < p->n_stop; i++) {
 		bad = (j->stop[i] = strdup(p->stop[i])) == NULL;
 		j->n_stop += !bad;

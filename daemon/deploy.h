@@ -160,8 +160,8 @@ struct deploy_params {
 	const char *prompt;              /* completion: the raw prompt */
 	const char *template_;           /* with prompt: not NULL makes it a user message in
 	                                  * this format ("": the model's own; chat_template.h) */
-	const fte_message *messages;     /* chat, when n_messages > 0 */
-	size_t n_messages;
+	const char *conversation;        /* chat: {"messages", "tools"?} as
+	                                  * chat_request_conversation writes it */
 	int max_tokens;                  /* 0 = up to the context length */
 	float temperature;               /* 0 = greedy */
 	float top_p;                     /* (0, 1] */

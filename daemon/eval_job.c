@@ -684,7 +684,7 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		double *loss = NULL, loss_sum = 0;
 		int *gen = NULL, *btok = NULL, *btgt = NULL, max_T = 1, rc = -1;
 		size_t loss_n = 0, cap, i = 0;
-		char idbuf[32], *now_hashes = NULL, *spec = NULL;
+		char idbuf[32], cdir[PATH_MAX], *now_hashes = NULL, *spec = NULL;
 
 		jobs_set_stage(d, id, "loading");
 		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e.models[k].model_id);
@@ -706,10 +706,13 @@ eval_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			snprintf(err, sizeof(err), "loading %s: %s", mi.name, fte_last_error());
 			goto model_out;
 		}
-		/* each model in its own template unless the evaluation names one */
+		/* each model in its own template unless the evaluation names one,
+		 * its stop ids from its config (an adapter's base's) */
+		if (registry_model_config_dir(d, &mi, cdir, sizeof(cdir)) != 0)
+			snprintf(cdir, sizeof(cdir), "%s", mi.dir);
 		if (!text && ((e.spec->template_[0] == '\0' &&
 		    chat_format_of_model(&d->cfg, mi.lineage_json, mi.dir, &spec) != 0) ||
-		    chat_format_open(&d->cfg, spec ? spec : e.spec->template_, mi.dir, tok, &fmt, err,
+		    chat_format_open(&d->cfg, spec ? spec : e.spec->template_, mi.dir, cdir, tok, &fmt, err,
 		    sizeof(err)) != 0)) {
 			if (spec == NULL && e.spec->template_[0] == '\0')
 				snprintf(err, sizeof(err), "out of memory");

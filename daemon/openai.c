@@ -38,7 +38,6 @@
 #include "web_peer.h"
 
 #define STOP_MAX 4                   /* stop strings, as OpenAI allows */
-#define MESSAGES_MAX CHAT_MESSAGES_MAX
 #define COMPLETION_DEFAULT_TOKENS 16 /* OpenAI's default for /v1/completions */
 #define GONE_CHECK_MS 200            /* how often a waiting handler looks at its client */
 #define COMPLETION_LOGPROBS_MAX 5    /* OpenAI's bounds on alternatives per token */
@@ -269,8 +268,7 @@ body_read(struct api_call *c)
 struct api_params {
 	struct deploy_params p;
 	const char *stop[STOP_MAX];
-	fte_message messages[MESSAGES_MAX];
-	char *contents[MESSAGES_MAX];    /* content joined from parts, malloc'd */
+	char *conversation;              /* chat: canonical JSON, malloc'd */
 	int stream;
 	int include_usage;
 	int chat;
@@ -280,8 +278,7 @@ struct api_params {
 static void
 params_free(struct api_params *a)
 {
-	for (size_t i = 0; i < MESSAGES_MAX; i++)
-		free(a->contents[i]);
+	free(a->conversation);
 }
 
 /* A number member in [lo, hi] into *out (absent or null: unchanged). 0, or
@@ -305,76 +302,20 @@ param_number(struct api_call *c, json_t *j, const char *key, double lo, double h
 	return 0;
 }
 
-/* A message's content: a string, or an array of {"type": "text", "text"}
- * parts joined.  NULL after a 400. */
-static const char *
-message_content(struct api_call *c, struct api_params *a, size_t i, json_t *content)
-{
-	size_t len = 0, k;
-	json_t *part;
-	char *s;
-
-	if (json_is_string(content))
-		return json_string_value(content);
-	if (!json_is_array(content)) {
-		send_error(c, 400, "messages", "invalid_value", "messages[%zu].content must be a "
-		    "string or an array of text parts.", i);
-		return NULL;
-	}
-	json_array_foreach(content, k, part) {
-		json_t *text = json_object_get(part, "text");
-
-		if (!json_is_string(text) || strcmp(json_string_value(json_object_get(part, "type")) ?
-		    json_string_value(json_object_get(part, "type")) : "", "text") != 0) {
-			send_error(c, 400, "messages", "invalid_value", "messages[%zu].content[%zu]: only "
-			    "text parts are supported.", i, k);
-			return NULL;
-		}
-		len += json_string_length(text);
-	}
-	if ((s = a->contents[i] = malloc(len + 1)) == NULL) {
-		send_error(c, 500, NULL, NULL, "out of memory");
-		return NULL;
-	}
-	json_array_foreach(content, k, part) {
-		json_t *text = json_object_get(part, "text");
-
-		memcpy(s, json_string_value(text), json_string_length(text));
-		s += json_string_length(text);
-	}
-	*s = '\0';
-	return a->contents[i];
-}
-
+/* The messages and tools as the dataset's canonical conversation
+ * (chat_template.h), which the model's template renders. */
 static int
 params_messages(struct api_call *c, json_t *j, struct api_params *a)
 {
-	json_t *msgs = json_object_get(j, "messages"), *m;
-	size_t i;
+	const char *param;
+	char err[256];
 
-	if (!json_is_array(msgs) || json_array_size(msgs) == 0 ||
-	    json_array_size(msgs) > MESSAGES_MAX) {
-		send_error(c, 400, "messages", "invalid_value", "'messages' must be an array of 1 to "
-		    "%d messages.", MESSAGES_MAX);
+	if (chat_request_conversation(json_object_get(j, "messages"), json_object_get(j, "tools"),
+	    &a->conversation, &param, err, sizeof(err)) != 0) {
+		send_error(c, 400, param, "invalid_value", "%s", err);
 		return -1;
 	}
-	json_array_foreach(msgs, i, m) {
-		const char *role = json_string_value(json_object_get(m, "role"));
-
-		if (role == NULL || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
-		    strcmp(role, "assistant") != 0 && strcmp(role, "developer") != 0)) {
-			send_error(c, 400, "messages", "invalid_value", "messages[%zu].role must be "
-			    "system, developer, user or assistant.", i);
-			return -1;
-		}
-		/* Templates know system; developer is OpenAI's newer name for it. */
-		a->messages[i].role = strcmp(role, "developer") == 0 ? "system" : role;
-		if ((a->messages[i].content = message_content(c, a, i,
-		    json_object_get(m, "content"))) == NULL)
-			return -1;
-	}
-	a->p.messages = a->messages;
-	a->p.n_messages = json_array_size(msgs);
+	a->p.conversation = a->conversation;
 	return 0;
 }
 

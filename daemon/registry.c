@@ -1435,3 +1435,21 @@ registry_list_reply(struct ftuned *d, struct arena *a, Ft__ModelListReply **out)
 		*out = r;
 	return code;
 }
+
+int
+registry_model_config_dir(struct ftuned *d, const struct model_info *m, char *dir, size_t len)
+{
+	struct model_info base;
+	char err[160];
+	int rc;
+
+	if (m->format != MODEL_LORA) {
+		snprintf(dir, len, "%s", m->dir);
+		return 0;
+	}
+	if (adapter_base_find(d, m, &base, err, sizeof(err)) != 0)
+		return -1;
+	rc = registry_model_config_dir(d, &base, dir, len);
+	model_info_free(&base);
+	return rc;
+}

@@ -178,6 +178,12 @@ int registry_arch_engine(Ft__ModelArch arch);
  * (malloc'd; NULL when out of memory). */
 char *registry_model_hashes_json(const struct model_info *m);
 
+/* registry_model_config_dir writes the directory whose config.json and
+ * generation_config.json describe m as it runs: m's own, or for a LoRA
+ * adapter its base chain's.  0, or -1 when the base is missing. */
+int registry_model_config_dir(struct ftuned *d, const struct model_info *m, char *dir,
+    size_t len);
+
 void model_info_free(struct model_info *m);
 
 /* Reply objects from arena a (a reply's), which the RPC handlers

@@ -38,30 +38,44 @@ rows_free(struct rows *r)
 
 /* SFT: one record a row, or packed. */
 int
-rows_sft(struct rows *r, const struct tokcache_form *f, int pack, char *err, size_t err_len)
+rows_sft(struct rows *r, const struct tokcache_form *f, int pack, rows_refit_fn refit, void *ctx,
+    char *err, size_t err_len)
 {
 	const int32_t *ids = f->ids;
 	size_t used = (size_t)r->T;     /* positions taken in the last row: none open */
 
 	for (size_t i = 0; i < f->n; ids += f->len[i], i++) {
-		size_t n_ids = f->len[i], n_prompt = f->n_prompt[i], drop = 0, L, P;
+		const int32_t *rid = ids;
 		const uint8_t *mask = f->mask + (ids - f->ids);
-		int *tk, *tg, *sg;
+		size_t n_ids = f->len[i], n_prompt = f->n_prompt[i], dropped = 0, drop = 0, fit_n, P;
+		int *fit_ids = NULL, *tk, *tg, *sg;
+		unsigned char *fit_mask = NULL;
 
-		if (n_ids > (size_t)r->T + 1) {
-			/* Too long: drop prompt tokens after the first (BOS) so the
-			 * targets keep their place, then cut the end if needed. */
+		if (n_ids > (size_t)r->T + 1 && refit != NULL &&
+		    refit(ctx, i, (size_t)r->T + 1, &fit_ids, &fit_mask, &fit_n, &dropped) == 0) {
+			/* its later turns with their context */
+			rid = fit_ids;
+			mask = fit_mask;
+			n_ids = fit_n;
+			r->shortened++;
+			r->turns_dropped += dropped;
+		} else if (n_ids > (size_t)r->T + 1) {
+			/* One exchange too long: drop prompt tokens after the first
+			 * (BOS) so the answer keeps its place, then cut the end. */
 			size_t excess = n_ids - ((size_t)r->T + 1);
 
 			drop = n_prompt > 1 ? (excess < n_prompt - 1 ? excess : n_prompt - 1) : 0;
 			n_ids -= drop;
-			r->truncated++;
+			if (n_ids > (size_t)r->T + 1)
+				n_ids = (size_t)r->T + 1;
+			r->cut++;
 		}
-		L = n_ids < (size_t)r->T + 1 ? n_ids : (size_t)r->T + 1;
-		P = L > 1 ? L - 1 : 1;  /* positions: every token but the last predicts */
+		P = n_ids > 1 ? n_ids - 1 : 1;  /* positions: every token but the last predicts */
 		if (!pack || used + P > (size_t)r->T) {
 			if (r->n == r->cap && rows_grow(r, pack) != 0) {
 				snprintf(err, err_len, "out of memory");
+				free(fit_ids);
+				free(fit_mask);
 				return -1;
 			}
 			tk = r->tokens + r->n * r->T;
@@ -78,14 +92,16 @@ rows_sft(struct rows *r, const struct tokcache_form *f, int pack, char *err, siz
 		tk = r->tokens + (r->n - 1) * r->T + used;
 		tg = r->targets + (r->n - 1) * r->T + used;
 		sg = pack ? r->segments + (r->n - 1) * r->T + used : NULL;
-		/* Position p of the shortened record is ids[p + drop], but BOS stays. */
-		for (size_t t = 0; t + 1 < L; t++) {
-			tk[t] = ids[t > 0 ? t + drop : 0];
-			tg[t] = mask[t + 1 + drop] ? ids[t + 1 + drop] : -1;
+		/* position p of a cut record is rid[p + drop], but BOS stays */
+		for (size_t t = 0; t + 1 < n_ids; t++) {
+			tk[t] = rid[t > 0 ? t + drop : 0];
+			tg[t] = mask[t + 1 + drop] ? rid[t + 1 + drop] : -1;
 			if (sg != NULL)
 				sg[t] = (int)i;
 		}
 		used += P;
+		free(fit_ids);
+		free(fit_mask);
 	}
 	return 0;
 }

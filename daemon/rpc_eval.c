@@ -490,14 +490,16 @@ rpc_generate(struct rpc_call *call, const Ft__Request *req, Ft__Reply *rep)
 	}
 	/* the model's own template (and stop ids) unless the request names one */
 	{
-		char *spec = NULL;
+		char *spec = NULL, cdir[PATH_MAX];
 
+		if (registry_model_config_dir(call->d, &mi, cdir, sizeof(cdir)) != 0)
+			snprintf(cdir, sizeof(cdir), "%s", mi.dir);
 		if (q->template_[0] == '\0' &&
 		    chat_format_of_model(&call->d->cfg, mi.lineage_json, mi.dir, &spec) != 0) {
 			code = rpc_error(call, rep, FT__CODE__RESOURCE_EXHAUSTED, "out of memory");
 			goto out;
 		}
-		if (chat_format_open(&call->d->cfg, spec ? spec : q->template_, mi.dir, tok, &fmt, err,
+		if (chat_format_open(&call->d->cfg, spec ? spec : q->template_, mi.dir, cdir, tok, &fmt, err,
 		    sizeof(err)) != 0) {
 			free(spec);
 			code = rpc_error(call, rep, FT__CODE__INVALID_ARGUMENT, "%s", err);

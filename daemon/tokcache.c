@@ -430,7 +430,7 @@ tokcache_dataset_form(struct ftuned *d, const struct dataset_info *di,
 		snprintf(err, err_len, "%s", fte_last_error());
 		goto out;
 	}
-	if (!text && chat_format_open(&d->cfg, tmpl, m->dir, tok, &fmt, err, err_len) != 0)
+	if (!text && chat_format_open(&d->cfg, tmpl, m->dir, NULL, tok, &fmt, err, err_len) != 0)
 		goto out;
 	code = FT__CODE__INTERNAL;
 	if (dataset_load_jsonl(di->train_path, text ? DATASET_KIND_TEXT : DATASET_KIND_INSTRUCT,

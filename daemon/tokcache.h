@@ -60,7 +60,7 @@ struct tokcache_key {
 struct tokcache_stats {
 	size_t counted;             /* records in the form */
 	uint64_t tokens, prompt_tokens, min, max;
-	size_t longer;              /* records training at seq_len would shorten */
+	size_t longer;              /* records training at seq_len would shorten or skip */
 };
 
 /* tokcache_tokenizer_hash writes the BLAKE2b identity of a registered

@@ -61,6 +61,25 @@ part_tokens(struct ftuned *d, int64_t id, const struct dataset_info *di, const c
 	return 0;
 }
 
+/* A record longer than a row, written again without its earliest turns
+ * (rows_refit_fn). */
+struct refit_ctx {
+	const struct chat_format *fmt;
+	const fte_tokenizer *tok;
+	const struct dataset *part;
+	int last;
+};
+
+static int
+refit(void *ctx, size_t i, size_t max, int **ids, unsigned char **mask, size_t *n_ids,
+    size_t *dropped)
+{
+	const struct refit_ctx *c = ctx;
+
+	return chat_format_encode_fit(c->fmt, c->tok, dataset_sample(c->part, i), c->last, max,
+	    ids, mask, n_ids, dropped) == FTE_OK ? 0 : -1;
+}
+
 /* The row order of one epoch: a seeded Fisher-Yates shuffle. */
 static void
 epoch_order(size_t *perm, size_t n, uint64_t seed, uint32_t epoch)
@@ -564,7 +583,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 	jobs_set_stage(d, id, "tokenizing");
 	train.T = val.T = (int)j.spec->seq_len;
 	/* the template the tuned model will be served with (chat_template.h) */
-	if (!cpt && chat_format_open(&d->cfg, j.spec->template_, base.dir, tok, &fmt, err,
+	if (!cpt && chat_format_open(&d->cfg, j.spec->template_, base.dir, NULL, tok, &fmt, err,
 	    sizeof(err)) != 0)
 		goto fail;
 	{
@@ -573,6 +592,7 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		int hit_t = 0, hit_v = 0, last = j.spec->train_on == FT__TRAIN_ON__TRAIN_ON_LAST;
 		/* a job queued before packing existed trains as it was queued */
 		int pack = j.spec->packing == FT__PACKING__PACKING_ON;
+		struct refit_ctx rt = { &fmt, tok, train_ds, last }, rv = { &fmt, tok, val_ds, last };
 
 		rc = part_tokens(d, id, &ds, ds.train_path, train_ds, &base, tok, cpt ? NULL : &fmt,
 		    tmpl, last, &tf, &hit_t, err, sizeof(err));
@@ -584,10 +604,10 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 			    hit_t && hit_v ? "training and validation" : hit_t ? "training" : "validation");
 		if (rc == 0)
 			rc = cpt ? rows_cpt(&train, &tf, fte_tokenizer_eos(tok), err, sizeof(err)) :
-			    rows_sft(&train, &tf, pack, err, sizeof(err));
+			    rows_sft(&train, &tf, pack, refit, &rt, err, sizeof(err));
 		if (rc == 0 && val_ds != NULL)
 			rc = cpt ? rows_cpt(&val, &vf, fte_tokenizer_eos(tok), err, sizeof(err)) :
-			    rows_sft(&val, &vf, pack, err, sizeof(err));
+			    rows_sft(&val, &vf, pack, refit, &rv, err, sizeof(err));
 		tokcache_form_free(&tf);
 		tokcache_form_free(&vf);
 		if (rc != 0)
@@ -597,9 +617,19 @@ train_job_run(struct ftuned *d, int64_t id, atomic_int *stop)
 		snprintf(err, sizeof(err), "the dataset gives no training rows");
 		goto fail;
 	}
-	if (train.truncated > 0)
-		jobs_log(d, id, "warn", "%zu of %zu examples were longer than --seq-len %d: their prompts were shortened from the left",
-		    train.truncated, train.n, train.T);
+	for (int v = 0; v < 2; v++) {
+		const struct rows *r = v ? &val : &train;
+		const char *part = v ? "validation" : "training";
+
+		if (r->shortened > 0)
+			jobs_log(d, id, "warn", "%zu %s records were longer than --seq-len %d: their "
+			    "earliest %zu turns were left out (the system message kept)", r->shortened,
+			    part, r->T, r->turns_dropped);
+		if (r->cut > 0)
+			jobs_log(d, id, "warn", "%zu %s records were cut: their last exchange alone is "
+			    "longer than --seq-len %d, so the start of its prompt was left out",
+			    r->cut, part, r->T);
+	}
 	per_step = (int)(j.spec->batch_size * j.spec->grad_accum);
 	spe = (uint32_t)((train.n + (size_t)per_step - 1) / (size_t)per_step);
 	total = spe * j.spec->epochs;

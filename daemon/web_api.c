@@ -494,7 +494,7 @@ api_datasets(struct mg_connection *conn, struct ftuned *d)
 	send_message(conn, &a, &r->base);
 }
 
-/* Records offset..offset+count of the canonical train.jsonl, each parsed
+/* Records offset..offset+count of a canonical part, each parsed
  * (a record longer than SAMPLE_LINE_MAX is cut and shown as text). */
 static json_t *
 dataset_samples(const char *path, uint64_t offset, uint64_t count)
@@ -532,10 +532,15 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 	struct arena a = ARENA_INIT;
 	struct dataset_info di;
 	Ft__DatasetInfo *p;
+	char part[16] = "train";
 	json_t *o;
 
 	web_query_uint(q, "offset", UINT32_MAX, &offset);
 	web_query_uint(q, "samples", SAMPLE_MAX, &count);
+	/* the validation part too: an evaluation shows its examples' turns */
+	if (web_query_str(q, "part", part, sizeof(part)) && strcmp(part, "train") != 0 &&
+	    strcmp(part, "validation") != 0)
+		snprintf(q->bad, sizeof(q->bad), "part must be train or validation");
 	if (q->bad[0]) {
 		web_send_error(conn, 400, q->bad);
 		return;
@@ -555,7 +560,8 @@ api_dataset(struct mg_connection *conn, struct ftuned *d, const char *name, stru
 	/* the DataReply's report beside it, and a page of parsed records */
 	json_object_set_new(o, "report", ft_json_text(di.report ? di.report : ""));
 	json_object_set_new(o, "samples_offset", json_integer((json_int_t)offset));
-	json_object_set_new(o, "samples", dataset_samples(di.train_path, offset, count));
+	json_object_set_new(o, "samples", dataset_samples(part[0] == 't' ? di.train_path :
+	    di.validation_path, offset, count));
 	dataset_info_free(&di);
 	web_send_json(conn, 200, o);
 }

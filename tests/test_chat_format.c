@@ -29,7 +29,14 @@ static const char data[] =
     "{\"messages\": [{\"role\": \"user\", \"content\": \"My name is Ann.\"},"
     " {\"role\": \"assistant\", \"content\": \"Bonjour Ann.\"},"
     " {\"role\": \"user\", \"content\": \"Who am I?\"},"
-    " {\"role\": \"assistant\", \"content\": \"Ann.\"}]}\n";
+    " {\"role\": \"assistant\", \"content\": \"Ann.\"}]}\n"
+    "{\"messages\": [{\"role\": \"user\", \"content\": \"1+2?\"},"
+    " {\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\","
+    " \"function\": {\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}}]},"
+    " {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"3\"},"
+    " {\"role\": \"assistant\", \"content\": \"3.\"}],"
+    " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"add\","
+    " \"parameters\": {\"type\": \"object\"}}}]}\n";
 
 /* prefix_equal: the ids before the first target equal the prompt. */
 static int
@@ -73,7 +80,7 @@ check_format(const char *spec, const char *dir, const fte_tokenizer *tok, const 
 	size_t n, np, nq;
 	char err[256], *text;
 
-	CHECK(chat_format_open(&cfg, spec, dir, tok, &f, err, sizeof(err)) == 0);
+	CHECK(chat_format_open(&cfg, spec, dir, NULL, tok, &f, err, sizeof(err)) == 0);
 	/* the conversation: trained as the chat request is served */
 	CHECK(chat_format_encode(&f, tok, dataset_sample(ds, 0), 0, &ids, &mask, &n) == FTE_OK);
 	CHECK(chat_format_messages_prompt(&f, tok, msgs, 4, &p, &np) == FTE_OK);
@@ -102,6 +109,70 @@ check_format(const char *spec, const char *dir, const fte_tokenizer *tok, const 
 	free(mask);
 	free(p);
 	chat_format_free(&f);
+}
+
+/* The tool conversation before its answer as a client sends it: content
+ * null beside the tool calls, text parts, a developer message. */
+static const char tool_request[] =
+    "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"1+\"},"
+    " {\"type\": \"text\", \"text\": \"2?\"}]},"
+    " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\","
+    " \"type\": \"function\", \"function\": {\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}}]},"
+    " {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"3\"}],"
+    " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"add\","
+    " \"parameters\": {\"type\": \"object\"}}}], \"tool_choice\": \"auto\"}";
+
+/* check_tools: a chat request with tool calls, a tool result and tools is
+ * the stored conversation before its answer, and what serving feeds the
+ * model is, id for id, what training holds before that answer (Qwen2.5's
+ * template, which renders tools and tool calls). */
+static void
+check_tools(const char *dir, const fte_tokenizer *tok, const struct dataset *ds)
+{
+	const struct dataset_record *r = dataset_sample(ds, 3);
+	json_t *req = json_loads(tool_request, 0, NULL), *stored, *bad;
+	struct chat_format f;
+	const char *param;
+	char err[256], *conv, *want, *text;
+	int *ids, *p;
+	unsigned char *mask;
+	size_t n, np;
+
+	CHECK(r->chat != NULL);
+	CHECK(chat_request_conversation(json_object_get(req, "messages"),
+	    json_object_get(req, "tools"), &conv, &param, err, sizeof(err)) == 0);
+	stored = json_loads(r->chat, 0, NULL);
+	json_array_remove(json_object_get(stored, "messages"), 3);
+	want = json_dumps(stored, JSON_COMPACT | JSON_SORT_KEYS);
+	CHECK_STR(conv, want);
+	free(want);
+	json_decref(stored);
+	CHECK(chat_format_open(&cfg, "chat", dir, NULL, tok, &f, err, sizeof(err)) == 0);
+	CHECK(chat_format_encode(&f, tok, r, 1, &ids, &mask, &n) == FTE_OK);   /* the answer */
+	CHECK(chat_format_conversation_prompt(&f, tok, conv, &text, &p, &np) == FTE_OK);
+	printf("tools: %zu ids, prompt %zu: ...%s\n", n, np, text + (strlen(text) > 120 ?
+	    strlen(text) - 120 : 0));
+	CHECK(strstr(text, "<tools>") != NULL && strstr(text, "<tool_call>") != NULL &&
+	    strstr(text, "<tool_response>\n3\n</tool_response>") != NULL);
+	CHECK(prefix_equal(ids, mask, n, p, np));
+	free(text);
+	free(ids);
+	free(mask);
+	free(p);
+	free(conv);
+	chat_format_free(&f);
+	/* refusals name the member */
+	bad = json_pack("[{s:s,s:s,s:[]}]", "role", "user", "content", "x", "tool_calls");
+	CHECK(chat_request_conversation(bad, NULL, &conv, &param, err, sizeof(err)) == -1);
+	CHECK_STR(err, "messages[0].tool_calls: only an assistant message makes tool calls.");
+	json_decref(bad);
+	bad = json_pack("[{s:s,s:s}]", "role", "user", "content", "x");
+	stored = json_string("add");
+	CHECK(chat_request_conversation(bad, stored, &conv, &param, err, sizeof(err)) == -1);
+	CHECK_STR(param, "tools");
+	json_decref(stored);
+	json_decref(bad);
+	json_decref(req);
 }
 
 int
@@ -160,7 +231,20 @@ main(void)
 
 	/* stop ids: the config's list, the end-of-turn token */
 	eot = fte_tokenizer_token_id(tok, "<|im_end|>");
-	CHECK(chat_format_open(&cfg, "chat", dir, tok, &f, err, sizeof(err)) == 0);
+	CHECK(chat_format_open(&cfg, "chat", dir, NULL, tok, &f, err, sizeof(err)) == 0);
+	CHECK(f.n_stop == 3 && f.stop_ids[0] == 0 && f.stop_ids[1] == 7 && f.stop_ids[2] == eot);
+	chat_format_free(&f);
+	/* a LoRA adapter's directory has the tokenizer files but no
+	 * config.json: its base's list still stops it */
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/tokenizer.json' '%s/tokenizer_config.json' "
+	    "'%s/'", ft_test_tmp("adapter"), dir, dir, ft_test_tmp("adapter"));
+	CHECK(system(cmd) == 0);
+	CHECK(chat_format_open(&cfg, "chat", ft_test_tmp("adapter"), NULL, tok, &f, err,
+	    sizeof(err)) == 0);
+	CHECK(f.n_stop == 1 && f.stop_ids[0] == eot);
+	chat_format_free(&f);
+	CHECK(chat_format_open(&cfg, "chat", ft_test_tmp("adapter"), dir, tok, &f, err,
+	    sizeof(err)) == 0);
 	CHECK(f.n_stop == 3 && f.stop_ids[0] == 0 && f.stop_ids[1] == 7 && f.stop_ids[2] == eot);
 	chat_format_free(&f);
 
@@ -171,7 +255,7 @@ main(void)
 		size_t n;
 		char *text;
 
-		CHECK(chat_format_open(&cfg, "chat", dir, tok, &f, err, sizeof(err)) == 0);
+		CHECK(chat_format_open(&cfg, "chat", dir, NULL, tok, &f, err, sizeof(err)) == 0);
 		for (int last = 0; last < 2; last++) {
 			CHECK(chat_format_encode(&f, tok, dataset_sample(ds, 2), last, &ids, &mask, &n) ==
 			    FTE_OK);
@@ -183,10 +267,73 @@ main(void)
 		}
 		chat_format_free(&f);
 	}
+	/* a conversation longer than a row loses its earliest turns, never its
+	 * system message, and what is left is trained as it would be served */
+	{
+		const fte_message later[] = { { "system", "Answer in French." }, { "user", "Who am I?" } };
+		int *ids, *p;
+		unsigned char *mask;
+		size_t n, np, dropped, full;
+		char *text;
+
+		CHECK(chat_format_open(&cfg, "chat", dir, NULL, tok, &f, err, sizeof(err)) == 0);
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 0), 0, 1000, &ids, &mask, &full,
+		    &dropped) == FTE_OK && dropped == 0);
+		free(ids);
+		free(mask);
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 0), 0, full - 1, &ids, &mask, &n,
+		    &dropped) == FTE_OK);
+		CHECK(dropped == 1 && n < full);
+		CHECK(chat_format_messages_prompt(&f, tok, later, 2, &p, &np) == FTE_OK);
+		CHECK(prefix_equal(ids, mask, n, p, np));
+		text = targets_text(tok, ids, mask, n);
+		CHECK_STR(text, "Ann.<|im_end|>");
+		printf("fit: %zu ids of %zu after dropping %zu turn\n", n, full, dropped);
+		free(text);
+		free(ids);
+		free(mask);
+		free(p);
+		/* two turns both trained on: the later is kept */
+		CHECK(chat_format_encode(&f, tok, dataset_sample(ds, 2), 0, &ids, &mask, &full) == FTE_OK);
+		free(ids);
+		free(mask);
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 2), 0, full - 1, &ids, &mask, &n,
+		    &dropped) == FTE_OK && dropped == 1);
+		text = targets_text(tok, ids, mask, n);
+		CHECK_STR(text, "Ann.<|im_end|>");
+		free(text);
+		free(ids);
+		free(mask);
+		/* the last exchange alone, or a one-turn record, does not fit */
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 0), 0, 10, &ids, &mask, &n,
+		    &dropped) == FTE_ERANGE);
+		CHECK(strstr(fte_last_error(), "its last exchange alone is") != NULL);
+		ids = NULL;
+		mask = NULL;
+		CHECK(chat_format_encode_fit(&f, tok, dataset_sample(ds, 1), 0, 10, &ids, &mask, &n,
+		    &dropped) == FTE_ERANGE);
+		free(ids);      /* nothing is left allocated, or pointed at once freed */
+		free(mask);
+		chat_format_free(&f);
+	}
 	/* every assistant turn but the weight-0 one, with its end of turn */
 	check_format("chat", dir, tok, ds, "Ann.<|im_end|>", "Hi hi.<|im_end|>");
 	/* Alpaca: the last answer and EOS; the earlier turns in the input */
 	check_format("alpaca", dir, tok, ds, "Ann.<|im_end|>", "Hi hi.<|im_end|>");
+	fte_tokenizer_free(tok);
+
+	/* tools, in Qwen2.5's template with Qwen3's tokenizer (the same special tokens) */
+	snprintf(dir, sizeof(dir), "%s", ft_test_tmp("qwen"));
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s' '%s/'", dir,
+	    ft_test_asset("tokenizers/qwen3/tokenizer.json"), dir);
+	src = ft_test_file_read(ft_test_asset("templates/qwen2.5-instruct.jinja"), &len);
+	CHECK(src != NULL && system(cmd) == 0);
+	tc = json_pack("{s:s,s:s}", "eos_token", "<|im_end|>", "chat_template", src ? src : "");
+	CHECK(json_dump_file(tc, ft_test_tmp("qwen/tokenizer_config.json"), 0) == 0);
+	json_decref(tc);
+	free(src);
+	CHECK(fte_tokenizer_load(ft_test_tmp("qwen/tokenizer.json"), &tok) == FTE_OK);
+	check_tools(dir, tok, ds);
 
 	dataset_free(ds);
 	fte_tokenizer_free(tok);

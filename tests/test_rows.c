@@ -3,8 +3,9 @@
  * with segments that keep attention inside each record and restart its
  * positions, gives every record the loss it has alone: the summed loss of
  * the packed batch equals the unpacked one, for a Llama (RoPE) and a GPT-2
- * (learned positions) model; a record longer than the row is shortened
- * the same way in both.
+ * (learned positions) model; a record longer than the row is written
+ * again without its earliest turns (chat_format_encode_fit) the same way
+ * in both, or cut from the start of its prompt when it cannot be.
  */
 #include <stdint.h>
 
@@ -25,6 +26,33 @@ static const char *const masks[N] = {
 	"000011000111",
 	"000000000000000111111111",
 };
+
+/* refit_last: record 5 without its earliest turn, as
+ * chat_format_encode_fit writes it: BOS, then its last 11 tokens (the
+ * context of its answer and the answer). */
+static int
+refit_last(void *ctx, size_t i, size_t max, int **ids, unsigned char **mask, size_t *n,
+    size_t *dropped)
+{
+	const struct tokcache_form *f = ctx;
+	size_t start = 0, keep = 11;
+
+	for (size_t k = 0; k < i; k++)
+		start += f->len[k];
+	if (i != 5 || keep + 1 > max)
+		return -1;
+	*ids = malloc((keep + 1) * sizeof(int));
+	*mask = malloc(keep + 1);
+	(*ids)[0] = f->ids[start];
+	(*mask)[0] = 0;
+	for (size_t t = 0; t < keep; t++) {
+		(*ids)[t + 1] = f->ids[start + f->len[i] - keep + t];
+		(*mask)[t + 1] = f->mask[start + f->len[i] - keep + t];
+	}
+	*n = keep + 1;
+	*dropped = 1;
+	return 0;
+}
 
 /* batch_sum runs every row of r through m and sums the loss and count. */
 static void
@@ -56,7 +84,7 @@ test_packing(int arch)
 	uint8_t mask[128];
 	struct tokcache_form f = { .n = N, .len = lens, .n_prompt = n_prompt, .ids = ids,
 		.mask = mask };
-	struct rows one = { .T = T }, packed = { .T = T };
+	struct rows one = { .T = T }, packed = { .T = T }, skip = { .T = T };
 	double s_one, s_packed;
 	int c_one, c_packed;
 	fte_model *m;
@@ -79,19 +107,32 @@ test_packing(int arch)
 		return;
 	}
 	CHECK(fte_model_init_random(m, 9) == FTE_OK);
-	CHECK(rows_sft(&one, &f, 0, err, sizeof(err)) == 0);
-	CHECK(rows_sft(&packed, &f, 1, err, sizeof(err)) == 0);
+	CHECK(rows_sft(&one, &f, 0, refit_last, &f, err, sizeof(err)) == 0);
+	CHECK(rows_sft(&packed, &f, 1, refit_last, &f, err, sizeof(err)) == 0);
 	CHECK(one.n == N && one.segments == NULL);
-	/* positions 6+10 | 4+8 | 11 | 16 (the last shortened to T + 1 tokens) */
+	/* positions 6+10 | 4+8 | 11 | 11 (the last without its first turn) */
 	CHECK(packed.n == 4);
-	CHECK(one.truncated == 1 && packed.truncated == 1);
+	CHECK(one.shortened == 1 && packed.shortened == 1 && packed.turns_dropped == 1 &&
+	    packed.cut == 0);
 	if (packed.n == 4) {
 		CHECK(packed.segments[0] == 0 && packed.segments[6] == 1 && packed.segments[15] == 1);
 		CHECK(packed.segments[T] == 2 && packed.segments[T + 4] == 3 &&
 		    packed.segments[T + 11] == 3 && packed.segments[T + 12] == -1);
 		CHECK(packed.targets[T + 15] == -1 && packed.tokens[T + 4] == 1);
-		CHECK(packed.segments[3 * T] == 5 && packed.segments[4 * T - 1] == 5);
+		CHECK(packed.segments[3 * T] == 5 && packed.segments[3 * T + 10] == 5 &&
+		    packed.segments[3 * T + 11] == -1 && packed.tokens[3 * T] == 1);
+		/* its tokens are the record's last, never cut inside */
+		CHECK(packed.tokens[3 * T + 1] == ids[k - 11] && packed.targets[3 * T + 11] == -1 &&
+		    packed.targets[3 * T + 10] == ids[k - 1]);
 	}
+	/* without a way to shorten it, the long record loses the start of its
+	 * prompt (after BOS), then its end: 16 positions */
+	CHECK(rows_sft(&skip, &f, 1, NULL, NULL, err, sizeof(err)) == 0);
+	CHECK(skip.n == 4 && skip.cut == 1 && skip.shortened == 0);
+	if (skip.n == 4)
+		CHECK(skip.segments[4 * T - 1] == 5 && skip.tokens[3 * T] == 1 &&
+		    skip.tokens[3 * T + 1] == ids[k - 24 + 8] && skip.targets[4 * T - 1] == ids[k - 1]);
+	rows_free(&skip);
 	batch_sum(m, &one, &s_one, &c_one);
 	batch_sum(m, &packed, &s_packed, &c_packed);
 	printf("arch %d: %zu rows unpacked, %zu packed; %d targets; loss %.9f vs %.9f\n", arch,

@@ -454,6 +454,30 @@ function sampleView(rec) {
     [h('dt', {}, k), h('dd', {}, typeof v === 'string' ? v : JSON.stringify(v))]));
 }
 
+// The turns an evaluation prompted with: its record's messages before the
+// last (the reference), or an instruction record's system and user turn.
+function promptTurns(rec) {
+  if (rec && Array.isArray(rec.messages)) return { messages: rec.messages.slice(0, -1), tools: rec.tools };
+  if (rec && rec.instruction !== undefined)
+    return { messages: [rec.system ? { role: 'system', content: rec.system } : null,
+      { role: 'user', content: rec.instruction + (rec.input ? '\n\n' + rec.input : '') }].filter(Boolean) };
+  return null;
+}
+
+// The dataset records of an evaluation's examples, by index: its split's
+// records in order (all: the training part, then the validation part).
+async function evalRecords(e, indexes) {
+  const ds = 'datasets/' + e.dataset_id;
+  const nTrain = (e.spec || {}).split === 'all' ? (await api(ds + '?samples=0').catch(() => ({}))).records || 0 : 0;
+  const recs = {};
+  await Promise.all(indexes.map(async i => {
+    const [part, at] = i < nTrain ? ['train', i] : ['validation', i - nTrain];
+    const r = await api(`${ds}?part=${part}&offset=${at}&samples=1`).catch(() => null);
+    if (r && r.samples && r.samples.length) recs[i] = r.samples[0];
+  }));
+  return recs;
+}
+
 // Token counts depend on the tokenizer and the prompt template, so the
 // page asks for a model (by default the base of the latest job on this
 // dataset, with that job's template) and the daemon tokenizes as training
@@ -494,7 +518,7 @@ async function tokenCounter(d, params) {
         + `${fmtNum(t.tokens - t.prompt_tokens)} (response includes EOS)`],
       ['Per record', `${t.min}–${t.max}, mean ${fmtNum(t.mean)}`],
       t.seq_len ? ['Longer than seq_len', `${t.longer} of ${t.counted} records exceed ${t.seq_len} `
-        + `tokens (job #${last.id}'s --seq-len): training shortens their prompts`, 'longer'] : null]));
+        + `tokens (job #${last.id}'s --seq-len): training leaves out their earliest turns, or the start of their prompt`, 'longer'] : null]));
   } catch (e) {
     out.append(h('p.error', {}, e.message));
   }
@@ -599,12 +623,19 @@ async function pageEval(id, params) {
   const ex = metricList(e).length ? await api(`evals/${id}/examples?${p}`) : { examples: [], total: 0 };
   const names = e.models.map(m => m.name);
   const sign = ex.higher_is_better === false ? -1 : 1;
+  const recs = await evalRecords(e, ex.examples.map(x => x.index));
+  // a conversation as its turns, the prompt as the model saw it beside them
+  const promptView = x => {
+    const turns = promptTurns(recs[x.index]);
+    return turns ? [sampleView(turns), h('details.prompt', {}, h('summary', {}, 'prompt as rendered'),
+      h('pre', {}, x.prompt))] : h('div.prompt', {}, x.prompt);
+  };
   const rows = ex.examples.map(x => {
     const [pa, pb] = wordDiff(x.outputs[0] || '', x.outputs[x.outputs.length - 1] || '');
     const vals = x.metrics[useMetric] || [];
     return h('tr', { dataset: { index: x.index, delta: x.delta } },
       h('td.num', {}, x.index),
-      h('td', {}, h('div.prompt', {}, x.prompt), h('div.reference', {}, h('b', {}, 'reference: '),
+      h('td', {}, promptView(x), h('div.reference', {}, h('b', {}, 'reference: '),
         x.reference)),
       h('td', {}, renderDiff(pa, 'del')), h('td', {}, renderDiff(pb, 'ins')),
       h('td.num', {}, vals.map(fmtNum).join(' → ')),

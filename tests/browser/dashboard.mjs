@@ -214,6 +214,18 @@ try {
   ok(d.length > 1 && d[0] > d[d.length - 1] && d.every((v, i) => i === 0 || d[i - 1] >= v), 'eval: examples by largest regression', d.join());
   ok(await page.locator('table.examples ins, table.examples del').count() > 0,
     'eval: output differences highlighted');
+  // Each prompt shows its record's turns (the eval of job 1 is on the
+  // validation part), the rendered prompt folded beside them.
+  {
+    const first = await page.locator('table.examples tbody tr').first();
+    const index = Number(await first.getAttribute('data-index'));
+    const rec = (await api(`datasets/lines?part=validation&offset=${index}&samples=1`)).samples[0];
+    const roles = await first.locator('dl.sample dt').allTextContents();
+    const turns = await first.locator('dl.sample dd').allTextContents();
+    ok(roles.join() === 'user' && turns[0] === rec.instruction + (rec.input ? '\n\n' + rec.input : ''),
+      `eval: example ${index} shows its turns`, `${roles.join()}: ${turns[0]}`);
+    ok(await first.locator('details.prompt pre').count() === 1, 'eval: the rendered prompt beside the turns');
+  }
   await page.goBack();
   await page.waitForFunction(() => !location.hash.includes('sort=regression'));
   await page.waitForSelector('#view[data-ready="1"]');

@@ -127,11 +127,16 @@ expect_match "$(jqe "$d1" .report)" "120 records, 120 valid" "dataset: validatio
 expect_eq "$(jqe "$(get '/api/v1/datasets/lines?offset=106&samples=5')" '.samples | length')" "2" \
 	"dataset: samples page at the end"
 expect_eq "$(status '/api/v1/datasets/lines?samples=51')" "400" "dataset: samples capped at 50"
-# Token counts as training makes them: job 1 logged how many examples its
-# --seq-len 64 shortened; the count here must agree.
+expect_eq "$(jqe "$(get '/api/v1/datasets/lines?part=validation&offset=11&samples=5')" '.samples | length')" "1" \
+	"dataset: samples of the validation part"
+expect_eq "$(status '/api/v1/datasets/lines?part=test')" "400" "dataset: part is train or validation"
+# Token counts as training makes them: job 1 logged how many records its
+# --seq-len 64 shortened or skipped; the count here must agree.
 tpl=$(jq -rn --arg t "$(jqe "$j" .spec.template)" '$t | @uri')
 tk=$(get "/api/v1/datasets/lines/tokens?model=stories260K&template=$tpl&seq_len=64")
-logged=$(jqe "$logs" '.lines[].message' | sed -n 's/^\([0-9]*\) of 108 examples were longer than --seq-len 64.*/\1/p')
+logged=$(jqe "$logs" '.lines[].message' |
+	sed -n 's/^\([0-9]*\) training records were \(longer than\|cut: their last\).*--seq-len 64.*/\1/p' |
+	awk '{ s += $1 } END { print s + 0 }')
 expect_eq "$(jqe "$tk" .longer)" "$logged" "tokens: records over seq_len as training counted them ($logged)"
 expect_eq "$(jqe "$tk" '.counted == .records and .tokens > .prompt_tokens and .min <= .mean and .mean <= .max')" \
 	"true" "tokens: totals consistent"
