@@ -13,15 +13,18 @@
  * on TCP) are refused by nng itself, which closes the pipe; rpc_conn.c
  * bounds the pipes.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include "audit.h"
 #include "auth.h"
@@ -273,6 +276,12 @@ struct rpc_server {
 	struct auth *auth;            /* signed requests over remote_listen */
 	nng_socket sock;
 	nng_listener tcp;             /* remote_listen; id 0 when off */
+	nng_listener ipc;             /* the control socket */
+	pthread_t watch;              /* listener_watch, when the socket is ipc:// */
+	int watching;
+	pthread_mutex_t watch_lock;   /* guards stop */
+	pthread_cond_t watch_wake;
+	int stop;
 	struct rpc_conns *conns;
 	struct rpc_pool *pool;
 	int n_ctx;
@@ -419,6 +428,122 @@ ctx_cb(void *arg)
 	}
 }
 
+/* nng 1.5.2 (Debian 12's) stops accepting on a listener for good once a
+ * peer disconnects during the SP handshake (nng issue #1518, fixed in
+ * 1.6.0): twenty connect-and-close calls by any member of the group
+ * silenced the control socket for everyone.  So a thread pings the
+ * socket every second as a client would, and when two pings in a row get
+ * no reply, starts the listener again. */
+#define WATCH_PROBE_MS 1000
+
+/* 1 when the control socket answers a Ping within WATCH_PROBE_MS, as a
+ * client on a fresh connection would see it. */
+static int
+listener_answers(const char *url)
+{
+	Ft__Request req = FT__REQUEST__INIT;
+	Ft__PingRequest ping = FT__PING_REQUEST__INIT;
+	nng_socket s;
+	nng_msg *m = NULL;
+	uint8_t *buf;
+	size_t len;
+	int ok = 0;
+
+	req.protocol_version = FT_PROTOCOL_VERSION;
+	req.body_case = FT__REQUEST__BODY_PING;
+	req.ping = &ping;
+	if (ft_request_encode(&req, &buf, &len) != 0)
+		return 1;       /* our own shortage, not the listener's */
+	if (nng_req0_open(&s) != 0) {
+		free(buf);
+		return 1;
+	}
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, WATCH_PROBE_MS);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, WATCH_PROBE_MS);
+	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if (nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK) == 0 && nng_send(s, buf, len, 0) == 0 &&
+	    nng_recvmsg(s, &m, 0) == 0) {
+		ok = 1;
+		nng_msg_free(m);
+	}
+	nng_close(s);
+	free(buf);
+	return ok;
+}
+
+/* Closes the broken IPC listener and starts another on the same URL. */
+static int
+listener_restart(struct rpc_server *srv)
+{
+	const char *url = srv->d->cfg.socket_url;
+	nng_listener l;
+	int rv;
+
+	nng_listener_close(srv->ipc);
+	if ((rv = nng_listener_create(&l, srv->sock, url)) != 0 ||
+	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660)) != 0) {
+		log_error("rpc: %s: cannot listen again: %s", url, nng_strerror(rv));
+		return -1;
+	}
+	rpc_conns_listener_set(srv->conns, RPC_CONN_IPC, l);
+	if ((rv = nng_listener_start(l, 0)) != 0) {
+		log_error("rpc: %s: cannot listen again: %s", url, nng_strerror(rv));
+		nng_listener_close(l);
+		return -1;
+	}
+	srv->ipc = l;
+	return 0;
+}
+
+static void *
+listener_watch(void *arg)
+{
+	struct rpc_server *srv = arg;
+	struct timespec ts;
+	int missed = 0;
+
+	pthread_mutex_lock(&srv->watch_lock);
+	while (!srv->stop) {
+		pthread_mutex_unlock(&srv->watch_lock);
+		missed = listener_answers(srv->d->cfg.socket_url) ? 0 : missed + 1;
+		if (missed == 2) {
+			log_warn("rpc: %s stopped accepting connections (a peer left during its "
+			    "handshake: nng 1.5's listener bug); listening again", srv->d->cfg.socket_url);
+			if (listener_restart(srv) == 0)
+				missed = 0;
+		}
+		pthread_mutex_lock(&srv->watch_lock);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec++;
+		while (!srv->stop && pthread_cond_timedwait(&srv->watch_wake, &srv->watch_lock, &ts) == 0)
+			;
+	}
+	pthread_mutex_unlock(&srv->watch_lock);
+	return NULL;
+}
+
+/* Starts listener_watch for an ipc:// socket; 0, or -1 with err. */
+static int
+listener_watch_start(struct rpc_server *srv, char *err, size_t err_len)
+{
+	pthread_condattr_t ca;
+	int rv;
+
+	if (strncmp(srv->d->cfg.socket_url, "ipc://", 6) != 0)
+		return 0;
+	pthread_mutex_init(&srv->watch_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->watch_wake, &ca);
+	pthread_condattr_destroy(&ca);
+	if ((rv = pthread_create(&srv->watch, NULL, listener_watch, srv)) != 0) {
+		snprintf(err, err_len, "control socket watch: %s", strerror(rv));
+		return -1;
+	}
+	srv->watching = 1;
+	return 0;
+}
+
 int
 rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t err_len)
 {
@@ -460,6 +585,7 @@ rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t er
 		goto fail;
 	}
 	lim[RPC_CONN_IPC].listener = l;
+	srv->ipc = l;
 	/* Owner and group only: users in the daemon's group may connect. */
 	if (strncmp(cfg->socket_url, "ipc://", 6) == 0 &&
 	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660)) != 0) {
@@ -511,6 +637,8 @@ rpc_server_start(struct ftuned *d, struct rpc_server **out, char *err, size_t er
 		srv->ctxs[i].state = CTX_RECV;
 		nng_ctx_recv(srv->ctxs[i].ctx, srv->ctxs[i].aio);
 	}
+	if (listener_watch_start(srv, err, err_len) != 0)
+		goto fail;
 	*out = srv;
 	return 0;
 fail:
@@ -532,6 +660,13 @@ rpc_server_stop(struct rpc_server *srv)
 {
 	if (srv == NULL)
 		return;
+	if (srv->watching) {
+		pthread_mutex_lock(&srv->watch_lock);
+		srv->stop = 1;
+		pthread_cond_signal(&srv->watch_wake);
+		pthread_mutex_unlock(&srv->watch_lock);
+		pthread_join(srv->watch, NULL);
+	}
 	if (srv->pool != NULL)
 		rpc_pool_stop(srv->pool);
 	for (int i = 0; i < srv->n_ctx; i++)

@@ -131,12 +131,14 @@ pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
 	uint8_t peer[16];
 	uint64_t now = ftuned_now_ms(), refused = 0;
 	char who[INET6_ADDRSTRLEN + 32];
-	int cls = class_of(c, p);
+	int cls;
 
 	(void)ev;
-	if (cls < 0)
-		return;
 	pthread_mutex_lock(&c->lock);
+	if ((cls = class_of(c, p)) < 0) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
 	if (peer_of(p, cls, peer, who, sizeof(who)) == 0 &&
 	    (bound = conn_admit(c, p, cls, peer)) == NULL) {
 		pthread_mutex_unlock(&c->lock);
@@ -184,6 +186,14 @@ mark(struct rpc_conns *c, nng_pipe p, int delta)
 		c->v[i].busy += delta;
 		c->v[i].last_ms = ftuned_now_ms();
 	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void
+rpc_conns_listener_set(struct rpc_conns *c, int cls, nng_listener l)
+{
+	pthread_mutex_lock(&c->lock);
+	c->lim[cls].listener = l;
 	pthread_mutex_unlock(&c->lock);
 }
 

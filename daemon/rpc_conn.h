@@ -37,6 +37,10 @@ int rpc_conns_open(nng_socket sock, const struct rpc_conn_limits lim[RPC_CONN_CL
 
 /* rpc_conns_busy marks p as having a request being served: it has
  * completed a message and is not idle until rpc_conns_idle. */
+/* rpc_conns_listener_set classes the pipes of l as cls from now on (a
+ * listener started again in place of a broken one). */
+void rpc_conns_listener_set(struct rpc_conns *c, int cls, nng_listener l);
+
 void rpc_conns_busy(struct rpc_conns *c, nng_pipe p);
 
 /* rpc_conns_idle marks the reply to p's request as handed to nng; its idle

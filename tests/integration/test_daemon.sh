@@ -46,6 +46,21 @@ expect_eq "$(curl -s -o /dev/null -w '%{http_code}' "${url}folder/")" "404" "no 
 "$FT_BIN/tests/rpc_abuse" "$sock" 65536 || fail "rpc_abuse"
 pass "control socket survives abuse"
 
+# Peers that leave during the SP handshake break nng 1.5's listener for
+# everyone (nng issue #1518); the daemon notices and listens again.
+/usr/bin/python3 - "${FT_SOCKET#ipc://}" <<'PY' || fail "connect-and-close peers"
+import socket, sys
+for _ in range(20):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.close()
+PY
+answered=0
+for _ in 1 2 3 4 5 6; do
+	if "$FT_BIN/client/ftctl" status >/dev/null 2>&1; then answered=1; break; fi
+done
+expect_eq "$answered" 1 "the control socket answers again after peers left mid-handshake"
+
 # A second daemon on the same state directory is refused.
 "$FT_BIN/daemon/ftuned" -d -f "$FT_TMP/ftuned.conf" --state-dir "$FT_STATE" --socket "ipc://$FT_TMP/second.sock" --http "" 2>"$FT_TMP/second.log"
 expect_eq "$?" "1" "second daemon on the same state refused"
