@@ -109,17 +109,13 @@ fte__json_loadb(const char *buf, size_t len, json_error_t *err)
 }
 
 int
-fte__json_load(const char *path, json_t **out)
+fte__file_read(const char *path, char **out, size_t *out_len)
 {
-	json_error_t err;
-	json_t *j;
 	char *buf = NULL;
 	size_t len = 0, cap = 0, n;
 	FILE *fp;
 	int rc;
 
-	/* read whole, through stdio's buffer (json_loadfd reads a byte per
-	 * system call) */
 	if ((rc = fte__fopen(path, &fp)) != FTE_OK)
 		return rc;
 	do {
@@ -137,10 +133,30 @@ fte__json_load(const char *path, json_t **out)
 	} while (n > 0);
 	rc = ferror(fp) ? fte_error_set(FTE_EIO, "%s: read failed", path) : FTE_OK;
 	fclose(fp);
-	j = rc == FTE_OK ? fte__json_loadb(buf, len, &err) : NULL;
-	free(buf);
-	if (rc != FTE_OK)
+	if (rc != FTE_OK) {
+		free(buf);
 		return rc;
+	}
+	*out = buf;
+	*out_len = len;
+	return FTE_OK;
+}
+
+int
+fte__json_load(const char *path, json_t **out)
+{
+	json_error_t err;
+	json_t *j;
+	char *buf;
+	size_t len;
+	int rc;
+
+	/* read whole, through stdio's buffer (json_loadfd reads a byte per
+	 * system call) */
+	if ((rc = fte__file_read(path, &buf, &len)) != FTE_OK)
+		return rc;
+	j = fte__json_loadb(buf, len, &err);
+	free(buf);
 	if (j == NULL)
 		return fte__json_parse_error(path, &err);
 	if (!json_is_object(j)) {

@@ -130,6 +130,11 @@ int fte__file_copy(const char *src, const char *dst);
 int fte__file_open(const char *path, int *fd);
 int fte__fopen(const char *path, FILE **fp);
 
+/* fte__file_read reads the whole file at path (opened as fte__fopen does)
+ * into a malloc'd *out of *out_len bytes; FTE_* codes, *out untouched on
+ * failure. */
+int fte__file_read(const char *path, char **out, size_t *out_len);
+
 /* fte__json_parse_error reports a JSON syntax error by line and column
  * only: jansson's text quotes the bytes it stopped at, and a message must
  * never show a file's contents. */

@@ -1268,30 +1268,14 @@ static const char *const hf_tokenizer_files[] = {
 static int
 copy_checked(const char *from, const char *to, const char *name)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
+	char *buf;
+	size_t len;
 	fte__afile af;
-	FILE *in;
 	int rc;
 
-	if ((rc = fte__fopen(from, &in)) != FTE_OK)
+	if ((rc = fte__file_read(from, &buf, &len)) != FTE_OK)
 		return rc;
-	do {
-		if (len == cap) {
-			char *nb = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
-			if (nb == NULL) {
-				free(buf);
-				fclose(in);
-				return fte_error_set(FTE_ENOMEM, "%s: out of memory", from);
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len, in);
-		len += n;
-	} while (n > 0);
-	rc = ferror(in) ? fte_error_set(FTE_EIO, "%s: read failed", from) : FTE_OK;
-	fclose(in);
-	if (rc == FTE_OK && (rc = fte_file_check(name, buf, len)) != FTE_OK) {
+	if ((rc = fte_file_check(name, buf, len)) != FTE_OK) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s", fte_last_error());
 		rc = fte_error_set(rc, "%s: %s", from, msg);
